@@ -1,0 +1,125 @@
+"""Which implementation runs the passes over x: the Triton kernels or plain torch ops.
+
+Both compute the same three primitives of SPEC §3 (row moments, row gradient sums, the
+row-affine apply); the mix on small tensors is shared. CUDA tensors use the kernels. CPU
+tensors use torch ops, or the kernels through Triton's interpreter when TRITON_INTERPRET=1
+was set before `mn_triton` was imported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+
+from .kernels import apply as _apply_kernels
+from .kernels import moments as _moment_kernels
+
+INTERPRETING = os.environ.get("TRITON_INTERPRET", "0") == "1"
+_BACKENDS = ("auto", "triton", "torch")
+_backend = "auto"
+
+
+def set_backend(name: str) -> None:
+    """'auto' (default), 'triton' (always the kernels) or 'torch' (always torch ops)."""
+    global _backend
+    if name not in _BACKENDS:
+        raise ValueError(f"backend must be one of {_BACKENDS}, got {name!r}")
+    _backend = name
+
+
+def get_backend() -> str:
+    return _backend
+
+
+@contextlib.contextmanager
+def use_backend(name: str) -> Iterator[None]:
+    """Run a block with another backend, e.g. `with use_backend('torch'): ...`."""
+    previous = _backend
+    set_backend(name)
+    try:
+        yield
+    finally:
+        set_backend(previous)
+
+
+def uses_kernels(x: Tensor) -> bool:
+    if _backend == "torch":
+        return False
+    if x.is_cuda:
+        return True
+    if _backend == "triton" and not INTERPRETING:
+        raise RuntimeError(
+            "mn_triton: the 'triton' backend on CPU tensors needs Triton's interpreter; set "
+            "TRITON_INTERPRET=1 before importing mn_triton, or use the 'torch' backend."
+        )
+    return INTERPRETING and x.device.type == "cpu"
+
+
+# ------------------------------ torch-op versions -------------------------------------
+
+
+def _rows(x: Tensor, dtype: torch.dtype) -> Tensor:
+    return x.reshape(x.shape[0], x.shape[1], -1).to(dtype)
+
+
+def _per_row(t: Tensor, ndim: int) -> Tensor:
+    return t.reshape(t.shape + (1,) * (ndim - 2))
+
+
+def _row_moments_torch(x: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
+    rows = _rows(x, dtype)
+    shift = rows[:, :, 0].clone(memory_format=torch.contiguous_format)
+    dev = rows - shift.unsqueeze(-1)
+    return shift, dev.mean(dim=-1), dev.var(dim=-1, correction=0)
+
+
+def _row_grad_sums_torch(x: Tensor, dy: Tensor, shift: Tensor) -> tuple[Tensor, Tensor]:
+    dy_rows = _rows(dy, shift.dtype)
+    dev = _rows(x, shift.dtype) - shift.unsqueeze(-1)
+    return dy_rows.sum(dim=-1), (dy_rows * dev).sum(dim=-1)
+
+
+def _row_affine_torch(x, shift, x_scale, bias, dy=None, dy_scale=None) -> Tensor:  # noqa: ANN001
+    nd = x.dim()
+    value = (x.to(shift.dtype) - _per_row(shift, nd)) * _per_row(x_scale, nd) + _per_row(bias, nd)
+    if dy is not None:
+        value = value + dy.to(shift.dtype) * _per_row(dy_scale, nd)
+    return torch.empty_like(x).copy_(value)
+
+
+# ------------------------------------ dispatch ---------------------------------------
+
+
+def row_moments(x: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-row (n, c) shift s = x[n, c, 0], mean of x − s, biased variance; each (N, C).
+
+    Like the other primitives, needs an input with at least one element.
+    """
+    if uses_kernels(x):
+        return _moment_kernels.row_moments(x, dtype)
+    return _row_moments_torch(x, dtype)
+
+
+def row_grad_sums(x: Tensor, dy: Tensor, shift: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-row Σ dy and Σ dy·(x − s); each (N, C)."""
+    if uses_kernels(x):
+        return _moment_kernels.row_grad_sums(x, dy, shift)
+    return _row_grad_sums_torch(x, dy, shift)
+
+
+def row_affine(
+    x: Tensor,
+    shift: Tensor,
+    x_scale: Tensor,
+    bias: Tensor,
+    dy: Tensor | None = None,
+    dy_scale: Tensor | None = None,
+) -> Tensor:
+    """(x − s)·x_scale + bias [+ dy·dy_scale] per row, in x's dtype and layout."""
+    if uses_kernels(x):
+        return _apply_kernels.row_affine(x, shift, x_scale, bias, dy, dy_scale)
+    return _row_affine_torch(x, shift, x_scale, bias, dy, dy_scale)

@@ -1,0 +1,119 @@
+"""Functional Mode Normalization and Mode Group Normalization (the fast path).
+
+Same signatures as `reference.functional`. Arguments are checked here, before any kernel
+runs; the work happens in the custom ops of `mn_triton.ops`.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from reference._base import check_batch_for_training, update_running_stats
+
+from . import ops
+
+
+def _check_tensor(name: str, t: Tensor | None, shape: tuple[int, ...], x: Tensor, fn: str) -> None:
+    if t is None:
+        return
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{fn}: {name} must be a Tensor or None, got {type(t).__name__}")
+    if tuple(t.shape) != shape:
+        raise ValueError(f"{fn}: {name} must have shape {shape}, got {tuple(t.shape)}")
+    if not t.is_floating_point():
+        raise TypeError(f"{fn}: {name} must be floating point, got {t.dtype}")
+    if t.device != x.device:
+        raise ValueError(f"{fn}: {name} is on {t.device} but the input is on {x.device}")
+
+
+def _check_input(x: Tensor, fn: str) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{fn}: input must be a Tensor, got {type(x).__name__}")
+    if x.dim() < 2:
+        raise ValueError(f"{fn}: expected input of shape (N, C, *S), got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"{fn}: expected a floating-point input, got dtype {x.dtype}")
+
+
+def _check_gate(gate_weight: Tensor, gate_bias: Tensor | None, in_features: int, x, fn):  # noqa: ANN001
+    if not isinstance(gate_weight, Tensor) or gate_weight.dim() != 2:
+        raise ValueError(f"{fn}: gate_weight must be a 2-D tensor (num_modes, {in_features})")
+    k = gate_weight.shape[0]
+    if k < 1:
+        raise ValueError(f"{fn}: gate_weight must have at least one mode (row)")
+    _check_tensor("gate_weight", gate_weight, (k, in_features), x, fn)
+    _check_tensor("gate_bias", gate_bias, (k,), x, fn)
+    return k
+
+
+def mode_norm(
+    input: Tensor,
+    gate_weight: Tensor,
+    gate_bias: Tensor | None,
+    running_mean: Tensor | None = None,
+    running_mean_sq: Tensor | None = None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float | Tensor = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Mode Normalization (SPEC §1) of `input` of shape (N, C, *S).
+
+    `training=True` normalises with the batch's gate-weighted statistics and, if running
+    estimates are given, updates them in place with weight `momentum`; `training=False`
+    normalises with the running estimates (which must be given). Gates are always computed
+    from each sample's own channel means.
+    """
+    fn = "mode_norm"
+    _check_input(input, fn)
+    c = input.shape[1]
+    k = _check_gate(gate_weight, gate_bias, c, input, fn)
+    for name, t in (("weight", weight), ("bias", bias)):
+        _check_tensor(name, t, (c,), input, fn)
+    for name, t in (("running_mean", running_mean), ("running_mean_sq", running_mean_sq)):
+        _check_tensor(name, t, (k, c), input, fn)
+    if (running_mean is None) != (running_mean_sq is None):
+        raise ValueError(f"{fn}: give both running_mean and running_mean_sq, or neither")
+    if not eps > 0:
+        raise ValueError(f"{fn}: eps must be > 0, got {eps!r}")
+    if training:
+        check_batch_for_training(input, fn)
+    elif running_mean is None:
+        raise ValueError(f"{fn}: training=False needs running_mean and running_mean_sq")
+
+    y, _, _, _, mode_mean, mode_var = ops.mode_norm_forward(
+        input, gate_weight, gate_bias, weight, bias,
+        None if training else running_mean, None if training else running_mean_sq,
+        training, float(eps),
+    )  # fmt: skip
+    if training and running_mean is not None and input.numel() > 0:
+        update_running_stats(running_mean, running_mean_sq, mode_mean, mode_var, momentum)
+    return y
+
+
+def mode_group_norm(
+    input: Tensor,
+    gate_weight: Tensor,
+    gate_bias: Tensor | None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Mode Group Normalization (SPEC §2) of `input` of shape (N, C, *S).
+
+    Statistics are per sample, so training and evaluation compute the same function.
+    """
+    fn = "mode_group_norm"
+    _check_input(input, fn)
+    _check_gate(gate_weight, gate_bias, 1, input, fn)
+    c = input.shape[1]
+    for name, t in (("weight", weight), ("bias", bias)):
+        _check_tensor(name, t, (c,), input, fn)
+    if not eps > 0:
+        raise ValueError(f"{fn}: eps must be > 0, got {eps!r}")
+    y, *_ = ops.mode_group_norm_forward(input, gate_weight, gate_bias, weight, bias, float(eps))
+    return y
+
+
+__all__ = ["mode_norm", "mode_group_norm"]

@@ -1,0 +1,155 @@
+"""How the kernels see a tensor of shape (N, C, *S): N·C rows of L = prod(S) elements.
+
+A row (n, c) starts at `n·stride_n + c·stride_c`. Its L elements are addressed through at
+most two strided spatial levels, `l = outer·inner_size + inner`, so contiguous (NCHW),
+channels_last, batch- or channel-sliced views and most spatially sliced views are read in
+place. Spatial dims are merged wherever every tensor of a call allows it; a layout that still
+needs three levels (a 3-D input sliced in two spatial dims) is copied to contiguous first.
+
+The same plan also picks the tile shape and, for reductions, how many programs share a row.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+# Elements per tile (BLOCK_ROWS × BLOCK_LEN). Module-level so tests can shrink them to make
+# small shapes walk several tiles and several reduction splits.
+MAX_TILE = 2048
+MAX_BLOCK_LEN = 1024
+# Reductions over long rows split each row across programs until at least this many
+# programs per streaming multiprocessor run (CUDA), or this many programs in all (CPU, where
+# the interpreter pays ~5 ms per program, so one program is the fastest choice).
+PROGRAMS_PER_SM = 4
+CPU_TARGET_PROGRAMS = 1
+
+
+@dataclass(frozen=True)
+class RowStrides:
+    """One tensor's strides for the row view: (n, c, outer spatial, inner spatial)."""
+
+    n: int
+    c: int
+    outer: int
+    inner: int
+
+
+def strides_tuple(s: RowStrides) -> tuple[int, int, int, int]:
+    """The four strides in kernel-argument order."""
+    return s.n, s.c, s.outer, s.inner
+
+
+@dataclass(frozen=True)
+class RowPlan:
+    """Geometry shared by the tensors of one kernel call, plus the chosen tiling."""
+
+    rows: int  # N·C
+    channels: int  # C
+    length: int  # L
+    inner_size: int  # size of the inner spatial level (== length for one level)
+    block_rows: int
+    block_len: int
+    num_warps: int
+
+    @property
+    def two_level(self) -> bool:
+        return self.inner_size != self.length
+
+
+def _merge_spatial_dims(tensors: tuple[Tensor, ...]) -> list[tuple[int, list[int]]] | None:
+    """Spatial dims as (size, per-tensor strides), merged where every tensor allows it."""
+    merged: list[tuple[int, list[int]]] = []
+    for dim in range(2, tensors[0].dim()):
+        size = tensors[0].size(dim)
+        if size == 1:
+            continue  # a size-1 dim has no extent; its stride is meaningless
+        strides = [t.stride(dim) for t in tensors]
+        if merged and all(
+            outer == inner * size for outer, inner in zip(merged[-1][1], strides, strict=True)
+        ):
+            merged[-1] = (merged[-1][0] * size, strides)
+        else:
+            merged.append((size, strides))
+    return merged if len(merged) <= 2 else None
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << max(int(n) - 1, 0).bit_length()
+
+
+def _choose_tile(rows: int, length: int, channels_contiguous: bool) -> tuple[int, int, int]:
+    if channels_contiguous:
+        # channels_last: neighbouring channels are neighbours in memory, so a tile spans
+        # many channels and fewer positions.
+        block_rows = min(_next_pow2(rows), 128, MAX_TILE)
+        block_len = max(1, min(_next_pow2(length), MAX_TILE // block_rows, MAX_BLOCK_LEN))
+    else:
+        # Rows are contiguous runs: a tile spans as much of a row as fits, then more rows
+        # (short rows, e.g. 7×7 maps or (N, C) inputs, put many rows in one program).
+        block_len = min(_next_pow2(length), MAX_TILE, MAX_BLOCK_LEN)
+        block_rows = max(1, min(_next_pow2(rows), MAX_TILE // block_len))
+    num_warps = 8 if block_rows * block_len >= 4096 else 4
+    return block_rows, block_len, num_warps
+
+
+def plan_rows(*tensors: Tensor) -> tuple[RowPlan, list[RowStrides]] | None:
+    """Plan a call over same-shaped tensors; None if their layouts need three spatial levels."""
+    x = tensors[0]
+    n, c = x.shape[0], x.shape[1]
+    merged = _merge_spatial_dims(tensors)
+    if merged is None:
+        return None
+    if not merged:
+        length, inner_size = 1, 1
+        outer_strides, inner_strides = [0] * len(tensors), [0] * len(tensors)
+    elif len(merged) == 1:
+        length = inner_size = merged[0][0]
+        outer_strides, inner_strides = [0] * len(tensors), merged[0][1]
+    else:
+        (outer_size, outer_strides), (inner_size, inner_strides) = merged
+        length = outer_size * inner_size
+    strides = [
+        RowStrides(t.stride(0), t.stride(1), so, si)
+        for t, so, si in zip(tensors, outer_strides, inner_strides, strict=True)
+    ]
+    lead = strides[0]
+    channels_contiguous = lead.c == 1 and lead.inner != 1 and c > 1
+    block_rows, block_len, num_warps = _choose_tile(n * c, length, channels_contiguous)
+    plan = RowPlan(n * c, c, length, inner_size, block_rows, block_len, num_warps)
+    return plan, strides
+
+
+def plan_rows_or_copy(*tensors: Tensor) -> tuple[tuple[Tensor, ...], RowPlan, list[RowStrides]]:
+    """Like `plan_rows`, copying to contiguous the rare layouts the kernels cannot address."""
+    planned = plan_rows(*tensors)
+    if planned is None:
+        tensors = tuple(t.contiguous() for t in tensors)
+        planned = plan_rows(*tensors)
+        assert planned is not None  # contiguous tensors merge into one spatial level
+    return (tensors, *planned)
+
+
+@functools.lru_cache(maxsize=16)
+def _sm_count(device_index: int) -> int:
+    return torch.cuda.get_device_properties(device_index).multi_processor_count
+
+
+def reduction_split(plan: RowPlan, device: torch.device) -> tuple[int, int]:
+    """(elements per split, number of splits) so that enough programs share the work.
+
+    Splits are whole multiples of the tile length; partial results are merged afterwards.
+    """
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        target = PROGRAMS_PER_SM * _sm_count(index)
+    else:
+        target = CPU_TARGET_PROGRAMS
+    row_blocks = -(-plan.rows // plan.block_rows)
+    tiles_per_row = -(-plan.length // plan.block_len)
+    splits = max(1, min(-(-target // row_blocks), tiles_per_row))
+    split_len = -(-tiles_per_row // splits) * plan.block_len
+    return split_len, -(-plan.length // split_len)

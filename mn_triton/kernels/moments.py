@@ -1,0 +1,168 @@
+"""Row reductions: the one pass over x forward, and the one pass over (x, dy) backward.
+
+Forward, per row (n, c): a shift s = x[n, c, 0] (a value of the row itself, so x − s is
+exact for nearby values and small for data with a large common offset), the mean of x − s,
+and the biased variance. The variance is accumulated tile by tile with Chan et al.'s merge
+of (count, mean, M2) triples, never as E[x²] − E[x]².
+
+Backward, per row: Σ dy and Σ dy·(x − s).
+
+Long rows may be split across several programs (`reduction_split`); each program writes a
+partial result and `_merge_*` combines them.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from .addressing import position_offsets, row_offsets
+from .layout import RowPlan, plan_rows_or_copy, reduction_split
+from .layout import strides_tuple as _strides
+
+
+@triton.jit
+def _row_moments_kernel(
+    X, SHIFT, MEAN, VAR,
+    rows_total, channels, length, inner_size,
+    stride_n, stride_c, stride_outer, stride_inner,
+    split_len, num_splits,
+    BLOCK_ROWS: tl.constexpr, BLOCK_LEN: tl.constexpr,
+    TWO_LEVEL: tl.constexpr, ACC_FP64: tl.constexpr,
+):  # fmt: skip
+    acc_dtype = tl.float64 if ACC_FP64 else tl.float32
+    pid_rows = tl.program_id(0)
+    pid_split = tl.program_id(1)
+    rows = pid_rows * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
+    row_ok = rows < rows_total
+    row_ptr = X + row_offsets(rows, channels, stride_n, stride_c)
+    shift = tl.load(row_ptr, mask=row_ok, other=0.0).to(acc_dtype)
+
+    start = pid_split * split_len
+    stop = tl.minimum(start + split_len, length)
+    mean = tl.zeros([BLOCK_ROWS], dtype=acc_dtype)
+    m2 = tl.zeros([BLOCK_ROWS], dtype=acc_dtype)
+    for tile_start in range(start, stop, BLOCK_LEN):
+        cols = tile_start + tl.arange(0, BLOCK_LEN)
+        mask = row_ok[:, None] & (cols < stop)[None, :]
+        offs = position_offsets(cols, inner_size, stride_outer, stride_inner, TWO_LEVEL)
+        x = tl.load(row_ptr[:, None] + offs[None, :], mask=mask, other=0.0).to(acc_dtype)
+        d = tl.where(mask, x - shift[:, None], 0.0)
+        # The tile's own (count, mean, M2), centred on the tile mean ...
+        tile_count = tl.minimum(stop - tile_start, BLOCK_LEN).to(acc_dtype)
+        tile_mean = tl.sum(d, axis=1) / tile_count
+        centred = tl.where(mask, d - tile_mean[:, None], 0.0)
+        tile_m2 = tl.sum(centred * centred, axis=1)
+        # ... merged into the running triple (Chan, Golub & LeVeque).
+        count = (tile_start - start).to(acc_dtype)
+        total = count + tile_count
+        delta = tile_mean - mean
+        mean += delta * (tile_count / total)
+        m2 += tile_m2 + delta * delta * (count * tile_count / total)
+
+    out = rows * num_splits + pid_split
+    if pid_split == 0:
+        tl.store(SHIFT + rows, shift, mask=row_ok)
+    tl.store(MEAN + out, mean, mask=row_ok)
+    tl.store(VAR + out, m2 / (stop - start).to(acc_dtype), mask=row_ok)
+
+
+@triton.jit
+def _row_grad_sums_kernel(
+    X, DY, SHIFT, SUM_DY, SUM_DY_XS,
+    rows_total, channels, length, inner_size,
+    sx_n, sx_c, sx_outer, sx_inner,
+    sdy_n, sdy_c, sdy_outer, sdy_inner,
+    split_len, num_splits,
+    BLOCK_ROWS: tl.constexpr, BLOCK_LEN: tl.constexpr,
+    TWO_LEVEL: tl.constexpr, ACC_FP64: tl.constexpr,
+):  # fmt: skip
+    acc_dtype = tl.float64 if ACC_FP64 else tl.float32
+    pid_rows = tl.program_id(0)
+    pid_split = tl.program_id(1)
+    rows = pid_rows * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
+    row_ok = rows < rows_total
+    x_ptr = X + row_offsets(rows, channels, sx_n, sx_c)
+    dy_ptr = DY + row_offsets(rows, channels, sdy_n, sdy_c)
+    shift = tl.load(SHIFT + rows, mask=row_ok, other=0.0)
+
+    start = pid_split * split_len
+    stop = tl.minimum(start + split_len, length)
+    acc_dy = tl.zeros([BLOCK_ROWS, BLOCK_LEN], dtype=acc_dtype)
+    acc_dy_xs = tl.zeros([BLOCK_ROWS, BLOCK_LEN], dtype=acc_dtype)
+    for tile_start in range(start, stop, BLOCK_LEN):
+        cols = tile_start + tl.arange(0, BLOCK_LEN)
+        mask = row_ok[:, None] & (cols < stop)[None, :]
+        x_offs = position_offsets(cols, inner_size, sx_outer, sx_inner, TWO_LEVEL)
+        dy_offs = position_offsets(cols, inner_size, sdy_outer, sdy_inner, TWO_LEVEL)
+        x = tl.load(x_ptr[:, None] + x_offs[None, :], mask=mask, other=0.0).to(acc_dtype)
+        dy = tl.load(dy_ptr[:, None] + dy_offs[None, :], mask=mask, other=0.0).to(acc_dtype)
+        acc_dy += dy
+        acc_dy_xs += dy * tl.where(mask, x - shift[:, None], 0.0)
+
+    out = rows * num_splits + pid_split
+    tl.store(SUM_DY + out, tl.sum(acc_dy, axis=1), mask=row_ok)
+    tl.store(SUM_DY_XS + out, tl.sum(acc_dy_xs, axis=1), mask=row_ok)
+
+
+def _split_lengths(plan: RowPlan, split_len: int, num_splits: int, like: Tensor) -> Tensor:
+    counts = torch.full((num_splits,), float(split_len), dtype=like.dtype, device=like.device)
+    counts[-1] = plan.length - split_len * (num_splits - 1)
+    return counts
+
+
+def _merge_moments(mean: Tensor, var: Tensor, counts: Tensor) -> tuple[Tensor, Tensor]:
+    """Combine per-split (mean, var) of rows, shape (R, S), into per-row (mean, var)."""
+    weights = counts / counts.sum()
+    total_mean = (mean * weights).sum(dim=1)
+    spread = (mean - total_mean[:, None]) ** 2
+    return total_mean, ((var + spread) * weights).sum(dim=1)
+
+
+def row_moments(x: Tensor, stat_dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-row shift s = x[n, c, 0], mean of x − s and biased variance, each of shape (N, C)."""
+    (x,), plan, (strides,) = plan_rows_or_copy(x)
+    n, c = x.shape[:2]
+    split_len, num_splits = reduction_split(plan, x.device)
+    shift = torch.empty(plan.rows, dtype=stat_dtype, device=x.device)
+    mean = torch.empty((plan.rows, num_splits), dtype=stat_dtype, device=x.device)
+    var = torch.empty_like(mean)
+    grid = (triton.cdiv(plan.rows, plan.block_rows), num_splits)
+    _row_moments_kernel[grid](
+        x, shift, mean, var,
+        plan.rows, plan.channels, plan.length, plan.inner_size,
+        *_strides(strides),
+        split_len, num_splits,
+        BLOCK_ROWS=plan.block_rows, BLOCK_LEN=plan.block_len,
+        TWO_LEVEL=plan.two_level, ACC_FP64=stat_dtype == torch.float64,
+        num_warps=plan.num_warps,
+    )  # fmt: skip
+    if num_splits == 1:
+        mean, var = mean[:, 0], var[:, 0]
+    else:
+        mean, var = _merge_moments(mean, var, _split_lengths(plan, split_len, num_splits, mean))
+    return shift.view(n, c), mean.view(n, c), var.view(n, c)
+
+
+def row_grad_sums(x: Tensor, dy: Tensor, shift: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-row Σ dy and Σ dy·(x − s), each of shape (N, C), in `shift`'s dtype."""
+    (x, dy), plan, (x_strides, dy_strides) = plan_rows_or_copy(x, dy)
+    n, c = x.shape[:2]
+    split_len, num_splits = reduction_split(plan, x.device)
+    sum_dy = torch.empty((plan.rows, num_splits), dtype=shift.dtype, device=x.device)
+    sum_dy_xs = torch.empty_like(sum_dy)
+    grid = (triton.cdiv(plan.rows, plan.block_rows), num_splits)
+    _row_grad_sums_kernel[grid](
+        x, dy, shift, sum_dy, sum_dy_xs,
+        plan.rows, plan.channels, plan.length, plan.inner_size,
+        *_strides(x_strides), *_strides(dy_strides),
+        split_len, num_splits,
+        BLOCK_ROWS=plan.block_rows, BLOCK_LEN=plan.block_len,
+        TWO_LEVEL=plan.two_level, ACC_FP64=shift.dtype == torch.float64,
+        num_warps=plan.num_warps,
+    )  # fmt: skip
+    if num_splits > 1:
+        sum_dy, sum_dy_xs = sum_dy.sum(dim=1, keepdim=True), sum_dy_xs.sum(dim=1, keepdim=True)
+    return sum_dy.view(n, c), sum_dy_xs.view(n, c)

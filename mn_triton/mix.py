@@ -1,0 +1,321 @@
+"""The mix: small math between the two passes over x (SPEC §3).
+
+Input: per-row statistics from the moments pass, each (N, C) — a shift s (a value of the
+row), the mean of x − s, and the biased variance v. Output: per-row coefficients of the
+apply pass, y = (x − s)·scale + bias. The backward maps the per-row sums of the backward
+reduction pass, Σ dy and Σ dy·(x − s), to the coefficients of dx = dy·scale + (x − s)·e + f
+and to the parameter gradients. Nothing here is larger than (K, N, C).
+
+Precision: means are kept relative to a pivot (MN: sample 0's shift of each channel; MGN:
+channel 0's shift of each sample), so deviations such as m − μ_k are formed from small,
+exactly representable differences even when the data carry a large common offset.
+
+Notation (SPEC §1–2): m row means, g gates, w = g / N_k normalised gate weights, μ and σ²
+mode statistics, r = (σ² + ε)^-½, and per row a = Σ_k g·r, b = Σ_k g·(m − μ_k)·r (MN) or
+the (1/K) means over modes (MGN), so that y = α·(a·(x − m) + b) + β.
+
+The backward below is the hand-derived vector–Jacobian product of the forward; it is
+checked against autograd of the paper-literal reference with `gradcheck` in the tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from reference._base import MIN_MODE_MASS
+
+
+@dataclass
+class RowAffine:
+    """Per-row coefficients of the apply pass: out = (x − s)·scale + bias."""
+
+    scale: Tensor
+    bias: Tensor
+
+
+@dataclass
+class MixGrads:
+    """Coefficients of dx = dy·dy_scale + (x − s)·x_scale + bias, and parameter gradients."""
+
+    dy_scale: Tensor
+    x_scale: Tensor
+    bias: Tensor
+    gate_weight: Tensor
+    gate_bias: Tensor
+    weight: Tensor
+    bias_param: Tensor
+
+
+@dataclass
+class _ModeState:
+    """Everything the forward computes on small tensors; the backward recomputes it."""
+
+    m: Tensor  # row means (N, C)
+    gates: Tensor  # MN (N, K); MGN (N, C, K)
+    weights: Tensor | None  # gates / mode mass (batch statistics only)
+    dev: Tensor  # m − μ_k: MN (K, N, C); MGN (N, C, K)
+    mean: Tensor  # μ relative to the pivot: MN (K, C); MGN (N, K)
+    var: Tensor  # σ²: MN (K, C); MGN (N, K)
+    rstd: Tensor  # r = (σ² + ε)^-½, like var
+    a: Tensor  # per-row Σ_k g·r (MN) or mean_k r (MGN)
+    b: Tensor  # per-row Σ_k g·(m − μ_k)·r (MN) or mean_k (m − μ_k)·r (MGN)
+    pivot: Tensor  # what `mean` is relative to
+
+
+def _affine(param: Tensor | None, like: Tensor, fill: float) -> Tensor:
+    return torch.full_like(like[0], fill) if param is None else param.to(like.dtype)
+
+
+def _row_affine(state: _ModeState, mean_dev: Tensor, weight: Tensor | None, bias: Tensor | None):
+    """y = α·(a·(x − m) + b) + β written as (x − s)·scale + bias, using x − m = (x − s) − md."""
+    alpha = _affine(weight, mean_dev, 1.0)
+    beta = _affine(bias, mean_dev, 0.0)
+    scale = alpha * state.a
+    return RowAffine(scale, beta + alpha * state.b - mean_dev * scale)
+
+
+def _common_backward(
+    state: _ModeState,
+    mean_dev: Tensor,
+    sum_dy: Tensor,
+    sum_dy_xs: Tensor,
+    weight: Tensor | None,
+):
+    """Gradients through the apply step y = α·(a·(x − m) + b) + β, shared by MN and MGN.
+
+    Returns (da, db, dm, dweight, dbias, scale): gradients w.r.t. a, b, the row means m
+    (through the explicit x − m), the affine parameters, and the forward scale α·a.
+    """
+    alpha = _affine(weight, mean_dev, 1.0)
+    sum_dy_xm = sum_dy_xs - mean_dev * sum_dy  # Σ dy·(x − m)
+    d_bias = sum_dy.sum(dim=0)
+    d_weight = (sum_dy_xm * state.a + sum_dy * state.b).sum(dim=0)
+    scale = alpha * state.a
+    da = alpha * sum_dy_xm
+    db = alpha * sum_dy
+    dm = db * state.a - scale * sum_dy
+    return da, db, dm, d_weight, d_bias, scale
+
+
+def _dx_coefficients(dm: Tensor, dv: Tensor, mean_dev: Tensor, length: int):
+    """dx = … + dm/L + dv·2(x − m)/L, i.e. (x − s)·e + f with e = 2dv/L, f = dm/L − md·e."""
+    e = dv * (2.0 / length)
+    return e, dm / length - mean_dev * e
+
+
+def _softmax_backward(gates: Tensor, g_dg: Tensor) -> Tensor:
+    """Gradient w.r.t. the logits, given gates g and g ⊙ ∂L/∂g (modes in the last dim).
+
+    The usual g ⊙ ∂g − g·Σ_j g_j ∂g_j computes 1 − g_k implicitly and loses every digit of
+    it when a gate saturates (g_k → 1). Written as Σ_{j≠k} (g_j·g_k∂g_k − g_k·g_j∂g_j), it
+    only uses the small gates themselves, which softmax gives to full relative precision.
+    """
+    n_modes = gates.shape[-1]
+    others = 1.0 - torch.eye(n_modes, dtype=gates.dtype, device=gates.device)
+    return g_dg * (gates @ others) - gates * (g_dg @ others)
+
+
+# --------------------------------------------------------------------------------------
+# Mode Normalization: gates per sample, statistics per (mode, channel) over the batch.
+# --------------------------------------------------------------------------------------
+
+
+def _mode_norm_state(
+    shift: Tensor,
+    mean_dev: Tensor,
+    var_rows: Tensor,
+    gate_weight: Tensor,
+    gate_bias: Tensor | None,
+    running_mean: Tensor | None,
+    running_mean_sq: Tensor | None,
+    training: bool,
+    eps: float,
+) -> _ModeState:
+    dtype = shift.dtype
+    m = shift + mean_dev
+    gb = None if gate_bias is None else gate_bias.to(dtype)
+    gates = torch.softmax(F.linear(m, gate_weight.to(dtype), gb), dim=1)  # (N, K)
+    pivot = shift[:1]  # (1, C)
+    m_rel = (shift - pivot) + mean_dev
+    if training:
+        mass = gates.sum(dim=0).clamp_min(MIN_MODE_MASS)
+        weights = gates / mass
+        mean = weights.T @ m_rel  # (K, C)
+        dev = m_rel.unsqueeze(0) - mean.unsqueeze(1)  # (K, N, C)
+        var = torch.einsum("nk,knc->kc", weights, var_rows.unsqueeze(0) + dev * dev)
+    else:
+        weights = None
+        # σ² = ⟨x²⟩ − ⟨x⟩² of the stored estimates, formed in float64: with a large common
+        # offset the difference cancels most digits, and this keeps all the buffers hold.
+        running = running_mean.double()
+        var = (running_mean_sq.double() - running * running).clamp_min(0).to(dtype)
+        mean = running_mean.to(dtype) - pivot
+        dev = m_rel.unsqueeze(0) - mean.unsqueeze(1)
+    rstd = torch.rsqrt(var + eps)
+    a = gates @ rstd
+    b = torch.einsum("nk,knc,kc->nc", gates, dev, rstd)
+    return _ModeState(m, gates, weights, dev, mean, var, rstd, a, b, pivot)
+
+
+def mode_norm_forward(
+    shift: Tensor,
+    mean_dev: Tensor,
+    var_rows: Tensor,
+    gate_weight: Tensor,
+    gate_bias: Tensor | None,
+    weight: Tensor | None,
+    bias: Tensor | None,
+    running_mean: Tensor | None,
+    running_mean_sq: Tensor | None,
+    training: bool,
+    eps: float,
+) -> tuple[RowAffine, Tensor, Tensor]:
+    """Per-row coefficients, and the mode statistics (μ, σ²) of shape (K, C)."""
+    state = _mode_norm_state(
+        shift, mean_dev, var_rows, gate_weight, gate_bias,
+        running_mean, running_mean_sq, training, eps,
+    )  # fmt: skip
+    # Absolute μ = Σ_n w·m: the pivot enters with weight Σ_n w, which is 1, or 0 for a
+    # mode that got no gate mass (whose statistics are then 0, as in the reference).
+    pivot_weight = state.weights.sum(dim=0, keepdim=True).T if training else 1.0
+    mode_mean = state.mean + state.pivot * pivot_weight
+    return _row_affine(state, mean_dev, weight, bias), mode_mean, state.var
+
+
+def mode_norm_backward(
+    sum_dy: Tensor,
+    sum_dy_xs: Tensor,
+    length: int,
+    shift: Tensor,
+    mean_dev: Tensor,
+    var_rows: Tensor,
+    gate_weight: Tensor,
+    gate_bias: Tensor | None,
+    weight: Tensor | None,
+    running_mean: Tensor | None,
+    running_mean_sq: Tensor | None,
+    training: bool,
+    eps: float,
+) -> MixGrads:
+    s = _mode_norm_state(
+        shift, mean_dev, var_rows, gate_weight, gate_bias,
+        running_mean, running_mean_sq, training, eps,
+    )  # fmt: skip
+    da, db, dm, d_weight, d_bias, scale = _common_backward(s, mean_dev, sum_dy, sum_dy_xs, weight)
+    g = s.gates
+    # a = Σ_k g·r and b = Σ_k g·(m − μ_k)·r: into r, μ and (as g ⊙ ∂/∂g) into the gates.
+    d_rstd = g.T @ da + torch.einsum("nk,knc,nc->kc", g, s.dev, db)
+    g_dg = g * (da @ s.rstd.T + torch.einsum("knc,kc,nc->nk", s.dev, s.rstd, db))
+    if training:
+        # μ = Σ_n w·m and σ² = Σ_n w·(v + (m − μ)²), with w = g / N_k.
+        d_mean = -(g.T @ db) * s.rstd
+        d_var = -0.5 * s.rstd**3 * d_rstd
+        w = s.weights
+        dv = w @ d_var
+        dm = dm + 2.0 * torch.einsum("nk,knc,kc->nc", w, s.dev, d_var) + w @ d_mean
+        spread = var_rows.unsqueeze(0) + s.dev * s.dev - s.var.unsqueeze(1)
+        g_dg = g_dg + w * (
+            torch.einsum("kc,knc->nk", d_mean, s.dev) + torch.einsum("kc,knc->nk", d_var, spread)
+        )
+    else:
+        dv = torch.zeros_like(var_rows)  # running estimates carry no gradient
+    d_logits = _softmax_backward(g, g_dg)
+    dm = dm + d_logits @ gate_weight.to(dm.dtype)
+    e, f = _dx_coefficients(dm, dv, mean_dev, length)
+    return MixGrads(
+        dy_scale=scale,
+        x_scale=e,
+        bias=f,
+        gate_weight=d_logits.T @ s.m,
+        gate_bias=d_logits.sum(dim=0),
+        weight=d_weight,
+        bias_param=d_bias,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Mode Group Normalization: gates per (sample, channel), statistics per (sample, mode).
+# --------------------------------------------------------------------------------------
+
+
+def _mode_group_norm_state(
+    shift: Tensor,
+    mean_dev: Tensor,
+    var_rows: Tensor,
+    gate_weight: Tensor,
+    gate_bias: Tensor | None,
+    eps: float,
+) -> _ModeState:
+    dtype = shift.dtype
+    m = shift + mean_dev
+    gb = None if gate_bias is None else gate_bias.to(dtype)
+    gates = torch.softmax(F.linear(m.unsqueeze(-1), gate_weight.to(dtype), gb), dim=-1)
+    pivot = shift[:, :1]  # (N, 1)
+    m_rel = (shift - pivot) + mean_dev
+    mass = gates.sum(dim=1, keepdim=True).clamp_min(MIN_MODE_MASS)
+    weights = gates / mass  # (N, C, K)
+    mean = torch.einsum("nck,nc->nk", weights, m_rel)
+    dev = m_rel.unsqueeze(-1) - mean.unsqueeze(1)  # (N, C, K)
+    var = torch.einsum("nck,nck->nk", weights, var_rows.unsqueeze(-1) + dev * dev)
+    rstd = torch.rsqrt(var + eps)
+    a = rstd.mean(dim=1, keepdim=True)  # (N, 1): the same for every channel of a sample
+    b = (dev * rstd.unsqueeze(1)).mean(dim=-1)
+    return _ModeState(m, gates, weights, dev, mean, var, rstd, a, b, pivot)
+
+
+def mode_group_norm_forward(
+    shift: Tensor,
+    mean_dev: Tensor,
+    var_rows: Tensor,
+    gate_weight: Tensor,
+    gate_bias: Tensor | None,
+    weight: Tensor | None,
+    bias: Tensor | None,
+    eps: float,
+) -> RowAffine:
+    state = _mode_group_norm_state(shift, mean_dev, var_rows, gate_weight, gate_bias, eps)
+    return _row_affine(state, mean_dev, weight, bias)
+
+
+def mode_group_norm_backward(
+    sum_dy: Tensor,
+    sum_dy_xs: Tensor,
+    length: int,
+    shift: Tensor,
+    mean_dev: Tensor,
+    var_rows: Tensor,
+    gate_weight: Tensor,
+    gate_bias: Tensor | None,
+    weight: Tensor | None,
+    eps: float,
+) -> MixGrads:
+    s = _mode_group_norm_state(shift, mean_dev, var_rows, gate_weight, gate_bias, eps)
+    da, db, dm, d_weight, d_bias, scale = _common_backward(s, mean_dev, sum_dy, sum_dy_xs, weight)
+    n_modes = s.rstd.shape[1]
+    # a = mean_k r and b = mean_k (m − μ_k)·r: into r and μ (the gates only weigh statistics).
+    d_rstd = (da.sum(dim=1, keepdim=True) + torch.einsum("nc,nck->nk", db, s.dev)) / n_modes
+    d_mean = -db.sum(dim=1, keepdim=True) * s.rstd / n_modes
+    # μ = Σ_c w·m and σ² = Σ_c w·(v + (m − μ)²), with w = g / C_k.
+    d_var = -0.5 * s.rstd**3 * d_rstd
+    w = s.weights
+    dv = torch.einsum("nck,nk->nc", w, d_var)
+    dm = dm + torch.einsum("nck,nck->nc", w, 2.0 * s.dev * d_var.unsqueeze(1) + d_mean.unsqueeze(1))
+    spread = var_rows.unsqueeze(-1) + s.dev * s.dev - s.var.unsqueeze(1)
+    g_dg = w * (d_mean.unsqueeze(1) * s.dev + d_var.unsqueeze(1) * spread)
+    d_logits = _softmax_backward(s.gates, g_dg)  # (N, C, K)
+    gw = gate_weight.to(dm.dtype)[:, 0]
+    dm = dm + d_logits @ gw
+    e, f = _dx_coefficients(dm, dv, mean_dev, length)
+    return MixGrads(
+        dy_scale=scale,
+        x_scale=e,
+        bias=f,
+        gate_weight=torch.einsum("nck,nc->k", d_logits, s.m).unsqueeze(1),
+        gate_bias=d_logits.sum(dim=(0, 1)),
+        weight=d_weight,
+        bias_param=d_bias,
+    )

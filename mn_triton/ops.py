@@ -1,0 +1,237 @@
+"""Custom ops: one forward and one backward op per layer, so torch.compile sees them whole.
+
+Each forward op runs moments → mix → apply; each backward op runs the reduction over
+(x, dy) → mix backward → the dx pass. The ops carry fake (meta) implementations so that
+torch.compile traces shapes without running kernels, and the forward ops have their
+backward registered through `register_autograd`.
+
+The forward ops also return the per-row statistics (saved for the backward, which
+recomputes the small mix from them) and, for MN, the mode statistics (for the running
+estimates). Those extra outputs carry no gradient.
+
+No `from __future__ import annotations` here: `custom_op` reads the annotations.
+"""
+
+import torch
+from torch import Tensor
+
+from reference._base import stat_dtype
+
+from . import backend, mix
+
+
+def _row_length(x: Tensor) -> int:
+    return x[0, 0].numel() if x.shape[0] > 0 and x.shape[1] > 0 else 0
+
+
+def _stats_like(x: Tensor, *shape: int) -> Tensor:
+    return x.new_empty(shape, dtype=stat_dtype(x.dtype))
+
+
+# --------------------------------- Mode Normalization ---------------------------------
+
+
+@torch.library.custom_op("mn_triton::mode_norm_forward", mutates_args=())
+def mode_norm_forward(
+    x: Tensor,
+    gate_weight: Tensor,
+    gate_bias: Tensor | None,
+    weight: Tensor | None,
+    bias: Tensor | None,
+    running_mean: Tensor | None,
+    running_mean_sq: Tensor | None,
+    training: bool,
+    eps: float,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Returns (y, row shift, row mean − shift, row variance, mode mean, mode variance)."""
+    if x.numel() == 0:  # nothing to normalise; statistics are zeros (and go unused)
+        return _empty_forward(x, gate_weight.shape[0])
+    shift, mean_dev, var_rows = backend.row_moments(x, stat_dtype(x.dtype))
+    coeffs, mode_mean, mode_var = mix.mode_norm_forward(
+        shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias,
+        running_mean, running_mean_sq, training, eps,
+    )  # fmt: skip
+    y = backend.row_affine(x, shift, coeffs.scale, coeffs.bias)
+    return y, shift, mean_dev, var_rows, mode_mean.clone(), mode_var.clone()
+
+
+@mode_norm_forward.register_fake
+def _(x, gate_weight, gate_bias, weight, bias, running_mean, running_mean_sq, training, eps):  # noqa: ANN001
+    n, c, k = x.shape[0], x.shape[1], gate_weight.shape[0]
+    rows = [_stats_like(x, n, c) for _ in range(3)]
+    return (torch.empty_like(x), *rows, _stats_like(x, k, c), _stats_like(x, k, c))
+
+
+@torch.library.custom_op("mn_triton::mode_norm_backward", mutates_args=())
+def mode_norm_backward(
+    dy: Tensor,
+    x: Tensor,
+    shift: Tensor,
+    mean_dev: Tensor,
+    var_rows: Tensor,
+    gate_weight: Tensor,
+    gate_bias: Tensor | None,
+    weight: Tensor | None,
+    running_mean: Tensor | None,
+    running_mean_sq: Tensor | None,
+    training: bool,
+    eps: float,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Returns (dx, d gate weight, d gate bias, d weight, d bias); parameter gradients in the
+    statistics dtype (the autograd wrapper casts them to each parameter's dtype)."""
+    if x.numel() == 0:
+        return _empty_backward(x, gate_weight)
+    sum_dy, sum_dy_xs = backend.row_grad_sums(x, dy, shift)
+    grads = mix.mode_norm_backward(
+        sum_dy, sum_dy_xs, _row_length(x), shift, mean_dev, var_rows, gate_weight,
+        gate_bias, weight, running_mean, running_mean_sq, training, eps,
+    )  # fmt: skip
+    dx = backend.row_affine(x, shift, grads.x_scale, grads.bias, dy, grads.dy_scale)
+    return dx, grads.gate_weight, grads.gate_bias, grads.weight, grads.bias_param
+
+
+@mode_norm_backward.register_fake
+def _(dy, x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, *args):  # noqa: ANN001
+    return (torch.empty_like(x), *_fake_param_grads(x, gate_weight))
+
+
+def _mode_norm_setup_context(ctx, inputs, output) -> None:  # noqa: ANN001
+    x, gate_weight, gate_bias, weight, _, running_mean, running_mean_sq, training, eps = inputs
+    _, shift, mean_dev, var_rows, _, _ = output
+    if training:  # running estimates are updated in place after this op; never save them
+        running_mean = running_mean_sq = None
+    ctx.save_for_backward(
+        x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight,
+        running_mean, running_mean_sq,
+    )  # fmt: skip
+    ctx.training, ctx.eps = training, eps
+    ctx.param_dtypes = _dtypes(gate_weight, gate_bias, weight, inputs[4])
+    ctx.mark_non_differentiable(*output[1:])
+
+
+def _mode_norm_backward(ctx, dy, *_unused):  # noqa: ANN001
+    x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, rm, rms = ctx.saved_tensors
+    dx, *param_grads = mode_norm_backward(
+        dy, x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, rm, rms,
+        ctx.training, ctx.eps,
+    )  # fmt: skip
+    return dx, *_cast(param_grads, ctx.param_dtypes), None, None, None, None
+
+
+mode_norm_forward.register_autograd(_mode_norm_backward, setup_context=_mode_norm_setup_context)
+
+
+# ------------------------------ Mode Group Normalization ------------------------------
+
+
+@torch.library.custom_op("mn_triton::mode_group_norm_forward", mutates_args=())
+def mode_group_norm_forward(
+    x: Tensor,
+    gate_weight: Tensor,
+    gate_bias: Tensor | None,
+    weight: Tensor | None,
+    bias: Tensor | None,
+    eps: float,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Returns (y, row shift, row mean − shift, row variance)."""
+    if x.numel() == 0:
+        return _empty_forward(x)
+    shift, mean_dev, var_rows = backend.row_moments(x, stat_dtype(x.dtype))
+    coeffs = mix.mode_group_norm_forward(
+        shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, eps
+    )
+    y = backend.row_affine(x, shift, coeffs.scale, coeffs.bias)
+    return y, shift, mean_dev, var_rows
+
+
+@mode_group_norm_forward.register_fake
+def _(x, gate_weight, gate_bias, weight, bias, eps):  # noqa: ANN001
+    n, c = x.shape[0], x.shape[1]
+    return (torch.empty_like(x), *[_stats_like(x, n, c) for _ in range(3)])
+
+
+@torch.library.custom_op("mn_triton::mode_group_norm_backward", mutates_args=())
+def mode_group_norm_backward(
+    dy: Tensor,
+    x: Tensor,
+    shift: Tensor,
+    mean_dev: Tensor,
+    var_rows: Tensor,
+    gate_weight: Tensor,
+    gate_bias: Tensor | None,
+    weight: Tensor | None,
+    eps: float,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Returns (dx, d gate weight, d gate bias, d weight, d bias); parameter gradients in the
+    statistics dtype (the autograd wrapper casts them to each parameter's dtype)."""
+    if x.numel() == 0:
+        return _empty_backward(x, gate_weight)
+    sum_dy, sum_dy_xs = backend.row_grad_sums(x, dy, shift)
+    grads = mix.mode_group_norm_backward(
+        sum_dy, sum_dy_xs, _row_length(x), shift, mean_dev, var_rows, gate_weight,
+        gate_bias, weight, eps,
+    )  # fmt: skip
+    dx = backend.row_affine(x, shift, grads.x_scale, grads.bias, dy, grads.dy_scale)
+    return dx, grads.gate_weight, grads.gate_bias, grads.weight, grads.bias_param
+
+
+@mode_group_norm_backward.register_fake
+def _(dy, x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, eps):  # noqa: ANN001
+    return (torch.empty_like(x), *_fake_param_grads(x, gate_weight))
+
+
+def _mode_group_norm_setup_context(ctx, inputs, output) -> None:  # noqa: ANN001
+    x, gate_weight, gate_bias, weight, _, eps = inputs
+    _, shift, mean_dev, var_rows = output
+    ctx.save_for_backward(x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight)
+    ctx.eps = eps
+    ctx.param_dtypes = _dtypes(gate_weight, gate_bias, weight, inputs[4])
+    ctx.mark_non_differentiable(*output[1:])
+
+
+def _mode_group_norm_backward(ctx, dy, *_unused):  # noqa: ANN001
+    x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight = ctx.saved_tensors
+    dx, *param_grads = mode_group_norm_backward(
+        dy, x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, ctx.eps
+    )
+    return dx, *_cast(param_grads, ctx.param_dtypes), None
+
+
+mode_group_norm_forward.register_autograd(
+    _mode_group_norm_backward, setup_context=_mode_group_norm_setup_context
+)
+
+
+# ------------------------------------- helpers ---------------------------------------
+
+
+def _dtypes(*params: Tensor | None) -> tuple[torch.dtype | None, ...]:
+    return tuple(None if p is None else p.dtype for p in params)
+
+
+def _cast(grads, dtypes):  # noqa: ANN001
+    """Each gradient in its parameter's dtype; None for parameters that are absent."""
+    return [None if dt is None else g.to(dt) for g, dt in zip(grads, dtypes, strict=True)]
+
+
+def _empty_forward(x: Tensor, n_modes: int | None = None):
+    """Outputs for an input without elements (an empty batch, or L = 0), as zeros."""
+    n, c = x.shape[0], x.shape[1]
+    rows = [_stats_like(x, n, c).zero_() for _ in range(3)]
+    modes = [] if n_modes is None else [_stats_like(x, n_modes, c).zero_() for _ in range(2)]
+    return (torch.empty_like(x), *rows, *modes)
+
+
+def _empty_backward(x: Tensor, gate_weight: Tensor):
+    """Gradients for an input without elements: dx is empty, parameter gradients are 0."""
+    return (torch.empty_like(x), *(g.zero_() for g in _fake_param_grads(x, gate_weight)))
+
+
+def _fake_param_grads(x: Tensor, gate_weight: Tensor):
+    k, c = gate_weight.shape[0], x.shape[1]
+    return (
+        _stats_like(x, k, gate_weight.shape[1]),
+        _stats_like(x, k),
+        _stats_like(x, c),
+        _stats_like(x, c),
+    )

@@ -1,0 +1,292 @@
+"""Module skeletons shared by `reference` and `mn_triton`.
+
+Both packages must expose the same constructors, parameter and buffer names (SPEC §4), so
+that `load_state_dict` moves weights between them. This file holds everything except the
+computation: argument checks, parameters, buffers, `extra_repr`, input checks and the
+state-dict guard. Each package subclasses these bases and supplies `forward`.
+
+Modelled on `torch/nn/modules/batchnorm.py` (`_NormBase`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+# The smallest total gate mass N_k (or C_k) a mode may divide by. A mode whose softmax
+# weights all underflow has N_k == 0; dividing by this instead keeps the mode's statistics
+# finite (they are then multiplied by gates that are themselves ~0). It is float32's
+# smallest normal number, so it never changes a mode with any representable mass.
+MIN_MODE_MASS = float(torch.finfo(torch.float32).tiny)
+
+
+def stat_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype statistics are computed in: float64 for float64 inputs, else float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _check_common_args(num_features: int, num_modes: int, eps: float) -> None:
+    if not isinstance(num_features, int) or num_features < 1:
+        raise ValueError(f"num_features must be a positive int, got {num_features!r}")
+    if not isinstance(num_modes, int) or num_modes < 1:
+        raise ValueError(f"num_modes must be a positive int, got {num_modes!r}")
+    if not eps > 0:
+        raise ValueError(f"eps must be > 0, got {eps!r}")
+
+
+def check_input(x: Tensor, num_features: int, allowed_dims: tuple[int, ...], layer: str) -> None:
+    """Raise a clear error for input a mode-normalization layer cannot take."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{layer} expects a torch.Tensor, got {type(x).__name__}")
+    if x.dim() not in allowed_dims:
+        wanted = " or ".join(f"{d}D" for d in allowed_dims)
+        raise ValueError(f"{layer}: expected {wanted} input (got {x.dim()}D input)")
+    if not x.is_floating_point():
+        raise TypeError(f"{layer}: expected a floating-point input, got dtype {x.dtype}")
+    if x.size(1) != num_features:
+        raise ValueError(
+            f"{layer}: expected {num_features} channels in dim 1, got input of shape "
+            f"{tuple(x.shape)}"
+        )
+
+
+def check_batch_for_training(x: Tensor, layer: str) -> None:
+    """BatchNorm's rule: batch statistics need more than one value per channel."""
+    values_per_channel = x.numel() // max(x.size(1), 1)
+    if values_per_channel == 1:
+        raise ValueError(
+            f"{layer}: expected more than 1 value per channel when training, got input size "
+            f"{tuple(x.shape)}"
+        )
+
+
+class _ModeNormCommon(nn.Module):
+    """Parameters and state shared by ModeNorm and ModeGroupNorm."""
+
+    _version = 1
+    _allowed_dims: tuple[int, ...] = (2, 3, 4, 5)
+
+    def __init__(
+        self,
+        num_features: int,
+        num_modes: int,
+        eps: float,
+        affine: bool,
+        gate_in_features: int,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        _check_common_args(num_features, num_modes, eps)
+        factory_kwargs = {"device": device, "dtype": dtype}
+        super().__init__()
+        self.num_features = num_features
+        self.num_modes = num_modes
+        self.eps = float(eps)
+        self.affine = affine
+        self.gate = nn.Linear(gate_in_features, num_modes, **factory_kwargs)
+        if affine:
+            self.weight = nn.Parameter(torch.empty(num_features, **factory_kwargs))
+            self.bias = nn.Parameter(torch.empty(num_features, **factory_kwargs))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def reset_parameters(self) -> None:
+        self.gate.reset_parameters()
+        if self.affine:
+            nn.init.ones_(self.weight)
+            nn.init.zeros_(self.bias)
+
+    def _check_input(self, x: Tensor) -> None:
+        check_input(x, self.num_features, self._allowed_dims, type(self).__name__)
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        gate_weight = state_dict.get(prefix + "gate.weight")
+        if gate_weight is not None and gate_weight.shape[0] != self.num_modes:
+            error_msgs.append(
+                f"{type(self).__name__} at '{prefix or '.'}': the state_dict was saved with "
+                f"num_modes={gate_weight.shape[0]}, but this layer has "
+                f"num_modes={self.num_modes}; build the layer with the same num_modes."
+            )
+            return
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+
+
+class ModeNormBase(_ModeNormCommon):
+    """ModeNorm's constructor, parameters and buffers (SPEC §1, §4); forward is abstract."""
+
+    def __init__(
+        self,
+        num_features: int,
+        num_modes: int = 2,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        if momentum is not None and not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"momentum must be in [0, 1] or None, got {momentum!r}")
+        super().__init__(
+            num_features, num_modes, eps, affine, num_features, device=device, dtype=dtype
+        )
+        self.momentum = momentum
+        self.track_running_stats = track_running_stats
+        factory_kwargs = {"device": device, "dtype": dtype}
+        if track_running_stats:
+            shape = (num_modes, num_features)
+            self.register_buffer("running_mean", torch.zeros(shape, **factory_kwargs))
+            self.register_buffer("running_mean_sq", torch.ones(shape, **factory_kwargs))
+            self.register_buffer(
+                "num_batches_tracked",
+                torch.tensor(0, dtype=torch.long, device=device),
+            )
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_mean_sq", None)
+            self.register_buffer("num_batches_tracked", None)
+        self.reset_parameters()
+
+    def reset_running_stats(self) -> None:
+        if self.track_running_stats:
+            self.running_mean.zero_()
+            self.running_mean_sq.fill_(1)
+            self.num_batches_tracked.zero_()
+
+    def reset_parameters(self) -> None:
+        self.reset_running_stats()
+        super().reset_parameters()
+        # The authors' initialisation: near-uniform gates at the start of training.
+        with torch.no_grad():
+            self.gate.weight.normal_(0.0, 0.01).add_(1.0 / self.num_modes)
+
+    def _uses_batch_stats(self) -> bool:
+        return self.training or self.running_mean is None
+
+    def _count_batch(self) -> float | Tensor | None:
+        """Count a training step; return its running-estimate weight λ (None: no update).
+
+        Counts the step in `num_batches_tracked`, as BatchNorm does. With
+        `momentum=None` the weight is 1/num_batches_tracked (a cumulative average), kept as
+        a tensor so that no host synchronisation is needed.
+        """
+        if not (self.training and self.track_running_stats):
+            return None
+        self.num_batches_tracked.add_(1)
+        if self.momentum is None:
+            return 1.0 / self.num_batches_tracked
+        return self.momentum
+
+    def _functional_args(self, x: Tensor) -> dict[str, Any]:
+        """Check `x` for this layer's mode and state; count the step; build the call's arguments.
+
+        Mirrors `nn.BatchNorm`: batch statistics in training (or when no running estimates
+        are kept), running estimates passed whenever they are used or updated.
+        """
+        self._check_input(x)
+        use_batch_stats = self._uses_batch_stats()
+        if use_batch_stats:
+            check_batch_for_training(x, type(self).__name__)
+        momentum = self._count_batch()
+        keep_running = not self.training or self.track_running_stats
+        return {
+            "gate_weight": self.gate.weight,
+            "gate_bias": self.gate.bias,
+            "running_mean": self.running_mean if keep_running else None,
+            "running_mean_sq": self.running_mean_sq if keep_running else None,
+            "weight": self.weight,
+            "bias": self.bias,
+            "training": use_batch_stats,
+            "momentum": 0.0 if momentum is None else momentum,
+            "eps": self.eps,
+        }
+
+    def extra_repr(self) -> str:
+        return (
+            "{num_features}, num_modes={num_modes}, eps={eps}, momentum={momentum}, "
+            "affine={affine}, track_running_stats={track_running_stats}".format(**self.__dict__)
+        )
+
+
+class ModeGroupNormBase(_ModeNormCommon):
+    """ModeGroupNorm's constructor and parameters (SPEC §2, §4); forward is abstract."""
+
+    def __init__(
+        self,
+        num_features: int,
+        num_modes: int = 2,
+        eps: float = 1e-5,
+        affine: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        super().__init__(num_features, num_modes, eps, affine, 1, device=device, dtype=dtype)
+        self.reset_parameters()
+
+    def _functional_args(self, x: Tensor) -> dict[str, Any]:
+        self._check_input(x)
+        return {
+            "gate_weight": self.gate.weight,
+            "gate_bias": self.gate.bias,
+            "weight": self.weight,
+            "bias": self.bias,
+            "eps": self.eps,
+        }
+
+    def extra_repr(self) -> str:
+        return "{num_features}, num_modes={num_modes}, eps={eps}, affine={affine}".format(
+            **self.__dict__
+        )
+
+
+def update_running_stats(
+    running_mean: Tensor,
+    running_mean_sq: Tensor,
+    mode_mean: Tensor,
+    mode_var: Tensor,
+    momentum: float | Tensor,
+) -> None:
+    """running ← (1 − λ)·running + λ·batch, for ⟨x⟩ and ⟨x²⟩ = σ² + μ² (SPEC §1)."""
+    with torch.no_grad():
+        if isinstance(momentum, Tensor):
+            momentum = momentum.to(running_mean.dtype)
+        mode_mean = mode_mean.to(running_mean.dtype)
+        mode_mean_sq = (mode_var + mode_mean * mode_mean).to(running_mean.dtype)
+        running_mean.lerp_(mode_mean, momentum)
+        running_mean_sq.lerp_(mode_mean_sq, momentum)
+
+
+_RANKS = {
+    "1d": ((2, 3), "(N, C) or (N, C, L)"),
+    "2d": ((4,), "(N, C, H, W)"),
+    "3d": ((5,), "(N, C, D, H, W)"),
+}
+
+
+def rank_variants(layer: type) -> tuple[type, type, type]:
+    """`layer`'s 1d, 2d and 3d variants, which check the input rank like BatchNorm1d/2d/3d.
+
+    Defined once here so `reference` and `mn_triton` get identical variants; assign the
+    result to module-level names equal to the class names (pickling finds them there).
+    """
+    variants = []
+    for suffix, (dims, shapes) in _RANKS.items():
+        name = layer.__name__ + suffix
+        doc = f"{layer.__name__} over {shapes} inputs."
+        attrs = {"_allowed_dims": dims, "__doc__": doc, "__module__": layer.__module__}
+        variants.append(type(name, (layer,), attrs))
+    return tuple(variants)

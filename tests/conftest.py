@@ -1,0 +1,40 @@
+"""Test setup: Triton's interpreter runs the kernels on CPU tensors.
+
+TRITON_INTERPRET must be set before `triton.jit` decorates the kernels, i.e. before
+`mn_triton` is imported anywhere, so it is set here at the very top.
+"""
+
+import os
+
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import zlib  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import mn_triton  # noqa: E402
+from mn_triton.kernels import layout  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _fresh_seed(request):
+    """Every test draws its own data: a seed from its id (and MN_TEST_SEED, to re-draw)."""
+    seed = zlib.crc32(request.node.nodeid.encode()) ^ int(os.environ.get("MN_TEST_SEED", "0"))
+    torch.manual_seed(seed)
+    print(f"seed={seed} (set MN_TEST_SEED to draw other data)")
+
+
+@pytest.fixture(params=["triton", "torch"])
+def backend(request):
+    """Run the test with the Triton kernels (interpreted on CPU) and with the torch-op path."""
+    with mn_triton.use_backend(request.param):
+        yield request.param
+
+
+@pytest.fixture
+def tiny_tiles(monkeypatch):
+    """Tiles of 16 elements and 8 reduction programs: small shapes then take every code path
+    (several tiles per row, rows split across programs, partial results merged)."""
+    monkeypatch.setattr(layout, "MAX_TILE", 16)
+    monkeypatch.setattr(layout, "CPU_TARGET_PROGRAMS", 8)

@@ -1,0 +1,289 @@
+"""mn_triton.ModeNorm* against the float64 oracle (the reference run in float64), SPEC §1, §5."""
+
+import pytest
+import torch
+from torch import nn
+from torch.autograd import gradcheck
+
+import mn_triton
+import reference
+from helpers import (
+    TOLERANCE,
+    assert_close,
+    check_against_oracle,
+    fast_layer,
+    randomize,
+    reference_twin,
+    rel_err,
+)
+
+# name, layer, shape, K, how to lay the input out in memory
+LAYOUTS = {
+    "nchw": ("ModeNorm2d", (4, 5, 3, 3), 3, lambda t: t),
+    "channels_last": (
+        "ModeNorm2d", (3, 6, 4, 5), 2, lambda t: t.to(memory_format=torch.channels_last)
+    ),
+    "sliced_view": ("ModeNorm2d", (3, 4, 6, 5), 2, lambda t: _embed(t, (1, 2, 1, 0))),
+    "batch_channel_transposed": ("ModeNorm1d", (5, 4, 6), 2, lambda t: _transposed(t)),
+    "2d_input": ("ModeNorm1d", (7, 6), 2, lambda t: t),
+    "3d_input_odd_length": ("ModeNorm1d", (3, 4, 11), 3, lambda t: t),
+    "5d_input": ("ModeNorm3d", (2, 3, 3, 4, 5), 2, lambda t: t),
+    "channels_last_3d": (
+        "ModeNorm3d", (2, 3, 3, 2, 5), 2, lambda t: t.to(memory_format=torch.channels_last_3d)
+    ),
+    "5d_doubly_sliced": ("ModeNorm3d", (2, 3, 3, 4, 5), 2, lambda t: _embed(t, (0, 0, 1, 2, 1))),
+    "k1": ("ModeNorm2d", (4, 3, 2, 3), 1, lambda t: t),
+    "many_modes": ("ModeNorm2d", (3, 5, 2, 2), 16, lambda t: t),
+}
+
+
+def _embed(t: torch.Tensor, pad: tuple[int, ...]) -> torch.Tensor:
+    """A view of t inside a larger tensor, offset by `pad` in each dim (non-trivial strides)."""
+    big = torch.randn([s + 2 * p for s, p in zip(t.shape, pad, strict=True)], dtype=t.dtype)
+    view = big[tuple(slice(p, p + s) for s, p in zip(t.shape, pad, strict=True))]
+    view.copy_(t)
+    return view
+
+
+def _transposed(t: torch.Tensor) -> torch.Tensor:
+    """Same values, but samples are the fastest-varying of (N, C): stride_n < stride_c."""
+    return t.transpose(0, 1).contiguous().transpose(0, 1)
+
+
+def _input(shape, layout=lambda t: t, dtype=torch.float32, offset=1.0, scale=2.0):
+    return layout(torch.randn(shape) * scale + offset).to(dtype)
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("case", list(LAYOUTS))
+def test_matches_oracle_across_layouts(case, training, backend):
+    name, shape, k, layout = LAYOUTS[case]
+    layer = randomize(fast_layer(name, shape[1], num_modes=k)).train(training)
+    check_against_oracle(layer, _input(shape, layout))
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_single_sample(training, backend):
+    """N = 1: in training every mode's statistics are the sample's own, so the gates have
+    no effect (their gradients vanish) and the output is instance normalisation."""
+    layer = randomize(mn_triton.ModeNorm(4, num_modes=2)).train(training)
+    check_against_oracle(layer, _input((1, 4, 5, 5)), gates_matter=not training)
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_matches_oracle_across_dtypes(dtype, training, backend):
+    # Half inputs meet float32 parameters, as under autocast; float64 runs all in float64.
+    params_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+    layer = randomize(mn_triton.ModeNorm2d(6, num_modes=3, dtype=params_dtype)).train(training)
+    check_against_oracle(layer, _input((4, 6, 5, 3), dtype=dtype))
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize(
+    "shape", [(3, 5, 7, 9), (2, 3, 40), (33, 7)], ids=["long_rows", "1d", "many_short_rows"]
+)
+def test_multi_tile_and_split_reductions(shape, training, tiny_tiles):
+    with mn_triton.use_backend("triton"):
+        layer = randomize(mn_triton.ModeNorm(shape[1], num_modes=3)).train(training)
+        check_against_oracle(layer, _input(shape))
+        layer_cl = randomize(mn_triton.ModeNorm(shape[1], num_modes=2)).train(training)
+        if len(shape) == 4:
+            check_against_oracle(layer_cl, _input(shape, lambda t: t.to(memory_format=torch.channels_last)))
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_large_common_offset(training, backend):
+    """1e4 + randn: float32 keeps ~3 decimals of each value; results must stay at 1e-5."""
+    layer = randomize(mn_triton.ModeNorm2d(5, num_modes=2), gate_scale=1e-4).train(training)
+    if not training:
+        with torch.no_grad():  # running estimates that describe such data
+            layer.running_mean.add_(1e4)
+            layer.running_mean_sq.copy_(layer.running_mean**2 + 1.0)
+    x = _input((4, 5, 6, 6), offset=1e4, scale=1.0)
+    check_against_oracle(layer, x)
+
+
+def test_large_offset_as_accurate_as_batch_norm(backend):
+    x = _input((8, 4, 5, 5), offset=1e4, scale=1.0)
+    bn = nn.BatchNorm2d(4)
+    layer = mn_triton.ModeNorm2d(4, num_modes=1)
+    oracle = nn.BatchNorm2d(4).double()
+    y_ref = oracle(x.double())
+    err_ours, err_bn = rel_err(layer(x), y_ref), rel_err(bn(x), y_ref)
+    assert err_ours <= max(TOLERANCE[torch.float32], 2 * err_bn), (err_ours, err_bn)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_k1_training_equals_batch_norm(dtype, backend):
+    layer = mn_triton.ModeNorm2d(6, num_modes=1, dtype=dtype)
+    bn = nn.BatchNorm2d(6, dtype=dtype)
+    with torch.no_grad():
+        for p in (layer.weight, layer.bias):
+            p.normal_()
+        bn.weight.copy_(layer.weight)
+        bn.bias.copy_(layer.bias)
+    x = _input((5, 6, 4, 3), dtype=dtype, offset=3.0)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y1, y2 = layer(x1), bn(x2)
+    dy = torch.randn_like(y1)
+    y1.backward(dy)
+    y2.backward(dy)
+    tol = TOLERANCE[dtype]
+    assert_close(y1, y2, tol, "output")
+    assert_close(x1.grad, x2.grad, tol, "grad of input")
+    assert_close(layer.weight.grad, bn.weight.grad, tol, "grad of weight")
+    assert_close(layer.running_mean[0], bn.running_mean, tol, "running mean")
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_gradcheck_float64(training, layout, backend):
+    c, k = 3, 2
+    layer = randomize(mn_triton.ModeNorm2d(c, num_modes=k, dtype=torch.float64))
+    x = torch.randn(3, c, 2, 2, dtype=torch.float64) * 1.5 + 0.5
+    if layout == "channels_last":
+        x = x.to(memory_format=torch.channels_last)
+    params = [layer.gate.weight, layer.gate.bias, layer.weight, layer.bias]
+    inputs = [t.detach().clone().requires_grad_() for t in [x, *params]]
+    rm, rms = layer.running_mean.clone(), layer.running_mean_sq.clone()
+
+    def fn(x, gw, gb, w, b):
+        return mn_triton.functional.mode_norm(
+            x, gw, gb, None if training else rm, None if training else rms, w, b,
+            training=training, eps=1e-5,
+        )  # fmt: skip
+
+    assert gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-5)
+
+
+def test_running_estimates_over_steps_then_eval(backend):
+    layer = randomize(mn_triton.ModeNorm2d(4, num_modes=3, momentum=0.3))
+    twin = reference_twin(layer)
+    for _ in range(4):
+        x = _input((6, 4, 3, 3), offset=2.0)
+        layer(x)
+        twin(x.double())
+    assert layer.num_batches_tracked.item() == 4
+    assert_close(layer.running_mean, twin.running_mean, 1e-5, "running_mean")
+    assert_close(layer.running_mean_sq, twin.running_mean_sq, 1e-5, "running_mean_sq")
+    layer.eval()
+    twin.eval()
+    x = _input((5, 4, 3, 3), offset=2.0)
+    assert_close(layer(x), twin(x.double()), 1e-5, "eval output")
+
+
+def test_cumulative_average_with_momentum_none(backend):
+    layer = mn_triton.ModeNorm1d(3, num_modes=2, momentum=None)
+    twin = reference_twin(layer)
+    batches = [_input((5, 3, 4)) for _ in range(3)]
+    for x in batches:
+        layer(x)
+        twin(x.double())
+    assert_close(layer.running_mean, twin.running_mean, 1e-5, "running_mean")
+    assert_close(layer.running_mean_sq, twin.running_mean_sq, 1e-5, "running_mean_sq")
+
+
+def test_eval_before_training_is_like_fresh_batch_norm(backend):
+    """Running init 0 and 1: eval before any training divides by sqrt(1 + eps)."""
+    layer = mn_triton.ModeNorm2d(3, num_modes=2).eval()
+    bn = nn.BatchNorm2d(3).eval()
+    x = _input((2, 3, 4, 4))
+    assert_close(layer(x), bn(x), 1e-6, "fresh eval output")
+
+
+def test_track_running_stats_false_uses_batch_stats_in_eval(backend):
+    layer = randomize(mn_triton.ModeNorm2d(4, num_modes=2, track_running_stats=False)).eval()
+    assert layer.running_mean is None and layer.num_batches_tracked is None
+    check_against_oracle(layer, _input((4, 4, 3, 3)))
+
+
+def test_affine_false(backend):
+    layer = randomize(mn_triton.ModeNorm2d(4, num_modes=2, affine=False))
+    assert layer.weight is None and layer.bias is None
+    check_against_oracle(layer, _input((4, 4, 3, 3)))
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_mode_without_gate_mass_stays_finite(training, backend):
+    layer = mn_triton.ModeNorm2d(4, num_modes=3).train(training)
+    with torch.no_grad():
+        layer.gate.bias.copy_(torch.tensor([0.0, -1e5, 0.0]))  # mode 1 gets exp(-1e5) = 0
+    x = _input((4, 4, 3, 3)).requires_grad_()
+    y = layer(x)
+    y.backward(torch.randn_like(y))
+    assert torch.isfinite(y).all()
+    assert torch.isfinite(x.grad).all()
+    assert all(torch.isfinite(p.grad).all() for p in layer.parameters())
+    assert torch.isfinite(layer.running_mean).all()
+    # Its statistics are garbage with weight 0: nothing else may notice the mode.
+    randomize(layer)
+    with torch.no_grad():
+        layer.gate.bias[1] = -1e5
+    check_against_oracle(layer, _input((4, 4, 3, 3)))
+
+
+@pytest.mark.parametrize("shape", [(0, 3, 4, 4), (2, 3, 0, 4)])
+def test_empty_batch_behaves_like_batch_norm(shape, backend):
+    layer, bn = mn_triton.ModeNorm2d(3), nn.BatchNorm2d(3)
+    x1, x2 = torch.randn(shape, requires_grad=True), torch.randn(shape, requires_grad=True)
+    y1, y2 = layer(x1), bn(x2)
+    assert y1.shape == y2.shape
+    y1.sum().backward()
+    y2.sum().backward()
+    assert x1.grad.shape == x2.grad.shape
+    assert torch.equal(layer.weight.grad, bn.weight.grad)
+    assert torch.equal(layer.running_mean, torch.zeros(2, 3))
+    assert torch.equal(layer.running_mean_sq, torch.ones(2, 3))
+    assert layer.num_batches_tracked.item() == bn.num_batches_tracked.item() == 1
+    layer.eval()
+    assert layer(x1).shape == shape
+
+
+def test_state_dict_moves_between_reference_and_fast_path(backend):
+    fast = randomize(mn_triton.ModeNorm2d(5, num_modes=3, momentum=0.2))
+    ref = reference.ModeNorm2d(5, num_modes=3, momentum=0.2)
+    assert set(fast.state_dict()) == set(ref.state_dict())
+    ref.load_state_dict(fast.state_dict())
+    fast2 = mn_triton.ModeNorm2d(5, num_modes=3, momentum=0.2)
+    fast2.load_state_dict(ref.state_dict())
+    for key, value in fast.state_dict().items():
+        assert torch.equal(value, fast2.state_dict()[key]), key
+    x = _input((4, 5, 3, 3))
+    for mode in (True, False):
+        fast.train(mode), ref.train(mode)
+        assert_close(fast(x), ref(x), 1e-5, f"training={mode}")
+
+
+def test_dtype_and_device_arguments(backend):
+    layer = mn_triton.ModeNorm2d(4, num_modes=2, dtype=torch.float64, device="cpu")
+    assert all(t.dtype == torch.float64 for t in layer.parameters())
+    assert layer.running_mean.dtype == torch.float64
+    assert layer.num_batches_tracked.dtype == torch.long
+    half = mn_triton.ModeNorm2d(4).to(torch.float16)
+    y = half(torch.randn(2, 4, 3, 3, dtype=torch.float16))
+    assert y.dtype == torch.float16 and torch.isfinite(y).all()
+
+
+def test_initialisation_and_repr():
+    layer = mn_triton.ModeNorm2d(8, num_modes=4)
+    assert torch.allclose(layer.gate.weight.mean(), torch.tensor(0.25), atol=0.01)
+    assert layer.gate.weight.std() < 0.05
+    assert torch.equal(layer.weight, torch.ones(8)) and torch.equal(layer.bias, torch.zeros(8))
+    assert torch.equal(layer.running_mean, torch.zeros(4, 8))
+    assert torch.equal(layer.running_mean_sq, torch.ones(4, 8))
+    assert repr(layer).startswith(
+        "ModeNorm2d(\n  8, num_modes=4, eps=1e-05, momentum=0.1, affine=True, "
+        "track_running_stats=True"
+    )
+    assert type(layer).__module__ == "mn_triton.modules"
+
+
+def test_fast_layers_pickle():
+    import pickle
+
+    layer = randomize(mn_triton.ModeNorm2d(3))
+    clone = pickle.loads(pickle.dumps(layer))
+    assert type(clone) is mn_triton.ModeNorm2d
+    x = torch.randn(2, 3, 2, 2)
+    assert torch.equal(clone.eval()(x), layer.eval()(x))

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Set up (tools/setup.sh) and run the whole test suite: lint, then pytest.
+# Without a GPU the Triton kernels run in Triton's interpreter (tests/conftest.py sets
+# TRITON_INTERPRET=1); with one, run `pytest tests -m gpu` too for the real kernels.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. tools/setup.sh
+echo "== ruff"
+ruff check .
+ruff format --check .
+echo "== pytest"
+python -m pytest -q "$@"

@@ -180,7 +180,8 @@ def mode_norm_forward(
         running_mean, running_mean_sq, training, eps,
     )  # fmt: skip
     # Absolute μ = Σ_n w·m: the pivot enters with weight Σ_n w, which is 1, or 0 for a
-    # mode that got no gate mass (whose statistics are then 0, as in the reference).
+    # mode that got no gate mass (whose statistics are then 0, as in the reference; the
+    # mode's gates, all 0, keep those statistics out of the output).
     pivot_weight = state.weights.sum(dim=0, keepdim=True).T if training else 1.0
     mode_mean = state.mean + state.pivot * pivot_weight
     return _row_affine(state, mean_dev, weight, bias), mode_mean, state.var
@@ -256,10 +257,15 @@ def _mode_group_norm_state(
     gates = torch.softmax(F.linear(m.unsqueeze(-1), gate_weight.to(dtype), gb), dim=-1)
     pivot = shift[:, :1]  # (N, 1)
     m_rel = (shift - pivot) + mean_dev
-    mass = gates.sum(dim=1, keepdim=True).clamp_min(MIN_MODE_MASS)
-    weights = gates / mass  # (N, C, K)
+    mass = gates.sum(dim=1, keepdim=True)
+    clamped_mass = mass.clamp_min(MIN_MODE_MASS)
+    weights = gates / clamped_mass  # (N, C, K)
     mean = torch.einsum("nck,nc->nk", weights, m_rel)
-    dev = m_rel.unsqueeze(-1) - mean.unsqueeze(1)  # (N, C, K)
+    # m − μ_k with μ_k = Σ_c w·m = pivot·Σ_c w + Σ_c w·(m − pivot). Σ_c w is 1 except for a
+    # mode without gate mass (μ_k = 0 there, as in the reference); unlike in MN, such a
+    # mode still enters the output, with weight 1/K.
+    coverage = mass / clamped_mass
+    dev = m_rel.unsqueeze(-1) - mean.unsqueeze(1) + pivot.unsqueeze(-1) * (1.0 - coverage)
     var = torch.einsum("nck,nck->nk", weights, var_rows.unsqueeze(-1) + dev * dev)
     rstd = torch.rsqrt(var + eps)
     a = rstd.mean(dim=1, keepdim=True)  # (N, 1): the same for every channel of a sample

@@ -21,7 +21,10 @@ from helpers import (
 LAYOUTS = {
     "nchw": ("ModeNorm2d", (4, 5, 3, 3), 3, lambda t: t),
     "channels_last": (
-        "ModeNorm2d", (3, 6, 4, 5), 2, lambda t: t.to(memory_format=torch.channels_last)
+        "ModeNorm2d",
+        (3, 6, 4, 5),
+        2,
+        lambda t: t.to(memory_format=torch.channels_last),
     ),
     "sliced_view": ("ModeNorm2d", (3, 4, 6, 5), 2, lambda t: _embed(t, (1, 2, 1, 0))),
     "batch_channel_transposed": ("ModeNorm1d", (5, 4, 6), 2, lambda t: _transposed(t)),
@@ -29,7 +32,10 @@ LAYOUTS = {
     "3d_input_odd_length": ("ModeNorm1d", (3, 4, 11), 3, lambda t: t),
     "5d_input": ("ModeNorm3d", (2, 3, 3, 4, 5), 2, lambda t: t),
     "channels_last_3d": (
-        "ModeNorm3d", (2, 3, 3, 2, 5), 2, lambda t: t.to(memory_format=torch.channels_last_3d)
+        "ModeNorm3d",
+        (2, 3, 3, 2, 5),
+        2,
+        lambda t: t.to(memory_format=torch.channels_last_3d),
     ),
     "5d_doubly_sliced": ("ModeNorm3d", (2, 3, 3, 4, 5), 2, lambda t: _embed(t, (0, 0, 1, 2, 1))),
     "k1": ("ModeNorm2d", (4, 3, 2, 3), 1, lambda t: t),
@@ -89,7 +95,9 @@ def test_multi_tile_and_split_reductions(shape, training, tiny_tiles):
         check_against_oracle(layer, _input(shape))
         layer_cl = randomize(mn_triton.ModeNorm(shape[1], num_modes=2)).train(training)
         if len(shape) == 4:
-            check_against_oracle(layer_cl, _input(shape, lambda t: t.to(memory_format=torch.channels_last)))
+            check_against_oracle(
+                layer_cl, _input(shape, lambda t: t.to(memory_format=torch.channels_last))
+            )
 
 
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])

@@ -1,0 +1,175 @@
+"""mn_triton.ModeGroupNorm* against the float64 oracle (the reference in float64), SPEC §2, §5."""
+
+import pytest
+import torch
+from torch import nn
+from torch.autograd import gradcheck
+
+import mn_triton
+import reference
+from helpers import TOLERANCE, assert_close, check_against_oracle, fast_layer, randomize
+from test_mode_norm import _embed, _input, _transposed
+
+LAYOUTS = {
+    "nchw": ("ModeGroupNorm2d", (4, 5, 3, 3), 3, lambda t: t),
+    "channels_last": (
+        "ModeGroupNorm2d",
+        (3, 6, 4, 5),
+        2,
+        lambda t: t.to(memory_format=torch.channels_last),
+    ),
+    "sliced_view": ("ModeGroupNorm2d", (3, 4, 6, 5), 2, lambda t: _embed(t, (1, 2, 1, 0))),
+    "batch_channel_transposed": ("ModeGroupNorm1d", (5, 4, 6), 2, _transposed),
+    "2d_input": ("ModeGroupNorm1d", (7, 6), 2, lambda t: t),
+    "3d_input_odd_length": ("ModeGroupNorm1d", (3, 7, 11), 3, lambda t: t),
+    "5d_input": ("ModeGroupNorm3d", (2, 3, 3, 4, 5), 2, lambda t: t),
+    "5d_doubly_sliced": (
+        "ModeGroupNorm3d",
+        (2, 3, 3, 4, 5),
+        2,
+        lambda t: _embed(t, (0, 0, 1, 2, 1)),
+    ),
+    "single_sample": ("ModeGroupNorm", (1, 5, 4, 4), 2, lambda t: t),
+    "k1": ("ModeGroupNorm2d", (4, 3, 2, 3), 1, lambda t: t),
+    "many_modes": ("ModeGroupNorm2d", (3, 5, 2, 2), 16, lambda t: t),
+}
+
+
+@pytest.mark.parametrize("case", list(LAYOUTS))
+def test_matches_oracle_across_layouts(case, backend):
+    name, shape, k, layout = LAYOUTS[case]
+    layer = randomize(fast_layer(name, shape[1], num_modes=k))
+    check_against_oracle(layer, _input(shape, layout))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_matches_oracle_across_dtypes(dtype, backend):
+    params_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+    layer = randomize(mn_triton.ModeGroupNorm2d(6, num_modes=3, dtype=params_dtype))
+    check_against_oracle(layer, _input((4, 6, 5, 3), dtype=dtype))
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 7, 9), (2, 3, 40)], ids=["long_rows", "1d"])
+def test_multi_tile_and_split_reductions(shape, tiny_tiles):
+    with mn_triton.use_backend("triton"):
+        check_against_oracle(randomize(mn_triton.ModeGroupNorm(shape[1], 3)), _input(shape))
+
+
+def test_training_and_eval_compute_the_same_function(backend):
+    layer = randomize(mn_triton.ModeGroupNorm2d(5, num_modes=3))
+    x = _input((3, 5, 4, 4))
+    y_train = layer.train()(x)
+    y_eval = layer.eval()(x)
+    assert torch.equal(y_train, y_eval)
+    assert not any(name.startswith("running") for name, _ in layer.named_buffers())
+
+
+def test_large_common_offset(backend):
+    layer = randomize(mn_triton.ModeGroupNorm2d(5, num_modes=2), gate_scale=1e-4)
+    check_against_oracle(layer, _input((4, 5, 6, 6), offset=1e4, scale=1.0))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_k1_equals_group_norm_with_one_group(dtype, backend):
+    layer = randomize(mn_triton.ModeGroupNorm2d(6, num_modes=1, dtype=dtype))
+    gn = nn.GroupNorm(1, 6, dtype=dtype)
+    with torch.no_grad():
+        gn.weight.copy_(layer.weight)
+        gn.bias.copy_(layer.bias)
+    x = _input((3, 6, 4, 5), dtype=dtype, offset=2.0)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y1, y2 = layer(x1), gn(x2)
+    dy = torch.randn_like(y1)
+    y1.backward(dy)
+    y2.backward(dy)
+    tol = TOLERANCE[dtype]
+    assert_close(y1, y2, tol, "output")
+    assert_close(x1.grad, x2.grad, tol, "grad of input")
+    assert_close(layer.weight.grad, gn.weight.grad, tol, "grad of weight")
+    assert_close(layer.bias.grad, gn.bias.grad, tol, "grad of bias")
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_gradcheck_float64(layout, backend):
+    layer = randomize(mn_triton.ModeGroupNorm2d(4, num_modes=3, dtype=torch.float64))
+    x = torch.randn(2, 4, 2, 3, dtype=torch.float64) * 1.5 + 0.5
+    if layout == "channels_last":
+        x = x.to(memory_format=torch.channels_last)
+    params = [layer.gate.weight, layer.gate.bias, layer.weight, layer.bias]
+    inputs = [t.detach().clone().requires_grad_() for t in [x, *params]]
+
+    def fn(x, gw, gb, w, b):
+        return mn_triton.functional.mode_group_norm(x, gw, gb, w, b, eps=1e-5)
+
+    assert gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_sample_leaves_other_samples_alone(bad, backend):
+    """Statistics are per sample: a NaN/inf in sample 1 must not reach samples 0 and 2."""
+    layer = randomize(mn_triton.ModeGroupNorm2d(4, num_modes=2))
+    x = _input((3, 4, 5, 5))
+    clean = layer(x)
+    x_bad = x.clone()
+    x_bad[1, 2, 3, 1] = bad
+    x_bad = x_bad.requires_grad_()
+    y = layer(x_bad)
+    assert torch.equal(y[0], clean[0]) and torch.equal(y[2], clean[2])
+    assert not torch.isfinite(y[1]).all()
+    dy = torch.randn_like(y)
+    dy[1] = 0.0
+    y.backward(dy)
+    x_ok = x.clone().requires_grad_()
+    layer(x_ok).backward(dy)
+    assert torch.equal(x_bad.grad[0], x_ok.grad[0]) and torch.equal(x_bad.grad[2], x_ok.grad[2])
+
+
+def test_mode_without_gate_mass_stays_finite(backend):
+    layer = randomize(mn_triton.ModeGroupNorm2d(4, num_modes=3))
+    with torch.no_grad():
+        layer.gate.bias[1] = -1e5  # mode 1 gets exp(-1e5) = 0 from every channel
+    x = _input((3, 4, 3, 3)).requires_grad_()
+    y = layer(x)
+    y.backward(torch.randn_like(y))
+    assert torch.isfinite(y).all() and torch.isfinite(x.grad).all()
+    assert all(torch.isfinite(p.grad).all() for p in layer.parameters())
+    # Unlike in MN, the empty mode still enters the output (with weight 1/K), as
+    # x/sqrt(eps): a ~300× larger term that amplifies the rounding of everything else.
+    check_against_oracle(layer, _input((3, 4, 3, 3)), dtype_tol=1e-4)
+
+
+def test_affine_false(backend):
+    layer = randomize(mn_triton.ModeGroupNorm2d(4, num_modes=2, affine=False))
+    check_against_oracle(layer, _input((3, 4, 3, 3)))
+
+
+def test_state_dict_moves_between_reference_and_fast_path(backend):
+    fast = randomize(mn_triton.ModeGroupNorm2d(5, num_modes=3))
+    ref = reference.ModeGroupNorm2d(5, num_modes=3)
+    assert set(fast.state_dict()) == set(ref.state_dict()) == {
+        "weight", "bias", "gate.weight", "gate.bias"
+    }  # fmt: skip
+    ref.load_state_dict(fast.state_dict())
+    fast2 = mn_triton.ModeGroupNorm2d(5, num_modes=3)
+    fast2.load_state_dict(ref.state_dict())
+    x = _input((4, 5, 3, 3))
+    assert_close(fast2(x), ref(x), 1e-5, "output after the round trip")
+
+
+@pytest.mark.parametrize("shape", [(0, 3, 4, 4), (2, 3, 0, 4)])
+def test_empty_input(shape, backend):
+    layer, gn = mn_triton.ModeGroupNorm2d(3), nn.GroupNorm(1, 3)
+    x1, x2 = torch.randn(shape, requires_grad=True), torch.randn(shape, requires_grad=True)
+    y1, y2 = layer(x1), gn(x2)
+    assert y1.shape == y2.shape == shape
+    y1.sum().backward()
+    y2.sum().backward()
+    assert torch.equal(layer.bias.grad, gn.bias.grad)
+    # GroupNorm's weight gradient is 0/0 = NaN when L = 0; nothing was scaled, so ours is 0.
+    assert torch.equal(layer.weight.grad, torch.zeros(3))
+
+
+def test_repr():
+    layer = mn_triton.ModeGroupNorm2d(8, num_modes=4)
+    assert repr(layer).startswith("ModeGroupNorm2d(\n  8, num_modes=4, eps=1e-05, affine=True")
+    assert tuple(layer.gate.weight.shape) == (4, 1)

@@ -1,0 +1,168 @@
+"""How the benchmarks measure: device time, peak memory, copy bandwidth, minimal bytes.
+
+Used by every benchmark (layer profiles and end-to-end training steps) so that all rows in
+`reports/data/` are measured the same way (SPEC §6):
+
+- GPU: CUDA events around each repetition, after warm-up; medians and 20/80 percentiles.
+  Callers pass several input sets and the repetitions cycle through them, so that a small
+  shape is not timed from a warm L2 cache. Zeros are never reported as data: a timing that
+  is not positive raises.
+- CPU: `time.perf_counter` around each repetition (rows say device=cpu and do not speak
+  about GPU speed).
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import statistics
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import triton
+
+REPO = Path(__file__).resolve().parents[1]
+L2_FLUSH_BYTES = 256 * 2**20  # rotate through at least this much data per repetition cycle
+
+
+@dataclass(frozen=True)
+class Timing:
+    ms_p20: float
+    ms_p50: float
+    ms_p80: float
+    peak_mem_mb: float | None  # None where it is not measured (CPU)
+    reps: int
+
+
+def _percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile of already sorted values."""
+    pos = q * (len(sorted_values) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def rotation_count(bytes_per_call: int, max_sets: int = 64) -> int:
+    """How many distinct input sets to cycle through so caches cannot hold them all."""
+    if bytes_per_call <= 0:
+        return 1
+    return max(1, min(max_sets, -(-L2_FLUSH_BYTES // bytes_per_call)))
+
+
+def time_fn(
+    fn: Callable[[int], object],
+    device: torch.device,
+    warmup: int = 10,
+    reps: int = 50,
+    max_seconds: float = 5.0,
+) -> Timing:
+    """Time `fn(i)` (i = repetition index, to pick the input set) on `device`.
+
+    Stops early (but after at least 5 timed repetitions) once `max_seconds` of timing have
+    been spent, so that slow cases (the eager reference on large shapes) stay affordable.
+    """
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    for i in range(warmup):
+        fn(i)
+    if cuda:
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+    times: list[float] = []
+    started = time.perf_counter()
+    for i in range(reps):
+        if cuda:
+            start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn(warmup + i)
+            stop.record()
+            stop.synchronize()
+            times.append(start.elapsed_time(stop))
+        else:
+            t0 = time.perf_counter()
+            fn(warmup + i)
+            times.append((time.perf_counter() - t0) * 1e3)
+        if i >= 4 and time.perf_counter() - started > max_seconds:
+            break
+    if min(times) <= 0.0:
+        raise RuntimeError(f"non-positive timing {min(times)} ms: refusing to record it")
+    times.sort()
+    peak = None
+    if cuda:
+        peak = (torch.cuda.max_memory_allocated(device) - base) / 2**20
+    return Timing(
+        _percentile(times, 0.2),
+        statistics.median(times),
+        _percentile(times, 0.8),
+        peak,
+        len(times),
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def copy_bandwidth_gbps(device: str) -> float:
+    """Device-to-device copy bandwidth (bytes read + written per second), GB/s.
+
+    The physical ceiling the kernels are judged against; measured once per run and device.
+    On CPU it is a memcpy-like `copy_`, useful only to exercise the pipeline.
+    """
+    dev = torch.device(device)
+    n = (512 * 2**20 if dev.type == "cuda" else 64 * 2**20) // 4
+    src = torch.empty(n, dtype=torch.float32, device=dev).normal_()
+    dst = torch.empty_like(src)
+    timing = time_fn(lambda i: dst.copy_(src), dev, warmup=5, reps=30)
+    return 2 * src.numel() * src.element_size() / (timing.ms_p50 * 1e-3) / 1e9
+
+
+# SPEC §3: the minimal traffic of a normalisation layer, in passes over x's bytes.
+MIN_PASSES = {"forward": 3, "eval": 3, "backward": 5, "full": 8}
+
+
+def bytes_min(numel: int, element_size: int, mode: str) -> int:
+    """Bytes a normalisation must move at least: 3·|x| forward/eval, 5·|x| backward."""
+    return MIN_PASSES[mode] * numel * element_size
+
+
+def device_name(device: torch.device | str) -> str:
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return "cpu"
+
+
+@functools.lru_cache(maxsize=1)
+def git_sha() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def environment(device: torch.device | str) -> dict[str, str]:
+    """The columns every row carries about where and when it was measured."""
+    return {
+        "device": device_name(device),
+        "torch": torch.__version__,
+        "triton": triton.__version__,
+        "git_sha": git_sha(),
+        "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }

@@ -1,0 +1,93 @@
+"""Benchmark rows: SPEC §7's long-format CSV files under `reports/data/`.
+
+One row per measurement. Every benchmark builds rows with `make_row` (which fills the
+environment columns and checks names) and appends them with `append_rows`; the report
+reads every CSV file in the folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from measure import REPO, Timing, environment
+
+DATA_DIR = Path(os.environ.get("MN_REPORT_DATA", REPO / "reports" / "data"))
+
+COLUMNS = (
+    "op", "provider", "mode", "dtype", "layout", "N", "C", "H", "W", "K", "model", "exec",
+    "ms_p20", "ms_p50", "ms_p80", "bytes_min", "gbps", "copy_gbps", "peak_mem_mb",
+    "device", "torch", "triton", "git_sha", "timestamp",
+)  # fmt: skip
+
+OPS = {"mode_norm", "mode_group_norm", "batch_norm", "group_norm", "instance_norm",
+       "layer_norm", "train_step"}  # fmt: skip
+PROVIDERS = {"triton", "torch_ops", "reference", "reference_compiled", "native"}
+MODES = {"forward", "backward", "full", "eval", "train_step"}
+EXECS = {"eager", "compiled", "cudagraph"}
+
+
+def make_row(
+    *,
+    op: str,
+    provider: str,
+    mode: str,
+    dtype: str,
+    layout: str,
+    shape: tuple[int, int, int, int],
+    k: int | str,
+    timing: Timing,
+    bytes_min: int | str,
+    copy_gbps: float | str,
+    device: Any,
+    model: str = "",
+    exec: str = "eager",
+    **extra: Any,
+) -> dict[str, Any]:
+    """A row with SPEC §7's columns; `gbps` is derived from bytes_min and the median time."""
+    if op not in OPS or provider not in PROVIDERS or mode not in MODES or exec not in EXECS:
+        raise ValueError(f"unknown op/provider/mode/exec: {op}/{provider}/{mode}/{exec}")
+    n, c, h, w = shape
+    gbps = bytes_min / (timing.ms_p50 * 1e-3) / 1e9 if isinstance(bytes_min, int) else ""
+    row = {
+        "op": op, "provider": provider, "mode": mode, "dtype": dtype, "layout": layout,
+        "N": n, "C": c, "H": h, "W": w, "K": k, "model": model, "exec": exec,
+        "ms_p20": timing.ms_p20, "ms_p50": timing.ms_p50, "ms_p80": timing.ms_p80,
+        "bytes_min": bytes_min, "gbps": gbps, "copy_gbps": copy_gbps,
+        "peak_mem_mb": "" if timing.peak_mem_mb is None else timing.peak_mem_mb,
+        **environment(device),
+    }  # fmt: skip
+    row.update(extra)
+    return row
+
+
+def append_rows(rows: Iterable[Mapping[str, Any]], name: str) -> Path:
+    """Append rows to reports/data/<name>.csv (header written when the file is new).
+
+    Extra keys beyond COLUMNS become extra columns, in first-seen order; a file's header is
+    fixed by its first write, so one file should hold one kind of benchmark.
+    """
+    rows = list(rows)
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    path = DATA_DIR / f"{name}.csv"
+    if not rows:
+        return path
+    if path.exists() and path.stat().st_size > 0:
+        with path.open(newline="") as f:
+            header = next(csv.reader(f))
+    else:
+        extras = [k for k in rows[0] if k not in COLUMNS]
+        header = [*COLUMNS, *extras]
+    missing = [c for c in COLUMNS if c not in rows[0]]
+    if missing:
+        raise ValueError(f"rows lack SPEC §7 columns: {missing}")
+    write_header = not path.exists() or path.stat().st_size == 0
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=header, extrasaction="ignore")
+        if write_header:
+            writer.writeheader()
+        writer.writerows(rows)
+    return path

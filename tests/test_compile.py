@@ -1,0 +1,103 @@
+"""torch.compile and the custom ops: fake implementations, autograd, no graph breaks."""
+
+import pytest
+import torch
+from torch import nn
+
+import mn_triton
+from helpers import assert_close, randomize
+from mn_triton import ops
+
+
+def _mode_norm_args(training: bool, dtype=torch.float32):
+    n, c, k = 3, 4, 2
+    x = torch.randn(n, c, 3, 3, dtype=dtype).requires_grad_()
+    gw = torch.randn(k, c).requires_grad_()
+    gb = torch.randn(k).requires_grad_()
+    w, b = torch.randn(c).requires_grad_(), torch.randn(c).requires_grad_()
+    rm, rms = torch.randn(k, c), torch.rand(k, c) + 2
+    running = (None, None) if training else (rm, rms)
+    return (x, gw, gb, w, b, *running, training, 1e-5)
+
+
+def _mode_group_norm_args(dtype=torch.float32):
+    n, c, k = 3, 4, 2
+    x = torch.randn(n, c, 3, 3, dtype=dtype).requires_grad_()
+    gw, gb = torch.randn(k, 1).requires_grad_(), torch.randn(k).requires_grad_()
+    return (x, gw, gb, torch.randn(c).requires_grad_(), torch.randn(c).requires_grad_(), 1e-5)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_opcheck_mode_norm(training, backend):
+    torch.library.opcheck(ops.mode_norm_forward, _mode_norm_args(training))
+    x, gw, gb, w, b, rm, rms, _, eps = _mode_norm_args(training)
+    y, shift, mean_dev, var, _, _ = ops.mode_norm_forward(x, gw, gb, w, b, rm, rms, training, eps)
+    args = (torch.randn_like(y), x.detach(), shift, mean_dev, var, gw.detach(), gb.detach(),
+            w.detach(), rm, rms, training, eps)  # fmt: skip
+    torch.library.opcheck(ops.mode_norm_backward, args)
+
+
+def test_opcheck_mode_group_norm(backend):
+    args = _mode_group_norm_args()
+    torch.library.opcheck(ops.mode_group_norm_forward, args)
+    x, gw, gb, w, b, eps = args
+    y, shift, mean_dev, var = ops.mode_group_norm_forward(*args)
+    bwd_args = (torch.randn_like(y), x.detach(), shift, mean_dev, var, gw.detach(), gb.detach(),
+                w.detach(), eps)  # fmt: skip
+    torch.library.opcheck(ops.mode_group_norm_backward, bwd_args)
+
+
+def test_opcheck_channels_last_and_half(backend):
+    args = list(_mode_norm_args(True, torch.float16))
+    args[0] = args[0].detach().to(memory_format=torch.channels_last).requires_grad_()
+    torch.library.opcheck(ops.mode_norm_forward, tuple(args))
+
+
+class _Net(nn.Module):
+    def __init__(self, norm: nn.Module, c: int = 4):
+        super().__init__()
+        self.conv = nn.Conv2d(3, c, 3, padding=1, bias=False)  # as before BatchNorm
+        self.norm = norm
+        self.head = nn.Linear(c, 5)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.norm(self.conv(x))).mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize("norm", ["ModeNorm2d", "ModeGroupNorm2d"])
+@pytest.mark.parametrize("compile_backend", ["aot_eager", "inductor"])
+def test_compiled_model_matches_eager(norm, compile_backend, backend):
+    torch._dynamo.reset()
+    eager = _Net(randomize(getattr(mn_triton, norm)(4, num_modes=3)))
+    compiled_net = _Net(getattr(mn_triton, norm)(4, num_modes=3))
+    compiled_net.load_state_dict(eager.state_dict())
+    compiled = torch.compile(compiled_net, fullgraph=True, backend=compile_backend)
+    for step in range(2):  # training steps (running estimates move), then eval
+        x = torch.randn(6, 3, 5, 5)
+        out_e, out_c = eager(x), compiled(x)
+        assert_close(out_c, out_e, 1e-5, f"step {step} output")
+        out_e.square().sum().backward()
+        out_c.square().sum().backward()
+        # Gate gradients are ill-conditioned (they can nearly cancel), so inductor's other
+        # rounding in the conv shows in them; they are held to the scale of all gradients.
+        all_e = torch.cat([p.grad.flatten() for p in eager.parameters()])
+        all_c = torch.cat([p.grad.flatten() for p in compiled_net.parameters()])
+        assert_close(all_c, all_e, 1e-4, "all gradients")
+        pairs = zip(eager.named_parameters(), compiled_net.parameters(), strict=True)
+        for (name, p_e), p_c in pairs:
+            if "gate" not in name:
+                assert_close(p_c.grad, p_e.grad, 1e-4, f"grad of {name}")
+    for name, buf in eager.named_buffers():
+        assert_close(dict(compiled_net.named_buffers())[name], buf, 1e-5, name)
+    eager.eval(), compiled_net.eval()
+    x = torch.randn(2, 3, 5, 5)
+    assert_close(compiled(x), eager(x), 1e-5, "eval output")
+
+
+def test_momentum_none_compiles_without_graph_break(backend):
+    torch._dynamo.reset()
+    layer = mn_triton.ModeNorm2d(3, momentum=None)
+    compiled = torch.compile(layer, fullgraph=True, backend="aot_eager")
+    for _ in range(3):
+        compiled(torch.randn(4, 3, 2, 2))
+    assert layer.num_batches_tracked.item() == 3

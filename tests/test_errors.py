@@ -1,0 +1,143 @@
+"""Bad input gets a clear Python exception before any kernel runs (issue 2 §4)."""
+
+import pytest
+import torch
+
+import mn_triton
+import reference
+from mn_triton import functional as F
+
+PACKAGES = [mn_triton, reference]
+
+
+@pytest.fixture(params=PACKAGES, ids=["mn_triton", "reference"])
+def pkg(request):
+    return request.param
+
+
+@pytest.mark.parametrize(
+    "cls, shape",
+    [
+        ("ModeNorm2d", (2, 3, 4)),
+        ("ModeNorm2d", (2, 3, 4, 4, 4)),
+        ("ModeNorm1d", (2, 3, 4, 4)),
+        ("ModeNorm3d", (2, 3, 4, 4)),
+        ("ModeNorm", (3,)),
+        ("ModeGroupNorm2d", (2, 3)),
+        ("ModeGroupNorm1d", (2, 3, 4, 4)),
+    ],
+)
+def test_wrong_rank(pkg, cls, shape):
+    with pytest.raises(ValueError, match=r"expected .*D input \(got \d+D input\)"):
+        getattr(pkg, cls)(3)(torch.randn(shape))
+
+
+@pytest.mark.parametrize("cls", ["ModeNorm2d", "ModeGroupNorm2d"])
+def test_channel_count_mismatch(pkg, cls):
+    with pytest.raises(ValueError, match=r"expected 4 channels"):
+        getattr(pkg, cls)(4)(torch.randn(2, 3, 5, 5))
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool, torch.uint8])
+@pytest.mark.parametrize("cls", ["ModeNorm2d", "ModeGroupNorm2d"])
+def test_non_floating_input(pkg, cls, dtype):
+    with pytest.raises(TypeError, match="floating-point"):
+        getattr(pkg, cls)(3)(torch.zeros(2, 3, 4, 4, dtype=dtype))
+
+
+@pytest.mark.parametrize("shape", [(1, 3), (1, 3, 1), (1, 3, 1, 1)])
+def test_one_value_per_channel_in_training(pkg, shape):
+    layer = pkg.ModeNorm(3)
+    with pytest.raises(ValueError, match="more than 1 value per channel when training"):
+        layer(torch.randn(shape))
+    layer.eval()
+    assert layer(torch.randn(shape)).shape == shape  # eval uses running estimates
+
+
+def test_one_value_per_channel_without_running_stats_even_in_eval(pkg):
+    layer = pkg.ModeNorm(3, track_running_stats=False).eval()
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        layer(torch.randn(1, 3))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"num_features": 0}, "num_features"),
+        ({"num_features": 2.5}, "num_features"),
+        ({"num_modes": 0}, "num_modes"),
+        ({"eps": 0.0}, "eps"),
+        ({"eps": -1e-5}, "eps"),
+        ({"momentum": 1.5}, "momentum"),
+        ({"momentum": -0.1}, "momentum"),
+    ],
+)
+def test_constructor_arguments(pkg, kwargs, message):
+    args = {"num_features": 4, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        pkg.ModeNorm2d(**args)
+    if "momentum" not in kwargs:
+        with pytest.raises(ValueError, match=message):
+            pkg.ModeGroupNorm2d(**args)
+
+
+@pytest.mark.parametrize("cls", ["ModeNorm2d", "ModeGroupNorm2d"])
+def test_loading_state_dict_with_another_k(pkg, cls):
+    saved = getattr(mn_triton, cls)(4, num_modes=3).state_dict()
+    layer = getattr(pkg, cls)(4, num_modes=2)
+    with pytest.raises(
+        RuntimeError, match="saved with num_modes=3, but this layer has num_modes=2"
+    ):
+        layer.load_state_dict(saved)
+
+
+def test_functional_argument_checks():
+    x = torch.randn(4, 3, 2, 2)
+    gw, gb = torch.randn(2, 3), torch.randn(2)
+    with pytest.raises(ValueError, match="gate_weight must have shape"):
+        F.mode_norm(x, torch.randn(2, 4), gb, training=True)
+    with pytest.raises(ValueError, match="gate_bias must have shape"):
+        F.mode_norm(x, gw, torch.randn(3), training=True)
+    with pytest.raises(ValueError, match="weight must have shape"):
+        F.mode_norm(x, gw, gb, weight=torch.ones(4), training=True)
+    with pytest.raises(ValueError, match="training=False needs running_mean"):
+        F.mode_norm(x, gw, gb, training=False)
+    with pytest.raises(ValueError, match="running_mean must have shape"):
+        F.mode_norm(x, gw, gb, torch.zeros(3), torch.ones(3), training=False)
+    with pytest.raises(ValueError, match="both running_mean and running_mean_sq"):
+        F.mode_norm(x, gw, gb, torch.zeros(2, 3), None, training=True)
+    with pytest.raises(TypeError, match="floating point"):
+        F.mode_norm(x, gw.long(), gb, training=True)
+    with pytest.raises(ValueError, match="eps must be > 0"):
+        F.mode_norm(x, gw, gb, training=True, eps=0.0)
+    with pytest.raises(ValueError, match=r"shape \(N, C, \*S\)"):
+        F.mode_norm(torch.randn(3), gw, gb, training=True)
+    with pytest.raises(ValueError, match="gate_weight must have shape"):
+        F.mode_group_norm(x, gw, gb)
+    with pytest.raises(ValueError, match="is on meta but the input is on cpu"):
+        F.mode_group_norm(x, torch.randn(2, 1, device="meta"), gb)
+
+
+def test_no_kernel_runs_before_checks(monkeypatch):
+    """Argument errors surface before anything reaches the custom ops."""
+    from mn_triton import ops
+
+    def boom(*args, **kwargs):
+        raise AssertionError("an op ran before the arguments were checked")
+
+    monkeypatch.setattr(ops, "mode_norm_forward", boom)
+    monkeypatch.setattr(ops, "mode_group_norm_forward", boom)
+    with pytest.raises(ValueError):
+        mn_triton.ModeNorm2d(4)(torch.randn(2, 3, 4, 4))
+    with pytest.raises(ValueError):
+        mn_triton.ModeGroupNorm2d(4)(torch.randn(2, 3, 4, 4))
+
+
+def test_triton_backend_on_cpu_without_interpreter_is_refused(monkeypatch):
+    from mn_triton import backend
+
+    monkeypatch.setattr(backend, "INTERPRETING", False)
+    with mn_triton.use_backend("triton"), pytest.raises(RuntimeError, match="TRITON_INTERPRET"):
+        mn_triton.ModeNorm2d(3)(torch.randn(2, 3, 2, 2))
+    with pytest.raises(ValueError, match="backend must be one of"):
+        mn_triton.set_backend("cuda")

@@ -1,0 +1,181 @@
+"""The three passes over x (row moments, row gradient sums, row affine), kernel by kernel.
+
+Run through Triton's interpreter on CPU tensors and compared with float64 evaluations.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers import TOLERANCE, assert_close
+from mn_triton.kernels import layout
+from mn_triton.kernels.apply import row_affine
+from mn_triton.kernels.moments import row_grad_sums, row_moments
+
+
+def _rows64(t: torch.Tensor) -> torch.Tensor:
+    return t.double().reshape(t.shape[0], t.shape[1], -1)
+
+
+LAYOUTS = {
+    "nchw": lambda: torch.randn(3, 5, 7, 6),
+    "channels_last": lambda: torch.randn(3, 5, 7, 6).to(memory_format=torch.channels_last),
+    "two_level_slice": lambda: torch.randn(3, 5, 8, 9)[:, :, 1:, :6],
+    "three_level_slice": lambda: torch.randn(2, 3, 4, 5, 6)[:, :, :, 1:, :-1],
+    "strided_channels": lambda: torch.randn(4, 12, 5)[:, ::3],
+    "2d": lambda: torch.randn(9, 6),
+    "expanded_rows": lambda: torch.randn(1, 4, 1, 5).expand(3, 4, 6, 5),
+    "single_element_rows": lambda: torch.randn(4, 3, 1, 1),
+}
+
+
+@pytest.fixture(params=["default_tiles", "tiny_tiles"])
+def tiles(request, monkeypatch):
+    if request.param == "tiny_tiles":
+        monkeypatch.setattr(layout, "MAX_TILE", 16)
+        monkeypatch.setattr(layout, "CPU_TARGET_PROGRAMS", 8)
+    return request.param
+
+
+@pytest.mark.parametrize("case", list(LAYOUTS))
+def test_row_moments(case, tiles):
+    x = LAYOUTS[case]() * 3 + 1
+    shift, mean_dev, var = row_moments(x, torch.float32)
+    rows = _rows64(x)
+    assert torch.equal(shift.double(), rows[:, :, 0])
+    assert_close(shift.double() + mean_dev.double(), rows.mean(-1), 1e-6, "mean")
+    expected_var = rows.var(-1, correction=0)
+    if expected_var.norm() == 0:  # rows of one element
+        assert torch.equal(var, torch.zeros_like(var))
+    else:
+        assert_close(var, expected_var, 1e-6, "variance")
+
+
+@pytest.mark.parametrize("case", list(LAYOUTS))
+def test_row_grad_sums_and_affine(case, tiles):
+    x = LAYOUTS[case]() * 3 + 1
+    dy = torch.randn(x.shape).to(memory_format=torch.channels_last) if x.dim() == 4 else None
+    dy = torch.randn(x.shape) if dy is None else dy
+    shift, _, _ = row_moments(x, torch.float32)
+    sum_dy, sum_dy_xs = row_grad_sums(x, dy, shift)
+    rows, dy_rows = _rows64(x), _rows64(dy)
+    centred = rows - rows[:, :, :1]
+    assert_close(sum_dy, dy_rows.sum(-1), 1e-6, "sum dy")
+    assert_close(sum_dy_xs, (dy_rows * centred).sum(-1), 1e-6, "sum dy (x - s)")
+
+    a, b, d = (torch.randn_like(shift) for _ in range(3))
+    y = row_affine(x, shift, a, b)
+    dx = row_affine(x, shift, a, b, dy, d)
+    per_row = [t.double().unsqueeze(-1) for t in (a, b, d)]
+    assert y.shape == x.shape and y.stride() == torch.empty_like(x).stride()
+    assert_close(_rows64(y), centred * per_row[0] + per_row[1], 1e-6, "affine")
+    assert_close(_rows64(dx), centred * per_row[0] + per_row[1] + dy_rows * per_row[2], 1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_dtypes(dtype):
+    x = (torch.randn(4, 6, 5, 7) * 2 + 3).to(dtype)
+    stat = torch.float64 if dtype == torch.float64 else torch.float32
+    shift, mean_dev, var = row_moments(x, stat)
+    assert shift.dtype == mean_dev.dtype == var.dtype == stat
+    rows = _rows64(x)
+    tol = 1e-12 if dtype == torch.float64 else 1e-6  # statistics are float32 of exact inputs
+    assert_close(shift.double() + mean_dev.double(), rows.mean(-1), tol, "mean")
+    assert_close(var, rows.var(-1, correction=0), tol, "variance")
+    y = row_affine(x, shift, torch.ones_like(shift), torch.zeros_like(shift))
+    assert y.dtype == dtype
+    assert_close(_rows64(y), rows - rows[:, :, :1], TOLERANCE[dtype], "affine")
+
+
+def test_large_offset_and_outliers_keep_variance_accurate():
+    """No E[x²] − E[x]²: a 1e4 offset, and a row whose first value is a huge outlier."""
+    x = torch.randn(2, 3, 64, 64) + 1e4
+    x[1, 2, 0, 0] = 1e6  # the row's shift is an outlier: x − s is huge for every element
+    shift, mean_dev, var = row_moments(x, torch.float32)
+    rows = _rows64(x)
+    assert_close(var, rows.var(-1, correction=0), 1e-6, "variance")
+    assert_close(mean_dev.double(), rows.mean(-1) - rows[:, :, 0], 1e-6, "mean − shift")
+
+
+def test_layout_planner_merges_what_it_can():
+    plan, strides = layout.plan_rows(torch.empty(2, 3, 4, 5))
+    assert (plan.length, plan.inner_size, strides[0].inner) == (20, 20, 1)
+    x = torch.empty(2, 3, 4, 5).to(memory_format=torch.channels_last)
+    plan, strides = layout.plan_rows(x)
+    assert (plan.length, plan.inner_size, strides[0].c, strides[0].inner) == (20, 20, 1, 3)
+    plan, strides = layout.plan_rows(torch.empty(2, 3, 8, 9)[:, :, 1:, :6])
+    assert (plan.length, plan.inner_size, strides[0].outer, strides[0].inner) == (42, 6, 9, 1)
+    assert plan.two_level
+    # Tensors of one call merge only where all of them can.
+    nchw, nhwc = (
+        torch.empty(2, 3, 4, 5),
+        torch.empty(2, 3, 4, 5).to(memory_format=torch.channels_last),
+    )
+    plan, _ = layout.plan_rows(nchw, nhwc)
+    assert plan.length == 20
+    assert layout.plan_rows(torch.empty(2, 3, 4, 5, 6)[:, :, :, 1:, :-1]) is None
+
+
+def test_reduction_splits_cover_each_row_once(monkeypatch):
+    monkeypatch.setattr(layout, "MAX_TILE", 16)
+    monkeypatch.setattr(layout, "CPU_TARGET_PROGRAMS", 5)
+    plan, _ = layout.plan_rows(torch.empty(1, 1, 100))
+    split_len, num_splits = layout.reduction_split(plan, torch.device("cpu"))
+    assert split_len % plan.block_len == 0
+    assert (num_splits - 1) * split_len < plan.length <= num_splits * split_len
+
+
+# Offsets past 2³¹ elements: a strided view into a >4 GiB (virtual, mostly untouched)
+# storage. With 32-bit offsets the kernels would read elsewhere or crash, so this runs in a
+# subprocess and must print the errors it measured.
+_INT64_SCRIPT = textwrap.dedent(
+    """
+    import os
+    os.environ["TRITON_INTERPRET"] = "1"
+    import torch
+    from mn_triton.kernels.apply import row_affine
+    from mn_triton.kernels.moments import row_grad_sums, row_moments
+
+    torch.manual_seed(0)
+    storage = torch.empty(2**31 + 64, dtype=torch.float16)
+    views = {
+        "sample_offset": storage.as_strided((3, 2, 5), (2**30 + 8, 5, 1)),
+        "position_offset": storage.as_strided((1, 2, 5), (10, 1, 2**29 + 3)),
+    }
+    for name, x in views.items():
+        x.copy_(torch.randn(x.shape) + 2)
+        rows = x.double().reshape(x.shape[0], x.shape[1], -1)
+        shift, mean_dev, var = row_moments(x, torch.float32)
+        dy = torch.randn(x.shape).half()
+        sum_dy, sum_dy_xs = row_grad_sums(x, dy, shift)
+        one, zero = torch.ones_like(shift), torch.zeros_like(shift)
+        out = row_affine(x, shift, one, zero, dy, one)
+        expected = rows - rows[:, :, :1] + dy.double().reshape(rows.shape)
+        errors = [
+            ((shift + mean_dev).double() - rows.mean(-1)).abs().max().item(),
+            (var.double() - rows.var(-1, correction=0)).abs().max().item(),
+            (sum_dy.double() - dy.double().reshape(rows.shape).sum(-1)).abs().max().item(),
+            (out.double().reshape(rows.shape) - expected).abs().max().item(),
+        ]
+        print(name, max(errors))
+    """
+)
+
+
+def test_offsets_beyond_2_pow_31():
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": f"{repo}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    result = subprocess.run(
+        [sys.executable, "-c", _INT64_SCRIPT],
+        capture_output=True, text=True, timeout=300, cwd=repo, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, f"kernels crashed on 64-bit offsets:\n{result.stderr[-2000:]}"
+    errors = dict(line.split() for line in result.stdout.strip().splitlines())
+    assert set(errors) == {"sample_offset", "position_offset"}
+    for name, err in errors.items():
+        assert float(err) < 1e-2, f"{name}: max error {err}"  # float16 output rounding

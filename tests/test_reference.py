@@ -1,0 +1,106 @@
+"""The yardstick itself: `reference` against SPEC §1–2 written out element by element."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import reference
+from helpers import assert_close, randomize
+
+
+def _softmax(values):
+    top = max(values)
+    exps = [math.exp(v - top) for v in values]
+    return [e / sum(exps) for e in exps]
+
+
+def _brute_force_mode_norm(x, gw, gb, alpha, beta, eps, running=None):
+    """SPEC §1, steps 1–4, one scalar at a time (running=(mean, mean_sq) for eval)."""
+    n_, c_, l_ = len(x), len(x[0]), len(x[0][0])
+    k_ = len(gw)
+    m = [[sum(x[n][c]) / l_ for c in range(c_)] for n in range(n_)]
+    v = [[sum((e - m[n][c]) ** 2 for e in x[n][c]) / l_ for c in range(c_)] for n in range(n_)]
+    g = [_softmax([sum(gw[k][c] * m[n][c] for c in range(c_)) + gb[k] for k in range(k_)])
+         for n in range(n_)]  # fmt: skip
+    mu, var = [[0.0] * c_ for _ in range(k_)], [[0.0] * c_ for _ in range(k_)]
+    for k in range(k_):
+        for c in range(c_):
+            if running is None:
+                mass = sum(g[n][k] for n in range(n_))
+                mu[k][c] = sum(g[n][k] * m[n][c] for n in range(n_)) / mass
+                var[k][c] = sum(g[n][k] * (v[n][c] + (m[n][c] - mu[k][c]) ** 2)
+                                for n in range(n_)) / mass  # fmt: skip
+            else:
+                mu[k][c] = running[0][k][c]
+                var[k][c] = max(running[1][k][c] - mu[k][c] ** 2, 0.0)
+    y = [[[alpha[c] * sum(g[n][k] * (e - mu[k][c]) / math.sqrt(var[k][c] + eps)
+                          for k in range(k_)) + beta[c] for e in x[n][c]]
+          for c in range(c_)] for n in range(n_)]  # fmt: skip
+    f64 = torch.float64
+    return torch.tensor(y, dtype=f64), torch.tensor(mu, dtype=f64), torch.tensor(var, dtype=f64)
+
+
+def _brute_force_mode_group_norm(x, gw, gb, alpha, beta, eps):
+    """SPEC §2, steps 1–4, one scalar at a time."""
+    n_, c_, l_ = len(x), len(x[0]), len(x[0][0])
+    k_ = len(gw)
+    y = []
+    for n in range(n_):
+        m = [sum(x[n][c]) / l_ for c in range(c_)]
+        v = [sum((e - m[c]) ** 2 for e in x[n][c]) / l_ for c in range(c_)]
+        g = [_softmax([gw[k][0] * m[c] + gb[k] for k in range(k_)]) for c in range(c_)]
+        mu, var = [], []
+        for k in range(k_):
+            mass = sum(g[c][k] for c in range(c_))
+            mu.append(sum(g[c][k] * m[c] for c in range(c_)) / mass)
+            var.append(sum(g[c][k] * (v[c] + (m[c] - mu[k]) ** 2) for c in range(c_)) / mass)
+        y.append([[alpha[c] * sum((e - mu[k]) / math.sqrt(var[k] + eps) for k in range(k_))
+                   / k_ + beta[c] for e in x[n][c]] for c in range(c_)])  # fmt: skip
+    return torch.tensor(y, dtype=torch.float64)
+
+
+def _params(layer):
+    return [t.detach().double().tolist() for t in (layer.gate.weight, layer.gate.bias,
+                                                   layer.weight, layer.bias)]  # fmt: skip
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_mode_norm_matches_spec_formulas(training):
+    layer = randomize(reference.ModeNorm1d(3, num_modes=2, momentum=0.25).double())
+    layer.train(training)
+    old_mean, old_sq = layer.running_mean.clone(), layer.running_mean_sq.clone()
+    x = torch.randn(4, 3, 5, dtype=torch.float64) * 2 + 1
+    running = None if training else (old_mean.tolist(), old_sq.tolist())
+    y, mu, var = _brute_force_mode_norm(x.tolist(), *_params(layer), layer.eps, running)
+    assert_close(layer(x), y, 1e-12, "output")
+    if training:  # running ← (1 − λ)·running + λ·batch, for ⟨x⟩ and ⟨x²⟩ = σ² + μ²
+        assert_close(layer.running_mean, 0.75 * old_mean + 0.25 * mu, 1e-12, "running mean")
+        expected_sq = 0.75 * old_sq + 0.25 * (var + mu**2)
+        assert_close(layer.running_mean_sq, expected_sq, 1e-12, "running mean sq")
+
+
+def test_mode_group_norm_matches_spec_formulas():
+    layer = randomize(reference.ModeGroupNorm1d(4, num_modes=3).double())
+    x = torch.randn(2, 4, 5, dtype=torch.float64) * 2 + 1
+    y = _brute_force_mode_group_norm(x.tolist(), *_params(layer), layer.eps)
+    assert_close(layer(x), y, 1e-12, "output")
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_collapsed_gates_give_batch_norm(k):
+    """K = 1, or gates that ignore the input (uniform), is BatchNorm in training."""
+    layer = reference.ModeNorm2d(4, num_modes=k).double()
+    with torch.no_grad():
+        layer.gate.weight.zero_()
+    bn = nn.BatchNorm2d(4).double()
+    x = torch.randn(5, 4, 3, 3, dtype=torch.float64) * 3 - 2
+    assert_close(layer(x), bn(x), 1e-12, "training output")
+
+
+def test_mode_group_norm_k1_is_group_norm():
+    layer = reference.ModeGroupNorm2d(6, num_modes=1).double()
+    gn = nn.GroupNorm(1, 6).double()
+    x = torch.randn(3, 6, 4, 4, dtype=torch.float64) + 5
+    assert_close(layer(x), gn(x), 1e-12, "output")

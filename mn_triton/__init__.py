@@ -7,6 +7,7 @@ Triton's interpreter when TRITON_INTERPRET=1 is set before import.
 
 from . import functional
 from .backend import get_backend, set_backend, use_backend
+from .convert import convert_to_mode_norm
 from .modules import (
     ModeGroupNorm,
     ModeGroupNorm1d,
@@ -17,10 +18,12 @@ from .modules import (
     ModeNorm2d,
     ModeNorm3d,
 )
+from .sync import SyncModeNorm
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "convert_to_mode_norm",
     "functional",
     "get_backend",
     "set_backend",
@@ -33,4 +36,5 @@ __all__ = [
     "ModeGroupNorm1d",
     "ModeGroupNorm2d",
     "ModeGroupNorm3d",
+    "SyncModeNorm",
 ]

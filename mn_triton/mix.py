@@ -20,6 +20,7 @@ checked against autograd of the paper-literal reference with `gradcheck` in the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -124,41 +125,77 @@ def _softmax_backward(gates: Tensor, g_dg: Tensor) -> Tensor:
 # --------------------------------------------------------------------------------------
 
 
-def _mode_norm_state(
-    shift: Tensor,
-    mean_dev: Tensor,
-    var_rows: Tensor,
-    gate_weight: Tensor,
-    gate_bias: Tensor | None,
-    running_mean: Tensor | None,
-    running_mean_sq: Tensor | None,
-    training: bool,
-    eps: float,
-) -> _ModeState:
+@dataclass
+class ModeStats:
+    """MN's statistics per (mode, channel): what SyncModeNorm merges across processes.
+
+    Means are kept relative to a per-channel pivot (sample 0's shift) for precision.
+    """
+
+    mean: Tensor  # μ − pivot, (K, C)
+    var: Tensor  # σ², (K, C)
+    pivot: Tensor  # (1, C)
+    mass: Tensor | None  # N_k = Σ_n g, (K,); None for running estimates
+
+    def absolute_mean(self) -> Tensor:
+        """μ = Σ_n w·m. The pivot enters with weight Σ_n w = N_k / max(N_k, tiny): 1, or 0
+        for a mode without gate mass, whose statistics are then 0 as in the reference (its
+        gates, all 0, keep them out of the output)."""
+        if self.mass is None:
+            return self.mean + self.pivot
+        coverage = self.mass / self.mass.clamp_min(MIN_MODE_MASS)
+        return self.mean + self.pivot * coverage.unsqueeze(1)
+
+
+def mode_norm_gates(
+    shift: Tensor, mean_dev: Tensor, gate_weight: Tensor, gate_bias: Tensor | None
+) -> Tensor:
+    """g = softmax(gate(m)) per sample, (N, K), from the row means m = s + (mean of x − s)."""
     dtype = shift.dtype
-    m = shift + mean_dev
     gb = None if gate_bias is None else gate_bias.to(dtype)
-    gates = torch.softmax(F.linear(m, gate_weight.to(dtype), gb), dim=1)  # (N, K)
-    pivot = shift[:1]  # (1, C)
+    return torch.softmax(F.linear(shift + mean_dev, gate_weight.to(dtype), gb), dim=1)
+
+
+def batch_mode_stats(gates: Tensor, shift: Tensor, mean_dev: Tensor, var_rows: Tensor) -> ModeStats:
+    """μ = Σ_n w·m and σ² = Σ_n w·(v + (m − μ)²), with w = g / N_k (SPEC §1, step 3)."""
+    # (An empty batch occurs only in SyncModeNorm, on a process that holds no samples.)
+    pivot = shift[:1] if shift.shape[0] > 0 else shift.new_zeros((1, shift.shape[1]))
     m_rel = (shift - pivot) + mean_dev
-    if training:
-        mass = gates.sum(dim=0).clamp_min(MIN_MODE_MASS)
-        weights = gates / mass
-        mean = weights.T @ m_rel  # (K, C)
-        dev = m_rel.unsqueeze(0) - mean.unsqueeze(1)  # (K, N, C)
-        var = torch.einsum("nk,knc->kc", weights, var_rows.unsqueeze(0) + dev * dev)
-    else:
-        weights = None
-        # σ² = ⟨x²⟩ − ⟨x⟩² of the stored estimates, formed in float64: with a large common
-        # offset the difference cancels most digits, and this keeps all the buffers hold.
-        running = running_mean.double()
-        var = (running_mean_sq.double() - running * running).clamp_min(0).to(dtype)
-        mean = running_mean.to(dtype) - pivot
-        dev = m_rel.unsqueeze(0) - mean.unsqueeze(1)
-    rstd = torch.rsqrt(var + eps)
+    mass = gates.sum(dim=0)
+    weights = gates / mass.clamp_min(MIN_MODE_MASS)
+    mean = weights.T @ m_rel  # (K, C)
+    dev = m_rel.unsqueeze(0) - mean.unsqueeze(1)  # (K, N, C)
+    var = torch.einsum("nk,knc->kc", weights, var_rows.unsqueeze(0) + dev * dev)
+    return ModeStats(mean, var, pivot, mass)
+
+
+def running_mode_stats(running_mean: Tensor, running_mean_sq: Tensor, shift: Tensor) -> ModeStats:
+    """μ = ⟨x⟩ and σ² = max(⟨x²⟩ − ⟨x⟩², 0) from the running estimates (SPEC §1, eval)."""
+    pivot = shift[:1]
+    # The difference is formed in float64: with a large common offset it cancels most
+    # digits, and this keeps all that the float32 buffers hold.
+    running = running_mean.double()
+    var = (running_mean_sq.double() - running * running).clamp_min(0).to(shift.dtype)
+    return ModeStats(running_mean.to(shift.dtype) - pivot, var, pivot, None)
+
+
+def _mode_norm_state(
+    shift: Tensor, mean_dev: Tensor, gates: Tensor, stats: ModeStats, eps: float
+) -> _ModeState:
+    m_rel = (shift - stats.pivot) + mean_dev
+    weights = None if stats.mass is None else gates / stats.mass.clamp_min(MIN_MODE_MASS)
+    dev = m_rel.unsqueeze(0) - stats.mean.unsqueeze(1)  # (K, N, C)
+    rstd = torch.rsqrt(stats.var + eps)
     a = gates @ rstd
     b = torch.einsum("nk,knc,kc->nc", gates, dev, rstd)
-    return _ModeState(m, gates, weights, dev, mean, var, rstd, a, b, pivot)
+    m = shift + mean_dev
+    return _ModeState(m, gates, weights, dev, stats.mean, stats.var, rstd, a, b, stats.pivot)
+
+
+def _mode_stats(gates, shift, mean_dev, var_rows, running_mean, running_mean_sq, training):  # noqa: ANN001
+    if training:
+        return batch_mode_stats(gates, shift, mean_dev, var_rows)
+    return running_mode_stats(running_mean, running_mean_sq, shift)
 
 
 def mode_norm_forward(
@@ -173,18 +210,18 @@ def mode_norm_forward(
     running_mean_sq: Tensor | None,
     training: bool,
     eps: float,
-) -> tuple[RowAffine, Tensor, Tensor]:
-    """Per-row coefficients, and the mode statistics (μ, σ²) of shape (K, C)."""
-    state = _mode_norm_state(
-        shift, mean_dev, var_rows, gate_weight, gate_bias,
-        running_mean, running_mean_sq, training, eps,
-    )  # fmt: skip
-    # Absolute μ = Σ_n w·m: the pivot enters with weight Σ_n w, which is 1, or 0 for a
-    # mode that got no gate mass (whose statistics are then 0, as in the reference; the
-    # mode's gates, all 0, keep those statistics out of the output).
-    pivot_weight = state.weights.sum(dim=0, keepdim=True).T if training else 1.0
-    mode_mean = state.mean + state.pivot * pivot_weight
-    return _row_affine(state, mean_dev, weight, bias), mode_mean, state.var
+    merge_stats: Callable[[ModeStats], ModeStats] | None = None,
+) -> tuple[RowAffine, ModeStats]:
+    """Per-row coefficients of the apply pass, and the mode statistics used.
+
+    `merge_stats` (SyncModeNorm) turns this process's batch statistics into the global ones.
+    """
+    gates = mode_norm_gates(shift, mean_dev, gate_weight, gate_bias)
+    stats = _mode_stats(gates, shift, mean_dev, var_rows, running_mean, running_mean_sq, training)
+    if training and merge_stats is not None:
+        stats = merge_stats(stats)
+    state = _mode_norm_state(shift, mean_dev, gates, stats, eps)
+    return _row_affine(state, mean_dev, weight, bias), stats
 
 
 def mode_norm_backward(
@@ -201,19 +238,30 @@ def mode_norm_backward(
     running_mean_sq: Tensor | None,
     training: bool,
     eps: float,
+    stats: ModeStats | None = None,
+    sum_over_batch: Callable[[Tensor], Tensor] | None = None,
 ) -> MixGrads:
-    s = _mode_norm_state(
-        shift, mean_dev, var_rows, gate_weight, gate_bias,
-        running_mean, running_mean_sq, training, eps,
-    )  # fmt: skip
+    """The vector–Jacobian product of `mode_norm_forward` and the apply pass.
+
+    Recomputes the small forward state (given `stats`, SyncModeNorm's merged statistics,
+    it reuses them); `sum_over_batch` completes sums over the batch across processes.
+    """
+    gates = mode_norm_gates(shift, mean_dev, gate_weight, gate_bias)
+    if stats is None:
+        stats = _mode_stats(
+            gates, shift, mean_dev, var_rows, running_mean, running_mean_sq, training
+        )
+    s = _mode_norm_state(shift, mean_dev, gates, stats, eps)
     da, db, dm, d_weight, d_bias, scale = _common_backward(s, mean_dev, sum_dy, sum_dy_xs, weight)
     g = s.gates
     # a = Σ_k g·r and b = Σ_k g·(m − μ_k)·r: into r, μ and (as g ⊙ ∂/∂g) into the gates.
     d_rstd = g.T @ da + torch.einsum("nk,knc,nc->kc", g, s.dev, db)
     g_dg = g * (da @ s.rstd.T + torch.einsum("knc,kc,nc->nk", s.dev, s.rstd, db))
     if training:
-        # μ = Σ_n w·m and σ² = Σ_n w·(v + (m − μ)²), with w = g / N_k.
         d_mean = -(g.T @ db) * s.rstd
+        if sum_over_batch is not None:  # the two (K, C) sums over the batch, in one call
+            d_rstd, d_mean = sum_over_batch(torch.stack([d_rstd, d_mean])).unbind(0)
+        # μ = Σ_n w·m and σ² = Σ_n w·(v + (m − μ)²), with w = g / N_k.
         d_var = -0.5 * s.rstd**3 * d_rstd
         w = s.weights
         dv = w @ d_var

@@ -47,12 +47,12 @@ def mode_norm_forward(
     if x.numel() == 0:  # nothing to normalise; statistics are zeros (and go unused)
         return _empty_forward(x, gate_weight.shape[0])
     shift, mean_dev, var_rows = backend.row_moments(x, stat_dtype(x.dtype))
-    coeffs, mode_mean, mode_var = mix.mode_norm_forward(
+    coeffs, stats = mix.mode_norm_forward(
         shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias,
         running_mean, running_mean_sq, training, eps,
     )  # fmt: skip
     y = backend.row_affine(x, shift, coeffs.scale, coeffs.bias)
-    return y, shift, mean_dev, var_rows, mode_mean.clone(), mode_var.clone()
+    return y, shift, mean_dev, var_rows, stats.absolute_mean(), stats.var.clone()
 
 
 @mode_norm_forward.register_fake

@@ -1,0 +1,190 @@
+"""SyncModeNorm: ModeNorm whose batch statistics span every process of a torch.distributed group.
+
+MN's batch statistics are gate-weighted sums per (mode, channel), so they combine across
+processes exactly (SPEC §4). Forward: each process computes its own (N_k, μ_k, M2_k) and
+one `all_gather` brings every process's triple (with its pivot) to all; they are merged the
+way SyncBatchNorm merges Welford triples (Chan et al.). Backward: the two per-(k, c) sums
+over the batch that the input gradient needs go through one `all_reduce`. Parameter
+gradients stay local: DDP reduces them, as it does SyncBatchNorm's. The result is the same
+output, input gradient and running estimates as one process holding the whole batch.
+
+The distributed engine is torch.distributed (NCCL on GPUs, gloo on CPUs); nothing here
+talks to the network itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from reference._base import MIN_MODE_MASS, stat_dtype, update_running_stats
+
+from . import backend, mix
+from .modules import ModeNorm
+
+
+def _world_size(group: Any) -> int:
+    if not (dist.is_available() and dist.is_initialized()):
+        return 1
+    return dist.get_world_size(group)
+
+
+def _merge_across_processes(stats: mix.ModeStats, group: Any) -> mix.ModeStats:
+    """All processes' (N_k, μ_k, M2_k) merged into the statistics of the whole batch."""
+    k, c = stats.mean.shape
+    mass = stats.mass
+    m2 = stats.var * mass.clamp_min(MIN_MODE_MASS).unsqueeze(1)
+    local = torch.cat([mass, stats.mean.flatten(), m2.flatten(), stats.pivot.flatten()])
+    gathered = local.new_empty(_world_size(group) * local.numel())  # flat: gloo wants it so
+    dist.all_gather_into_tensor(gathered, local, group=group)
+    gathered = gathered.view(-1, local.numel())
+    mass_r, mean_r, m2_r, pivot_r = gathered.split([k, k * c, k * c, c], dim=1)
+    mean_r, m2_r, pivot_r = mean_r.view(-1, k, c), m2_r.view(-1, k, c), pivot_r.view(-1, 1, c)
+    # The common pivot: that of the first process with any samples (Σ_k N_k = its N).
+    first = (mass_r.sum(dim=1) > 0).to(torch.int8).argmax()
+    pivot = pivot_r[first]
+    mean_r = mean_r + (pivot_r - pivot)  # every process's μ relative to the common pivot
+    total = mass_r.sum(dim=0)
+    weight_r = (mass_r / total.clamp_min(MIN_MODE_MASS)).unsqueeze(2)
+    mean = (weight_r * mean_r).sum(dim=0)
+    # M2 of the whole batch = Σ_r M2_r + Σ_r N_k,r·(μ_r − μ)²; σ² = M2 / N_k.
+    m2 = m2_r.sum(dim=0) + (mass_r.unsqueeze(2) * (mean_r - mean) ** 2).sum(dim=0)
+    var = m2 / total.clamp_min(MIN_MODE_MASS).unsqueeze(1)
+    return mix.ModeStats(mean, var, pivot, total)
+
+
+def _all_reduce_sum(t: Tensor, group: Any) -> Tensor:
+    t = t.contiguous()
+    dist.all_reduce(t, op=dist.ReduceOp.SUM, group=group)
+    return t
+
+
+def _local_rows(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    if x.numel() == 0:  # this process holds no samples; it still takes part in the exchange
+        zeros = x.new_zeros(x.shape[:2], dtype=stat_dtype(x.dtype))
+        return zeros, zeros.clone(), zeros.clone()
+    return backend.row_moments(x, stat_dtype(x.dtype))
+
+
+class _SyncModeNormFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, gate_weight, gate_bias, weight, bias, eps, group):  # noqa: ANN001
+        shift, mean_dev, var_rows = _local_rows(x)
+        coeffs, stats = mix.mode_norm_forward(
+            shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, None, None,
+            training=True, eps=eps,
+            merge_stats=lambda s: _merge_across_processes(s, group),
+        )  # fmt: skip
+        y = backend.row_affine(x, shift, coeffs.scale, coeffs.bias) if x.numel() else x.clone()
+        ctx.save_for_backward(
+            x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias,
+            stats.mean, stats.var, stats.pivot, stats.mass,
+        )  # fmt: skip
+        ctx.eps, ctx.group = eps, group
+        mode_mean, mode_var = stats.absolute_mean(), stats.var
+        ctx.mark_non_differentiable(mode_mean, mode_var)
+        return y, mode_mean, mode_var
+
+    @staticmethod
+    def backward(ctx, dy, _d_mean, _d_var):  # noqa: ANN001
+        x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, *saved = (
+            ctx.saved_tensors
+        )
+        if x.numel():
+            sum_dy, sum_dy_xs = backend.row_grad_sums(x, dy, shift)
+        else:
+            sum_dy, sum_dy_xs = torch.zeros_like(shift), torch.zeros_like(shift)
+        length = max(x[0, 0].numel() if x.numel() else 1, 1)
+        grads = mix.mode_norm_backward(
+            sum_dy, sum_dy_xs, length, shift, mean_dev, var_rows, gate_weight, gate_bias,
+            weight, None, None, training=True, eps=ctx.eps,
+            stats=mix.ModeStats(*saved),
+            sum_over_batch=lambda t: _all_reduce_sum(t, ctx.group),
+        )  # fmt: skip
+        dx = None
+        if ctx.needs_input_grad[0]:
+            dx = (
+                backend.row_affine(x, shift, grads.x_scale, grads.bias, dy, grads.dy_scale)
+                if x.numel()
+                else torch.zeros_like(x)
+            )
+        return (
+            dx,
+            grads.gate_weight.to(gate_weight.dtype),
+            None if gate_bias is None else grads.gate_bias.to(gate_bias.dtype),
+            None if weight is None else grads.weight.to(weight.dtype),
+            None if bias is None else grads.bias_param.to(bias.dtype),
+            None,
+            None,
+        )
+
+
+class SyncModeNorm(ModeNorm):
+    """ModeNorm with batch statistics over all processes of `process_group` (SPEC §4).
+
+    Like `nn.SyncBatchNorm`: synchronises in training when torch.distributed is initialised
+    with more than one process, and otherwise (eval, or a single process) is a ModeNorm.
+    Accepts inputs of shape (N, C, *S). Each process may hold any number of samples,
+    including none; the check for more than one value per channel then applies to the
+    local batch only when not synchronising.
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        num_modes: int = 2,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        process_group: Any = None,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        super().__init__(
+            num_features, num_modes, eps, momentum, affine, track_running_stats, device, dtype
+        )
+        self.process_group = process_group
+
+    def _synchronising(self) -> bool:
+        return self.training and _world_size(self.process_group) > 1
+
+    def forward(self, input: Tensor) -> Tensor:
+        if not self._synchronising():
+            return super().forward(input)
+        self._check_input(input)
+        momentum = self._count_batch()
+        y, mode_mean, mode_var = _SyncModeNormFunction.apply(
+            input, self.gate.weight, self.gate.bias, self.weight, self.bias, self.eps,
+            self.process_group,
+        )  # fmt: skip
+        if momentum is not None:
+            update_running_stats(
+                self.running_mean, self.running_mean_sq, mode_mean, mode_var, momentum
+            )
+        return y
+
+    @classmethod
+    def convert_sync_modenorm(cls, module: nn.Module, process_group: Any = None) -> nn.Module:
+        """Replace every ModeNorm (any rank variant) in `module` by a SyncModeNorm.
+
+        Parameters, buffers, device, dtype and training mode carry over, as in
+        `nn.SyncBatchNorm.convert_sync_batchnorm`.
+        """
+        output = module
+        if isinstance(module, ModeNorm) and not isinstance(module, SyncModeNorm):
+            like = module.gate.weight
+            output = cls(
+                module.num_features, module.num_modes, module.eps, module.momentum,
+                module.affine, module.track_running_stats, process_group,
+                device=like.device, dtype=like.dtype,
+            )  # fmt: skip
+            output.load_state_dict(module.state_dict())
+            output.train(module.training)
+        for name, child in module.named_children():
+            output.add_module(name, cls.convert_sync_modenorm(child, process_group))
+        del module
+        return output

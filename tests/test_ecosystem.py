@@ -1,0 +1,112 @@
+"""convert_to_mode_norm and mixed precision (torch.autocast + GradScaler)."""
+
+import pytest
+import torch
+from torch import nn
+
+import mn_triton
+from helpers import assert_close
+
+
+def _model() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1, bias=False),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Sequential(nn.Conv2d(4, 6, 1), nn.GroupNorm(2, 6), nn.BatchNorm2d(6, affine=False)),
+        nn.Flatten(2),
+        nn.BatchNorm1d(6, momentum=None),
+        nn.Flatten(1),
+        nn.Linear(6 * 25, 8),
+        nn.BatchNorm1d(8, eps=1e-3),
+    )
+
+
+def _trained(model: nn.Module) -> nn.Module:
+    """Non-default BatchNorm state: a few training steps' running estimates and weights."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm)) and m.affine:
+                m.weight.normal_(1.0, 0.3)
+                m.bias.normal_(0.0, 0.3)
+        model.train()
+        for _ in range(3):
+            model(torch.randn(8, 3, 5, 5) * 2 + 1)
+    return model
+
+
+def test_convert_replaces_every_batch_norm_in_nested_models():
+    model = _trained(_model()).eval()
+    converted = mn_triton.convert_to_mode_norm(model, num_modes=3)
+    kinds = [type(m) for m in converted.modules()]
+    assert nn.BatchNorm2d not in kinds and nn.BatchNorm1d not in kinds
+    assert isinstance(converted[1], mn_triton.ModeNorm2d)
+    assert isinstance(converted[3][2], mn_triton.ModeNorm2d) and not converted[3][2].affine
+    assert isinstance(converted[5], mn_triton.ModeNorm1d) and converted[5].momentum is None
+    assert converted[8].eps == 1e-3 and converted[1].num_modes == 3
+    assert isinstance(converted[3][1], nn.GroupNorm)  # group_norm=False leaves GroupNorm
+    assert not converted[1].training
+
+
+def test_converted_model_evaluates_like_the_batch_norm_model():
+    """Every mode starts from BatchNorm's running estimates, so eval output is unchanged."""
+    model = _trained(_model()).eval()
+    x = torch.randn(4, 3, 5, 5)
+    expected = model(x)
+    converted = mn_triton.convert_to_mode_norm(model, num_modes=2)
+    assert_close(converted(x), expected, 1e-5, "eval output after conversion")
+
+
+def test_convert_keeps_weights_device_dtype_and_mode():
+    bn = nn.BatchNorm2d(5, momentum=0.2).double().train()
+    with torch.no_grad():
+        bn.weight.normal_()
+        bn.bias.normal_()
+    out = mn_triton.convert_to_mode_norm(bn, num_modes=4)
+    assert out is not bn and isinstance(out, mn_triton.ModeNorm2d)
+    assert out.training and out.momentum == 0.2
+    assert out.weight.dtype == torch.float64 and out.gate.weight.dtype == torch.float64
+    assert torch.equal(out.weight, bn.weight) and torch.equal(out.bias, bn.bias)
+    assert tuple(out.running_mean.shape) == (4, 5)
+
+
+def test_convert_group_norm_and_sync_batch_norm():
+    model = nn.Sequential(nn.GroupNorm(3, 6), nn.SyncBatchNorm(6))
+    with torch.no_grad():
+        model[0].weight.normal_()
+    out = mn_triton.convert_to_mode_norm(model, num_modes=2, group_norm=True)
+    assert isinstance(out[0], mn_triton.ModeGroupNorm)
+    assert torch.equal(out[0].weight, model[0].weight) and out[0].num_modes == 2
+    assert isinstance(out[1], mn_triton.SyncModeNorm)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("norm", ["ModeNorm2d", "ModeGroupNorm2d"])
+def test_autocast_training_with_grad_scaler(dtype, norm, backend):
+    """Half inputs in, half outputs out; statistics, parameters and gradients in float32."""
+    torch.manual_seed(0)
+    layer = getattr(mn_triton, norm)(4, num_modes=2)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), layer, nn.ReLU(), nn.Flatten(),
+                          nn.Linear(4 * 16, 3))  # fmt: skip
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    seen = []
+    layer.register_forward_hook(lambda m, i, o: seen.append((i[0].dtype, o.dtype)))
+    x, target = torch.randn(16, 3, 4, 4), torch.randint(0, 3, (16,))
+    losses = []
+    for _ in range(5):
+        opt.zero_grad()
+        with torch.autocast("cpu", dtype=dtype):
+            loss = nn.functional.cross_entropy(model(x), target)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        losses.append(loss.item())
+    assert seen[0] == (dtype, dtype)
+    assert all(p.dtype == torch.float32 for p in layer.parameters())
+    assert all(torch.isfinite(p.grad).all() and p.grad.dtype == torch.float32
+               for p in layer.parameters())  # fmt: skip
+    if hasattr(layer, "running_mean"):
+        assert layer.running_mean.dtype == torch.float32
+        assert torch.isfinite(layer.running_mean).all()
+    assert losses[-1] < losses[0]

@@ -1,0 +1,118 @@
+"""SyncModeNorm over 2 gloo processes on 127.0.0.1 equals one process holding the whole batch."""
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+import mn_triton
+from helpers import assert_close, randomize
+
+WORLD = 2
+SPLITS = {"even": (3, 3), "uneven": (4, 2), "one_empty": (6, 0)}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _problem(layout: str):
+    """The whole batch, upstream gradient and layer state, identical in every process."""
+    gen = torch.Generator().manual_seed(1234)
+    x = torch.randn(6, 5, 4, 3, generator=gen) * 2 + 3
+    dy = torch.randn(x.shape, generator=gen)
+    if layout == "channels_last":
+        x = x.to(memory_format=torch.channels_last)
+    torch.manual_seed(99)
+    state = randomize(mn_triton.ModeNorm2d(5, num_modes=3, momentum=0.3)).state_dict()
+    return x, dy, state
+
+
+def _worker(rank, port, split, layout, backend, out_dir):
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
+    )
+    try:
+        mn_triton.set_backend(backend)
+        x, dy, state = _problem(layout)
+        start = sum(SPLITS[split][:rank])
+        rows = slice(start, start + SPLITS[split][rank])
+        layer = mn_triton.SyncModeNorm(5, num_modes=3, momentum=0.3)
+        layer.load_state_dict(state)
+        results = {}
+        for step in range(2):  # two steps: running estimates move twice
+            x_local = x[rows].detach().clone().requires_grad_()
+            layer.zero_grad()
+            y = layer(x_local)
+            (y * dy[rows]).sum().backward()
+            grads = {n: p.grad.clone() for n, p in layer.named_parameters()}
+            for g in grads.values():
+                dist.all_reduce(g)  # what DDP does (it then divides by the world size)
+            results[step] = {"y": y.detach(), "dx": x_local.grad, "grads": grads}
+        results["state"] = layer.state_dict()
+        torch.save(results, Path(out_dir) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+CASES = [(split, "nchw") for split in SPLITS] + [("uneven", "channels_last")]
+
+
+@pytest.mark.parametrize("split, layout", CASES)
+def test_two_processes_equal_one_process(split, layout, backend, tmp_path):
+    mp.spawn(_worker, args=(_free_port(), split, layout, backend, str(tmp_path)), nprocs=WORLD)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
+
+    x, dy, state = _problem(layout)
+    single = mn_triton.ModeNorm2d(5, num_modes=3, momentum=0.3)
+    single.load_state_dict(state)
+    for step in range(2):
+        x_all = x.detach().clone().requires_grad_()
+        single.zero_grad()
+        y = single(x_all)
+        (y * dy).sum().backward()
+        got = [r[step] for r in ranks]
+        assert_close(torch.cat([g["y"] for g in got]), y, 1e-5, f"step {step}: output")
+        assert_close(torch.cat([g["dx"] for g in got]), x_all.grad, 1e-5, f"step {step}: dx")
+        for name, p in single.named_parameters():
+            for r in range(WORLD):  # every process holds the same reduced gradient
+                tol = 1e-4 if "gate" in name else 1e-5  # gate gradients: ill-conditioned
+                assert_close(got[r]["grads"][name], p.grad, tol, f"step {step}: grad {name}")
+    for name, value in single.state_dict().items():
+        for r in range(WORLD):
+            assert_close(ranks[r]["state"][name].float(), value.float(), 1e-5, name)
+
+
+def test_falls_back_to_mode_norm_without_distributed(backend):
+    assert not dist.is_initialized()
+    layer = randomize(mn_triton.SyncModeNorm(4, num_modes=2))
+    plain = mn_triton.ModeNorm(4, num_modes=2)
+    plain.load_state_dict(layer.state_dict())
+    x = torch.randn(3, 4, 2, 2)
+    assert torch.equal(layer(x), plain(x))
+    layer.eval(), plain.eval()
+    assert torch.equal(layer(x), plain(x))
+
+
+def test_convert_sync_modenorm_keeps_state():
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3),
+        mn_triton.ModeNorm2d(4, num_modes=3),
+        torch.nn.Sequential(torch.nn.ReLU(), mn_triton.ModeNorm1d(4)),
+    ).double()
+    randomize(model[1])
+    model.eval()
+    converted = mn_triton.SyncModeNorm.convert_sync_modenorm(model, process_group=None)
+    assert isinstance(converted[1], mn_triton.SyncModeNorm)
+    assert isinstance(converted[2][1], mn_triton.SyncModeNorm)
+    assert converted[1].num_modes == 3 and converted[1].gate.weight.dtype == torch.float64
+    assert not converted[1].training
+    for key, value in model.state_dict().items():
+        assert torch.equal(converted.state_dict()[key], value)

@@ -1,7 +1,8 @@
 """Which implementation runs the passes over x: the Triton kernels or plain torch ops.
 
 Both compute the same three primitives of SPEC §3 (row moments, row gradient sums, the
-row-affine apply); the mix on small tensors is shared. CUDA tensors use the kernels. CPU
+row-affine apply) and the mix between them (`mix.py` in torch ops, `kernels/mix.py` in
+Triton). CUDA tensors use the kernels. CPU
 tensors use torch ops, or the kernels through Triton's interpreter when TRITON_INTERPRET=1
 was set before `mn_triton` was imported.
 """
@@ -15,10 +16,16 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
+from . import mix as _mix
 from .kernels import apply as _apply_kernels
+from .kernels import mix as _mix_kernels
 from .kernels import moments as _moment_kernels
 
 INTERPRETING = os.environ.get("TRITON_INTERPRET", "0") == "1"
+# With the kernels, run the mix as Triton kernels too (3 launches for MN instead of ~100
+# small torch ops). False keeps the torch-op mix between the Triton passes: a switch for
+# measuring what the fusion buys (benchmarks/NOTES.md).
+FUSED_MIX = True
 _BACKENDS = ("auto", "triton", "torch")
 _backend = "auto"
 
@@ -123,3 +130,37 @@ def row_affine(
     if uses_kernels(x):
         return _apply_kernels.row_affine(x, shift, x_scale, bias, dy, dy_scale)
     return _row_affine_torch(x, shift, x_scale, bias, dy, dy_scale)
+
+
+def _fused_mix(x: Tensor) -> bool:
+    return FUSED_MIX and uses_kernels(x)
+
+
+def mode_norm_mix_forward(x: Tensor, *args) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # noqa: ANN002
+    """(scale, bias) per row and (μ, σ²) per mode: `mix.mode_norm_forward`'s arguments."""
+    if _fused_mix(x):
+        return _mix_kernels.mode_norm_forward(*args)
+    coeffs, stats = _mix.mode_norm_forward(*args)
+    return coeffs.scale, coeffs.bias, stats.absolute_mean(), stats.var
+
+
+def mode_norm_mix_backward(x: Tensor, *args) -> _mix.MixGrads:  # noqa: ANN002
+    """`mix.mode_norm_backward`, on the kernels or in torch ops."""
+    if _fused_mix(x):
+        return _mix.MixGrads(*_mix_kernels.mode_norm_backward(*args))
+    return _mix.mode_norm_backward(*args)
+
+
+def mode_group_norm_mix_forward(x: Tensor, *args) -> tuple[Tensor, Tensor]:  # noqa: ANN002
+    """(scale, bias) per row: `mix.mode_group_norm_forward`'s arguments."""
+    if _fused_mix(x):
+        return _mix_kernels.mode_group_norm_forward(*args)
+    coeffs = _mix.mode_group_norm_forward(*args)
+    return coeffs.scale, coeffs.bias
+
+
+def mode_group_norm_mix_backward(x: Tensor, *args) -> _mix.MixGrads:  # noqa: ANN002
+    """`mix.mode_group_norm_backward`, on the kernels or in torch ops."""
+    if _fused_mix(x):
+        return _mix.MixGrads(*_mix_kernels.mode_group_norm_backward(*args))
+    return _mix.mode_group_norm_backward(*args)

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from reference._base import stat_dtype
 
-from . import backend, mix
+from . import backend
 
 
 def _row_length(x: Tensor) -> int:
@@ -47,12 +47,12 @@ def mode_norm_forward(
     if x.numel() == 0:  # nothing to normalise; statistics are zeros (and go unused)
         return _empty_forward(x, gate_weight.shape[0])
     shift, mean_dev, var_rows = backend.row_moments(x, stat_dtype(x.dtype))
-    coeffs, stats = mix.mode_norm_forward(
-        shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias,
+    scale, row_bias, mode_mean, mode_var = backend.mode_norm_mix_forward(
+        x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias,
         running_mean, running_mean_sq, training, eps,
     )  # fmt: skip
-    y = backend.row_affine(x, shift, coeffs.scale, coeffs.bias)
-    return y, shift, mean_dev, var_rows, stats.absolute_mean(), stats.var.clone()
+    y = backend.row_affine(x, shift, scale, row_bias)
+    return y, shift, mean_dev, var_rows, mode_mean, mode_var.clone()
 
 
 @mode_norm_forward.register_fake
@@ -82,8 +82,8 @@ def mode_norm_backward(
     if x.numel() == 0:
         return _empty_backward(x, gate_weight)
     sum_dy, sum_dy_xs = backend.row_grad_sums(x, dy, shift)
-    grads = mix.mode_norm_backward(
-        sum_dy, sum_dy_xs, _row_length(x), shift, mean_dev, var_rows, gate_weight,
+    grads = backend.mode_norm_mix_backward(
+        x, sum_dy, sum_dy_xs, _row_length(x), shift, mean_dev, var_rows, gate_weight,
         gate_bias, weight, running_mean, running_mean_sq, training, eps,
     )  # fmt: skip
     dx = backend.row_affine(x, shift, grads.x_scale, grads.bias, dy, grads.dy_scale)
@@ -137,10 +137,10 @@ def mode_group_norm_forward(
     if x.numel() == 0:
         return _empty_forward(x)
     shift, mean_dev, var_rows = backend.row_moments(x, stat_dtype(x.dtype))
-    coeffs = mix.mode_group_norm_forward(
-        shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, eps
+    scale, row_bias = backend.mode_group_norm_mix_forward(
+        x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, eps
     )
-    y = backend.row_affine(x, shift, coeffs.scale, coeffs.bias)
+    y = backend.row_affine(x, shift, scale, row_bias)
     return y, shift, mean_dev, var_rows
 
 
@@ -167,8 +167,8 @@ def mode_group_norm_backward(
     if x.numel() == 0:
         return _empty_backward(x, gate_weight)
     sum_dy, sum_dy_xs = backend.row_grad_sums(x, dy, shift)
-    grads = mix.mode_group_norm_backward(
-        sum_dy, sum_dy_xs, _row_length(x), shift, mean_dev, var_rows, gate_weight,
+    grads = backend.mode_group_norm_mix_backward(
+        x, sum_dy, sum_dy_xs, _row_length(x), shift, mean_dev, var_rows, gate_weight,
         gate_bias, weight, eps,
     )  # fmt: skip
     dx = backend.row_affine(x, shift, grads.x_scale, grads.bias, dy, grads.dy_scale)

@@ -179,3 +179,62 @@ def test_offsets_beyond_2_pow_31():
     assert set(errors) == {"sample_offset", "position_offset"}
     for name, err in errors.items():
         assert float(err) < 1e-2, f"{name}: max error {err}"  # float16 output rounding
+
+
+# The mix kernels against the torch-op mix (itself checked against the reference through
+# the layers), in float64 so that any difference beyond rounding is a bug. Small tiles make
+# every loop run several times: sample blocks, channel blocks and chunks, partial sums.
+MIX_CASES = [(13, 37, 3), (1, 4, 1), (6, 9, 16), (40, 3, 2)]
+
+
+def _mix_inputs(n, c, k):
+    f64 = torch.float64
+    shift, mean_dev = torch.randn(n, c, dtype=f64) * 3 + 10, torch.randn(n, c, dtype=f64)
+    var_rows = torch.rand(n, c, dtype=f64) + 0.1
+    running_mean = torch.randn(k, c)
+    running_sq = running_mean**2 + torch.rand(k, c) + 0.5
+    sums = torch.randn(n, c, dtype=f64), torch.randn(n, c, dtype=f64)
+    return shift, mean_dev, var_rows, running_mean, running_sq, sums
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("n, c, k", MIX_CASES)
+def test_mode_norm_mix_kernels_match_torch_mix(n, c, k, training, monkeypatch):
+    from mn_triton import mix
+    from mn_triton.kernels import mix as kernels
+
+    monkeypatch.setattr(kernels, "MIX_TILE", 128)
+    shift, mean_dev, var_rows, rm, rms, (sum_dy, sum_dy_xs) = _mix_inputs(n, c, k)
+    # Gate weights small enough that no gate saturates (a saturated gate's gradients are ~0
+    # and their relative error is rounding noise).
+    gw, gb, w, b = torch.randn(k, c) / (3 * c), torch.randn(k), torch.randn(c), torch.randn(c)
+    args = (shift, mean_dev, var_rows, gw, gb, w, b, rm, rms, training, 1e-5)
+    coeffs, stats = mix.mode_norm_forward(*args)
+    expected = (coeffs.scale, coeffs.bias, stats.absolute_mean(), stats.var)
+    for got, want in zip(kernels.mode_norm_forward(*args), expected, strict=True):
+        assert_close(got, want, 1e-12)
+    bwd_args = (sum_dy, sum_dy_xs, 7, shift, mean_dev, var_rows, gw, gb, w, rm, rms, training)
+    want = mix.mode_norm_backward(*bwd_args, 1e-5)
+    got = kernels.mode_norm_backward(*bwd_args, 1e-5)
+    for name, g in zip(mix.MixGrads.__dataclass_fields__, got, strict=True):
+        assert_close(g, getattr(want, name), 1e-11, name)
+
+
+@pytest.mark.parametrize("n, c, k", MIX_CASES)
+def test_mode_group_norm_mix_kernels_match_torch_mix(n, c, k, monkeypatch):
+    from mn_triton import mix
+    from mn_triton.kernels import mix as kernels
+
+    monkeypatch.setattr(kernels, "MIX_TILE", 128)
+    shift, mean_dev, var_rows, _, _, (sum_dy, sum_dy_xs) = _mix_inputs(n, c, k)
+    gw, gb, w, b = torch.randn(k, 1) / 10, torch.randn(k), torch.randn(c), torch.randn(c)
+    args = (shift, mean_dev, var_rows, gw, gb, w, b, 1e-5)
+    coeffs = mix.mode_group_norm_forward(*args)
+    scale, bias = kernels.mode_group_norm_forward(*args)
+    assert_close(scale, coeffs.scale, 1e-12, "scale")
+    assert_close(bias, coeffs.bias, 1e-12, "bias")
+    bwd_args = (sum_dy, sum_dy_xs, 7, shift, mean_dev, var_rows, gw, gb, w, 1e-5)
+    want = mix.mode_group_norm_backward(*bwd_args)
+    got = kernels.mode_group_norm_backward(*bwd_args)
+    for name, g in zip(mix.MixGrads.__dataclass_fields__, got, strict=True):
+        assert_close(g, getattr(want, name), 1e-11, name)

@@ -101,10 +101,13 @@ def test_gradcheck_float64(layout, backend):
     def fn(x, gw, gb, w, b):
         return mn_triton.functional.mode_group_norm(x, gw, gb, w, b, eps=1e-5)
 
-    assert gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-5)
+    # The formulas are checked in full on the torch path; the kernels (slow to interpret)
+    # against random projections of the Jacobian (fast_mode), which any wrong entry fails.
+    assert gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-5, fast_mode=backend == "triton")
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # inf − inf
+@pytest.mark.filterwarnings("ignore:All-NaN slice encountered:RuntimeWarning")
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
 def test_non_finite_sample_leaves_other_samples_alone(bad, backend):
     """Statistics are per sample: a NaN/inf in sample 1 must not reach samples 0 and 2."""

@@ -162,7 +162,9 @@ def test_gradcheck_float64(training, layout, backend):
             training=training, eps=1e-5,
         )  # fmt: skip
 
-    assert gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-5)
+    # The formulas are checked in full on the torch path; the kernels (slow to interpret)
+    # against random projections of the Jacobian (fast_mode), which any wrong entry fails.
+    assert gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-5, fast_mode=backend == "triton")
 
 
 def test_running_estimates_over_steps_then_eval(backend):

@@ -1,0 +1,673 @@
+"""The mix as Triton kernels: the small math between the passes over x, in few launches.
+
+Same mathematics as `mn_triton/mix.py` (read that first: notation, the pivots, the
+backward derivation); there it is ~45 small torch ops forward and ~60 backward, which on a
+GPU costs more in launches than the passes over x. Here:
+
+- MN forward: one kernel. Each program owns a block of channels and walks the batch twice:
+  once for the mode statistics (gate-weighted Chan merges over blocks of samples), once
+  for the per-row coefficients. The gates need every channel, so each program computes
+  them itself; that repeats an (N, C)·(C, K) product per program, which is cheap.
+- MN backward: two kernels. The first owns channels again and produces everything that
+  sums over samples, per-row terms, and its channels' share of ∂L/∂g per sample; the
+  second adds those shares up (a sum over channels, hence the second launch), takes the
+  softmax backward and finishes the rows and the gate gradients.
+- MGN: one kernel forward and one backward, a program per sample (statistics are per
+  sample); parameter gradients come out as per-sample partials summed by the caller.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from reference._base import MIN_MODE_MASS
+
+# Elements of the largest 3-D temporary ([samples, modes, channels]) a program holds.
+MIX_TILE = 4096
+_TINY: tl.constexpr = tl.constexpr(MIN_MODE_MASS)
+
+
+def _pow2(n: int) -> int:
+    return triton.next_power_of_2(max(int(n), 1))
+
+
+def _acc(dtype: torch.dtype) -> bool:
+    return dtype == torch.float64
+
+
+# ----------------------------------------------------------------------------------------
+# Shared pieces
+# ----------------------------------------------------------------------------------------
+
+
+@triton.jit
+def _load_rows(PTR, rows, cols, C, mask):
+    return tl.load(PTR + rows[:, None] * C + cols[None, :], mask=mask, other=0.0)
+
+
+@triton.jit
+def _load_or(PTR, idx, ok, fill, dtype, PRESENT: tl.constexpr):
+    """An optional per-channel parameter (affine weight or bias), or `fill` without one."""
+    if PRESENT:
+        value = tl.load(PTR + idx, mask=ok, other=fill).to(dtype)
+    else:
+        value = tl.full(idx.shape, fill, dtype=dtype)
+    return value
+
+
+@triton.jit
+def _mn_gates(
+    SHIFT, MDEV, GW, GB, rows, row_ok, modes, mode_ok, C,
+    HAS_GATE_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, K_PAD: tl.constexpr,
+    CHUNK_C: tl.constexpr,
+):  # fmt: skip
+    """g = softmax(W·m + b) for a block of samples, [BLOCK_N, K_PAD]; 0 in padding."""
+    dtype = SHIFT.dtype.element_ty
+    logits = tl.zeros([BLOCK_N, K_PAD], dtype=dtype)
+    for c0 in range(0, C, CHUNK_C):
+        cc = c0 + tl.arange(0, CHUNK_C)
+        c_ok = cc < C
+        mask = row_ok[:, None] & c_ok[None, :]
+        m = _load_rows(SHIFT, rows, cc, C, mask) + _load_rows(MDEV, rows, cc, C, mask)
+        w_mask = mode_ok[:, None] & c_ok[None, :]
+        w = tl.load(GW + modes[:, None] * C + cc[None, :], mask=w_mask, other=0.0).to(dtype)
+        logits += tl.sum(m[:, None, :] * w[None, :, :], axis=2)
+    if HAS_GATE_BIAS:
+        logits += tl.load(GB + modes, mask=mode_ok, other=0.0).to(dtype)[None, :]
+    return _softmax_rows(logits, row_ok, mode_ok)
+
+
+@triton.jit
+def _softmax_rows(logits, row_ok, mode_ok):
+    """Softmax over the last axis (modes) of a 2-D block; padded modes and rows give 0."""
+    logits = tl.where(mode_ok[None, :], logits, float("-inf"))
+    top = tl.max(logits, axis=1)
+    e = tl.exp(logits - top[:, None])
+    g = e / tl.sum(e, axis=1)[:, None]
+    return tl.where(row_ok[:, None] & mode_ok[None, :], g, 0.0)
+
+
+@triton.jit
+def _softmax_backward(g, g_dg, mode_ok, K_PAD: tl.constexpr):
+    """∂L/∂logits from g and g ⊙ ∂L/∂g, [B, K_PAD], in the form that keeps its precision
+    when a gate saturates: Σ_{j≠k} (g_j·g_k∂g_k − g_k·g_j∂g_j) (see mix._softmax_backward)."""
+    j = tl.arange(0, K_PAD)
+    off_diagonal = (j[:, None] != j[None, :]) & mode_ok[:, None] & mode_ok[None, :]
+    others_g = tl.sum(tl.where(off_diagonal[None, :, :], g[:, :, None], 0.0), axis=1)
+    others_gdg = tl.sum(tl.where(off_diagonal[None, :, :], g_dg[:, :, None], 0.0), axis=1)
+    return g_dg * others_g - g * others_gdg
+
+
+@triton.jit
+def _mn_batch_stats(
+    SHIFT, MDEV, VAR, GW, GB, pivot, cols, col_ok, modes, mode_ok, N, C,
+    HAS_GATE_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
+    K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
+):  # fmt: skip
+    """(N_k, μ_k − pivot, σ²_k) for this program's channels, merged over sample blocks."""
+    dtype = pivot.dtype
+    mass = tl.zeros([K_PAD], dtype=dtype)
+    mean = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
+    m2 = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
+    for n0 in range(0, N, BLOCK_N):
+        rows = n0 + tl.arange(0, BLOCK_N)
+        row_ok = rows < N
+        g = _mn_gates(SHIFT, MDEV, GW, GB, rows, row_ok, modes, mode_ok, C,
+                      HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C)  # fmt: skip
+        mask = row_ok[:, None] & col_ok[None, :]
+        m_rel = _load_rows(SHIFT, rows, cols, C, mask) - pivot[None, :]
+        m_rel = tl.where(mask, m_rel + _load_rows(MDEV, rows, cols, C, mask), 0.0)
+        v = _load_rows(VAR, rows, cols, C, mask)
+        # The block's own statistics, then Chan's merge into the running ones.
+        b_mass = tl.sum(g, axis=0)
+        b_mean = tl.sum(g[:, :, None] * m_rel[:, None, :], axis=0)
+        b_mean = b_mean / tl.maximum(b_mass, _TINY)[:, None]
+        dev = m_rel[:, None, :] - b_mean[None, :, :]
+        b_m2 = tl.sum(g[:, :, None] * (v[:, None, :] + dev * dev), axis=0)
+        total = mass + b_mass
+        frac = b_mass / tl.maximum(total, _TINY)
+        delta = b_mean - mean
+        mean += delta * frac[:, None]
+        m2 += b_m2 + delta * delta * (mass * frac)[:, None]
+        mass = total
+    clamped = tl.maximum(mass, _TINY)
+    # Σ_n g·m / max(N_k, tiny) as in mix.batch_mode_stats: 0 for a mode without mass.
+    mean = mean * (mass / clamped)[:, None]
+    return mass, mean, m2 / clamped[:, None]
+
+
+@triton.jit
+def _mn_mode_stats(
+    SHIFT, MDEV, VAR, GW, GB, RMEAN, RMEAN_SQ, pivot, cols, col_ok, modes, mode_ok, N, C,
+    TRAINING: tl.constexpr, HAS_GATE_BIAS: tl.constexpr, BLOCK_N: tl.constexpr,
+    BLOCK_C: tl.constexpr, K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
+):  # fmt: skip
+    """Batch statistics (training) or the running estimates' (eval); mass 1 in eval."""
+    if TRAINING:
+        mass, mean, var = _mn_batch_stats(
+            SHIFT, MDEV, VAR, GW, GB, pivot, cols, col_ok, modes, mode_ok, N, C,
+            HAS_GATE_BIAS, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
+        )  # fmt: skip
+    else:
+        kc = modes[:, None] * C + cols[None, :]
+        kc_ok = mode_ok[:, None] & col_ok[None, :]
+        running = tl.load(RMEAN + kc, mask=kc_ok, other=0.0)
+        # σ² = ⟨x²⟩ − ⟨x⟩² in float64, as in mix.running_mode_stats.
+        r64 = running.to(tl.float64)
+        sq = tl.load(RMEAN_SQ + kc, mask=kc_ok, other=0.0).to(tl.float64)
+        var = tl.maximum(sq - r64 * r64, 0.0).to(pivot.dtype)
+        mean = running.to(pivot.dtype) - pivot[None, :]
+        mass = tl.full([K_PAD], 1.0, dtype=pivot.dtype)
+    return mass, mean, var
+
+
+# ----------------------------------------------------------------------------------------
+# Mode Normalization
+# ----------------------------------------------------------------------------------------
+
+
+@triton.jit
+def _mn_mix_forward_kernel(
+    SHIFT, MDEV, VAR, GW, GB, ALPHA, BETA, RMEAN, RMEAN_SQ,
+    SCALE, BIAS, MODE_MEAN, MODE_VAR,
+    N, C, K, eps,
+    TRAINING: tl.constexpr, HAS_GATE_BIAS: tl.constexpr, HAS_WEIGHT: tl.constexpr,
+    HAS_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
+    K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
+):  # fmt: skip
+    cols = tl.program_id(0) * BLOCK_C + tl.arange(0, BLOCK_C)
+    col_ok = cols < C
+    modes = tl.arange(0, K_PAD)
+    mode_ok = modes < K
+    pivot = tl.load(SHIFT + cols, mask=col_ok, other=0.0)  # sample 0's shifts
+    mass, mean, var = _mn_mode_stats(
+        SHIFT, MDEV, VAR, GW, GB, RMEAN, RMEAN_SQ, pivot, cols, col_ok, modes, mode_ok, N, C,
+        TRAINING, HAS_GATE_BIAS, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
+    )  # fmt: skip
+    kc = modes[:, None] * C + cols[None, :]
+    kc_ok = mode_ok[:, None] & col_ok[None, :]
+    coverage = mass / tl.maximum(mass, _TINY)
+    tl.store(MODE_MEAN + kc, mean + pivot[None, :] * coverage[:, None], mask=kc_ok)
+    tl.store(MODE_VAR + kc, var, mask=kc_ok)
+
+    rstd = 1.0 / tl.sqrt(var + eps)
+    alpha = _load_or(ALPHA, cols, col_ok, 1.0, pivot.dtype, HAS_WEIGHT)
+    beta = _load_or(BETA, cols, col_ok, 0.0, pivot.dtype, HAS_BIAS)
+    for n0 in range(0, N, BLOCK_N):
+        rows = n0 + tl.arange(0, BLOCK_N)
+        row_ok = rows < N
+        g = _mn_gates(SHIFT, MDEV, GW, GB, rows, row_ok, modes, mode_ok, C,
+                      HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C)  # fmt: skip
+        mask = row_ok[:, None] & col_ok[None, :]
+        mdev = _load_rows(MDEV, rows, cols, C, mask)
+        m_rel = _load_rows(SHIFT, rows, cols, C, mask) - pivot[None, :] + mdev
+        dev = m_rel[:, None, :] - mean[None, :, :]
+        a = tl.sum(g[:, :, None] * rstd[None, :, :], axis=1)
+        b = tl.sum(g[:, :, None] * dev * rstd[None, :, :], axis=1)
+        scale = alpha * a
+        offs = rows[:, None] * C + cols[None, :]
+        tl.store(SCALE + offs, scale, mask=mask)
+        tl.store(BIAS + offs, beta + alpha * b - mdev * scale, mask=mask)
+
+
+@triton.jit
+def _mn_row_grads(
+    SHIFT, MDEV, SUM_DY, SUM_DY_XS, rows, row_ok, cols, col_ok, pivot, C, alpha,
+):  # fmt: skip
+    """Per-row (n, c) pieces of the backward: m − pivot, md, Σdy, Σdy·(x − m)."""
+    mask = row_ok[:, None] & col_ok[None, :]
+    mdev = _load_rows(MDEV, rows, cols, C, mask)
+    m_rel = tl.where(mask, _load_rows(SHIFT, rows, cols, C, mask) - pivot[None, :] + mdev, 0.0)
+    sum_dy = _load_rows(SUM_DY, rows, cols, C, mask)
+    sum_dy_xm = _load_rows(SUM_DY_XS, rows, cols, C, mask) - mdev * sum_dy
+    return mask, mdev, m_rel, sum_dy, sum_dy_xm
+
+
+@triton.jit
+def _mn_mix_backward_rows_kernel(
+    SHIFT, MDEV, VAR, SUM_DY, SUM_DY_XS, GW, GB, ALPHA, RMEAN, RMEAN_SQ,
+    DY_SCALE, X_SCALE, ROW_BIAS, GDG_PARTIAL, D_WEIGHT, D_BIAS,
+    N, C, K, eps, inv_length,
+    TRAINING: tl.constexpr, HAS_GATE_BIAS: tl.constexpr, HAS_WEIGHT: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr, K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
+):  # fmt: skip
+    """Everything but the gates' share: sums over samples, per-row dx terms without the
+    gate term, and this program's channels' part of g ⊙ ∂L/∂g per sample."""
+    pid = tl.program_id(0)
+    cols = pid * BLOCK_C + tl.arange(0, BLOCK_C)
+    col_ok = cols < C
+    modes = tl.arange(0, K_PAD)
+    mode_ok = modes < K
+    pivot = tl.load(SHIFT + cols, mask=col_ok, other=0.0)
+    dtype = pivot.dtype
+    mass, mean, var = _mn_mode_stats(
+        SHIFT, MDEV, VAR, GW, GB, RMEAN, RMEAN_SQ, pivot, cols, col_ok, modes, mode_ok, N, C,
+        TRAINING, HAS_GATE_BIAS, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
+    )  # fmt: skip
+    rstd = 1.0 / tl.sqrt(var + eps)
+    alpha = _load_or(ALPHA, cols, col_ok, 1.0, dtype, HAS_WEIGHT)
+    inv_mass = 1.0 / tl.maximum(mass, _TINY)
+
+    # Pass 1 over samples: the sums over the batch.
+    d_rstd = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
+    g_db = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
+    d_weight = tl.zeros([BLOCK_C], dtype=dtype)
+    d_bias = tl.zeros([BLOCK_C], dtype=dtype)
+    for n0 in range(0, N, BLOCK_N):
+        rows = n0 + tl.arange(0, BLOCK_N)
+        row_ok = rows < N
+        g = _mn_gates(SHIFT, MDEV, GW, GB, rows, row_ok, modes, mode_ok, C,
+                      HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C)  # fmt: skip
+        mask, mdev, m_rel, sum_dy, sum_dy_xm = _mn_row_grads(
+            SHIFT, MDEV, SUM_DY, SUM_DY_XS, rows, row_ok, cols, col_ok, pivot, C, alpha
+        )
+        dev = m_rel[:, None, :] - mean[None, :, :]
+        a = tl.sum(g[:, :, None] * rstd[None, :, :], axis=1)
+        b = tl.sum(g[:, :, None] * dev * rstd[None, :, :], axis=1)
+        d_bias += tl.sum(sum_dy, axis=0)
+        d_weight += tl.sum(sum_dy_xm * a + sum_dy * b, axis=0)
+        da = alpha * sum_dy_xm
+        db = alpha * sum_dy
+        d_rstd += tl.sum(g[:, :, None] * (da[:, None, :] + db[:, None, :] * dev), axis=0)
+        g_db += tl.sum(g[:, :, None] * db[:, None, :], axis=0)
+    tl.store(D_WEIGHT + cols, d_weight, mask=col_ok)
+    tl.store(D_BIAS + cols, d_bias, mask=col_ok)
+    d_mean = -g_db * rstd
+    d_var = -0.5 * rstd * rstd * rstd * d_rstd
+
+    # Pass 2 over samples: per-row terms and the gates' share from these channels.
+    for n0 in range(0, N, BLOCK_N):
+        rows = n0 + tl.arange(0, BLOCK_N)
+        row_ok = rows < N
+        g = _mn_gates(SHIFT, MDEV, GW, GB, rows, row_ok, modes, mode_ok, C,
+                      HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C)  # fmt: skip
+        mask, mdev, m_rel, sum_dy, sum_dy_xm = _mn_row_grads(
+            SHIFT, MDEV, SUM_DY, SUM_DY_XS, rows, row_ok, cols, col_ok, pivot, C, alpha
+        )
+        dev = m_rel[:, None, :] - mean[None, :, :]
+        a = tl.sum(g[:, :, None] * rstd[None, :, :], axis=1)
+        da = alpha * sum_dy_xm
+        db = alpha * sum_dy
+        scale = alpha * a
+        dm = db * a - scale * sum_dy
+        g_dg = g * tl.sum(rstd[None, :, :] * (da[:, None, :] + db[:, None, :] * dev), axis=2)
+        dv = tl.zeros([BLOCK_N, BLOCK_C], dtype=dtype)
+        if TRAINING:
+            w = g * inv_mass[None, :]
+            dv = tl.sum(w[:, :, None] * d_var[None, :, :], axis=1)
+            dm += tl.sum(w[:, :, None] * (2.0 * dev * d_var[None, :, :] + d_mean[None, :, :]), 1)
+            v = _load_rows(VAR, rows, cols, C, mask)
+            spread = v[:, None, :] + dev * dev - var[None, :, :]
+            inner = d_mean[None, :, :] * dev + d_var[None, :, :] * spread
+            g_dg += w * tl.sum(tl.where(col_ok[None, None, :], inner, 0.0), axis=2)
+        offs = rows[:, None] * C + cols[None, :]
+        e = 2.0 * dv * inv_length
+        tl.store(DY_SCALE + offs, scale, mask=mask)
+        tl.store(X_SCALE + offs, e, mask=mask)
+        tl.store(ROW_BIAS + offs, dm * inv_length - mdev * e, mask=mask)
+        nk = (pid * N + rows)[:, None] * K + modes[None, :]
+        tl.store(GDG_PARTIAL + nk, g_dg, mask=row_ok[:, None] & mode_ok[None, :])
+
+
+@triton.jit
+def _mn_mix_backward_gates_kernel(
+    SHIFT, MDEV, GW, GB, GDG_PARTIAL, ROW_BIAS, D_GATE_W, D_GATE_B,
+    N, C, K, num_partials, inv_length,
+    HAS_GATE_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
+    K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
+):  # fmt: skip
+    """Sum the channel blocks' shares of g ⊙ ∂L/∂g, take the softmax backward, and finish:
+    the gate term of each row's dx bias, and the gate parameters' gradients."""
+    pid = tl.program_id(0)
+    cols = pid * BLOCK_C + tl.arange(0, BLOCK_C)
+    col_ok = cols < C
+    modes = tl.arange(0, K_PAD)
+    mode_ok = modes < K
+    dtype = SHIFT.dtype.element_ty
+    kc = modes[:, None] * C + cols[None, :]
+    kc_ok = mode_ok[:, None] & col_ok[None, :]
+    w_gate = tl.load(GW + kc, mask=kc_ok, other=0.0).to(dtype)
+    d_gate_w = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
+    d_gate_b = tl.zeros([K_PAD], dtype=dtype)
+    for n0 in range(0, N, BLOCK_N):
+        rows = n0 + tl.arange(0, BLOCK_N)
+        row_ok = rows < N
+        nk_ok = row_ok[:, None] & mode_ok[None, :]
+        g_dg = tl.zeros([BLOCK_N, K_PAD], dtype=dtype)
+        for p in range(0, num_partials):
+            nk = (p * N + rows)[:, None] * K + modes[None, :]
+            g_dg += tl.load(GDG_PARTIAL + nk, mask=nk_ok, other=0.0)
+        g = _mn_gates(SHIFT, MDEV, GW, GB, rows, row_ok, modes, mode_ok, C,
+                      HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C)  # fmt: skip
+        d_logits = _softmax_backward(g, g_dg, mode_ok, K_PAD)
+        mask = row_ok[:, None] & col_ok[None, :]
+        m = _load_rows(SHIFT, rows, cols, C, mask) + _load_rows(MDEV, rows, cols, C, mask)
+        dm_gate = tl.sum(d_logits[:, :, None] * w_gate[None, :, :], axis=1)
+        offs = rows[:, None] * C + cols[None, :]
+        row_bias = tl.load(ROW_BIAS + offs, mask=mask, other=0.0)
+        tl.store(ROW_BIAS + offs, row_bias + dm_gate * inv_length, mask=mask)
+        d_gate_w += tl.sum(d_logits[:, :, None] * m[:, None, :], axis=0)
+        d_gate_b += tl.sum(d_logits, axis=0)
+    tl.store(D_GATE_W + kc, d_gate_w, mask=kc_ok)
+    if pid == 0:
+        tl.store(D_GATE_B + modes, d_gate_b, mask=mode_ok)
+
+
+def _mn_blocks(n: int, c: int, k: int) -> tuple[int, int, int, int]:
+    """(BLOCK_N, BLOCK_C, K_PAD, CHUNK_C) keeping [BLOCK_N, K_PAD, BLOCK_C] within MIX_TILE."""
+    k_pad = _pow2(k)
+    block_c = max(1, min(_pow2(c), 32, MIX_TILE // k_pad))
+    block_n = max(1, min(_pow2(n), MIX_TILE // (k_pad * block_c)))
+    chunk_c = max(1, min(_pow2(c), MIX_TILE // (k_pad * block_n)))
+    return block_n, block_c, k_pad, chunk_c
+
+
+def _or(t: Tensor | None, placeholder: Tensor) -> Tensor:
+    return placeholder if t is None else t.contiguous()
+
+
+def mode_norm_forward(
+    shift: Tensor,
+    mean_dev: Tensor,
+    var_rows: Tensor,
+    gate_weight: Tensor,
+    gate_bias: Tensor | None,
+    weight: Tensor | None,
+    bias: Tensor | None,
+    running_mean: Tensor | None,
+    running_mean_sq: Tensor | None,
+    training: bool,
+    eps: float,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(scale, bias) per row and (μ, σ²) per mode and channel; see mix.mode_norm_forward."""
+    n, c = shift.shape
+    k = gate_weight.shape[0]
+    block_n, block_c, k_pad, chunk_c = _mn_blocks(n, c, k)
+    scale, row_bias = torch.empty_like(shift), torch.empty_like(shift)
+    mode_mean = shift.new_empty((k, c))
+    mode_var = shift.new_empty((k, c))
+    gw = gate_weight.contiguous()
+    _mn_mix_forward_kernel[(triton.cdiv(c, block_c),)](
+        shift, mean_dev, var_rows, gw, _or(gate_bias, gw), _or(weight, gw), _or(bias, gw),
+        _or(running_mean, gw), _or(running_mean_sq, gw),
+        scale, row_bias, mode_mean, mode_var,
+        n, c, k, eps,
+        TRAINING=training, HAS_GATE_BIAS=gate_bias is not None, HAS_WEIGHT=weight is not None,
+        HAS_BIAS=bias is not None, BLOCK_N=block_n, BLOCK_C=block_c, K_PAD=k_pad,
+        CHUNK_C=chunk_c,
+    )  # fmt: skip
+    return scale, row_bias, mode_mean, mode_var
+
+
+def mode_norm_backward(
+    sum_dy: Tensor,
+    sum_dy_xs: Tensor,
+    length: int,
+    shift: Tensor,
+    mean_dev: Tensor,
+    var_rows: Tensor,
+    gate_weight: Tensor,
+    gate_bias: Tensor | None,
+    weight: Tensor | None,
+    running_mean: Tensor | None,
+    running_mean_sq: Tensor | None,
+    training: bool,
+    eps: float,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """(dy_scale, x_scale, bias) per row and the gradients of the gate weight, gate bias,
+    weight and bias: see mix.mode_norm_backward."""
+    n, c = shift.shape
+    k = gate_weight.shape[0]
+    block_n, block_c, k_pad, chunk_c = _mn_blocks(n, c, k)
+    programs = triton.cdiv(c, block_c)
+    dy_scale, x_scale, row_bias = (torch.empty_like(shift) for _ in range(3))
+    g_dg_partial = shift.new_empty((programs, n, k))
+    d_weight, d_bias = shift.new_empty(c), shift.new_empty(c)
+    d_gate_w, d_gate_b = shift.new_empty((k, c)), shift.new_empty(k)
+    gw = gate_weight.contiguous()
+    gb = _or(gate_bias, gw)
+    common = {"HAS_GATE_BIAS": gate_bias is not None, "BLOCK_N": block_n, "BLOCK_C": block_c,
+              "K_PAD": k_pad, "CHUNK_C": chunk_c}  # fmt: skip
+    _mn_mix_backward_rows_kernel[(programs,)](
+        shift, mean_dev, var_rows, sum_dy, sum_dy_xs, gw, gb, _or(weight, gw),
+        _or(running_mean, gw), _or(running_mean_sq, gw),
+        dy_scale, x_scale, row_bias, g_dg_partial, d_weight, d_bias,
+        n, c, k, eps, 1.0 / length,
+        TRAINING=training, HAS_WEIGHT=weight is not None, **common,
+    )  # fmt: skip
+    _mn_mix_backward_gates_kernel[(programs,)](
+        shift, mean_dev, gw, gb, g_dg_partial, row_bias, d_gate_w, d_gate_b,
+        n, c, k, programs, 1.0 / length, **common,
+    )  # fmt: skip
+    return dy_scale, x_scale, row_bias, d_gate_w, d_gate_b, d_weight, d_bias
+
+
+# ----------------------------------------------------------------------------------------
+# Mode Group Normalization: a program per sample
+# ----------------------------------------------------------------------------------------
+
+
+@triton.jit
+def _mgn_gates(m, GW, GB, c_ok, modes, mode_ok, HAS_GATE_BIAS: tl.constexpr):
+    """g = softmax(w_k·m + b_k) per channel, [CHUNK_C, K_PAD]."""
+    w = tl.load(GW + modes, mask=mode_ok, other=0.0).to(m.dtype)
+    logits = m[:, None] * w[None, :]
+    if HAS_GATE_BIAS:
+        logits += tl.load(GB + modes, mask=mode_ok, other=0.0).to(m.dtype)[None, :]
+    return _softmax_rows(logits, c_ok, mode_ok)
+
+
+@triton.jit
+def _mgn_channel_block(SHIFT, MDEV, VAR, GW, GB, base, pivot, cc, c_ok, modes, mode_ok,
+                       HAS_GATE_BIAS: tl.constexpr):  # fmt: skip
+    """A block of one sample's channels: md, m − pivot, v, and the gates."""
+    s = tl.load(SHIFT + base + cc, mask=c_ok, other=0.0)
+    mdev = tl.load(MDEV + base + cc, mask=c_ok, other=0.0)
+    v = tl.load(VAR + base + cc, mask=c_ok, other=0.0)
+    g = _mgn_gates(s + mdev, GW, GB, c_ok, modes, mode_ok, HAS_GATE_BIAS)
+    m_rel = tl.where(c_ok, (s - pivot) + mdev, 0.0)
+    return mdev, m_rel, v, g
+
+
+@triton.jit
+def _mgn_stats(
+    SHIFT, MDEV, VAR, GW, GB, base, pivot, modes, mode_ok, C,
+    HAS_GATE_BIAS: tl.constexpr, K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
+):  # fmt: skip
+    """Per mode: C_k, μ_k − pivot, σ²_k and the massless-mode correction of m − μ_k."""
+    dtype = pivot.dtype
+    mass = tl.zeros([K_PAD], dtype=dtype)
+    mean = tl.zeros([K_PAD], dtype=dtype)
+    m2 = tl.zeros([K_PAD], dtype=dtype)
+    for c0 in range(0, C, CHUNK_C):
+        cc = c0 + tl.arange(0, CHUNK_C)
+        c_ok = cc < C
+        _, m_rel, v, g = _mgn_channel_block(SHIFT, MDEV, VAR, GW, GB, base, pivot, cc, c_ok,
+                                            modes, mode_ok, HAS_GATE_BIAS)  # fmt: skip
+        b_mass = tl.sum(g, axis=0)
+        b_mean = tl.sum(g * m_rel[:, None], axis=0) / tl.maximum(b_mass, _TINY)
+        dev = m_rel[:, None] - b_mean[None, :]
+        b_m2 = tl.sum(g * (v[:, None] + dev * dev), axis=0)
+        total = mass + b_mass
+        frac = b_mass / tl.maximum(total, _TINY)
+        delta = b_mean - mean
+        mean += delta * frac
+        m2 += b_m2 + delta * delta * mass * frac
+        mass = total
+    clamped = tl.maximum(mass, _TINY)
+    coverage = mass / clamped
+    # m − μ_k = m_rel − mean_rel + pivot·(1 − Σ_c w): see mix._mode_group_norm_state.
+    correction = pivot * (1.0 - coverage)
+    return mass, mean * coverage, m2 / clamped, correction
+
+
+@triton.jit
+def _mgn_mix_forward_kernel(
+    SHIFT, MDEV, VAR, GW, GB, ALPHA, BETA, SCALE, BIAS,
+    C, K, eps,
+    HAS_GATE_BIAS: tl.constexpr, HAS_WEIGHT: tl.constexpr, HAS_BIAS: tl.constexpr,
+    K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
+):  # fmt: skip
+    base = tl.program_id(0).to(tl.int64) * C
+    modes = tl.arange(0, K_PAD)
+    mode_ok = modes < K
+    pivot = tl.load(SHIFT + base)
+    _, mean, var, correction = _mgn_stats(SHIFT, MDEV, VAR, GW, GB, base, pivot, modes,
+                                          mode_ok, C, HAS_GATE_BIAS, K_PAD, CHUNK_C)  # fmt: skip
+    rstd = tl.where(mode_ok, 1.0 / tl.sqrt(var + eps), 0.0)
+    a = tl.sum(rstd, axis=0) / K
+    for c0 in range(0, C, CHUNK_C):
+        cc = c0 + tl.arange(0, CHUNK_C)
+        c_ok = cc < C
+        mdev, m_rel, _, _ = _mgn_channel_block(SHIFT, MDEV, VAR, GW, GB, base, pivot, cc, c_ok,
+                                               modes, mode_ok, HAS_GATE_BIAS)  # fmt: skip
+        dev = m_rel[:, None] - mean[None, :] + correction[None, :]
+        b = tl.sum(dev * rstd[None, :], axis=1) / K
+        alpha = _load_or(ALPHA, cc, c_ok, 1.0, pivot.dtype, HAS_WEIGHT)
+        beta = _load_or(BETA, cc, c_ok, 0.0, pivot.dtype, HAS_BIAS)
+        scale = alpha * a
+        tl.store(SCALE + base + cc, scale, mask=c_ok)
+        tl.store(BIAS + base + cc, beta + alpha * b - mdev * scale, mask=c_ok)
+
+
+@triton.jit
+def _mgn_mix_backward_kernel(
+    SHIFT, MDEV, VAR, SUM_DY, SUM_DY_XS, GW, GB, ALPHA,
+    DY_SCALE, X_SCALE, ROW_BIAS, AFFINE_PARTIAL, GATE_PARTIAL,
+    C, K, eps, inv_length,
+    HAS_GATE_BIAS: tl.constexpr, HAS_WEIGHT: tl.constexpr,
+    K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
+):  # fmt: skip
+    n = tl.program_id(0).to(tl.int64)
+    base = n * C
+    modes = tl.arange(0, K_PAD)
+    mode_ok = modes < K
+    pivot = tl.load(SHIFT + base)
+    dtype = pivot.dtype
+    mass, mean, var, correction = _mgn_stats(SHIFT, MDEV, VAR, GW, GB, base, pivot, modes,
+                                             mode_ok, C, HAS_GATE_BIAS, K_PAD, CHUNK_C)  # fmt: skip
+    rstd = tl.where(mode_ok, 1.0 / tl.sqrt(var + eps), 0.0)
+    a = tl.sum(rstd, axis=0) / K
+    inv_mass = 1.0 / tl.maximum(mass, _TINY)
+
+    # Pass 1 over channels: the sums over channels that r and μ receive.
+    d_rstd = tl.zeros([K_PAD], dtype=dtype)
+    sum_db = tl.zeros([K_PAD], dtype=dtype)  # the same in every lane
+    for c0 in range(0, C, CHUNK_C):
+        cc = c0 + tl.arange(0, CHUNK_C)
+        c_ok = cc < C
+        mdev, m_rel, _, _ = _mgn_channel_block(SHIFT, MDEV, VAR, GW, GB, base, pivot, cc, c_ok,
+                                               modes, mode_ok, HAS_GATE_BIAS)  # fmt: skip
+        dev = m_rel[:, None] - mean[None, :] + correction[None, :]
+        alpha = _load_or(ALPHA, cc, c_ok, 1.0, dtype, HAS_WEIGHT)
+        sum_dy = tl.load(SUM_DY + base + cc, mask=c_ok, other=0.0)
+        sum_dy_xm = tl.load(SUM_DY_XS + base + cc, mask=c_ok, other=0.0) - mdev * sum_dy
+        da, db = alpha * sum_dy_xm, alpha * sum_dy
+        d_rstd += tl.sum(tl.where(c_ok[:, None], da[:, None] + db[:, None] * dev, 0.0), axis=0)
+        sum_db += tl.sum(db, axis=0)
+    d_rstd = d_rstd / K
+    d_mean = -sum_db * rstd / K
+    d_var = -0.5 * rstd * rstd * rstd * d_rstd
+
+    # Pass 2: per-channel terms, the softmax backward and the parameters' partial sums.
+    d_gate_w = tl.zeros([K_PAD], dtype=dtype)
+    d_gate_b = tl.zeros([K_PAD], dtype=dtype)
+    w_gate = tl.load(GW + modes, mask=mode_ok, other=0.0).to(dtype)
+    for c0 in range(0, C, CHUNK_C):
+        cc = c0 + tl.arange(0, CHUNK_C)
+        c_ok = cc < C
+        mdev, m_rel, v, g = _mgn_channel_block(SHIFT, MDEV, VAR, GW, GB, base, pivot, cc, c_ok,
+                                               modes, mode_ok, HAS_GATE_BIAS)  # fmt: skip
+        dev = m_rel[:, None] - mean[None, :] + correction[None, :]
+        b = tl.sum(dev * rstd[None, :], axis=1) / K
+        alpha = _load_or(ALPHA, cc, c_ok, 1.0, dtype, HAS_WEIGHT)
+        sum_dy = tl.load(SUM_DY + base + cc, mask=c_ok, other=0.0)
+        sum_dy_xm = tl.load(SUM_DY_XS + base + cc, mask=c_ok, other=0.0) - mdev * sum_dy
+        db = alpha * sum_dy
+        scale = alpha * a
+        w = g * inv_mass[None, :]
+        dv = tl.sum(w * d_var[None, :], axis=1)
+        dm = db * a - scale * sum_dy
+        dm += tl.sum(w * (2.0 * dev * d_var[None, :] + d_mean[None, :]), axis=1)
+        spread = v[:, None] + dev * dev - var[None, :]
+        g_dg = w * (d_mean[None, :] * dev + d_var[None, :] * spread)
+        d_logits = _softmax_backward(g, g_dg, mode_ok, K_PAD)
+        dm += tl.sum(d_logits * w_gate[None, :], axis=1)
+        m = tl.where(c_ok, tl.load(SHIFT + base + cc, mask=c_ok, other=0.0) + mdev, 0.0)
+        d_gate_w += tl.sum(d_logits * m[:, None], axis=0)
+        d_gate_b += tl.sum(d_logits, axis=0)
+        e = 2.0 * dv * inv_length
+        tl.store(DY_SCALE + base + cc, scale, mask=c_ok)
+        tl.store(X_SCALE + base + cc, e, mask=c_ok)
+        tl.store(ROW_BIAS + base + cc, dm * inv_length - mdev * e, mask=c_ok)
+        # Per-sample shares of the affine parameters' gradients: [Σ dy(x−m)·a + Σdy·b, Σdy].
+        tl.store(AFFINE_PARTIAL + 2 * base + cc, sum_dy_xm * a + sum_dy * b, mask=c_ok)
+        tl.store(AFFINE_PARTIAL + 2 * base + C + cc, sum_dy, mask=c_ok)
+    tl.store(GATE_PARTIAL + n * 2 * K + modes, d_gate_w, mask=mode_ok)
+    tl.store(GATE_PARTIAL + n * 2 * K + K + modes, d_gate_b, mask=mode_ok)
+
+
+def _mgn_blocks(c: int, k: int) -> tuple[int, int]:
+    k_pad = _pow2(k)
+    return k_pad, max(1, min(_pow2(c), MIX_TILE // k_pad))
+
+
+def mode_group_norm_forward(
+    shift: Tensor,
+    mean_dev: Tensor,
+    var_rows: Tensor,
+    gate_weight: Tensor,
+    gate_bias: Tensor | None,
+    weight: Tensor | None,
+    bias: Tensor | None,
+    eps: float,
+) -> tuple[Tensor, Tensor]:
+    """(scale, bias) per row; see mix.mode_group_norm_forward."""
+    n, c = shift.shape
+    k = gate_weight.shape[0]
+    k_pad, chunk_c = _mgn_blocks(c, k)
+    scale, row_bias = torch.empty_like(shift), torch.empty_like(shift)
+    gw = gate_weight.contiguous()
+    _mgn_mix_forward_kernel[(n,)](
+        shift, mean_dev, var_rows, gw, _or(gate_bias, gw), _or(weight, gw), _or(bias, gw),
+        scale, row_bias, c, k, eps,
+        HAS_GATE_BIAS=gate_bias is not None, HAS_WEIGHT=weight is not None,
+        HAS_BIAS=bias is not None, K_PAD=k_pad, CHUNK_C=chunk_c,
+    )  # fmt: skip
+    return scale, row_bias
+
+
+def mode_group_norm_backward(
+    sum_dy: Tensor,
+    sum_dy_xs: Tensor,
+    length: int,
+    shift: Tensor,
+    mean_dev: Tensor,
+    var_rows: Tensor,
+    gate_weight: Tensor,
+    gate_bias: Tensor | None,
+    weight: Tensor | None,
+    eps: float,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """As `mode_norm_backward`, for MGN (see mix.mode_group_norm_backward)."""
+    n, c = shift.shape
+    k = gate_weight.shape[0]
+    k_pad, chunk_c = _mgn_blocks(c, k)
+    dy_scale, x_scale, row_bias = (torch.empty_like(shift) for _ in range(3))
+    affine_partial = shift.new_empty((n, 2, c))
+    gate_partial = shift.new_empty((n, 2, k))
+    gw = gate_weight.contiguous()
+    _mgn_mix_backward_kernel[(n,)](
+        shift, mean_dev, var_rows, sum_dy, sum_dy_xs, gw, _or(gate_bias, gw), _or(weight, gw),
+        dy_scale, x_scale, row_bias, affine_partial, gate_partial,
+        c, k, eps, 1.0 / length,
+        HAS_GATE_BIAS=gate_bias is not None, HAS_WEIGHT=weight is not None,
+        K_PAD=k_pad, CHUNK_C=chunk_c,
+    )  # fmt: skip
+    # Four separate sums (not one, then split): the results must not share storage.
+    d_weight, d_bias = affine_partial[:, 0].sum(dim=0), affine_partial[:, 1].sum(dim=0)
+    d_gate_w, d_gate_b = gate_partial[:, 0].sum(dim=0), gate_partial[:, 1].sum(dim=0)
+    return dy_scale, x_scale, row_bias, d_gate_w.unsqueeze(1), d_gate_b, d_weight, d_bias

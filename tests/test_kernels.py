@@ -46,6 +46,7 @@ def tiles(request, monkeypatch):
 def test_row_moments(case, tiles):
     x = LAYOUTS[case]() * 3 + 1
     shift, mean_dev, var = row_moments(x, torch.float32)
+    assert shift.is_contiguous() and mean_dev.is_contiguous() and var.is_contiguous()
     rows = _rows64(x)
     assert torch.equal(shift.double(), rows[:, :, 0])
     assert_close(shift.double() + mean_dev.double(), rows.mean(-1), 1e-6, "mean")
@@ -63,6 +64,7 @@ def test_row_grad_sums_and_affine(case, tiles):
     dy = torch.randn(x.shape) if dy is None else dy
     shift, _, _ = row_moments(x, torch.float32)
     sum_dy, sum_dy_xs = row_grad_sums(x, dy, shift)
+    assert sum_dy.is_contiguous() and sum_dy_xs.is_contiguous()
     rows, dy_rows = _rows64(x), _rows64(dy)
     centred = rows - rows[:, :, :1]
     assert_close(sum_dy, dy_rows.sum(-1), 1e-6, "sum dy")

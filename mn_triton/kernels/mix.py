@@ -365,6 +365,11 @@ def _mn_blocks(n: int, c: int, k: int) -> tuple[int, int, int, int]:
     return block_n, block_c, k_pad, chunk_c
 
 
+def _dense(*tensors: Tensor) -> tuple[Tensor, ...]:
+    """The kernels index (N, C) statistics as dense row-major arrays."""
+    return tuple(t.contiguous() for t in tensors)
+
+
 def _or(t: Tensor | None, placeholder: Tensor) -> Tensor:
     return placeholder if t is None else t.contiguous()
 
@@ -383,6 +388,7 @@ def mode_norm_forward(
     eps: float,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """(scale, bias) per row and (μ, σ²) per mode and channel; see mix.mode_norm_forward."""
+    shift, mean_dev, var_rows = _dense(shift, mean_dev, var_rows)
     n, c = shift.shape
     k = gate_weight.shape[0]
     block_n, block_c, k_pad, chunk_c = _mn_blocks(n, c, k)
@@ -419,6 +425,9 @@ def mode_norm_backward(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """(dy_scale, x_scale, bias) per row and the gradients of the gate weight, gate bias,
     weight and bias: see mix.mode_norm_backward."""
+    sum_dy, sum_dy_xs, shift, mean_dev, var_rows = _dense(
+        sum_dy, sum_dy_xs, shift, mean_dev, var_rows
+    )
     n, c = shift.shape
     k = gate_weight.shape[0]
     block_n, block_c, k_pad, chunk_c = _mn_blocks(n, c, k)
@@ -626,6 +635,7 @@ def mode_group_norm_forward(
     eps: float,
 ) -> tuple[Tensor, Tensor]:
     """(scale, bias) per row; see mix.mode_group_norm_forward."""
+    shift, mean_dev, var_rows = _dense(shift, mean_dev, var_rows)
     n, c = shift.shape
     k = gate_weight.shape[0]
     k_pad, chunk_c = _mgn_blocks(c, k)
@@ -653,6 +663,9 @@ def mode_group_norm_backward(
     eps: float,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """As `mode_norm_backward`, for MGN (see mix.mode_group_norm_backward)."""
+    sum_dy, sum_dy_xs, shift, mean_dev, var_rows = _dense(
+        sum_dy, sum_dy_xs, shift, mean_dev, var_rows
+    )
     n, c = shift.shape
     k = gate_weight.shape[0]
     k_pad, chunk_c = _mgn_blocks(c, k)

@@ -8,7 +8,7 @@ of (count, mean, M2) triples, never as E[x²] − E[x]².
 Backward, per row: Σ dy and Σ dy·(x − s).
 
 Long rows may be split across several programs (`reduction_split`); each program writes a
-partial result and `_merge_*` combines them.
+partial result and one more small kernel combines them.
 """
 
 from __future__ import annotations
@@ -107,18 +107,52 @@ def _row_grad_sums_kernel(
     tl.store(SUM_DY_XS + out, tl.sum(acc_dy_xs, axis=1), mask=row_ok)
 
 
-def _split_lengths(plan: RowPlan, split_len: int, num_splits: int, like: Tensor) -> Tensor:
-    counts = torch.full((num_splits,), float(split_len), dtype=like.dtype, device=like.device)
-    counts[-1] = plan.length - split_len * (num_splits - 1)
-    return counts
+@triton.jit
+def _merge_splits_kernel(
+    MEAN, VAR, SUM_DY, SUM_DY_XS, OUT_A, OUT_B, rows_total, length, split_len, num_splits,
+    SPLITS_PAD: tl.constexpr, BLOCK_ROWS: tl.constexpr, MOMENTS: tl.constexpr,
+):  # fmt: skip
+    """Combine the per-split partial results of long rows into (R,) outputs.
+
+    Moments: Chan's merge of (count, mean, var) triples; gradient sums: plain sums.
+    """
+    rows = tl.program_id(0) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
+    row_ok = rows < rows_total
+    splits = tl.arange(0, SPLITS_PAD)
+    mask = row_ok[:, None] & (splits < num_splits)[None, :]
+    offs = rows[:, None] * num_splits + splits[None, :]
+    if MOMENTS:
+        mean = tl.load(MEAN + offs, mask=mask, other=0.0)
+        var = tl.load(VAR + offs, mask=mask, other=0.0)
+        # Every split holds split_len positions but the last, which holds the rest.
+        last = length - split_len * (num_splits - 1)
+        count = tl.where(splits == num_splits - 1, last, split_len)
+        weight = tl.where(splits < num_splits, count, 0).to(mean.dtype) / length
+        total_mean = tl.sum(mean * weight[None, :], axis=1)
+        spread = tl.where(mask, mean - total_mean[:, None], 0.0)
+        total_var = tl.sum((var + spread * spread) * weight[None, :], axis=1)
+        tl.store(OUT_A + rows, total_mean, mask=row_ok)
+        tl.store(OUT_B + rows, total_var, mask=row_ok)
+    else:
+        sum_dy = tl.sum(tl.load(SUM_DY + offs, mask=mask, other=0.0), axis=1)
+        sum_dy_xs = tl.sum(tl.load(SUM_DY_XS + offs, mask=mask, other=0.0), axis=1)
+        tl.store(OUT_A + rows, sum_dy, mask=row_ok)
+        tl.store(OUT_B + rows, sum_dy_xs, mask=row_ok)
 
 
-def _merge_moments(mean: Tensor, var: Tensor, counts: Tensor) -> tuple[Tensor, Tensor]:
-    """Combine per-split (mean, var) of rows, shape (R, S), into per-row (mean, var)."""
-    weights = counts / counts.sum()
-    total_mean = (mean * weights).sum(dim=1)
-    spread = (mean - total_mean[:, None]) ** 2
-    return total_mean, ((var + spread) * weights).sum(dim=1)
+def _merge_splits(a: Tensor, b: Tensor, plan: RowPlan, split_len: int, moments: bool):
+    """(R, S) partials → contiguous (R,) results."""
+    rows, num_splits = a.shape
+    if num_splits == 1:
+        return a[:, 0], b[:, 0]  # (R, 1): already contiguous
+    out_a, out_b = a.new_empty(rows), b.new_empty(rows)
+    splits_pad = triton.next_power_of_2(num_splits)
+    block_rows = max(1, min(triton.next_power_of_2(rows), 4096 // splits_pad))
+    _merge_splits_kernel[(triton.cdiv(rows, block_rows),)](
+        a, b, a, b, out_a, out_b, rows, plan.length, split_len, num_splits,
+        SPLITS_PAD=splits_pad, BLOCK_ROWS=block_rows, MOMENTS=moments,
+    )  # fmt: skip
+    return out_a, out_b
 
 
 def row_moments(x: Tensor, stat_dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
@@ -139,10 +173,7 @@ def row_moments(x: Tensor, stat_dtype: torch.dtype) -> tuple[Tensor, Tensor, Ten
         TWO_LEVEL=plan.two_level, ACC_FP64=stat_dtype == torch.float64,
         num_warps=plan.num_warps,
     )  # fmt: skip
-    if num_splits == 1:
-        mean, var = mean[:, 0], var[:, 0]
-    else:
-        mean, var = _merge_moments(mean, var, _split_lengths(plan, split_len, num_splits, mean))
+    mean, var = _merge_splits(mean, var, plan, split_len, moments=True)
     return shift.view(n, c), mean.view(n, c), var.view(n, c)
 
 
@@ -163,6 +194,5 @@ def row_grad_sums(x: Tensor, dy: Tensor, shift: Tensor) -> tuple[Tensor, Tensor]
         TWO_LEVEL=plan.two_level, ACC_FP64=shift.dtype == torch.float64,
         num_warps=plan.num_warps,
     )  # fmt: skip
-    if num_splits > 1:
-        sum_dy, sum_dy_xs = sum_dy.sum(dim=1, keepdim=True), sum_dy_xs.sum(dim=1, keepdim=True)
+    sum_dy, sum_dy_xs = _merge_splits(sum_dy, sum_dy_xs, plan, split_len, moments=False)
     return sum_dy.view(n, c), sum_dy_xs.view(n, c)

@@ -1,0 +1,117 @@
+"""Layer benchmark suite setup: options, the grid's parametrisation, run-wide measurements.
+
+Run with `pytest benchmarks/test_layers.py --benchmark-only [--grid smoke|small|full]`. The
+Triton kernels run for real here (TRITON_INTERPRET is deliberately not set): on a CPU the
+`triton` provider is left out and mn_triton runs its torch-op path.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import time
+
+import grid
+import layers
+import measure
+import pytest
+import torch
+
+_STARTED = pytest.StashKey[float]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("mn-triton layer benchmarks")
+    group.addoption(
+        "--grid",
+        default="auto",
+        choices=grid.GRIDS,
+        help="auto: full on CUDA, small on CPU; smoke: a few cases for tests",
+    )
+    group.addoption(
+        "--bench-device", default="auto", help="auto (cuda if available, else cpu), cpu or cuda[:i]"
+    )
+    group.addoption(
+        "--time-budget",
+        type=float,
+        default=0.0,
+        help="seconds after which cases still to run are skipped (0: no limit)",
+    )
+    group.addoption(
+        "--no-compile", action="store_true", help="leave out the reference_compiled provider"
+    )
+    group.addoption(
+        "--run-id",
+        default=os.environ.get("MN_RUN_ID"),
+        help="names this run's CSV file and fills its run_id column (default: time)",
+    )
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_STARTED] = time.perf_counter()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip the cases still to run once the time budget is spent (before any fixture is built,
+    so pytest-benchmark does not warn about an unused fixture); rows already written stay."""
+    budget = item.config.getoption("time_budget")
+    callspec = getattr(item, "callspec", None)
+    is_case = callspec is not None and "case" in callspec.params
+    if is_case and budget > 0 and time.perf_counter() - item.config.stash[_STARTED] > budget:
+        pytest.skip(f"time budget of {budget:.0f} s spent")
+
+
+def _device(config: pytest.Config) -> torch.device:
+    name = config.getoption("bench_device")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def _cases(config: pytest.Config) -> list[grid.Case]:
+    device = _device(config)
+    compile_ = not config.getoption("no_compile")
+    return grid.cases(config.getoption("grid"), device.type == "cuda", compile_)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    device = _device(config)
+    lines = [
+        f"mn-triton benchmarks: device={measure.device_name(device)}, "
+        f"grid={grid.resolve(config.getoption('grid'), device.type == 'cuda')}, "
+        f"cases={len(_cases(config))}, time budget={config.getoption('time_budget') or 'none'}"
+    ]
+    if device.type != "cuda":
+        lines.append("triton provider left out: no CUDA device (CPU rows do not speak about speed)")
+    return lines
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "case" in metafunc.fixturenames:
+        cases = _cases(metafunc.config)
+        metafunc.parametrize("case", cases, ids=[c.id for c in cases])
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+@pytest.fixture(scope="session")
+def bench_run(pytestconfig: pytest.Config) -> layers.BenchRun:
+    device = _device(pytestconfig)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    layers.configure_compile()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    run_id = pytestconfig.getoption("run_id") or now.strftime("%Y%m%dT%H%M%SZ")
+    copy_gbps = measure.copy_bandwidth_gbps(str(device))  # once per run: the physical ceiling
+    print(f"\ncopy bandwidth on {measure.device_name(device)}: {copy_gbps:.1f} GB/s")
+    return layers.BenchRun(
+        device=device,
+        settings=layers.settings_for(device),
+        copy_gbps=copy_gbps,
+        run_id=run_id,
+        csv_name=f"layers-{_slug(measure.device_name(device))}-{run_id}",
+    )

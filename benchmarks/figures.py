@@ -1,0 +1,335 @@
+"""The report's figures (matplotlib, Agg backend): one file per kind, one row of panels per
+device (GPUs first; `cpu` panels are pipeline checks, not GPU speed). Every file is written
+even without data, as a panel saying so, so the report's links always resolve."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display needed: figures are files
+
+import grid  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+CAPTIONS = {
+    "time_vs_k": "Time against K (fwd+bwd); BatchNorm2d / GroupNorm dashed",
+    "time_vs_batch": "Time against batch size (fwd+bwd, K=2)",
+    "speedup_per_shape": "Speed-up of ours per layer shape (fwd+bwd, K=2)",
+    "bandwidth": "Achieved bandwidth (SPEC §3 bytes / time) against the measured copy ceiling",
+    "memory": "Peak memory per call (fwd+bwd, K=2) against the tensor's size",
+    "train_step": "Training-step overhead of MN over BatchNorm",
+}
+PROVIDERS = {  # provider -> (colour, marker)
+    "triton": ("C0", "o"),
+    "torch_ops": ("C1", "s"),
+    "reference": ("C3", "^"),
+    "reference_compiled": ("C4", "v"),
+}
+NATIVE = {
+    "batch_norm": "BatchNorm2d",
+    "group_norm": "GroupNorm",
+    "instance_norm": "InstanceNorm2d",
+    "layer_norm": "LayerNorm",
+}
+FAMILIES = (("mode_norm", "MN", "batch_norm"), ("mode_group_norm", "MGN", "group_norm"))
+MIB = 2**20
+
+
+def ours(device: str) -> str:
+    """The provider the goals are about: the Triton kernels on a GPU, the torch ops on CPU."""
+    return "torch_ops" if device == "cpu" else "triton"
+
+
+def _title(device: str) -> str:
+    return "cpu: pipeline check, not GPU speed" if device == "cpu" else device
+
+
+def _panels(runs: dict[str, pd.DataFrame], ncols: int) -> tuple[Figure, np.ndarray]:
+    nrows = max(1, len(runs))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6 * ncols, 4 * nrows), squeeze=False)
+    if not runs:
+        for ax in axes.flat:
+            _empty(ax, "no data yet")
+    return fig, axes
+
+
+def _empty(ax: Axes, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def where(df: pd.DataFrame, **eq: object) -> pd.DataFrame:
+    """The rows whose columns equal the given values."""
+    mask = pd.Series(True, index=df.index)
+    for column, value in eq.items():
+        mask &= df[column] == value
+    return df[mask]
+
+
+def _densest(rows: pd.DataFrame, axis: str, fixed: list[str]) -> pd.DataFrame:
+    """The rows at the point (values of `fixed`) with the most distinct `axis` values;
+    ties go to the largest tensor."""
+    if rows.empty:
+        return rows
+    counts = rows.groupby(fixed)[axis].nunique().reset_index(name="_n")
+    counts["_bytes"] = counts.get("N", 1) * counts["C"] * counts["H"] * counts["W"]
+    best = counts.sort_values(["_n", "_bytes"]).iloc[-1]
+    return rows[(rows[fixed] == best[fixed]).all(axis=1)]
+
+
+def _point_label(rows: pd.DataFrame, skip: str) -> str:
+    r = rows.iloc[0]
+    parts = {"N": f"N={int(r['N'])}", "shape": f"{int(r['C'])}x{int(r['H'])}x{int(r['W'])}"}
+    parts.pop(skip, None)
+    return " ".join([*parts.values(), r["dtype"], r["layout"]])
+
+
+def _plot_providers(ax: Axes, rows: pd.DataFrame, x: str) -> None:
+    for provider, (colour, marker) in PROVIDERS.items():
+        part = rows[rows["provider"] == provider].sort_values(x)
+        if part.empty:
+            continue
+        err = [part["ms_p50"] - part["ms_p20"], part["ms_p80"] - part["ms_p50"]]
+        ax.errorbar(
+            part[x],
+            part["ms_p50"],
+            yerr=err,
+            color=colour,
+            marker=marker,
+            label=provider,
+            capsize=2,
+        )
+
+
+def time_vs_k(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
+    for ax, (op, name, native) in zip(axes, FAMILIES, strict=True):
+        full = where(df, mode="full")
+        rows = _densest(full[full["op"] == op], "K", ["dtype", "layout", "N", "C", "H", "W"])
+        if rows.empty:
+            _empty(ax, f"{name}: no K sweep in this run")
+            continue
+        _plot_providers(ax, rows, "K")
+        point = rows.iloc[0]
+        same = (
+            full[["dtype", "layout", "N", "C", "H", "W"]]
+            == point[["dtype", "layout", "N", "C", "H", "W"]]
+        ).all(axis=1)
+        base = full[same & (full["op"] == native)]
+        ks = sorted(rows["K"].unique())
+        if native == "batch_norm" and not base.empty:
+            ax.plot(ks, [base["ms_p50"].median()] * len(ks), "k--", label="BatchNorm2d")
+        elif not base.empty:  # GroupNorm(K, C), or GroupNorm(1, C) where K does not divide C
+            times = base.set_index("K")["ms_p50"]
+            groups = [k if point["C"] % k == 0 else 1 for k in ks]
+            ax.plot(ks, [times.get(g, np.nan) for g in groups], "k--", label="GroupNorm")
+        ax.set(
+            xlabel="K (modes)",
+            ylabel="ms (median, p20-p80)",
+            yscale="log",
+            title=f"{name}: {_point_label(rows, '')}",
+        )
+        ax.legend(fontsize=7)
+
+
+def time_vs_batch(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
+    for ax, (op, name, native) in zip(axes, FAMILIES, strict=True):
+        full = where(df, mode="full")
+        mine = full[(full["op"] == op) & (full["K"] == 2)]
+        rows = _densest(mine, "N", ["dtype", "layout", "C", "H", "W"])
+        if rows.empty:
+            _empty(ax, f"{name}: no batch sweep in this run")
+            continue
+        _plot_providers(ax, rows, "N")
+        point = rows.iloc[0]
+        at = (
+            full[["dtype", "layout", "C", "H", "W"]] == point[["dtype", "layout", "C", "H", "W"]]
+        ).all(axis=1)
+        base = full[at & (full["op"] == native)]
+        if native == "group_norm":
+            base = base[base["K"] == (2 if point["C"] % 2 == 0 else 1)]
+        base = base.groupby("N")["ms_p50"].median()
+        ax.plot(base.index, base.values, "k--", label=NATIVE[native])
+        ax.set(
+            xlabel="batch size N",
+            ylabel="ms (median, p20-p80)",
+            xscale="log",
+            yscale="log",
+            title=f"{name} K=2: {_point_label(rows, 'N')}",
+        )
+        ax.legend(fontsize=7)
+
+
+def speedup_per_shape(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
+    me = ours(device)
+    for ax, (op, name, native) in zip(axes, FAMILIES, strict=True):
+        full = where(df, mode="full", dtype="float32", layout="nchw")
+        mine = full[(full["op"] == op) & (full["K"] == 2) & (full["provider"] == me)]
+        if mine.empty:
+            _empty(ax, f"{name}: no {me} rows at K=2, float32, NCHW")
+            continue
+        n = mine["N"].mode().iloc[0]
+        mine = mine[mine["N"] == n]
+        mine = mine.assign(_order=[_shape_order(r) for r in mine[["C", "H", "W"]].values])
+        mine = mine.sort_values("_order")
+        shapes = [f"{int(c)}x{int(h)}x{int(w)}" for c, h, w in mine[["C", "H", "W"]].values]
+        _speedup_bars(ax, full[full["N"] == n], mine, op, native)
+        ax.set_xticks(range(len(shapes)), shapes, rotation=30, fontsize=8)
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.set(
+            ylabel=f"time of other / time of {me}",
+            yscale="log",
+            title=f"{name} K=2 N={int(n)} float32 nchw (above 1: {me} is faster)",
+        )
+        ax.legend(fontsize=7)
+
+
+def _shape_order(shape: np.ndarray) -> tuple[int, int]:
+    """CIFAR shapes, then ImageNet ones, in the grid's order; others after them."""
+    known = [*grid.CIFAR_SHAPES, *grid.IMAGENET_SHAPES]
+    shape = tuple(int(v) for v in shape)
+    return (known.index(shape), 0) if shape in known else (len(known), shape[0])
+
+
+def _speedup_bars(ax: Axes, rows: pd.DataFrame, mine: pd.DataFrame, op: str, native: str) -> None:
+    others = {
+        "reference": rows[(rows["op"] == op) & (rows["provider"] == "reference")],
+        "reference_compiled": rows[(rows["op"] == op) & (rows["provider"] == "reference_compiled")],
+        NATIVE[native]: rows[rows["op"] == native],
+    }
+    width = 0.8 / len(others)
+    for i, (label, other) in enumerate(others.items()):
+        key = ["C", "H", "W"] + (["K"] if label.startswith("reference") else [])
+        if label == "GroupNorm":  # GroupNorm(2, C) where 2 divides C, else GroupNorm(1, C)
+            other = other[other["K"] == [2 if c % 2 == 0 else 1 for c in other["C"]]]
+        merged = mine.merge(other[[*key, "ms_p50"]], on=key, how="left", suffixes=("", "_o"))
+        ax.bar(
+            np.arange(len(merged)) + (i - 1) * width,
+            merged["ms_p50_o"] / merged["ms_p50"],
+            width,
+            label=label,
+        )
+
+
+def bandwidth(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
+    ax = axes[0]
+    me = ours(device)
+    series = (
+        ("mode_norm", me, f"MN ({me})", "C0", "o"),
+        ("mode_group_norm", me, f"MGN ({me})", "C2", "x"),
+        ("batch_norm", "native", "BatchNorm2d", "0.5", "."),
+    )
+    for op, provider, label, colour, marker in series:
+        rows = where(df, op=op, provider=provider)
+        ax.scatter(rows["tensor_bytes"] / MIB, rows["gbps"], s=14, c=colour, marker=marker,
+                   label=label)  # fmt: skip
+    copy = df["copy_gbps"].dropna()
+    if not copy.empty:
+        ax.axhline(copy.iloc[0], color="k", ls="--", label=f"copy {copy.iloc[0]:.0f} GB/s")
+        ax.axhline(0.75 * copy.iloc[0], color="k", ls=":", label="75% of copy")
+    ax.axvline(64, color="0.7", lw=0.8)
+    ax.set(
+        xscale="log",
+        xlabel="tensor MiB (|x|)",
+        ylabel="GB/s (SPEC §3 minimal bytes / time)",
+        title="all modes",
+    )
+    ax.legend(fontsize=7)
+
+
+def memory(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
+    full = df[(df["mode"] == "full") & df["peak_mem_mb"].notna()]
+    for ax, (op, name, native) in zip(axes, FAMILIES, strict=True):
+        mine = full[(full["op"] == op) & (full["K"] == 2)]
+        base = full[full["op"] == native]
+        if native == "group_norm":  # GroupNorm(2, C) stands for MGN at K=2
+            base = base[base["K"] == [2 if c % 2 == 0 else 1 for c in base["C"]]]
+        if mine.empty and base.empty:
+            text = "peak memory is not measured on CPU" if device == "cpu" else "no memory rows"
+            _empty(ax, text)
+            continue
+        for label, part in [*mine.groupby("provider"), (NATIVE[native], base)]:
+            part = part.groupby("tensor_bytes", as_index=False)["peak_mem_mb"].median()
+            ax.plot(
+                part["tensor_bytes"] / MIB,
+                part["peak_mem_mb"],
+                marker="o",
+                ms=3,
+                lw=0.8,
+                label=label,
+            )
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel="tensor MiB (|x|)",
+            ylabel="peak MiB above inputs",
+            title=f"{name} fwd+bwd, K=2",
+        )
+        ax.legend(fontsize=7)
+
+
+def train_step(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
+    ax = axes[0]
+    on = [c for c in ("model", "exec", "dtype", "layout", "N") if c in df]
+    native = df[df["provider"] == "native"].groupby(on, as_index=False)["ms_p50"].median()
+    rows = df[df["provider"] != "native"].merge(native, on=on, suffixes=("", "_bn"))
+    if rows.empty:
+        _empty(ax, "no MN rows with a BatchNorm row to compare against")
+        return
+    rows = rows.assign(overhead=100 * (rows["ms_p50"] / rows["ms_p50_bn"] - 1))
+    groups = sorted({(m, e) for m, e in rows[["model", "exec"]].values})
+    variants = sorted({(p, k) for p, k in rows[["provider", "K"]].values}, key=str)
+    width = 0.8 / max(1, len(variants))
+    for i, (provider, k) in enumerate(variants):
+        part = rows[(rows["provider"] == provider) & (rows["K"] == k)].set_index(["model", "exec"])
+        values = [part["overhead"].get(g, np.nan) for g in groups]
+        label = f"{provider} K={int(k)}" if not pd.isna(k) else provider
+        ax.bar(np.arange(len(groups)) + i * width, values, width, label=label)
+    ticks = np.arange(len(groups)) + 0.4 - width / 2
+    ax.set_xticks(ticks, [f"{m} {e}" for m, e in groups], rotation=30, ha="right", fontsize=8)
+    ax.axhline(5, color="k", ls="--", label="goal: 5%")
+    ax.set(ylabel="% over BatchNorm (median step)", title="training step")
+    ax.legend(fontsize=7)
+
+
+LAYER_FIGURES: dict[str, tuple[Callable, int]] = {
+    "time_vs_k": (time_vs_k, 2),
+    "time_vs_batch": (time_vs_batch, 2),
+    "speedup_per_shape": (speedup_per_shape, 2),
+    "bandwidth": (bandwidth, 1),
+    "memory": (memory, 2),
+}
+
+
+def _draw(path: Path, runs: dict[str, pd.DataFrame], draw: Callable, ncols: int) -> None:
+    fig, axes = _panels(runs, ncols)
+    for row, (device, df) in zip(axes, runs.items(), strict=False):
+        draw(device, df, row)
+        row[0].annotate(
+            _title(device), (0, 1.12), xycoords="axes fraction", fontsize=10, fontweight="bold"
+        )
+    fig.suptitle(CAPTIONS[path.stem], fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_all(
+    layer_runs: dict[str, pd.DataFrame], train_runs: dict[str, pd.DataFrame], out_dir: Path
+) -> list[Path]:
+    """Write every figure file (CAPTIONS' names, .png) into out_dir."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, (draw, ncols) in LAYER_FIGURES.items():
+        paths.append(out_dir / f"{name}.png")
+        _draw(paths[-1], layer_runs, draw, ncols)
+    paths.append(out_dir / "train_step.png")
+    _draw(paths[-1], train_runs, train_step, 1)
+    return paths

@@ -1,0 +1,179 @@
+"""Which layer cases the suite measures (SPEC §6), as focused sweeps.
+
+The full cross product of SPEC §6 (5 K × 7 shapes × 7 batches × 3 dtypes × 2 layouts × 4 modes,
+times ten providers) would take hours on a GPU. Each sweep instead varies one or two axes around
+a default point (K = 2, float32, NCHW, forward+backward, batch 128), which is what the report's
+figures and headline ratios need. Cases come out in priority order, headline cases first, so a
+run cut short by its time budget still holds them.
+
+Grids: `full` (the GPU grid), `small` (a CPU pipeline check of a few minutes) and `smoke` (the
+handful of cases the tests run). torch.compile of the reference costs seconds per distinct
+shape, dtype and K, so it is measured on a bounded subset only (`Point.compile`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+
+CIFAR_SHAPES = ((16, 32, 32), (32, 16, 16), (64, 8, 8))
+IMAGENET_SHAPES = ((64, 56, 56), (128, 28, 28), (256, 14, 14), (512, 7, 7))
+KS = (1, 2, 4, 6, 8)
+BATCHES = (4, 8, 16, 32, 64, 128, 256)
+DTYPES = ("float32", "bfloat16", "float16")
+LAYOUTS = ("nchw", "nhwc")
+GRIDS = ("auto", "full", "small", "smoke")
+
+MODE_OPS = ("mode_norm", "mode_group_norm")
+# Native baselines measured at every point; group_norm's K column holds its group count.
+NATIVE_OPS = ("batch_norm", "group_norm", "instance_norm", "layer_norm")
+TRAINING_MODES = ("forward", "backward", "full")
+
+
+@dataclass(frozen=True)
+class Point:
+    """One point of a sweep: every provider is measured here."""
+
+    mode: str
+    dtype: str
+    layout: str
+    n: int
+    shape: tuple[int, int, int]  # C, H, W
+    k: int
+    compile: bool = False  # also measure torch.compile(reference) here
+
+
+@dataclass(frozen=True)
+class Case:
+    """One measurement: one op by one provider at one point (one CSV row)."""
+
+    op: str
+    provider: str
+    mode: str
+    dtype: str
+    layout: str
+    n: int
+    c: int
+    h: int
+    w: int
+    k: int | None  # modes for MN/MGN, groups for group_norm, None for the other natives
+
+    @property
+    def id(self) -> str:
+        k = "" if self.k is None else f"-K{self.k}"
+        return (
+            f"{self.op}-{self.provider}-{self.mode}-{self.dtype}-{self.layout}"
+            f"-N{self.n}-{self.c}x{self.h}x{self.w}{k}"
+        )
+
+    @property
+    def group(self) -> str:
+        """pytest-benchmark group: every op and provider measured at the same shape."""
+        return f"{self.mode} {self.dtype} {self.layout} N={self.n} {self.c}x{self.h}x{self.w}"
+
+    @property
+    def numel(self) -> int:
+        return self.n * self.c * self.h * self.w
+
+
+def group_norm_groups(k: int, c: int) -> int:
+    """The GroupNorm MGN is held against: GroupNorm(K, C) when K divides C, else GroupNorm(1, C)."""
+    return k if c % k == 0 else 1
+
+
+def _sweep(
+    shapes: Iterable[tuple[int, int, int]],
+    *,
+    ks: Iterable[int] = (2,),
+    batches: Iterable[int] = (128,),
+    dtypes: Iterable[str] = ("float32",),
+    layouts: Iterable[str] = ("nchw",),
+    modes: Iterable[str] = ("full",),
+    compile_shapes: Iterable[tuple[int, int, int]] = (),
+    compile_ks: Iterable[int] = (2,),
+) -> Iterator[Point]:
+    """Points of the product of the given axes (the defaults hold the other axes fixed)."""
+    compile_shapes, compile_ks = set(compile_shapes), set(compile_ks)
+    for shape in shapes:
+        for k in ks:
+            for n in batches:
+                for dtype in dtypes:
+                    for layout in layouts:
+                        for mode in modes:
+                            # Eval needs a second compiled graph; compile training modes only.
+                            comp = shape in compile_shapes and k in compile_ks
+                            comp = comp and mode in TRAINING_MODES
+                            yield Point(mode, dtype, layout, n, shape, k, comp)
+
+
+def _full_points() -> Iterator[Point]:
+    cifar, big = (32, 16, 16), (64, 56, 56)  # big: 128 × 64 × 56 × 56 float32 = 98 MiB
+    all_shapes = CIFAR_SHAPES + IMAGENET_SHAPES
+    compiled = (CIFAR_SHAPES[0], CIFAR_SHAPES[2], IMAGENET_SHAPES[0], IMAGENET_SHAPES[2])
+    # Headline points first: every shape in the training modes, then the K sweep.
+    yield from _sweep(all_shapes, modes=TRAINING_MODES)
+    yield from _sweep((cifar, big), ks=KS, modes=("full", "forward"))
+    # Points seen above again, now adding the compiled reference (the slow part: compiles).
+    yield from _sweep(compiled, modes=TRAINING_MODES, compile_shapes=compiled)
+    yield from _sweep((big,), ks=(8,), modes=("full", "forward"), compile_shapes=(big,),
+                      compile_ks=(8,))  # fmt: skip
+    yield from _sweep((CIFAR_SHAPES[0], big), batches=BATCHES)
+    yield from _sweep((cifar, big), dtypes=DTYPES, layouts=LAYOUTS)
+    yield from _sweep(all_shapes, modes=("eval",))
+
+
+def _small_points() -> Iterator[Point]:
+    cifar = (32, 16, 16)
+    yield from _sweep(CIFAR_SHAPES, batches=(8,), compile_shapes=(cifar,))
+    yield from _sweep((cifar,), batches=(8,), modes=TRAINING_MODES, compile_shapes=(cifar,))
+    yield from _sweep((cifar,), ks=(1, 8), batches=(8,))
+    yield from _sweep((CIFAR_SHAPES[2],), batches=(4, 32))
+    yield from _sweep((cifar,), batches=(8,), dtypes=("bfloat16",), layouts=LAYOUTS)
+    yield from _sweep((cifar,), batches=(8,), modes=("eval",))
+
+
+def _smoke_points() -> Iterator[Point]:
+    tiny = (16, 8, 8)
+    yield from _sweep((tiny,), batches=(4,), modes=("full", "forward"))
+    yield from _sweep((tiny,), batches=(4,), layouts=("nhwc",), modes=("backward", "eval"))
+
+
+def _mode_cases(point: Point, cuda: bool, compile: bool) -> Iterator[Case]:
+    providers = ["triton"] if cuda else []  # the Triton kernels need a GPU (no interpreter here)
+    providers += ["torch_ops", "reference"]
+    if point.compile and compile:
+        providers.append("reference_compiled")
+    c, h, w = point.shape
+    for op in MODE_OPS:
+        for provider in providers:
+            yield Case(
+                op, provider, point.mode, point.dtype, point.layout, point.n, c, h, w, point.k
+            )
+
+
+def _native_cases(point: Point) -> Iterator[Case]:
+    c, h, w = point.shape
+    for op in NATIVE_OPS:
+        k = group_norm_groups(point.k, c) if op == "group_norm" else None
+        yield Case(op, "native", point.mode, point.dtype, point.layout, point.n, c, h, w, k)
+
+
+def resolve(grid: str, cuda: bool) -> str:
+    """`auto` is the full grid on a GPU and the small one on a CPU."""
+    if grid not in GRIDS:
+        raise ValueError(f"grid must be one of {GRIDS}, got {grid!r}")
+    if grid == "auto":
+        return "full" if cuda else "small"
+    return grid
+
+
+def cases(grid: str, cuda: bool, compile: bool = True) -> list[Case]:
+    """The cases of `grid`, deduplicated, in priority order."""
+    points = {"full": _full_points, "small": _small_points, "smoke": _smoke_points}
+    seen: dict[str, Case] = {}
+    for point in points[resolve(grid, cuda)]():
+        if not compile:
+            point = replace(point, compile=False)
+        for case in (*_mode_cases(point, cuda, compile), *_native_cases(point)):
+            seen.setdefault(case.id, case)
+    return list(seen.values())

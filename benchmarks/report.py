@@ -1,0 +1,409 @@
+"""The performance report: reports/README.md and reports/figures/ from every CSV in reports/data/.
+
+    python benchmarks/report.py [--data reports/data] [--out reports]
+
+Needs no GPU: it renders whatever rows are committed. Every ratio compares rows of one run on
+one device (SPEC §6); per device the latest run is reported. GPU rows are held against the
+issue's goals, whichever way they fall: values are printed rounded against us, verdicts use
+the unrounded numbers, and the worst cases are listed. CPU rows are shown apart: they only
+show the pipeline works and say nothing about GPU speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import figures
+import pandas as pd
+from figures import ours, where
+
+REPO = Path(__file__).resolve().parents[1]
+KEY = ["mode", "dtype", "layout", "N", "C", "H", "W"]  # one point of the grid
+ITEMSIZE = {"float32": 4, "bfloat16": 2, "float16": 2, "float64": 8}
+BIG_BYTES = 64 * 2**20  # the goals on BatchNorm and bandwidth hold for tensors this large
+NUMERIC = ("N", "C", "H", "W", "K", "ms_p20", "ms_p50", "ms_p80", "bytes_min", "gbps",
+           "copy_gbps", "peak_mem_mb")  # fmt: skip
+NO_GPU_NOTE = (
+    "> **No GPU data yet.** Every row below was measured on a CPU: it shows that the pipeline "
+    "runs, and says nothing about GPU speed. The goals are judged only on GPU rows; run "
+    "`bash benchmarks/gpu_run.sh` on a GPU machine and commit its `reports/`."
+)
+CPU_NOTE = (
+    "CPU rows exercise the pipeline only (mn_triton's torch-op path, no Triton kernels); "
+    "they do not speak about GPU speed and are not held against the goals."
+)
+
+
+# ------------------------------------ loading ------------------------------------------
+
+
+def load(data_dir: Path) -> pd.DataFrame:
+    """All rows of all CSV files, with `run` (run_id, else the file name) and `source`."""
+    frames = []
+    for path in sorted(data_dir.glob("*.csv")):
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        if frame.empty:
+            continue
+        frame["source"] = path.name
+        run_id = frame["run_id"] if "run_id" in frame else pd.Series("", index=frame.index)
+        frame["run"] = run_id.where(run_id != "", path.stem)
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=[*KEY, "op", "provider", "device", "run", "source"])
+    df = pd.concat(frames, ignore_index=True)
+    for column in NUMERIC:
+        df[column] = pd.to_numeric(df.get(column), errors="coerce")
+    df["tensor_bytes"] = df["N"] * df["C"] * df["H"] * df["W"] * df["dtype"].map(ITEMSIZE)
+    return df
+
+
+def latest_runs(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per device (GPUs first, cpu last), the rows of its latest run."""
+    out: dict[str, pd.DataFrame] = {}
+    if df.empty:
+        return out
+    devices = sorted(df["device"].unique(), key=lambda d: (d == "cpu", d))
+    for device in devices:
+        rows = df[df["device"] == device]
+        latest = rows.groupby("run")["timestamp"].max().sort_values().index[-1]
+        out[device] = rows[rows["run"] == latest]
+    return out
+
+
+# ------------------------------------ ratios -------------------------------------------
+
+
+def pair(df: pd.DataFrame, mine: dict, other: dict, match: str = "point") -> pd.DataFrame:
+    """Rows `mine` joined with rows `other`; ratio = my time / its time.
+
+    match: "point" joins at the same grid point whatever K (BatchNorm and the like);
+    "k" also at the same K (ours against the reference); "groups" pairs MGN at K with the
+    GroupNorm the suite measured for it (its K column holds groups: K if K divides C, else 1).
+    """
+    a, b = where(df, **mine), where(df, **other)
+    on = list(KEY)
+    if match == "k":
+        on.append("K")
+    elif match == "groups":
+        a = a.assign(_k=[k if c % k == 0 else 1 for k, c in zip(a["K"], a["C"], strict=True)])
+        b = b.assign(_k=b["K"])
+        on.append("_k")
+    merged = a.merge(b[[*on, "ms_p50"]], on=on, suffixes=("", "_other"))
+    return merged.assign(ratio=merged["ms_p50"] / merged["ms_p50_other"])
+
+
+def k8_over_k1(df: pd.DataFrame, provider: str) -> pd.DataFrame:
+    """Time at K = 8 over time at K = 1, per op and point."""
+    rows = where(df, provider=provider)
+    rows = rows[rows["op"].isin(["mode_norm", "mode_group_norm"])]
+    k1, k8 = rows[rows["K"] == 1], rows[rows["K"] == 8]
+    merged = k8.merge(k1[[*KEY, "op", "ms_p50"]], on=[*KEY, "op"], suffixes=("", "_other"))
+    return merged.assign(ratio=merged["ms_p50"] / merged["ms_p50_other"])
+
+
+@dataclass(frozen=True)
+class Goal:
+    name: str
+    target: str
+    limit: float
+    at_most: bool  # True: the value must not exceed `limit`; False: must reach it
+    rows: pd.DataFrame  # one row per case, the judged value in column `value`
+    percent: bool = False  # shown as a percentage, else as a ratio ("x")
+
+    def show(self, value: float) -> str:
+        return fmt(value, self.at_most, self.percent, "" if self.percent else "x")
+
+    def worst(self) -> float:
+        if self.rows.empty:
+            return math.nan
+        return self.rows["value"].max() if self.at_most else self.rows["value"].min()
+
+    def verdict(self, judged: bool) -> str:
+        if self.rows.empty:
+            return "no data"
+        if not judged:
+            return "not judged (CPU)"
+        ok = self.worst() <= self.limit if self.at_most else self.worst() >= self.limit
+        return "met" if ok else "**MISSED**"
+
+
+def goals(df: pd.DataFrame, device: str) -> list[Goal]:
+    """The issue's goals, each with every case it is judged on."""
+    me = ours(device)
+    bn = pair(df, {"op": "mode_norm", "provider": me}, {"op": "batch_norm"})
+    big_k2 = bn[(bn["K"] == 2) & (bn["mode"] == "full") & (bn["tensor_bytes"] >= BIG_BYTES)]
+    copy_fraction = big_k2["gbps"] / big_k2["copy_gbps"]
+    vs_ref, vs_compiled = _vs(df, me, "reference"), _vs(df, me, "reference_compiled")
+    k_ratio = k8_over_k1(df, me)
+    return [
+        Goal("MN K=2 fwd+bwd / BatchNorm2d, tensors >= 64 MiB", "<= 1.10x", 1.10, True,
+             big_k2.assign(value=big_k2["ratio"])),
+        Goal("MN K=2 fwd+bwd, fraction of copy bandwidth, >= 64 MiB", ">= 75%", 0.75, False,
+             big_k2.assign(value=copy_fraction), percent=True),
+        Goal("speed-up over eager reference (MN and MGN, all cases)", ">= 5x", 5.0, False,
+             vs_ref.assign(value=1 / vs_ref["ratio"])),
+        Goal("speed-up over torch.compile(reference) (compiled subset)", ">= 1.5x", 1.5, False,
+             vs_compiled.assign(value=1 / vs_compiled["ratio"])),
+        Goal("time at K=8 / time at K=1 (MN and MGN)", "<= 1.05x", 1.05, True,
+             k_ratio.assign(value=k_ratio["ratio"])),
+    ]  # fmt: skip
+
+
+def _vs(df: pd.DataFrame, me: str, other: str) -> pd.DataFrame:
+    frames = [
+        pair(df, {"op": op, "provider": me}, {"op": op, "provider": other}, match="k")
+        for op in ("mode_norm", "mode_group_norm")
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def comparisons(df: pd.DataFrame, device: str) -> dict[str, pd.DataFrame]:
+    """Every ratio of the report (my time / their time), over all cases and modes."""
+    me = ours(device)
+    mn, mgn = {"op": "mode_norm", "provider": me}, {"op": "mode_group_norm", "provider": me}
+    return {
+        "MN / BatchNorm2d": pair(df, mn, {"op": "batch_norm"}),
+        "MN / InstanceNorm2d": pair(df, mn, {"op": "instance_norm"}),
+        "MN / LayerNorm(C,H,W)": pair(df, mn, {"op": "layer_norm"}),
+        "MGN / GroupNorm": pair(df, mgn, {"op": "group_norm"}, match="groups"),
+        "ours / eager reference": _vs(df, me, "reference"),
+        "ours / compiled reference": _vs(df, me, "reference_compiled"),
+    }
+
+
+# ------------------------------------ formatting ---------------------------------------
+
+
+def against_us(value: float, at_most: bool, digits: int = 3) -> float:
+    """Round so the shown value is never better than the measured one."""
+    if math.isnan(value):
+        return value
+    scale = 10**digits
+    return math.ceil(value * scale) / scale if at_most else math.floor(value * scale) / scale
+
+
+def fmt(value: float, at_most: bool = True, percent: bool = False, unit: str = "") -> str:
+    if value is None or math.isnan(value):
+        return "–"
+    if percent:
+        return f"{against_us(value * 100, at_most, 1):.1f}%"
+    return f"{against_us(value, at_most):.3f}{unit}"
+
+
+def describe(row: pd.Series) -> str:
+    """A case in words, e.g. `mode_norm full float32 nchw N=128 64x56x56 K=2`."""
+    k = "" if pd.isna(row.get("K")) else f" K={int(row['K'])}"
+    return (
+        f"{row['op']} {row['mode']} {row['dtype']} {row['layout']} "
+        f"N={int(row['N'])} {int(row['C'])}x{int(row['H'])}x{int(row['W'])}{k}"
+    )
+
+
+def table(header: Iterable[str], rows: Iterable[Iterable[object]]) -> list[str]:
+    header = list(header)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def goal_lines(goal_list: list[Goal], judged: bool) -> list[str]:
+    rows = [
+        [g.name, g.target, g.show(g.worst()), len(g.rows), g.verdict(judged)] for g in goal_list
+    ]
+    lines = table(["goal", "target", "worst case", "cases", "verdict"], rows)
+    lines += ["", "Worst cases per goal (the slow ones stay visible):", ""]
+    for g in goal_list:
+        if g.rows.empty:
+            continue
+        worst = g.rows.sort_values("value", ascending=not g.at_most).head(3)
+        cases = [f"`{describe(r)}` {g.show(r['value'])}" for _, r in worst.iterrows()]
+        lines.append(f"- {g.name}: {'; '.join(cases)}")
+    return lines
+
+
+def comparison_lines(comps: dict[str, pd.DataFrame]) -> list[str]:
+    """Median and worst ratio per comparison and mode (ratio > 1: ours is slower)."""
+    rows = []
+    for name, frame in comps.items():
+        for mode, part in frame.groupby("mode", sort=False):
+            worst = part.loc[part["ratio"].idxmax()]
+            ratios = part["ratio"]
+            rows.append([name, mode, len(part), fmt(ratios.median()), fmt(ratios.max()),
+                         f"`{describe(worst)}`"])  # fmt: skip
+    if not rows:
+        return ["No pairs to compare in this run."]
+    return table(["time ratio", "mode", "cases", "median", "worst", "worst case"], rows)
+
+
+# ------------------------------------ sections -----------------------------------------
+
+
+def run_caption(df: pd.DataFrame) -> str:
+    first = df.iloc[0]
+    copy = df["copy_gbps"].dropna()
+    copy_text = f"measured copy bandwidth {copy.iloc[0]:.1f} GB/s; " if not copy.empty else ""
+    return (
+        f"run `{first['run']}` (git `{first['git_sha']}`, torch {first['torch']}, triton "
+        f"{first['triton']}, {first['timestamp']}); {copy_text}{len(df)} rows"
+    )
+
+
+def layer_section(device: str, df: pd.DataFrame) -> list[str]:
+    judged = device != "cpu"
+    lines = [f"### {device}" + ("" if judged else " (pipeline check, not GPU speed)"), ""]
+    lines += [run_caption(df), ""]
+    if not judged:
+        lines += [CPU_NOTE, ""]
+    lines += goal_lines(goals(df, device), judged)
+    lines += ["", "Time ratios (ours / theirs; above 1 means ours is slower):", ""]
+    lines += comparison_lines(comparisons(df, device))
+    setup = df[df["provider"] == "reference_compiled"]
+    if not setup.empty and "setup_s" in df:
+        total = pd.to_numeric(setup["setup_s"], errors="coerce").sum()
+        lines += [
+            "",
+            f"torch.compile of the reference was measured on {len(setup)} cases "
+            f"(a bounded subset of the grid); their setup, compile included, took "
+            f"{total:.0f} s.",
+        ]
+    return [*lines, ""]
+
+
+TRAIN_GOALS = {"resnet20": 2, "resnet56": 2, "lenet": 6}  # model -> K the goal is set at
+
+
+def train_pairs(df: pd.DataFrame) -> pd.DataFrame:
+    """Each MN training step against BatchNorm's in the same model and exec mode.
+
+    Memory is compared two ways where the rows allow: peak_mem_mb (a step's activations and
+    temporaries above what warm-up left allocated) and peak_mem_total_mb (everything allocated
+    during the timed steps, which also counts CUDA-graph pools); the goal is judged on the
+    worse of the two.
+    """
+    df = df.assign(peak_mem_total_mb=pd.to_numeric(df.get("peak_mem_total_mb"), errors="coerce"))
+    on = [c for c in ("model", "exec", "dtype", "layout", "N") if c in df]
+    values = ["ms_p50", "peak_mem_mb", "peak_mem_total_mb"]
+    native = df[df["provider"] == "native"].groupby(on, as_index=False)[values].median()
+    merged = df[df["provider"] != "native"].merge(native, on=on, suffixes=("", "_bn"))
+    return merged.assign(
+        overhead=merged["ms_p50"] / merged["ms_p50_bn"] - 1,
+        mem_ratio=merged["peak_mem_mb"] / merged["peak_mem_mb_bn"],
+        total_mem_ratio=merged["peak_mem_total_mb"] / merged["peak_mem_total_mb_bn"],
+    )
+
+
+TRAIN_HEADER = ["model", "exec", "provider", "K", "ms", "BN ms", "overhead",
+                "step memory / BN", "total memory / BN", "goal"]  # fmt: skip
+
+
+def train_lines(device: str, df: pd.DataFrame) -> list[str]:
+    judged = device != "cpu"
+    lines = [f"### {device}" + ("" if judged else " (pipeline check, not GPU speed)"), ""]
+    lines += [run_caption(df), ""]
+    pairs = train_pairs(df)
+    if pairs.empty:
+        return [*lines, "No MN rows with a BatchNorm row to compare against.", ""]
+    rows = [
+        [r["model"], r["exec"], r["provider"], _k(r["K"]), f"{r['ms_p50']:.3f}",
+         f"{r['ms_p50_bn']:.3f}", fmt(r["overhead"], True, True), fmt(r["mem_ratio"]),
+         fmt(r["total_mem_ratio"]), _train_verdict(r, judged)]
+        for _, r in pairs.sort_values(["model", "exec", "provider", "K"]).iterrows()
+    ]  # fmt: skip
+    return [*lines, *table(TRAIN_HEADER, rows), ""]
+
+
+def _k(value: float) -> str:
+    return "" if pd.isna(value) else str(int(value))
+
+
+def _train_verdict(row: pd.Series, judged: bool) -> str:
+    if row["provider"] != "triton" or TRAIN_GOALS.get(row["model"]) != row["K"]:
+        return ""
+    if not judged:
+        return "not judged (CPU)"
+    parts = ["time met" if row["overhead"] <= 0.05 else "time **MISSED**"]
+    mem = row[["mem_ratio", "total_mem_ratio"]].dropna()
+    if mem.empty:
+        parts.append("memory: no data")
+    else:
+        parts.append("memory met" if mem.max() <= 1.05 else "memory **MISSED**")
+    return ", ".join(parts)
+
+
+def runs_lines(df: pd.DataFrame) -> list[str]:
+    summary = df.groupby(["source", "run", "device"], as_index=False).agg(
+        rows=("op", "size"), first=("timestamp", "min"), git=("git_sha", "first")
+    )
+    rows = summary[["source", "device", "run", "rows", "first", "git"]].values.tolist()
+    return table(["file", "device", "run", "rows", "started", "git"], rows)
+
+
+def render(df: pd.DataFrame, n_files: int, data_dir: str) -> str:
+    layer = df[df["op"] != "train_step"]
+    train = df[df["op"] == "train_step"]
+    has_gpu = bool((df["device"] != "cpu").any()) if not df.empty else False
+    lines = ["# Performance report", ""]
+    lines += [
+        f"Generated by `python benchmarks/report.py` from {n_files} CSV files in "
+        f"`{data_dir}` ({len(df)} rows); do not edit by hand. How rows are measured: "
+        "`benchmarks/measure.py`; notes and attempts: `benchmarks/NOTES.md`.",
+        "",
+    ]
+    if not has_gpu:
+        lines += [NO_GPU_NOTE, ""]
+    lines += ["## Layers", ""]
+    runs = latest_runs(layer)
+    lines += [] if runs else ["No layer rows yet.", ""]
+    for device, rows in runs.items():
+        lines += layer_section(device, rows)
+    lines += ["## End-to-end training step", ""]
+    lines += [
+        "Per model and execution mode: step time of each MN variant over the same net "
+        "with BatchNorm (goal: triton <= 5% over BN for resnet20/resnet56 at K=2 and "
+        "lenet at K=6; peak memory <= 1.05x BN).",
+        "",
+    ]
+    train_runs = latest_runs(train)
+    lines += [] if train_runs else ["No training-step rows yet.", ""]
+    for device, rows in train_runs.items():
+        lines += train_lines(device, rows)
+    lines += ["## Figures", ""]
+    lines += ["GPU devices first; panels titled `cpu` are pipeline checks, not GPU speed.", ""]
+    for name, caption in figures.CAPTIONS.items():
+        lines += [f"### {caption}", "", f"![{caption}](figures/{name}.png)", ""]
+    lines += ["## Data", ""]
+    lines += runs_lines(df) if not df.empty else ["No CSV files."]
+    return "\n".join(lines) + "\n"
+
+
+def _shown_path(path: Path) -> str:
+    """The data folder as the README shows it: relative to the repository when inside it."""
+    try:
+        return str(path.resolve().relative_to(REPO)) + "/"
+    except ValueError:
+        return str(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=REPO / "reports" / "data")
+    parser.add_argument("--out", type=Path, default=REPO / "reports")
+    args = parser.parse_args(argv)
+    df = load(args.data)
+    n_files = len(list(args.data.glob("*.csv")))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "README.md").write_text(render(df, n_files, _shown_path(args.data)))
+    layer_runs = latest_runs(df[df["op"] != "train_step"])
+    train_runs = latest_runs(df[df["op"] == "train_step"])
+    written = figures.write_all(layer_runs, train_runs, args.out / "figures")
+    print(f"wrote {args.out / 'README.md'} and {len(written)} figures from {len(df)} rows")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

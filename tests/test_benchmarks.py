@@ -1,0 +1,163 @@
+"""The benchmark pipeline on a CPU: the layer suite's smoke grid, the grid's coverage of
+SPEC §6, and the report on a fixture CSV (tests/data/bench_fixture.csv: synthetic rows, not
+measurements, with fake GPU rows, CPU rows and training-step rows).
+
+The suite and the report run in subprocesses, as a user runs them: the suite without
+TRITON_INTERPRET (which tests/conftest.py sets for this process), writing into a temporary
+folder through MN_REPORT_DATA.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE = REPO / "tests" / "data" / "bench_fixture.csv"
+FIXTURE_GPU = "NVIDIA H100 80GB HBM3 (fixture)"
+FIGURES = ("time_vs_k", "time_vs_batch", "speedup_per_shape", "bandwidth", "memory", "train_step")
+# SPEC §7, written out here so that the test checks the contract, not the code's copy of it.
+SPEC_COLUMNS = (
+    "op", "provider", "mode", "dtype", "layout", "N", "C", "H", "W", "K", "model", "exec",
+    "ms_p20", "ms_p50", "ms_p80", "bytes_min", "gbps", "copy_gbps", "peak_mem_mb",
+    "device", "torch", "triton", "git_sha", "timestamp",
+)  # fmt: skip
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _load_grid():
+    """benchmarks/grid.py (plain Python, no torch), without putting benchmarks/ on sys.path."""
+    spec = importlib.util.spec_from_file_location("bench_grid", REPO / "benchmarks" / "grid.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while building
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(args: list[str], env_updates: dict[str, str]) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("TRITON_INTERPRET", "MN_RUN_ID")}
+    env.update(env_updates)
+    return subprocess.run(
+        [sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=900
+    )
+
+
+# ------------------------------------ the suite ----------------------------------------
+
+
+@pytest.mark.slow
+def test_smoke_grid_writes_spec_rows(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    bench_json = tmp_path / "bench.json"
+    suite = ["-m", "pytest", "benchmarks/test_layers.py", "--benchmark-only", "-q"]
+    options = ["--grid", "smoke", "--bench-device", "cpu", "-p", "no:cacheprovider"]
+    proc = _run([*suite, *options, f"--benchmark-json={bench_json}"], {"MN_REPORT_DATA": str(data)})
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    files = list(data.glob("layers-cpu-*.csv"))
+    assert len(files) == 1, files
+    with files[0].open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    expected = len(_load_grid().cases("smoke", cuda=False))
+    assert len(rows) == expected
+    assert set(SPEC_COLUMNS) <= set(rows[0])
+    for row in rows:
+        assert row["device"] == "cpu" and row["provider"] != "triton"
+        p20, p50, p80 = (float(row[k]) for k in ("ms_p20", "ms_p50", "ms_p80"))
+        assert 0 < p20 <= p50 <= p80
+        assert int(row["bytes_min"]) > 0 and float(row["gbps"]) > 0
+        assert float(row["copy_gbps"]) > 0
+        assert row["model"] == "" and row["exec"] == "eager"
+    assert {r["op"] for r in rows} >= {"mode_norm", "mode_group_norm", "batch_norm", "group_norm"}
+    benchmarks = json.loads(bench_json.read_text())["benchmarks"]
+    assert len(benchmarks) == expected
+    assert all(b["extra_info"]["ms_p50"] > 0 for b in benchmarks)
+
+
+def test_full_grid_covers_spec_section_6() -> None:
+    grid = _load_grid()
+    cases = grid.cases("full", cuda=True)
+    mode_cases = [c for c in cases if c.op in grid.MODE_OPS]
+    assert {c.k for c in mode_cases} == {1, 2, 4, 6, 8}
+    assert {(c.c, c.h, c.w) for c in cases} == set(grid.CIFAR_SHAPES + grid.IMAGENET_SHAPES)
+    assert {c.n for c in cases} >= {4, 256}
+    assert {c.dtype for c in cases} == {"float32", "bfloat16", "float16"}
+    assert {c.layout for c in cases} == {"nchw", "nhwc"}
+    assert {c.mode for c in cases} == {"forward", "backward", "full", "eval"}
+    assert {c.provider for c in cases} == {
+        "triton", "torch_ops", "reference", "reference_compiled", "native"
+    }  # fmt: skip
+    assert {c.op for c in cases} == set(grid.MODE_OPS + grid.NATIVE_OPS)
+    assert len({c.id for c in cases}) == len(cases)
+    # Bounded: focused sweeps, not the cross product; few distinct compiled modules.
+    assert len(cases) < 800
+    compiled = {(c.op, c.dtype, c.n, c.c, c.h, c.w, c.k) for c in cases
+                if c.provider == "reference_compiled"}  # fmt: skip
+    assert len(compiled) <= 12
+
+
+def test_cpu_grids_leave_out_triton_and_groupnorm_matches_k() -> None:
+    grid = _load_grid()
+    for name in ("smoke", "small", "auto"):
+        assert all(c.provider != "triton" for c in grid.cases(name, cuda=False))
+    assert grid.resolve("auto", cuda=True) == "full"
+    assert grid.group_norm_groups(4, 64) == 4 and grid.group_norm_groups(6, 64) == 1
+
+
+# ------------------------------------ the report ---------------------------------------
+
+
+def _report(data: Path, out: Path) -> str:
+    proc = _run(["benchmarks/report.py", "--data", str(data), "--out", str(out)], {})
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    for name in FIGURES:
+        png = out / "figures" / f"{name}.png"
+        assert png.read_bytes()[:8] == PNG_MAGIC, png
+    return (out / "README.md").read_text()
+
+
+def test_report_on_fixture(tmp_path: Path) -> None:
+    text = _report(FIXTURE.parent, tmp_path)
+    assert FIXTURE_GPU in text and "No GPU data yet" not in text
+    assert "cpu (pipeline check, not GPU speed)" in text
+    assert "**MISSED**" in text and "| met |" in text
+    assert "End-to-end training step" in text and "| resnet56 | eager | triton | 2 |" in text
+    for name in FIGURES:
+        assert f"(figures/{name}.png)" in text
+    # The worst MN/BatchNorm ratio is shown rounded up, never in our favour.
+    worst = _worst_mn_over_bn(pd.read_csv(FIXTURE))
+    assert f"| {math.ceil(worst * 1000) / 1000:.3f}x |" in text
+
+
+def _worst_mn_over_bn(df: pd.DataFrame) -> float:
+    df = df[df["device"] == FIXTURE_GPU]
+    key = ["mode", "dtype", "layout", "N", "C", "H", "W"]
+    mn = df[(df["op"] == "mode_norm") & (df["provider"] == "triton") & (df["K"] == 2)]
+    mn = mn[(mn["mode"] == "full") & (mn["N"] * mn["C"] * mn["H"] * mn["W"] * 4 >= 64 * 2**20)]
+    merged = mn.merge(df[df["op"] == "batch_norm"][[*key, "ms_p50"]], on=key)
+    return float((merged["ms_p50_x"] / merged["ms_p50_y"]).max())
+
+
+def test_report_without_gpu_rows_says_so(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    lines = FIXTURE.read_text().splitlines()
+    cpu_only = [lines[0]] + [line for line in lines[1:] if FIXTURE_GPU not in line]
+    (data / "cpu.csv").write_text("\n".join(cpu_only) + "\n")
+    text = _report(data, tmp_path / "out")
+    assert "No GPU data yet" in text and FIXTURE_GPU not in text
+
+
+def test_report_with_no_data(tmp_path: Path) -> None:
+    data = tmp_path / "empty"
+    data.mkdir()
+    text = _report(data, tmp_path / "out")
+    assert "No GPU data yet" in text and "No layer rows yet" in text

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The main job: set up (tools/setup.sh), run the layer benchmark suite, the end-to-end
+# training-step benchmark, and write the report (reports/README.md, reports/figures/).
+# On a GPU this runs the full grid; on a CPU a small grid and quick training steps, a pipeline
+# check of a few minutes whose rows say device=cpu. Extra arguments go to the layer suite's
+# pytest, e.g. `bash tools/bench.sh --grid smoke` or `-k mode_norm`.
+# MN_NO_SETUP=1 skips the setup and uses the `python` on PATH (for prepared machines).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+if [ "${MN_NO_SETUP:-0}" != 1 ]; then
+    . tools/setup.sh
+fi
+# The benchmarks time the real kernels (or mn_triton's torch ops on a CPU), never the
+# interpreter that the tests use.
+unset TRITON_INTERPRET
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+# One id names this run's CSV rows, its pytest-benchmark JSON and its training-step rows.
+export MN_RUN_ID=${MN_RUN_ID:-$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p reports/data reports/raw
+status=0
+
+echo "== layer benchmarks (run $MN_RUN_ID)"
+python -m pytest benchmarks/test_layers.py --benchmark-only -v -p no:cacheprovider \
+    --benchmark-json="reports/raw/pytest-benchmark-$MN_RUN_ID.json" \
+    --benchmark-columns=min,median,max,rounds "$@" || status=$?
+
+if [ -f benchmarks/train_step.py ]; then
+    echo "== training-step benchmark"
+    if python -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then
+        python benchmarks/train_step.py || status=$?
+    else
+        python benchmarks/train_step.py --quick || status=$?
+    fi
+fi
+
+echo "== report"
+python benchmarks/report.py || status=$?
+exit "$status"

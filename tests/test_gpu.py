@@ -1,0 +1,139 @@
+"""The real kernels on a CUDA device (skipped elsewhere). Run on a GPU machine with
+
+    TRITON_INTERPRET=0 python -m pytest tests -m gpu
+
+(benchmarks/gpu_run.sh does). Accuracy against the float64 oracle, torch.compile and CUDA
+graphs without host synchronisation, and tensors of more than 2³¹ elements.
+"""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+import mn_triton
+from helpers import TOLERANCE, assert_close, check_against_oracle, randomize, reference_twin
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
+CUDA = "cuda"
+
+
+def _on_gpu(layer: nn.Module) -> nn.Module:
+    return layer.to(CUDA)
+
+
+def _input(shape, dtype=torch.float32, channels_last=False, offset=1.0):
+    x = torch.randn(shape, device=CUDA) * 2 + offset
+    if channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    return x.to(dtype)
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
+@pytest.mark.parametrize("layer", ["ModeNorm2d", "ModeGroupNorm2d"])
+def test_matches_oracle(layer, channels_last, dtype, training):
+    module = _on_gpu(randomize(getattr(mn_triton, layer)(24, num_modes=3))).train(training)
+    x = _input((16, 24, 13, 11), dtype, channels_last)
+    _oracle_on_cpu(module, x)
+
+
+def _oracle_on_cpu(module: nn.Module, x: torch.Tensor) -> None:
+    """check_against_oracle with the oracle's data on the CPU (it allocates K·|x|)."""
+    dy = torch.randn(x.shape, dtype=torch.float64).to(x.dtype)
+    twin = reference_twin(module.cpu()).double()
+    module.to(CUDA)
+    module.zero_grad()
+    xg = x.detach().requires_grad_()
+    y = module(xg)
+    y.backward(dy.to(CUDA))
+    xc = x.detach().cpu().double().requires_grad_()
+    y_ref = twin(xc)
+    y_ref.backward(dy.double())
+    tol = TOLERANCE[x.dtype]
+    assert_close(y.cpu(), y_ref, tol, "output")
+    assert_close(xg.grad.cpu(), xc.grad, tol, "grad of input")
+    for name, p in module.named_parameters():
+        if "gate" not in name:  # gate gradients: see helpers.check_against_oracle
+            assert_close(p.grad.cpu(), dict(twin.named_parameters())[name].grad, tol, name)
+
+
+@pytest.mark.parametrize("shape", [(256, 64, 8, 8), (4, 64, 56, 56), (128, 512, 7, 7), (2, 3)])
+def test_layer_shapes(shape):
+    module = _on_gpu(randomize(mn_triton.ModeNorm(shape[1], num_modes=2)))
+    _oracle_on_cpu(module, _input(shape))
+
+
+def test_large_offset():
+    module = _on_gpu(randomize(mn_triton.ModeNorm2d(16, num_modes=2), gate_scale=1e-4))
+    _oracle_on_cpu(module, _input((32, 16, 20, 20), offset=1e4))
+
+
+def test_full_oracle_check_small():
+    check_against_oracle(randomize(mn_triton.ModeNorm2d(5, num_modes=3)), torch.randn(4, 5, 3, 3))
+
+
+@pytest.mark.parametrize("layer", ["ModeNorm2d", "ModeGroupNorm2d"])
+def test_no_host_synchronisation(layer):
+    module = _on_gpu(getattr(mn_triton, layer)(32, num_modes=2))
+    x = _input((8, 32, 16, 16)).requires_grad_()
+    module(x).sum().backward()  # warm-up: compile the kernels
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        module(x).sum().backward()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.parametrize("mode", ["default", "reduce-overhead"])
+def test_compiled_and_cuda_graphs_match_eager(mode):
+    torch._dynamo.reset()
+    net = nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1, bias=False),
+        mn_triton.ModeNorm2d(16, num_modes=2),
+        nn.ReLU(),
+        nn.Conv2d(16, 16, 3, padding=1, bias=False),
+        mn_triton.ModeGroupNorm2d(16, num_modes=2),
+    ).to(CUDA)
+    twin = copy.deepcopy(net)
+    compiled = torch.compile(twin, fullgraph=True, mode=mode)
+    for _ in range(3):  # CUDA graphs record on the second call and replay afterwards
+        x = torch.randn(8, 3, 16, 16, device=CUDA)
+        out_e, out_c = net(x), compiled(x)
+        assert_close(out_c, out_e, 1e-5, "output")
+        out_e.square().mean().backward()
+        out_c.square().mean().backward()
+    grads_e = torch.cat([p.grad.flatten() for p in net.parameters()])
+    grads_c = torch.cat([p.grad.flatten() for p in twin.parameters()])
+    assert_close(grads_c, grads_e, 1e-4, "gradients")
+
+
+def test_more_than_2_pow_31_elements():
+    """64-bit offsets for real: N·C·L > 2³¹ in float16 (about 4.3 GB per tensor)."""
+    free, _ = torch.cuda.mem_get_info()
+    if free < 40 * 2**30:
+        pytest.skip("needs ~40 GiB of free GPU memory")
+    n, c, h, w = 33, 64, 1024, 1024  # 2.21e9 elements
+    x = torch.randn(n, c, h, w, device=CUDA, dtype=torch.float16).requires_grad_()
+    layer = _on_gpu(mn_triton.ModeNorm2d(c, num_modes=1))
+    bn = _on_gpu(nn.BatchNorm2d(c))
+    y = layer(x)
+    with torch.no_grad():
+        y_bn = bn(x)
+        err = ((y.float() - y_bn.float()).norm() / y_bn.float().norm()).item()
+    assert err <= TOLERANCE[torch.float16], f"K=1 vs BatchNorm2d: {err:.2e}"
+    del y_bn
+    # The last samples (offsets past 2³¹) against the formula evaluated on them directly.
+    var, mean = torch.var_mean(x.detach(), dim=(0, 2, 3), correction=0)  # fp32 accumulation
+    tail = x.detach()[-2:].float()
+    expected = (tail - mean[None, :, None, None]) / torch.sqrt(var[None, :, None, None] + 1e-5)
+    assert_close(y.detach()[-2:].float(), expected, TOLERANCE[torch.float16], "last samples")
+    y.backward(y.detach())  # the gradient of ½‖y‖²: non-trivial, and no extra memory
+    assert torch.isfinite(x.grad[-2:]).all()
+    assert x.grad[-1].float().abs().sum() > 0

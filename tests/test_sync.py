@@ -116,3 +116,72 @@ def test_convert_sync_modenorm_keeps_state():
     assert not converted[1].training
     for key, value in model.state_dict().items():
         assert torch.equal(converted.state_dict()[key], value)
+
+
+# A tiny DDP training run: ResNet-20 (benchmarks/models.py, narrow) with SyncModeNorm over 2
+# processes trains exactly like one process on the whole batch. SiLU and a small learning rate
+# keep fp32 rounding from forking the runs (see tests/test_e2e.py).
+DDP_STEPS, DDP_BATCH = 4, 8
+
+
+def _resnet20():
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import models
+    import torch.nn.functional as F
+
+    torch.manual_seed(7)
+    return models.build_model("resnet20", "mn_triton", num_modes=2, width=0.25, activation=F.silu)
+
+
+def _ddp_batches():
+    gen = torch.Generator().manual_seed(11)
+    return [
+        (
+            torch.randn(DDP_BATCH, 3, 8, 8, generator=gen),
+            torch.randint(10, (DDP_BATCH,), generator=gen),
+        )
+        for _ in range(DDP_STEPS)
+    ]
+
+
+def _train(model, batches, rows=slice(None)):
+    opt = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9, weight_decay=1e-4)
+    losses = []
+    for x, y in batches:
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x[rows]), y[rows])
+        loss.backward()
+        opt.step()
+        losses.append(loss.detach())
+    return losses
+
+
+def _ddp_worker(rank, port, backend, out_dir):
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
+    )
+    try:
+        mn_triton.set_backend(backend)
+        model = mn_triton.SyncModeNorm.convert_sync_modenorm(_resnet20())
+        ddp = torch.nn.parallel.DistributedDataParallel(model)
+        half = DDP_BATCH // WORLD
+        losses = _train(ddp, _ddp_batches(), slice(rank * half, (rank + 1) * half))
+        global_losses = torch.stack(losses)
+        dist.all_reduce(global_losses)  # each process's mean loss over its half
+        torch.save({"losses": global_losses / WORLD, "state": model.state_dict()},
+                   Path(out_dir) / f"ddp{rank}.pt")  # fmt: skip
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_resnet20_with_sync_mode_norm_trains_like_one_process(backend, tmp_path):
+    mp.spawn(_ddp_worker, args=(_free_port(), backend, str(tmp_path)), nprocs=WORLD)
+    single = _resnet20()
+    losses = torch.stack(_train(single, _ddp_batches()))
+    for r in range(WORLD):
+        got = torch.load(tmp_path / f"ddp{r}.pt")
+        assert_close(got["losses"], losses, 1e-4, f"process {r}: loss per step")
+        for name, value in single.state_dict().items():
+            assert_close(got["state"][name].float(), value.float(), 1e-4, f"process {r}: {name}")

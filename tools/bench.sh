@@ -26,11 +26,8 @@ python -m pytest benchmarks/test_layers.py --benchmark-only -v -p no:cacheprovid
 
 if [ -f benchmarks/train_step.py ]; then
     echo "== training-step benchmark"
-    if python -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then
-        python benchmarks/train_step.py || status=$?
-    else
-        python benchmarks/train_step.py --quick || status=$?
-    fi
+    # Full on a GPU; on a CPU the script runs its short, labelled --quick version.
+    python benchmarks/train_step.py || status=$?
 fi
 
 echo "== report"

@@ -126,7 +126,13 @@ class _ModeNormCommon(nn.Module):
 
 
 class ModeNormBase(_ModeNormCommon):
-    """ModeNorm's constructor, parameters and buffers (SPEC §1, §4); forward is abstract."""
+    """Mode Normalization (Deecke et al., 2019) over inputs of shape (N, C, *S), 0 ≤ |S| ≤ 3.
+
+    Constructor, parameters and buffers (SPEC §1, §4); subclasses supply `forward`.
+    Arguments mirror `nn.BatchNorm2d`, plus `num_modes` (K). State: `weight`, `bias` (C,),
+    `gate.weight` (K, C), `gate.bias` (K,), `running_mean` and `running_mean_sq` (K, C),
+    `num_batches_tracked`. K = 1 in training is exactly BatchNorm.
+    """
 
     def __init__(
         self,
@@ -223,7 +229,12 @@ class ModeNormBase(_ModeNormCommon):
 
 
 class ModeGroupNormBase(_ModeNormCommon):
-    """ModeGroupNorm's constructor and parameters (SPEC §2, §4); forward is abstract."""
+    """Mode Group Normalization (Deecke et al., 2019) over inputs of shape (N, C, *S).
+
+    Constructor and parameters (SPEC §2, §4); subclasses supply `forward`. State: `weight`,
+    `bias` (C,), `gate.weight` (K, 1), `gate.bias` (K,). No running estimates: training and
+    eval compute the same function. K = 1 is exactly `nn.GroupNorm(1, C)`.
+    """
 
     def __init__(
         self,

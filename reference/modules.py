@@ -9,10 +9,9 @@ from ._base import ModeGroupNormBase, ModeNormBase, rank_variants
 
 
 class ModeNorm(ModeNormBase):
-    """Mode Normalization (Deecke et al., 2019) over inputs of shape (N, C, *S), 0 ≤ |S| ≤ 3.
+    """Mode Normalization, eager and paper-literal (a loop over the modes).
 
-    Args mirror `nn.BatchNorm2d`, plus `num_modes` (K). State: `weight`, `bias`,
-    `gate.weight`, `gate.bias`, `running_mean`, `running_mean_sq` (K, C), `num_batches_tracked`.
+    Arguments and state: see `ModeNormBase`.
     """
 
     def forward(self, input: Tensor) -> Tensor:
@@ -23,10 +22,9 @@ ModeNorm1d, ModeNorm2d, ModeNorm3d = rank_variants(ModeNorm)
 
 
 class ModeGroupNorm(ModeGroupNormBase):
-    """Mode Group Normalization (Deecke et al., 2019) over inputs of shape (N, C, *S).
+    """Mode Group Normalization, eager and paper-literal (a loop over the modes).
 
-    State: `weight`, `bias`, `gate.weight` (K, 1), `gate.bias` (K,). No running estimates:
-    training and eval compute the same function.
+    Arguments and state: see `ModeGroupNormBase`.
     """
 
     def forward(self, input: Tensor) -> Tensor:

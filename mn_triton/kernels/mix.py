@@ -214,16 +214,40 @@ def _mn_mix_forward_kernel(
 
 
 @triton.jit
-def _mn_row_grads(
-    SHIFT, MDEV, SUM_DY, SUM_DY_XS, rows, row_ok, cols, col_ok, pivot, C, alpha,
+def _mn_backward_block(
+    SHIFT, MDEV, SUM_DY, SUM_DY_XS, GW, GB, n0, N, C, cols, col_ok, modes, mode_ok,
+    pivot, mean, rstd, alpha,
+    HAS_GATE_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, K_PAD: tl.constexpr,
+    CHUNK_C: tl.constexpr,
 ):  # fmt: skip
-    """Per-row (n, c) pieces of the backward: m − pivot, md, Σdy, Σdy·(x − m)."""
+    """A block of samples × this program's channels: the gates and the per-row terms both
+    passes of the backward need (a, b of the forward; da, db into them)."""
+    rows = n0 + tl.arange(0, BLOCK_N)
+    row_ok = rows < N
+    g = _mn_gates(SHIFT, MDEV, GW, GB, rows, row_ok, modes, mode_ok, C,
+                  HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C)  # fmt: skip
     mask = row_ok[:, None] & col_ok[None, :]
     mdev = _load_rows(MDEV, rows, cols, C, mask)
     m_rel = tl.where(mask, _load_rows(SHIFT, rows, cols, C, mask) - pivot[None, :] + mdev, 0.0)
     sum_dy = _load_rows(SUM_DY, rows, cols, C, mask)
-    sum_dy_xm = _load_rows(SUM_DY_XS, rows, cols, C, mask) - mdev * sum_dy
-    return mask, mdev, m_rel, sum_dy, sum_dy_xm
+    sum_dy_xm = _load_rows(SUM_DY_XS, rows, cols, C, mask) - mdev * sum_dy  # Σ dy·(x − m)
+    dev = m_rel[:, None, :] - mean[None, :, :]
+    a = tl.sum(g[:, :, None] * rstd[None, :, :], axis=1)
+    b = tl.sum(g[:, :, None] * dev * rstd[None, :, :], axis=1)
+    return (
+        rows,
+        row_ok,
+        mask,
+        g,
+        mdev,
+        sum_dy,
+        sum_dy_xm,
+        dev,
+        a,
+        b,
+        alpha * sum_dy_xm,
+        alpha * sum_dy,
+    )
 
 
 @triton.jit
@@ -257,20 +281,12 @@ def _mn_mix_backward_rows_kernel(
     d_weight = tl.zeros([BLOCK_C], dtype=dtype)
     d_bias = tl.zeros([BLOCK_C], dtype=dtype)
     for n0 in range(0, N, BLOCK_N):
-        rows = n0 + tl.arange(0, BLOCK_N)
-        row_ok = rows < N
-        g = _mn_gates(SHIFT, MDEV, GW, GB, rows, row_ok, modes, mode_ok, C,
-                      HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C)  # fmt: skip
-        mask, mdev, m_rel, sum_dy, sum_dy_xm = _mn_row_grads(
-            SHIFT, MDEV, SUM_DY, SUM_DY_XS, rows, row_ok, cols, col_ok, pivot, C, alpha
-        )
-        dev = m_rel[:, None, :] - mean[None, :, :]
-        a = tl.sum(g[:, :, None] * rstd[None, :, :], axis=1)
-        b = tl.sum(g[:, :, None] * dev * rstd[None, :, :], axis=1)
+        _, _, _, g, _, sum_dy, sum_dy_xm, dev, a, b, da, db = _mn_backward_block(
+            SHIFT, MDEV, SUM_DY, SUM_DY_XS, GW, GB, n0, N, C, cols, col_ok, modes, mode_ok,
+            pivot, mean, rstd, alpha, HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C,
+        )  # fmt: skip
         d_bias += tl.sum(sum_dy, axis=0)
         d_weight += tl.sum(sum_dy_xm * a + sum_dy * b, axis=0)
-        da = alpha * sum_dy_xm
-        db = alpha * sum_dy
         d_rstd += tl.sum(g[:, :, None] * (da[:, None, :] + db[:, None, :] * dev), axis=0)
         g_db += tl.sum(g[:, :, None] * db[:, None, :], axis=0)
     tl.store(D_WEIGHT + cols, d_weight, mask=col_ok)
@@ -280,17 +296,10 @@ def _mn_mix_backward_rows_kernel(
 
     # Pass 2 over samples: per-row terms and the gates' share from these channels.
     for n0 in range(0, N, BLOCK_N):
-        rows = n0 + tl.arange(0, BLOCK_N)
-        row_ok = rows < N
-        g = _mn_gates(SHIFT, MDEV, GW, GB, rows, row_ok, modes, mode_ok, C,
-                      HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C)  # fmt: skip
-        mask, mdev, m_rel, sum_dy, sum_dy_xm = _mn_row_grads(
-            SHIFT, MDEV, SUM_DY, SUM_DY_XS, rows, row_ok, cols, col_ok, pivot, C, alpha
-        )
-        dev = m_rel[:, None, :] - mean[None, :, :]
-        a = tl.sum(g[:, :, None] * rstd[None, :, :], axis=1)
-        da = alpha * sum_dy_xm
-        db = alpha * sum_dy
+        rows, row_ok, mask, g, mdev, sum_dy, _, dev, a, _, da, db = _mn_backward_block(
+            SHIFT, MDEV, SUM_DY, SUM_DY_XS, GW, GB, n0, N, C, cols, col_ok, modes, mode_ok,
+            pivot, mean, rstd, alpha, HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C,
+        )  # fmt: skip
         scale = alpha * a
         dm = db * a - scale * sum_dy
         g_dg = g * tl.sum(rstd[None, :, :] * (da[:, None, :] + db[:, None, :] * dev), axis=2)

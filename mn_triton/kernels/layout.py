@@ -60,20 +60,22 @@ class RowPlan:
         return self.inner_size != self.length
 
 
-def _merge_spatial_dims(tensors: tuple[Tensor, ...]) -> list[tuple[int, list[int]]] | None:
+def _merge_spatial_dims(
+    shape: tuple[int, ...], strides: tuple[tuple[int, ...], ...]
+) -> list[tuple[int, list[int]]] | None:
     """Spatial dims as (size, per-tensor strides), merged where every tensor allows it."""
     merged: list[tuple[int, list[int]]] = []
-    for dim in range(2, tensors[0].dim()):
-        size = tensors[0].size(dim)
+    for dim in range(2, len(shape)):
+        size = shape[dim]
         if size == 1:
             continue  # a size-1 dim has no extent; its stride is meaningless
-        strides = [t.stride(dim) for t in tensors]
+        dim_strides = [t[dim] for t in strides]
         if merged and all(
-            outer == inner * size for outer, inner in zip(merged[-1][1], strides, strict=True)
+            outer == inner * size for outer, inner in zip(merged[-1][1], dim_strides, strict=True)
         ):
-            merged[-1] = (merged[-1][0] * size, strides)
+            merged[-1] = (merged[-1][0] * size, dim_strides)
         else:
-            merged.append((size, strides))
+            merged.append((size, dim_strides))
     return merged if len(merged) <= 2 else None
 
 
@@ -81,49 +83,67 @@ def _next_pow2(n: int) -> int:
     return 1 << max(int(n) - 1, 0).bit_length()
 
 
-def _choose_tile(rows: int, length: int, channels_contiguous: bool) -> tuple[int, int, int]:
+def _choose_tile(
+    rows: int, length: int, channels_contiguous: bool, max_tile: int, max_block_len: int
+) -> tuple[int, int, int]:
     if channels_contiguous:
         # channels_last: neighbouring channels are neighbours in memory, so a tile spans
         # many channels and fewer positions.
-        block_rows = min(_next_pow2(rows), 128, MAX_TILE)
-        block_len = max(1, min(_next_pow2(length), MAX_TILE // block_rows, MAX_BLOCK_LEN))
+        block_rows = min(_next_pow2(rows), 128, max_tile)
+        block_len = max(1, min(_next_pow2(length), max_tile // block_rows, max_block_len))
     else:
         # Rows are contiguous runs: a tile spans as much of a row as fits, then more rows
         # (short rows, e.g. 7×7 maps or (N, C) inputs, put many rows in one program).
-        block_len = min(_next_pow2(length), MAX_TILE, MAX_BLOCK_LEN)
-        block_rows = max(1, min(_next_pow2(rows), MAX_TILE // block_len))
+        block_len = min(_next_pow2(length), max_tile, max_block_len)
+        block_rows = max(1, min(_next_pow2(rows), max_tile // block_len))
     num_warps = 8 if block_rows * block_len >= 4096 else 4
     return block_rows, block_len, num_warps
 
 
-def plan_rows(*tensors: Tensor) -> tuple[RowPlan, list[RowStrides]] | None:
-    """Plan a call over same-shaped tensors; None if their layouts need three spatial levels."""
-    x = tensors[0]
-    n, c = x.shape[0], x.shape[1]
-    merged = _merge_spatial_dims(tensors)
+def plan_rows(*tensors: Tensor) -> tuple[RowPlan, tuple[RowStrides, ...]] | None:
+    """Plan a call over same-shaped tensors; None if their layouts need three spatial levels.
+
+    Plans are cached by shape and strides: a layer sees the same few layouts every step, and
+    planning in Python would otherwise cost more host time than launching a kernel.
+    """
+    strides = tuple(t.stride() for t in tensors)
+    return _plan(tuple(tensors[0].shape), strides, MAX_TILE, MAX_BLOCK_LEN)
+
+
+@functools.lru_cache(maxsize=4096)
+def _plan(
+    shape: tuple[int, ...],
+    strides: tuple[tuple[int, ...], ...],
+    max_tile: int,
+    max_block_len: int,
+) -> tuple[RowPlan, tuple[RowStrides, ...]] | None:
+    n, c = shape[0], shape[1]
+    count = len(strides)
+    merged = _merge_spatial_dims(shape, strides)
     if merged is None:
         return None
     if not merged:
         length, inner_size = 1, 1
-        outer_strides, inner_strides = [0] * len(tensors), [0] * len(tensors)
+        outer_strides, inner_strides = [0] * count, [0] * count
     elif len(merged) == 1:
         length = inner_size = merged[0][0]
-        outer_strides, inner_strides = [0] * len(tensors), merged[0][1]
+        outer_strides, inner_strides = [0] * count, merged[0][1]
     else:
         (outer_size, outer_strides), (inner_size, inner_strides) = merged
         length = outer_size * inner_size
-    strides = [
-        RowStrides(t.stride(0), t.stride(1), so, si)
-        for t, so, si in zip(tensors, outer_strides, inner_strides, strict=True)
-    ]
-    lead = strides[0]
+    row_strides = tuple(
+        RowStrides(t[0], t[1], so, si)
+        for t, so, si in zip(strides, outer_strides, inner_strides, strict=True)
+    )
+    lead = row_strides[0]
     channels_contiguous = lead.c == 1 and lead.inner != 1 and c > 1
-    block_rows, block_len, num_warps = _choose_tile(n * c, length, channels_contiguous)
-    plan = RowPlan(n * c, c, length, inner_size, block_rows, block_len, num_warps)
-    return plan, strides
+    tile = _choose_tile(n * c, length, channels_contiguous, max_tile, max_block_len)
+    return RowPlan(n * c, c, length, inner_size, *tile), row_strides
 
 
-def plan_rows_or_copy(*tensors: Tensor) -> tuple[tuple[Tensor, ...], RowPlan, list[RowStrides]]:
+def plan_rows_or_copy(
+    *tensors: Tensor,
+) -> tuple[tuple[Tensor, ...], RowPlan, tuple[RowStrides, ...]]:
     """Like `plan_rows`, copying to contiguous the rare layouts the kernels cannot address."""
     planned = plan_rows(*tensors)
     if planned is None:

@@ -82,7 +82,7 @@ def mode_norm(
     elif running_mean is None:
         raise ValueError(f"{fn}: training=False needs running_mean and running_mean_sq")
 
-    y, _, _, _, mode_mean, mode_var = ops.mode_norm_forward(
+    y, _, _, _, mode_mean, mode_var = ops.mode_norm(
         input, gate_weight, gate_bias, weight, bias,
         None if training else running_mean, None if training else running_mean_sq,
         training, float(eps),
@@ -112,7 +112,7 @@ def mode_group_norm(
         _check_tensor(name, t, (c,), input, fn)
     if not eps > 0:
         raise ValueError(f"{fn}: eps must be > 0, got {eps!r}")
-    y, *_ = ops.mode_group_norm_forward(input, gate_weight, gate_bias, weight, bias, float(eps))
+    y, *_ = ops.mode_group_norm(input, gate_weight, gate_bias, weight, bias, float(eps))
     return y
 
 

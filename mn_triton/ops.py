@@ -1,12 +1,17 @@
-"""Custom ops: one forward and one backward op per layer, so torch.compile sees them whole.
+"""The layers' autograd ops: one forward and one backward op per layer.
 
-Each forward op runs moments → mix → apply; each backward op runs the reduction over
-(x, dy) → mix backward → the dx pass. The ops carry fake (meta) implementations so that
-torch.compile traces shapes without running kernels, and the forward ops have their
-backward registered through `register_autograd`.
+Each forward runs moments → mix → apply; each backward runs the reduction over (x, dy) →
+mix backward → the dx pass. Each exists in two wrappers around the same implementation:
 
-The forward ops also return the per-row statistics (saved for the backward, which
-recomputes the small mix from them) and, for MN, the mode statistics (for the running
+- `torch.library.custom_op`s with fake (meta) implementations and registered autograd, so
+  that torch.compile traces the layers whole (fullgraph, CUDA graphs);
+- a plain `torch.autograd.Function` for eager calls: the custom-op dispatcher costs ~60 µs
+  of host time per layer call (forward + backward), which a small network pays per layer on
+  every step.
+
+`mode_norm` and `mode_group_norm` pick the custom op while torch.compile traces, the
+Function otherwise. The forwards also return the per-row statistics (saved for the backward,
+which recomputes the small mix from them) and, for MN, the mode statistics (for the running
 estimates). Those extra outputs carry no gradient.
 
 No `from __future__ import annotations` here: `custom_op` reads the annotations.
@@ -14,6 +19,7 @@ No `from __future__ import annotations` here: `custom_op` reads the annotations.
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from reference._base import stat_dtype
 
@@ -31,8 +37,7 @@ def _stats_like(x: Tensor, *shape: int) -> Tensor:
 # --------------------------------- Mode Normalization ---------------------------------
 
 
-@torch.library.custom_op("mn_triton::mode_norm_forward", mutates_args=())
-def mode_norm_forward(
+def _mode_norm_forward(
     x: Tensor,
     gate_weight: Tensor,
     gate_bias: Tensor | None,
@@ -55,6 +60,11 @@ def mode_norm_forward(
     return y, shift, mean_dev, var_rows, mode_mean, mode_var
 
 
+mode_norm_forward = torch.library.custom_op(
+    "mn_triton::mode_norm_forward", _mode_norm_forward, mutates_args=()
+)
+
+
 @mode_norm_forward.register_fake
 def _(x, gate_weight, gate_bias, weight, bias, running_mean, running_mean_sq, training, eps):  # noqa: ANN001
     n, c, k = x.shape[0], x.shape[1], gate_weight.shape[0]
@@ -62,8 +72,7 @@ def _(x, gate_weight, gate_bias, weight, bias, running_mean, running_mean_sq, tr
     return (torch.empty_like(x), *rows, _stats_like(x, k, c), _stats_like(x, k, c))
 
 
-@torch.library.custom_op("mn_triton::mode_norm_backward", mutates_args=())
-def mode_norm_backward(
+def _mode_norm_backward_impl(
     dy: Tensor,
     x: Tensor,
     shift: Tensor,
@@ -90,6 +99,11 @@ def mode_norm_backward(
     return dx, grads.gate_weight, grads.gate_bias, grads.weight, grads.bias_param
 
 
+mode_norm_backward = torch.library.custom_op(
+    "mn_triton::mode_norm_backward", _mode_norm_backward_impl, mutates_args=()
+)
+
+
 @mode_norm_backward.register_fake
 def _(dy, x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, *args):  # noqa: ANN001
     return (torch.empty_like(x), *_fake_param_grads(x, gate_weight))
@@ -109,23 +123,44 @@ def _mode_norm_setup_context(ctx, inputs, output) -> None:  # noqa: ANN001
     ctx.mark_non_differentiable(*output[1:])
 
 
-def _mode_norm_backward(ctx, dy, *_unused):  # noqa: ANN001
-    x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, rm, rms = ctx.saved_tensors
-    dx, *param_grads = mode_norm_backward(
-        dy, x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, rm, rms,
-        ctx.training, ctx.eps,
-    )  # fmt: skip
-    return dx, *_cast(param_grads, ctx.param_dtypes), None, None, None, None
+def _mode_norm_grads(backward_op):  # noqa: ANN001
+    """The autograd backward, given the backward op to call (custom op, or its code)."""
+
+    def backward(ctx, dy, *_unused):  # noqa: ANN001
+        x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, rm, rms = ctx.saved_tensors
+        dx, *param_grads = backward_op(
+            dy, x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, rm, rms,
+            ctx.training, ctx.eps,
+        )  # fmt: skip
+        return dx, *_cast(param_grads, ctx.param_dtypes), None, None, None, None
+
+    return backward
 
 
-mode_norm_forward.register_autograd(_mode_norm_backward, setup_context=_mode_norm_setup_context)
+mode_norm_forward.register_autograd(
+    _mode_norm_grads(mode_norm_backward), setup_context=_mode_norm_setup_context
+)
+
+
+class _ModeNormFunction(torch.autograd.Function):
+    """The same forward and backward for eager calls, without the dispatcher."""
+
+    forward = staticmethod(_mode_norm_forward)
+    setup_context = staticmethod(_mode_norm_setup_context)
+    backward = staticmethod(once_differentiable(_mode_norm_grads(_mode_norm_backward_impl)))
+
+
+def mode_norm(*args):  # noqa: ANN002
+    """`mode_norm_forward`'s arguments and results; differentiable."""
+    if torch.compiler.is_compiling():
+        return mode_norm_forward(*args)
+    return _ModeNormFunction.apply(*args)
 
 
 # ------------------------------ Mode Group Normalization ------------------------------
 
 
-@torch.library.custom_op("mn_triton::mode_group_norm_forward", mutates_args=())
-def mode_group_norm_forward(
+def _mode_group_norm_forward(
     x: Tensor,
     gate_weight: Tensor,
     gate_bias: Tensor | None,
@@ -144,14 +179,18 @@ def mode_group_norm_forward(
     return y, shift, mean_dev, var_rows
 
 
+mode_group_norm_forward = torch.library.custom_op(
+    "mn_triton::mode_group_norm_forward", _mode_group_norm_forward, mutates_args=()
+)
+
+
 @mode_group_norm_forward.register_fake
 def _(x, gate_weight, gate_bias, weight, bias, eps):  # noqa: ANN001
     n, c = x.shape[0], x.shape[1]
     return (torch.empty_like(x), *[_stats_like(x, n, c) for _ in range(3)])
 
 
-@torch.library.custom_op("mn_triton::mode_group_norm_backward", mutates_args=())
-def mode_group_norm_backward(
+def _mode_group_norm_backward_impl(
     dy: Tensor,
     x: Tensor,
     shift: Tensor,
@@ -175,6 +214,11 @@ def mode_group_norm_backward(
     return dx, grads.gate_weight, grads.gate_bias, grads.weight, grads.bias_param
 
 
+mode_group_norm_backward = torch.library.custom_op(
+    "mn_triton::mode_group_norm_backward", _mode_group_norm_backward_impl, mutates_args=()
+)
+
+
 @mode_group_norm_backward.register_fake
 def _(dy, x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, eps):  # noqa: ANN001
     return (torch.empty_like(x), *_fake_param_grads(x, gate_weight))
@@ -189,17 +233,40 @@ def _mode_group_norm_setup_context(ctx, inputs, output) -> None:  # noqa: ANN001
     ctx.mark_non_differentiable(*output[1:])
 
 
-def _mode_group_norm_backward(ctx, dy, *_unused):  # noqa: ANN001
-    x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight = ctx.saved_tensors
-    dx, *param_grads = mode_group_norm_backward(
-        dy, x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, ctx.eps
-    )
-    return dx, *_cast(param_grads, ctx.param_dtypes), None
+def _mode_group_norm_grads(backward_op):  # noqa: ANN001
+    """The autograd backward, given the backward op to call (custom op, or its code)."""
+
+    def backward(ctx, dy, *_unused):  # noqa: ANN001
+        x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight = ctx.saved_tensors
+        dx, *param_grads = backward_op(
+            dy, x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, ctx.eps
+        )
+        return dx, *_cast(param_grads, ctx.param_dtypes), None
+
+    return backward
 
 
 mode_group_norm_forward.register_autograd(
-    _mode_group_norm_backward, setup_context=_mode_group_norm_setup_context
+    _mode_group_norm_grads(mode_group_norm_backward),
+    setup_context=_mode_group_norm_setup_context,
 )
+
+
+class _ModeGroupNormFunction(torch.autograd.Function):
+    """The same forward and backward for eager calls, without the dispatcher."""
+
+    forward = staticmethod(_mode_group_norm_forward)
+    setup_context = staticmethod(_mode_group_norm_setup_context)
+    backward = staticmethod(
+        once_differentiable(_mode_group_norm_grads(_mode_group_norm_backward_impl))
+    )
+
+
+def mode_group_norm(*args):  # noqa: ANN002
+    """`mode_group_norm_forward`'s arguments and results; differentiable."""
+    if torch.compiler.is_compiling():
+        return mode_group_norm_forward(*args)
+    return _ModeGroupNormFunction.apply(*args)
 
 
 # ------------------------------------- helpers ---------------------------------------

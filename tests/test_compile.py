@@ -101,3 +101,28 @@ def test_momentum_none_compiles_without_graph_break(backend):
     for _ in range(3):
         compiled(torch.randn(4, 3, 2, 2))
     assert layer.num_batches_tracked.item() == 3
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_eager_function_and_custom_op_agree(training, backend):
+    """Eager calls skip the dispatcher through an autograd.Function running the same code."""
+    for wrapper, op, args in (
+        (ops.mode_norm, ops.mode_norm_forward, _mode_norm_args(training)),
+        (ops.mode_group_norm, ops.mode_group_norm_forward, _mode_group_norm_args()),
+    ):
+        tensors = [a for a in args if isinstance(a, torch.Tensor) and a.requires_grad]
+        dy = torch.randn_like(args[0])
+        results = []
+        for fn in (wrapper, op):
+            y = fn(*args)[0]
+            results.append((y, torch.autograd.grad(y, tensors, dy)))
+        (y1, g1), (y2, g2) = results
+        assert torch.equal(y1, y2)
+        assert all(torch.equal(a, b) for a, b in zip(g1, g2, strict=True))
+
+
+def test_double_backward_is_refused(backend):
+    x = torch.randn(4, 3, 2, 2, requires_grad=True)
+    (g,) = torch.autograd.grad(mn_triton.ModeNorm2d(3)(x).square().sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|double backward|differentiable"):
+        g.sum().backward()

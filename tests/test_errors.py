@@ -125,8 +125,8 @@ def test_no_kernel_runs_before_checks(monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("an op ran before the arguments were checked")
 
-    monkeypatch.setattr(ops, "mode_norm_forward", boom)
-    monkeypatch.setattr(ops, "mode_group_norm_forward", boom)
+    monkeypatch.setattr(ops, "mode_norm", boom)
+    monkeypatch.setattr(ops, "mode_group_norm", boom)
     with pytest.raises(ValueError):
         mn_triton.ModeNorm2d(4)(torch.randn(2, 3, 4, 4))
     with pytest.raises(ValueError):

@@ -1,0 +1,55 @@
+"""Host time of one layer call (forward + backward) on a tiny input: what a small network pays
+per normalization layer when kernel launches, not memory traffic, bound a step.
+
+    python benchmarks/host_overhead.py [--device cuda|cpu] [--calls 500]
+
+On a GPU this times the Triton path's Python side (argument checks, planning, launches);
+on a CPU, mn_triton's torch-op path. Prints microseconds per call, median of 5 rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch import nn
+
+import mn_triton
+
+
+def _per_call_us(layer: nn.Module, x: torch.Tensor, calls: int) -> float:
+    def run() -> None:
+        for _ in range(calls):
+            layer(x).sum().backward()
+        if x.is_cuda:
+            torch.cuda.synchronize()
+
+    run()  # warm-up (compiles kernels on a GPU)
+    rounds = []
+    for _ in range(5):
+        start = time.perf_counter()
+        run()
+        rounds.append((time.perf_counter() - start) / calls * 1e6)
+    return statistics.median(rounds)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--calls", type=int, default=500)
+    args = p.parse_args()
+    x = torch.randn(2, 8, 4, 4, device=args.device, requires_grad=True)
+    layers = {
+        "BatchNorm2d": nn.BatchNorm2d(8),
+        "mn_triton.ModeNorm2d K=2": mn_triton.ModeNorm2d(8, num_modes=2),
+        "mn_triton.ModeGroupNorm2d K=2": mn_triton.ModeGroupNorm2d(8, num_modes=2),
+    }
+    print(f"host time per forward+backward call, {args.device}, input {tuple(x.shape)}:")
+    for name, layer in layers.items():
+        print(f"  {name:32s} {_per_call_us(layer.to(args.device), x, args.calls):8.1f} µs")
+
+
+if __name__ == "__main__":
+    main()

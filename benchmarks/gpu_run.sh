@@ -7,7 +7,7 @@
 #
 # Every stage runs under `timeout`, so a stage that overruns still leaves the others' data
 # (rows are appended as they are measured). Limits in seconds, changeable through the
-# environment: GPU_TESTS_S, LAYERS_S, TRAIN_S, REPORT_S (defaults sum to 570 s). At the end
+# environment: GPU_TESTS_S, LAYERS_S, TRAIN_S, HOST_S, REPORT_S (defaults sum to 570 s). At the end
 # reports/ (CSV rows, figures, README.md, raw logs and pytest-benchmark JSON) is copied into
 # $OUT when it is set: that is how files come back from the GPU machine.
 set -uo pipefail
@@ -16,8 +16,9 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 unset TRITON_INTERPRET
 export MN_RUN_ID=${MN_RUN_ID:-$(date -u +%Y%m%dT%H%M%SZ)}
 GPU_TESTS_S=${GPU_TESTS_S:-45}
-LAYERS_S=${LAYERS_S:-330}
+LAYERS_S=${LAYERS_S:-315}
 TRAIN_S=${TRAIN_S:-150}
+HOST_S=${HOST_S:-15}
 REPORT_S=${REPORT_S:-45}
 mkdir -p reports/data reports/raw reports/figures
 LOG="reports/raw/gpu_run-$MN_RUN_ID.log"
@@ -68,6 +69,9 @@ if [ -f benchmarks/train_step.py ]; then
 else
     SUMMARY+=("training steps: benchmarks/train_step.py not present, skipped")
 fi
+
+# Host time per layer call (Python side of the Triton path), into the log for NOTES.md.
+stage "host overhead" "$HOST_S" python benchmarks/host_overhead.py --calls 200
 
 stage "report" "$REPORT_S" python benchmarks/report.py
 

@@ -91,6 +91,7 @@ def test_no_host_synchronisation(layer):
         torch.cuda.set_sync_debug_mode("default")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["default", "reduce-overhead"])
 def test_compiled_and_cuda_graphs_match_eager(mode):
     torch._dynamo.reset()
@@ -114,6 +115,7 @@ def test_compiled_and_cuda_graphs_match_eager(mode):
     assert_close(grads_c, grads_e, 1e-4, "gradients")
 
 
+@pytest.mark.slow
 def test_more_than_2_pow_31_elements():
     """64-bit offsets for real: N·C·L > 2³¹ in float16 (about 4.3 GB per tensor)."""
     free, _ = torch.cuda.mem_get_info()

@@ -121,3 +121,21 @@ def check_against_oracle(
 
 def fast_layer(name: str, *args, **kwargs) -> nn.Module:
     return getattr(mn_triton, name)(*args, **kwargs)
+
+
+def check_equals_native(layer: nn.Module, native: nn.Module, x: Tensor) -> None:
+    """`layer` (K = 1) against the native layer it reduces to, from the same affine weights:
+    output, and gradients of the input, weight and bias, to the dtype's tolerance."""
+    with torch.no_grad():
+        native.weight.copy_(layer.weight)
+        native.bias.copy_(layer.bias)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y1, y2 = layer(x1), native(x2)
+    dy = torch.randn_like(y1)
+    y1.backward(dy)
+    y2.backward(dy)
+    tol = TOLERANCE[x.dtype]
+    assert_close(y1, y2, tol, "output")
+    assert_close(x1.grad, x2.grad, tol, "grad of input")
+    assert_close(layer.weight.grad, native.weight.grad, tol, "grad of weight")
+    assert_close(layer.bias.grad, native.bias.grad, tol, "grad of bias")

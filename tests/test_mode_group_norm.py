@@ -7,7 +7,13 @@ from torch.autograd import gradcheck
 
 import mn_triton
 import reference
-from helpers import TOLERANCE, assert_close, check_against_oracle, fast_layer, randomize
+from helpers import (
+    assert_close,
+    check_against_oracle,
+    check_equals_native,
+    fast_layer,
+    randomize,
+)
 from test_mode_norm import _embed, _input, _transposed
 
 LAYOUTS = {
@@ -73,20 +79,7 @@ def test_large_common_offset(backend):
 def test_k1_equals_group_norm_with_one_group(dtype, backend):
     layer = randomize(mn_triton.ModeGroupNorm2d(6, num_modes=1, dtype=dtype))
     gn = nn.GroupNorm(1, 6, dtype=dtype)
-    with torch.no_grad():
-        gn.weight.copy_(layer.weight)
-        gn.bias.copy_(layer.bias)
-    x = _input((3, 6, 4, 5), dtype=dtype, offset=2.0)
-    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
-    y1, y2 = layer(x1), gn(x2)
-    dy = torch.randn_like(y1)
-    y1.backward(dy)
-    y2.backward(dy)
-    tol = TOLERANCE[dtype]
-    assert_close(y1, y2, tol, "output")
-    assert_close(x1.grad, x2.grad, tol, "grad of input")
-    assert_close(layer.weight.grad, gn.weight.grad, tol, "grad of weight")
-    assert_close(layer.bias.grad, gn.bias.grad, tol, "grad of bias")
+    check_equals_native(layer, gn, _input((3, 6, 4, 5), dtype=dtype, offset=2.0))
 
 
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])

@@ -17,6 +17,8 @@ estimates). Those extra outputs carry no gradient.
 No `from __future__ import annotations` here: `custom_op` reads the annotations.
 """
 
+import math
+
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
@@ -27,7 +29,8 @@ from . import backend
 
 
 def _row_length(x: Tensor) -> int:
-    return x[0, 0].numel() if x.shape[0] > 0 and x.shape[1] > 0 else 0
+    """L = prod(S): the number of elements a row (n, c) holds."""
+    return math.prod(x.shape[2:])
 
 
 def _stats_like(x: Tensor, *shape: int) -> Tensor:

@@ -14,6 +14,7 @@ talks to the network itself.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -97,7 +98,7 @@ class _SyncModeNormFunction(torch.autograd.Function):
             sum_dy, sum_dy_xs = backend.row_grad_sums(x, dy, shift)
         else:
             sum_dy, sum_dy_xs = torch.zeros_like(shift), torch.zeros_like(shift)
-        length = max(x[0, 0].numel() if x.numel() else 1, 1)
+        length = max(math.prod(x.shape[2:]), 1)
         grads = mix.mode_norm_backward(
             sum_dy, sum_dy_xs, length, shift, mean_dev, var_rows, gate_weight, gate_bias,
             weight, None, None, training=True, eps=ctx.eps,

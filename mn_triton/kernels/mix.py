@@ -533,8 +533,11 @@ def _mgn_mix_forward_kernel(
     modes = tl.arange(0, K_PAD)
     mode_ok = modes < K
     pivot = tl.load(SHIFT + base)
-    _, mean, var, correction = _mgn_stats(SHIFT, MDEV, VAR, GW, GB, base, pivot, modes,
-                                          mode_ok, C, HAS_GATE_BIAS, K_PAD, CHUNK_C)  # fmt: skip
+    # (Not `_` for the unused mass: the loop below rebinds `_` to another shape, which the
+    # compiler rejects, though the interpreter does not.)
+    _mass, mean, var, correction = _mgn_stats(
+        SHIFT, MDEV, VAR, GW, GB, base, pivot, modes, mode_ok, C, HAS_GATE_BIAS, K_PAD, CHUNK_C
+    )
     rstd = tl.where(mode_ok, 1.0 / tl.sqrt(var + eps), 0.0)
     a = tl.sum(rstd, axis=0) / K
     for c0 in range(0, C, CHUNK_C):

@@ -1,0 +1,318 @@
+"""Compile every Triton kernel for a real GPU, on a machine without one.
+
+The tests run the kernels in Triton's interpreter, which accepts programs that the GPU
+compiler rejects (a loop-carried variable that changes shape, say) and says nothing about
+registers or spills. This script swaps Triton's driver for one that only compiles: a sweep
+of layer calls (MN and MGN; training forward and backward, eval; four dtypes; NCHW,
+channels_last, sliced and 3-D layouts; K from 1 to 16; rows split across programs; offsets
+past 2³¹) launches the kernels as usual, and each launch is compiled to a cubin for the
+target GPU instead of run. Nothing is computed, so the outputs are garbage.
+
+It prints one line per compiled specialisation (registers, spills, shared memory) and
+exits with status 1 if any kernel failed to compile, or spilled with --no-spills.
+
+    python tools/compile_check.py              # sm_90 (H100/H200), the whole sweep
+    python tools/compile_check.py --arch 80 --quick --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+# Before triton or mn_triton is imported: the kernels must be real JIT functions.
+os.environ["TRITON_INTERPRET"] = "0"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+from triton import knobs  # noqa: E402
+from triton.backends.compiler import GPUTarget  # noqa: E402
+from triton.backends.driver import DriverBase  # noqa: E402
+from triton.runtime.driver import driver  # noqa: E402
+from triton.runtime.jit import JITFunction  # noqa: E402
+
+import mn_triton  # noqa: E402
+from mn_triton import backend  # noqa: E402
+from mn_triton.kernels import layout  # noqa: E402
+
+H100_SMS = 132
+
+
+class CompileOnlyDriver(DriverBase):
+    """Just enough of a Triton driver to compile for `arch` (no device, no launches)."""
+
+    def __init__(self, arch: int) -> None:
+        self.target = GPUTarget("cuda", arch, 32)
+
+    @staticmethod
+    def is_active() -> bool:
+        return True
+
+    def get_current_target(self) -> GPUTarget:
+        return self.target
+
+    def get_current_device(self) -> int:
+        return 0
+
+    def get_current_stream(self, device: int | None = None) -> int:
+        return 0
+
+    def get_active_torch_device(self) -> torch.device:
+        return torch.device("cpu")
+
+    def get_device_interface(self):  # noqa: ANN201
+        return torch.cuda
+
+    def map_python_to_cpp_type(self, ty: str) -> str:
+        return ty
+
+    def get_benchmarker(self):  # noqa: ANN201
+        raise RuntimeError("compile-only driver: nothing can be timed")
+
+    def get_empty_cache_for_benchmark(self):  # noqa: ANN201
+        raise RuntimeError("compile-only driver: nothing can be timed")
+
+    def clear_cache(self, cache) -> None:  # noqa: ANN001
+        pass
+
+
+@dataclass
+class Compiled:
+    kernel: str
+    case: str
+    constexprs: str
+    num_warps: int
+    registers: int
+    spill_bytes: int  # local memory per thread: registers that did not fit
+    shared_bytes: int
+    seconds: float
+
+
+@dataclass
+class Failure:
+    kernel: str
+    case: str
+    error: str
+
+
+class Recorder:
+    """Turns `kernel[grid](...)` into a compile for the target; keeps results and errors."""
+
+    def __init__(self) -> None:
+        self.case = ""
+        self.compiled: dict[str, Compiled] = {}
+        self.failures: list[Failure] = []
+
+    def install(self) -> None:
+        recorder = self
+
+        def getitem(fn: JITFunction, grid):  # noqa: ANN001, ANN202
+            def compile_only(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+                start = time.perf_counter()
+                try:
+                    kernel = fn.run(*args, grid=grid, warmup=True, **kwargs)
+                except Exception as error:  # noqa: BLE001 - every failure is reported
+                    recorder.failures.append(Failure(fn.fn.__name__, recorder.case, str(error)))
+                    return None
+                recorder.add(fn, kernel, kwargs, time.perf_counter() - start)
+                return kernel
+
+            return compile_only
+
+        JITFunction.__getitem__ = getitem
+
+    def add(self, fn: JITFunction, kernel, kwargs: dict, seconds: float) -> None:  # noqa: ANN001
+        if kernel.hash in self.compiled:
+            return
+        usage = resource_usage(kernel.asm["cubin"])
+        constexprs = ",".join(f"{k}={v}" for k, v in kwargs.items() if k.isupper())
+        self.compiled[kernel.hash] = Compiled(
+            fn.fn.__name__, self.case, constexprs, kernel.metadata.num_warps,
+            usage.get("REG", -1), usage.get("LOCAL", -1), kernel.metadata.shared, seconds,
+        )  # fmt: skip
+
+
+def resource_usage(cubin: bytes) -> dict[str, int]:
+    """REG, LOCAL, STACK, SHARED of the cubin's one function, from cuobjdump."""
+    cuobjdump = Path(knobs.nvidia.ptxas.path).with_name("cuobjdump")
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+        f.write(cubin)
+        f.flush()
+        text = subprocess.run(
+            [str(cuobjdump), "--dump-resource-usage", f.name],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+    function = text.split("Function", 1)[-1]
+    return {key: int(value) for key, value in re.findall(r"(\w+):(\d+)", function)}
+
+
+# ------------------------------------ the sweep ---------------------------------------
+
+
+def _train_and_eval(module: torch.nn.Module, x: torch.Tensor) -> None:
+    x = x.detach().requires_grad_()
+    module.train()
+    module(x).sum().backward()
+    module.eval()
+    with torch.no_grad():
+        module(x)
+
+
+def _layer(kind: str, c: int, k: int, dtype: torch.dtype, affine: bool = True):  # noqa: ANN202
+    cls = mn_triton.ModeNorm if kind == "MN" else mn_triton.ModeGroupNorm
+    return cls(c, num_modes=k, affine=affine).to(dtype)
+
+
+def _beyond_2_pow_31() -> None:
+    """A view whose offsets pass 2³¹ elements: the kernels' int arguments become 64-bit."""
+    storage = torch.empty(2**31 + 64, dtype=torch.float16)  # virtual; never touched
+    for kind in ("MN", "MGN"):
+        x = storage.as_strided((3, 2, 5), (2**30 + 8, 5, 1))
+        _train_and_eval(_layer(kind, 2, 2, torch.float16), x)
+
+
+def sweep(quick: bool) -> list[tuple[str, Callable[[], None]]]:
+    """(label, thunk) pairs; each thunk makes the launches of one kind of layer call.
+
+    The quick sweep takes every constexpr branch of every kernel at least once (dtypes,
+    layouts, optional parameters, 64-bit offsets) in about 60 specialisations; the full one
+    adds the benchmark's shapes in every dtype and K ∈ {1, 2, 8}, about 550.
+    """
+    if quick:
+        return [
+            (f"{kind} {label}", case)
+            for kind in ("MN", "MGN")
+            for label, case in (
+                ("resnet_cifar float32 K=2", _shape_case(kind, (128, 16, 32, 32), None, 2)),
+                ("fc bfloat16 K=3", _shape_case(kind, (32, 120), torch.bfloat16, 3)),
+                ("channels_last float16", _layout_case(kind, torch.float16, "cl")),
+                ("sliced float64", _layout_case(kind, torch.float64, "sliced")),
+                ("K=16 no affine", _shape_case(kind, (8, 24, 9, 9), None, 16, False)),
+                ("no gate bias", _no_gate_bias_case(kind)),
+            )
+        ] + [("offsets past 2^31", _beyond_2_pow_31)]
+
+    cases: list[tuple[str, Callable[[], None]]] = []
+    shapes = {
+        "resnet_cifar": (128, 16, 32, 32),
+        "imagenet_56": (32, 64, 56, 56),
+        "imagenet_7": (64, 512, 7, 7),
+        "lenet_fc": (128, 120),
+        "volume": (2, 8, 4, 6, 10),
+    }
+    for kind in ("MN", "MGN"):
+        for dtype in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
+            for name, shape in shapes.items():
+                for k in (1, 2, 8):
+                    label = f"{kind} {name} {str(dtype)[6:]} K={k}"
+                    cases.append((label, _shape_case(kind, shape, dtype, k)))
+            cases.append((f"{kind} channels_last {dtype}", _layout_case(kind, dtype, "cl")))
+            cases.append((f"{kind} sliced {dtype}", _layout_case(kind, dtype, "sliced")))
+        cases.append((f"{kind} K=16 no affine", _shape_case(kind, (8, 24, 9, 9), None, 16, False)))
+        cases.append((f"{kind} no gate bias", _no_gate_bias_case(kind)))
+        cases.append((f"{kind} N=1", _shape_case(kind, (1, 3, 5, 7), None, 3)))
+    cases.append(("offsets past 2^31", _beyond_2_pow_31))
+    return cases
+
+
+def _no_gate_bias_case(kind: str) -> Callable[[], None]:
+    """The functional API without a gate bias (the layers always have one)."""
+
+    def run() -> None:
+        x = torch.randn(6, 10, 5, 5, requires_grad=True)
+        if kind == "MN":
+            gate_weight = torch.randn(2, 10, requires_grad=True)
+            stats = torch.zeros(2, 10), torch.ones(2, 10)
+            y = mn_triton.functional.mode_norm(x, gate_weight, None, *stats, training=True)
+        else:
+            gate_weight = torch.randn(2, 1, requires_grad=True)
+            y = mn_triton.functional.mode_group_norm(x, gate_weight, None)
+        y.sum().backward()
+
+    return run
+
+
+def _shape_case(kind, shape, dtype, k, affine=True):  # noqa: ANN001, ANN202
+    dtype = dtype or torch.float32
+
+    def run() -> None:
+        _train_and_eval(_layer(kind, shape[1], k, dtype, affine), torch.randn(shape, dtype=dtype))
+
+    return run
+
+
+def _layout_case(kind: str, dtype: torch.dtype, which: str) -> Callable[[], None]:
+    def run() -> None:
+        if which == "cl":
+            x = torch.randn(16, 32, 14, 14, dtype=dtype).to(memory_format=torch.channels_last)
+            x3 = torch.randn(4, 8, 3, 5, 6, dtype=dtype).to(memory_format=torch.channels_last_3d)
+            _train_and_eval(_layer(kind, 8, 2, dtype), x3)
+        else:  # batch, channel and spatial slices: one or two strided spatial levels
+            x = torch.randn(12, 40, 15, 17, dtype=dtype)[::2, 3:35, 1:14, ::3]
+        _train_and_eval(_layer(kind, x.shape[1], 2, dtype), x)
+
+    return run
+
+
+# ------------------------------------- report -----------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--arch", type=int, default=90, help="compute capability, e.g. 90")
+    parser.add_argument("--quick", action="store_true", help="a smaller sweep")
+    parser.add_argument("--no-spills", action="store_true", help="fail if a kernel spills")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+
+    driver.set_active(CompileOnlyDriver(args.arch))
+    recorder = Recorder()
+    recorder.install()
+    backend.INTERPRETING = True  # CPU tensors take the kernel path (compiled, never run)
+    layout.CPU_TARGET_PROGRAMS = layout.PROGRAMS_PER_SM * H100_SMS  # GPU-sized row splits
+    mn_triton.set_backend("triton")
+
+    cases = sweep(args.quick)
+    for i, (label, run) in enumerate(cases, 1):
+        recorder.case = label
+        print(f"[{i}/{len(cases)}] {label}", file=sys.stderr, flush=True)
+        run()
+
+    print(f"{'kernel':32} {'warps':>5} {'regs':>4} {'spill':>5} {'smem':>6}  first case")
+    for c in sorted(recorder.compiled.values(), key=lambda c: (c.kernel, c.registers)):
+        print(
+            f"{c.kernel:32} {c.num_warps:5d} {c.registers:4d} {c.spill_bytes:5d} "
+            f"{c.shared_bytes:6d}  {c.case}  [{c.constexprs}]"
+        )
+    spilled = [c for c in recorder.compiled.values() if c.spill_bytes > 0]
+    print(
+        f"sm_{args.arch}: {len(recorder.compiled)} specialisations compiled, "
+        f"{len(recorder.failures)} failures, {len(spilled)} with spills"
+    )
+    for failure in recorder.failures:
+        print(f"FAILED {failure.kernel} in case '{failure.case}':\n{failure.error}\n")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "arch": args.arch,
+                    "compiled": [asdict(c) for c in recorder.compiled.values()],
+                    "failures": [asdict(f) for f in recorder.failures],
+                },
+                indent=1,
+            )
+        )
+    return 1 if recorder.failures or (args.no_spills and spilled) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

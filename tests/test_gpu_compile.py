@@ -2,8 +2,9 @@
 
 The other tests run the kernels in Triton's interpreter, which accepts some programs the GPU
 compiler rejects. `tools/compile_check.py` compiles the kernels that a sweep of layer calls
-launches, for the GPU, without running them; it runs in its own process because the
-kernels there must not be decorated for the interpreter.
+launches, for the GPU, without running them, on tensors of the `meta` device: so it also
+catches a kernel handed a tensor on another device, and host synchronisations. It runs in
+its own process because the kernels there must not be decorated for the interpreter.
 """
 
 import inspect

@@ -6,7 +6,10 @@ registers or spills. This script swaps Triton's driver for one that only compile
 of layer calls (MN and MGN; training forward and backward, eval; four dtypes; NCHW,
 channels_last, sliced and 3-D layouts; K from 1 to 16; rows split across programs; offsets
 past 2³¹) launches the kernels as usual, and each launch is compiled to a cubin for the
-target GPU instead of run. Nothing is computed, so the outputs are garbage.
+target GPU instead of run. Tensors live on PyTorch's `meta` device (shapes, no data), so
+nothing is computed, big shapes cost no memory, and two more GPU-only faults show: a kernel
+handed a tensor that the host code created on another device, and a host synchronisation
+(`.item()` and the like raise on meta tensors).
 
 It prints one line per compiled specialisation (registers, spills, shared memory) and
 exits with status 1 if any kernel failed to compile, or spilled with --no-spills.
@@ -25,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -45,6 +49,7 @@ from mn_triton import backend  # noqa: E402
 from mn_triton.kernels import layout  # noqa: E402
 
 H100_SMS = 132
+DEVICE = torch.device("meta")
 
 
 class CompileOnlyDriver(DriverBase):
@@ -94,6 +99,7 @@ class Compiled:
     registers: int
     spill_bytes: int  # local memory per thread: registers that did not fit
     shared_bytes: int
+    global_loads: str  # load instructions by width, e.g. "8×v4.b32 1×b32": vectorised?
     seconds: float
 
 
@@ -118,6 +124,10 @@ class Recorder:
         def getitem(fn: JITFunction, grid):  # noqa: ANN001, ANN202
             def compile_only(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
                 start = time.perf_counter()
+                devices = {a.device for a in args if isinstance(a, torch.Tensor)}
+                if devices != {DEVICE}:
+                    error = f"tensor arguments on {sorted(map(str, devices))}, not all {DEVICE}"
+                    recorder.failures.append(Failure(fn.fn.__name__, recorder.case, error))
                 try:
                     kernel = fn.run(*args, grid=grid, warmup=True, **kwargs)
                 except Exception as error:  # noqa: BLE001 - every failure is reported
@@ -137,8 +147,18 @@ class Recorder:
         constexprs = ",".join(f"{k}={v}" for k, v in kwargs.items() if k.isupper())
         self.compiled[kernel.hash] = Compiled(
             fn.fn.__name__, self.case, constexprs, kernel.metadata.num_warps,
-            usage.get("REG", -1), usage.get("LOCAL", -1), kernel.metadata.shared, seconds,
+            usage.get("REG", -1), usage.get("LOCAL", -1), kernel.metadata.shared,
+            global_loads(kernel.asm["ptx"]), seconds,
         )  # fmt: skip
+
+
+def global_loads(ptx: str) -> str:
+    """Global load instructions counted by width: 128-bit (v4.b32) ones move the most."""
+    widths = Counter(
+        f"{vector or ''}b{bits}"
+        for vector, bits in re.findall(r"ld\.global(?:\.\w+)*?\.(v\d\.)?b(\d+)", ptx)
+    )
+    return " ".join(f"{n}×{w}" for w, n in sorted(widths.items(), reverse=True))
 
 
 def resource_usage(cubin: bytes) -> dict[str, int]:
@@ -161,7 +181,8 @@ def resource_usage(cubin: bytes) -> dict[str, int]:
 def _train_and_eval(module: torch.nn.Module, x: torch.Tensor) -> None:
     x = x.detach().requires_grad_()
     module.train()
-    module(x).sum().backward()
+    y = module(x)
+    y.backward(torch.randn_like(y))  # a dense dy, as in training (not sum()'s stride-0 one)
     module.eval()
     with torch.no_grad():
         module(x)
@@ -169,12 +190,12 @@ def _train_and_eval(module: torch.nn.Module, x: torch.Tensor) -> None:
 
 def _layer(kind: str, c: int, k: int, dtype: torch.dtype, affine: bool = True):  # noqa: ANN202
     cls = mn_triton.ModeNorm if kind == "MN" else mn_triton.ModeGroupNorm
-    return cls(c, num_modes=k, affine=affine).to(dtype)
+    return cls(c, num_modes=k, affine=affine).to(DEVICE, dtype)
 
 
 def _beyond_2_pow_31() -> None:
     """A view whose offsets pass 2³¹ elements: the kernels' int arguments become 64-bit."""
-    storage = torch.empty(2**31 + 64, dtype=torch.float16)  # virtual; never touched
+    storage = torch.empty(2**31 + 64, dtype=torch.float16, device=DEVICE)
     for kind in ("MN", "MGN"):
         x = storage.as_strided((3, 2, 5), (2**30 + 8, 5, 1))
         _train_and_eval(_layer(kind, 2, 2, torch.float16), x)
@@ -228,13 +249,13 @@ def _no_gate_bias_case(kind: str) -> Callable[[], None]:
     """The functional API without a gate bias (the layers always have one)."""
 
     def run() -> None:
-        x = torch.randn(6, 10, 5, 5, requires_grad=True)
+        x = torch.randn(6, 10, 5, 5, device=DEVICE, requires_grad=True)
         if kind == "MN":
-            gate_weight = torch.randn(2, 10, requires_grad=True)
-            stats = torch.zeros(2, 10), torch.ones(2, 10)
+            gate_weight = torch.randn(2, 10, device=DEVICE, requires_grad=True)
+            stats = torch.zeros(2, 10, device=DEVICE), torch.ones(2, 10, device=DEVICE)
             y = mn_triton.functional.mode_norm(x, gate_weight, None, *stats, training=True)
         else:
-            gate_weight = torch.randn(2, 1, requires_grad=True)
+            gate_weight = torch.randn(2, 1, device=DEVICE, requires_grad=True)
             y = mn_triton.functional.mode_group_norm(x, gate_weight, None)
         y.sum().backward()
 
@@ -245,7 +266,8 @@ def _shape_case(kind, shape, dtype, k, affine=True):  # noqa: ANN001, ANN202
     dtype = dtype or torch.float32
 
     def run() -> None:
-        _train_and_eval(_layer(kind, shape[1], k, dtype, affine), torch.randn(shape, dtype=dtype))
+        x = torch.randn(shape, dtype=dtype, device=DEVICE)
+        _train_and_eval(_layer(kind, shape[1], k, dtype, affine), x)
 
     return run
 
@@ -253,11 +275,13 @@ def _shape_case(kind, shape, dtype, k, affine=True):  # noqa: ANN001, ANN202
 def _layout_case(kind: str, dtype: torch.dtype, which: str) -> Callable[[], None]:
     def run() -> None:
         if which == "cl":
-            x = torch.randn(16, 32, 14, 14, dtype=dtype).to(memory_format=torch.channels_last)
-            x3 = torch.randn(4, 8, 3, 5, 6, dtype=dtype).to(memory_format=torch.channels_last_3d)
+            x = torch.randn(16, 32, 14, 14, dtype=dtype, device=DEVICE)
+            x = x.to(memory_format=torch.channels_last)
+            x3 = torch.randn(4, 8, 3, 5, 6, dtype=dtype, device=DEVICE)
+            x3 = x3.to(memory_format=torch.channels_last_3d)
             _train_and_eval(_layer(kind, 8, 2, dtype), x3)
         else:  # batch, channel and spatial slices: one or two strided spatial levels
-            x = torch.randn(12, 40, 15, 17, dtype=dtype)[::2, 3:35, 1:14, ::3]
+            x = torch.randn(12, 40, 15, 17, dtype=dtype, device=DEVICE)[::2, 3:35, 1:14, ::3]
         _train_and_eval(_layer(kind, x.shape[1], 2, dtype), x)
 
     return run
@@ -277,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     driver.set_active(CompileOnlyDriver(args.arch))
     recorder = Recorder()
     recorder.install()
-    backend.INTERPRETING = True  # CPU tensors take the kernel path (compiled, never run)
+    backend.uses_kernels = lambda x: True  # meta tensors take the kernel path
     layout.CPU_TARGET_PROGRAMS = layout.PROGRAMS_PER_SM * H100_SMS  # GPU-sized row splits
     mn_triton.set_backend("triton")
 
@@ -285,13 +309,16 @@ def main(argv: list[str] | None = None) -> int:
     for i, (label, run) in enumerate(cases, 1):
         recorder.case = label
         print(f"[{i}/{len(cases)}] {label}", file=sys.stderr, flush=True)
-        run()
+        try:
+            run()
+        except Exception as error:  # noqa: BLE001 - e.g. a host sync (.item() on meta)
+            recorder.failures.append(Failure("(host code)", label, repr(error)))
 
-    print(f"{'kernel':32} {'warps':>5} {'regs':>4} {'spill':>5} {'smem':>6}  first case")
+    print(f"{'kernel':30} {'warps':>5} {'regs':>4} {'spill':>5} {'smem':>6}  {'loads':24} case")
     for c in sorted(recorder.compiled.values(), key=lambda c: (c.kernel, c.registers)):
         print(
-            f"{c.kernel:32} {c.num_warps:5d} {c.registers:4d} {c.spill_bytes:5d} "
-            f"{c.shared_bytes:6d}  {c.case}  [{c.constexprs}]"
+            f"{c.kernel:30} {c.num_warps:5d} {c.registers:4d} {c.spill_bytes:5d} "
+            f"{c.shared_bytes:6d}  {c.global_loads:24} {c.case}  [{c.constexprs}]"
         )
     spilled = [c for c in recorder.compiled.values() if c.spill_bytes > 0]
     print(

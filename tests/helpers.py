@@ -21,7 +21,7 @@ TOLERANCE = {
 
 
 def rel_err(actual: Tensor, expected: Tensor) -> float:
-    actual, expected = actual.double(), expected.double()
+    actual, expected = actual.double().cpu(), expected.double().cpu()
     denom = expected.norm().item()
     diff = (actual - expected).norm().item()
     return diff / denom if denom > 0 else diff
@@ -65,7 +65,7 @@ def forward_backward(module: nn.Module, x: Tensor, dy: Tensor) -> tuple[Tensor, 
     module.zero_grad(set_to_none=True)
     x = x.detach().requires_grad_(True)
     y = module(x)
-    y.backward(dy.to(y.dtype))
+    y.backward(dy.to(y.device, y.dtype))
     grads = {"input": x.grad}
     grads.update({name: p.grad for name, p in module.named_parameters()})
     return y.detach(), grads
@@ -91,12 +91,15 @@ def check_against_oracle(
     in training, or identical running estimates): the gates then do not change the output,
     their gradients are 0 up to rounding, and are checked to be 0 to within 1e-5 of the
     largest value they could take, ‖dy‖·‖y‖ (times max |row mean| for the gate weight).
+
+    The module and x may be on a GPU; the oracle always runs on the CPU.
     """
     tol = TOLERANCE[x.dtype] if dtype_tol is None else dtype_tol
     dy = torch.randn(x.shape, dtype=torch.float64).to(x.dtype)
     oracle = reference_twin(module)
     low_precision = reference_twin(module, torch.float32) if x.dtype == torch.float32 else None
     y, grads = forward_backward(module, x, dy)
+    x = x.cpu()
     y_ref, grads_ref = forward_backward(oracle, x.double(), dy.double())
     assert y.dtype == x.dtype
     assert_close(y, y_ref, tol, "output")
@@ -107,7 +110,7 @@ def check_against_oracle(
             scale = dy.double().norm() * y_ref.norm()
             if name == "gate.weight":
                 scale = scale * x.double().flatten(2).mean(-1).abs().max().clamp_min(1.0)
-            assert grads[name].norm() <= 1e-5 * scale, f"grad of {name} should vanish"
+            assert grads[name].norm().cpu() <= 1e-5 * scale, f"grad of {name} should vanish"
             continue
         bound = tol
         if name in GATE_PARAMS and low_precision is not None:

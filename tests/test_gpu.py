@@ -74,8 +74,11 @@ def test_large_offset():
     _oracle_on_cpu(module, _input((32, 16, 20, 20), offset=1e4))
 
 
-def test_full_oracle_check_small():
-    check_against_oracle(randomize(mn_triton.ModeNorm2d(5, num_modes=3)), torch.randn(4, 5, 3, 3))
+@pytest.mark.parametrize("layer", ["ModeNorm2d", "ModeGroupNorm2d"])
+def test_full_oracle_check_small(layer):
+    """Every gradient, gate parameters included, and the running estimates."""
+    module = _on_gpu(randomize(getattr(mn_triton, layer)(5, num_modes=3)))
+    check_against_oracle(module, _input((4, 5, 3, 3)))
 
 
 @pytest.mark.parametrize("layer", ["ModeNorm2d", "ModeGroupNorm2d"])
@@ -105,14 +108,21 @@ def test_compiled_and_cuda_graphs_match_eager(mode):
     twin = copy.deepcopy(net)
     compiled = torch.compile(twin, fullgraph=True, mode=mode)
     for _ in range(3):  # CUDA graphs record on the second call and replay afterwards
+        # Fresh gradients every step: with CUDA graphs an accumulated .grad would live in
+        # the graph's output memory, which the next replay overwrites.
+        net.zero_grad(set_to_none=True)
+        twin.zero_grad(set_to_none=True)
+        torch.compiler.cudagraph_mark_step_begin()
         x = torch.randn(8, 3, 16, 16, device=CUDA)
         out_e, out_c = net(x), compiled(x)
         assert_close(out_c, out_e, 1e-5, "output")
         out_e.square().mean().backward()
         out_c.square().mean().backward()
-    grads_e = torch.cat([p.grad.flatten() for p in net.parameters()])
-    grads_c = torch.cat([p.grad.flatten() for p in twin.parameters()])
-    assert_close(grads_c, grads_e, 1e-4, "gradients")
+        grads_e = torch.cat([p.grad.flatten() for p in net.parameters()])
+        grads_c = torch.cat([p.grad.flatten() for p in twin.parameters()])
+        assert_close(grads_c, grads_e, 1e-4, "gradients")
+    for name, buffer in net.named_buffers():  # running estimates updated alike
+        assert_close(dict(twin.named_buffers())[name].float(), buffer.float(), 1e-5, name)
 
 
 @pytest.mark.slow

@@ -1,22 +1,29 @@
 """Host time of one layer call (forward + backward) on a tiny input: what a small network pays
 per normalization layer when kernel launches, not memory traffic, bound a step.
 
-    python benchmarks/host_overhead.py [--device cuda|cpu] [--calls 500]
+    python benchmarks/host_overhead.py [--device cuda|cpu] [--calls 500] [--compile-only]
 
 On a GPU this times the Triton path's Python side (argument checks, planning, launches);
-on a CPU, mn_triton's torch-op path. Prints microseconds per call, median of 5 rounds.
+on a CPU, mn_triton's torch-op path. With --compile-only (no GPU needed) it times the Triton
+path's host side on CPU tensors: every launch goes through Triton's launch path up to the
+driver call, with the kernels compiled for sm_90 and never run (tools/compile_check.py), so
+it leaves out only the CUDA driver's own cost per launch (a few µs). Prints microseconds per
+call, median of 5 rounds.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
 
 import mn_triton
+from mn_triton import backend
 
 
 def _per_call_us(layer: nn.Module, x: torch.Tensor, calls: int) -> float:
@@ -39,14 +46,28 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--calls", type=int, default=500)
+    p.add_argument(
+        "--compile-only", action="store_true",
+        help="the Triton path's host time without a GPU (kernels compiled, not launched)",
+    )  # fmt: skip
     args = p.parse_args()
+    path = "torch ops" if args.device == "cpu" else "Triton"
+    if args.compile_only:
+        if backend.INTERPRETING:
+            p.error("--compile-only needs the real kernels: unset TRITON_INTERPRET")
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+        from compile_check import compile_instead_of_launch
+
+        compile_instead_of_launch()
+        backend.INTERPRETING = True  # CPU tensors take the kernel path
+        args.device, path = "cpu", "Triton, compile-only"
     x = torch.randn(2, 8, 4, 4, device=args.device, requires_grad=True)
     layers = {
         "BatchNorm2d": nn.BatchNorm2d(8),
         "mn_triton.ModeNorm2d K=2": mn_triton.ModeNorm2d(8, num_modes=2),
         "mn_triton.ModeGroupNorm2d K=2": mn_triton.ModeGroupNorm2d(8, num_modes=2),
     }
-    print(f"host time per forward+backward call, {args.device}, input {tuple(x.shape)}:")
+    print(f"host time per forward+backward call, {args.device} ({path}), input {tuple(x.shape)}:")
     for name, layer in layers.items():
         print(f"  {name:32s} {_per_call_us(layer.to(args.device), x, args.calls):8.1f} µs")
 

@@ -146,10 +146,19 @@ mode_norm_forward.register_autograd(
 
 
 class _ModeNormFunction(torch.autograd.Function):
-    """The same forward and backward for eager calls, without the dispatcher."""
+    """The same forward and backward for eager calls, without the dispatcher.
 
-    forward = staticmethod(_mode_norm_forward)
-    setup_context = staticmethod(_mode_norm_setup_context)
+    `forward` takes `ctx` itself rather than defining `setup_context`: with a separate
+    `setup_context`, `Function.apply` binds the arguments through `inspect.signature` on
+    every call (~10 µs of host time).
+    """
+
+    @staticmethod
+    def forward(ctx, *args):  # noqa: ANN001, ANN002, ANN205
+        outputs = _mode_norm_forward(*args)
+        _mode_norm_setup_context(ctx, args, outputs)
+        return outputs
+
     backward = staticmethod(once_differentiable(_mode_norm_grads(_mode_norm_backward_impl)))
 
 
@@ -256,10 +265,14 @@ mode_group_norm_forward.register_autograd(
 
 
 class _ModeGroupNormFunction(torch.autograd.Function):
-    """The same forward and backward for eager calls, without the dispatcher."""
+    """As `_ModeNormFunction`: the same forward and backward for eager calls."""
 
-    forward = staticmethod(_mode_group_norm_forward)
-    setup_context = staticmethod(_mode_group_norm_setup_context)
+    @staticmethod
+    def forward(ctx, *args):  # noqa: ANN001, ANN002, ANN205
+        outputs = _mode_group_norm_forward(*args)
+        _mode_group_norm_setup_context(ctx, args, outputs)
+        return outputs
+
     backward = staticmethod(
         once_differentiable(_mode_group_norm_grads(_mode_group_norm_backward_impl))
     )

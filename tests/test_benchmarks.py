@@ -161,3 +161,19 @@ def test_report_with_no_data(tmp_path: Path) -> None:
     data.mkdir()
     text = _report(data, tmp_path / "out")
     assert "No GPU data yet" in text and "No layer rows yet" in text
+
+
+# ----------------------------------- host overhead -------------------------------------
+
+
+@pytest.mark.slow
+def test_host_overhead_compile_only_times_the_triton_path(tmp_path: Path) -> None:
+    """No GPU needed: the Triton path's host time, kernels compiled for sm_90, not run."""
+    proc = _run(
+        ["benchmarks/host_overhead.py", "--compile-only", "--calls", "3"],
+        {"TRITON_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(REPO)},
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "(Triton, compile-only)" in proc.stdout
+    times = [float(line.split()[-2]) for line in proc.stdout.splitlines() if "µs" in line]
+    assert len(times) == 3 and all(t > 0 for t in times), proc.stdout

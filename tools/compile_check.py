@@ -21,6 +21,7 @@ exits with status 1 if any kernel failed to compile, or spilled with --no-spills
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -88,6 +89,13 @@ class CompileOnlyDriver(DriverBase):
 
     def clear_cache(self, cache) -> None:  # noqa: ANN001
         pass
+
+
+def compile_instead_of_launch(arch: int = 90) -> None:
+    """From now on `kernel[grid](...)` compiles for sm_`arch` (once per specialisation, as a
+    launch would) and returns without running anything."""
+    driver.set_active(CompileOnlyDriver(arch))
+    JITFunction.__getitem__ = lambda fn, grid: functools.partial(fn.run, grid=grid, warmup=True)
 
 
 @dataclass

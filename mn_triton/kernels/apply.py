@@ -13,7 +13,7 @@ import triton.language as tl
 from torch import Tensor
 
 from .addressing import position_offsets, row_offsets
-from .layout import plan_rows_or_copy
+from .layout import cdiv, plan_rows_or_copy
 from .layout import strides_tuple as _strides
 
 
@@ -72,7 +72,7 @@ def row_affine(
     (x_, out_, *dy_), plan, strides = plan_rows_or_copy(*tensors)
     dy_ = dy_[0] if dy_ else x_  # a placeholder pointer when there is no dy
     dy_strides = strides[2] if dy is not None else strides[0]
-    grid = (triton.cdiv(plan.rows, plan.block_rows), triton.cdiv(plan.length, plan.block_len))
+    grid = (cdiv(plan.rows, plan.block_rows), cdiv(plan.length, plan.block_len))
     _row_affine_kernel[grid](
         x_, dy_, out_,
         shift, x_scale, bias, dy_scale,

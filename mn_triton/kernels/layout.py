@@ -79,7 +79,14 @@ def _merge_spatial_dims(
     return merged if len(merged) <= 2 else None
 
 
-def _next_pow2(n: int) -> int:
+# Plain-Python versions of triton.cdiv and triton.next_power_of_2, which are Triton
+# constexpr functions and cost ~1 µs of host time per call; a layer call makes ~16.
+def cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def next_pow2(n: int) -> int:
+    """The smallest power of two ≥ n (1 for n ≤ 1)."""
     return 1 << max(int(n) - 1, 0).bit_length()
 
 
@@ -89,13 +96,13 @@ def _choose_tile(
     if channels_contiguous:
         # channels_last: neighbouring channels are neighbours in memory, so a tile spans
         # many channels and fewer positions.
-        block_rows = min(_next_pow2(rows), 128, max_tile)
-        block_len = max(1, min(_next_pow2(length), max_tile // block_rows, max_block_len))
+        block_rows = min(next_pow2(rows), 128, max_tile)
+        block_len = max(1, min(next_pow2(length), max_tile // block_rows, max_block_len))
     else:
         # Rows are contiguous runs: a tile spans as much of a row as fits, then more rows
         # (short rows, e.g. 7×7 maps or (N, C) inputs, put many rows in one program).
-        block_len = min(_next_pow2(length), max_tile, max_block_len)
-        block_rows = max(1, min(_next_pow2(rows), max_tile // block_len))
+        block_len = min(next_pow2(length), max_tile, max_block_len)
+        block_rows = max(1, min(next_pow2(rows), max_tile // block_len))
     num_warps = 8 if block_rows * block_len >= 4096 else 4
     return block_rows, block_len, num_warps
 
@@ -168,8 +175,8 @@ def reduction_split(plan: RowPlan, device: torch.device) -> tuple[int, int]:
         target = PROGRAMS_PER_SM * _sm_count(index)
     else:
         target = CPU_TARGET_PROGRAMS
-    row_blocks = -(-plan.rows // plan.block_rows)
-    tiles_per_row = -(-plan.length // plan.block_len)
-    splits = max(1, min(-(-target // row_blocks), tiles_per_row))
-    split_len = -(-tiles_per_row // splits) * plan.block_len
-    return split_len, -(-plan.length // split_len)
+    row_blocks = cdiv(plan.rows, plan.block_rows)
+    tiles_per_row = cdiv(plan.length, plan.block_len)
+    splits = max(1, min(cdiv(target, row_blocks), tiles_per_row))
+    split_len = cdiv(tiles_per_row, splits) * plan.block_len
+    return split_len, cdiv(plan.length, split_len)

@@ -25,13 +25,15 @@ from torch import Tensor
 
 from reference._base import MIN_MODE_MASS
 
+from .layout import cdiv, next_pow2
+
 # Elements of the largest 3-D temporary ([samples, modes, channels]) a program holds.
 MIX_TILE = 4096
 _TINY: tl.constexpr = tl.constexpr(MIN_MODE_MASS)
 
 
 def _pow2(n: int) -> int:
-    return triton.next_power_of_2(max(int(n), 1))
+    return next_pow2(n)
 
 
 def _acc(dtype: torch.dtype) -> bool:
@@ -405,7 +407,7 @@ def mode_norm_forward(
     mode_mean = shift.new_empty((k, c))
     mode_var = shift.new_empty((k, c))
     gw = gate_weight.contiguous()
-    _mn_mix_forward_kernel[(triton.cdiv(c, block_c),)](
+    _mn_mix_forward_kernel[(cdiv(c, block_c),)](
         shift, mean_dev, var_rows, gw, _or(gate_bias, gw), _or(weight, gw), _or(bias, gw),
         _or(running_mean, gw), _or(running_mean_sq, gw),
         scale, row_bias, mode_mean, mode_var,
@@ -440,7 +442,7 @@ def mode_norm_backward(
     n, c = shift.shape
     k = gate_weight.shape[0]
     block_n, block_c, k_pad, chunk_c = _mn_blocks(n, c, k)
-    programs = triton.cdiv(c, block_c)
+    programs = cdiv(c, block_c)
     dy_scale, x_scale, row_bias = (torch.empty_like(shift) for _ in range(3))
     g_dg_partial = shift.new_empty((programs, n, k))
     d_weight, d_bias = shift.new_empty(c), shift.new_empty(c)

@@ -19,7 +19,7 @@ import triton.language as tl
 from torch import Tensor
 
 from .addressing import position_offsets, row_offsets
-from .layout import RowPlan, plan_rows_or_copy, reduction_split
+from .layout import RowPlan, cdiv, next_pow2, plan_rows_or_copy, reduction_split
 from .layout import strides_tuple as _strides
 
 
@@ -146,9 +146,9 @@ def _merge_splits(a: Tensor, b: Tensor, plan: RowPlan, split_len: int, moments: 
     if num_splits == 1:
         return a[:, 0], b[:, 0]  # (R, 1): already contiguous
     out_a, out_b = a.new_empty(rows), b.new_empty(rows)
-    splits_pad = triton.next_power_of_2(num_splits)
-    block_rows = max(1, min(triton.next_power_of_2(rows), 4096 // splits_pad))
-    _merge_splits_kernel[(triton.cdiv(rows, block_rows),)](
+    splits_pad = next_pow2(num_splits)
+    block_rows = max(1, min(next_pow2(rows), 4096 // splits_pad))
+    _merge_splits_kernel[(cdiv(rows, block_rows),)](
         a, b, a, b, out_a, out_b, rows, plan.length, split_len, num_splits,
         SPLITS_PAD=splits_pad, BLOCK_ROWS=block_rows, MOMENTS=moments,
     )  # fmt: skip
@@ -163,7 +163,7 @@ def row_moments(x: Tensor, stat_dtype: torch.dtype) -> tuple[Tensor, Tensor, Ten
     shift = torch.empty(plan.rows, dtype=stat_dtype, device=x.device)
     mean = torch.empty((plan.rows, num_splits), dtype=stat_dtype, device=x.device)
     var = torch.empty_like(mean)
-    grid = (triton.cdiv(plan.rows, plan.block_rows), num_splits)
+    grid = (cdiv(plan.rows, plan.block_rows), num_splits)
     _row_moments_kernel[grid](
         x, shift, mean, var,
         plan.rows, plan.channels, plan.length, plan.inner_size,
@@ -184,7 +184,7 @@ def row_grad_sums(x: Tensor, dy: Tensor, shift: Tensor) -> tuple[Tensor, Tensor]
     split_len, num_splits = reduction_split(plan, x.device)
     sum_dy = torch.empty((plan.rows, num_splits), dtype=shift.dtype, device=x.device)
     sum_dy_xs = torch.empty_like(sum_dy)
-    grid = (triton.cdiv(plan.rows, plan.block_rows), num_splits)
+    grid = (cdiv(plan.rows, plan.block_rows), num_splits)
     _row_grad_sums_kernel[grid](
         x, dy, shift, sum_dy, sum_dy_xs,
         plan.rows, plan.channels, plan.length, plan.inner_size,

@@ -271,14 +271,17 @@ def update_running_stats(
     mode_var: Tensor,
     momentum: float | Tensor,
 ) -> None:
-    """running ← (1 − λ)·running + λ·batch, for ⟨x⟩ and ⟨x²⟩ = σ² + μ² (SPEC §1)."""
+    """running ← (1 − λ)·running + λ·batch, for ⟨x⟩ and ⟨x²⟩ = σ² + μ² (SPEC §1).
+
+    Two ops (one addcmul, one fused lerp of both buffers), not four: on a GPU each op is a
+    launch, and a small network pays them in every layer on every step.
+    """
     with torch.no_grad():
         if isinstance(momentum, Tensor):
             momentum = momentum.to(running_mean.dtype)
         mode_mean = mode_mean.to(running_mean.dtype)
-        mode_mean_sq = (mode_var + mode_mean * mode_mean).to(running_mean.dtype)
-        running_mean.lerp_(mode_mean, momentum)
-        running_mean_sq.lerp_(mode_mean_sq, momentum)
+        mode_mean_sq = torch.addcmul(mode_var, mode_mean, mode_mean).to(running_mean.dtype)
+        torch._foreach_lerp_([running_mean, running_mean_sq], [mode_mean, mode_mean_sq], momentum)
 
 
 _RANKS = {

@@ -144,7 +144,7 @@ def _merge_splits(a: Tensor, b: Tensor, plan: RowPlan, split_len: int, moments: 
     """(R, S) partials → contiguous (R,) results."""
     rows, num_splits = a.shape
     if num_splits == 1:
-        return a[:, 0], b[:, 0]  # (R, 1): already contiguous
+        return a.view(rows), b.view(rows)  # (R, 1): already contiguous
     out_a, out_b = a.new_empty(rows), b.new_empty(rows)
     splits_pad = next_pow2(num_splits)
     block_rows = max(1, min(next_pow2(rows), 4096 // splits_pad))

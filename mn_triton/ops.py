@@ -124,12 +124,16 @@ def _mode_norm_setup_context(ctx, inputs, output) -> None:  # noqa: ANN001
     ctx.training, ctx.eps = training, eps
     ctx.param_dtypes = _dtypes(gate_weight, gate_bias, weight, inputs[4])
     ctx.mark_non_differentiable(*output[1:])
+    # Those outputs' gradients are unused: do not fill zeros for them (a launch each).
+    ctx.set_materialize_grads(False)
 
 
 def _mode_norm_grads(backward_op):  # noqa: ANN001
     """The autograd backward, given the backward op to call (custom op, or its code)."""
 
     def backward(ctx, dy, *_unused):  # noqa: ANN001
+        if dy is None:  # no gradient reached y (grads are not materialised as zeros)
+            return (None,) * 9
         x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, rm, rms = ctx.saved_tensors
         dx, *param_grads = backward_op(
             dy, x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, rm, rms,
@@ -243,12 +247,16 @@ def _mode_group_norm_setup_context(ctx, inputs, output) -> None:  # noqa: ANN001
     ctx.eps = eps
     ctx.param_dtypes = _dtypes(gate_weight, gate_bias, weight, inputs[4])
     ctx.mark_non_differentiable(*output[1:])
+    # Those outputs' gradients are unused: do not fill zeros for them (a launch each).
+    ctx.set_materialize_grads(False)
 
 
 def _mode_group_norm_grads(backward_op):  # noqa: ANN001
     """The autograd backward, given the backward op to call (custom op, or its code)."""
 
     def backward(ctx, dy, *_unused):  # noqa: ANN001
+        if dy is None:  # no gradient reached y (grads are not materialised as zeros)
+            return (None,) * 6
         x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight = ctx.saved_tensors
         dx, *param_grads = backward_op(
             dy, x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, ctx.eps

@@ -559,7 +559,7 @@ def _mgn_mix_forward_kernel(
 @triton.jit
 def _mgn_mix_backward_kernel(
     SHIFT, MDEV, VAR, SUM_DY, SUM_DY_XS, GW, GB, ALPHA,
-    DY_SCALE, X_SCALE, ROW_BIAS, AFFINE_PARTIAL, GATE_PARTIAL,
+    DY_SCALE, X_SCALE, ROW_BIAS, PARTIAL,
     C, K, eps, inv_length,
     HAS_GATE_BIAS: tl.constexpr, HAS_WEIGHT: tl.constexpr,
     K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
@@ -626,11 +626,33 @@ def _mgn_mix_backward_kernel(
         tl.store(DY_SCALE + base + cc, scale, mask=c_ok)
         tl.store(X_SCALE + base + cc, e, mask=c_ok)
         tl.store(ROW_BIAS + base + cc, dm * inv_length - mdev * e, mask=c_ok)
-        # Per-sample shares of the affine parameters' gradients: [Σ dy(x−m)·a + Σdy·b, Σdy].
-        tl.store(AFFINE_PARTIAL + 2 * base + cc, sum_dy_xm * a + sum_dy * b, mask=c_ok)
-        tl.store(AFFINE_PARTIAL + 2 * base + C + cc, sum_dy, mask=c_ok)
-    tl.store(GATE_PARTIAL + n * 2 * K + modes, d_gate_w, mask=mode_ok)
-    tl.store(GATE_PARTIAL + n * 2 * K + K + modes, d_gate_b, mask=mode_ok)
+        # This sample's shares of the affine parameters' gradients, [Σ dy(x−m)·a + Σdy·b, Σdy],
+        # in its row of PARTIAL: [d weight (C), d bias (C), d gate w (K), d gate b (K)].
+        tl.store(PARTIAL + n * (2 * C + 2 * K) + cc, sum_dy_xm * a + sum_dy * b, mask=c_ok)
+        tl.store(PARTIAL + n * (2 * C + 2 * K) + C + cc, sum_dy, mask=c_ok)
+    tl.store(PARTIAL + n * (2 * C + 2 * K) + 2 * C + modes, d_gate_w, mask=mode_ok)
+    tl.store(PARTIAL + n * (2 * C + 2 * K) + 2 * C + K + modes, d_gate_b, mask=mode_ok)
+
+
+@triton.jit
+def _mgn_sum_partials_kernel(
+    PARTIAL, D_WEIGHT, D_BIAS, D_GATE_W, D_GATE_B, N, C, K,
+    BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr,
+):  # fmt: skip
+    """Column sums of PARTIAL (N, 2C + 2K), each column stored in the output it belongs to:
+    four parameter gradients from one launch, in four tensors that share no storage."""
+    m = 2 * C + 2 * K
+    cols = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    col_ok = cols < m
+    total = tl.zeros([BLOCK_M], dtype=PARTIAL.dtype.element_ty)
+    for n0 in range(0, N, BLOCK_N):
+        rows = n0 + tl.arange(0, BLOCK_N)
+        mask = (rows < N)[:, None] & col_ok[None, :]
+        total += tl.sum(tl.load(PARTIAL + rows[:, None] * m + cols[None, :], mask=mask), axis=0)
+    tl.store(D_WEIGHT + cols, total, mask=cols < C)
+    tl.store(D_BIAS + (cols - C), total, mask=(cols >= C) & (cols < 2 * C))
+    tl.store(D_GATE_W + (cols - 2 * C), total, mask=(cols >= 2 * C) & (cols < 2 * C + K))
+    tl.store(D_GATE_B + (cols - 2 * C - K), total, mask=(cols >= 2 * C + K) & col_ok)
 
 
 def _mgn_blocks(c: int, k: int) -> tuple[int, int]:
@@ -684,17 +706,23 @@ def mode_group_norm_backward(
     k = gate_weight.shape[0]
     k_pad, chunk_c = _mgn_blocks(c, k)
     dy_scale, x_scale, row_bias = (torch.empty_like(shift) for _ in range(3))
-    affine_partial = shift.new_empty((n, 2, c))
-    gate_partial = shift.new_empty((n, 2, k))
+    partial = shift.new_empty((n, 2 * c + 2 * k))
+    d_weight, d_bias = shift.new_empty(c), shift.new_empty(c)
+    d_gate_w, d_gate_b = shift.new_empty((k, 1)), shift.new_empty(k)
     gw = gate_weight.contiguous()
     _mgn_mix_backward_kernel[(n,)](
         shift, mean_dev, var_rows, sum_dy, sum_dy_xs, gw, _or(gate_bias, gw), _or(weight, gw),
-        dy_scale, x_scale, row_bias, affine_partial, gate_partial,
+        dy_scale, x_scale, row_bias, partial,
         c, k, eps, 1.0 / length,
         HAS_GATE_BIAS=gate_bias is not None, HAS_WEIGHT=weight is not None,
         K_PAD=k_pad, CHUNK_C=chunk_c,
     )  # fmt: skip
-    # Four separate sums (not one, then split): the results must not share storage.
-    d_weight, d_bias = affine_partial[:, 0].sum(dim=0), affine_partial[:, 1].sum(dim=0)
-    d_gate_w, d_gate_b = gate_partial[:, 0].sum(dim=0), gate_partial[:, 1].sum(dim=0)
-    return dy_scale, x_scale, row_bias, d_gate_w.unsqueeze(1), d_gate_b, d_weight, d_bias
+    # One launch for the four sums over samples, into four tensors (the op's outputs must
+    # not share storage, so not one sum split four ways).
+    block_m = min(_pow2(2 * c + 2 * k), MIX_TILE // 16)  # 256 columns per program
+    block_n = max(1, min(_pow2(n), MIX_TILE // block_m))
+    _mgn_sum_partials_kernel[(cdiv(2 * c + 2 * k, block_m),)](
+        partial, d_weight, d_bias, d_gate_w, d_gate_b, n, c, k,
+        BLOCK_N=block_n, BLOCK_M=block_m,
+    )  # fmt: skip
+    return dy_scale, x_scale, row_bias, d_gate_w, d_gate_b, d_weight, d_bias

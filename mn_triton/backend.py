@@ -16,6 +16,8 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
+from reference._base import update_running_stats
+
 from . import mix as _mix
 from .kernels import apply as _apply_kernels
 from .kernels import mix as _mix_kernels
@@ -136,12 +138,22 @@ def _fused_mix(x: Tensor) -> bool:
     return FUSED_MIX and uses_kernels(x)
 
 
-def mode_norm_mix_forward(x: Tensor, *args) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # noqa: ANN002
-    """(scale, bias) per row and (μ, σ²) per mode: `mix.mode_norm_forward`'s arguments."""
+def mode_norm_mix_forward(
+    x: Tensor, *args, momentum: float | Tensor | None = None
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # noqa: ANN002
+    """(scale, bias) per row and (μ, σ²) per mode: `mix.mode_norm_forward`'s arguments.
+
+    With a `momentum`, training also updates the running estimates in place (on the kernels,
+    inside the mix kernel: no launches of its own).
+    """
     if _fused_mix(x):
-        return _mix_kernels.mode_norm_forward(*args)
+        return _mix_kernels.mode_norm_forward(*args, momentum=momentum)
     coeffs, stats = _mix.mode_norm_forward(*args)
-    return coeffs.scale, coeffs.bias, stats.absolute_mean(), stats.var
+    mode_mean = stats.absolute_mean()
+    *_, running_mean, running_mean_sq, training, _ = args
+    if training and momentum is not None and running_mean is not None:
+        update_running_stats(running_mean, running_mean_sq, mode_mean, stats.var, momentum)
+    return coeffs.scale, coeffs.bias, mode_mean, stats.var
 
 
 def mode_norm_mix_backward(x: Tensor, *args) -> _mix.MixGrads:  # noqa: ANN002

@@ -6,9 +6,10 @@ runs; the work happens in the custom ops of `mn_triton.ops`.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
-from reference._base import check_batch_for_training, update_running_stats
+from reference._base import check_batch_for_training
 
 from . import ops
 
@@ -81,15 +82,22 @@ def mode_norm(
         check_batch_for_training(input, fn)
     elif running_mean is None:
         raise ValueError(f"{fn}: training=False needs running_mean and running_mean_sq")
-
-    y, _, _, _, mode_mean, mode_var = ops.mode_norm(
-        input, gate_weight, gate_bias, weight, bias,
-        None if training else running_mean, None if training else running_mean_sq,
-        training, float(eps),
+    # In training the op also updates the running estimates, in place.
+    y, *_ = ops.mode_norm(
+        input, gate_weight, gate_bias, weight, bias, running_mean, running_mean_sq,
+        training, float(eps), momentum=_check_momentum(momentum, input, fn),
     )  # fmt: skip
-    if training and running_mean is not None and input.numel() > 0:
-        update_running_stats(running_mean, running_mean_sq, mode_mean, mode_var, momentum)
     return y
+
+
+def _check_momentum(momentum: float | Tensor, x: Tensor, fn: str) -> float | Tensor:
+    """A number as a float; a tensor (momentum=None's 1/num_batches_tracked) stays one, on
+    x's device, so that the kernels read it without a host synchronisation."""
+    if not isinstance(momentum, Tensor):
+        return float(momentum)
+    if momentum.numel() != 1:
+        raise ValueError(f"{fn}: momentum must be a number or a one-element tensor")
+    return momentum.to(x.device, torch.float32).reshape(())
 
 
 def mode_group_norm(

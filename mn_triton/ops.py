@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from reference._base import stat_dtype
+from reference._base import stat_dtype, update_running_stats
 
 from . import backend
 
@@ -52,12 +52,23 @@ def _mode_norm_forward(
     eps: float,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Returns (y, row shift, row mean − shift, row variance, mode mean, mode variance)."""
+    return _mode_norm_forward_updating(
+        x, gate_weight, gate_bias, weight, bias, running_mean, running_mean_sq, training, eps
+    )
+
+
+def _mode_norm_forward_updating(
+    x, gate_weight, gate_bias, weight, bias, running_mean, running_mean_sq, training, eps,  # noqa: ANN001
+    momentum: float | Tensor | None = None,
+):  # fmt: skip
+    """`_mode_norm_forward`; in training with a `momentum`, it also updates the running
+    estimates in place (inside the mix kernel, without launches of its own)."""
     if x.numel() == 0:  # nothing to normalise; statistics are zeros (and go unused)
         return _empty_forward(x, gate_weight.shape[0])
     shift, mean_dev, var_rows = backend.row_moments(x, stat_dtype(x.dtype))
     scale, row_bias, mode_mean, mode_var = backend.mode_norm_mix_forward(
         x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias,
-        running_mean, running_mean_sq, training, eps,
+        running_mean, running_mean_sq, training, eps, momentum=momentum,
     )  # fmt: skip
     y = backend.row_affine(x, shift, scale, row_bias)
     return y, shift, mean_dev, var_rows, mode_mean, mode_var
@@ -159,18 +170,35 @@ class _ModeNormFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, *args):  # noqa: ANN001, ANN002, ANN205
-        outputs = _mode_norm_forward(*args)
-        _mode_norm_setup_context(ctx, args, outputs)
+        outputs = _mode_norm_forward_updating(*args)
+        _mode_norm_setup_context(ctx, args[:-1], outputs)
         return outputs
 
-    backward = staticmethod(once_differentiable(_mode_norm_grads(_mode_norm_backward_impl)))
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dy, *unused):  # noqa: ANN001, ANN002, ANN205
+        return *_mode_norm_eager_backward(ctx, dy, *unused), None  # (no grad for momentum)
 
 
-def mode_norm(*args):  # noqa: ANN002
-    """`mode_norm_forward`'s arguments and results; differentiable."""
+_mode_norm_eager_backward = _mode_norm_grads(_mode_norm_backward_impl)
+
+
+def mode_norm(*args, momentum: float | Tensor | None = None):  # noqa: ANN002
+    """`mode_norm_forward`'s arguments and results; differentiable.
+
+    In training with a `momentum`, the running estimates are updated in place (a custom op
+    may not both mutate and have an autograd formula, so when compiling the update is a few
+    torch ops after the op, which inductor fuses).
+    """
     if torch.compiler.is_compiling():
-        return mode_norm_forward(*args)
-    return _ModeNormFunction.apply(*args)
+        x, gate_weight, gate_bias, weight, bias, running_mean, running_mean_sq, training, eps = args
+        if training:
+            args = (x, gate_weight, gate_bias, weight, bias, None, None, training, eps)
+        outputs = mode_norm_forward(*args)
+        if training and momentum is not None and running_mean is not None and x.numel() > 0:
+            update_running_stats(running_mean, running_mean_sq, *outputs[4:], momentum)
+        return outputs
+    return _ModeNormFunction.apply(*args, momentum)
 
 
 # ------------------------------ Mode Group Normalization ------------------------------

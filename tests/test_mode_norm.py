@@ -184,6 +184,39 @@ def test_cumulative_average_with_momentum_none(backend):
     assert_close(layer.running_mean_sq, twin.running_mean_sq, 1e-5, "running_mean_sq")
 
 
+def test_strided_running_estimates_are_updated_too(backend):
+    """The kernels update dense estimates inside the mix kernel; strided ones (a transposed
+    view here) take the torch-op update instead, and must still change in place."""
+    k, c = 2, 5
+    x = _input((6, c, 3, 3), offset=1.0)
+    gate_w, gate_b = torch.randn(k, c) / 5, torch.randn(k)
+    dense = torch.randn(k, c), torch.rand(k, c) + 1
+    strided = dense[0].t().contiguous().t(), dense[1].t().contiguous().t()
+    assert not strided[0].is_contiguous()
+    expected = [t.double().clone() for t in dense]
+    reference.functional.mode_norm(
+        x.double(), gate_w.double(), gate_b.double(), *expected, training=True, momentum=0.25
+    )
+    for running in (dense, strided):
+        mn_triton.functional.mode_norm(x, gate_w, gate_b, *running, training=True, momentum=0.25)
+        for got, want in zip(running, expected, strict=True):
+            assert_close(got, want, 1e-5, "running estimate")
+
+
+def test_running_estimates_change_visibly_to_autograd(backend):
+    """An in-place update bumps the version counter, so a backward that saved the old
+    estimates (an eval forward) refuses to run after a training step changed them."""
+    layer = randomize(mn_triton.ModeNorm2d(3, num_modes=2)).eval()
+    x = _input((4, 3, 2, 2)).requires_grad_()
+    y_eval = layer(x)
+    version = layer.running_mean._version
+    layer.train()(x.detach())
+    assert layer.running_mean._version > version
+    assert layer.running_mean_sq._version > version
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y_eval.sum().backward()
+
+
 def test_eval_before_training_is_like_fresh_batch_norm(backend):
     """Running init 0 and 1: eval before any training divides by sqrt(1 + eps)."""
     layer = mn_triton.ModeNorm2d(3, num_modes=2).eval()

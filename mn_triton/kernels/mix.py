@@ -22,8 +22,9 @@ import torch
 import triton
 import triton.language as tl
 from torch import Tensor
+from torch.autograd.graph import increment_version
 
-from reference._base import MIN_MODE_MASS
+from reference._base import MIN_MODE_MASS, update_running_stats
 
 from .layout import cdiv, next_pow2
 
@@ -172,11 +173,26 @@ def _mn_mode_stats(
 
 
 @triton.jit
+def _update_running(RMEAN, RMEAN_SQ, MOMENTUM, momentum, mean, var, kc, kc_ok,
+                    MOMENTUM_IN_TENSOR: tl.constexpr):  # fmt: skip
+    """running ← running + λ·(batch − running) for ⟨x⟩ and ⟨x²⟩ = σ² + μ², in place."""
+    if MOMENTUM_IN_TENSOR:  # momentum=None: λ = 1/num_batches_tracked, a tensor on device
+        momentum = tl.load(MOMENTUM).to(mean.dtype)
+    running = tl.load(RMEAN + kc, mask=kc_ok, other=0.0).to(mean.dtype)
+    running_sq = tl.load(RMEAN_SQ + kc, mask=kc_ok, other=0.0).to(mean.dtype)
+    running += momentum * (mean - running)
+    running_sq += momentum * (var + mean * mean - running_sq)
+    tl.store(RMEAN + kc, running.to(RMEAN.dtype.element_ty), mask=kc_ok)
+    tl.store(RMEAN_SQ + kc, running_sq.to(RMEAN_SQ.dtype.element_ty), mask=kc_ok)
+
+
+@triton.jit
 def _mn_mix_forward_kernel(
-    SHIFT, MDEV, VAR, GW, GB, ALPHA, BETA, RMEAN, RMEAN_SQ,
+    SHIFT, MDEV, VAR, GW, GB, ALPHA, BETA, RMEAN, RMEAN_SQ, MOMENTUM,
     SCALE, BIAS, MODE_MEAN, MODE_VAR,
-    N, C, K, eps,
-    TRAINING: tl.constexpr, HAS_GATE_BIAS: tl.constexpr, HAS_WEIGHT: tl.constexpr,
+    N, C, K, eps, momentum,
+    TRAINING: tl.constexpr, UPDATE_RUNNING: tl.constexpr, MOMENTUM_IN_TENSOR: tl.constexpr,
+    HAS_GATE_BIAS: tl.constexpr, HAS_WEIGHT: tl.constexpr,
     HAS_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
     K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
@@ -192,8 +208,12 @@ def _mn_mix_forward_kernel(
     kc = modes[:, None] * C + cols[None, :]
     kc_ok = mode_ok[:, None] & col_ok[None, :]
     coverage = mass / tl.maximum(mass, _TINY)
-    tl.store(MODE_MEAN + kc, mean + pivot[None, :] * coverage[:, None], mask=kc_ok)
+    absolute_mean = mean + pivot[None, :] * coverage[:, None]
+    tl.store(MODE_MEAN + kc, absolute_mean, mask=kc_ok)
     tl.store(MODE_VAR + kc, var, mask=kc_ok)
+    if UPDATE_RUNNING:  # training: the running estimates follow the batch's, here
+        _update_running(RMEAN, RMEAN_SQ, MOMENTUM, momentum, absolute_mean, var, kc, kc_ok,
+                        MOMENTUM_IN_TENSOR)  # fmt: skip
 
     rstd = 1.0 / tl.sqrt(var + eps)
     alpha = _load_or(ALPHA, cols, col_ok, 1.0, pivot.dtype, HAS_WEIGHT)
@@ -397,8 +417,16 @@ def mode_norm_forward(
     running_mean_sq: Tensor | None,
     training: bool,
     eps: float,
+    momentum: float | Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """(scale, bias) per row and (μ, σ²) per mode and channel; see mix.mode_norm_forward."""
+    """(scale, bias) per row and (μ, σ²) per mode and channel; see mix.mode_norm_forward.
+
+    In training with a `momentum` (a float, or a one-element tensor on the device) and
+    running estimates, those are updated in place too, as `update_running_stats` does.
+    """
+    update = training and momentum is not None and running_mean is not None
+    fused_update = update and running_mean.is_contiguous() and running_mean_sq.is_contiguous()
+    in_tensor = isinstance(momentum, Tensor)
     shift, mean_dev, var_rows = _dense(shift, mean_dev, var_rows)
     n, c = shift.shape
     k = gate_weight.shape[0]
@@ -409,13 +437,18 @@ def mode_norm_forward(
     gw = gate_weight.contiguous()
     _mn_mix_forward_kernel[(cdiv(c, block_c),)](
         shift, mean_dev, var_rows, gw, _or(gate_bias, gw), _or(weight, gw), _or(bias, gw),
-        _or(running_mean, gw), _or(running_mean_sq, gw),
+        _or(running_mean, gw), _or(running_mean_sq, gw), momentum if in_tensor else gw,
         scale, row_bias, mode_mean, mode_var,
-        n, c, k, eps,
-        TRAINING=training, HAS_GATE_BIAS=gate_bias is not None, HAS_WEIGHT=weight is not None,
+        n, c, k, eps, 0.0 if in_tensor or momentum is None else float(momentum),
+        TRAINING=training, UPDATE_RUNNING=fused_update, MOMENTUM_IN_TENSOR=in_tensor,
+        HAS_GATE_BIAS=gate_bias is not None, HAS_WEIGHT=weight is not None,
         HAS_BIAS=bias is not None, BLOCK_N=block_n, BLOCK_C=block_c, K_PAD=k_pad,
         CHUNK_C=chunk_c,
     )  # fmt: skip
+    if fused_update:  # written through raw pointers: tell autograd they changed in place
+        increment_version([running_mean, running_mean_sq])
+    elif update:  # strided estimates: the kernel indexes them densely
+        update_running_stats(running_mean, running_mean_sq, mode_mean, mode_var, momentum)
     return scale, row_bias, mode_mean, mode_var
 
 

@@ -226,6 +226,7 @@ def sweep(quick: bool) -> list[tuple[str, Callable[[], None]]]:
                 ("channels_last float16", _layout_case(kind, torch.float16, "cl")),
                 ("sliced float64", _layout_case(kind, torch.float64, "sliced")),
                 ("K=16 no affine", _shape_case(kind, (8, 24, 9, 9), None, 16, False)),
+                ("momentum=None", _cumulative_average_case(kind)),
                 ("no gate bias", _no_gate_bias_case(kind)),
             )
         ] + [("offsets past 2^31", _beyond_2_pow_31)]
@@ -247,10 +248,23 @@ def sweep(quick: bool) -> list[tuple[str, Callable[[], None]]]:
             cases.append((f"{kind} channels_last {dtype}", _layout_case(kind, dtype, "cl")))
             cases.append((f"{kind} sliced {dtype}", _layout_case(kind, dtype, "sliced")))
         cases.append((f"{kind} K=16 no affine", _shape_case(kind, (8, 24, 9, 9), None, 16, False)))
+        cases.append((f"{kind} momentum=None", _cumulative_average_case(kind)))
         cases.append((f"{kind} no gate bias", _no_gate_bias_case(kind)))
         cases.append((f"{kind} N=1", _shape_case(kind, (1, 3, 5, 7), None, 3)))
     cases.append(("offsets past 2^31", _beyond_2_pow_31))
     return cases
+
+
+def _cumulative_average_case(kind: str) -> Callable[[], None]:
+    """momentum=None: the running estimates' weight is a tensor the kernel reads."""
+
+    def run() -> None:
+        layer = _layer(kind, 6, 2, torch.float32)
+        if kind == "MN":
+            layer.momentum = None
+        _train_and_eval(layer, torch.randn(4, 6, 5, 5, device=DEVICE))
+
+    return run
 
 
 def _no_gate_bias_case(kind: str) -> Callable[[], None]:

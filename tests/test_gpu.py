@@ -126,6 +126,16 @@ def test_compiled_and_cuda_graphs_match_eager(mode):
 
 
 @pytest.mark.slow
+def test_long_channels_last_rows():
+    """More than 65535 tiles of 16 positions per row (channels_last, 128 channels): CUDA
+    limits a grid's second and third axes to 65535 programs, so the kernels use one axis."""
+    c, h, w = 128, 1040, 1040
+    x = _input((1, c, h, w), torch.float16, channels_last=True)
+    layer, bn = _on_gpu(mn_triton.ModeNorm2d(c, num_modes=1)), _on_gpu(nn.BatchNorm2d(c))
+    assert_close(layer(x).float(), bn(x).float(), TOLERANCE[torch.float16], "K=1 vs BatchNorm2d")
+
+
+@pytest.mark.slow
 def test_more_than_2_pow_31_elements():
     """64-bit offsets for real: N·C·L > 2³¹ in float16 (about 4.3 GB per tensor)."""
     free, _ = torch.cuda.mem_get_info()

@@ -20,15 +20,18 @@ from .layout import strides_tuple as _strides
 @triton.jit
 def _row_affine_kernel(
     X, DY, OUT, SHIFT, X_SCALE, BIAS, DY_SCALE,
-    rows_total, channels, length, inner_size,
+    rows_total, channels, length, inner_size, len_tiles,
     sx_n, sx_c, sx_outer, sx_inner,
     sdy_n, sdy_c, sdy_outer, sdy_inner,
     so_n, so_c, so_outer, so_inner,
     BLOCK_ROWS: tl.constexpr, BLOCK_LEN: tl.constexpr,
     TWO_LEVEL: tl.constexpr, HAS_DY: tl.constexpr,
 ):  # fmt: skip
-    rows = tl.program_id(0) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
-    cols = tl.program_id(1) * BLOCK_LEN + tl.arange(0, BLOCK_LEN)
+    # A 1-D grid (CUDA allows 65535 programs on its other axes, which long channels_last rows
+    # of 16-position tiles exceed): program → (block of rows, tile along them).
+    pid = tl.program_id(0)
+    rows = (pid // len_tiles) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
+    cols = (pid % len_tiles) * BLOCK_LEN + tl.arange(0, BLOCK_LEN)
     row_ok = rows < rows_total
     mask = row_ok[:, None] & (cols < length)[None, :]
 
@@ -72,11 +75,11 @@ def row_affine(
     (x_, out_, *dy_), plan, strides = plan_rows_or_copy(*tensors)
     dy_ = dy_[0] if dy_ else x_  # a placeholder pointer when there is no dy
     dy_strides = strides[2] if dy is not None else strides[0]
-    grid = (cdiv(plan.rows, plan.block_rows), cdiv(plan.length, plan.block_len))
-    _row_affine_kernel[grid](
+    len_tiles = cdiv(plan.length, plan.block_len)
+    _row_affine_kernel[(cdiv(plan.rows, plan.block_rows) * len_tiles,)](
         x_, dy_, out_,
         shift, x_scale, bias, dy_scale,
-        plan.rows, plan.channels, plan.length, plan.inner_size,
+        plan.rows, plan.channels, plan.length, plan.inner_size, len_tiles,
         *_strides(strides[0]), *_strides(dy_strides), *_strides(strides[1]),
         BLOCK_ROWS=plan.block_rows, BLOCK_LEN=plan.block_len,
         TWO_LEVEL=plan.two_level, HAS_DY=dy is not None,

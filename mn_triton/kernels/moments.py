@@ -140,12 +140,26 @@ def _merge_splits_kernel(
         tl.store(OUT_B + rows, sum_dy_xs, mask=row_ok)
 
 
-def _merge_splits(a: Tensor, b: Tensor, plan: RowPlan, split_len: int, moments: bool):
-    """(R, S) partials → contiguous (R,) results."""
-    rows, num_splits = a.shape
+def _partials(
+    n: int, c: int, num_splits: int, dtype: torch.dtype, device: torch.device
+) -> tuple[Tensor, Tensor]:
+    """Two buffers for the (N·C, S) partial results: shaped (N, C) already when S = 1 (the
+    kernels index them flat), so the common case needs no merge and no view."""
+    shape = (n, c) if num_splits == 1 else (n * c, num_splits)
+    return torch.empty(shape, dtype=dtype, device=device), torch.empty(
+        shape, dtype=dtype, device=device
+    )
+
+
+def _merge_splits(
+    a: Tensor, b: Tensor, plan: RowPlan, split_len: int, num_splits: int, moments: bool
+) -> tuple[Tensor, Tensor]:
+    """(N·C, S) partials → contiguous (N, C) results; with S = 1 they are that already."""
     if num_splits == 1:
-        return a.view(rows), b.view(rows)  # (R, 1): already contiguous
-    out_a, out_b = a.new_empty(rows), b.new_empty(rows)
+        return a, b
+    rows = plan.rows
+    out_a = a.new_empty((rows // plan.channels, plan.channels))
+    out_b = torch.empty_like(out_a)
     splits_pad = next_pow2(num_splits)
     block_rows = max(1, min(next_pow2(rows), 4096 // splits_pad))
     _merge_splits_kernel[(cdiv(rows, block_rows),)](
@@ -160,9 +174,8 @@ def row_moments(x: Tensor, stat_dtype: torch.dtype) -> tuple[Tensor, Tensor, Ten
     (x,), plan, (strides,) = plan_rows_or_copy(x)
     n, c = x.shape[:2]
     split_len, num_splits = reduction_split(plan, x.device)
-    shift = torch.empty(plan.rows, dtype=stat_dtype, device=x.device)
-    mean = torch.empty((plan.rows, num_splits), dtype=stat_dtype, device=x.device)
-    var = torch.empty_like(mean)
+    shift = torch.empty((n, c), dtype=stat_dtype, device=x.device)
+    mean, var = _partials(n, c, num_splits, stat_dtype, x.device)
     grid = (cdiv(plan.rows, plan.block_rows), num_splits)
     _row_moments_kernel[grid](
         x, shift, mean, var,
@@ -173,8 +186,8 @@ def row_moments(x: Tensor, stat_dtype: torch.dtype) -> tuple[Tensor, Tensor, Ten
         TWO_LEVEL=plan.two_level, ACC_FP64=stat_dtype == torch.float64,
         num_warps=plan.num_warps,
     )  # fmt: skip
-    mean, var = _merge_splits(mean, var, plan, split_len, moments=True)
-    return shift.view(n, c), mean.view(n, c), var.view(n, c)
+    mean, var = _merge_splits(mean, var, plan, split_len, num_splits, moments=True)
+    return shift, mean, var
 
 
 def row_grad_sums(x: Tensor, dy: Tensor, shift: Tensor) -> tuple[Tensor, Tensor]:
@@ -182,8 +195,7 @@ def row_grad_sums(x: Tensor, dy: Tensor, shift: Tensor) -> tuple[Tensor, Tensor]
     (x, dy), plan, (x_strides, dy_strides) = plan_rows_or_copy(x, dy)
     n, c = x.shape[:2]
     split_len, num_splits = reduction_split(plan, x.device)
-    sum_dy = torch.empty((plan.rows, num_splits), dtype=shift.dtype, device=x.device)
-    sum_dy_xs = torch.empty_like(sum_dy)
+    sum_dy, sum_dy_xs = _partials(n, c, num_splits, shift.dtype, x.device)
     grid = (cdiv(plan.rows, plan.block_rows), num_splits)
     _row_grad_sums_kernel[grid](
         x, dy, shift, sum_dy, sum_dy_xs,
@@ -194,5 +206,4 @@ def row_grad_sums(x: Tensor, dy: Tensor, shift: Tensor) -> tuple[Tensor, Tensor]
         TWO_LEVEL=plan.two_level, ACC_FP64=shift.dtype == torch.float64,
         num_warps=plan.num_warps,
     )  # fmt: skip
-    sum_dy, sum_dy_xs = _merge_splits(sum_dy, sum_dy_xs, plan, split_len, moments=False)
-    return sum_dy.view(n, c), sum_dy_xs.view(n, c)
+    return _merge_splits(sum_dy, sum_dy_xs, plan, split_len, num_splits, moments=False)

@@ -59,7 +59,6 @@ def main() -> None:
         from compile_check import compile_instead_of_launch
 
         compile_instead_of_launch()
-        backend.INTERPRETING = True  # CPU tensors take the kernel path
         args.device, path = "cpu", "Triton, compile-only"
     x = torch.randn(2, 8, 4, 4, device=args.device, requires_grad=True)
     layers = {

@@ -92,10 +92,12 @@ class CompileOnlyDriver(DriverBase):
 
 
 def compile_instead_of_launch(arch: int = 90) -> None:
-    """From now on `kernel[grid](...)` compiles for sm_`arch` (once per specialisation, as a
-    launch would) and returns without running anything."""
+    """From now on every tensor (CPU or meta) takes mn_triton's kernel path, and
+    `kernel[grid](...)` compiles for sm_`arch` (once per specialisation, as a launch would)
+    and returns without running anything."""
     driver.set_active(CompileOnlyDriver(arch))
     JITFunction.__getitem__ = lambda fn, grid: functools.partial(fn.run, grid=grid, warmup=True)
+    backend.uses_kernels = lambda x: True
 
 
 @dataclass
@@ -320,10 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
 
-    driver.set_active(CompileOnlyDriver(args.arch))
+    compile_instead_of_launch(args.arch)
     recorder = Recorder()
-    recorder.install()
-    backend.uses_kernels = lambda x: True  # meta tensors take the kernel path
+    recorder.install()  # launches also record what they compiled
     layout.CPU_TARGET_PROGRAMS = layout.PROGRAMS_PER_SM * H100_SMS  # GPU-sized row splits
     mn_triton.set_backend("triton")
 

@@ -33,10 +33,6 @@ MIX_TILE = 4096
 _TINY: tl.constexpr = tl.constexpr(MIN_MODE_MASS)
 
 
-def _pow2(n: int) -> int:
-    return next_pow2(n)
-
-
 def _acc(dtype: torch.dtype) -> bool:
     return dtype == torch.float64
 
@@ -389,10 +385,10 @@ def _mn_mix_backward_gates_kernel(
 
 def _mn_blocks(n: int, c: int, k: int) -> tuple[int, int, int, int]:
     """(BLOCK_N, BLOCK_C, K_PAD, CHUNK_C) keeping [BLOCK_N, K_PAD, BLOCK_C] within MIX_TILE."""
-    k_pad = _pow2(k)
-    block_c = max(1, min(_pow2(c), 32, MIX_TILE // k_pad))
-    block_n = max(1, min(_pow2(n), MIX_TILE // (k_pad * block_c)))
-    chunk_c = max(1, min(_pow2(c), MIX_TILE // (k_pad * block_n)))
+    k_pad = next_pow2(k)
+    block_c = max(1, min(next_pow2(c), 32, MIX_TILE // k_pad))
+    block_n = max(1, min(next_pow2(n), MIX_TILE // (k_pad * block_c)))
+    chunk_c = max(1, min(next_pow2(c), MIX_TILE // (k_pad * block_n)))
     return block_n, block_c, k_pad, chunk_c
 
 
@@ -599,6 +595,7 @@ def _mgn_mix_backward_kernel(
 ):  # fmt: skip
     n = tl.program_id(0).to(tl.int64)
     base = n * C
+    partial_row = PARTIAL + n * (2 * C + 2 * K)
     modes = tl.arange(0, K_PAD)
     mode_ok = modes < K
     pivot = tl.load(SHIFT + base)
@@ -661,10 +658,10 @@ def _mgn_mix_backward_kernel(
         tl.store(ROW_BIAS + base + cc, dm * inv_length - mdev * e, mask=c_ok)
         # This sample's shares of the affine parameters' gradients, [Σ dy(x−m)·a + Σdy·b, Σdy],
         # in its row of PARTIAL: [d weight (C), d bias (C), d gate w (K), d gate b (K)].
-        tl.store(PARTIAL + n * (2 * C + 2 * K) + cc, sum_dy_xm * a + sum_dy * b, mask=c_ok)
-        tl.store(PARTIAL + n * (2 * C + 2 * K) + C + cc, sum_dy, mask=c_ok)
-    tl.store(PARTIAL + n * (2 * C + 2 * K) + 2 * C + modes, d_gate_w, mask=mode_ok)
-    tl.store(PARTIAL + n * (2 * C + 2 * K) + 2 * C + K + modes, d_gate_b, mask=mode_ok)
+        tl.store(partial_row + cc, sum_dy_xm * a + sum_dy * b, mask=c_ok)
+        tl.store(partial_row + C + cc, sum_dy, mask=c_ok)
+    tl.store(partial_row + 2 * C + modes, d_gate_w, mask=mode_ok)
+    tl.store(partial_row + 2 * C + K + modes, d_gate_b, mask=mode_ok)
 
 
 @triton.jit
@@ -689,8 +686,8 @@ def _mgn_sum_partials_kernel(
 
 
 def _mgn_blocks(c: int, k: int) -> tuple[int, int]:
-    k_pad = _pow2(k)
-    return k_pad, max(1, min(_pow2(c), MIX_TILE // k_pad))
+    k_pad = next_pow2(k)
+    return k_pad, max(1, min(next_pow2(c), MIX_TILE // k_pad))
 
 
 def mode_group_norm_forward(
@@ -752,8 +749,8 @@ def mode_group_norm_backward(
     )  # fmt: skip
     # One launch for the four sums over samples, into four tensors (the op's outputs must
     # not share storage, so not one sum split four ways).
-    block_m = min(_pow2(2 * c + 2 * k), MIX_TILE // 16)  # 256 columns per program
-    block_n = max(1, min(_pow2(n), MIX_TILE // block_m))
+    block_m = min(next_pow2(2 * c + 2 * k), MIX_TILE // 16)  # 256 columns per program
+    block_n = max(1, min(next_pow2(n), MIX_TILE // block_m))
     _mgn_sum_partials_kernel[(cdiv(2 * c + 2 * k, block_m),)](
         partial, d_weight, d_bias, d_gate_w, d_gate_b, n, c, k,
         BLOCK_N=block_n, BLOCK_M=block_m,

@@ -110,6 +110,7 @@ class Compiled:
     spill_bytes: int  # local memory per thread: registers that did not fit
     shared_bytes: int
     global_loads: str  # load instructions by width, e.g. "8×v4.b32 1×b32": vectorised?
+    fp_fusion: bool  # compiled with fused multiply-adds (layout.FP_FUSION)
     seconds: float
 
 
@@ -158,7 +159,7 @@ class Recorder:
         self.compiled[kernel.hash] = Compiled(
             fn.fn.__name__, self.case, constexprs, kernel.metadata.num_warps,
             usage.get("REG", -1), usage.get("LOCAL", -1), kernel.metadata.shared,
-            global_loads(kernel.asm["ptx"]), seconds,
+            global_loads(kernel.asm["ptx"]), kernel.metadata.enable_fp_fusion, seconds,
         )  # fmt: skip
 
 

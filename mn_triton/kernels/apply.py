@@ -13,7 +13,7 @@ import triton.language as tl
 from torch import Tensor
 
 from .addressing import position_offsets, row_offsets
-from .layout import cdiv, plan_rows_or_copy
+from .layout import FP_FUSION, cdiv, plan_rows_or_copy
 from .layout import strides_tuple as _strides
 
 
@@ -84,6 +84,7 @@ def row_affine(
         BLOCK_ROWS=plan.block_rows, BLOCK_LEN=plan.block_len,
         TWO_LEVEL=plan.two_level, HAS_DY=dy is not None,
         num_warps=plan.num_warps,
+        enable_fp_fusion=FP_FUSION,
     )  # fmt: skip
     if out_ is not out:  # the planner fell back to contiguous copies
         out.copy_(out_)

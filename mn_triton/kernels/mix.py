@@ -26,7 +26,7 @@ from torch.autograd.graph import increment_version
 
 from reference._base import MIN_MODE_MASS, update_running_stats
 
-from .layout import cdiv, next_pow2
+from .layout import FP_FUSION, cdiv, next_pow2
 
 # Elements of the largest 3-D temporary ([samples, modes, channels]) a program holds.
 MIX_TILE = 4096
@@ -440,6 +440,7 @@ def mode_norm_forward(
         HAS_GATE_BIAS=gate_bias is not None, HAS_WEIGHT=weight is not None,
         HAS_BIAS=bias is not None, BLOCK_N=block_n, BLOCK_C=block_c, K_PAD=k_pad,
         CHUNK_C=chunk_c,
+        enable_fp_fusion=FP_FUSION,
     )  # fmt: skip
     if fused_update:  # written through raw pointers: tell autograd they changed in place
         increment_version([running_mean, running_mean_sq])
@@ -486,10 +487,12 @@ def mode_norm_backward(
         dy_scale, x_scale, row_bias, g_dg_partial, d_weight, d_bias,
         n, c, k, eps, 1.0 / length,
         TRAINING=training, HAS_WEIGHT=weight is not None, **common,
+        enable_fp_fusion=FP_FUSION,
     )  # fmt: skip
     _mn_mix_backward_gates_kernel[(programs,)](
         shift, mean_dev, gw, gb, g_dg_partial, row_bias, d_gate_w, d_gate_b,
         n, c, k, programs, 1.0 / length, **common,
+        enable_fp_fusion=FP_FUSION,
     )  # fmt: skip
     return dy_scale, x_scale, row_bias, d_gate_w, d_gate_b, d_weight, d_bias
 
@@ -712,6 +715,7 @@ def mode_group_norm_forward(
         scale, row_bias, c, k, eps,
         HAS_GATE_BIAS=gate_bias is not None, HAS_WEIGHT=weight is not None,
         HAS_BIAS=bias is not None, K_PAD=k_pad, CHUNK_C=chunk_c,
+        enable_fp_fusion=FP_FUSION,
     )  # fmt: skip
     return scale, row_bias
 
@@ -746,6 +750,7 @@ def mode_group_norm_backward(
         c, k, eps, 1.0 / length,
         HAS_GATE_BIAS=gate_bias is not None, HAS_WEIGHT=weight is not None,
         K_PAD=k_pad, CHUNK_C=chunk_c,
+        enable_fp_fusion=FP_FUSION,
     )  # fmt: skip
     # One launch for the four sums over samples, into four tensors (the op's outputs must
     # not share storage, so not one sum split four ways).
@@ -754,5 +759,6 @@ def mode_group_norm_backward(
     _mgn_sum_partials_kernel[(cdiv(2 * c + 2 * k, block_m),)](
         partial, d_weight, d_bias, d_gate_w, d_gate_b, n, c, k,
         BLOCK_N=block_n, BLOCK_M=block_m,
+        enable_fp_fusion=FP_FUSION,
     )  # fmt: skip
     return dy_scale, x_scale, row_bias, d_gate_w, d_gate_b, d_weight, d_bias

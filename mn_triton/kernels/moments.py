@@ -19,7 +19,7 @@ import triton.language as tl
 from torch import Tensor
 
 from .addressing import position_offsets, row_offsets
-from .layout import RowPlan, cdiv, next_pow2, plan_rows_or_copy, reduction_split
+from .layout import FP_FUSION, RowPlan, cdiv, next_pow2, plan_rows_or_copy, reduction_split
 from .layout import strides_tuple as _strides
 
 
@@ -165,6 +165,7 @@ def _merge_splits(
     _merge_splits_kernel[(cdiv(rows, block_rows),)](
         a, b, a, b, out_a, out_b, rows, plan.length, split_len, num_splits,
         SPLITS_PAD=splits_pad, BLOCK_ROWS=block_rows, MOMENTS=moments,
+        enable_fp_fusion=FP_FUSION,
     )  # fmt: skip
     return out_a, out_b
 
@@ -185,6 +186,7 @@ def row_moments(x: Tensor, stat_dtype: torch.dtype) -> tuple[Tensor, Tensor, Ten
         BLOCK_ROWS=plan.block_rows, BLOCK_LEN=plan.block_len,
         TWO_LEVEL=plan.two_level, ACC_FP64=stat_dtype == torch.float64,
         num_warps=plan.num_warps,
+        enable_fp_fusion=FP_FUSION,
     )  # fmt: skip
     mean, var = _merge_splits(mean, var, plan, split_len, num_splits, moments=True)
     return shift, mean, var
@@ -205,5 +207,6 @@ def row_grad_sums(x: Tensor, dy: Tensor, shift: Tensor) -> tuple[Tensor, Tensor]
         BLOCK_ROWS=plan.block_rows, BLOCK_LEN=plan.block_len,
         TWO_LEVEL=plan.two_level, ACC_FP64=shift.dtype == torch.float64,
         num_warps=plan.num_warps,
+        enable_fp_fusion=FP_FUSION,
     )  # fmt: skip
     return _merge_splits(sum_dy, sum_dy_xs, plan, split_len, num_splits, moments=False)

@@ -5,10 +5,11 @@ per normalization layer when kernel launches, not memory traffic, bound a step.
 
 On a GPU this times the Triton path's Python side (argument checks, planning, launches);
 on a CPU, mn_triton's torch-op path. With --compile-only (no GPU needed) it times the Triton
-path's host side on CPU tensors: every launch goes through Triton's launch path up to the
-driver call, with the kernels compiled for sm_90 and never run (tools/compile_check.py), so
-it leaves out only the CUDA driver's own cost per launch (a few µs). Prints microseconds per
-call, median of 5 rounds.
+path's host side on CPU tensors: every launch binds and specialises its arguments and looks
+up the compiled kernel as a real launch does, with the kernels compiled for sm_90 and never
+run (tools/compile_check.py). It leaves out the launcher itself: Triton's C launcher packing
+the arguments and the CUDA driver call, a few µs per launch. Prints microseconds per call,
+median of 5 rounds.
 """
 
 from __future__ import annotations

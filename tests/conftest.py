@@ -14,6 +14,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import mn_triton  # noqa: E402
+from mn_triton import backend as mn_backend  # noqa: E402
 from mn_triton.kernels import layout  # noqa: E402
 
 
@@ -29,6 +30,9 @@ def _fresh_seed(request):
 def backend(request):
     """Run the test with the Triton kernels (interpreted on CPU) and with the torch-op path."""
     with mn_triton.use_backend(request.param):
+        # Both paths compute the same results, so a 'triton' run that fell back to torch ops
+        # would pass every comparison unnoticed.
+        assert mn_backend.uses_kernels(torch.empty(1)) == (request.param == "triton")
         yield request.param
 
 

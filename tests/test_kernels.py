@@ -22,16 +22,29 @@ def _rows64(t: torch.Tensor) -> torch.Tensor:
     return t.double().reshape(t.shape[0], t.shape[1], -1)
 
 
+def _data(*shape: int) -> torch.Tensor:
+    """Values with an offset, drawn before any view is taken: arithmetic on a view would
+    return a contiguous tensor and the kernels would never see the view's strides."""
+    return torch.randn(*shape) * 3 + 1
+
+
 LAYOUTS = {
-    "nchw": lambda: torch.randn(3, 5, 7, 6),
-    "channels_last": lambda: torch.randn(3, 5, 7, 6).to(memory_format=torch.channels_last),
-    "two_level_slice": lambda: torch.randn(3, 5, 8, 9)[:, :, 1:, :6],
-    "three_level_slice": lambda: torch.randn(2, 3, 4, 5, 6)[:, :, :, 1:, :-1],
-    "strided_channels": lambda: torch.randn(4, 12, 5)[:, ::3],
-    "2d": lambda: torch.randn(9, 6),
-    "expanded_rows": lambda: torch.randn(1, 4, 1, 5).expand(3, 4, 6, 5),
-    "single_element_rows": lambda: torch.randn(4, 3, 1, 1),
+    "nchw": lambda: _data(3, 5, 7, 6),
+    "channels_last": lambda: _data(3, 5, 7, 6).to(memory_format=torch.channels_last),
+    "two_level_slice": lambda: _data(3, 5, 8, 9)[:, :, 1:, :6],
+    "three_level_slice": lambda: _data(2, 3, 4, 5, 6)[:, :, :, 1:, :-1],
+    "strided_channels": lambda: _data(4, 12, 5)[:, ::3],
+    "2d": lambda: _data(9, 6),
+    "expanded_rows": lambda: _data(1, 4, 1, 5).expand(3, 4, 6, 5),
+    "single_element_rows": lambda: _data(4, 3, 1, 1),
 }
+DENSE_LAYOUTS = {"nchw", "2d", "single_element_rows"}
+
+
+def _layout(case: str) -> torch.Tensor:
+    x = LAYOUTS[case]()
+    assert x.is_contiguous() == (case in DENSE_LAYOUTS), f"{case}: not the intended layout"
+    return x
 
 
 @pytest.fixture(params=["default_tiles", "tiny_tiles"])
@@ -44,7 +57,7 @@ def tiles(request, monkeypatch):
 
 @pytest.mark.parametrize("case", list(LAYOUTS))
 def test_row_moments(case, tiles):
-    x = LAYOUTS[case]() * 3 + 1
+    x = _layout(case)
     shift, mean_dev, var = row_moments(x, torch.float32)
     assert shift.is_contiguous() and mean_dev.is_contiguous() and var.is_contiguous()
     rows = _rows64(x)
@@ -59,7 +72,7 @@ def test_row_moments(case, tiles):
 
 @pytest.mark.parametrize("case", list(LAYOUTS))
 def test_row_grad_sums_and_affine(case, tiles):
-    x = LAYOUTS[case]() * 3 + 1
+    x = _layout(case)
     dy = torch.randn(x.shape).to(memory_format=torch.channels_last) if x.dim() == 4 else None
     dy = torch.randn(x.shape) if dy is None else dy
     shift, _, _ = row_moments(x, torch.float32)
@@ -240,3 +253,44 @@ def test_mode_group_norm_mix_kernels_match_torch_mix(n, c, k, monkeypatch):
     got = kernels.mode_group_norm_backward(*bwd_args)
     for name, g in zip(mix.MixGrads.__dataclass_fields__, got, strict=True):
         assert_close(g, getattr(want, name), 1e-11, name)
+
+
+@pytest.mark.parametrize("layer", ["ModeNorm2d", "ModeGroupNorm2d"])
+def test_triton_backend_runs_every_kernel(layer, monkeypatch):
+    """Layer-level tests compare results only, which the torch-op path gives as well: here
+    a training step with the 'triton' backend must go through each kernel entry point, and
+    through no torch-op twin."""
+    import mn_triton
+    from mn_triton import backend
+    from mn_triton import mix as torch_mix
+    from mn_triton.kernels import apply, moments
+    from mn_triton.kernels import mix as kernel_mix
+
+    prefix = "mode_norm" if layer == "ModeNorm2d" else "mode_group_norm"
+    calls: list[str] = []
+
+    def spy(module, name: str) -> None:
+        original = getattr(module, name)
+        tag = f"{module.__name__}.{name}"
+
+        def wrapper(*args, **kwargs):
+            calls.append(tag)
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, wrapper)
+
+    for module, name in [(moments, "row_moments"), (moments, "row_grad_sums"),
+                         (apply, "row_affine"), (kernel_mix, f"{prefix}_forward"),
+                         (kernel_mix, f"{prefix}_backward"), (torch_mix, f"{prefix}_forward"),
+                         (torch_mix, f"{prefix}_backward")]:  # fmt: skip
+        spy(module, name)
+    for name in ("_row_moments_torch", "_row_grad_sums_torch", "_row_affine_torch"):
+        spy(backend, name)
+    x = torch.randn(3, 4, 5, 5, requires_grad=True)
+    with mn_triton.use_backend("triton"):
+        getattr(mn_triton, layer)(4, num_modes=2)(x).sum().backward()
+    assert sorted(set(calls)) == sorted(
+        ["mn_triton.kernels.moments.row_moments", "mn_triton.kernels.moments.row_grad_sums",
+         "mn_triton.kernels.apply.row_affine", f"mn_triton.kernels.mix.{prefix}_forward",
+         f"mn_triton.kernels.mix.{prefix}_backward"]
+    ), calls  # fmt: skip

@@ -25,6 +25,8 @@ LAYOUTS = {
         lambda t: t.to(memory_format=torch.channels_last),
     ),
     "sliced_view": ("ModeGroupNorm2d", (3, 4, 6, 5), 2, lambda t: _embed(t, (1, 2, 1, 0))),
+    # H and W both sliced: rows are read through two strided levels (l // W, l % W).
+    "sliced_in_h_and_w": ("ModeGroupNorm2d", (3, 4, 6, 5), 2, lambda t: _embed(t, (1, 2, 1, 1))),
     "batch_channel_transposed": ("ModeGroupNorm1d", (5, 4, 6), 2, _transposed),
     "2d_input": ("ModeGroupNorm1d", (7, 6), 2, lambda t: t),
     "3d_input_odd_length": ("ModeGroupNorm1d", (3, 7, 11), 3, lambda t: t),

@@ -28,6 +28,8 @@ LAYOUTS = {
         lambda t: t.to(memory_format=torch.channels_last),
     ),
     "sliced_view": ("ModeNorm2d", (3, 4, 6, 5), 2, lambda t: _embed(t, (1, 2, 1, 0))),
+    # H and W both sliced: rows are read through two strided levels (l // W, l % W).
+    "sliced_in_h_and_w": ("ModeNorm2d", (3, 4, 6, 5), 2, lambda t: _embed(t, (1, 2, 1, 1))),
     "batch_channel_transposed": ("ModeNorm1d", (5, 4, 6), 2, lambda t: _transposed(t)),
     "2d_input": ("ModeNorm1d", (7, 6), 2, lambda t: t),
     "3d_input_odd_length": ("ModeNorm1d", (3, 4, 11), 3, lambda t: t),

@@ -43,6 +43,8 @@ def test_convert_replaces_every_batch_norm_in_nested_models():
     assert isinstance(converted[1], mn_triton.ModeNorm2d)
     assert isinstance(converted[3][2], mn_triton.ModeNorm2d) and not converted[3][2].affine
     assert isinstance(converted[5], mn_triton.ModeNorm1d) and converted[5].momentum is None
+    # momentum=None averages over every step so far: BatchNorm's count carries over.
+    assert converted[5].num_batches_tracked.item() == model[5].num_batches_tracked.item() == 3
     assert converted[8].eps == 1e-3 and converted[1].num_modes == 3
     assert isinstance(converted[3][1], nn.GroupNorm)  # group_norm=False leaves GroupNorm
     assert not converted[1].training
@@ -71,12 +73,13 @@ def test_convert_keeps_weights_device_dtype_and_mode():
 
 
 def test_convert_group_norm_and_sync_batch_norm():
-    model = nn.Sequential(nn.GroupNorm(3, 6), nn.SyncBatchNorm(6))
+    model = nn.Sequential(nn.GroupNorm(3, 6, eps=1e-3), nn.SyncBatchNorm(6))
     with torch.no_grad():
         model[0].weight.normal_()
     out = mn_triton.convert_to_mode_norm(model, num_modes=2, group_norm=True)
     assert isinstance(out[0], mn_triton.ModeGroupNorm)
     assert torch.equal(out[0].weight, model[0].weight) and out[0].num_modes == 2
+    assert out[0].eps == 1e-3
     assert isinstance(out[1], mn_triton.SyncModeNorm)
 
 

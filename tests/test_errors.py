@@ -81,12 +81,13 @@ def test_constructor_arguments(pkg, kwargs, message):
             pkg.ModeGroupNorm2d(**args)
 
 
+@pytest.mark.parametrize("saved_k, k", [(3, 2), (2, 3)])
 @pytest.mark.parametrize("cls", ["ModeNorm2d", "ModeGroupNorm2d"])
-def test_loading_state_dict_with_another_k(pkg, cls):
-    saved = getattr(mn_triton, cls)(4, num_modes=3).state_dict()
-    layer = getattr(pkg, cls)(4, num_modes=2)
+def test_loading_state_dict_with_another_k(pkg, cls, saved_k, k):
+    saved = getattr(mn_triton, cls)(4, num_modes=saved_k).state_dict()
+    layer = getattr(pkg, cls)(4, num_modes=k)
     with pytest.raises(
-        RuntimeError, match="saved with num_modes=3, but this layer has num_modes=2"
+        RuntimeError, match=f"saved with num_modes={saved_k}, but this layer has num_modes={k}"
     ):
         layer.load_state_dict(saved)
 

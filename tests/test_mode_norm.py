@@ -186,6 +186,57 @@ def test_cumulative_average_with_momentum_none(backend):
     assert_close(layer.running_mean_sq, twin.running_mean_sq, 1e-5, "running_mean_sq")
 
 
+def test_k1_running_estimates_equal_batch_norms(backend):
+    """K = 1 against nn.BatchNorm2d itself (not against `reference`, which shares the step
+    counting): the same cumulative ⟨x⟩ with momentum=None, the same count, and ⟨x²⟩ the
+    cumulative average of each batch's mean of x²."""
+    layer = mn_triton.ModeNorm2d(3, num_modes=1, momentum=None)
+    bn = nn.BatchNorm2d(3, momentum=None)
+    batches = [_input((4, 3, 2, 2), offset=1.0) for _ in range(3)]
+    for x in batches:
+        layer(x), bn(x)
+    assert layer.num_batches_tracked.item() == bn.num_batches_tracked.item() == 3
+    assert_close(layer.running_mean[0], bn.running_mean, 1e-6, "running_mean")
+    mean_sq = torch.stack([x.double().pow(2).mean((0, 2, 3)) for x in batches]).mean(0)
+    assert_close(layer.running_mean_sq[0], mean_sq, 1e-6, "running_mean_sq")
+
+
+@pytest.mark.parametrize("name", ["ModeNorm2d", "ModeGroupNorm2d"])
+def test_layer_called_twice_before_one_backward(name, backend):
+    """As in a weight-shared or recurrent net: the second training call updates the running
+    estimates in place, which must not invalidate what the first call saved for backward."""
+    layer = randomize(fast_layer(name, 4, num_modes=2, dtype=torch.float64))
+    twin = reference_twin(layer)
+    x = _input((3, 4, 3, 3)).double()
+    for module in (layer, twin):
+        (module(x).sum() + module(2 * x).pow(2).sum()).backward()
+    for (key, p), p_ref in zip(layer.named_parameters(), twin.parameters(), strict=True):
+        assert_close(p.grad, p_ref.grad, 1e-9, f"grad of {key}")
+    for key, buffer in layer.named_buffers():
+        assert_close(buffer, twin.get_buffer(key), 1e-9, key)
+
+
+@pytest.mark.parametrize("given", ["weight", "bias"])
+@pytest.mark.parametrize("op", ["mode_norm", "mode_group_norm"])
+def test_functional_with_only_weight_or_only_bias(op, given, backend):
+    f64 = torch.float64
+    gate_in = 3 if op == "mode_norm" else 1
+    inputs = (_input((4, 3, 2, 2)).double(), torch.randn(2, gate_in, dtype=f64),
+              torch.randn(2, dtype=f64), torch.randn(3, dtype=f64) + 1)  # fmt: skip
+    extra = {"training": True} if op == "mode_norm" else {}
+    dy = torch.randn(4, 3, 2, 2, dtype=f64)
+    results = []
+    for impl in (mn_triton.functional, reference.functional):
+        leaves = [t.clone().requires_grad_() for t in inputs]
+        y = getattr(impl, op)(*leaves[:3], **{given: leaves[3]}, **extra)
+        y.backward(dy)
+        results.append([y] + [t.grad for t in leaves])
+    names = ["output", "x", "gate_weight", "gate_bias", given]
+    for what, got, want in zip(names, *results, strict=True):
+        assert got is not None, f"no gradient for {what}"
+        assert_close(got, want, 1e-9, what)
+
+
 def test_strided_running_estimates_are_updated_too(backend):
     """The kernels update dense estimates inside the mix kernel; strided ones (a transposed
     view here) take the torch-op update instead, and must still change in place."""
@@ -312,6 +363,24 @@ def test_initialisation_and_repr():
         "track_running_stats=True"
     )
     assert type(layer).__module__ == "mn_triton.modules"
+
+
+def test_reset_running_stats_and_parameters():
+    layer = mn_triton.ModeNorm2d(8, num_modes=4, momentum=0.5)
+    layer(_input((4, 8, 3, 3), offset=3.0))
+    with torch.no_grad():
+        layer.gate.weight.fill_(5.0)
+        layer.gate.bias.fill_(5.0)
+        layer.weight.fill_(2.0)
+    layer.reset_running_stats()
+    assert layer.num_batches_tracked.item() == 0
+    assert torch.equal(layer.running_mean, torch.zeros(4, 8))
+    assert torch.equal(layer.running_mean_sq, torch.ones(4, 8))
+    assert torch.equal(layer.weight, torch.full((8,), 2.0))  # parameters kept
+    layer.reset_parameters()
+    assert torch.allclose(layer.gate.weight.mean(), torch.tensor(0.25), atol=0.01)
+    assert (layer.gate.bias.abs() < 1.0).all()  # nn.Linear's bias init, 1/sqrt(C)
+    assert torch.equal(layer.weight, torch.ones(8))
 
 
 def test_fast_layers_pickle():

@@ -278,6 +278,15 @@ def test_eval_before_training_is_like_fresh_batch_norm(backend):
     assert_close(layer(x), bn(x), 1e-6, "fresh eval output")
 
 
+def test_eval_clamps_a_negative_running_variance(backend):
+    """⟨x²⟩ below ⟨x⟩² (a hand-edited state, or rounding after long training) gives σ² < 0:
+    it is clamped at 0, as in the reference, instead of turning the output into NaN."""
+    layer = randomize(mn_triton.ModeNorm2d(4, num_modes=2)).eval()
+    with torch.no_grad():
+        layer.running_mean_sq[:, :2] = layer.running_mean[:, :2] ** 2 - 0.5
+    check_against_oracle(layer, _input((3, 4, 3, 3)))
+
+
 def test_track_running_stats_false_uses_batch_stats_in_eval(backend):
     layer = randomize(mn_triton.ModeNorm2d(4, num_modes=2, track_running_stats=False)).eval()
     assert layer.running_mean is None and layer.num_batches_tracked is None

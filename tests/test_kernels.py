@@ -37,6 +37,7 @@ LAYOUTS = {
     "2d": lambda: _data(9, 6),
     "expanded_rows": lambda: _data(1, 4, 1, 5).expand(3, 4, 6, 5),
     "single_element_rows": lambda: _data(4, 3, 1, 1),
+    "samples_contiguous": lambda: _data(10, 6).t().unsqueeze(1),  # (N, 1, L), stride_n = 1
 }
 DENSE_LAYOUTS = {"nchw", "2d", "single_element_rows"}
 
@@ -134,6 +135,28 @@ def test_layout_planner_merges_what_it_can():
     plan, _ = layout.plan_rows(nchw, nhwc)
     assert plan.length == 20
     assert layout.plan_rows(torch.empty(2, 3, 4, 5, 6)[:, :, :, 1:, :-1]) is None
+    # Size-1 dims have no extent: their (arbitrary) strides must not split a level.
+    plan, strides = layout.plan_rows(
+        torch.empty(120).as_strided((2, 3, 4, 1, 5), (60, 20, 5, 999, 1))
+    )
+    assert (plan.length, plan.inner_size, strides[0].inner) == (20, 20, 1)
+
+
+def test_tiles_follow_the_memory_order_of_rows():
+    """A tile spans many rows and few positions only where neighbouring rows are
+    neighbours in memory; otherwise as much of a row as fits."""
+
+    def tile(x: torch.Tensor) -> tuple[int, int]:
+        plan, _ = layout.plan_rows(x)
+        return plan.block_rows, plan.block_len
+
+    assert tile(torch.empty(512, 3, 64, 64)) == (2, 1024)  # NCHW: rows are runs
+    assert tile(torch.empty(512, 3, 64, 64).to(memory_format=torch.channels_last)) == (128, 16)
+    storage = torch.empty(512 * 4096)
+    # One channel: the rows are samples, here adjacent in memory (stride_n = 1) ...
+    assert tile(storage.as_strided((512, 1, 4096), (1, 1, 512))) == (128, 16)
+    # ... or not (stride_n = 2): then stride_c = 1 says nothing, as there is one channel.
+    assert tile(storage.as_strided((256, 1, 4096), (2, 1, 512))) == (2, 1024)
 
 
 def test_reduction_splits_cover_each_row_once(monkeypatch):

@@ -95,11 +95,11 @@ def next_pow2(n: int) -> int:
 
 
 def _choose_tile(
-    rows: int, length: int, channels_contiguous: bool, max_tile: int, max_block_len: int
+    rows: int, length: int, rows_contiguous: bool, max_tile: int, max_block_len: int
 ) -> tuple[int, int, int]:
-    if channels_contiguous:
-        # channels_last: neighbouring channels are neighbours in memory, so a tile spans
-        # many channels and fewer positions.
+    if rows_contiguous:
+        # channels_last: neighbouring rows (channels) are neighbours in memory, so a tile
+        # spans many rows and fewer positions.
         block_rows = min(next_pow2(rows), 128, max_tile)
         block_len = max(1, min(next_pow2(length), max_tile // block_rows, max_block_len))
     else:
@@ -147,8 +147,11 @@ def _plan(
         for t, so, si in zip(strides, outer_strides, inner_strides, strict=True)
     )
     lead = row_strides[0]
-    channels_contiguous = lead.c == 1 and lead.inner != 1 and c > 1
-    tile = _choose_tile(n * c, length, channels_contiguous, max_tile, max_block_len)
+    # Rows r = n·C + c are neighbours in memory when channels are (channels_last) or, with a
+    # single channel, when samples are (a transposed (L, N) input viewed as (N, 1, L)).
+    row_stride = lead.c if c > 1 else lead.n
+    rows_contiguous = row_stride == 1 and lead.inner != 1
+    tile = _choose_tile(n * c, length, rows_contiguous, max_tile, max_block_len)
     return RowPlan(n * c, c, length, inner_size, *tile), row_strides
 
 

@@ -51,6 +51,8 @@ def test_opcheck_channels_last_and_half(backend):
     args = list(_mode_norm_args(True, torch.float16))
     args[0] = args[0].detach().to(memory_format=torch.channels_last).requires_grad_()
     torch.library.opcheck(ops.mode_norm_forward, tuple(args))
+    # The fake implementations must give float32 statistics for half inputs, as the ops do.
+    torch.library.opcheck(ops.mode_group_norm_forward, _mode_group_norm_args(torch.float16))
 
 
 class _Net(nn.Module):
@@ -101,6 +103,22 @@ def test_momentum_none_compiles_without_graph_break(backend):
     for _ in range(3):
         compiled(torch.randn(4, 3, 2, 2))
     assert layer.num_batches_tracked.item() == 3
+
+
+@pytest.mark.parametrize("momentum", [0.3, None])
+def test_compiled_running_estimates_use_the_layers_momentum(momentum, backend):
+    """Compiled, the running update is a few torch ops after the custom op; it must use the
+    layer's momentum (or 1/num_batches_tracked for None), as the eager path does."""
+    torch._dynamo.reset()
+    eager = randomize(mn_triton.ModeNorm2d(3, num_modes=2, momentum=momentum))
+    compiled_layer = mn_triton.ModeNorm2d(3, num_modes=2, momentum=momentum)
+    compiled_layer.load_state_dict(eager.state_dict())
+    compiled = torch.compile(compiled_layer, fullgraph=True, backend="aot_eager")
+    for _ in range(3):
+        x = torch.randn(5, 3, 2, 2) * 2 + 1
+        eager(x), compiled(x)
+    for name, buf in eager.named_buffers():
+        assert_close(compiled_layer.get_buffer(name), buf, 1e-6, name)
 
 
 @pytest.mark.parametrize("training", [True, False])

@@ -13,10 +13,12 @@ from helpers import (
     check_against_oracle,
     check_equals_native,
     fast_layer,
+    forward_backward,
     randomize,
     reference_twin,
     rel_err,
 )
+from mn_triton.kernels import layout
 
 # name, layer, shape, K, how to lay the input out in memory
 LAYOUTS = {
@@ -214,6 +216,35 @@ def test_layer_called_twice_before_one_backward(name, backend):
         assert_close(p.grad, p_ref.grad, 1e-9, f"grad of {key}")
     for key, buffer in layer.named_buffers():
         assert_close(buffer, twin.get_buffer(key), 1e-9, key)
+
+
+@pytest.mark.parametrize("name", ["ModeNorm2d", "ModeGroupNorm2d"])
+def test_half_input_keeps_parameter_gradients_in_float32(name, backend):
+    """bfloat16 activations meet float32 parameters (as under autocast): the parameter
+    gradients are reduced in float32 and must reach the parameters at float32 accuracy,
+    not rounded through bfloat16 (a relative error of ~1e-3) on the way."""
+    layer = randomize(fast_layer(name, 6, num_modes=2))
+    x = _input((4, 6, 5, 3), dtype=torch.bfloat16)
+    dy = torch.randn(x.shape).to(torch.bfloat16)
+    _, grads = forward_backward(layer, x, dy)
+    _, grads_ref = forward_backward(reference_twin(layer), x.double(), dy.double())
+    for key, grad in grads.items():
+        assert grad.dtype == (torch.bfloat16 if key == "input" else torch.float32), key
+    for key in ("weight", "bias"):
+        assert_close(grads[key], grads_ref[key], 1e-5, f"grad of {key}")
+
+
+def test_backward_copies_a_gradient_the_kernels_cannot_address(backend):
+    """x contiguous, dy a 5-D view sliced in two spatial dims (three strided levels): the
+    backward must copy dy (not only x) before the kernels read it."""
+    layer = randomize(fast_layer("ModeNorm3d", 3, num_modes=2, dtype=torch.float64))
+    x = _input((2, 3, 4, 5, 6)).double()
+    dy = torch.randn(2, 3, 4, 6, 7, dtype=torch.float64)[:, :, :, 1:, :-1]
+    assert layout.plan_rows(x, dy) is None
+    y, grads = forward_backward(layer, x, dy)
+    _, grads_ref = forward_backward(reference_twin(layer), x, dy.contiguous())
+    for key, grad in grads_ref.items():
+        assert_close(grads[key], grad, 1e-9, f"grad of {key}")
 
 
 @pytest.mark.parametrize("given", ["weight", "bias"])

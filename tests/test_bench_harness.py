@@ -1,0 +1,485 @@
+"""The benchmark harness itself: the nets' shapes and wiring, the training step, the timing
+helpers and the layer cases (benchmarks/models.py, train_step.py, measure.py, layers.py).
+
+These are the parts a benchmark row silently depends on: a wrong stride, a missing ReLU, a
+reference net built from mn_triton's layers or an off-by-one in the warm-up count would
+still give plausible numbers. Everything runs on tiny inputs on the CPU.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import mn_triton
+import reference
+
+REPO = Path(__file__).resolve().parents[1]
+BENCHMARKS = str(REPO / "benchmarks")  # the harness modules live there
+if BENCHMARKS not in sys.path:
+    sys.path.insert(0, BENCHMARKS)
+
+import layers  # noqa: E402
+import measure  # noqa: E402
+import models  # noqa: E402
+import train_step  # noqa: E402
+from grid import Case  # noqa: E402
+
+CPU = torch.device("cpu")
+L2 = measure.L2_FLUSH_BYTES
+
+
+def _bn():
+    return models.norm_factory("batchnorm")
+
+
+def _timing(ms_p50=4.0, reps=7):
+    return measure.Timing(ms_p50 / 2, ms_p50, ms_p50 * 2, None, reps)
+
+
+def _case(**fields):
+    base = dict(
+        op="batch_norm", provider="native", mode="full", dtype="float32", layout="nchw",
+        n=2, c=3, h=4, w=4, k=None,
+    )  # fmt: skip
+    return Case(**{**base, **fields})
+
+
+# ------------------------------------ models.py ----------------------------------------
+
+
+def test_lenet_has_lenet5_layer_sizes_and_a_40_way_head():
+    """LeNet-5's 6/16 conv channels, 120/84 hidden units, 16·5·5 = 400 flat features and the
+    paper's 4 × 10 classes."""
+    assert models.NUM_CLASSES["lenet"] == 40
+    for net in (models.build_model("lenet"), models.LeNet(_bn())):
+        shapes = {
+            name: tuple(getattr(net, name).weight.shape)
+            for name in ("conv1", "conv2", "fc1", "fc2", "head")
+        }
+        assert shapes == {
+            "conv1": (6, 3, 5, 5),
+            "conv2": (16, 6, 5, 5),
+            "fc1": (120, 400),
+            "fc2": (84, 120),
+            "head": (40, 84),
+        }
+
+
+def test_lenet_forward_is_conv_norm_relu_pool_then_fc_norm_relu():
+    """A hand-written forward: a ReLU follows every norm layer (a dropped one changes the
+    output)."""
+    net = models.build_model("lenet")
+    x = torch.randn(4, 3, 32, 32)
+    h = F.max_pool2d(F.relu(net.norm1(net.conv1(x))), 2)
+    h = F.max_pool2d(F.relu(net.norm2(net.conv2(h))), 2)
+    h = F.relu(net.norm3(net.fc1(h.flatten(1))))
+    h = F.relu(net.norm4(net.fc2(h)))
+    torch.testing.assert_close(net(x), net.head(h))
+
+
+def test_lenet_fc_inputs_are_non_negative():
+    """The inputs of fc2 and the head come out of a ReLU."""
+    net = models.build_model("lenet")
+    seen = {}
+    for name in ("fc2", "head"):
+        getattr(net, name).register_forward_hook(
+            lambda m, args, out, name=name: seen.__setitem__(name, args[0])
+        )
+    net(torch.randn(4, 3, 32, 32))
+    assert all((seen[name] >= 0).all() for name in ("fc2", "head"))
+    assert all((seen[name] == 0).any() for name in ("fc2", "head"))  # the ReLUs do clip
+
+
+def test_resnet_stages_halve_the_maps_and_double_the_channels():
+    """ResNet-20 on 32×32: stage 1 keeps 16×32×32, stages 2 and 3 start with stride 2."""
+    net = models.build_model("resnet20")
+    shapes = []
+    for block in net.blocks:
+        block.register_forward_hook(lambda m, args, out: shapes.append(tuple(out.shape[1:])))
+    assert net(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    assert shapes == [(16, 32, 32)] * 3 + [(32, 16, 16)] * 3 + [(64, 8, 8)] * 3
+
+
+@pytest.mark.parametrize("in_planes, planes, stride", [(4, 8, 2), (8, 8, 1)])
+def test_basic_block_is_relu_of_residual_plus_shortcut(in_planes, planes, stride):
+    """out = relu(norm2(conv2(relu(norm1(conv1(x))))) + shortcut(x)); the shortcut is a
+    projection (1×1 conv, stride, norm) where the shape changes, the identity elsewhere."""
+    block = models.BasicBlock(in_planes, planes, stride, _bn())
+    if stride == 1 and in_planes == planes:
+        assert isinstance(block.shortcut, nn.Identity)
+    else:
+        conv = block.shortcut[0]
+        assert (conv.kernel_size, conv.stride) == ((1, 1), (stride, stride))
+    x = torch.randn(2, in_planes, 6, 6)
+    out = block.norm2(block.conv2(F.relu(block.norm1(block.conv1(x)))))
+    torch.testing.assert_close(block(x), F.relu(out + block.shortcut(x)))
+
+
+def test_make_norm_builds_each_kinds_own_class():
+    """The exact class per kind and dim: a "reference" that built mn_triton's layers would
+    make tests/test_e2e.py compare mn_triton with itself."""
+    expected = {
+        ("batchnorm", 1): nn.BatchNorm1d,
+        ("batchnorm", 2): nn.BatchNorm2d,
+        ("mn_triton", 1): mn_triton.ModeNorm1d,
+        ("mn_triton", 2): mn_triton.ModeNorm2d,
+        ("reference", 1): reference.ModeNorm1d,
+        ("reference", 2): reference.ModeNorm2d,
+    }
+    for (kind, dim), cls in expected.items():
+        layer = models.make_norm(kind, 5, dim, num_modes=3)
+        assert type(layer) is cls, (kind, dim)
+        assert layer.num_features == 5
+        if kind != "batchnorm":
+            assert layer.num_modes == 3
+    assert models.norm_factory("reference", 4)(6, 1).num_modes == 4
+
+
+def test_e2e_nets_use_reference_and_mn_triton_layers():
+    """The two nets of test_e2e.py's identical-training test, built the same way: every norm
+    layer of one is reference's, of the other mn_triton's."""
+    build = functools.partial(
+        models.build_model, "resnet20", num_modes=2, width=0.25, activation=F.silu
+    )
+    reference_net, fast_net = build("reference"), build("mn_triton")
+    for net, package in ((reference_net, reference), (fast_net, mn_triton)):
+        norms = [m for m in net.modules() if "Norm" in type(m).__name__]
+        assert len(norms) == 21
+        assert all(type(m) in (package.ModeNorm1d, package.ModeNorm2d) for m in norms)
+        assert all(m.num_modes == 2 for m in norms)
+
+
+def test_resnet_convs_use_he_init_fan_out():
+    """kaiming_normal_(mode="fan_out", nonlinearity="relu"): std √(2 / fan_out), which for
+    the convs that widen (fan_out = 2·fan_in) is far from fan_in's and PyTorch's default."""
+    torch.manual_seed(0)
+    net = models.build_model("resnet20")
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 21
+    for conv in convs:
+        out_c, in_c, kh, kw = conv.weight.shape
+        fan_in, fan_out = in_c * kh * kw, out_c * kh * kw
+        std = conv.weight.std().item()
+        assert std == pytest.approx(math.sqrt(2 / fan_out), rel=0.15)
+        if conv is not net.conv:  # the stem's 3 → 16 is close to the default either way
+            assert std > 1.5 / math.sqrt(3 * fan_in)  # PyTorch's default: U(±1/√fan_in)
+    widening = net.blocks[3].conv1.weight  # 16 → 32 channels, 3×3
+    assert widening.std().item() == pytest.approx(math.sqrt(2 / (32 * 9)), rel=0.1)
+
+
+# ---------------------------------- train_step.py --------------------------------------
+
+
+def test_optimizer_is_the_benchmarks_sgd():
+    opt = train_step.make_optimizer(nn.Linear(2, 2))
+    assert type(opt) is torch.optim.SGD
+    group = opt.param_groups[0]
+    assert (group["lr"], group["momentum"], group["weight_decay"]) == (0.1, 0.9, 1e-4)
+    assert train_step.make_optimizer(nn.Linear(2, 2), lr=0.03).param_groups[0]["lr"] == 0.03
+
+
+def test_step_takes_an_sgd_step_at_the_given_lr():
+    """The first step (empty momentum buffer): p ← p − lr·(∇loss + 1e-4·p)."""
+    model = nn.Linear(3, 4)
+    x, y = torch.randn(5, 3), torch.randint(4, (5,))
+    before = [p.detach().clone() for p in model.parameters()]
+    grads = torch.autograd.grad(F.cross_entropy(model(x), y), list(model.parameters()))
+    loss = train_step.make_step(model, lr=0.5)(x, y)
+    assert loss.item() == pytest.approx(F.cross_entropy(nn.functional.linear(x, *before), y))
+    for p, p0, g in zip(model.parameters(), before, grads, strict=True):
+        torch.testing.assert_close(p.detach(), p0 - 0.5 * (g + 1e-4 * p0))
+
+
+def test_step_zeroes_grads_each_step():
+    """Two steps at lr 0 on one batch: .grad is one fresh gradient, not the sum of two."""
+    model = nn.Linear(3, 4)
+    x, y = torch.randn(5, 3), torch.randint(4, (5,))
+    grads = torch.autograd.grad(F.cross_entropy(model(x), y), list(model.parameters()))
+    step = train_step.make_step(model, lr=0.0)
+    step(x, y)
+    step(x, y)
+    for p, g in zip(model.parameters(), grads, strict=True):
+        torch.testing.assert_close(p.grad, g)
+
+
+def test_cli_settings_full_quick_and_overrides():
+    def settings(*argv):
+        s = train_step.settings_from(train_step.parse_args(list(argv)))
+        return s.batch, s.warmup, s.steps, s.run_size
+
+    assert settings("--full") == (128, 10, 50, "full")
+    assert settings() == (128, 10, 50, "full")
+    assert settings("--quick") == (32, 2, 5, "quick")
+    overridden = settings("--quick", "--batch", "7", "--warmup", "0", "--steps", "3")
+    assert overridden == (7, 0, 3, "quick")
+    assert settings("--full", "--warmup", "0") == (128, 0, 50, "full")
+    assert settings("--warmup", "4", "--steps", "9", "--batch", "16") == (16, 4, 9, "full")
+
+
+def test_measure_variant_runs_warmup_plus_steps_in_batch_order(monkeypatch):
+    """Step 0 is timed on its own (setup), then warmup − 1 more warm-up steps and the timed
+    steps: warmup + steps calls in all, cycling through the batches from the first."""
+    calls, time_fn_args = [], []
+    real_time_fn = measure.time_fn
+
+    def spy(fn, device, warmup, reps, max_seconds):
+        time_fn_args.append((warmup, reps))
+        return real_time_fn(fn, device, warmup, reps, max_seconds)
+
+    monkeypatch.setattr(measure, "time_fn", spy)
+    batches = [(torch.full((1,), float(i)), torch.zeros(1)) for i in range(train_step.N_BATCHES)]
+    settings = train_step.Settings(batch=2, warmup=3, steps=4, max_seconds_per_variant=1e9)
+    variant = train_step.Variant("lenet", "batchnorm", 0, "eager")
+
+    def step(x, y):
+        calls.append(int(x.item()))
+        sum(range(100))  # a step that takes measurable time
+        return x
+
+    row = train_step.measure_variant(variant, settings, CPU, batches, step=step)
+    assert time_fn_args == [(2, 4)]
+    assert calls == [0, 1, 2, 3, 0, 1, 2]
+    assert row["reps"] == 4
+
+
+def test_synthetic_batches_are_seeded():
+    classes = 3
+    settings = train_step.Settings(batch=64, image_size=8, seed=5)
+
+    def draw(s):
+        return train_step.synthetic_batches(classes, s, CPU)
+
+    first = draw(settings)
+    torch.manual_seed(123)  # the global RNG plays no part
+    again = draw(settings)
+    other = draw(train_step.Settings(batch=64, image_size=8, seed=6))
+    assert len(first) == train_step.N_BATCHES
+    for (x, y), (x2, y2), (x3, _) in zip(first, again, other, strict=True):
+        assert x.shape == (64, 3, 8, 8) and x.dtype == torch.float32
+        assert y.shape == (64,) and y.dtype == torch.int64
+        assert y.min() == 0 and y.max() == classes - 1
+        assert torch.equal(x, x2) and torch.equal(y, y2)
+        assert not torch.equal(x, x3)
+    assert not torch.equal(first[0][0], first[1][0])  # distinct batches
+
+
+def test_make_row_images_per_s_and_columns():
+    settings = train_step.Settings(batch=32, run_id="r1", run_size="quick", width=0.5)
+    variant = train_step.Variant("lenet", "batchnorm", 0, "eager")
+    row = train_step.make_row(variant, settings, CPU, _timing(4.0, reps=7), 1.23456)
+    assert row["images_per_s"] == pytest.approx(8000.0)
+    assert (row["N"], row["C"], row["H"], row["W"], row["K"]) == (32, 3, 32, 32, "")
+    assert (row["reps"], row["setup_s"], row["run_id"], row["run_size"]) == (
+        7, 1.235, "r1", "quick",
+    )  # fmt: skip
+    assert (row["provider"], row["exec"], row["model"], row["width"]) == (
+        "native", "eager", "lenet", 0.5,
+    )  # fmt: skip
+
+
+def test_make_row_keeps_exec_and_notes_of_compiled_variants():
+    settings = train_step.Settings(batch=8)
+    for exec_mode in ("compiled", "cudagraph"):
+        variant = train_step.Variant("resnet20", "reference", 2, exec_mode)
+        row = train_step.make_row(variant, settings, CPU, _timing(), 0.0, notes="graphs=1")
+        assert (row["exec"], row["model"], row["K"]) == (exec_mode, "resnet20", 2)
+        assert row["notes"] == "graphs=1"
+
+
+def test_overhead_lines_pair_mn_rows_with_batchnorm_of_same_model_and_exec():
+    def row(model, exec_mode, provider, k, ms):
+        return {"model": model, "exec": exec_mode, "provider": provider, "K": k, "ms_p50": ms}
+
+    rows = [
+        row("lenet", "eager", "native", "", 2.0),
+        row("lenet", "eager", "triton", 6, 3.0),
+        row("lenet", "compiled", "triton", 6, 9.0),  # no compiled BatchNorm row
+        row("resnet20", "eager", "reference", 2, 5.0),  # no ResNet BatchNorm row
+    ]
+    lines = train_step.overhead_lines(rows)
+    assert len(lines) == 1
+    assert "lenet" in lines[0] and "triton" in lines[0] and "K=6" in lines[0]
+    assert "1.500× BatchNorm (+50.0%)" in lines[0]
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_main_on_a_cpu_forces_quick_unless_full(monkeypatch, tmp_path, capsys, full):
+    seen = {}
+
+    def fake_run_all(variants, settings, device, data=None, max_seconds=math.inf, sink=None):
+        seen.update(variants=variants, settings=settings, device=device)
+        return train_step.RunResult()
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(train_step, "run_all", fake_run_all)
+    monkeypatch.setattr(train_step.records, "DATA_DIR", tmp_path)
+    argv = ["--models", "lenet"] + (["--full"] if full else [])
+    assert train_step.main(argv) == 0
+    settings = seen["settings"]
+    assert seen["device"].type == "cpu"
+    assert {v.exec for v in seen["variants"]} == {"eager"}
+    if full:
+        assert (settings.batch, settings.run_size) == (128, "full")
+        assert "QUICK" not in capsys.readouterr().err
+    else:
+        assert (settings.batch, settings.warmup, settings.steps) == (32, 2, 5)
+        assert settings.run_size == "quick"
+        assert "QUICK" in capsys.readouterr().err
+
+
+# ------------------------------------ measure.py ---------------------------------------
+
+
+def _recorder(seen):
+    def fn(i):
+        seen.append(i)
+        sum(range(100))  # measurable time
+
+    return fn
+
+
+def test_time_fn_runs_warmup_then_timed_indices():
+    seen = []
+    timing = measure.time_fn(_recorder(seen), CPU, warmup=3, reps=6, max_seconds=1e9)
+    assert seen == list(range(9))
+    assert timing.reps == 6
+    assert 0 < timing.ms_p20 <= timing.ms_p50 <= timing.ms_p80
+    assert timing.peak_mem_mb is None
+
+
+def test_time_fn_takes_at_least_five_reps_when_out_of_time():
+    seen = []
+    timing = measure.time_fn(_recorder(seen), CPU, warmup=2, reps=20, max_seconds=0)
+    assert timing.reps == 5
+    assert seen == list(range(7))
+
+
+def test_rotation_count_is_clamped_ceil_division():
+    assert measure.rotation_count(L2) == 1
+    assert measure.rotation_count(L2 - 1) == 2
+    assert L2 % (L2 // 3) != 0 and measure.rotation_count(L2 // 3) == 4
+    assert measure.rotation_count(L2 // 4) == 4
+    assert measure.rotation_count(2 * L2) == 1
+    assert measure.rotation_count(0) == 1
+    assert measure.rotation_count(-5) == 1
+    assert measure.rotation_count(1) == 64
+    assert measure.rotation_count(1, max_sets=5) == 5
+    assert measure.rotation_count(1, max_sets=0) == 1
+    assert measure.rotation_count(L2 // 3, max_sets=3) == 3
+
+
+def test_copy_bandwidth_counts_bytes_read_and_written(monkeypatch):
+    calls = []
+
+    def fake_time_fn(fn, device, warmup=10, reps=50, max_seconds=5.0):
+        fn(0)
+        calls.append((warmup, reps))
+        return _timing(2.5)
+
+    monkeypatch.setattr(measure, "time_fn", fake_time_fn)
+    n = 64 * 2**20 // 4
+    gbps = measure.copy_bandwidth_gbps.__wrapped__("cpu")
+    assert gbps == pytest.approx(2 * n * 4 / (2.5e-3) / 1e9)
+    assert calls == [(5, 30)]
+
+
+# ------------------------------------ layers.py ----------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["full", "backward"])
+def test_timed_call_takes_grads_of_x_and_every_parameter(monkeypatch, mode):
+    case = _case(mode=mode)
+    module = layers.make_module(case, CPU)
+    inputs = layers.make_inputs(case, CPU, 2)
+    grads = []
+    real_grad = torch.autograd.grad
+
+    def spy(outputs, wrt, grad_outputs=None, **kwargs):
+        grads.append((wrt, grad_outputs, kwargs))
+        return real_grad(outputs, wrt, grad_outputs, **kwargs)
+
+    call = layers.timed_call(case, module, module, inputs)
+    monkeypatch.setattr(torch.autograd, "grad", spy)
+    call(1)
+    assert len(grads) == 1
+    wrt, grad_outputs, kwargs = grads[0]
+    x, dy = inputs[1]
+    expected = (x, module.weight, module.bias)
+    assert len(wrt) == 3 and all(a is b for a, b in zip(wrt, expected, strict=True))
+    assert grad_outputs is dy
+    assert kwargs.get("retain_graph", False) == (mode == "backward")
+    if mode == "backward":
+        call(1)  # the retained graph's backward runs again
+        assert len(grads) == 2
+
+
+def test_timed_call_eval_runs_in_eval_mode_without_grad():
+    case = _case(mode="eval")
+    module = layers.make_module(case, CPU)
+    outputs = []
+    module.register_forward_hook(lambda m, args, out: outputs.append((m.training, out)))
+    call = layers.timed_call(case, module, module, layers.make_inputs(case, CPU, 2))
+    assert module.training is False
+    call(0)
+    training, out = outputs[0]
+    assert training is False
+    assert out.grad_fn is None and not out.requires_grad
+
+
+def test_timed_call_forward_records_autograd_in_training_mode():
+    case = _case(mode="forward")
+    module = layers.make_module(case, CPU)
+    outputs = []
+    module.register_forward_hook(lambda m, args, out: outputs.append((m.training, out)))
+    layers.timed_call(case, module, module, layers.make_inputs(case, CPU, 2))(0)
+    training, out = outputs[0]
+    assert training is True and out.grad_fn is not None
+
+
+@pytest.mark.parametrize("mode", ["forward", "backward", "full", "eval"])
+def test_make_inputs_layout_dy_and_requires_grad(mode):
+    for layout in ("nhwc", "nchw"):
+        case = _case(mode=mode, layout=layout, dtype="bfloat16")
+        sets = layers.make_inputs(case, CPU, 3)
+        assert len(sets) == 3
+        for x, dy in sets:
+            assert x.shape == (2, 3, 4, 4) and x.dtype == torch.bfloat16
+            if layout == "nhwc":
+                assert x.is_contiguous(memory_format=torch.channels_last)
+                assert not x.is_contiguous()
+            else:
+                assert x.is_contiguous()
+            assert x.requires_grad == (mode != "eval")
+            if mode in ("backward", "full"):
+                assert dy is not x and not torch.equal(dy, x.detach())
+                assert dy.shape == x.shape and dy.stride() == x.stride()
+            else:
+                assert dy is x
+        assert not torch.equal(sets[0][0], sets[1][0])  # independent sets
+
+
+def test_make_module_group_norm_dtype_and_device():
+    case = _case(op="group_norm", k=2, c=4, dtype="bfloat16")
+    module = layers.make_module(case, CPU)
+    assert type(module) is nn.GroupNorm
+    assert (module.num_groups, module.num_channels) == (2, 4)
+    assert all(p.dtype == torch.bfloat16 for p in module.parameters())
+    meta = layers.make_module(case, torch.device("meta"))
+    assert all(p.device.type == "meta" for p in meta.parameters())
+    fp32 = layers.make_module(_case(op="group_norm", k=4, c=8), CPU)
+    assert (fp32.num_groups, fp32.num_channels, fp32.weight.dtype) == (4, 8, torch.float32)
+
+
+def test_input_bytes_counts_dy_in_the_backward_modes():
+    """x only for forward and eval; x and dy for backward and full (2·3·4·5 elements)."""
+    for mode, factor in (("forward", 1), ("eval", 1), ("backward", 2), ("full", 2)):
+        assert layers.input_bytes(_case(mode=mode, h=5)) == 120 * 4 * factor
+        assert layers.input_bytes(_case(mode=mode, h=5, dtype="bfloat16")) == 120 * 2 * factor

@@ -92,12 +92,14 @@ def mode_norm(
 
 def _check_momentum(momentum: float | Tensor, x: Tensor, fn: str) -> float | Tensor:
     """A number as a float; a tensor (momentum=None's 1/num_batches_tracked) stays one, on
-    x's device, so that the kernels read it without a host synchronisation."""
+    x's device, so that the kernels read it without a host synchronisation: 0-d, float64 if
+    it is float64 (for float64 running estimates), float32 otherwise."""
     if not isinstance(momentum, Tensor):
         return float(momentum)
     if momentum.numel() != 1:
         raise ValueError(f"{fn}: momentum must be a number or a one-element tensor")
-    return momentum.to(x.device, torch.float32).reshape(())
+    dtype = torch.float64 if momentum.dtype == torch.float64 else torch.float32
+    return momentum.to(x.device, dtype).reshape(())
 
 
 def mode_group_norm(

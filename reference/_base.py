@@ -194,6 +194,8 @@ class ModeNormBase(_ModeNormCommon):
             return None
         self.num_batches_tracked.add_(1)
         if self.momentum is None:
+            if self.running_mean.dtype == torch.float64:  # a float32 1/t would cost ~1e-9
+                return 1.0 / self.num_batches_tracked.double()
             return 1.0 / self.num_batches_tracked
         return self.momentum
 

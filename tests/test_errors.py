@@ -124,14 +124,15 @@ def test_functional_argument_checks():
 
 def test_momentum_tensor_must_hold_one_value():
     """momentum=None's factor 1/num_batches_tracked travels as a tensor; any other tensor
-    must hold exactly one value, and reaches the kernels as a 0-d float32 on x's device."""
+    must hold exactly one value, and reaches the kernels as a 0-d tensor on x's device."""
     x = torch.randn(4, 3, 2, 2)
     gw, gb = torch.randn(2, 3), torch.randn(2)
     for bad in (torch.tensor([]), torch.tensor([0.1, 0.2])):
         with pytest.raises(ValueError, match="one-element tensor"):
             F.mode_norm(x, gw, gb, torch.zeros(2, 3), torch.ones(2, 3), training=True, momentum=bad)
-    checked = F._check_momentum(torch.tensor([[0.25]], dtype=torch.float64), x, "mode_norm")
-    assert checked.shape == () and checked.dtype == torch.float32 and checked.item() == 0.25
+    for given, dtype in ((torch.float16, torch.float32), (torch.float64, torch.float64)):
+        checked = F._check_momentum(torch.tensor([[0.25]], dtype=given), x, "mode_norm")
+        assert checked.shape == () and checked.dtype == dtype and checked.item() == 0.25
     assert F._check_momentum(1, x, "mode_norm") == 1.0
     buffers = [(torch.zeros(2, 3), torch.ones(2, 3)) for _ in range(2)]
     for momentum, (rm, rms) in zip((0.25, torch.tensor([0.25])), buffers, strict=True):

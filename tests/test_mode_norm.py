@@ -188,19 +188,27 @@ def test_cumulative_average_with_momentum_none(backend):
     assert_close(layer.running_mean_sq, twin.running_mean_sq, 1e-5, "running_mean_sq")
 
 
-def test_k1_running_estimates_equal_batch_norms(backend):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_k1_running_estimates_equal_batch_norms(dtype, backend):
     """K = 1 against nn.BatchNorm2d itself (not against `reference`, which shares the step
     counting): the same cumulative ⟨x⟩ with momentum=None, the same count, and ⟨x²⟩ the
-    cumulative average of each batch's mean of x²."""
-    layer = mn_triton.ModeNorm2d(3, num_modes=1, momentum=None)
-    bn = nn.BatchNorm2d(3, momentum=None)
-    batches = [_input((4, 3, 2, 2), offset=1.0) for _ in range(3)]
+    cumulative average of each batch's mean of x². In float64 the weight 1/t is float64
+    too (a float32 1/3 would cost the estimates ~1e-9)."""
+    layers = [
+        pkg.ModeNorm2d(3, num_modes=1, momentum=None, dtype=dtype) for pkg in (mn_triton, reference)
+    ]
+    bn = nn.BatchNorm2d(3, momentum=None, dtype=dtype)
+    batches = [_input((4, 3, 2, 2), offset=1.0, dtype=dtype) for _ in range(3)]
     for x in batches:
-        layer(x), bn(x)
-    assert layer.num_batches_tracked.item() == bn.num_batches_tracked.item() == 3
-    assert_close(layer.running_mean[0], bn.running_mean, 1e-6, "running_mean")
+        bn(x)
+        for layer in layers:
+            layer(x)
+    tol = 1e-12 if dtype == torch.float64 else 1e-6
     mean_sq = torch.stack([x.double().pow(2).mean((0, 2, 3)) for x in batches]).mean(0)
-    assert_close(layer.running_mean_sq[0], mean_sq, 1e-6, "running_mean_sq")
+    for layer in layers:
+        assert layer.num_batches_tracked.item() == bn.num_batches_tracked.item() == 3
+        assert_close(layer.running_mean[0], bn.running_mean, tol, "running_mean")
+        assert_close(layer.running_mean_sq[0], mean_sq, tol, "running_mean_sq")
 
 
 @pytest.mark.parametrize("name", ["ModeNorm2d", "ModeGroupNorm2d"])

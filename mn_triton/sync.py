@@ -172,8 +172,9 @@ class SyncModeNorm(ModeNorm):
     def convert_sync_modenorm(cls, module: nn.Module, process_group: Any = None) -> nn.Module:
         """Replace every ModeNorm (any rank variant) in `module` by a SyncModeNorm.
 
-        Parameters, buffers, device, dtype and training mode carry over, as in
-        `nn.SyncBatchNorm.convert_sync_batchnorm`.
+        As in `nn.SyncBatchNorm.convert_sync_batchnorm`, the new layer takes over the old
+        one's parameters and buffers themselves (an optimizer built before the conversion
+        keeps training them) and its training mode.
         """
         output = module
         if isinstance(module, ModeNorm) and not isinstance(module, SyncModeNorm):
@@ -183,7 +184,11 @@ class SyncModeNorm(ModeNorm):
                 module.affine, module.track_running_stats, process_group,
                 device=like.device, dtype=like.dtype,
             )  # fmt: skip
-            output.load_state_dict(module.state_dict())
+            # weight and bias, running estimates and count; the gate is a child (below)
+            for name, param in module.named_parameters(recurse=False):
+                setattr(output, name, param)
+            for name, buffer in module.named_buffers(recurse=False):
+                setattr(output, name, buffer)
             output.train(module.training)
         for name, child in module.named_children():
             output.add_module(name, cls.convert_sync_modenorm(child, process_group))

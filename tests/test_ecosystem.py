@@ -74,13 +74,44 @@ def test_convert_keeps_weights_device_dtype_and_mode():
 
 def test_convert_group_norm_and_sync_batch_norm():
     model = nn.Sequential(nn.GroupNorm(3, 6, eps=1e-3), nn.SyncBatchNorm(6))
+    gn = model[0]  # the conversion replaces children in place
     with torch.no_grad():
-        model[0].weight.normal_()
+        gn.weight.normal_()
     out = mn_triton.convert_to_mode_norm(model, num_modes=2, group_norm=True)
     assert isinstance(out[0], mn_triton.ModeGroupNorm)
-    assert torch.equal(out[0].weight, model[0].weight) and out[0].num_modes == 2
+    assert torch.equal(out[0].weight, gn.weight) and out[0].num_modes == 2
     assert out[0].eps == 1e-3
     assert isinstance(out[1], mn_triton.SyncModeNorm)
+
+
+def test_convert_keeps_what_the_norms_leave_out():
+    """BatchNorm without running estimates gives ModeNorm without them, GroupNorm without
+    affine weights gives ModeGroupNorm without them: neither gains state it did not have."""
+    model = nn.Sequential(nn.BatchNorm2d(4, track_running_stats=False),
+                          nn.GroupNorm(2, 4, affine=False))  # fmt: skip
+    out = mn_triton.convert_to_mode_norm(model, num_modes=2, group_norm=True)
+    assert isinstance(out[0], mn_triton.ModeNorm2d) and not out[0].track_running_stats
+    assert out[0].running_mean is None and out[0].num_batches_tracked is None
+    assert isinstance(out[1], mn_triton.ModeGroupNorm) and not out[1].affine
+    assert out[1].weight is None and out[1].bias is None
+    assert set(out.state_dict()) == {
+        "0.weight", "0.bias", "0.gate.weight", "0.gate.bias", "1.gate.weight", "1.gate.bias"
+    }  # fmt: skip
+
+
+def test_convert_keeps_group_norm_bias_and_sync_process_group():
+    """Both affine parameters of a GroupNorm carry over, and a SyncBatchNorm's process
+    group goes to its SyncModeNorm (it is only stored until a distributed forward)."""
+    group = object()
+    gn = nn.GroupNorm(3, 6)
+    with torch.no_grad():
+        gn.weight.normal_()
+        gn.bias.normal_()
+    model = nn.Sequential(gn, nn.SyncBatchNorm(6, process_group=group))
+    out = mn_triton.convert_to_mode_norm(model, num_modes=2, group_norm=True)
+    assert out[0] is not gn  # a new layer (the Sequential itself is changed in place)
+    assert torch.equal(out[0].weight, gn.weight) and torch.equal(out[0].bias, gn.bias)
+    assert isinstance(out[1], mn_triton.SyncModeNorm) and out[1].process_group is group
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

@@ -332,6 +332,31 @@ def test_track_running_stats_false_uses_batch_stats_in_eval(backend):
     check_against_oracle(layer, _input((4, 4, 3, 3)))
 
 
+def test_track_running_stats_false_in_training(backend):
+    """Without running estimates there is nothing to update or count: training runs on
+    batch statistics alone."""
+    layer = randomize(mn_triton.ModeNorm2d(4, num_modes=2, track_running_stats=False)).train()
+    check_against_oracle(layer, _input((4, 4, 3, 3)))
+
+
+def test_running_stats_switched_off_after_construction(backend):
+    """As with nn.BatchNorm: `track_running_stats = False` on a layer that has running
+    estimates freezes them in training (no update, no count, not even a write: a graph
+    that saved them still runs backward) and eval still uses them."""
+    layer = randomize(mn_triton.ModeNorm2d(4, num_modes=2))
+    frozen = {key: buffer.clone() for key, buffer in layer.named_buffers()}
+    twin = reference_twin(layer)
+    eval_twin = reference_twin(layer).eval()
+    layer.track_running_stats = False
+    x = _input((4, 4, 3, 3)).requires_grad_()
+    y_eval = layer.eval()(x)
+    assert_close(y_eval, eval_twin(x.detach().double()), 1e-5, "eval output")
+    assert_close(layer.train()(x), twin(x.detach().double()), 1e-5, "training output")
+    for key, buffer in layer.named_buffers():
+        assert torch.equal(buffer, frozen[key]), f"{key} changed"
+    y_eval.sum().backward()  # fails if the training step wrote to the saved estimates
+
+
 def test_affine_false(backend):
     layer = randomize(mn_triton.ModeNorm2d(4, num_modes=2, affine=False))
     assert layer.weight is None and layer.bias is None
@@ -355,6 +380,22 @@ def test_mode_without_gate_mass_stays_finite(training, backend):
     with torch.no_grad():
         layer.gate.bias[1] = -1e5
     check_against_oracle(layer, _input((4, 4, 3, 3)))
+
+
+def test_saturated_gates_keep_gate_gradients_accurate(backend):
+    """One gate near 1 (a logit gap of 16): the usual softmax backward g⊙∂g − g·Σ g∂g forms
+    1 − g and loses every digit of it in float32 (autograd of the float32 reference misses
+    float64 by relative errors of 10 to 100 here). The gate gradients must stay close to
+    float64 (seen: below 5e-4)."""
+    layer = randomize(mn_triton.ModeNorm2d(4, num_modes=3))
+    with torch.no_grad():
+        layer.gate.weight.mul_(0.1)
+        layer.gate.bias.copy_(torch.tensor([16.0, 0.0, -2.0]))
+    x, dy = _input((6, 4, 3, 3)), torch.randn(6, 4, 3, 3)
+    _, grads = forward_backward(layer, x, dy)
+    _, grads_ref = forward_backward(reference_twin(layer), x.double(), dy.double())
+    for key in ("gate.weight", "gate.bias"):
+        assert_close(grads[key], grads_ref[key], 1e-2, f"grad of {key}")
 
 
 @pytest.mark.parametrize("shape", [(0, 3, 4, 4), (2, 3, 0, 4)])
@@ -397,6 +438,32 @@ def test_dtype_and_device_arguments(backend):
     half = mn_triton.ModeNorm2d(4).to(torch.float16)
     y = half(torch.randn(2, 4, 3, 3, dtype=torch.float16))
     assert y.dtype == torch.float16 and torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("name", ["ModeNorm2d", "ModeGroupNorm2d"])
+def test_meta_tensors_run_through_torch_ops(name, backend):
+    """Meta tensors (shape inference, deferred initialisation) hold no data for the kernels
+    to read: on either backend they run through torch ops, forward and backward."""
+    layer = fast_layer(name, 3, num_modes=2, device="meta")
+    x = torch.empty(2, 3, 4, 4, device="meta", requires_grad=True)
+    y = layer(x)
+    y.sum().backward()
+    assert y.shape == x.shape and y.device.type == "meta"
+    assert x.grad.shape == x.shape and layer.weight.grad.device.type == "meta"
+
+
+def test_use_backend_restores_the_previous_backend():
+    """Nested `use_backend` blocks each restore the backend set before them, also when
+    the block raises."""
+    before = mn_triton.get_backend()
+    with mn_triton.use_backend("torch"):
+        with mn_triton.use_backend("triton"):
+            assert mn_triton.get_backend() == "triton"
+        assert mn_triton.get_backend() == "torch"
+        with pytest.raises(KeyError), mn_triton.use_backend("auto"):
+            raise KeyError
+        assert mn_triton.get_backend() == "torch"
+    assert mn_triton.get_backend() == before
 
 
 def test_initialisation_and_repr():

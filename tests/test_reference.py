@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import reference
-from helpers import assert_close, randomize
+from helpers import TOLERANCE, assert_close, randomize, reference_twin
 
 
 def _softmax(values):
@@ -104,3 +104,43 @@ def test_mode_group_norm_k1_is_group_norm():
     gn = nn.GroupNorm(1, 6).double()
     x = torch.randn(3, 6, 4, 4, dtype=torch.float64) + 5
     assert_close(layer(x), gn(x), 1e-12, "output")
+
+
+@pytest.mark.parametrize("momentum", [0.0, 1.0])
+def test_momentum_bounds_are_accepted(momentum):
+    """λ = 0 keeps the running estimates and λ = 1 replaces them by the batch's, as in
+    nn.BatchNorm: both ends of [0, 1] are valid, and the step is counted either way."""
+    layer = randomize(reference.ModeNorm1d(3, num_modes=2, momentum=momentum).double())
+    old_mean, old_sq = layer.running_mean.clone(), layer.running_mean_sq.clone()
+    x = torch.randn(4, 3, 5, dtype=torch.float64) * 2 + 1
+    _, mu, var = _brute_force_mode_norm(x.tolist(), *_params(layer), layer.eps)
+    layer(x)
+    assert layer.num_batches_tracked.item() == 1
+    want_mean, want_sq = (old_mean, old_sq) if momentum == 0.0 else (mu, var + mu**2)
+    assert_close(layer.running_mean, want_mean, 1e-12, "running mean")
+    assert_close(layer.running_mean_sq, want_sq, 1e-12, "running mean sq")
+
+
+@pytest.mark.parametrize("shape", [(0, 3, 4), (2, 3, 0)], ids=["no_samples", "no_positions"])
+def test_empty_batch_leaves_running_estimates_alone(shape):
+    """An empty batch has nothing to average: the step is counted, as BatchNorm counts it,
+    but ⟨x⟩ and ⟨x²⟩ keep their values instead of becoming 0/0 = NaN."""
+    layer = randomize(reference.ModeNorm1d(3, num_modes=2).double())
+    old_mean, old_sq = layer.running_mean.clone(), layer.running_mean_sq.clone()
+    assert layer(torch.randn(shape, dtype=torch.float64)).shape == shape
+    assert layer.num_batches_tracked.item() == 1
+    assert torch.equal(layer.running_mean, old_mean)
+    assert torch.equal(layer.running_mean_sq, old_sq)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("name", ["ModeNorm2d", "ModeGroupNorm2d"])
+def test_half_input_gives_output_in_the_input_dtype(name, dtype):
+    """Statistics are computed in float32, but the output has the input's dtype (SPEC,
+    notation), as on the fast path the reference is compared with."""
+    layer = randomize(getattr(reference, name)(4, num_modes=2))
+    x = (torch.randn(3, 4, 3, 3) * 2 + 1).to(dtype)
+    expected = reference_twin(layer)(x.double())
+    y = layer(x)
+    assert y.dtype == dtype
+    assert_close(y, expected, TOLERANCE[dtype], "output")

@@ -56,6 +56,11 @@ def _worker(rank, port, split, layout, offset, backend, out_dir):
             for g in grads.values():
                 dist.all_reduce(g)  # what DDP does (it then divides by the world size)
             results[step] = {"y": y.detach(), "dx": x_local.grad, "grads": grads}
+        # Eval uses the running estimates: nothing to synchronise, each process on its own.
+        results["eval"] = layer.eval()(x[rows]).detach()
+        # Bad input is refused before any exchange (so no process is left waiting).
+        with pytest.raises(ValueError, match="expected 5 channels"):
+            layer.train()(x[rows, :4])
         results["state"] = layer.state_dict()
         torch.save(results, Path(out_dir) / f"rank{rank}.pt")
     finally:
@@ -92,6 +97,8 @@ def test_two_processes_equal_one_process(split, layout, offset, backend, tmp_pat
     for name, value in single.state_dict().items():
         for r in range(WORLD):
             assert_close(ranks[r]["state"][name].float(), value.float(), 1e-5, name)
+    y_eval = single.eval()(x)
+    assert_close(torch.cat([r["eval"] for r in ranks]), y_eval, 1e-5, "eval output")
 
 
 def test_falls_back_to_mode_norm_without_distributed(backend):
@@ -113,13 +120,42 @@ def test_convert_sync_modenorm_keeps_state():
     ).double()
     randomize(model[1])
     model.eval()
+    # The conversion replaces children in place: keep the state to compare with.
+    expected = {key: value.clone() for key, value in model.state_dict().items()}
     converted = mn_triton.SyncModeNorm.convert_sync_modenorm(model, process_group=None)
     assert isinstance(converted[1], mn_triton.SyncModeNorm)
     assert isinstance(converted[2][1], mn_triton.SyncModeNorm)
     assert converted[1].num_modes == 3 and converted[1].gate.weight.dtype == torch.float64
     assert not converted[1].training
-    for key, value in model.state_dict().items():
-        assert torch.equal(converted.state_dict()[key], value)
+    assert set(converted.state_dict()) == set(expected)
+    for key, value in expected.items():
+        assert torch.equal(converted.state_dict()[key], value), key
+
+
+def test_convert_sync_modenorm_takes_over_parameters_and_buffers():
+    """As convert_sync_batchnorm: the same tensors, not copies (the gate included), so an
+    optimizer built before the conversion trains the converted layer."""
+    layer = mn_triton.ModeNorm2d(4, num_modes=2)
+    originals = dict(layer.named_parameters()) | dict(layer.named_buffers())
+    optimizer = torch.optim.SGD(layer.parameters(), lr=0.1)
+    converted = mn_triton.SyncModeNorm.convert_sync_modenorm(layer)
+    assert isinstance(converted, mn_triton.SyncModeNorm)
+    tensors = dict(converted.named_parameters()) | dict(converted.named_buffers())
+    assert tensors.keys() == originals.keys()
+    assert all(tensors[key] is value for key, value in originals.items())
+    before = {key: p.detach().clone() for key, p in converted.named_parameters()}
+    converted(torch.randn(3, 4, 2, 2) + 1).square().sum().backward()
+    optimizer.step()
+    assert all(not torch.equal(p, before[key]) for key, p in converted.named_parameters())
+
+
+def test_convert_sync_modenorm_passes_the_process_group():
+    """The group given to the conversion reaches every SyncModeNorm (it is only stored
+    until a distributed forward, so any handle does here)."""
+    group = object()
+    model = torch.nn.Sequential(mn_triton.ModeNorm2d(4), mn_triton.ModeNorm1d(4))
+    converted = mn_triton.SyncModeNorm.convert_sync_modenorm(model, process_group=group)
+    assert converted[0].process_group is group and converted[1].process_group is group
 
 
 # A tiny DDP training run: ResNet-20 (benchmarks/models.py, narrow) with SyncModeNorm over 2

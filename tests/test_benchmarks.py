@@ -16,10 +16,13 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "data" / "bench_fixture.csv"
@@ -39,6 +42,17 @@ def _load_grid():
     spec = importlib.util.spec_from_file_location("bench_grid", REPO / "benchmarks" / "grid.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while building
+    spec.loader.exec_module(module)
+    return module
+
+
+def _load_benchmark(name: str, monkeypatch: pytest.MonkeyPatch):
+    """benchmarks/<name>.py as a module, with benchmarks/ on sys.path for this test only."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    spec = importlib.util.spec_from_file_location(
+        f"bench_{name}", REPO / "benchmarks" / f"{name}.py"
+    )
+    module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
@@ -112,6 +126,107 @@ def test_cpu_grids_leave_out_triton_and_groupnorm_matches_k() -> None:
     assert grid.group_norm_groups(4, 64) == 4 and grid.group_norm_groups(6, 64) == 1
 
 
+def test_full_grid_sweeps_every_batch_and_judges_big_tensors_at_two_batches() -> None:
+    """SPEC §6's batch sizes 4 ... 256 all swept; the goals on tensors >= 64 MiB (MN K=2
+    fwd+bwd float32 NCHW) see more than one batch size."""
+    grid = _load_grid()
+    cases = grid.cases("full", cuda=True)
+    assert {c.n for c in cases} == {4, 8, 16, 32, 64, 128, 256}
+    headline = ("mode_norm", "triton", "full", 2, "float32", "nchw")
+    big = {c.n for c in cases if (c.op, c.provider, c.mode, c.k, c.dtype, c.layout) == headline
+           and c.numel * 4 >= 64 * 2**20}  # fmt: skip
+    assert big == {128, 256}
+
+
+def test_native_baselines_at_every_point_and_groupnorm_groups_divide_c() -> None:
+    """BatchNorm, GroupNorm, InstanceNorm and LayerNorm wherever MN is measured (the report's
+    ratios); GroupNorm with K groups where K divides C, else one group (K=6 with C=32)."""
+    grid = _load_grid()
+    cases = grid.cases("full", cuda=True)
+
+    def points(op: str) -> set[tuple]:
+        return {(c.mode, c.dtype, c.layout, c.n, c.c, c.h, c.w) for c in cases if c.op == op}
+
+    for op in ("batch_norm", "group_norm", "instance_norm", "layer_norm", "mode_group_norm"):
+        assert points(op) == points("mode_norm"), op
+    group_norm = [c for c in cases if c.op == "group_norm"]
+    assert all(c.c % c.k == 0 for c in group_norm)
+    pairs = {(c.c, c.k) for c in group_norm}
+    assert (32, 1) in pairs and (32, 2) in pairs and (64, 8) in pairs
+
+
+def test_full_grid_puts_headline_cases_first_and_compiles_last() -> None:
+    """Priority order, so that a run cut short keeps the headline: first every shape at K=2,
+    float32, NCHW, batch 128 in the training modes; last the compiled reference (tens of
+    seconds of compiling each), on training modes only, at K=2 and K=8."""
+    grid = _load_grid()
+    cases = grid.cases("full", cuda=True)
+    head = [c for c in cases if c.mode in grid.TRAINING_MODES and c.dtype == "float32"
+            and c.layout == "nchw" and c.n == 128 and c.k in (None, 2)
+            and c.provider != "reference_compiled"]  # fmt: skip
+    assert {(c.c, c.h, c.w) for c in head} == set(grid.CIFAR_SHAPES + grid.IMAGENET_SHAPES)
+    assert cases[: len(head)] == head
+    compiled = [c for c in cases if c.provider == "reference_compiled"]
+    assert cases[len(cases) - len(compiled) :] == compiled
+    assert {c.mode for c in compiled} == set(grid.TRAINING_MODES)
+    assert {c.k for c in compiled} == {2, 8}
+
+
+def test_smoke_grid_covers_every_mode_and_both_layouts() -> None:
+    """The tests' grid takes every code path of the suite: four modes, NCHW and NHWC."""
+    cases = _load_grid().cases("smoke", cuda=False)
+    assert {c.mode for c in cases} == {"forward", "backward", "full", "eval"}
+    assert {c.layout for c in cases} == {"nchw", "nhwc"}
+
+
+def test_benchmark_groups_hold_one_point_each() -> None:
+    """pytest-benchmark compares within a group: every op and provider at one point, never
+    forward against backward times."""
+    groups: dict[str, set[tuple]] = {}
+    for c in _load_grid().cases("full", cuda=True):
+        groups.setdefault(c.group, set()).add((c.mode, c.dtype, c.layout, c.n, c.c, c.h, c.w))
+    assert all(len(points) == 1 for points in groups.values())
+
+
+def test_no_compile_option_leaves_out_the_compiled_reference() -> None:
+    """The CPU grid measures torch.compile(reference) unless --no-compile says not to."""
+    grid = _load_grid()
+    assert any(c.provider == "reference_compiled" for c in grid.cases("small", cuda=False))
+    suite = ["-m", "pytest", "benchmarks/test_layers.py", "--collect-only", "-q"]
+    options = ["--grid", "small", "--bench-device", "cpu", "--no-compile", "-p", "no:cacheprovider"]
+    proc = _run([*suite, *options], {})
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    ids = [line for line in proc.stdout.splitlines() if "::test_layer[" in line]
+    assert len(ids) == len(grid.cases("small", cuda=False, compile=False))
+    assert not any("reference_compiled" in i for i in ids)
+
+
+@pytest.mark.parametrize(
+    "budget, spent, provider, runs",
+    [
+        (0.0, 1e6, "reference_compiled", True),  # 0: no limit
+        (100.0, 101.0, "reference", False),  # budget spent
+        (100.0, 50.0, "reference", True),
+        (100.0, 50.0, "reference_compiled", False),  # 50 s left: too little to compile
+        (100.0, 30.0, "reference_compiled", True),
+    ],
+)
+def test_time_budget_skips_cases_that_cannot_finish(monkeypatch, budget, spent, provider, runs):
+    conftest = _load_benchmark("conftest", monkeypatch)
+    case = conftest.grid.Case("mode_norm", provider, "full", "float32", "nchw", 4, 16, 8, 8, 2)
+    config = SimpleNamespace(
+        getoption={"time_budget": budget}.__getitem__,
+        stash={conftest._STARTED: time.perf_counter() - spent},
+    )
+    item = SimpleNamespace(config=config, callspec=SimpleNamespace(params={"case": case}))
+    try:
+        conftest.pytest_runtest_setup(item)
+        ran = True
+    except pytest.skip.Exception:
+        ran = False
+    assert ran == runs
+
+
 # ------------------------------------ the report ---------------------------------------
 
 
@@ -177,3 +292,14 @@ def test_host_overhead_compile_only_times_the_triton_path(tmp_path: Path) -> Non
     assert "(Triton, compile-only)" in proc.stdout
     times = [float(line.split()[-2]) for line in proc.stdout.splitlines() if "µs" in line]
     assert len(times) == 3 and all(t > 0 for t in times), proc.stdout
+
+
+def test_host_overhead_is_the_median_round_in_microseconds_per_call(monkeypatch) -> None:
+    """Five timed rounds after a warm-up, each of `calls` forward+backward calls."""
+    host = _load_benchmark("host_overhead", monkeypatch)
+    rounds_s = [3e-3, 1e-3, 5e-3, 2e-3, 4e-3]
+    ticks = iter([t for d in rounds_s for t in (10.0, 10.0 + d)])
+    monkeypatch.setattr(host, "time", SimpleNamespace(perf_counter=lambda: next(ticks)))
+    x = torch.ones(3, requires_grad=True)
+    assert host._per_call_us(torch.nn.Identity(), x, 2) == pytest.approx(1500.0)  # 3 ms / 2
+    assert x.grad.tolist() == [12.0] * 3  # 6 runs of 2 calls, each with its backward

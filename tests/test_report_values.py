@@ -4,6 +4,7 @@ each computation is checked on a few hand-made rows whose right answer is known.
 
 from __future__ import annotations
 
+import csv
 import sys
 from pathlib import Path
 
@@ -12,9 +13,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+import figures  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
 import measure  # noqa: E402
 import records  # noqa: E402
 import report  # noqa: E402
+from matplotlib.container import BarContainer, ErrorbarContainer  # noqa: E402
 
 GPU = "NVIDIA H100 80GB HBM3 (hand-made rows)"
 BIG = dict(N=128, C=64, H=56, W=56)  # 98 MiB in float32: the goals' "tensors >= 64 MiB"
@@ -51,6 +55,47 @@ def test_bytes_model_and_bandwidth_from_the_median():
                            layout="nchw", shape=(1, 1, 1, 1), k=2, timing=timing,
                            bytes_min=2_000_000_000, copy_gbps=1.0, device="cpu")  # fmt: skip
     assert row["gbps"] == pytest.approx(1000.0)  # 2 GB in the median's 2 ms
+
+
+def _row(**changes) -> dict:
+    timing = measure.Timing(ms_p20=1.0, ms_p50=2.0, ms_p80=3.0, peak_mem_mb=None, reps=5)
+    args = dict(op="mode_norm", provider="triton", mode="full", dtype="float32", layout="nchw",
+                shape=(1, 1, 1, 1), k=2, timing=timing, bytes_min=8, copy_gbps=1.0,
+                device="cpu")  # fmt: skip
+    return records.make_row(**{**args, **changes})
+
+
+@pytest.mark.parametrize("name", ["op", "provider", "mode", "exec"])
+def test_make_row_rejects_unknown_names(name):
+    with pytest.raises(ValueError, match="unknown"):
+        _row(**{name: "batchnorm"})
+
+
+def test_make_row_leaves_unmeasured_memory_empty():
+    """CPU rows have no peak memory: an empty cell, not a measured 0 MiB."""
+    assert _row()["peak_mem_mb"] == ""
+
+
+def test_append_rows_keeps_each_files_header(tmp_path: Path, monkeypatch):
+    """A new (or empty) file gets SPEC §7's columns and the row's extras; later rows follow the
+    file's own header whatever order their extras come in; a row lacking a column is refused."""
+    monkeypatch.setattr(records, "DATA_DIR", tmp_path)
+    (tmp_path / "runs.csv").touch()
+    records.append_rows([_row(run_id="r1", setup_s=1.5)], "runs")
+    later = {"setup_s": 2.5, "run_id": "r2", **_row()}
+    records.append_rows([later], "runs")
+    with (tmp_path / "runs.csv").open(newline="") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    assert reader.fieldnames == [*records.COLUMNS, "run_id", "setup_s"]
+    assert [(r["run_id"], r["setup_s"], r["op"]) for r in rows] == [
+        ("r1", "1.5", "mode_norm"), ("r2", "2.5", "mode_norm")
+    ]  # fmt: skip
+    for column in ("copy_gbps", "device"):
+        row = _row()
+        del row[column]
+        with pytest.raises(ValueError, match=column):
+            records.append_rows([row], "other")
 
 
 def test_goals_ratio_and_copy_fraction_judged_at_their_limits():
@@ -108,3 +153,299 @@ def test_shown_values_are_rounded_against_us():
     assert report.fmt(1.1001, at_most=True, unit="x") == "1.101x"
     assert report.fmt(0.7499, at_most=False, percent=True) == "74.9%"
     assert report.fmt(float("nan")) == "–"
+
+
+def test_load_names_runs_and_sizes_tensors_by_dtype(tmp_path: Path):
+    """A row's run is its run_id, else its file's name; |x| counts 2 bytes per half element."""
+    header = "op,provider,mode,dtype,layout,N,C,H,W,K,ms_p50,device,timestamp"
+    (tmp_path / "a.csv").write_text(
+        f"{header},run_id\n"
+        "mode_norm,triton,full,bfloat16,nchw,2,3,4,5,2,1.0,gpu,t,run-7\n"
+        "mode_norm,triton,full,float16,nchw,2,3,4,5,2,1.0,gpu,t,\n"
+    )
+    (tmp_path / "b.csv").write_text(
+        f"{header}\nmode_norm,triton,full,float32,nchw,2,3,4,5,2,1.0,gpu,t\n"
+    )
+    df = report.load(tmp_path)
+    assert df["run"].tolist() == ["run-7", "a", "b"]
+    assert df["tensor_bytes"].tolist() == [240, 240, 480]
+
+
+def test_pairs_keep_dtypes_and_layouts_apart():
+    """BatchNorm at another dtype or layout is another grid point, never a partner."""
+    bn = dict(op="batch_norm", provider="native", K="")
+    df = _rows(
+        dict(ms_p50=2.0), dict(layout="nhwc", ms_p50=3.0), dict(dtype="bfloat16", ms_p50=4.0),
+        {**bn, "ms_p50": 1.0}, {**bn, "layout": "nhwc", "ms_p50": 2.0},
+        {**bn, "dtype": "bfloat16", "ms_p50": 8.0},
+    )  # fmt: skip
+    paired = report.pair(df, {"op": "mode_norm", "provider": "triton"}, {"op": "batch_norm"})
+    assert sorted(zip(paired["dtype"], paired["layout"], paired["ratio"], strict=True)) == [
+        ("bfloat16", "nchw", 0.5), ("float32", "nchw", 2.0), ("float32", "nhwc", 1.5)
+    ]  # fmt: skip
+
+
+def test_reference_and_k_ratios_pair_each_op_at_its_own_k():
+    """Ours against the reference at the same op and K; K=8 over K=1 within one op; MN and MGN
+    both count (here MGN holds the worst case of each goal)."""
+    ref = dict(provider="reference")
+    mgn = dict(op="mode_group_norm")
+    df = _rows(
+        dict(K=1, ms_p50=1.0), dict(K=8, ms_p50=1.0),
+        {**ref, "K": 1, "ms_p50": 6.0}, {**ref, "K": 8, "ms_p50": 40.0},
+        {**mgn, "K": 1, "ms_p50": 1.0}, {**mgn, "K": 8, "ms_p50": 4.0},
+        {**mgn, **ref, "K": 1, "ms_p50": 5.0}, {**mgn, **ref, "K": 8, "ms_p50": 80.0},
+    )  # fmt: skip
+    vs_ref = _goal(df, "eager reference")
+    cases = sorted(zip(vs_ref.rows["op"], vs_ref.rows["K"], vs_ref.rows["value"], strict=True))
+    assert cases == [
+        ("mode_group_norm", 1, pytest.approx(5.0)), ("mode_group_norm", 8, pytest.approx(20.0)),
+        ("mode_norm", 1, pytest.approx(6.0)), ("mode_norm", 8, pytest.approx(40.0)),
+    ]  # fmt: skip
+    assert vs_ref.verdict(True) == "met"
+    k_ratio = report.k8_over_k1(df, "triton")
+    assert sorted(zip(k_ratio["op"], k_ratio["ratio"], strict=True)) == [
+        ("mode_group_norm", 4.0), ("mode_norm", 1.0)
+    ]  # fmt: skip
+    assert _goal(df, "K=8 / time at K=1").verdict(True) == "**MISSED**"
+
+
+@pytest.mark.parametrize("k8_ms, verdict", [(2.1, "met"), (2.11, "**MISSED**")])
+def test_speedup_and_k_goals_judged_at_their_limits(k8_ms, verdict):
+    """5x over the eager reference, 1.5x over the compiled one, K=8 within 1.05x of K=1: met
+    exactly at the limit, missed just beyond it."""
+    df = _rows(
+        dict(K=1, ms_p50=2.0), dict(K=8, ms_p50=k8_ms),
+        dict(K=8, provider="reference", ms_p50=10.5),  # 5x at the limit
+        dict(K=1, provider="reference_compiled", ms_p50=3.0 if verdict == "met" else 2.98),
+    )  # fmt: skip
+    for words in ("eager reference", "torch.compile", "K=8 / time at K=1"):
+        assert _goal(df, words).verdict(True) == verdict, words
+
+
+def test_bandwidth_goals_include_a_tensor_of_exactly_64_mib():
+    """The goals hold for tensors >= 64 MiB: 16 x 64 x 128 x 128 float32 is judged."""
+    exact = dict(N=16, C=64, H=128, W=128)
+    df = _rows(dict(**exact, ms_p50=1.0), dict(**exact, op="batch_norm", provider="native", K=""))
+    assert len(_goal(df, "BatchNorm2d").rows) == 1
+
+
+def test_comparisons_pair_each_norm_and_mgn_with_its_groupnorm():
+    """Each native baseline is its own op; MGN at K=2 against GroupNorm(2, C) only."""
+    native = dict(provider="native", K="")
+    df = _rows(
+        dict(ms_p50=2.0), dict(op="mode_group_norm", ms_p50=3.0),
+        {**native, "op": "batch_norm", "ms_p50": 1.0},
+        {**native, "op": "instance_norm", "ms_p50": 4.0},
+        {**native, "op": "layer_norm", "ms_p50": 8.0},
+        {**native, "op": "group_norm", "K": 2, "ms_p50": 1.5},
+        {**native, "op": "group_norm", "K": 1, "ms_p50": 0.5},
+    )  # fmt: skip
+    ratios = {name: frame["ratio"].tolist() for name, frame in report.comparisons(df, GPU).items()}
+    assert ratios == {
+        "MN / BatchNorm2d": [2.0], "MN / InstanceNorm2d": [0.5], "MN / LayerNorm(C,H,W)": [0.25],
+        "MGN / GroupNorm": [2.0], "ours / eager reference": [], "ours / compiled reference": [],
+    }  # fmt: skip
+
+
+def test_comparison_lines_show_median_worst_and_the_worst_case():
+    bn = dict(op="batch_norm", provider="native", K="", ms_p50=1.0)
+    df = _rows(
+        dict(N=4, ms_p50=1.0), dict(N=8, ms_p50=2.0), dict(N=16, ms_p50=6.0),
+        {**bn, "N": 4}, {**bn, "N": 8}, {**bn, "N": 16},
+    )  # fmt: skip
+    paired = report.pair(df, {"op": "mode_norm", "provider": "triton"}, {"op": "batch_norm"})
+    lines = report.comparison_lines({"MN / BatchNorm2d": paired})
+    assert lines[2] == (
+        "| MN / BatchNorm2d | full | 3 | 2.000 | 6.000 "
+        "| `mode_norm full float32 nchw N=16 64x56x56 K=2` |"
+    )
+
+
+ENV = dict(git_sha="abc", torch="2.x", triton="3.x")
+
+
+def test_cpu_rows_are_shown_but_not_judged():
+    """The same slow rows miss the goal on a GPU and are only shown on the CPU; the compiled
+    reference's setup time is summed over its cases."""
+    compiled = dict(provider="reference_compiled", ms_p50=2.0)
+    df = _rows(
+        dict(ms_p50=1.0, **ENV), dict(provider="reference", ms_p50=2.0, **ENV),
+        dict(**compiled, setup_s="10", **ENV), dict(**compiled, N=4, setup_s="20", **ENV),
+        dict(N=4, ms_p50=1.0, **ENV),
+    )  # fmt: skip
+    gpu = "\n".join(report.layer_section(GPU, df))
+    assert "| 1 | **MISSED** |" in gpu and "| 2 | met |" in gpu  # 2x: under 5x, over 1.5x
+    assert "measured on 2 cases" in gpu and "took 30 s" in gpu
+    cpu_rows = df.assign(device="cpu", provider=df["provider"].replace("triton", "torch_ops"))
+    cpu = "\n".join(report.layer_section("cpu", cpu_rows))
+    assert "| 1 | not judged (CPU) |" in cpu and "| 2 | not judged (CPU) |" in cpu
+    assert "MISSED" not in cpu and "| met |" not in cpu
+
+
+def _train(*rows: dict) -> pd.DataFrame:
+    """Training-step rows of one run: resnet20, eager, triton at K=2 unless a row says otherwise."""
+    base = dict(op="train_step", provider="triton", mode="train_step", dtype="float32",
+                layout="nchw", N=128, K=2.0, model="resnet20", exec="eager", run="t1",
+                timestamp="2026-01-01", copy_gbps=float("nan"), peak_mem_mb=100.0,
+                peak_mem_total_mb=200.0, **ENV)  # fmt: skip
+    return pd.DataFrame([{**base, **row} for row in rows])
+
+
+TRAIN_ROWS = (
+    dict(provider="native", K=float("nan"), ms_p50=7.0),  # BN eager: median 8 ms
+    dict(provider="native", K=float("nan"), ms_p50=9.0),
+    dict(provider="native", K=float("nan"), exec="compiled", ms_p50=5.0, peak_mem_mb=50.0),
+    dict(ms_p50=8.5, peak_mem_total_mb=212.5),  # 6.25% slower, 1.0625x total memory
+    dict(exec="compiled", ms_p50=5.0, peak_mem_mb=52.5),  # 1.05x memory: at the limit
+    dict(provider="reference", ms_p50=16.0),
+    dict(provider="native", K=float("nan"), model="lenet", ms_p50=1.0, peak_mem_mb=16.0),
+    dict(model="lenet", K=6.0, ms_p50=1.03125, peak_mem_mb=17.0, peak_mem_total_mb=float("nan")),
+    dict(model="lenet", K=2.0, ms_p50=1.5, peak_mem_mb=16.0),  # lenet's goal is at K=6
+)
+
+
+def _train_table(device: str, df: pd.DataFrame) -> dict[tuple[str, ...], list[str]]:
+    """train_lines' table as {(model, exec, provider, K): the other cells}."""
+    rows = [line.strip("|").split(" | ") for line in report.train_lines(device, df)]
+    return {tuple(c.strip() for c in r[:4]): [c.strip() for c in r[4:]] for r in rows
+            if len(r) == len(report.TRAIN_HEADER) and r[0].strip() != "model"}  # fmt: skip
+
+
+def test_training_steps_pair_with_batchnorm_of_their_model_and_exec():
+    """Each MN step against the median BN step of its model and exec; overhead is time over BN
+    minus 1, memory MN over BN; BN rows are the baseline, not a case."""
+    table = _train_table(GPU, _train(*TRAIN_ROWS))
+    assert table == {
+        ("resnet20", "eager", "triton", "2"):
+            ["8.500", "8.000", "6.3%", "1.000", "1.063", "time **MISSED**, memory **MISSED**"],
+        ("resnet20", "compiled", "triton", "2"):
+            ["5.000", "5.000", "0.0%", "1.050", "1.000", "time met, memory met"],
+        ("resnet20", "eager", "reference", "2"):
+            ["16.000", "8.000", "100.0%", "1.000", "1.000", ""],
+        ("lenet", "eager", "triton", "6"):
+            ["1.031", "1.000", "3.2%", "1.063", "–", "time met, memory **MISSED**"],
+        ("lenet", "eager", "triton", "2"): ["1.500", "1.000", "50.0%", "1.000", "1.000", ""],
+    }  # fmt: skip
+
+
+def test_training_steps_on_cpu_are_not_judged():
+    table = _train_table("cpu", _train(*TRAIN_ROWS).assign(device="cpu"))
+    verdicts = {key: cells[-1] for key, cells in table.items()}
+    assert verdicts[("resnet20", "eager", "triton", "2")] == "not judged (CPU)"
+    assert verdicts[("lenet", "eager", "triton", "6")] == "not judged (CPU)"
+    assert verdicts[("resnet20", "eager", "reference", "2")] == ""
+
+
+def test_a_training_step_exactly_5_percent_slower_meets_the_goal():
+    """21 ms against 20 ms is 1.05×, at the limit: met (21/20 − 1 is 0.0500…04 in floats)."""
+    rows = _train(dict(provider="native", K=float("nan"), ms_p50=20.0), dict(ms_p50=21.0))
+    verdict = _train_table(GPU, rows)[("resnet20", "eager", "triton", "2")][-1]
+    assert verdict.startswith("time met"), verdict
+
+
+# ------------------------------------ figures ------------------------------------------
+# Each figure's drawing function on hand-made rows; what it plotted is read off the axes.
+
+
+def _drawn(draw, df: pd.DataFrame, ncols: int = 2, device: str = GPU) -> list:
+    fig, axes = plt.subplots(1, ncols, squeeze=False)
+    draw(device, df.assign(ms_p20=df["ms_p50"], ms_p80=df["ms_p50"]), axes[0])
+    plt.close(fig)
+    return list(axes[0])
+
+
+def _series(ax) -> dict[str, tuple[list[float], list[float]]]:
+    """Plotted lines by label (an errorbar's by its provider), as (x, y)."""
+    lines = {c.get_label(): c.lines[0] for c in ax.containers if isinstance(c, ErrorbarContainer)}
+    lines.update({line.get_label(): line for line in ax.lines if line.get_label()[0] != "_"})
+    return {
+        label: ([float(v) for v in line.get_xdata()], [float(v) for v in line.get_ydata()])
+        for label, line in lines.items()
+    }
+
+
+def _bars(ax) -> dict[str, list[float]]:
+    return {
+        c.get_label(): [p.get_height() for p in c.patches]
+        for c in ax.containers
+        if isinstance(c, BarContainer)
+    }
+
+
+NAN = float("nan")
+
+
+def test_time_vs_k_figure_plots_the_fwd_bwd_k_sweep_against_its_baselines():
+    """The point with the most K values (not a single-K one), fwd+bwd times, BatchNorm flat,
+    GroupNorm(K, C) where K divides C and GroupNorm(1, C) at K=6."""
+    native = dict(provider="native", K=NAN)
+    df = _rows(
+        *[dict(K=k, ms_p50=t) for k, t in ((1, 1.0), (2, 2.0), (6, 3.0))],
+        *[dict(K=k, mode="forward", ms_p50=t) for k, t in ((1, 10.0), (2, 20.0), (6, 30.0))],
+        *[dict(op="mode_group_norm", K=k, ms_p50=t) for k, t in ((1, 1.0), (2, 2.0), (6, 3.0))],
+        dict(N=4, K=2, ms_p50=7.0), dict(N=4, op="batch_norm", **native, ms_p50=0.5),
+        dict(op="batch_norm", **native, ms_p50=0.5),
+        dict(op="group_norm", provider="native", K=1, ms_p50=0.25),
+        dict(op="group_norm", provider="native", K=2, ms_p50=0.75),
+    )  # fmt: skip
+    mn, mgn = (_series(ax) for ax in _drawn(figures.time_vs_k, df))
+    assert mn == {"triton": ([1, 2, 6], [1, 2, 3]), "BatchNorm2d": ([1, 2, 6], [0.5] * 3)}
+    assert mgn == {"triton": ([1, 2, 6], [1, 2, 3]), "GroupNorm": ([1, 2, 6], [0.25, 0.75, 0.25])}
+
+
+def test_time_vs_batch_figure_holds_mgn_against_groupnorm_with_two_groups():
+    gn = dict(op="group_norm", provider="native")
+    df = _rows(
+        dict(op="mode_group_norm", N=4, ms_p50=1.0), dict(op="mode_group_norm", N=8, ms_p50=2.0),
+        dict(**gn, N=4, K=2, ms_p50=0.5), dict(**gn, N=8, K=2, ms_p50=0.6),
+        dict(**gn, N=4, K=1, ms_p50=0.1), dict(**gn, N=8, K=1, ms_p50=0.2),
+    )  # fmt: skip
+    _, mgn = _drawn(figures.time_vs_batch, df)
+    assert _series(mgn) == {"triton": ([4, 8], [1, 2]), "GroupNorm": ([4, 8], [0.5, 0.6])}
+
+
+def test_speedup_figure_shows_their_time_over_ours_per_shape():
+    """One bar per shape of ours (the provider the goals are about), CIFAR shapes first; above
+    1 means ours is faster."""
+    cifar = dict(C=16, H=32, W=32)
+    df = _rows(
+        dict(ms_p50=2.0), dict(**cifar, ms_p50=1.0),
+        dict(provider="torch_ops", ms_p50=4.0), dict(provider="torch_ops", **cifar, ms_p50=4.0),
+        dict(provider="reference", ms_p50=30.0), dict(provider="reference", **cifar, ms_p50=10.0),
+        dict(op="batch_norm", provider="native", K=NAN, ms_p50=1.0),
+        dict(op="batch_norm", provider="native", K=NAN, **cifar, ms_p50=0.5),
+    )  # fmt: skip
+    bars = _bars(_drawn(figures.speedup_per_shape, df)[0])
+    assert bars["reference"] == [10.0, 15.0] and bars["BatchNorm2d"] == [0.5, 0.5]
+    assert len(bars["reference_compiled"]) == 2  # not measured here: empty bars
+
+
+def test_bandwidth_figure_marks_the_copy_ceiling_and_three_quarters_of_it():
+    df = _rows(dict(ms_p50=1.0, gbps=600.0, copy_gbps=1000.0))
+    lines = _series(_drawn(figures.bandwidth, df, ncols=1)[0])
+    assert lines["copy 1000 GB/s"][1] == [1000.0] * 2 and lines["75% of copy"][1] == [750.0] * 2
+
+
+def test_memory_figure_plots_fwd_bwd_peaks_at_k2():
+    df = _rows(
+        dict(ms_p50=1.0, peak_mem_mb=10.0), dict(K=8, ms_p50=1.0, peak_mem_mb=80.0),
+        dict(mode="forward", ms_p50=1.0, peak_mem_mb=40.0),
+        dict(op="batch_norm", provider="native", K=NAN, ms_p50=1.0, peak_mem_mb=5.0),
+    )  # fmt: skip
+    mn = _series(_drawn(figures.memory, df)[0])
+    mib = BIG["N"] * BIG["C"] * BIG["H"] * BIG["W"] * 4 / 2**20
+    assert mn == {"triton": ([mib], [10.0]), "BatchNorm2d": ([mib], [5.0])}
+
+
+def test_train_step_figure_shows_overhead_in_percent_against_the_5_percent_goal():
+    df = _train(dict(provider="native", K=NAN, ms_p50=8.0), dict(ms_p50=8.5))
+    (ax,) = _drawn(figures.train_step, df, ncols=1)
+    assert _bars(ax) == {"triton K=2": [6.25]}
+    assert _series(ax)["goal: 5%"][1] == [5.0, 5.0]
+
+
+def test_figures_without_rows_say_so():
+    fig, axes = figures._panels({}, 2)
+    plt.close(fig)
+    assert [t.get_text() for ax in axes.flat for t in ax.texts] == ["no data yet"] * 2

@@ -184,6 +184,8 @@ _INT64_SCRIPT = textwrap.dedent(
     views = {
         "sample_offset": storage.as_strided((3, 2, 5), (2**30 + 8, 5, 1)),
         "position_offset": storage.as_strided((1, 2, 5), (10, 1, 2**29 + 3)),
+        # A stride below 2³¹ that only passes it times the channel index.
+        "channel_offset": storage.as_strided((1, 3, 5), (15, 2**30 + 8, 1)),
     }
     for name, x in views.items():
         x.copy_(torch.randn(x.shape) + 2)
@@ -214,7 +216,7 @@ def test_offsets_beyond_2_pow_31():
     )  # fmt: skip
     assert result.returncode == 0, f"kernels crashed on 64-bit offsets:\n{result.stderr[-2000:]}"
     errors = dict(line.split() for line in result.stdout.strip().splitlines())
-    assert set(errors) == {"sample_offset", "position_offset"}
+    assert set(errors) == {"sample_offset", "position_offset", "channel_offset"}
     for name, err in errors.items():
         assert float(err) < 1e-2, f"{name}: max error {err}"  # float16 output rounding
 

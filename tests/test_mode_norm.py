@@ -382,6 +382,16 @@ def test_mode_without_gate_mass_stays_finite(training, backend):
     check_against_oracle(layer, _input((4, 4, 3, 3)))
 
 
+def test_samples_with_far_apart_logits_get_finite_gates(backend):
+    """The softmax subtracts each sample's own largest logit: here the samples' logits lie
+    ~300 apart, so one shared maximum (or none) would turn exp into 0/0 or inf/inf."""
+    layer = randomize(mn_triton.ModeNorm2d(3, num_modes=2), gate_scale=0.1)
+    with torch.no_grad():
+        layer.gate.weight.add_(1.0)
+    offsets = torch.tensor([-50.0, 0.0, 50.0, 20.0]).view(4, 1, 1, 1)
+    check_against_oracle(layer, _input((4, 3, 2, 2)) + offsets)
+
+
 def test_saturated_gates_keep_gate_gradients_accurate(backend):
     """One gate near 1 (a logit gap of 16): the usual softmax backward g⊙∂g − g·Σ g∂g forms
     1 − g and loses every digit of it in float32 (autograd of the float32 reference misses

@@ -101,6 +101,12 @@ def _softmax_backward(g, g_dg, mode_ok, K_PAD: tl.constexpr):
 
 
 @triton.jit
+def _nonzero(mass):
+    """`mass` where it is positive, else 1: a weighted mean over no mass is then 0."""
+    return tl.where(mass > 0, mass, 1.0)
+
+
+@triton.jit
 def _mn_batch_stats(
     SHIFT, MDEV, VAR, GW, GB, pivot, cols, col_ok, modes, mode_ok, N, C,
     HAS_GATE_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
@@ -122,20 +128,23 @@ def _mn_batch_stats(
         v = _load_rows(VAR, rows, cols, C, mask)
         # The block's own statistics, then Chan's merge into the running ones.
         b_mass = tl.sum(g, axis=0)
-        b_mean = tl.sum(g[:, :, None] * m_rel[:, None, :], axis=0)
-        b_mean = b_mean / tl.maximum(b_mass, _TINY)[:, None]
+        b_mean = tl.sum(g[:, :, None] * m_rel[:, None, :], axis=0) / _nonzero(b_mass)[:, None]
         dev = m_rel[:, None, :] - b_mean[None, :, :]
         b_m2 = tl.sum(g[:, :, None] * (v[:, None, :] + dev * dev), axis=0)
         total = mass + b_mass
-        frac = b_mass / tl.maximum(total, _TINY)
+        frac = b_mass / _nonzero(total)
         delta = b_mean - mean
         mean += delta * frac[:, None]
         m2 += b_m2 + delta * delta * (mass * frac)[:, None]
         mass = total
+    # The exact weighted mean, and M2 around it. mix.batch_mode_stats divides by
+    # max(N_k, tiny) instead (0 for a mode without mass): below tiny its mean is this one
+    # times c = N_k / tiny, and its variance is taken around that scaled mean.
     clamped = tl.maximum(mass, _TINY)
-    # Σ_n g·m / max(N_k, tiny) as in mix.batch_mode_stats: 0 for a mode without mass.
-    mean = mean * (mass / clamped)[:, None]
-    return mass, mean, m2 / clamped[:, None]
+    coverage = mass / clamped
+    off = mean * (1.0 - coverage)[:, None]
+    m2 += mass[:, None] * off * off
+    return mass, mean * coverage[:, None], m2 / clamped[:, None]
 
 
 @triton.jit
@@ -540,17 +549,21 @@ def _mgn_stats(
         _, m_rel, v, g = _mgn_channel_block(SHIFT, MDEV, VAR, GW, GB, base, pivot, cc, c_ok,
                                             modes, mode_ok, HAS_GATE_BIAS)  # fmt: skip
         b_mass = tl.sum(g, axis=0)
-        b_mean = tl.sum(g * m_rel[:, None], axis=0) / tl.maximum(b_mass, _TINY)
+        b_mean = tl.sum(g * m_rel[:, None], axis=0) / _nonzero(b_mass)
         dev = m_rel[:, None] - b_mean[None, :]
         b_m2 = tl.sum(g * (v[:, None] + dev * dev), axis=0)
         total = mass + b_mass
-        frac = b_mass / tl.maximum(total, _TINY)
+        frac = b_mass / _nonzero(total)
         delta = b_mean - mean
         mean += delta * frac
         m2 += b_m2 + delta * delta * mass * frac
         mass = total
+    # As in _mn_batch_stats: below tiny mass, mix._mode_group_norm_state's μ_k is the exact
+    # (absolute) mean times c = C_k / tiny, and its variance is taken around that.
     clamped = tl.maximum(mass, _TINY)
     coverage = mass / clamped
+    off = (pivot + mean) * (1.0 - coverage)
+    m2 += mass * off * off
     # m − μ_k = m_rel − mean_rel + pivot·(1 − Σ_c w): see mix._mode_group_norm_state.
     correction = pivot * (1.0 - coverage)
     return mass, mean * coverage, m2 / clamped, correction

@@ -63,6 +63,20 @@ def _oracle_on_cpu(module: nn.Module, x: torch.Tensor) -> None:
             assert_close(p.grad.cpu(), dict(twin.named_parameters())[name].grad, tol, name)
 
 
+@pytest.mark.parametrize("layer", ["ModeNorm2d", "ModeGroupNorm2d"])
+def test_float64_end_to_end(layer):
+    """float64 to 1e-10, running estimates included: eps, momentum and 1/L must reach the
+    compiled kernels as float64 (a plain Python float argument would be float32)."""
+    module = randomize(getattr(mn_triton, layer)(24, num_modes=3, dtype=torch.float64))
+    twin = reference_twin(module)
+    module = _on_gpu(module)
+    x = _input((16, 24, 13, 11), torch.float64)
+    _oracle_on_cpu(module, x)
+    twin(x.cpu())
+    for name, buffer in twin.named_buffers():
+        assert_close(module.get_buffer(name).cpu(), buffer, 1e-10, name)
+
+
 @pytest.mark.parametrize("shape", [(256, 64, 8, 8), (4, 64, 56, 56), (128, 512, 7, 7), (2, 3)])
 def test_layer_shapes(shape):
     module = _on_gpu(randomize(mn_triton.ModeNorm(shape[1], num_modes=2)))

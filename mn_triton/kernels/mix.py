@@ -101,6 +101,14 @@ def _softmax_backward(g, g_dg, mode_ok, K_PAD: tl.constexpr):
 
 
 @triton.jit
+def _as(value, dtype: tl.constexpr):
+    """A float argument from the host, in `dtype`. Such arguments are annotated float64:
+    compiled Triton would pass them as float32, too coarse for float64 layers. (`0 + value`
+    rather than `.to`: the interpreter passes them as plain Python floats.)"""
+    return (tl.zeros([], dtype) + value).to(dtype)
+
+
+@triton.jit
 def _nonzero(mass):
     """`mass` where it is positive, else 1: a weighted mean over no mass is then 0."""
     return tl.where(mass > 0, mass, 1.0)
@@ -195,7 +203,7 @@ def _update_running(RMEAN, RMEAN_SQ, MOMENTUM, momentum, mean, var, kc, kc_ok,
 def _mn_mix_forward_kernel(
     SHIFT, MDEV, VAR, GW, GB, ALPHA, BETA, RMEAN, RMEAN_SQ, MOMENTUM,
     SCALE, BIAS, MODE_MEAN, MODE_VAR,
-    N, C, K, eps, momentum,
+    N, C, K, eps: tl.float64, momentum: tl.float64,
     TRAINING: tl.constexpr, UPDATE_RUNNING: tl.constexpr, MOMENTUM_IN_TENSOR: tl.constexpr,
     HAS_GATE_BIAS: tl.constexpr, HAS_WEIGHT: tl.constexpr,
     HAS_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
@@ -206,6 +214,7 @@ def _mn_mix_forward_kernel(
     modes = tl.arange(0, K_PAD)
     mode_ok = modes < K
     pivot = tl.load(SHIFT + cols, mask=col_ok, other=0.0)  # sample 0's shifts
+    eps, momentum = _as(eps, pivot.dtype), _as(momentum, pivot.dtype)
     mass, mean, var = _mn_mode_stats(
         SHIFT, MDEV, VAR, GW, GB, RMEAN, RMEAN_SQ, pivot, cols, col_ok, modes, mode_ok, N, C,
         TRAINING, HAS_GATE_BIAS, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
@@ -281,7 +290,7 @@ def _mn_backward_block(
 def _mn_mix_backward_rows_kernel(
     SHIFT, MDEV, VAR, SUM_DY, SUM_DY_XS, GW, GB, ALPHA, RMEAN, RMEAN_SQ,
     DY_SCALE, X_SCALE, ROW_BIAS, GDG_PARTIAL, D_WEIGHT, D_BIAS,
-    N, C, K, eps, inv_length,
+    N, C, K, eps: tl.float64, inv_length: tl.float64,
     TRAINING: tl.constexpr, HAS_GATE_BIAS: tl.constexpr, HAS_WEIGHT: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr, K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
@@ -294,6 +303,7 @@ def _mn_mix_backward_rows_kernel(
     mode_ok = modes < K
     pivot = tl.load(SHIFT + cols, mask=col_ok, other=0.0)
     dtype = pivot.dtype
+    eps, inv_length = _as(eps, dtype), _as(inv_length, dtype)
     mass, mean, var = _mn_mode_stats(
         SHIFT, MDEV, VAR, GW, GB, RMEAN, RMEAN_SQ, pivot, cols, col_ok, modes, mode_ok, N, C,
         TRAINING, HAS_GATE_BIAS, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
@@ -351,7 +361,7 @@ def _mn_mix_backward_rows_kernel(
 @triton.jit
 def _mn_mix_backward_gates_kernel(
     SHIFT, MDEV, GW, GB, GDG_PARTIAL, ROW_BIAS, D_GATE_W, D_GATE_B,
-    N, C, K, num_partials, inv_length,
+    N, C, K, num_partials, inv_length: tl.float64,
     HAS_GATE_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
     K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
@@ -363,6 +373,7 @@ def _mn_mix_backward_gates_kernel(
     modes = tl.arange(0, K_PAD)
     mode_ok = modes < K
     dtype = SHIFT.dtype.element_ty
+    inv_length = _as(inv_length, dtype)
     kc = modes[:, None] * C + cols[None, :]
     kc_ok = mode_ok[:, None] & col_ok[None, :]
     w_gate = tl.load(GW + kc, mask=kc_ok, other=0.0).to(dtype)
@@ -572,7 +583,7 @@ def _mgn_stats(
 @triton.jit
 def _mgn_mix_forward_kernel(
     SHIFT, MDEV, VAR, GW, GB, ALPHA, BETA, SCALE, BIAS,
-    C, K, eps,
+    C, K, eps: tl.float64,
     HAS_GATE_BIAS: tl.constexpr, HAS_WEIGHT: tl.constexpr, HAS_BIAS: tl.constexpr,
     K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
@@ -580,6 +591,7 @@ def _mgn_mix_forward_kernel(
     modes = tl.arange(0, K_PAD)
     mode_ok = modes < K
     pivot = tl.load(SHIFT + base)
+    eps = _as(eps, pivot.dtype)
     # (Not `_` for the unused mass: the loop below rebinds `_` to another shape, which the
     # compiler rejects, though the interpreter does not.)
     _mass, mean, var, correction = _mgn_stats(
@@ -605,7 +617,7 @@ def _mgn_mix_forward_kernel(
 def _mgn_mix_backward_kernel(
     SHIFT, MDEV, VAR, SUM_DY, SUM_DY_XS, GW, GB, ALPHA,
     DY_SCALE, X_SCALE, ROW_BIAS, PARTIAL,
-    C, K, eps, inv_length,
+    C, K, eps: tl.float64, inv_length: tl.float64,
     HAS_GATE_BIAS: tl.constexpr, HAS_WEIGHT: tl.constexpr,
     K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
@@ -616,6 +628,7 @@ def _mgn_mix_backward_kernel(
     mode_ok = modes < K
     pivot = tl.load(SHIFT + base)
     dtype = pivot.dtype
+    eps, inv_length = _as(eps, dtype), _as(inv_length, dtype)
     mass, mean, var, correction = _mgn_stats(SHIFT, MDEV, VAR, GW, GB, base, pivot, modes,
                                              mode_ok, C, HAS_GATE_BIAS, K_PAD, CHUNK_C)  # fmt: skip
     rstd = tl.where(mode_ok, 1.0 / tl.sqrt(var + eps), 0.0)

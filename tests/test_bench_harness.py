@@ -8,7 +8,6 @@ still give plausible numbers. Everything runs on tiny inputs on the CPU.
 
 from __future__ import annotations
 
-import functools
 import math
 import sys
 from pathlib import Path
@@ -141,20 +140,6 @@ def test_make_norm_builds_each_kinds_own_class():
         if kind != "batchnorm":
             assert layer.num_modes == 3
     assert models.norm_factory("reference", 4)(6, 1).num_modes == 4
-
-
-def test_e2e_nets_use_reference_and_mn_triton_layers():
-    """The two nets of test_e2e.py's identical-training test, built the same way: every norm
-    layer of one is reference's, of the other mn_triton's."""
-    build = functools.partial(
-        models.build_model, "resnet20", num_modes=2, width=0.25, activation=F.silu
-    )
-    reference_net, fast_net = build("reference"), build("mn_triton")
-    for net, package in ((reference_net, reference), (fast_net, mn_triton)):
-        norms = [m for m in net.modules() if "Norm" in type(m).__name__]
-        assert len(norms) == 21
-        assert all(type(m) in (package.ModeNorm1d, package.ModeNorm2d) for m in norms)
-        assert all(m.num_modes == 2 for m in norms)
 
 
 def test_resnet_convs_use_he_init_fan_out():

@@ -37,24 +37,23 @@ SPEC_COLUMNS = (
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def _load_grid():
-    """benchmarks/grid.py (plain Python, no torch), without putting benchmarks/ on sys.path."""
-    spec = importlib.util.spec_from_file_location("bench_grid", REPO / "benchmarks" / "grid.py")
+def _load_benchmark(name: str, monkeypatch: pytest.MonkeyPatch | None = None):
+    """benchmarks/<name>.py as a module. benchmarks/ goes on sys.path only when a test
+    passes its monkeypatch (for modules that import their siblings), and only for that test."""
+    if monkeypatch is not None:
+        monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    spec = importlib.util.spec_from_file_location(
+        f"bench_{name}", REPO / "benchmarks" / f"{name}.py"
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while building
     spec.loader.exec_module(module)
     return module
 
 
-def _load_benchmark(name: str, monkeypatch: pytest.MonkeyPatch):
-    """benchmarks/<name>.py as a module, with benchmarks/ on sys.path for this test only."""
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
-    spec = importlib.util.spec_from_file_location(
-        f"bench_{name}", REPO / "benchmarks" / f"{name}.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _load_grid():
+    """benchmarks/grid.py (plain Python, no torch)."""
+    return _load_benchmark("grid")
 
 
 def _run(args: list[str], env_updates: dict[str, str]) -> subprocess.CompletedProcess:

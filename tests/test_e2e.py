@@ -20,6 +20,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import mn_triton
+import reference
+
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = str(REPO / "benchmarks")  # the models and the benchmark live there
 if BENCHMARKS not in sys.path:
@@ -59,6 +62,12 @@ def test_resnet20_trains_identically_with_mn_triton_and_reference():
         models.build_model, "resnet20", num_modes=2, width=0.25, activation=F.silu
     )
     reference_net, fast_net = build("reference"), build("mn_triton")
+    for net, package in ((reference_net, reference), (fast_net, mn_triton)):
+        # Each net holds its own package's layers: otherwise this compares a path with itself.
+        norms = [m for m in net.modules() if "Norm" in type(m).__name__]
+        assert len(norms) == 21
+        assert all(type(m) in (package.ModeNorm1d, package.ModeNorm2d) for m in norms)
+        assert all(m.num_modes == 2 for m in norms)
     fast_net.load_state_dict(reference_net.state_dict())  # same parameter and buffer names
     batches = _batches(STEPS, batch=8, size=8, classes=10)
 

@@ -11,10 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
+import triton
+import triton.language as tl
 
 from helpers import TOLERANCE, assert_close
 from mn_triton.kernels import layout
 from mn_triton.kernels.apply import row_affine
+from mn_triton.kernels.mix import _row_offsets
 from mn_triton.kernels.moments import row_grad_sums, row_moments
 
 
@@ -219,6 +222,30 @@ def test_offsets_beyond_2_pow_31():
     assert set(errors) == {"sample_offset", "position_offset", "channel_offset"}
     for name, err in errors.items():
         assert float(err) < 1e-2, f"{name}: max error {err}"  # float16 output rounding
+
+
+@triton.jit
+def _row_offsets_kernel(OUT, first_row, width, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr):
+    rows = first_row + tl.arange(0, BLOCK_N)  # int32, as the mix kernels' sample indices
+    cols = tl.arange(0, BLOCK_C)
+    local = tl.arange(0, BLOCK_N)[:, None] * BLOCK_C + cols[None, :]
+    tl.store(OUT + local, _row_offsets(rows, cols, width))
+
+
+def test_mix_row_offsets_pass_2_pow_31():
+    """The mix kernels index their (N, C) statistics through `_row_offsets`; at N·C ≥ 2³¹
+    (too big to run here) an int32 product would wrap. Rows around 2³¹ / width, checked
+    exactly, and no other row product in the mix kernels' source."""
+    width = 3 * 2**20 + 7
+    first_row = 2**31 // width - 2
+    out = torch.empty(4, 8, dtype=torch.int64)
+    _row_offsets_kernel[(1,)](out, first_row, width, BLOCK_N=4, BLOCK_C=8)
+    rows = torch.arange(first_row, first_row + 4, dtype=torch.int64)
+    expected = rows[:, None] * width + torch.arange(8)[None, :]
+    assert expected.max() >= 2**31 > expected.min()
+    assert torch.equal(out, expected)
+    source = (Path(__file__).resolve().parents[1] / "mn_triton/kernels/mix.py").read_text()
+    assert "rows[:, None] *" not in source
 
 
 # The mix kernels against the torch-op mix (itself checked against the reference through

@@ -43,8 +43,15 @@ def _acc(dtype: torch.dtype) -> bool:
 
 
 @triton.jit
+def _row_offsets(rows, cols, width):
+    """Offsets of [rows, cols] in a dense row-major array `width` wide, in 64 bits: the
+    (N, C) statistics pass 2³¹ elements at N·C ≥ 2³¹ (8 GiB of float32 rows)."""
+    return rows.to(tl.int64)[:, None] * width + cols[None, :]
+
+
+@triton.jit
 def _load_rows(PTR, rows, cols, C, mask):
-    return tl.load(PTR + rows[:, None] * C + cols[None, :], mask=mask, other=0.0)
+    return tl.load(PTR + _row_offsets(rows, cols, C), mask=mask, other=0.0)
 
 
 @triton.jit
@@ -244,7 +251,7 @@ def _mn_mix_forward_kernel(
         a = tl.sum(g[:, :, None] * rstd[None, :, :], axis=1)
         b = tl.sum(g[:, :, None] * dev * rstd[None, :, :], axis=1)
         scale = alpha * a
-        offs = rows[:, None] * C + cols[None, :]
+        offs = _row_offsets(rows, cols, C)
         tl.store(SCALE + offs, scale, mask=mask)
         tl.store(BIAS + offs, beta + alpha * b - mdev * scale, mask=mask)
 
@@ -349,12 +356,12 @@ def _mn_mix_backward_rows_kernel(
             spread = v[:, None, :] + dev * dev - var[None, :, :]
             inner = d_mean[None, :, :] * dev + d_var[None, :, :] * spread
             g_dg += w * tl.sum(tl.where(col_ok[None, None, :], inner, 0.0), axis=2)
-        offs = rows[:, None] * C + cols[None, :]
+        offs = _row_offsets(rows, cols, C)
         e = 2.0 * dv * inv_length
         tl.store(DY_SCALE + offs, scale, mask=mask)
         tl.store(X_SCALE + offs, e, mask=mask)
         tl.store(ROW_BIAS + offs, dm * inv_length - mdev * e, mask=mask)
-        nk = (pid * N + rows)[:, None] * K + modes[None, :]
+        nk = _row_offsets(pid.to(tl.int64) * N + rows, modes, K)
         tl.store(GDG_PARTIAL + nk, g_dg, mask=row_ok[:, None] & mode_ok[None, :])
 
 
@@ -385,7 +392,7 @@ def _mn_mix_backward_gates_kernel(
         nk_ok = row_ok[:, None] & mode_ok[None, :]
         g_dg = tl.zeros([BLOCK_N, K_PAD], dtype=dtype)
         for p in range(0, num_partials):
-            nk = (p * N + rows)[:, None] * K + modes[None, :]
+            nk = _row_offsets(p * N + rows.to(tl.int64), modes, K)
             g_dg += tl.load(GDG_PARTIAL + nk, mask=nk_ok, other=0.0)
         g = _mn_gates(SHIFT, MDEV, GW, GB, rows, row_ok, modes, mode_ok, C,
                       HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C)  # fmt: skip
@@ -393,7 +400,7 @@ def _mn_mix_backward_gates_kernel(
         mask = row_ok[:, None] & col_ok[None, :]
         m = _load_rows(SHIFT, rows, cols, C, mask) + _load_rows(MDEV, rows, cols, C, mask)
         dm_gate = tl.sum(d_logits[:, :, None] * w_gate[None, :, :], axis=1)
-        offs = rows[:, None] * C + cols[None, :]
+        offs = _row_offsets(rows, cols, C)
         row_bias = tl.load(ROW_BIAS + offs, mask=mask, other=0.0)
         tl.store(ROW_BIAS + offs, row_bias + dm_gate * inv_length, mask=mask)
         d_gate_w += tl.sum(d_logits[:, :, None] * m[:, None, :], axis=0)
@@ -707,7 +714,7 @@ def _mgn_sum_partials_kernel(
     for n0 in range(0, N, BLOCK_N):
         rows = n0 + tl.arange(0, BLOCK_N)
         mask = (rows < N)[:, None] & col_ok[None, :]
-        total += tl.sum(tl.load(PARTIAL + rows[:, None] * m + cols[None, :], mask=mask), axis=0)
+        total += tl.sum(tl.load(PARTIAL + _row_offsets(rows, cols, m), mask=mask), axis=0)
     tl.store(D_WEIGHT + cols, total, mask=cols < C)
     tl.store(D_BIAS + (cols - C), total, mask=(cols >= C) & (cols < 2 * C))
     tl.store(D_GATE_W + (cols - 2 * C), total, mask=(cols >= 2 * C) & (cols < 2 * C + K))

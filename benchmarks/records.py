@@ -81,9 +81,10 @@ def append_rows(rows: Iterable[Mapping[str, Any]], name: str) -> Path:
     else:
         extras = [k for k in rows[0] if k not in COLUMNS]
         header = [*COLUMNS, *extras]
-    missing = [c for c in COLUMNS if c not in rows[0]]
-    if missing:
-        raise ValueError(f"rows lack SPEC §7 columns: {missing}")
+    for i, row in enumerate(rows):  # every row, before anything is written
+        missing = [c for c in COLUMNS if c not in row]
+        if missing:
+            raise ValueError(f"row {i} lacks SPEC §7 columns: {missing}")
     write_header = not path.exists() or path.stat().st_size == 0
     with path.open("a", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=header, extrasaction="ignore")

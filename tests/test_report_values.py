@@ -96,6 +96,9 @@ def test_append_rows_keeps_each_files_header(tmp_path: Path, monkeypatch):
         del row[column]
         with pytest.raises(ValueError, match=column):
             records.append_rows([row], "other")
+        with pytest.raises(ValueError, match=f"row 1 .*{column}"):  # not only the first row
+            records.append_rows([_row(), row], "other")
+    assert not (tmp_path / "other.csv").exists()  # nothing written from a refused batch
 
 
 def test_goals_ratio_and_copy_fraction_judged_at_their_limits():

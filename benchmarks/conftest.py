@@ -27,7 +27,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--grid",
         default="auto",
         choices=grid.GRIDS,
-        help="auto: full on CUDA, small on CPU; smoke: a few cases for tests",
+        help="auto: full on CUDA, small on CPU; core and extra: the full grid in two halves; "
+        "smoke: a few cases for tests",
     )
     group.addoption(
         "--bench-device", default="auto", help="auto (cuda if available, else cpu), cpu or cuda[:i]"

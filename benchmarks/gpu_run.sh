@@ -1,39 +1,60 @@
 #!/usr/bin/env bash
-# One call on a lent GPU machine (H100/H200 with torch, triton, pandas, matplotlib and
-# pytest-benchmark installed, no package registry): the GPU tests, the full layer grid, the
-# end-to-end training-step benchmark and the report, in under ten minutes. Run from anywhere:
+# The GPU run, on a lent GPU machine (H100/H200 with torch, triton, pandas, matplotlib and
+# pytest-benchmark installed, no package registry): the GPU tests, the layer grid, the
+# end-to-end training-step benchmark and the report. Run from anywhere:
 #
-#     bash benchmarks/gpu_run.sh
+#     bash benchmarks/gpu_run.sh        # everything in one call of ≤ 530 s (+ start-up)
+#     bash benchmarks/gpu_run.sh 1      # or in two calls of ~300 s each, for a device budget
+#     bash benchmarks/gpu_run.sh 2      #   that must leave room to rerun one of them
 #
-# Every stage runs under `timeout`, so a stage that overruns still leaves the others' data
-# (rows are appended as they are measured). Limits in seconds, changeable through the
-# environment: GPU_TESTS_S, LAYERS_S, TRAIN_S, HOST_S, REPORT_S (defaults sum to 560 s, which
-# leaves ~40 s of the device call's 600 for start-up). After every stage reports/ (CSV rows,
-# figures, README.md, raw logs and pytest-benchmark JSON) is copied into $OUT when it is set:
-# that is how files come back from the GPU machine, even from a call cut short.
+# Part 1: the fast GPU tests, the core of the layer grid (what the figures and every layer goal
+# but one need), eager training steps, the report. Part 2: the slow GPU tests (torch.compile,
+# CUDA graphs, > 2³¹ elements), the rest of the grid (the compiled reference first), compiled
+# and CUDA-graph training steps, host overhead, the report. `all` runs both, with the full grid
+# in one pytest run.
+#
+# Every stage runs under `timeout` and the suites stop starting new cases before their limit,
+# so a stage that overruns still leaves the others' data (rows are appended as measured).
+# Limits in seconds can be changed through the environment: GPU_TESTS_S, SLOW_TESTS_S,
+# LAYERS_S, TRAIN_S, HOST_S, REPORT_S. After every stage reports/ is packed into
+# $OUT/reports.tar.gz, with the log beside it, when $OUT is set: that is how files come back
+# from the GPU machine (at most 8 files), even from a call cut short. Unpack it here with
+#     tar -xzf <files_at>/reports.tar.gz
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PART=${1:-all}
+case "$PART" in
+    all | 1 | 2) ;;
+    *) echo "usage: bash benchmarks/gpu_run.sh [all|1|2]" >&2; exit 2 ;;
+esac
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1  # a stage killed by its time limit still leaves its output
 unset TRITON_INTERPRET
-export MN_RUN_ID=${MN_RUN_ID:-$(date -u +%Y%m%dT%H%M%SZ)}
-GPU_TESTS_S=${GPU_TESTS_S:-90}
-LAYERS_S=${LAYERS_S:-250}
-TRAIN_S=${TRAIN_S:-150}
-HOST_S=${HOST_S:-25}
-REPORT_S=${REPORT_S:-45}
+RUN_ID=${MN_RUN_ID:-$(date -u +%Y%m%dT%H%M%SZ)}
+[ "$PART" = all ] || RUN_ID+="-part$PART"
+export MN_RUN_ID=$RUN_ID
+if [ "$PART" = all ]; then
+    GPU_TESTS_S=${GPU_TESTS_S:-75} LAYERS_S=${LAYERS_S:-230} TRAIN_S=${TRAIN_S:-130}
+    SLOW_TESTS_S=${SLOW_TESTS_S:-55}  # the limits sum to 530 s
+else
+    GPU_TESTS_S=${GPU_TESTS_S:-60} LAYERS_S=${LAYERS_S:-120} TRAIN_S=${TRAIN_S:-70}
+    SLOW_TESTS_S=${SLOW_TESTS_S:-60}  # part 1's limits sum to 275 s, part 2's to 290 s
+fi
+HOST_S=${HOST_S:-15}
+REPORT_S=${REPORT_S:-25}
 mkdir -p reports/data reports/raw reports/figures
-LOG="reports/raw/gpu_run-$MN_RUN_ID.log"
+LOG="reports/raw/gpu_run-$RUN_ID.log"
 exec > >(tee -a "$LOG") 2>&1
 SUMMARY=()
 LAST_RC=0
 
-# Copy reports/ (with the summary so far) into $OUT, if set.
+# Pack reports/ (with the summary so far) into $OUT, if set.
 save() {
-    printf '%s\n' "${SUMMARY[@]}" > "reports/raw/gpu_run-$MN_RUN_ID.summary.txt"
+    printf '%s\n' "${SUMMARY[@]}" > "reports/raw/gpu_run-$RUN_ID.summary.txt"
     if [ -n "${OUT:-}" ]; then
         mkdir -p "$OUT"
-        cp -r reports "$OUT/"
+        tar -czf "$OUT/reports.tar.gz" reports
+        cp "$LOG" "$OUT/gpu_run.log"
     fi
 }
 
@@ -52,45 +73,61 @@ stage() {
     save
 }
 
-echo "== run $MN_RUN_ID"
+# GPU tests run the real kernels: TRITON_INTERPRET=0 overrides tests/conftest.py's default.
+gpu_tests() {
+    local name=$1 limit=$2 marks=$3
+    stage "$name" "$limit" env TRITON_INTERPRET=0 \
+        python -m pytest tests -m "$marks" -q -p no:cacheprovider
+}
+
+# The suite stops starting new cases 25 s before its limit, so it ends cleanly (its JSON and
+# summary written); each grid lists its cases in priority order.
+layer_grid() {
+    local grid=$1
+    stage "layer grid ($grid)" "$LAYERS_S" python -m pytest benchmarks/test_layers.py \
+        --benchmark-only -v -rs -p no:cacheprovider --grid "$grid" \
+        --time-budget "$((LAYERS_S - 25))" \
+        --benchmark-json="reports/raw/pytest-benchmark-$RUN_ID.json" \
+        --benchmark-columns=min,median,max,rounds
+}
+
+training_steps() {
+    local execs=$1
+    stage "training steps ($execs)" "$TRAIN_S" python benchmarks/train_step.py \
+        --execs "$execs" --max-seconds "$((TRAIN_S - 20))"
+}
+
+echo "== run $RUN_ID (part $PART)"
 nvidia-smi -L || echo "nvidia-smi not available"
 python -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__,
 'cuda', torch.version.cuda, torch.cuda.get_device_name() if torch.cuda.is_available() else 'NO GPU')"
 
-# GPU tests run the real kernels: TRITON_INTERPRET=0 overrides tests/conftest.py's default.
-# Exit code 5 means no test is marked gpu yet, which is not a failure.
-# The slow GPU tests (torch.compile, CUDA graphs, > 2³¹ elements) need a call of their own:
-#     TRITON_INTERPRET=0 python -m pytest tests -m gpu
-stage "gpu tests" "$GPU_TESTS_S" env TRITON_INTERPRET=0 \
-    python -m pytest tests -m "gpu and not slow" -q -p no:cacheprovider
-if [ "$LAST_RC" = 5 ]; then
-    SUMMARY[${#SUMMARY[@]} - 1]+=" (no tests marked gpu yet: not a failure)"
+case "$PART" in
+    all)
+        gpu_tests "gpu tests" "$GPU_TESTS_S" "gpu and not slow"
+        layer_grid full
+        training_steps eager,compiled,cudagraph
+        gpu_tests "slow gpu tests" "$SLOW_TESTS_S" "gpu and slow"
+        ;;
+    1)
+        gpu_tests "gpu tests" "$GPU_TESTS_S" "gpu and not slow"
+        layer_grid core
+        training_steps eager
+        ;;
+    2)
+        gpu_tests "slow gpu tests" "$SLOW_TESTS_S" "gpu and slow"
+        layer_grid extra
+        training_steps compiled,cudagraph
+        ;;
+esac
+if [ "$PART" != 1 ]; then
+    # Host time per layer call (Python side of the Triton path), into the log for NOTES.md.
+    stage "host overhead" "$HOST_S" python benchmarks/host_overhead.py --calls 200
 fi
-
-# The suite stops starting new cases 40 s before its limit, so it ends cleanly (its JSON
-# and summary written) with the headline cases, which come first, measured.
-stage "layer grid" "$LAYERS_S" python -m pytest benchmarks/test_layers.py --benchmark-only \
-    -v -rs -p no:cacheprovider --grid full --time-budget "$((LAYERS_S - 40))" \
-    --benchmark-json="reports/raw/pytest-benchmark-$MN_RUN_ID.json" \
-    --benchmark-columns=min,median,max,rounds
-
-if [ -f benchmarks/train_step.py ]; then
-    budget=()
-    if python benchmarks/train_step.py --help 2>/dev/null | grep -q -- --max-seconds; then
-        budget=(--max-seconds "$((TRAIN_S - 30))")
-    fi
-    stage "training steps" "$TRAIN_S" python benchmarks/train_step.py ${budget[@]+"${budget[@]}"}
-else
-    SUMMARY+=("training steps: benchmarks/train_step.py not present, skipped")
-fi
-
-# Host time per layer call (Python side of the Triton path), into the log for NOTES.md.
-stage "host overhead" "$HOST_S" python benchmarks/host_overhead.py --calls 200
-
 stage "report" "$REPORT_S" python benchmarks/report.py
 
 echo "== summary"
 printf '  %s\n' "${SUMMARY[@]}"
 save
-[ -n "${OUT:-}" ] && echo "== copied reports/ to $OUT/reports"
+[ -n "${OUT:-}" ] && echo "== packed reports/ into $OUT/reports.tar.gz"
 exit 0

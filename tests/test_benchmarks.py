@@ -171,6 +171,35 @@ def test_full_grid_puts_headline_cases_first_and_compiles_last() -> None:
     assert {c.k for c in compiled} == {2, 8}
 
 
+def test_core_and_extra_grids_split_the_full_grid_for_two_device_calls() -> None:
+    """`core` (first call) holds the points the figures and the layer goals but one need:
+    MN K=2 fwd+bwd on >= 64 MiB, K = 1 and K = 8, every batch, every shape; `extra` (second
+    call) holds the compiled reference's points first (the remaining goal), then the rest.
+    Together they are the full grid, each a self-contained run (its own baselines)."""
+    grid = _load_grid()
+    full, core, extra = (grid.cases(name, cuda=True) for name in ("full", "core", "extra"))
+    assert {c.id for c in core} | {c.id for c in extra} == {c.id for c in full}
+    assert core == full[: len(core)]  # the full grid's head, in the same order
+    assert not any(c.provider == "reference_compiled" for c in core)
+    headline = [c for c in core if (c.op, c.provider, c.mode, c.dtype, c.layout)
+                == ("mode_norm", "triton", "full", "float32", "nchw")]  # fmt: skip
+    assert any(c.k == 2 and c.numel * 4 >= 64 * 2**20 for c in headline)
+    assert {1, 8} <= {c.k for c in headline}
+    assert {c.n for c in core} == set(grid.BATCHES)
+    assert {(c.c, c.h, c.w) for c in core} == set(grid.CIFAR_SHAPES + grid.IMAGENET_SHAPES)
+
+    def point(c) -> tuple:
+        return (c.mode, c.dtype, c.layout, c.n, c.c, c.h, c.w)
+
+    compiled = [c for c in extra if c.provider == "reference_compiled"]
+    assert point(extra[0]) == point(compiled[0])  # the first point already compiles
+    modes = [c.mode for c in compiled]
+    assert modes == sorted(modes, key=lambda mode: mode != "full")  # fwd+bwd ones first
+    for case in compiled:  # each compiled case's baselines are measured in the same run
+        same = {(c.op, c.provider) for c in extra if point(c) == point(case)}
+        assert {("mode_norm", "triton"), ("batch_norm", "native")} <= same
+
+
 def test_smoke_grid_covers_every_mode_and_both_layouts() -> None:
     """The tests' grid takes every code path of the suite: four modes, NCHW and NHWC."""
     cases = _load_grid().cases("smoke", cuda=False)

@@ -1,0 +1,156 @@
+"""benchmarks/gpu_run.sh, dry: every stage's command, with a stand-in `python` that records its
+arguments. The script has a single try on a lent GPU, inside a device budget; what it asks of
+the suites (grid names, marks, the training benchmark's flags) is checked here against the
+real parsers, and what it leaves in $OUT against the device tool's limits (at most 8 files).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "benchmarks" / "gpu_run.sh"
+
+# Appends its argument count and arguments, NUL-separated, to $CALLS.
+FAKE_PYTHON = """#!/usr/bin/env bash
+printf '%s\\0' "$#" "$@" >> "$CALLS"
+"""
+
+
+def _dry_run(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
+    """Run a copy of the script in an empty tree, with the fake python first on PATH."""
+    tree, bin_dir, out = tmp_path / "tree", tmp_path / "bin", tmp_path / "out"
+    (tree / "benchmarks").mkdir(parents=True)
+    (tree / "benchmarks" / "gpu_run.sh").write_text(SCRIPT.read_text())
+    bin_dir.mkdir()
+    fake = bin_dir / "python"
+    fake.write_text(FAKE_PYTHON)
+    fake.chmod(0o755)
+    calls = tmp_path / "calls.txt"
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("MN_RUN_ID", "TRITON_INTERPRET")},
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "CALLS": str(calls),
+        "OUT": str(out),
+        "MN_RUN_ID": "dry",
+    }
+    proc = subprocess.run(
+        ["bash", str(tree / "benchmarks" / "gpu_run.sh"), *args],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    fields = calls.read_text().split("\0")[:-1] if calls.exists() else []
+    recorded = []
+    while fields:
+        count = int(fields.pop(0))
+        recorded.append(fields[:count])
+        del fields[:count]
+    return proc, recorded
+
+
+def _load(name: str, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    spec = importlib.util.spec_from_file_location(
+        f"gpu_run_{name}", REPO / "benchmarks" / f"{name}.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _option(call: list[str], name: str) -> str:
+    """The value of option `name` in `call`, given as `name value` or `name=value`."""
+    for i, arg in enumerate(call):
+        if arg == name:
+            return call[i + 1]
+        if arg.startswith(f"{name}="):
+            return arg.split("=", 1)[1]
+    raise AssertionError(f"{name} not in {call}")
+
+
+def _stages(calls: list[list[str]]) -> dict[str, list[str]]:
+    """The recorded calls by what they run (the first is the version print)."""
+    stages = {}
+    for call in calls[1:]:
+        if call[:3] == ["-m", "pytest", "tests"]:
+            stages[f"tests: {_option(call[2:], '-m')}"] = call
+        elif call[:3] == ["-m", "pytest", "benchmarks/test_layers.py"]:
+            stages["layers"] = call
+        else:
+            stages[Path(call[0]).stem] = call
+    return stages
+
+
+EXPECTED = {
+    "all": {
+        "tests: gpu and not slow", "tests: gpu and slow", "layers", "train_step",
+        "host_overhead", "report",
+    },
+    "1": {"tests: gpu and not slow", "layers", "train_step", "report"},
+    "2": {"tests: gpu and slow", "layers", "train_step", "host_overhead", "report"},
+}  # fmt: skip
+GRID = {"all": "full", "1": "core", "2": "extra"}
+EXECS = {"all": ["eager", "compiled", "cudagraph"], "1": ["eager"], "2": ["compiled", "cudagraph"]}
+# What one call may take: the device tool's limit of 600 s, less start-up and transfers.
+CALL_LIMIT_S = {"all": 560, "1": 300, "2": 300}
+
+
+@pytest.mark.parametrize("part", ["all", "1", "2"])
+def test_stages_and_their_arguments(part, tmp_path, monkeypatch):
+    proc, calls = _dry_run(tmp_path, *([] if part == "all" else [part]))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    stages = _stages(calls)
+    assert set(stages) == EXPECTED[part]
+    run_id = "dry" if part == "all" else f"dry-part{part}"
+    assert f"== run {run_id} (part {part})" in proc.stdout
+
+    layers = stages["layers"]
+    grid = _load("grid", monkeypatch)
+    assert _option(layers, "--grid") == GRID[part] and GRID[part] in grid.GRIDS
+    assert "--benchmark-only" in layers
+    assert _option(layers, "--benchmark-json") == f"reports/raw/pytest-benchmark-{run_id}.json"
+
+    train_step = _load("train_step", monkeypatch)
+    args = train_step.parse_args(stages["train_step"][1:])
+    assert train_step.execs_from(args, torch.device("cuda")) == EXECS[part]
+    assert not args.quick and args.max_seconds > 0
+
+    # Each stage's limit, from the log, and the time budgets inside them.
+    limits = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("== ") and "(limit " in line:
+            name = line[3 : line.index(" (limit")]
+            limits[name] = int(line.split("(limit ")[1].split(" s)")[0])
+    assert sum(limits.values()) <= CALL_LIMIT_S[part], limits
+    layer_limit = next(v for k, v in limits.items() if k.startswith("layer grid"))
+    assert 0 < float(_option(layers, "--time-budget")) <= layer_limit - 20
+    train_limit = next(v for k, v in limits.items() if k.startswith("training steps"))
+    assert 0 < args.max_seconds <= train_limit - 20
+
+
+def test_out_holds_few_files_and_the_whole_reports_folder(tmp_path):
+    """The device tool brings back at most 8 files from $OUT: one archive and the log."""
+    proc, _ = _dry_run(tmp_path, "1")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["gpu_run.log", "reports.tar.gz"]
+    with tarfile.open(out / "reports.tar.gz") as archive:
+        names = set(archive.getnames())
+    assert {"reports/data", "reports/figures", "reports/raw"} <= names
+    assert "reports/raw/gpu_run-dry-part1.summary.txt" in names
+    summary = (tmp_path / "tree" / "reports" / "raw" / "gpu_run-dry-part1.summary.txt").read_text()
+    assert "layer grid (core): exit 0" in summary and "report: exit 0" in summary
+
+
+def test_unknown_part_is_refused(tmp_path):
+    proc, calls = _dry_run(tmp_path, "3")
+    assert proc.returncode == 2 and "usage" in proc.stderr
+    assert calls == []

@@ -18,6 +18,27 @@ from mn_triton import backend as mn_backend  # noqa: E402
 from mn_triton.kernels import layout  # noqa: E402
 
 
+def _release(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("+")[0].split(".")[:2])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Triton 3.6's interpreter (and older ones) fails any kernel whose loop bounds are
+    computed from its arguments under NumPy >= 2.4 ("only 0-dimensional arrays can be
+    converted to Python scalars"): say so once, instead of ~200 failing tests."""
+    import numpy
+    import triton
+
+    old_interpreter = _release(triton.__version__) < (3, 7)
+    if mn_backend.INTERPRETING and old_interpreter and _release(numpy.__version__) >= (2, 4):
+        pytest.exit(
+            f"Triton {triton.__version__}'s interpreter cannot run these kernels with NumPy "
+            f"{numpy.__version__}: use Triton >= 3.7 or NumPy < 2.4 for the CPU tests, or run "
+            "the GPU tests alone (TRITON_INTERPRET=0 python -m pytest tests -m gpu)",
+            returncode=4,
+        )
+
+
 @pytest.fixture(autouse=True)
 def _fresh_seed(request):
     """Every test draws its own data: a seed from its id (and MN_TEST_SEED, to re-draw)."""

@@ -27,6 +27,8 @@ case "$PART" in
     all | 1 | 2) ;;
     *) echo "usage: bash benchmarks/gpu_run.sh [all|1|2]" >&2; exit 2 ;;
 esac
+# python3: on the lent machines the interpreter that holds PyTorch; `python` may be absent.
+PY=${PYTHON:-python3}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1  # a stage killed by its time limit still leaves its output
 unset TRITON_INTERPRET
@@ -77,14 +79,14 @@ stage() {
 gpu_tests() {
     local name=$1 limit=$2 marks=$3
     stage "$name" "$limit" env TRITON_INTERPRET=0 \
-        python -m pytest tests -m "$marks" -q -p no:cacheprovider
+        "$PY" -m pytest tests -m "$marks" -q -p no:cacheprovider
 }
 
 # The suite stops starting new cases 25 s before its limit, so it ends cleanly (its JSON and
 # summary written); each grid lists its cases in priority order.
 layer_grid() {
     local grid=$1
-    stage "layer grid ($grid)" "$LAYERS_S" python -m pytest benchmarks/test_layers.py \
+    stage "layer grid ($grid)" "$LAYERS_S" "$PY" -m pytest benchmarks/test_layers.py \
         --benchmark-only -v -rs -p no:cacheprovider --grid "$grid" \
         --time-budget "$((LAYERS_S - 25))" \
         --benchmark-json="reports/raw/pytest-benchmark-$RUN_ID.json" \
@@ -93,13 +95,13 @@ layer_grid() {
 
 training_steps() {
     local execs=$1
-    stage "training steps ($execs)" "$TRAIN_S" python benchmarks/train_step.py \
+    stage "training steps ($execs)" "$TRAIN_S" "$PY" benchmarks/train_step.py \
         --execs "$execs" --max-seconds "$((TRAIN_S - 20))"
 }
 
-echo "== run $RUN_ID (part $PART)"
+echo "== run $RUN_ID (part $PART, $PY)"
 nvidia-smi -L || echo "nvidia-smi not available"
-python -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__,
+"$PY" -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__,
 'cuda', torch.version.cuda, torch.cuda.get_device_name() if torch.cuda.is_available() else 'NO GPU')"
 
 case "$PART" in
@@ -122,9 +124,9 @@ case "$PART" in
 esac
 if [ "$PART" != 1 ]; then
     # Host time per layer call (Python side of the Triton path), into the log for NOTES.md.
-    stage "host overhead" "$HOST_S" python benchmarks/host_overhead.py --calls 200
+    stage "host overhead" "$HOST_S" "$PY" benchmarks/host_overhead.py --calls 200
 fi
-stage "report" "$REPORT_S" python benchmarks/report.py
+stage "report" "$REPORT_S" "$PY" benchmarks/report.py
 
 echo "== summary"
 printf '  %s\n' "${SUMMARY[@]}"

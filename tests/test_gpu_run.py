@@ -31,12 +31,16 @@ def _dry_run(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, l
     (tree / "benchmarks").mkdir(parents=True)
     (tree / "benchmarks" / "gpu_run.sh").write_text(SCRIPT.read_text())
     bin_dir.mkdir()
-    fake = bin_dir / "python"
+    fake = bin_dir / "python3"  # what the script runs (PYTHON unset)
     fake.write_text(FAKE_PYTHON)
     fake.chmod(0o755)
     calls = tmp_path / "calls.txt"
     env = {
-        **{k: v for k, v in os.environ.items() if k not in ("MN_RUN_ID", "TRITON_INTERPRET")},
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("MN_RUN_ID", "TRITON_INTERPRET", "PYTHON")
+        },
         "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
         "CALLS": str(calls),
         "OUT": str(out),
@@ -110,7 +114,7 @@ def test_stages_and_their_arguments(part, tmp_path, monkeypatch):
     stages = _stages(calls)
     assert set(stages) == EXPECTED[part]
     run_id = "dry" if part == "all" else f"dry-part{part}"
-    assert f"== run {run_id} (part {part})" in proc.stdout
+    assert f"== run {run_id} (part {part}, python3)" in proc.stdout
 
     layers = stages["layers"]
     grid = _load("grid", monkeypatch)

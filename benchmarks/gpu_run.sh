@@ -76,10 +76,11 @@ stage() {
 }
 
 # GPU tests run the real kernels: TRITON_INTERPRET=0 overrides tests/conftest.py's default.
+# -v: each outcome is printed as it comes, so a stage cut short still says what passed.
 gpu_tests() {
     local name=$1 limit=$2 marks=$3
     stage "$name" "$limit" env TRITON_INTERPRET=0 \
-        "$PY" -m pytest tests -m "$marks" -q -p no:cacheprovider
+        "$PY" -m pytest tests -m "$marks" -v --tb=short -p no:cacheprovider
 }
 
 # The suite stops starting new cases 25 s before its limit, so it ends cleanly (its JSON and

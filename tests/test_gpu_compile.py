@@ -88,3 +88,19 @@ def test_float_arguments_reach_the_kernels_in_float64():
                 assert param.annotation in (tl.float64, "tl.float64"), f"{name}: {param.name}"
                 seen += 1
     assert seen == 8  # MN forward 2, backward 2, gates 1; MGN forward 1, backward 2
+
+
+def test_every_masked_load_says_what_masked_lanes_hold():
+    """A masked `tl.load` without `other=` leaves the masked lanes undefined on a GPU, where
+    the interpreter gives 0: a kernel that sums such a block passes here and not there."""
+    import ast
+
+    checked = 0
+    for module in (apply, mix, moments):
+        for node in ast.walk(ast.parse(Path(module.__file__).read_text())):
+            if isinstance(node, ast.Call) and ast.unparse(node.func) == "tl.load":
+                keywords = {k.arg for k in node.keywords}
+                if "mask" in keywords:
+                    checked += 1
+                    assert "other" in keywords, f"{module.__name__}:{node.lineno}"
+    assert checked >= 10

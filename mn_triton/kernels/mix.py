@@ -714,7 +714,8 @@ def _mgn_sum_partials_kernel(
     for n0 in range(0, N, BLOCK_N):
         rows = n0 + tl.arange(0, BLOCK_N)
         mask = (rows < N)[:, None] & col_ok[None, :]
-        total += tl.sum(tl.load(PARTIAL + _row_offsets(rows, cols, m), mask=mask), axis=0)
+        block = tl.load(PARTIAL + _row_offsets(rows, cols, m), mask=mask, other=0.0)
+        total += tl.sum(block, axis=0)
     tl.store(D_WEIGHT + cols, total, mask=cols < C)
     tl.store(D_BIAS + (cols - C), total, mask=(cols >= C) & (cols < 2 * C))
     tl.store(D_GATE_W + (cols - 2 * C), total, mask=(cols >= 2 * C) & (cols < 2 * C + K))

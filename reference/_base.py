@@ -276,14 +276,21 @@ def update_running_stats(
     """running ← (1 − λ)·running + λ·batch, for ⟨x⟩ and ⟨x²⟩ = σ² + μ² (SPEC §1).
 
     Two ops (one addcmul, one fused lerp of both buffers), not four: on a GPU each op is a
-    launch, and a small network pays them in every layer on every step.
+    launch, and a small network pays them in every layer on every step. A tensor λ
+    (momentum=None) takes one lerp per buffer instead: `_foreach_lerp_` would read it as a
+    Python number, a copy to the host that waits for the GPU.
     """
     with torch.no_grad():
-        if isinstance(momentum, Tensor):
-            momentum = momentum.to(running_mean.dtype)
         mode_mean = mode_mean.to(running_mean.dtype)
         mode_mean_sq = torch.addcmul(mode_var, mode_mean, mode_mean).to(running_mean.dtype)
-        torch._foreach_lerp_([running_mean, running_mean_sq], [mode_mean, mode_mean_sq], momentum)
+        if isinstance(momentum, Tensor):
+            momentum = momentum.to(running_mean.dtype)
+            running_mean.lerp_(mode_mean, momentum)
+            running_mean_sq.lerp_(mode_mean_sq, momentum)
+        else:
+            torch._foreach_lerp_(
+                [running_mean, running_mean_sq], [mode_mean, mode_mean_sq], momentum
+            )
 
 
 _RANKS = {

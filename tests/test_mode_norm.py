@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 from torch.autograd import gradcheck
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import mn_triton
 import reference
@@ -548,3 +549,38 @@ def test_fast_layers_pickle():
     assert type(clone) is mn_triton.ModeNorm2d
     x = torch.randn(2, 3, 2, 2)
     assert torch.equal(clone.eval()(x), layer.eval()(x))
+
+
+class _RecordOps(TorchDispatchMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: mn_triton.ModeNorm2d(4, num_modes=2, momentum=None),
+        lambda: mn_triton.ModeNorm2d(4, num_modes=2),
+        lambda: mn_triton.ModeGroupNorm2d(4, num_modes=2),
+        lambda: reference.ModeNorm2d(4, num_modes=2, momentum=None),
+    ],
+    ids=["mn_cumulative", "mn", "mgn", "reference_cumulative"],
+)
+def test_no_value_is_read_back_to_the_host(make, backend):
+    """Training step and eval without a tensor read as a Python number (aten's
+    _local_scalar_dense: .item(), or a 0-d tensor passed where a Scalar is expected), which
+    on a GPU waits for the device. tests/test_gpu.py checks the same on CUDA itself."""
+    layer = make()
+    x = torch.randn(3, 4, 5, 5, requires_grad=True)
+    layer(x)  # the second call takes the momentum=None path with a count above 1
+    with _RecordOps() as record:
+        layer(x).sum().backward()
+        layer.eval()
+        layer(x)
+    assert record.ops  # the mode saw the layer's ops
+    assert "aten._local_scalar_dense.default" not in record.ops

@@ -77,7 +77,9 @@ def test_float64_end_to_end(layer):
         assert_close(module.get_buffer(name).cpu(), buffer, 1e-10, name)
 
 
-@pytest.mark.parametrize("shape", [(256, 64, 8, 8), (4, 64, 56, 56), (128, 512, 7, 7), (2, 3)])
+# (32, 3): a 2-D input. Not (2, 3): two samples of one value per row give statistics so badly
+# conditioned that dx misses float64 by more than 1e-5 in ~40 % of draws, on every path.
+@pytest.mark.parametrize("shape", [(256, 64, 8, 8), (4, 64, 56, 56), (128, 512, 7, 7), (32, 3)])
 def test_layer_shapes(shape):
     module = _on_gpu(randomize(mn_triton.ModeNorm(shape[1], num_modes=2)))
     _oracle_on_cpu(module, _input(shape))
@@ -106,37 +108,6 @@ def test_no_host_synchronisation(layer):
         module(x).sum().backward()
     finally:
         torch.cuda.set_sync_debug_mode("default")
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("mode", ["default", "reduce-overhead"])
-def test_compiled_and_cuda_graphs_match_eager(mode):
-    torch._dynamo.reset()
-    net = nn.Sequential(
-        nn.Conv2d(3, 16, 3, padding=1, bias=False),
-        mn_triton.ModeNorm2d(16, num_modes=2),
-        nn.ReLU(),
-        nn.Conv2d(16, 16, 3, padding=1, bias=False),
-        mn_triton.ModeGroupNorm2d(16, num_modes=2),
-    ).to(CUDA)
-    twin = copy.deepcopy(net)
-    compiled = torch.compile(twin, fullgraph=True, mode=mode)
-    for _ in range(3):  # CUDA graphs record on the second call and replay afterwards
-        # Fresh gradients every step: with CUDA graphs an accumulated .grad would live in
-        # the graph's output memory, which the next replay overwrites.
-        net.zero_grad(set_to_none=True)
-        twin.zero_grad(set_to_none=True)
-        torch.compiler.cudagraph_mark_step_begin()
-        x = torch.randn(8, 3, 16, 16, device=CUDA)
-        out_e, out_c = net(x), compiled(x)
-        assert_close(out_c, out_e, 1e-5, "output")
-        out_e.square().mean().backward()
-        out_c.square().mean().backward()
-        grads_e = torch.cat([p.grad.flatten() for p in net.parameters()])
-        grads_c = torch.cat([p.grad.flatten() for p in twin.parameters()])
-        assert_close(grads_c, grads_e, 1e-4, "gradients")
-    for name, buffer in net.named_buffers():  # running estimates updated alike
-        assert_close(dict(twin.named_buffers())[name].float(), buffer.float(), 1e-5, name)
 
 
 @pytest.mark.slow
@@ -173,3 +144,36 @@ def test_more_than_2_pow_31_elements():
     y.backward(y.detach())  # the gradient of ½‖y‖²: non-trivial, and no extra memory
     assert torch.isfinite(x.grad[-2:]).all()
     assert x.grad[-1].float().abs().sum() > 0
+
+
+# Last of the slow tests: each mode compiles for tens of seconds, so a stage that runs out of
+# time (benchmarks/gpu_run.sh) loses these rather than the quick ones above.
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["default", "reduce-overhead"])
+def test_compiled_and_cuda_graphs_match_eager(mode):
+    torch._dynamo.reset()
+    net = nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1, bias=False),
+        mn_triton.ModeNorm2d(16, num_modes=2),
+        nn.ReLU(),
+        nn.Conv2d(16, 16, 3, padding=1, bias=False),
+        mn_triton.ModeGroupNorm2d(16, num_modes=2),
+    ).to(CUDA)
+    twin = copy.deepcopy(net)
+    compiled = torch.compile(twin, fullgraph=True, mode=mode)
+    for _ in range(3):  # CUDA graphs record on the second call and replay afterwards
+        # Fresh gradients every step: with CUDA graphs an accumulated .grad would live in
+        # the graph's output memory, which the next replay overwrites.
+        net.zero_grad(set_to_none=True)
+        twin.zero_grad(set_to_none=True)
+        torch.compiler.cudagraph_mark_step_begin()
+        x = torch.randn(8, 3, 16, 16, device=CUDA)
+        out_e, out_c = net(x), compiled(x)
+        assert_close(out_c, out_e, 1e-5, "output")
+        out_e.square().mean().backward()
+        out_c.square().mean().backward()
+        grads_e = torch.cat([p.grad.flatten() for p in net.parameters()])
+        grads_c = torch.cat([p.grad.flatten() for p in twin.parameters()])
+        assert_close(grads_c, grads_e, 1e-4, "gradients")
+    for name, buffer in net.named_buffers():  # running estimates updated alike
+        assert_close(dict(twin.named_buffers())[name].float(), buffer.float(), 1e-5, name)

@@ -19,13 +19,17 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "gpu_run.sh"
 
-# Appends its argument count and arguments, NUL-separated, to $CALLS.
+# Appends its argument count and arguments, NUL-separated, to $CALLS; with FAIL_PREFLIGHT=1
+# it fails the preflight check (a `-c` program).
 FAKE_PYTHON = """#!/usr/bin/env bash
 printf '%s\\0' "$#" "$@" >> "$CALLS"
+if [ "${FAIL_PREFLIGHT:-0}" = 1 ] && [ "$1" = -c ]; then exit 1; fi
 """
 
 
-def _dry_run(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
+def _dry_run(
+    tmp_path: Path, *args: str, fail_preflight: bool = False
+) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
     """Run a copy of the script in an empty tree, with the fake python first on PATH."""
     tree, bin_dir, out = tmp_path / "tree", tmp_path / "bin", tmp_path / "out"
     (tree / "benchmarks").mkdir(parents=True)
@@ -45,6 +49,7 @@ def _dry_run(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, l
         "CALLS": str(calls),
         "OUT": str(out),
         "MN_RUN_ID": "dry",
+        "FAIL_PREFLIGHT": "1" if fail_preflight else "0",
     }
     proc = subprocess.run(
         ["bash", str(tree / "benchmarks" / "gpu_run.sh"), *args],
@@ -81,10 +86,12 @@ def _option(call: list[str], name: str) -> str:
 
 
 def _stages(calls: list[list[str]]) -> dict[str, list[str]]:
-    """The recorded calls by what they run (the first is the version print)."""
+    """The recorded calls by what they run."""
     stages = {}
-    for call in calls[1:]:
-        if call[:3] == ["-m", "pytest", "tests"]:
+    for call in calls:
+        if call[0] == "-c":
+            stages["preflight"] = call
+        elif call[:3] == ["-m", "pytest", "tests"]:
             stages[f"tests: {_option(call[2:], '-m')}"] = call
         elif call[:3] == ["-m", "pytest", "benchmarks/test_layers.py"]:
             stages["layers"] = call
@@ -95,11 +102,11 @@ def _stages(calls: list[list[str]]) -> dict[str, list[str]]:
 
 EXPECTED = {
     "all": {
-        "tests: gpu and not slow", "tests: gpu and slow", "layers", "train_step",
+        "preflight", "tests: gpu and not slow", "tests: gpu and slow", "layers", "train_step",
         "host_overhead", "report",
     },
-    "1": {"tests: gpu and not slow", "layers", "train_step", "report"},
-    "2": {"tests: gpu and slow", "layers", "train_step", "host_overhead", "report"},
+    "1": {"preflight", "tests: gpu and not slow", "layers", "train_step", "report"},
+    "2": {"preflight", "tests: gpu and slow", "layers", "train_step", "host_overhead", "report"},
 }  # fmt: skip
 GRID = {"all": "full", "1": "core", "2": "extra"}
 EXECS = {"all": ["eager", "compiled", "cudagraph"], "1": ["eager"], "2": ["compiled", "cudagraph"]}
@@ -113,6 +120,8 @@ def test_stages_and_their_arguments(part, tmp_path, monkeypatch):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     stages = _stages(calls)
     assert set(stages) == EXPECTED[part]
+    assert calls[0] == stages["preflight"]  # first, before anything spends device time
+    assert "uses_kernels" in stages["preflight"][1] and "backward" in stages["preflight"][1]
     run_id = "dry" if part == "all" else f"dry-part{part}"
     assert f"== run {run_id} (part {part}, python3)" in proc.stdout
 
@@ -158,3 +167,13 @@ def test_unknown_part_is_refused(tmp_path):
     proc, calls = _dry_run(tmp_path, "3")
     assert proc.returncode == 2 and "usage" in proc.stderr
     assert calls == []
+
+
+def test_a_failed_preflight_stops_the_run(tmp_path):
+    """Kernels that cannot launch on the machine would fail every case of every stage: the
+    run stops after the preflight, with its log packed for the way back."""
+    proc, calls = _dry_run(tmp_path, "1", fail_preflight=True)
+    assert proc.returncode == 1
+    assert len(calls) == 1 and calls[0][0] == "-c"
+    assert "preflight failed" in proc.stdout
+    assert (tmp_path / "out" / "reports.tar.gz").is_file()

@@ -3,11 +3,12 @@
 # pytest-benchmark installed, no package registry): the GPU tests, the layer grid, the
 # end-to-end training-step benchmark and the report. Run from anywhere:
 #
-#     bash benchmarks/gpu_run.sh        # everything in one call of ≤ 530 s (+ start-up)
-#     bash benchmarks/gpu_run.sh 1      # or in two calls of ~300 s each, for a device budget
+#     bash benchmarks/gpu_run.sh        # everything in one call of ≤ 550 s (+ start-up)
+#     bash benchmarks/gpu_run.sh 1      # or in two calls of ≤ 295 s each, for a device budget
 #     bash benchmarks/gpu_run.sh 2      #   that must leave room to rerun one of them
 #
-# Part 1: the fast GPU tests, the core of the layer grid (what the figures and every layer goal
+# Each part starts with a preflight (one layer through the Triton kernels) and stops if it
+# fails. Part 1: the fast GPU tests, the core of the layer grid (what the figures and every layer goal
 # but one need), eager training steps, the report. Part 2: the slow GPU tests (torch.compile,
 # CUDA graphs, > 2³¹ elements), the rest of the grid (the compiled reference first), compiled
 # and CUDA-graph training steps, host overhead, the report. `all` runs both, with the full grid

@@ -8,11 +8,11 @@
 #     bash benchmarks/gpu_run.sh 2      #   that must leave room to rerun one of them
 #
 # Each part starts with a preflight (one layer through the Triton kernels) and stops if it
-# fails. Part 1: the fast GPU tests, the core of the layer grid (what the figures and every layer goal
-# but one need), eager training steps, the report. Part 2: the slow GPU tests (torch.compile,
-# CUDA graphs, > 2³¹ elements), the rest of the grid (the compiled reference first), compiled
-# and CUDA-graph training steps, host overhead, the report. `all` runs both, with the full grid
-# in one pytest run.
+# fails. Part 1: the fast GPU tests, the core of the layer grid (what the figures and every
+# layer goal but one need), eager training steps, the report. Part 2: the slow GPU tests
+# (torch.compile, CUDA graphs, > 2³¹ elements), the rest of the grid (the compiled reference
+# first), compiled and CUDA-graph training steps, host overhead, the report. `all` runs both,
+# with the full grid in one pytest run.
 #
 # Every stage runs under `timeout` and the suites stop starting new cases before their limit,
 # so a stage that overruns still leaves the others' data (rows are appended as measured).

@@ -21,6 +21,9 @@
 # $OUT/reports.tar.gz, with the log beside it, when $OUT is set: that is how files come back
 # from the GPU machine (at most 8 files), even from a call cut short. Unpack it here with
 #     tar -xzf <files_at>/reports.tar.gz
+# The machine receives the working tree without .git: name the commit in the command, as in
+#     MN_GIT_SHA=<sha> bash benchmarks/gpu_run.sh 1
+# or the rows' git_sha column says "unknown".
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PART=${1:-all}
@@ -118,6 +121,7 @@ assert torch.isfinite(y).all() and torch.isfinite(x.grad).all(), "non-finite res
 print("preflight ok: a ModeNorm2d forward and backward through the Triton kernels")'
 
 echo "== run $RUN_ID (part $PART, $PY)"
+echo "== commit: ${MN_GIT_SHA:-(MN_GIT_SHA unset: from .git if present, else unknown)}"
 nvidia-smi -L || echo "nvidia-smi not available"
 stage "preflight" "$PREFLIGHT_S" "$PY" -c "$PREFLIGHT"
 if [ "$LAST_RC" != 0 ]; then

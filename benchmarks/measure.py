@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import os
 import statistics
 import subprocess
 import time
@@ -155,7 +156,10 @@ def _git(*args: str) -> str:
 
 @functools.lru_cache(maxsize=1)
 def git_sha() -> str:
-    """HEAD's short hash, with "-dirty" when tracked files differ from it."""
+    """HEAD's short hash, with "-dirty" when tracked files differ from it; $MN_GIT_SHA where
+    set (a lent GPU machine receives the working tree without its .git)."""
+    if given := os.environ.get("MN_GIT_SHA"):
+        return given
     try:
         dirty = _git("status", "--porcelain", "--untracked-files=no")
         return _git("rev-parse", "--short=12", "HEAD") + ("-dirty" if dirty else "")

@@ -468,3 +468,16 @@ def test_input_bytes_counts_dy_in_the_backward_modes():
     for mode, factor in (("forward", 1), ("eval", 1), ("backward", 2), ("full", 2)):
         assert layers.input_bytes(_case(mode=mode, h=5)) == 120 * 4 * factor
         assert layers.input_bytes(_case(mode=mode, h=5, dtype="bfloat16")) == 120 * 2 * factor
+
+
+def test_git_sha_from_the_environment_where_there_is_no_git(monkeypatch):
+    """A lent GPU machine gets the working tree without .git: MN_GIT_SHA names the commit
+    there; without it and without git the rows say "unknown" rather than failing."""
+    measure.git_sha.cache_clear()
+    monkeypatch.setenv("MN_GIT_SHA", "abc123def456")
+    assert measure.environment("cpu")["git_sha"] == "abc123def456"
+    measure.git_sha.cache_clear()
+    monkeypatch.delenv("MN_GIT_SHA")
+    monkeypatch.setattr(measure, "REPO", Path("/"))  # no repository there
+    assert measure.git_sha() == "unknown"
+    measure.git_sha.cache_clear()

@@ -1,4 +1,4 @@
-"""benchmarks/gpu_run.sh, dry: every stage's command, with a stand-in `python` that records its
+"""benchmarks/gpu_run.sh, dry: every stage's command, with a stand-in `python3` that records its
 arguments. The script has a single try on a lent GPU, inside a device budget; what it asks of
 the suites (grid names, marks, the training benchmark's flags) is checked here against the
 real parsers, and what it leaves in $OUT against the device tool's limits (at most 8 files).
@@ -6,15 +6,14 @@ real parsers, and what it leaves in $OUT against the device tool's limits (at mo
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 import torch
+from test_benchmarks import _load_benchmark
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "gpu_run.sh"
@@ -62,17 +61,6 @@ def _dry_run(
         recorded.append(fields[:count])
         del fields[:count]
     return proc, recorded
-
-
-def _load(name: str, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
-    spec = importlib.util.spec_from_file_location(
-        f"gpu_run_{name}", REPO / "benchmarks" / f"{name}.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _option(call: list[str], name: str) -> str:
@@ -126,12 +114,12 @@ def test_stages_and_their_arguments(part, tmp_path, monkeypatch):
     assert f"== run {run_id} (part {part}, python3)" in proc.stdout
 
     layers = stages["layers"]
-    grid = _load("grid", monkeypatch)
+    grid = _load_benchmark("grid", monkeypatch)
     assert _option(layers, "--grid") == GRID[part] and GRID[part] in grid.GRIDS
     assert "--benchmark-only" in layers
     assert _option(layers, "--benchmark-json") == f"reports/raw/pytest-benchmark-{run_id}.json"
 
-    train_step = _load("train_step", monkeypatch)
+    train_step = _load_benchmark("train_step", monkeypatch)
     args = train_step.parse_args(stages["train_step"][1:])
     assert train_step.execs_from(args, torch.device("cuda")) == EXECS[part]
     assert not args.quick and args.max_seconds > 0

@@ -361,7 +361,8 @@ def _mn_mix_backward_rows_kernel(
         tl.store(DY_SCALE + offs, scale, mask=mask)
         tl.store(X_SCALE + offs, e, mask=mask)
         tl.store(ROW_BIAS + offs, dm * inv_length - mdev * e, mask=mask)
-        nk = _row_offsets(pid.to(tl.int64) * N + rows, modes, K)
+        # pid·N + n < (channel blocks)·N, well inside 32 bits; the helper multiplies by K in 64.
+        nk = _row_offsets(pid * N + rows, modes, K)
         tl.store(GDG_PARTIAL + nk, g_dg, mask=row_ok[:, None] & mode_ok[None, :])
 
 
@@ -392,7 +393,7 @@ def _mn_mix_backward_gates_kernel(
         nk_ok = row_ok[:, None] & mode_ok[None, :]
         g_dg = tl.zeros([BLOCK_N, K_PAD], dtype=dtype)
         for p in range(0, num_partials):
-            nk = _row_offsets(p * N + rows.to(tl.int64), modes, K)
+            nk = _row_offsets(p * N + rows, modes, K)
             g_dg += tl.load(GDG_PARTIAL + nk, mask=nk_ok, other=0.0)
         g = _mn_gates(SHIFT, MDEV, GW, GB, rows, row_ok, modes, mode_ok, C,
                       HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C)  # fmt: skip

@@ -33,6 +33,13 @@ NO_GPU_NOTE = (
     "runs, and says nothing about GPU speed. The goals are judged only on GPU rows; run "
     "`bash benchmarks/gpu_run.sh` on a GPU machine and commit its `reports/`."
 )
+PROFILE_NOTE = (
+    "A few steps of BatchNorm and mn_triton at the headline K, profiled with torch.profiler "
+    "after timing (`train_step.py --profile-steps`; rows in `reports/profiles/`). Kernel ms "
+    "is device time per step; GPU busy = kernel ms / step ms. Well below 100% the GPU waits "
+    "for the host, and an extra step time much larger than the extra kernel time is host "
+    "time (Python, dispatch, launches), not kernels."
+)
 CPU_NOTE = (
     "CPU rows exercise the pipeline only (mn_triton's torch-op path, no Triton kernels); "
     "they do not speak about GPU speed and are not held against the goals."
@@ -338,6 +345,65 @@ def _train_verdict(row: pd.Series, judged: bool) -> str:
     return ", ".join(parts)
 
 
+PROFILE_NUMERIC = ("K", "batch", "step_ms", "kernels", "kernel_ms", "norm_kernels",
+                   "norm_kernel_ms", "aten_ops", "gpu_busy")  # fmt: skip
+
+
+def load_profiles(folder: Path) -> pd.DataFrame:
+    """benchmarks/step_profile.py's rows (train_step.py --profile-steps), if any."""
+    path = folder / "step_profile.csv"
+    if not path.exists() or path.stat().st_size == 0:
+        return pd.DataFrame()
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    for column in PROFILE_NUMERIC:
+        df[column] = pd.to_numeric(df[column], errors="coerce")
+    return df.assign(run=df["run_id"])
+
+
+def _num(value: float, spec: str) -> str:
+    return "–" if pd.isna(value) else format(value, spec)
+
+
+PROFILE_HEADER = ["model", "exec", "provider", "K", "step ms", "kernel ms", "GPU busy",
+                  "kernels", "norm kernels", "norm kernel ms", "aten ops"]  # fmt: skip
+EXTRA_HEADER = ["model", "exec", "K", "extra step ms", "extra kernel ms", "of which norm",
+                "extra kernels", "extra aten ops", "extra kernel ms / extra step ms"]  # fmt: skip
+
+
+def profile_lines(device: str, df: pd.DataFrame) -> list[str]:
+    """One device's step profiles, and what MN adds per step over BatchNorm."""
+    judged = device != "cpu"
+    lines = [f"### {device}" + ("" if judged else " (pipeline check, no device kernels)"), ""]
+    first = df.iloc[0]
+    lines += [f"run `{first['run']}` (git `{first['git_sha']}`), "
+              f"{int(first['profiled_steps'])} profiled steps per variant", ""]  # fmt: skip
+    df = df.sort_values(["model", "exec", "provider"])
+    rows = [
+        [r["model"], r["exec"], r["provider"], _k(r["K"]), _num(r["step_ms"], ".3f"),
+         _num(r["kernel_ms"], ".3f"), _num(r["gpu_busy"], ".0%"), _num(r["kernels"], ".0f"),
+         _num(r["norm_kernels"], ".0f"), _num(r["norm_kernel_ms"], ".3f"),
+         _num(r["aten_ops"], ".0f")]
+        for _, r in df.iterrows()
+    ]  # fmt: skip
+    lines += [*table(PROFILE_HEADER, rows), ""]
+    values = ["step_ms", "kernel_ms", "norm_kernel_ms", "kernels", "aten_ops"]
+    native = df[df["provider"] == "native"][["model", "exec", *values]]
+    ours = df[df["provider"] != "native"].merge(native, on=["model", "exec"], suffixes=("", "_bn"))
+    extra = []
+    for _, r in ours.iterrows():
+        d = {v: r[v] - r[f"{v}_bn"] for v in values}
+        share = d["kernel_ms"] / d["step_ms"] if d["step_ms"] > 0 else float("nan")
+        extra.append(
+            [r["model"], r["exec"], _k(r["K"]), _num(d["step_ms"], "+.3f"),
+             _num(d["kernel_ms"], "+.3f"), _num(d["norm_kernel_ms"], "+.3f"),
+             _num(d["kernels"], "+.0f"), _num(d["aten_ops"], "+.0f"), _num(share, ".0%")]
+        )  # fmt: skip
+    if extra:
+        lines += [f"What {'/'.join(sorted(set(ours['provider'])))} adds per step over "
+                  "BatchNorm:", "", *table(EXTRA_HEADER, extra), ""]  # fmt: skip
+    return lines
+
+
 def runs_lines(df: pd.DataFrame) -> list[str]:
     summary = df.groupby(["source", "run", "device"], as_index=False).agg(
         rows=("op", "size"), first=("timestamp", "min"), git=("git_sha", "first")
@@ -346,7 +412,9 @@ def runs_lines(df: pd.DataFrame) -> list[str]:
     return table(["file", "device", "run", "rows", "started", "git"], rows)
 
 
-def render(df: pd.DataFrame, n_files: int, data_dir: str) -> str:
+def render(
+    df: pd.DataFrame, n_files: int, data_dir: str, profiles: pd.DataFrame | None = None
+) -> str:
     layer = df[df["op"] != "train_step"]
     train = df[df["op"] == "train_step"]
     has_gpu = bool((df["device"] != "cpu").any()) if not df.empty else False
@@ -375,6 +443,12 @@ def render(df: pd.DataFrame, n_files: int, data_dir: str) -> str:
     lines += [] if train_runs else ["No training-step rows yet.", ""]
     for device, rows in train_runs.items():
         lines += train_lines(device, rows)
+    profile_runs = latest_runs(profiles) if profiles is not None else {}
+    if profile_runs:
+        lines += ["## Where a training step's time goes", ""]
+        lines += [PROFILE_NOTE, ""]
+        for device, rows in profile_runs.items():
+            lines += profile_lines(device, rows)
     lines += ["## Figures", ""]
     lines += ["GPU devices first; panels titled `cpu` are pipeline checks, not GPU speed.", ""]
     for name, caption in figures.CAPTIONS.items():
@@ -396,11 +470,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPO / "reports" / "data")
     parser.add_argument("--out", type=Path, default=REPO / "reports")
+    parser.add_argument(
+        "--profiles", type=Path, default=None,
+        help="step profiles' folder (default: profiles/ beside the data folder)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     df = load(args.data)
+    profiles = load_profiles(args.profiles or args.data.parent / "profiles")
     n_files = len(list(args.data.glob("*.csv")))
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "README.md").write_text(render(df, n_files, _shown_path(args.data)))
+    (args.out / "README.md").write_text(render(df, n_files, _shown_path(args.data), profiles))
     layer_runs = latest_runs(df[df["op"] != "train_step"])
     train_runs = latest_runs(df[df["op"] == "train_step"])
     written = figures.write_all(layer_runs, train_runs, args.out / "figures")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: set up (tools/setup.sh), run the layer benchmark suite, the end-to-end
-# training-step benchmark, and write the report (reports/README.md, reports/figures/).
+# training-step benchmark and its step profiles, and write the report (reports/README.md,
+# reports/figures/).
 # On a GPU this runs the full grid; on a CPU a small grid and quick training steps, a pipeline
 # check of a few minutes whose rows say device=cpu. Extra arguments go to the layer suite's
 # pytest, e.g. `bash tools/bench.sh --grid smoke` or `-k mode_norm`.
@@ -28,6 +29,8 @@ if [ -f benchmarks/train_step.py ]; then
     echo "== training-step benchmark"
     # Full on a GPU; on a CPU the script runs its short, labelled --quick version.
     python benchmarks/train_step.py || status=$?
+    echo "== step profiles (where a training step's time goes)"
+    python benchmarks/step_profile.py || status=$?
 fi
 
 echo "== report"

@@ -35,7 +35,7 @@ NO_GPU_NOTE = (
 )
 PROFILE_NOTE = (
     "A few steps of BatchNorm and mn_triton at the headline K, profiled with torch.profiler "
-    "after timing (`train_step.py --profile-steps`; rows in `reports/profiles/`). Kernel ms "
+    "after timing them (`benchmarks/step_profile.py`; rows in `reports/profiles/`). Kernel ms "
     "is device time per step; GPU busy = kernel ms / step ms. Well below 100% the GPU waits "
     "for the host, and an extra step time much larger than the extra kernel time is host "
     "time (Python, dispatch, launches), not kernels."
@@ -350,7 +350,7 @@ PROFILE_NUMERIC = ("K", "batch", "step_ms", "kernels", "kernel_ms", "norm_kernel
 
 
 def load_profiles(folder: Path) -> pd.DataFrame:
-    """benchmarks/step_profile.py's rows (train_step.py --profile-steps), if any."""
+    """benchmarks/step_profile.py's rows, if any."""
     path = folder / "step_profile.csv"
     if not path.exists() or path.stat().st_size == 0:
         return pd.DataFrame()

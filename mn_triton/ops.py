@@ -18,11 +18,12 @@ No `from __future__ import annotations` here: `custom_op` reads the annotations.
 """
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
+from reference import functional as reference_functional
 from reference._base import stat_dtype, update_running_stats
 
 from . import backend
@@ -175,8 +176,9 @@ class _ModeNormFunction(torch.autograd.Function):
         return outputs
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, dy, *unused):  # noqa: ANN001, ANN002, ANN205
+        if torch.is_grad_enabled() and dy is not None:  # create_graph=True: see below
+            return *_mode_norm_differentiable_backward(ctx, dy), None, None, None, None, None
         return *_mode_norm_eager_backward(ctx, dy, *unused), None  # (no grad for momentum)
 
 
@@ -309,9 +311,14 @@ class _ModeGroupNormFunction(torch.autograd.Function):
         _mode_group_norm_setup_context(ctx, args, outputs)
         return outputs
 
-    backward = staticmethod(
-        once_differentiable(_mode_group_norm_grads(_mode_group_norm_backward_impl))
-    )
+    @staticmethod
+    def backward(ctx, dy, *unused):  # noqa: ANN001, ANN002, ANN205
+        if torch.is_grad_enabled() and dy is not None:  # create_graph=True: see below
+            return *_mode_group_norm_differentiable_backward(ctx, dy), None
+        return _mode_group_norm_eager_backward(ctx, dy, *unused)
+
+
+_mode_group_norm_eager_backward = _mode_group_norm_grads(_mode_group_norm_backward_impl)
 
 
 def mode_group_norm(*args):  # noqa: ANN002
@@ -319,6 +326,64 @@ def mode_group_norm(*args):  # noqa: ANN002
     if torch.compiler.is_compiling():
         return mode_group_norm_forward(*args)
     return _ModeGroupNormFunction.apply(*args)
+
+
+# ------------------------- backward with create_graph=True ---------------------------
+# The kernels' backward is not itself differentiable. Where autograd asks for a backward it
+# can differentiate again (create_graph=True: gradient penalties, MAML's second-order
+# gradients), the eager layers differentiate the reference formulas (reference.functional)
+# at the saved inputs instead: the same function, so the same gradients up to rounding, at the
+# reference's speed and memory (tensors the size of x per mode), for those calls only. The
+# running estimates are not touched again. Under torch.compile, which does not support double
+# backward, the custom ops keep the kernels' backward.
+
+
+def _mode_norm_differentiable_backward(ctx, dy: Tensor) -> list[Tensor | None]:  # noqa: ANN001
+    x, *_, gate_weight, gate_bias, weight, rm, rms = ctx.saved_tensors
+
+    def forward(x: Tensor, gate_weight: Tensor, gate_bias: Tensor | None, weight: Tensor | None):
+        return reference_functional.mode_norm(
+            x, gate_weight, gate_bias, rm, rms, weight, None, training=ctx.training, eps=ctx.eps
+        )
+
+    return _differentiable_grads(ctx, dy, forward, (x, gate_weight, gate_bias, weight))
+
+
+def _mode_group_norm_differentiable_backward(ctx, dy: Tensor) -> list[Tensor | None]:  # noqa: ANN001
+    x, *_, gate_weight, gate_bias, weight = ctx.saved_tensors
+
+    def forward(x: Tensor, gate_weight: Tensor, gate_bias: Tensor | None, weight: Tensor | None):
+        return reference_functional.mode_group_norm(
+            x, gate_weight, gate_bias, weight, None, eps=ctx.eps
+        )
+
+    return _differentiable_grads(ctx, dy, forward, (x, gate_weight, gate_bias, weight))
+
+
+def _differentiable_grads(
+    ctx,  # noqa: ANN001
+    dy: Tensor,
+    forward: Callable[..., Tensor],
+    inputs: tuple[Tensor | None, ...],
+) -> list[Tensor | None]:
+    """(dx, d gate weight, d gate bias, d weight, d bias) as a graph autograd can
+    differentiate: `forward(*inputs)` (the layer without its bias) differentiated against dy.
+    None where no gradient is asked for."""
+    needed = ctx.needs_input_grad[:5]
+    wanted = [i for i, t in enumerate(inputs) if needed[i] and t is not None]
+    grads: list[Tensor | None] = [None] * 5
+    if wanted:
+        with torch.enable_grad():
+            y = forward(*inputs)
+        found = torch.autograd.grad(
+            y, [inputs[i] for i in wanted], dy, create_graph=True, allow_unused=True
+        )
+        for i, g in zip(wanted, found, strict=True):
+            grads[i] = torch.zeros_like(inputs[i]) if g is None else g
+    if needed[4]:  # the bias adds dy's sum per channel
+        dims = [d for d in range(dy.dim()) if d != 1]
+        grads[4] = dy.to(stat_dtype(dy.dtype)).sum(dims).to(ctx.param_dtypes[3])
+    return grads
 
 
 # ------------------------------------- helpers ---------------------------------------

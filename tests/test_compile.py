@@ -139,8 +139,20 @@ def test_eager_function_and_custom_op_agree(training, backend):
         assert all(torch.equal(a, b) for a, b in zip(g1, g2, strict=True))
 
 
-def test_double_backward_is_refused(backend):
+def test_compiled_double_backward_is_refused_not_wrong(backend):
+    """Eager layers support create_graph=True (tests/test_double_backward.py); compiled ones
+    cannot (torch.compile refuses double backward), and say so instead of returning wrong
+    second derivatives. So does the custom op called directly."""
+    torch._dynamo.reset()
+    layer = mn_triton.ModeNorm2d(3)
     x = torch.randn(4, 3, 2, 2, requires_grad=True)
-    (g,) = torch.autograd.grad(mn_triton.ModeNorm2d(3)(x).square().sum(), x, create_graph=True)
-    with pytest.raises(RuntimeError, match="once_differentiable|double backward|differentiable"):
+    compiled = torch.compile(layer, backend="aot_eager")
+    with pytest.raises(RuntimeError, match="double backward"):
+        (g,) = torch.autograd.grad(compiled(x).square().sum(), x, create_graph=True)
+        g.sum().backward()
+    args = _mode_norm_args(True)
+    (g,) = torch.autograd.grad(
+        ops.mode_norm_forward(*args)[0].square().sum(), args[0], create_graph=True
+    )
+    with pytest.raises(RuntimeError, match="no autograd formula"):
         g.sum().backward()

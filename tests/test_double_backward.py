@@ -1,0 +1,132 @@
+"""Second-order gradients (backward with create_graph=True: gradient penalties, MAML).
+
+The kernels' backward is not differentiable; with create_graph=True the eager layers
+differentiate the reference formulas at the saved inputs instead (mn_triton/ops.py). Checked
+here: gradgradcheck in float64, a gradient penalty against the float64 reference, first-order
+gradients that equal the kernels' ones, running estimates left alone, dtypes, and which
+gradients are asked for.
+"""
+
+import pytest
+import torch
+from torch.autograd import gradgradcheck
+
+import mn_triton
+from helpers import TOLERANCE, assert_close, randomize, reference_twin
+
+LAYERS = ["ModeNorm2d", "ModeGroupNorm2d"]
+
+
+def _layer(name: str, training: bool, dtype: torch.dtype = torch.float32):
+    layer = getattr(mn_triton, name)(3, num_modes=2, dtype=dtype)
+    return randomize(layer, gate_scale=2.0).train(training)
+
+
+def _input(dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    # Per-sample offsets make the gates differ between samples (and between channels).
+    return (torch.randn(4, 3, 2, 3) * 1.5 + torch.randn(4, 3, 1, 1)).to(dtype)
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("name", LAYERS)
+def test_gradgradcheck_float64(name, training):
+    """Every input and parameter, through the functional API (on the torch path: gradgradcheck
+    evaluates the layer hundreds of times)."""
+    layer = _layer(name, training, torch.float64)
+    x = _input(torch.float64)
+    params = [layer.gate.weight, layer.gate.bias, layer.weight, layer.bias]
+    inputs = [t.detach().clone().requires_grad_() for t in [x, *params]]
+
+    if name == "ModeNorm2d":
+        rm, rms = layer.running_mean.clone(), layer.running_mean_sq.clone()
+
+        def fn(x, gw, gb, w, b):
+            return mn_triton.functional.mode_norm(
+                x, gw, gb, None if training else rm, None if training else rms, w, b,
+                training=training,
+            )  # fmt: skip
+    else:
+
+        def fn(x, gw, gb, w, b):
+            return mn_triton.functional.mode_group_norm(x, gw, gb, w, b)
+
+    with mn_triton.use_backend("torch"):
+        assert gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-4)
+
+
+def _penalty_grads(layer, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Gradients of a gradient penalty, ‖∂ sum(sin y)/∂x‖², for x and every parameter."""
+    layer.zero_grad(set_to_none=True)
+    x = x.detach().requires_grad_()
+    y = layer(x)
+    (g,) = torch.autograd.grad(y.sin().sum(), x, create_graph=True)
+    (g.square().sum() + y.square().mean()).backward()
+    return {"input": x.grad, **{n: p.grad for n, p in layer.named_parameters()}}
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("name", LAYERS)
+def test_gradient_penalty_matches_the_float64_reference(name, training, backend):
+    layer = _layer(name, training)
+    oracle = reference_twin(layer)
+    x = _input()
+    grads = _penalty_grads(layer, x)
+    expected = _penalty_grads(oracle, x.double())
+    assert set(grads) == set(expected)
+    for what, g in grads.items():
+        assert g.dtype == torch.float32
+        # Second derivatives through the gates are as ill-conditioned as the gates' first
+        # ones (helpers.check_against_oracle): float32 evaluations agree to ~1e-4.
+        assert_close(g, expected[what], 1e-3, f"second-order grad of {what}")
+    if name == "ModeNorm2d":  # updated once, by the forward, as in the reference
+        assert_close(layer.running_mean, oracle.running_mean, 1e-5, "running_mean")
+        assert_close(layer.running_mean_sq, oracle.running_mean_sq, 1e-5, "running_mean_sq")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("name", LAYERS)
+def test_first_order_gradients_with_create_graph_equal_the_kernels(name, dtype, backend):
+    """With create_graph=True the gradients themselves are those of the usual backward (to
+    the dtype's tolerance), in the usual dtypes, and MN's running estimates and batch count
+    move as they do without it."""
+    results = []
+    x = _input(dtype)
+    dy = torch.randn(x.shape).to(dtype)
+    torch.manual_seed(0)
+    template = _layer(name, training=True)
+    for create_graph in (False, True):
+        layer = _layer(name, training=True)
+        layer.load_state_dict(template.state_dict())
+        xx = x.clone().requires_grad_()
+        y = layer(xx)
+        names, params = zip(*layer.named_parameters(), strict=True)
+        wrt = [xx, *params]
+        grads = torch.autograd.grad(y, wrt, dy, create_graph=create_graph)
+        assert [g.dtype for g in grads] == [t.dtype for t in wrt]
+        # Every gradient depends on the inputs, except the bias's (dy's sum; dy is data here).
+        for what, g in zip(["input", *names], grads, strict=True):
+            assert g.requires_grad == (create_graph and what != "bias"), what
+        results.append((grads, layer.state_dict()))
+    (plain, plain_state), (graph, graph_state) = results
+    for a, b in zip(graph, plain, strict=True):
+        assert_close(a, b, 2 * TOLERANCE[dtype], "create_graph gradient")
+    for key, value in plain_state.items():
+        assert torch.equal(graph_state[key], value), key
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_only_the_gradients_asked_for(name):
+    """x without requires_grad, a layer without affine parameters: the gradients that exist
+    are still differentiable, and the others are not computed."""
+    layer = getattr(mn_triton, name)(3, num_modes=2, affine=False)
+    randomize(layer)
+    x = _input()
+    y = layer(x)
+    (gw,) = torch.autograd.grad(y.sin().sum(), layer.gate.weight, create_graph=True)
+    (ggw,) = torch.autograd.grad(gw.square().sum(), layer.gate.bias)
+    oracle = reference_twin(layer)
+    y_ref = oracle(x.double())
+    (gw_ref,) = torch.autograd.grad(y_ref.sin().sum(), oracle.gate.weight, create_graph=True)
+    (ggw_ref,) = torch.autograd.grad(gw_ref.square().sum(), oracle.gate.bias)
+    assert_close(gw, gw_ref, 1e-4, "gate weight gradient")
+    assert_close(ggw, ggw_ref, 1e-3, "its gradient against the gate bias")

@@ -20,11 +20,16 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from reference._base import MIN_MODE_MASS, stat_dtype, update_running_stats
 
 from . import backend, mix
 from .modules import ModeNorm
+
+# all_gather_into_tensor by its newer name where torch has it (2.13 warns on the old one; 2.11
+# has only the old one)
+_all_gather_single = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
 
 
 def _world_size(group: Any) -> int:
@@ -40,7 +45,7 @@ def _merge_across_processes(stats: mix.ModeStats, group: Any) -> mix.ModeStats:
     m2 = stats.var * mass.clamp_min(MIN_MODE_MASS).unsqueeze(1)
     local = torch.cat([mass, stats.mean.flatten(), m2.flatten(), stats.pivot.flatten()])
     gathered = local.new_empty(_world_size(group) * local.numel())  # flat: gloo wants it so
-    dist.all_gather_into_tensor(gathered, local, group=group)
+    _all_gather_single(gathered, local, group=group)
     gathered = gathered.view(-1, local.numel())
     mass_r, mean_r, m2_r, pivot_r = gathered.split([k, k * c, k * c, c], dim=1)
     mean_r, m2_r, pivot_r = mean_r.view(-1, k, c), m2_r.view(-1, k, c), pivot_r.view(-1, 1, c)
@@ -90,6 +95,7 @@ class _SyncModeNormFunction(torch.autograd.Function):
         return y, mode_mean, mode_var
 
     @staticmethod
+    @once_differentiable  # first-order only, as nn.SyncBatchNorm: refuse create_graph=True
     def backward(ctx, dy, _d_mean, _d_var):  # noqa: ANN001
         x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, *saved = (
             ctx.saved_tensors

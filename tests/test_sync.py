@@ -11,6 +11,7 @@ import torch.multiprocessing as mp
 
 import mn_triton
 from helpers import assert_close, randomize
+from mn_triton.sync import _SyncModeNormFunction
 
 WORLD = 2
 SPLITS = {"even": (3, 3), "uneven": (4, 2), "one_empty": (6, 0), "first_empty": (0, 6)}
@@ -110,6 +111,24 @@ def test_falls_back_to_mode_norm_without_distributed(backend):
     assert torch.equal(layer(x), plain(x))
     layer.eval(), plain.eval()
     assert torch.equal(layer(x), plain(x))
+
+
+def test_synchronising_backward_refuses_create_graph(backend):
+    """A synchronising SyncModeNorm is first-order only, like nn.SyncBatchNorm: a backward
+    with create_graph=True raises instead of giving second derivatives that miss terms."""
+    port = _free_port()
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    try:
+        layer = randomize(mn_triton.SyncModeNorm(4, num_modes=2))
+        x = torch.randn(3, 4, 2, 2, requires_grad=True)
+        y, *_ = _SyncModeNormFunction.apply(
+            x, layer.gate.weight, layer.gate.bias, layer.weight, layer.bias, layer.eps, None
+        )
+        (g,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
+        with pytest.raises(RuntimeError, match="once_differentiable"):
+            g.sum().backward()
+    finally:
+        dist.destroy_process_group()
 
 
 def test_convert_sync_modenorm_keeps_state():

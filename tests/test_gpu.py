@@ -10,6 +10,7 @@ import copy
 
 import pytest
 import torch
+from test_double_backward import _penalty_grads
 from torch import nn
 
 import mn_triton
@@ -95,6 +96,19 @@ def test_full_oracle_check_small(layer):
     """Every gradient, gate parameters included, and the running estimates."""
     module = _on_gpu(randomize(getattr(mn_triton, layer)(5, num_modes=3)))
     check_against_oracle(module, _input((4, 5, 3, 3)))
+
+
+@pytest.mark.parametrize("layer", ["ModeNorm2d", "ModeGroupNorm2d"])
+def test_second_order_gradients(layer):
+    """A gradient penalty (backward with create_graph=True) on CUDA against the float64
+    reference on the CPU: tests/test_double_backward.py's check, with the real kernels."""
+    module = randomize(getattr(mn_triton, layer)(5, num_modes=2), gate_scale=2.0)
+    oracle = reference_twin(module)
+    x = torch.randn(6, 5, 3, 3) * 1.5 + torch.randn(6, 5, 1, 1)
+    grads = _penalty_grads(_on_gpu(module), x.to(CUDA))
+    expected = _penalty_grads(oracle, x.double())
+    for what, g in grads.items():
+        assert_close(g.cpu(), expected[what], 1e-3, f"second-order grad of {what}")
 
 
 @pytest.mark.parametrize("layer", ["ModeNorm2d", "ModeGroupNorm2d"])

@@ -2,6 +2,13 @@
 
 Same signatures as `reference.functional`. Arguments are checked here, before any kernel
 runs; the work happens in the custom ops of `mn_triton.ops`.
+
+Inside torch.func transforms (grad, vjp, jacrev, vmap, ...), which cannot see through the
+kernels' autograd.Function, the layers compute with the reference formulas instead: the same
+function, at the eager reference's speed. Like BatchNorm's, training with running estimates
+then fails on their in-place update (torch.func refuses it); evaluate, or switch the
+estimates off (`track_running_stats=False`), as torch.func's documentation advises for
+BatchNorm.
 """
 
 from __future__ import annotations
@@ -9,6 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from reference import functional as reference_functional
 from reference._base import check_batch_for_training
 
 from . import ops
@@ -25,6 +33,11 @@ def _check_tensor(name: str, t: Tensor | None, shape: tuple[int, ...], x: Tensor
         raise TypeError(f"{fn}: {name} must be floating point, got {t.dtype}")
     if t.device != x.device:
         raise ValueError(f"{fn}: {name} is on {t.device} but the input is on {x.device}")
+
+
+def _under_torch_func() -> bool:
+    """Whether a torch.func transform (grad, vmap, ...) is tracing this call."""
+    return torch._C._are_functorch_transforms_active()
 
 
 def _check_input(x: Tensor, fn: str) -> None:
@@ -82,10 +95,16 @@ def mode_norm(
         check_batch_for_training(input, fn)
     elif running_mean is None:
         raise ValueError(f"{fn}: training=False needs running_mean and running_mean_sq")
+    momentum = _check_momentum(momentum, input, fn)
+    if _under_torch_func():
+        return reference_functional.mode_norm(
+            input, gate_weight, gate_bias, running_mean, running_mean_sq, weight, bias,
+            training, momentum, float(eps),
+        )  # fmt: skip
     # In training the op also updates the running estimates, in place.
     y, *_ = ops.mode_norm(
         input, gate_weight, gate_bias, weight, bias, running_mean, running_mean_sq,
-        training, float(eps), momentum=_check_momentum(momentum, input, fn),
+        training, float(eps), momentum=momentum,
     )  # fmt: skip
     return y
 
@@ -122,6 +141,10 @@ def mode_group_norm(
         _check_tensor(name, t, (c,), input, fn)
     if not eps > 0:
         raise ValueError(f"{fn}: eps must be > 0, got {eps!r}")
+    if _under_torch_func():
+        return reference_functional.mode_group_norm(
+            input, gate_weight, gate_bias, weight, bias, float(eps)
+        )
     y, *_ = ops.mode_group_norm(input, gate_weight, gate_bias, weight, bias, float(eps))
     return y
 

@@ -1,11 +1,11 @@
-"""convert_to_mode_norm and mixed precision (torch.autocast + GradScaler)."""
+"""convert_to_mode_norm, mixed precision (torch.autocast + GradScaler) and torch.func."""
 
 import pytest
 import torch
 from torch import nn
 
 import mn_triton
-from helpers import assert_close
+from helpers import assert_close, randomize, reference_twin
 
 
 def _model() -> nn.Module:
@@ -144,3 +144,72 @@ def test_autocast_training_with_grad_scaler(dtype, norm, backend):
         assert layer.running_mean.dtype == torch.float32
         assert torch.isfinite(layer.running_mean).all()
     assert losses[-1] < losses[0]
+
+
+TORCH_FUNC_LAYERS = {  # layers and modes torch.func can differentiate (no in-place updates)
+    "mn_eval": (lambda: mn_triton.ModeNorm2d(3), False),
+    "mn_train_untracked": (lambda: mn_triton.ModeNorm2d(3, track_running_stats=False), True),
+    "mgn_train": (lambda: mn_triton.ModeGroupNorm2d(3), True),
+}
+
+
+@pytest.mark.parametrize("case", list(TORCH_FUNC_LAYERS))
+def test_torch_func_grad_uses_the_reference_formulas(case, backend, monkeypatch):
+    """torch.func transforms cannot trace the kernels' autograd.Function: inside them the layers
+    compute with the reference formulas (and only there); gradients match the float64 oracle."""
+    make, training = TORCH_FUNC_LAYERS[case]
+    layer = randomize(make(), gate_scale=2.0).train(training)
+    x = torch.randn(4, 3, 2, 3) * 1.5 + torch.randn(4, 3, 1, 1)
+    calls = []
+    for name in ("mode_norm", "mode_group_norm"):
+        original = getattr(mn_triton.functional.reference_functional, name)
+        monkeypatch.setattr(
+            mn_triton.functional.reference_functional, name,
+            lambda *a, _f=original, **k: calls.append(_f) or _f(*a, **k),
+        )  # fmt: skip
+    layer(x)
+    assert calls == []  # outside torch.func: the kernels (or torch ops), not the reference
+    params = {name: p.detach() for name, p in layer.named_parameters()}
+
+    def loss(params: dict, x: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(layer, params, (x,)).sin().sum()
+
+    grads = torch.func.grad(loss, argnums=(0, 1))(params, x)
+    assert len(calls) == 1
+    oracle = reference_twin(layer)
+    xd = x.double().requires_grad_()
+    expected = torch.autograd.grad(oracle(xd).sin().sum(), [xd, *oracle.parameters()])
+    assert_close(grads[1], expected[0], 1e-5, "grad of input")
+    for (name, g), g_ref in zip(grads[0].items(), expected[1:], strict=True):
+        assert_close(g, g_ref, 1e-4, f"grad of {name}")  # gates: see check_against_oracle
+
+
+def test_torch_func_per_sample_gradients_with_mode_group_norm(backend):
+    """vmap over grad: per-sample gradients (as differential privacy needs), which MGN allows
+    since it normalises each sample on its own."""
+    layer = randomize(mn_triton.ModeGroupNorm2d(3, dtype=torch.float64), gate_scale=2.0)
+    params = {name: p.detach() for name, p in layer.named_parameters()}
+    x = torch.randn(5, 3, 2, 2, dtype=torch.float64) * 2 + 1
+
+    def loss(params: dict, sample: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(layer, params, (sample[None],)).sin().sum()
+
+    per_sample = torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0))(params, x)
+    # In float64: on one sample the gate gradients are too ill-conditioned to compare two
+    # float32 evaluations closely; here only the per-sample wiring is in question.
+    for i in range(len(x)):
+        grads = torch.autograd.grad(layer(x[i : i + 1]).sin().sum(), list(layer.parameters()))
+        for (name, g), expected in zip(per_sample.items(), grads, strict=True):
+            assert_close(g[i], expected, 1e-10, f"sample {i}: grad of {name}")
+
+
+def test_torch_func_training_with_running_estimates_fails_as_for_batch_norm():
+    x = torch.randn(4, 3, 2, 2)
+    for layer in (nn.BatchNorm2d(3), mn_triton.ModeNorm2d(3)):
+        params = {name: p.detach() for name, p in layer.named_parameters()}
+
+        def loss(params: dict, layer: nn.Module = layer) -> torch.Tensor:
+            return torch.func.functional_call(layer, params, (x,)).sum()
+
+        with pytest.raises(RuntimeError, match="in-place"):
+            torch.func.grad(loss)(params)

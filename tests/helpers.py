@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import torch
 from torch import Tensor, nn
 
@@ -142,3 +147,18 @@ def check_equals_native(layer: nn.Module, native: nn.Module, x: Tensor) -> None:
     assert_close(x1.grad, x2.grad, tol, "grad of input")
     assert_close(layer.weight.grad, native.weight.grad, tol, "grad of weight")
     assert_close(layer.bias.grad, native.bias.grad, tol, "grad of bias")
+
+
+def run_benchmark_script(
+    script: str, args: list[str], data_dir: Path, run_id: str
+) -> subprocess.CompletedProcess:
+    """Run benchmarks/<script> as a user runs it on a CPU (mn_triton's torch-op path, not the
+    interpreter), with its rows under `data_dir`; the caller checks the result."""
+    env = {**os.environ, "MN_REPORT_DATA": str(data_dir), "MN_RUN_ID": run_id}
+    env.pop("TRITON_INTERPRET", None)
+    env["OMP_NUM_THREADS"] = "1"  # tiny steps: threads only add contention noise
+    script_path = Path(__file__).resolve().parents[1] / "benchmarks" / script
+    return subprocess.run(
+        [sys.executable, str(script_path), *args],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip

@@ -11,8 +11,6 @@ from __future__ import annotations
 import csv
 import functools
 import io
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import torch.nn.functional as F
 
 import mn_triton
 import reference
+from helpers import run_benchmark_script
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = str(REPO / "benchmarks")  # the models and the benchmark live there
@@ -171,14 +170,8 @@ def test_load_batches_reads_grey_uint8_images(tmp_path):
 
 
 def test_cli_quick_run_writes_spec_rows(tmp_path):
-    env = {**os.environ, "MN_REPORT_DATA": str(tmp_path), "MN_RUN_ID": "e2e-smoke"}
-    env.pop("TRITON_INTERPRET", None)  # as a user runs it on a CPU: mn_triton's torch-op path
-    env["OMP_NUM_THREADS"] = "1"  # tiny steps: threads only add contention noise
     args = ["--quick", "--models", "lenet", "--batch", "8", "--warmup", "1", "--steps", "2"]
-    done = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "train_step.py"), *args],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    done = run_benchmark_script("train_step.py", args, tmp_path, "e2e-smoke")
     assert done.returncode == 0, done.stderr
     assert "QUICK" in done.stderr
     with (tmp_path / "train_step.csv").open(newline="") as f:

@@ -4,8 +4,6 @@ and the report's section on where a training step's time goes."""
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,6 +16,7 @@ from torch.autograd import DeviceType
 from triton.runtime.interpreter import InterpretedFunction
 
 import mn_triton
+from helpers import run_benchmark_script
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = str(REPO / "benchmarks")
@@ -165,15 +164,9 @@ def test_cli_rejects_bad_arguments(argv):
 
 
 def test_cli_on_a_cpu_writes_profiles_that_the_report_shows(tmp_path):
-    env = {**os.environ, "MN_REPORT_DATA": str(tmp_path / "data"), "MN_RUN_ID": "profile-smoke"}
-    env.pop("TRITON_INTERPRET", None)  # as a user runs it on a CPU: mn_triton's torch-op path
-    env["OMP_NUM_THREADS"] = "1"
     args = ["--models", "lenet", "--batch", "8", "--warmup", "1", "--steps", "2",
             "--profile-steps", "1"]  # fmt: skip
-    done = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "step_profile.py"), *args],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    done = run_benchmark_script("step_profile.py", args, tmp_path / "data", "profile-smoke")
     assert done.returncode == 0, done.stderr
     assert "pipeline check" in done.stderr
     with (tmp_path / "profiles" / "step_profile.csv").open(newline="") as f:

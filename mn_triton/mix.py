@@ -352,10 +352,15 @@ def mode_group_norm_backward(
     n_modes = s.rstd.shape[1]
     # a = mean_k r and b = mean_k (m − μ_k)·r: into r and μ (the gates only weigh statistics).
     d_rstd = (da.sum(dim=1, keepdim=True) + torch.einsum("nc,nck->nk", db, s.dev)) / n_modes
-    d_mean = -db.sum(dim=1, keepdim=True) * s.rstd / n_modes
     # μ = Σ_c w·m and σ² = Σ_c w·(v + (m − μ)²), with w = g / C_k.
     d_var = -0.5 * s.rstd**3 * d_rstd
     w = s.weights
+    # σ²'s derivative in μ, −2·Σ_c w·(m − μ), is 0 in exact arithmetic. Computed, it carries
+    # μ's rounding error and cancels it in what m receives, as autograd's chain through the
+    # reference does; without it, a mode dominated by one channel (m ≈ μ, small σ², large
+    # d_var) loses digits (dx off by 3e-5 on (2, 5) features instead of 2e-7).
+    d_mean = -db.sum(dim=1, keepdim=True) * s.rstd / n_modes
+    d_mean = d_mean - 2.0 * d_var * torch.einsum("nck,nck->nk", w, s.dev)
     dv = torch.einsum("nck,nk->nc", w, d_var)
     dm = dm + torch.einsum("nck,nck->nc", w, 2.0 * s.dev * d_var.unsqueeze(1) + d_mean.unsqueeze(1))
     spread = var_rows.unsqueeze(-1) + s.dev * s.dev - s.var.unsqueeze(1)

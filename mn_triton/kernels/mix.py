@@ -646,10 +646,11 @@ def _mgn_mix_backward_kernel(
     # Pass 1 over channels: the sums over channels that r and μ receive.
     d_rstd = tl.zeros([K_PAD], dtype=dtype)
     sum_db = tl.zeros([K_PAD], dtype=dtype)  # the same in every lane
+    sum_g_dev = tl.zeros([K_PAD], dtype=dtype)  # Σ_c g·(m − μ): 0 but for μ's rounding
     for c0 in range(0, C, CHUNK_C):
         cc = c0 + tl.arange(0, CHUNK_C)
         c_ok = cc < C
-        mdev, m_rel, _, _ = _mgn_channel_block(SHIFT, MDEV, VAR, GW, GB, base, pivot, cc, c_ok,
+        mdev, m_rel, _, g = _mgn_channel_block(SHIFT, MDEV, VAR, GW, GB, base, pivot, cc, c_ok,
                                                modes, mode_ok, HAS_GATE_BIAS)  # fmt: skip
         dev = m_rel[:, None] - mean[None, :] + correction[None, :]
         alpha = _load_or(ALPHA, cc, c_ok, 1.0, dtype, HAS_WEIGHT)
@@ -658,9 +659,11 @@ def _mgn_mix_backward_kernel(
         da, db = alpha * sum_dy_xm, alpha * sum_dy
         d_rstd += tl.sum(tl.where(c_ok[:, None], da[:, None] + db[:, None] * dev, 0.0), axis=0)
         sum_db += tl.sum(db, axis=0)
+        sum_g_dev += tl.sum(tl.where(c_ok[:, None], g * dev, 0.0), axis=0)
     d_rstd = d_rstd / K
-    d_mean = -sum_db * rstd / K
     d_var = -0.5 * rstd * rstd * rstd * d_rstd
+    # σ²'s derivative in μ, −2·Σ_c w·(m − μ): see mix.mode_group_norm_backward.
+    d_mean = -sum_db * rstd / K - 2.0 * d_var * sum_g_dev * inv_mass
 
     # Pass 2: per-channel terms, the softmax backward and the parameters' partial sums.
     d_gate_w = tl.zeros([K_PAD], dtype=dtype)

@@ -4,7 +4,7 @@
 # end-to-end training-step benchmark and the report. Run from anywhere:
 #
 #     bash benchmarks/gpu_run.sh        # everything in one call of ≤ 550 s (+ start-up)
-#     bash benchmarks/gpu_run.sh 1      # or in two calls of ≤ 310 s each, for a device budget
+#     bash benchmarks/gpu_run.sh 1      # or in two calls of ≤ 315 s each, for a device budget
 #     bash benchmarks/gpu_run.sh 2      #   of 15 minutes, start-up included
 #
 # Each part starts with a preflight (one layer through the Triton kernels) and stops if it

@@ -71,24 +71,28 @@ def append_rows(rows: Iterable[Mapping[str, Any]], name: str) -> Path:
     fixed by its first write, so one file should hold one kind of benchmark.
     """
     rows = list(rows)
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
     path = DATA_DIR / f"{name}.csv"
-    if not rows:
-        return path
-    if path.exists() and path.stat().st_size > 0:
-        with path.open(newline="") as f:
-            header = next(csv.reader(f))
-    else:
-        extras = [k for k in rows[0] if k not in COLUMNS]
-        header = [*COLUMNS, *extras]
     for i, row in enumerate(rows):  # every row, before anything is written
         missing = [c for c in COLUMNS if c not in row]
         if missing:
             raise ValueError(f"row {i} lacks SPEC §7 columns: {missing}")
-    write_header = not path.exists() or path.stat().st_size == 0
+    extras = [k for k in rows[0] if k not in COLUMNS] if rows else []
+    append_csv(path, rows, [*COLUMNS, *extras])
+    return path
+
+
+def append_csv(path: Path, rows: list[Mapping[str, Any]], header: list[str]) -> None:
+    """Append rows to a CSV file; a new file gets `header`, an existing one keeps its own
+    (keys outside it are dropped)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not rows:
+        return
+    new = not path.exists() or path.stat().st_size == 0
+    if not new:
+        with path.open(newline="") as f:
+            header = next(csv.reader(f))
     with path.open("a", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=header, extrasaction="ignore")
-        if write_header:
+        if new:
             writer.writeheader()
         writer.writerows(rows)
-    return path

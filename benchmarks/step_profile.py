@@ -27,7 +27,6 @@ to reports/data/: these step times are not the benchmark's rows. On a CPU the ru
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import os
 import sys
@@ -48,6 +47,7 @@ _REPO = str(Path(__file__).resolve().parents[1])
 if _REPO not in sys.path:
     sys.path.insert(0, _REPO)
 
+import measure  # noqa: E402
 import models  # noqa: E402
 import records  # noqa: E402
 import train_step  # noqa: E402
@@ -197,7 +197,7 @@ def rows_for(row: Mapping[str, Any], profile: StepProfile) -> tuple[dict, list[d
             "norm": int(stat.norm),
             "calls": stat.calls,
             "ms": stat.ms,
-        }  # fmt: skip
+        }
         for rank, stat in enumerate(profile.top, start=1)
     ]
     return summary, kernels
@@ -207,33 +207,22 @@ def append(row: Mapping[str, Any], profile: StepProfile, folder: Path | None = N
     """Append one variant's profile to step_profile.csv and step_kernels.csv in `folder`."""
     folder = folder or PROFILE_DIR
     summary, kernels = rows_for(row, profile)
-    _append_csv(folder / "step_profile.csv", PROFILE_COLUMNS, [summary])
-    _append_csv(folder / "step_kernels.csv", KERNEL_COLUMNS, kernels)
+    records.append_csv(folder / "step_profile.csv", [summary], list(PROFILE_COLUMNS))
+    records.append_csv(folder / "step_kernels.csv", kernels, list(KERNEL_COLUMNS))
     return folder / "step_profile.csv"
-
-
-def _append_csv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
-    if not rows:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.exists() or path.stat().st_size == 0
-    with path.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
 
 
 # ---------------------------------------- CLI ------------------------------------------
 
 
 def profiled_variants(model_names: Sequence[str], execs: Sequence[str]) -> list[train_step.Variant]:
-    """BatchNorm and mn_triton at the headline K, per exec mode and model, pairs together."""
+    """train_step's plan, kept to BatchNorm and mn_triton at the headline K: pairs, each
+    BatchNorm first."""
+    headline = train_step.HEADLINE_K
     return [
-        train_step.Variant(name, norm, k, exec_mode)
-        for exec_mode in execs
-        for name in model_names
-        for norm, k in (("batchnorm", 0), ("mn_triton", train_step.HEADLINE_K[name]))
+        v
+        for v in train_step.plan(model_names, execs)
+        if v.norm == "batchnorm" or (v.norm == "mn_triton" and v.k == headline[v.model])
     ]
 
 
@@ -357,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     variants = profiled_variants(args.models.split(","), args.execs.split(","))
     _log(
-        f"step_profile: {len(variants)} variants on {train_step.measure.device_name(device)}, "
+        f"step_profile: {len(variants)} variants on {measure.device_name(device)}, "
         f"batch {settings.batch}, {args.profile_steps} profiled steps each"
         + ("; a CPU has no device kernels: a pipeline check" if quick else "")
     )

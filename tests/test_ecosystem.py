@@ -1,8 +1,12 @@
-"""convert_to_mode_norm, mixed precision (torch.autocast + GradScaler) and torch.func."""
+"""convert_to_mode_norm, mixed precision (torch.autocast + GradScaler), torch.func,
+activation checkpointing and torch.export."""
+
+import copy
 
 import pytest
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 import mn_triton
 from helpers import assert_close, randomize, reference_twin
@@ -213,3 +217,50 @@ def test_torch_func_training_with_running_estimates_fails_as_for_batch_norm():
 
         with pytest.raises(RuntimeError, match="in-place"):
             torch.func.grad(loss)(params)
+
+
+def _small_net() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3),
+        randomize(mn_triton.ModeNorm2d(4, num_modes=2)),
+        nn.ReLU(),
+        randomize(mn_triton.ModeGroupNorm2d(4, num_modes=2)),
+    )
+
+
+@pytest.mark.parametrize("use_reentrant", [False, True])
+def test_activation_checkpointing(use_reentrant, backend):
+    """torch.utils.checkpoint runs the forward again in the backward: the gradients are those
+    of a plain call, and the running estimates see the batch twice, as BatchNorm's do."""
+    net = _small_net()
+    plain = copy.deepcopy(net)
+    x = torch.randn(3, 3, 6, 6, requires_grad=True)
+    checkpoint(net, x, use_reentrant=use_reentrant).sum().backward()
+    x_plain = x.detach().clone().requires_grad_()
+    plain(x_plain).sum().backward()
+    assert_close(x.grad, x_plain.grad, 1e-6, "grad of input")
+    for (name, p), p_plain in zip(net.named_parameters(), plain.parameters(), strict=True):
+        assert_close(p.grad, p_plain.grad, 1e-6, f"grad of {name}")
+    bn = nn.BatchNorm2d(4)
+    x_bn = torch.randn(3, 4, 4, 4, requires_grad=True)
+    checkpoint(bn, x_bn, use_reentrant=use_reentrant).sum().backward()
+    assert int(bn.num_batches_tracked) == 2  # once in the forward, once recomputing it
+    assert int(net[1].num_batches_tracked) == int(bn.num_batches_tracked)
+
+
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+def test_torch_export(training, backend):
+    """torch.export traces the layers' custom ops (their fake kernels give the shapes); the
+    exported program computes what the eager layers do, running estimates included."""
+    net = _small_net().train(training)
+    x = torch.randn(3, 3, 6, 6)
+    exported = torch.export.export(copy.deepcopy(net), (x,)).module()
+    ops = {str(node.target) for node in exported.graph.nodes if node.op == "call_function"}
+    assert {
+        "mn_triton.mode_norm_forward.default",
+        "mn_triton.mode_group_norm_forward.default",
+    } <= ops
+    assert_close(exported(x), net(x), 1e-6, "output")
+    buffers = dict(exported.named_buffers())
+    for name, buffer in net.named_buffers():
+        assert_close(buffers[name].float(), buffer.float(), 1e-6, name)

@@ -1,0 +1,115 @@
+"""tools/fuzz.py: its draws cover the space the tests pin, replay exactly, and a wrong kernel
+or mix makes it fail."""
+
+import argparse
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import mn_triton.mix
+from helpers import OracleError
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tools"))
+import fuzz  # noqa: E402
+
+
+def _args(**kw) -> argparse.Namespace:
+    base = {"draws": 4, "seconds": 0.0, "seed": 0, "backend": "torch", "device": "cpu"}
+    return argparse.Namespace(**{**base, "verbose": False, **kw})
+
+
+def test_draws_cover_the_space_and_replay():
+    draws = [fuzz.draw(seed) for seed in range(600)]
+    assert fuzz.draw(123) == draws[123]  # a seed is a replay
+    for field in ("layer", "dtype", "layout", "num_modes", "training", "tiny_tiles", "offset"):
+        seen = Counter(getattr(d, field) for d in draws)
+        assert len(seen) >= 2, (field, seen)
+    assert {d.layer for d in draws} == {
+        f"{kind}{dims}d" for kind in ("ModeNorm", "ModeGroupNorm") for dims in (1, 2, 3)
+    }
+    assert {d.layout for d in draws} == {"contiguous", "sliced", "transposed", "channels_last"}
+    for d in draws:
+        n, c, *spatial = d.shape
+        length = 1
+        for s in spatial:
+            length *= s
+        assert (c if d.layer.startswith("ModeGroupNorm") else n) * length >= 4, d
+        assert d.layout != "channels_last" or len(d.shape) >= 4
+        assert d.offset < 1e4 or d.dtype == "float32"
+        assert d.dtype != "float64"  # left to the tests: see fuzz.DTYPES
+
+
+def test_build_lays_the_input_out_as_drawn():
+    for seed in range(60):
+        d = fuzz.draw(seed)
+        layer, x = fuzz.build(d, "cpu")
+        assert tuple(x.shape) == d.shape and str(x.dtype) == f"torch.{d.dtype}"
+        assert layer.training == d.training and layer.num_modes == d.num_modes
+        if d.layout == "contiguous":
+            assert x.is_contiguous()
+        elif min(d.shape) > 1:  # (a layout does not show in the strides of size-1 dims)
+            assert not x.is_contiguous()
+
+
+@pytest.mark.parametrize(
+    ("err", "bound", "float32_err", "expected"),
+    [
+        (1e-6, 1e-5, None, "ok"),
+        (2e-5, 1e-5, None, "OVER"),
+        (2e-5, 1e-5, 5e-6, "ill-conditioned"),  # within 16x of what float32 arithmetic loses
+        (2e-4, 1e-5, 5e-6, "OVER"),
+        (1e-3, 1e-5, 1.5e-5, "OVER"),  # far worse than float32 arithmetic
+        (float("nan"), 1e-5, 1.5e-5, "OVER"),
+    ],
+)
+def test_verdict(err, bound, float32_err, expected):
+    assert fuzz.verdict(OracleError("grad of x", err, bound, float32_err)) == expected
+
+
+def test_gate_gradients_have_a_reported_tail():
+    """Their bound follows one draw of the float32 reference's heavy-tailed error."""
+    bound = 16 * 1e-6
+    assert fuzz.verdict(OracleError("grad of gate.bias", 3 * bound, bound, 1e-6)) == "gate tail"
+    assert fuzz.verdict(OracleError("grad of gate.bias", 9 * bound, bound, 1e-6)) == "OVER"
+    assert fuzz.verdict(OracleError("grad of weight", 3 * bound, 1e-5, 1e-6)) == "OVER"
+
+
+@pytest.mark.parametrize("backend", ["torch", "triton"])
+def test_a_few_draws_pass(backend):
+    draws = 3 if backend == "triton" else 12
+    lines = []
+    assert fuzz.run(_args(backend=backend, draws=draws), lines.append) == 0
+    assert f"{draws} draws ({backend} on cpu): 0 over a bound" in "\n".join(lines)
+
+
+def test_a_wrong_mix_is_caught(monkeypatch):
+    """dx's per-row bias off by 1e-4 of its size, in the torch path's mix backward."""
+    right = mn_triton.mix._dx_coefficients
+
+    def wrong(*args):
+        e, f = right(*args)
+        return e, f * (1 + 1e-4)
+
+    monkeypatch.setattr(mn_triton.mix, "_dx_coefficients", wrong)
+    lines = []
+    assert fuzz.run(_args(draws=8), lines.append) > 0
+    over = [line for line in lines if line.startswith("OVER")]
+    assert over and any("grad of input" in line and "OVER" in line for line in lines)
+    assert any(line.strip().startswith("replay: python tools/fuzz.py --seed") for line in lines)
+
+
+def test_command_line():
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    command = [sys.executable, str(REPO / "tools" / "fuzz.py"), "--backend", "torch", "-v"]
+    done = subprocess.run(
+        [*command, "--draws", "3"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "3 draws (torch on cpu): 0 over a bound" in out
+    assert out.count("ok: Draw(") == 3

@@ -9,9 +9,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import torch
 
+import mn_triton
 import mn_triton.mix
-from helpers import OracleError
+from helpers import OracleError, oracle_errors
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
@@ -113,3 +115,19 @@ def test_command_line():
     out = done.stdout
     assert "3 draws (torch on cpu): 0 over a bound" in out
     assert out.count("ok: Draw(") == 3
+
+
+def test_nudged_inputs_only_raise_the_float32_estimate():
+    """The estimate of float32 rounding takes the larger of two evaluations; bounds stay."""
+    for seed in range(6):
+        d = fuzz.draw(seed)
+        results = []
+        for nudge in (False, True):
+            layer, x = fuzz.build(d, "cpu")
+            torch.manual_seed(seed)  # the same upstream gradient
+            with mn_triton.use_backend("torch"):
+                results.append(oracle_errors(layer, x, gates_matter=d.gates_matter(), nudge=nudge))
+        for plain, nudged in zip(*results, strict=True):
+            assert (plain.what, plain.err, plain.bound) == (nudged.what, nudged.err, nudged.bound)
+            if plain.float32_err is not None:
+                assert nudged.float32_err >= plain.float32_err

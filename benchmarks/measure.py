@@ -156,12 +156,13 @@ def _git(*args: str) -> str:
 
 @functools.lru_cache(maxsize=1)
 def git_sha() -> str:
-    """HEAD's short hash, with "-dirty" when tracked files differ from it; $MN_GIT_SHA where
-    set (a lent GPU machine receives the working tree without its .git)."""
+    """HEAD's short hash, with "-dirty" when tracked files outside reports/ differ from it
+    (a run's own rows and figures change nothing measured); $MN_GIT_SHA where set (a lent GPU
+    machine receives the working tree without its .git)."""
     if given := os.environ.get("MN_GIT_SHA"):
         return given
     try:
-        dirty = _git("status", "--porcelain", "--untracked-files=no")
+        dirty = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!reports")
         return _git("rev-parse", "--short=12", "HEAD") + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

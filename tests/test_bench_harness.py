@@ -9,6 +9,7 @@ still give plausible numbers. Everything runs on tiny inputs on the CPU.
 from __future__ import annotations
 
 import math
+import subprocess
 import sys
 from pathlib import Path
 
@@ -468,6 +469,30 @@ def test_input_bytes_counts_dy_in_the_backward_modes():
     for mode, factor in (("forward", 1), ("eval", 1), ("backward", 2), ("full", 2)):
         assert layers.input_bytes(_case(mode=mode, h=5)) == 120 * 4 * factor
         assert layers.input_bytes(_case(mode=mode, h=5, dtype="bfloat16")) == 120 * 2 * factor
+
+
+def test_git_sha_is_dirty_for_code_changes_not_for_reports(monkeypatch, tmp_path):
+    """Rows written earlier in the same run (reports/) must not mark later rows "-dirty"."""
+    monkeypatch.delenv("MN_GIT_SHA", raising=False)
+    monkeypatch.setattr(measure, "REPO", tmp_path)
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "rows.csv").write_text("a\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "init"], check=True)
+    head = subprocess.run([*git, "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()  # fmt: skip
+    try:
+        measure.git_sha.cache_clear()
+        (tmp_path / "reports" / "rows.csv").write_text("a\nb\n")
+        assert measure.git_sha() == head
+        measure.git_sha.cache_clear()
+        (tmp_path / "code.py").write_text("x = 2\n")
+        assert measure.git_sha() == head + "-dirty"
+    finally:
+        measure.git_sha.cache_clear()
 
 
 def test_git_sha_from_the_environment_where_there_is_no_git(monkeypatch):

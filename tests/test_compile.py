@@ -156,3 +156,27 @@ def test_compiled_double_backward_is_refused_not_wrong(backend):
     )
     with pytest.raises(RuntimeError, match="no autograd formula"):
         g.sum().backward()
+
+
+@pytest.mark.parametrize("norm", ["ModeNorm2d", "ModeGroupNorm2d"])
+def test_dynamic_shapes_compile_once(norm, backend):
+    """torch.compile(dynamic=True): the fake kernels take symbolic sizes, so batch size and
+    spatial size change without a recompile, and every result is the eager one."""
+    torch._dynamo.reset()
+    eager = randomize(getattr(mn_triton, norm)(4, num_modes=2))
+    twin = getattr(mn_triton, norm)(4, num_modes=2)
+    twin.load_state_dict(eager.state_dict())
+    compiled = torch.compile(twin, dynamic=True, fullgraph=True)
+    frames = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    for n, h, w in [(2, 5, 3), (3, 7, 7), (5, 4, 6)]:
+        x = torch.randn(n, 4, h, w)
+        x_e, x_c = x.clone().requires_grad_(), x.clone().requires_grad_()
+        y_e, y_c = eager(x_e), compiled(x_c)
+        assert_close(y_c, y_e, 1e-6, f"output at {(n, h, w)}")
+        dy = torch.randn_like(y_e)
+        y_e.backward(dy)
+        y_c.backward(dy)
+        assert_close(x_c.grad, x_e.grad, 1e-6, f"grad of input at {(n, h, w)}")
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] - frames == 1
+    for name, buf in eager.named_buffers():
+        assert_close(dict(twin.named_buffers())[name], buf, 1e-6, name)

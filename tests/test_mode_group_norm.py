@@ -59,6 +59,14 @@ def test_matches_oracle_across_dtypes(dtype, backend):
     check_against_oracle(layer, _input((4, 6, 5, 3), dtype=dtype))
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_whole_layer_in_16_bit(dtype, backend):
+    """`layer.to(dtype)`, as with `model.half()`: statistics still in float32."""
+    layer = randomize(mn_triton.ModeGroupNorm2d(6, num_modes=3)).to(dtype)
+    check_against_oracle(layer, _input((3, 6, 5, 3), dtype=dtype))
+    assert all(p.grad.dtype == dtype for p in layer.parameters())
+
+
 @pytest.mark.parametrize("shape", [(3, 5, 7, 9), (2, 3, 40)], ids=["long_rows", "1d"])
 def test_multi_tile_and_split_reductions(shape, tiny_tiles):
     with mn_triton.use_backend("triton"):

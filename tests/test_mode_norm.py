@@ -584,3 +584,14 @@ def test_no_value_is_read_back_to_the_host(make, backend):
         layer(x)
     assert record.ops  # the mode saw the layer's ops
     assert "aten._local_scalar_dense.default" not in record.ops
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_whole_layer_in_16_bit(dtype, training, backend):
+    """`layer.to(dtype)` (parameters, running estimates and input all 16-bit, as with
+    `model.half()`): statistics still in float32, results within the dtype's tolerance."""
+    layer = randomize(mn_triton.ModeNorm2d(5, num_modes=2)).to(dtype).train(training)
+    check_against_oracle(layer, _input((4, 5, 3, 4), dtype=dtype))
+    assert all(p.grad.dtype == dtype for p in layer.parameters())
+    assert layer.running_mean.dtype == dtype

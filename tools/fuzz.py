@@ -9,6 +9,7 @@ OVER, printed with the command that replays it, and the exit status 1.
     python tools/fuzz.py                       # 200 draws, Triton kernels (interpreted on CPU)
     python tools/fuzz.py --backend torch --draws 2000
     python tools/fuzz.py --device cuda --seconds 60    # the real kernels on a GPU
+    python tools/fuzz.py --compile aot_eager           # the custom ops, as torch.compile runs them
     python tools/fuzz.py --seed 1234 --draws 1 -v      # replay one draw, every error shown
 
 Some data are ill-conditioned for any float32 evaluation (README, "Accuracy"): draws where
@@ -167,44 +168,71 @@ def _tiles(tiny: bool) -> Iterator[None]:
         layout.MAX_TILE, layout.CPU_TARGET_PROGRAMS = saved
 
 
-def check(d: Draw, backend: str, device: str) -> list[OracleError]:
-    """(what, error, bound) for every checked quantity of the draw."""
+def check(d: Draw, backend: str, device: str, compiler: str = "none") -> list[OracleError]:
+    """The errors of every checked quantity of the draw; with a `compiler` (a torch.compile
+    backend), of the layer compiled whole: the custom ops with their fake kernels."""
+    import torch
+
     import mn_triton
     from helpers import oracle_errors
 
     layer, x = build(d, device)
+    if compiler != "none":
+        torch._dynamo.reset()  # each draw is a new layer: do not hit the recompile limit
+        layer.compile(backend=compiler, fullgraph=True)
     with mn_triton.use_backend(backend), _tiles(d.tiny_tiles and backend == "triton"):
         return oracle_errors(layer, x, gates_matter=d.gates_matter(), nudge=True)
 
 
 def _replay(d: Draw, args: argparse.Namespace) -> str:
     return (f"python tools/fuzz.py --seed {d.seed} --draws 1 --backend {args.backend}"
-            f" --device {args.device} -v")  # fmt: skip
+            f" --device {args.device} --compile {args.compile} -v")  # fmt: skip
 
 
 GATE_TAIL = 8  # see verdict
+# A gate gradient's error relative to the largest value it could take: over 2000 draws of the
+# torch path the largest was 8e-8 (median 2e-9).
+GATE_SCALE_TOL = 1e-6
+# Beyond this relative error the float32 reference is no measure of anything (it happens at
+# offsets of 1e4, where its E[x²] − E[x]² cancels): the scale decides alone.
+GATE_BOUND_CAP = 0.1
+
+
+def excess(e: OracleError) -> float:
+    """How far past its bound an error is (≤ 1: within); for a gate gradient the lesser of
+    its relative error over the (capped) bound and its scaled error over GATE_SCALE_TOL."""
+    if e.err != e.err:
+        return float("inf")
+    if e.scale_err is None:
+        return e.err / e.bound
+    return min(e.err / min(e.bound, GATE_BOUND_CAP), e.scale_err / GATE_SCALE_TOL)
 
 
 def verdict(e: OracleError) -> str:
     """'ok' within the bound; else 'ill-conditioned' within GATE_SLACK× the error of a float32
     evaluation of the reference on the same draw (the larger of two: at x, and at x nudged by
-    an ulp, see helpers.oracle_errors); else, for a gate gradient, 'gate tail' within
-    GATE_TAIL× its bound; else 'OVER'.
+    an ulp, see helpers.oracle_errors); else 'OVER'.
 
     A lost or wrong term errs by the size of that term, far beyond rounding; within 16× of
     what float32 arithmetic loses on the same data, an error is that data's conditioning at
-    work (a scalar weight gradient summing terms that cancel, a mode one sample owns). Gate
-    gradients are bounded by GATE_SLACK× that error on the same draw, itself heavy-tailed:
-    over 2000 draws ours was the more accurate in the median (ratio ~0.3), but the ratio
-    reached ~70 where the reference happened to be lucky, ~4.5× the bound."""
+    work (a scalar weight gradient summing terms that cancel, a mode one sample owns).
+
+    Gate gradients are 'ok' within their bound (capped at GATE_BOUND_CAP) or within
+    GATE_SCALE_TOL of the largest value they could take, which stays meaningful where gates
+    barely matter and the relative error of a near-0 gradient does not; 'gate tail' within
+    GATE_TAIL× either. Their bound follows GATE_SLACK× the float32 reference's error on the
+    same draw, itself heavy-tailed: over 2000 draws ours was the more accurate in the median
+    (ratio ~0.3), but the ratio reached ~70 where the reference happened to be lucky."""
     from helpers import GATE_SLACK
 
+    if e.scale_err is not None:
+        if excess(e) <= 1:
+            return "ok"
+        return "gate tail" if excess(e) <= GATE_TAIL else "OVER"
     if e.err <= e.bound:
         return "ok"
     if e.float32_err is not None and e.err <= GATE_SLACK * e.float32_err:
         return "ill-conditioned"
-    if e.what.startswith("grad of gate") and e.err <= GATE_TAIL * e.bound:
-        return "gate tail"
     return "OVER"  # NaN included
 
 
@@ -217,13 +245,12 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
         if args.seconds and time.perf_counter() - start > args.seconds:
             break
         d = draw(args.seed + i)
-        errors = check(d, args.backend, args.device)
+        errors = check(d, args.backend, args.device, args.compile)
         checked += 1
         verdicts = [verdict(e) for e in errors]
         for e in errors:
-            ratio = e.err / e.bound if e.err == e.err else float("inf")
-            if ratio > worst.get(e.what, (-1.0, 0))[0]:
-                worst[e.what] = (ratio, d.seed)
+            if excess(e) > worst.get(e.what, (-1.0, 0))[0]:
+                worst[e.what] = (excess(e), d.seed)
         label = next((v for v in ("OVER", "ill-conditioned", "gate tail") if v in verdicts), "ok")
         if label != "ok":
             counts[label] += 1
@@ -232,15 +259,17 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
             for e, v in zip(errors, verdicts, strict=True):
                 if v != "ok" or args.verbose:
                     lp = "" if e.float32_err is None else f", float32 reference {e.float32_err:.2e}"
-                    out(f"    {e.what}: {e.err:.2e} (bound {e.bound:.1e}{lp}) {v}")
+                    sc = "" if e.scale_err is None else f", {e.scale_err:.1e} of its scale"
+                    out(f"    {e.what}: {e.err:.2e} (bound {e.bound:.1e}{lp}{sc}) {v}")
             if label == "OVER":
                 out(f"    replay: {_replay(d, args)}")
         if checked % 25 == 0:
             elapsed = time.perf_counter() - start
             out(f"{checked} draws, {counts['OVER']} over a bound, {elapsed:.0f} s")
-    out(f"{checked} draws ({args.backend} on {args.device}): {counts['OVER']} over a bound, "
+    how = "" if args.compile == "none" else f", compiled by {args.compile}"
+    out(f"{checked} draws ({args.backend} on {args.device}{how}): {counts['OVER']} over a bound, "
         f"{counts['ill-conditioned']} ill-conditioned, {counts['gate tail']} in the gate tail; "
-        "worst error / bound (seed):")  # fmt: skip
+        "worst error / bound (seed), as judged (see verdict):")  # fmt: skip
     for what, (ratio, seed) in sorted(worst.items(), key=lambda kv: -kv[1][0]):
         out(f"    {what:36s} {ratio:10.3g}  ({seed})")
     return counts["OVER"]
@@ -253,6 +282,10 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0, help="draw i uses seed + i")
     p.add_argument("--backend", choices=("triton", "torch"), default="triton")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument(
+        "--compile", choices=("none", "aot_eager", "inductor"), default="none",
+        help="compile each layer with this torch.compile backend (seconds per draw)",
+    )  # fmt: skip
     p.add_argument("-v", "--verbose", action="store_true", help="every draw and error")
     args = p.parse_args()
     if args.device == "cpu" and args.backend == "triton":

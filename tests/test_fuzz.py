@@ -45,6 +45,8 @@ def test_draws_cover_the_space_and_replay():
         assert d.layout != "channels_last" or len(d.shape) >= 4
         assert d.offset < 1e4 or d.dtype == "float32"
         assert d.dtype != "float64"  # left to the tests: see fuzz.DTYPES
+        assert not d.outlier_gap or d.offset == 0.0
+    assert 0.1 < sum(bool(d.outlier_gap) for d in draws) / len(draws) < 0.4
 
 
 def test_build_lays_the_input_out_as_drawn():

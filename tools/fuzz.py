@@ -57,6 +57,7 @@ class Draw:
     momentum: float | None
     track_running_stats: bool
     tiny_tiles: bool
+    outlier_gap: float  # 0, or how many logits mode 0 favours one far-off row by (see build)
 
     def gates_matter(self) -> bool:
         """False where every mode sees the same statistics, so gate gradients vanish."""
@@ -79,6 +80,12 @@ def draw(seed: int) -> Draw:
         2: (rng.randint(1, 7), rng.randint(1, 7)),
         3: (rng.randint(1, 4), rng.randint(1, 4), rng.randint(1, 4)),
     }[dims]
+    # A mode nearly one row's alone (see _add_outlier), often on features: with one value per
+    # row its σ² can fall below eps, which amplifies rounding the most.
+    others = c if group else n  # rows the outlier stands apart from, itself included
+    outlier_gap = rng.uniform(8.0, 40.0) if others > 1 and rng.random() < 0.25 else 0.0
+    if outlier_gap and rng.random() < 0.5:
+        dims, spatial = 1, ()
     length = 1
     for s in spatial:
         length *= s
@@ -91,10 +98,12 @@ def draw(seed: int) -> Draw:
     # 16-bit inputs cannot hold randn's detail at 1e4 (spacing 8 or 64): data then degenerate.
     offset = rng.choice((0.0, 1.0, 10.0) + ((1e4,) if dtype == "float32" else ()))
     # Logits differ between modes by ~spread·N(0, 2) (the offset's share: offset·Σ_c W) plus
-    # about as much between samples: gates down to ~e^-20 with 16 modes. Below that even the
-    # float64 oracle's softmax backward (1 − g) loses the small gates' share.
+    # about as much between samples: gates down to ~e^-20 with 16 modes. (An outlier's gap
+    # goes further, by design: see verdict for how gate gradients are judged there.)
     spread = rng.choice((0.3, 1.0, 2.0, 4.0))
     gate_scale = spread / (max(offset, 2.0) * c**0.5)
+    if outlier_gap:  # centred data: the gap, not an offset, sets the logits
+        offset = 0.0
     return Draw(
         seed=seed,
         layer=("ModeGroupNorm" if group else "ModeNorm") + f"{dims}d",
@@ -109,6 +118,7 @@ def draw(seed: int) -> Draw:
         momentum=rng.choice((0.1, 0.1, 0.5, None)),
         track_running_stats=rng.random() < 0.85,
         tiny_tiles=rng.random() < 0.3,
+        outlier_gap=outlier_gap,
     )
 
 
@@ -150,8 +160,32 @@ def build(d: Draw, device: str):  # noqa: ANN201
                 layer.running_mean**2 + 1.0 + torch.rand_like(layer.running_mean)
             )
     x = torch.randn(d.shape, dtype=torch.float64) * 2 + d.offset
+    if d.outlier_gap:
+        _add_outlier(layer, x, d.outlier_gap)
     # Laid out on the device: moving a sliced view there would make it contiguous.
     return layer.to(device), _laid_out(x.to(device, dtype), d.layout)
+
+
+def _add_outlier(layer, x, gap: float) -> None:  # noqa: ANN001
+    """One row far below the others (MGN: channel 0 of each sample; MN: sample 0), and mode
+    0's gate favouring it by `gap` logits: mode 0 is then nearly that row's alone, its σ²
+    small and σ²'s gradient large. Where the MGN backward once lost 1e-2 of dx."""
+    import torch
+
+    rows = x.view(*x.shape[:2], -1)
+    with torch.no_grad():
+        if type(layer).__name__.startswith("ModeGroupNorm"):
+            drop = 8.0 + 8.0 * torch.rand(x.shape[0], dtype=x.dtype)
+            rows[:, 0] -= drop[:, None]
+            drop = drop.mean().item()
+            layer.gate.weight[0] = -gap / drop
+        else:
+            drop = 8.0 + 8.0 * torch.rand(()).item()
+            rows[0] -= drop
+            layer.gate.weight[0] = -gap / (drop * x.shape[1])
+        # The other modes see the outlier's row means too: keep their logits' spread as on
+        # centred data, so that no gate underflows (its mode's statistics would jump).
+        layer.gate.weight[1:] *= 2.0 / drop
 
 
 @contextlib.contextmanager

@@ -165,6 +165,13 @@ def batch_mode_stats(gates: Tensor, shift: Tensor, mean_dev: Tensor, var_rows: T
     weights = gates / mass.clamp_min(MIN_MODE_MASS)
     mean = weights.T @ m_rel  # (K, C)
     dev = m_rel.unsqueeze(0) - mean.unsqueeze(1)  # (K, N, C)
+    # One correction step, μ += Σ_n w·(m − μ), leaves μ within about an ulp (the product sum
+    # alone errs by a few; the kernels' block-by-block merge is that close already). Where a
+    # mode is nearly one sample's alone, m − μ is all rounding and σ² tiny, so μ's last bits
+    # reach dx. (Σ_n w = N_k / max(N_k, tiny) is 1 but for a mode with almost no mass.)
+    coverage = (mass / mass.clamp_min(MIN_MODE_MASS)).unsqueeze(1)
+    mean = mean + torch.einsum("nk,knc->kc", weights, dev) - (1.0 - coverage) * mean
+    dev = m_rel.unsqueeze(0) - mean.unsqueeze(1)
     var = torch.einsum("nk,knc->kc", weights, var_rows.unsqueeze(0) + dev * dev)
     return ModeStats(mean, var, pivot, mass)
 
@@ -258,12 +265,17 @@ def mode_norm_backward(
     d_rstd = g.T @ da + torch.einsum("nk,knc,nc->kc", g, s.dev, db)
     g_dg = g * (da @ s.rstd.T + torch.einsum("knc,kc,nc->nk", s.dev, s.rstd, db))
     if training:
+        w = s.weights
         d_mean = -(g.T @ db) * s.rstd
-        if sum_over_batch is not None:  # the two (K, C) sums over the batch, in one call
-            d_rstd, d_mean = sum_over_batch(torch.stack([d_rstd, d_mean])).unbind(0)
+        # σ²'s derivative in μ, −2·Σ_n w·(m − μ): 0 in exact arithmetic, but computed it
+        # cancels μ's rounding in what m receives, as in MGN (mode_group_norm_backward).
+        sum_w_dev = torch.einsum("nk,knc->kc", w, s.dev)
+        if sum_over_batch is not None:  # the three (K, C) sums over the batch, in one call
+            sums = sum_over_batch(torch.stack([d_rstd, d_mean, sum_w_dev]))
+            d_rstd, d_mean, sum_w_dev = sums.unbind(0)
         # μ = Σ_n w·m and σ² = Σ_n w·(v + (m − μ)²), with w = g / N_k.
         d_var = -0.5 * s.rstd**3 * d_rstd
-        w = s.weights
+        d_mean = d_mean - 2.0 * d_var * sum_w_dev
         dv = w @ d_var
         dm = dm + 2.0 * torch.einsum("nk,knc,kc->nc", w, s.dev, d_var) + w @ d_mean
         spread = var_rows.unsqueeze(0) + s.dev * s.dev - s.var.unsqueeze(1)

@@ -441,6 +441,35 @@ def test_saturated_gates_keep_gate_gradients_accurate(backend):
         assert_close(grads[key], grads_ref[key], 1e-2, f"grad of {key}")
 
 
+def test_mode_owned_by_one_sample_pinned(backend):
+    """Features where sample 0 lies far below the others and mode 0's gate favours it by ~24
+    logits: mode 0 is nearly its alone, m − μ_0 is all rounding and σ²_0 tiny, so μ's last
+    bits and σ²'s derivative in μ reach dx. (tools/fuzz.py draw 2672, rounded to 4 decimals;
+    the torch path lost 2.4e-5 of dx before μ got one correction step and the backward kept
+    −2·Σ w·(m − μ), as MGN's does.)"""
+    layer = mn_triton.ModeNorm1d(6, num_modes=3)
+    with torch.no_grad():
+        layer.gate.weight.copy_(torch.tensor([
+            [-0.4891] * 6,
+            [-0.0047, 0.0187, 0.0205, 0.0096, 0.0013, 0.0188],
+            [-0.0077, 0.0119, 0.0202, -0.0039, 0.0425, 0.0076],
+        ]))  # fmt: skip
+        layer.gate.bias.copy_(torch.tensor([-0.2805, 3.2645, 0.4883]))
+        layer.weight.copy_(torch.tensor([1.6247, 1.0455, 0.9639, 1.2068, 0.8791, 0.5953]))
+        layer.bias.copy_(torch.tensor([0.5011, -0.0124, -0.0167, 0.1559, -0.4292, 0.1096]))
+    x = torch.tensor([[-12.2765, -7.9002, -8.0406, -6.7769, -6.0452, -10.0668],
+                      [-0.2693, -2.6743, -0.2362, 0.89, -4.2057, 4.6691],
+                      [0.1169, -3.1477, -2.4095, 1.0543, 2.0236, 0.6289],
+                      [0.5688, -2.5433, 1.7382, 0.8382, -3.1133, -1.3599]])  # fmt: skip
+    dy = torch.tensor([[0.1738, 1.4585, 1.57, -0.9361, 0.1318, -1.0934],
+                       [-0.5352, 0.2681, 0.7301, 0.2506, -0.1923, 0.6143],
+                       [0.9945, -0.5807, -0.0722, -1.5405, -1.0585, 2.2023],
+                       [0.8363, -0.0459, 0.833, 0.3165, -1.4786, -0.1544]])  # fmt: skip
+    _, grads = forward_backward(layer, x, dy)
+    _, grads_ref = forward_backward(reference_twin(layer), x.double(), dy.double())
+    assert_close(grads["input"], grads_ref["input"], 1e-5, "grad of input")
+
+
 @pytest.mark.parametrize("shape", [(0, 3, 4, 4), (2, 3, 0, 4)])
 def test_empty_batch_behaves_like_batch_norm(shape, backend):
     layer, bn = mn_triton.ModeNorm2d(3), nn.BatchNorm2d(3)

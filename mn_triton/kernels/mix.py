@@ -322,6 +322,7 @@ def _mn_mix_backward_rows_kernel(
     # Pass 1 over samples: the sums over the batch.
     d_rstd = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
     g_db = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
+    sum_g_dev = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)  # Σ_n g·(m − μ): 0 but for μ's rounding
     d_weight = tl.zeros([BLOCK_C], dtype=dtype)
     d_bias = tl.zeros([BLOCK_C], dtype=dtype)
     for n0 in range(0, N, BLOCK_N):
@@ -333,10 +334,13 @@ def _mn_mix_backward_rows_kernel(
         d_weight += tl.sum(sum_dy_xm * a + sum_dy * b, axis=0)
         d_rstd += tl.sum(g[:, :, None] * (da[:, None, :] + db[:, None, :] * dev), axis=0)
         g_db += tl.sum(g[:, :, None] * db[:, None, :], axis=0)
+        if TRAINING:
+            sum_g_dev += tl.sum(g[:, :, None] * dev, axis=0)
     tl.store(D_WEIGHT + cols, d_weight, mask=col_ok)
     tl.store(D_BIAS + cols, d_bias, mask=col_ok)
-    d_mean = -g_db * rstd
     d_var = -0.5 * rstd * rstd * rstd * d_rstd
+    # σ²'s derivative in μ, −2·Σ_n w·(m − μ), as in mix.mode_norm_backward.
+    d_mean = -g_db * rstd - 2.0 * d_var * sum_g_dev * inv_mass[:, None]
 
     # Pass 2 over samples: per-row terms and the gates' share from these channels.
     for n0 in range(0, N, BLOCK_N):

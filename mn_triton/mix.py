@@ -143,8 +143,12 @@ class ModeStats:
         gates, all 0, keep them out of the output)."""
         if self.mass is None:
             return self.mean + self.pivot
-        coverage = self.mass / self.mass.clamp_min(MIN_MODE_MASS)
-        return self.mean + self.pivot * coverage.unsqueeze(1)
+        return self.mean + self.pivot * _coverage(self.mass).unsqueeze(1)
+
+
+def _coverage(mass: Tensor) -> Tensor:
+    """Σ w = N_k / max(N_k, tiny), exactly: 1, or less for a mode with almost no gate mass."""
+    return mass / mass.clamp_min(MIN_MODE_MASS)
 
 
 def mode_norm_gates(
@@ -165,12 +169,11 @@ def batch_mode_stats(gates: Tensor, shift: Tensor, mean_dev: Tensor, var_rows: T
     weights = gates / mass.clamp_min(MIN_MODE_MASS)
     mean = weights.T @ m_rel  # (K, C)
     dev = m_rel.unsqueeze(0) - mean.unsqueeze(1)  # (K, N, C)
-    # One correction step, μ += Σ_n w·(m − μ), leaves μ within about an ulp (the product sum
-    # alone errs by a few; the kernels' block-by-block merge is that close already). Where a
-    # mode is nearly one sample's alone, m − μ is all rounding and σ² tiny, so μ's last bits
-    # reach dx. (Σ_n w = N_k / max(N_k, tiny) is 1 but for a mode with almost no mass.)
-    coverage = (mass / mass.clamp_min(MIN_MODE_MASS)).unsqueeze(1)
-    mean = mean + torch.einsum("nk,knc->kc", weights, dev) - (1.0 - coverage) * mean
+    # One correction step, μ ← Σ_n w·m = (Σ_n w)·μ + Σ_n w·(m − μ), leaves μ within about an
+    # ulp (the product sum alone errs by a few; the kernels' block-by-block merge is that
+    # close already). Where a mode is nearly one sample's alone, m − μ is all rounding and σ²
+    # tiny, so μ's last bits reach dx.
+    mean = _coverage(mass).unsqueeze(1) * mean + torch.einsum("nk,knc->kc", weights, dev)
     dev = m_rel.unsqueeze(0) - mean.unsqueeze(1)
     var = torch.einsum("nk,knc->kc", weights, var_rows.unsqueeze(0) + dev * dev)
     return ModeStats(mean, var, pivot, mass)
@@ -324,7 +327,7 @@ def _mode_group_norm_state(
     # m − μ_k with μ_k = Σ_c w·m = pivot·Σ_c w + Σ_c w·(m − pivot). Σ_c w is 1 except for a
     # mode without gate mass (μ_k = 0 there, as in the reference); unlike in MN, such a
     # mode still enters the output, with weight 1/K.
-    coverage = mass / clamped_mass
+    coverage = _coverage(mass)
     dev = m_rel.unsqueeze(-1) - mean.unsqueeze(1) + pivot.unsqueeze(-1) * (1.0 - coverage)
     var = torch.einsum("nck,nck->nk", weights, var_rows.unsqueeze(-1) + dev * dev)
     rstd = torch.rsqrt(var + eps)

@@ -13,9 +13,9 @@ import zlib  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+import helpers  # noqa: E402
 import mn_triton  # noqa: E402
 from mn_triton import backend as mn_backend  # noqa: E402
-from mn_triton.kernels import layout  # noqa: E402
 
 
 def _release(version: str) -> tuple[int, ...]:
@@ -58,8 +58,7 @@ def backend(request):
 
 
 @pytest.fixture
-def tiny_tiles(monkeypatch):
-    """Tiles of 16 elements and 8 reduction programs: small shapes then take every code path
-    (several tiles per row, rows split across programs, partial results merged)."""
-    monkeypatch.setattr(layout, "MAX_TILE", 16)
-    monkeypatch.setattr(layout, "CPU_TARGET_PROGRAMS", 8)
+def tiny_tiles():
+    """helpers.tiny_tiles for the test's duration."""
+    with helpers.tiny_tiles():
+        yield

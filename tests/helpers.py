@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -14,6 +16,7 @@ from torch import Tensor, nn
 import mn_triton
 import reference
 from mn_triton.backend import INTERPRETING
+from mn_triton.kernels import layout
 
 BF16_ULP = 2.0**-8
 # SPEC §5: relative error ‖out − ref‖ / ‖ref‖ against a float64 evaluation of the formulas.
@@ -37,6 +40,32 @@ def assert_close(actual: Tensor, expected: Tensor, tol: float, what: str = "") -
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
     err = rel_err(actual, expected)
     assert err <= tol, f"{what}: relative error {err:.3e} > {tol:.1e}"
+
+
+def embed(t: Tensor, pad: tuple[int, ...]) -> Tensor:
+    """A view of t inside a larger tensor, offset by `pad` in each dim (non-trivial strides)."""
+    shape = [s + 2 * p for s, p in zip(t.shape, pad, strict=True)]
+    big = torch.randn(shape, dtype=t.dtype, device=t.device)
+    view = big[tuple(slice(p, p + s) for s, p in zip(t.shape, pad, strict=True))]
+    view.copy_(t)
+    return view
+
+
+def batch_transposed(t: Tensor) -> Tensor:
+    """Same values, but samples are the fastest-varying of (N, C): stride_n < stride_c."""
+    return t.transpose(0, 1).contiguous().transpose(0, 1)
+
+
+@contextlib.contextmanager
+def tiny_tiles() -> Iterator[None]:
+    """Tiles of 16 elements and 8 reduction programs: small shapes then take every code path
+    (several tiles per row, rows split across programs, partial results merged)."""
+    saved = layout.MAX_TILE, layout.CPU_TARGET_PROGRAMS
+    layout.MAX_TILE, layout.CPU_TARGET_PROGRAMS = 16, 8
+    try:
+        yield
+    finally:
+        layout.MAX_TILE, layout.CPU_TARGET_PROGRAMS = saved
 
 
 def reference_twin(module: nn.Module, dtype: torch.dtype = torch.float64) -> nn.Module:

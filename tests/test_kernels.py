@@ -3,6 +3,7 @@
 Run through Triton's interpreter on CPU tensors and compared with float64 evaluations.
 """
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import torch
 import triton
 import triton.language as tl
 
-from helpers import TOLERANCE, assert_close
+from helpers import TOLERANCE, assert_close, tiny_tiles
 from mn_triton.kernels import layout
 from mn_triton.kernels.apply import row_affine
 from mn_triton.kernels.mix import _row_offsets
@@ -52,11 +53,9 @@ def _layout(case: str) -> torch.Tensor:
 
 
 @pytest.fixture(params=["default_tiles", "tiny_tiles"])
-def tiles(request, monkeypatch):
-    if request.param == "tiny_tiles":
-        monkeypatch.setattr(layout, "MAX_TILE", 16)
-        monkeypatch.setattr(layout, "CPU_TARGET_PROGRAMS", 8)
-    return request.param
+def tiles(request):
+    with tiny_tiles() if request.param == "tiny_tiles" else contextlib.nullcontext():
+        yield request.param
 
 
 @pytest.mark.parametrize("case", list(LAYOUTS))

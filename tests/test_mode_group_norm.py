@@ -9,14 +9,16 @@ import mn_triton
 import reference
 from helpers import (
     assert_close,
+    batch_transposed,
     check_against_oracle,
     check_equals_native,
+    embed,
     fast_layer,
     forward_backward,
     randomize,
     reference_twin,
 )
-from test_mode_norm import _embed, _input, _transposed
+from test_mode_norm import _input
 
 LAYOUTS = {
     "nchw": ("ModeGroupNorm2d", (4, 5, 3, 3), 3, lambda t: t),
@@ -26,10 +28,10 @@ LAYOUTS = {
         2,
         lambda t: t.to(memory_format=torch.channels_last),
     ),
-    "sliced_view": ("ModeGroupNorm2d", (3, 4, 6, 5), 2, lambda t: _embed(t, (1, 2, 1, 0))),
+    "sliced_view": ("ModeGroupNorm2d", (3, 4, 6, 5), 2, lambda t: embed(t, (1, 2, 1, 0))),
     # H and W both sliced: rows are read through two strided levels (l // W, l % W).
-    "sliced_in_h_and_w": ("ModeGroupNorm2d", (3, 4, 6, 5), 2, lambda t: _embed(t, (1, 2, 1, 1))),
-    "batch_channel_transposed": ("ModeGroupNorm1d", (5, 4, 6), 2, _transposed),
+    "sliced_in_h_and_w": ("ModeGroupNorm2d", (3, 4, 6, 5), 2, lambda t: embed(t, (1, 2, 1, 1))),
+    "batch_channel_transposed": ("ModeGroupNorm1d", (5, 4, 6), 2, batch_transposed),
     "2d_input": ("ModeGroupNorm1d", (7, 6), 2, lambda t: t),
     "3d_input_odd_length": ("ModeGroupNorm1d", (3, 7, 11), 3, lambda t: t),
     "5d_input": ("ModeGroupNorm3d", (2, 3, 3, 4, 5), 2, lambda t: t),
@@ -37,7 +39,7 @@ LAYOUTS = {
         "ModeGroupNorm3d",
         (2, 3, 3, 4, 5),
         2,
-        lambda t: _embed(t, (0, 0, 1, 2, 1)),
+        lambda t: embed(t, (0, 0, 1, 2, 1)),
     ),
     "single_sample": ("ModeGroupNorm", (1, 5, 4, 4), 2, lambda t: t),
     "k1": ("ModeGroupNorm2d", (4, 3, 2, 3), 1, lambda t: t),

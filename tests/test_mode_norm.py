@@ -12,8 +12,10 @@ from helpers import (
     GATE_PARAMS,
     TOLERANCE,
     assert_close,
+    batch_transposed,
     check_against_oracle,
     check_equals_native,
+    embed,
     fast_layer,
     forward_backward,
     randomize,
@@ -31,10 +33,10 @@ LAYOUTS = {
         2,
         lambda t: t.to(memory_format=torch.channels_last),
     ),
-    "sliced_view": ("ModeNorm2d", (3, 4, 6, 5), 2, lambda t: _embed(t, (1, 2, 1, 0))),
+    "sliced_view": ("ModeNorm2d", (3, 4, 6, 5), 2, lambda t: embed(t, (1, 2, 1, 0))),
     # H and W both sliced: rows are read through two strided levels (l // W, l % W).
-    "sliced_in_h_and_w": ("ModeNorm2d", (3, 4, 6, 5), 2, lambda t: _embed(t, (1, 2, 1, 1))),
-    "batch_channel_transposed": ("ModeNorm1d", (5, 4, 6), 2, lambda t: _transposed(t)),
+    "sliced_in_h_and_w": ("ModeNorm2d", (3, 4, 6, 5), 2, lambda t: embed(t, (1, 2, 1, 1))),
+    "batch_channel_transposed": ("ModeNorm1d", (5, 4, 6), 2, batch_transposed),
     "2d_input": ("ModeNorm1d", (7, 6), 2, lambda t: t),
     "3d_input_odd_length": ("ModeNorm1d", (3, 4, 11), 3, lambda t: t),
     "5d_input": ("ModeNorm3d", (2, 3, 3, 4, 5), 2, lambda t: t),
@@ -44,23 +46,10 @@ LAYOUTS = {
         2,
         lambda t: t.to(memory_format=torch.channels_last_3d),
     ),
-    "5d_doubly_sliced": ("ModeNorm3d", (2, 3, 3, 4, 5), 2, lambda t: _embed(t, (0, 0, 1, 2, 1))),
+    "5d_doubly_sliced": ("ModeNorm3d", (2, 3, 3, 4, 5), 2, lambda t: embed(t, (0, 0, 1, 2, 1))),
     "k1": ("ModeNorm2d", (4, 3, 2, 3), 1, lambda t: t),
     "many_modes": ("ModeNorm2d", (3, 5, 2, 2), 16, lambda t: t),
 }
-
-
-def _embed(t: torch.Tensor, pad: tuple[int, ...]) -> torch.Tensor:
-    """A view of t inside a larger tensor, offset by `pad` in each dim (non-trivial strides)."""
-    big = torch.randn([s + 2 * p for s, p in zip(t.shape, pad, strict=True)], dtype=t.dtype)
-    view = big[tuple(slice(p, p + s) for s, p in zip(t.shape, pad, strict=True))]
-    view.copy_(t)
-    return view
-
-
-def _transposed(t: torch.Tensor) -> torch.Tensor:
-    """Same values, but samples are the fastest-varying of (N, C): stride_n < stride_c."""
-    return t.transpose(0, 1).contiguous().transpose(0, 1)
 
 
 def _input(shape, layout=lambda t: t, dtype=torch.float32, offset=1.0, scale=2.0):

@@ -25,7 +25,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -126,16 +126,15 @@ def _laid_out(t, layout: str):  # noqa: ANN001, ANN202
     """The same values in another memory layout (a view with non-trivial strides)."""
     import torch
 
+    from helpers import batch_transposed, embed
+
     if layout == "channels_last":
         fmt = torch.channels_last if t.dim() == 4 else torch.channels_last_3d
         return t.to(memory_format=fmt)
     if layout == "transposed":  # samples fastest-varying: stride_n < stride_c
-        return t.transpose(0, 1).contiguous().transpose(0, 1)
+        return batch_transposed(t)
     if layout == "sliced":
-        big = t.new_zeros([s + 2 for s in t.shape])
-        view = big[tuple(slice(1, 1 + s) for s in t.shape)]
-        view.copy_(t)
-        return view
+        return embed(t, (1,) * t.dim())
     return t
 
 
@@ -188,33 +187,20 @@ def _add_outlier(layer, x, gap: float) -> None:  # noqa: ANN001
         layer.gate.weight[1:] *= 2.0 / drop
 
 
-@contextlib.contextmanager
-def _tiles(tiny: bool) -> Iterator[None]:
-    """Tiny tiles make small shapes take every path (several tiles per row, split rows)."""
-    from mn_triton.kernels import layout
-
-    saved = layout.MAX_TILE, layout.CPU_TARGET_PROGRAMS
-    if tiny:
-        layout.MAX_TILE, layout.CPU_TARGET_PROGRAMS = 16, 8
-    try:
-        yield
-    finally:
-        layout.MAX_TILE, layout.CPU_TARGET_PROGRAMS = saved
-
-
 def check(d: Draw, backend: str, device: str, compiler: str = "none") -> list[OracleError]:
     """The errors of every checked quantity of the draw; with a `compiler` (a torch.compile
     backend), of the layer compiled whole: the custom ops with their fake kernels."""
     import torch
 
     import mn_triton
-    from helpers import oracle_errors
+    from helpers import oracle_errors, tiny_tiles
 
     layer, x = build(d, device)
     if compiler != "none":
         torch._dynamo.reset()  # each draw is a new layer: do not hit the recompile limit
         layer.compile(backend=compiler, fullgraph=True)
-    with mn_triton.use_backend(backend), _tiles(d.tiny_tiles and backend == "triton"):
+    tiles = tiny_tiles() if d.tiny_tiles and backend == "triton" else contextlib.nullcontext()
+    with mn_triton.use_backend(backend), tiles:
         return oracle_errors(layer, x, gates_matter=d.gates_matter(), nudge=True)
 
 

@@ -3,7 +3,8 @@
 Same signatures as `reference.functional`. Arguments are checked here, before any kernel
 runs; the work happens in the custom ops of `mn_triton.ops`.
 
-Inside torch.func transforms (grad, vjp, jacrev, vmap, ...), which cannot see through the
+Inside torch.func transforms (grad, vjp, jacrev, vmap, ...), and for inputs carrying
+forward-mode tangents (torch.autograd.forward_ad), neither of which can see through the
 kernels' autograd.Function, the layers compute with the reference formulas instead: the same
 function, at the eager reference's speed. Like BatchNorm's, training with running estimates
 then fails on their in-place update (torch.func refuses it); evaluate, or switch the
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.autograd import forward_ad
 
 from reference import functional as reference_functional
 from reference._base import check_batch_for_training
@@ -35,9 +37,14 @@ def _check_tensor(name: str, t: Tensor | None, shape: tuple[int, ...], x: Tensor
         raise ValueError(f"{fn}: {name} is on {t.device} but the input is on {x.device}")
 
 
-def _under_torch_func() -> bool:
-    """Whether a torch.func transform (grad, vmap, ...) is tracing this call."""
-    return torch._C._are_functorch_transforms_active()
+def _needs_reference_formulas(*tensors: Tensor | None) -> bool:
+    """Whether a torch.func transform (grad, vmap, ...) is tracing this call, or forward-mode
+    AD is to carry a tangent through it: both need formulas autograd can see into."""
+    if torch._C._are_functorch_transforms_active():
+        return True
+    if forward_ad._current_level < 0:  # no dual level is open: the usual case, cheaply
+        return False
+    return any(t is not None and forward_ad.unpack_dual(t).tangent is not None for t in tensors)
 
 
 def _check_input(x: Tensor, fn: str) -> None:
@@ -96,7 +103,7 @@ def mode_norm(
     elif running_mean is None:
         raise ValueError(f"{fn}: training=False needs running_mean and running_mean_sq")
     momentum = _check_momentum(momentum, input, fn)
-    if _under_torch_func():
+    if _needs_reference_formulas(input, gate_weight, gate_bias, weight, bias):
         return reference_functional.mode_norm(
             input, gate_weight, gate_bias, running_mean, running_mean_sq, weight, bias,
             training, momentum, float(eps),
@@ -141,7 +148,7 @@ def mode_group_norm(
         _check_tensor(name, t, (c,), input, fn)
     if not eps > 0:
         raise ValueError(f"{fn}: eps must be > 0, got {eps!r}")
-    if _under_torch_func():
+    if _needs_reference_formulas(input, gate_weight, gate_bias, weight, bias):
         return reference_functional.mode_group_norm(
             input, gate_weight, gate_bias, weight, bias, float(eps)
         )

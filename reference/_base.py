@@ -280,6 +280,8 @@ def update_running_stats(
     (momentum=None) takes one lerp per buffer instead: `_foreach_lerp_` would read it as a
     Python number, a copy to the host that waits for the GPU.
     """
+    # detach() as well as no_grad(): a forward-mode tangent would otherwise reach the buffers.
+    mode_mean, mode_var = mode_mean.detach(), mode_var.detach()
     with torch.no_grad():
         mode_mean = mode_mean.to(running_mean.dtype)
         mode_mean_sq = torch.addcmul(mode_var, mode_mean, mode_mean).to(running_mean.dtype)

@@ -1,11 +1,12 @@
 """convert_to_mode_norm, mixed precision (torch.autocast + GradScaler), torch.func,
-activation checkpointing and torch.export."""
+forward-mode AD, activation checkpointing and torch.export."""
 
 import copy
 
 import pytest
 import torch
 from torch import nn
+from torch.autograd import forward_ad
 from torch.utils.checkpoint import checkpoint
 
 import mn_triton
@@ -217,6 +218,56 @@ def test_torch_func_training_with_running_estimates_fails_as_for_batch_norm():
 
         with pytest.raises(RuntimeError, match="in-place"):
             torch.func.grad(loss)(params)
+
+
+FORWARD_AD_LAYERS = {
+    "mn_train": (lambda: mn_triton.ModeNorm2d(3), True),
+    "mn_eval": (lambda: mn_triton.ModeNorm2d(3), False),
+    "mgn": (lambda: mn_triton.ModeGroupNorm2d(3), True),
+}
+
+
+@pytest.mark.parametrize("case", list(FORWARD_AD_LAYERS))
+def test_forward_mode_ad(case, backend, monkeypatch):
+    """Forward-mode AD (torch.autograd.forward_ad) cannot see into the kernels' autograd
+    function either: inputs carrying tangents take the reference formulas, whose tangents equal
+    the float64 oracle's Jacobian-vector product; running estimates are updated exactly as
+    without tangents, and get none. Without tangents, even inside a dual level, the kernels run."""
+    make, training = FORWARD_AD_LAYERS[case]
+    layer = randomize(make(), gate_scale=2.0).train(training)
+    twin = copy.deepcopy(layer)
+    oracle = reference_twin(layer)
+    calls = []
+    for name in ("mode_norm", "mode_group_norm"):
+        original = getattr(mn_triton.functional.reference_functional, name)
+        monkeypatch.setattr(
+            mn_triton.functional.reference_functional, name,
+            lambda *a, _f=original, **k: calls.append(_f) or _f(*a, **k),
+        )  # fmt: skip
+    x = torch.randn(4, 3, 2, 3) * 1.5 + torch.randn(4, 3, 1, 1)
+    dx, dweight = torch.randn_like(x), torch.randn(3)
+    params = dict(layer.named_parameters())
+    with forward_ad.dual_level():
+        twin(x)  # no tangents: the kernels (or torch ops)
+        assert calls == []
+        dual_params = {**params, "weight": forward_ad.make_dual(params["weight"], dweight)}
+        y = torch.func.functional_call(layer, dual_params, (forward_ad.make_dual(x, dx),))
+        y, tangent = forward_ad.unpack_dual(y)
+        for name, buffer in layer.named_buffers():
+            assert forward_ad.unpack_dual(buffer).tangent is None, name
+    assert len(calls) == 1
+
+    def oracle_fn(xd: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(oracle, {"weight": weight}, (xd,), strict=False)
+
+    xd, wd = x.double(), params["weight"].detach().double()
+    expected_y, expected_tangent = torch.autograd.functional.jvp(
+        oracle_fn, (xd, wd), (dx.double(), dweight.double())
+    )
+    assert_close(y, expected_y, 1e-5, "output")
+    assert_close(tangent, expected_tangent, 1e-5, "tangent")
+    for (name, buffer), expected in zip(layer.named_buffers(), twin.buffers(), strict=True):
+        assert_close(buffer, expected, 1e-6, name)
 
 
 def _small_net() -> nn.Module:

@@ -9,10 +9,10 @@ mix backward → the dx pass. Each exists in two wrappers around the same implem
   of host time per layer call (forward + backward), which a small network pays per layer on
   every step.
 
-`mode_norm` and `mode_group_norm` pick the custom op while torch.compile traces, the
-Function otherwise. The forwards also return the per-row statistics (saved for the backward,
-which recomputes the small mix from them) and, for MN, the mode statistics (for the running
-estimates). Those extra outputs carry no gradient.
+`mode_norm` and `mode_group_norm` pick the custom op while torch.compile (or
+torch.jit.trace) traces, the Function otherwise. The forwards also return the per-row
+statistics (saved for the backward, which recomputes the small mix from them) and, for MN,
+the mode statistics (for the running estimates). Those extra outputs carry no gradient.
 
 No `from __future__ import annotations` here: `custom_op` reads the annotations.
 """
@@ -36,6 +36,14 @@ def _row_length(x: Tensor) -> int:
 
 def _stats_like(x: Tensor, *shape: int) -> Tensor:
     return x.new_empty(shape, dtype=stat_dtype(x.dtype))
+
+
+def _tracing() -> bool:
+    """Whether torch.compile or torch.jit.trace is recording this call: both need the custom
+    ops, which they record as one call each. (The tracer would record the Function's inner
+    torch ops as well as the Function, and so update running estimates twice; and it cannot
+    see Triton launches at all.)"""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
 
 
 # --------------------------------- Mode Normalization ---------------------------------
@@ -192,7 +200,7 @@ def mode_norm(*args, momentum: float | Tensor | None = None):  # noqa: ANN002
     may not both mutate and have an autograd formula, so when compiling the update is a few
     torch ops after the op, which inductor fuses).
     """
-    if torch.compiler.is_compiling():
+    if _tracing():
         x, gate_weight, gate_bias, weight, bias, running_mean, running_mean_sq, training, eps = args
         if training:
             args = (x, gate_weight, gate_bias, weight, bias, None, None, training, eps)
@@ -323,7 +331,7 @@ _mode_group_norm_eager_backward = _mode_group_norm_grads(_mode_group_norm_backwa
 
 def mode_group_norm(*args):  # noqa: ANN002
     """`mode_group_norm_forward`'s arguments and results; differentiable."""
-    if torch.compiler.is_compiling():
+    if _tracing():
         return mode_group_norm_forward(*args)
     return _ModeGroupNormFunction.apply(*args)
 

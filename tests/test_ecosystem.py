@@ -1,5 +1,5 @@
 """convert_to_mode_norm, mixed precision (torch.autocast + GradScaler), torch.func,
-forward-mode AD, activation checkpointing and torch.export."""
+forward-mode AD, torch.jit.trace, activation checkpointing and torch.export."""
 
 import copy
 
@@ -268,6 +268,38 @@ def test_forward_mode_ad(case, backend, monkeypatch):
     assert_close(tangent, expected_tangent, 1e-5, "tangent")
     for (name, buffer), expected in zip(layer.named_buffers(), twin.buffers(), strict=True):
         assert_close(buffer, expected, 1e-6, name)
+
+
+TRACE_LAYERS = {
+    "mn_train": lambda: mn_triton.ModeNorm2d(3).train(),
+    "mn_cumulative": lambda: mn_triton.ModeNorm2d(3, momentum=None).train(),
+    "mn_eval": lambda: mn_triton.ModeNorm2d(3).eval(),
+    "mgn": lambda: mn_triton.ModeGroupNorm2d(3),
+}
+
+
+@pytest.mark.parametrize("case", list(TRACE_LAYERS))
+def test_jit_trace(case, backend):
+    """torch.jit.trace records the custom op, one call per layer (it cannot see Triton launches,
+    and the Function's inner torch ops would update running estimates twice): the traced
+    layer computes what the layer does, outputs, gradients and running estimates, step after
+    step."""
+    layer = randomize(TRACE_LAYERS[case](), gate_scale=2.0)
+    x = torch.randn(4, 3, 2, 3) * 1.5 + torch.randn(4, 3, 1, 1)
+    traced = torch.jit.trace(copy.deepcopy(layer), x, check_trace=False)
+    assert "mn_triton::mode" in str(traced.inlined_graph)
+    traced.load_state_dict(layer.state_dict())  # tracing ran the layer once
+    for step in range(2):
+        x = (torch.randn(4, 3, 2, 3) * 1.5 + torch.randn(4, 3, 1, 1)).requires_grad_()
+        results = []
+        for module in (layer, traced):
+            y = module(x)
+            grads = torch.autograd.grad(y.sin().sum(), [x, *module.parameters()])
+            results.append((y, *grads, *module.buffers()))
+        # Not bit for bit: compiled or traced, the running estimates are updated by torch ops
+        # after the op rather than inside the mix kernel.
+        for got, expected in zip(results[1], results[0], strict=True):
+            assert_close(got, expected, 1e-6, f"step {step}")
 
 
 def _small_net() -> nn.Module:

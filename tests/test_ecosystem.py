@@ -278,19 +278,20 @@ TRACE_LAYERS = {
 }
 
 
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")  # the argument checks' ifs
 @pytest.mark.parametrize("case", list(TRACE_LAYERS))
 def test_jit_trace(case, backend):
     """torch.jit.trace records the custom op, one call per layer (it cannot see Triton launches,
     and the Function's inner torch ops would update running estimates twice): the traced
     layer computes what the layer does, outputs, gradients and running estimates, step after
-    step."""
+    step, on other shapes too."""
     layer = randomize(TRACE_LAYERS[case](), gate_scale=2.0)
     x = torch.randn(4, 3, 2, 3) * 1.5 + torch.randn(4, 3, 1, 1)
     traced = torch.jit.trace(copy.deepcopy(layer), x, check_trace=False)
     assert "mn_triton::mode" in str(traced.inlined_graph)
     traced.load_state_dict(layer.state_dict())  # tracing ran the layer once
-    for step in range(2):
-        x = (torch.randn(4, 3, 2, 3) * 1.5 + torch.randn(4, 3, 1, 1)).requires_grad_()
+    for step, (n, h, w) in enumerate([(4, 2, 3), (6, 3, 1)]):
+        x = (torch.randn(n, 3, h, w) * 1.5 + torch.randn(n, 3, 1, 1)).requires_grad_()
         results = []
         for module in (layer, traced):
             y = module(x)

@@ -159,9 +159,10 @@ def oracle_errors(
     bounded by 1e-5.
 
     With `nudge`, `float32_err` is the larger of that evaluation's error and the error of one
-    at x nudged by one float32 ulp per element, at random up or down (against the oracle at
-    x): a single evaluation can be lucky where terms cancel; nudged inputs show how far
-    float32 rounding moves the quantity. Bounds do not change.
+    at x and dy nudged by one float32 ulp per element, at random up or down (against the
+    oracle at x and dy): a single evaluation can be lucky where terms cancel (a bias
+    gradient Σ dy near 0, say); nudged inputs show how far float32 rounding moves the
+    quantity. Bounds do not change.
 
     The module and x may be on a GPU; the oracle always runs on the CPU.
     """
@@ -181,9 +182,9 @@ def oracle_errors(
     nudged = None
     if nudge and low_precision is not None:
         nudged = reference_twin(module, torch.float32)
-        ulps = torch.randint(0, 2, x.shape, dtype=torch.float32) * 2 - 1
+        ulps = torch.randint(0, 2, (2, *x.shape), dtype=torch.float32) * 2 - 1
         y_nudged, grads_nudged = forward_backward(
-            nudged, x.float() * (1 + ulps * 2**-24), dy.float()
+            nudged, x.float() * (1 + ulps[0] * 2**-24), dy.float() * (1 + ulps[1] * 2**-24)
         )
 
     def error(what: str, ours: Tensor, ref: Tensor, lp: Tensor | None, bound: float):

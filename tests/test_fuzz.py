@@ -145,6 +145,24 @@ def test_nudged_inputs_only_raise_the_float32_estimate():
                 assert nudged.float32_err >= plain.float32_err
 
 
+def test_nudging_dy_shows_a_bias_gradient_that_cancels():
+    """Draw 99796: one channel, so the bias gradient is one sum Σ dy, of 48 terms that nearly
+    cancel. Any float32 order of summation errs by up to ~1e-4 there; the one evaluation of
+    the reference happened to err by 5e-6, ours by 1e-4 (once reported OVER). With dy nudged
+    as well as x, the estimate of float32 rounding sees the cancellation."""
+    d = fuzz.draw(99796)
+    assert d.shape[1] == 1
+    results = []
+    for nudge in (False, True):
+        layer, x = fuzz.build(d, "cpu")  # seeds torch: dy is the fuzzer's
+        with mn_triton.use_backend("torch"):
+            errors = oracle_errors(layer, x, gates_matter=d.gates_matter(), nudge=nudge)
+        results.append(next(e for e in errors if e.what == "grad of bias"))
+    plain, nudged = results
+    assert nudged.float32_err > 4 * plain.float32_err
+    assert fuzz.verdict(nudged) == "ill-conditioned"
+
+
 def test_compiled_draws_go_through_torch_compile():
     graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
     lines = []

@@ -230,8 +230,8 @@ def excess(e: OracleError) -> float:
 
 def verdict(e: OracleError) -> str:
     """'ok' within the bound; else 'ill-conditioned' within GATE_SLACK× the error of a float32
-    evaluation of the reference on the same draw (the larger of two: at x, and at x nudged by
-    an ulp, see helpers.oracle_errors); else 'OVER'.
+    evaluation of the reference on the same draw (the larger of two: at x and dy, and at both
+    nudged by an ulp, see helpers.oracle_errors); else 'OVER'.
 
     A lost or wrong term errs by the size of that term, far beyond rounding; within 16× of
     what float32 arithmetic loses on the same data, an error is that data's conditioning at

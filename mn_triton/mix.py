@@ -8,7 +8,9 @@ and to the parameter gradients. Nothing here is larger than (K, N, C).
 
 Precision: means are kept relative to a pivot (MN: sample 0's shift of each channel; MGN:
 channel 0's shift of each sample), so deviations such as m − μ_k are formed from small,
-exactly representable differences even when the data carry a large common offset.
+exactly representable differences even when the data carry a large common offset. MGN
+then forms m − μ_k around a pivot of each mode's own (see _mgn_deviations), so that a
+pivot far from a mode's channels costs no digits either.
 
 Notation (SPEC §1–2): m row means, g gates, w = g / N_k normalised gate weights, μ and σ²
 mode statistics, r = (σ² + ε)^-½, and per row a = Σ_k g·r, b = Σ_k g·(m − μ_k)·r (MN) or
@@ -306,6 +308,25 @@ def mode_norm_backward(
 # --------------------------------------------------------------------------------------
 
 
+def _mgn_deviations(
+    shift: Tensor, mean_dev: Tensor, pivot: Tensor, mean: Tensor, weights: Tensor, coverage: Tensor
+) -> Tensor:
+    """m − μ_k, (N, C, K), to about an ulp of each row's own values (coverage: (N, 1, K)).
+
+    μ_k = Σ_c w·m = pivot·Σ_c w + mean, with Σ_c w = `coverage`: 1 except for a mode without
+    gate mass (μ_k = 0 there, as in the reference; unlike in MN, such a mode still enters
+    the output, with weight 1/K). Formed as m_rel − mean, m − μ_k would carry the rounding of
+    m_rel = s − pivot, which is |m − pivot|/|m| times the rounding of m itself: 9× where the
+    pivot (channel 0) lies far out and a mode's channels close together, and dx then lost
+    2e-5. So each mode gets a pivot of its own, P_k = μ_k rounded, near its channels (s − P_k
+    is exact there), and the residual ρ_k = μ_k − P_k = Σ_c w·(m − P_k) − (1 − Σ_c w)·P_k.
+    """
+    mode_pivot = pivot.unsqueeze(-1) * coverage + mean.unsqueeze(1)  # P_k, (N, 1, K)
+    raw = (shift.unsqueeze(-1) - mode_pivot) + mean_dev.unsqueeze(-1)  # m − P_k
+    residual = torch.einsum("nck,nck->nk", weights, raw).unsqueeze(1)
+    return raw - (residual - (1.0 - coverage) * mode_pivot)
+
+
 def _mode_group_norm_state(
     shift: Tensor,
     mean_dev: Tensor,
@@ -324,11 +345,7 @@ def _mode_group_norm_state(
     clamped_mass = mass.clamp_min(MIN_MODE_MASS)
     weights = gates / clamped_mass  # (N, C, K)
     mean = torch.einsum("nck,nc->nk", weights, m_rel)
-    # m − μ_k with μ_k = Σ_c w·m = pivot·Σ_c w + Σ_c w·(m − pivot). Σ_c w is 1 except for a
-    # mode without gate mass (μ_k = 0 there, as in the reference); unlike in MN, such a
-    # mode still enters the output, with weight 1/K.
-    coverage = _coverage(mass)
-    dev = m_rel.unsqueeze(-1) - mean.unsqueeze(1) + pivot.unsqueeze(-1) * (1.0 - coverage)
+    dev = _mgn_deviations(shift, mean_dev, pivot, mean, weights, _coverage(mass))
     var = torch.einsum("nck,nck->nk", weights, var_rows.unsqueeze(-1) + dev * dev)
     rstd = torch.rsqrt(var + eps)
     a = rstd.mean(dim=1, keepdim=True)  # (N, 1): the same for every channel of a sample

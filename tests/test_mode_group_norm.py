@@ -207,6 +207,32 @@ def test_mode_dominated_by_one_channel_pinned(backend):
     assert_close(grads["input"], grads_ref["input"], 1e-5, "grad of input")
 
 
+def test_mode_far_from_the_pivot_pinned(backend):
+    """Sample 1: channel 0 lies far out (mode 0 nearly its alone), channels 1 and 2 a hair
+    apart in mode 1. Formed from m − pivot (the pivot being channel 0's value, 13 away),
+    their m − μ_1 carried 9× their own rounding, and dx lost 1.3e-5; each mode's deviations
+    now come from a pivot of its own. (tools/fuzz.py draw 112205, rounded to 4 decimals.)"""
+    layer = mn_triton.ModeGroupNorm1d(4, num_modes=2)
+    with torch.no_grad():
+        layer.gate.weight.copy_(torch.tensor([[-3.2021], [0.001]]))
+        layer.gate.bias.copy_(torch.tensor([-0.282, 1.746]))
+        layer.weight.copy_(torch.tensor([1.2507, 0.9967, 1.2141, 1.0155]))
+        layer.bias.copy_(torch.tensor([-0.0485, -0.1994, -0.5545, -1.0032]))
+    x = torch.tensor([[-13.4175, 1.4746, -1.8613, -0.9274],
+                      [-11.4847, 1.4606, 1.4715, -3.1849],
+                      [-9.3468, -3.3703, -0.5297, 6.0485],
+                      [-7.9345, -0.8657, 0.5748, 2.3051]])  # fmt: skip
+    dy = torch.tensor([[-0.3113, -0.713, -0.7291, -0.2992],
+                       [-0.2529, -0.3602, 0.9394, 1.1614],
+                       [-0.1706, 0.0149, -0.0476, 0.548],
+                       [-1.2491, 0.3195, 0.5945, 1.0562]])  # fmt: skip
+    y, grads = forward_backward(layer, x, dy)
+    y_ref, grads_ref = forward_backward(reference_twin(layer), x.double(), dy.double())
+    # A float32 evaluation of the reference loses 1.0e-6 of dx here; so do both our paths.
+    assert_close(y, y_ref, 1e-6, "output")
+    assert_close(grads["input"], grads_ref["input"], 4e-6, "grad of input")
+
+
 def test_affine_false(backend):
     layer = randomize(mn_triton.ModeGroupNorm2d(4, num_modes=2, affine=False))
     check_against_oracle(layer, _input((3, 4, 3, 3)))

@@ -545,15 +545,21 @@ def _mgn_gates(m, GW, GB, c_ok, modes, mode_ok, HAS_GATE_BIAS: tl.constexpr):
 
 
 @triton.jit
-def _mgn_channel_block(SHIFT, MDEV, VAR, GW, GB, base, pivot, cc, c_ok, modes, mode_ok,
+def _mgn_channel_block(SHIFT, MDEV, VAR, GW, GB, base, cc, c_ok, modes, mode_ok,
                        HAS_GATE_BIAS: tl.constexpr):  # fmt: skip
-    """A block of one sample's channels: md, m − pivot, v, and the gates."""
+    """A block of one sample's channels: s, md, v, and the gates."""
     s = tl.load(SHIFT + base + cc, mask=c_ok, other=0.0)
     mdev = tl.load(MDEV + base + cc, mask=c_ok, other=0.0)
     v = tl.load(VAR + base + cc, mask=c_ok, other=0.0)
     g = _mgn_gates(s + mdev, GW, GB, c_ok, modes, mode_ok, HAS_GATE_BIAS)
-    m_rel = tl.where(c_ok, (s - pivot) + mdev, 0.0)
-    return mdev, m_rel, v, g
+    return s, mdev, v, g
+
+
+@triton.jit
+def _mgn_dev(s, mdev, c_ok, mode_pivot, residual):
+    """m − μ_k, [CHUNK_C, K_PAD], as (s − P_k) + md − ρ_k (see _mgn_stats); 0 off C."""
+    dev = (s[:, None] - mode_pivot[None, :]) + mdev[:, None] - residual[None, :]
+    return tl.where(c_ok[:, None], dev, 0.0)
 
 
 @triton.jit
@@ -561,35 +567,50 @@ def _mgn_stats(
     SHIFT, MDEV, VAR, GW, GB, base, pivot, modes, mode_ok, C,
     HAS_GATE_BIAS: tl.constexpr, K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
-    """Per mode: C_k, μ_k − pivot, σ²_k and the massless-mode correction of m − μ_k."""
+    """Per mode: C_k, the mode's pivot P_k (μ_k rounded), ρ_k = μ_k − P_k, and σ²_k.
+
+    As in mix._mgn_deviations: m − μ_k is formed as (s − P_k) + md − ρ_k, exact near the
+    mode's channels, rather than from m − pivot, which carries the rounding of values as
+    far from the sample's pivot (channel 0) as the data reach. Three passes over the
+    channels: μ_k relative to the pivot (merged block by block), ρ_k, and σ²_k around μ_k.
+    """
     dtype = pivot.dtype
     mass = tl.zeros([K_PAD], dtype=dtype)
     mean = tl.zeros([K_PAD], dtype=dtype)
+    for c0 in range(0, C, CHUNK_C):
+        cc = c0 + tl.arange(0, CHUNK_C)
+        c_ok = cc < C
+        s, mdev, _v, g = _mgn_channel_block(SHIFT, MDEV, VAR, GW, GB, base, cc, c_ok,
+                                            modes, mode_ok, HAS_GATE_BIAS)  # fmt: skip
+        m_rel = tl.where(c_ok, (s - pivot) + mdev, 0.0)
+        b_mass = tl.sum(g, axis=0)
+        b_mean = tl.sum(g * m_rel[:, None], axis=0) / _nonzero(b_mass)
+        total = mass + b_mass
+        mean += (b_mean - mean) * (b_mass / _nonzero(total))
+        mass = total
+    # Below tiny mass, mix._mode_group_norm_state's μ_k is the exact (absolute) mean times
+    # Σ_c w = C_k / tiny, and its variance is taken around that.
+    clamped = tl.maximum(mass, _TINY)
+    coverage = mass / clamped
+    mode_pivot = (pivot + mean) * coverage
+    # ρ_k = Σ_c w·(m − P_k) − (1 − Σ_c w)·P_k
+    sum_raw = tl.zeros([K_PAD], dtype=dtype)
+    for c0 in range(0, C, CHUNK_C):
+        cc = c0 + tl.arange(0, CHUNK_C)
+        c_ok = cc < C
+        s, mdev, _v, g = _mgn_channel_block(SHIFT, MDEV, VAR, GW, GB, base, cc, c_ok,
+                                            modes, mode_ok, HAS_GATE_BIAS)  # fmt: skip
+        sum_raw += tl.sum(g * _mgn_dev(s, mdev, c_ok, mode_pivot, tl.zeros_like(mass)), axis=0)
+    residual = sum_raw / clamped - (1.0 - coverage) * mode_pivot
     m2 = tl.zeros([K_PAD], dtype=dtype)
     for c0 in range(0, C, CHUNK_C):
         cc = c0 + tl.arange(0, CHUNK_C)
         c_ok = cc < C
-        _, m_rel, v, g = _mgn_channel_block(SHIFT, MDEV, VAR, GW, GB, base, pivot, cc, c_ok,
-                                            modes, mode_ok, HAS_GATE_BIAS)  # fmt: skip
-        b_mass = tl.sum(g, axis=0)
-        b_mean = tl.sum(g * m_rel[:, None], axis=0) / _nonzero(b_mass)
-        dev = m_rel[:, None] - b_mean[None, :]
-        b_m2 = tl.sum(g * (v[:, None] + dev * dev), axis=0)
-        total = mass + b_mass
-        frac = b_mass / _nonzero(total)
-        delta = b_mean - mean
-        mean += delta * frac
-        m2 += b_m2 + delta * delta * mass * frac
-        mass = total
-    # As in _mn_batch_stats: below tiny mass, mix._mode_group_norm_state's μ_k is the exact
-    # (absolute) mean times c = C_k / tiny, and its variance is taken around that.
-    clamped = tl.maximum(mass, _TINY)
-    coverage = mass / clamped
-    off = (pivot + mean) * (1.0 - coverage)
-    m2 += mass * off * off
-    # m − μ_k = m_rel − mean_rel + pivot·(1 − Σ_c w): see mix._mode_group_norm_state.
-    correction = pivot * (1.0 - coverage)
-    return mass, mean * coverage, m2 / clamped, correction
+        s, mdev, v, g = _mgn_channel_block(SHIFT, MDEV, VAR, GW, GB, base, cc, c_ok,
+                                           modes, mode_ok, HAS_GATE_BIAS)  # fmt: skip
+        dev = _mgn_dev(s, mdev, c_ok, mode_pivot, residual)
+        m2 += tl.sum(g * (v[:, None] + dev * dev), axis=0)
+    return mass, mode_pivot, residual, m2 / clamped
 
 
 @triton.jit
@@ -606,7 +627,7 @@ def _mgn_mix_forward_kernel(
     eps = _as(eps, pivot.dtype)
     # (Not `_` for the unused mass: the loop below rebinds `_` to another shape, which the
     # compiler rejects, though the interpreter does not.)
-    _mass, mean, var, correction = _mgn_stats(
+    _mass, mode_pivot, residual, var = _mgn_stats(
         SHIFT, MDEV, VAR, GW, GB, base, pivot, modes, mode_ok, C, HAS_GATE_BIAS, K_PAD, CHUNK_C
     )
     rstd = tl.where(mode_ok, 1.0 / tl.sqrt(var + eps), 0.0)
@@ -614,9 +635,9 @@ def _mgn_mix_forward_kernel(
     for c0 in range(0, C, CHUNK_C):
         cc = c0 + tl.arange(0, CHUNK_C)
         c_ok = cc < C
-        mdev, m_rel, _, _ = _mgn_channel_block(SHIFT, MDEV, VAR, GW, GB, base, pivot, cc, c_ok,
-                                               modes, mode_ok, HAS_GATE_BIAS)  # fmt: skip
-        dev = m_rel[:, None] - mean[None, :] + correction[None, :]
+        s, mdev, _v, _g = _mgn_channel_block(SHIFT, MDEV, VAR, GW, GB, base, cc, c_ok,
+                                             modes, mode_ok, HAS_GATE_BIAS)  # fmt: skip
+        dev = _mgn_dev(s, mdev, c_ok, mode_pivot, residual)
         b = tl.sum(dev * rstd[None, :], axis=1) / K
         alpha = _load_or(ALPHA, cc, c_ok, 1.0, pivot.dtype, HAS_WEIGHT)
         beta = _load_or(BETA, cc, c_ok, 0.0, pivot.dtype, HAS_BIAS)
@@ -641,8 +662,9 @@ def _mgn_mix_backward_kernel(
     pivot = tl.load(SHIFT + base)
     dtype = pivot.dtype
     eps, inv_length = _as(eps, dtype), _as(inv_length, dtype)
-    mass, mean, var, correction = _mgn_stats(SHIFT, MDEV, VAR, GW, GB, base, pivot, modes,
-                                             mode_ok, C, HAS_GATE_BIAS, K_PAD, CHUNK_C)  # fmt: skip
+    mass, mode_pivot, residual, var = _mgn_stats(
+        SHIFT, MDEV, VAR, GW, GB, base, pivot, modes, mode_ok, C, HAS_GATE_BIAS, K_PAD, CHUNK_C
+    )
     rstd = tl.where(mode_ok, 1.0 / tl.sqrt(var + eps), 0.0)
     a = tl.sum(rstd, axis=0) / K
     inv_mass = 1.0 / tl.maximum(mass, _TINY)
@@ -654,9 +676,9 @@ def _mgn_mix_backward_kernel(
     for c0 in range(0, C, CHUNK_C):
         cc = c0 + tl.arange(0, CHUNK_C)
         c_ok = cc < C
-        mdev, m_rel, _, g = _mgn_channel_block(SHIFT, MDEV, VAR, GW, GB, base, pivot, cc, c_ok,
-                                               modes, mode_ok, HAS_GATE_BIAS)  # fmt: skip
-        dev = m_rel[:, None] - mean[None, :] + correction[None, :]
+        s, mdev, _v, g = _mgn_channel_block(SHIFT, MDEV, VAR, GW, GB, base, cc, c_ok,
+                                            modes, mode_ok, HAS_GATE_BIAS)  # fmt: skip
+        dev = _mgn_dev(s, mdev, c_ok, mode_pivot, residual)
         alpha = _load_or(ALPHA, cc, c_ok, 1.0, dtype, HAS_WEIGHT)
         sum_dy = tl.load(SUM_DY + base + cc, mask=c_ok, other=0.0)
         sum_dy_xm = tl.load(SUM_DY_XS + base + cc, mask=c_ok, other=0.0) - mdev * sum_dy
@@ -676,9 +698,9 @@ def _mgn_mix_backward_kernel(
     for c0 in range(0, C, CHUNK_C):
         cc = c0 + tl.arange(0, CHUNK_C)
         c_ok = cc < C
-        mdev, m_rel, v, g = _mgn_channel_block(SHIFT, MDEV, VAR, GW, GB, base, pivot, cc, c_ok,
-                                               modes, mode_ok, HAS_GATE_BIAS)  # fmt: skip
-        dev = m_rel[:, None] - mean[None, :] + correction[None, :]
+        s, mdev, v, g = _mgn_channel_block(SHIFT, MDEV, VAR, GW, GB, base, cc, c_ok,
+                                           modes, mode_ok, HAS_GATE_BIAS)  # fmt: skip
+        dev = _mgn_dev(s, mdev, c_ok, mode_pivot, residual)
         b = tl.sum(dev * rstd[None, :], axis=1) / K
         alpha = _load_or(ALPHA, cc, c_ok, 1.0, dtype, HAS_WEIGHT)
         sum_dy = tl.load(SUM_DY + base + cc, mask=c_ok, other=0.0)
@@ -693,7 +715,7 @@ def _mgn_mix_backward_kernel(
         g_dg = w * (d_mean[None, :] * dev + d_var[None, :] * spread)
         d_logits = _softmax_backward(g, g_dg, mode_ok, K_PAD)
         dm += tl.sum(d_logits * w_gate[None, :], axis=1)
-        m = tl.where(c_ok, tl.load(SHIFT + base + cc, mask=c_ok, other=0.0) + mdev, 0.0)
+        m = tl.where(c_ok, s + mdev, 0.0)
         d_gate_w += tl.sum(d_logits * m[:, None], axis=0)
         d_gate_b += tl.sum(d_logits, axis=0)
         e = 2.0 * dv * inv_length

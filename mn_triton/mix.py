@@ -8,9 +8,9 @@ and to the parameter gradients. Nothing here is larger than (K, N, C).
 
 Precision: means are kept relative to a pivot (MN: sample 0's shift of each channel; MGN:
 channel 0's shift of each sample), so deviations such as m − μ_k are formed from small,
-exactly representable differences even when the data carry a large common offset. MGN
-then forms m − μ_k around a pivot of each mode's own (see _mgn_deviations), so that a
-pivot far from a mode's channels costs no digits either.
+exactly representable differences even when the data carry a large common offset. Both
+then form m − μ_k around a pivot of each mode's own (ModeStats.centered, _mgn_deviations),
+so that a pivot far from a mode's rows costs no digits either.
 
 Notation (SPEC §1–2): m row means, g gates, w = g / N_k normalised gate weights, μ and σ²
 mode statistics, r = (σ² + ε)^-½, and per row a = Σ_k g·r, b = Σ_k g·(m − μ_k)·r (MN) or
@@ -138,14 +138,31 @@ class ModeStats:
     var: Tensor  # σ², (K, C)
     pivot: Tensor  # (1, C)
     mass: Tensor | None  # N_k = Σ_n g, (K,); None for running estimates
+    # μ as a pivot of each mode's own, P = μ rounded, and the rest, μ − P (see centered)
+    center: Tensor | None = None
+    residual: Tensor | None = None
 
     def absolute_mean(self) -> Tensor:
         """μ = Σ_n w·m. The pivot enters with weight Σ_n w = N_k / max(N_k, tiny): 1, or 0
         for a mode without gate mass, whose statistics are then 0 as in the reference (its
         gates, all 0, keep them out of the output)."""
+        if self.center is not None:
+            return self.center + self.residual
         if self.mass is None:
             return self.mean + self.pivot
         return self.mean + self.pivot * _coverage(self.mass).unsqueeze(1)
+
+    def centered(self) -> tuple[Tensor, Tensor]:
+        """(P, μ − P): m − μ is formed as (s − P) + md − (μ − P), exact for the rows near the
+        mode. Formed as (m − pivot) − (μ − pivot), it would carry the rounding of values as
+        far from the pivot (sample 0) as the data reach. Batch statistics compute μ − P
+        from the rows; merged ones (SyncModeNorm) only split μ = pivot + (μ − pivot) into P
+        and its rounding error, as accurate as before the split."""
+        if self.center is not None:
+            return self.center, self.residual
+        pivot = self.pivot if self.mass is None else self.pivot * _coverage(self.mass)[:, None]
+        center = pivot + self.mean
+        return center, (pivot - center) + self.mean
 
 
 def _coverage(mass: Tensor) -> Tensor:
@@ -170,15 +187,18 @@ def batch_mode_stats(gates: Tensor, shift: Tensor, mean_dev: Tensor, var_rows: T
     mass = gates.sum(dim=0)
     weights = gates / mass.clamp_min(MIN_MODE_MASS)
     mean = weights.T @ m_rel  # (K, C)
-    dev = m_rel.unsqueeze(0) - mean.unsqueeze(1)  # (K, N, C)
-    # One correction step, μ ← Σ_n w·m = (Σ_n w)·μ + Σ_n w·(m − μ), leaves μ within about an
-    # ulp (the product sum alone errs by a few; the kernels' block-by-block merge is that
-    # close already). Where a mode is nearly one sample's alone, m − μ is all rounding and σ²
-    # tiny, so μ's last bits reach dx.
-    mean = _coverage(mass).unsqueeze(1) * mean + torch.einsum("nk,knc->kc", weights, dev)
-    dev = m_rel.unsqueeze(0) - mean.unsqueeze(1)
+    # Each mode's own pivot P = μ rounded, and μ − P = Σ_n w·(m − P) − (1 − Σ_n w)·P from the
+    # rows (see ModeStats.centered): μ to about an ulp of the mode's own rows. Where a mode
+    # is nearly one sample's alone, m − μ is all rounding and σ² tiny, so μ's last bits
+    # reach dx; where sample 0 lies far from a mode, m − pivot would lose them.
+    coverage = _coverage(mass).unsqueeze(1)
+    center = pivot * coverage + mean
+    raw = (shift.unsqueeze(0) - center.unsqueeze(1)) + mean_dev.unsqueeze(0)  # m − P, (K, N, C)
+    residual = torch.einsum("nk,knc->kc", weights, raw) - (1.0 - coverage) * center
+    dev = raw - residual.unsqueeze(1)
     var = torch.einsum("nk,knc->kc", weights, var_rows.unsqueeze(0) + dev * dev)
-    return ModeStats(mean, var, pivot, mass)
+    mean = (center - pivot * coverage) + residual
+    return ModeStats(mean, var, pivot, mass, center, residual)
 
 
 def running_mode_stats(running_mean: Tensor, running_mean_sq: Tensor, shift: Tensor) -> ModeStats:
@@ -188,15 +208,17 @@ def running_mode_stats(running_mean: Tensor, running_mean_sq: Tensor, shift: Ten
     # digits, and this keeps all that the float32 buffers hold.
     running = running_mean.double()
     var = (running_mean_sq.double() - running * running).clamp_min(0).to(shift.dtype)
-    return ModeStats(running_mean.to(shift.dtype) - pivot, var, pivot, None)
+    running = running_mean.to(shift.dtype)
+    return ModeStats(running - pivot, var, pivot, None, running, torch.zeros_like(running))
 
 
 def _mode_norm_state(
     shift: Tensor, mean_dev: Tensor, gates: Tensor, stats: ModeStats, eps: float
 ) -> _ModeState:
-    m_rel = (shift - stats.pivot) + mean_dev
     weights = None if stats.mass is None else gates / stats.mass.clamp_min(MIN_MODE_MASS)
-    dev = m_rel.unsqueeze(0) - stats.mean.unsqueeze(1)  # (K, N, C)
+    center, residual = stats.centered()
+    raw = (shift.unsqueeze(0) - center.unsqueeze(1)) + mean_dev.unsqueeze(0)
+    dev = raw - residual.unsqueeze(1)  # m − μ, (K, N, C)
     rstd = torch.rsqrt(stats.var + eps)
     a = gates @ rstd
     b = torch.einsum("nk,knc,kc->nc", gates, dev, rstd)

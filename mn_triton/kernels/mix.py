@@ -4,16 +4,18 @@ Same mathematics as `mn_triton/mix.py` (read that first: notation, the pivots, t
 backward derivation); there it is ~45 small torch ops forward and ~60 backward, which on a
 GPU costs more in launches than the passes over x. Here:
 
-- MN forward: one kernel. Each program owns a block of channels and walks the batch twice:
-  once for the mode statistics (gate-weighted Chan merges over blocks of samples), once
-  for the per-row coefficients. The gates need every channel, so each program computes
+- MN forward: one kernel. Each program owns a block of channels and walks the batch three
+  times: twice for the mode statistics (the gate-weighted mean, merged over blocks of
+  samples; then, around each mode's own pivot, its residual and the variance), once for
+  the per-row coefficients. The gates need every channel, so each program computes
   them itself; that repeats an (N, C)·(C, K) product per program, which is cheap.
 - MN backward: two kernels. The first owns channels again and produces everything that
   sums over samples, per-row terms, and its channels' share of ∂L/∂g per sample; the
   second adds those shares up (a sum over channels, hence the second launch), takes the
   softmax backward and finishes the rows and the gate gradients.
 - MGN: one kernel forward and one backward, a program per sample (statistics are per
-  sample); parameter gradients come out as per-sample partials summed by the caller.
+  sample: three walks over its channels for mean, residual and variance); parameter
+  gradients come out as per-sample partials summed by the caller.
 """
 
 from __future__ import annotations
@@ -127,11 +129,16 @@ def _mn_batch_stats(
     HAS_GATE_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
     K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
-    """(N_k, μ_k − pivot, σ²_k) for this program's channels, merged over sample blocks."""
+    """(N_k, P_k, μ_k − P_k, σ²_k) for this program's channels: the mode's own pivot P_k
+    (μ_k rounded) and the rest, as in mix.batch_mode_stats (see mix.ModeStats.centered).
+
+    Two passes over the samples: μ_k relative to sample 0's shift, merged block by block;
+    then Σ w·(m − P_k) and Σ w·(v + (m − P_k)²), from which μ_k − P_k and σ²_k around μ_k.
+    (σ² = Σ w·(v + (m − P)²) − (μ − P)² loses digits only where σ < |μ − P| ≤ ulp(μ)/2.)
+    """
     dtype = pivot.dtype
     mass = tl.zeros([K_PAD], dtype=dtype)
     mean = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
-    m2 = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
     for n0 in range(0, N, BLOCK_N):
         rows = n0 + tl.arange(0, BLOCK_N)
         row_ok = rows < N
@@ -140,26 +147,42 @@ def _mn_batch_stats(
         mask = row_ok[:, None] & col_ok[None, :]
         m_rel = _load_rows(SHIFT, rows, cols, C, mask) - pivot[None, :]
         m_rel = tl.where(mask, m_rel + _load_rows(MDEV, rows, cols, C, mask), 0.0)
-        v = _load_rows(VAR, rows, cols, C, mask)
-        # The block's own statistics, then Chan's merge into the running ones.
+        # The block's own mean, merged into the running one (Chan).
         b_mass = tl.sum(g, axis=0)
         b_mean = tl.sum(g[:, :, None] * m_rel[:, None, :], axis=0) / _nonzero(b_mass)[:, None]
-        dev = m_rel[:, None, :] - b_mean[None, :, :]
-        b_m2 = tl.sum(g[:, :, None] * (v[:, None, :] + dev * dev), axis=0)
         total = mass + b_mass
-        frac = b_mass / _nonzero(total)
-        delta = b_mean - mean
-        mean += delta * frac[:, None]
-        m2 += b_m2 + delta * delta * (mass * frac)[:, None]
+        mean += (b_mean - mean) * (b_mass / _nonzero(total))[:, None]
         mass = total
-    # The exact weighted mean, and M2 around it. mix.batch_mode_stats divides by
-    # max(N_k, tiny) instead (0 for a mode without mass): below tiny its mean is this one
-    # times c = N_k / tiny, and its variance is taken around that scaled mean.
+    # mix.batch_mode_stats divides by max(N_k, tiny) (0 for a mode without mass): below tiny
+    # μ_k is the exact weighted mean times Σ w = N_k / tiny, and σ²_k is taken around that.
     clamped = tl.maximum(mass, _TINY)
-    coverage = mass / clamped
-    off = mean * (1.0 - coverage)[:, None]
-    m2 += mass[:, None] * off * off
-    return mass, mean * coverage[:, None], m2 / clamped[:, None]
+    coverage = (mass / clamped)[:, None]
+    center = (pivot[None, :] + mean) * coverage
+    sum_raw = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
+    sum_sq = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
+    for n0 in range(0, N, BLOCK_N):
+        rows = n0 + tl.arange(0, BLOCK_N)
+        row_ok = rows < N
+        g = _mn_gates(SHIFT, MDEV, GW, GB, rows, row_ok, modes, mode_ok, C,
+                      HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C)  # fmt: skip
+        mask = row_ok[:, None] & col_ok[None, :]
+        shift = _load_rows(SHIFT, rows, cols, C, mask)
+        mdev = _load_rows(MDEV, rows, cols, C, mask)
+        raw = _mn_dev(shift, mdev, mask, center, tl.zeros_like(center))
+        v = _load_rows(VAR, rows, cols, C, mask)
+        sum_raw += tl.sum(g[:, :, None] * raw, axis=0)
+        sum_sq += tl.sum(g[:, :, None] * (v[:, None, :] + raw * raw), axis=0)
+    sum_raw, sum_sq = sum_raw / clamped[:, None], sum_sq / clamped[:, None]
+    residual = sum_raw - (1.0 - coverage) * center
+    var = sum_sq - 2.0 * residual * sum_raw + residual * residual * coverage
+    return mass, center, residual, tl.maximum(var, 0.0)
+
+
+@triton.jit
+def _mn_dev(s, mdev, mask, center, residual):
+    """m − μ_k, [BLOCK_N, K_PAD, BLOCK_C], as (s − P_k) + md − (μ_k − P_k); 0 off the mask."""
+    dev = (s[:, None, :] - center[None, :, :]) + mdev[:, None, :] - residual[None, :, :]
+    return tl.where(mask[:, None, :], dev, 0.0)
 
 
 @triton.jit
@@ -168,9 +191,10 @@ def _mn_mode_stats(
     TRAINING: tl.constexpr, HAS_GATE_BIAS: tl.constexpr, BLOCK_N: tl.constexpr,
     BLOCK_C: tl.constexpr, K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
-    """Batch statistics (training) or the running estimates' (eval); mass 1 in eval."""
+    """(N_k, P_k, μ_k − P_k, σ²_k): batch statistics (training) or the running estimates'
+    (eval: mass 1, P_k the running mean itself, exactly)."""
     if TRAINING:
-        mass, mean, var = _mn_batch_stats(
+        mass, center, residual, var = _mn_batch_stats(
             SHIFT, MDEV, VAR, GW, GB, pivot, cols, col_ok, modes, mode_ok, N, C,
             HAS_GATE_BIAS, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
         )  # fmt: skip
@@ -182,9 +206,10 @@ def _mn_mode_stats(
         r64 = running.to(tl.float64)
         sq = tl.load(RMEAN_SQ + kc, mask=kc_ok, other=0.0).to(tl.float64)
         var = tl.maximum(sq - r64 * r64, 0.0).to(pivot.dtype)
-        mean = running.to(pivot.dtype) - pivot[None, :]
+        center = running.to(pivot.dtype)
+        residual = tl.zeros_like(center)
         mass = tl.full([K_PAD], 1.0, dtype=pivot.dtype)
-    return mass, mean, var
+    return mass, center, residual, var
 
 
 # ----------------------------------------------------------------------------------------
@@ -222,14 +247,13 @@ def _mn_mix_forward_kernel(
     mode_ok = modes < K
     pivot = tl.load(SHIFT + cols, mask=col_ok, other=0.0)  # sample 0's shifts
     eps, momentum = _as(eps, pivot.dtype), _as(momentum, pivot.dtype)
-    mass, mean, var = _mn_mode_stats(
+    _mass, center, residual, var = _mn_mode_stats(
         SHIFT, MDEV, VAR, GW, GB, RMEAN, RMEAN_SQ, pivot, cols, col_ok, modes, mode_ok, N, C,
         TRAINING, HAS_GATE_BIAS, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
     )  # fmt: skip
     kc = modes[:, None] * C + cols[None, :]
     kc_ok = mode_ok[:, None] & col_ok[None, :]
-    coverage = mass / tl.maximum(mass, _TINY)
-    absolute_mean = mean + pivot[None, :] * coverage[:, None]
+    absolute_mean = center + residual
     tl.store(MODE_MEAN + kc, absolute_mean, mask=kc_ok)
     tl.store(MODE_VAR + kc, var, mask=kc_ok)
     if UPDATE_RUNNING:  # training: the running estimates follow the batch's, here
@@ -246,8 +270,8 @@ def _mn_mix_forward_kernel(
                       HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C)  # fmt: skip
         mask = row_ok[:, None] & col_ok[None, :]
         mdev = _load_rows(MDEV, rows, cols, C, mask)
-        m_rel = _load_rows(SHIFT, rows, cols, C, mask) - pivot[None, :] + mdev
-        dev = m_rel[:, None, :] - mean[None, :, :]
+        shift = _load_rows(SHIFT, rows, cols, C, mask)
+        dev = _mn_dev(shift, mdev, mask, center, residual)
         a = tl.sum(g[:, :, None] * rstd[None, :, :], axis=1)
         b = tl.sum(g[:, :, None] * dev * rstd[None, :, :], axis=1)
         scale = alpha * a
@@ -259,7 +283,7 @@ def _mn_mix_forward_kernel(
 @triton.jit
 def _mn_backward_block(
     SHIFT, MDEV, SUM_DY, SUM_DY_XS, GW, GB, n0, N, C, cols, col_ok, modes, mode_ok,
-    pivot, mean, rstd, alpha,
+    center, residual, rstd, alpha,
     HAS_GATE_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, K_PAD: tl.constexpr,
     CHUNK_C: tl.constexpr,
 ):  # fmt: skip
@@ -271,10 +295,9 @@ def _mn_backward_block(
                   HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C)  # fmt: skip
     mask = row_ok[:, None] & col_ok[None, :]
     mdev = _load_rows(MDEV, rows, cols, C, mask)
-    m_rel = tl.where(mask, _load_rows(SHIFT, rows, cols, C, mask) - pivot[None, :] + mdev, 0.0)
     sum_dy = _load_rows(SUM_DY, rows, cols, C, mask)
     sum_dy_xm = _load_rows(SUM_DY_XS, rows, cols, C, mask) - mdev * sum_dy  # Σ dy·(x − m)
-    dev = m_rel[:, None, :] - mean[None, :, :]
+    dev = _mn_dev(_load_rows(SHIFT, rows, cols, C, mask), mdev, mask, center, residual)
     a = tl.sum(g[:, :, None] * rstd[None, :, :], axis=1)
     b = tl.sum(g[:, :, None] * dev * rstd[None, :, :], axis=1)
     return (
@@ -311,7 +334,7 @@ def _mn_mix_backward_rows_kernel(
     pivot = tl.load(SHIFT + cols, mask=col_ok, other=0.0)
     dtype = pivot.dtype
     eps, inv_length = _as(eps, dtype), _as(inv_length, dtype)
-    mass, mean, var = _mn_mode_stats(
+    mass, center, residual, var = _mn_mode_stats(
         SHIFT, MDEV, VAR, GW, GB, RMEAN, RMEAN_SQ, pivot, cols, col_ok, modes, mode_ok, N, C,
         TRAINING, HAS_GATE_BIAS, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
     )  # fmt: skip
@@ -328,7 +351,7 @@ def _mn_mix_backward_rows_kernel(
     for n0 in range(0, N, BLOCK_N):
         _, _, _, g, _, sum_dy, sum_dy_xm, dev, a, b, da, db = _mn_backward_block(
             SHIFT, MDEV, SUM_DY, SUM_DY_XS, GW, GB, n0, N, C, cols, col_ok, modes, mode_ok,
-            pivot, mean, rstd, alpha, HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C,
+            center, residual, rstd, alpha, HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C,
         )  # fmt: skip
         d_bias += tl.sum(sum_dy, axis=0)
         d_weight += tl.sum(sum_dy_xm * a + sum_dy * b, axis=0)
@@ -346,7 +369,7 @@ def _mn_mix_backward_rows_kernel(
     for n0 in range(0, N, BLOCK_N):
         rows, row_ok, mask, g, mdev, sum_dy, _, dev, a, _, da, db = _mn_backward_block(
             SHIFT, MDEV, SUM_DY, SUM_DY_XS, GW, GB, n0, N, C, cols, col_ok, modes, mode_ok,
-            pivot, mean, rstd, alpha, HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C,
+            center, residual, rstd, alpha, HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C,
         )  # fmt: skip
         scale = alpha * a
         dm = db * a - scale * sum_dy

@@ -151,6 +151,19 @@ def test_autocast_training_with_grad_scaler(dtype, norm, backend):
     assert losses[-1] < losses[0]
 
 
+@pytest.fixture
+def reference_calls(monkeypatch):
+    """The calls the layers make to the reference formulas (reference.functional), listed."""
+    calls = []
+    for name in ("mode_norm", "mode_group_norm"):
+        original = getattr(mn_triton.functional.reference_functional, name)
+        monkeypatch.setattr(
+            mn_triton.functional.reference_functional, name,
+            lambda *a, _f=original, **k: calls.append(_f) or _f(*a, **k),
+        )  # fmt: skip
+    return calls
+
+
 TORCH_FUNC_LAYERS = {  # layers and modes torch.func can differentiate (no in-place updates)
     "mn_eval": (lambda: mn_triton.ModeNorm2d(3), False),
     "mn_train_untracked": (lambda: mn_triton.ModeNorm2d(3, track_running_stats=False), True),
@@ -159,28 +172,21 @@ TORCH_FUNC_LAYERS = {  # layers and modes torch.func can differentiate (no in-pl
 
 
 @pytest.mark.parametrize("case", list(TORCH_FUNC_LAYERS))
-def test_torch_func_grad_uses_the_reference_formulas(case, backend, monkeypatch):
+def test_torch_func_grad_uses_the_reference_formulas(case, backend, reference_calls):
     """torch.func transforms cannot trace the kernels' autograd.Function: inside them the layers
     compute with the reference formulas (and only there); gradients match the float64 oracle."""
     make, training = TORCH_FUNC_LAYERS[case]
     layer = randomize(make(), gate_scale=2.0).train(training)
     x = torch.randn(4, 3, 2, 3) * 1.5 + torch.randn(4, 3, 1, 1)
-    calls = []
-    for name in ("mode_norm", "mode_group_norm"):
-        original = getattr(mn_triton.functional.reference_functional, name)
-        monkeypatch.setattr(
-            mn_triton.functional.reference_functional, name,
-            lambda *a, _f=original, **k: calls.append(_f) or _f(*a, **k),
-        )  # fmt: skip
     layer(x)
-    assert calls == []  # outside torch.func: the kernels (or torch ops), not the reference
+    assert reference_calls == []  # outside torch.func: the kernels (or torch ops)
     params = {name: p.detach() for name, p in layer.named_parameters()}
 
     def loss(params: dict, x: torch.Tensor) -> torch.Tensor:
         return torch.func.functional_call(layer, params, (x,)).sin().sum()
 
     grads = torch.func.grad(loss, argnums=(0, 1))(params, x)
-    assert len(calls) == 1
+    assert len(reference_calls) == 1
     oracle = reference_twin(layer)
     xd = x.double().requires_grad_()
     expected = torch.autograd.grad(oracle(xd).sin().sum(), [xd, *oracle.parameters()])
@@ -228,7 +234,7 @@ FORWARD_AD_LAYERS = {
 
 
 @pytest.mark.parametrize("case", list(FORWARD_AD_LAYERS))
-def test_forward_mode_ad(case, backend, monkeypatch):
+def test_forward_mode_ad(case, backend, reference_calls):
     """Forward-mode AD (torch.autograd.forward_ad) cannot see into the kernels' autograd
     function either: inputs carrying tangents take the reference formulas, whose tangents equal
     the float64 oracle's Jacobian-vector product; running estimates are updated exactly as
@@ -237,25 +243,18 @@ def test_forward_mode_ad(case, backend, monkeypatch):
     layer = randomize(make(), gate_scale=2.0).train(training)
     twin = copy.deepcopy(layer)
     oracle = reference_twin(layer)
-    calls = []
-    for name in ("mode_norm", "mode_group_norm"):
-        original = getattr(mn_triton.functional.reference_functional, name)
-        monkeypatch.setattr(
-            mn_triton.functional.reference_functional, name,
-            lambda *a, _f=original, **k: calls.append(_f) or _f(*a, **k),
-        )  # fmt: skip
     x = torch.randn(4, 3, 2, 3) * 1.5 + torch.randn(4, 3, 1, 1)
     dx, dweight = torch.randn_like(x), torch.randn(3)
     params = dict(layer.named_parameters())
     with forward_ad.dual_level():
         twin(x)  # no tangents: the kernels (or torch ops)
-        assert calls == []
+        assert reference_calls == []
         dual_params = {**params, "weight": forward_ad.make_dual(params["weight"], dweight)}
         y = torch.func.functional_call(layer, dual_params, (forward_ad.make_dual(x, dx),))
         y, tangent = forward_ad.unpack_dual(y)
         for name, buffer in layer.named_buffers():
             assert forward_ad.unpack_dual(buffer).tangent is None, name
-    assert len(calls) == 1
+    assert len(reference_calls) == 1
 
     def oracle_fn(xd: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         return torch.func.functional_call(oracle, {"weight": weight}, (xd,), strict=False)

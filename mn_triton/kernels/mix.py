@@ -124,6 +124,23 @@ def _nonzero(mass):
 
 
 @triton.jit
+def _mn_block(
+    SHIFT, MDEV, GW, GB, n0, N, C, cols, col_ok, modes, mode_ok,
+    HAS_GATE_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, K_PAD: tl.constexpr,
+    CHUNK_C: tl.constexpr,
+):  # fmt: skip
+    """A block of samples × this program's channels: rows, mask, gates, s and md."""
+    rows = n0 + tl.arange(0, BLOCK_N)
+    row_ok = rows < N
+    g = _mn_gates(SHIFT, MDEV, GW, GB, rows, row_ok, modes, mode_ok, C,
+                  HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C)  # fmt: skip
+    mask = row_ok[:, None] & col_ok[None, :]
+    shift = _load_rows(SHIFT, rows, cols, C, mask)
+    mdev = _load_rows(MDEV, rows, cols, C, mask)
+    return rows, row_ok, mask, g, shift, mdev
+
+
+@triton.jit
 def _mn_batch_stats(
     SHIFT, MDEV, VAR, GW, GB, pivot, cols, col_ok, modes, mode_ok, N, C,
     HAS_GATE_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
@@ -140,13 +157,11 @@ def _mn_batch_stats(
     mass = tl.zeros([K_PAD], dtype=dtype)
     mean = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
     for n0 in range(0, N, BLOCK_N):
-        rows = n0 + tl.arange(0, BLOCK_N)
-        row_ok = rows < N
-        g = _mn_gates(SHIFT, MDEV, GW, GB, rows, row_ok, modes, mode_ok, C,
-                      HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C)  # fmt: skip
-        mask = row_ok[:, None] & col_ok[None, :]
-        m_rel = _load_rows(SHIFT, rows, cols, C, mask) - pivot[None, :]
-        m_rel = tl.where(mask, m_rel + _load_rows(MDEV, rows, cols, C, mask), 0.0)
+        _rows, _row_ok, mask, g, shift, mdev = _mn_block(
+            SHIFT, MDEV, GW, GB, n0, N, C, cols, col_ok, modes, mode_ok,
+            HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C,
+        )  # fmt: skip
+        m_rel = tl.where(mask, (shift - pivot[None, :]) + mdev, 0.0)
         # The block's own mean, merged into the running one (Chan).
         b_mass = tl.sum(g, axis=0)
         b_mean = tl.sum(g[:, :, None] * m_rel[:, None, :], axis=0) / _nonzero(b_mass)[:, None]
@@ -161,13 +176,10 @@ def _mn_batch_stats(
     sum_raw = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
     sum_sq = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
     for n0 in range(0, N, BLOCK_N):
-        rows = n0 + tl.arange(0, BLOCK_N)
-        row_ok = rows < N
-        g = _mn_gates(SHIFT, MDEV, GW, GB, rows, row_ok, modes, mode_ok, C,
-                      HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C)  # fmt: skip
-        mask = row_ok[:, None] & col_ok[None, :]
-        shift = _load_rows(SHIFT, rows, cols, C, mask)
-        mdev = _load_rows(MDEV, rows, cols, C, mask)
+        rows, _row_ok, mask, g, shift, mdev = _mn_block(
+            SHIFT, MDEV, GW, GB, n0, N, C, cols, col_ok, modes, mode_ok,
+            HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C,
+        )  # fmt: skip
         raw = _mn_dev(shift, mdev, mask, center, tl.zeros_like(center))
         v = _load_rows(VAR, rows, cols, C, mask)
         sum_raw += tl.sum(g[:, :, None] * raw, axis=0)
@@ -264,13 +276,10 @@ def _mn_mix_forward_kernel(
     alpha = _load_or(ALPHA, cols, col_ok, 1.0, pivot.dtype, HAS_WEIGHT)
     beta = _load_or(BETA, cols, col_ok, 0.0, pivot.dtype, HAS_BIAS)
     for n0 in range(0, N, BLOCK_N):
-        rows = n0 + tl.arange(0, BLOCK_N)
-        row_ok = rows < N
-        g = _mn_gates(SHIFT, MDEV, GW, GB, rows, row_ok, modes, mode_ok, C,
-                      HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C)  # fmt: skip
-        mask = row_ok[:, None] & col_ok[None, :]
-        mdev = _load_rows(MDEV, rows, cols, C, mask)
-        shift = _load_rows(SHIFT, rows, cols, C, mask)
+        rows, _row_ok, mask, g, shift, mdev = _mn_block(
+            SHIFT, MDEV, GW, GB, n0, N, C, cols, col_ok, modes, mode_ok,
+            HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C,
+        )  # fmt: skip
         dev = _mn_dev(shift, mdev, mask, center, residual)
         a = tl.sum(g[:, :, None] * rstd[None, :, :], axis=1)
         b = tl.sum(g[:, :, None] * dev * rstd[None, :, :], axis=1)
@@ -289,15 +298,13 @@ def _mn_backward_block(
 ):  # fmt: skip
     """A block of samples × this program's channels: the gates and the per-row terms both
     passes of the backward need (a, b of the forward; da, db into them)."""
-    rows = n0 + tl.arange(0, BLOCK_N)
-    row_ok = rows < N
-    g = _mn_gates(SHIFT, MDEV, GW, GB, rows, row_ok, modes, mode_ok, C,
-                  HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C)  # fmt: skip
-    mask = row_ok[:, None] & col_ok[None, :]
-    mdev = _load_rows(MDEV, rows, cols, C, mask)
+    rows, row_ok, mask, g, shift, mdev = _mn_block(
+        SHIFT, MDEV, GW, GB, n0, N, C, cols, col_ok, modes, mode_ok,
+        HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C,
+    )  # fmt: skip
     sum_dy = _load_rows(SUM_DY, rows, cols, C, mask)
     sum_dy_xm = _load_rows(SUM_DY_XS, rows, cols, C, mask) - mdev * sum_dy  # Σ dy·(x − m)
-    dev = _mn_dev(_load_rows(SHIFT, rows, cols, C, mask), mdev, mask, center, residual)
+    dev = _mn_dev(shift, mdev, mask, center, residual)
     a = tl.sum(g[:, :, None] * rstd[None, :, :], axis=1)
     b = tl.sum(g[:, :, None] * dev * rstd[None, :, :], axis=1)
     return (

@@ -193,12 +193,18 @@ def batch_mode_stats(gates: Tensor, shift: Tensor, mean_dev: Tensor, var_rows: T
     # reach dx; where sample 0 lies far from a mode, m − pivot would lose them.
     coverage = _coverage(mass).unsqueeze(1)
     center = pivot * coverage + mean
-    raw = (shift.unsqueeze(0) - center.unsqueeze(1)) + mean_dev.unsqueeze(0)  # m − P, (K, N, C)
+    raw = _mn_deviations(shift, mean_dev, center, torch.zeros_like(center))  # m − P
     residual = torch.einsum("nk,knc->kc", weights, raw) - (1.0 - coverage) * center
     dev = raw - residual.unsqueeze(1)
     var = torch.einsum("nk,knc->kc", weights, var_rows.unsqueeze(0) + dev * dev)
     mean = (center - pivot * coverage) + residual
     return ModeStats(mean, var, pivot, mass, center, residual)
+
+
+def _mn_deviations(shift: Tensor, mean_dev: Tensor, center: Tensor, residual: Tensor) -> Tensor:
+    """m − μ, (K, N, C), as (s − P) + md − (μ − P) (see ModeStats.centered)."""
+    raw = (shift.unsqueeze(0) - center.unsqueeze(1)) + mean_dev.unsqueeze(0)
+    return raw - residual.unsqueeze(1)
 
 
 def running_mode_stats(running_mean: Tensor, running_mean_sq: Tensor, shift: Tensor) -> ModeStats:
@@ -216,9 +222,7 @@ def _mode_norm_state(
     shift: Tensor, mean_dev: Tensor, gates: Tensor, stats: ModeStats, eps: float
 ) -> _ModeState:
     weights = None if stats.mass is None else gates / stats.mass.clamp_min(MIN_MODE_MASS)
-    center, residual = stats.centered()
-    raw = (shift.unsqueeze(0) - center.unsqueeze(1)) + mean_dev.unsqueeze(0)
-    dev = raw - residual.unsqueeze(1)  # m − μ, (K, N, C)
+    dev = _mn_deviations(shift, mean_dev, *stats.centered())
     rstd = torch.rsqrt(stats.var + eps)
     a = gates @ rstd
     b = torch.einsum("nk,knc,kc->nc", gates, dev, rstd)

@@ -14,7 +14,7 @@ GPU costs more in launches than the passes over x. Here:
   second adds those shares up (a sum over channels, hence the second launch), takes the
   softmax backward and finishes the rows and the gate gradients.
 - MGN: one kernel forward and one backward, a program per sample (statistics are per
-  sample: three walks over its channels for mean, residual and variance); parameter
+  sample: two walks over its channels for the mean, then residual and variance); parameter
   gradients come out as per-sample partials summed by the caller.
 """
 
@@ -124,6 +124,17 @@ def _nonzero(mass):
 
 
 @triton.jit
+def _around_mode_pivot(sum_raw, sum_sq, mode_pivot, coverage):
+    """(μ − P, σ²) from Σ w·(m − P) and Σ w·(v + (m − P)²), P a mode's own pivot (μ rounded)
+    and Σ w = `coverage` (see mix.ModeStats.centered): μ − P = Σ w·(m − P) − (1 − Σ w)·P and
+    σ² = Σ w·(v + (m − μ)²) expanded around P. The expansion loses digits only where
+    σ < |μ − P| ≤ ulp(μ)/2, below anything float32 data can resolve; it saves a walk."""
+    residual = sum_raw - (1.0 - coverage) * mode_pivot
+    var = sum_sq - 2.0 * residual * sum_raw + residual * residual * coverage
+    return residual, tl.maximum(var, 0.0)
+
+
+@triton.jit
 def _mn_block(
     SHIFT, MDEV, GW, GB, n0, N, C, cols, col_ok, modes, mode_ok,
     HAS_GATE_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, K_PAD: tl.constexpr,
@@ -151,7 +162,6 @@ def _mn_batch_stats(
 
     Two passes over the samples: μ_k relative to sample 0's shift, merged block by block;
     then Σ w·(m − P_k) and Σ w·(v + (m − P_k)²), from which μ_k − P_k and σ²_k around μ_k.
-    (σ² = Σ w·(v + (m − P)²) − (μ − P)² loses digits only where σ < |μ − P| ≤ ulp(μ)/2.)
     """
     dtype = pivot.dtype
     mass = tl.zeros([K_PAD], dtype=dtype)
@@ -184,10 +194,10 @@ def _mn_batch_stats(
         v = _load_rows(VAR, rows, cols, C, mask)
         sum_raw += tl.sum(g[:, :, None] * raw, axis=0)
         sum_sq += tl.sum(g[:, :, None] * (v[:, None, :] + raw * raw), axis=0)
-    sum_raw, sum_sq = sum_raw / clamped[:, None], sum_sq / clamped[:, None]
-    residual = sum_raw - (1.0 - coverage) * center
-    var = sum_sq - 2.0 * residual * sum_raw + residual * residual * coverage
-    return mass, center, residual, tl.maximum(var, 0.0)
+    residual, var = _around_mode_pivot(
+        sum_raw / clamped[:, None], sum_sq / clamped[:, None], center, coverage
+    )
+    return mass, center, residual, var
 
 
 @triton.jit
@@ -601,8 +611,8 @@ def _mgn_stats(
 
     As in mix._mgn_deviations: m − μ_k is formed as (s − P_k) + md − ρ_k, exact near the
     mode's channels, rather than from m − pivot, which carries the rounding of values as
-    far from the sample's pivot (channel 0) as the data reach. Three passes over the
-    channels: μ_k relative to the pivot (merged block by block), ρ_k, and σ²_k around μ_k.
+    far from the sample's pivot (channel 0) as the data reach. Two passes over the
+    channels: μ_k relative to the pivot (merged block by block), then ρ_k and σ²_k.
     """
     dtype = pivot.dtype
     mass = tl.zeros([K_PAD], dtype=dtype)
@@ -623,24 +633,18 @@ def _mgn_stats(
     clamped = tl.maximum(mass, _TINY)
     coverage = mass / clamped
     mode_pivot = (pivot + mean) * coverage
-    # ρ_k = Σ_c w·(m − P_k) − (1 − Σ_c w)·P_k
     sum_raw = tl.zeros([K_PAD], dtype=dtype)
-    for c0 in range(0, C, CHUNK_C):
-        cc = c0 + tl.arange(0, CHUNK_C)
-        c_ok = cc < C
-        s, mdev, _v, g = _mgn_channel_block(SHIFT, MDEV, VAR, GW, GB, base, cc, c_ok,
-                                            modes, mode_ok, HAS_GATE_BIAS)  # fmt: skip
-        sum_raw += tl.sum(g * _mgn_dev(s, mdev, c_ok, mode_pivot, tl.zeros_like(mass)), axis=0)
-    residual = sum_raw / clamped - (1.0 - coverage) * mode_pivot
-    m2 = tl.zeros([K_PAD], dtype=dtype)
+    sum_sq = tl.zeros([K_PAD], dtype=dtype)
     for c0 in range(0, C, CHUNK_C):
         cc = c0 + tl.arange(0, CHUNK_C)
         c_ok = cc < C
         s, mdev, v, g = _mgn_channel_block(SHIFT, MDEV, VAR, GW, GB, base, cc, c_ok,
                                            modes, mode_ok, HAS_GATE_BIAS)  # fmt: skip
-        dev = _mgn_dev(s, mdev, c_ok, mode_pivot, residual)
-        m2 += tl.sum(g * (v[:, None] + dev * dev), axis=0)
-    return mass, mode_pivot, residual, m2 / clamped
+        raw = _mgn_dev(s, mdev, c_ok, mode_pivot, tl.zeros_like(mass))
+        sum_raw += tl.sum(g * raw, axis=0)
+        sum_sq += tl.sum(g * (v[:, None] + raw * raw), axis=0)
+    residual, var = _around_mode_pivot(sum_raw / clamped, sum_sq / clamped, mode_pivot, coverage)
+    return mass, mode_pivot, residual, var
 
 
 @triton.jit

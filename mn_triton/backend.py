@@ -134,8 +134,9 @@ def row_affine(
     return _row_affine_torch(x, shift, x_scale, bias, dy, dy_scale)
 
 
-def _fused_mix(x: Tensor) -> bool:
-    return FUSED_MIX and uses_kernels(x)
+def _fused_mix(x: Tensor, gate_weight: Tensor) -> bool:
+    """The mix as Triton kernels: on the kernel path, for K the mix kernels take."""
+    return FUSED_MIX and uses_kernels(x) and gate_weight.shape[0] <= _mix_kernels.MAX_MODES
 
 
 def mode_norm_mix_forward(
@@ -146,7 +147,7 @@ def mode_norm_mix_forward(
     With a `momentum`, training also updates the running estimates in place (on the kernels,
     inside the mix kernel: no launches of its own).
     """
-    if _fused_mix(x):
+    if _fused_mix(x, gate_weight=args[3]):
         return _mix_kernels.mode_norm_forward(*args, momentum=momentum)
     coeffs, stats = _mix.mode_norm_forward(*args)
     mode_mean = stats.absolute_mean()
@@ -158,14 +159,14 @@ def mode_norm_mix_forward(
 
 def mode_norm_mix_backward(x: Tensor, *args) -> _mix.MixGrads:  # noqa: ANN002
     """`mix.mode_norm_backward`, on the kernels or in torch ops."""
-    if _fused_mix(x):
+    if _fused_mix(x, gate_weight=args[6]):
         return _mix.MixGrads(*_mix_kernels.mode_norm_backward(*args))
     return _mix.mode_norm_backward(*args)
 
 
 def mode_group_norm_mix_forward(x: Tensor, *args) -> tuple[Tensor, Tensor]:  # noqa: ANN002
     """(scale, bias) per row: `mix.mode_group_norm_forward`'s arguments."""
-    if _fused_mix(x):
+    if _fused_mix(x, gate_weight=args[3]):
         return _mix_kernels.mode_group_norm_forward(*args)
     coeffs = _mix.mode_group_norm_forward(*args)
     return coeffs.scale, coeffs.bias
@@ -173,6 +174,6 @@ def mode_group_norm_mix_forward(x: Tensor, *args) -> tuple[Tensor, Tensor]:  # n
 
 def mode_group_norm_mix_backward(x: Tensor, *args) -> _mix.MixGrads:  # noqa: ANN002
     """`mix.mode_group_norm_backward`, on the kernels or in torch ops."""
-    if _fused_mix(x):
+    if _fused_mix(x, gate_weight=args[6]):
         return _mix.MixGrads(*_mix_kernels.mode_group_norm_backward(*args))
     return _mix.mode_group_norm_backward(*args)

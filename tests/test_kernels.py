@@ -306,16 +306,21 @@ def test_mode_group_norm_mix_kernels_match_torch_mix(n, c, k, monkeypatch):
         assert_close(g, getattr(want, name), 1e-11, name)
 
 
+@pytest.mark.parametrize("k", [2, "MAX_MODES + 1"])
 @pytest.mark.parametrize("layer", ["ModeNorm2d", "ModeGroupNorm2d"])
-def test_triton_backend_runs_every_kernel(layer, monkeypatch):
+def test_triton_backend_runs_every_kernel(layer, k, monkeypatch):
     """Layer-level tests compare results only, which the torch-op path gives as well: here
     a training step with the 'triton' backend must go through each kernel entry point, and
-    through no torch-op twin."""
+    through no torch-op twin. Beyond the K the mix kernels take, the mix alone runs in
+    torch ops (the passes over x stay on the kernels)."""
     import mn_triton
     from mn_triton import backend
     from mn_triton import mix as torch_mix
     from mn_triton.kernels import apply, moments
     from mn_triton.kernels import mix as kernel_mix
+
+    mix_module = "kernels.mix" if k == 2 else "mix"
+    k = 2 if k == 2 else kernel_mix.MAX_MODES + 1
 
     prefix = "mode_norm" if layer == "ModeNorm2d" else "mode_group_norm"
     calls: list[str] = []
@@ -339,9 +344,9 @@ def test_triton_backend_runs_every_kernel(layer, monkeypatch):
         spy(backend, name)
     x = torch.randn(3, 4, 5, 5, requires_grad=True)
     with mn_triton.use_backend("triton"):
-        getattr(mn_triton, layer)(4, num_modes=2)(x).sum().backward()
+        getattr(mn_triton, layer)(4, num_modes=k)(x).sum().backward()
     assert sorted(set(calls)) == sorted(
         ["mn_triton.kernels.moments.row_moments", "mn_triton.kernels.moments.row_grad_sums",
-         "mn_triton.kernels.apply.row_affine", f"mn_triton.kernels.mix.{prefix}_forward",
-         f"mn_triton.kernels.mix.{prefix}_backward"]
+         "mn_triton.kernels.apply.row_affine", f"mn_triton.{mix_module}.{prefix}_forward",
+         f"mn_triton.{mix_module}.{prefix}_backward"]
     ), calls  # fmt: skip

@@ -51,6 +51,8 @@ LAYOUTS = {
     "many_modes": ("ModeNorm2d", (3, 5, 2, 2), 16, lambda t: t),
     # More modes than values per mode, K not a power of 2: K_PAD = 256 lanes, 56 of them padding.
     "huge_k": ("ModeNorm2d", (3, 5, 2, 2), 200, lambda t: t),
+    # More modes than the mix kernels take: the mix runs in torch ops between the kernels.
+    "beyond_the_mix_kernels": ("ModeNorm2d", (3, 5, 2, 2), 257, lambda t: t),
 }
 
 

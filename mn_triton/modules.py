@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from reference._base import ModeGroupNormBase, ModeNormBase, rank_variants
+from reference._base import ModeGroupNormBase, ModeNormBase, fx_leaf, rank_variants
 
 from . import functional
 
@@ -15,6 +15,7 @@ class ModeNorm(ModeNormBase):
     Arguments and state: see `ModeNormBase`.
     """
 
+    @fx_leaf
     def forward(self, input: Tensor) -> Tensor:
         return functional.mode_norm(input, **self._functional_args(input))
 
@@ -28,6 +29,7 @@ class ModeGroupNorm(ModeGroupNormBase):
     Arguments and state: see `ModeGroupNormBase`.
     """
 
+    @fx_leaf
     def forward(self, input: Tensor) -> Tensor:
         return functional.mode_group_norm(input, **self._functional_args(input))
 

@@ -22,7 +22,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from reference._base import MIN_MODE_MASS, stat_dtype, update_running_stats
+from reference._base import MIN_MODE_MASS, fx_leaf, stat_dtype, update_running_stats
 
 from . import backend, mix
 from .modules import ModeNorm
@@ -159,6 +159,7 @@ class SyncModeNorm(ModeNorm):
     def _synchronising(self) -> bool:
         return self.training and _world_size(self.process_group) > 1
 
+    @fx_leaf
     def forward(self, input: Tensor) -> Tensor:
         if not self._synchronising():
             return super().forward(input)

@@ -10,9 +10,12 @@ Modelled on `torch/nn/modules/batchnorm.py` (`_NormBase`).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch.fx
 from torch import Tensor, nn
 
 # The smallest total gate mass N_k (or C_k) a mode may divide by. A mode whose softmax
@@ -50,6 +53,28 @@ def check_input(x: Tensor, num_features: int, allowed_dims: tuple[int, ...], lay
             f"{layer}: expected {num_features} channels in dim 1, got input of shape "
             f"{tuple(x.shape)}"
         )
+
+
+def fx_leaf(forward: Callable[[Any, Tensor], Tensor]) -> Callable[[Any, Tensor], Tensor]:
+    """Decorate a layer's `forward` so that `torch.fx.symbolic_trace` records one call of
+    the layer (a `call_module` node), as it does for torch.nn's norms, instead of tracing
+    into it: the input checks, the step count and the running estimates need real tensors,
+    and so run each time the traced graph runs."""
+
+    @functools.wraps(forward)
+    def traced_or_run(layer: nn.Module, input: Tensor) -> Tensor:
+        if not isinstance(input, torch.fx.Proxy):
+            return forward(layer, input)
+        tracer = input.tracer
+        path = tracer.path_of_module(layer)
+        if not path:
+            raise TypeError(
+                f"torch.fx.symbolic_trace: trace a model that contains the "
+                f"{type(layer).__name__}, not the layer alone (it is recorded as one call)"
+            )
+        return tracer.create_proxy("call_module", path, (input,), {})
+
+    return traced_or_run
 
 
 def check_batch_for_training(x: Tensor, layer: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from . import functional
-from ._base import ModeGroupNormBase, ModeNormBase, rank_variants
+from ._base import ModeGroupNormBase, ModeNormBase, fx_leaf, rank_variants
 
 
 class ModeNorm(ModeNormBase):
@@ -14,6 +14,7 @@ class ModeNorm(ModeNormBase):
     Arguments and state: see `ModeNormBase`.
     """
 
+    @fx_leaf
     def forward(self, input: Tensor) -> Tensor:
         return functional.mode_norm(input, **self._functional_args(input))
 
@@ -27,6 +28,7 @@ class ModeGroupNorm(ModeGroupNormBase):
     Arguments and state: see `ModeGroupNormBase`.
     """
 
+    @fx_leaf
     def forward(self, input: Tensor) -> Tensor:
         return functional.mode_group_norm(input, **self._functional_args(input))
 

@@ -1,5 +1,5 @@
 """convert_to_mode_norm, mixed precision (torch.autocast + GradScaler), torch.func,
-forward-mode AD, torch.jit.trace, activation checkpointing and torch.export."""
+forward-mode AD, torch.jit.trace, torch.fx, activation checkpointing and torch.export."""
 
 import copy
 
@@ -10,6 +10,7 @@ from torch.autograd import forward_ad
 from torch.utils.checkpoint import checkpoint
 
 import mn_triton
+import reference
 from helpers import assert_close, randomize, reference_twin
 
 
@@ -347,3 +348,33 @@ def test_torch_export(training, backend):
     buffers = dict(exported.named_buffers())
     for name, buffer in net.named_buffers():
         assert_close(buffers[name].float(), buffer.float(), 1e-6, name)
+
+
+FX_LAYERS = {
+    "mn": lambda: mn_triton.ModeNorm2d(4, momentum=None),  # a cumulative average: step count
+    "mgn": lambda: mn_triton.ModeGroupNorm2d(4),
+    "sync_mn": lambda: mn_triton.SyncModeNorm(4),  # one process: ModeNorm's forward
+    "reference_mn": lambda: reference.ModeNorm2d(4),
+    "reference_mgn": lambda: reference.ModeGroupNorm2d(4),
+}
+
+
+@pytest.mark.parametrize("case", list(FX_LAYERS))
+def test_fx_symbolic_trace_records_the_layer_as_one_call(case, backend):
+    """torch.fx.symbolic_trace (feature extractors, FX quantisation) records each layer as
+    one call_module node, as it records torch.nn's norms; the traced model then computes
+    what the model does, step after step, running estimates and input checks included."""
+    layer = randomize(FX_LAYERS[case]())
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), layer, nn.ReLU())
+    graph_module = torch.fx.symbolic_trace(copy.deepcopy(net))
+    calls = [node.target for node in graph_module.graph.nodes if node.op == "call_module"]
+    assert calls == ["0", "1", "2"]
+    for step in range(2):
+        x = torch.randn(5, 3, 6, 6) * 2 + step
+        assert_close(graph_module(x), net(x), 1e-6, f"output, step {step}")
+        for (name, buffer), traced in zip(net.named_buffers(), graph_module.buffers(), strict=True):
+            assert torch.equal(traced, buffer), f"{name}, step {step}"
+    with pytest.raises(ValueError, match="expected 4 channels"):
+        torch.fx.symbolic_trace(nn.Sequential(layer))(torch.randn(2, 3, 4, 4))
+    with pytest.raises(TypeError, match="not the layer alone"):
+        torch.fx.symbolic_trace(layer)

@@ -18,6 +18,7 @@ from .modules import (
     ModeNorm2d,
     ModeNorm3d,
 )
+from .swa import update_bn
 from .sync import SyncModeNorm
 
 __version__ = "0.1.0"
@@ -37,4 +38,5 @@ __all__ = [
     "ModeGroupNorm2d",
     "ModeGroupNorm3d",
     "SyncModeNorm",
+    "update_bn",
 ]

@@ -11,7 +11,7 @@ from torch.utils.checkpoint import checkpoint
 
 import mn_triton
 import reference
-from helpers import assert_close, randomize, reference_twin
+from helpers import assert_close, randomize, reference_twin, rel_err
 
 
 def _model() -> nn.Module:
@@ -378,3 +378,38 @@ def test_fx_symbolic_trace_records_the_layer_as_one_call(case, backend):
         torch.fx.symbolic_trace(nn.Sequential(layer))(torch.randn(2, 3, 4, 4))
     with pytest.raises(TypeError, match="not the layer alone"):
         torch.fx.symbolic_trace(layer)
+
+
+def _batch_mode_moments(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """⟨x⟩_k and ⟨x²⟩_k = Σ_n g_nk·mean(x_n^p) / Σ_n g_nk (SPEC §1), in float64: (2, K, C)."""
+    rows = x.double().flatten(2)
+    means = rows.mean(-1)  # (N, C)
+    gates = torch.softmax(means @ layer.gate.weight.double().T + layer.gate.bias.double(), 1)
+    return torch.stack([gates.T @ rows.pow(p).mean(-1) / gates.sum(0)[:, None] for p in (1, 2)])
+
+
+@pytest.mark.parametrize("package", ["mn_triton", "reference"])
+def test_update_bn_recomputes_mode_norm_running_estimates(package, backend):
+    """SWA: torch.optim.swa_utils.update_bn only sees _BatchNorm layers. mn_triton.update_bn
+    restarts ModeNorm's running estimates too and makes them the batches' average, updates
+    BatchNorm as torch's does, and restores momenta and the model's mode."""
+    layer = randomize((mn_triton if package == "mn_triton" else reference).ModeNorm2d(4))
+    layer.momentum = 0.3
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), layer, nn.ReLU(), nn.Conv2d(4, 5, 1))
+    model.append(nn.BatchNorm2d(5)).eval()
+    loader = [(torch.randn(n, 3, 6, 6) * 2 + 1, torch.zeros(n)) for n in (4, 7, 5)]
+    twin = copy.deepcopy(model)
+    layer_inputs = []
+    layer.register_forward_hook(lambda m, args, out: layer_inputs.append(args[0].detach()))
+    mn_triton.update_bn(loader, model)
+
+    torch.optim.swa_utils.update_bn(loader, twin)
+    assert torch.equal(model[4].running_mean, twin[4].running_mean)
+    assert torch.equal(model[4].running_var, twin[4].running_var)
+    assert int(layer.num_batches_tracked) == len(loader)
+    expected = torch.stack([_batch_mode_moments(layer, x) for x in layer_inputs]).mean(0)
+    assert_close(layer.running_mean, expected[0], 1e-6, "running mean")
+    assert_close(layer.running_mean_sq, expected[1], 1e-6, "running mean of squares")
+    # torch's neither restarts ModeNorm's estimates nor averages: its momentum blends them.
+    assert rel_err(twin[1].running_mean, expected[0]) > 1e-2
+    assert layer.momentum == 0.3 and model[4].momentum == 0.1 and not model.training

@@ -2,9 +2,10 @@
 
 MN's batch statistics are gate-weighted sums per (mode, channel), so they combine across
 processes exactly (SPEC §4). Forward: each process computes its own (N_k, μ_k, M2_k) and
-one `all_gather` brings every process's triple (with its pivot) to all; they are merged the
-way SyncBatchNorm merges Welford triples (Chan et al.). Backward: the two per-(k, c) sums
-over the batch that the input gradient needs go through one `all_reduce`. Parameter
+one `all_gather` brings every process's triple (μ_k as a pivot of the mode's own and the
+rest) to all; they are merged the way SyncBatchNorm merges Welford triples (Chan et al.).
+Backward: the three per-(k, c) sums over the batch that the input gradient needs go
+through one `all_reduce`. Parameter
 gradients stay local: DDP reduces them, as it does SyncBatchNorm's. The result is the same
 output, input gradient and running estimates as one process holding the whole batch.
 
@@ -39,27 +40,38 @@ def _world_size(group: Any) -> int:
 
 
 def _merge_across_processes(stats: mix.ModeStats, group: Any) -> mix.ModeStats:
-    """All processes' (N_k, μ_k, M2_k) merged into the statistics of the whole batch."""
+    """All processes' (N_k, μ_k, M2_k) merged into the statistics of the whole batch.
+
+    Each μ_k travels as its process's pair (P_r, μ_r − P_r) of a pivot of the mode's own and
+    the rest (mix.ModeStats.centered), and the merged μ is formed the same way: P = μ
+    rounded, μ − P = Σ_r w_r·((P_r − P) + (μ_r − P_r)) − (1 − Σ_r w_r)·P. So μ keeps the
+    precision one process holding the whole batch gives it; merged relative to the common
+    per-channel pivot instead, it would carry the rounding of values as far from that pivot
+    as the data reach.
+    """
     k, c = stats.mean.shape
     mass = stats.mass
+    center, residual = stats.centered()
     m2 = stats.var * mass.clamp_min(MIN_MODE_MASS).unsqueeze(1)
-    local = torch.cat([mass, stats.mean.flatten(), m2.flatten(), stats.pivot.flatten()])
+    local = torch.cat([mass, *(t.flatten() for t in (center, residual, m2, stats.pivot))])
     gathered = local.new_empty(_world_size(group) * local.numel())  # flat: gloo wants it so
     _all_gather_single(gathered, local, group=group)
     gathered = gathered.view(-1, local.numel())
-    mass_r, mean_r, m2_r, pivot_r = gathered.split([k, k * c, k * c, c], dim=1)
-    mean_r, m2_r, pivot_r = mean_r.view(-1, k, c), m2_r.view(-1, k, c), pivot_r.view(-1, 1, c)
+    mass_r, *per_mode, pivot_r = gathered.split([k, k * c, k * c, k * c, c], dim=1)
+    center_r, residual_r, m2_r = (t.view(-1, k, c) for t in per_mode)
     # The common pivot: that of the first process with any samples (Σ_k N_k = its N).
-    first = (mass_r.sum(dim=1) > 0).to(torch.int8).argmax()
-    pivot = pivot_r[first]
-    mean_r = mean_r + (pivot_r - pivot)  # every process's μ relative to the common pivot
+    pivot = pivot_r[(mass_r.sum(dim=1) > 0).to(torch.int8).argmax()].view(1, c)
     total = mass_r.sum(dim=0)
     weight_r = (mass_r / total.clamp_min(MIN_MODE_MASS)).unsqueeze(2)
-    mean = (weight_r * mean_r).sum(dim=0)
+    coverage = weight_r.sum(dim=0)  # Σ_r w_r: 1 but for a mode without gate mass
+    center = (weight_r * center_r).sum(dim=0)
+    mean_r_dev = (center_r - center) + residual_r  # μ_r − P
+    residual = (weight_r * mean_r_dev).sum(dim=0) - (1.0 - coverage) * center
     # M2 of the whole batch = Σ_r M2_r + Σ_r N_k,r·(μ_r − μ)²; σ² = M2 / N_k.
-    m2 = m2_r.sum(dim=0) + (mass_r.unsqueeze(2) * (mean_r - mean) ** 2).sum(dim=0)
+    m2 = m2_r.sum(dim=0) + (mass_r.unsqueeze(2) * (mean_r_dev - residual) ** 2).sum(dim=0)
     var = m2 / total.clamp_min(MIN_MODE_MASS).unsqueeze(1)
-    return mix.ModeStats(mean, var, pivot, total)
+    mean = (center - pivot * coverage) + residual  # μ − pivot, as batch_mode_stats gives it
+    return mix.ModeStats(mean, var, pivot, total, center, residual)
 
 
 def _all_reduce_sum(t: Tensor, group: Any) -> Tensor:
@@ -87,7 +99,7 @@ class _SyncModeNormFunction(torch.autograd.Function):
         y = backend.row_affine(x, shift, coeffs.scale, coeffs.bias) if x.numel() else x.clone()
         ctx.save_for_backward(
             x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias,
-            stats.mean, stats.var, stats.pivot, stats.mass,
+            stats.mean, stats.var, stats.pivot, stats.mass, stats.center, stats.residual,
         )  # fmt: skip
         ctx.eps, ctx.group = eps, group
         mode_mean, mode_var = stats.absolute_mean(), stats.var

@@ -262,3 +262,28 @@ def run_benchmark_script(
         [sys.executable, str(script_path), *args],
         env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
+
+
+def modes_far_from_sample_0() -> tuple[nn.Module, Tensor, Tensor]:
+    """(ModeNorm1d layer, x, dy): tools/fuzz.py draw 1439, rounded to 4 decimals. Sample 0
+    lies ~10 below the others, whose modes sit near 0; a mode's m − μ formed around sample
+    0's value carries the rounding of values 10 away (test_mode_norm, test_sync)."""
+    layer = mn_triton.ModeNorm1d(6, num_modes=3)
+    with torch.no_grad():
+        layer.gate.weight.copy_(torch.tensor([
+            [-0.5958] * 6,
+            [-0.0092, -0.0037, -0.007, 0.01, 0.0141, -0.003],
+            [0.0066, 0.0039, 0.002, 0.0028, 0.0005, -0.0007],
+        ]))  # fmt: skip
+        layer.gate.bias.copy_(torch.tensor([-1.1178, -0.6536, 0.21]))
+        layer.weight.copy_(torch.tensor([0.5274, 0.7622, 1.7276, 0.1244, 0.8955, 1.8492]))
+        layer.bias.copy_(torch.tensor([-0.043, -0.6752, -0.276, 0.2234, 0.3913, -0.43]))
+    x = torch.tensor([[-12.2268, -10.537, -11.9108, -7.6498, -12.158, -8.153],
+                      [-0.3705, -0.215, -0.8662, -1.2981, 2.3345, 1.3961],
+                      [-0.0801, -2.4404, 1.8954, 0.6498, 5.4932, -1.8903],
+                      [-0.2045, 0.776, 1.7727, 0.7, 1.4869, -1.4017]])  # fmt: skip
+    dy = torch.tensor([[0.6719, 1.6861, 1.899, 0.2421, 0.1882, 1.5198],
+                       [0.4464, 0.9978, 1.1235, -0.0275, -0.6487, -0.4393],
+                       [-0.148, 0.382, 0.8359, -0.3889, -0.1382, 0.4473],
+                       [-1.6457, -0.3964, -2.5443, 0.4265, 0.2661, -0.1837]])  # fmt: skip
+    return layer, x, dy

@@ -5,9 +5,9 @@ processes exactly (SPEC §4). Forward: each process computes its own (N_k, μ_k,
 one `all_gather` brings every process's triple (μ_k as a pivot of the mode's own and the
 rest) to all; they are merged the way SyncBatchNorm merges Welford triples (Chan et al.).
 Backward: the three per-(k, c) sums over the batch that the input gradient needs go
-through one `all_reduce`. Parameter
-gradients stay local: DDP reduces them, as it does SyncBatchNorm's. The result is the same
-output, input gradient and running estimates as one process holding the whole batch.
+through one `all_reduce`. Parameter gradients stay local: DDP reduces them, as it does
+SyncBatchNorm's. The result is the same output, input gradient and running estimates as
+one process holding the whole batch.
 
 The distributed engine is torch.distributed (NCCL on GPUs, gloo on CPUs); nothing here
 talks to the network itself.
@@ -43,11 +43,11 @@ def _merge_across_processes(stats: mix.ModeStats, group: Any) -> mix.ModeStats:
     """All processes' (N_k, μ_k, M2_k) merged into the statistics of the whole batch.
 
     Each μ_k travels as its process's pair (P_r, μ_r − P_r) of a pivot of the mode's own and
-    the rest (mix.ModeStats.centered), and the merged μ is formed the same way: P = μ
-    rounded, μ − P = Σ_r w_r·((P_r − P) + (μ_r − P_r)) − (1 − Σ_r w_r)·P. So μ keeps the
-    precision one process holding the whole batch gives it; merged relative to the common
-    per-channel pivot instead, it would carry the rounding of values as far from that pivot
-    as the data reach.
+    the rest (mix.ModeStats.centered), and the merged μ is formed the same way: P = Σ_r w_r·P_r
+    (μ up to rounding) and μ − P = Σ_r w_r·((P_r − P) + (μ_r − P_r)) − (1 − Σ_r w_r)·P. So μ
+    keeps the precision one process holding the whole batch gives it; merged relative to
+    the common per-channel pivot instead, it would carry the rounding of values as far from
+    that pivot as the data reach.
     """
     k, c = stats.mean.shape
     mass = stats.mass

@@ -68,6 +68,16 @@ def uses_kernels(x: Tensor) -> bool:
     return INTERPRETING and x.device.type == "cpu"
 
 
+def on_device_of(t: Tensor) -> contextlib.AbstractContextManager:
+    """A block whose launches go to `t`'s CUDA device: Triton launches on the current device
+    (and its current stream), and a model on another one (`model.to("cuda:1")` without
+    `torch.cuda.set_device(1)`) would have its kernels refused by Triton ("cannot be
+    accessed from Triton") or run where its tensors are not."""
+    if t.is_cuda and t.get_device() != torch.cuda.current_device():
+        return torch.cuda.device(t.device)
+    return contextlib.nullcontext()
+
+
 # ------------------------------ torch-op versions -------------------------------------
 
 

@@ -74,12 +74,13 @@ def _mode_norm_forward_updating(
     estimates in place (inside the mix kernel, without launches of its own)."""
     if x.numel() == 0:  # nothing to normalise; statistics are zeros (and go unused)
         return _empty_forward(x, gate_weight.shape[0])
-    shift, mean_dev, var_rows = backend.row_moments(x, stat_dtype(x.dtype))
-    scale, row_bias, mode_mean, mode_var = backend.mode_norm_mix_forward(
-        x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias,
-        running_mean, running_mean_sq, training, eps, momentum=momentum,
-    )  # fmt: skip
-    y = backend.row_affine(x, shift, scale, row_bias)
+    with backend.on_device_of(x):
+        shift, mean_dev, var_rows = backend.row_moments(x, stat_dtype(x.dtype))
+        scale, row_bias, mode_mean, mode_var = backend.mode_norm_mix_forward(
+            x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias,
+            running_mean, running_mean_sq, training, eps, momentum=momentum,
+        )  # fmt: skip
+        y = backend.row_affine(x, shift, scale, row_bias)
     return y, shift, mean_dev, var_rows, mode_mean, mode_var
 
 
@@ -113,12 +114,13 @@ def _mode_norm_backward_impl(
     statistics dtype (the autograd wrapper casts them to each parameter's dtype)."""
     if x.numel() == 0:
         return _empty_backward(x, gate_weight)
-    sum_dy, sum_dy_xs = backend.row_grad_sums(x, dy, shift)
-    grads = backend.mode_norm_mix_backward(
-        x, sum_dy, sum_dy_xs, _row_length(x), shift, mean_dev, var_rows, gate_weight,
-        gate_bias, weight, running_mean, running_mean_sq, training, eps,
-    )  # fmt: skip
-    dx = backend.row_affine(x, shift, grads.x_scale, grads.bias, dy, grads.dy_scale)
+    with backend.on_device_of(x):
+        sum_dy, sum_dy_xs = backend.row_grad_sums(x, dy, shift)
+        grads = backend.mode_norm_mix_backward(
+            x, sum_dy, sum_dy_xs, _row_length(x), shift, mean_dev, var_rows, gate_weight,
+            gate_bias, weight, running_mean, running_mean_sq, training, eps,
+        )  # fmt: skip
+        dx = backend.row_affine(x, shift, grads.x_scale, grads.bias, dy, grads.dy_scale)
     return dx, grads.gate_weight, grads.gate_bias, grads.weight, grads.bias_param
 
 
@@ -225,11 +227,12 @@ def _mode_group_norm_forward(
     """Returns (y, row shift, row mean − shift, row variance)."""
     if x.numel() == 0:
         return _empty_forward(x)
-    shift, mean_dev, var_rows = backend.row_moments(x, stat_dtype(x.dtype))
-    scale, row_bias = backend.mode_group_norm_mix_forward(
-        x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, eps
-    )
-    y = backend.row_affine(x, shift, scale, row_bias)
+    with backend.on_device_of(x):
+        shift, mean_dev, var_rows = backend.row_moments(x, stat_dtype(x.dtype))
+        scale, row_bias = backend.mode_group_norm_mix_forward(
+            x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, eps
+        )
+        y = backend.row_affine(x, shift, scale, row_bias)
     return y, shift, mean_dev, var_rows
 
 
@@ -259,12 +262,13 @@ def _mode_group_norm_backward_impl(
     statistics dtype (the autograd wrapper casts them to each parameter's dtype)."""
     if x.numel() == 0:
         return _empty_backward(x, gate_weight)
-    sum_dy, sum_dy_xs = backend.row_grad_sums(x, dy, shift)
-    grads = backend.mode_group_norm_mix_backward(
-        x, sum_dy, sum_dy_xs, _row_length(x), shift, mean_dev, var_rows, gate_weight,
-        gate_bias, weight, eps,
-    )  # fmt: skip
-    dx = backend.row_affine(x, shift, grads.x_scale, grads.bias, dy, grads.dy_scale)
+    with backend.on_device_of(x):
+        sum_dy, sum_dy_xs = backend.row_grad_sums(x, dy, shift)
+        grads = backend.mode_group_norm_mix_backward(
+            x, sum_dy, sum_dy_xs, _row_length(x), shift, mean_dev, var_rows, gate_weight,
+            gate_bias, weight, eps,
+        )  # fmt: skip
+        dx = backend.row_affine(x, shift, grads.x_scale, grads.bias, dy, grads.dy_scale)
     return dx, grads.gate_weight, grads.gate_bias, grads.weight, grads.bias_param
 
 

@@ -90,20 +90,21 @@ def _local_rows(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 class _SyncModeNormFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, gate_weight, gate_bias, weight, bias, eps, group):  # noqa: ANN001
-        shift, mean_dev, var_rows = _local_rows(x)
-        coeffs, stats = mix.mode_norm_forward(
-            shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, None, None,
-            training=True, eps=eps,
-            merge_stats=lambda s: _merge_across_processes(s, group),
-        )  # fmt: skip
-        y = backend.row_affine(x, shift, coeffs.scale, coeffs.bias) if x.numel() else x.clone()
-        ctx.save_for_backward(
-            x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias,
-            stats.mean, stats.var, stats.pivot, stats.mass, stats.center, stats.residual,
-        )  # fmt: skip
-        ctx.eps, ctx.group = eps, group
-        mode_mean, mode_var = stats.absolute_mean(), stats.var
-        ctx.mark_non_differentiable(mode_mean, mode_var)
+        with backend.on_device_of(x):  # the launches go to x's device
+            shift, mean_dev, var_rows = _local_rows(x)
+            coeffs, stats = mix.mode_norm_forward(
+                shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, None, None,
+                training=True, eps=eps,
+                merge_stats=lambda s: _merge_across_processes(s, group),
+            )  # fmt: skip
+            y = backend.row_affine(x, shift, coeffs.scale, coeffs.bias) if x.numel() else x.clone()
+            ctx.save_for_backward(
+                x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias,
+                stats.mean, stats.var, stats.pivot, stats.mass, stats.center, stats.residual,
+            )  # fmt: skip
+            ctx.eps, ctx.group = eps, group
+            mode_mean, mode_var = stats.absolute_mean(), stats.var
+            ctx.mark_non_differentiable(mode_mean, mode_var)
         return y, mode_mean, mode_var
 
     @staticmethod
@@ -112,24 +113,25 @@ class _SyncModeNormFunction(torch.autograd.Function):
         x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, *saved = (
             ctx.saved_tensors
         )
-        if x.numel():
-            sum_dy, sum_dy_xs = backend.row_grad_sums(x, dy, shift)
-        else:
-            sum_dy, sum_dy_xs = torch.zeros_like(shift), torch.zeros_like(shift)
-        length = max(math.prod(x.shape[2:]), 1)
-        grads = mix.mode_norm_backward(
-            sum_dy, sum_dy_xs, length, shift, mean_dev, var_rows, gate_weight, gate_bias,
-            weight, None, None, training=True, eps=ctx.eps,
-            stats=mix.ModeStats(*saved),
-            sum_over_batch=lambda t: _all_reduce_sum(t, ctx.group),
-        )  # fmt: skip
-        dx = None
-        if ctx.needs_input_grad[0]:
-            dx = (
-                backend.row_affine(x, shift, grads.x_scale, grads.bias, dy, grads.dy_scale)
-                if x.numel()
-                else torch.zeros_like(x)
-            )
+        with backend.on_device_of(x):
+            if x.numel():
+                sum_dy, sum_dy_xs = backend.row_grad_sums(x, dy, shift)
+            else:
+                sum_dy, sum_dy_xs = torch.zeros_like(shift), torch.zeros_like(shift)
+            length = max(math.prod(x.shape[2:]), 1)
+            grads = mix.mode_norm_backward(
+                sum_dy, sum_dy_xs, length, shift, mean_dev, var_rows, gate_weight, gate_bias,
+                weight, None, None, training=True, eps=ctx.eps,
+                stats=mix.ModeStats(*saved),
+                sum_over_batch=lambda t: _all_reduce_sum(t, ctx.group),
+            )  # fmt: skip
+            dx = None
+            if ctx.needs_input_grad[0]:
+                dx = (
+                    backend.row_affine(x, shift, grads.x_scale, grads.bias, dy, grads.dy_scale)
+                    if x.numel()
+                    else torch.zeros_like(x)
+                )
         return (
             dx,
             grads.gate_weight.to(gate_weight.dtype),

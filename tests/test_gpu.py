@@ -124,6 +124,25 @@ def test_no_host_synchronisation(layer):
         torch.cuda.set_sync_debug_mode("default")
 
 
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
+@pytest.mark.parametrize("layer", ["ModeNorm2d", "ModeGroupNorm2d"])
+def test_layer_on_a_device_that_is_not_the_current_one(layer):
+    """A model on cuda:1 while cuda:0 is current (no torch.cuda.set_device): the launches
+    go to cuda:1 and compute what the same layer computes on cuda:0."""
+    torch.cuda.set_device(0)
+    module = randomize(getattr(mn_triton, layer)(8, num_modes=2))
+    x = torch.randn(4, 8, 5, 5) * 2 + 1
+    results = []
+    for device in ("cuda:0", "cuda:1"):
+        twin = copy.deepcopy(module).to(device)
+        x_dev = x.to(device).requires_grad_()
+        y = twin(x_dev)
+        y.square().sum().backward()
+        results.append([t.cpu() for t in (y, x_dev.grad, *[p.grad for p in twin.parameters()])])
+    for got, expected in zip(results[1], results[0], strict=True):
+        assert_close(got, expected, 1e-6)
+
+
 @pytest.mark.slow
 def test_long_channels_last_rows():
     """More than 65535 tiles of 16 positions per row (channels_last, 128 channels): CUDA

@@ -350,3 +350,61 @@ def test_triton_backend_runs_every_kernel(layer, k, monkeypatch):
          "mn_triton.kernels.apply.row_affine", f"mn_triton.{mix_module}.{prefix}_forward",
          f"mn_triton.{mix_module}.{prefix}_backward"]
     ), calls  # fmt: skip
+
+
+def test_launches_go_to_the_device_of_the_input(monkeypatch):
+    """Triton launches on the current CUDA device. backend.on_device_of makes the input's
+    device current for a block when it is not (a model on cuda:1 without set_device), and
+    every kernel entry point of a layer's forward and backward runs inside such a block."""
+    import types
+
+    import mn_triton
+    from mn_triton import backend
+    from mn_triton.kernels import apply, moments
+    from mn_triton.kernels import mix as kernel_mix
+
+    switched = []
+    monkeypatch.setattr(
+        torch.cuda, "device", lambda d: switched.append(d) or contextlib.nullcontext()
+    )
+    on_cuda_1 = types.SimpleNamespace(
+        is_cuda=True, get_device=lambda: 1, device=torch.device("cuda", 1)
+    )
+    for current, expected in ((0, [torch.device("cuda", 1)]), (1, [])):
+        switched.clear()
+        monkeypatch.setattr(torch.cuda, "current_device", lambda current=current: current)
+        with backend.on_device_of(on_cuda_1):
+            pass
+        assert switched == expected
+    with backend.on_device_of(torch.zeros(1)):
+        assert switched == []
+
+    depth, outside = [0], []
+
+    @contextlib.contextmanager
+    def recording_guard(t):
+        depth[0] += 1
+        try:
+            yield
+        finally:
+            depth[0] -= 1
+
+    monkeypatch.setattr(backend, "on_device_of", recording_guard)
+    entry_points = [(moments, "row_moments"), (moments, "row_grad_sums"), (apply, "row_affine")]
+    entry_points += [(kernel_mix, f"{op}_{way}") for op in ("mode_norm", "mode_group_norm")
+                     for way in ("forward", "backward")]  # fmt: skip
+    for module, name in entry_points:
+        original = getattr(module, name)
+
+        def checked(*args, original=original, name=name, **kwargs):
+            if not depth[0]:
+                outside.append(name)
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, checked)
+    x = torch.randn(3, 4, 5, 5, requires_grad=True)
+    with mn_triton.use_backend("triton"):
+        for layer in (mn_triton.ModeNorm2d(4), mn_triton.ModeGroupNorm2d(4)):
+            layer(x).sum().backward()
+            layer.eval()(x)
+    assert outside == []

@@ -1,5 +1,6 @@
 """SyncModeNorm over 2 gloo processes on 127.0.0.1 equals one process holding the whole batch."""
 
+import contextlib
 import os
 import socket
 from pathlib import Path
@@ -288,3 +289,48 @@ def test_ddp_resnet20_with_sync_mode_norm_trains_like_one_process(backend, tmp_p
         assert_close(got["losses"], losses, 1e-4, f"process {r}: loss per step")
         for name, value in single.state_dict().items():
             assert_close(got["state"][name].float(), value.float(), 1e-4, f"process {r}: {name}")
+
+
+def test_synchronising_launches_go_to_the_device_of_the_input(monkeypatch):
+    """As test_kernels' test of the layers: the synchronising Function's kernel launches run
+    inside backend.on_device_of (Triton launches on the current device only)."""
+    from mn_triton import backend
+    from mn_triton.kernels import apply, moments
+
+    inside, calls = [False], []
+
+    @contextlib.contextmanager
+    def recording_guard(t):
+        inside[0] = True
+        try:
+            yield
+        finally:
+            inside[0] = False
+
+    monkeypatch.setattr(backend, "on_device_of", recording_guard)
+    for module, name in [
+        (moments, "row_moments"),
+        (moments, "row_grad_sums"),
+        (apply, "row_affine"),
+    ]:
+        original = getattr(module, name)
+
+        def checked(*args, original=original, name=name, **kwargs):
+            calls.append((name, inside[0]))
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, checked)
+    port = _free_port()
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    try:
+        layer = randomize(mn_triton.SyncModeNorm(4, num_modes=2))
+        x = torch.randn(3, 4, 2, 2, requires_grad=True)
+        with mn_triton.use_backend("triton"):
+            y, *_ = _SyncModeNormFunction.apply(
+                x, layer.gate.weight, layer.gate.bias, layer.weight, layer.bias, layer.eps, None
+            )
+            y.sum().backward()
+    finally:
+        dist.destroy_process_group()
+    assert sorted({name for name, _ in calls}) == ["row_affine", "row_grad_sums", "row_moments"]
+    assert all(guarded for _, guarded in calls), calls

@@ -43,17 +43,21 @@ def _merge_across_processes(stats: mix.ModeStats, group: Any) -> mix.ModeStats:
     """All processes' (N_k, μ_k, M2_k) merged into the statistics of the whole batch.
 
     Each μ_k travels as its process's pair (P_r, μ_r − P_r) of a pivot of the mode's own and
-    the rest (mix.ModeStats.centered), and the merged μ is formed the same way: P = Σ_r w_r·P_r
-    (μ up to rounding) and μ − P = Σ_r w_r·((P_r − P) + (μ_r − P_r)) − (1 − Σ_r w_r)·P. So μ
+    the rest (mix.ModeStats.centered), and the merged μ is formed the same way: P = Σ_r u_r·P_r
+    (μ up to rounding) and μ − P = Σ_r u_r·((P_r − P) + (μ_r − P_r)) − (1 − Σ_r u_r)·P. So μ
     keeps the precision one process holding the whole batch gives it; merged relative to
     the common per-channel pivot instead, it would carry the rounding of values as far from
     that pivot as the data reach.
+
+    A process's share u_r is not N_r / N but max(N_r, tiny) / max(N, tiny): each process
+    divides its sums by max(N_r, tiny) (batch_mode_stats), so that is what gives back
+    Σ_n g·m / max(N, tiny), as one process computes it, also for modes whose gate mass lies
+    below float32 tiny.
     """
     k, c = stats.mean.shape
-    mass = stats.mass
     center, residual = stats.centered()
-    m2 = stats.var * mass.clamp_min(MIN_MODE_MASS).unsqueeze(1)
-    local = torch.cat([mass, *(t.flatten() for t in (center, residual, m2, stats.pivot))])
+    m2 = stats.var * stats.mass.clamp_min(MIN_MODE_MASS).unsqueeze(1)  # Σ_n g·(v + (m − μ_r)²)
+    local = torch.cat([stats.mass, *(t.flatten() for t in (center, residual, m2, stats.pivot))])
     gathered = local.new_empty(_world_size(group) * local.numel())  # flat: gloo wants it so
     _all_gather_single(gathered, local, group=group)
     gathered = gathered.view(-1, local.numel())
@@ -62,15 +66,22 @@ def _merge_across_processes(stats: mix.ModeStats, group: Any) -> mix.ModeStats:
     # The common pivot: that of the first process with any samples (Σ_k N_k = its N).
     pivot = pivot_r[(mass_r.sum(dim=1) > 0).to(torch.int8).argmax()].view(1, c)
     total = mass_r.sum(dim=0)
-    weight_r = (mass_r / total.clamp_min(MIN_MODE_MASS)).unsqueeze(2)
-    coverage = weight_r.sum(dim=0)  # Σ_r w_r: 1 but for a mode without gate mass
-    center = (weight_r * center_r).sum(dim=0)
-    mean_r_dev = (center_r - center) + residual_r  # μ_r − P
-    residual = (weight_r * mean_r_dev).sum(dim=0) - (1.0 - coverage) * center
-    # M2 of the whole batch = Σ_r M2_r + Σ_r N_k,r·(μ_r − μ)²; σ² = M2 / N_k.
-    m2 = m2_r.sum(dim=0) + (mass_r.unsqueeze(2) * (mean_r_dev - residual) ** 2).sum(dim=0)
-    var = m2 / total.clamp_min(MIN_MODE_MASS).unsqueeze(1)
-    mean = (center - pivot * coverage) + residual  # μ − pivot, as batch_mode_stats gives it
+    held_r = mass_r.clamp_min(MIN_MODE_MASS).unsqueeze(2)  # Σ_{n∈r} g·m = held_r·μ_r
+    share_r = held_r / total.clamp_min(MIN_MODE_MASS).unsqueeze(1)
+    # Σ_r u_r as one quotient: exactly 1 whenever every N_r ≥ tiny (the shares' own sum
+    # is 1 only up to their roundings, and (1 − Σ_r u_r)·P would put that into μ).
+    coverage = held_r.sum(dim=0) / total.clamp_min(MIN_MODE_MASS).unsqueeze(1)
+    center = (share_r * center_r).sum(dim=0)
+    dev_r = (center_r - center) + residual_r  # μ_r − P
+    residual = (share_r * dev_r).sum(dim=0) - (1.0 - coverage) * center
+    # Σ_{n∈r} g·(v + (m − μ)²) = M2_r + (μ_r − μ)·(2·Σ_{n∈r} g·(m − μ_r) + N_r·(μ_r − μ)),
+    # where Σ_{n∈r} g·(m − μ_r) = (held_r − N_r)·μ_r: 0 unless N_r < tiny. σ² = M2 / max(N, tiny).
+    gap_r = dev_r - residual  # μ_r − μ
+    mass_r = mass_r.unsqueeze(2)
+    spread_r = gap_r * (2.0 * (held_r - mass_r) * (center_r + residual_r) + mass_r * gap_r)
+    var = (m2_r + spread_r).sum(dim=0) / total.clamp_min(MIN_MODE_MASS).unsqueeze(1)
+    # μ − pivot, as batch_mode_stats gives it (ModeStats.absolute_mean without center).
+    mean = (center - pivot * mix._coverage(total).unsqueeze(1)) + residual
     return mix.ModeStats(mean, var, pivot, total, center, residual)
 
 

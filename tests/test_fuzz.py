@@ -1,7 +1,8 @@
-"""tools/fuzz.py: its draws cover the space the tests pin, replay exactly, and a wrong kernel
-or mix makes it fail."""
+"""tools/fuzz.py and tools/fuzz_sync.py: their draws cover the space the tests pin, replay
+exactly, and a wrong kernel, mix or merge makes them fail."""
 
 import argparse
+import dataclasses
 import os
 import subprocess
 import sys
@@ -14,10 +15,12 @@ import torch
 import mn_triton
 import mn_triton.mix
 from helpers import OracleError, oracle_errors
+from mn_triton.sync import _merge_across_processes
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
 import fuzz  # noqa: E402
+import fuzz_sync  # noqa: E402
 
 
 def _args(**kw) -> argparse.Namespace:
@@ -169,3 +172,28 @@ def test_compiled_draws_go_through_torch_compile():
     assert fuzz.run(_args(draws=3, compile="aot_eager"), lines.append) == 0
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] - graphs >= 3
     assert "3 draws (torch on cpu, compiled by aot_eager): 0 over a bound" in "\n".join(lines)
+
+
+def test_sync_fuzzer_passes():
+    lines = []
+    args = argparse.Namespace(draws=40, seed=5000, backend="torch", verbose=False)
+    assert fuzz_sync.run(args, lines.append) == 0
+    assert "40 draws: 0 over" in "\n".join(lines)
+    draws = [fuzz_sync.draw(seed) for seed in range(300)]
+    assert fuzz_sync.draw(7) == draws[7]
+    assert {d.split for d in draws if d.n == 5} == set(range(6))  # empty processes too
+    assert {d.num_modes for d in draws} == {1, 2, 3, 4, 8}
+
+
+def _merge_off_by_1e_4_sigma(stats, group):  # picklable: the fuzzer's processes import it
+    merged = _merge_across_processes(stats, group)
+    return dataclasses.replace(merged, residual=merged.residual + 1e-4 * merged.var.sqrt())
+
+
+def test_sync_fuzzer_catches_a_wrong_merge():
+    lines = []
+    args = argparse.Namespace(draws=6, seed=5000, backend="torch", verbose=False)
+    assert fuzz_sync.run(args, lines.append, merge=_merge_off_by_1e_4_sigma) > 0
+    assert any(line.startswith("OVER") for line in lines)
+    assert any("output" in line and "one process" in line for line in lines)
+    assert any("replay: python tools/fuzz_sync.py --draws 1 --seed" in line for line in lines)

@@ -1,0 +1,175 @@
+"""Fuzz SyncModeNorm: random batches split over 2 gloo processes, against the float64 oracle
+and against one process holding the whole batch.
+
+SyncModeNorm should give what one process gives (SPEC §4), to the same accuracy. Each draw
+is a ModeNorm (K, C, gates, affine weights), a batch with an offset and perhaps one sample
+far from the rest, and a split of it between the two processes (either may be empty). Both
+processes run a training step (output, dx, running estimates); here the same step runs in
+one process and in float64. A quantity is OVER when the synchronised error exceeds both
+SPEC's 1e-5 and SLACK times one process's own error on the same draw; ill-conditioned data
+(where one process misses 1e-5 too) therefore do not fail the run unless the merge adds to it.
+
+    python tools/fuzz_sync.py                        # 300 draws, torch ops
+    python tools/fuzz_sync.py --draws 2000 --seed 5000
+    python tools/fuzz_sync.py --backend triton       # the kernels (interpreted on CPU): slower
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import socket
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+SLACK = 10.0
+QUANTITIES = ("output", "grad of input", "running_mean", "running_mean_sq")
+
+
+@dataclass(frozen=True)
+class Draw:
+    seed: int
+    n: int
+    c: int
+    spatial: tuple[int, ...]
+    num_modes: int
+    offset: float
+    outlier: float  # 0, or how far one sample is moved from the rest
+    gate_scale: float
+    split: int  # samples on process 0; the rest on process 1
+
+
+def draw(seed: int) -> Draw:
+    rng = random.Random(seed)
+    n = rng.randint(2, 9)
+    return Draw(
+        seed=seed,
+        n=n,
+        c=rng.randint(1, 6),
+        spatial=rng.choice(((), (3,), (2, 3))),
+        num_modes=rng.choice((1, 2, 3, 4, 8)),
+        offset=rng.choice((0.0, 3.0, 1e3, 1e4)),
+        outlier=rng.choice((0.0, 0.0, 10.0, -100.0, 1000.0)),
+        gate_scale=rng.choice((0.1, 1.0, 3.0)),
+        split=rng.randint(0, n),
+    )
+
+
+def build(d: Draw):  # noqa: ANN201 - (layer, x, dy)
+    """The layer (a one-process ModeNorm) and the whole batch of draw `d`."""
+    import mn_triton
+    from helpers import randomize
+
+    gen = torch.Generator().manual_seed(d.seed)
+    x = torch.randn(d.n, d.c, *d.spatial, generator=gen) * (0.5 + 2 * torch.rand(1, generator=gen))
+    x += d.offset
+    if d.outlier:
+        x[int(torch.randint(d.n, (1,), generator=gen))] += d.outlier
+    dy = torch.randn(x.shape, generator=gen)
+    torch.manual_seed(d.seed)
+    layer = randomize(mn_triton.ModeNorm(d.c, num_modes=d.num_modes), gate_scale=d.gate_scale)
+    return layer, x, dy
+
+
+def _step(layer, x, dy) -> dict[str, torch.Tensor]:  # noqa: ANN001
+    from helpers import forward_backward
+
+    y, grads = forward_backward(layer, x, dy)
+    return {
+        "output": y,
+        "grad of input": grads["input"],
+        "running_mean": layer.running_mean.detach().clone(),
+        "running_mean_sq": layer.running_mean_sq.detach().clone(),
+    }
+
+
+def _worker(rank: int, port: int, draws: list[Draw], backend: str, out_dir: str, merge) -> None:  # noqa: ANN001
+    import mn_triton
+    import mn_triton.sync
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        mn_triton.set_backend(backend)
+        if merge is not None:  # tests: a wrong merge must be caught
+            mn_triton.sync._merge_across_processes = merge
+        results = []
+        for d in draws:
+            single, x, dy = build(d)
+            layer = mn_triton.SyncModeNorm(d.c, num_modes=d.num_modes)
+            layer.load_state_dict(single.state_dict())
+            rows = slice(0, d.split) if rank == 0 else slice(d.split, None)
+            results.append(_step(layer, x[rows], dy[rows]))
+        torch.save(results, Path(out_dir) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(args: argparse.Namespace, out=print, merge=None) -> int:  # noqa: ANN001
+    """Check the draws; returns how many have a quantity OVER. `merge` (a picklable function)
+    replaces SyncModeNorm's merge of the processes' statistics in the two processes."""
+    import mn_triton
+    from helpers import reference_twin, rel_err
+
+    draws = [draw(args.seed + i) for i in range(args.draws)]
+    out(f"{len(draws)} draws over 2 gloo processes ({args.backend})...")
+    with tempfile.TemporaryDirectory() as tmp:
+        mp.spawn(_worker, args=(_free_port(), draws, args.backend, tmp, merge), nprocs=2)
+        ranks = [torch.load(Path(tmp) / f"rank{r}.pt") for r in range(2)]
+    over, worst = 0, {q: (0.0, -1) for q in QUANTITIES}
+    mn_triton.set_backend(args.backend)
+    for i, d in enumerate(draws):
+        layer, x, dy = build(d)
+        oracle = reference_twin(layer)
+        one, ref = _step(layer, x, dy), _step(oracle, x.double(), dy.double())
+        synced = {q: torch.cat([ranks[0][i][q], ranks[1][i][q]]) for q in QUANTITIES[:2]}
+        synced.update({q: ranks[0][i][q] for q in QUANTITIES[2:]})  # every rank holds them
+        lines = []
+        for q in QUANTITIES:
+            err, err_one = rel_err(synced[q].double(), ref[q]), rel_err(one[q].double(), ref[q])
+            ratio = err / max(err_one, 1e-7)
+            worst[q] = max(worst[q], (ratio, d.seed))
+            if err > max(1e-5, SLACK * err_one) or err != err:
+                lines.append(f"    {q}: {err:.2e} (one process {err_one:.2e})")
+        if lines:
+            over += 1
+            out(f"OVER: {d}\n" + "\n".join(lines))
+            out(f"    replay: python tools/fuzz_sync.py --draws 1 --seed {d.seed}")
+        elif args.verbose:
+            out(f"ok: {d}")
+        if (i + 1) % 250 == 0:
+            out(f"{i + 1} draws checked, {over} over")
+    out(f"{len(draws)} draws: {over} over; worst error / one process's error (seed):")
+    for q, (ratio, seed) in worst.items():
+        out(f"    {q:16s} {ratio:8.3g}  ({seed})")
+    return over
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--draws", type=int, default=300)
+    p.add_argument("--seed", type=int, default=0, help="draw i uses seed + i")
+    p.add_argument("--backend", choices=("torch", "triton"), default="torch")
+    p.add_argument("-v", "--verbose", action="store_true", help="every draw")
+    args = p.parse_args()
+    if args.backend == "triton":
+        os.environ.setdefault("TRITON_INTERPRET", "1")  # before the kernels are decorated
+    sys.exit(1 if run(args) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -183,6 +183,8 @@ def test_sync_fuzzer_passes():
     assert fuzz_sync.draw(7) == draws[7]
     assert {d.split for d in draws if d.n == 5} == set(range(6))  # empty processes too
     assert {d.num_modes for d in draws} == {1, 2, 3, 4, 8}
+    assert {d.dtype for d in draws} == {"float32", "float16", "bfloat16"}
+    assert any(d.channels_last for d in draws)
 
 
 def _merge_off_by_1e_4_sigma(stats, group):  # picklable: the fuzzer's processes import it
@@ -195,5 +197,5 @@ def test_sync_fuzzer_catches_a_wrong_merge():
     args = argparse.Namespace(draws=6, seed=5000, backend="torch", verbose=False)
     assert fuzz_sync.run(args, lines.append, merge=_merge_off_by_1e_4_sigma) > 0
     assert any(line.startswith("OVER") for line in lines)
-    assert any("output" in line and "one process" in line for line in lines)
+    assert any("output" in line and "one process" in line and "OVER" in line for line in lines)
     assert any("replay: python tools/fuzz_sync.py --draws 1 --seed" in line for line in lines)

@@ -33,11 +33,12 @@ from .layout import FP_FUSION, cdiv, next_pow2
 # Elements of the largest 3-D temporary ([samples, modes, channels]) a program holds.
 MIX_TILE = 4096
 # The largest K the mix kernels take. Their softmax backward sums over the other modes
-# without cancellation in [rows, K_PAD, K_PAD] temporaries: these compile for sm_90 without
-# spills up to K_PAD = 256 (tools/compile_check.py), and MGN's backward no longer compiles at
-# 512 (a temporary past Triton's 2²⁰ elements). Larger K runs the mix in torch ops between
-# the Triton passes over x (backend._fused_mix): correct, in more launches.
-MAX_MODES = 256
+# without cancellation in [rows, K_PAD, K_PAD] temporaries, and compile time grows with them:
+# for sm_90 MGN's backward compiles in ~7 s at K_PAD = 64 but takes ~11 min at 128 (ptxas),
+# and no longer compiles from 512 (a temporary past Triton's 2²⁰ elements; MN's from 2048).
+# Larger K runs the mix in torch ops between the Triton passes over x (backend._fused_mix):
+# correct, in more launches. The paper uses K ≤ 6.
+MAX_MODES = 64
 _TINY: tl.constexpr = tl.constexpr(MIN_MODE_MASS)
 
 

@@ -193,7 +193,7 @@ def batch_mode_stats(gates: Tensor, shift: Tensor, mean_dev: Tensor, var_rows: T
     # reach dx; where sample 0 lies far from a mode, m − pivot would lose them.
     coverage = _coverage(mass).unsqueeze(1)
     center = pivot * coverage + mean
-    raw = _mn_deviations(shift, mean_dev, center, torch.zeros_like(center))  # m − P
+    raw = _mn_deviations(shift, mean_dev, center)  # m − P
     residual = torch.einsum("nk,knc->kc", weights, raw) - (1.0 - coverage) * center
     dev = raw - residual.unsqueeze(1)
     var = torch.einsum("nk,knc->kc", weights, var_rows.unsqueeze(0) + dev * dev)
@@ -201,10 +201,13 @@ def batch_mode_stats(gates: Tensor, shift: Tensor, mean_dev: Tensor, var_rows: T
     return ModeStats(mean, var, pivot, mass, center, residual)
 
 
-def _mn_deviations(shift: Tensor, mean_dev: Tensor, center: Tensor, residual: Tensor) -> Tensor:
-    """m − μ, (K, N, C), as (s − P) + md − (μ − P) (see ModeStats.centered)."""
+def _mn_deviations(
+    shift: Tensor, mean_dev: Tensor, center: Tensor, residual: Tensor | None = None
+) -> Tensor:
+    """m − μ, (K, N, C), as (s − P) + md − (μ − P) (see ModeStats.centered); m − P
+    without a `residual`."""
     raw = (shift.unsqueeze(0) - center.unsqueeze(1)) + mean_dev.unsqueeze(0)
-    return raw - residual.unsqueeze(1)
+    return raw if residual is None else raw - residual.unsqueeze(1)
 
 
 def running_mode_stats(running_mean: Tensor, running_mean_sq: Tensor, shift: Tensor) -> ModeStats:

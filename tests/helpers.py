@@ -287,3 +287,36 @@ def modes_far_from_sample_0() -> tuple[nn.Module, Tensor, Tensor]:
                        [-0.148, 0.382, 0.8359, -0.3889, -0.1382, 0.4473],
                        [-1.6457, -0.3964, -2.5443, 0.4265, 0.2661, -0.1837]])  # fmt: skip
     return layer, x, dy
+
+
+def record_guarded_launches(monkeypatch) -> list[tuple[str, bool]]:  # noqa: ANN001
+    """Replace backend.on_device_of with a guard that only records being entered, and wrap
+    every kernel entry point to note (its name, whether it ran inside such a guard); the
+    list fills as the layers run."""
+    from mn_triton import backend
+    from mn_triton.kernels import apply, moments
+    from mn_triton.kernels import mix as kernel_mix
+
+    depth, calls = [0], []
+
+    @contextlib.contextmanager
+    def recording_guard(t: Tensor) -> Iterator[None]:
+        depth[0] += 1
+        try:
+            yield
+        finally:
+            depth[0] -= 1
+
+    monkeypatch.setattr(backend, "on_device_of", recording_guard)
+    entry_points = [(moments, "row_moments"), (moments, "row_grad_sums"), (apply, "row_affine")]
+    entry_points += [(kernel_mix, f"{op}_{way}") for op in ("mode_norm", "mode_group_norm")
+                     for way in ("forward", "backward")]  # fmt: skip
+    for module, name in entry_points:
+        original = getattr(module, name)
+
+        def checked(*args, original=original, name=name, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            calls.append((name, depth[0] > 0))
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, checked)
+    return calls

@@ -15,7 +15,7 @@ import torch
 import triton
 import triton.language as tl
 
-from helpers import TOLERANCE, assert_close, tiny_tiles
+from helpers import TOLERANCE, assert_close, record_guarded_launches, tiny_tiles
 from mn_triton.kernels import layout
 from mn_triton.kernels.apply import row_affine
 from mn_triton.kernels.mix import _row_offsets
@@ -360,8 +360,6 @@ def test_launches_go_to_the_device_of_the_input(monkeypatch):
 
     import mn_triton
     from mn_triton import backend
-    from mn_triton.kernels import apply, moments
-    from mn_triton.kernels import mix as kernel_mix
 
     switched = []
     monkeypatch.setattr(
@@ -379,32 +377,10 @@ def test_launches_go_to_the_device_of_the_input(monkeypatch):
     with backend.on_device_of(torch.zeros(1)):
         assert switched == []
 
-    depth, outside = [0], []
-
-    @contextlib.contextmanager
-    def recording_guard(t):
-        depth[0] += 1
-        try:
-            yield
-        finally:
-            depth[0] -= 1
-
-    monkeypatch.setattr(backend, "on_device_of", recording_guard)
-    entry_points = [(moments, "row_moments"), (moments, "row_grad_sums"), (apply, "row_affine")]
-    entry_points += [(kernel_mix, f"{op}_{way}") for op in ("mode_norm", "mode_group_norm")
-                     for way in ("forward", "backward")]  # fmt: skip
-    for module, name in entry_points:
-        original = getattr(module, name)
-
-        def checked(*args, original=original, name=name, **kwargs):
-            if not depth[0]:
-                outside.append(name)
-            return original(*args, **kwargs)
-
-        monkeypatch.setattr(module, name, checked)
+    calls = record_guarded_launches(monkeypatch)
     x = torch.randn(3, 4, 5, 5, requires_grad=True)
     with mn_triton.use_backend("triton"):
         for layer in (mn_triton.ModeNorm2d(4), mn_triton.ModeGroupNorm2d(4)):
             layer(x).sum().backward()
             layer.eval()(x)
-    assert outside == []
+    assert calls and [name for name, guarded in calls if not guarded] == []

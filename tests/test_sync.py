@@ -1,6 +1,5 @@
 """SyncModeNorm over 2 gloo processes on 127.0.0.1 equals one process holding the whole batch."""
 
-import contextlib
 import os
 import socket
 from pathlib import Path
@@ -16,6 +15,7 @@ from helpers import (
     forward_backward,
     modes_far_from_sample_0,
     randomize,
+    record_guarded_launches,
     reference_twin,
     rel_err,
 )
@@ -382,32 +382,7 @@ def test_ddp_resnet20_with_sync_mode_norm_trains_like_one_process(backend, tmp_p
 def test_synchronising_launches_go_to_the_device_of_the_input(monkeypatch):
     """As test_kernels' test of the layers: the synchronising Function's kernel launches run
     inside backend.on_device_of (Triton launches on the current device only)."""
-    from mn_triton import backend
-    from mn_triton.kernels import apply, moments
-
-    inside, calls = [False], []
-
-    @contextlib.contextmanager
-    def recording_guard(t):
-        inside[0] = True
-        try:
-            yield
-        finally:
-            inside[0] = False
-
-    monkeypatch.setattr(backend, "on_device_of", recording_guard)
-    for module, name in [
-        (moments, "row_moments"),
-        (moments, "row_grad_sums"),
-        (apply, "row_affine"),
-    ]:
-        original = getattr(module, name)
-
-        def checked(*args, original=original, name=name, **kwargs):
-            calls.append((name, inside[0]))
-            return original(*args, **kwargs)
-
-        monkeypatch.setattr(module, name, checked)
+    calls = record_guarded_launches(monkeypatch)
     port = _free_port()
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
     try:

@@ -484,6 +484,29 @@ def test_modes_far_from_sample_0_pinned(backend):
     assert_close(grads["input"], grads_ref["input"], 1e-6, "grad of input")
 
 
+def test_running_mean_of_a_mode_far_from_sample_0(backend):
+    """Sample 0 lies 1000 below the others and has mode 0 to itself; mode 1 holds the
+    others, near 0. Its μ summed relative to sample 0's shift (the kernels' first pass) is
+    off by the rounding of values 1000 away, ~3e-5 here; the running mean must take the
+    mode's own residual too, as the output does, or eval normalises with a mean that far
+    off. Errors are in units of each mode's σ, the scale eval divides by (a float32
+    evaluation gets ~5e-8; without the residual the kernels were off by 3e-5 to 1.3e-4)."""
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        layer = mn_triton.ModeNorm1d(3, num_modes=2, momentum=1.0)
+        with torch.no_grad():
+            layer.gate.weight.copy_(torch.tensor([[-0.02] * 3, [0.0] * 3]))
+            layer.gate.bias.zero_()
+        x = torch.randn(5, 3, 7, generator=generator)
+        x[0] -= 1000.0
+        twin = reference_twin(layer)
+        layer(x)
+        twin(x.double())
+        sigma = (twin.running_mean_sq - twin.running_mean**2).sqrt()
+        err = (layer.running_mean.double() - twin.running_mean).abs() / sigma
+        assert err.max() <= 1e-6, f"running mean off by {err.max():.1e} σ"
+
+
 @pytest.mark.parametrize("shape", [(0, 3, 4, 4), (2, 3, 0, 4)])
 def test_empty_batch_behaves_like_batch_norm(shape, backend):
     layer, bn = mn_triton.ModeNorm2d(3), nn.BatchNorm2d(3)

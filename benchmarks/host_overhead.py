@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from triton.runtime.jit import JITFunction
 
 import mn_triton
 from mn_triton import backend
@@ -51,6 +52,10 @@ def main() -> None:
         "--compile-only", action="store_true",
         help="the Triton path's host time without a GPU (kernels compiled, not launched)",
     )  # fmt: skip
+    p.add_argument(
+        "--skip-launch-path", action="store_true",
+        help="with --compile-only: kernel[grid](...) does nothing (its share of host time)",
+    )  # fmt: skip
     args = p.parse_args()
     path = "torch ops" if args.device == "cpu" else "Triton"
     if args.compile_only:
@@ -61,6 +66,11 @@ def main() -> None:
 
         compile_instead_of_launch()
         args.device, path = "cpu", "Triton, compile-only"
+        if args.skip_launch_path:
+            JITFunction.__getitem__ = lambda fn, grid: lambda *a, **k: None
+            path = "Triton, without its launch path"
+    elif args.skip_launch_path:
+        p.error("--skip-launch-path needs --compile-only")
     x = torch.randn(2, 8, 4, 4, device=args.device, requires_grad=True)
     layers = {
         "BatchNorm2d": nn.BatchNorm2d(8),

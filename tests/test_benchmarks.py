@@ -310,14 +310,24 @@ def test_report_with_no_data(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_host_overhead_compile_only_times_the_triton_path(tmp_path: Path) -> None:
-    """No GPU needed: the Triton path's host time, kernels compiled for sm_90, not run."""
+@pytest.mark.parametrize(
+    "flags, path",
+    [
+        (["--compile-only"], "Triton, compile-only"),
+        (["--compile-only", "--skip-launch-path"], "Triton, without its launch path"),
+    ],
+)
+def test_host_overhead_compile_only_times_the_triton_path(
+    flags: list[str], path: str, tmp_path: Path
+) -> None:
+    """No GPU needed: the Triton path's host time, kernels compiled for sm_90, not run (or,
+    with --skip-launch-path, not even looked up: what Triton's launch path costs)."""
     proc = _run(
-        ["benchmarks/host_overhead.py", "--compile-only", "--calls", "3"],
+        ["benchmarks/host_overhead.py", *flags, "--calls", "3"],
         {"TRITON_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(REPO)},
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    assert "(Triton, compile-only)" in proc.stdout
+    assert f"({path})" in proc.stdout
     times = [float(line.split()[-2]) for line in proc.stdout.splitlines() if "µs" in line]
     assert len(times) == 3 and all(t > 0 for t in times), proc.stdout
 

@@ -1,0 +1,53 @@
+"""tools/mutants.py: its mutants still point at the code they mutate, and the harness tells a
+caught mutant from a surviving one."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tools"))
+import mutants  # noqa: E402
+
+
+@pytest.mark.parametrize("mutant", mutants.MUTANTS, ids=lambda m: m.name.split()[0])
+def test_each_mutant_targets_one_place_that_exists(mutant):
+    assert mutants.target_count(mutant) == 1, f"{mutant.name}: update its target text"
+    assert mutant.new != mutant.old
+    for path in mutant.tests.split():
+        assert (REPO / path).exists(), path
+    assert mutant.expect in ("caught", "equivalent")
+    assert (mutant.expect == "equivalent") == bool(mutant.why)
+
+
+def test_mutant_names_are_unique_ids():
+    ids = [m.name.split()[0] for m in mutants.MUTANTS]
+    assert len(ids) == len(set(ids))
+
+
+@pytest.mark.slow
+def test_harness_reports_caught_and_surviving_mutants(tmp_path):
+    copy = tmp_path / "tree"
+    mutants.scratch_copy(copy)
+    assert not (copy / ".git").exists()
+    harmless = mutants.Mutant(
+        "H harmless comment",
+        "mn_triton/kernels/moments.py",
+        "        last = length - split_len * (num_splits - 1)\n",
+        "        last = length - split_len * (num_splits - 1)  # a comment\n",
+        "tests/test_kernels.py::test_row_moments",
+    )
+    caught, detail = mutants.run_mutant(harmless, copy, timeout_s=600)
+    assert not caught, detail
+    assert "passed" in detail
+    source = (copy / harmless.file).read_text()
+    assert source == (REPO / harmless.file).read_text()  # restored after the run
+    run = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "mutants.py"), "--only", "L7"],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "ok         caught   L7" in run.stdout

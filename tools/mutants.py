@@ -1,0 +1,345 @@
+"""Mutation check: plant known bugs, one at a time, and see that the tests catch each.
+
+A test that cannot fail is a defect; this shows, bug by bug, that ours can. Every mutant
+below is a small edit of one line or two (a dropped term, an off-by-one mask, a wrong default)
+that a careless change could make. Each runs in a scratch copy of the working tree, with the
+tests that should notice it; the source here is never touched.
+
+    python tools/mutants.py                 # all mutants (~12 minutes on 2 cores)
+    python tools/mutants.py --only L7 M9    # some, by name
+    python tools/mutants.py --list
+
+Most mutants are expected to be caught (a test fails). A few are expected to survive because
+they change nothing but rounding (`expect="equivalent"`, with the reason). The exit status is
+1 when any outcome differs from its expectation, or when a mutant's target text is no longer
+in the source (edit the mutant with the code it mutates).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYER_TESTS = "tests/test_kernels.py tests/test_mode_norm.py tests/test_mode_group_norm.py"
+REPORT_TESTS = "tests/test_report_values.py tests/test_bench_harness.py tests/test_benchmarks.py"
+ZERO_IN_EXACT_ARITHMETIC = (
+    "Σ_n w·(m − μ) is 0 in exact arithmetic (μ is the w-weighted mean of m); the term only "
+    "removes rounding: over 150 float32 outlier draws of tools/fuzz.py it changed dx's error "
+    "by at most 1.4× at ~1e-7, far below any bound"
+)
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str  # short id first: --only matches it
+    file: str
+    old: str  # must occur exactly once in file
+    new: str
+    tests: str = LAYER_TESTS
+    expect: str = "caught"  # or "equivalent": survives, for the reason given
+    why: str = ""
+
+
+MUTANTS = [
+    # --- statistics: moments of rows, split rows merged (kernels/moments.py) ---
+    Mutant(
+        "L6 Chan merge drops the delta term",
+        "mn_triton/kernels/moments.py",
+        "        m2 += tile_m2 + delta * delta * (count * tile_count / total)",
+        "        m2 += tile_m2",
+        "tests/test_kernels.py",
+    ),
+    Mutant(
+        "L7 moments without a shift",
+        "mn_triton/kernels/moments.py",
+        "    shift = tl.load(row_ptr, mask=row_ok, other=0.0).to(acc_dtype)\n",
+        "    shift = tl.zeros([BLOCK_ROWS], dtype=acc_dtype)\n",
+        "tests/test_kernels.py",
+    ),
+    Mutant(
+        "L9 split merge miscounts the last split",
+        "mn_triton/kernels/moments.py",
+        "        last = length - split_len * (num_splits - 1)\n",
+        "        last = split_len\n",
+        "tests/test_kernels.py",
+    ),
+    Mutant(
+        "M5 split merge drops the spread of the splits' means",
+        "mn_triton/kernels/moments.py",
+        "spread = tl.where(mask, mean - total_mean[:, None], 0.0)",
+        "spread = tl.where(mask, 0.0 * mean, 0.0)",
+        "tests/test_kernels.py",
+    ),
+    # --- addressing and the apply pass ---
+    Mutant(
+        "L1 row offsets as an int32 product",
+        "mn_triton/kernels/addressing.py",
+        "    return n.to(tl.int64) * stride_n + c.to(tl.int64) * stride_c",
+        "    return n * stride_n + c * stride_c",
+        "tests/test_kernels.py",
+    ),
+    Mutant(
+        "L10 apply mask one column too far",
+        "mn_triton/kernels/apply.py",
+        "    mask = row_ok[:, None] & (cols < length)[None, :]",
+        "    mask = row_ok[:, None] & (cols <= length)[None, :]",
+        "tests/test_kernels.py",
+    ),
+    # --- the mix kernels (kernels/mix.py) ---
+    Mutant(
+        "L11 gate bias ignored",
+        "mn_triton/kernels/mix.py",
+        "        logits += tl.load(GB + modes, mask=mode_ok, other=0.0).to(dtype)[None, :]\n",
+        "        logits += 0.0 * tl.load(GB + modes, mask=mode_ok, other=0.0).to(dtype)[None, :]\n",
+    ),
+    Mutant(
+        "M8 gates summed over the first partial only",
+        "mn_triton/kernels/mix.py",
+        "for p in range(0, num_partials):",
+        "for p in range(0, 1):",
+    ),
+    Mutant(
+        "M3 gate mass clamped as mass + tiny",
+        "mn_triton/kernels/mix.py",
+        "    clamped = tl.maximum(mass, _TINY)\n    coverage = (mass / clamped)[:, None]",
+        "    clamped = mass + _TINY\n    coverage = (mass / clamped)[:, None]",
+    ),
+    Mutant(
+        "M9 softmax backward in the cancelling standard form (kernels)",
+        "mn_triton/kernels/mix.py",
+        "    return g_dg * others_g - g * others_gdg",
+        "    return g_dg - g * tl.sum(g_dg, axis=1)[:, None]",
+    ),
+    Mutant(
+        "M10 eval variance from running estimates in the input's precision",
+        "mn_triton/kernels/mix.py",
+        "var = tl.maximum(sq - r64 * r64, 0.0).to(pivot.dtype)",
+        "var = tl.maximum(sq.to(pivot.dtype) - running * running, 0.0).to(pivot.dtype)",
+    ),
+    Mutant(
+        "M11 running mean without its residual",
+        "mn_triton/kernels/mix.py",
+        "    absolute_mean = center + residual\n",
+        "    absolute_mean = center\n",
+    ),
+    Mutant(
+        "L12 momentum tensor ignored",
+        "mn_triton/kernels/mix.py",
+        "        momentum = tl.load(MOMENTUM).to(mean.dtype)\n",
+        "        momentum = momentum * 0.5\n",
+    ),
+    Mutant(
+        "L13 MN without weight scales by 0.5",
+        "mn_triton/kernels/mix.py",
+        "    alpha = _load_or(ALPHA, cols, col_ok, 1.0, pivot.dtype, HAS_WEIGHT)\n"
+        "    beta = _load_or(BETA, cols, col_ok, 0.0, pivot.dtype, HAS_BIAS)\n    for n0",
+        "    alpha = _load_or(ALPHA, cols, col_ok, 0.5, pivot.dtype, HAS_WEIGHT)\n"
+        "    beta = _load_or(BETA, cols, col_ok, 0.0, pivot.dtype, HAS_BIAS)\n    for n0",
+    ),
+    Mutant(
+        "M1 MN backward drops σ²'s derivative in μ (kernels)",
+        "mn_triton/kernels/mix.py",
+        "d_mean = -g_db * rstd - 2.0 * d_var * sum_g_dev * inv_mass[:, None]",
+        "d_mean = -g_db * rstd",
+        expect="equivalent",
+        why=ZERO_IN_EXACT_ARITHMETIC,
+    ),
+    Mutant(
+        "M2 MGN backward drops σ²'s derivative in μ",
+        "mn_triton/kernels/mix.py",
+        "d_mean = -sum_db * rstd / K - 2.0 * d_var * sum_g_dev * inv_mass",
+        "d_mean = -sum_db * rstd / K",
+    ),
+    Mutant(
+        "M16 MGN averages 1/σ over the padded modes",
+        "mn_triton/kernels/mix.py",
+        "    a = tl.sum(rstd, axis=0) / K\n    for c0",
+        "    a = tl.sum(rstd, axis=0) / K_PAD\n    for c0",
+    ),
+    Mutant(
+        "L14 MGN partial sums lose the first bias column",
+        "mn_triton/kernels/mix.py",
+        "    tl.store(D_BIAS + (cols - C), total, mask=(cols >= C) & (cols < 2 * C))",
+        "    tl.store(D_BIAS + (cols - C), total, mask=(cols > C) & (cols < 2 * C))",
+    ),
+    # --- the torch-op path (mn_triton/mix.py) ---
+    Mutant(
+        "M13 softmax backward in the cancelling standard form (torch ops)",
+        "mn_triton/mix.py",
+        "    return g_dg * (gates @ others) - gates * (g_dg @ others)",
+        "    return g_dg - gates * g_dg.sum(-1, keepdim=True)",
+    ),
+    Mutant(
+        "T1 MN backward drops σ²'s derivative in μ (torch ops)",
+        "mn_triton/mix.py",
+        "        d_mean = d_mean - 2.0 * d_var * sum_w_dev\n",
+        "        d_mean = d_mean\n",
+        "tests/test_mode_norm.py tests/test_kernels.py",
+        expect="equivalent",
+        why=ZERO_IN_EXACT_ARITHMETIC,
+    ),
+    # --- module state: running estimates, conversion, SWA ---
+    Mutant(
+        "S4 cumulative average as 1/(t+1)",
+        "reference/_base.py",
+        "            return 1.0 / self.num_batches_tracked\n",
+        "            return 1.0 / (self.num_batches_tracked + 1)\n",
+        "tests/test_mode_norm.py tests/test_reference.py",
+    ),
+    Mutant(
+        "S9 eval without running estimates uses them anyway",
+        "reference/_base.py",
+        "        return self.training or self.running_mean is None\n",
+        "        return self.training\n",
+        "tests/test_mode_norm.py tests/test_reference.py",
+    ),
+    Mutant(
+        "S10 reset_running_stats keeps the batch count",
+        "reference/_base.py",
+        "            self.running_mean_sq.fill_(1)\n            self.num_batches_tracked.zero_()\n",
+        "            self.running_mean_sq.fill_(1)\n",
+        "tests/test_mode_norm.py tests/test_reference.py",
+    ),
+    Mutant(
+        "S1 convert takes running_mean_sq without the mean's square",
+        "mn_triton/convert.py",
+        "sq = bn.running_var + bn.running_mean**2",
+        "sq = bn.running_var + bn.running_mean",
+        "tests/test_ecosystem.py",
+    ),
+    Mutant(
+        "S2 convert drops num_batches_tracked",
+        "mn_triton/convert.py",
+        "            out.num_batches_tracked.copy_(bn.num_batches_tracked)\n",
+        "",
+        "tests/test_ecosystem.py",
+    ),
+    Mutant(
+        "S3 update_bn leaves the momentum changed",
+        "mn_triton/swa.py",
+        "            norm.momentum = momentum\n",
+        "            pass\n",
+        "tests/test_ecosystem.py",
+    ),
+    # --- benchmarks: bytes model and report ---
+    Mutant(
+        "S5 bytes model with 4 backward passes",
+        "benchmarks/measure.py",
+        'MIN_PASSES = {"forward": 3, "eval": 3, "backward": 5, "full": 8}',
+        'MIN_PASSES = {"forward": 3, "eval": 3, "backward": 4, "full": 8}',
+        REPORT_TESTS,
+    ),
+    Mutant(
+        "S6 percentiles off by one sample",
+        "benchmarks/measure.py",
+        "    pos = q * (len(sorted_values) - 1)\n",
+        "    pos = q * len(sorted_values) * 0.999\n",
+        REPORT_TESTS,
+    ),
+    Mutant(
+        "S7 speedup over the compiled reference inverted",
+        "benchmarks/report.py",
+        'vs_compiled.assign(value=1 / vs_compiled["ratio"])',
+        'vs_compiled.assign(value=vs_compiled["ratio"])',
+        REPORT_TESTS,
+    ),
+    Mutant(
+        "S8 memory ratio against the total peak",
+        "benchmarks/report.py",
+        'mem_ratio=merged["peak_mem_mb"] / merged["peak_mem_mb_bn"],',
+        'mem_ratio=merged["peak_mem_total_mb"] / merged["peak_mem_mb_bn"],',
+        REPORT_TESTS,
+    ),
+]
+
+
+def target_count(mutant: Mutant, root: Path = ROOT) -> int:
+    """How often the mutant's target text occurs in its file (it must be exactly once)."""
+    return (root / mutant.file).read_text().count(mutant.old)
+
+
+def scratch_copy(dest: Path) -> None:
+    """The working tree without .git, virtual environments and caches."""
+    ignore = shutil.ignore_patterns(
+        ".git", ".venv*", "__pycache__", ".pytest_cache", ".ruff_cache", ".benchmarks", "reports"
+    )
+    shutil.copytree(ROOT, dest, ignore=ignore)
+
+
+def run_mutant(mutant: Mutant, copy: Path, timeout_s: float) -> tuple[bool, str]:
+    """Apply the mutant in the copy, run its tests (stop at the first failure), restore.
+    Returns (caught, the line that says why)."""
+    path = copy / mutant.file
+    source = path.read_text()
+    path.write_text(source.replace(mutant.old, mutant.new))
+    # The copy first on the path: an editable install would otherwise import ROOT's package.
+    env = {**os.environ, "PYTHONPATH": str(copy)}
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
+    try:
+        done = subprocess.run(
+            command + mutant.tests.split(),
+            cwd=copy,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+    except subprocess.TimeoutExpired:
+        return True, f"tests did not finish in {timeout_s:.0f} s (a hang counts as caught)"
+    finally:
+        path.write_text(source)
+    lines = done.stdout.splitlines()
+    failed = [line for line in lines if line.startswith(("FAILED", "ERROR"))]
+    summary = lines[-1] if lines else ""
+    if done.returncode == 0:
+        return False, summary
+    if done.returncode < 0 or not (failed or summary):
+        return True, f"the test process crashed (status {done.returncode})"
+    return True, (failed[0] if failed else summary)[:160]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--only", nargs="+", metavar="NAME", help="mutants whose name starts so")
+    p.add_argument("--list", action="store_true", help="list the mutants and exit")
+    p.add_argument("--timeout", type=float, default=1200, help="seconds per mutant's tests")
+    args = p.parse_args()
+    mutants = [m for m in MUTANTS if not args.only or m.name.startswith(tuple(args.only))]
+    if args.list or not mutants:
+        for m in MUTANTS:
+            print(f"{m.name}  [{m.file}; expect {m.expect}]")
+        return 0 if mutants or args.list else 2
+    stale = [m.name for m in mutants if target_count(m) != 1]
+    if stale:
+        print("target text not found exactly once (update the mutant):", *stale, sep="\n  ")
+        return 1
+    unexpected = []
+    with tempfile.TemporaryDirectory(prefix="mn-mutants-") as scratch:
+        copy = Path(scratch) / "tree"
+        scratch_copy(copy)
+        for i, m in enumerate(mutants, 1):
+            start = time.perf_counter()
+            caught, detail = run_mutant(m, copy, args.timeout)
+            outcome = "caught" if caught else "survived"
+            as_expected = caught == (m.expect == "caught")
+            mark = "ok" if as_expected else "UNEXPECTED"
+            seconds = time.perf_counter() - start
+            print(f"[{i}/{len(mutants)}] {mark:10s} {outcome:8s} {m.name} ({seconds:.0f} s)")
+            print(f"    {detail}" + (f"\n    expected to survive: {m.why}" if m.why else ""))
+            sys.stdout.flush()
+            if not as_expected:
+                unexpected.append(m.name)
+    print(f"{len(mutants)} mutants, {len(unexpected)} with an unexpected outcome")
+    return 1 if unexpected else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -61,12 +61,10 @@ class _ModeState:
     gates: Tensor  # MN (N, K); MGN (N, C, K)
     weights: Tensor | None  # gates / mode mass (batch statistics only)
     dev: Tensor  # m − μ_k: MN (K, N, C); MGN (N, C, K)
-    mean: Tensor  # μ relative to the pivot: MN (K, C); MGN (N, K)
     var: Tensor  # σ²: MN (K, C); MGN (N, K)
     rstd: Tensor  # r = (σ² + ε)^-½, like var
     a: Tensor  # per-row Σ_k g·r (MN) or mean_k r (MGN)
     b: Tensor  # per-row Σ_k g·(m − μ_k)·r (MN) or mean_k (m − μ_k)·r (MGN)
-    pivot: Tensor  # what `mean` is relative to
 
 
 def _affine(param: Tensor | None, like: Tensor, fill: float) -> Tensor:
@@ -131,38 +129,25 @@ def _softmax_backward(gates: Tensor, g_dg: Tensor) -> Tensor:
 class ModeStats:
     """MN's statistics per (mode, channel): what SyncModeNorm merges across processes.
 
-    Means are kept relative to a per-channel pivot (sample 0's shift) for precision.
+    Each mean μ is held as a pivot of the mode's own, P = μ rounded, and the rest, μ − P:
+    m − μ is then formed as (s − P) + md − (μ − P), exact for the rows near the mode. Formed
+    as (m − p) − (μ − p) around one pivot p per channel (say sample 0), it would carry the
+    rounding of values as far from p as the data reach.
     """
 
-    mean: Tensor  # μ − pivot, (K, C)
+    center: Tensor  # P, (K, C)
+    residual: Tensor  # μ − P, (K, C)
     var: Tensor  # σ², (K, C)
-    pivot: Tensor  # (1, C)
     mass: Tensor | None  # N_k = Σ_n g, (K,); None for running estimates
-    # μ as a pivot of each mode's own, P = μ rounded, and the rest, μ − P (see centered)
-    center: Tensor | None = None
-    residual: Tensor | None = None
 
     def absolute_mean(self) -> Tensor:
-        """μ = Σ_n w·m. The pivot enters with weight Σ_n w = N_k / max(N_k, tiny): 1, or 0
-        for a mode without gate mass, whose statistics are then 0 as in the reference (its
-        gates, all 0, keep them out of the output)."""
-        if self.center is not None:
-            return self.center + self.residual
-        if self.mass is None:
-            return self.mean + self.pivot
-        return self.mean + self.pivot * _coverage(self.mass).unsqueeze(1)
+        """μ = Σ_n w·m: 0 for a mode without gate mass, as in the reference (its gates, all
+        0, keep it out of the output)."""
+        return self.center + self.residual
 
     def centered(self) -> tuple[Tensor, Tensor]:
-        """(P, μ − P): m − μ is formed as (s − P) + md − (μ − P), exact for the rows near the
-        mode. Formed as (m − pivot) − (μ − pivot), it would carry the rounding of values as
-        far from the pivot (sample 0) as the data reach. Batch statistics compute μ − P
-        from the rows; merged ones (SyncModeNorm) only split μ = pivot + (μ − pivot) into P
-        and its rounding error, as accurate as before the split."""
-        if self.center is not None:
-            return self.center, self.residual
-        pivot = self.pivot if self.mass is None else self.pivot * _coverage(self.mass)[:, None]
-        center = pivot + self.mean
-        return center, (pivot - center) + self.mean
+        """(P, μ − P)."""
+        return self.center, self.residual
 
 
 def _coverage(mass: Tensor) -> Tensor:
@@ -197,8 +182,7 @@ def batch_mode_stats(gates: Tensor, shift: Tensor, mean_dev: Tensor, var_rows: T
     residual = torch.einsum("nk,knc->kc", weights, raw) - (1.0 - coverage) * center
     dev = raw - residual.unsqueeze(1)
     var = torch.einsum("nk,knc->kc", weights, var_rows.unsqueeze(0) + dev * dev)
-    mean = (center - pivot * coverage) + residual
-    return ModeStats(mean, var, pivot, mass, center, residual)
+    return ModeStats(center, residual, var, mass)
 
 
 def _mn_deviations(
@@ -212,13 +196,12 @@ def _mn_deviations(
 
 def running_mode_stats(running_mean: Tensor, running_mean_sq: Tensor, shift: Tensor) -> ModeStats:
     """μ = ⟨x⟩ and σ² = max(⟨x²⟩ − ⟨x⟩², 0) from the running estimates (SPEC §1, eval)."""
-    pivot = shift[:1]
     # The difference is formed in float64: with a large common offset it cancels most
     # digits, and this keeps all that the float32 buffers hold.
     running = running_mean.double()
     var = (running_mean_sq.double() - running * running).clamp_min(0).to(shift.dtype)
     running = running_mean.to(shift.dtype)
-    return ModeStats(running - pivot, var, pivot, None, running, torch.zeros_like(running))
+    return ModeStats(running, torch.zeros_like(running), var, None)
 
 
 def _mode_norm_state(
@@ -230,7 +213,7 @@ def _mode_norm_state(
     a = gates @ rstd
     b = torch.einsum("nk,knc,kc->nc", gates, dev, rstd)
     m = shift + mean_dev
-    return _ModeState(m, gates, weights, dev, stats.mean, stats.var, rstd, a, b, stats.pivot)
+    return _ModeState(m, gates, weights, dev, stats.var, rstd, a, b)
 
 
 def _mode_stats(gates, shift, mean_dev, var_rows, running_mean, running_mean_sq, training):  # noqa: ANN001
@@ -379,7 +362,7 @@ def _mode_group_norm_state(
     rstd = torch.rsqrt(var + eps)
     a = rstd.mean(dim=1, keepdim=True)  # (N, 1): the same for every channel of a sample
     b = (dev * rstd.unsqueeze(1)).mean(dim=-1)
-    return _ModeState(m, gates, weights, dev, mean, var, rstd, a, b, pivot)
+    return _ModeState(m, gates, weights, dev, var, rstd, a, b)
 
 
 def mode_group_norm_forward(

@@ -46,25 +46,24 @@ def _merge_across_processes(stats: mix.ModeStats, group: Any) -> mix.ModeStats:
     the rest (mix.ModeStats.centered), and the merged μ is formed the same way: P = Σ_r u_r·P_r
     (μ up to rounding) and μ − P = Σ_r u_r·((P_r − P) + (μ_r − P_r)) − (1 − Σ_r u_r)·P. So μ
     keeps the precision one process holding the whole batch gives it; merged relative to
-    the common per-channel pivot instead, it would carry the rounding of values as far from
-    that pivot as the data reach.
+    one pivot per channel (say the first process's sample 0), it would carry the rounding of
+    values as far from that pivot as the data reach. A process without samples sends zeros
+    and a share of 0: it adds nothing, wherever the data lie.
 
     A process's share u_r is not N_r / N but max(N_r, tiny) / max(N, tiny): each process
     divides its sums by max(N_r, tiny) (batch_mode_stats), so that is what gives back
     Σ_n g·m / max(N, tiny), as one process computes it, also for modes whose gate mass lies
     below float32 tiny.
     """
-    k, c = stats.mean.shape
+    k, c = stats.var.shape
     center, residual = stats.centered()
     m2 = stats.var * stats.mass.clamp_min(MIN_MODE_MASS).unsqueeze(1)  # Σ_n g·(v + (m − μ_r)²)
-    local = torch.cat([stats.mass, *(t.flatten() for t in (center, residual, m2, stats.pivot))])
+    local = torch.cat([stats.mass, *(t.flatten() for t in (center, residual, m2))])
     gathered = local.new_empty(_world_size(group) * local.numel())  # flat: gloo wants it so
     _all_gather_single(gathered, local, group=group)
     gathered = gathered.view(-1, local.numel())
-    mass_r, *per_mode, pivot_r = gathered.split([k, k * c, k * c, k * c, c], dim=1)
+    mass_r, *per_mode = gathered.split([k, k * c, k * c, k * c], dim=1)
     center_r, residual_r, m2_r = (t.view(-1, k, c) for t in per_mode)
-    # The common pivot: that of the first process with any samples (Σ_k N_k = its N).
-    pivot = pivot_r[(mass_r.sum(dim=1) > 0).to(torch.int8).argmax()].view(1, c)
     total = mass_r.sum(dim=0)
     held_r = mass_r.clamp_min(MIN_MODE_MASS).unsqueeze(2)  # Σ_{n∈r} g·m = held_r·μ_r
     share_r = held_r / total.clamp_min(MIN_MODE_MASS).unsqueeze(1)
@@ -80,9 +79,7 @@ def _merge_across_processes(stats: mix.ModeStats, group: Any) -> mix.ModeStats:
     mass_r = mass_r.unsqueeze(2)
     spread_r = gap_r * (2.0 * (held_r - mass_r) * (center_r + residual_r) + mass_r * gap_r)
     var = (m2_r + spread_r).sum(dim=0) / total.clamp_min(MIN_MODE_MASS).unsqueeze(1)
-    # μ − pivot, as batch_mode_stats gives it (ModeStats.absolute_mean without center).
-    mean = (center - pivot * mix._coverage(total).unsqueeze(1)) + residual
-    return mix.ModeStats(mean, var, pivot, total, center, residual)
+    return mix.ModeStats(center, residual, var, total)
 
 
 def _all_reduce_sum(t: Tensor, group: Any) -> Tensor:
@@ -111,7 +108,7 @@ class _SyncModeNormFunction(torch.autograd.Function):
             y = backend.row_affine(x, shift, coeffs.scale, coeffs.bias) if x.numel() else x.clone()
             ctx.save_for_backward(
                 x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias,
-                stats.mean, stats.var, stats.pivot, stats.mass, stats.center, stats.residual,
+                stats.center, stats.residual, stats.var, stats.mass,
             )  # fmt: skip
             ctx.eps, ctx.group = eps, group
             mode_mean, mode_var = stats.absolute_mean(), stats.var

@@ -76,8 +76,8 @@ def _worker(rank, port, split, layout, offset, backend, out_dir):
         dist.destroy_process_group()
 
 
-# The 1e4 offset with rank 0 empty: the merge must take its pivot from a rank that holds
-# samples, or the statistics lose float32 digits.
+# The 1e4 offset with rank 0 empty: a process without samples (zeros for its statistics)
+# must add nothing to the merge, even with the data far from zero.
 CASES = [("even", "nchw", 3.0), ("uneven", "nchw", 3.0), ("one_empty", "nchw", 3.0),
          ("uneven", "channels_last", 3.0), ("first_empty", "nchw", 1e4)]  # fmt: skip
 

@@ -37,6 +37,9 @@ LAYOUTS = {
     "channels_last": lambda: _data(3, 5, 7, 6).to(memory_format=torch.channels_last),
     "two_level_slice": lambda: _data(3, 5, 8, 9)[:, :, 1:, :6],
     "three_level_slice": lambda: _data(2, 3, 4, 5, 6)[:, :, :, 1:, :-1],
+    # dense, memory order (D, N, H, C, W): three levels as well, and empty_like keeps them,
+    # so the kernels write a contiguous copy of the output that is then copied back
+    "three_level_dense": lambda: _data(4, 2, 5, 3, 6).permute(1, 3, 0, 2, 4),
     "strided_channels": lambda: _data(4, 12, 5)[:, ::3],
     "2d": lambda: _data(9, 6),
     "expanded_rows": lambda: _data(1, 4, 1, 5).expand(3, 4, 6, 5),

@@ -5,7 +5,7 @@ below is a small edit of one line or two (a dropped term, an off-by-one mask, a 
 that a careless change could make. Each runs in a scratch copy of the working tree, with the
 tests that should notice it; the source here is never touched.
 
-    python tools/mutants.py                 # all mutants (~12 minutes on 2 cores)
+    python tools/mutants.py                 # all mutants (~17 minutes on 2 cores)
     python tools/mutants.py --only L7 M9    # some, by name
     python tools/mutants.py --list
 
@@ -91,6 +91,44 @@ MUTANTS = [
         "mn_triton/kernels/apply.py",
         "    mask = row_ok[:, None] & (cols < length)[None, :]",
         "    mask = row_ok[:, None] & (cols <= length)[None, :]",
+        "tests/test_kernels.py",
+    ),
+    Mutant(
+        "A1 apply reads dy with x's strides",
+        "mn_triton/kernels/apply.py",
+        "    dy_strides = strides[2] if dy is not None else strides[0]\n",
+        "    dy_strides = strides[0]\n",
+    ),
+    Mutant(
+        "A2 apply drops its result when the planner copied the input",
+        "mn_triton/kernels/apply.py",
+        "        out.copy_(out_)\n",
+        "        pass\n",
+    ),
+    Mutant(
+        "P1 two-level positions with the strides swapped",
+        "mn_triton/kernels/addressing.py",
+        "        return outer * stride_outer + (cols - outer * inner_size) * stride_inner",
+        "        return outer * stride_inner + (cols - outer * inner_size) * stride_outer",
+        "tests/test_kernels.py",
+    ),
+    Mutant(
+        "G1 gradient sums read dy with x's strides",
+        "mn_triton/kernels/moments.py",
+        "        dy_offs = position_offsets(cols, inner_size, sdy_outer, sdy_inner, TWO_LEVEL)",
+        "        dy_offs = position_offsets(cols, inner_size, sx_outer, sx_inner, TWO_LEVEL)",
+    ),
+    Mutant(
+        "G2 merged gradient sums keep the first split only",
+        "mn_triton/kernels/moments.py",
+        "        sum_dy = tl.sum(tl.load(SUM_DY + offs, mask=mask, other=0.0), axis=1)",
+        "        sum_dy = tl.load(SUM_DY + rows * num_splits, mask=row_ok, other=0.0)",
+    ),
+    Mutant(
+        "G3 row variance divided by L - 1",
+        "mn_triton/kernels/moments.py",
+        "    tl.store(VAR + out, m2 / (stop - start).to(acc_dtype), mask=row_ok)",
+        "    tl.store(VAR + out, m2 / (stop - start - 1).to(acc_dtype), mask=row_ok)",
         "tests/test_kernels.py",
     ),
     # --- the mix kernels (kernels/mix.py) ---
@@ -185,6 +223,71 @@ MUTANTS = [
         "tests/test_mode_norm.py tests/test_kernels.py",
         expect="equivalent",
         why=ZERO_IN_EXACT_ARITHMETIC,
+    ),
+    Mutant(
+        "Q1 MGN backward drops σ²'s derivative in μ (torch ops)",
+        "mn_triton/mix.py",
+        '    d_mean = d_mean - 2.0 * d_var * torch.einsum("nck,nck->nk", w, s.dev)\n',
+        "",
+    ),
+    Mutant(
+        "Q2 MGN sums the modes' normalisations instead of averaging",
+        "mn_triton/mix.py",
+        "    b = (dev * rstd.unsqueeze(1)).mean(dim=-1)\n",
+        "    b = (dev * rstd.unsqueeze(1)).sum(dim=-1)\n",
+    ),
+    # --- SyncModeNorm (sync.py), over 2 gloo processes ---
+    Mutant(
+        "Y1 merged variance without the spread of the processes' means",
+        "mn_triton/sync.py",
+        "(center_r + residual_r) + mass_r * gap_r)",
+        "(center_r + residual_r))",
+        "tests/test_sync.py",
+    ),
+    Mutant(
+        "Y3 backward sums not reduced across processes",
+        "mn_triton/sync.py",
+        "                sum_over_batch=lambda t: _all_reduce_sum(t, ctx.group),",
+        "                sum_over_batch=lambda t: t,",
+        "tests/test_sync.py",
+    ),
+    Mutant(
+        "Y4 process shares as N_r / N below float32 tiny",
+        "mn_triton/sync.py",
+        "    share_r = held_r / total.clamp_min(MIN_MODE_MASS).unsqueeze(1)",
+        "    share_r = mass_r.unsqueeze(2) / total.clamp_min(MIN_MODE_MASS).unsqueeze(1)",
+        "tests/test_sync.py",
+    ),
+    Mutant(
+        "Y5 convert_sync_modenorm loses the training mode",
+        "mn_triton/sync.py",
+        "            output.train(module.training)\n",
+        "",
+        "tests/test_sync.py",
+    ),
+    # --- argument checks and transforms (functional.py) ---
+    Mutant(
+        "F1 eps = 0 accepted",
+        "mn_triton/functional.py",
+        "    if not eps > 0:\n"
+        '        raise ValueError(f"{fn}: eps must be > 0, got {eps!r}")\n    if training:',
+        "    if eps < 0:\n"
+        '        raise ValueError(f"{fn}: eps must be > 0, got {eps!r}")\n    if training:',
+        "tests/test_errors.py",
+    ),
+    Mutant(
+        "F2 a momentum tensor of several elements accepted",
+        "mn_triton/functional.py",
+        "    if momentum.numel() != 1:\n",
+        "    if momentum.numel() < 1:\n",
+        "tests/test_errors.py tests/test_mode_norm.py",
+    ),
+    Mutant(
+        "F3 torch.func transforms take the kernel path",
+        "mn_triton/functional.py",
+        "    if torch._C._are_functorch_transforms_active():\n        return True\n",
+        "",
+        "tests/test_ecosystem.py tests/test_mode_norm.py tests/test_double_backward.py",
     ),
     # --- module state: running estimates, conversion, SWA ---
     Mutant(

@@ -9,7 +9,7 @@ and to the parameter gradients. Nothing here is larger than (K, N, C).
 Precision: means are kept relative to a pivot (MN: sample 0's shift of each channel; MGN:
 channel 0's shift of each sample), so deviations such as m − μ_k are formed from small,
 exactly representable differences even when the data carry a large common offset. Both
-then form m − μ_k around a pivot of each mode's own (ModeStats.centered, _mgn_deviations),
+then form m − μ_k around a pivot of each mode's own (ModeStats, _mgn_deviations),
 so that a pivot far from a mode's rows costs no digits either.
 
 Notation (SPEC §1–2): m row means, g gates, w = g / N_k normalised gate weights, μ and σ²
@@ -145,10 +145,6 @@ class ModeStats:
         0, keep it out of the output)."""
         return self.center + self.residual
 
-    def centered(self) -> tuple[Tensor, Tensor]:
-        """(P, μ − P)."""
-        return self.center, self.residual
-
 
 def _coverage(mass: Tensor) -> Tensor:
     """Σ w = N_k / max(N_k, tiny), exactly: 1, or less for a mode with almost no gate mass."""
@@ -173,7 +169,7 @@ def batch_mode_stats(gates: Tensor, shift: Tensor, mean_dev: Tensor, var_rows: T
     weights = gates / mass.clamp_min(MIN_MODE_MASS)
     mean = weights.T @ m_rel  # (K, C)
     # Each mode's own pivot P = μ rounded, and μ − P = Σ_n w·(m − P) − (1 − Σ_n w)·P from the
-    # rows (see ModeStats.centered): μ to about an ulp of the mode's own rows. Where a mode
+    # rows (see ModeStats): μ to about an ulp of the mode's own rows. Where a mode
     # is nearly one sample's alone, m − μ is all rounding and σ² tiny, so μ's last bits
     # reach dx; where sample 0 lies far from a mode, m − pivot would lose them.
     coverage = _coverage(mass).unsqueeze(1)
@@ -188,7 +184,7 @@ def batch_mode_stats(gates: Tensor, shift: Tensor, mean_dev: Tensor, var_rows: T
 def _mn_deviations(
     shift: Tensor, mean_dev: Tensor, center: Tensor, residual: Tensor | None = None
 ) -> Tensor:
-    """m − μ, (K, N, C), as (s − P) + md − (μ − P) (see ModeStats.centered); m − P
+    """m − μ, (K, N, C), as (s − P) + md − (μ − P) (see ModeStats); m − P
     without a `residual`."""
     raw = (shift.unsqueeze(0) - center.unsqueeze(1)) + mean_dev.unsqueeze(0)
     return raw if residual is None else raw - residual.unsqueeze(1)
@@ -208,7 +204,7 @@ def _mode_norm_state(
     shift: Tensor, mean_dev: Tensor, gates: Tensor, stats: ModeStats, eps: float
 ) -> _ModeState:
     weights = None if stats.mass is None else gates / stats.mass.clamp_min(MIN_MODE_MASS)
-    dev = _mn_deviations(shift, mean_dev, *stats.centered())
+    dev = _mn_deviations(shift, mean_dev, stats.center, stats.residual)
     rstd = torch.rsqrt(stats.var + eps)
     a = gates @ rstd
     b = torch.einsum("nk,knc,kc->nc", gates, dev, rstd)

@@ -43,7 +43,7 @@ def _merge_across_processes(stats: mix.ModeStats, group: Any) -> mix.ModeStats:
     """All processes' (N_k, μ_k, M2_k) merged into the statistics of the whole batch.
 
     Each μ_k travels as its process's pair (P_r, μ_r − P_r) of a pivot of the mode's own and
-    the rest (mix.ModeStats.centered), and the merged μ is formed the same way: P = Σ_r u_r·P_r
+    the rest (mix.ModeStats), and the merged μ is formed the same way: P = Σ_r u_r·P_r
     (μ up to rounding) and μ − P = Σ_r u_r·((P_r − P) + (μ_r − P_r)) − (1 − Σ_r u_r)·P. So μ
     keeps the precision one process holding the whole batch gives it; merged relative to
     one pivot per channel (say the first process's sample 0), it would carry the rounding of
@@ -56,7 +56,7 @@ def _merge_across_processes(stats: mix.ModeStats, group: Any) -> mix.ModeStats:
     below float32 tiny.
     """
     k, c = stats.var.shape
-    center, residual = stats.centered()
+    center, residual = stats.center, stats.residual
     m2 = stats.var * stats.mass.clamp_min(MIN_MODE_MASS).unsqueeze(1)  # Σ_n g·(v + (m − μ_r)²)
     local = torch.cat([stats.mass, *(t.flatten() for t in (center, residual, m2))])
     gathered = local.new_empty(_world_size(group) * local.numel())  # flat: gloo wants it so

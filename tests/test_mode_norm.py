@@ -475,7 +475,7 @@ def test_modes_far_from_sample_0_pinned(backend):
     from m − pivot (the pivot being sample 0's value), their m − μ carried the rounding of
     values 10 away, and the kernels' dx lost 4e-6, 20× a float32 evaluation of the
     reference (2e-6 on both paths once rounded as here); each mode now has a pivot of its
-    own (mix.ModeStats.centered). (tools/fuzz.py draw 1439, rounded to 4 decimals.)"""
+    own (mix.ModeStats). (tools/fuzz.py draw 1439, rounded to 4 decimals.)"""
     layer, x, dy = modes_far_from_sample_0()
     y, grads = forward_backward(layer, x, dy)
     y_ref, grads_ref = forward_backward(reference_twin(layer), x.double(), dy.double())

@@ -415,12 +415,12 @@ def main() -> int:
     p.add_argument("--list", action="store_true", help="list the mutants and exit")
     p.add_argument("--timeout", type=float, default=1200, help="seconds per mutant's tests")
     args = p.parse_args()
-    mutants = [m for m in MUTANTS if not args.only or m.name.startswith(tuple(args.only))]
-    if args.list or not mutants:
+    chosen = [m for m in MUTANTS if not args.only or m.name.startswith(tuple(args.only))]
+    if args.list or not chosen:
         for m in MUTANTS:
             print(f"{m.name}  [{m.file}; expect {m.expect}]")
-        return 0 if mutants or args.list else 2
-    stale = [m.name for m in mutants if target_count(m) != 1]
+        return 0 if chosen or args.list else 2
+    stale = [m.name for m in chosen if target_count(m) != 1]
     if stale:
         print("target text not found exactly once (update the mutant):", *stale, sep="\n  ")
         return 1
@@ -428,19 +428,19 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="mn-mutants-") as scratch:
         copy = Path(scratch) / "tree"
         scratch_copy(copy)
-        for i, m in enumerate(mutants, 1):
+        for i, m in enumerate(chosen, 1):
             start = time.perf_counter()
             caught, detail = run_mutant(m, copy, args.timeout)
             outcome = "caught" if caught else "survived"
             as_expected = caught == (m.expect == "caught")
             mark = "ok" if as_expected else "UNEXPECTED"
             seconds = time.perf_counter() - start
-            print(f"[{i}/{len(mutants)}] {mark:10s} {outcome:8s} {m.name} ({seconds:.0f} s)")
+            print(f"[{i}/{len(chosen)}] {mark:10s} {outcome:8s} {m.name} ({seconds:.0f} s)")
             print(f"    {detail}" + (f"\n    expected to survive: {m.why}" if m.why else ""))
             sys.stdout.flush()
             if not as_expected:
                 unexpected.append(m.name)
-    print(f"{len(mutants)} mutants, {len(unexpected)} with an unexpected outcome")
+    print(f"{len(chosen)} mutants, {len(unexpected)} with an unexpected outcome")
     return 1 if unexpected else 0
 
 

@@ -133,7 +133,7 @@ def _nonzero(mass):
 @triton.jit
 def _around_mode_pivot(sum_raw, sum_sq, mode_pivot, coverage):
     """(μ − P, σ²) from Σ w·(m − P) and Σ w·(v + (m − P)²), P a mode's own pivot (μ rounded)
-    and Σ w = `coverage` (see mix.ModeStats.centered): μ − P = Σ w·(m − P) − (1 − Σ w)·P and
+    and Σ w = `coverage` (see mix.ModeStats): μ − P = Σ w·(m − P) − (1 − Σ w)·P and
     σ² = Σ w·(v + (m − μ)²) expanded around P. The expansion loses digits only where
     σ < |μ − P| ≤ ulp(μ)/2, below anything float32 data can resolve; it saves a walk."""
     residual = sum_raw - (1.0 - coverage) * mode_pivot
@@ -165,7 +165,7 @@ def _mn_batch_stats(
     K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
     """(N_k, P_k, μ_k − P_k, σ²_k) for this program's channels: the mode's own pivot P_k
-    (μ_k rounded) and the rest, as in mix.batch_mode_stats (see mix.ModeStats.centered).
+    (μ_k rounded) and the rest, as in mix.batch_mode_stats (see mix.ModeStats).
 
     Two passes over the samples: μ_k relative to sample 0's shift, merged block by block;
     then Σ w·(m − P_k) and Σ w·(v + (m − P_k)²), from which μ_k − P_k and σ²_k around μ_k.

@@ -18,7 +18,7 @@ import triton.language as tl
 from helpers import TOLERANCE, assert_close, record_guarded_launches, tiny_tiles
 from mn_triton.kernels import layout
 from mn_triton.kernels.apply import row_affine
-from mn_triton.kernels.mix import _row_offsets
+from mn_triton.kernels.mix import _row_offsets, _softmax_backward
 from mn_triton.kernels.moments import row_grad_sums, row_moments
 
 
@@ -250,10 +250,62 @@ def test_mix_row_offsets_pass_2_pow_31():
     assert "rows[:, None] *" not in source
 
 
+@triton.jit
+def _softmax_backward_kernel(G, G_DG, OUT, B, K, BLOCK_B: tl.constexpr, K_PAD: tl.constexpr):
+    rows, modes = tl.arange(0, BLOCK_B), tl.arange(0, K_PAD)
+    mask = (rows < B)[:, None] & (modes < K)[None, :]
+    idx = rows[:, None] * K + modes[None, :]
+    g = tl.load(G + idx, mask=mask, other=0.0)
+    g_dg = tl.load(G_DG + idx, mask=mask, other=0.0)
+    tl.store(OUT + idx, _softmax_backward(g, g_dg, K_PAD), mask=mask)
+
+
+def _gate_rows(k: int) -> torch.Tensor:
+    """Logits per row: spread, saturated (one gate within 1e-9 of 1, or 1e-3), a tie between
+    the two largest gates, all equal, and one mode far below the rest."""
+    spread = torch.randn(4, k, dtype=torch.float64) * 3
+    saturated = torch.randn(2, k, dtype=torch.float64)
+    saturated[0, k // 2] += 25.0
+    saturated[1, -1] += 10.0
+    tied = torch.randn(1, k, dtype=torch.float64)
+    tied[0, :2] = tied.max() + 4.0
+    low = torch.zeros(1, k, dtype=torch.float64)
+    low[0, 0] = -30.0
+    return torch.cat([spread, saturated, tied, torch.zeros(1, k, dtype=torch.float64), low])
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 7, 64, 200])
+def test_softmax_backward_keeps_each_term_precise(k):
+    """The mix kernels' softmax backward, d_k = g_k∂g_k·Σ_{j≠k} g_j − g_k·Σ_{j≠k} g_j∂g_j in
+    O(K) per row, against float64 on the same float32 inputs: each d_k within a few ε of its
+    own terms' magnitudes, also when one gate saturates (where the usual g⊙∂g − g·Σ g∂g loses
+    all of 1 − g_k: checked below to miss the same bound) and when two gates tie."""
+    logits = _gate_rows(k)
+    f64 = torch.float64
+    grad = torch.randn(logits.shape, dtype=f64) * torch.logspace(-3, 3, k, dtype=f64)  # ∂L/∂g
+    g = torch.softmax(logits, 1).float()
+    g_dg = (g.double() * grad).float()
+    out = torch.empty_like(g)
+    b = g.shape[0]
+    _softmax_backward_kernel[(1,)](g, g_dg, out, b, k, BLOCK_B=triton.next_power_of_2(b),
+                                   K_PAD=triton.next_power_of_2(k))  # fmt: skip
+    g64, g_dg64 = g.double(), g_dg.double()
+    others = 1.0 - torch.eye(k, dtype=torch.float64)  # sums over j ≠ k, none formed as a difference
+    others_g, abs_others = g64 @ others, g_dg64.abs() @ others
+    exact = g_dg64 * others_g - g64 * (g_dg64 @ others)
+    scale = g_dg64.abs() * others_g + g64 * abs_others
+    eps = torch.finfo(torch.float32).eps
+    assert torch.all((out.double() - exact).abs() <= 4 * eps * scale + 1e-40), (out, exact)
+    usual = (g_dg - g * g_dg.sum(1, keepdim=True)).double()
+    if k > 1:
+        assert not torch.all((usual - exact).abs() <= 4 * eps * scale + 1e-40)
+
+
 # The mix kernels against the torch-op mix (itself checked against the reference through
 # the layers), in float64 so that any difference beyond rounding is a bug. Small tiles make
-# every loop run several times: sample blocks, channel blocks and chunks, partial sums.
-MIX_CASES = [(13, 37, 3), (1, 4, 1), (6, 9, 16), (40, 3, 2)]
+# every loop run several times: sample blocks, channel blocks and chunks, partial sums;
+# K = 130 pads to more modes than the tile holds (blocks of one sample and one channel).
+MIX_CASES = [(13, 37, 3), (1, 4, 1), (6, 9, 16), (40, 3, 2), (5, 6, 130)]
 
 
 def _mix_inputs(n, c, k):
@@ -323,6 +375,7 @@ def test_triton_backend_runs_every_kernel(layer, k, monkeypatch):
     from mn_triton.kernels import mix as kernel_mix
 
     mix_module = "kernels.mix" if k == 2 else "mix"
+    monkeypatch.setattr(kernel_mix, "MAX_MODES", 3)
     k = 2 if k == 2 else kernel_mix.MAX_MODES + 1
 
     prefix = "mode_norm" if layer == "ModeNorm2d" else "mode_group_norm"

@@ -46,8 +46,8 @@ LAYOUTS = {
     "many_modes": ("ModeGroupNorm2d", (3, 5, 2, 2), 16, lambda t: t),
     # More modes than values per mode, K not a power of 2: K_PAD = 64 lanes, 14 of them padding.
     "huge_k": ("ModeGroupNorm2d", (3, 5, 2, 2), 50, lambda t: t),
-    # More modes than the mix kernels take: the mix runs in torch ops between the kernels.
-    "beyond_the_mix_kernels": ("ModeGroupNorm2d", (3, 5, 2, 2), 65, lambda t: t),
+    # Hundreds of modes, most with next to no gate mass: K_PAD = 512, 212 lanes of padding.
+    "hundreds_of_modes": ("ModeGroupNorm2d", (3, 5, 2, 2), 300, lambda t: t),
 }
 
 
@@ -272,3 +272,13 @@ def test_repr():
     layer = mn_triton.ModeGroupNorm2d(8, num_modes=4)
     assert repr(layer).startswith("ModeGroupNorm2d(\n  8, num_modes=4, eps=1e-05, affine=True")
     assert tuple(layer.gate.weight.shape) == (4, 1)
+
+
+def test_more_modes_than_the_mix_kernels_take(backend, monkeypatch):
+    """Past kernels.mix.MAX_MODES the mix runs in torch ops between the kernel passes over x:
+    the two paths must meet on the same statistics (here with the limit lowered to 4)."""
+    from mn_triton.kernels import mix as kernel_mix
+
+    monkeypatch.setattr(kernel_mix, "MAX_MODES", 4)
+    layer = randomize(fast_layer("ModeGroupNorm2d", 5, num_modes=6))
+    check_against_oracle(layer, _input((3, 5, 2, 3)))

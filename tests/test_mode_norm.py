@@ -52,8 +52,8 @@ LAYOUTS = {
     "many_modes": ("ModeNorm2d", (3, 5, 2, 2), 16, lambda t: t),
     # More modes than values per mode, K not a power of 2: K_PAD = 64 lanes, 14 of them padding.
     "huge_k": ("ModeNorm2d", (3, 5, 2, 2), 50, lambda t: t),
-    # More modes than the mix kernels take: the mix runs in torch ops between the kernels.
-    "beyond_the_mix_kernels": ("ModeNorm2d", (3, 5, 2, 2), 65, lambda t: t),
+    # Hundreds of modes, most with next to no gate mass: K_PAD = 512, 212 lanes of padding.
+    "hundreds_of_modes": ("ModeNorm2d", (3, 5, 2, 2), 300, lambda t: t),
 }
 
 
@@ -661,3 +661,14 @@ def test_whole_layer_in_16_bit(dtype, training, backend):
     check_against_oracle(layer, _input((4, 5, 3, 4), dtype=dtype))
     assert all(p.grad.dtype == dtype for p in layer.parameters())
     assert layer.running_mean.dtype == dtype
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_more_modes_than_the_mix_kernels_take(training, backend, monkeypatch):
+    """Past kernels.mix.MAX_MODES the mix runs in torch ops between the kernel passes over x:
+    the two paths must meet on the same statistics (here with the limit lowered to 4)."""
+    from mn_triton.kernels import mix as kernel_mix
+
+    monkeypatch.setattr(kernel_mix, "MAX_MODES", 4)
+    layer = randomize(fast_layer("ModeNorm2d", 5, num_modes=6)).train(training)
+    check_against_oracle(layer, _input((3, 5, 2, 3)))

@@ -4,7 +4,7 @@ The tests run the kernels in Triton's interpreter, which accepts programs that t
 compiler rejects (a loop-carried variable that changes shape, say) and says nothing about
 registers or spills. This script swaps Triton's driver for one that only compiles: a sweep
 of layer calls (MN and MGN; training forward and backward, eval; four dtypes; NCHW,
-channels_last, sliced and 3-D layouts; K from 1 to 16, and 50 and 65 in the full sweep; rows
+channels_last, sliced and 3-D layouts; K from 1 to 16, and 50, 300 and 4097 in the full sweep; rows
 split across programs; offsets past 2³¹) launches the kernels as usual, and each launch
 is compiled to a cubin for the target GPU instead of run. Tensors live on PyTorch's `meta`
 device (shapes, no data), so nothing is computed, big shapes cost no memory, and two more
@@ -47,7 +47,7 @@ from triton.runtime.jit import JITFunction  # noqa: E402
 
 import mn_triton  # noqa: E402
 from mn_triton import backend  # noqa: E402
-from mn_triton.kernels import layout  # noqa: E402
+from mn_triton.kernels import layout, mix  # noqa: E402
 
 H100_SMS = 132
 DEVICE = torch.device("meta")
@@ -217,7 +217,8 @@ def sweep(quick: bool) -> list[tuple[str, Callable[[], None]]]:
 
     The quick sweep takes every constexpr branch of every kernel at least once (dtypes,
     layouts, optional parameters, 64-bit offsets) in about 60 specialisations; the full one
-    adds the benchmark's shapes in every dtype and K ∈ {1, 2, 8}, and K = 50 and 65, about 550.
+    adds the benchmark's shapes in every dtype and K ∈ {1, 2, 8}, and K = 50, 300 and 4097,
+    about 550.
     """
     if quick:
         return [
@@ -252,8 +253,10 @@ def sweep(quick: bool) -> list[tuple[str, Callable[[], None]]]:
             cases.append((f"{kind} sliced {dtype}", _layout_case(kind, dtype, "sliced")))
         cases.append((f"{kind} K=16 no affine", _shape_case(kind, (8, 24, 9, 9), None, 16, False)))
         cases.append((f"{kind} K=50", _shape_case(kind, (8, 24, 9, 9), None, 50)))
+        cases.append((f"{kind} K=300", _shape_case(kind, (8, 24, 9, 9), None, 300)))
         # Past kernels/mix.MAX_MODES: the passes only (the mix runs in torch ops).
-        cases.append((f"{kind} K=65", _shape_case(kind, (8, 24, 9, 9), None, 65)))
+        past = mix.MAX_MODES + 1
+        cases.append((f"{kind} K={past}", _shape_case(kind, (8, 24, 9, 9), None, past)))
         cases.append((f"{kind} momentum=None", _cumulative_average_case(kind)))
         cases.append((f"{kind} no gate bias", _no_gate_bias_case(kind)))
         cases.append((f"{kind} N=1", _shape_case(kind, (1, 3, 5, 7), None, 3)))

@@ -157,6 +157,19 @@ MUTANTS = [
         "    return g_dg - g * tl.sum(g_dg, axis=1)[:, None]",
     ),
     Mutant(
+        "M17 softmax backward forms the largest gate's others as total − own (kernels)",
+        "mn_triton/kernels/mix.py",
+        "    others_g = tl.where(is_top, rest_g, (rest_g + top_g) - g)\n"
+        "    others_gdg = tl.where(is_top, rest_gdg, (rest_gdg + top_gdg) - g_dg)\n",
+        "    others_g = (rest_g + top_g) - g\n    others_gdg = (rest_gdg + top_gdg) - g_dg\n",
+    ),
+    Mutant(
+        "M18 softmax backward sums directly for the smallest gate, not the largest (kernels)",
+        "mn_triton/kernels/mix.py",
+        "tl.where(g == tl.max(g, axis=1)[:, None], j, K_PAD)",
+        "tl.where(g == tl.min(g, axis=1)[:, None], j, K_PAD)",
+    ),
+    Mutant(
         "M10 eval variance from running estimates in the input's precision",
         "mn_triton/kernels/mix.py",
         "var = tl.maximum(sq - r64 * r64, 0.0).to(pivot.dtype)",

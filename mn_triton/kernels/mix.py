@@ -32,13 +32,12 @@ from .layout import FP_FUSION, cdiv, next_pow2
 
 # Elements of the largest 3-D temporary ([samples, modes, channels]) a program holds.
 MIX_TILE = 4096
-# The largest K the mix kernels take. Their softmax backward sums over the other modes
-# without cancellation in [rows, K_PAD, K_PAD] temporaries, and compile time grows with them:
-# for sm_90 MGN's backward compiles in ~7 s at K_PAD = 64 but takes ~11 min at 128 (ptxas),
-# and no longer compiles from 512 (a temporary past Triton's 2²⁰ elements; MN's from 2048).
-# Larger K runs the mix in torch ops between the Triton passes over x (backend._fused_mix):
-# correct, in more launches. The paper uses K ≤ 6.
-MAX_MODES = 64
+# The largest K the mix kernels take: up to it each temporary of theirs stays within MIX_TILE
+# elements (blocks of one sample and one channel at K_PAD = MIX_TILE). Larger K runs the mix
+# in torch ops between the Triton passes over x (backend._fused_mix): correct, in more
+# launches. The paper uses K ≤ 6; for sm_90 every mix kernel compiles in under 10 s and
+# without spills up to K = 4096.
+MAX_MODES = MIX_TILE
 _TINY: tl.constexpr = tl.constexpr(MIN_MODE_MASS)
 
 
@@ -106,13 +105,24 @@ def _softmax_rows(logits, row_ok, mode_ok):
 
 
 @triton.jit
-def _softmax_backward(g, g_dg, mode_ok, K_PAD: tl.constexpr):
+def _softmax_backward(g, g_dg, K_PAD: tl.constexpr):
     """∂L/∂logits from g and g ⊙ ∂L/∂g, [B, K_PAD], in the form that keeps its precision
-    when a gate saturates: Σ_{j≠k} (g_j·g_k∂g_k − g_k·g_j∂g_j) (see mix._softmax_backward)."""
-    j = tl.arange(0, K_PAD)
-    off_diagonal = (j[:, None] != j[None, :]) & mode_ok[:, None] & mode_ok[None, :]
-    others_g = tl.sum(tl.where(off_diagonal[None, :, :], g[:, :, None], 0.0), axis=1)
-    others_gdg = tl.sum(tl.where(off_diagonal[None, :, :], g_dg[:, :, None], 0.0), axis=1)
+    when a gate saturates: Σ_{j≠k} (g_j·g_k∂g_k − g_k·g_j∂g_j) (see mix._softmax_backward).
+
+    The sums over the other modes j ≠ k take O(K) work per row: for each row's largest gate
+    they are summed directly; for every other mode k, g_k ≤ ½, and total − own loses nothing
+    that matters: 1 − g_k ≥ ½, and the rounding of g_k∂g_k in the total is at most ~ε of
+    the term g_k∂g_k·(1 − g_k) beside it. Padded modes and rows hold g = 0 and give 0."""
+    j = tl.arange(0, K_PAD)[None, :]
+    # The first of the largest gates (not tl.argmax: the interpreter's raises on NaN rows).
+    top = tl.min(tl.where(g == tl.max(g, axis=1)[:, None], j, K_PAD), axis=1)
+    is_top = j == top[:, None]
+    rest_g = tl.sum(tl.where(is_top, 0.0, g), axis=1)[:, None]
+    rest_gdg = tl.sum(tl.where(is_top, 0.0, g_dg), axis=1)[:, None]
+    top_g = tl.sum(tl.where(is_top, g, 0.0), axis=1)[:, None]
+    top_gdg = tl.sum(tl.where(is_top, g_dg, 0.0), axis=1)[:, None]
+    others_g = tl.where(is_top, rest_g, (rest_g + top_g) - g)
+    others_gdg = tl.where(is_top, rest_gdg, (rest_gdg + top_gdg) - g_dg)
     return g_dg * others_g - g * others_gdg
 
 
@@ -448,7 +458,7 @@ def _mn_mix_backward_gates_kernel(
             g_dg += tl.load(GDG_PARTIAL + nk, mask=nk_ok, other=0.0)
         g = _mn_gates(SHIFT, MDEV, GW, GB, rows, row_ok, modes, mode_ok, C,
                       HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C)  # fmt: skip
-        d_logits = _softmax_backward(g, g_dg, mode_ok, K_PAD)
+        d_logits = _softmax_backward(g, g_dg, K_PAD)
         mask = row_ok[:, None] & col_ok[None, :]
         m = _load_rows(SHIFT, rows, cols, C, mask) + _load_rows(MDEV, rows, cols, C, mask)
         dm_gate = tl.sum(d_logits[:, :, None] * w_gate[None, :, :], axis=1)
@@ -754,7 +764,7 @@ def _mgn_mix_backward_kernel(
         dm += tl.sum(w * (2.0 * dev * d_var[None, :] + d_mean[None, :]), axis=1)
         spread = v[:, None] + dev * dev - var[None, :]
         g_dg = w * (d_mean[None, :] * dev + d_var[None, :] * spread)
-        d_logits = _softmax_backward(g, g_dg, mode_ok, K_PAD)
+        d_logits = _softmax_backward(g, g_dg, K_PAD)
         dm += tl.sum(d_logits * w_gate[None, :], axis=1)
         m = tl.where(c_ok, s + mdev, 0.0)
         d_gate_w += tl.sum(d_logits * m[:, None], axis=0)

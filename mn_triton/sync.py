@@ -15,6 +15,7 @@ talks to the network itself.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -26,6 +27,7 @@ from torch.autograd.function import once_differentiable
 from reference._base import MIN_MODE_MASS, fx_leaf, stat_dtype, update_running_stats
 
 from . import backend, mix
+from .kernels import mix as _mix_kernels
 from .modules import ModeNorm
 
 # all_gather_into_tensor by its newer name where torch has it (2.13 warns on the old one; 2.11
@@ -39,8 +41,16 @@ def _world_size(group: Any) -> int:
     return dist.get_world_size(group)
 
 
-def _merge_across_processes(stats: mix.ModeStats, group: Any) -> mix.ModeStats:
-    """All processes' (N_k, μ_k, M2_k) merged into the statistics of the whole batch.
+def _pack(stats: mix.ModeStats) -> Tensor:
+    """[N_k | P_k | μ_k − P_k | σ²_k], flat: what each process contributes to the all_gather
+    (the mix kernels write theirs so: kernels.mix.mode_norm_batch_stats)."""
+    fields = (stats.center, stats.residual, stats.var)
+    return torch.cat([stats.mass, *(t.flatten() for t in fields)])
+
+
+def _merge_across_processes(local: Tensor, k: int, c: int, group: Any) -> mix.ModeStats:
+    """All processes' (N_k, μ_k, M2_k) merged into the statistics of the whole batch;
+    `local` is this process's, packed (`_pack`).
 
     Each μ_k travels as its process's pair (P_r, μ_r − P_r) of a pivot of the mode's own and
     the rest (mix.ModeStats), and the merged μ is formed the same way: P = Σ_r u_r·P_r
@@ -55,17 +65,14 @@ def _merge_across_processes(stats: mix.ModeStats, group: Any) -> mix.ModeStats:
     Σ_n g·m / max(N, tiny), as one process computes it, also for modes whose gate mass lies
     below float32 tiny.
     """
-    k, c = stats.var.shape
-    center, residual = stats.center, stats.residual
-    m2 = stats.var * stats.mass.clamp_min(MIN_MODE_MASS).unsqueeze(1)  # Σ_n g·(v + (m − μ_r)²)
-    local = torch.cat([stats.mass, *(t.flatten() for t in (center, residual, m2))])
     gathered = local.new_empty(_world_size(group) * local.numel())  # flat: gloo wants it so
     _all_gather_single(gathered, local, group=group)
     gathered = gathered.view(-1, local.numel())
     mass_r, *per_mode = gathered.split([k, k * c, k * c, k * c], dim=1)
-    center_r, residual_r, m2_r = (t.view(-1, k, c) for t in per_mode)
+    center_r, residual_r, var_r = (t.view(-1, k, c) for t in per_mode)
     total = mass_r.sum(dim=0)
     held_r = mass_r.clamp_min(MIN_MODE_MASS).unsqueeze(2)  # Σ_{n∈r} g·m = held_r·μ_r
+    m2_r = var_r * held_r  # Σ_{n∈r} g·(v + (m − μ_r)²)
     share_r = held_r / total.clamp_min(MIN_MODE_MASS).unsqueeze(1)
     # Σ_r u_r as one quotient: exactly 1 whenever every N_r ≥ tiny (the shares' own sum
     # is 1 only up to their roundings, and (1 − Σ_r u_r)·P would put that into μ).
@@ -88,6 +95,36 @@ def _all_reduce_sum(t: Tensor, group: Any) -> Tensor:
     return t
 
 
+def _on_mix_kernels(x: Tensor, gate_weight: Tensor) -> bool:
+    """The mix on the kernels: where the layer's is, and this process holds samples (one
+    without takes the torch ops, which exchange the same buffers)."""
+    return backend._fused_mix(x, gate_weight) and x.numel() > 0
+
+
+def _mix_forward(
+    x: Tensor, shift: Tensor, mean_dev: Tensor, var_rows: Tensor, gate_weight: Tensor,
+    gate_bias: Tensor | None, weight: Tensor | None, bias: Tensor | None, eps: float,
+    group: Any,
+) -> tuple[Tensor, Tensor, mix.ModeStats]:  # fmt: skip
+    """(scale, bias) per row from the statistics of the whole batch, and those statistics."""
+    k, c = gate_weight.shape[0], shift.shape[1]
+    if not _on_mix_kernels(x, gate_weight):
+        coeffs, stats = mix.mode_norm_forward(
+            shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, None, None,
+            training=True, eps=eps,
+            merge_stats=lambda s: _merge_across_processes(_pack(s), k, c, group),
+        )  # fmt: skip
+        return coeffs.scale, coeffs.bias, stats
+    local = shift.new_empty(k + 3 * k * c)
+    _mix_kernels.mode_norm_batch_stats(shift, mean_dev, var_rows, gate_weight, gate_bias, local)
+    stats = _merge_across_processes(local, k, c, group)
+    scale, row_bias, _, _ = _mix_kernels.mode_norm_forward(
+        shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, None, None,
+        training=True, eps=eps, stats=(stats.mass, stats.center, stats.residual, stats.var),
+    )  # fmt: skip
+    return scale, row_bias, stats
+
+
 def _local_rows(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     if x.numel() == 0:  # this process holds no samples; it still takes part in the exchange
         zeros = x.new_zeros(x.shape[:2], dtype=stat_dtype(x.dtype))
@@ -100,12 +137,10 @@ class _SyncModeNormFunction(torch.autograd.Function):
     def forward(ctx, x, gate_weight, gate_bias, weight, bias, eps, group):  # noqa: ANN001
         with backend.on_device_of(x):  # the launches go to x's device
             shift, mean_dev, var_rows = _local_rows(x)
-            coeffs, stats = mix.mode_norm_forward(
-                shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, None, None,
-                training=True, eps=eps,
-                merge_stats=lambda s: _merge_across_processes(s, group),
-            )  # fmt: skip
-            y = backend.row_affine(x, shift, coeffs.scale, coeffs.bias) if x.numel() else x.clone()
+            scale, row_bias, stats = _mix_forward(
+                x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, eps, group
+            )
+            y = backend.row_affine(x, shift, scale, row_bias) if x.numel() else x.clone()
             ctx.save_for_backward(
                 x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias,
                 stats.center, stats.residual, stats.var, stats.mass,
@@ -127,12 +162,15 @@ class _SyncModeNormFunction(torch.autograd.Function):
             else:
                 sum_dy, sum_dy_xs = torch.zeros_like(shift), torch.zeros_like(shift)
             length = max(math.prod(x.shape[2:]), 1)
-            grads = mix.mode_norm_backward(
-                sum_dy, sum_dy_xs, length, shift, mean_dev, var_rows, gate_weight, gate_bias,
-                weight, None, None, training=True, eps=ctx.eps,
-                stats=mix.ModeStats(*saved),
-                sum_over_batch=lambda t: _all_reduce_sum(t, ctx.group),
-            )  # fmt: skip
+            args = (sum_dy, sum_dy_xs, length, shift, mean_dev, var_rows, gate_weight,
+                    gate_bias, weight, None, None, True, ctx.eps)  # fmt: skip
+            stats = mix.ModeStats(*saved)
+            sum_over_batch = functools.partial(_all_reduce_sum, group=ctx.group)
+            if _on_mix_kernels(x, gate_weight):
+                given = (stats.mass, stats.center, stats.residual, stats.var)
+                grads = mix.MixGrads(*_mix_kernels.mode_norm_backward(*args, given, sum_over_batch))
+            else:
+                grads = mix.mode_norm_backward(*args, stats, sum_over_batch)
             dx = None
             if ctx.needs_input_grad[0]:
                 dx = (

@@ -311,6 +311,7 @@ def record_guarded_launches(monkeypatch) -> list[tuple[str, bool]]:  # noqa: ANN
     entry_points = [(moments, "row_moments"), (moments, "row_grad_sums"), (apply, "row_affine")]
     entry_points += [(kernel_mix, f"{op}_{way}") for op in ("mode_norm", "mode_group_norm")
                      for way in ("forward", "backward")]  # fmt: skip
+    entry_points.append((kernel_mix, "mode_norm_batch_stats"))  # SyncModeNorm's
     for module, name in entry_points:
         original = getattr(module, name)
 

@@ -187,8 +187,8 @@ def test_sync_fuzzer_passes():
     assert any(d.channels_last for d in draws)
 
 
-def _merge_off_by_1e_4_sigma(stats, group):  # picklable: the fuzzer's processes import it
-    merged = _merge_across_processes(stats, group)
+def _merge_off_by_1e_4_sigma(local, k, c, group):  # picklable: the fuzzer's processes import it
+    merged = _merge_across_processes(local, k, c, group)
     return dataclasses.replace(merged, residual=merged.residual + 1e-4 * merged.var.sqrt())
 
 

@@ -381,7 +381,9 @@ def test_ddp_resnet20_with_sync_mode_norm_trains_like_one_process(backend, tmp_p
 
 def test_synchronising_launches_go_to_the_device_of_the_input(monkeypatch):
     """As test_kernels' test of the layers: the synchronising Function's kernel launches run
-    inside backend.on_device_of (Triton launches on the current device only)."""
+    inside backend.on_device_of (Triton launches on the current device only), and the mix
+    runs on the kernels too: the batch's statistics, then the coefficients from the merged
+    ones; the backward's two passes around the all_reduce."""
     calls = record_guarded_launches(monkeypatch)
     port = _free_port()
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
@@ -395,5 +397,8 @@ def test_synchronising_launches_go_to_the_device_of_the_input(monkeypatch):
             y.sum().backward()
     finally:
         dist.destroy_process_group()
-    assert sorted({name for name, _ in calls}) == ["row_affine", "row_grad_sums", "row_moments"]
+    assert sorted({name for name, _ in calls}) == [
+        "mode_norm_backward", "mode_norm_batch_stats", "mode_norm_forward",
+        "row_affine", "row_grad_sums", "row_moments",
+    ]  # fmt: skip
     assert all(guarded for _, guarded in calls), calls

@@ -233,7 +233,7 @@ def sweep(quick: bool) -> list[tuple[str, Callable[[], None]]]:
                 ("momentum=None", _cumulative_average_case(kind)),
                 ("no gate bias", _no_gate_bias_case(kind)),
             )
-        ] + [("offsets past 2^31", _beyond_2_pow_31)]
+        ] + [("offsets past 2^31", _beyond_2_pow_31), ("SyncModeNorm mix", _sync_mix_case)]
 
     cases: list[tuple[str, Callable[[], None]]] = []
     shapes = {
@@ -261,7 +261,24 @@ def sweep(quick: bool) -> list[tuple[str, Callable[[], None]]]:
         cases.append((f"{kind} no gate bias", _no_gate_bias_case(kind)))
         cases.append((f"{kind} N=1", _shape_case(kind, (1, 3, 5, 7), None, 3)))
     cases.append(("offsets past 2^31", _beyond_2_pow_31))
+    cases.append(("SyncModeNorm mix", _sync_mix_case))
     return cases
+
+
+def _sync_mix_case() -> None:
+    """SyncModeNorm's mix launches (no process group on meta tensors: the kernels directly):
+    the batch statistics, the forward from given statistics, the backward in two launches."""
+    n, c, k = 16, 24, 3
+    rows = [torch.randn(n, c, device=DEVICE) for _ in range(5)]
+    shift, mean_dev, var_rows, sum_dy, sum_dy_xs = rows
+    gate_weight, gate_bias = torch.randn(k, c, device=DEVICE), torch.randn(k, device=DEVICE)
+    weight, bias = torch.randn(c, device=DEVICE), torch.randn(c, device=DEVICE)
+    stats = mix.mode_norm_batch_stats(shift, mean_dev, var_rows, gate_weight, gate_bias)
+    common = (gate_weight, gate_bias, weight)
+    mix.mode_norm_forward(shift, mean_dev, var_rows, *common, bias, None, None, True, 1e-5,
+                          stats=stats)  # fmt: skip
+    mix.mode_norm_backward(sum_dy, sum_dy_xs, 9, shift, mean_dev, var_rows, *common, None,
+                           None, True, 1e-5, stats, lambda sums: sums)  # fmt: skip
 
 
 def _cumulative_average_case(kind: str) -> Callable[[], None]:

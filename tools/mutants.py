@@ -198,8 +198,8 @@ MUTANTS = [
     Mutant(
         "M1 MN backward drops σ²'s derivative in μ (kernels)",
         "mn_triton/kernels/mix.py",
-        "d_mean = -g_db * rstd - 2.0 * d_var * sum_g_dev * inv_mass[:, None]",
-        "d_mean = -g_db * rstd",
+        "d_mean = d_mean_via_b - 2.0 * d_var * sum_w_dev",
+        "d_mean = d_mean_via_b",
         expect="equivalent",
         why=ZERO_IN_EXACT_ARITHMETIC,
     ),
@@ -260,8 +260,15 @@ MUTANTS = [
     Mutant(
         "Y3 backward sums not reduced across processes",
         "mn_triton/sync.py",
-        "                sum_over_batch=lambda t: _all_reduce_sum(t, ctx.group),",
-        "                sum_over_batch=lambda t: t,",
+        "sum_over_batch = functools.partial(_all_reduce_sum, group=ctx.group)",
+        "sum_over_batch = (lambda t: t)",
+        "tests/test_sync.py",
+    ),
+    Mutant(
+        "Y6 the kernels' second backward pass reads the sums before the all_reduce",
+        "mn_triton/kernels/mix.py",
+        "        sums = sum_over_batch(sums)\n",
+        "        sum_over_batch(sums.clone())\n",
         "tests/test_sync.py",
     ),
     Mutant(

@@ -20,6 +20,8 @@ GPU costs more in launches than the passes over x. Here:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import triton
 import triton.language as tl
@@ -226,13 +228,22 @@ def _mn_dev(s, mdev, mask, center, residual):
 
 @triton.jit
 def _mn_mode_stats(
-    SHIFT, MDEV, VAR, GW, GB, RMEAN, RMEAN_SQ, pivot, cols, col_ok, modes, mode_ok, N, C,
-    TRAINING: tl.constexpr, HAS_GATE_BIAS: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_C: tl.constexpr, K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
+    SHIFT, MDEV, VAR, GW, GB, RMEAN, RMEAN_SQ, GIVEN_MASS, GIVEN_CENTER, GIVEN_RESIDUAL,
+    GIVEN_VAR, pivot, cols, col_ok, modes, mode_ok, N, C,
+    TRAINING: tl.constexpr, GIVEN_STATS: tl.constexpr, HAS_GATE_BIAS: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr, K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
-    """(N_k, P_k, μ_k − P_k, σ²_k): batch statistics (training) or the running estimates'
-    (eval: mass 1, P_k the running mean itself, exactly)."""
-    if TRAINING:
+    """(N_k, P_k, μ_k − P_k, σ²_k): batch statistics (training), given ones (SyncModeNorm's,
+    merged across processes), or the running estimates' (eval: mass 1, P_k the running mean
+    itself, exactly)."""
+    if GIVEN_STATS:
+        kc = modes[:, None] * C + cols[None, :]
+        kc_ok = mode_ok[:, None] & col_ok[None, :]
+        mass = tl.load(GIVEN_MASS + modes, mask=mode_ok, other=0.0)
+        center = tl.load(GIVEN_CENTER + kc, mask=kc_ok, other=0.0)
+        residual = tl.load(GIVEN_RESIDUAL + kc, mask=kc_ok, other=0.0)
+        var = tl.load(GIVEN_VAR + kc, mask=kc_ok, other=0.0)
+    elif TRAINING:
         mass, center, residual, var = _mn_batch_stats(
             SHIFT, MDEV, VAR, GW, GB, pivot, cols, col_ok, modes, mode_ok, N, C,
             HAS_GATE_BIAS, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
@@ -273,9 +284,11 @@ def _update_running(RMEAN, RMEAN_SQ, MOMENTUM, momentum, mean, var, kc, kc_ok,
 @triton.jit
 def _mn_mix_forward_kernel(
     SHIFT, MDEV, VAR, GW, GB, ALPHA, BETA, RMEAN, RMEAN_SQ, MOMENTUM,
+    GIVEN_MASS, GIVEN_CENTER, GIVEN_RESIDUAL, GIVEN_VAR,
     SCALE, BIAS, MODE_MEAN, MODE_VAR,
     N, C, K, eps: tl.float64, momentum: tl.float64,
-    TRAINING: tl.constexpr, UPDATE_RUNNING: tl.constexpr, MOMENTUM_IN_TENSOR: tl.constexpr,
+    TRAINING: tl.constexpr, GIVEN_STATS: tl.constexpr,
+    UPDATE_RUNNING: tl.constexpr, MOMENTUM_IN_TENSOR: tl.constexpr,
     HAS_GATE_BIAS: tl.constexpr, HAS_WEIGHT: tl.constexpr,
     HAS_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
     K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
@@ -287,8 +300,9 @@ def _mn_mix_forward_kernel(
     pivot = tl.load(SHIFT + cols, mask=col_ok, other=0.0)  # sample 0's shifts
     eps, momentum = _as(eps, pivot.dtype), _as(momentum, pivot.dtype)
     _mass, center, residual, var = _mn_mode_stats(
-        SHIFT, MDEV, VAR, GW, GB, RMEAN, RMEAN_SQ, pivot, cols, col_ok, modes, mode_ok, N, C,
-        TRAINING, HAS_GATE_BIAS, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
+        SHIFT, MDEV, VAR, GW, GB, RMEAN, RMEAN_SQ, GIVEN_MASS, GIVEN_CENTER, GIVEN_RESIDUAL,
+        GIVEN_VAR, pivot, cols, col_ok, modes, mode_ok, N, C,
+        TRAINING, GIVEN_STATS, HAS_GATE_BIAS, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
     )  # fmt: skip
     kc = modes[:, None] * C + cols[None, :]
     kc_ok = mode_ok[:, None] & col_ok[None, :]
@@ -314,6 +328,33 @@ def _mn_mix_forward_kernel(
         offs = _row_offsets(rows, cols, C)
         tl.store(SCALE + offs, scale, mask=mask)
         tl.store(BIAS + offs, beta + alpha * b - mdev * scale, mask=mask)
+
+
+@triton.jit
+def _mn_batch_stats_kernel(
+    SHIFT, MDEV, VAR, GW, GB, MASS, CENTER, RESIDUAL, MODE_VAR, N, C, K,
+    HAS_GATE_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
+    K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
+):  # fmt: skip
+    """This process's batch statistics (N_k, P_k, μ_k − P_k, σ²_k), for SyncModeNorm to
+    merge across processes before the forward kernel takes them as given."""
+    pid = tl.program_id(0)
+    cols = pid * BLOCK_C + tl.arange(0, BLOCK_C)
+    col_ok = cols < C
+    modes = tl.arange(0, K_PAD)
+    mode_ok = modes < K
+    pivot = tl.load(SHIFT + cols, mask=col_ok, other=0.0)
+    mass, center, residual, var = _mn_batch_stats(
+        SHIFT, MDEV, VAR, GW, GB, pivot, cols, col_ok, modes, mode_ok, N, C,
+        HAS_GATE_BIAS, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
+    )  # fmt: skip
+    kc = modes[:, None] * C + cols[None, :]
+    kc_ok = mode_ok[:, None] & col_ok[None, :]
+    tl.store(CENTER + kc, center, mask=kc_ok)
+    tl.store(RESIDUAL + kc, residual, mask=kc_ok)
+    tl.store(MODE_VAR + kc, var, mask=kc_ok)
+    if pid == 0:
+        tl.store(MASS + modes, mass, mask=mode_ok)
 
 
 @triton.jit
@@ -353,13 +394,19 @@ def _mn_backward_block(
 @triton.jit
 def _mn_mix_backward_rows_kernel(
     SHIFT, MDEV, VAR, SUM_DY, SUM_DY_XS, GW, GB, ALPHA, RMEAN, RMEAN_SQ,
+    GIVEN_MASS, GIVEN_CENTER, GIVEN_RESIDUAL, GIVEN_VAR, SUM_D_RSTD, SUM_D_MEAN, SUM_W_DEV,
     DY_SCALE, X_SCALE, ROW_BIAS, GDG_PARTIAL, D_WEIGHT, D_BIAS,
     N, C, K, eps: tl.float64, inv_length: tl.float64,
-    TRAINING: tl.constexpr, HAS_GATE_BIAS: tl.constexpr, HAS_WEIGHT: tl.constexpr,
+    TRAINING: tl.constexpr, GIVEN_STATS: tl.constexpr, PASSES: tl.constexpr,
+    HAS_GATE_BIAS: tl.constexpr, HAS_WEIGHT: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr, K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
     """Everything but the gates' share: sums over samples, per-row dx terms without the
-    gate term, and this program's channels' part of g ⊙ ∂L/∂g per sample."""
+    gate term, and this program's channels' part of g ⊙ ∂L/∂g per sample.
+
+    PASSES = 3: both passes over the samples. SyncModeNorm completes the sums over the batch
+    across processes in between: PASSES = 1 stores them (SUM_*: the three (K, C) sums of
+    mix.mode_norm_backward's `sum_over_batch`), PASSES = 2 reads them back."""
     pid = tl.program_id(0)
     cols = pid * BLOCK_C + tl.arange(0, BLOCK_C)
     col_ok = cols < C
@@ -369,37 +416,68 @@ def _mn_mix_backward_rows_kernel(
     dtype = pivot.dtype
     eps, inv_length = _as(eps, dtype), _as(inv_length, dtype)
     mass, center, residual, var = _mn_mode_stats(
-        SHIFT, MDEV, VAR, GW, GB, RMEAN, RMEAN_SQ, pivot, cols, col_ok, modes, mode_ok, N, C,
-        TRAINING, HAS_GATE_BIAS, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
+        SHIFT, MDEV, VAR, GW, GB, RMEAN, RMEAN_SQ, GIVEN_MASS, GIVEN_CENTER, GIVEN_RESIDUAL,
+        GIVEN_VAR, pivot, cols, col_ok, modes, mode_ok, N, C,
+        TRAINING, GIVEN_STATS, HAS_GATE_BIAS, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
     )  # fmt: skip
     rstd = 1.0 / tl.sqrt(var + eps)
     alpha = _load_or(ALPHA, cols, col_ok, 1.0, dtype, HAS_WEIGHT)
     inv_mass = 1.0 / tl.maximum(mass, _TINY)
+    kc = modes[:, None] * C + cols[None, :]
+    kc_ok = mode_ok[:, None] & col_ok[None, :]
 
-    # Pass 1 over samples: the sums over the batch.
-    d_rstd = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
-    g_db = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
-    sum_g_dev = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)  # Σ_n g·(m − μ): 0 but for μ's rounding
-    d_weight = tl.zeros([BLOCK_C], dtype=dtype)
-    d_bias = tl.zeros([BLOCK_C], dtype=dtype)
-    for n0 in range(0, N, BLOCK_N):
-        _, _, _, g, _, sum_dy, sum_dy_xm, dev, a, b, da, db = _mn_backward_block(
-            SHIFT, MDEV, SUM_DY, SUM_DY_XS, GW, GB, n0, N, C, cols, col_ok, modes, mode_ok,
-            center, residual, rstd, alpha, HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C,
+    if PASSES != 2:  # pass 1 over samples: the sums over the batch
+        d_rstd = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
+        g_db = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
+        sum_g_dev = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)  # Σ_n g·(m − μ): 0 but rounding
+        d_weight = tl.zeros([BLOCK_C], dtype=dtype)
+        d_bias = tl.zeros([BLOCK_C], dtype=dtype)
+        for n0 in range(0, N, BLOCK_N):
+            _, _, _, g, _, sum_dy, sum_dy_xm, dev, a, b, da, db = _mn_backward_block(
+                SHIFT, MDEV, SUM_DY, SUM_DY_XS, GW, GB, n0, N, C, cols, col_ok, modes,
+                mode_ok, center, residual, rstd, alpha, HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C,
+            )  # fmt: skip
+            d_bias += tl.sum(sum_dy, axis=0)
+            d_weight += tl.sum(sum_dy_xm * a + sum_dy * b, axis=0)
+            d_rstd += tl.sum(g[:, :, None] * (da[:, None, :] + db[:, None, :] * dev), axis=0)
+            g_db += tl.sum(g[:, :, None] * db[:, None, :], axis=0)
+            if TRAINING:
+                sum_g_dev += tl.sum(g[:, :, None] * dev, axis=0)
+        tl.store(D_WEIGHT + cols, d_weight, mask=col_ok)
+        tl.store(D_BIAS + cols, d_bias, mask=col_ok)
+        d_mean_via_b = -g_db * rstd  # μ's gradient through b = Σ_k g·(m − μ)·r
+        sum_w_dev = sum_g_dev * inv_mass[:, None]
+        if PASSES == 1:
+            tl.store(SUM_D_RSTD + kc, d_rstd, mask=kc_ok)
+            tl.store(SUM_D_MEAN + kc, d_mean_via_b, mask=kc_ok)
+            tl.store(SUM_W_DEV + kc, sum_w_dev, mask=kc_ok)
+    else:  # the sums of pass 1, completed across processes
+        d_rstd = tl.load(SUM_D_RSTD + kc, mask=kc_ok, other=0.0)
+        d_mean_via_b = tl.load(SUM_D_MEAN + kc, mask=kc_ok, other=0.0)
+        sum_w_dev = tl.load(SUM_W_DEV + kc, mask=kc_ok, other=0.0)
+
+    if PASSES != 1:  # pass 2 over samples: per-row terms and these channels' gate shares
+        _mn_backward_pass_2(
+            SHIFT, MDEV, VAR, SUM_DY, SUM_DY_XS, GW, GB, DY_SCALE, X_SCALE, ROW_BIAS,
+            GDG_PARTIAL, pid, N, C, K, cols, col_ok, modes, mode_ok, center, residual, var,
+            rstd, alpha, inv_mass, d_rstd, d_mean_via_b, sum_w_dev, inv_length,
+            TRAINING, HAS_GATE_BIAS, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
         )  # fmt: skip
-        d_bias += tl.sum(sum_dy, axis=0)
-        d_weight += tl.sum(sum_dy_xm * a + sum_dy * b, axis=0)
-        d_rstd += tl.sum(g[:, :, None] * (da[:, None, :] + db[:, None, :] * dev), axis=0)
-        g_db += tl.sum(g[:, :, None] * db[:, None, :], axis=0)
-        if TRAINING:
-            sum_g_dev += tl.sum(g[:, :, None] * dev, axis=0)
-    tl.store(D_WEIGHT + cols, d_weight, mask=col_ok)
-    tl.store(D_BIAS + cols, d_bias, mask=col_ok)
+
+
+@triton.jit
+def _mn_backward_pass_2(
+    SHIFT, MDEV, VAR, SUM_DY, SUM_DY_XS, GW, GB, DY_SCALE, X_SCALE, ROW_BIAS, GDG_PARTIAL,
+    pid, N, C, K, cols, col_ok, modes, mode_ok, center, residual, var, rstd, alpha, inv_mass,
+    d_rstd, d_mean_via_b, sum_w_dev, inv_length,
+    TRAINING: tl.constexpr, HAS_GATE_BIAS: tl.constexpr, BLOCK_N: tl.constexpr,
+    BLOCK_C: tl.constexpr, K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
+):  # fmt: skip
+    """Per-row dx terms without the gate term, and these channels' part of g ⊙ ∂L/∂g."""
+    dtype = rstd.dtype
     d_var = -0.5 * rstd * rstd * rstd * d_rstd
     # σ²'s derivative in μ, −2·Σ_n w·(m − μ), as in mix.mode_norm_backward.
-    d_mean = -g_db * rstd - 2.0 * d_var * sum_g_dev * inv_mass[:, None]
-
-    # Pass 2 over samples: per-row terms and the gates' share from these channels.
+    d_mean = d_mean_via_b - 2.0 * d_var * sum_w_dev
     for n0 in range(0, N, BLOCK_N):
         rows, row_ok, mask, g, mdev, sum_dy, _, dev, a, _, da, db = _mn_backward_block(
             SHIFT, MDEV, SUM_DY, SUM_DY_XS, GW, GB, n0, N, C, cols, col_ok, modes, mode_ok,
@@ -490,6 +568,41 @@ def _or(t: Tensor | None, placeholder: Tensor) -> Tensor:
     return placeholder if t is None else t.contiguous()
 
 
+# (N_k, P_k, μ_k − P_k, σ²_k): mix.ModeStats's fields, as tensors (mass first).
+ModeStatsTensors = tuple[Tensor, Tensor, Tensor, Tensor]
+
+
+def _given(stats: ModeStatsTensors | None, placeholder: Tensor) -> ModeStatsTensors:
+    return tuple(t.contiguous() for t in stats) if stats is not None else (placeholder,) * 4
+
+
+def mode_norm_batch_stats(
+    shift: Tensor,
+    mean_dev: Tensor,
+    var_rows: Tensor,
+    gate_weight: Tensor,
+    gate_bias: Tensor | None,
+    out: Tensor | None = None,
+) -> ModeStatsTensors:
+    """This batch's (N_k, P_k, μ_k − P_k, σ²_k), as mix.batch_mode_stats; with `out` (K + 3·K·C
+    elements), written into it in that order (SyncModeNorm gathers that buffer)."""
+    shift, mean_dev, var_rows = _dense(shift, mean_dev, var_rows)
+    n, c = shift.shape
+    k = gate_weight.shape[0]
+    if out is None:
+        out = shift.new_empty(k + 3 * k * c)
+    mass, *per_mode = out.split([k, k * c, k * c, k * c])
+    center, residual, var = (t.view(k, c) for t in per_mode)
+    block_n, block_c, k_pad, chunk_c = _mn_blocks(n, c, k)
+    gw = gate_weight.contiguous()
+    _mn_batch_stats_kernel[(cdiv(c, block_c),)](
+        shift, mean_dev, var_rows, gw, _or(gate_bias, gw), mass, center, residual, var,
+        n, c, k, HAS_GATE_BIAS=gate_bias is not None, BLOCK_N=block_n, BLOCK_C=block_c,
+        K_PAD=k_pad, CHUNK_C=chunk_c, enable_fp_fusion=FP_FUSION,
+    )  # fmt: skip
+    return mass, center, residual, var
+
+
 def mode_norm_forward(
     shift: Tensor,
     mean_dev: Tensor,
@@ -503,11 +616,14 @@ def mode_norm_forward(
     training: bool,
     eps: float,
     momentum: float | Tensor | None = None,
+    stats: ModeStatsTensors | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """(scale, bias) per row and (μ, σ²) per mode and channel; see mix.mode_norm_forward.
 
     In training with a `momentum` (a float, or a one-element tensor on the device) and
     running estimates, those are updated in place too, as `update_running_stats` does.
+    Given `stats` (training only: SyncModeNorm's, merged across processes), the kernel
+    takes them instead of computing the batch's.
     """
     update = training and momentum is not None and running_mean is not None
     fused_update = update and running_mean.is_contiguous() and running_mean_sq.is_contiguous()
@@ -523,9 +639,10 @@ def mode_norm_forward(
     _mn_mix_forward_kernel[(cdiv(c, block_c),)](
         shift, mean_dev, var_rows, gw, _or(gate_bias, gw), _or(weight, gw), _or(bias, gw),
         _or(running_mean, gw), _or(running_mean_sq, gw), momentum if in_tensor else gw,
-        scale, row_bias, mode_mean, mode_var,
+        *_given(stats, gw), scale, row_bias, mode_mean, mode_var,
         n, c, k, eps, 0.0 if in_tensor or momentum is None else float(momentum),
-        TRAINING=training, UPDATE_RUNNING=fused_update, MOMENTUM_IN_TENSOR=in_tensor,
+        TRAINING=training, GIVEN_STATS=stats is not None,
+        UPDATE_RUNNING=fused_update, MOMENTUM_IN_TENSOR=in_tensor,
         HAS_GATE_BIAS=gate_bias is not None, HAS_WEIGHT=weight is not None,
         HAS_BIAS=bias is not None, BLOCK_N=block_n, BLOCK_C=block_c, K_PAD=k_pad,
         CHUNK_C=chunk_c,
@@ -552,9 +669,14 @@ def mode_norm_backward(
     running_mean_sq: Tensor | None,
     training: bool,
     eps: float,
+    stats: ModeStatsTensors | None = None,
+    sum_over_batch: Callable[[Tensor], Tensor] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """(dy_scale, x_scale, bias) per row and the gradients of the gate weight, gate bias,
-    weight and bias: see mix.mode_norm_backward."""
+    weight and bias: see mix.mode_norm_backward (`stats` and `sum_over_batch` as there).
+
+    With `sum_over_batch` the rows kernel runs as two launches, its first pass over the
+    samples, then the second, and the three (K, C) sums between them go through it."""
     sum_dy, sum_dy_xs, shift, mean_dev, var_rows = _dense(
         sum_dy, sum_dy_xs, shift, mean_dev, var_rows
     )
@@ -570,14 +692,27 @@ def mode_norm_backward(
     gb = _or(gate_bias, gw)
     common = {"HAS_GATE_BIAS": gate_bias is not None, "BLOCK_N": block_n, "BLOCK_C": block_c,
               "K_PAD": k_pad, "CHUNK_C": chunk_c}  # fmt: skip
-    _mn_mix_backward_rows_kernel[(programs,)](
-        shift, mean_dev, var_rows, sum_dy, sum_dy_xs, gw, gb, _or(weight, gw),
-        _or(running_mean, gw), _or(running_mean_sq, gw),
-        dy_scale, x_scale, row_bias, g_dg_partial, d_weight, d_bias,
-        n, c, k, eps, 1.0 / length,
-        TRAINING=training, HAS_WEIGHT=weight is not None, **common,
-        enable_fp_fusion=FP_FUSION,
-    )  # fmt: skip
+    split = training and sum_over_batch is not None
+    sums = shift.new_empty((3, k, c)) if split else None
+
+    def rows_kernel(passes: int) -> None:
+        _mn_mix_backward_rows_kernel[(programs,)](
+            shift, mean_dev, var_rows, sum_dy, sum_dy_xs, gw, gb, _or(weight, gw),
+            _or(running_mean, gw), _or(running_mean_sq, gw), *_given(stats, gw),
+            *(sums.unbind(0) if split else (gw, gw, gw)),
+            dy_scale, x_scale, row_bias, g_dg_partial, d_weight, d_bias,
+            n, c, k, eps, 1.0 / length,
+            TRAINING=training, GIVEN_STATS=stats is not None, PASSES=passes,
+            HAS_WEIGHT=weight is not None, **common,
+            enable_fp_fusion=FP_FUSION,
+        )  # fmt: skip
+
+    if split:
+        rows_kernel(passes=1)
+        sums = sum_over_batch(sums)
+        rows_kernel(passes=2)
+    else:
+        rows_kernel(passes=3)
     _mn_mix_backward_gates_kernel[(programs,)](
         shift, mean_dev, gw, gb, g_dg_partial, row_bias, d_gate_w, d_gate_b,
         n, c, k, programs, 1.0 / length, **common,

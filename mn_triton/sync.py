@@ -48,9 +48,12 @@ def _pack(stats: mix.ModeStats) -> Tensor:
     return torch.cat([stats.mass, *(t.flatten() for t in fields)])
 
 
-def _merge_across_processes(local: Tensor, k: int, c: int, group: Any) -> mix.ModeStats:
+def _merge_across_processes(
+    local: Tensor, k: int, c: int, group: Any, on_kernels: bool = False
+) -> mix.ModeStats:
     """All processes' (N_k, μ_k, M2_k) merged into the statistics of the whole batch;
-    `local` is this process's, packed (`_pack`).
+    `local` is this process's, packed (`_pack`). `on_kernels`: the merge below as one
+    kernel (kernels.mix.merge_mode_stats), where the layer's mix runs on the kernels.
 
     Each μ_k travels as its process's pair (P_r, μ_r − P_r) of a pivot of the mode's own and
     the rest (mix.ModeStats), and the merged μ is formed the same way: P = Σ_r u_r·P_r
@@ -68,6 +71,14 @@ def _merge_across_processes(local: Tensor, k: int, c: int, group: Any) -> mix.Mo
     gathered = local.new_empty(_world_size(group) * local.numel())  # flat: gloo wants it so
     _all_gather_single(gathered, local, group=group)
     gathered = gathered.view(-1, local.numel())
+    if on_kernels:
+        mass, center, residual, var = _mix_kernels.merge_mode_stats(gathered, k, c)
+        return mix.ModeStats(center, residual, var, mass)
+    return _merge_gathered(gathered, k, c)
+
+
+def _merge_gathered(gathered: Tensor, k: int, c: int) -> mix.ModeStats:
+    """The merge in torch ops: `gathered` holds one packed row per process."""
     mass_r, *per_mode = gathered.split([k, k * c, k * c, k * c], dim=1)
     center_r, residual_r, var_r = (t.view(-1, k, c) for t in per_mode)
     total = mass_r.sum(dim=0)
@@ -97,7 +108,8 @@ def _all_reduce_sum(t: Tensor, group: Any) -> Tensor:
 
 def _on_mix_kernels(x: Tensor, gate_weight: Tensor) -> bool:
     """The mix on the kernels: where the layer's is, and this process holds samples (one
-    without takes the torch ops, which exchange the same buffers)."""
+    without takes the torch ops, which exchange the same buffers). The merge, which every
+    process must compute alike, follows the layer alone (backend._fused_mix)."""
     return backend._fused_mix(x, gate_weight) and x.numel() > 0
 
 
@@ -108,16 +120,19 @@ def _mix_forward(
 ) -> tuple[Tensor, Tensor, mix.ModeStats]:  # fmt: skip
     """(scale, bias) per row from the statistics of the whole batch, and those statistics."""
     k, c = gate_weight.shape[0], shift.shape[1]
+    merge = functools.partial(
+        _merge_across_processes, k=k, c=c, group=group,
+        on_kernels=backend._fused_mix(x, gate_weight),
+    )  # fmt: skip
     if not _on_mix_kernels(x, gate_weight):
         coeffs, stats = mix.mode_norm_forward(
             shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, None, None,
-            training=True, eps=eps,
-            merge_stats=lambda s: _merge_across_processes(_pack(s), k, c, group),
+            training=True, eps=eps, merge_stats=lambda s: merge(_pack(s)),
         )  # fmt: skip
         return coeffs.scale, coeffs.bias, stats
     local = shift.new_empty(k + 3 * k * c)
     _mix_kernels.mode_norm_batch_stats(shift, mean_dev, var_rows, gate_weight, gate_bias, local)
-    stats = _merge_across_processes(local, k, c, group)
+    stats = merge(local)
     scale, row_bias, _, _ = _mix_kernels.mode_norm_forward(
         shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, None, None,
         training=True, eps=eps, stats=(stats.mass, stats.center, stats.residual, stats.var),

@@ -187,8 +187,8 @@ def test_sync_fuzzer_passes():
     assert any(d.channels_last for d in draws)
 
 
-def _merge_off_by_1e_4_sigma(local, k, c, group):  # picklable: the fuzzer's processes import it
-    merged = _merge_across_processes(local, k, c, group)
+def _merge_off_by_1e_4_sigma(local, k, c, group, on_kernels=False):  # picklable (the fuzzer's
+    merged = _merge_across_processes(local, k, c, group, on_kernels)  # processes import it)
     return dataclasses.replace(merged, residual=merged.residual + 1e-4 * merged.var.sqrt())
 
 

@@ -402,3 +402,33 @@ def test_synchronising_launches_go_to_the_device_of_the_input(monkeypatch):
         "row_affine", "row_grad_sums", "row_moments",
     ]  # fmt: skip
     assert all(guarded for _, guarded in calls), calls
+
+
+@pytest.mark.parametrize("processes, k, c", [(1, 1, 3), (2, 3, 5), (5, 7, 37)])
+def test_merge_kernel_matches_torch_merge(processes, k, c, monkeypatch):
+    """kernels.mix.merge_mode_stats against the torch-op merge, in float64 so that any
+    difference beyond rounding is a bug: masses of all sizes, a process without samples
+    (all zeros), modes with less gate mass than float32's tiny, far-off means. Small channel
+    blocks make several programs share the modes."""
+    from mn_triton.kernels import mix as kernel_mix
+    from mn_triton.sync import _merge_gathered
+
+    monkeypatch.setattr(kernel_mix, "MIX_TILE", 16)
+    f64 = torch.float64
+    mass = torch.rand(processes, k, dtype=f64) * 10
+    mass[:, 0] = torch.tensor([3e-40, 2.0, 0.0, 1e-39, 5.0])[:processes]  # below float32 tiny
+    center = torch.randn(processes, k, c, dtype=f64) * 4 + 100.0
+    residual = center * torch.randn(processes, k, c, dtype=f64) * 1e-7
+    var = torch.rand(processes, k, c, dtype=f64) + 0.01
+    parts = [mass, center.flatten(1), residual.flatten(1), var.flatten(1)]
+    gathered = torch.cat(parts, dim=1)
+    if processes > 2:
+        gathered[1] = 0.0  # a process without samples sends zeros
+    want = _merge_gathered(gathered, k, c)
+    mass, center, residual, var = kernel_mix.merge_mode_stats(gathered, k, c)
+    assert_close(mass, want.mass, 1e-15, "mass")
+    assert_close(center, want.center, 1e-12, "center")
+    assert_close(var, want.var, 1e-12, "var")
+    # μ − P is tiny beside P and takes the rounding of Σ_r u_r (summed in another order by
+    # torch where a mode's mass is below tiny): judged as part of μ.
+    assert_close(center + residual, want.absolute_mean(), 1e-12, "mean")

@@ -265,6 +265,20 @@ MUTANTS = [
         "tests/test_sync.py",
     ),
     Mutant(
+        "Y7 merge kernel without the spread of the processes' means",
+        "mn_triton/kernels/mix.py",
+        "(center_r + residual_r) + mass_r * gap_r)",
+        "(center_r + residual_r))",
+        "tests/test_sync.py",
+    ),
+    Mutant(
+        "Y8 merge kernel takes Σ_r u_r as 1",
+        "mn_triton/kernels/mix.py",
+        "    residual -= (1.0 - coverage) * center\n",
+        "",
+        "tests/test_sync.py",
+    ),
+    Mutant(
         "Y6 the kernels' second backward pass reads the sums before the all_reduce",
         "mn_triton/kernels/mix.py",
         "        sums = sum_over_batch(sums)\n",

@@ -358,6 +358,65 @@ def _mn_batch_stats_kernel(
 
 
 @triton.jit
+def _mn_merge_stats_kernel(
+    GATHERED, MASS, CENTER, RESIDUAL, MODE_VAR, R, C, K,
+    BLOCK_C: tl.constexpr, K_PAD: tl.constexpr,
+):  # fmt: skip
+    """SyncModeNorm's merge of R processes' statistics, as sync._merge_across_processes
+    (which explains each step): GATHERED holds one row per process, [N_k | P_k | μ_k − P_k |
+    σ²_k] (K + 3·K·C values). Four walks over the processes: the masses, then P, μ − P and
+    σ² of the whole batch, each needing the one before."""
+    pid = tl.program_id(0)
+    cols = pid * BLOCK_C + tl.arange(0, BLOCK_C)
+    col_ok = cols < C
+    modes = tl.arange(0, K_PAD)
+    mode_ok = modes < K
+    kc = modes[:, None] * C + cols[None, :]
+    kc_ok = mode_ok[:, None] & col_ok[None, :]
+    KC = K * C
+    row_len = (K + 3 * KC).to(tl.int64)  # R rows of it may pass 2³¹ values
+    dtype = GATHERED.dtype.element_ty
+    total = tl.zeros([K_PAD], dtype=dtype)
+    held = tl.zeros([K_PAD], dtype=dtype)
+    for r in range(0, R):
+        mass_r = tl.load(GATHERED + r * row_len + modes, mask=mode_ok, other=0.0)
+        total += mass_r
+        held += tl.maximum(mass_r, _TINY)
+    clamped_total = tl.maximum(total, _TINY)[:, None]
+    coverage = held[:, None] / clamped_total
+    center = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
+    for r in range(0, R):
+        row = GATHERED + r * row_len
+        share_r = tl.maximum(tl.load(row + modes, mask=mode_ok, other=0.0), _TINY)[:, None]
+        center_r = tl.load(row + K + kc, mask=kc_ok, other=0.0)
+        center += share_r / clamped_total * center_r
+    residual = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
+    for r in range(0, R):
+        row = GATHERED + r * row_len
+        share_r = tl.maximum(tl.load(row + modes, mask=mode_ok, other=0.0), _TINY)[:, None]
+        center_r = tl.load(row + K + kc, mask=kc_ok, other=0.0)
+        residual_r = tl.load(row + K + KC + kc, mask=kc_ok, other=0.0)
+        residual += share_r / clamped_total * ((center_r - center) + residual_r)
+    residual -= (1.0 - coverage) * center
+    m2 = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
+    for r in range(0, R):
+        row = GATHERED + r * row_len
+        mass_r = tl.load(row + modes, mask=mode_ok, other=0.0)[:, None]
+        held_r = tl.maximum(mass_r, _TINY)
+        center_r = tl.load(row + K + kc, mask=kc_ok, other=0.0)
+        residual_r = tl.load(row + K + KC + kc, mask=kc_ok, other=0.0)
+        var_r = tl.load(row + K + 2 * KC + kc, mask=kc_ok, other=0.0)
+        gap_r = ((center_r - center) + residual_r) - residual  # μ_r − μ
+        spread_r = gap_r * (2.0 * (held_r - mass_r) * (center_r + residual_r) + mass_r * gap_r)
+        m2 += var_r * held_r + spread_r
+    tl.store(CENTER + kc, center, mask=kc_ok)
+    tl.store(RESIDUAL + kc, residual, mask=kc_ok)
+    tl.store(MODE_VAR + kc, m2 / clamped_total, mask=kc_ok)
+    if pid == 0:
+        tl.store(MASS + modes, total, mask=mode_ok)
+
+
+@triton.jit
 def _mn_backward_block(
     SHIFT, MDEV, SUM_DY, SUM_DY_XS, GW, GB, n0, N, C, cols, col_ok, modes, mode_ok,
     center, residual, rstd, alpha,
@@ -599,6 +658,22 @@ def mode_norm_batch_stats(
         shift, mean_dev, var_rows, gw, _or(gate_bias, gw), mass, center, residual, var,
         n, c, k, HAS_GATE_BIAS=gate_bias is not None, BLOCK_N=block_n, BLOCK_C=block_c,
         K_PAD=k_pad, CHUNK_C=chunk_c, enable_fp_fusion=FP_FUSION,
+    )  # fmt: skip
+    return mass, center, residual, var
+
+
+def merge_mode_stats(gathered: Tensor, k: int, c: int) -> ModeStatsTensors:
+    """The whole batch's (N_k, P_k, μ_k − P_k, σ²_k) from each process's, `gathered` as
+    (processes, K + 3·K·C) rows (see _mn_merge_stats_kernel)."""
+    gathered = gathered.contiguous()
+    mass, center, residual, var = (
+        gathered.new_empty(shape) for shape in ((k,), (k, c), (k, c), (k, c))
+    )
+    k_pad = next_pow2(k)
+    block_c = max(1, min(next_pow2(c), 32, MIX_TILE // k_pad))
+    _mn_merge_stats_kernel[(cdiv(c, block_c),)](
+        gathered, mass, center, residual, var, gathered.shape[0], c, k,
+        BLOCK_C=block_c, K_PAD=k_pad, enable_fp_fusion=FP_FUSION,
     )  # fmt: skip
     return mass, center, residual, var
 

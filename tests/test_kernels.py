@@ -341,6 +341,40 @@ def test_mode_norm_mix_kernels_match_torch_mix(n, c, k, training, monkeypatch):
         assert_close(g, getattr(want, name), 1e-11, name)
 
 
+@pytest.mark.parametrize("sync", [False, True], ids=["layer", "sync"])
+def test_mode_norm_backward_fuses_the_gates_kernel_exactly(sync, monkeypatch):
+    """Where one program holds every channel, the rows kernel does the gates kernel's work
+    (one launch fewer): the same operations in the same order, so the same bits. Also for
+    SyncModeNorm's two-launch backward around its all_reduce (given statistics)."""
+    from mn_triton.kernels import mix as kernels
+
+    launched = []
+    original = kernels._mn_mix_backward_gates_kernel
+
+    class Spy:
+        def __getitem__(self, grid):
+            launched.append(grid)
+            return original[grid]
+
+    monkeypatch.setattr(kernels, "_mn_mix_backward_gates_kernel", Spy())
+    n, c, k = 9, 6, 3
+    *rows, rm, rms, (sum_dy, sum_dy_xs) = _mix_inputs(n, c, k)
+    shift, mean_dev, var_rows, sum_dy, sum_dy_xs = (t.float() for t in (*rows, sum_dy, sum_dy_xs))
+    gw, gb, w = torch.randn(k, c) / 2, torch.randn(k), torch.randn(c)
+    args = (sum_dy, sum_dy_xs, 7, shift, mean_dev, var_rows, gw, gb, w, rm, rms, True, 1e-5)
+    extra = ()
+    if sync:
+        extra = (kernels.mode_norm_batch_stats(shift, mean_dev, var_rows, gw, gb), lambda t: t)
+    fused = kernels.mode_norm_backward(*args, *extra)
+    assert not launched
+    monkeypatch.setattr(kernels, "FUSE_GATES", False)
+    separate = kernels.mode_norm_backward(*args, *extra)
+    assert len(launched) == 1
+    for name, a, b in zip(("dy_scale", "x_scale", "bias", "d_gate_w", "d_gate_b", "d_weight",
+                           "d_bias"), fused, separate, strict=True):  # fmt: skip
+        assert torch.equal(a, b), name
+
+
 @pytest.mark.parametrize("n, c, k", MIX_CASES)
 def test_mode_group_norm_mix_kernels_match_torch_mix(n, c, k, monkeypatch):
     from mn_triton import mix

@@ -170,6 +170,12 @@ MUTANTS = [
         "tl.where(g == tl.min(g, axis=1)[:, None], j, K_PAD)",
     ),
     Mutant(
+        "M19 rows kernel with the gates fused leaves the gate term out of dx",
+        "mn_triton/kernels/mix.py",
+        "            row_bias += dm_gate * inv_length\n",
+        "",
+    ),
+    Mutant(
         "M10 eval variance from running estimates in the input's precision",
         "mn_triton/kernels/mix.py",
         "var = tl.maximum(sq - r64 * r64, 0.0).to(pivot.dtype)",

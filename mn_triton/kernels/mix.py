@@ -40,6 +40,9 @@ MIX_TILE = 4096
 # launches. The paper uses K ≤ 6; for sm_90 every mix kernel compiles in under 10 s and
 # without spills up to K = 4096.
 MAX_MODES = MIX_TILE
+# MN backward: where one program holds every channel, its rows kernel finishes the gates'
+# share too (no gates kernel). A switch for tests, which compare both ways.
+FUSE_GATES = True
 _TINY: tl.constexpr = tl.constexpr(MIN_MODE_MASS)
 
 
@@ -454,10 +457,10 @@ def _mn_backward_block(
 def _mn_mix_backward_rows_kernel(
     SHIFT, MDEV, VAR, SUM_DY, SUM_DY_XS, GW, GB, ALPHA, RMEAN, RMEAN_SQ,
     GIVEN_MASS, GIVEN_CENTER, GIVEN_RESIDUAL, GIVEN_VAR, SUM_D_RSTD, SUM_D_MEAN, SUM_W_DEV,
-    DY_SCALE, X_SCALE, ROW_BIAS, GDG_PARTIAL, D_WEIGHT, D_BIAS,
+    DY_SCALE, X_SCALE, ROW_BIAS, GDG_PARTIAL, D_WEIGHT, D_BIAS, D_GATE_W, D_GATE_B,
     N, C, K, eps: tl.float64, inv_length: tl.float64,
     TRAINING: tl.constexpr, GIVEN_STATS: tl.constexpr, PASSES: tl.constexpr,
-    HAS_GATE_BIAS: tl.constexpr, HAS_WEIGHT: tl.constexpr,
+    FUSE_GATES: tl.constexpr, HAS_GATE_BIAS: tl.constexpr, HAS_WEIGHT: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr, K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
     """Everything but the gates' share: sums over samples, per-row dx terms without the
@@ -465,7 +468,10 @@ def _mn_mix_backward_rows_kernel(
 
     PASSES = 3: both passes over the samples. SyncModeNorm completes the sums over the batch
     across processes in between: PASSES = 1 stores them (SUM_*: the three (K, C) sums of
-    mix.mode_norm_backward's `sum_over_batch`), PASSES = 2 reads them back."""
+    mix.mode_norm_backward's `sum_over_batch`), PASSES = 2 reads them back.
+
+    FUSE_GATES: one program holds every channel, so each sample's g ⊙ ∂L/∂g is complete in
+    pass 2, and the gates kernel's work is done there (one launch fewer, same results)."""
     pid = tl.program_id(0)
     cols = pid * BLOCK_C + tl.arange(0, BLOCK_C)
     col_ok = cols < C
@@ -518,25 +524,32 @@ def _mn_mix_backward_rows_kernel(
     if PASSES != 1:  # pass 2 over samples: per-row terms and these channels' gate shares
         _mn_backward_pass_2(
             SHIFT, MDEV, VAR, SUM_DY, SUM_DY_XS, GW, GB, DY_SCALE, X_SCALE, ROW_BIAS,
-            GDG_PARTIAL, pid, N, C, K, cols, col_ok, modes, mode_ok, center, residual, var,
-            rstd, alpha, inv_mass, d_rstd, d_mean_via_b, sum_w_dev, inv_length,
-            TRAINING, HAS_GATE_BIAS, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
+            GDG_PARTIAL, D_GATE_W, D_GATE_B, pid, N, C, K, cols, col_ok, modes, mode_ok,
+            center, residual, var, rstd, alpha, inv_mass, d_rstd, d_mean_via_b, sum_w_dev,
+            inv_length, TRAINING, FUSE_GATES, HAS_GATE_BIAS, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
         )  # fmt: skip
 
 
 @triton.jit
 def _mn_backward_pass_2(
     SHIFT, MDEV, VAR, SUM_DY, SUM_DY_XS, GW, GB, DY_SCALE, X_SCALE, ROW_BIAS, GDG_PARTIAL,
-    pid, N, C, K, cols, col_ok, modes, mode_ok, center, residual, var, rstd, alpha, inv_mass,
-    d_rstd, d_mean_via_b, sum_w_dev, inv_length,
-    TRAINING: tl.constexpr, HAS_GATE_BIAS: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_C: tl.constexpr, K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
+    D_GATE_W, D_GATE_B, pid, N, C, K, cols, col_ok, modes, mode_ok, center, residual, var,
+    rstd, alpha, inv_mass, d_rstd, d_mean_via_b, sum_w_dev, inv_length,
+    TRAINING: tl.constexpr, FUSE_GATES: tl.constexpr, HAS_GATE_BIAS: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr, K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
-    """Per-row dx terms without the gate term, and these channels' part of g ⊙ ∂L/∂g."""
+    """Per-row dx terms without the gate term, and these channels' part of g ⊙ ∂L/∂g;
+    with FUSE_GATES (all channels here), the gate term and the gate gradients as well, as
+    _mn_mix_backward_gates_kernel computes them."""
     dtype = rstd.dtype
     d_var = -0.5 * rstd * rstd * rstd * d_rstd
     # σ²'s derivative in μ, −2·Σ_n w·(m − μ), as in mix.mode_norm_backward.
     d_mean = d_mean_via_b - 2.0 * d_var * sum_w_dev
+    kc = modes[:, None] * C + cols[None, :]
+    kc_ok = mode_ok[:, None] & col_ok[None, :]
+    w_gate = tl.load(GW + kc, mask=kc_ok, other=0.0).to(dtype)
+    d_gate_w = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
+    d_gate_b = tl.zeros([K_PAD], dtype=dtype)
     for n0 in range(0, N, BLOCK_N):
         rows, row_ok, mask, g, mdev, sum_dy, _, dev, a, _, da, db = _mn_backward_block(
             SHIFT, MDEV, SUM_DY, SUM_DY_XS, GW, GB, n0, N, C, cols, col_ok, modes, mode_ok,
@@ -558,10 +571,22 @@ def _mn_backward_pass_2(
         e = 2.0 * dv * inv_length
         tl.store(DY_SCALE + offs, scale, mask=mask)
         tl.store(X_SCALE + offs, e, mask=mask)
-        tl.store(ROW_BIAS + offs, dm * inv_length - mdev * e, mask=mask)
-        # pid·N + n < (channel blocks)·N, well inside 32 bits; the helper multiplies by K in 64.
-        nk = _row_offsets(pid * N + rows, modes, K)
-        tl.store(GDG_PARTIAL + nk, g_dg, mask=row_ok[:, None] & mode_ok[None, :])
+        row_bias = dm * inv_length - mdev * e
+        if FUSE_GATES:
+            d_logits = _softmax_backward(g, g_dg, K_PAD)
+            dm_gate = tl.sum(d_logits[:, :, None] * w_gate[None, :, :], axis=1)
+            row_bias += dm_gate * inv_length
+            m = _load_rows(SHIFT, rows, cols, C, mask) + mdev
+            d_gate_w += tl.sum(d_logits[:, :, None] * m[:, None, :], axis=0)
+            d_gate_b += tl.sum(d_logits, axis=0)
+        else:
+            # pid·N + n < (channel blocks)·N, inside 32 bits; the helper multiplies by K in 64.
+            nk = _row_offsets(pid * N + rows, modes, K)
+            tl.store(GDG_PARTIAL + nk, g_dg, mask=row_ok[:, None] & mode_ok[None, :])
+        tl.store(ROW_BIAS + offs, row_bias, mask=mask)
+    if FUSE_GATES:
+        tl.store(D_GATE_W + kc, d_gate_w, mask=kc_ok)
+        tl.store(D_GATE_B + modes, d_gate_b, mask=mode_ok)
 
 
 @triton.jit
@@ -759,8 +784,9 @@ def mode_norm_backward(
     k = gate_weight.shape[0]
     block_n, block_c, k_pad, chunk_c = _mn_blocks(n, c, k)
     programs = cdiv(c, block_c)
+    fuse_gates = FUSE_GATES and programs == 1
     dy_scale, x_scale, row_bias = (torch.empty_like(shift) for _ in range(3))
-    g_dg_partial = shift.new_empty((programs, n, k))
+    g_dg_partial = None if fuse_gates else shift.new_empty((programs, n, k))
     d_weight, d_bias = shift.new_empty(c), shift.new_empty(c)
     d_gate_w, d_gate_b = shift.new_empty((k, c)), shift.new_empty(k)
     gw = gate_weight.contiguous()
@@ -775,10 +801,10 @@ def mode_norm_backward(
             shift, mean_dev, var_rows, sum_dy, sum_dy_xs, gw, gb, _or(weight, gw),
             _or(running_mean, gw), _or(running_mean_sq, gw), *_given(stats, gw),
             *(sums.unbind(0) if split else (gw, gw, gw)),
-            dy_scale, x_scale, row_bias, g_dg_partial, d_weight, d_bias,
-            n, c, k, eps, 1.0 / length,
+            dy_scale, x_scale, row_bias, _or(g_dg_partial, gw), d_weight, d_bias,
+            d_gate_w, d_gate_b, n, c, k, eps, 1.0 / length,
             TRAINING=training, GIVEN_STATS=stats is not None, PASSES=passes,
-            HAS_WEIGHT=weight is not None, **common,
+            FUSE_GATES=fuse_gates, HAS_WEIGHT=weight is not None, **common,
             enable_fp_fusion=FP_FUSION,
         )  # fmt: skip
 
@@ -788,11 +814,12 @@ def mode_norm_backward(
         rows_kernel(passes=2)
     else:
         rows_kernel(passes=3)
-    _mn_mix_backward_gates_kernel[(programs,)](
-        shift, mean_dev, gw, gb, g_dg_partial, row_bias, d_gate_w, d_gate_b,
-        n, c, k, programs, 1.0 / length, **common,
-        enable_fp_fusion=FP_FUSION,
-    )  # fmt: skip
+    if not fuse_gates:
+        _mn_mix_backward_gates_kernel[(programs,)](
+            shift, mean_dev, gw, gb, g_dg_partial, row_bias, d_gate_w, d_gate_b,
+            n, c, k, programs, 1.0 / length, **common,
+            enable_fp_fusion=FP_FUSION,
+        )  # fmt: skip
     return dy_scale, x_scale, row_bias, d_gate_w, d_gate_b, d_weight, d_bias
 
 

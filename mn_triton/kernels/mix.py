@@ -377,33 +377,38 @@ def _mn_merge_stats_kernel(
     kc = modes[:, None] * C + cols[None, :]
     kc_ok = mode_ok[:, None] & col_ok[None, :]
     KC = K * C
-    row_len = (K + 3 * KC).to(tl.int64)  # R rows of it may pass 2³¹ values
+    row_len = K + 3 * KC
     dtype = GATHERED.dtype.element_ty
+    # Each walk moves a pointer from row to row (64-bit: R rows may pass 2³¹ values).
     total = tl.zeros([K_PAD], dtype=dtype)
     held = tl.zeros([K_PAD], dtype=dtype)
-    for r in range(0, R):
-        mass_r = tl.load(GATHERED + r * row_len + modes, mask=mode_ok, other=0.0)
+    row = GATHERED
+    for _ in range(0, R):
+        mass_r = tl.load(row + modes, mask=mode_ok, other=0.0)
         total += mass_r
         held += tl.maximum(mass_r, _TINY)
+        row += row_len
     clamped_total = tl.maximum(total, _TINY)[:, None]
     coverage = held[:, None] / clamped_total
     center = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
-    for r in range(0, R):
-        row = GATHERED + r * row_len
+    row = GATHERED
+    for _ in range(0, R):
         share_r = tl.maximum(tl.load(row + modes, mask=mode_ok, other=0.0), _TINY)[:, None]
         center_r = tl.load(row + K + kc, mask=kc_ok, other=0.0)
         center += share_r / clamped_total * center_r
+        row += row_len
     residual = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
-    for r in range(0, R):
-        row = GATHERED + r * row_len
+    row = GATHERED
+    for _ in range(0, R):
         share_r = tl.maximum(tl.load(row + modes, mask=mode_ok, other=0.0), _TINY)[:, None]
         center_r = tl.load(row + K + kc, mask=kc_ok, other=0.0)
         residual_r = tl.load(row + K + KC + kc, mask=kc_ok, other=0.0)
         residual += share_r / clamped_total * ((center_r - center) + residual_r)
+        row += row_len
     residual -= (1.0 - coverage) * center
     m2 = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
-    for r in range(0, R):
-        row = GATHERED + r * row_len
+    row = GATHERED
+    for _ in range(0, R):
         mass_r = tl.load(row + modes, mask=mode_ok, other=0.0)[:, None]
         held_r = tl.maximum(mass_r, _TINY)
         center_r = tl.load(row + K + kc, mask=kc_ok, other=0.0)
@@ -412,6 +417,7 @@ def _mn_merge_stats_kernel(
         gap_r = ((center_r - center) + residual_r) - residual  # μ_r − μ
         spread_r = gap_r * (2.0 * (held_r - mass_r) * (center_r + residual_r) + mass_r * gap_r)
         m2 += var_r * held_r + spread_r
+        row += row_len
     tl.store(CENTER + kc, center, mask=kc_ok)
     tl.store(RESIDUAL + kc, residual, mask=kc_ok)
     tl.store(MODE_VAR + kc, m2 / clamped_total, mask=kc_ok)

@@ -10,7 +10,9 @@ import copy
 
 import pytest
 import torch
+import torch.distributed as dist
 from test_double_backward import _penalty_grads
+from test_sync import check_group_of_one_matches_mode_norm
 from torch import nn
 
 import mn_triton
@@ -96,6 +98,20 @@ def test_full_oracle_check_small(layer):
     """Every gradient, gate parameters included, and the running estimates."""
     module = _on_gpu(randomize(getattr(mn_triton, layer)(5, num_modes=3)))
     check_against_oracle(module, _input((4, 5, 3, 3)))
+
+
+@pytest.mark.parametrize("layer", ["ModeNorm2d", "ModeGroupNorm2d"])
+def test_hundreds_of_modes(layer):
+    """K = 300 (K_PAD = 512): the mix kernels far past the paper's K, compiled."""
+    module = _on_gpu(randomize(getattr(mn_triton, layer)(5, num_modes=300)))
+    check_against_oracle(module, _input((3, 5, 2, 2)))
+
+
+@pytest.mark.skipif(not dist.is_nccl_available(), reason="needs NCCL")
+def test_synchronising_path_in_a_group_of_one():
+    """SyncModeNorm's own kernels (statistics, merge, the forward from given statistics, the
+    backward in two launches around the all_reduce) compiled and run, over NCCL."""
+    check_group_of_one_matches_mode_norm(CUDA, "nccl")
 
 
 @pytest.mark.parametrize("layer", ["ModeNorm2d", "ModeGroupNorm2d"])

@@ -432,3 +432,45 @@ def test_merge_kernel_matches_torch_merge(processes, k, c, monkeypatch):
     # μ − P is tiny beside P and takes the rounding of Σ_r u_r (summed in another order by
     # torch where a mode's mass is below tiny): judged as part of μ.
     assert_close(center + residual, want.absolute_mean(), 1e-12, "mean")
+
+
+class _SynchronisingFunction(torch.nn.Module):
+    """A ModeNorm's parameters through the synchronising Function itself (a process group of
+    one does not make SyncModeNorm synchronise, but the Function exchanges all the same)."""
+
+    def __init__(self, layer: mn_triton.ModeNorm) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.layer
+        y, *_ = _SyncModeNormFunction.apply(x, m.gate.weight, m.gate.bias, m.weight, m.bias,
+                                            m.eps, None)  # fmt: skip
+        return y
+
+
+def check_group_of_one_matches_mode_norm(device: str, dist_backend: str) -> None:
+    """In a process group of one, the synchronising path (statistics, all_gather, merge,
+    the backward's two passes around the all_reduce) gives ModeNorm's output and gradients.
+    Shared with tests/test_gpu.py (NCCL, the compiled kernels)."""
+    port = _free_port()
+    dist.init_process_group(
+        dist_backend, init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1
+    )
+    try:
+        for channels in (5, 40):  # one channel block (the gates fused) and two
+            layer = randomize(mn_triton.ModeNorm2d(channels, num_modes=3)).to(device)
+            x = torch.randn(6, channels, 4, 3, device=device) * 2 + 3
+            dy = torch.randn_like(x)
+            y, grads = forward_backward(layer, x, dy)
+            y_sync, grads_sync = forward_backward(_SynchronisingFunction(layer), x, dy)
+            assert_close(y_sync, y, 1e-6, f"C={channels}: output")
+            for name, grad in grads.items():
+                key = name if name == "input" else f"layer.{name}"
+                assert_close(grads_sync[key], grad, 1e-5, f"C={channels}: grad of {name}")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_group_of_one_matches_mode_norm(backend):
+    check_group_of_one_matches_mode_norm("cpu", "gloo")

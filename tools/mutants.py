@@ -287,8 +287,8 @@ MUTANTS = [
     Mutant(
         "Y6 the kernels' second backward pass reads the sums before the all_reduce",
         "mn_triton/kernels/mix.py",
-        "        sums = sum_over_batch(sums)\n",
-        "        sum_over_batch(sums.clone())\n",
+        "rows_kernel(2, sum_over_batch(local_sums).contiguous())",
+        "rows_kernel(2, local_sums)",
         "tests/test_sync.py",
     ),
     Mutant(

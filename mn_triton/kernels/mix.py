@@ -700,8 +700,7 @@ def merge_mode_stats(gathered: Tensor, k: int, c: int) -> ModeStatsTensors:
     mass, center, residual, var = (
         gathered.new_empty(shape) for shape in ((k,), (k, c), (k, c), (k, c))
     )
-    k_pad = next_pow2(k)
-    block_c = max(1, min(next_pow2(c), 32, MIX_TILE // k_pad))
+    _, block_c, k_pad, _ = _mn_blocks(1, c, k)
     _mn_merge_stats_kernel[(cdiv(c, block_c),)](
         gathered, mass, center, residual, var, gathered.shape[0], c, k,
         BLOCK_C=block_c, K_PAD=k_pad, enable_fp_fusion=FP_FUSION,
@@ -781,8 +780,8 @@ def mode_norm_backward(
     """(dy_scale, x_scale, bias) per row and the gradients of the gate weight, gate bias,
     weight and bias: see mix.mode_norm_backward (`stats` and `sum_over_batch` as there).
 
-    With `sum_over_batch` the rows kernel runs as two launches, its first pass over the
-    samples, then the second, and the three (K, C) sums between them go through it."""
+    With `sum_over_batch` (training) the rows kernel runs as two launches, its first pass
+    over the samples, then the second, and the three (K, C) sums between them go through it."""
     sum_dy, sum_dy_xs, shift, mean_dev, var_rows = _dense(
         sum_dy, sum_dy_xs, shift, mean_dev, var_rows
     )
@@ -799,14 +798,12 @@ def mode_norm_backward(
     gb = _or(gate_bias, gw)
     common = {"HAS_GATE_BIAS": gate_bias is not None, "BLOCK_N": block_n, "BLOCK_C": block_c,
               "K_PAD": k_pad, "CHUNK_C": chunk_c}  # fmt: skip
-    split = training and sum_over_batch is not None
-    sums = shift.new_empty((3, k, c)) if split else None
 
-    def rows_kernel(passes: int) -> None:
+    def rows_kernel(passes: int, sums: Tensor | None = None) -> None:
         _mn_mix_backward_rows_kernel[(programs,)](
             shift, mean_dev, var_rows, sum_dy, sum_dy_xs, gw, gb, _or(weight, gw),
             _or(running_mean, gw), _or(running_mean_sq, gw), *_given(stats, gw),
-            *(sums.unbind(0) if split else (gw, gw, gw)),
+            *(sums.unbind(0) if sums is not None else (gw, gw, gw)),
             dy_scale, x_scale, row_bias, _or(g_dg_partial, gw), d_weight, d_bias,
             d_gate_w, d_gate_b, n, c, k, eps, 1.0 / length,
             TRAINING=training, GIVEN_STATS=stats is not None, PASSES=passes,
@@ -814,12 +811,12 @@ def mode_norm_backward(
             enable_fp_fusion=FP_FUSION,
         )  # fmt: skip
 
-    if split:
-        rows_kernel(passes=1)
-        sums = sum_over_batch(sums)
-        rows_kernel(passes=2)
+    if training and sum_over_batch is not None:
+        local_sums = shift.new_empty((3, k, c))
+        rows_kernel(1, local_sums)
+        rows_kernel(2, sum_over_batch(local_sums).contiguous())
     else:
-        rows_kernel(passes=3)
+        rows_kernel(3)
     if not fuse_gates:
         _mn_mix_backward_gates_kernel[(programs,)](
             shift, mean_dev, gw, gb, g_dg_partial, row_bias, d_gate_w, d_gate_b,

@@ -1,9 +1,10 @@
 """SyncModeNorm: ModeNorm whose batch statistics span every process of a torch.distributed group.
 
 MN's batch statistics are gate-weighted sums per (mode, channel), so they combine across
-processes exactly (SPEC §4). Forward: each process computes its own (N_k, μ_k, M2_k) and
+processes exactly (SPEC §4). Forward: each process computes its own (N_k, μ_k, σ²_k) and
 one `all_gather` brings every process's triple (μ_k as a pivot of the mode's own and the
-rest) to all; they are merged the way SyncBatchNorm merges Welford triples (Chan et al.).
+rest) to all; they are merged the way SyncBatchNorm merges Welford triples (Chan et al.),
+with M2_k = N_k·σ²_k.
 Backward: the three per-(k, c) sums over the batch that the input gradient needs go
 through one `all_reduce`. Parameter gradients stay local: DDP reduces them, as it does
 SyncBatchNorm's. The result is the same output, input gradient and running estimates as

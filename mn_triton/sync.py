@@ -109,8 +109,7 @@ def _all_reduce_sum(t: Tensor, group: Any) -> Tensor:
 
 def _on_mix_kernels(x: Tensor, gate_weight: Tensor) -> bool:
     """The mix on the kernels: where the layer's is, and this process holds samples (one
-    without takes the torch ops, which exchange the same buffers). The merge, which every
-    process must compute alike, follows the layer alone (backend._fused_mix)."""
+    without takes the torch ops, which exchange the same buffers)."""
     return backend._fused_mix(x, gate_weight) and x.numel() > 0
 
 
@@ -121,11 +120,10 @@ def _mix_forward(
 ) -> tuple[Tensor, Tensor, mix.ModeStats]:  # fmt: skip
     """(scale, bias) per row from the statistics of the whole batch, and those statistics."""
     k, c = gate_weight.shape[0], shift.shape[1]
-    merge = functools.partial(
-        _merge_across_processes, k=k, c=c, group=group,
-        on_kernels=backend._fused_mix(x, gate_weight),
-    )  # fmt: skip
-    if not _on_mix_kernels(x, gate_weight):
+    # The merge, which every process must compute alike, follows the layer alone.
+    fused = backend._fused_mix(x, gate_weight)
+    merge = functools.partial(_merge_across_processes, k=k, c=c, group=group, on_kernels=fused)
+    if not (fused and x.numel() > 0):  # as _on_mix_kernels
         coeffs, stats = mix.mode_norm_forward(
             shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, None, None,
             training=True, eps=eps, merge_stats=lambda s: merge(_pack(s)),

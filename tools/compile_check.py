@@ -268,19 +268,20 @@ def sweep(quick: bool) -> list[tuple[str, Callable[[], None]]]:
 def _sync_mix_case() -> None:
     """SyncModeNorm's mix launches (no process group on meta tensors: the kernels directly):
     the batch statistics, their merge, the forward from given statistics, the backward in
-    two launches."""
-    n, c, k = 16, 24, 3
-    rows = [torch.randn(n, c, device=DEVICE) for _ in range(5)]
-    shift, mean_dev, var_rows, sum_dy, sum_dy_xs = rows
-    gate_weight, gate_bias = torch.randn(k, c, device=DEVICE), torch.randn(k, device=DEVICE)
-    weight, bias = torch.randn(c, device=DEVICE), torch.randn(c, device=DEVICE)
-    stats = mix.mode_norm_batch_stats(shift, mean_dev, var_rows, gate_weight, gate_bias)
-    stats = mix.merge_mode_stats(torch.randn(4, k + 3 * k * c, device=DEVICE), k, c)
-    common = (gate_weight, gate_bias, weight)
-    mix.mode_norm_forward(shift, mean_dev, var_rows, *common, bias, None, None, True, 1e-5,
-                          stats=stats)  # fmt: skip
-    mix.mode_norm_backward(sum_dy, sum_dy_xs, 9, shift, mean_dev, var_rows, *common, None,
-                           None, True, 1e-5, stats, lambda sums: sums)  # fmt: skip
+    two launches (C = 24: one channel block, the gates fused; C = 40: two)."""
+    n, k = 16, 3
+    for c in (24, 40):
+        rows = [torch.randn(n, c, device=DEVICE) for _ in range(5)]
+        shift, mean_dev, var_rows, sum_dy, sum_dy_xs = rows
+        gate_weight, gate_bias = torch.randn(k, c, device=DEVICE), torch.randn(k, device=DEVICE)
+        weight, bias = torch.randn(c, device=DEVICE), torch.randn(c, device=DEVICE)
+        mix.mode_norm_batch_stats(shift, mean_dev, var_rows, gate_weight, gate_bias)
+        stats = mix.merge_mode_stats(torch.randn(4, k + 3 * k * c, device=DEVICE), k, c)
+        common = (gate_weight, gate_bias, weight)
+        mix.mode_norm_forward(shift, mean_dev, var_rows, *common, bias, None, None, True,
+                              1e-5, stats=stats)  # fmt: skip
+        mix.mode_norm_backward(sum_dy, sum_dy_xs, 9, shift, mean_dev, var_rows, *common,
+                               None, None, True, 1e-5, stats, lambda sums: sums)  # fmt: skip
 
 
 def _cumulative_average_case(kind: str) -> Callable[[], None]:

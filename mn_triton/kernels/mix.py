@@ -63,6 +63,13 @@ def _row_offsets(rows, cols, width):
 
 
 @triton.jit
+def _mode_channel_offsets(modes, mode_ok, cols, col_ok, C):
+    """Offsets and mask of a [K_PAD, BLOCK_C] block of a dense (K, C) array (gate weights,
+    per-mode statistics)."""
+    return modes[:, None] * C + cols[None, :], mode_ok[:, None] & col_ok[None, :]
+
+
+@triton.jit
 def _load_rows(PTR, rows, cols, C, mask):
     return tl.load(PTR + _row_offsets(rows, cols, C), mask=mask, other=0.0)
 
@@ -240,8 +247,7 @@ def _mn_mode_stats(
     merged across processes), or the running estimates' (eval: mass 1, P_k the running mean
     itself, exactly)."""
     if GIVEN_STATS:
-        kc = modes[:, None] * C + cols[None, :]
-        kc_ok = mode_ok[:, None] & col_ok[None, :]
+        kc, kc_ok = _mode_channel_offsets(modes, mode_ok, cols, col_ok, C)
         mass = tl.load(GIVEN_MASS + modes, mask=mode_ok, other=0.0)
         center = tl.load(GIVEN_CENTER + kc, mask=kc_ok, other=0.0)
         residual = tl.load(GIVEN_RESIDUAL + kc, mask=kc_ok, other=0.0)
@@ -252,8 +258,7 @@ def _mn_mode_stats(
             HAS_GATE_BIAS, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
         )  # fmt: skip
     else:
-        kc = modes[:, None] * C + cols[None, :]
-        kc_ok = mode_ok[:, None] & col_ok[None, :]
+        kc, kc_ok = _mode_channel_offsets(modes, mode_ok, cols, col_ok, C)
         running = tl.load(RMEAN + kc, mask=kc_ok, other=0.0)
         # σ² = ⟨x²⟩ − ⟨x⟩² in float64, as in mix.running_mode_stats.
         r64 = running.to(tl.float64)
@@ -307,8 +312,7 @@ def _mn_mix_forward_kernel(
         GIVEN_VAR, pivot, cols, col_ok, modes, mode_ok, N, C,
         TRAINING, GIVEN_STATS, HAS_GATE_BIAS, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
     )  # fmt: skip
-    kc = modes[:, None] * C + cols[None, :]
-    kc_ok = mode_ok[:, None] & col_ok[None, :]
+    kc, kc_ok = _mode_channel_offsets(modes, mode_ok, cols, col_ok, C)
     absolute_mean = center + residual
     tl.store(MODE_MEAN + kc, absolute_mean, mask=kc_ok)
     tl.store(MODE_VAR + kc, var, mask=kc_ok)
@@ -351,8 +355,7 @@ def _mn_batch_stats_kernel(
         SHIFT, MDEV, VAR, GW, GB, pivot, cols, col_ok, modes, mode_ok, N, C,
         HAS_GATE_BIAS, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
     )  # fmt: skip
-    kc = modes[:, None] * C + cols[None, :]
-    kc_ok = mode_ok[:, None] & col_ok[None, :]
+    kc, kc_ok = _mode_channel_offsets(modes, mode_ok, cols, col_ok, C)
     tl.store(CENTER + kc, center, mask=kc_ok)
     tl.store(RESIDUAL + kc, residual, mask=kc_ok)
     tl.store(MODE_VAR + kc, var, mask=kc_ok)
@@ -374,8 +377,7 @@ def _mn_merge_stats_kernel(
     col_ok = cols < C
     modes = tl.arange(0, K_PAD)
     mode_ok = modes < K
-    kc = modes[:, None] * C + cols[None, :]
-    kc_ok = mode_ok[:, None] & col_ok[None, :]
+    kc, kc_ok = _mode_channel_offsets(modes, mode_ok, cols, col_ok, C)
     KC = K * C
     row_len = K + 3 * KC
     dtype = GATHERED.dtype.element_ty
@@ -494,8 +496,7 @@ def _mn_mix_backward_rows_kernel(
     rstd = 1.0 / tl.sqrt(var + eps)
     alpha = _load_or(ALPHA, cols, col_ok, 1.0, dtype, HAS_WEIGHT)
     inv_mass = 1.0 / tl.maximum(mass, _TINY)
-    kc = modes[:, None] * C + cols[None, :]
-    kc_ok = mode_ok[:, None] & col_ok[None, :]
+    kc, kc_ok = _mode_channel_offsets(modes, mode_ok, cols, col_ok, C)
 
     if PASSES != 2:  # pass 1 over samples: the sums over the batch
         d_rstd = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
@@ -551,11 +552,11 @@ def _mn_backward_pass_2(
     d_var = -0.5 * rstd * rstd * rstd * d_rstd
     # σ²'s derivative in μ, −2·Σ_n w·(m − μ), as in mix.mode_norm_backward.
     d_mean = d_mean_via_b - 2.0 * d_var * sum_w_dev
-    kc = modes[:, None] * C + cols[None, :]
-    kc_ok = mode_ok[:, None] & col_ok[None, :]
-    w_gate = tl.load(GW + kc, mask=kc_ok, other=0.0).to(dtype)
-    d_gate_w = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
-    d_gate_b = tl.zeros([K_PAD], dtype=dtype)
+    kc, kc_ok = _mode_channel_offsets(modes, mode_ok, cols, col_ok, C)
+    if FUSE_GATES:
+        w_gate = tl.load(GW + kc, mask=kc_ok, other=0.0).to(dtype)
+        d_gate_w = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
+        d_gate_b = tl.zeros([K_PAD], dtype=dtype)
     for n0 in range(0, N, BLOCK_N):
         rows, row_ok, mask, g, mdev, sum_dy, _, dev, a, _, da, db = _mn_backward_block(
             SHIFT, MDEV, SUM_DY, SUM_DY_XS, GW, GB, n0, N, C, cols, col_ok, modes, mode_ok,
@@ -611,8 +612,7 @@ def _mn_mix_backward_gates_kernel(
     mode_ok = modes < K
     dtype = SHIFT.dtype.element_ty
     inv_length = _as(inv_length, dtype)
-    kc = modes[:, None] * C + cols[None, :]
-    kc_ok = mode_ok[:, None] & col_ok[None, :]
+    kc, kc_ok = _mode_channel_offsets(modes, mode_ok, cols, col_ok, C)
     w_gate = tl.load(GW + kc, mask=kc_ok, other=0.0).to(dtype)
     d_gate_w = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
     d_gate_b = tl.zeros([K_PAD], dtype=dtype)

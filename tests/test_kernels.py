@@ -15,6 +15,7 @@ import torch
 import triton
 import triton.language as tl
 
+import mn_triton
 from helpers import TOLERANCE, assert_close, record_guarded_launches, tiny_tiles
 from mn_triton.kernels import layout
 from mn_triton.kernels.apply import row_affine
@@ -224,6 +225,29 @@ def test_offsets_beyond_2_pow_31():
     assert set(errors) == {"sample_offset", "position_offset", "channel_offset"}
     for name, err in errors.items():
         assert float(err) < 1e-2, f"{name}: max error {err}"  # float16 output rounding
+
+
+@pytest.mark.parametrize("case", ["many_rows", "long_row"])
+def test_index_counts_beyond_2_pow_31(case):
+    """N·C ≥ 2³¹ rows, and one row of L ≥ 2³¹ positions split as on a GPU: the last programs
+    of each pass (`wide_index_check.py` runs only those) compute their rows and positions
+    exactly. With 32-bit indices they wrap: a crash, or the last rows' statistics wrong."""
+    script = Path(__file__).resolve().with_name("wide_index_check.py")
+    repo = script.parents[1]
+    env = {**os.environ, "PYTHONPATH": f"{repo}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    result = subprocess.run(
+        [sys.executable, str(script), case],
+        capture_output=True, text=True, timeout=300, cwd=repo, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, (
+        f"{case}: exit {result.returncode} (a crash is an access outside the tensors):\n"
+        f"{result.stderr[-2000:]}"
+    )
+    if result.stdout.startswith("SKIP"):
+        pytest.skip(result.stdout.strip())
+    name, error = result.stdout.split()
+    assert name == case
+    assert float(error) < 5e-3, f"{case}: error {error}"  # float16 data and output
 
 
 @triton.jit
@@ -474,3 +498,20 @@ def test_launches_go_to_the_device_of_the_input(monkeypatch):
             layer(x).sum().backward()
             layer.eval()(x)
     assert calls and [name for name, guarded in calls if not guarded] == []
+
+
+def test_nan_running_estimates_stay_nan_in_eval():
+    """A NaN in ⟨x²⟩ (e.g. after a batch whose variance overflowed) gives NaN where the torch
+    ops and the reference give NaN: the kernels' clamp of σ² at 0 must not read max(NaN, 0)
+    as 0 (IEEE maxNum, tl.maximum's default), which would normalise by 1/√ε instead."""
+    torch.manual_seed(0)
+    layer = mn_triton.ModeNorm2d(3, num_modes=2).eval()
+    layer.running_mean_sq[0, 1] = float("nan")
+    x = torch.randn(4, 3, 2, 2)
+    with torch.no_grad(), mn_triton.use_backend("torch"):
+        expected = layer(x)
+    with torch.no_grad(), mn_triton.use_backend("triton"):
+        got = layer(x)
+    assert expected[:, 1].isnan().all() and not expected[:, [0, 2]].isnan().any()
+    assert torch.equal(got.isnan(), expected.isnan())
+    torch.testing.assert_close(got.nan_to_num(), expected.nan_to_num())

@@ -205,11 +205,14 @@ def _layer(kind: str, c: int, k: int, dtype: torch.dtype, affine: bool = True): 
 
 
 def _beyond_2_pow_31() -> None:
-    """A view whose offsets pass 2³¹ elements: the kernels' int arguments become 64-bit."""
+    """A view whose offsets pass 2³¹ elements (the kernels' int arguments become 64-bit), and
+    index counts past 2³¹: N·C rows, and one row's positions (the passes' 64-bit indices)."""
     storage = torch.empty(2**31 + 64, dtype=torch.float16, device=DEVICE)
+    many_rows = torch.empty(2**30 + 8, 2, 2, dtype=torch.float16, device=DEVICE)
+    long_rows = torch.empty(1, 2, 2**31 + 64, dtype=torch.float16, device=DEVICE)
     for kind in ("MN", "MGN"):
-        x = storage.as_strided((3, 2, 5), (2**30 + 8, 5, 1))
-        _train_and_eval(_layer(kind, 2, 2, torch.float16), x)
+        for x in (storage.as_strided((3, 2, 5), (2**30 + 8, 5, 1)), many_rows, long_rows):
+            _train_and_eval(_layer(kind, 2, 2, torch.float16), x)
 
 
 def sweep(quick: bool) -> list[tuple[str, Callable[[], None]]]:

@@ -12,8 +12,8 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from .addressing import position_offsets, row_offsets
-from .layout import FP_FUSION, cdiv, plan_rows_or_copy
+from .addressing import position_offsets, program_index, row_offsets
+from .layout import FP_FUSION, cdiv, needs_64_bit_indices, plan_rows_or_copy
 from .layout import strides_tuple as _strides
 
 
@@ -25,11 +25,11 @@ def _row_affine_kernel(
     sdy_n, sdy_c, sdy_outer, sdy_inner,
     so_n, so_c, so_outer, so_inner,
     BLOCK_ROWS: tl.constexpr, BLOCK_LEN: tl.constexpr,
-    TWO_LEVEL: tl.constexpr, HAS_DY: tl.constexpr,
+    TWO_LEVEL: tl.constexpr, HAS_DY: tl.constexpr, INDEX_64: tl.constexpr,
 ):  # fmt: skip
     # A 1-D grid (CUDA allows 65535 programs on its other axes, which long channels_last rows
     # of 16-position tiles exceed): program → (block of rows, tile along them).
-    pid = tl.program_id(0)
+    pid = program_index(0, INDEX_64)
     rows = (pid // len_tiles) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
     cols = (pid % len_tiles) * BLOCK_LEN + tl.arange(0, BLOCK_LEN)
     row_ok = rows < rows_total
@@ -83,6 +83,7 @@ def row_affine(
         *_strides(strides[0]), *_strides(dy_strides), *_strides(strides[1]),
         BLOCK_ROWS=plan.block_rows, BLOCK_LEN=plan.block_len,
         TWO_LEVEL=plan.two_level, HAS_DY=dy is not None,
+        INDEX_64=needs_64_bit_indices(plan),
         num_warps=plan.num_warps,
         enable_fp_fusion=FP_FUSION,
     )  # fmt: skip

@@ -187,3 +187,19 @@ def reduction_split(plan: RowPlan, device: torch.device) -> tuple[int, int]:
     splits = max(1, min(cdiv(target, row_blocks), tiles_per_row))
     split_len = cdiv(tiles_per_row, splits) * plan.block_len
     return split_len, cdiv(plan.length, split_len)
+
+
+def needs_64_bit_indices(plan: RowPlan, split_len: int | None = None, num_splits: int = 1) -> bool:
+    """Whether a pass kernel must form its row and position indices in 64 bits.
+
+    The indices a program derives from its id stay below (rows + one block of rows) ·
+    splits (the (N·C, S) partial results) and below the end of its last tile along a row;
+    int32 holds them up to 2³¹ − 1. Beyond that (N·C or L near 2³¹: 4 GiB of float16 in one
+    row, or a (2³¹, 1) batch) they would wrap and address memory before the tensors.
+    """
+    split_len = plan.length if split_len is None else split_len
+    largest = max(
+        (plan.rows + plan.block_rows) * num_splits,
+        split_len * num_splits + plan.block_len,
+    )
+    return largest >= 2**31

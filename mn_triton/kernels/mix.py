@@ -147,6 +147,13 @@ def _as(value, dtype: tl.constexpr):
 
 
 @triton.jit
+def _at_least(value, floor):
+    """max(value, floor) that keeps NaN, as torch's clamp_min: tl.maximum is IEEE maxNum
+    (max(NaN, 0) = 0), which would turn a NaN statistic into a plausible number."""
+    return tl.where(value < floor, floor, value)
+
+
+@triton.jit
 def _nonzero(mass):
     """`mass` where it is positive, else 1: a weighted mean over no mass is then 0."""
     return tl.where(mass > 0, mass, 1.0)
@@ -160,7 +167,7 @@ def _around_mode_pivot(sum_raw, sum_sq, mode_pivot, coverage):
     σ < |μ − P| ≤ ulp(μ)/2, below anything float32 data can resolve; it saves a walk."""
     residual = sum_raw - (1.0 - coverage) * mode_pivot
     var = sum_sq - 2.0 * residual * sum_raw + residual * residual * coverage
-    return residual, tl.maximum(var, 0.0)
+    return residual, _at_least(var, 0.0)
 
 
 @triton.jit
@@ -209,7 +216,7 @@ def _mn_batch_stats(
         mass = total
     # mix.batch_mode_stats divides by max(N_k, tiny) (0 for a mode without mass): below tiny
     # μ_k is the exact weighted mean times Σ w = N_k / tiny, and σ²_k is taken around that.
-    clamped = tl.maximum(mass, _TINY)
+    clamped = _at_least(mass, _TINY)
     coverage = (mass / clamped)[:, None]
     center = (pivot[None, :] + mean) * coverage
     sum_raw = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
@@ -263,7 +270,7 @@ def _mn_mode_stats(
         # σ² = ⟨x²⟩ − ⟨x⟩² in float64, as in mix.running_mode_stats.
         r64 = running.to(tl.float64)
         sq = tl.load(RMEAN_SQ + kc, mask=kc_ok, other=0.0).to(tl.float64)
-        var = tl.maximum(sq - r64 * r64, 0.0).to(pivot.dtype)
+        var = _at_least(sq - r64 * r64, 0.0).to(pivot.dtype)
         center = running.to(pivot.dtype)
         residual = tl.zeros_like(center)
         mass = tl.full([K_PAD], 1.0, dtype=pivot.dtype)
@@ -388,21 +395,21 @@ def _mn_merge_stats_kernel(
     for _ in range(0, R):
         mass_r = tl.load(row + modes, mask=mode_ok, other=0.0)
         total += mass_r
-        held += tl.maximum(mass_r, _TINY)
+        held += _at_least(mass_r, _TINY)
         row += row_len
-    clamped_total = tl.maximum(total, _TINY)[:, None]
+    clamped_total = _at_least(total, _TINY)[:, None]
     coverage = held[:, None] / clamped_total
     center = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
     row = GATHERED
     for _ in range(0, R):
-        share_r = tl.maximum(tl.load(row + modes, mask=mode_ok, other=0.0), _TINY)[:, None]
+        share_r = _at_least(tl.load(row + modes, mask=mode_ok, other=0.0), _TINY)[:, None]
         center_r = tl.load(row + K + kc, mask=kc_ok, other=0.0)
         center += share_r / clamped_total * center_r
         row += row_len
     residual = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
     row = GATHERED
     for _ in range(0, R):
-        share_r = tl.maximum(tl.load(row + modes, mask=mode_ok, other=0.0), _TINY)[:, None]
+        share_r = _at_least(tl.load(row + modes, mask=mode_ok, other=0.0), _TINY)[:, None]
         center_r = tl.load(row + K + kc, mask=kc_ok, other=0.0)
         residual_r = tl.load(row + K + KC + kc, mask=kc_ok, other=0.0)
         residual += share_r / clamped_total * ((center_r - center) + residual_r)
@@ -412,7 +419,7 @@ def _mn_merge_stats_kernel(
     row = GATHERED
     for _ in range(0, R):
         mass_r = tl.load(row + modes, mask=mode_ok, other=0.0)[:, None]
-        held_r = tl.maximum(mass_r, _TINY)
+        held_r = _at_least(mass_r, _TINY)
         center_r = tl.load(row + K + kc, mask=kc_ok, other=0.0)
         residual_r = tl.load(row + K + KC + kc, mask=kc_ok, other=0.0)
         var_r = tl.load(row + K + 2 * KC + kc, mask=kc_ok, other=0.0)
@@ -495,7 +502,7 @@ def _mn_mix_backward_rows_kernel(
     )  # fmt: skip
     rstd = 1.0 / tl.sqrt(var + eps)
     alpha = _load_or(ALPHA, cols, col_ok, 1.0, dtype, HAS_WEIGHT)
-    inv_mass = 1.0 / tl.maximum(mass, _TINY)
+    inv_mass = 1.0 / _at_least(mass, _TINY)
     kc, kc_ok = _mode_channel_offsets(modes, mode_ok, cols, col_ok, C)
 
     if PASSES != 2:  # pass 1 over samples: the sums over the batch
@@ -587,8 +594,8 @@ def _mn_backward_pass_2(
             d_gate_w += tl.sum(d_logits[:, :, None] * m[:, None, :], axis=0)
             d_gate_b += tl.sum(d_logits, axis=0)
         else:
-            # pid·N + n < (channel blocks)·N, inside 32 bits; the helper multiplies by K in 64.
-            nk = _row_offsets(pid * N + rows, modes, K)
+            # (channel blocks)·N ≤ N·C, which may pass 2³¹: in 64 bits, as _row_offsets.
+            nk = _row_offsets(pid.to(tl.int64) * N + rows, modes, K)
             tl.store(GDG_PARTIAL + nk, g_dg, mask=row_ok[:, None] & mode_ok[None, :])
         tl.store(ROW_BIAS + offs, row_bias, mask=mask)
     if FUSE_GATES:
@@ -621,9 +628,11 @@ def _mn_mix_backward_gates_kernel(
         row_ok = rows < N
         nk_ok = row_ok[:, None] & mode_ok[None, :]
         g_dg = tl.zeros([BLOCK_N, K_PAD], dtype=dtype)
-        for p in range(0, num_partials):
-            nk = _row_offsets(p * N + rows, modes, K)
-            g_dg += tl.load(GDG_PARTIAL + nk, mask=nk_ok, other=0.0)
+        nk = _row_offsets(rows, modes, K)
+        partial = GDG_PARTIAL  # one (N, K) share per channel block, in 64-bit pointer steps
+        for _ in range(0, num_partials):
+            g_dg += tl.load(partial + nk, mask=nk_ok, other=0.0)
+            partial += N * K
         g = _mn_gates(SHIFT, MDEV, GW, GB, rows, row_ok, modes, mode_ok, C,
                       HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C)  # fmt: skip
         d_logits = _softmax_backward(g, g_dg, K_PAD)
@@ -887,7 +896,7 @@ def _mgn_stats(
         mass = total
     # Below tiny mass, mix._mode_group_norm_state's μ_k is the exact (absolute) mean times
     # Σ_c w = C_k / tiny, and its variance is taken around that.
-    clamped = tl.maximum(mass, _TINY)
+    clamped = _at_least(mass, _TINY)
     coverage = mass / clamped
     mode_pivot = (pivot + mean) * coverage
     sum_raw = tl.zeros([K_PAD], dtype=dtype)
@@ -958,7 +967,7 @@ def _mgn_mix_backward_kernel(
     )
     rstd = tl.where(mode_ok, 1.0 / tl.sqrt(var + eps), 0.0)
     a = tl.sum(rstd, axis=0) / K
-    inv_mass = 1.0 / tl.maximum(mass, _TINY)
+    inv_mass = 1.0 / _at_least(mass, _TINY)
 
     # Pass 1 over channels: the sums over channels that r and μ receive.
     d_rstd = tl.zeros([K_PAD], dtype=dtype)

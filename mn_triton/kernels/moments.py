@@ -18,8 +18,16 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from .addressing import position_offsets, row_offsets
-from .layout import FP_FUSION, RowPlan, cdiv, next_pow2, plan_rows_or_copy, reduction_split
+from .addressing import position_offsets, program_index, row_offsets, tile_positions
+from .layout import (
+    FP_FUSION,
+    RowPlan,
+    cdiv,
+    needs_64_bit_indices,
+    next_pow2,
+    plan_rows_or_copy,
+    reduction_split,
+)
 from .layout import strides_tuple as _strides
 
 
@@ -30,11 +38,11 @@ def _row_moments_kernel(
     stride_n, stride_c, stride_outer, stride_inner,
     split_len, num_splits,
     BLOCK_ROWS: tl.constexpr, BLOCK_LEN: tl.constexpr,
-    TWO_LEVEL: tl.constexpr, ACC_FP64: tl.constexpr,
+    TWO_LEVEL: tl.constexpr, ACC_FP64: tl.constexpr, INDEX_64: tl.constexpr,
 ):  # fmt: skip
     acc_dtype = tl.float64 if ACC_FP64 else tl.float32
-    pid_rows = tl.program_id(0)
-    pid_split = tl.program_id(1)
+    pid_rows = program_index(0, INDEX_64)
+    pid_split = program_index(1, INDEX_64)
     rows = pid_rows * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
     row_ok = rows < rows_total
     row_ptr = X + row_offsets(rows, channels, stride_n, stride_c)
@@ -45,7 +53,7 @@ def _row_moments_kernel(
     mean = tl.zeros([BLOCK_ROWS], dtype=acc_dtype)
     m2 = tl.zeros([BLOCK_ROWS], dtype=acc_dtype)
     for tile_start in range(start, stop, BLOCK_LEN):
-        cols = tile_start + tl.arange(0, BLOCK_LEN)
+        cols = tile_positions(tile_start, BLOCK_LEN, INDEX_64)
         mask = row_ok[:, None] & (cols < stop)[None, :]
         offs = position_offsets(cols, inner_size, stride_outer, stride_inner, TWO_LEVEL)
         x = tl.load(row_ptr[:, None] + offs[None, :], mask=mask, other=0.0).to(acc_dtype)
@@ -77,11 +85,11 @@ def _row_grad_sums_kernel(
     sdy_n, sdy_c, sdy_outer, sdy_inner,
     split_len, num_splits,
     BLOCK_ROWS: tl.constexpr, BLOCK_LEN: tl.constexpr,
-    TWO_LEVEL: tl.constexpr, ACC_FP64: tl.constexpr,
+    TWO_LEVEL: tl.constexpr, ACC_FP64: tl.constexpr, INDEX_64: tl.constexpr,
 ):  # fmt: skip
     acc_dtype = tl.float64 if ACC_FP64 else tl.float32
-    pid_rows = tl.program_id(0)
-    pid_split = tl.program_id(1)
+    pid_rows = program_index(0, INDEX_64)
+    pid_split = program_index(1, INDEX_64)
     rows = pid_rows * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
     row_ok = rows < rows_total
     x_ptr = X + row_offsets(rows, channels, sx_n, sx_c)
@@ -93,7 +101,7 @@ def _row_grad_sums_kernel(
     acc_dy = tl.zeros([BLOCK_ROWS, BLOCK_LEN], dtype=acc_dtype)
     acc_dy_xs = tl.zeros([BLOCK_ROWS, BLOCK_LEN], dtype=acc_dtype)
     for tile_start in range(start, stop, BLOCK_LEN):
-        cols = tile_start + tl.arange(0, BLOCK_LEN)
+        cols = tile_positions(tile_start, BLOCK_LEN, INDEX_64)
         mask = row_ok[:, None] & (cols < stop)[None, :]
         x_offs = position_offsets(cols, inner_size, sx_outer, sx_inner, TWO_LEVEL)
         dy_offs = position_offsets(cols, inner_size, sdy_outer, sdy_inner, TWO_LEVEL)
@@ -109,7 +117,8 @@ def _row_grad_sums_kernel(
 
 @triton.jit
 def _merge_splits_kernel(
-    MEAN, VAR, SUM_DY, SUM_DY_XS, OUT_A, OUT_B, rows_total, length, split_len, num_splits,
+    MEAN, VAR, SUM_DY, SUM_DY_XS, OUT_A, OUT_B,
+    rows_total, length, split_len, last_split_len, num_splits,
     SPLITS_PAD: tl.constexpr, BLOCK_ROWS: tl.constexpr, MOMENTS: tl.constexpr,
 ):  # fmt: skip
     """Combine the per-split partial results of long rows into (R,) outputs.
@@ -124,9 +133,9 @@ def _merge_splits_kernel(
     if MOMENTS:
         mean = tl.load(MEAN + offs, mask=mask, other=0.0)
         var = tl.load(VAR + offs, mask=mask, other=0.0)
-        # Every split holds split_len positions but the last, which holds the rest.
-        last = length - split_len * (num_splits - 1)
-        count = tl.where(splits == num_splits - 1, last, split_len)
+        # Every split holds split_len positions but the last, which holds the rest (counted
+        # on the host: split_len · (num_splits − 1) may pass 2³¹).
+        count = tl.where(splits == num_splits - 1, last_split_len, split_len)
         weight = tl.where(splits < num_splits, count, 0).to(mean.dtype) / length
         total_mean = tl.sum(mean * weight[None, :], axis=1)
         spread = tl.where(mask, mean - total_mean[:, None], 0.0)
@@ -163,7 +172,8 @@ def _merge_splits(
     splits_pad = next_pow2(num_splits)
     block_rows = max(1, min(next_pow2(rows), 4096 // splits_pad))
     _merge_splits_kernel[(cdiv(rows, block_rows),)](
-        a, b, a, b, out_a, out_b, rows, plan.length, split_len, num_splits,
+        a, b, a, b, out_a, out_b,
+        rows, plan.length, split_len, plan.length - split_len * (num_splits - 1), num_splits,
         SPLITS_PAD=splits_pad, BLOCK_ROWS=block_rows, MOMENTS=moments,
         enable_fp_fusion=FP_FUSION,
     )  # fmt: skip
@@ -185,6 +195,7 @@ def row_moments(x: Tensor, stat_dtype: torch.dtype) -> tuple[Tensor, Tensor, Ten
         split_len, num_splits,
         BLOCK_ROWS=plan.block_rows, BLOCK_LEN=plan.block_len,
         TWO_LEVEL=plan.two_level, ACC_FP64=stat_dtype == torch.float64,
+        INDEX_64=needs_64_bit_indices(plan, split_len, num_splits),
         num_warps=plan.num_warps,
         enable_fp_fusion=FP_FUSION,
     )  # fmt: skip
@@ -206,6 +217,7 @@ def row_grad_sums(x: Tensor, dy: Tensor, shift: Tensor) -> tuple[Tensor, Tensor]
         split_len, num_splits,
         BLOCK_ROWS=plan.block_rows, BLOCK_LEN=plan.block_len,
         TWO_LEVEL=plan.two_level, ACC_FP64=shift.dtype == torch.float64,
+        INDEX_64=needs_64_bit_indices(plan, split_len, num_splits),
         num_warps=plan.num_warps,
         enable_fp_fusion=FP_FUSION,
     )  # fmt: skip

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+
 import torch
-from torch import nn
+from torch import Tensor, nn
+from torch.nn.modules.lazy import LazyModuleMixin
 
 from .modules import (
     ModeGroupNorm,
@@ -20,7 +23,28 @@ _MODE_NORM_FOR = {
 }
 
 
-def _mode_norm_like(bn: nn.modules.batchnorm._BatchNorm, num_modes: int) -> nn.Module:
+def _factory(own: Tensor | None, fallback: Tensor | None) -> dict[str, object]:
+    """device and dtype for the new layer: its predecessor's, else those of the enclosing
+    model (a BatchNorm without tensors has none), else torch's defaults."""
+    like = own if own is not None else fallback
+    return {} if like is None else {"device": like.device, "dtype": like.dtype}
+
+
+def _first_floating_tensor(module: nn.Module) -> Tensor | None:
+    tensors = itertools.chain(module.parameters(), module.buffers())
+    return next((t for t in tensors if t.is_floating_point()), None)
+
+
+def _take_affine(out: nn.Module, norm: nn.Module) -> None:
+    """Hand over the affine Parameters themselves, as convert_sync_batchnorm does: they keep
+    requires_grad, and an optimizer built before the conversion keeps training them."""
+    if norm.affine:
+        out.weight, out.bias = norm.weight, norm.bias
+
+
+def _mode_norm_like(
+    bn: nn.modules.batchnorm._BatchNorm, num_modes: int, fallback: Tensor | None
+) -> nn.Module:
     if isinstance(bn, nn.SyncBatchNorm):
         from .sync import SyncModeNorm
 
@@ -28,31 +52,27 @@ def _mode_norm_like(bn: nn.modules.batchnorm._BatchNorm, num_modes: int) -> nn.M
     else:
         cls = next((m for b, m in _MODE_NORM_FOR.items() if isinstance(bn, b)), ModeNorm)
         extra = {}
-    like = bn.weight if bn.affine else bn.running_mean
-    factory = {} if like is None else {"device": like.device, "dtype": like.dtype}
+    factory = _factory(bn.weight if bn.affine else bn.running_mean, fallback)
     out = cls(bn.num_features, num_modes, bn.eps, bn.momentum, bn.affine,
               bn.track_running_stats, **extra, **factory)  # fmt: skip
-    with torch.no_grad():
-        if bn.affine:
-            out.weight.copy_(bn.weight)
-            out.bias.copy_(bn.bias)
-        if bn.track_running_stats:
-            # Every mode starts from BatchNorm's estimates: ⟨x⟩ = mean, ⟨x²⟩ = var + mean².
-            out.running_mean.copy_(bn.running_mean.expand_as(out.running_mean))
-            sq = bn.running_var + bn.running_mean**2
+    _take_affine(out, bn)
+    if bn.track_running_stats:
+        with torch.no_grad():
+            # Every mode starts from BatchNorm's estimates: ⟨x⟩ = mean, ⟨x²⟩ = var + mean²,
+            # formed in the new buffers' dtype (float32 for a 16-bit BatchNorm: mean² of a
+            # float16 BatchNorm can overflow float16).
+            mean = bn.running_mean.to(out.running_mean_sq.dtype)
+            sq = torch.addcmul(bn.running_var.to(mean.dtype), mean, mean)
+            out.running_mean.copy_(mean.expand_as(out.running_mean))
             out.running_mean_sq.copy_(sq.expand_as(out.running_mean_sq))
             out.num_batches_tracked.copy_(bn.num_batches_tracked)
     return out
 
 
-def _mode_group_norm_like(gn: nn.GroupNorm, num_modes: int) -> nn.Module:
-    like = gn.weight
-    factory = {} if like is None else {"device": like.device, "dtype": like.dtype}
+def _mode_group_norm_like(gn: nn.GroupNorm, num_modes: int, fallback: Tensor | None) -> nn.Module:
+    factory = _factory(gn.weight, fallback)
     out = ModeGroupNorm(gn.num_channels, num_modes, gn.eps, gn.affine, **factory)
-    if gn.affine:
-        with torch.no_grad():
-            out.weight.copy_(gn.weight)
-            out.bias.copy_(gn.bias)
+    _take_affine(out, gn)
     return out
 
 
@@ -61,21 +81,37 @@ def convert_to_mode_norm(
 ) -> nn.Module:
     """Replace every BatchNorm1d/2d/3d in `module` by the matching ModeNorm1d/2d/3d.
 
-    Like `nn.SyncBatchNorm.convert_sync_batchnorm`: works on nested models, keeps affine
-    weights, eps, momentum, `track_running_stats`, device, dtype and training mode, and
-    returns the converted module (a new one if `module` itself is a BatchNorm). Running
-    estimates start, for every mode, from BatchNorm's. SyncBatchNorm becomes SyncModeNorm.
-    With `group_norm=True`, every GroupNorm becomes a ModeGroupNorm (its groups give way to
-    `num_modes` modes; affine weights are kept). Gates start freshly initialised.
+    Like `nn.SyncBatchNorm.convert_sync_batchnorm`: works on nested models, takes over the
+    affine weight and bias Parameters themselves (with their `requires_grad`; an optimizer
+    built before keeps training them), keeps eps, momentum, `track_running_stats`, device,
+    dtype and training mode, and returns the converted module (a new one if `module` itself
+    is a BatchNorm). Running estimates start, for every mode, from BatchNorm's.
+    SyncBatchNorm becomes SyncModeNorm. With `group_norm=True`, every GroupNorm becomes a
+    ModeGroupNorm (its groups give way to `num_modes` modes; affine weights are kept).
+    Gates start freshly initialised. A norm without parameters or running estimates gets
+    the device and dtype of `module`'s first floating-point parameter (or buffer; torch's
+    defaults if it has none). Lazy norms must have seen a forward pass first.
     """
-    if isinstance(module, nn.modules.batchnorm._BatchNorm):
-        output = _mode_norm_like(module, num_modes)
+    return _convert(module, num_modes, group_norm, _first_floating_tensor(module))
+
+
+def _convert(
+    module: nn.Module, num_modes: int, group_norm: bool, fallback: Tensor | None
+) -> nn.Module:
+    is_batch_norm = isinstance(module, nn.modules.batchnorm._BatchNorm)
+    if is_batch_norm and isinstance(module, LazyModuleMixin):
+        raise ValueError(
+            f"convert_to_mode_norm: {type(module).__name__} does not know its num_features "
+            "yet; run one forward pass through the model before converting it"
+        )
+    if is_batch_norm:
+        output = _mode_norm_like(module, num_modes, fallback)
     elif group_norm and isinstance(module, nn.GroupNorm):
-        output = _mode_group_norm_like(module, num_modes)
+        output = _mode_group_norm_like(module, num_modes, fallback)
     else:
         output = module
     if output is not module:
         output.train(module.training)
     for name, child in module.named_children():
-        output.add_module(name, convert_to_mode_norm(child, num_modes, group_norm))
+        output.add_module(name, _convert(child, num_modes, group_norm, fallback))
     return output

@@ -19,7 +19,7 @@ from torch import Tensor
 from torch.autograd import forward_ad
 
 from reference import functional as reference_functional
-from reference._base import check_batch_for_training
+from reference._base import check_batch_for_training, check_functional_momentum
 
 from . import ops
 
@@ -120,6 +120,7 @@ def _check_momentum(momentum: float | Tensor, x: Tensor, fn: str) -> float | Ten
     """A number as a float; a tensor (momentum=None's 1/num_batches_tracked) stays one, on
     x's device, so that the kernels read it without a host synchronisation: 0-d, float64 if
     it is float64 (for float64 running estimates), float32 otherwise."""
+    check_functional_momentum(momentum, fn)
     if not isinstance(momentum, Tensor):
         return float(momentum)
     if momentum.numel() != 1:

@@ -11,6 +11,8 @@ Modelled on `torch/nn/modules/batchnorm.py` (`_NormBase`).
 from __future__ import annotations
 
 import functools
+import numbers
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -30,13 +32,48 @@ def stat_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def _check_common_args(num_features: int, num_modes: int, eps: float) -> None:
-    if not isinstance(num_features, int) or num_features < 1:
-        raise ValueError(f"num_features must be a positive int, got {num_features!r}")
-    if not isinstance(num_modes, int) or num_modes < 1:
-        raise ValueError(f"num_modes must be a positive int, got {num_modes!r}")
+# Floating dtypes too narrow to hold the running estimates (see ModeNormBase._apply).
+_NARROW_DTYPES = (torch.float16, torch.bfloat16)
+
+
+def running_stats_dtype(dtype: torch.dtype | None) -> torch.dtype | None:
+    """The dtype of MN's running estimates for a module of floating dtype `dtype`: float32
+    for 16-bit modules, else `dtype` itself (None: torch's default)."""
+    return torch.float32 if dtype in _NARROW_DTYPES else dtype
+
+
+def _positive_index(value: Any, name: str) -> int:
+    """`value` as a Python int > 0. Like torch.nn, takes anything with `__index__` (numpy
+    integers, 0-d integer tensors); refuses bool, which is an int but never a size."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a positive int, got the bool {value!r}")
+    try:
+        index = operator.index(value)
+    except TypeError:
+        raise ValueError(f"{name} must be a positive int, got {value!r}") from None
+    if index < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return index
+
+
+def _check_common_args(num_features: Any, num_modes: Any, eps: float) -> tuple[int, int]:
+    """The layer sizes as Python ints, once checked (with eps)."""
+    sizes = _positive_index(num_features, "num_features"), _positive_index(num_modes, "num_modes")
     if not eps > 0:
         raise ValueError(f"eps must be > 0, got {eps!r}")
+    return sizes
+
+
+def check_functional_momentum(momentum: Any, fn: str) -> None:
+    """The functional forms take λ itself; None (the modules' cumulative average) needs the
+    step count, which only the modules keep."""
+    if isinstance(momentum, (numbers.Real, Tensor)):
+        return
+    raise TypeError(
+        f"{fn}: momentum must be a number or a one-element tensor, got {momentum!r} "
+        "(momentum=None, the cumulative average, is the modules' option: they pass "
+        "1/num_batches_tracked here)"
+    )
 
 
 def check_input(x: Tensor, num_features: int, allowed_dims: tuple[int, ...], layer: str) -> None:
@@ -87,11 +124,48 @@ def check_batch_for_training(x: Tensor, layer: str) -> None:
         )
 
 
+class ModeGate(nn.Linear):
+    """MN's gate Ψ = nn.Linear(C, K), initialised as SPEC §1 says: weight 1/K + 0.01·randn
+    (near-uniform gates at the start of training, as in the authors' code), bias as
+    nn.Linear's.
+
+    The gate initialises itself, rather than its layer doing it: deferred (meta-device)
+    initialisation, as FSDP does it, calls each module's `reset_parameters` for its own
+    parameters only, parents before children, so an initialisation of the gate done by its
+    layer would run on meta tensors and then be overwritten by nn.Linear's.
+
+    Construction itself gives nn.Linear's init, as a plain nn.Linear gate got: the owning
+    layer resets the gate right after, and so the random draws, and every seeded result
+    that follows a layer's construction, stay what they were before the gate had a class.
+    """
+
+    _spec_init = False  # off while nn.Linear.__init__ runs its reset_parameters
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        super().__init__(in_features, out_features, bias, device, dtype)
+        self._spec_init = True
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()  # the bias's init (and the weight's, replaced below)
+        if self._spec_init:
+            with torch.no_grad():
+                self.weight.normal_(0.0, 0.01).add_(1.0 / self.out_features)
+
+
 class _ModeNormCommon(nn.Module):
     """Parameters and state shared by ModeNorm and ModeGroupNorm."""
 
     _version = 1
     _allowed_dims: tuple[int, ...] = (2, 3, 4, 5)
+    # MGN's gate Ψ: R → R^K keeps nn.Linear's default init (SPEC §2).
+    _gate_type: type[nn.Linear] = nn.Linear
 
     def __init__(
         self,
@@ -103,14 +177,14 @@ class _ModeNormCommon(nn.Module):
         device: Any = None,
         dtype: Any = None,
     ) -> None:
-        _check_common_args(num_features, num_modes, eps)
+        num_features, num_modes = _check_common_args(num_features, num_modes, eps)
         factory_kwargs = {"device": device, "dtype": dtype}
         super().__init__()
         self.num_features = num_features
         self.num_modes = num_modes
         self.eps = float(eps)
         self.affine = affine
-        self.gate = nn.Linear(gate_in_features, num_modes, **factory_kwargs)
+        self.gate = self._gate_type(gate_in_features, num_modes, **factory_kwargs)
         if affine:
             self.weight = nn.Parameter(torch.empty(num_features, **factory_kwargs))
             self.bias = nn.Parameter(torch.empty(num_features, **factory_kwargs))
@@ -159,6 +233,10 @@ class ModeNormBase(_ModeNormCommon):
     `num_batches_tracked`. K = 1 in training is exactly BatchNorm.
     """
 
+    _gate_type = ModeGate
+    # MN's running estimates; ⟨x²⟩ must not be kept in 16 bits (see `_apply`).
+    _running_buffers = ("running_mean", "running_mean_sq")
+
     def __init__(
         self,
         num_features: int,
@@ -177,9 +255,9 @@ class ModeNormBase(_ModeNormCommon):
         )
         self.momentum = momentum
         self.track_running_stats = track_running_stats
-        factory_kwargs = {"device": device, "dtype": dtype}
+        factory_kwargs = {"device": device, "dtype": running_stats_dtype(dtype)}
         if track_running_stats:
-            shape = (num_modes, num_features)
+            shape = (self.num_modes, self.num_features)
             self.register_buffer("running_mean", torch.zeros(shape, **factory_kwargs))
             self.register_buffer("running_mean_sq", torch.ones(shape, **factory_kwargs))
             self.register_buffer(
@@ -200,10 +278,43 @@ class ModeNormBase(_ModeNormCommon):
 
     def reset_parameters(self) -> None:
         self.reset_running_stats()
-        super().reset_parameters()
-        # The authors' initialisation: near-uniform gates at the start of training.
-        with torch.no_grad():
-            self.gate.weight.normal_(0.0, 0.01).add_(1.0 / self.num_modes)
+        super().reset_parameters()  # the gate's own reset gives it SPEC's init (ModeGate)
+
+    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> ModeNormBase:
+        """`Module._apply` (`.to()`, `.half()`, `.cuda()`, ...), except that the running
+        estimates stay float32 when the module becomes 16-bit.
+
+        Eval takes σ² = ⟨x²⟩ − ⟨x⟩² from them. Stored in 16 bits, that difference has a
+        relative error of about (μ/σ)²·2⁻⁸ in bfloat16 (σ² rounds to 0 at μ = 20σ), and
+        ⟨x²⟩ overflows float16 for |μ| ≳ 256. So, as apex and AMP keep BatchNorm's
+        statistics in float32, these two buffers follow the module's device but not its
+        cast to a 16-bit dtype. float64 modules keep float64 estimates.
+        """
+        before = {name: self._buffers.get(name) for name in self._running_buffers}
+        super()._apply(fn, recurse)
+        for name, old in before.items():
+            new = self._buffers.get(name)
+            if old is not None and new is not None and new.dtype in _NARROW_DTYPES:
+                # From the value before the cast, which still has all its bits.
+                source = new if old.dtype in _NARROW_DTYPES else old
+                self._buffers[name] = source.to(new.device, torch.float32)
+        return self
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        *args: Any,
+    ) -> None:
+        # A 16-bit checkpoint's estimates: copied into float32 buffers anyway, and with
+        # load_state_dict(assign=True) they would replace them; keep them float32 (`_apply`).
+        # (load_state_dict copies the dict so that modules may change it.)
+        for name in self._running_buffers:
+            saved = state_dict.get(prefix + name)
+            if isinstance(saved, Tensor) and saved.dtype in _NARROW_DTYPES:
+                state_dict[prefix + name] = saved.float()
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args)
 
     def _uses_batch_stats(self) -> bool:
         return self.training or self.running_mean is None

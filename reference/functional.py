@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._base import MIN_MODE_MASS, stat_dtype, update_running_stats
+from ._base import MIN_MODE_MASS, check_functional_momentum, stat_dtype, update_running_stats
 
 
 def _spatial_dims(x: Tensor) -> tuple[int, ...]:
@@ -38,6 +38,7 @@ def mode_norm(
     eps: float = 1e-5,
 ) -> Tensor:
     """Mode Normalization (SPEC §1). Alg. 1 when `training`, else Alg. 2."""
+    check_functional_momentum(momentum, "mode_norm")
     dtype = stat_dtype(input.dtype)
     x = input.to(dtype)
     n_modes = gate_weight.shape[0]

@@ -120,6 +120,65 @@ def test_convert_keeps_group_norm_bias_and_sync_process_group():
     assert isinstance(out[1], mn_triton.SyncModeNorm) and out[1].process_group is group
 
 
+@pytest.mark.parametrize("sync", [False, True], ids=["batch_norm", "sync_batch_norm"])
+def test_convert_hands_over_the_affine_parameters_themselves(sync):
+    """As convert_sync_batchnorm does: the same Parameter objects, so a frozen norm stays
+    frozen and an optimizer built before the conversion keeps training the new layers."""
+    norm = nn.SyncBatchNorm(4) if sync else nn.BatchNorm2d(4)
+    gn, frozen = nn.GroupNorm(2, 4), nn.BatchNorm2d(4)
+    frozen.requires_grad_(False)
+    model = nn.Sequential(norm, gn, frozen)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = {name: p for name, p in model.named_parameters()}
+    out = mn_triton.convert_to_mode_norm(model, num_modes=2, group_norm=True)
+    for layer, old in zip(out, (norm, gn, frozen), strict=True):
+        assert layer is not old and layer.weight is old.weight and layer.bias is old.bias
+    assert not out[2].weight.requires_grad and not out[2].bias.requires_grad
+    out[0](torch.randn(4, 4, 3, 3) + 2).square().sum().backward()
+    opt.step()
+    assert not torch.equal(before["0.weight"], torch.ones(4))  # the optimizer reached it
+    assert out[0].weight is before["0.weight"]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_convert_16_bit_batch_norm_forms_mean_sq_in_float32(dtype):
+    """⟨x²⟩ = running_var + running_mean² in float32: for a mean of 300 it is ~9e4, past
+    float16's largest value; the new layer's estimates are float32 (ModeNormBase._apply)."""
+    bn = nn.BatchNorm2d(3).to(dtype).eval()
+    with torch.no_grad():
+        bn.running_mean.fill_(300.0)
+        bn.running_var.fill_(1.5)
+    out = mn_triton.convert_to_mode_norm(bn, num_modes=2)
+    assert out.weight.dtype == out.gate.weight.dtype == dtype
+    assert out.running_mean_sq.dtype == torch.float32
+    assert torch.equal(out.running_mean_sq, torch.full((2, 3), 300.0**2 + 1.5))
+    x = (torch.randn(4, 3, 2, 2) + 300).to(dtype)
+    assert_close(out(x).float(), bn(x).float(), 1e-2, "converted 16-bit eval")
+
+
+def test_convert_norm_without_tensors_takes_the_models_device_and_dtype():
+    """A BatchNorm with neither affine weights nor running estimates has no dtype of its
+    own: the new layer takes the model's (here float64), not torch's default."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 1),
+                          nn.BatchNorm2d(4, affine=False, track_running_stats=False),
+                          nn.GroupNorm(2, 4, affine=False)).double()  # fmt: skip
+    out = mn_triton.convert_to_mode_norm(model, num_modes=2, group_norm=True)
+    assert out[1].gate.weight.dtype == out[2].gate.weight.dtype == torch.float64
+    assert out(torch.randn(2, 3, 2, 2, dtype=torch.float64)).dtype == torch.float64
+    alone = mn_triton.convert_to_mode_norm(
+        nn.BatchNorm1d(4, affine=False, track_running_stats=False)
+    )
+    assert alone.gate.weight.dtype == torch.get_default_dtype()  # nothing to go by
+
+
+def test_convert_refuses_an_uninitialised_lazy_batch_norm():
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.LazyBatchNorm2d())
+    with pytest.raises(ValueError, match="LazyBatchNorm2d .* run one forward pass"):
+        mn_triton.convert_to_mode_norm(model)
+    model(torch.randn(2, 3, 2, 2))  # now a BatchNorm2d with num_features=4
+    assert isinstance(mn_triton.convert_to_mode_norm(model)[1], mn_triton.ModeNorm2d)
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("norm", ["ModeNorm2d", "ModeGroupNorm2d"])
 def test_autocast_training_with_grad_scaler(dtype, norm, backend):

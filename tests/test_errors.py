@@ -1,5 +1,6 @@
 """Bad input gets a clear Python exception before any kernel runs (issue 2 §4)."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -163,3 +164,29 @@ def test_triton_backend_on_cpu_without_interpreter_is_refused(monkeypatch):
         mn_triton.ModeNorm2d(3)(torch.randn(2, 3, 2, 2))
     with pytest.raises(ValueError, match="backend must be one of"):
         mn_triton.set_backend("cuda")
+
+
+@pytest.mark.parametrize("fn", [F.mode_norm, reference.functional.mode_norm],
+                         ids=["mn_triton", "reference"])  # fmt: skip
+def test_functional_momentum_none_names_the_argument(fn):
+    """momentum=None (a cumulative average) needs the step count only the modules keep."""
+    x, gw, gb = torch.randn(4, 3, 2, 2), torch.randn(2, 3), torch.randn(2)
+    rm, rms = torch.zeros(2, 3), torch.ones(2, 3)
+    for bad in (None, "0.1"):
+        with pytest.raises(TypeError, match="momentum must be a number or a one-element tensor"):
+            fn(x, gw, gb, rm, rms, training=True, momentum=bad)
+    assert torch.equal(rm, torch.zeros(2, 3))  # refused before anything ran
+
+
+@pytest.mark.parametrize("cls", ["ModeNorm2d", "ModeGroupNorm2d"])
+def test_sizes_take_index_types_and_refuse_bool(pkg, cls):
+    """As in torch.nn: numpy integers and other `__index__` types are sizes (stored as int);
+    a bool is not."""
+    layer = getattr(pkg, cls)(np.int64(5), num_modes=np.int32(3))
+    assert type(layer.num_features) is int and type(layer.num_modes) is int
+    assert tuple(layer.gate.weight.shape)[0] == 3 and tuple(layer.weight.shape) == (5,)
+    assert getattr(pkg, cls)(torch.tensor(4)).num_features == 4
+    for kwargs, name in (({"num_features": True}, "num_features"),
+                         ({"num_features": 4, "num_modes": True}, "num_modes")):  # fmt: skip
+        with pytest.raises(ValueError, match=f"{name} must be a positive int, got the bool"):
+            getattr(pkg, cls)(**kwargs)

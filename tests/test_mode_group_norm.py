@@ -18,7 +18,7 @@ from helpers import (
     randomize,
     reference_twin,
 )
-from test_mode_norm import _input
+from test_mode_norm import _input, materialize_parent_first
 
 LAYOUTS = {
     "nchw": ("ModeGroupNorm2d", (4, 5, 3, 3), 3, lambda t: t),
@@ -266,6 +266,19 @@ def test_empty_input(shape, backend):
     assert torch.equal(layer.bias.grad, gn.bias.grad)
     # GroupNorm's weight gradient is 0/0 = NaN when L = 0; nothing was scaled, so ours is 0.
     assert torch.equal(layer.weight.grad, torch.zeros(3))
+
+
+@pytest.mark.parametrize("pkg", [mn_triton, reference], ids=["mn_triton", "reference"])
+def test_deferred_initialisation(pkg):
+    """Parent-first `reset_parameters` after `to_empty`, as FSDP runs it: the gate keeps
+    nn.Linear's default init (SPEC §2; fan-in 1, so weight and bias in [-1, 1])."""
+    with torch.device("meta"):
+        layer = pkg.ModeGroupNorm2d(6, num_modes=8)
+    materialize_parent_first(nn.Sequential(layer))
+    for t in (layer.gate.weight, layer.gate.bias):
+        assert torch.isfinite(t).all() and (t.abs() <= 1).all() and t.std() > 0.1
+    assert torch.equal(layer.weight, torch.ones(6)) and torch.equal(layer.bias, torch.zeros(6))
+    assert type(layer.gate) is nn.Linear
 
 
 def test_repr():

@@ -1,5 +1,7 @@
 """mn_triton.ModeNorm* against the float64 oracle (the reference run in float64), SPEC §1, §5."""
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -587,6 +589,7 @@ def test_initialisation_and_repr():
         "track_running_stats=True"
     )
     assert type(layer).__module__ == "mn_triton.modules"
+    assert "(gate): ModeGate(in_features=8, out_features=4, bias=True)" in repr(layer)
 
 
 def test_reset_running_stats_and_parameters():
@@ -605,6 +608,40 @@ def test_reset_running_stats_and_parameters():
     assert torch.allclose(layer.gate.weight.mean(), torch.tensor(0.25), atol=0.01)
     assert (layer.gate.bias.abs() < 1.0).all()  # nn.Linear's bias init, 1/sqrt(C)
     assert torch.equal(layer.weight, torch.ones(8))
+
+
+def materialize_parent_first(model: nn.Module) -> nn.Module:
+    """Deferred initialisation as FSDP does it (`_materialize_meta_module`): modules parent
+    before child, each `to_empty(recurse=False)` then its own `reset_parameters()`. The new
+    memory is filled with NaN first, so that any value no reset writes shows."""
+    with torch.no_grad():
+        for module in model.modules():
+            module.to_empty(device="cpu", recurse=False)
+            for tensor in (*module.parameters(recurse=False), *module.buffers(recurse=False)):
+                if tensor.is_floating_point():
+                    tensor.fill_(float("nan"))
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+    return model
+
+
+@pytest.mark.parametrize("pkg", [mn_triton, reference], ids=["mn_triton", "reference"])
+def test_deferred_initialisation_gives_the_gate_its_init(pkg):
+    """The gate initialises itself (ModeGate): with parent-first resets, nn.Linear's own
+    reset of the gate used to overwrite the 1/K + 0.01·randn init the layer had given it."""
+    with torch.device("meta"):
+        layer = pkg.ModeNorm2d(64, num_modes=4)
+    materialize_parent_first(nn.Sequential(layer))
+    w = layer.gate.weight
+    assert abs(w.mean().item() - 0.25) < 0.005 and 0.008 < w.std().item() < 0.012
+    assert (layer.gate.bias.abs() <= 64**-0.5).all()  # nn.Linear's bias init
+    assert torch.equal(layer.running_mean, torch.zeros(4, 64))
+    assert torch.equal(layer.running_mean_sq, torch.ones(4, 64))
+    assert layer.num_batches_tracked.item() == 0
+    assert torch.equal(layer.weight, torch.ones(64)) and torch.equal(layer.bias, torch.zeros(64))
+    # Still an nn.Linear, under the same names.
+    assert isinstance(layer.gate, nn.Linear)
+    assert set(layer.state_dict()) == set(pkg.ModeNorm2d(64, num_modes=4).state_dict())
 
 
 def test_fast_layers_pickle():
@@ -660,7 +697,84 @@ def test_whole_layer_in_16_bit(dtype, training, backend):
     layer = randomize(mn_triton.ModeNorm2d(5, num_modes=2)).to(dtype).train(training)
     check_against_oracle(layer, _input((4, 5, 3, 4), dtype=dtype))
     assert all(p.grad.dtype == dtype for p in layer.parameters())
-    assert layer.running_mean.dtype == dtype
+    # ⟨x⟩ and ⟨x²⟩ stay float32 (ModeNormBase._apply): eval subtracts them.
+    assert layer.running_mean.dtype == layer.running_mean_sq.dtype == torch.float32
+
+
+def _trained_far_from_zero(offset: float, num_modes: int) -> nn.Module:
+    """A float32 ModeNorm2d whose running estimates saw data of mean `offset`, std 1
+    (momentum=None: the cumulative average, converged after a few batches), in eval."""
+    layer = mn_triton.ModeNorm2d(3, num_modes=num_modes, momentum=None)
+    for _ in range(3):
+        layer(torch.randn(8, 3, 4, 4) + offset)
+    return layer.eval()
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_16_bit_cast_of_a_trained_layer_evaluates_like_float32(dtype, backend):
+    """`.to(dtype)` after float32 training: the running estimates keep their float32 values.
+    Stored in bfloat16, ⟨x²⟩ − ⟨x⟩² at mean 20σ rounded to 0 and eval outputs came out
+    ~200× too large."""
+    layer = _trained_far_from_zero(20.0, num_modes=1)
+    cast = copy.deepcopy(layer).to(dtype)
+    assert cast.weight.dtype == cast.gate.weight.dtype == dtype
+    assert cast.running_mean.dtype == cast.running_mean_sq.dtype == torch.float32
+    assert torch.equal(cast.running_mean_sq, layer.running_mean_sq)  # no trip through 16 bits
+    x = (torch.randn(8, 3, 4, 4) + 20).to(dtype)
+    y = cast(x)
+    assert y.dtype == dtype
+    assert abs(y.float().std().item() - 1.0) < 0.1
+    assert_close(y.float(), layer(x.float()), TOLERANCE[dtype], "16-bit eval vs float32 eval")
+
+
+def test_float16_far_from_zero_stays_finite(backend):
+    """Data of mean 300: ⟨x²⟩ ≈ 9e4 is past float16's largest value (65504). Neither a
+    `.half()` of a trained layer nor training in float16 afterwards may give inf or NaN."""
+    half = _trained_far_from_zero(300.0, num_modes=2).half()
+    x = (torch.randn(8, 3, 4, 4) + 300).half()
+    y = half(x)
+    assert torch.isfinite(y).all() and abs(y.float().std().item() - 1.0) < 0.15
+    half.train()
+    for _ in range(2):
+        half(x)
+    assert half.running_mean_sq.dtype == torch.float32
+    assert torch.isfinite(half.running_mean_sq).all() and half.running_mean_sq.min() > 8e4
+    assert torch.isfinite(half.eval()(x)).all()
+
+
+@pytest.mark.parametrize("pkg", [mn_triton, reference], ids=["mn_triton", "reference"])
+def test_running_estimates_dtype_through_casts(pkg):
+    """The running estimates take the module's dtype, except that 16-bit becomes float32;
+    they follow every device move; the step count stays long."""
+    layer = pkg.ModeNorm2d(4, dtype=torch.bfloat16)
+    assert layer.weight.dtype == layer.gate.weight.dtype == torch.bfloat16
+    assert layer.running_mean.dtype == layer.running_mean_sq.dtype == torch.float32
+    layer.double()
+    assert layer.running_mean.dtype == layer.running_mean_sq.dtype == torch.float64
+    with torch.no_grad():
+        layer.running_mean_sq.fill_(1 / 3)
+    layer.half()
+    assert layer.weight.dtype == torch.float16 and layer.running_mean.dtype == torch.float32
+    assert layer.running_mean_sq[0, 0].item() == torch.tensor(1 / 3).item()  # float32's 1/3
+    layer.float()
+    assert layer.running_mean.dtype == torch.float32 and layer.weight.dtype == torch.float32
+    layer.to("meta", torch.float16)
+    for buffer in (layer.running_mean, layer.running_mean_sq):
+        assert buffer.device.type == "meta" and buffer.dtype == torch.float32
+    assert layer.num_batches_tracked.dtype == torch.long
+    assert pkg.ModeNorm2d(4, track_running_stats=False).half().running_mean is None
+
+
+@pytest.mark.parametrize("assign", [False, True])
+def test_loading_a_16_bit_checkpoint_keeps_float32_estimates(assign):
+    saved = _trained_far_from_zero(3.0, num_modes=2).state_dict()
+    saved = {k: v.half() if v.is_floating_point() else v for k, v in saved.items()}
+    layer = mn_triton.ModeNorm2d(3, num_modes=2)
+    layer.load_state_dict(saved, assign=assign)
+    for name in ("running_mean", "running_mean_sq"):
+        assert getattr(layer, name).dtype == torch.float32
+        assert torch.equal(getattr(layer, name), saved[name].float())
+    assert torch.equal(layer.weight, saved["weight"].to(layer.weight.dtype))
 
 
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])

@@ -144,3 +144,20 @@ def test_half_input_gives_output_in_the_input_dtype(name, dtype):
     y = layer(x)
     assert y.dtype == dtype
     assert_close(y, expected, TOLERANCE[dtype], "output")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_16_bit_layer_keeps_running_estimates_in_float32(dtype):
+    """The reference shares the fast layers' rule (ModeNormBase._apply): a 16-bit layer
+    keeps ⟨x⟩ and ⟨x²⟩ in float32, so eval at mean 300σ neither overflows nor cancels, and
+    16-bit training updates float32 estimates."""
+    layer = reference.ModeNorm2d(3, num_modes=2, momentum=None)
+    for _ in range(3):
+        layer(torch.randn(8, 3, 4, 4) + 300)
+    layer.to(dtype)
+    assert layer.running_mean.dtype == layer.running_mean_sq.dtype == torch.float32
+    x = (torch.randn(8, 3, 4, 4) + 300).to(dtype)
+    layer(x)  # one more step, in 16 bits
+    assert torch.isfinite(layer.running_mean_sq).all()
+    y = layer.eval()(x)
+    assert y.dtype == dtype and abs(y.float().std().item() - 1.0) < 0.15

@@ -49,7 +49,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-COMPILE_RESERVE_S = 60.0
+# A compiled-reference case may compile for tens of seconds (torch.compile of the reference's
+# forward and backward, then inductor's kernels), so one starts only with the time to finish:
+# COMPILE_FIRST_RESERVE_S before any has run, then COMPILE_MARGIN × the slowest so far (the
+# first compile on a fresh machine is the slowest; later ones reuse inductor's caches).
+COMPILE_FIRST_RESERVE_S = 45.0
+COMPILE_MARGIN = 1.25
+_SLOWEST_COMPILED = pytest.StashKey[float]()
+
+
+def compile_reserve_s(slowest_s: float | None) -> float:
+    """Seconds of budget a compiled case needs left to start."""
+    return COMPILE_FIRST_RESERVE_S if slowest_s is None else COMPILE_MARGIN * slowest_s
+
+
+def _case(item: pytest.Item) -> grid.Case | None:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("case") if callspec is not None else None
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -61,15 +77,27 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     """Skip the cases still to run once the time budget is spent (before any fixture is built,
     so pytest-benchmark does not warn about an unused fixture); rows already written stay."""
     budget = item.config.getoption("time_budget")
-    callspec = getattr(item, "callspec", None)
-    if callspec is None or "case" not in callspec.params or budget <= 0:
+    case = _case(item)
+    if case is None or budget <= 0:
         return
     left = budget - (time.perf_counter() - item.config.stash[_STARTED])
     if left <= 0:
         pytest.skip(f"time budget of {budget:.0f} s spent")
-    # A compiled case may compile for tens of seconds: start one only with time to finish.
-    if callspec.params["case"].provider == "reference_compiled" and left < COMPILE_RESERVE_S:
-        pytest.skip(f"{left:.0f} s of the time budget left: too little to compile")
+    reserve = compile_reserve_s(item.config.stash.get(_SLOWEST_COMPILED, None))
+    if case.provider == "reference_compiled" and left < reserve:
+        pytest.skip(f"{left:.0f} s of the time budget left, {reserve:.0f} s needed to compile")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item):  # noqa: ANN201 - a hook wrapper (generator)
+    """Note how long the slowest compiled case took, for the reserve of the next ones."""
+    started = time.perf_counter()
+    yield
+    case = _case(item)
+    if case is not None and case.provider == "reference_compiled":
+        took = time.perf_counter() - started
+        stash = item.config.stash
+        stash[_SLOWEST_COMPILED] = max(stash.get(_SLOWEST_COMPILED, 0.0), took)
 
 
 def _device(config: pytest.Config) -> torch.device:

@@ -224,7 +224,8 @@ def bandwidth(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
     series = (
         ("mode_norm", me, f"MN ({me})", "C0", "o"),
         ("mode_group_norm", me, f"MGN ({me})", "C2", "x"),
-        ("batch_norm", "native", "BatchNorm2d", "0.5", "."),
+        # BatchNorm's bytes: SPEC §3's model for MN, except eval's 2·|x| (measure.bytes_min).
+        ("batch_norm", "native", "BatchNorm2d (MN's bytes model; eval 2·|x|)", "0.5", "."),
     )
     for op, provider, label, colour, marker in series:
         rows = where(df, op=op, provider=provider)
@@ -277,7 +278,7 @@ def memory(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
 
 def train_step(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
     ax = axes[0]
-    on = [c for c in ("model", "exec", "dtype", "layout", "N") if c in df]
+    on = [c for c in ("run", "model", "exec", "dtype", "layout", "N") if c in df]  # one run each
     native = df[df["provider"] == "native"].groupby(on, as_index=False)["ms_p50"].median()
     rows = df[df["provider"] != "native"].merge(native, on=on, suffixes=("", "_bn"))
     if rows.empty:

@@ -18,8 +18,9 @@ replay without the host by construction. Per step, from torch.profiler's events:
   slower). Near 1 the step is bound by the device. Well below 1 the GPU waits for the host
   (Python, dispatch, launches). Then what a layer costs is its host time, not its kernels.
 
-Rows go to reports/profiles/step_profile.csv (one per variant) and the slowest kernels of
-each variant to reports/profiles/step_kernels.csv; report.py summarises them. Nothing goes
+Rows go to reports/profiles/step_profile-<run id>.csv (one per variant) and the slowest kernels
+of each variant to reports/profiles/step_kernels-<run id>.csv, files of this run alone (a run
+never appends to a file that another run, or git, holds); report.py summarises them. Nothing goes
 to reports/data/: these step times are not the benchmark's rows. On a CPU the run is short
 (batch 32) and finds no device events: its rows only check the pipeline.
 """
@@ -55,7 +56,7 @@ import train_step  # noqa: E402
 from mn_triton.kernels import apply, mix, moments  # noqa: E402
 
 PROFILE_DIR = records.DATA_DIR.parent / "profiles"
-TOP_KERNELS = 12  # kernels kept per variant in step_kernels.csv, slowest first
+TOP_KERNELS = 12  # kernels kept per variant in step_kernels-*.csv, slowest first
 KERNEL_NAME_CHARS = 120  # cuDNN's templated names run to hundreds of characters
 BATCH_NORM_MARKS = ("batch_norm", "batchnorm", "bn_fw", "bn_bw")
 
@@ -168,7 +169,7 @@ def profile_steps(
 
 
 def rows_for(row: Mapping[str, Any], profile: StepProfile) -> tuple[dict, list[dict]]:
-    """The step_profile.csv row and the step_kernels.csv rows of one training-step row."""
+    """The step_profile row and the step_kernels rows of one training-step row."""
     step_ms = float(row["ms_p50"])
     has_kernels = profile.kernels > 0  # none on a CPU: leave the device columns empty
     summary = {
@@ -203,13 +204,20 @@ def rows_for(row: Mapping[str, Any], profile: StepProfile) -> tuple[dict, list[d
     return summary, kernels
 
 
+def run_file(kind: str, run_id: str, folder: Path | None = None) -> Path:
+    """`<kind>-<run id>.csv` in `folder` (default PROFILE_DIR): each run writes its own files."""
+    return (folder or PROFILE_DIR) / f"{kind}-{run_id}.csv"
+
+
 def append(row: Mapping[str, Any], profile: StepProfile, folder: Path | None = None) -> Path:
-    """Append one variant's profile to step_profile.csv and step_kernels.csv in `folder`."""
-    folder = folder or PROFILE_DIR
+    """Append one variant's profile to this run's step_profile and step_kernels files in
+    `folder`; returns the step_profile file."""
     summary, kernels = rows_for(row, profile)
-    records.append_csv(folder / "step_profile.csv", [summary], list(PROFILE_COLUMNS))
-    records.append_csv(folder / "step_kernels.csv", kernels, list(KERNEL_COLUMNS))
-    return folder / "step_profile.csv"
+    path = run_file("step_profile", row["run_id"], folder)
+    records.append_csv(path, [summary], list(PROFILE_COLUMNS))
+    records.append_csv(run_file("step_kernels", row["run_id"], folder), kernels,
+                       list(KERNEL_COLUMNS))  # fmt: skip
+    return path
 
 
 # ---------------------------------------- CLI ------------------------------------------

@@ -18,7 +18,8 @@ the paper's "roughly 5%" figure; K = 2 for the ResNets), the reference only with
 
 Timing is measure.time_fn's: warm-up steps (10; they include compilation), then the median
 of ≥ 50 timed steps (CUDA events on GPUs), under PyTorch's default backend settings (cuDNN
-autotuning off, TF32 convolutions on). Rows go to reports/data/train_step.csv: SPEC §7's
+autotuning off, TF32 convolutions on). Rows go to reports/data/train_step-<run id>.csv, one
+file per run (a run never appends to a file that another run, or git, holds): SPEC §7's
 columns (N = the batch size actually used, K empty for BatchNorm, bytes_min and copy_gbps
 empty) plus run_id, reps, setup_s (the first step: build, compile, Triton JIT), images_per_s,
 peak_mem_total_mb (all memory allocated during the timed steps; peak_mem_mb is time_fn's peak
@@ -511,7 +512,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "so far); rows are written as they are measured",
     )
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
-    p.add_argument("--out", default="train_step", help="CSV name under reports/data/")
+    p.add_argument(
+        "--out", default=None,
+        help="CSV name under reports/data/ (default: train_step-<run id>, one file per run)",
+    )  # fmt: skip
     p.add_argument(
         "--run-id",
         default=os.environ.get("MN_RUN_ID"),
@@ -561,11 +565,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         + (" — QUICK run, labelled run_size=quick" if args.quick else "")
         + ("; CPU times say nothing about GPU speed" if device.type == "cpu" else "")
     )
-    path = records.DATA_DIR / f"{args.out}.csv"
+    name = args.out or f"train_step-{settings.run_id}"
+    path = records.DATA_DIR / f"{name}.csv"
     # Rows are appended one by one, so an interrupted run keeps what it measured.
     result = run_all(
         variants, settings, device, args.data, args.max_seconds,
-        sink=lambda row: records.append_rows([row], args.out),
+        sink=lambda row: records.append_rows([row], name),
     )  # fmt: skip
     _log("\n".join(["overhead over BatchNorm (median step time):", *overhead_lines(result.rows)]))
     _log(

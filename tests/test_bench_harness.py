@@ -321,6 +321,26 @@ def test_main_on_a_cpu_forces_quick_unless_full(monkeypatch, tmp_path, capsys, f
         assert "QUICK" in capsys.readouterr().err
 
 
+def test_each_run_writes_its_own_training_step_file(monkeypatch, tmp_path):
+    """Rows go to train_step-<run id>.csv: a run never appends to a file another run (or a
+    commit) holds, so unpacking two GPU parts' archives cannot lose one part's rows."""
+
+    def fake_run_all(variants, settings, device, data=None, max_seconds=math.inf, sink=None):
+        variant = train_step.Variant("lenet", "batchnorm", 0, "eager")
+        sink(train_step.make_row(variant, settings, device, _timing(), 0.1))
+        return train_step.RunResult()
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(train_step, "run_all", fake_run_all)
+    monkeypatch.setattr(train_step.records, "DATA_DIR", tmp_path)
+    for run_id in ("x-part1", "x-part2"):
+        assert train_step.main(["--models", "lenet", "--run-id", run_id]) == 0
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["train_step-x-part1.csv", "train_step-x-part2.csv"]
+    assert train_step.main(["--models", "lenet", "--run-id", "y", "--out", "mine"]) == 0
+    assert (tmp_path / "mine.csv").is_file()
+
+
 # ------------------------------------ measure.py ---------------------------------------
 
 
@@ -346,6 +366,123 @@ def test_time_fn_takes_at_least_five_reps_when_out_of_time():
     timing = measure.time_fn(_recorder(seen), CPU, warmup=2, reps=20, max_seconds=0)
     assert timing.reps == 5
     assert seen == list(range(7))
+
+
+class _Clock:
+    """measure's `time` module on a CPU: a clock that only the timed function moves."""
+
+    def __init__(self) -> None:
+        self.now = 0.0  # seconds
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+def test_time_fn_refuses_a_repetition_that_took_no_time(monkeypatch):
+    """A zero is never reported as a time: one repetition of 0 s fails the whole timing."""
+    clock = _Clock()
+    monkeypatch.setattr(measure, "time", clock)
+
+    def fn(i):
+        clock.now += 0.0 if i == 4 else 1e-3  # the third timed repetition (after 2 warm-up)
+
+    with pytest.raises(RuntimeError, match="non-positive timing"):
+        measure.time_fn(fn, CPU, warmup=2, reps=6, max_seconds=1e9)
+    fn_ok = lambda i: setattr(clock, "now", clock.now + 1e-3)  # noqa: E731
+    assert measure.time_fn(fn_ok, CPU, warmup=2, reps=6).ms_p50 == pytest.approx(1.0)
+
+
+class _FakeCuda:
+    """torch.cuda's timing and memory calls on a CPU: events read a clock that only the timed
+    function moves, and the allocator's peak holds until reset_peak_memory_stats."""
+
+    MIB = 2**20
+
+    def __init__(self) -> None:
+        self.now_ms, self.allocated, self.peak, self.log = 0.0, 100 * self.MIB, 0, []
+        fake = self
+
+        class Event:
+            def __init__(self, enable_timing: bool = False) -> None:
+                assert enable_timing
+                self.at = None
+
+            def record(self) -> None:
+                self.at = fake.now_ms
+                fake.log.append("record")
+
+            def synchronize(self) -> None:
+                pass
+
+            def elapsed_time(self, stop: Event) -> float:
+                return stop.at - self.at
+
+        self.Event = Event
+
+    def run(self, ms: float, temporary_mib: float) -> None:
+        """A call that takes `ms` on the device and allocates a temporary."""
+        self.now_ms += ms
+        self.peak = max(self.peak, self.allocated + temporary_mib * self.MIB)
+        self.log.append("call")
+
+    def synchronize(self, device: object = None) -> None:
+        pass
+
+    def reset_peak_memory_stats(self, device: object = None) -> None:
+        self.peak = self.allocated
+        self.log.append("reset")
+
+    def memory_allocated(self, device: object = None) -> int:
+        return self.allocated
+
+    def max_memory_allocated(self, device: object = None) -> int:
+        return self.peak
+
+    def patch(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        for name in ("Event", "synchronize", "reset_peak_memory_stats", "memory_allocated",
+                     "max_memory_allocated"):  # fmt: skip
+            monkeypatch.setattr(torch.cuda, name, getattr(self, name))
+        flush = type("Flush", (), {"zero_": lambda _: self.log.append("flush")})()
+        monkeypatch.setattr(measure, "_l2_flush_buffer", lambda device: flush)
+
+
+def test_time_fn_on_cuda_times_events_after_a_flush_and_resets_the_peak(monkeypatch):
+    """The CUDA path, with torch.cuda faked on the CPU: warm-up calls are neither timed nor
+    counted in the peak (a 1000 MiB warm-up temporary must not show), each timed call sits
+    between two events after an L2 flush, and the peak is measured above what warm-up left."""
+    fake = _FakeCuda()
+    fake.patch(monkeypatch)
+    times = [5.0, 1.0, 4.0, 2.0, 3.0]
+
+    def fn(i):
+        if i < 3:
+            fake.run(100.0, temporary_mib=1000)  # warm-up: compiles, caches
+        else:
+            fake.run(times[i - 3], temporary_mib=10)
+
+    timing = measure.time_fn(fn, torch.device("cuda"), warmup=3, reps=5, max_seconds=1e9)
+    assert (timing.ms_p20, timing.ms_p50, timing.ms_p80) == pytest.approx((1.8, 3.0, 4.2))
+    assert timing.peak_mem_mb == pytest.approx(10.0)
+    assert fake.log == ["call"] * 3 + ["reset"] + ["flush", "record", "call", "record"] * 5
+    zero = lambda i: fake.run(0.0 if i == 5 else 1.0, temporary_mib=0)  # noqa: E731
+    with pytest.raises(RuntimeError, match="non-positive timing"):
+        measure.time_fn(zero, torch.device("cuda"), warmup=3, reps=5, max_seconds=1e9)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_time_fn_on_a_gpu_times_device_work_and_measures_the_peak():
+    """On a real GPU: a spin of more cycles takes longer, percentiles are ordered, and a
+    64 MiB temporary shows as a peak of 64 MiB (the flush buffer and warm-up excluded)."""
+    cuda = torch.device("cuda")
+    short = measure.time_fn(lambda i: torch.cuda._sleep(1_000_000), cuda, warmup=2, reps=10)
+    long = measure.time_fn(lambda i: torch.cuda._sleep(4_000_000), cuda, warmup=2, reps=10)
+    assert 0 < short.ms_p20 <= short.ms_p50 <= short.ms_p80
+    assert long.ms_p50 > 2 * short.ms_p50  # the events time the device's work
+    mib = 64
+    alloc = lambda i: torch.empty(mib * 2**20, dtype=torch.uint8, device=cuda)  # noqa: E731
+    peak = measure.time_fn(alloc, cuda, warmup=2, reps=5).peak_mem_mb
+    assert mib <= peak <= mib + 2
 
 
 def test_rotation_count_is_clamped_ceil_division():
@@ -462,6 +599,25 @@ def test_make_module_group_norm_dtype_and_device():
     assert all(p.device.type == "meta" for p in meta.parameters())
     fp32 = layers.make_module(_case(op="group_norm", k=4, c=8), CPU)
     assert (fp32.num_groups, fp32.num_channels, fp32.weight.dtype) == (4, 8, torch.float32)
+
+
+@pytest.mark.parametrize(
+    "op, provider, mode, exec_mode, passes",
+    [
+        ("mode_norm", "reference_compiled", "full", "compiled", 8),
+        ("mode_norm", "reference", "full", "eager", 8),
+        ("mode_norm", "torch_ops", "eval", "eager", 3),
+        ("batch_norm", "native", "eval", "eager", 2),  # running statistics: read x, write y
+        ("batch_norm", "native", "forward", "eager", 3),
+        ("group_norm", "native", "eval", "eager", 3),
+    ],
+)
+def test_case_rows_carry_exec_and_the_ops_bytes_model(op, provider, mode, exec_mode, passes):
+    case = _case(op=op, provider=provider, mode=mode, k=2 if op == "mode_norm" else None)
+    measured = layers.Measured(_timing(), 0.5, lambda i: None)
+    row = layers.make_case_row(case, measured, 10.0, CPU, "r1")
+    assert row["exec"] == exec_mode
+    assert row["bytes_min"] == passes * case.numel * 4
 
 
 def test_input_bytes_counts_dy_in_the_backward_modes():

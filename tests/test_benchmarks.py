@@ -14,6 +14,7 @@ import importlib.util
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -230,22 +231,27 @@ def test_no_compile_option_leaves_out_the_compiled_reference() -> None:
 
 
 @pytest.mark.parametrize(
-    "budget, spent, provider, runs",
+    "budget, spent, provider, slowest, runs",
     [
-        (0.0, 1e6, "reference_compiled", True),  # 0: no limit
-        (100.0, 101.0, "reference", False),  # budget spent
-        (100.0, 50.0, "reference", True),
-        (100.0, 50.0, "reference_compiled", False),  # 50 s left: too little to compile
-        (100.0, 30.0, "reference_compiled", True),
+        (0.0, 1e6, "reference_compiled", None, True),  # 0: no limit
+        (100.0, 101.0, "reference", None, False),  # budget spent
+        (100.0, 50.0, "reference", None, True),
+        (100.0, 60.0, "reference_compiled", None, False),  # 40 s left: too little to compile
+        (100.0, 50.0, "reference_compiled", None, True),
+        (100.0, 75.0, "reference_compiled", 10.0, True),  # the slowest so far took 10 s
+        (100.0, 75.0, "reference_compiled", 30.0, False),  # ... or 30 s
+        (100.0, 99.0, "reference", 30.0, True),
     ],
 )
-def test_time_budget_skips_cases_that_cannot_finish(monkeypatch, budget, spent, provider, runs):
+def test_time_budget_skips_cases_that_cannot_finish(
+    monkeypatch, budget, spent, provider, slowest, runs
+):
     conftest = _load_benchmark("conftest", monkeypatch)
     case = conftest.grid.Case("mode_norm", provider, "full", "float32", "nchw", 4, 16, 8, 8, 2)
-    config = SimpleNamespace(
-        getoption={"time_budget": budget}.__getitem__,
-        stash={conftest._STARTED: time.perf_counter() - spent},
-    )
+    stash = {conftest._STARTED: time.perf_counter() - spent}
+    if slowest is not None:
+        stash[conftest._SLOWEST_COMPILED] = slowest
+    config = SimpleNamespace(getoption={"time_budget": budget}.__getitem__, stash=stash)
     item = SimpleNamespace(config=config, callspec=SimpleNamespace(params={"case": case}))
     try:
         conftest.pytest_runtest_setup(item)
@@ -253,6 +259,70 @@ def test_time_budget_skips_cases_that_cannot_finish(monkeypatch, budget, spent, 
     except pytest.skip.Exception:
         ran = False
     assert ran == runs
+
+
+def test_the_slowest_compiled_case_sets_the_next_reserve(monkeypatch):
+    conftest = _load_benchmark("conftest", monkeypatch)
+    config = SimpleNamespace(stash={})
+    for provider, took in (
+        ("reference_compiled", 0.2),
+        ("reference", 0.5),
+        ("reference_compiled", 0.1),
+    ):
+        case = conftest.grid.Case("mode_norm", provider, "full", "float32", "nchw", 4, 16, 8, 8, 2)
+        item = SimpleNamespace(config=config, callspec=SimpleNamespace(params={"case": case}))
+        clock = iter([0.0, took])
+        monkeypatch.setattr(conftest.time, "perf_counter", lambda clock=clock: next(clock))
+        hook = conftest.pytest_runtest_call(item)
+        next(hook)
+        with pytest.raises(StopIteration):
+            next(hook)
+    assert config.stash[conftest._SLOWEST_COMPILED] == 0.2
+    assert conftest.compile_reserve_s(0.2) == conftest.COMPILE_MARGIN * 0.2
+    assert conftest.compile_reserve_s(None) == conftest.COMPILE_FIRST_RESERVE_S
+
+
+# ------------------------------------ tools/bench.sh -----------------------------------
+
+
+def _bench_sh(tmp_path: Path, interpreters: tuple[str, ...], env: dict[str, str]) -> list[str]:
+    """Run a copy of tools/bench.sh with MN_NO_SETUP=1 on a PATH that holds only the shell
+    tools it needs and stub `interpreters` (each logs its name and arguments); the log."""
+    tree, bin_dir, log = tmp_path / "tree", tmp_path / "bin", tmp_path / "calls.log"
+    (tree / "tools").mkdir(parents=True)
+    (tree / "benchmarks").mkdir()
+    (tree / "benchmarks" / "train_step.py").touch()
+    (tree / "tools" / "bench.sh").write_text((REPO / "tools" / "bench.sh").read_text())
+    bin_dir.mkdir()
+    for tool in ("bash", "date", "mkdir", "dirname"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    for name in interpreters:
+        stub = bin_dir / name
+        stub.write_text(f'#!/bin/sh\necho "{name} $*" >> "{log}"\n')
+        stub.chmod(0o755)
+    proc = subprocess.run(
+        [str(bin_dir / "bash"), str(tree / "tools" / "bench.sh")],
+        env={"PATH": str(bin_dir), "MN_NO_SETUP": "1", **env},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return log.read_text().splitlines()
+
+
+@pytest.mark.parametrize(
+    "interpreters, env, used",
+    [
+        (("python3",), {}, "python3"),  # a lent GPU machine: no `python` at all
+        (("python", "python3"), {}, "python"),
+        (("python", "mypy3"), {"PYTHON": "mypy3"}, "mypy3"),
+    ],
+)
+def test_bench_sh_runs_every_stage_with_the_interpreter_there_is(tmp_path, interpreters, env, used):
+    calls = _bench_sh(tmp_path, interpreters, env)
+    assert [c.split()[:3] for c in calls] == [
+        [used, "-m", "pytest"], [used, "benchmarks/train_step.py"],
+        [used, "benchmarks/step_profile.py"], [used, "benchmarks/report.py"],
+    ]  # fmt: skip
 
 
 # ------------------------------------ the report ---------------------------------------

@@ -174,7 +174,7 @@ def test_cli_quick_run_writes_spec_rows(tmp_path):
     done = run_benchmark_script("train_step.py", args, tmp_path, "e2e-smoke")
     assert done.returncode == 0, done.stderr
     assert "QUICK" in done.stderr
-    with (tmp_path / "train_step.csv").open(newline="") as f:
+    with (tmp_path / "train_step-e2e-smoke.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 7  # BatchNorm, and mn_triton and reference at K = 2, 4, 6
     for row in rows:

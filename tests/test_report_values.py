@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import sys
+import zlib
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import figures  # noqa: E402
+import grid  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import measure  # noqa: E402
 import records  # noqa: E402
@@ -50,11 +52,31 @@ def test_bytes_model_and_bandwidth_from_the_median():
     assert [measure.bytes_min(10, 4, m) for m in ("forward", "eval", "backward", "full")] == [
         120, 120, 200, 320
     ]  # fmt: skip
+    # BatchNorm's eval uses its running statistics: read x, write y, no reduction pass.
+    assert measure.bytes_min(10, 4, "eval", "batch_norm") == 80
+    for op in ("mode_norm", "mode_group_norm", "group_norm", "instance_norm", "layer_norm"):
+        assert measure.bytes_min(10, 4, "eval", op) == 120, op
+    assert measure.bytes_min(10, 4, "full", "batch_norm") == 320
     timing = measure.Timing(ms_p20=1.0, ms_p50=2.0, ms_p80=3.0, peak_mem_mb=None, reps=5)
     row = records.make_row(op="mode_norm", provider="triton", mode="full", dtype="float32",
                            layout="nchw", shape=(1, 1, 1, 1), k=2, timing=timing,
                            bytes_min=2_000_000_000, copy_gbps=1.0, device="cpu")  # fmt: skip
     assert row["gbps"] == pytest.approx(1000.0)  # 2 GB in the median's 2 ms
+
+
+def test_load_gives_batch_norm_eval_its_own_bytes_model(tmp_path: Path):
+    """Rows written with MN's 3·|x| for BatchNorm's eval are read with its 2·|x|; other rows
+    keep what they carry."""
+    header = "op,provider,mode,dtype,N,C,H,W,K,ms_p50,bytes_min,gbps,device,timestamp"
+    (tmp_path / "a.csv").write_text(
+        f"{header}\n"
+        "batch_norm,native,eval,float32,1,1,1,250,,1.0,3000,0.003,gpu,t\n"
+        "batch_norm,native,full,float32,1,1,1,250,,1.0,8000,0.008,gpu,t\n"
+        "mode_norm,triton,eval,float32,1,1,1,250,2,1.0,3000,0.003,gpu,t\n"
+    )
+    df = report.load(tmp_path)
+    assert df["bytes_min"].tolist() == [2000, 8000, 3000]
+    assert df["gbps"].tolist() == pytest.approx([0.002, 0.008, 0.003])
 
 
 def _row(**changes) -> dict:
@@ -291,7 +313,8 @@ def _train(*rows: dict) -> pd.DataFrame:
     base = dict(op="train_step", provider="triton", mode="train_step", dtype="float32",
                 layout="nchw", N=128, K=2.0, model="resnet20", exec="eager", run="t1",
                 timestamp="2026-01-01", copy_gbps=float("nan"), peak_mem_mb=100.0,
-                peak_mem_total_mb=200.0, **ENV)  # fmt: skip
+                peak_mem_total_mb=200.0, run_size="full", width="1.0", reps="50",
+                **ENV)  # fmt: skip
     return pd.DataFrame([{**base, **row} for row in rows])
 
 
@@ -308,10 +331,13 @@ TRAIN_ROWS = (
 )
 
 
-def _train_table(device: str, df: pd.DataFrame) -> dict[tuple[str, ...], list[str]]:
-    """train_lines' table as {(model, exec, provider, K): the other cells}."""
+def _train_table(
+    device: str, df: pd.DataFrame, first: str = "ms"
+) -> dict[tuple[str, ...], list[str]]:
+    """train_lines' table as {(model, exec, provider, K): the cells from column `first` on}."""
     rows = [line.strip("|").split(" | ") for line in report.train_lines(device, df)]
-    return {tuple(c.strip() for c in r[:4]): [c.strip() for c in r[4:]] for r in rows
+    start = report.TRAIN_HEADER.index(first)
+    return {tuple(c.strip() for c in r[:4]): [c.strip() for c in r[start:]] for r in rows
             if len(r) == len(report.TRAIN_HEADER) and r[0].strip() != "model"}  # fmt: skip
 
 
@@ -452,3 +478,286 @@ def test_figures_without_rows_say_so():
     fig, axes = figures._panels({}, 2)
     plt.close(fig)
     assert [t.get_text() for ax in axes.flat for t in ax.texts] == ["no data yet"] * 2
+
+
+# ------------------------------ rounding against float noise ---------------------------
+
+
+def test_float_noise_is_not_rounded_against_us():
+    """21/20 − 1 is 0.0500…04 and 0.29 · 100 is 28.999…96 in floats: shown as 5.0% and 29.0%,
+    not 5.1% and 28.9%; a real excess past the last digit still rounds against us."""
+    assert report.fmt(21 / 20 - 1, at_most=True, percent=True) == "5.0%"
+    assert report.fmt(0.29, at_most=False, percent=True) == "29.0%"
+    assert report.fmt(1.1, at_most=True, unit="x") == "1.100x"  # 1.1 · 1000 = 1100.000…2
+    assert report.fmt(1.10001, at_most=True, unit="x") == "1.101x"
+    assert report.fmt(0.74999, at_most=False, percent=True) == "74.9%"
+
+
+@pytest.mark.parametrize("value, verdict", [(1.05 + 2e-16, "met"), (1.0500001, "**MISSED**")])
+def test_verdicts_ignore_float_noise_only(value, verdict):
+    rows = pd.DataFrame({"value": [1.0, value]})
+    goal = report.Goal("K ratio", "<= 1.05x", 1.05, True, rows)
+    assert goal.verdict(True) == verdict
+
+
+# ------------------------------ training steps: full runs only -------------------------
+
+
+def test_training_goals_judge_only_full_runs_and_the_table_shows_n_and_run_size():
+    """A quick run, another batch, a narrower net or fewer than 50 timed steps is shown but
+    not judged, and says why; a full run is judged."""
+    bn = dict(provider="native", K=NAN, ms_p50=10.0)
+    cases = {
+        "resnet20": {},  # full: judged
+        "resnet56": dict(run_size="quick", N=32, reps="5"),
+        "lenet": dict(width="0.5"),
+    }
+    rows = []
+    for model, change in cases.items():
+        k = report.TRAIN_GOALS[model]
+        rows += [{**bn, "model": model, **change}, dict(model=model, K=k, ms_p50=10.4, **change)]
+    table = _train_table(GPU, _train(*rows), first="N")
+    assert table[("resnet20", "eager", "triton", "2")][:2] == ["128", "full"]
+    assert table[("resnet20", "eager", "triton", "2")][-1] == "time met, memory met"
+    assert table[("resnet56", "eager", "triton", "2")][:2] == ["32", "quick"]
+    assert table[("resnet56", "eager", "triton", "2")][-1] == (
+        "not judged (quick / N=32 / 5 timed steps)"
+    )
+    assert table[("lenet", "eager", "triton", "6")][-1] == "not judged (width 0.5)"
+    unknown = _train(dict(bn, run_size=""), dict(ms_p50=10.4, run_size="", width="", reps=""))
+    verdict = _train_table(GPU, unknown)[("resnet20", "eager", "triton", "2")][-1]
+    assert verdict == "not judged (run size unknown / width unknown / steps unknown)"
+
+
+# ------------------------------ loading partial files ----------------------------------
+
+HEADER = ",".join([*records.COLUMNS, "run_id"])
+
+
+def _csv_line(**changes: object) -> str:
+    row = {c: "" for c in records.COLUMNS}
+    row.update(op="mode_norm", provider="triton", mode="full", dtype="float32", layout="nchw",
+               N="8", C="4", H="2", W="2", K="2", ms_p20="1", ms_p50="1", ms_p80="1",
+               device=GPU, timestamp="2027-01-01T00:00:00+00:00", run_id="r1")  # fmt: skip
+    row.update({k: str(v) for k, v in changes.items()})
+    return ",".join(row[c] for c in [*records.COLUMNS, "run_id"])
+
+
+def test_load_skips_empty_files_and_drops_incomplete_rows(tmp_path: Path, capsys):
+    """A zero-byte file (a writer killed before its first write) is skipped; a row cut short,
+    or lacking device, timestamp or a numeric ms_p50, is dropped with a warning, so no
+    phantom device appears and the CPU-only banner stays."""
+    (tmp_path / "a-empty.csv").touch()
+    good = _csv_line(device="cpu", provider="torch_ops")
+    cut = _csv_line(device="cpu", provider="torch_ops", K="8")[:40]
+    (tmp_path / "b.csv").write_text(f"{HEADER}\n{good}\n{cut}")
+    (tmp_path / "c.csv").write_text(
+        "\n".join([HEADER, _csv_line(device=""), _csv_line(timestamp=""),
+                   _csv_line(ms_p50=""), _csv_line(ms_p50="1.2.3")]) + "\n"
+    )  # fmt: skip
+    df = report.load(tmp_path)
+    assert df["device"].tolist() == ["cpu"] and df["K"].tolist() == [2]
+    err = capsys.readouterr().err
+    assert "b.csv: dropped 1 incomplete row(s), lines [3]" in err
+    assert "c.csv: dropped 4 row(s) lacking device/timestamp/ms_p50" in err
+    assert "No GPU data yet" in report.render(df, 3, "d")
+
+
+def test_rows_are_appended_in_one_write_of_whole_lines(tmp_path: Path, monkeypatch):
+    """One write per append (a killed writer leaves whole rows), and a line an earlier writer
+    left unfinished is ended first, so the new row is not glued onto it."""
+    monkeypatch.setattr(records, "DATA_DIR", tmp_path)
+    path = tmp_path / "runs.csv"
+    path.write_text(f"{HEADER}\n{_csv_line()[:30]}")  # cut mid-row, no newline
+    writes = []
+    real_write = records.os.write
+    monkeypatch.setattr(
+        records.os, "write", lambda fd, data: writes.append(1) or real_write(fd, data)
+    )
+    records.append_rows([_row(run_id="r2"), _row(run_id="r2")], "runs")
+    assert len(writes) == 1
+    assert path.read_text().endswith("\n")
+    df = report.load(tmp_path)
+    assert df["run"].tolist() == ["r2", "r2"]  # the cut row dropped, the new ones whole
+
+
+def test_report_data_folder_follows_mn_report_data(tmp_path: Path, monkeypatch):
+    """Like the writers (records.DATA_DIR), the report reads $MN_REPORT_DATA by default."""
+    data = tmp_path / "elsewhere"
+    data.mkdir()
+    (data / "run.csv").write_text(f"{HEADER}\n{_csv_line(device='cpu', run_id='moved')}\n")
+    monkeypatch.setenv("MN_REPORT_DATA", str(data))
+    assert report.default_data_dir() == data
+    assert report.main(["--out", str(tmp_path / "out")]) == 0
+    assert "run `moved`" in (tmp_path / "out" / "README.md").read_text()
+
+
+# ------------------------------ a run in two parts -------------------------------------
+
+
+def _span(run: str, start: str, end: str) -> list[dict]:
+    return [dict(run=run, timestamp=start), dict(run=run, timestamp=end)]
+
+
+@pytest.mark.parametrize(
+    "runs, group",
+    [
+        # gpu_run.sh 1 then 2 without a shared MN_RUN_ID: two ids, minutes apart
+        ([("A-part1", "2027-01-01T00:00", "2027-01-01T00:05"),
+          ("B-part2", "2027-01-01T00:08", "2027-01-01T00:13")], ["A-part1", "B-part2"]),
+        # one shared id: parts join whatever the gap
+        ([("A-part1", "2027-01-01T00:00", "2027-01-01T00:05"),
+          ("A-part2", "2027-02-01T00:00", "2027-02-01T00:05")], ["A-part1", "A-part2"]),
+        # a part 1 of a week ago does not join today's part 2
+        ([("A-part1", "2027-01-01T00:00", "2027-01-01T00:05"),
+          ("B-part2", "2027-01-08T00:00", "2027-01-08T00:05")], ["B-part2"]),
+        # a part 1 rerun after both parts starts a new group
+        ([("A-part1", "2027-01-01T00:00", "2027-01-01T00:05"),
+          ("A-part2", "2027-01-01T00:06", "2027-01-01T00:10"),
+          ("C-part1", "2027-01-01T00:20", "2027-01-01T00:25")], ["C-part1"]),
+        # an ordinary run is a group of its own, and stops the walk back
+        ([("A-part1", "2027-01-01T00:00", "2027-01-01T00:05"),
+          ("whole", "2027-01-01T00:06", "2027-01-01T00:08"),
+          ("B-part2", "2027-01-01T00:09", "2027-01-01T00:10")], ["B-part2"]),
+        ([("A-part1", "2027-01-01T00:00", "2027-01-01T00:05"),
+          ("whole", "2027-01-01T00:06", "2027-01-01T00:08")], ["whole"]),
+    ],
+)  # fmt: skip
+def test_run_group_gathers_the_parts_of_the_latest_run(runs, group):
+    rows = pd.DataFrame([row for run in runs for row in _span(*run)])
+    assert report.run_group(rows) == group
+
+
+def _case_ms(case_id: str) -> float:
+    """A time per case that does not depend on the part (so ratios are known in advance)."""
+    return 1.0 + zlib.crc32(case_id.encode()) % 1000 / 1000
+
+
+def _grid_rows(name: str, run: str, timestamp: str, scale: float) -> list[dict]:
+    """GPU rows of grid `name` as one gpu_run.sh part writes them, every time × `scale`."""
+    rows = []
+    for case in grid.cases(name, cuda=True):
+        ms = _case_ms(case.id) * scale
+        rows.append(dict(op=case.op, provider=case.provider, mode=case.mode, dtype=case.dtype,
+                         layout=case.layout, N=case.n, C=case.c, H=case.h, W=case.w,
+                         K="" if case.k is None else case.k, model="",
+                         exec="compiled" if case.provider == "reference_compiled" else "eager",
+                         ms_p20=ms, ms_p50=ms, ms_p80=ms, bytes_min=1, gbps=1.0,
+                         copy_gbps=4000.0, peak_mem_mb=1.0, device=GPU, timestamp=timestamp,
+                         run_id=run, id=case.id, **ENV))  # fmt: skip
+    return rows
+
+
+def _train_rows(run: str, timestamp: str, execs: tuple[str, ...]) -> list[dict]:
+    rows = []
+    for exec_mode in execs:
+        for model, k in report.TRAIN_GOALS.items():
+            for provider, kk, ms in (("native", "", 10.0), ("triton", k, 10.4)):
+                rows.append(dict(op="train_step", provider=provider, mode="train_step",
+                                 dtype="float32", layout="nchw", N=128, C=3, H=32, W=32, K=kk,
+                                 model=model, exec=exec_mode, ms_p50=ms, peak_mem_mb=100,
+                                 device=GPU, timestamp=timestamp, run_id=run, reps=50,
+                                 width=1.0, run_size="full", **ENV))  # fmt: skip
+    return rows
+
+
+def _write(path: Path, rows: list[dict]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+PART1, PART2 = "20270101T000000Z-part1", "20270101T000800Z-part2"
+
+
+@pytest.fixture(scope="module")
+def two_parts(tmp_path_factory) -> Path:
+    """reports/data after `gpu_run.sh 1` and `gpu_run.sh 2` (ids of their own, as without a
+    shared MN_RUN_ID): part 2's times are all 3× part 1's, so a ratio across the parts would
+    be off by 3×, and the cases both grids hold would count twice if not deduplicated."""
+    data = tmp_path_factory.mktemp("two_parts")
+    _write(data / f"layers-h200-{PART1}.csv", _grid_rows("core", PART1, "2027-01-01T00:03", 1))
+    _write(data / f"layers-h200-{PART2}.csv", _grid_rows("extra", PART2, "2027-01-01T00:10", 3))
+    _write(data / f"train_step-{PART1}.csv", _train_rows(PART1, "2027-01-01T00:05", ("eager",)))
+    _write(data / f"train_step-{PART2}.csv",
+           _train_rows(PART2, "2027-01-01T00:12", ("compiled", "cudagraph")))  # fmt: skip
+    return data
+
+
+def test_two_part_run_reports_both_parts(two_parts: Path):
+    """Part 1's K and batch sweeps and eager steps and part 2's compiled reference and
+    compiled steps are all in the report."""
+    df = report.load(two_parts)
+    layers = report.latest_runs(df[df["op"] != "train_step"])[GPU]
+    assert set(layers["run"]) == {PART1, PART2}
+    goals = {g.name: g for g in report.goals(layers, GPU)}
+    assert len(goals["time at K=8 / time at K=1 (MN and MGN)"].rows) > 0  # core grid only
+    assert len(goals["speed-up over torch.compile(reference) (compiled subset)"].rows) > 0
+    rows = report.figure_rows({GPU: layers}, [*report.MY_CASE, "K"])[GPU]
+    batch_axes = _drawn(figures.time_vs_batch, rows)
+    assert _series(batch_axes[0])["triton"][0] == list(grid.BATCHES)
+    # The figures draw each case once, both sides from one part: a bar per shape, at the
+    # ratio that does not depend on the part.
+    shapes = [f"{c}x{h}x{w}" for c, h, w in (*grid.CIFAR_SHAPES, *grid.IMAGENET_SHAPES)]
+    point = "full-float32-nchw-N128-{}"
+    expected = [_case_ms(f"batch_norm-native-{point.format(s)}")
+                / _case_ms(f"mode_norm-triton-{point.format(s)}-K2") for s in shapes]  # fmt: skip
+    bars = _bars(_drawn(figures.speedup_per_shape, rows)[0])
+    assert bars["BatchNorm2d"] == pytest.approx(expected)
+    text = report.render(df, 4, "d")
+    assert PART1 in text and PART2 in text and "run group of 2 parts" in text
+    for exec_mode in ("eager", "compiled", "cudagraph"):
+        assert f"| resnet20 | {exec_mode} | triton | 2 | 128 | full |" in text, exec_mode
+
+
+def test_two_part_run_pairs_within_a_part_and_counts_each_case_once(two_parts: Path):
+    df = report.load(two_parts)
+    layers = report.latest_runs(df[df["op"] != "train_step"])[GPU]
+    both = set(layers.loc[layers["run"] == PART1, "id"]) & set(
+        layers.loc[layers["run"] == PART2, "id"]
+    )
+    assert both  # the grids overlap, so the test means something
+    for name, paired in report.comparisons(layers, GPU).items():
+        assert not paired.empty, name
+        assert paired["id"].is_unique, name  # one pair per case
+        taken = paired.loc[paired["id"].isin(both), "run"]
+        assert (taken == PART2).all(), name  # overlapping cases from the later part
+    # Within one part the 3× cancels: every ratio is the parts-independent one.
+    bn = report.pair(layers, {"op": "mode_norm", "provider": "triton"}, {"op": "batch_norm"})
+    expected = [
+        _case_ms(r["id"]) / _case_ms(r["id"].replace("mode_norm-triton", "batch_norm-native")
+                                     .rsplit("-K", 1)[0])
+        for _, r in bn.iterrows()
+    ]  # fmt: skip
+    assert bn["ratio"].tolist() == pytest.approx(expected)
+    k_ratio = report.k8_over_k1(layers, "triton")
+    assert k_ratio["id"].is_unique
+    expected = [_case_ms(i) / _case_ms(i.replace("-K8", "-K1")) for i in k_ratio["id"]]
+    assert k_ratio["ratio"].tolist() == pytest.approx(expected)
+
+
+def test_training_steps_of_two_parts_pair_within_a_part_and_count_once():
+    """Both parts measured resnet20's eager step (part 2 at 3× the times): MN pairs with its
+    own part's BatchNorm, and the step is shown once, from the later part."""
+    bn = dict(provider="native", K=NAN)
+    rows = _train(
+        dict(bn, run="A-part1", ms_p50=10.0),
+        dict(run="A-part1", ms_p50=10.4),
+        dict(bn, run="A-part2", ms_p50=30.0),
+        dict(run="A-part2", ms_p50=31.2),
+    ).assign(device=GPU, timestamp=lambda d: d["run"].map({"A-part1": "t1", "A-part2": "t2"}))
+    (group,) = report.latest_runs(rows).values()
+    lines = report.train_lines(GPU, group)
+    assert sum(line.startswith("| resnet20 | eager | triton |") for line in lines) == 1
+    table = _train_table(GPU, group)
+    assert table == {
+        ("resnet20", "eager", "triton", "2"): [
+            "31.200",
+            "30.000",
+            "4.0%",
+            "1.000",
+            "1.000",
+            "time met, memory met",
+        ]
+    }

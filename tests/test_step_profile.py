@@ -122,11 +122,33 @@ def test_rows_carry_gpu_busy_and_leave_device_columns_empty_without_kernels(tmp_
     assert all(summary[c] == "" for c in ("kernels", "kernel_ms", "gpu_busy", "copies"))
     step_profile.append(_row(), gpu, tmp_path)
     step_profile.append(_row(), gpu, tmp_path)  # appends below one header
-    with (tmp_path / "step_profile.csv").open(newline="") as f:
+    with (tmp_path / "step_profile-r1.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 and list(rows[0]) == list(step_profile.PROFILE_COLUMNS)
-    with (tmp_path / "step_kernels.csv").open(newline="") as f:
+    with (tmp_path / "step_kernels-r1.csv").open(newline="") as f:
         assert len(list(csv.DictReader(f))) == 6
+
+
+def test_each_run_writes_its_own_files_and_the_report_reads_them_all(tmp_path):
+    """step_profile-<run id>.csv and step_kernels-<run id>.csv per run, never a shared file
+    (two GPU parts' archives then cannot overwrite each other's rows); the report reads every
+    run's file and the step_profile.csv that runs appended to before."""
+    gpu = step_profile.summarize(EVENTS, steps=2)
+    for run_id in ("a-part1", "b-part2"):
+        step_profile.append({**_row(), "run_id": run_id}, gpu, tmp_path)
+    summary, _ = step_profile.rows_for({**_row(), "run_id": "old"}, gpu)
+    with (tmp_path / "step_profile.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(step_profile.PROFILE_COLUMNS))
+        writer.writeheader()
+        writer.writerow(summary)
+    (tmp_path / "step_profile-empty.csv").touch()  # a writer killed before its first row
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "step_kernels-a-part1.csv", "step_kernels-b-part2.csv", "step_profile-a-part1.csv",
+        "step_profile-b-part2.csv", "step_profile-empty.csv", "step_profile.csv",
+    ]  # fmt: skip
+    profiles = report.load_profiles(tmp_path)
+    assert sorted(profiles["run"]) == ["a-part1", "b-part2", "old"]
+    assert profiles["kernels"].notna().all()
 
 
 def test_profiled_variants_pair_batchnorm_with_mn_at_the_headline_k():
@@ -150,7 +172,7 @@ def test_run_keeps_going_after_a_failure_and_respects_the_budget(monkeypatch, tm
     settings = train_step.Settings(batch=4)
     cpu = torch.device("cpu")
     assert step_profile.run(variants, settings, cpu, 1, folder=tmp_path) == 1
-    with (tmp_path / "step_profile.csv").open(newline="") as f:
+    with (tmp_path / "step_profile-r1.csv").open(newline="") as f:
         assert len(list(csv.DictReader(f))) == 3
     assert step_profile.run(variants, settings, cpu, 1, max_seconds=0, folder=tmp_path / "b") == 0
     assert not (tmp_path / "b").exists()
@@ -169,7 +191,7 @@ def test_cli_on_a_cpu_writes_profiles_that_the_report_shows(tmp_path):
     done = run_benchmark_script("step_profile.py", args, tmp_path / "data", "profile-smoke")
     assert done.returncode == 0, done.stderr
     assert "pipeline check" in done.stderr
-    with (tmp_path / "profiles" / "step_profile.csv").open(newline="") as f:
+    with (tmp_path / "profiles" / "step_profile-profile-smoke.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
     assert [(r["provider"], r["K"]) for r in rows] == [("native", ""), ("torch_ops", "6")]
     for r in rows:

@@ -90,18 +90,19 @@ def _stages(calls: list[list[str]]) -> dict[str, list[str]]:
 
 EXPECTED = {
     "all": {
-        "preflight", "tests: gpu and not slow", "tests: gpu and slow", "layers", "train_step",
-        "step_profile", "host_overhead", "report",
+        "preflight", "warm_kernels", "tests: gpu and not slow", "tests: gpu and slow", "layers",
+        "train_step", "step_profile", "host_overhead", "report",
     },
-    "1": {"preflight", "tests: gpu and not slow", "layers", "train_step", "step_profile",
-          "report"},
-    "2": {"preflight", "tests: gpu and slow", "layers", "train_step", "host_overhead", "report"},
+    "1": {"preflight", "warm_kernels", "tests: gpu and not slow", "layers", "train_step",
+          "step_profile", "report"},
+    "2": {"preflight", "warm_kernels", "tests: gpu and slow", "layers", "train_step",
+          "host_overhead", "report"},
 }  # fmt: skip
 GRID = {"all": "full", "1": "core", "2": "extra"}
 EXECS = {"all": ["eager", "compiled", "cudagraph"], "1": ["eager"], "2": ["compiled", "cudagraph"]}
 # What one call may take: the device tool's limit of 600 s, less start-up and transfers; the
 # two parts together within a device budget of 900 s with a start-up of up to 4 minutes.
-CALL_LIMIT_S = {"all": 560, "1": 310, "2": 315}
+CALL_LIMIT_S = {"all": 560, "1": 315, "2": 315}
 
 
 @pytest.mark.parametrize("part", ["all", "1", "2"])
@@ -120,6 +121,14 @@ def test_stages_and_their_arguments(part, tmp_path, monkeypatch):
     assert _option(layers, "--grid") == GRID[part] and GRID[part] in grid.GRIDS
     assert "--benchmark-only" in layers
     assert _option(layers, "--benchmark-json") == f"reports/raw/pytest-benchmark-{run_id}.json"
+
+    # The kernel warm-up compiles what the layer grid and the training steps will launch.
+    warm = stages["warm_kernels"]
+    assert _option(warm, "--grid") == GRID[part]
+    assert set(_option(warm, "--models").split(",")) == {"lenet", "resnet20", "resnet56"}
+    assert int(_option(warm, "--jobs")) >= 2
+    assert calls.index(warm) < calls.index(layers)
+    assert "== kernel warm-up wait (limit" in proc.stdout
 
     train_step = _load_benchmark("train_step", monkeypatch)
     args = train_step.parse_args(stages["train_step"][1:])
@@ -180,3 +189,21 @@ def test_a_failed_preflight_stops_the_run(tmp_path):
     assert len(calls) == 1 and calls[0][0] == "-c"
     assert "preflight failed" in proc.stdout
     assert (tmp_path / "out" / "reports.tar.gz").is_file()
+
+
+def test_kernel_warm_up_covers_every_triton_case_and_training_step(monkeypatch):
+    """benchmarks/warm_kernels.py compiles one layer call per distinct Triton case of the
+    grid (modes that launch the same kernels share one) and one step per model and K."""
+    grid = _load_benchmark("grid", monkeypatch)
+    warm = _load_benchmark("warm_kernels", monkeypatch)
+    train_step = _load_benchmark("train_step", monkeypatch)
+    units = warm._units("core", ["lenet", "resnet20"])
+    assert len(units) == len(set(units))
+    layer_units = {u[1:] for u in units if u[0] == "layer"}
+    cases = [c for c in grid.cases("core", cuda=True, compile=False) if c.provider == "triton"]
+    assert cases and layer_units == {
+        (c.op, c.dtype, c.layout, c.n, c.c, c.h, c.w, c.k, c.mode == "eval") for c in cases
+    }
+    models = {u[1:] for u in units if u[0] == "model"}
+    expected = {("lenet", k) for k in train_step.LENET_KS}
+    assert models == expected | {("resnet20", k) for k in train_step.RESNET_KS}

@@ -67,8 +67,22 @@ MUTANTS = [
     Mutant(
         "L9 split merge miscounts the last split",
         "mn_triton/kernels/moments.py",
-        "        last = length - split_len * (num_splits - 1)\n",
-        "        last = split_len\n",
+        "tl.where(splits == num_splits - 1, last_split_len, split_len)",
+        "tl.where(splits == num_splits - 1, split_len, split_len)",
+        "tests/test_kernels.py",
+    ),
+    Mutant(
+        "L15 32-bit indices at N·C or L past 2³¹",
+        "mn_triton/kernels/layout.py",
+        "    return largest >= 2**31\n",
+        "    return False\n",
+        "tests/test_kernels.py",
+    ),
+    Mutant(
+        "M20 the mix kernels' clamp turns NaN into the floor",
+        "mn_triton/kernels/mix.py",
+        "    return tl.where(value < floor, floor, value)\n",
+        "    return tl.maximum(value, floor)\n",
         "tests/test_kernels.py",
     ),
     Mutant(
@@ -141,13 +155,13 @@ MUTANTS = [
     Mutant(
         "M8 gates summed over the first partial only",
         "mn_triton/kernels/mix.py",
-        "for p in range(0, num_partials):",
-        "for p in range(0, 1):",
+        "for _ in range(0, num_partials):",
+        "for _ in range(0, 1):",
     ),
     Mutant(
         "M3 gate mass clamped as mass + tiny",
         "mn_triton/kernels/mix.py",
-        "    clamped = tl.maximum(mass, _TINY)\n    coverage = (mass / clamped)[:, None]",
+        "    clamped = _at_least(mass, _TINY)\n    coverage = (mass / clamped)[:, None]",
         "    clamped = mass + _TINY\n    coverage = (mass / clamped)[:, None]",
     ),
     Mutant(
@@ -178,8 +192,8 @@ MUTANTS = [
     Mutant(
         "M10 eval variance from running estimates in the input's precision",
         "mn_triton/kernels/mix.py",
-        "var = tl.maximum(sq - r64 * r64, 0.0).to(pivot.dtype)",
-        "var = tl.maximum(sq.to(pivot.dtype) - running * running, 0.0).to(pivot.dtype)",
+        "var = _at_least(sq - r64 * r64, 0.0).to(pivot.dtype)",
+        "var = _at_least(sq.to(pivot.dtype) - running * running, 0.0).to(pivot.dtype)",
     ),
     Mutant(
         "M11 running mean without its residual",
@@ -354,8 +368,8 @@ MUTANTS = [
     Mutant(
         "S1 convert takes running_mean_sq without the mean's square",
         "mn_triton/convert.py",
-        "sq = bn.running_var + bn.running_mean**2",
-        "sq = bn.running_var + bn.running_mean",
+        "sq = torch.addcmul(bn.running_var.to(mean.dtype), mean, mean)",
+        "sq = bn.running_var.to(mean.dtype) + mean",
         "tests/test_ecosystem.py",
     ),
     Mutant(

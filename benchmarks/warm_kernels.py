@@ -1,0 +1,130 @@
+"""Compile, before a GPU run times anything, the Triton kernels its layer grid and training
+steps will launch, in parallel processes, into Triton's on-disk cache.
+
+    python benchmarks/warm_kernels.py --grid core [--models lenet,resnet20,resnet56] [--jobs 12]
+
+A fresh GPU machine starts with an empty cache, so every new kernel specialisation (tile
+shape, K, dtype, layout) compiles on its first launch, one after another, inside the timed
+stages' budgets. Here each specialisation is compiled once, for the local GPU's architecture,
+by the launch path itself (`tools/compile_check.py`'s compile-only driver: `kernel.run(...,
+warmup=True)` on `meta` tensors), so a later launch finds it in the cache. Nothing runs on
+the GPU. Prints how many specialisations it compiled and how long that took in all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+for path in (REPO, REPO / "benchmarks", REPO / "tools"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+import grid  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+META = torch.device("meta")
+TRAIN_BATCH = 128
+
+
+def _units(grid_name: str, models: list[str]) -> list[tuple]:
+    """What to compile: one layer call per distinct (op, dtype, layout, shape, K, training),
+    one training step per (model, K)."""
+    units: dict[tuple, None] = {}
+    for case in grid.cases(grid_name, cuda=True, compile=False):
+        if case.provider == "triton":
+            key = (case.op, case.dtype, case.layout, case.n, case.c, case.h, case.w, case.k)
+            units[("layer", *key, case.mode == "eval")] = None
+    for model in models:
+        import train_step
+
+        ks = train_step.LENET_KS if model == "lenet" else train_step.RESNET_KS
+        for k in ks:
+            units[("model", model, k)] = None
+    return list(units)
+
+
+def _layer_call(op: str, dtype: str, layout: str, n: int, c: int, h: int, w: int, k: int,
+                eval_mode: bool) -> None:  # fmt: skip
+    import layers
+
+    import mn_triton
+
+    cls = mn_triton.ModeNorm2d if op == "mode_norm" else mn_triton.ModeGroupNorm2d
+    module = cls(c, num_modes=k).to(device=META, dtype=layers.DTYPES[dtype])
+    fmt = torch.channels_last if layout == "nhwc" else torch.contiguous_format
+    x = torch.randn(n, c, h, w, device=META, dtype=layers.DTYPES[dtype]).to(memory_format=fmt)
+    if eval_mode:
+        with torch.no_grad():
+            module.eval()(x)
+        return
+    x.requires_grad_(True)
+    y = module(x)
+    torch.autograd.grad(y, (x, *module.parameters()), torch.randn_like(y))
+
+
+def _training_step(model_name: str, k: int) -> None:
+    import models
+
+    model = models.build_model(model_name, "mn_triton", num_modes=k).to(META)
+    x = torch.randn(TRAIN_BATCH, 3, 32, 32, device=META)
+    y = torch.randint(10, (TRAIN_BATCH,), device=META)
+    F.cross_entropy(model(x), y).backward()
+
+
+def _init_worker(arch: int) -> None:
+    from compile_check import compile_instead_of_launch
+
+    from mn_triton.kernels import layout
+
+    compile_instead_of_launch(arch)
+    # Rows split as on the GPU (H100 and H200 both have 132 multiprocessors).
+    layout.CPU_TARGET_PROGRAMS = layout.PROGRAMS_PER_SM * 132
+
+
+def _compile_unit(unit: tuple) -> tuple[str, float, str]:
+    started = time.perf_counter()
+    try:
+        if unit[0] == "layer":
+            _layer_call(*unit[1:])
+        else:
+            _training_step(*unit[1:])
+        error = ""
+    except Exception as exc:  # noqa: BLE001 - reported, and the real launch compiles instead
+        error = f"{type(exc).__name__}: {exc}"
+    return " ".join(map(str, unit)), time.perf_counter() - started, error
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--grid", default="core", choices=grid.GRIDS[1:])
+    p.add_argument("--models", default="", help="comma-separated: lenet,resnet20,resnet56")
+    p.add_argument("--jobs", type=int, default=1, help="parallel compiling processes")
+    p.add_argument("--arch", type=int, default=None, help="default: the local GPU's, else 90")
+    args = p.parse_args(argv)
+    arch = args.arch
+    if arch is None:
+        major, minor = torch.cuda.get_device_capability() if torch.cuda.is_available() else (9, 0)
+        arch = 10 * major + minor
+    units = _units(args.grid, [m for m in args.models.split(",") if m])
+    print(f"warming Triton's cache for sm_{arch}: {len(units)} layer calls and steps, "
+          f"{args.jobs} processes", flush=True)  # fmt: skip
+    started = time.perf_counter()
+    failed = 0
+    with ProcessPoolExecutor(args.jobs, initializer=_init_worker, initargs=(arch,)) as pool:
+        for i, (label, seconds, error) in enumerate(pool.map(_compile_unit, units), 1):
+            failed += bool(error)
+            note = f"  FAILED {error[:200]}" if error else ""
+            print(f"[{i}/{len(units)}] {seconds:6.1f} s  {label}{note}", flush=True)
+    total = time.perf_counter() - started
+    print(f"warmed in {total:.0f} s; {failed} of {len(units)} failed (they compile when launched)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

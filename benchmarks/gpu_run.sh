@@ -93,10 +93,20 @@ stage() {
 
 # GPU tests run the real kernels: TRITON_INTERPRET=0 overrides tests/conftest.py's default.
 # -v: each outcome is printed as it comes, so a stage cut short still says what passed.
-gpu_tests() {
-    local name=$1 limit=$2 marks=$3
+# Most of a GPU test's time is Triton compiling its kernels (each test has its own dtype,
+# layout, K...), which is CPU work: the tests run in JOBS processes (TEST_JOBS, or
+# SLOW_TEST_JOBS for the slow ones, which hold more memory each) where pytest-xdist is
+# installed, as on the lent machines.
+TEST_JOBS=${TEST_JOBS:-6}
+SLOW_TEST_JOBS=${SLOW_TEST_JOBS:-3}
+XDIST_CHECK="import xdist  # gpu_run.sh: is pytest-xdist there?"
+gpu_tests() {  # NAME LIMIT MARKS JOBS
+    local name=$1 limit=$2 marks=$3 jobs=$4 parallel=()
+    if [ "$jobs" -gt 1 ] && "$PY" -c "$XDIST_CHECK" 2>/dev/null; then
+        parallel=(-n "$jobs")
+    fi
     stage "$name" "$limit" env TRITON_INTERPRET=0 \
-        "$PY" -m pytest tests -m "$marks" -v --tb=short -p no:cacheprovider
+        "$PY" -m pytest tests -m "$marks" -v --tb=short -p no:cacheprovider "${parallel[@]}"
 }
 
 # The suite stops starting new cases 25 s before its limit, so it ends cleanly (its JSON and
@@ -134,8 +144,8 @@ step_profiles() {
 WARM_PID=""
 warm_kernels_start() {  # GRID BESIDE_S: the seconds of tests it runs beside
     local grid=$1 beside=$2 jobs
-    jobs=$(nproc 2>/dev/null || echo 4)
-    jobs=$((jobs > 4 ? jobs - 2 : 2))
+    jobs=$(( $(nproc 2>/dev/null || echo 4) - TEST_JOBS - 1 ))
+    jobs=$((jobs > 2 ? jobs : 2))
     echo "== kernel warm-up in the background: grid $grid and the training steps, $jobs processes"
     timeout -k 5 "$((beside + WARM_WAIT_S))" "$PY" benchmarks/warm_kernels.py \
         --grid "$grid" --models lenet,resnet20,resnet56 --jobs "$jobs" \
@@ -192,22 +202,22 @@ fi
 case "$PART" in
     all)
         warm_kernels_start full "$GPU_TESTS_S"
-        gpu_tests "gpu tests" "$GPU_TESTS_S" "gpu and not slow"
+        gpu_tests "gpu tests" "$GPU_TESTS_S" "gpu and not slow" "$TEST_JOBS"
         layer_grid_warmed full
         training_steps eager,compiled,cudagraph
         step_profiles
-        gpu_tests "slow gpu tests" "$SLOW_TESTS_S" "gpu and slow"
+        gpu_tests "slow gpu tests" "$SLOW_TESTS_S" "gpu and slow" "$SLOW_TEST_JOBS"
         ;;
     1)
         warm_kernels_start core "$GPU_TESTS_S"
-        gpu_tests "gpu tests" "$GPU_TESTS_S" "gpu and not slow"
+        gpu_tests "gpu tests" "$GPU_TESTS_S" "gpu and not slow" "$TEST_JOBS"
         layer_grid_warmed core
         training_steps eager
         step_profiles
         ;;
     2)
         warm_kernels_start extra "$SLOW_TESTS_S"
-        gpu_tests "slow gpu tests" "$SLOW_TESTS_S" "gpu and slow"
+        gpu_tests "slow gpu tests" "$SLOW_TESTS_S" "gpu and slow" "$SLOW_TEST_JOBS"
         layer_grid_warmed extra
         training_steps compiled,cudagraph
         ;;

@@ -528,7 +528,7 @@ PROFILE_NUMERIC = ("K", "batch", "step_ms", "kernels", "kernel_ms", "norm_kernel
 
 def load_profiles(folder: Path) -> pd.DataFrame:
     """benchmarks/step_profile.py's rows, if any: step_profile-<run id>.csv, one file per run,
-    and step_profile.csv, which runs appended to before 2026-12-04."""
+    and step_profile.csv, which runs appended to until 2026-12-03."""
     frames = [read_rows(path) for path in sorted(folder.glob("step_profile*.csv"))]
     frames = [f for f in frames if not f.empty and "run_id" in f]
     if not frames:

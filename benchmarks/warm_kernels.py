@@ -14,6 +14,7 @@ the GPU. Prints how many specialisations it compiled and how long that took in a
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -116,7 +117,12 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.jobs} processes", flush=True)  # fmt: skip
     started = time.perf_counter()
     failed = 0
-    with ProcessPoolExecutor(args.jobs, initializer=_init_worker, initargs=(arch,)) as pool:
+    # Fresh processes, not forks: this one may have initialised CUDA (the capability above),
+    # which a forked child could not use; the workers never touch the GPU.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        args.jobs, mp_context=context, initializer=_init_worker, initargs=(arch,)
+    ) as pool:
         for i, (label, seconds, error) in enumerate(pool.map(_compile_unit, units), 1):
             failed += bool(error)
             note = f"  FAILED {error[:200]}" if error else ""

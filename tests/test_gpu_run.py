@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -215,3 +216,18 @@ def test_kernel_warm_up_covers_every_triton_case_and_training_step(monkeypatch):
     models = {u[1:] for u in units if u[0] == "model"}
     expected = {("lenet", k) for k in train_step.LENET_KS}
     assert models == expected | {("resnet20", k) for k in train_step.RESNET_KS}
+
+
+@pytest.mark.slow
+def test_kernel_warm_up_compiles_the_smoke_grid_for_sm_90():
+    """The warm-up as gpu_run.sh calls it, on the smoke grid: its processes compile every
+    layer call for sm_90 (here without a GPU: the default architecture) and none fails."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/warm_kernels.py",
+         "--grid", "smoke", "--jobs", "2"],
+        capture_output=True, text=True, timeout=600, cwd=REPO, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "for sm_90: 6 layer calls" in proc.stdout
+    assert "; 0 of 6 failed" in proc.stdout, proc.stdout[-2000:]

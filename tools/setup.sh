@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create .venv (if needed) and install mn-triton with its test tools into it.
-# On a machine without a GPU this installs PyTorch's CPU build (pinned: an unpinned
-# `pip install torch` pulls a multi-GB CUDA build). Override with TORCH_SPEC=...
+# On a machine without a GPU this installs PyTorch's CPU build, torch==2.13.0+cpu (PyPI's
+# torch is a multi-GB CUDA build): from a local wheel where pip's find-links has one, else
+# from PyTorch's CPU index. Override with TORCH_SPEC=...
 # Source it (`. tools/setup.sh`) to stay in the environment afterwards.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -14,14 +15,23 @@ fi
 # shellcheck disable=SC1091
 . .venv/bin/activate
 
+CPU_TORCH=torch==2.13.0+cpu
+CPU_INDEX=https://download.pytorch.org/whl/cpu
 if ! python -c "import torch" 2>/dev/null; then
-    if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
-        TORCH_SPEC=${TORCH_SPEC:-torch}
+    if [ -n "${TORCH_SPEC:-}" ]; then
+        echo "== installing $TORCH_SPEC"
+        python -m pip install -q "$TORCH_SPEC"
+    elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+        echo "== installing torch (a GPU is here)"
+        python -m pip install -q torch
     else
-        TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+        # PyPI's torch for Linux is the CUDA build: the CPU build comes from a local wheel
+        # (pip's find-links, as on the CI machines) or else from PyTorch's CPU index.
+        echo "== installing $CPU_TORCH"
+        # (PyPI holds no "+cpu" version, so without such a wheel the first try fails fast.)
+        python -m pip install -q "$CPU_TORCH" 2>/dev/null \
+            || python -m pip install -q --extra-index-url "$CPU_INDEX" "$CPU_TORCH"
     fi
-    echo "== installing $TORCH_SPEC"
-    python -m pip install -q "$TORCH_SPEC"
 fi
 echo "== installing mn-triton and its dev tools"
 python -m pip install -q -e ".[dev]"

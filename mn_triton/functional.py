@@ -1,7 +1,7 @@
 """Functional Mode Normalization and Mode Group Normalization (the fast path).
 
-Same signatures as `reference.functional`. Arguments are checked here, before any kernel
-runs; the work happens in the custom ops of `mn_triton.ops`.
+Same signatures as `reference.functional`, and the same argument checks (shared), made
+before any kernel runs; the work happens in the custom ops of `mn_triton.ops`.
 
 Inside torch.func transforms (grad, vjp, jacrev, vmap, ...), and for inputs carrying
 forward-mode tangents (torch.autograd.forward_ad), neither of which can see through the
@@ -19,22 +19,13 @@ from torch import Tensor
 from torch.autograd import forward_ad
 
 from reference import functional as reference_functional
-from reference._base import check_batch_for_training, check_functional_momentum
+from reference._base import (
+    check_functional_momentum,
+    check_mode_group_norm_call,
+    check_mode_norm_call,
+)
 
 from . import ops
-
-
-def _check_tensor(name: str, t: Tensor | None, shape: tuple[int, ...], x: Tensor, fn: str) -> None:
-    if t is None:
-        return
-    if not isinstance(t, Tensor):
-        raise TypeError(f"{fn}: {name} must be a Tensor or None, got {type(t).__name__}")
-    if tuple(t.shape) != shape:
-        raise ValueError(f"{fn}: {name} must have shape {shape}, got {tuple(t.shape)}")
-    if not t.is_floating_point():
-        raise TypeError(f"{fn}: {name} must be floating point, got {t.dtype}")
-    if t.device != x.device:
-        raise ValueError(f"{fn}: {name} is on {t.device} but the input is on {x.device}")
 
 
 def _needs_reference_formulas(*tensors: Tensor | None) -> bool:
@@ -45,26 +36,6 @@ def _needs_reference_formulas(*tensors: Tensor | None) -> bool:
     if forward_ad._current_level < 0:  # no dual level is open: the usual case, cheaply
         return False
     return any(t is not None and forward_ad.unpack_dual(t).tangent is not None for t in tensors)
-
-
-def _check_input(x: Tensor, fn: str) -> None:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{fn}: input must be a Tensor, got {type(x).__name__}")
-    if x.dim() < 2:
-        raise ValueError(f"{fn}: expected input of shape (N, C, *S), got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise TypeError(f"{fn}: expected a floating-point input, got dtype {x.dtype}")
-
-
-def _check_gate(gate_weight: Tensor, gate_bias: Tensor | None, in_features: int, x, fn):  # noqa: ANN001
-    if not isinstance(gate_weight, Tensor) or gate_weight.dim() != 2:
-        raise ValueError(f"{fn}: gate_weight must be a 2-D tensor (num_modes, {in_features})")
-    k = gate_weight.shape[0]
-    if k < 1:
-        raise ValueError(f"{fn}: gate_weight must have at least one mode (row)")
-    _check_tensor("gate_weight", gate_weight, (k, in_features), x, fn)
-    _check_tensor("gate_bias", gate_bias, (k,), x, fn)
-    return k
 
 
 def mode_norm(
@@ -87,21 +58,10 @@ def mode_norm(
     from each sample's own channel means.
     """
     fn = "mode_norm"
-    _check_input(input, fn)
-    c = input.shape[1]
-    k = _check_gate(gate_weight, gate_bias, c, input, fn)
-    for name, t in (("weight", weight), ("bias", bias)):
-        _check_tensor(name, t, (c,), input, fn)
-    for name, t in (("running_mean", running_mean), ("running_mean_sq", running_mean_sq)):
-        _check_tensor(name, t, (k, c), input, fn)
-    if (running_mean is None) != (running_mean_sq is None):
-        raise ValueError(f"{fn}: give both running_mean and running_mean_sq, or neither")
-    if not eps > 0:
-        raise ValueError(f"{fn}: eps must be > 0, got {eps!r}")
-    if training:
-        check_batch_for_training(input, fn)
-    elif running_mean is None:
-        raise ValueError(f"{fn}: training=False needs running_mean and running_mean_sq")
+    check_mode_norm_call(
+        input, gate_weight, gate_bias, running_mean, running_mean_sq, weight, bias, training,
+        eps, fn,
+    )  # fmt: skip
     momentum = _check_momentum(momentum, input, fn)
     if _needs_reference_formulas(input, gate_weight, gate_bias, weight, bias):
         return reference_functional.mode_norm(
@@ -141,14 +101,7 @@ def mode_group_norm(
 
     Statistics are per sample, so training and evaluation compute the same function.
     """
-    fn = "mode_group_norm"
-    _check_input(input, fn)
-    _check_gate(gate_weight, gate_bias, 1, input, fn)
-    c = input.shape[1]
-    for name, t in (("weight", weight), ("bias", bias)):
-        _check_tensor(name, t, (c,), input, fn)
-    if not eps > 0:
-        raise ValueError(f"{fn}: eps must be > 0, got {eps!r}")
+    check_mode_group_norm_call(input, gate_weight, gate_bias, weight, bias, eps)
     if _needs_reference_formulas(input, gate_weight, gate_bias, weight, bias):
         return reference_functional.mode_group_norm(
             input, gate_weight, gate_bias, weight, bias, float(eps)

@@ -124,6 +124,92 @@ def check_batch_for_training(x: Tensor, layer: str) -> None:
         )
 
 
+# ---- the functional forms' argument checks (mn_triton.functional and reference.functional)
+
+
+def _check_tensor(name: str, t: Tensor | None, shape: tuple[int, ...], x: Tensor, fn: str) -> None:
+    if t is None:
+        return
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{fn}: {name} must be a Tensor or None, got {type(t).__name__}")
+    if tuple(t.shape) != shape:
+        raise ValueError(f"{fn}: {name} must have shape {shape}, got {tuple(t.shape)}")
+    if not t.is_floating_point():
+        raise TypeError(f"{fn}: {name} must be floating point, got {t.dtype}")
+    if t.device != x.device:
+        raise ValueError(f"{fn}: {name} is on {t.device} but the input is on {x.device}")
+
+
+def _check_input(x: Tensor, fn: str) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{fn}: input must be a Tensor, got {type(x).__name__}")
+    if x.dim() < 2:
+        raise ValueError(f"{fn}: expected input of shape (N, C, *S), got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"{fn}: expected a floating-point input, got dtype {x.dtype}")
+
+
+def _check_gate(gate_weight: Tensor, gate_bias: Tensor | None, in_features: int, x, fn):  # noqa: ANN001
+    if not isinstance(gate_weight, Tensor) or gate_weight.dim() != 2:
+        raise ValueError(f"{fn}: gate_weight must be a 2-D tensor (num_modes, {in_features})")
+    k = gate_weight.shape[0]
+    if k < 1:
+        raise ValueError(f"{fn}: gate_weight must have at least one mode (row)")
+    _check_tensor("gate_weight", gate_weight, (k, in_features), x, fn)
+    _check_tensor("gate_bias", gate_bias, (k,), x, fn)
+    return k
+
+
+def check_mode_norm_call(
+    input: Tensor,
+    gate_weight: Tensor,
+    gate_bias: Tensor | None,
+    running_mean: Tensor | None,
+    running_mean_sq: Tensor | None,
+    weight: Tensor | None,
+    bias: Tensor | None,
+    training: bool,
+    eps: float,
+    fn: str = "mode_norm",
+) -> None:
+    """Refuse, with a message naming the argument, what functional mode_norm cannot take."""
+    _check_input(input, fn)
+    c = input.shape[1]
+    k = _check_gate(gate_weight, gate_bias, c, input, fn)
+    for name, t in (("weight", weight), ("bias", bias)):
+        _check_tensor(name, t, (c,), input, fn)
+    for name, t in (("running_mean", running_mean), ("running_mean_sq", running_mean_sq)):
+        _check_tensor(name, t, (k, c), input, fn)
+    if (running_mean is None) != (running_mean_sq is None):
+        raise ValueError(f"{fn}: give both running_mean and running_mean_sq, or neither")
+    if not eps > 0:
+        raise ValueError(f"{fn}: eps must be > 0, got {eps!r}")
+    if training:
+        check_batch_for_training(input, fn)
+    elif running_mean is None:
+        raise ValueError(f"{fn}: training=False needs running_mean and running_mean_sq")
+
+
+def check_mode_group_norm_call(
+    input: Tensor,
+    gate_weight: Tensor,
+    gate_bias: Tensor | None,
+    weight: Tensor | None,
+    bias: Tensor | None,
+    eps: float,
+    fn: str = "mode_group_norm",
+) -> None:
+    """Refuse, with a message naming the argument, what functional mode_group_norm cannot
+    take."""
+    _check_input(input, fn)
+    _check_gate(gate_weight, gate_bias, 1, input, fn)
+    c = input.shape[1]
+    for name, t in (("weight", weight), ("bias", bias)):
+        _check_tensor(name, t, (c,), input, fn)
+    if not eps > 0:
+        raise ValueError(f"{fn}: eps must be > 0, got {eps!r}")
+
+
 class ModeGate(nn.Linear):
     """MN's gate Ψ = nn.Linear(C, K), initialised as SPEC §1 says: weight 1/K + 0.01·randn
     (near-uniform gates at the start of training, as in the authors' code), bias as

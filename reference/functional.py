@@ -12,7 +12,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._base import MIN_MODE_MASS, check_functional_momentum, stat_dtype, update_running_stats
+from ._base import (
+    MIN_MODE_MASS,
+    check_functional_momentum,
+    check_mode_group_norm_call,
+    check_mode_norm_call,
+    stat_dtype,
+    update_running_stats,
+)
 
 
 def _spatial_dims(x: Tensor) -> tuple[int, ...]:
@@ -38,6 +45,9 @@ def mode_norm(
     eps: float = 1e-5,
 ) -> Tensor:
     """Mode Normalization (SPEC §1). Alg. 1 when `training`, else Alg. 2."""
+    check_mode_norm_call(
+        input, gate_weight, gate_bias, running_mean, running_mean_sq, weight, bias, training, eps
+    )
     check_functional_momentum(momentum, "mode_norm")
     dtype = stat_dtype(input.dtype)
     x = input.to(dtype)
@@ -85,6 +95,7 @@ def mode_group_norm(
     eps: float = 1e-5,
 ) -> Tensor:
     """Mode Group Normalization (SPEC §2, Alg. 3): per sample, channels are gated into modes."""
+    check_mode_group_norm_call(input, gate_weight, gate_bias, weight, bias, eps)
     dtype = stat_dtype(input.dtype)
     x = input.to(dtype)
     n_modes = gate_weight.shape[0]

@@ -93,7 +93,10 @@ def test_loading_state_dict_with_another_k(pkg, cls, saved_k, k):
         layer.load_state_dict(saved)
 
 
-def test_functional_argument_checks():
+@pytest.mark.parametrize("F", [F, reference.functional], ids=["mn_triton", "reference"])
+def test_functional_argument_checks(F):
+    """Both packages' functional forms refuse the same bad arguments, with the same messages
+    (reference.functional is public too, with the same signatures)."""
     x = torch.randn(4, 3, 2, 2)
     gw, gb = torch.randn(2, 3), torch.randn(2)
     with pytest.raises(ValueError, match="gate_weight must have shape"):
@@ -121,6 +124,10 @@ def test_functional_argument_checks():
     for eps in (0.0, -1e-5, float("nan")):
         with pytest.raises(ValueError, match="eps must be > 0"):
             F.mode_group_norm(x, torch.randn(2, 1), gb, eps=eps)
+    with pytest.raises(TypeError, match="floating-point input"):
+        F.mode_norm(x.long(), gw, gb, training=True)
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        F.mode_norm(torch.randn(1, 3), gw, gb, training=True)
 
 
 def test_momentum_tensor_must_hold_one_value():

@@ -90,11 +90,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item: pytest.Item):  # noqa: ANN201 - a hook wrapper (generator)
-    """Note how long the slowest compiled case took, for the reserve of the next ones."""
+    """Note how long the slowest compiled case took, for the reserve of the next ones. Only
+    cases that ran to the end count: one that failed fast or was skipped (out of memory)
+    says nothing about compile time, and would shrink the reserve."""
     started = time.perf_counter()
-    yield
+    outcome = yield
     case = _case(item)
-    if case is not None and case.provider == "reference_compiled":
+    if case is not None and case.provider == "reference_compiled" and outcome.excinfo is None:
         took = time.perf_counter() - started
         stash = item.config.stash
         stash[_SLOWEST_COMPILED] = max(stash.get(_SLOWEST_COMPILED, 0.0), took)

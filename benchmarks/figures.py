@@ -207,6 +207,9 @@ def _speedup_bars(ax: Axes, rows: pd.DataFrame, mine: pd.DataFrame, op: str, nat
     width = 0.8 / len(others)
     for i, (label, other) in enumerate(others.items()):
         key = ["C", "H", "W"] + (["K"] if label.startswith("reference") else [])
+        # Both sides of a bar from one run: in a run in parts (report.figure_rows keeps each
+        # case's latest part) a point's providers may come from different parts.
+        key += ["run"] if "run" in mine and "run" in other else []
         if label == "GroupNorm":  # GroupNorm(2, C) where 2 divides C, else GroupNorm(1, C)
             other = other[other["K"] == [2 if c % 2 == 0 else 1 for c in other["C"]]]
         merged = mine.merge(other[[*key, "ms_p50"]], on=key, how="left", suffixes=("", "_o"))

@@ -143,15 +143,22 @@ def _part(run: str) -> tuple[str, int] | None:
 def run_group(rows: pd.DataFrame) -> list[str]:
     """The runs of one device's latest run group, earliest first.
 
-    The latest run (by its last timestamp); if it is a part, walk back through the runs
-    before it and add each part with a lower number than those taken so far, of the same base
-    id or ended within PART_GAP before the group's start; stop at the first run that is not.
+    The latest run (by its last timestamp); if it is a part, the earlier parts of its own id;
+    without any, walk back through the runs before it and add each part with a lower number
+    than those taken so far that ended within PART_GAP before the group's start; stop at the
+    first run that is not.
     """
     spans = rows.groupby("run")["timestamp"].agg(["min", "max"]).sort_values("max")
     runs = list(spans.index)
     group = [runs[-1]]
-    if _part(group[0]) is None:
+    latest = _part(group[0])
+    if latest is None:
         return group
+    # Parts that share the latest part's id (a shared MN_RUN_ID) are its run, whatever ran
+    # between them; only without any does the time gap decide.
+    same_id = [r for r in runs[:-1] if (p := _part(r)) and p[0] == latest[0] and p[1] < latest[1]]
+    if same_id:
+        return [*same_id, group[0]]
     for run in reversed(runs[:-1]):
         if not _continues(run, group, spans):
             break

@@ -83,8 +83,6 @@ def _check_momentum(momentum: float | Tensor, x: Tensor, fn: str) -> float | Ten
     check_functional_momentum(momentum, fn)
     if not isinstance(momentum, Tensor):
         return float(momentum)
-    if momentum.numel() != 1:
-        raise ValueError(f"{fn}: momentum must be a number or a one-element tensor")
     dtype = torch.float64 if momentum.dtype == torch.float64 else torch.float32
     return momentum.to(x.device, dtype).reshape(())
 

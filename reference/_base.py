@@ -67,6 +67,8 @@ def _check_common_args(num_features: Any, num_modes: Any, eps: float) -> tuple[i
 def check_functional_momentum(momentum: Any, fn: str) -> None:
     """The functional forms take λ itself; None (the modules' cumulative average) needs the
     step count, which only the modules keep."""
+    if isinstance(momentum, Tensor) and momentum.numel() != 1:
+        raise ValueError(f"{fn}: momentum must be a number or a one-element tensor")
     if isinstance(momentum, (numbers.Real, Tensor)):
         return
     raise TypeError(

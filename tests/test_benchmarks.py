@@ -276,7 +276,17 @@ def test_the_slowest_compiled_case_sets_the_next_reserve(monkeypatch):
         hook = conftest.pytest_runtest_call(item)
         next(hook)
         with pytest.raises(StopIteration):
-            next(hook)
+            hook.send(SimpleNamespace(excinfo=None))
+    # A compiled case that fails (or is skipped) fast does not count.
+    case = conftest.grid.Case("mode_norm", "reference_compiled", "full", "float32", "nchw",
+                              4, 16, 8, 8, 2)  # fmt: skip
+    item = SimpleNamespace(config=config, callspec=SimpleNamespace(params={"case": case}))
+    clock = iter([0.0, 9.0])
+    monkeypatch.setattr(conftest.time, "perf_counter", lambda: next(clock))
+    hook = conftest.pytest_runtest_call(item)
+    next(hook)
+    with pytest.raises(StopIteration):
+        hook.send(SimpleNamespace(excinfo=(RuntimeError, RuntimeError("OOM"), None)))
     assert config.stash[conftest._SLOWEST_COMPILED] == 0.2
     assert conftest.compile_reserve_s(0.2) == conftest.COMPILE_MARGIN * 0.2
     assert conftest.compile_reserve_s(None) == conftest.COMPILE_FIRST_RESERVE_S

@@ -128,6 +128,9 @@ def test_functional_argument_checks(F):
         F.mode_norm(x.long(), gw, gb, training=True)
     with pytest.raises(ValueError, match="more than 1 value per channel"):
         F.mode_norm(torch.randn(1, 3), gw, gb, training=True)
+    stats = torch.zeros(2, 3), torch.ones(2, 3)
+    with pytest.raises(ValueError, match="one-element tensor"):
+        F.mode_norm(x, gw, gb, *stats, training=True, momentum=torch.tensor([0.0, 0.5, 1.0]))
 
 
 def test_momentum_tensor_must_hold_one_value():

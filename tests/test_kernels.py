@@ -272,6 +272,7 @@ def test_mix_row_offsets_pass_2_pow_31():
     assert torch.equal(out, expected)
     source = (Path(__file__).resolve().parents[1] / "mn_triton/kernels/mix.py").read_text()
     assert "rows[:, None] *" not in source
+    assert "N * K" not in source  # the step between channel blocks' (N, K) shares: in 64 bits
 
 
 @triton.jit

@@ -5,6 +5,7 @@ each computation is checked on a few hand-made rows whose right answer is known.
 from __future__ import annotations
 
 import csv
+import math
 import sys
 import zlib
 from pathlib import Path
@@ -621,6 +622,10 @@ def _span(run: str, start: str, end: str) -> list[dict]:
           ("B-part2", "2027-01-01T00:09", "2027-01-01T00:10")], ["B-part2"]),
         ([("A-part1", "2027-01-01T00:00", "2027-01-01T00:05"),
           ("whole", "2027-01-01T00:06", "2027-01-01T00:08")], ["whole"]),
+        # a shared id wins over a part of another run that ended closer in time
+        ([("X-part1", "2027-01-01T00:00", "2027-01-01T00:05"),
+          ("Y-part1", "2027-01-01T00:06", "2027-01-01T00:08"),
+          ("X-part2", "2027-01-01T00:09", "2027-01-01T00:12")], ["X-part1", "X-part2"]),
     ],
 )  # fmt: skip
 def test_run_group_gathers_the_parts_of_the_latest_run(runs, group):
@@ -761,3 +766,24 @@ def test_training_steps_of_two_parts_pair_within_a_part_and_count_once():
             "time met, memory met",
         ]
     }
+
+
+def test_a_bar_never_divides_times_of_two_parts(tmp_path: Path):
+    """Part 2 cut short inside a point it measures again (MN there, BatchNorm not yet):
+    MN's latest row is part 2's, BatchNorm's part 1's; the bar must not divide them (part 2's
+    times are 3× part 1's here), so that shape's BatchNorm bar is left out instead."""
+    part2 = _grid_rows("extra", PART2, "2027-01-01T00:10", 3)
+    cut = next(i for i, r in enumerate(part2) if r["op"] == "batch_norm")
+    _write(tmp_path / f"layers-h200-{PART1}.csv", _grid_rows("core", PART1, "2027-01-01T00:03", 1))
+    _write(tmp_path / f"layers-h200-{PART2}.csv", part2[:cut])
+    df = report.load(tmp_path)
+    layers = report.latest_runs(df)[GPU]
+    rows = report.figure_rows({GPU: layers}, [*report.MY_CASE, "K"])[GPU]
+    bars = _bars(_drawn(figures.speedup_per_shape, rows)[0])["BatchNorm2d"]
+    shapes = [f"{c}x{h}x{w}" for c, h, w in (*grid.CIFAR_SHAPES, *grid.IMAGENET_SHAPES)]
+    point = "full-float32-nchw-N128-{}"
+    expected = [_case_ms(f"batch_norm-native-{point.format(s)}")
+                / _case_ms(f"mode_norm-triton-{point.format(s)}-K2") for s in shapes]  # fmt: skip
+    assert any(math.isnan(b) for b in bars)  # the cut point: no bar
+    for bar, want in zip(bars, expected, strict=True):
+        assert math.isnan(bar) or bar == pytest.approx(want)

@@ -629,10 +629,10 @@ def _mn_mix_backward_gates_kernel(
         nk_ok = row_ok[:, None] & mode_ok[None, :]
         g_dg = tl.zeros([BLOCK_N, K_PAD], dtype=dtype)
         nk = _row_offsets(rows, modes, K)
-        partial = GDG_PARTIAL  # one (N, K) share per channel block, in 64-bit pointer steps
+        partial = GDG_PARTIAL  # one (N, K) share per channel block
         for _ in range(0, num_partials):
             g_dg += tl.load(partial + nk, mask=nk_ok, other=0.0)
-            partial += N * K
+            partial += tl.cast(N, tl.int64) * K  # N·K may pass 2³¹ (large K)
         g = _mn_gates(SHIFT, MDEV, GW, GB, rows, row_ok, modes, mode_ok, C,
                       HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C)  # fmt: skip
         d_logits = _softmax_backward(g, g_dg, K_PAD)

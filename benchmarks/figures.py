@@ -227,7 +227,7 @@ def bandwidth(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
     series = (
         ("mode_norm", me, f"MN ({me})", "C0", "o"),
         ("mode_group_norm", me, f"MGN ({me})", "C2", "x"),
-        # BatchNorm's bytes: SPEC §3's model for MN, except eval's 2·|x| (measure.bytes_min).
+        # BatchNorm's bytes: SPEC §3's model for MN, except eval's 2·|x| (grid.bytes_min).
         ("batch_norm", "native", "BatchNorm2d (MN's bytes model; eval 2·|x|)", "0.5", "."),
     )
     for op, provider, label, colour, marker in series:

@@ -12,6 +12,9 @@ need, `extra` the compiled reference first, then dtypes, layouts and eval), `sma
 pipeline check of a few minutes) and `smoke` (the handful of cases the tests run).
 torch.compile of the reference costs seconds per distinct shape, dtype and K, so it is
 measured on a bounded subset only (`Point.compile`).
+
+Also each case's minimal bytes (SPEC §3, `bytes_min`): the suite writes them into every row
+and the report, which needs no torch, re-derives them for rows of older models.
 """
 
 from __future__ import annotations
@@ -31,6 +34,21 @@ MODE_OPS = ("mode_norm", "mode_group_norm")
 # Native baselines measured at every point; group_norm's K column holds its group count.
 NATIVE_OPS = ("batch_norm", "group_norm", "instance_norm", "layer_norm")
 TRAINING_MODES = ("forward", "backward", "full")
+
+
+# SPEC §3: the minimal traffic of a normalisation layer, in passes over x's bytes.
+MIN_PASSES = {"forward": 3, "eval": 3, "backward": 5, "full": 8}
+# Where a baseline's own minimum is lower: BatchNorm in eval normalises with its running
+# statistics, so it needs no reduction pass (read x, write y). The other baselines keep
+# SPEC §3's model: their gbps is at MN's bytes model (the bandwidth figure's legend says so).
+OWN_MIN_PASSES = {("batch_norm", "eval"): 2}
+
+
+def bytes_min(numel: int, element_size: int, mode: str, op: str = "mode_norm") -> int:
+    """Bytes `op` must move at least: 3·|x| forward/eval, 5·|x| backward (SPEC §3), and
+    2·|x| for BatchNorm's eval."""
+    passes = OWN_MIN_PASSES.get((op, mode), MIN_PASSES[mode])
+    return passes * numel * element_size
 
 
 @dataclass(frozen=True)

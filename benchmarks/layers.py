@@ -23,7 +23,7 @@ import measure
 import records
 import torch
 import torch._functorch.config
-from grid import MODE_OPS, Case
+from grid import MODE_OPS, Case, bytes_min
 from torch import Tensor, nn
 
 import mn_triton
@@ -228,7 +228,7 @@ def make_case_row(
         shape=(case.n, case.c, case.h, case.w),
         k="" if case.k is None else case.k,
         timing=measured.timing,
-        bytes_min=measure.bytes_min(case.numel, itemsize, case.mode, case.op),
+        bytes_min=bytes_min(case.numel, itemsize, case.mode, case.op),
         copy_gbps=copy_gbps,
         device=device,
         exec="compiled" if case.provider == "reference_compiled" else "eager",

@@ -132,21 +132,6 @@ def copy_bandwidth_gbps(device: str) -> float:
     return 2 * src.numel() * src.element_size() / (timing.ms_p50 * 1e-3) / 1e9
 
 
-# SPEC §3: the minimal traffic of a normalisation layer, in passes over x's bytes.
-MIN_PASSES = {"forward": 3, "eval": 3, "backward": 5, "full": 8}
-# Where a baseline's own minimum is lower: BatchNorm in eval normalises with its running
-# statistics, so it needs no reduction pass (read x, write y). The other baselines keep
-# SPEC §3's model: their gbps is at MN's bytes model (the bandwidth figure's legend says so).
-OWN_MIN_PASSES = {("batch_norm", "eval"): 2}
-
-
-def bytes_min(numel: int, element_size: int, mode: str, op: str = "mode_norm") -> int:
-    """Bytes `op` must move at least: 3·|x| forward/eval, 5·|x| backward (SPEC §3), and
-    2·|x| for BatchNorm's eval."""
-    passes = OWN_MIN_PASSES.get((op, mode), MIN_PASSES[mode])
-    return passes * numel * element_size
-
-
 def device_name(device: torch.device | str) -> str:
     device = torch.device(device)
     if device.type == "cuda":

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import figures
+import grid
 import pandas as pd
 from figures import ours, where
 
@@ -114,16 +115,17 @@ def load(data_dir: Path) -> pd.DataFrame:
     for column in NUMERIC:
         df[column] = pd.to_numeric(df.get(column), errors="coerce")
     df["tensor_bytes"] = df["N"] * df["C"] * df["H"] * df["W"] * df["dtype"].map(ITEMSIZE)
-    return _batch_norm_eval_bytes(df)
+    return _own_bytes_models(df)
 
 
-def _batch_norm_eval_bytes(df: pd.DataFrame) -> pd.DataFrame:
-    """BatchNorm's eval moves 2·|x| at least (measure.OWN_MIN_PASSES); rows written before it
-    had that model of its own carry MN's 3·|x|. bytes_min is a model, not a measurement, so
-    every such row gets the current one (and gbps with it)."""
-    rows = (df["op"] == "batch_norm") & (df["mode"] == "eval")
-    df.loc[rows, "bytes_min"] = 2 * df.loc[rows, "tensor_bytes"]
-    df.loc[rows, "gbps"] = df.loc[rows, "bytes_min"] / (df.loc[rows, "ms_p50"] * 1e-3) / 1e9
+def _own_bytes_models(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows of an op whose own minimum is below SPEC §3's (grid.OWN_MIN_PASSES: BatchNorm's
+    eval) written before it had that model carry MN's; bytes_min is a model, not a
+    measurement, so every such row gets the current one (and gbps with it)."""
+    for (op, mode), passes in grid.OWN_MIN_PASSES.items():
+        rows = (df["op"] == op) & (df["mode"] == mode)
+        df.loc[rows, "bytes_min"] = passes * df.loc[rows, "tensor_bytes"]
+        df.loc[rows, "gbps"] = df.loc[rows, "bytes_min"] / (df.loc[rows, "ms_p50"] * 1e-3) / 1e9
     return df
 
 

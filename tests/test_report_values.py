@@ -50,14 +50,14 @@ def test_percentiles_interpolate_between_samples():
 
 
 def test_bytes_model_and_bandwidth_from_the_median():
-    assert [measure.bytes_min(10, 4, m) for m in ("forward", "eval", "backward", "full")] == [
+    assert [grid.bytes_min(10, 4, m) for m in ("forward", "eval", "backward", "full")] == [
         120, 120, 200, 320
     ]  # fmt: skip
     # BatchNorm's eval uses its running statistics: read x, write y, no reduction pass.
-    assert measure.bytes_min(10, 4, "eval", "batch_norm") == 80
+    assert grid.bytes_min(10, 4, "eval", "batch_norm") == 80
     for op in ("mode_norm", "mode_group_norm", "group_norm", "instance_norm", "layer_norm"):
-        assert measure.bytes_min(10, 4, "eval", op) == 120, op
-    assert measure.bytes_min(10, 4, "full", "batch_norm") == 320
+        assert grid.bytes_min(10, 4, "eval", op) == 120, op
+    assert grid.bytes_min(10, 4, "full", "batch_norm") == 320
     timing = measure.Timing(ms_p20=1.0, ms_p50=2.0, ms_p80=3.0, peak_mem_mb=None, reps=5)
     row = records.make_row(op="mode_norm", provider="triton", mode="full", dtype="float32",
                            layout="nchw", shape=(1, 1, 1, 1), k=2, timing=timing,

@@ -389,7 +389,7 @@ MUTANTS = [
     # --- benchmarks: bytes model and report ---
     Mutant(
         "S5 bytes model with 4 backward passes",
-        "benchmarks/measure.py",
+        "benchmarks/grid.py",
         'MIN_PASSES = {"forward": 3, "eval": 3, "backward": 5, "full": 8}',
         'MIN_PASSES = {"forward": 3, "eval": 3, "backward": 4, "full": 8}',
         REPORT_TESTS,

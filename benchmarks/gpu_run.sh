@@ -8,9 +8,10 @@
 #     bash benchmarks/gpu_run.sh 2      #   of 15 minutes, start-up included
 #
 # Each part starts with a preflight (one layer through the Triton kernels) and stops if it
-# fails, then compiles its layer grid's kernels ahead, beside the GPU tests. Part 1: the fast GPU tests, the core of the layer grid (what the figures and every
-# layer goal but one need), eager training steps, profiles of eager steps (where a step's
-# time goes: kernels or host), the report. Part 2: the slow GPU tests
+# fails, then compiles its layer grid's kernels ahead, beside the GPU tests. Part 1: the fast
+# GPU tests, the core of the layer grid (what the figures and every layer goal but one need),
+# eager training steps, profiles of eager steps (where a step's time goes: kernels or host),
+# the report. Part 2: the slow GPU tests
 # (torch.compile, CUDA graphs, > 2³¹ elements), the rest of the grid (the compiled reference
 # first), compiled and CUDA-graph training steps, host overhead, the report. `all` runs both,
 # with the full grid in one pytest run.
@@ -18,8 +19,8 @@
 # Every stage runs under `timeout` and the suites stop starting new cases before their limit,
 # so a stage that overruns still leaves the others' data (rows are appended as measured).
 # Limits in seconds can be changed through the environment: GPU_TESTS_S, SLOW_TESTS_S,
-# LAYERS_S, TRAIN_S, HOST_S, REPORT_S, PROFILE_S, WARM_WAIT_S. After every stage reports/ is packed into
-# $OUT/reports.tar.gz, with the log beside it, when $OUT is set: that is how files come back
+# LAYERS_S, TRAIN_S, HOST_S, REPORT_S, PROFILE_S, WARM_WAIT_S. After every stage reports/ is
+# packed into $OUT/reports.tar.gz, with the log beside it, when $OUT is set: files come back
 # from the GPU machine (at most 8 files), even from a call cut short. Unpack it here with
 #     tar -xzf <files_at>/reports.tar.gz
 # The machine receives the working tree without .git: name the commit in the command, as in
@@ -143,10 +144,12 @@ step_profiles() {
 # So they are compiled ahead into Triton's disk cache, in parallel processes, while the
 # GPU tests run (which need the GPU, and little of the CPU). The warm-up's own limit is the
 # tests' limit plus WARM_WAIT_S, from its start: the layer grid starts at most WARM_WAIT_S
-# later than it would after tests that used their whole limit. The cache's entry count before and after the
-# layer grid goes to the summary: entries added there are specialisations the warm-up missed.
+# later than it would after tests that used their whole limit. The cache's entry count before
+# and after the layer grid goes to the summary: entries added there are specialisations the
+# warm-up missed.
 WARM_PID=""
-warm_kernels_start() {  # GRID BESIDE_S BESIDE_JOBS: the limit and processes of the tests beside
+# GRID BESIDE_S BESIDE_JOBS: the limit and the processes of the tests it runs beside.
+warm_kernels_start() {
     local grid=$1 beside=$2 beside_jobs=$3 jobs
     if [ "$((beside + WARM_WAIT_S))" -le 0 ]; then
         echo "== kernel warm-up skipped (no time for it: its limit would be 0)"
@@ -168,7 +171,7 @@ warm_kernels_wait() {
     wait "$WARM_PID" || rc=$?
     local last
     last=$(tail -n 1 "reports/raw/warm_kernels-$RUN_ID.log" 2>/dev/null)
-    SUMMARY+=("kernel warm-up: exit $rc, the layer grid waited $((SECONDS - start)) s for it: $last")
+    SUMMARY+=("kernel warm-up: exit $rc, the layer grid waited $((SECONDS - start)) s: $last")
 }
 
 cache_entries() {

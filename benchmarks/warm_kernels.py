@@ -18,6 +18,7 @@ import multiprocessing
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,40 +34,33 @@ META = torch.device("meta")
 TRAIN_BATCH = 128
 
 
-def _units(grid_name: str, models: list[str]) -> list[tuple]:
-    """What to compile: one layer call per distinct (op, dtype, layout, shape, K, training),
-    one training step per (model, K)."""
-    units: dict[tuple, None] = {}
+Unit = grid.Case | tuple[str, int]  # a layer case, or a training step (model, K)
+
+
+def _units(grid_name: str, models: list[str]) -> list[Unit]:
+    """What to compile: each Triton case of the grid, its training modes as one forward and
+    backward (the forward and backward modes launch a subset of those kernels), and one
+    training step per (model, K)."""
+    units: dict[Unit, None] = {}
     for case in grid.cases(grid_name, cuda=True, compile=False):
         if case.provider == "triton":
-            key = (case.op, case.dtype, case.layout, case.n, case.c, case.h, case.w, case.k)
-            units[("layer", *key, case.mode == "eval")] = None
+            units[replace(case, mode="eval" if case.mode == "eval" else "full")] = None
     for model in models:
         import train_step
 
         ks = train_step.LENET_KS if model == "lenet" else train_step.RESNET_KS
         for k in ks:
-            units[("model", model, k)] = None
+            units[(model, k)] = None
     return list(units)
 
 
-def _layer_call(op: str, dtype: str, layout: str, n: int, c: int, h: int, w: int, k: int,
-                eval_mode: bool) -> None:  # fmt: skip
+def _layer_call(case: grid.Case) -> None:
+    """The suite's own call of the case (benchmarks/layers.py), on meta tensors."""
     import layers
 
-    import mn_triton
-
-    cls = mn_triton.ModeNorm2d if op == "mode_norm" else mn_triton.ModeGroupNorm2d
-    module = cls(c, num_modes=k).to(device=META, dtype=layers.DTYPES[dtype])
-    fmt = torch.channels_last if layout == "nhwc" else torch.contiguous_format
-    x = torch.randn(n, c, h, w, device=META, dtype=layers.DTYPES[dtype]).to(memory_format=fmt)
-    if eval_mode:
-        with torch.no_grad():
-            module.eval()(x)
-        return
-    x.requires_grad_(True)
-    y = module(x)
-    torch.autograd.grad(y, (x, *module.parameters()), torch.randn_like(y))
+    with layers.backend_for(case):
+        module = layers.make_module(case, META)
+        layers.timed_call(case, module, module, layers.make_inputs(case, META, 1))(0)
 
 
 def _training_step(model_name: str, k: int) -> None:
@@ -88,17 +82,18 @@ def _init_worker(arch: int) -> None:
     layout.CPU_TARGET_PROGRAMS = layout.PROGRAMS_PER_SM * 132
 
 
-def _compile_unit(unit: tuple) -> tuple[str, float, str]:
+def _compile_unit(unit: Unit) -> tuple[str, float, str]:
     started = time.perf_counter()
     try:
-        if unit[0] == "layer":
-            _layer_call(*unit[1:])
+        if isinstance(unit, grid.Case):
+            _layer_call(unit)
         else:
-            _training_step(*unit[1:])
+            _training_step(*unit)
         error = ""
     except Exception as exc:  # noqa: BLE001 - reported, and the real launch compiles instead
         error = f"{type(exc).__name__}: {exc}"
-    return " ".join(map(str, unit)), time.perf_counter() - started, error
+    label = unit.id if isinstance(unit, grid.Case) else "step {} K={}".format(*unit)
+    return label, time.perf_counter() - started, error
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import tarfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -203,17 +204,18 @@ def test_a_failed_preflight_stops_the_run(tmp_path):
 def test_kernel_warm_up_covers_every_triton_case_and_training_step(monkeypatch):
     """benchmarks/warm_kernels.py compiles one layer call per distinct Triton case of the
     grid (modes that launch the same kernels share one) and one step per model and K."""
-    grid = _load_benchmark("grid", monkeypatch)
     warm = _load_benchmark("warm_kernels", monkeypatch)
+    grid = warm.grid  # the module whose Case the units hold
     train_step = _load_benchmark("train_step", monkeypatch)
     units = warm._units("core", ["lenet", "resnet20"])
     assert len(units) == len(set(units))
-    layer_units = {u[1:] for u in units if u[0] == "layer"}
+    layer_units = {u for u in units if isinstance(u, grid.Case)}
     cases = [c for c in grid.cases("core", cuda=True, compile=False) if c.provider == "triton"]
+    training = {"forward", "backward", "full"}
     assert cases and layer_units == {
-        (c.op, c.dtype, c.layout, c.n, c.c, c.h, c.w, c.k, c.mode == "eval") for c in cases
+        replace(c, mode="full" if c.mode in training else c.mode) for c in cases
     }
-    models = {u[1:] for u in units if u[0] == "model"}
+    models = {u for u in units if not isinstance(u, grid.Case)}
     expected = {("lenet", k) for k in train_step.LENET_KS}
     assert models == expected | {("resnet20", k) for k in train_step.RESNET_KS}
 

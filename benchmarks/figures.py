@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import matplotlib
 
@@ -40,6 +41,7 @@ NATIVE = {
 }
 FAMILIES = (("mode_norm", "MN", "batch_norm"), ("mode_group_norm", "MGN", "group_norm"))
 MIB = 2**20
+T = TypeVar("T", float, pd.Series)
 
 
 def ours(device: str) -> str:
@@ -72,6 +74,40 @@ def where(df: pd.DataFrame, **eq: object) -> pd.DataFrame:
     for column, value in eq.items():
         mask &= df[column] == value
     return df[mask]
+
+
+HOST_BOUND_SHARE = 0.8  # host issue time / event time from which a timing is host-bound
+HOST_BOUND_LABEL = "host-bound (issue time >= 80% of it)"
+
+
+def host_bound(rows: pd.DataFrame) -> pd.Series:
+    """Which rows' times are the host's rather than the device's: those whose host issue time
+    (`host_ms_p50`, measured on GPUs) comes near their median event time.
+
+    Device-bound, the host queues a call's launches behind the L2 flush that precedes it
+    (measure.time_fn) and the events time the kernels, well above the issue time. Host-bound,
+    the device idles between launches and the events time the host's issue less the flush's
+    head start (tens of µs), so the issue time reaches or passes the event time. The share
+    leaves room for noise. Rows without an issue time (CPU, older runs) are not flagged.
+    """
+    if "host_ms_p50" not in rows:
+        return pd.Series(False, index=rows.index)
+    return issue_near_time(rows["host_ms_p50"], rows["ms_p50"])
+
+
+def issue_near_time(host_ms: T, ms: T) -> T:
+    """host_bound's rule, for numbers or Series (a NaN issue time gives False)."""
+    return host_ms >= HOST_BOUND_SHARE * ms
+
+
+def _ring_host_bound(ax: Axes, rows: pd.DataFrame, x: pd.Series, y: pd.Series) -> None:
+    """A black ring around each host-bound point, labelled once per panel."""
+    bound = host_bound(rows)
+    if not bound.any():
+        return
+    label = None if HOST_BOUND_LABEL in ax.get_legend_handles_labels()[1] else HOST_BOUND_LABEL
+    ax.scatter(x[bound], y[bound], s=90, facecolors="none", edgecolors="k", linewidths=0.8,
+               label=label, zorder=3, gid="host_bound")  # fmt: skip
 
 
 def _densest(rows: pd.DataFrame, axis: str, fixed: list[str]) -> pd.DataFrame:
@@ -107,6 +143,7 @@ def _plot_providers(ax: Axes, rows: pd.DataFrame, x: str) -> None:
             label=provider,
             capsize=2,
         )
+        _ring_host_bound(ax, part, part[x], part["ms_p50"])
 
 
 def time_vs_k(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
@@ -234,6 +271,7 @@ def bandwidth(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
         rows = where(df, op=op, provider=provider)
         ax.scatter(rows["tensor_bytes"] / MIB, rows["gbps"], s=14, c=colour, marker=marker,
                    label=label)  # fmt: skip
+        _ring_host_bound(ax, rows, rows["tensor_bytes"] / MIB, rows["gbps"])
     copy = df["copy_gbps"].dropna()
     if not copy.empty:
         ax.axhline(copy.iloc[0], color="k", ls="--", label=f"copy {copy.iloc[0]:.0f} GB/s")

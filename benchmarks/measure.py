@@ -11,6 +11,10 @@ Used by every benchmark (layer profiles and end-to-end training steps) so that a
   reference at small shapes: then that is the cost). Callers also pass several input sets
   and the repetitions cycle through them. Zeros are never reported as data: a timing that
   is not positive raises.
+- GPU, host side: the host's time to issue each timed call (Python, dispatch, launches;
+  `host_ms_p50`). Where it is not well below the event time, the device waited for the
+  host, and the time says more about the host than about the kernels (the report flags
+  such rows: figures.host_bound).
 - CPU: `time.perf_counter` around each repetition (rows say device=cpu and do not speak
   about GPU speed).
 """
@@ -41,6 +45,7 @@ class Timing:
     ms_p80: float
     peak_mem_mb: float | None  # None where it is not measured (CPU)
     reps: int
+    host_ms_p50: float | None = None  # median time to issue a timed call (GPU only)
 
 
 def _percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -80,13 +85,16 @@ def time_fn(
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
     times: list[float] = []
+    host: list[float] = []  # time to issue each timed call (GPU)
     started = time.perf_counter()
     for i in range(reps):
         if cuda:
             start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             flush.zero_()  # not synchronised: the timed launches queue up behind it
             start.record()
+            issued = time.perf_counter()
             fn(warmup + i)
+            host.append((time.perf_counter() - issued) * 1e3)
             stop.record()
             stop.synchronize()
             times.append(start.elapsed_time(stop))
@@ -108,6 +116,7 @@ def time_fn(
         _percentile(times, 0.8),
         peak,
         len(times),
+        statistics.median(host) if host else None,
     )
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import figures
 import grid
 import pandas as pd
-from figures import ours, where
+from figures import HOST_BOUND_LABEL, host_bound, issue_near_time, ours, where
 
 REPO = Path(__file__).resolve().parents[1]
 KEY = ["mode", "dtype", "layout", "N", "C", "H", "W"]  # one point of the grid
@@ -35,7 +35,7 @@ MY_CASE = ["op", "provider", *KEY]  # a layer case, K aside
 ITEMSIZE = {"float32": 4, "bfloat16": 2, "float16": 2, "float64": 8}
 BIG_BYTES = 64 * 2**20  # the goals on BatchNorm and bandwidth hold for tensors this large
 NUMERIC = ("N", "C", "H", "W", "K", "ms_p20", "ms_p50", "ms_p80", "bytes_min", "gbps",
-           "copy_gbps", "peak_mem_mb")  # fmt: skip
+           "copy_gbps", "peak_mem_mb", "host_ms_p50")  # fmt: skip
 NO_GPU_NOTE = (
     "> **No GPU data yet.** Every row below was measured on a CPU: it shows that the pipeline "
     "runs, and says nothing about GPU speed. The goals are judged only on GPU rows; run "
@@ -48,6 +48,14 @@ PROFILE_NOTE = (
     "for the host, and an extra step time much larger than the extra kernel time is host "
     "time (Python, dispatch, launches), not kernels."
 )
+HOST_NOTE = (
+    "Host-bound: our cases whose host issue time (Python, dispatch, launches; "
+    "`host_ms_p50`) is at least 80% of their median device time. There the device waits for "
+    "the host, the ratio measures the host's cost per call rather than the kernels', and "
+    "fewer launches or CUDA graphs would help, not faster kernels. The figures ring them: "
+    f'"{HOST_BOUND_LABEL}".'
+)
+NO_HOST_NOTE = "This run did not record host issue times, so host-bound cases are not flagged."
 CPU_NOTE = (
     "CPU rows exercise the pipeline only (mn_triton's torch-op path, no Triton kernels); "
     "they do not speak about GPU speed and are not held against the goals."
@@ -112,8 +120,8 @@ def load(data_dir: Path) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=[*KEY, "op", "provider", "device", "run", "source"])
     df = pd.concat(frames, ignore_index=True).fillna("")  # files differ in their extra columns
-    for column in NUMERIC:
-        df[column] = pd.to_numeric(df.get(column), errors="coerce")
+    for column in NUMERIC:  # a column no file has (host_ms_p50 before it existed) is NaN
+        df[column] = _numeric(df, column)
     df["tensor_bytes"] = df["N"] * df["C"] * df["H"] * df["W"] * df["dtype"].map(ITEMSIZE)
     return _own_bytes_models(df)
 
@@ -367,23 +375,38 @@ def goal_lines(goal_list: list[Goal], judged: bool) -> list[str]:
         if g.rows.empty:
             continue
         worst = g.rows.sort_values("value", ascending=not g.at_most).head(3)
-        cases = [f"`{describe(r)}` {g.show(r['value'])}" for _, r in worst.iterrows()]
+        cases = [f"`{describe(r)}` {g.show(r['value'])}{_host_tag(r)}" for _, r in worst.iterrows()]
         lines.append(f"- {g.name}: {'; '.join(cases)}")
     return lines
 
 
+def _host_tag(row: pd.Series) -> str:
+    return (
+        " (host-bound)" if issue_near_time(row.get("host_ms_p50", math.nan), row["ms_p50"]) else ""
+    )
+
+
+def _host_count(rows: pd.DataFrame) -> str:
+    """How many rows are host-bound; – where none has an issue time (CPU, older runs)."""
+    if not _numeric(rows, "host_ms_p50").notna().any():
+        return "–"
+    return str(int(host_bound(rows).sum()))
+
+
 def comparison_lines(comps: dict[str, pd.DataFrame]) -> list[str]:
-    """Median and worst ratio per comparison and mode (ratio > 1: ours is slower)."""
+    """Median and worst ratio per comparison and mode (ratio > 1: ours is slower), with how
+    many of our times in it are the host's (figures.host_bound)."""
     rows = []
     for name, frame in comps.items():
         for mode, part in frame.groupby("mode", sort=False):
             worst = part.loc[part["ratio"].idxmax()]
             ratios = part["ratio"]
-            rows.append([name, mode, len(part), fmt(ratios.median()), fmt(ratios.max()),
-                         f"`{describe(worst)}`"])  # fmt: skip
+            rows.append([name, mode, len(part), _host_count(part), fmt(ratios.median()),
+                         fmt(ratios.max()), f"`{describe(worst)}`{_host_tag(worst)}"])  # fmt: skip
     if not rows:
         return ["No pairs to compare in this run."]
-    return table(["time ratio", "mode", "cases", "median", "worst", "worst case"], rows)
+    header = ["time ratio", "mode", "cases", "host-bound", "median", "worst", "worst case"]
+    return table(header, rows)
 
 
 # ------------------------------------ sections -----------------------------------------
@@ -421,6 +444,8 @@ def layer_section(device: str, df: pd.DataFrame) -> list[str]:
     lines += goal_lines(goals(df, device), judged)
     lines += ["", "Time ratios (ours / theirs; above 1 means ours is slower):", ""]
     lines += comparison_lines(comparisons(df, device))
+    if judged:
+        lines += ["", HOST_NOTE if _numeric(df, "host_ms_p50").notna().any() else NO_HOST_NOTE]
     setup = df[df["provider"] == "reference_compiled"]
     if not setup.empty and "setup_s" in df:
         total = pd.to_numeric(setup["setup_s"], errors="coerce").sum()
@@ -447,9 +472,10 @@ def train_pairs(df: pd.DataFrame) -> pd.DataFrame:
     during the timed steps, which also counts CUDA-graph pools); the goal is judged on the
     worse of the two.
     """
-    df = df.assign(peak_mem_total_mb=pd.to_numeric(df.get("peak_mem_total_mb"), errors="coerce"))
+    df = df.assign(peak_mem_total_mb=_numeric(df, "peak_mem_total_mb"),
+                   host_ms_p50=_numeric(df, "host_ms_p50"))  # fmt: skip
     on = [c for c in ("run", "model", "exec", "dtype", "layout", "N") if c in df]
-    values = ["ms_p50", "peak_mem_mb", "peak_mem_total_mb"]
+    values = ["ms_p50", "host_ms_p50", "peak_mem_mb", "peak_mem_total_mb"]
     native = df[df["provider"] == "native"].groupby(on, as_index=False)[values].median()
     merged = df[df["provider"] != "native"].merge(native, on=on, suffixes=("", "_bn"))
     merged = from_latest_part(merged, TRAIN_CASE)
@@ -461,7 +487,22 @@ def train_pairs(df: pd.DataFrame) -> pd.DataFrame:
 
 
 TRAIN_HEADER = ["model", "exec", "provider", "K", "N", "run size", "ms", "BN ms", "overhead",
-                "step memory / BN", "total memory / BN", "goal"]  # fmt: skip
+                "host issue ms / BN's", "step memory / BN", "total memory / BN",
+                "goal"]  # fmt: skip
+TRAIN_HOST_NOTE = (
+    "Host issue ms: the host's time to issue one step (Python, dispatch, launches), ours and "
+    "BatchNorm's. Where it comes near the step's time the device waits for the host (marked "
+    "host-bound), and the overhead is the host's, not the kernels'."
+)
+
+
+def _host_cell(row: pd.Series) -> str:
+    """`ours / BN's` host issue ms, marked where either step is host-bound."""
+    ours_ms, bn_ms = row.get("host_ms_p50", math.nan), row.get("host_ms_p50_bn", math.nan)
+    if pd.isna(ours_ms) and pd.isna(bn_ms):
+        return "–"
+    bound = issue_near_time(ours_ms, row["ms_p50"]) or issue_near_time(bn_ms, row["ms_p50_bn"])
+    return f"{ours_ms:.3f} / {bn_ms:.3f}" + (" host-bound" if bound else "")
 
 
 def train_lines(device: str, df: pd.DataFrame) -> list[str]:
@@ -474,10 +515,19 @@ def train_lines(device: str, df: pd.DataFrame) -> list[str]:
     rows = [
         [r["model"], r["exec"], r["provider"], _k(r["K"]), _k(r["N"]), r.get("run_size", ""),
          f"{r['ms_p50']:.3f}", f"{r['ms_p50_bn']:.3f}", fmt(r["overhead"], True, True),
-         fmt(r["mem_ratio"]), fmt(r["total_mem_ratio"]), _train_verdict(r, judged)]
+         _host_cell(r), fmt(r["mem_ratio"]), fmt(r["total_mem_ratio"]),
+         _train_verdict(r, judged)]
         for _, r in pairs.sort_values(["model", "exec", "provider", "K"]).iterrows()
     ]  # fmt: skip
-    return [*lines, *table(TRAIN_HEADER, rows), ""]
+    note = [TRAIN_HOST_NOTE, ""] if judged else []
+    return [*lines, *table(TRAIN_HEADER, rows), "", *note]
+
+
+def _numeric(df: pd.DataFrame, column: str) -> pd.Series:
+    """A column as numbers; NaN throughout where the rows lack it (files from before it)."""
+    if column not in df:
+        return pd.Series(math.nan, index=df.index, dtype=float)
+    return pd.to_numeric(df[column], errors="coerce")
 
 
 def _k(value: float) -> str:

@@ -469,6 +469,30 @@ def test_time_fn_on_cuda_times_events_after_a_flush_and_resets_the_peak(monkeypa
         measure.time_fn(zero, torch.device("cuda"), warmup=3, reps=5, max_seconds=1e9)
 
 
+def test_time_fn_on_cuda_records_the_hosts_issue_time_without_the_wait(monkeypatch):
+    """host_ms_p50 is the median time fn takes on the host (issuing), not the flush before it
+    nor the wait for the stop event after it."""
+    fake = _FakeCuda()
+    fake.patch(monkeypatch)
+    host = {"s": 0.0}
+    monkeypatch.setattr(measure.time, "perf_counter", lambda: host["s"])
+    issue_ms = [0.5, 0.1, 0.3, 0.2, 0.4]
+
+    def fn(i):
+        host["s"] += (issue_ms[i - 3] if i >= 3 else 9.0) / 1e3
+        fake.run(2.0, temporary_mib=0)
+
+    def waits():  # the host blocks until the device is done: 50 ms that are not issue time
+        host["s"] += 0.05
+
+    monkeypatch.setattr(fake.Event, "synchronize", lambda self: waits())
+    flush = type("Flush", (), {"zero_": lambda _: waits()})()
+    monkeypatch.setattr(measure, "_l2_flush_buffer", lambda device: flush)
+    timing = measure.time_fn(fn, torch.device("cuda"), warmup=3, reps=5, max_seconds=1e9)
+    assert timing.host_ms_p50 == pytest.approx(0.3) and timing.ms_p50 == pytest.approx(2.0)
+    assert measure.time_fn(fn, CPU, warmup=3, reps=5, max_seconds=1e9).host_ms_p50 is None
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_time_fn_on_a_gpu_times_device_work_and_measures_the_peak():
@@ -479,6 +503,7 @@ def test_time_fn_on_a_gpu_times_device_work_and_measures_the_peak():
     long = measure.time_fn(lambda i: torch.cuda._sleep(4_000_000), cuda, warmup=2, reps=10)
     assert 0 < short.ms_p20 <= short.ms_p50 <= short.ms_p80
     assert long.ms_p50 > 2 * short.ms_p50  # the events time the device's work
+    assert 0 < long.host_ms_p50 < 0.5 * long.ms_p50  # issuing one spin is quick
     mib = 64
     alloc = lambda i: torch.empty(mib * 2**20, dtype=torch.uint8, device=cuda)  # noqa: E731
     peak = measure.time_fn(alloc, cuda, warmup=2, reps=5).peak_mem_mb

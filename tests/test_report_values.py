@@ -94,9 +94,13 @@ def test_make_row_rejects_unknown_names(name):
         _row(**{name: "batchnorm"})
 
 
-def test_make_row_leaves_unmeasured_memory_empty():
-    """CPU rows have no peak memory: an empty cell, not a measured 0 MiB."""
+def test_make_row_leaves_unmeasured_memory_and_host_time_empty():
+    """CPU rows have no peak memory nor a separate host issue time: empty cells, not zeros; a
+    GPU timing's issue time goes into host_ms_p50."""
     assert _row()["peak_mem_mb"] == ""
+    assert _row()["host_ms_p50"] == ""
+    timing = measure.Timing(1.0, 2.0, 3.0, peak_mem_mb=4.0, reps=5, host_ms_p50=0.25)
+    assert _row(timing=timing)["host_ms_p50"] == 0.25
 
 
 def test_append_rows_keeps_each_files_header(tmp_path: Path, monkeypatch):
@@ -110,7 +114,7 @@ def test_append_rows_keeps_each_files_header(tmp_path: Path, monkeypatch):
     with (tmp_path / "runs.csv").open(newline="") as f:
         reader = csv.DictReader(f)
         rows = list(reader)
-    assert reader.fieldnames == [*records.COLUMNS, "run_id", "setup_s"]
+    assert reader.fieldnames == [*records.COLUMNS, "host_ms_p50", "run_id", "setup_s"]
     assert [(r["run_id"], r["setup_s"], r["op"]) for r in rows] == [
         ("r1", "1.5", "mode_norm"), ("r2", "2.5", "mode_norm")
     ]  # fmt: skip
@@ -275,17 +279,23 @@ def test_comparisons_pair_each_norm_and_mgn_with_its_groupnorm():
 
 
 def test_comparison_lines_show_median_worst_and_the_worst_case():
+    """Besides the ratios, how many of our times are the host's: issue time >= 80% of the
+    event time (N=4 at 0.8 exactly, and N=16), not N=8 at 0.79; the worst case says so."""
     bn = dict(op="batch_norm", provider="native", K="", ms_p50=1.0)
     df = _rows(
-        dict(N=4, ms_p50=1.0), dict(N=8, ms_p50=2.0), dict(N=16, ms_p50=6.0),
+        dict(N=4, ms_p50=1.0, host_ms_p50=0.8), dict(N=8, ms_p50=2.0, host_ms_p50=1.58),
+        dict(N=16, ms_p50=6.0, host_ms_p50=7.0),
         {**bn, "N": 4}, {**bn, "N": 8}, {**bn, "N": 16},
     )  # fmt: skip
     paired = report.pair(df, {"op": "mode_norm", "provider": "triton"}, {"op": "batch_norm"})
     lines = report.comparison_lines({"MN / BatchNorm2d": paired})
+    assert lines[0].split(" | ")[3] == "host-bound"
     assert lines[2] == (
-        "| MN / BatchNorm2d | full | 3 | 2.000 | 6.000 "
-        "| `mode_norm full float32 nchw N=16 64x56x56 K=2` |"
+        "| MN / BatchNorm2d | full | 3 | 2 | 2.000 | 6.000 "
+        "| `mode_norm full float32 nchw N=16 64x56x56 K=2` (host-bound) |"
     )
+    lines = report.comparison_lines({"MN / BatchNorm2d": paired.drop(columns="host_ms_p50")})
+    assert lines[2].startswith("| MN / BatchNorm2d | full | 3 | – | 2.000 | 6.000 |")
 
 
 ENV = dict(git_sha="abc", torch="2.x", triton="3.x")
@@ -348,15 +358,35 @@ def test_training_steps_pair_with_batchnorm_of_their_model_and_exec():
     table = _train_table(GPU, _train(*TRAIN_ROWS))
     assert table == {
         ("resnet20", "eager", "triton", "2"):
-            ["8.500", "8.000", "6.3%", "1.000", "1.063", "time **MISSED**, memory **MISSED**"],
+            ["8.500", "8.000", "6.3%", "–", "1.000", "1.063", "time **MISSED**, memory **MISSED**"],
         ("resnet20", "compiled", "triton", "2"):
-            ["5.000", "5.000", "0.0%", "1.050", "1.000", "time met, memory met"],
+            ["5.000", "5.000", "0.0%", "–", "1.050", "1.000", "time met, memory met"],
         ("resnet20", "eager", "reference", "2"):
-            ["16.000", "8.000", "100.0%", "1.000", "1.000", ""],
+            ["16.000", "8.000", "100.0%", "–", "1.000", "1.000", ""],
         ("lenet", "eager", "triton", "6"):
-            ["1.031", "1.000", "3.2%", "1.063", "–", "time met, memory **MISSED**"],
-        ("lenet", "eager", "triton", "2"): ["1.500", "1.000", "50.0%", "1.000", "1.000", ""],
+            ["1.031", "1.000", "3.2%", "–", "1.063", "–", "time met, memory **MISSED**"],
+        ("lenet", "eager", "triton", "2"): ["1.500", "1.000", "50.0%", "–", "1.000", "1.000", ""],
     }  # fmt: skip
+
+
+def test_training_steps_show_host_issue_times_and_mark_host_bound_steps():
+    """Ours / BatchNorm's host issue ms; host-bound where either step's issue time reaches 80%
+    of its step time (ours here: 7 of 8.5 ms; BN in the compiled row: 4 of 5 ms)."""
+    rows = _train(
+        dict(provider="native", K=float("nan"), ms_p50=8.0, host_ms_p50=2.0),
+        dict(ms_p50=8.5, host_ms_p50=7.0),
+        dict(provider="native", K=float("nan"), exec="compiled", ms_p50=5.0, host_ms_p50=4.0),
+        dict(exec="compiled", ms_p50=5.0, host_ms_p50=1.0),
+        dict(provider="reference", ms_p50=16.0, host_ms_p50=3.0),
+    )
+    table = _train_table(GPU, rows, first="host issue ms / BN's")
+    assert {key: cells[0] for key, cells in table.items()} == {
+        ("resnet20", "eager", "triton", "2"): "7.000 / 2.000 host-bound",
+        ("resnet20", "compiled", "triton", "2"): "1.000 / 4.000 host-bound",
+        ("resnet20", "eager", "reference", "2"): "3.000 / 2.000",
+    }
+    assert report.TRAIN_HOST_NOTE in report.train_lines(GPU, rows)
+    assert report.TRAIN_HOST_NOTE not in report.train_lines("cpu", rows.assign(device="cpu"))
 
 
 def test_training_steps_on_cpu_are_not_judged():
@@ -433,6 +463,34 @@ def test_time_vs_batch_figure_holds_mgn_against_groupnorm_with_two_groups():
     )  # fmt: skip
     _, mgn = _drawn(figures.time_vs_batch, df)
     assert _series(mgn) == {"triton": ([4, 8], [1, 2]), "GroupNorm": ([4, 8], [0.5, 0.6])}
+
+
+def _rings(ax) -> list[tuple[float, float]]:
+    """The points ringed as host-bound."""
+    return [
+        tuple(float(v) for v in point)
+        for c in ax.collections
+        if c.get_gid() == "host_bound"
+        for point in c.get_offsets()
+    ]
+
+
+def test_figures_ring_host_bound_points_only():
+    """Time against batch size and the bandwidth scatter ring the points whose host issue time
+    reaches 80% of their time (N=4, and bandwidth's 4 GB/s); one legend entry per panel."""
+    df = _rows(
+        dict(N=4, ms_p50=1.0, host_ms_p50=0.9, gbps=4.0),
+        dict(N=8, ms_p50=2.0, host_ms_p50=0.1, gbps=8.0),
+        dict(N=16, ms_p50=3.0, host_ms_p50=NAN, gbps=16.0),
+        dict(provider="reference", N=4, ms_p50=5.0, host_ms_p50=4.5, gbps=1.0),
+    )  # fmt: skip
+    mn, _ = _drawn(figures.time_vs_batch, df)
+    assert sorted(_rings(mn)) == [(4.0, 1.0), (4.0, 5.0)]
+    assert mn.get_legend_handles_labels()[1].count(figures.HOST_BOUND_LABEL) == 1
+    (bandwidth,) = _drawn(figures.bandwidth, df, ncols=1)
+    mib = BIG["N"] * BIG["C"] * BIG["H"] * BIG["W"] * 4 / 2**20
+    assert _rings(bandwidth) == [(mib * 4 / BIG["N"], 4.0)]
+    assert _rings(_drawn(figures.time_vs_batch, df.drop(columns="host_ms_p50"))[0]) == []
 
 
 def test_speedup_figure_shows_their_time_over_ours_per_shape():
@@ -761,6 +819,7 @@ def test_training_steps_of_two_parts_pair_within_a_part_and_count_once():
             "31.200",
             "30.000",
             "4.0%",
+            "–",
             "1.000",
             "1.000",
             "time met, memory met",

@@ -67,6 +67,26 @@ def test_every_kernel_compiles_for_sm90_without_spills(tmp_path):
     assert "TRITON_DEFAULT_FP_FUSION" not in result.stderr
 
 
+def test_kernels_beyond_a_blocks_shared_memory_or_registers_are_failures():
+    """CUDA refuses such a launch although it compiled: the check counts it as a failure
+    (sm_90 opt-in shared memory 227 KiB; 64 Ki registers per block; unknown archs get the
+    smallest table entry). Run apart: compile_check turns the interpreter off on import."""
+    code = (
+        "from compile_check import launch_limit_error as f\n"
+        "print(repr((f(90, 232_448, 255, 8), f(90, 232_449, 32, 4),\n"
+        "            f(90, 0, 129, 16), f(75, 101_377, 32, 4))))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "tools"), str(REPO)])}
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    fits, shared, registers, unknown = eval(result.stdout)  # noqa: S307 - our own reprs
+    assert fits == ""
+    assert shared == "232449 B of shared memory, sm_90 has 232448"
+    assert registers == "129 registers x 512 threads > 65536 per block"
+    assert unknown == "101377 B of shared memory, sm_75 has 101376"
+
+
 def test_float_arguments_reach_the_kernels_in_float64():
     """Compiled Triton passes an unannotated Python float as float32: eps, momentum and 1/L
     would reach float64 layers rounded (relative errors ~1e-8 against the 1e-10 target).

@@ -12,7 +12,9 @@ GPU-only faults show: a kernel handed a tensor that the host code created on ano
 device, and a host synchronisation (`.item()` and the like raise on meta tensors).
 
 It prints one line per compiled specialisation (registers, spills, shared memory) and
-exits with status 1 if any kernel failed to compile, or spilled with --no-spills.
+exits with status 1 if any kernel failed to compile, would not launch (more shared memory
+or registers per block than the GPU has: CUDA refuses those at launch, not at compile
+time), or spilled with --no-spills.
 
     python tools/compile_check.py              # sm_90 (H100/H200), the whole sweep
     python tools/compile_check.py --arch 80 --quick --json out.json
@@ -100,6 +102,23 @@ def compile_instead_of_launch(arch: int = 90) -> None:
     backend.uses_kernels = lambda x: True
 
 
+# What one block may use, per compute capability (CUDA's tables): shared memory with the
+# opt-in carve-out that Triton requests, and registers. The smallest for unknown targets.
+MAX_SHARED_BYTES = {80: 166_912, 86: 101_376, 89: 101_376, 90: 232_448}
+MAX_REGISTERS_PER_BLOCK = 65_536
+
+
+def launch_limit_error(arch: int, shared_bytes: int, registers: int, num_warps: int) -> str:
+    """Why a compiled kernel would be refused at launch on sm_`arch`; empty if it would not."""
+    max_shared = MAX_SHARED_BYTES.get(arch, min(MAX_SHARED_BYTES.values()))
+    errors = []
+    if shared_bytes > max_shared:
+        errors.append(f"{shared_bytes} B of shared memory, sm_{arch} has {max_shared}")
+    if registers * num_warps * 32 > MAX_REGISTERS_PER_BLOCK:
+        errors.append(f"{registers} registers x {num_warps * 32} threads > 65536 per block")
+    return "; ".join(errors)
+
+
 @dataclass
 class Compiled:
     kernel: str
@@ -124,7 +143,8 @@ class Failure:
 class Recorder:
     """Turns `kernel[grid](...)` into a compile for the target; keeps results and errors."""
 
-    def __init__(self) -> None:
+    def __init__(self, arch: int = 90) -> None:
+        self.arch = arch
         self.case = ""
         self.compiled: dict[str, Compiled] = {}
         self.failures: list[Failure] = []
@@ -156,11 +176,17 @@ class Recorder:
             return
         usage = resource_usage(kernel.asm["cubin"])
         constexprs = ",".join(f"{k}={v}" for k, v in kwargs.items() if k.isupper())
-        self.compiled[kernel.hash] = Compiled(
+        compiled = Compiled(
             fn.fn.__name__, self.case, constexprs, kernel.metadata.num_warps,
             usage.get("REG", -1), usage.get("LOCAL", -1), kernel.metadata.shared,
             global_loads(kernel.asm["ptx"]), kernel.metadata.enable_fp_fusion, seconds,
         )  # fmt: skip
+        self.compiled[kernel.hash] = compiled
+        limits = launch_limit_error(
+            self.arch, compiled.shared_bytes, compiled.registers, compiled.num_warps
+        )
+        if limits:
+            self.failures.append(Failure(compiled.kernel, self.case, f"would not launch: {limits}"))
 
 
 def global_loads(ptx: str) -> str:
@@ -353,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     compile_instead_of_launch(args.arch)
-    recorder = Recorder()
+    recorder = Recorder(args.arch)
     recorder.install()  # launches also record what they compiled
     layout.CPU_TARGET_PROGRAMS = layout.PROGRAMS_PER_SM * H100_SMS  # GPU-sized row splits
     mn_triton.set_backend("triton")

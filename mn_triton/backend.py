@@ -5,12 +5,18 @@ row-affine apply) and the mix between them (`mix.py` in torch ops, `kernels/mix.
 Triton). CUDA tensors use the kernels. CPU
 tensors use torch ops, or the kernels through Triton's interpreter when TRITON_INTERPRET=1
 was set before `mn_triton` was imported.
+
+Where Triton is not installed (it has no wheels for macOS or Windows), everything runs on
+torch ops: the layers work, only slower on CUDA tensors (which warn once), and asking for
+the 'triton' backend raises.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
+import warnings
 from collections.abc import Iterator
 
 import torch
@@ -19,9 +25,14 @@ from torch import Tensor
 from reference._base import update_running_stats
 
 from . import mix as _mix
-from .kernels import apply as _apply_kernels
-from .kernels import mix as _mix_kernels
-from .kernels import moments as _moment_kernels
+
+# Only a missing Triton turns the kernels off: with Triton present, an error in the kernel
+# modules must surface, not quietly put every layer on the slow path.
+HAS_TRITON = importlib.util.find_spec("triton") is not None
+if HAS_TRITON:
+    from .kernels import apply as _apply_kernels
+    from .kernels import mix as _mix_kernels
+    from .kernels import moments as _moment_kernels
 
 INTERPRETING = os.environ.get("TRITON_INTERPRET", "0") == "1"
 # With the kernels, run the mix as Triton kernels too (3 launches for MN instead of ~100
@@ -55,9 +66,17 @@ def use_backend(name: str) -> Iterator[None]:
         set_backend(previous)
 
 
+NO_TRITON = (
+    "mn_triton: Triton is not installed, so {what} run on torch ops (correct, but slower "
+    "than the kernels); install triton, or select the 'torch' backend to say so."
+)
+
+
 def uses_kernels(x: Tensor) -> bool:
     if _backend == "torch":
         return False
+    if not HAS_TRITON:
+        return _without_triton(x)
     if x.is_cuda:
         return True
     if _backend == "triton" and not INTERPRETING:
@@ -66,6 +85,15 @@ def uses_kernels(x: Tensor) -> bool:
             "TRITON_INTERPRET=1 before importing mn_triton, or use the 'torch' backend."
         )
     return INTERPRETING and x.device.type == "cpu"
+
+
+def _without_triton(x: Tensor) -> bool:
+    """Torch ops for every tensor: 'auto' warns once for CUDA tensors, 'triton' refuses."""
+    if _backend == "triton":
+        raise RuntimeError(NO_TRITON.format(what="the 'triton' backend cannot; layers can"))
+    if x.is_cuda:
+        warnings.warn(NO_TRITON.format(what="CUDA tensors"), RuntimeWarning, stacklevel=4)
+    return False
 
 
 def on_device_of(t: Tensor) -> contextlib.AbstractContextManager:

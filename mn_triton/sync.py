@@ -28,8 +28,10 @@ from torch.autograd.function import once_differentiable
 from reference._base import MIN_MODE_MASS, fx_leaf, stat_dtype, update_running_stats
 
 from . import backend, mix
-from .kernels import mix as _mix_kernels
 from .modules import ModeNorm
+
+if backend.HAS_TRITON:  # used only where backend.uses_kernels
+    from .kernels import mix as _mix_kernels
 
 # all_gather_into_tensor by its newer name where torch has it (2.13 warns on the old one; 2.11
 # has only the old one)

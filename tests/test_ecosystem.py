@@ -2,6 +2,10 @@
 forward-mode AD, torch.jit.trace, torch.fx, activation checkpointing and torch.export."""
 
 import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +16,8 @@ from torch.utils.checkpoint import checkpoint
 import mn_triton
 import reference
 from helpers import assert_close, randomize, reference_twin, rel_err
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _model() -> nn.Module:
@@ -472,3 +478,59 @@ def test_update_bn_recomputes_mode_norm_running_estimates(package, backend):
     # torch's neither restarts ModeNorm's estimates nor averages: its momentum blends them.
     assert rel_err(twin[1].running_mean, expected[0]) > 1e-2
     assert layer.momentum == 0.3 and model[4].momentum == 0.1 and not model.training
+
+
+NO_TRITON_SCRIPT = """
+import sys, types, warnings
+sys.modules["triton"] = None  # as where Triton has no wheels (macOS, Windows)
+import torch
+import mn_triton
+import reference
+from mn_triton import backend
+
+assert not backend.HAS_TRITON
+torch.manual_seed(0)
+x = torch.randn(4, 6, 5, 5, dtype=torch.float64)
+for ours, theirs in [
+    (mn_triton.ModeNorm2d(6, 3), reference.ModeNorm2d(6, 3)),
+    (mn_triton.ModeGroupNorm2d(6, 3), reference.ModeGroupNorm2d(6, 3)),
+]:
+    ours.double(), theirs.double().load_state_dict(ours.state_dict())
+    outs = []
+    for layer in (ours, theirs):
+        xi = x.clone().requires_grad_()
+        y = layer(xi)
+        y.backward(torch.cos(y))
+        outs.append((y, xi.grad))
+    for a, b in zip(*outs):
+        assert (a - b).norm() <= 1e-10 * b.norm(), type(ours).__name__
+with warnings.catch_warnings():
+    warnings.simplefilter("error")  # CPU tensors run on torch ops without a word
+    mn_triton.ModeNorm2d(6, 3).double()(x)
+cuda_like = types.SimpleNamespace(is_cuda=True)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    assert backend.uses_kernels(cuda_like) is False
+assert [str(w.message) for w in caught] == [backend.NO_TRITON.format(what="CUDA tensors")]
+mn_triton.set_backend("triton")
+try:
+    mn_triton.ModeNorm2d(6, 3).double()(x)
+except RuntimeError as error:
+    assert "Triton is not installed" in str(error), error
+else:
+    raise AssertionError("the 'triton' backend ran without Triton")
+print("ok")
+"""
+
+
+def test_layers_work_on_torch_ops_where_triton_is_not_installed():
+    """Without Triton (no wheels for macOS or Windows) mn_triton imports, its layers match
+    the reference on torch ops, CUDA tensors warn that they run on torch ops, and the
+    'triton' backend refuses with a clear error. In a process of its own: this one has
+    Triton imported already."""
+    result = subprocess.run(
+        [sys.executable, "-c", NO_TRITON_SCRIPT],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-4000:]

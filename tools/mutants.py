@@ -79,6 +79,14 @@ MUTANTS = [
         "tests/test_kernels.py",
     ),
     Mutant(
+        "L16 the split merge reads the padded splits' variances (past the last row's end; a "
+        "weight of 0 hides them in the result: only tests/bounds_check.py sees it)",
+        "mn_triton/kernels/moments.py",
+        "        var = tl.load(VAR + offs, mask=mask, other=0.0)",
+        "        var = tl.load(VAR + offs, mask=row_ok[:, None], other=0.0)",
+        "tests/test_kernels.py",
+    ),
+    Mutant(
         "M20 the mix kernels' clamp turns NaN into the floor",
         "mn_triton/kernels/mix.py",
         "    return tl.where(value < floor, floor, value)\n",

@@ -9,6 +9,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+import bounds_check
 import mn_triton
 from helpers import (
     assert_close,
@@ -20,6 +21,10 @@ from helpers import (
     rel_err,
 )
 from mn_triton.sync import _SyncModeNormFunction
+
+# Spawned workers import this module but not conftest: they check loads and stores here.
+if mn_triton.backend.INTERPRETING:
+    bounds_check.install()
 
 WORLD = 2
 SPLITS = {"even": (3, 3), "uneven": (4, 2), "one_empty": (6, 0), "first_empty": (0, 6)}
@@ -45,6 +50,7 @@ def _problem(layout: str, offset: float):
 
 def _worker(rank, port, split, layout, offset, backend, out_dir):
     os.environ.setdefault("TRITON_INTERPRET", "1")
+    assert bounds_check._installed or not mn_triton.backend.INTERPRETING
     dist.init_process_group(
         "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
     )

@@ -11,6 +11,7 @@ import torch.multiprocessing as mp
 
 import bounds_check
 import mn_triton
+import poison
 from helpers import (
     assert_close,
     forward_backward,
@@ -22,9 +23,10 @@ from helpers import (
 )
 from mn_triton.sync import _SyncModeNormFunction
 
-# Spawned workers import this module but not conftest: they check loads and stores here.
+# Spawned workers import this module but not conftest: they set up its checks here.
 if mn_triton.backend.INTERPRETING:
     bounds_check.install()
+poison.install()
 
 WORLD = 2
 SPLITS = {"even": (3, 3), "uneven": (4, 2), "one_empty": (6, 0), "first_empty": (0, 6)}
@@ -50,7 +52,7 @@ def _problem(layout: str, offset: float):
 
 def _worker(rank, port, split, layout, offset, backend, out_dir):
     os.environ.setdefault("TRITON_INTERPRET", "1")
-    assert bounds_check._installed or not mn_triton.backend.INTERPRETING
+    assert poison._installed and (bounds_check._installed or not mn_triton.backend.INTERPRETING)
     dist.init_process_group(
         "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
     )

@@ -13,14 +13,14 @@ import zlib  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-import bounds_check  # noqa: E402
 import helpers  # noqa: E402
+import memcheck  # noqa: E402
 import mn_triton  # noqa: E402
 import poison  # noqa: E402
 from mn_triton import backend as mn_backend  # noqa: E402
 
-if mn_backend.INTERPRETING:  # every interpreted launch: loads and stores inside their tensors
-    bounds_check.install()
+if mn_backend.INTERPRETING:  # every interpreted launch: in bounds, no races between programs
+    memcheck.install()
 poison.install()  # mn_triton's fresh float tensors start as NaN: unwritten reads show
 
 

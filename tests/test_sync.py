@@ -9,7 +9,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-import bounds_check
+import memcheck
 import mn_triton
 import poison
 from helpers import (
@@ -25,7 +25,7 @@ from mn_triton.sync import _SyncModeNormFunction
 
 # Spawned workers import this module but not conftest: they set up its checks here.
 if mn_triton.backend.INTERPRETING:
-    bounds_check.install()
+    memcheck.install()
 poison.install()
 
 WORLD = 2
@@ -52,7 +52,7 @@ def _problem(layout: str, offset: float):
 
 def _worker(rank, port, split, layout, offset, backend, out_dir):
     os.environ.setdefault("TRITON_INTERPRET", "1")
-    assert poison._installed and (bounds_check._installed or not mn_triton.backend.INTERPRETING)
+    assert poison._installed and (memcheck._installed or not mn_triton.backend.INTERPRETING)
     dist.init_process_group(
         "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
     )

@@ -8,7 +8,7 @@ of each launch, over tensors of several GiB that are allocated and never touched
 where those programs read. With 32-bit row or position indices those programs would wrap,
 address memory 2³² elements before the tensors (a crash, or values there) and leave the
 last rows unwritten. Every load and store is also checked to stay inside its tensor
-(`bounds_check.py`).
+(`memcheck.py`).
 
 The interpreter's grid loop (`GridExecutor.__call__`) is replaced here, following Triton
 3.9's own; where this Triton's interpreter is built differently the script prints
@@ -172,9 +172,9 @@ if __name__ == "__main__":
     if reason:
         print("SKIP", reason)
         sys.exit(0)
-    import bounds_check  # beside this file: the last programs stay inside their tensors too
+    import memcheck  # beside this file: the last programs stay inside their tensors too
 
-    bounds_check.install()
+    memcheck.install()
     for name in sys.argv[1:] or CASES:
         torch.manual_seed(0)
         print(name, CASES[name](), flush=True)

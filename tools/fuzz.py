@@ -311,9 +311,9 @@ def main() -> None:
     if args.device == "cpu" and args.backend == "triton":
         os.environ.setdefault("TRITON_INTERPRET", "1")  # before the kernels are decorated
     if os.environ.get("TRITON_INTERPRET") == "1":
-        import bounds_check  # tests/: every load and store inside its tensor, as in the tests
+        import memcheck  # tests/: bounds and races checked, as in the tests
 
-        bounds_check.install()
+        memcheck.install()
     sys.exit(1 if run(args) else 0)
 
 

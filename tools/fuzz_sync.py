@@ -109,9 +109,9 @@ def _worker(rank: int, port: int, draws: list[Draw], backend: str, out_dir: str,
     import mn_triton.sync
 
     if mn_triton.backend.INTERPRETING:  # loads and stores inside their tensors, as in the tests
-        import bounds_check
+        import memcheck
 
-        bounds_check.install()
+        memcheck.install()
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     try:
         mn_triton.set_backend(backend)

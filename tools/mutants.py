@@ -80,10 +80,18 @@ MUTANTS = [
     ),
     Mutant(
         "L16 the split merge reads the padded splits' variances (past the last row's end; a "
-        "weight of 0 hides them in the result: only tests/bounds_check.py sees it)",
+        "weight of 0 hides them in the result: only tests/memcheck.py sees it)",
         "mn_triton/kernels/moments.py",
         "        var = tl.load(VAR + offs, mask=mask, other=0.0)",
         "        var = tl.load(VAR + offs, mask=row_ok[:, None], other=0.0)",
+        "tests/test_kernels.py",
+    ),
+    Mutant(
+        "L17 every split of a row stores the row's shift (the same value: a race whose result "
+        "does not change here; only tests/memcheck.py sees it)",
+        "mn_triton/kernels/moments.py",
+        "    if pid_split == 0:\n        tl.store(SHIFT + rows, shift, mask=row_ok)",
+        "    if True:\n        tl.store(SHIFT + rows, shift, mask=row_ok)",
         "tests/test_kernels.py",
     ),
     Mutant(

@@ -76,23 +76,25 @@ def where(df: pd.DataFrame, **eq: object) -> pd.DataFrame:
     return df[mask]
 
 
-HOST_BOUND_SHARE = 0.8  # host issue time / event time from which a timing is host-bound
-HOST_BOUND_LABEL = "host-bound (issue time >= 80% of it)"
+HOST_BOUND_SHARE = 0.8  # issue time beyond the head start / event time: host-bound from here
+HOST_BOUND_LABEL = "host-bound (issue beyond head start >= 80% of it)"
 
 
 def host_bound(rows: pd.DataFrame) -> pd.Series:
-    """Which rows' times are the host's rather than the device's: those whose host issue time
-    (`host_ms_p50`, measured on GPUs) comes near their median event time.
+    """Which rows' times are the host's rather than the device's.
 
-    Device-bound, the host queues a call's launches behind the L2 flush that precedes it
-    (measure.time_fn) and the events time the kernels, well above the issue time. Host-bound,
-    the device idles between launches and the events time the host's issue less the flush's
-    head start (tens of µs), so the issue time reaches or passes the event time. The share
-    leaves room for noise. Rows without an issue time (CPU, older runs) are not flagged.
+    Before each timed call, measure.time_fn queues an L2 flush (`flush_ms_p50` of device
+    time) and the host issues the call's launches while the device is busy with it: the
+    kernels wait for the host only where the issue time (`host_ms_p50`) passes that head
+    start by about the event time itself. Device-bound, the events time the kernels and the
+    issue time beyond the head start stays well below them; host-bound, the events time
+    the issue beyond the head start, plus the last kernel. The share leaves room for noise.
+    Rows without an issue time (CPU, older runs) are not flagged.
     """
     if "host_ms_p50" not in rows:
         return pd.Series(False, index=rows.index)
-    return issue_near_time(rows["host_ms_p50"], rows["ms_p50"])
+    head_start = rows["flush_ms_p50"].fillna(0.0) if "flush_ms_p50" in rows else 0.0
+    return issue_near_time(rows["host_ms_p50"] - head_start, rows["ms_p50"])
 
 
 def issue_near_time(host_ms: T, ms: T) -> T:

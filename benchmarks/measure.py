@@ -12,9 +12,10 @@ Used by every benchmark (layer profiles and end-to-end training steps) so that a
   and the repetitions cycle through them. Zeros are never reported as data: a timing that
   is not positive raises.
 - GPU, host side: the host's time to issue each timed call (Python, dispatch, launches;
-  `host_ms_p50`). Where it is not well below the event time, the device waited for the
-  host, and the time says more about the host than about the kernels (the report flags
-  such rows: figures.host_bound).
+  `host_ms_p50`) and the device time of the flush before it (`flush_ms_p50`), the head
+  start the host has. Where the issue time beyond that head start comes near the event
+  time, the device waited for the host, and the time says more about the host than about
+  the kernels (the report flags such rows: figures.host_bound).
 - CPU: `time.perf_counter` around each repetition (rows say device=cpu and do not speak
   about GPU speed).
 """
@@ -46,6 +47,7 @@ class Timing:
     peak_mem_mb: float | None  # None where it is not measured (CPU)
     reps: int
     host_ms_p50: float | None = None  # median time to issue a timed call (GPU only)
+    flush_ms_p50: float | None = None  # median device time of the L2 flush before it (GPU)
 
 
 def _percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -86,10 +88,12 @@ def time_fn(
         base = torch.cuda.memory_allocated(device)
     times: list[float] = []
     host: list[float] = []  # time to issue each timed call (GPU)
+    flushes: list[float] = []  # device time of the flush before it (GPU)
     started = time.perf_counter()
     for i in range(reps):
         if cuda:
-            start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            before, start, stop = (torch.cuda.Event(enable_timing=True) for _ in range(3))
+            before.record()
             flush.zero_()  # not synchronised: the timed launches queue up behind it
             start.record()
             issued = time.perf_counter()
@@ -98,6 +102,7 @@ def time_fn(
             stop.record()
             stop.synchronize()
             times.append(start.elapsed_time(stop))
+            flushes.append(before.elapsed_time(start))
         else:
             t0 = time.perf_counter()
             fn(warmup + i)
@@ -117,6 +122,7 @@ def time_fn(
         peak,
         len(times),
         statistics.median(host) if host else None,
+        statistics.median(flushes) if flushes else None,
     )
 
 

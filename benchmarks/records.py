@@ -61,8 +61,9 @@ def make_row(
         "peak_mem_mb": "" if timing.peak_mem_mb is None else timing.peak_mem_mb,
         **environment(device),
     }  # fmt: skip
-    # the host's time to issue the call (GPU rows; see measure.host_bound)
+    # the host's time to issue the call and its head start (GPU rows; see figures.host_bound)
     row["host_ms_p50"] = "" if timing.host_ms_p50 is None else timing.host_ms_p50
+    row["flush_ms_p50"] = "" if timing.flush_ms_p50 is None else timing.flush_ms_p50
     row.update(extra)
     return row
 

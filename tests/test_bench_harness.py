@@ -463,7 +463,8 @@ def test_time_fn_on_cuda_times_events_after_a_flush_and_resets_the_peak(monkeypa
     timing = measure.time_fn(fn, torch.device("cuda"), warmup=3, reps=5, max_seconds=1e9)
     assert (timing.ms_p20, timing.ms_p50, timing.ms_p80) == pytest.approx((1.8, 3.0, 4.2))
     assert timing.peak_mem_mb == pytest.approx(10.0)
-    assert fake.log == ["call"] * 3 + ["reset"] + ["flush", "record", "call", "record"] * 5
+    timed = ["record", "flush", "record", "call", "record"]  # before, flush, start, fn, stop
+    assert fake.log == ["call"] * 3 + ["reset"] + timed * 5
     zero = lambda i: fake.run(0.0 if i == 5 else 1.0, temporary_mib=0)  # noqa: E731
     with pytest.raises(RuntimeError, match="non-positive timing"):
         measure.time_fn(zero, torch.device("cuda"), warmup=3, reps=5, max_seconds=1e9)
@@ -471,7 +472,7 @@ def test_time_fn_on_cuda_times_events_after_a_flush_and_resets_the_peak(monkeypa
 
 def test_time_fn_on_cuda_records_the_hosts_issue_time_without_the_wait(monkeypatch):
     """host_ms_p50 is the median time fn takes on the host (issuing), not the flush before it
-    nor the wait for the stop event after it."""
+    nor the wait for the stop event after it; flush_ms_p50 is the flush's device time."""
     fake = _FakeCuda()
     fake.patch(monkeypatch)
     host = {"s": 0.0}
@@ -485,11 +486,16 @@ def test_time_fn_on_cuda_records_the_hosts_issue_time_without_the_wait(monkeypat
     def waits():  # the host blocks until the device is done: 50 ms that are not issue time
         host["s"] += 0.05
 
+    def flushes():  # 0.07 ms of device time; the host's queueing of it is not issue time
+        fake.now_ms += 0.07
+        waits()
+
     monkeypatch.setattr(fake.Event, "synchronize", lambda self: waits())
-    flush = type("Flush", (), {"zero_": lambda _: waits()})()
+    flush = type("Flush", (), {"zero_": lambda _: flushes()})()
     monkeypatch.setattr(measure, "_l2_flush_buffer", lambda device: flush)
     timing = measure.time_fn(fn, torch.device("cuda"), warmup=3, reps=5, max_seconds=1e9)
     assert timing.host_ms_p50 == pytest.approx(0.3) and timing.ms_p50 == pytest.approx(2.0)
+    assert timing.flush_ms_p50 == pytest.approx(0.07)  # the head start, on the device clock
     assert measure.time_fn(fn, CPU, warmup=3, reps=5, max_seconds=1e9).host_ms_p50 is None
 
 
@@ -504,6 +510,7 @@ def test_time_fn_on_a_gpu_times_device_work_and_measures_the_peak():
     assert 0 < short.ms_p20 <= short.ms_p50 <= short.ms_p80
     assert long.ms_p50 > 2 * short.ms_p50  # the events time the device's work
     assert 0 < long.host_ms_p50 < 0.5 * long.ms_p50  # issuing one spin is quick
+    assert 0 < long.flush_ms_p50 < 10  # zeroing 256 MiB: well under a millisecond on an H100
     mib = 64
     alloc = lambda i: torch.empty(mib * 2**20, dtype=torch.uint8, device=cuda)  # noqa: E731
     peak = measure.time_fn(alloc, cuda, warmup=2, reps=5).peak_mem_mb

@@ -87,11 +87,17 @@ def uses_kernels(x: Tensor) -> bool:
     return INTERPRETING and x.device.type == "cpu"
 
 
+_warned_no_triton = False
+
+
 def _without_triton(x: Tensor) -> bool:
-    """Torch ops for every tensor: 'auto' warns once for CUDA tensors, 'triton' refuses."""
+    """Torch ops for every tensor: 'auto' warns once per process for CUDA tensors (not at
+    each of a layer call's primitives), 'triton' refuses."""
+    global _warned_no_triton
     if _backend == "triton":
         raise RuntimeError(NO_TRITON.format(what="the 'triton' backend cannot; layers can"))
-    if x.is_cuda:
+    if x.is_cuda and not _warned_no_triton:
+        _warned_no_triton = True
         warnings.warn(NO_TRITON.format(what="CUDA tensors"), RuntimeWarning, stacklevel=4)
     return False
 

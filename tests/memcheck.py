@@ -14,6 +14,11 @@ Every load and store whose mask lets a lane through must fall, whole, inside one
 extents; anything else raises (the interpreter reports it as an InterpreterError). After the
 launch, an element that one program stored and another program loaded or stored raises too:
 the kernels share nothing between programs but what earlier launches wrote.
+
+Not covered, as the kernels use none of them: atomics (neither bounds- nor race-checked;
+synchronising through atomic loads and stores would read as a race), `triton.reinterpret`
+and tensor descriptors (their tensors are not seen: accesses through them would fail), and
+races between differently typed views of one buffer (addresses are compared exactly).
 """
 
 from __future__ import annotations
@@ -53,20 +58,24 @@ def _tensors(args: object) -> list[torch.Tensor]:
 
 
 def check_bounds(addresses: np.ndarray, size: int, op: str) -> None:
-    """Raise unless every address's element lies inside one tensor argument's extent."""
-    inside = np.zeros(addresses.shape, dtype=bool)
-    for start, end in _extents:
-        inside |= (addresses >= start) & (addresses + size <= end)
-    if inside.all():
-        return
-    first = int(addresses[~inside][0])
+    """Raise unless the elements of one access all lie inside one tensor argument's extent
+    (an access is one pointer plus offsets: lanes that run from one argument into the next,
+    say two views of one buffer, are out of bounds too)."""
     if not _extents:
-        raise IndexError(f"out-of-bounds {op} at {first:#x}: the launch has no tensor arguments")
-    near = min(_extents, key=lambda e: min(abs(first - e[0]), abs(first - e[1])))
+        raise IndexError(f"out-of-bounds {op}: the launch has no tensor arguments")
+    best, most = None, -1
+    for start, end in _extents:
+        inside = (addresses >= start) & (addresses + size <= end)
+        if inside.all():
+            return
+        if inside.sum() > most:
+            best, most = (start, end, inside), int(inside.sum())
+    start, end, inside = best
+    first = int(addresses[~inside][0])
     raise IndexError(
-        f"out-of-bounds {op}: {int((~inside).sum())} of {addresses.size} lanes outside every "
-        f"tensor argument, first at {first:#x} ({size}-byte elements); nearest tensor spans "
-        f"{near[0]:#x}..{near[1]:#x}"
+        f"out-of-bounds {op}: {addresses.size - most} of {addresses.size} lanes outside the "
+        f"tensor argument that holds the most of them ({start:#x}..{end:#x}), first at "
+        f"{first:#x} ({size}-byte elements)"
     )
 
 
@@ -162,13 +171,15 @@ def install() -> bool:
         set_grid_idx(self, x, y, z)
         _program = (x * self.grid_dim[1] + y) * self.grid_dim[2] + z
 
-    def load_checked(self, ptrs, mask, other, cache_policy, is_volatile):  # noqa: ANN001, ANN202
+    # The cache arguments after the mask differ between Triton versions (3.9: cache_policy;
+    # 3.8 and before: cache_modifier, eviction_policy): passed through as they come.
+    def load_checked(self, ptrs, mask, *rest, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
         _record("load", ptrs, mask)
-        return load(self, ptrs, mask, other, cache_policy, is_volatile)
+        return load(self, ptrs, mask, *rest, **kwargs)
 
-    def store_checked(self, ptrs, value, mask, cache_policy):  # noqa: ANN001, ANN202
+    def store_checked(self, ptrs, value, mask, *rest, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
         _record("store", ptrs, mask)
-        return store(self, ptrs, value, mask, cache_policy)
+        return store(self, ptrs, value, mask, *rest, **kwargs)
 
     executor.__call__, executor._init_args_hst = call_checked, init_args_checked
     builder.create_masked_load, builder.create_masked_store = load_checked, store_checked

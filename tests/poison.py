@@ -8,7 +8,9 @@ installed, every floating-point tensor that mn_triton's own code creates with `t
 `torch.empty_like`, `torch.empty_strided` or `Tensor.new_empty` is filled with NaN first, so
 such a read spreads NaN into the results that the tests compare (compute-sanitizer's
 initcheck, for the buffers we allocate). Allocations made elsewhere (torch, the tests) are
-left alone, as is anything under torch.compile's tracing.
+left alone, as is code that dynamo traces; the fake implementations of the custom ops fill
+their fake tensors, which costs nothing. `torch.jit.script` cannot compile a function that
+calls a patched allocator (it sees a Python function): nothing here is scripted.
 """
 
 from __future__ import annotations

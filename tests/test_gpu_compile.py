@@ -69,22 +69,24 @@ def test_every_kernel_compiles_for_sm90_without_spills(tmp_path):
 
 def test_kernels_beyond_a_blocks_shared_memory_or_registers_are_failures():
     """CUDA refuses such a launch although it compiled: the check counts it as a failure
-    (sm_90 opt-in shared memory 227 KiB; 64 Ki registers per block; unknown archs get the
-    smallest table entry). Run apart: compile_check turns the interpreter off on import."""
+    (sm_90 opt-in shared memory 227 KiB; 64 Ki registers per block; other archs are
+    assumed to have the smallest table entry). Run apart: compile_check turns the interpreter
+    off on import."""
     code = (
         "from compile_check import launch_limit_error as f\n"
         "print(repr((f(90, 232_448, 255, 8), f(90, 232_449, 32, 4),\n"
-        "            f(90, 0, 129, 16), f(75, 101_377, 32, 4))))\n"
+        "            f(90, 0, 129, 16), f(75, 65_537, 32, 4), f(60, 65_537, 32, 4))))\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "tools"), str(REPO)])}
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]
-    fits, shared, registers, unknown = eval(result.stdout)  # noqa: S307 - our own reprs
+    fits, shared, registers, turing, unknown = eval(result.stdout)  # noqa: S307 - our reprs
     assert fits == ""
     assert shared == "232449 B of shared memory, sm_90 has 232448"
     assert registers == "129 registers x 512 threads > 65536 per block"
-    assert unknown == "101377 B of shared memory, sm_75 has 101376"
+    assert turing == "65537 B of shared memory, sm_75 has 65536"
+    assert unknown == "65537 B of shared memory, sm_60 is assumed to have 65536"
 
 
 def test_float_arguments_reach_the_kernels_in_float64():

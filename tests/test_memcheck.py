@@ -55,6 +55,14 @@ def test_a_slice_does_not_own_the_rest_of_its_storage():
     assert torch.equal(out, base[2:6])
 
 
+def test_an_access_running_from_one_argument_into_the_next_is_out_of_bounds():
+    """Two views of one buffer, passed side by side: reading the first one element too far
+    lands in the second, allocated and an argument, but not the one the access is for."""
+    base = torch.randn(8)
+    with pytest.raises(Exception, match="out-of-bounds load: 1 of 5 lanes"):
+        _copy_kernel[(1,)](base[:4], base[4:], 5, 0, BLOCK=8)
+
+
 def test_extents_follow_strides():
     t = torch.empty(4, 6)[:, 1:5:2]  # 4 rows, 2 columns, strides (6, 2)
     start, end = memcheck.tensor_extent(t)

@@ -103,17 +103,21 @@ def compile_instead_of_launch(arch: int = 90) -> None:
 
 
 # What one block may use, per compute capability (CUDA's tables): shared memory with the
-# opt-in carve-out that Triton requests, and registers. The smallest for unknown targets.
-MAX_SHARED_BYTES = {80: 166_912, 86: 101_376, 89: 101_376, 90: 232_448}
+# opt-in carve-out that Triton requests, and registers. The smallest for other targets.
+MAX_SHARED_BYTES = {
+    70: 98_304, 75: 65_536, 80: 166_912, 86: 101_376, 89: 101_376, 90: 232_448,
+}  # fmt: skip
 MAX_REGISTERS_PER_BLOCK = 65_536
 
 
 def launch_limit_error(arch: int, shared_bytes: int, registers: int, num_warps: int) -> str:
     """Why a compiled kernel would be refused at launch on sm_`arch`; empty if it would not."""
-    max_shared = MAX_SHARED_BYTES.get(arch, min(MAX_SHARED_BYTES.values()))
+    known = arch in MAX_SHARED_BYTES
+    max_shared = MAX_SHARED_BYTES[arch] if known else min(MAX_SHARED_BYTES.values())
     errors = []
     if shared_bytes > max_shared:
-        errors.append(f"{shared_bytes} B of shared memory, sm_{arch} has {max_shared}")
+        has = "has" if known else "is assumed to have"
+        errors.append(f"{shared_bytes} B of shared memory, sm_{arch} {has} {max_shared}")
     if registers * num_warps * 32 > MAX_REGISTERS_PER_BLOCK:
         errors.append(f"{registers} registers x {num_warps * 32} threads > 65536 per block")
     return "; ".join(errors)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import matplotlib
 
@@ -41,7 +40,6 @@ NATIVE = {
 }
 FAMILIES = (("mode_norm", "MN", "batch_norm"), ("mode_group_norm", "MGN", "group_norm"))
 MIB = 2**20
-T = TypeVar("T", float, pd.Series)
 
 
 def ours(device: str) -> str:
@@ -94,12 +92,8 @@ def host_bound(rows: pd.DataFrame) -> pd.Series:
     if "host_ms_p50" not in rows:
         return pd.Series(False, index=rows.index)
     head_start = rows["flush_ms_p50"].fillna(0.0) if "flush_ms_p50" in rows else 0.0
-    return issue_near_time(rows["host_ms_p50"] - head_start, rows["ms_p50"])
-
-
-def issue_near_time(host_ms: T, ms: T) -> T:
-    """host_bound's rule, for numbers or Series (a NaN issue time gives False)."""
-    return host_ms >= HOST_BOUND_SHARE * ms
+    beyond = (rows["host_ms_p50"] - head_start).astype(float)  # NaN (no issue time): False
+    return beyond >= HOST_BOUND_SHARE * rows["ms_p50"].astype(float)
 
 
 def _ring_host_bound(ax: Axes, rows: pd.DataFrame, x: pd.Series, y: pd.Series) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 import figures
 import grid
 import pandas as pd
-from figures import HOST_BOUND_LABEL, host_bound, issue_near_time, ours, where
+from figures import HOST_BOUND_LABEL, host_bound, ours, where
 
 REPO = Path(__file__).resolve().parents[1]
 KEY = ["mode", "dtype", "layout", "N", "C", "H", "W"]  # one point of the grid
@@ -383,10 +383,7 @@ def goal_lines(goal_list: list[Goal], judged: bool) -> list[str]:
 
 def _host_tag(row: pd.Series) -> str:
     """ " (host-bound)" after a case whose time is the host's (figures.host_bound)."""
-    head_start = row.get("flush_ms_p50", math.nan)
-    head_start = 0.0 if pd.isna(head_start) else head_start
-    bound = issue_near_time(row.get("host_ms_p50", math.nan) - head_start, row["ms_p50"])
-    return " (host-bound)" if bound else ""
+    return " (host-bound)" if host_bound(pd.DataFrame([row])).iloc[0] else ""
 
 
 def _host_count(rows: pd.DataFrame) -> str:

@@ -19,8 +19,7 @@ import mn_triton  # noqa: E402
 import poison  # noqa: E402
 from mn_triton import backend as mn_backend  # noqa: E402
 
-if mn_backend.INTERPRETING:  # every interpreted launch: in bounds, no races between programs
-    memcheck.install()
+memcheck.install()  # every interpreted launch: in bounds, no races between programs
 poison.install()  # mn_triton's fresh float tensors start as NaN: unwritten reads show
 
 

@@ -23,6 +23,8 @@ races between differently typed views of one buffer (addresses are compared exac
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 from triton.runtime import interpreter
@@ -139,10 +141,11 @@ def missing_hooks() -> list[str]:
 
 
 def install() -> bool:
-    """Check every interpreted launch from now on (idempotent); False where this Triton's
-    interpreter is built differently (the checks' own tests then skip, saying why)."""
+    """Check every interpreted launch from now on (idempotent); False where kernels are not
+    interpreted (TRITON_INTERPRET unset: nothing to check) or this Triton's interpreter is
+    built differently (the checks' own tests then skip, saying why)."""
     global _installed
-    if _installed or missing_hooks():
+    if _installed or os.environ.get("TRITON_INTERPRET") != "1" or missing_hooks():
         return _installed
     executor, builder = interpreter.GridExecutor, interpreter.InterpreterBuilder
     call, init_args = executor.__call__, executor._init_args_hst

@@ -24,8 +24,7 @@ from helpers import (
 from mn_triton.sync import _SyncModeNormFunction
 
 # Spawned workers import this module but not conftest: they set up its checks here.
-if mn_triton.backend.INTERPRETING:
-    memcheck.install()
+memcheck.install()
 poison.install()
 
 WORLD = 2

@@ -310,10 +310,9 @@ def main() -> None:
     args = p.parse_args()
     if args.device == "cpu" and args.backend == "triton":
         os.environ.setdefault("TRITON_INTERPRET", "1")  # before the kernels are decorated
-    if os.environ.get("TRITON_INTERPRET") == "1":
-        import memcheck  # tests/: bounds and races checked, as in the tests
+    import memcheck  # tests/: interpreted launches checked for bounds and races, as in tests
 
-        memcheck.install()
+    memcheck.install()
     sys.exit(1 if run(args) else 0)
 
 

@@ -105,13 +105,11 @@ def _step(layer, x, dy) -> dict[str, torch.Tensor]:  # noqa: ANN001
 
 
 def _worker(rank: int, port: int, draws: list[Draw], backend: str, out_dir: str, merge) -> None:  # noqa: ANN001
+    import memcheck  # tests/: interpreted launches checked for bounds and races, as in tests
     import mn_triton
     import mn_triton.sync
 
-    if mn_triton.backend.INTERPRETING:  # loads and stores inside their tensors, as in the tests
-        import memcheck
-
-        memcheck.install()
+    memcheck.install()
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     try:
         mn_triton.set_backend(backend)

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 import mn_triton
 import reference
 from mn_triton.backend import INTERPRETING
-from mn_triton.kernels import layout
+from mn_triton.kernels import layout, mix
 
 BF16_ULP = 2.0**-8
 # SPEC §5: relative error ‖out − ref‖ / ‖ref‖ against a float64 evaluation of the formulas.
@@ -59,13 +59,14 @@ def batch_transposed(t: Tensor) -> Tensor:
 @contextlib.contextmanager
 def tiny_tiles() -> Iterator[None]:
     """Tiles of 16 elements and 8 reduction programs: small shapes then take every code path
-    (several tiles per row, rows split across programs, partial results merged)."""
-    saved = layout.MAX_TILE, layout.CPU_TARGET_PROGRAMS
-    layout.MAX_TILE, layout.CPU_TARGET_PROGRAMS = 16, 8
+    (several tiles per row, rows split across programs, partial results merged; MN's gates
+    computed once wherever its mix kernels split the channels, C > 32)."""
+    saved = layout.MAX_TILE, layout.CPU_TARGET_PROGRAMS, mix.GATES_KERNEL_MIN_ELEMENTS
+    layout.MAX_TILE, layout.CPU_TARGET_PROGRAMS, mix.GATES_KERNEL_MIN_ELEMENTS = 16, 8, 0
     try:
         yield
     finally:
-        layout.MAX_TILE, layout.CPU_TARGET_PROGRAMS = saved
+        layout.MAX_TILE, layout.CPU_TARGET_PROGRAMS, mix.GATES_KERNEL_MIN_ELEMENTS = saved
 
 
 def reference_twin(module: nn.Module, dtype: torch.dtype = torch.float64) -> nn.Module:

@@ -343,13 +343,16 @@ def _mix_inputs(n, c, k):
     return shift, mean_dev, var_rows, running_mean, running_sq, sums
 
 
+@pytest.mark.parametrize("gates", ["inline", "kernel"])
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize("n, c, k", MIX_CASES)
-def test_mode_norm_mix_kernels_match_torch_mix(n, c, k, training, monkeypatch):
+def test_mode_norm_mix_kernels_match_torch_mix(n, c, k, training, gates, monkeypatch):
     from mn_triton import mix
     from mn_triton.kernels import mix as kernels
 
     monkeypatch.setattr(kernels, "MIX_TILE", 128)
+    # "kernel": every case whose channels span several programs reads shared gates.
+    monkeypatch.setattr(kernels, "GATES_KERNEL_MIN_ELEMENTS", 0 if gates == "kernel" else 2**62)
     shift, mean_dev, var_rows, rm, rms, (sum_dy, sum_dy_xs) = _mix_inputs(n, c, k)
     # Gate weights small enough that no gate saturates (a saturated gate's gradients are ~0
     # and their relative error is rounding noise).
@@ -398,6 +401,74 @@ def test_mode_norm_backward_fuses_the_gates_kernel_exactly(sync, monkeypatch):
     for name, a, b in zip(("dy_scale", "x_scale", "bias", "d_gate_w", "d_gate_b", "d_weight",
                            "d_bias"), fused, separate, strict=True):  # fmt: skip
         assert torch.equal(a, b), name
+
+
+class _LaunchSpy:
+    """Stands in for a jitted kernel: records each launch's grid, then launches it."""
+
+    def __init__(self, kernel, launch: bool = True) -> None:
+        self.kernel, self.launch, self.grids = kernel, launch, []
+
+    def __getitem__(self, grid):
+        self.grids.append(grid)
+        return self.kernel[grid] if self.launch else lambda *args, **kwargs: None
+
+
+@pytest.mark.parametrize(
+    "training, sync", [(True, False), (False, False), (True, True)], ids=["train", "eval", "sync"]
+)
+def test_mode_norm_gates_computed_once_give_the_same_bits(training, sync, monkeypatch):
+    """Where several programs share the channels, one kernel may compute the gates for all of
+    them (GATES_KERNEL_MIN_ELEMENTS): the same sums in the same order as each program's own,
+    so the same bits, forward, backward, and SyncModeNorm's statistics and split backward.
+    (3 channel blocks; 40 samples are 2 blocks of the mix kernels' 32 and 3 programs of the
+    gates kernel's 16, the last of each partly masked.)"""
+    from mn_triton.kernels import mix as kernels
+
+    spy = _LaunchSpy(kernels._mn_gates_kernel)
+    monkeypatch.setattr(kernels, "_mn_gates_kernel", spy)
+    n, c, k = 40, 70, 3
+    assert kernels._mn_blocks(n, c, k)[:2] == (32, 32)
+    *rows, rm, rms, (sum_dy, sum_dy_xs) = _mix_inputs(n, c, k)
+    shift, mean_dev, var_rows, sum_dy, sum_dy_xs = (t.float() for t in (*rows, sum_dy, sum_dy_xs))
+    gw, gb, w, b = torch.randn(k, c) / 4, torch.randn(k), torch.randn(c), torch.randn(c)
+
+    def run():
+        stats = kernels.mode_norm_batch_stats(shift, mean_dev, var_rows, gw, gb) if sync else None
+        extra = (stats, lambda t: t) if sync else ()
+        fwd = kernels.mode_norm_forward(shift, mean_dev, var_rows, gw, gb, w, b, rm.clone(),
+                                        rms.clone(), training, 1e-5, stats=stats)  # fmt: skip
+        bwd = kernels.mode_norm_backward(sum_dy, sum_dy_xs, 7, shift, mean_dev, var_rows, gw,
+                                         gb, w, rm, rms, training, 1e-5, *extra)  # fmt: skip
+        return (*(stats or ()), *fwd, *bwd)
+
+    monkeypatch.setattr(kernels, "GATES_KERNEL_MIN_ELEMENTS", n * c + 1)
+    inline = run()
+    assert not spy.grids
+    monkeypatch.setattr(kernels, "GATES_KERNEL_MIN_ELEMENTS", n * c)
+    shared = run()
+    assert spy.grids == [(3,)] * (3 if sync else 2)  # each entry point computes them once
+    for i, (a, b) in enumerate(zip(inline, shared, strict=True)):
+        assert torch.equal(a, b), i
+
+
+def test_gates_kernel_runs_where_several_programs_walk_many_statistics(monkeypatch):
+    """The rule on the layer shapes it is meant for (K = 2, BLOCK_C = 32): a batch of 128
+    at 128 channels or more shares the gates; 64 channels (N·C = 8192) and one program's
+    worth of channels, however many samples, compute them inline."""
+    from mn_triton.kernels import mix as kernels
+
+    spy = _LaunchSpy(kernels._mn_gates_kernel, launch=False)
+    monkeypatch.setattr(kernels, "_mn_gates_kernel", spy)
+    gw = torch.zeros(2, 1)
+    for n, c, shared in [(128, 128, True), (128, 512, True), (256, 64, True), (128, 64, False),
+                         (4096, 32, False), (1, 4096, False)]:  # fmt: skip
+        spy.grids.clear()
+        stats = torch.zeros(n, c)
+        gates = kernels._shared_gates(stats, stats, gw.expand(2, c), None)
+        assert (gates is not None) == shared == bool(spy.grids), (n, c)
+        if shared:
+            assert gates.shape == (n, 2) and spy.grids == [(triton.cdiv(n, 16),)]
 
 
 @pytest.mark.parametrize("n, c, k", MIX_CASES)

@@ -90,7 +90,9 @@ def test_matches_oracle_across_dtypes(dtype, training, backend):
 
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize(
-    "shape", [(3, 5, 7, 9), (2, 3, 40), (33, 7)], ids=["long_rows", "1d", "many_short_rows"]
+    "shape",
+    [(3, 5, 7, 9), (2, 3, 40), (33, 7), (9, 70)],
+    ids=["long_rows", "1d", "many_short_rows", "many_channels"],
 )
 def test_multi_tile_and_split_reductions(shape, training, tiny_tiles):
     with mn_triton.use_backend("triton"):

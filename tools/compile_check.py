@@ -266,7 +266,11 @@ def sweep(quick: bool) -> list[tuple[str, Callable[[], None]]]:
                 ("momentum=None", _cumulative_average_case(kind)),
                 ("no gate bias", _no_gate_bias_case(kind)),
             )
-        ] + [("offsets past 2^31", _beyond_2_pow_31), ("SyncModeNorm mix", _sync_mix_case)]
+        ] + [
+            ("MN gates computed once", _shape_case("MN", (128, 128, 3, 3), None, 2)),
+            ("offsets past 2^31", _beyond_2_pow_31),
+            ("SyncModeNorm mix", _sync_mix_case),
+        ]
 
     cases: list[tuple[str, Callable[[], None]]] = []
     shapes = {
@@ -301,9 +305,10 @@ def sweep(quick: bool) -> list[tuple[str, Callable[[], None]]]:
 def _sync_mix_case() -> None:
     """SyncModeNorm's mix launches (no process group on meta tensors: the kernels directly):
     the batch statistics, their merge, the forward from given statistics, the backward in
-    two launches (C = 24: one channel block, the gates fused; C = 40: two)."""
-    n, k = 16, 3
-    for c in (24, 40):
+    two launches (C = 24: one channel block, the gates fused; C = 40: two; 128 × 200: the
+    gates computed once, kernels/mix.GATES_KERNEL_MIN_ELEMENTS)."""
+    k = 3
+    for n, c in ((16, 24), (16, 40), (128, 200)):
         rows = [torch.randn(n, c, device=DEVICE) for _ in range(5)]
         shift, mean_dev, var_rows, sum_dy, sum_dy_xs = rows
         gate_weight, gate_bias = torch.randn(k, c, device=DEVICE), torch.randn(k, device=DEVICE)

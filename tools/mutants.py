@@ -206,6 +206,18 @@ MUTANTS = [
         "",
     ),
     Mutant(
+        "M21 gates computed once are read with the padded number of modes as row width",
+        "mn_triton/kernels/mix.py",
+        "        g = tl.load(GATES + _row_offsets(rows, modes, K), mask=nk_ok, other=0.0)",
+        "        g = tl.load(GATES + _row_offsets(rows, modes, K_PAD), mask=nk_ok, other=0.0)",
+    ),
+    Mutant(
+        "M22 gates computed once for the first block of samples only",
+        "mn_triton/kernels/mix.py",
+        "    _mn_gates_kernel[(cdiv(n, rows),)](",
+        "    _mn_gates_kernel[(1,)](",
+    ),
+    Mutant(
         "M10 eval variance from running estimates in the input's precision",
         "mn_triton/kernels/mix.py",
         "var = _at_least(sq - r64 * r64, 0.0).to(pivot.dtype)",

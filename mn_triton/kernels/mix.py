@@ -8,7 +8,10 @@ GPU costs more in launches than the passes over x. Here:
   times: twice for the mode statistics (the gate-weighted mean, merged over blocks of
   samples; then, around each mode's own pivot, its residual and the variance), once for
   the per-row coefficients. The gates need every channel, so each program computes
-  them itself; that repeats an (N, C)·(C, K) product per program, which is cheap.
+  them itself, reading all N·C row statistics per walk: cheap where they are few or one
+  program holds every channel. Where several programs would each repeat that over many
+  statistics, one small kernel first writes the gates, (N, K), for all of them to read
+  (GATES_KERNEL_MIN_ELEMENTS); the backward does the same.
 - MN backward: two kernels. The first owns channels again and produces everything that
   sums over samples, per-row terms, and its channels' share of ∂L/∂g per sample; the
   second adds those shares up (a sum over channels, hence the second launch), takes the
@@ -43,6 +46,17 @@ MAX_MODES = MIX_TILE
 # MN backward: where one program holds every channel, its rows kernel finishes the gates'
 # share too (no gates kernel). A switch for tests, which compare both ways.
 FUSE_GATES = True
+# MN: the gates need every channel of a sample, and each program of the mix kernels holds
+# BLOCK_C of them, so computing the gates in every program reads all N·C row statistics per
+# walk over the samples, in each of cdiv(C, BLOCK_C) programs (3 walks forward, 5 backward).
+# From this many (N, C) elements on, where several programs share the channels, one small
+# kernel (_mn_gates_kernel) writes them once, (N, K), and the walks read those instead: one
+# launch more per direction against N·C reads less per walk and program (the threshold is a
+# prediction, benchmarks/NOTES.md; a GPU run is to place it). Tests move it to try both.
+GATES_KERNEL_MIN_ELEMENTS = 16384
+# Samples per program of the gates kernel: enough programs to spread its one read of the
+# (N, C) statistics over the GPU.
+GATES_KERNEL_ROWS = 16
 _TINY: tl.constexpr = tl.constexpr(MIN_MODE_MASS)
 
 
@@ -117,6 +131,40 @@ def _softmax_rows(logits, row_ok, mode_ok):
 
 
 @triton.jit
+def _mn_block_gates(
+    SHIFT, MDEV, GW, GB, GATES, rows, row_ok, modes, mode_ok, C, K,
+    HAS_GATE_BIAS: tl.constexpr, GATES_GIVEN: tl.constexpr, BLOCK_N: tl.constexpr,
+    K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
+):  # fmt: skip
+    """A block of samples' gates, [BLOCK_N, K_PAD]: read from GATES, (N, K) written once by
+    _mn_gates_kernel, or computed here from every channel's row statistics."""
+    if GATES_GIVEN:
+        nk_ok = row_ok[:, None] & mode_ok[None, :]
+        g = tl.load(GATES + _row_offsets(rows, modes, K), mask=nk_ok, other=0.0)
+    else:
+        g = _mn_gates(SHIFT, MDEV, GW, GB, rows, row_ok, modes, mode_ok, C,
+                      HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C)  # fmt: skip
+    return g
+
+
+@triton.jit
+def _mn_gates_kernel(
+    SHIFT, MDEV, GW, GB, GATES, N, C, K,
+    HAS_GATE_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, K_PAD: tl.constexpr,
+    CHUNK_C: tl.constexpr,
+):  # fmt: skip
+    """Every sample's gates, once, into GATES (N, K), for the mix kernels' programs to read
+    instead of each computing them (see GATES_KERNEL_MIN_ELEMENTS)."""
+    rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    row_ok = rows < N
+    modes = tl.arange(0, K_PAD)
+    mode_ok = modes < K
+    g = _mn_gates(SHIFT, MDEV, GW, GB, rows, row_ok, modes, mode_ok, C,
+                  HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C)  # fmt: skip
+    tl.store(GATES + _row_offsets(rows, modes, K), g, mask=row_ok[:, None] & mode_ok[None, :])
+
+
+@triton.jit
 def _softmax_backward(g, g_dg, K_PAD: tl.constexpr):
     """∂L/∂logits from g and g ⊙ ∂L/∂g, [B, K_PAD], in the form that keeps its precision
     when a gate saturates: Σ_{j≠k} (g_j·g_k∂g_k − g_k·g_j∂g_j) (see mix._softmax_backward).
@@ -172,15 +220,15 @@ def _around_mode_pivot(sum_raw, sum_sq, mode_pivot, coverage):
 
 @triton.jit
 def _mn_block(
-    SHIFT, MDEV, GW, GB, n0, N, C, cols, col_ok, modes, mode_ok,
-    HAS_GATE_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, K_PAD: tl.constexpr,
-    CHUNK_C: tl.constexpr,
+    SHIFT, MDEV, GW, GB, GATES, n0, N, C, K, cols, col_ok, modes, mode_ok,
+    HAS_GATE_BIAS: tl.constexpr, GATES_GIVEN: tl.constexpr, BLOCK_N: tl.constexpr,
+    K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
     """A block of samples × this program's channels: rows, mask, gates, s and md."""
     rows = n0 + tl.arange(0, BLOCK_N)
     row_ok = rows < N
-    g = _mn_gates(SHIFT, MDEV, GW, GB, rows, row_ok, modes, mode_ok, C,
-                  HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C)  # fmt: skip
+    g = _mn_block_gates(SHIFT, MDEV, GW, GB, GATES, rows, row_ok, modes, mode_ok, C, K,
+                        HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, K_PAD, CHUNK_C)  # fmt: skip
     mask = row_ok[:, None] & col_ok[None, :]
     shift = _load_rows(SHIFT, rows, cols, C, mask)
     mdev = _load_rows(MDEV, rows, cols, C, mask)
@@ -189,9 +237,9 @@ def _mn_block(
 
 @triton.jit
 def _mn_batch_stats(
-    SHIFT, MDEV, VAR, GW, GB, pivot, cols, col_ok, modes, mode_ok, N, C,
-    HAS_GATE_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
-    K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
+    SHIFT, MDEV, VAR, GW, GB, GATES, pivot, cols, col_ok, modes, mode_ok, N, C, K,
+    HAS_GATE_BIAS: tl.constexpr, GATES_GIVEN: tl.constexpr, BLOCK_N: tl.constexpr,
+    BLOCK_C: tl.constexpr, K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
     """(N_k, P_k, μ_k − P_k, σ²_k) for this program's channels: the mode's own pivot P_k
     (μ_k rounded) and the rest, as in mix.batch_mode_stats (see mix.ModeStats).
@@ -204,8 +252,8 @@ def _mn_batch_stats(
     mean = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
     for n0 in range(0, N, BLOCK_N):
         _rows, _row_ok, mask, g, shift, mdev = _mn_block(
-            SHIFT, MDEV, GW, GB, n0, N, C, cols, col_ok, modes, mode_ok,
-            HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C,
+            SHIFT, MDEV, GW, GB, GATES, n0, N, C, K, cols, col_ok, modes, mode_ok,
+            HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, K_PAD, CHUNK_C,
         )  # fmt: skip
         m_rel = tl.where(mask, (shift - pivot[None, :]) + mdev, 0.0)
         # The block's own mean, merged into the running one (Chan).
@@ -223,8 +271,8 @@ def _mn_batch_stats(
     sum_sq = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
     for n0 in range(0, N, BLOCK_N):
         rows, _row_ok, mask, g, shift, mdev = _mn_block(
-            SHIFT, MDEV, GW, GB, n0, N, C, cols, col_ok, modes, mode_ok,
-            HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C,
+            SHIFT, MDEV, GW, GB, GATES, n0, N, C, K, cols, col_ok, modes, mode_ok,
+            HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, K_PAD, CHUNK_C,
         )  # fmt: skip
         raw = _mn_dev(shift, mdev, mask, center, tl.zeros_like(center))
         v = _load_rows(VAR, rows, cols, C, mask)
@@ -245,10 +293,11 @@ def _mn_dev(s, mdev, mask, center, residual):
 
 @triton.jit
 def _mn_mode_stats(
-    SHIFT, MDEV, VAR, GW, GB, RMEAN, RMEAN_SQ, GIVEN_MASS, GIVEN_CENTER, GIVEN_RESIDUAL,
-    GIVEN_VAR, pivot, cols, col_ok, modes, mode_ok, N, C,
+    SHIFT, MDEV, VAR, GW, GB, GATES, RMEAN, RMEAN_SQ, GIVEN_MASS, GIVEN_CENTER,
+    GIVEN_RESIDUAL, GIVEN_VAR, pivot, cols, col_ok, modes, mode_ok, N, C, K,
     TRAINING: tl.constexpr, GIVEN_STATS: tl.constexpr, HAS_GATE_BIAS: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr, K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
+    GATES_GIVEN: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
+    K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
     """(N_k, P_k, μ_k − P_k, σ²_k): batch statistics (training), given ones (SyncModeNorm's,
     merged across processes), or the running estimates' (eval: mass 1, P_k the running mean
@@ -261,8 +310,8 @@ def _mn_mode_stats(
         var = tl.load(GIVEN_VAR + kc, mask=kc_ok, other=0.0)
     elif TRAINING:
         mass, center, residual, var = _mn_batch_stats(
-            SHIFT, MDEV, VAR, GW, GB, pivot, cols, col_ok, modes, mode_ok, N, C,
-            HAS_GATE_BIAS, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
+            SHIFT, MDEV, VAR, GW, GB, GATES, pivot, cols, col_ok, modes, mode_ok, N, C, K,
+            HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
         )  # fmt: skip
     else:
         kc, kc_ok = _mode_channel_offsets(modes, mode_ok, cols, col_ok, C)
@@ -298,13 +347,13 @@ def _update_running(RMEAN, RMEAN_SQ, MOMENTUM, momentum, mean, var, kc, kc_ok,
 
 @triton.jit
 def _mn_mix_forward_kernel(
-    SHIFT, MDEV, VAR, GW, GB, ALPHA, BETA, RMEAN, RMEAN_SQ, MOMENTUM,
+    SHIFT, MDEV, VAR, GW, GB, GATES, ALPHA, BETA, RMEAN, RMEAN_SQ, MOMENTUM,
     GIVEN_MASS, GIVEN_CENTER, GIVEN_RESIDUAL, GIVEN_VAR,
     SCALE, BIAS, MODE_MEAN, MODE_VAR,
     N, C, K, eps: tl.float64, momentum: tl.float64,
     TRAINING: tl.constexpr, GIVEN_STATS: tl.constexpr,
     UPDATE_RUNNING: tl.constexpr, MOMENTUM_IN_TENSOR: tl.constexpr,
-    HAS_GATE_BIAS: tl.constexpr, HAS_WEIGHT: tl.constexpr,
+    HAS_GATE_BIAS: tl.constexpr, GATES_GIVEN: tl.constexpr, HAS_WEIGHT: tl.constexpr,
     HAS_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
     K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
@@ -315,9 +364,9 @@ def _mn_mix_forward_kernel(
     pivot = tl.load(SHIFT + cols, mask=col_ok, other=0.0)  # sample 0's shifts
     eps, momentum = _as(eps, pivot.dtype), _as(momentum, pivot.dtype)
     _mass, center, residual, var = _mn_mode_stats(
-        SHIFT, MDEV, VAR, GW, GB, RMEAN, RMEAN_SQ, GIVEN_MASS, GIVEN_CENTER, GIVEN_RESIDUAL,
-        GIVEN_VAR, pivot, cols, col_ok, modes, mode_ok, N, C,
-        TRAINING, GIVEN_STATS, HAS_GATE_BIAS, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
+        SHIFT, MDEV, VAR, GW, GB, GATES, RMEAN, RMEAN_SQ, GIVEN_MASS, GIVEN_CENTER,
+        GIVEN_RESIDUAL, GIVEN_VAR, pivot, cols, col_ok, modes, mode_ok, N, C, K,
+        TRAINING, GIVEN_STATS, HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
     )  # fmt: skip
     kc, kc_ok = _mode_channel_offsets(modes, mode_ok, cols, col_ok, C)
     absolute_mean = center + residual
@@ -332,8 +381,8 @@ def _mn_mix_forward_kernel(
     beta = _load_or(BETA, cols, col_ok, 0.0, pivot.dtype, HAS_BIAS)
     for n0 in range(0, N, BLOCK_N):
         rows, _row_ok, mask, g, shift, mdev = _mn_block(
-            SHIFT, MDEV, GW, GB, n0, N, C, cols, col_ok, modes, mode_ok,
-            HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C,
+            SHIFT, MDEV, GW, GB, GATES, n0, N, C, K, cols, col_ok, modes, mode_ok,
+            HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, K_PAD, CHUNK_C,
         )  # fmt: skip
         dev = _mn_dev(shift, mdev, mask, center, residual)
         a = tl.sum(g[:, :, None] * rstd[None, :, :], axis=1)
@@ -346,9 +395,9 @@ def _mn_mix_forward_kernel(
 
 @triton.jit
 def _mn_batch_stats_kernel(
-    SHIFT, MDEV, VAR, GW, GB, MASS, CENTER, RESIDUAL, MODE_VAR, N, C, K,
-    HAS_GATE_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
-    K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
+    SHIFT, MDEV, VAR, GW, GB, GATES, MASS, CENTER, RESIDUAL, MODE_VAR, N, C, K,
+    HAS_GATE_BIAS: tl.constexpr, GATES_GIVEN: tl.constexpr, BLOCK_N: tl.constexpr,
+    BLOCK_C: tl.constexpr, K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
     """This process's batch statistics (N_k, P_k, μ_k − P_k, σ²_k), for SyncModeNorm to
     merge across processes before the forward kernel takes them as given."""
@@ -359,8 +408,8 @@ def _mn_batch_stats_kernel(
     mode_ok = modes < K
     pivot = tl.load(SHIFT + cols, mask=col_ok, other=0.0)
     mass, center, residual, var = _mn_batch_stats(
-        SHIFT, MDEV, VAR, GW, GB, pivot, cols, col_ok, modes, mode_ok, N, C,
-        HAS_GATE_BIAS, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
+        SHIFT, MDEV, VAR, GW, GB, GATES, pivot, cols, col_ok, modes, mode_ok, N, C, K,
+        HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
     )  # fmt: skip
     kc, kc_ok = _mode_channel_offsets(modes, mode_ok, cols, col_ok, C)
     tl.store(CENTER + kc, center, mask=kc_ok)
@@ -436,16 +485,16 @@ def _mn_merge_stats_kernel(
 
 @triton.jit
 def _mn_backward_block(
-    SHIFT, MDEV, SUM_DY, SUM_DY_XS, GW, GB, n0, N, C, cols, col_ok, modes, mode_ok,
+    SHIFT, MDEV, SUM_DY, SUM_DY_XS, GW, GB, GATES, n0, N, C, K, cols, col_ok, modes, mode_ok,
     center, residual, rstd, alpha,
-    HAS_GATE_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, K_PAD: tl.constexpr,
-    CHUNK_C: tl.constexpr,
+    HAS_GATE_BIAS: tl.constexpr, GATES_GIVEN: tl.constexpr, BLOCK_N: tl.constexpr,
+    K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
     """A block of samples × this program's channels: the gates and the per-row terms both
     passes of the backward need (a, b of the forward; da, db into them)."""
     rows, row_ok, mask, g, shift, mdev = _mn_block(
-        SHIFT, MDEV, GW, GB, n0, N, C, cols, col_ok, modes, mode_ok,
-        HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C,
+        SHIFT, MDEV, GW, GB, GATES, n0, N, C, K, cols, col_ok, modes, mode_ok,
+        HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, K_PAD, CHUNK_C,
     )  # fmt: skip
     sum_dy = _load_rows(SUM_DY, rows, cols, C, mask)
     sum_dy_xm = _load_rows(SUM_DY_XS, rows, cols, C, mask) - mdev * sum_dy  # Σ dy·(x − m)
@@ -470,13 +519,14 @@ def _mn_backward_block(
 
 @triton.jit
 def _mn_mix_backward_rows_kernel(
-    SHIFT, MDEV, VAR, SUM_DY, SUM_DY_XS, GW, GB, ALPHA, RMEAN, RMEAN_SQ,
+    SHIFT, MDEV, VAR, SUM_DY, SUM_DY_XS, GW, GB, GATES, ALPHA, RMEAN, RMEAN_SQ,
     GIVEN_MASS, GIVEN_CENTER, GIVEN_RESIDUAL, GIVEN_VAR, SUM_D_RSTD, SUM_D_MEAN, SUM_W_DEV,
     DY_SCALE, X_SCALE, ROW_BIAS, GDG_PARTIAL, D_WEIGHT, D_BIAS, D_GATE_W, D_GATE_B,
     N, C, K, eps: tl.float64, inv_length: tl.float64,
     TRAINING: tl.constexpr, GIVEN_STATS: tl.constexpr, PASSES: tl.constexpr,
-    FUSE_GATES: tl.constexpr, HAS_GATE_BIAS: tl.constexpr, HAS_WEIGHT: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr, K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
+    FUSE_GATES: tl.constexpr, HAS_GATE_BIAS: tl.constexpr, GATES_GIVEN: tl.constexpr,
+    HAS_WEIGHT: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
+    K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
     """Everything but the gates' share: sums over samples, per-row dx terms without the
     gate term, and this program's channels' part of g ⊙ ∂L/∂g per sample.
@@ -496,9 +546,9 @@ def _mn_mix_backward_rows_kernel(
     dtype = pivot.dtype
     eps, inv_length = _as(eps, dtype), _as(inv_length, dtype)
     mass, center, residual, var = _mn_mode_stats(
-        SHIFT, MDEV, VAR, GW, GB, RMEAN, RMEAN_SQ, GIVEN_MASS, GIVEN_CENTER, GIVEN_RESIDUAL,
-        GIVEN_VAR, pivot, cols, col_ok, modes, mode_ok, N, C,
-        TRAINING, GIVEN_STATS, HAS_GATE_BIAS, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
+        SHIFT, MDEV, VAR, GW, GB, GATES, RMEAN, RMEAN_SQ, GIVEN_MASS, GIVEN_CENTER,
+        GIVEN_RESIDUAL, GIVEN_VAR, pivot, cols, col_ok, modes, mode_ok, N, C, K,
+        TRAINING, GIVEN_STATS, HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
     )  # fmt: skip
     rstd = 1.0 / tl.sqrt(var + eps)
     alpha = _load_or(ALPHA, cols, col_ok, 1.0, dtype, HAS_WEIGHT)
@@ -513,8 +563,9 @@ def _mn_mix_backward_rows_kernel(
         d_bias = tl.zeros([BLOCK_C], dtype=dtype)
         for n0 in range(0, N, BLOCK_N):
             _, _, _, g, _, sum_dy, sum_dy_xm, dev, a, b, da, db = _mn_backward_block(
-                SHIFT, MDEV, SUM_DY, SUM_DY_XS, GW, GB, n0, N, C, cols, col_ok, modes,
-                mode_ok, center, residual, rstd, alpha, HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C,
+                SHIFT, MDEV, SUM_DY, SUM_DY_XS, GW, GB, GATES, n0, N, C, K, cols, col_ok,
+                modes, mode_ok, center, residual, rstd, alpha, HAS_GATE_BIAS, GATES_GIVEN,
+                BLOCK_N, K_PAD, CHUNK_C,
             )  # fmt: skip
             d_bias += tl.sum(sum_dy, axis=0)
             d_weight += tl.sum(sum_dy_xm * a + sum_dy * b, axis=0)
@@ -537,20 +588,22 @@ def _mn_mix_backward_rows_kernel(
 
     if PASSES != 1:  # pass 2 over samples: per-row terms and these channels' gate shares
         _mn_backward_pass_2(
-            SHIFT, MDEV, VAR, SUM_DY, SUM_DY_XS, GW, GB, DY_SCALE, X_SCALE, ROW_BIAS,
+            SHIFT, MDEV, VAR, SUM_DY, SUM_DY_XS, GW, GB, GATES, DY_SCALE, X_SCALE, ROW_BIAS,
             GDG_PARTIAL, D_GATE_W, D_GATE_B, pid, N, C, K, cols, col_ok, modes, mode_ok,
             center, residual, var, rstd, alpha, inv_mass, d_rstd, d_mean_via_b, sum_w_dev,
-            inv_length, TRAINING, FUSE_GATES, HAS_GATE_BIAS, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
+            inv_length, TRAINING, FUSE_GATES, HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, BLOCK_C,
+            K_PAD, CHUNK_C,
         )  # fmt: skip
 
 
 @triton.jit
 def _mn_backward_pass_2(
-    SHIFT, MDEV, VAR, SUM_DY, SUM_DY_XS, GW, GB, DY_SCALE, X_SCALE, ROW_BIAS, GDG_PARTIAL,
+    SHIFT, MDEV, VAR, SUM_DY, SUM_DY_XS, GW, GB, GATES, DY_SCALE, X_SCALE, ROW_BIAS, GDG_PARTIAL,
     D_GATE_W, D_GATE_B, pid, N, C, K, cols, col_ok, modes, mode_ok, center, residual, var,
     rstd, alpha, inv_mass, d_rstd, d_mean_via_b, sum_w_dev, inv_length,
     TRAINING: tl.constexpr, FUSE_GATES: tl.constexpr, HAS_GATE_BIAS: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr, K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
+    GATES_GIVEN: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
+    K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
     """Per-row dx terms without the gate term, and these channels' part of g ⊙ ∂L/∂g;
     with FUSE_GATES (all channels here), the gate term and the gate gradients as well, as
@@ -566,8 +619,9 @@ def _mn_backward_pass_2(
         d_gate_b = tl.zeros([K_PAD], dtype=dtype)
     for n0 in range(0, N, BLOCK_N):
         rows, row_ok, mask, g, mdev, sum_dy, _, dev, a, _, da, db = _mn_backward_block(
-            SHIFT, MDEV, SUM_DY, SUM_DY_XS, GW, GB, n0, N, C, cols, col_ok, modes, mode_ok,
-            center, residual, rstd, alpha, HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C,
+            SHIFT, MDEV, SUM_DY, SUM_DY_XS, GW, GB, GATES, n0, N, C, K, cols, col_ok, modes,
+            mode_ok, center, residual, rstd, alpha, HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, K_PAD,
+            CHUNK_C,
         )  # fmt: skip
         scale = alpha * a
         dm = db * a - scale * sum_dy
@@ -605,10 +659,10 @@ def _mn_backward_pass_2(
 
 @triton.jit
 def _mn_mix_backward_gates_kernel(
-    SHIFT, MDEV, GW, GB, GDG_PARTIAL, ROW_BIAS, D_GATE_W, D_GATE_B,
+    SHIFT, MDEV, GW, GB, GATES, GDG_PARTIAL, ROW_BIAS, D_GATE_W, D_GATE_B,
     N, C, K, num_partials, inv_length: tl.float64,
-    HAS_GATE_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
-    K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
+    HAS_GATE_BIAS: tl.constexpr, GATES_GIVEN: tl.constexpr, BLOCK_N: tl.constexpr,
+    BLOCK_C: tl.constexpr, K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
     """Sum the channel blocks' shares of g ⊙ ∂L/∂g, take the softmax backward, and finish:
     the gate term of each row's dx bias, and the gate parameters' gradients."""
@@ -633,8 +687,8 @@ def _mn_mix_backward_gates_kernel(
         for _ in range(0, num_partials):
             g_dg += tl.load(partial + nk, mask=nk_ok, other=0.0)
             partial += tl.cast(N, tl.int64) * K  # N·K may pass 2³¹ (large K)
-        g = _mn_gates(SHIFT, MDEV, GW, GB, rows, row_ok, modes, mode_ok, C,
-                      HAS_GATE_BIAS, BLOCK_N, K_PAD, CHUNK_C)  # fmt: skip
+        g = _mn_block_gates(SHIFT, MDEV, GW, GB, GATES, rows, row_ok, modes, mode_ok, C, K,
+                            HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, K_PAD, CHUNK_C)  # fmt: skip
         d_logits = _softmax_backward(g, g_dg, K_PAD)
         mask = row_ok[:, None] & col_ok[None, :]
         m = _load_rows(SHIFT, rows, cols, C, mask) + _load_rows(MDEV, rows, cols, C, mask)
@@ -656,6 +710,28 @@ def _mn_blocks(n: int, c: int, k: int) -> tuple[int, int, int, int]:
     block_n = max(1, min(next_pow2(n), MIX_TILE // (k_pad * block_c)))
     chunk_c = max(1, min(next_pow2(c), MIX_TILE // (k_pad * block_n)))
     return block_n, block_c, k_pad, chunk_c
+
+
+def _shared_gates(
+    shift: Tensor, mean_dev: Tensor, gate_weight: Tensor, gate_bias: Tensor | None
+) -> Tensor | None:
+    """Every sample's gates, (N, K), computed once, where several mix programs would each
+    compute them over at least GATES_KERNEL_MIN_ELEMENTS statistics; None where they are
+    better computed inside each program (see GATES_KERNEL_MIN_ELEMENTS)."""
+    n, c = shift.shape
+    k = gate_weight.shape[0]
+    block_n, block_c, k_pad, chunk_c = _mn_blocks(n, c, k)
+    if cdiv(c, block_c) == 1 or n * c < GATES_KERNEL_MIN_ELEMENTS:
+        return None
+    # The same CHUNK_C as the mix kernels: each row's logits are summed as they would be there.
+    rows = min(block_n, GATES_KERNEL_ROWS)
+    gates = shift.new_empty((n, k))
+    _mn_gates_kernel[(cdiv(n, rows),)](
+        shift, mean_dev, gate_weight, _or(gate_bias, gate_weight), gates, n, c, k,
+        HAS_GATE_BIAS=gate_bias is not None, BLOCK_N=rows, K_PAD=k_pad, CHUNK_C=chunk_c,
+        enable_fp_fusion=FP_FUSION,
+    )  # fmt: skip
+    return gates
 
 
 def _dense(*tensors: Tensor) -> tuple[Tensor, ...]:
@@ -693,11 +769,13 @@ def mode_norm_batch_stats(
     mass, *per_mode = out.split([k, k * c, k * c, k * c])
     center, residual, var = (t.view(k, c) for t in per_mode)
     block_n, block_c, k_pad, chunk_c = _mn_blocks(n, c, k)
-    gw = gate_weight.contiguous()
+    gw, gb = gate_weight.contiguous(), _or(gate_bias, gate_weight)
+    gates = _shared_gates(shift, mean_dev, gw, gate_bias)
     _mn_batch_stats_kernel[(cdiv(c, block_c),)](
-        shift, mean_dev, var_rows, gw, _or(gate_bias, gw), mass, center, residual, var,
-        n, c, k, HAS_GATE_BIAS=gate_bias is not None, BLOCK_N=block_n, BLOCK_C=block_c,
-        K_PAD=k_pad, CHUNK_C=chunk_c, enable_fp_fusion=FP_FUSION,
+        shift, mean_dev, var_rows, gw, gb, _or(gates, gw), mass, center, residual, var,
+        n, c, k, HAS_GATE_BIAS=gate_bias is not None, GATES_GIVEN=gates is not None,
+        BLOCK_N=block_n, BLOCK_C=block_c, K_PAD=k_pad, CHUNK_C=chunk_c,
+        enable_fp_fusion=FP_FUSION,
     )  # fmt: skip
     return mass, center, residual, var
 
@@ -750,16 +828,18 @@ def mode_norm_forward(
     mode_mean = shift.new_empty((k, c))
     mode_var = shift.new_empty((k, c))
     gw = gate_weight.contiguous()
+    gates = _shared_gates(shift, mean_dev, gw, gate_bias)
     _mn_mix_forward_kernel[(cdiv(c, block_c),)](
-        shift, mean_dev, var_rows, gw, _or(gate_bias, gw), _or(weight, gw), _or(bias, gw),
+        shift, mean_dev, var_rows, gw, _or(gate_bias, gw), _or(gates, gw), _or(weight, gw),
+        _or(bias, gw),
         _or(running_mean, gw), _or(running_mean_sq, gw), momentum if in_tensor else gw,
         *_given(stats, gw), scale, row_bias, mode_mean, mode_var,
         n, c, k, eps, 0.0 if in_tensor or momentum is None else float(momentum),
         TRAINING=training, GIVEN_STATS=stats is not None,
         UPDATE_RUNNING=fused_update, MOMENTUM_IN_TENSOR=in_tensor,
-        HAS_GATE_BIAS=gate_bias is not None, HAS_WEIGHT=weight is not None,
-        HAS_BIAS=bias is not None, BLOCK_N=block_n, BLOCK_C=block_c, K_PAD=k_pad,
-        CHUNK_C=chunk_c,
+        HAS_GATE_BIAS=gate_bias is not None, GATES_GIVEN=gates is not None,
+        HAS_WEIGHT=weight is not None, HAS_BIAS=bias is not None, BLOCK_N=block_n,
+        BLOCK_C=block_c, K_PAD=k_pad, CHUNK_C=chunk_c,
         enable_fp_fusion=FP_FUSION,
     )  # fmt: skip
     if fused_update:  # written through raw pointers: tell autograd they changed in place
@@ -805,12 +885,14 @@ def mode_norm_backward(
     d_gate_w, d_gate_b = shift.new_empty((k, c)), shift.new_empty(k)
     gw = gate_weight.contiguous()
     gb = _or(gate_bias, gw)
-    common = {"HAS_GATE_BIAS": gate_bias is not None, "BLOCK_N": block_n, "BLOCK_C": block_c,
-              "K_PAD": k_pad, "CHUNK_C": chunk_c}  # fmt: skip
+    gates = _shared_gates(shift, mean_dev, gw, gate_bias)
+    common = {"HAS_GATE_BIAS": gate_bias is not None, "GATES_GIVEN": gates is not None,
+              "BLOCK_N": block_n, "BLOCK_C": block_c, "K_PAD": k_pad,
+              "CHUNK_C": chunk_c}  # fmt: skip
 
     def rows_kernel(passes: int, sums: Tensor | None = None) -> None:
         _mn_mix_backward_rows_kernel[(programs,)](
-            shift, mean_dev, var_rows, sum_dy, sum_dy_xs, gw, gb, _or(weight, gw),
+            shift, mean_dev, var_rows, sum_dy, sum_dy_xs, gw, gb, _or(gates, gw), _or(weight, gw),
             _or(running_mean, gw), _or(running_mean_sq, gw), *_given(stats, gw),
             *(sums.unbind(0) if sums is not None else (gw, gw, gw)),
             dy_scale, x_scale, row_bias, _or(g_dg_partial, gw), d_weight, d_bias,
@@ -828,7 +910,7 @@ def mode_norm_backward(
         rows_kernel(3)
     if not fuse_gates:
         _mn_mix_backward_gates_kernel[(programs,)](
-            shift, mean_dev, gw, gb, g_dg_partial, row_bias, d_gate_w, d_gate_b,
+            shift, mean_dev, gw, gb, _or(gates, gw), g_dg_partial, row_bias, d_gate_w, d_gate_b,
             n, c, k, programs, 1.0 / length, **common,
             enable_fp_fusion=FP_FUSION,
         )  # fmt: skip

@@ -1,0 +1,56 @@
+"""tools/mix_traffic.py counts the bytes each launch and program of the MN mix moves.
+
+It wraps the interpreter's own functions, so it runs in a process of its own (here, the
+memory checks wrap the same functions)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+_RUN = """
+import json, sys
+sys.path.insert(0, "tools")
+import mix_traffic as t
+t.mix.GATES_KERNEL_MIN_ELEMENTS = {threshold}
+counter = t.Counter()
+counter.install()
+forward, backward = t.run_mix(40, 70, 3, counter)
+print(json.dumps([[l.kernel, l.programs, l.total, l.busiest] for l in forward + backward]))
+"""
+
+
+def _launches(threshold: int) -> list[list]:
+    result = subprocess.run(
+        [sys.executable, "-c", _RUN.format(threshold=threshold)],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def test_counts_the_bytes_of_the_gates_kernel_exactly():
+    """N, C, K = 40, 70, 3 in float32; the gates kernel runs 3 programs of 16 samples. Each
+    reads its samples' shift and mean deviation (8 bytes a statistic), the whole gate
+    weight (K·C) and bias (K), and writes its samples' K gates."""
+    launches = _launches(threshold=0)
+    gates = [launch for launch in launches if launch[0] == "_mn_gates_kernel"]
+    per_program_params = 4 * (3 * 70 + 3)
+    total = 40 * 70 * 8 + 3 * per_program_params + 40 * 3 * 4
+    busiest = 16 * 70 * 8 + per_program_params + 16 * 3 * 4
+    assert gates == [["_mn_gates_kernel", 3, total, busiest]] * 2  # forward, backward
+
+
+def test_gates_computed_once_move_less_per_program():
+    shared, inline = _launches(threshold=0), _launches(threshold=2**62)
+    assert "_mn_gates_kernel" not in {launch[0] for launch in inline}
+    mix_kernels = {launch[0] for launch in inline}
+    assert mix_kernels == {"_mn_mix_forward_kernel", "_mn_mix_backward_rows_kernel",
+                           "_mn_mix_backward_gates_kernel"}  # fmt: skip
+    for name in mix_kernels:  # every walk over the samples reads K gates, not 2·C statistics
+        (with_kernel,) = [launch for launch in shared if launch[0] == name]
+        (without,) = [launch for launch in inline if launch[0] == name]
+        assert with_kernel[1] == without[1] == 3  # programs: channel blocks of 32
+        assert with_kernel[3] < without[3] / 2, name

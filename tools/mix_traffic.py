@@ -1,0 +1,155 @@
+"""Count the bytes the MN mix kernels move, per launch and per program, without a GPU.
+
+The mix works on (N, C) row statistics, small next to x, but each of its programs walks
+every sample several times, and the time of a launch is its slowest program's. This runs
+one training forward and backward of the MN mix kernels in Triton's interpreter on random
+statistics and counts, for each launch, the bytes its loads and stores move (lanes the
+mask lets through): in all, and for its busiest program. Beside them, the passes over x
+of the same layer move 3·|x| forward and 5·|x| backward (benchmarks/NOTES.md, "The bytes
+model"), spread over the whole GPU.
+
+    python tools/mix_traffic.py                          # the grid's layer shapes, K = 2
+    python tools/mix_traffic.py --shape 128 512 49 --k 2 6
+    python tools/mix_traffic.py --gates inline           # every program computes the gates
+
+Counts only: what they cost in time depends on the GPU (a program's reads come from L2 at
+a fraction of the device's bandwidth); benchmarks/NOTES.md turns them into predictions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+os.environ["TRITON_INTERPRET"] = "1"  # before the kernels are decorated
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from triton.runtime import interpreter  # noqa: E402
+
+from mn_triton.kernels import mix  # noqa: E402
+
+# (N, C, L) of the layer grid's shapes at batch 128 (benchmarks/grid.py): CIFAR ResNet,
+# ImageNet ResNet-18, and LeNet's first fully connected layer.
+SHAPES = [(128, 16, 1024), (128, 32, 256), (128, 64, 64), (128, 64, 3136), (128, 128, 784),
+          (128, 256, 196), (128, 512, 49), (128, 120, 1)]  # fmt: skip
+
+
+@dataclass
+class Launch:
+    kernel: str
+    programs: int
+    bytes_per_program: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+
+    @property
+    def total(self) -> int:
+        return sum(self.bytes_per_program.values())
+
+    @property
+    def busiest(self) -> int:
+        return max(self.bytes_per_program.values(), default=0)
+
+
+class Counter:
+    """Wraps the interpreter's launch, program switch, masked load and masked store."""
+
+    def __init__(self) -> None:
+        self.launches: list[Launch] = []
+        self._program = 0
+
+    def install(self) -> None:
+        executor, builder = interpreter.GridExecutor, interpreter.InterpreterBuilder
+        call, set_grid_idx = executor.__call__, builder.set_grid_idx
+        load, store = builder.create_masked_load, builder.create_masked_store
+        counter = self
+
+        def call_counted(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+            grid = self.grid if isinstance(self.grid, tuple) else (0,)  # (mn_triton's are)
+            counter.launches.append(Launch(self.fn.__name__, int(np.prod(grid))))
+            return call(self, *args, **kwargs)
+
+        def set_grid_idx_counted(self, x, y, z):  # noqa: ANN001, ANN202
+            set_grid_idx(self, x, y, z)
+            counter._program = (x * self.grid_dim[1] + y) * self.grid_dim[2] + z
+
+        def note(ptrs, mask) -> None:  # noqa: ANN001
+            lanes = int(np.count_nonzero(np.broadcast_to(mask.data, np.shape(ptrs.data))))
+            size = ptrs.get_element_ty().primitive_bitwidth // 8
+            counter.launches[-1].bytes_per_program[counter._program] += lanes * size
+
+        def load_counted(self, ptrs, mask, *rest, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+            note(ptrs, mask)
+            return load(self, ptrs, mask, *rest, **kwargs)
+
+        def store_counted(self, ptrs, value, mask, *rest, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+            note(ptrs, mask)
+            return store(self, ptrs, value, mask, *rest, **kwargs)
+
+        executor.__call__, builder.set_grid_idx = call_counted, set_grid_idx_counted
+        builder.create_masked_load, builder.create_masked_store = load_counted, store_counted
+
+
+def run_mix(n: int, c: int, k: int, counter: Counter) -> tuple[list[Launch], list[Launch]]:
+    """One training forward and backward of the MN mix (float32 statistics): the launches
+    of each."""
+    g = torch.Generator().manual_seed(0)
+    shift, mean_dev, sum_dy, sum_dy_xs = (torch.randn(n, c, generator=g) for _ in range(4))
+    var_rows = torch.rand(n, c, generator=g) + 0.5
+    gate_weight, gate_bias = torch.randn(k, c, generator=g) / c**0.5, torch.zeros(k)
+    weight, bias = torch.ones(c), torch.zeros(c)
+    running = torch.zeros(k, c), torch.ones(k, c)
+    counter.launches.clear()
+    mix.mode_norm_forward(shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias,
+                          *running, True, 1e-5, momentum=0.1)  # fmt: skip
+    forward = list(counter.launches)
+    counter.launches.clear()
+    mix.mode_norm_backward(sum_dy, sum_dy_xs, 49, shift, mean_dev, var_rows, gate_weight,
+                           gate_bias, weight, *running, True, 1e-5)  # fmt: skip
+    return forward, list(counter.launches)
+
+
+def _kib(b: int) -> str:
+    return f"{b / 1024:8.1f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shape", type=int, nargs=3, metavar=("N", "C", "L"), action="append",
+                        help="a layer as (N, C, L = elements per row); repeatable")  # fmt: skip
+    parser.add_argument("--k", type=int, nargs="+", default=[2], help="numbers of modes")
+    parser.add_argument("--gates", choices=("default", "inline", "kernel"), default="default",
+                        help="inline: every program computes the gates; kernel: one kernel "
+                        "computes them wherever several programs share the channels")  # fmt: skip
+    args = parser.parse_args(argv)
+    if args.gates != "default":
+        mix.GATES_KERNEL_MIN_ELEMENTS = 2**62 if args.gates == "inline" else 0
+    counter = Counter()
+    counter.install()
+    print("KiB moved by the MN mix kernels (float32 statistics), training forward and backward;")
+    print("'busiest' is the program that moves the most, which bounds the launch's time.")
+    print(f"{'N':>5} {'C':>4} {'K':>3} {'|x| KiB':>9}  {'dir':4} {'kernel':30} {'progs':>5} "
+          f"{'total':>8} {'busiest':>8}")  # fmt: skip
+    for n, c, length in args.shape or SHAPES:
+        for k in args.k:
+            x_bytes = n * c * length * 4
+            forward, backward = run_mix(n, c, k, counter)
+            for direction, launches in (("fwd", forward), ("bwd", backward)):
+                for launch in launches:
+                    print(f"{n:5d} {c:4d} {k:3d} {_kib(x_bytes):>9}  {direction:4} "
+                          f"{launch.kernel:30} {launch.programs:5d} {_kib(launch.total)} "
+                          f"{_kib(launch.busiest)}")  # fmt: skip
+                busiest = sum(launch.busiest for launch in launches)
+                passes = (3 if direction == "fwd" else 5) * x_bytes
+                print(f"{'':24}{direction:4} {'Σ busiest, against the passes':30} {'':5} "
+                      f"{_kib(passes)} {_kib(busiest)}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -119,8 +119,10 @@ def _mix_forward(
     x: Tensor, shift: Tensor, mean_dev: Tensor, var_rows: Tensor, gate_weight: Tensor,
     gate_bias: Tensor | None, weight: Tensor | None, bias: Tensor | None, eps: float,
     group: Any,
-) -> tuple[Tensor, Tensor, mix.ModeStats]:  # fmt: skip
-    """(scale, bias) per row from the statistics of the whole batch, and those statistics."""
+) -> tuple[Tensor, Tensor, mix.ModeStats, Tensor | None]:  # fmt: skip
+    """(scale, bias) per row from the statistics of the whole batch, those statistics, and
+    the gates where the mix kernels computed them once (kernels.mix.shared_gates), for the
+    backward to reuse."""
     k, c = gate_weight.shape[0], shift.shape[1]
     # The merge, which every process must compute alike, follows the layer alone.
     fused = backend._fused_mix(x, gate_weight)
@@ -130,15 +132,19 @@ def _mix_forward(
             shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, None, None,
             training=True, eps=eps, merge_stats=lambda s: merge(_pack(s)),
         )  # fmt: skip
-        return coeffs.scale, coeffs.bias, stats
+        return coeffs.scale, coeffs.bias, stats, None
     local = shift.new_empty(k + 3 * k * c)
-    _mix_kernels.mode_norm_batch_stats(shift, mean_dev, var_rows, gate_weight, gate_bias, local)
+    gates = _mix_kernels.shared_gates(shift, mean_dev, gate_weight, gate_bias)
+    _mix_kernels.mode_norm_batch_stats(
+        shift, mean_dev, var_rows, gate_weight, gate_bias, local, gates=gates
+    )
     stats = merge(local)
     scale, row_bias, _, _ = _mix_kernels.mode_norm_forward(
         shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, None, None,
         training=True, eps=eps, stats=(stats.mass, stats.center, stats.residual, stats.var),
+        gates=gates,
     )  # fmt: skip
-    return scale, row_bias, stats
+    return scale, row_bias, stats, gates
 
 
 def _local_rows(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -153,12 +159,12 @@ class _SyncModeNormFunction(torch.autograd.Function):
     def forward(ctx, x, gate_weight, gate_bias, weight, bias, eps, group):  # noqa: ANN001
         with backend.on_device_of(x):  # the launches go to x's device
             shift, mean_dev, var_rows = _local_rows(x)
-            scale, row_bias, stats = _mix_forward(
+            scale, row_bias, stats, gates = _mix_forward(
                 x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, eps, group
             )
             y = backend.row_affine(x, shift, scale, row_bias) if x.numel() else x.clone()
             ctx.save_for_backward(
-                x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias,
+                x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, gates,
                 stats.center, stats.residual, stats.var, stats.mass,
             )  # fmt: skip
             ctx.eps, ctx.group = eps, group
@@ -169,7 +175,7 @@ class _SyncModeNormFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable  # first-order only, as nn.SyncBatchNorm: refuse create_graph=True
     def backward(ctx, dy, _d_mean, _d_var):  # noqa: ANN001
-        x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, *saved = (
+        x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, gates, *saved = (
             ctx.saved_tensors
         )
         with backend.on_device_of(x):
@@ -184,7 +190,9 @@ class _SyncModeNormFunction(torch.autograd.Function):
             sum_over_batch = functools.partial(_all_reduce_sum, group=ctx.group)
             if _on_mix_kernels(x, gate_weight):
                 given = (stats.mass, stats.center, stats.residual, stats.var)
-                grads = mix.MixGrads(*_mix_kernels.mode_norm_backward(*args, given, sum_over_batch))
+                grads = mix.MixGrads(
+                    *_mix_kernels.mode_norm_backward(*args, given, sum_over_batch, gates=gates)
+                )
             else:
                 grads = mix.mode_norm_backward(*args, stats, sum_over_batch)
             dx = None

@@ -479,5 +479,25 @@ def check_group_of_one_matches_mode_norm(device: str, dist_backend: str) -> None
         dist.destroy_process_group()
 
 
-def test_group_of_one_matches_mode_norm(backend):
+@pytest.mark.parametrize("gates", ["inline", "computed_once"])
+def test_group_of_one_matches_mode_norm(backend, gates, monkeypatch):
+    """Also with MN's gates computed once (kernels.mix.GATES_KERNEL_MIN_ELEMENTS, here for
+    C = 40): ModeNorm computes them in its forward and again in its backward, SyncModeNorm
+    once, for its statistics, forward and backward."""
+    from mn_triton.kernels import mix as kernel_mix
+
+    launches = []
+    original = kernel_mix._mn_gates_kernel
+
+    class Spy:
+        def __getitem__(self, grid):
+            launches.append(grid)
+            return original[grid]
+
+    monkeypatch.setattr(kernel_mix, "_mn_gates_kernel", Spy())
+    monkeypatch.setattr(
+        kernel_mix, "GATES_KERNEL_MIN_ELEMENTS", 0 if gates == "computed_once" else 2**62
+    )
     check_group_of_one_matches_mode_norm("cpu", "gloo")
+    kernel_launches = backend == "triton" and gates == "computed_once"
+    assert len(launches) == (2 + 1 if kernel_launches else 0)

@@ -712,12 +712,17 @@ def _mn_blocks(n: int, c: int, k: int) -> tuple[int, int, int, int]:
     return block_n, block_c, k_pad, chunk_c
 
 
-def _shared_gates(
+def shared_gates(
     shift: Tensor, mean_dev: Tensor, gate_weight: Tensor, gate_bias: Tensor | None
 ) -> Tensor | None:
     """Every sample's gates, (N, K), computed once, where several mix programs would each
     compute them over at least GATES_KERNEL_MIN_ELEMENTS statistics; None where they are
-    better computed inside each program (see GATES_KERNEL_MIN_ELEMENTS)."""
+    better computed inside each program (see GATES_KERNEL_MIN_ELEMENTS).
+
+    The MN entry points below call it themselves, or take its result as `gates` (SyncModeNorm
+    computes the gates once for its statistics, forward and backward)."""
+    shift, mean_dev = _dense(shift, mean_dev)
+    gate_weight = gate_weight.contiguous()
     n, c = shift.shape
     k = gate_weight.shape[0]
     block_n, block_c, k_pad, chunk_c = _mn_blocks(n, c, k)
@@ -758,9 +763,11 @@ def mode_norm_batch_stats(
     gate_weight: Tensor,
     gate_bias: Tensor | None,
     out: Tensor | None = None,
+    gates: Tensor | None = None,
 ) -> ModeStatsTensors:
     """This batch's (N_k, P_k, μ_k − P_k, σ²_k), as mix.batch_mode_stats; with `out` (K + 3·K·C
-    elements), written into it in that order (SyncModeNorm gathers that buffer)."""
+    elements), written into it in that order (SyncModeNorm gathers that buffer). `gates`:
+    shared_gates' result, if already computed."""
     shift, mean_dev, var_rows = _dense(shift, mean_dev, var_rows)
     n, c = shift.shape
     k = gate_weight.shape[0]
@@ -770,7 +777,7 @@ def mode_norm_batch_stats(
     center, residual, var = (t.view(k, c) for t in per_mode)
     block_n, block_c, k_pad, chunk_c = _mn_blocks(n, c, k)
     gw, gb = gate_weight.contiguous(), _or(gate_bias, gate_weight)
-    gates = _shared_gates(shift, mean_dev, gw, gate_bias)
+    gates = shared_gates(shift, mean_dev, gw, gate_bias) if gates is None else gates.contiguous()
     _mn_batch_stats_kernel[(cdiv(c, block_c),)](
         shift, mean_dev, var_rows, gw, gb, _or(gates, gw), mass, center, residual, var,
         n, c, k, HAS_GATE_BIAS=gate_bias is not None, GATES_GIVEN=gates is not None,
@@ -809,13 +816,15 @@ def mode_norm_forward(
     eps: float,
     momentum: float | Tensor | None = None,
     stats: ModeStatsTensors | None = None,
+    gates: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """(scale, bias) per row and (μ, σ²) per mode and channel; see mix.mode_norm_forward.
 
     In training with a `momentum` (a float, or a one-element tensor on the device) and
     running estimates, those are updated in place too, as `update_running_stats` does.
     Given `stats` (training only: SyncModeNorm's, merged across processes), the kernel
-    takes them instead of computing the batch's.
+    takes them instead of computing the batch's; given `gates` (shared_gates' result), it
+    reads those.
     """
     update = training and momentum is not None and running_mean is not None
     fused_update = update and running_mean.is_contiguous() and running_mean_sq.is_contiguous()
@@ -828,7 +837,7 @@ def mode_norm_forward(
     mode_mean = shift.new_empty((k, c))
     mode_var = shift.new_empty((k, c))
     gw = gate_weight.contiguous()
-    gates = _shared_gates(shift, mean_dev, gw, gate_bias)
+    gates = shared_gates(shift, mean_dev, gw, gate_bias) if gates is None else gates.contiguous()
     _mn_mix_forward_kernel[(cdiv(c, block_c),)](
         shift, mean_dev, var_rows, gw, _or(gate_bias, gw), _or(gates, gw), _or(weight, gw),
         _or(bias, gw),
@@ -865,9 +874,11 @@ def mode_norm_backward(
     eps: float,
     stats: ModeStatsTensors | None = None,
     sum_over_batch: Callable[[Tensor], Tensor] | None = None,
+    gates: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """(dy_scale, x_scale, bias) per row and the gradients of the gate weight, gate bias,
-    weight and bias: see mix.mode_norm_backward (`stats` and `sum_over_batch` as there).
+    weight and bias: see mix.mode_norm_backward (`stats` and `sum_over_batch` as there;
+    `gates`: shared_gates' result, if already computed).
 
     With `sum_over_batch` (training) the rows kernel runs as two launches, its first pass
     over the samples, then the second, and the three (K, C) sums between them go through it."""
@@ -885,7 +896,7 @@ def mode_norm_backward(
     d_gate_w, d_gate_b = shift.new_empty((k, c)), shift.new_empty(k)
     gw = gate_weight.contiguous()
     gb = _or(gate_bias, gw)
-    gates = _shared_gates(shift, mean_dev, gw, gate_bias)
+    gates = shared_gates(shift, mean_dev, gw, gate_bias) if gates is None else gates.contiguous()
     common = {"HAS_GATE_BIAS": gate_bias is not None, "GATES_GIVEN": gates is not None,
               "BLOCK_N": block_n, "BLOCK_C": block_c, "K_PAD": k_pad,
               "CHUNK_C": chunk_c}  # fmt: skip

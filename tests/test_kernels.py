@@ -465,7 +465,7 @@ def test_gates_kernel_runs_where_several_programs_walk_many_statistics(monkeypat
                          (4096, 32, False), (1, 4096, False)]:  # fmt: skip
         spy.grids.clear()
         stats = torch.zeros(n, c)
-        gates = kernels._shared_gates(stats, stats, gw.expand(2, c), None)
+        gates = kernels.shared_gates(stats, stats, gw.expand(2, c), None)
         assert (gates is not None) == shared == bool(spy.grids), (n, c)
         if shared:
             assert gates.shape == (n, 2) and spy.grids == [(triton.cdiv(n, 16),)]

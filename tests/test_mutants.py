@@ -51,3 +51,8 @@ def test_harness_reports_caught_and_surviving_mutants(tmp_path):
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "ok         caught   L7" in run.stdout
+
+
+def test_readme_counts_the_mutants():
+    readme = (REPO / "README.md").read_text()
+    assert f"it plants {len(mutants.MUTANTS)} known bugs" in readme

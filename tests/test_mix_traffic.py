@@ -8,7 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+import memcheck
+
 REPO = Path(__file__).resolve().parents[1]
+# The tool wraps the interpreter functions that the memory checks wrap.
+pytestmark = pytest.mark.skipif(
+    bool(memcheck.missing_hooks()),
+    reason=f"this Triton's interpreter lacks {memcheck.missing_hooks()}",
+)
 
 _RUN = """
 import json, sys

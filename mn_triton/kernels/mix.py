@@ -776,7 +776,8 @@ def mode_norm_batch_stats(
     mass, *per_mode = out.split([k, k * c, k * c, k * c])
     center, residual, var = (t.view(k, c) for t in per_mode)
     block_n, block_c, k_pad, chunk_c = _mn_blocks(n, c, k)
-    gw, gb = gate_weight.contiguous(), _or(gate_bias, gate_weight)
+    gw = gate_weight.contiguous()
+    gb = _or(gate_bias, gw)
     gates = shared_gates(shift, mean_dev, gw, gate_bias) if gates is None else gates.contiguous()
     _mn_batch_stats_kernel[(cdiv(c, block_c),)](
         shift, mean_dev, var_rows, gw, gb, _or(gates, gw), mass, center, residual, var,

@@ -290,6 +290,20 @@ def modes_far_from_sample_0() -> tuple[nn.Module, Tensor, Tensor]:
     return layer, x, dy
 
 
+def spy_launches(monkeypatch, module, name: str, launch: bool = True) -> list:  # noqa: ANN001
+    """Replace the jitted kernel `module.name` with a stand-in that records each launch's
+    grid (in the list returned), then launches it, or with `launch=False` does nothing."""
+    kernel, grids = getattr(module, name), []
+
+    class Spy:
+        def __getitem__(self, grid):  # noqa: ANN001, ANN204
+            grids.append(grid)
+            return kernel[grid] if launch else lambda *args, **kwargs: None
+
+    monkeypatch.setattr(module, name, Spy())
+    return grids
+
+
 def record_guarded_launches(monkeypatch) -> list[tuple[str, bool]]:  # noqa: ANN001
     """Replace backend.on_device_of with a guard that only records being entered, and wrap
     every kernel entry point to note (its name, whether it ran inside such a guard); the

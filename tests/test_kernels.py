@@ -16,7 +16,7 @@ import triton
 import triton.language as tl
 
 import mn_triton
-from helpers import TOLERANCE, assert_close, record_guarded_launches, tiny_tiles
+from helpers import TOLERANCE, assert_close, record_guarded_launches, spy_launches, tiny_tiles
 from mn_triton.kernels import layout
 from mn_triton.kernels.apply import row_affine
 from mn_triton.kernels.mix import _row_offsets, _softmax_backward
@@ -376,15 +376,7 @@ def test_mode_norm_backward_fuses_the_gates_kernel_exactly(sync, monkeypatch):
     SyncModeNorm's two-launch backward around its all_reduce (given statistics)."""
     from mn_triton.kernels import mix as kernels
 
-    launched = []
-    original = kernels._mn_mix_backward_gates_kernel
-
-    class Spy:
-        def __getitem__(self, grid):
-            launched.append(grid)
-            return original[grid]
-
-    monkeypatch.setattr(kernels, "_mn_mix_backward_gates_kernel", Spy())
+    launched = spy_launches(monkeypatch, kernels, "_mn_mix_backward_gates_kernel")
     n, c, k = 9, 6, 3
     *rows, rm, rms, (sum_dy, sum_dy_xs) = _mix_inputs(n, c, k)
     shift, mean_dev, var_rows, sum_dy, sum_dy_xs = (t.float() for t in (*rows, sum_dy, sum_dy_xs))
@@ -403,17 +395,6 @@ def test_mode_norm_backward_fuses_the_gates_kernel_exactly(sync, monkeypatch):
         assert torch.equal(a, b), name
 
 
-class _LaunchSpy:
-    """Stands in for a jitted kernel: records each launch's grid, then launches it."""
-
-    def __init__(self, kernel, launch: bool = True) -> None:
-        self.kernel, self.launch, self.grids = kernel, launch, []
-
-    def __getitem__(self, grid):
-        self.grids.append(grid)
-        return self.kernel[grid] if self.launch else lambda *args, **kwargs: None
-
-
 @pytest.mark.parametrize(
     "training, sync", [(True, False), (False, False), (True, True)], ids=["train", "eval", "sync"]
 )
@@ -425,8 +406,7 @@ def test_mode_norm_gates_computed_once_give_the_same_bits(training, sync, monkey
     gates kernel's 16, the last of each partly masked.)"""
     from mn_triton.kernels import mix as kernels
 
-    spy = _LaunchSpy(kernels._mn_gates_kernel)
-    monkeypatch.setattr(kernels, "_mn_gates_kernel", spy)
+    launched = spy_launches(monkeypatch, kernels, "_mn_gates_kernel")
     n, c, k = 40, 70, 3
     assert kernels._mn_blocks(n, c, k)[:2] == (32, 32)
     *rows, rm, rms, (sum_dy, sum_dy_xs) = _mix_inputs(n, c, k)
@@ -444,10 +424,10 @@ def test_mode_norm_gates_computed_once_give_the_same_bits(training, sync, monkey
 
     monkeypatch.setattr(kernels, "GATES_KERNEL_MIN_ELEMENTS", n * c + 1)
     inline = run()
-    assert not spy.grids
+    assert not launched
     monkeypatch.setattr(kernels, "GATES_KERNEL_MIN_ELEMENTS", n * c)
     shared = run()
-    assert spy.grids == [(3,)] * (3 if sync else 2)  # each entry point computes them once
+    assert launched == [(3,)] * (3 if sync else 2)  # each entry point computes them once
     for i, (a, b) in enumerate(zip(inline, shared, strict=True)):
         assert torch.equal(a, b), i
 
@@ -458,17 +438,16 @@ def test_gates_kernel_runs_where_several_programs_walk_many_statistics(monkeypat
     worth of channels, however many samples, compute them inline."""
     from mn_triton.kernels import mix as kernels
 
-    spy = _LaunchSpy(kernels._mn_gates_kernel, launch=False)
-    monkeypatch.setattr(kernels, "_mn_gates_kernel", spy)
+    launched = spy_launches(monkeypatch, kernels, "_mn_gates_kernel", launch=False)
     gw = torch.zeros(2, 1)
     for n, c, shared in [(128, 128, True), (128, 512, True), (256, 64, True), (128, 64, False),
                          (4096, 32, False), (1, 4096, False)]:  # fmt: skip
-        spy.grids.clear()
+        launched.clear()
         stats = torch.zeros(n, c)
         gates = kernels.shared_gates(stats, stats, gw.expand(2, c), None)
-        assert (gates is not None) == shared == bool(spy.grids), (n, c)
+        assert (gates is not None) == shared == bool(launched), (n, c)
         if shared:
-            assert gates.shape == (n, 2) and spy.grids == [(triton.cdiv(n, 16),)]
+            assert gates.shape == (n, 2) and launched == [(triton.cdiv(n, 16),)]
 
 
 @pytest.mark.parametrize("n, c, k", MIX_CASES)

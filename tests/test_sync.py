@@ -20,6 +20,7 @@ from helpers import (
     record_guarded_launches,
     reference_twin,
     rel_err,
+    spy_launches,
 )
 from mn_triton.sync import _SyncModeNormFunction
 
@@ -486,15 +487,7 @@ def test_group_of_one_matches_mode_norm(backend, gates, monkeypatch):
     once, for its statistics, forward and backward."""
     from mn_triton.kernels import mix as kernel_mix
 
-    launches = []
-    original = kernel_mix._mn_gates_kernel
-
-    class Spy:
-        def __getitem__(self, grid):
-            launches.append(grid)
-            return original[grid]
-
-    monkeypatch.setattr(kernel_mix, "_mn_gates_kernel", Spy())
+    launches = spy_launches(monkeypatch, kernel_mix, "_mn_gates_kernel")
     monkeypatch.setattr(
         kernel_mix, "GATES_KERNEL_MIN_ELEMENTS", 0 if gates == "computed_once" else 2**62
     )

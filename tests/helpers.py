@@ -60,7 +60,7 @@ def batch_transposed(t: Tensor) -> Tensor:
 def tiny_tiles() -> Iterator[None]:
     """Tiles of 16 elements and 8 reduction programs: small shapes then take every code path
     (several tiles per row, rows split across programs, partial results merged; MN's gates
-    computed once wherever its mix kernels split the channels, C > 32)."""
+    computed once wherever its mix kernels split the channels: C > 32 at K ≤ 128)."""
     saved = layout.MAX_TILE, layout.CPU_TARGET_PROGRAMS, mix.GATES_KERNEL_MIN_ELEMENTS
     layout.MAX_TILE, layout.CPU_TARGET_PROGRAMS, mix.GATES_KERNEL_MIN_ELEMENTS = 16, 8, 0
     try:
@@ -326,7 +326,7 @@ def record_guarded_launches(monkeypatch) -> list[tuple[str, bool]]:  # noqa: ANN
     entry_points = [(moments, "row_moments"), (moments, "row_grad_sums"), (apply, "row_affine")]
     entry_points += [(kernel_mix, f"{op}_{way}") for op in ("mode_norm", "mode_group_norm")
                      for way in ("forward", "backward")]  # fmt: skip
-    entry_points.append((kernel_mix, "mode_norm_batch_stats"))  # SyncModeNorm's
+    entry_points += [(kernel_mix, "mode_norm_batch_stats"), (kernel_mix, "shared_gates")]
     for module, name in entry_points:
         original = getattr(module, name)
 

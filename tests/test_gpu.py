@@ -108,9 +108,15 @@ def test_hundreds_of_modes(layer):
 
 
 @pytest.mark.skipif(not dist.is_nccl_available(), reason="needs NCCL")
-def test_synchronising_path_in_a_group_of_one():
+@pytest.mark.parametrize("gates", ["inline", "computed_once"])
+def test_synchronising_path_in_a_group_of_one(gates, monkeypatch):
     """SyncModeNorm's own kernels (statistics, merge, the forward from given statistics, the
-    backward in two launches around the all_reduce) compiled and run, over NCCL."""
+    backward in two launches around the all_reduce) compiled and run, over NCCL; also with
+    the gates computed once and passed along (C = 40: two channel blocks)."""
+    from mn_triton.kernels import mix as kernel_mix
+
+    if gates == "computed_once":
+        monkeypatch.setattr(kernel_mix, "GATES_KERNEL_MIN_ELEMENTS", 0)
     check_group_of_one_matches_mode_norm(CUDA, "nccl")
 
 

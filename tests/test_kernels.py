@@ -432,6 +432,40 @@ def test_mode_norm_gates_computed_once_give_the_same_bits(training, sync, monkey
         assert torch.equal(a, b), i
 
 
+def test_given_gates_are_checked_and_cast(monkeypatch):
+    """The entry points' `gates=` (SyncModeNorm passes shared_gates' result along): gates of
+    the wrong shape are refused before any launch; gates in another dtype are cast to the
+    statistics' (in a kernel, float64 gates would turn float32 accumulators into float64
+    inside their loops, which the interpreter runs and the GPU compiler rejects)."""
+    from mn_triton.kernels import mix as kernels
+
+    monkeypatch.setattr(kernels, "GATES_KERNEL_MIN_ELEMENTS", 0)
+    n, c, k = 20, 40, 2
+    *rows, rm, rms, (sum_dy, sum_dy_xs) = _mix_inputs(n, c, k)
+    shift, mean_dev, var_rows, sum_dy, sum_dy_xs = (t.float() for t in (*rows, sum_dy, sum_dy_xs))
+    gw, gb, w, b = torch.randn(k, c) / 4, torch.randn(k), torch.randn(c), torch.randn(c)
+    gates = kernels.shared_gates(shift, mean_dev, gw, gb)
+    assert gates is not None and gates.dtype == torch.float32
+
+    def both(given):
+        fwd = kernels.mode_norm_forward(shift, mean_dev, var_rows, gw, gb, w, b, rm, rms, True,
+                                        1e-5, gates=given)  # fmt: skip
+        bwd = kernels.mode_norm_backward(sum_dy, sum_dy_xs, 7, shift, mean_dev, var_rows, gw,
+                                         gb, w, rm, rms, True, 1e-5, gates=given)  # fmt: skip
+        return (*fwd, *bwd)
+
+    for a, b_ in zip(both(gates), both(gates.double()), strict=True):
+        assert torch.equal(a, b_)
+    launched = spy_launches(monkeypatch, kernels, "_mn_mix_forward_kernel", launch=False)
+    for wrong in (gates[:-1], gates[:, :1], gates.T):
+        with pytest.raises(ValueError, match=r"gates of shape .*, expected \(N, K\)"):
+            kernels.mode_norm_forward(shift, mean_dev, var_rows, gw, gb, w, b, rm, rms, True,
+                                      1e-5, gates=wrong)  # fmt: skip
+        with pytest.raises(ValueError, match="gates of shape"):
+            kernels.mode_norm_batch_stats(shift, mean_dev, var_rows, gw, gb, gates=wrong)
+    assert not launched
+
+
 def test_gates_kernel_runs_where_several_programs_walk_many_statistics(monkeypatch):
     """The rule on the layer shapes it is meant for (K = 2, BLOCK_C = 32): a batch of 128
     at 128 channels or more shares the gates; 64 channels (N·C = 8192) and one program's

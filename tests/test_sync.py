@@ -38,19 +38,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _problem(layout: str, offset: float):
+def _problem(layout: str, offset: float, channels: int):
     """The whole batch, upstream gradient and layer state, identical in every process."""
     gen = torch.Generator().manual_seed(1234)
-    x = torch.randn(6, 5, 4, 3, generator=gen) * 2 + offset
+    x = torch.randn(6, channels, 4, 3, generator=gen) * 2 + offset
     dy = torch.randn(x.shape, generator=gen)
     if layout == "channels_last":
         x = x.to(memory_format=torch.channels_last)
     torch.manual_seed(99)
-    state = randomize(mn_triton.ModeNorm2d(5, num_modes=3, momentum=0.3)).state_dict()
+    state = randomize(mn_triton.ModeNorm2d(channels, num_modes=3, momentum=0.3)).state_dict()
     return x, dy, state
 
 
-def _worker(rank, port, split, layout, offset, backend, out_dir):
+def _worker(rank, port, split, layout, offset, channels, backend, out_dir):
     os.environ.setdefault("TRITON_INTERPRET", "1")
     assert poison._installed and (memcheck._installed or not mn_triton.backend.INTERPRETING)
     dist.init_process_group(
@@ -58,10 +58,14 @@ def _worker(rank, port, split, layout, offset, backend, out_dir):
     )
     try:
         mn_triton.set_backend(backend)
-        x, dy, state = _problem(layout, offset)
+        if channels > 32:  # the mix kernels split the channels: share the gates between them
+            from mn_triton.kernels import mix as kernel_mix
+
+            kernel_mix.GATES_KERNEL_MIN_ELEMENTS = 0
+        x, dy, state = _problem(layout, offset, channels)
         start = sum(SPLITS[split][:rank])
         rows = slice(start, start + SPLITS[split][rank])
-        layer = mn_triton.SyncModeNorm(5, num_modes=3, momentum=0.3)
+        layer = mn_triton.SyncModeNorm(channels, num_modes=3, momentum=0.3)
         layer.load_state_dict(state)
         results = {}
         for step in range(2):  # two steps: running estimates move twice
@@ -76,7 +80,7 @@ def _worker(rank, port, split, layout, offset, backend, out_dir):
         # Eval uses the running estimates: nothing to synchronise, each process on its own.
         results["eval"] = layer.eval()(x[rows]).detach()
         # Bad input is refused before any exchange (so no process is left waiting).
-        with pytest.raises(ValueError, match="expected 5 channels"):
+        with pytest.raises(ValueError, match=f"expected {channels} channels"):
             layer.train()(x[rows, :4])
         results["state"] = layer.state_dict()
         torch.save(results, Path(out_dir) / f"rank{rank}.pt")
@@ -85,19 +89,21 @@ def _worker(rank, port, split, layout, offset, backend, out_dir):
 
 
 # The 1e4 offset with rank 0 empty: a process without samples (zeros for its statistics)
-# must add nothing to the merge, even with the data far from zero.
-CASES = [("even", "nchw", 3.0), ("uneven", "nchw", 3.0), ("one_empty", "nchw", 3.0),
-         ("uneven", "channels_last", 3.0), ("first_empty", "nchw", 1e4)]  # fmt: skip
+# must add nothing to the merge, even with the data far from zero. 40 channels: the mix
+# kernels' two channel blocks share the gates (kernels.mix.shared_gates) in both processes.
+CASES = [("even", "nchw", 3.0, 5), ("uneven", "nchw", 3.0, 5), ("one_empty", "nchw", 3.0, 5),
+         ("uneven", "channels_last", 3.0, 5), ("first_empty", "nchw", 1e4, 5),
+         ("uneven", "nchw", 3.0, 40)]  # fmt: skip
 
 
-@pytest.mark.parametrize("split, layout, offset", CASES)
-def test_two_processes_equal_one_process(split, layout, offset, backend, tmp_path):
-    args = (_free_port(), split, layout, offset, backend, str(tmp_path))
+@pytest.mark.parametrize("split, layout, offset, channels", CASES)
+def test_two_processes_equal_one_process(split, layout, offset, channels, backend, tmp_path):
+    args = (_free_port(), split, layout, offset, channels, backend, str(tmp_path))
     mp.spawn(_worker, args=args, nprocs=WORLD)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
 
-    x, dy, state = _problem(layout, offset)
-    single = mn_triton.ModeNorm2d(5, num_modes=3, momentum=0.3)
+    x, dy, state = _problem(layout, offset, channels)
+    single = mn_triton.ModeNorm2d(channels, num_modes=3, momentum=0.3)
     single.load_state_dict(state)
     for step in range(2):
         x_all = x.detach().clone().requires_grad_()
@@ -407,7 +413,7 @@ def test_synchronising_launches_go_to_the_device_of_the_input(monkeypatch):
         dist.destroy_process_group()
     assert sorted({name for name, _ in calls}) == [
         "mode_norm_backward", "mode_norm_batch_stats", "mode_norm_forward",
-        "row_affine", "row_grad_sums", "row_moments",
+        "row_affine", "row_grad_sums", "row_moments", "shared_gates",
     ]  # fmt: skip
     assert all(guarded for _, guarded in calls), calls
 

@@ -12,7 +12,8 @@ GPU costs more in launches than the passes over x. Here:
   program holds every channel. Where several programs would each repeat that over many
   statistics, one small kernel first writes the gates, (N, K), for all of them to read
   (GATES_KERNEL_MIN_ELEMENTS); the backward does the same.
-- MN backward: two kernels. The first owns channels again and produces everything that
+- MN backward: two kernels (one where a program holds every channel: FUSE_GATES; three
+  with the gates kernel). The first owns channels again and produces everything that
   sums over samples, per-row terms, and its channels' share of ∂L/∂g per sample; the
   second adds those shares up (a sum over channels, hence the second launch), takes the
   softmax backward and finishes the rows and the gate gradients.
@@ -54,8 +55,8 @@ FUSE_GATES = True
 # launch more per direction against N·C reads less per walk and program (the threshold is a
 # prediction, benchmarks/NOTES.md; a GPU run is to place it). Tests move it to try both.
 GATES_KERNEL_MIN_ELEMENTS = 16384
-# Samples per program of the gates kernel: enough programs to spread its one read of the
-# (N, C) statistics over the GPU.
+# Samples per program of the gates kernel, which reads each sample's C statistics once: its
+# programs work side by side (8 at batch 128), where each mix program walks every sample.
 GATES_KERNEL_ROWS = 16
 _TINY: tl.constexpr = tl.constexpr(MIN_MODE_MASS)
 
@@ -728,7 +729,8 @@ def shared_gates(
     block_n, block_c, k_pad, chunk_c = _mn_blocks(n, c, k)
     if cdiv(c, block_c) == 1 or n * c < GATES_KERNEL_MIN_ELEMENTS:
         return None
-    # The same CHUNK_C as the mix kernels: each row's logits are summed as they would be there.
+    # The same CHUNK_C as the mix kernels: each row's logits are summed over the same chunks
+    # as there (in the interpreter, the same bits; a GPU may order a chunk's sum otherwise).
     rows = min(block_n, GATES_KERNEL_ROWS)
     gates = shift.new_empty((n, k))
     _mn_gates_kernel[(cdiv(n, rows),)](
@@ -737,6 +739,22 @@ def shared_gates(
         enable_fp_fusion=FP_FUSION,
     )  # fmt: skip
     return gates
+
+
+def _gates_for(
+    shift: Tensor, mean_dev: Tensor, gate_weight: Tensor, gate_bias: Tensor | None,
+    gates: Tensor | None,
+) -> Tensor | None:  # fmt: skip
+    """`gates` as the kernels read them (dense, in the statistics' dtype: the kernels'
+    accumulators take the gates' type), or shared_gates' choice where none are given."""
+    if gates is None:
+        return shared_gates(shift, mean_dev, gate_weight, gate_bias)
+    if gates.shape != (shift.shape[0], gate_weight.shape[0]):
+        raise ValueError(
+            f"gates of shape {tuple(gates.shape)}, expected (N, K) = "
+            f"{(shift.shape[0], gate_weight.shape[0])}"
+        )
+    return gates.to(shift.dtype).contiguous()
 
 
 def _dense(*tensors: Tensor) -> tuple[Tensor, ...]:
@@ -778,7 +796,7 @@ def mode_norm_batch_stats(
     block_n, block_c, k_pad, chunk_c = _mn_blocks(n, c, k)
     gw = gate_weight.contiguous()
     gb = _or(gate_bias, gw)
-    gates = shared_gates(shift, mean_dev, gw, gate_bias) if gates is None else gates.contiguous()
+    gates = _gates_for(shift, mean_dev, gw, gate_bias, gates)
     _mn_batch_stats_kernel[(cdiv(c, block_c),)](
         shift, mean_dev, var_rows, gw, gb, _or(gates, gw), mass, center, residual, var,
         n, c, k, HAS_GATE_BIAS=gate_bias is not None, GATES_GIVEN=gates is not None,
@@ -838,7 +856,7 @@ def mode_norm_forward(
     mode_mean = shift.new_empty((k, c))
     mode_var = shift.new_empty((k, c))
     gw = gate_weight.contiguous()
-    gates = shared_gates(shift, mean_dev, gw, gate_bias) if gates is None else gates.contiguous()
+    gates = _gates_for(shift, mean_dev, gw, gate_bias, gates)
     _mn_mix_forward_kernel[(cdiv(c, block_c),)](
         shift, mean_dev, var_rows, gw, _or(gate_bias, gw), _or(gates, gw), _or(weight, gw),
         _or(bias, gw),
@@ -897,7 +915,7 @@ def mode_norm_backward(
     d_gate_w, d_gate_b = shift.new_empty((k, c)), shift.new_empty(k)
     gw = gate_weight.contiguous()
     gb = _or(gate_bias, gw)
-    gates = shared_gates(shift, mean_dev, gw, gate_bias) if gates is None else gates.contiguous()
+    gates = _gates_for(shift, mean_dev, gw, gate_bias, gates)
     common = {"HAS_GATE_BIAS": gate_bias is not None, "GATES_GIVEN": gates is not None,
               "BLOCK_N": block_n, "BLOCK_C": block_c, "K_PAD": k_pad,
               "CHUNK_C": chunk_c}  # fmt: skip

@@ -720,21 +720,31 @@ def shared_gates(
     compute them over at least GATES_KERNEL_MIN_ELEMENTS statistics; None where they are
     better computed inside each program (see GATES_KERNEL_MIN_ELEMENTS).
 
-    The MN entry points below call it themselves, or take its result as `gates` (SyncModeNorm
-    computes the gates once for its statistics, forward and backward)."""
+    The MN entry points below decide so themselves, or take its result as `gates`
+    (SyncModeNorm computes the gates once for its statistics, forward and backward)."""
     shift, mean_dev = _dense(shift, mean_dev)
-    gate_weight = gate_weight.contiguous()
     n, c = shift.shape
-    k = gate_weight.shape[0]
-    block_n, block_c, k_pad, chunk_c = _mn_blocks(n, c, k)
-    if cdiv(c, block_c) == 1 or n * c < GATES_KERNEL_MIN_ELEMENTS:
+    blocks = _mn_blocks(n, c, gate_weight.shape[0])
+    return _shared_gates(shift, mean_dev, gate_weight.contiguous(), gate_bias, blocks)
+
+
+def _shared_gates(
+    shift: Tensor, mean_dev: Tensor, gw: Tensor, gate_bias: Tensor | None,
+    blocks: tuple[int, int, int, int],
+) -> Tensor | None:  # fmt: skip
+    """shared_gates on dense statistics, given the mix kernels' _mn_blocks (which the entry
+    points have at hand: the rule is checked on every layer call)."""
+    n, c = shift.shape
+    block_n, block_c, k_pad, chunk_c = blocks
+    if n * c < GATES_KERNEL_MIN_ELEMENTS or cdiv(c, block_c) == 1:
         return None
     # The same CHUNK_C as the mix kernels: each row's logits are summed over the same chunks
     # as there (in the interpreter, the same bits; a GPU may order a chunk's sum otherwise).
     rows = min(block_n, GATES_KERNEL_ROWS)
+    k = gw.shape[0]
     gates = shift.new_empty((n, k))
     _mn_gates_kernel[(cdiv(n, rows),)](
-        shift, mean_dev, gate_weight, _or(gate_bias, gate_weight), gates, n, c, k,
+        shift, mean_dev, gw, _or(gate_bias, gw), gates, n, c, k,
         HAS_GATE_BIAS=gate_bias is not None, BLOCK_N=rows, K_PAD=k_pad, CHUNK_C=chunk_c,
         enable_fp_fusion=FP_FUSION,
     )  # fmt: skip
@@ -742,17 +752,17 @@ def shared_gates(
 
 
 def _gates_for(
-    shift: Tensor, mean_dev: Tensor, gate_weight: Tensor, gate_bias: Tensor | None,
-    gates: Tensor | None,
+    shift: Tensor, mean_dev: Tensor, gw: Tensor, gate_bias: Tensor | None,
+    gates: Tensor | None, blocks: tuple[int, int, int, int],
 ) -> Tensor | None:  # fmt: skip
     """`gates` as the kernels read them (dense, in the statistics' dtype: the kernels'
     accumulators take the gates' type), or shared_gates' choice where none are given."""
     if gates is None:
-        return shared_gates(shift, mean_dev, gate_weight, gate_bias)
-    if gates.shape != (shift.shape[0], gate_weight.shape[0]):
+        return _shared_gates(shift, mean_dev, gw, gate_bias, blocks)
+    if gates.shape != (shift.shape[0], gw.shape[0]):
         raise ValueError(
             f"gates of shape {tuple(gates.shape)}, expected (N, K) = "
-            f"{(shift.shape[0], gate_weight.shape[0])}"
+            f"{(shift.shape[0], gw.shape[0])}"
         )
     return gates.to(shift.dtype).contiguous()
 
@@ -796,7 +806,7 @@ def mode_norm_batch_stats(
     block_n, block_c, k_pad, chunk_c = _mn_blocks(n, c, k)
     gw = gate_weight.contiguous()
     gb = _or(gate_bias, gw)
-    gates = _gates_for(shift, mean_dev, gw, gate_bias, gates)
+    gates = _gates_for(shift, mean_dev, gw, gate_bias, gates, (block_n, block_c, k_pad, chunk_c))
     _mn_batch_stats_kernel[(cdiv(c, block_c),)](
         shift, mean_dev, var_rows, gw, gb, _or(gates, gw), mass, center, residual, var,
         n, c, k, HAS_GATE_BIAS=gate_bias is not None, GATES_GIVEN=gates is not None,
@@ -856,7 +866,7 @@ def mode_norm_forward(
     mode_mean = shift.new_empty((k, c))
     mode_var = shift.new_empty((k, c))
     gw = gate_weight.contiguous()
-    gates = _gates_for(shift, mean_dev, gw, gate_bias, gates)
+    gates = _gates_for(shift, mean_dev, gw, gate_bias, gates, (block_n, block_c, k_pad, chunk_c))
     _mn_mix_forward_kernel[(cdiv(c, block_c),)](
         shift, mean_dev, var_rows, gw, _or(gate_bias, gw), _or(gates, gw), _or(weight, gw),
         _or(bias, gw),
@@ -915,7 +925,7 @@ def mode_norm_backward(
     d_gate_w, d_gate_b = shift.new_empty((k, c)), shift.new_empty(k)
     gw = gate_weight.contiguous()
     gb = _or(gate_bias, gw)
-    gates = _gates_for(shift, mean_dev, gw, gate_bias, gates)
+    gates = _gates_for(shift, mean_dev, gw, gate_bias, gates, (block_n, block_c, k_pad, chunk_c))
     common = {"HAS_GATE_BIAS": gate_bias is not None, "GATES_GIVEN": gates is not None,
               "BLOCK_N": block_n, "BLOCK_C": block_c, "K_PAD": k_pad,
               "CHUNK_C": chunk_c}  # fmt: skip

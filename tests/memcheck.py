@@ -24,6 +24,7 @@ races between differently typed views of one buffer (addresses are compared exac
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -34,9 +35,19 @@ HOOKS = {  # what install() wraps, as Triton 3.9's interpreter names it
     "InterpreterBuilder": ("create_masked_load", "create_masked_store", "set_grid_idx"),
 }
 _extents: list[tuple[int, int]] = []  # [start, end) byte ranges of this launch's tensors
-_accesses: dict[str, list[tuple[np.ndarray, int]]] = {"load": [], "store": []}  # per launch
+# Per launch: each masked load and store's active addresses, program id and element size.
+_accesses: dict[str, list[tuple[np.ndarray, int, int]]] = {"load": [], "store": []}
 _program = 0  # the running program's flat id
 _installed = False
+Accesses = dict[str, list[tuple[np.ndarray, int, int]]]
+_listeners: list[Callable[[str, tuple[int, ...], Accesses], None]] = []
+
+
+def add_listener(listener: Callable[[str, tuple[int, ...], Accesses], None]) -> None:
+    """Call `listener(kernel name, grid, accesses)` after each checked launch, with its
+    loads' and stores' (active addresses, program id, bytes per element) (tools/mix_traffic.py
+    counts bytes so)."""
+    _listeners.append(listener)
 
 
 def tensor_extent(t: torch.Tensor) -> tuple[int, int]:
@@ -90,15 +101,16 @@ def _record(op: str, ptrs: interpreter.TensorHandle, mask: interpreter.TensorHan
     addresses = _active(ptrs, mask)
     if addresses.size == 0:
         return
-    check_bounds(addresses, ptrs.get_element_ty().primitive_bitwidth // 8, op)
-    _accesses[op].append((addresses, _program))
+    size = ptrs.get_element_ty().primitive_bitwidth // 8
+    check_bounds(addresses, size, op)
+    _accesses[op].append((addresses, _program, size))
 
 
-def _flat(accesses: list[tuple[np.ndarray, int]]) -> tuple[np.ndarray, np.ndarray]:
+def _flat(accesses: list[tuple[np.ndarray, int, int]]) -> tuple[np.ndarray, np.ndarray]:
     if not accesses:
         return np.empty(0, np.uint64), np.empty(0, np.int64)
-    addresses = np.concatenate([a for a, _ in accesses])
-    programs = np.concatenate([np.full(a.size, p, np.int64) for a, p in accesses])
+    addresses = np.concatenate([a for a, _, _ in accesses])
+    programs = np.concatenate([np.full(a.size, p, np.int64) for a, p, _ in accesses])
     return addresses, programs
 
 
@@ -159,6 +171,9 @@ def install() -> bool:
         try:
             result = call(self, *args, **kwargs)
             check_races()
+            grid = tuple(self.grid) if isinstance(self.grid, (tuple, list)) else ()
+            for listener in _listeners:
+                listener(self.fn.__name__, grid, _accesses)
             return result
         finally:
             for accesses in _accesses.values():

@@ -1,7 +1,7 @@
 """tools/mix_traffic.py counts the bytes each launch and program of the MN mix moves.
 
-It wraps the interpreter's own functions, so it runs in a process of its own (here, the
-memory checks wrap the same functions)."""
+It counts what the memory checks (tests/memcheck.py) see of each launch; it runs in a
+process of its own, so that its listener and settings leave the other tests alone."""
 
 import json
 import subprocess
@@ -13,7 +13,7 @@ import pytest
 import memcheck
 
 REPO = Path(__file__).resolve().parents[1]
-# The tool wraps the interpreter functions that the memory checks wrap.
+# The tool counts through the memory checks, which need these interpreter functions.
 pytestmark = pytest.mark.skipif(
     bool(memcheck.missing_hooks()),
     reason=f"this Triton's interpreter lacks {memcheck.missing_hooks()}",

@@ -4,7 +4,8 @@ The mix works on (N, C) row statistics, small next to x, but each of its program
 every sample several times, and the time of a launch is its slowest program's. This runs
 one training forward and backward of the MN mix kernels in Triton's interpreter on random
 statistics and counts, for each launch, the bytes its loads and stores move (lanes the
-mask lets through): in all, and for its busiest program. Beside them, the passes over x
+mask lets through), as tests/memcheck.py sees them (and checks them): in all, and for its
+busiest program. Beside them, the passes over x
 of the same layer move 3·|x| forward and 5·|x| backward (benchmarks/NOTES.md, "The bytes
 model"), spread over the whole GPU.
 
@@ -27,12 +28,12 @@ from pathlib import Path
 
 os.environ["TRITON_INTERPRET"] = "1"  # before the kernels are decorated
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from triton.runtime import interpreter  # noqa: E402
 
+import memcheck  # noqa: E402  (tests/: it sees every interpreted load and store)
 from mn_triton.kernels import mix  # noqa: E402
 
 # (N, C, L) of the layer grid's shapes at batch 128 (benchmarks/grid.py): CIFAR ResNet,
@@ -57,42 +58,23 @@ class Launch:
 
 
 class Counter:
-    """Wraps the interpreter's launch, program switch, masked load and masked store."""
+    """Notes each interpreted launch's bytes per program, from the accesses memcheck sees
+    (which also checks them: in bounds, no races)."""
 
     def __init__(self) -> None:
         self.launches: list[Launch] = []
-        self._program = 0
 
     def install(self) -> None:
-        executor, builder = interpreter.GridExecutor, interpreter.InterpreterBuilder
-        call, set_grid_idx = executor.__call__, builder.set_grid_idx
-        load, store = builder.create_masked_load, builder.create_masked_store
-        counter = self
+        if not memcheck.install():
+            raise RuntimeError(f"this Triton's interpreter lacks {memcheck.missing_hooks()}")
+        memcheck.add_listener(self._note)
 
-        def call_counted(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-            grid = self.grid if isinstance(self.grid, tuple) else (0,)  # (mn_triton's are)
-            counter.launches.append(Launch(self.fn.__name__, int(np.prod(grid))))
-            return call(self, *args, **kwargs)
-
-        def set_grid_idx_counted(self, x, y, z):  # noqa: ANN001, ANN202
-            set_grid_idx(self, x, y, z)
-            counter._program = (x * self.grid_dim[1] + y) * self.grid_dim[2] + z
-
-        def note(ptrs, mask) -> None:  # noqa: ANN001
-            lanes = int(np.count_nonzero(np.broadcast_to(mask.data, np.shape(ptrs.data))))
-            size = ptrs.get_element_ty().primitive_bitwidth // 8
-            counter.launches[-1].bytes_per_program[counter._program] += lanes * size
-
-        def load_counted(self, ptrs, mask, *rest, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-            note(ptrs, mask)
-            return load(self, ptrs, mask, *rest, **kwargs)
-
-        def store_counted(self, ptrs, value, mask, *rest, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-            note(ptrs, mask)
-            return store(self, ptrs, value, mask, *rest, **kwargs)
-
-        executor.__call__, builder.set_grid_idx = call_counted, set_grid_idx_counted
-        builder.create_masked_load, builder.create_masked_store = load_counted, store_counted
+    def _note(self, kernel: str, grid: tuple[int, ...], accesses: memcheck.Accesses) -> None:
+        launch = Launch(kernel, int(np.prod(grid)))
+        for access in accesses.values():
+            for addresses, program, size in access:
+                launch.bytes_per_program[program] += addresses.size * size
+        self.launches.append(launch)
 
 
 def run_mix(n: int, c: int, k: int, counter: Counter) -> tuple[list[Launch], list[Launch]]:

@@ -60,13 +60,18 @@ def batch_transposed(t: Tensor) -> Tensor:
 def tiny_tiles() -> Iterator[None]:
     """Tiles of 16 elements and 8 reduction programs: small shapes then take every code path
     (several tiles per row, rows split across programs, partial results merged; MN's gates
-    computed once wherever its mix kernels split the channels: C > 32 at K ≤ 128)."""
-    saved = layout.MAX_TILE, layout.CPU_TARGET_PROGRAMS, mix.GATES_KERNEL_MIN_ELEMENTS
-    layout.MAX_TILE, layout.CPU_TARGET_PROGRAMS, mix.GATES_KERNEL_MIN_ELEMENTS = 16, 8, 0
+    computed once wherever its mix kernels split the channels: C > 32 at K ≤ 128; MN's mix
+    kernels split the samples too, in blocks of 4 or more, from N = 8)."""
+    names = "MAX_TILE", "CPU_TARGET_PROGRAMS", "GATES_KERNEL_MIN_ELEMENTS", "SPLIT_MIN_ROWS"
+    modules = layout, layout, mix, mix
+    saved = [getattr(module, name) for module, name in zip(modules, names, strict=True)]
+    for module, name, tiny in zip(modules, names, (16, 8, 0, 4), strict=True):
+        setattr(module, name, tiny)
     try:
         yield
     finally:
-        layout.MAX_TILE, layout.CPU_TARGET_PROGRAMS, mix.GATES_KERNEL_MIN_ELEMENTS = saved
+        for module, name, value in zip(modules, names, saved, strict=True):
+            setattr(module, name, value)
 
 
 def reference_twin(module: nn.Module, dtype: torch.dtype = torch.float64) -> nn.Module:

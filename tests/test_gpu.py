@@ -82,7 +82,12 @@ def test_float64_end_to_end(layer):
 
 # (32, 3): a 2-D input. Not (2, 3): two samples of one value per row give statistics so badly
 # conditioned that dx misses float64 by more than 1e-5 in ~40 % of draws, on every path.
-@pytest.mark.parametrize("shape", [(256, 64, 8, 8), (4, 64, 56, 56), (128, 512, 7, 7), (32, 3)])
+# (8192, 24) and (4096, 64): many samples of few features, split into blocks by MN's mix
+# kernels (kernels/mix.SPLIT_MIN_ROWS), with one channel block and with two.
+@pytest.mark.parametrize(
+    "shape",
+    [(256, 64, 8, 8), (4, 64, 56, 56), (128, 512, 7, 7), (32, 3), (8192, 24), (4096, 64)],
+)
 def test_layer_shapes(shape):
     module = _on_gpu(randomize(mn_triton.ModeNorm(shape[1], num_modes=2)))
     _oracle_on_cpu(module, _input(shape))
@@ -108,15 +113,18 @@ def test_hundreds_of_modes(layer):
 
 
 @pytest.mark.skipif(not dist.is_nccl_available(), reason="needs NCCL")
-@pytest.mark.parametrize("gates", ["inline", "computed_once"])
+@pytest.mark.parametrize("gates", ["inline", "computed_once", "computed_once_samples_split"])
 def test_synchronising_path_in_a_group_of_one(gates, monkeypatch):
     """SyncModeNorm's own kernels (statistics, merge, the forward from given statistics, the
     backward in two launches around the all_reduce) compiled and run, over NCCL; also with
-    the gates computed once and passed along (C = 40: two channel blocks)."""
+    the gates computed once and passed along (C = 40: two channel blocks), and with the
+    samples split into blocks as well."""
     from mn_triton.kernels import mix as kernel_mix
 
-    if gates == "computed_once":
+    if gates != "inline":
         monkeypatch.setattr(kernel_mix, "GATES_KERNEL_MIN_ELEMENTS", 0)
+    if gates == "computed_once_samples_split":
+        monkeypatch.setattr(kernel_mix, "SPLIT_MIN_ROWS", 2)
     check_group_of_one_matches_mode_norm(CUDA, "nccl")
 
 

@@ -19,7 +19,7 @@ import mn_triton
 from helpers import TOLERANCE, assert_close, record_guarded_launches, spy_launches, tiny_tiles
 from mn_triton.kernels import layout
 from mn_triton.kernels.apply import row_affine
-from mn_triton.kernels.mix import _row_offsets, _softmax_backward
+from mn_triton.kernels.mix import _own_samples, _row_offsets, _softmax_backward
 from mn_triton.kernels.moments import row_grad_sums, row_moments
 
 
@@ -276,6 +276,31 @@ def test_mix_row_offsets_pass_2_pow_31():
 
 
 @triton.jit
+def _own_samples_kernel(OUT, N, ROWS_PER_SPLIT):
+    start, stop = _own_samples(N, ROWS_PER_SPLIT)
+    tl.store(OUT + 2 * tl.program_id(1), start)
+    tl.store(OUT + 2 * tl.program_id(1) + 1, stop)
+
+
+@pytest.mark.parametrize("n", [2**31 - 3, 2**31 + 5, 3 * 10**9])
+def test_samples_split_past_2_pow_31(n):
+    """The MN mix kernels' splits of the samples (_mn_splits), [start, stop) per split, for
+    N around and past 2³¹ (too big to run here; a split's start + its length wraps in
+    int32): consecutive, covering all N samples once."""
+    from mn_triton.kernels import mix as kernels
+
+    block_n, block_c, _, _ = kernels._mn_blocks(n, 1, 2)
+    splits, rows = kernels._mn_splits(n, 1, block_n, block_c)
+    assert splits == kernels.MIX_PROGRAMS
+    out = torch.empty(splits, 2, dtype=torch.int64)
+    _own_samples_kernel[(1, splits)](out, n, rows)
+    starts = torch.arange(splits, dtype=torch.int64) * rows
+    assert torch.equal(out[:, 0], starts)
+    assert torch.equal(out[:, 1], (starts + rows).clamp(max=n))
+    assert out[-1, 0] < n == out[-1, 1]
+
+
+@triton.jit
 def _softmax_backward_kernel(G, G_DG, OUT, B, K, BLOCK_B: tl.constexpr, K_PAD: tl.constexpr):
     rows, modes = tl.arange(0, BLOCK_B), tl.arange(0, K_PAD)
     mask = (rows < B)[:, None] & (modes < K)[None, :]
@@ -343,7 +368,7 @@ def _mix_inputs(n, c, k):
     return shift, mean_dev, var_rows, running_mean, running_sq, sums
 
 
-@pytest.mark.parametrize("gates", ["inline", "kernel"])
+@pytest.mark.parametrize("gates", ["inline", "kernel", "split", "inline_split"])
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize("n, c, k", MIX_CASES)
 def test_mode_norm_mix_kernels_match_torch_mix(n, c, k, training, gates, monkeypatch):
@@ -351,8 +376,12 @@ def test_mode_norm_mix_kernels_match_torch_mix(n, c, k, training, gates, monkeyp
     from mn_triton.kernels import mix as kernels
 
     monkeypatch.setattr(kernels, "MIX_TILE", 128)
-    # "kernel": every case whose channels span several programs reads shared gates.
-    monkeypatch.setattr(kernels, "GATES_KERNEL_MIN_ELEMENTS", 0 if gates == "kernel" else 2**62)
+    # "kernel": every case whose channels span several programs reads shared gates; "split"
+    # also splits the samples of every case with N ≥ 4 into splits of 2 or more.
+    inline = gates.startswith("inline")
+    monkeypatch.setattr(kernels, "GATES_KERNEL_MIN_ELEMENTS", 2**62 if inline else 0)
+    if gates.endswith("split"):
+        monkeypatch.setattr(kernels, "SPLIT_MIN_ROWS", 2)
     shift, mean_dev, var_rows, rm, rms, (sum_dy, sum_dy_xs) = _mix_inputs(n, c, k)
     # Gate weights small enough that no gate saturates (a saturated gate's gradients are ~0
     # and their relative error is rounding noise).
@@ -369,12 +398,17 @@ def test_mode_norm_mix_kernels_match_torch_mix(n, c, k, training, gates, monkeyp
         assert_close(g, getattr(want, name), 1e-11, name)
 
 
+@pytest.mark.parametrize("split", [False, True], ids=["all_samples", "samples_split"])
 @pytest.mark.parametrize("sync", [False, True], ids=["layer", "sync"])
-def test_mode_norm_backward_fuses_the_gates_kernel_exactly(sync, monkeypatch):
+def test_mode_norm_backward_fuses_the_gates_kernel_exactly(sync, split, monkeypatch):
     """Where one program holds every channel, the rows kernel does the gates kernel's work
     (one launch fewer): the same operations in the same order, so the same bits. Also for
-    SyncModeNorm's two-launch backward around its all_reduce (given statistics)."""
+    SyncModeNorm's two-launch backward around its all_reduce (given statistics), and with
+    the 9 samples split in 3 (each split's gate gradients, summed alike)."""
     from mn_triton.kernels import mix as kernels
+
+    if split:
+        monkeypatch.setattr(kernels, "SPLIT_MIN_ROWS", 2)
 
     launched = spy_launches(monkeypatch, kernels, "_mn_mix_backward_gates_kernel")
     n, c, k = 9, 6, 3
@@ -395,16 +429,20 @@ def test_mode_norm_backward_fuses_the_gates_kernel_exactly(sync, monkeypatch):
         assert torch.equal(a, b), name
 
 
+@pytest.mark.parametrize("split", [False, True], ids=["all_samples", "samples_split"])
 @pytest.mark.parametrize(
     "training, sync", [(True, False), (False, False), (True, True)], ids=["train", "eval", "sync"]
 )
-def test_mode_norm_gates_computed_once_give_the_same_bits(training, sync, monkeypatch):
+def test_mode_norm_gates_computed_once_give_the_same_bits(training, sync, split, monkeypatch):
     """Where several programs share the channels, one kernel may compute the gates for all of
     them (GATES_KERNEL_MIN_ELEMENTS): the same sums in the same order as each program's own,
     so the same bits, forward, backward, and SyncModeNorm's statistics and split backward.
     (3 channel blocks; 40 samples are 2 blocks of the mix kernels' 32 and 3 programs of the
-    gates kernel's 16, the last of each partly masked.)"""
+    gates kernel's 16, the last of each partly masked; or 2 splits of 20 samples.)"""
     from mn_triton.kernels import mix as kernels
+
+    if split:
+        monkeypatch.setattr(kernels, "SPLIT_MIN_ROWS", 20)
 
     launched = spy_launches(monkeypatch, kernels, "_mn_gates_kernel")
     n, c, k = 40, 70, 3
@@ -482,6 +520,30 @@ def test_gates_kernel_runs_where_several_programs_walk_many_statistics(monkeypat
         assert (gates is not None) == shared == bool(launched), (n, c)
         if shared:
             assert gates.shape == (n, 2) and launched == [(triton.cdiv(n, 16),)]
+
+
+def test_mix_splits_samples_where_few_programs_walk_many(monkeypatch):
+    """The rule (K = 2, BLOCK_C = 32, BLOCK_N = 64): a layer's batch (N < 2048) is never
+    split; a BatchNorm1d-like batch of many samples and few channels is, into blocks of at
+    least SPLIT_MIN_ROWS, until about MIX_PROGRAMS programs run. A split training forward
+    launches the blocks' statistics, their merge, then the forward kernel, each over the
+    blocks (the merge over channels only)."""
+    from mn_triton.kernels import mix as kernels
+
+    for (n, c), want in [((128, 512), (1, 128)), ((2047, 16), (1, 2047)),
+                         ((2048, 16), (2, 1024)), ((4096, 256), (4, 1024)),
+                         ((65536, 64), (64, 1024)), ((10**6, 64), (128, 7872)),
+                         ((3000, 4096), (2, 1536))]:  # fmt: skip
+        block_n, block_c, _, _ = kernels._mn_blocks(n, c, 2)
+        splits, rows = kernels._mn_splits(n, c, block_n, block_c)
+        assert (splits, rows) == want, (n, c)
+        assert rows >= n or (rows % block_n == 0 and (splits - 1) * rows < n <= splits * rows)
+    names = ("_mn_batch_stats_kernel", "_mn_merge_stats_kernel", "_mn_mix_forward_kernel")
+    launched = {name: spy_launches(monkeypatch, kernels, name, launch=False) for name in names}
+    stats, gw = torch.zeros(4096, 64), torch.zeros(2, 64)
+    kernels.mode_norm_forward(stats, stats, stats, gw, None, None, None, None, None, True, 1e-5)
+    assert launched == {"_mn_batch_stats_kernel": [(2, 4)], "_mn_merge_stats_kernel": [(2,)],
+                        "_mn_mix_forward_kernel": [(2, 4)]}  # fmt: skip
 
 
 @pytest.mark.parametrize("n, c, k", MIX_CASES)

@@ -62,6 +62,7 @@ def _worker(rank, port, split, layout, offset, channels, backend, out_dir):
             from mn_triton.kernels import mix as kernel_mix
 
             kernel_mix.GATES_KERNEL_MIN_ELEMENTS = 0
+            kernel_mix.SPLIT_MIN_ROWS = 2  # and split a process's samples into blocks
         x, dy, state = _problem(layout, offset, channels)
         start = sum(SPLITS[split][:rank])
         rows = slice(start, start + SPLITS[split][rank])
@@ -90,7 +91,8 @@ def _worker(rank, port, split, layout, offset, channels, backend, out_dir):
 
 # The 1e4 offset with rank 0 empty: a process without samples (zeros for its statistics)
 # must add nothing to the merge, even with the data far from zero. 40 channels: the mix
-# kernels' two channel blocks share the gates (kernels.mix.shared_gates) in both processes.
+# kernels' two channel blocks share the gates (kernels.mix.shared_gates) in both processes,
+# and the process with 4 samples splits them into 2 blocks (kernels.mix.SPLIT_MIN_ROWS).
 CASES = [("even", "nchw", 3.0, 5), ("uneven", "nchw", 3.0, 5), ("one_empty", "nchw", 3.0, 5),
          ("uneven", "channels_last", 3.0, 5), ("first_empty", "nchw", 1e4, 5),
          ("uneven", "nchw", 3.0, 40)]  # fmt: skip
@@ -486,17 +488,18 @@ def check_group_of_one_matches_mode_norm(device: str, dist_backend: str) -> None
         dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("gates", ["inline", "computed_once"])
+@pytest.mark.parametrize("gates", ["inline", "computed_once", "computed_once_samples_split"])
 def test_group_of_one_matches_mode_norm(backend, gates, monkeypatch):
     """Also with MN's gates computed once (kernels.mix.GATES_KERNEL_MIN_ELEMENTS, here for
     C = 40): ModeNorm computes them in its forward and again in its backward, SyncModeNorm
-    once, for its statistics, forward and backward."""
+    once, for its statistics, forward and backward. And with the 6 samples split into 3
+    blocks (kernels.mix.SPLIT_MIN_ROWS), merged before the processes' merge."""
     from mn_triton.kernels import mix as kernel_mix
 
     launches = spy_launches(monkeypatch, kernel_mix, "_mn_gates_kernel")
-    monkeypatch.setattr(
-        kernel_mix, "GATES_KERNEL_MIN_ELEMENTS", 0 if gates == "computed_once" else 2**62
-    )
+    monkeypatch.setattr(kernel_mix, "GATES_KERNEL_MIN_ELEMENTS", 2**62 if gates == "inline" else 0)
+    if gates == "computed_once_samples_split":
+        monkeypatch.setattr(kernel_mix, "SPLIT_MIN_ROWS", 2)
     check_group_of_one_matches_mode_norm("cpu", "gloo")
-    kernel_launches = backend == "triton" and gates == "computed_once"
+    kernel_launches = backend == "triton" and gates != "inline"
     assert len(launches) == (2 + 1 if kernel_launches else 0)

@@ -268,6 +268,7 @@ def sweep(quick: bool) -> list[tuple[str, Callable[[], None]]]:
             )
         ] + [
             ("MN gates computed once", _shape_case("MN", (128, 128, 3, 3), None, 2)),
+            ("MN samples split", _samples_split_case),
             ("offsets past 2^31", _beyond_2_pow_31),
             ("SyncModeNorm mix", _sync_mix_case),
         ]
@@ -297,18 +298,38 @@ def sweep(quick: bool) -> list[tuple[str, Callable[[], None]]]:
         cases.append((f"{kind} momentum=None", _cumulative_average_case(kind)))
         cases.append((f"{kind} no gate bias", _no_gate_bias_case(kind)))
         cases.append((f"{kind} N=1", _shape_case(kind, (1, 3, 5, 7), None, 3)))
+    cases.append(("MN samples split", _samples_split_case))
     cases.append(("offsets past 2^31", _beyond_2_pow_31))
     cases.append(("SyncModeNorm mix", _sync_mix_case))
     return cases
+
+
+def _samples_split_case() -> None:
+    """MN's mix kernels with the samples split across the grid's second axis
+    (kernels/mix.SPLIT_MIN_ROWS): many samples of few features, one channel block (the
+    gates fused into the rows kernel) and two (the gates computed once, or in each program);
+    training and eval, both directions."""
+    saved = mix.GATES_KERNEL_MIN_ELEMENTS
+    try:
+        for c, gates_once in ((24, True), (64, True), (64, False)):
+            mix.GATES_KERNEL_MIN_ELEMENTS = saved if gates_once else 2**62
+            layer = _layer("MN", c, 2, torch.float32)
+            x = torch.randn(4096, c, device=DEVICE)
+            _train_and_eval(layer, x)
+            y = layer.eval()(x.requires_grad_())
+            y.backward(torch.randn_like(y))
+    finally:
+        mix.GATES_KERNEL_MIN_ELEMENTS = saved
 
 
 def _sync_mix_case() -> None:
     """SyncModeNorm's mix launches (no process group on meta tensors: the kernels directly):
     the batch statistics, their merge, the forward from given statistics, the backward in
     two launches (C = 24: one channel block, the gates fused; C = 40: two; 128 × 200: the
-    gates computed once, kernels/mix.GATES_KERNEL_MIN_ELEMENTS)."""
+    gates computed once, kernels/mix.GATES_KERNEL_MIN_ELEMENTS; 4096 × 40: the samples split
+    as well, kernels/mix.SPLIT_MIN_ROWS)."""
     k = 3
-    for n, c in ((16, 24), (16, 40), (128, 200)):
+    for n, c in ((16, 24), (16, 40), (128, 200), (4096, 40)):
         rows = [torch.randn(n, c, device=DEVICE) for _ in range(5)]
         shift, mean_dev, var_rows, sum_dy, sum_dy_xs = rows
         gate_weight, gate_bias = torch.randn(k, c, device=DEVICE), torch.randn(k, device=DEVICE)

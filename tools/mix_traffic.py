@@ -12,6 +12,7 @@ model"), spread over the whole GPU.
     python tools/mix_traffic.py                          # the grid's layer shapes, K = 2
     python tools/mix_traffic.py --shape 128 512 49 --k 2 6
     python tools/mix_traffic.py --gates inline           # every program computes the gates
+    python tools/mix_traffic.py --shape 8192 64 1 --split off   # one block of all samples
 
 Counts only: what they cost in time depends on the GPU (a program's reads come from L2 at
 a fraction of the device's bandwidth); benchmarks/NOTES.md turns them into predictions.
@@ -108,9 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gates", choices=("default", "inline", "kernel"), default="default",
                         help="inline: every program computes the gates; kernel: one kernel "
                         "computes them wherever several programs share the channels")  # fmt: skip
+    parser.add_argument("--split", choices=("default", "off"), default="default",
+                        help="off: every program walks all samples of its channels (no "
+                        "blocks of samples, kernels/mix.SPLIT_MIN_ROWS)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.gates != "default":
         mix.GATES_KERNEL_MIN_ELEMENTS = 2**62 if args.gates == "inline" else 0
+    if args.split == "off":
+        mix.SPLIT_MIN_ROWS = 2**62
     counter = Counter()
     counter.install()
     print("KiB moved by the MN mix kernels (float32 statistics), training forward and backward;")

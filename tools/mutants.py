@@ -218,6 +218,43 @@ MUTANTS = [
         "    _mn_gates_kernel[(1,)](",
     ),
     Mutant(
+        "M23 samples split: the batch statistics of the first split only, not merged",
+        "mn_triton/kernels/mix.py",
+        "        merge_mode_stats(per_split, k, c, out=out)\n",
+        "        out.copy_(per_split[0])\n",
+    ),
+    Mutant(
+        "M24 samples split: every split writes its partial sums into the first split's row",
+        "mn_triton/kernels/mix.py",
+        "    return tl.program_id(1).to(tl.int64) * SPLIT_STRIDE\n",
+        "    return tl.program_id(1).to(tl.int64) * 0\n",
+    ),
+    Mutant(
+        "M25 samples split: each split stops one sample short",
+        "mn_triton/kernels/mix.py",
+        "    return start, tl.minimum(start + ROWS_PER_SPLIT, N)\n",
+        "    return start, tl.minimum(start + ROWS_PER_SPLIT - 1, N)\n",
+    ),
+    Mutant(
+        "M26 partial sums place the gate bias after K gate-weight columns (MGN's), not K·C",
+        "mn_triton/kernels/mix.py",
+        "    gate_b0 = 2 * C + GATE_W_SIZE\n",
+        "    gate_b0 = 2 * C + K\n",
+    ),
+    Mutant(
+        "M27 samples split: every split stores the statistics and updates the running ones",
+        "mn_triton/kernels/mix.py",
+        "    if tl.program_id(1) == 0:  # every split holds the statistics; the first stores them",
+        "    if True:  # every split holds the statistics; the first stores them",
+    ),
+    Mutant(
+        "M28 samples split: a split's first sample in int32 (wraps near N = 2³¹)",
+        "mn_triton/kernels/mix.py",
+        "    start = tl.program_id(1).to(tl.int64) * ROWS_PER_SPLIT\n",
+        "    start = tl.program_id(1) * ROWS_PER_SPLIT\n",
+        "tests/test_kernels.py",
+    ),
+    Mutant(
         "M10 eval variance from running estimates in the input's precision",
         "mn_triton/kernels/mix.py",
         "var = _at_least(sq - r64 * r64, 0.0).to(pivot.dtype)",
@@ -329,8 +366,8 @@ MUTANTS = [
     Mutant(
         "Y6 the kernels' second backward pass reads the sums before the all_reduce",
         "mn_triton/kernels/mix.py",
-        "rows_kernel(2, sum_over_batch(local_sums).contiguous())",
-        "rows_kernel(2, local_sums)",
+        "batch_sums = sum_over_batch(batch_sums.view(3, k, c)).contiguous().view(-1)",
+        "batch_sums = batch_sums.view(-1)",
         "tests/test_sync.py",
     ),
     Mutant(

@@ -4,19 +4,25 @@ Same mathematics as `mn_triton/mix.py` (read that first: notation, the pivots, t
 backward derivation); there it is ~45 small torch ops forward and ~60 backward, which on a
 GPU costs more in launches than the passes over x. Here:
 
-- MN forward: one kernel. Each program owns a block of channels and walks the batch three
-  times: twice for the mode statistics (the gate-weighted mean, merged over blocks of
-  samples; then, around each mode's own pivot, its residual and the variance), once for
-  the per-row coefficients. The gates need every channel, so each program computes
-  them itself, reading all N·C row statistics per walk: cheap where they are few or one
+- MN forward: one kernel. Each program owns a block of channels and walks its samples
+  three times: twice for the mode statistics (the gate-weighted mean, merged tile by tile;
+  then, around each mode's own pivot, its residual and the variance), once for the per-row
+  coefficients. The gates need every channel, so each program computes them itself,
+  reading all C row statistics of each sample per walk: cheap where they are few or one
   program holds every channel. Where several programs would each repeat that over many
   statistics, one small kernel first writes the gates, (N, K), for all of them to read
-  (GATES_KERNEL_MIN_ELEMENTS); the backward does the same.
+  (GATES_KERNEL_MIN_ELEMENTS); the backward does the same. A program's samples are all N,
+  except where many samples meet few channels: there the samples are split along the
+  grid's second axis too (SPLIT_MIN_ROWS), and in training each split's statistics are
+  computed and merged first, for the forward kernel to take as given.
 - MN backward: two kernels (one where a program holds every channel: FUSE_GATES; three
   with the gates kernel). The first owns channels again and produces everything that
   sums over samples, per-row terms, and its channels' share of ∂L/∂g per sample; the
   second adds those shares up (a sum over channels, hence the second launch), takes the
-  softmax backward and finishes the rows and the gate gradients.
+  softmax backward and finishes the rows and the gate gradients. With the samples split,
+  in training the first runs as two launches around the sum of the splits' sums over
+  samples (in eval each split runs both passes alone), and the splits' parameter gradients
+  are summed at the end.
 - MGN: one kernel forward and one backward, a program per sample (statistics are per
   sample: two walks over its channels for the mean, then residual and variance); parameter
   gradients come out as per-sample partials summed by the caller.
@@ -48,16 +54,27 @@ MAX_MODES = MIX_TILE
 # share too (no gates kernel). A switch for tests, which compare both ways.
 FUSE_GATES = True
 # MN: the gates need every channel of a sample, and each program of the mix kernels holds
-# BLOCK_C of them, so computing the gates in every program reads all N·C row statistics per
-# walk over the samples, in each of cdiv(C, BLOCK_C) programs (3 walks forward, 5 backward).
+# BLOCK_C of them, so computing the gates in every program reads all C row statistics of
+# each of its samples per walk, in each of cdiv(C, BLOCK_C) programs (3 walks forward, 5
+# backward).
 # From this many (N, C) elements on, where several programs share the channels, one small
 # kernel (_mn_gates_kernel) writes them once, (N, K), and the walks read those instead: one
 # launch more per direction against N·C reads less per walk and program (the threshold is a
 # prediction, benchmarks/NOTES.md; a GPU run is to place it). Tests move it to try both.
 GATES_KERNEL_MIN_ELEMENTS = 16384
 # Samples per program of the gates kernel, which reads each sample's C statistics once: its
-# programs work side by side (8 at batch 128), where each mix program walks every sample.
+# programs work side by side (8 at batch 128), where each mix program walks all its samples.
 GATES_KERNEL_ROWS = 16
+# MN: each program of the mix kernels walks its channels' samples, so with many samples and
+# few channels (a BatchNorm1d-like (65 536, 64) batch: 2 programs) a launch is two programs
+# streaming everything. There the samples are split too, across the grid's second axis, into
+# splits of at least SPLIT_MIN_ROWS samples, until about MIX_PROGRAMS programs run (two per SM
+# of an H100/H200): the splits' statistics are merged as SyncModeNorm merges processes', and
+# the backward's sums over samples add up the splits' partial sums (_mn_splits). Batches of
+# fewer than 2·SPLIT_MIN_ROWS samples (every CNN layer of the benchmark grid) are never
+# split. Tests move both to try the split on small batches.
+SPLIT_MIN_ROWS = 1024
+MIX_PROGRAMS = 256
 _TINY: tl.constexpr = tl.constexpr(MIN_MODE_MASS)
 
 
@@ -97,6 +114,22 @@ def _load_or(PTR, idx, ok, fill, dtype, PRESENT: tl.constexpr):
     else:
         value = tl.full(idx.shape, fill, dtype=dtype)
     return value
+
+
+@triton.jit
+def _own_samples(N, ROWS_PER_SPLIT):
+    """This program's samples, [start, stop): its split along the grid's second axis (all N
+    samples where they are not split: ROWS_PER_SPLIT ≥ N, one split). In 64 bits: a split's
+    start, or its start + ROWS_PER_SPLIT, may pass 2³¹ where N comes near it."""
+    start = tl.program_id(1).to(tl.int64) * ROWS_PER_SPLIT
+    return start, tl.minimum(start + ROWS_PER_SPLIT, N)
+
+
+@triton.jit
+def _split_offset(SPLIT_STRIDE):
+    """Where this program's split of the samples writes its partial results: one row of
+    SPLIT_STRIDE elements per split (0 unsplit: the outputs themselves)."""
+    return tl.program_id(1).to(tl.int64) * SPLIT_STRIDE
 
 
 @triton.jit
@@ -221,13 +254,14 @@ def _around_mode_pivot(sum_raw, sum_sq, mode_pivot, coverage):
 
 @triton.jit
 def _mn_block(
-    SHIFT, MDEV, GW, GB, GATES, n0, N, C, K, cols, col_ok, modes, mode_ok,
+    SHIFT, MDEV, GW, GB, GATES, n0, stop, C, K, cols, col_ok, modes, mode_ok,
     HAS_GATE_BIAS: tl.constexpr, GATES_GIVEN: tl.constexpr, BLOCK_N: tl.constexpr,
     K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
-    """A block of samples × this program's channels: rows, mask, gates, s and md."""
+    """A block of samples from n0 × this program's channels (rows below `stop`): rows,
+    mask, gates, s and md."""
     rows = n0 + tl.arange(0, BLOCK_N)
-    row_ok = rows < N
+    row_ok = rows < stop
     g = _mn_block_gates(SHIFT, MDEV, GW, GB, GATES, rows, row_ok, modes, mode_ok, C, K,
                         HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, K_PAD, CHUNK_C)  # fmt: skip
     mask = row_ok[:, None] & col_ok[None, :]
@@ -238,22 +272,23 @@ def _mn_block(
 
 @triton.jit
 def _mn_batch_stats(
-    SHIFT, MDEV, VAR, GW, GB, GATES, pivot, cols, col_ok, modes, mode_ok, N, C, K,
+    SHIFT, MDEV, VAR, GW, GB, GATES, pivot, cols, col_ok, modes, mode_ok, start, stop, C, K,
     HAS_GATE_BIAS: tl.constexpr, GATES_GIVEN: tl.constexpr, BLOCK_N: tl.constexpr,
     BLOCK_C: tl.constexpr, K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
     """(N_k, P_k, μ_k − P_k, σ²_k) for this program's channels: the mode's own pivot P_k
-    (μ_k rounded) and the rest, as in mix.batch_mode_stats (see mix.ModeStats).
+    (μ_k rounded) and the rest, as in mix.batch_mode_stats (see mix.ModeStats), over the
+    samples [start, stop).
 
-    Two passes over the samples: μ_k relative to sample 0's shift, merged block by block;
+    Two passes over the samples: μ_k relative to sample 0's shift, merged tile by tile;
     then Σ w·(m − P_k) and Σ w·(v + (m − P_k)²), from which μ_k − P_k and σ²_k around μ_k.
     """
     dtype = pivot.dtype
     mass = tl.zeros([K_PAD], dtype=dtype)
     mean = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
-    for n0 in range(0, N, BLOCK_N):
+    for n0 in range(start, stop, BLOCK_N):
         _rows, _row_ok, mask, g, shift, mdev = _mn_block(
-            SHIFT, MDEV, GW, GB, GATES, n0, N, C, K, cols, col_ok, modes, mode_ok,
+            SHIFT, MDEV, GW, GB, GATES, n0, stop, C, K, cols, col_ok, modes, mode_ok,
             HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, K_PAD, CHUNK_C,
         )  # fmt: skip
         m_rel = tl.where(mask, (shift - pivot[None, :]) + mdev, 0.0)
@@ -270,9 +305,9 @@ def _mn_batch_stats(
     center = (pivot[None, :] + mean) * coverage
     sum_raw = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
     sum_sq = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
-    for n0 in range(0, N, BLOCK_N):
+    for n0 in range(start, stop, BLOCK_N):
         rows, _row_ok, mask, g, shift, mdev = _mn_block(
-            SHIFT, MDEV, GW, GB, GATES, n0, N, C, K, cols, col_ok, modes, mode_ok,
+            SHIFT, MDEV, GW, GB, GATES, n0, stop, C, K, cols, col_ok, modes, mode_ok,
             HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, K_PAD, CHUNK_C,
         )  # fmt: skip
         raw = _mn_dev(shift, mdev, mask, center, tl.zeros_like(center))
@@ -295,14 +330,15 @@ def _mn_dev(s, mdev, mask, center, residual):
 @triton.jit
 def _mn_mode_stats(
     SHIFT, MDEV, VAR, GW, GB, GATES, RMEAN, RMEAN_SQ, GIVEN_MASS, GIVEN_CENTER,
-    GIVEN_RESIDUAL, GIVEN_VAR, pivot, cols, col_ok, modes, mode_ok, N, C, K,
+    GIVEN_RESIDUAL, GIVEN_VAR, pivot, cols, col_ok, modes, mode_ok, start, stop, C, K,
     TRAINING: tl.constexpr, GIVEN_STATS: tl.constexpr, HAS_GATE_BIAS: tl.constexpr,
     GATES_GIVEN: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
     K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
-    """(N_k, P_k, μ_k − P_k, σ²_k): batch statistics (training), given ones (SyncModeNorm's,
-    merged across processes), or the running estimates' (eval: mass 1, P_k the running mean
-    itself, exactly)."""
+    """(N_k, P_k, μ_k − P_k, σ²_k): batch statistics (training: of the samples [start, stop),
+    the whole batch wherever the samples are not split), given ones (SyncModeNorm's, merged
+    across processes, or the splits' of the samples, merged), or the running estimates'
+    (eval: mass 1, P_k the running mean itself, exactly)."""
     if GIVEN_STATS:
         kc, kc_ok = _mode_channel_offsets(modes, mode_ok, cols, col_ok, C)
         mass = tl.load(GIVEN_MASS + modes, mask=mode_ok, other=0.0)
@@ -311,8 +347,8 @@ def _mn_mode_stats(
         var = tl.load(GIVEN_VAR + kc, mask=kc_ok, other=0.0)
     elif TRAINING:
         mass, center, residual, var = _mn_batch_stats(
-            SHIFT, MDEV, VAR, GW, GB, GATES, pivot, cols, col_ok, modes, mode_ok, N, C, K,
-            HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
+            SHIFT, MDEV, VAR, GW, GB, GATES, pivot, cols, col_ok, modes, mode_ok, start, stop,
+            C, K, HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
         )  # fmt: skip
     else:
         kc, kc_ok = _mode_channel_offsets(modes, mode_ok, cols, col_ok, C)
@@ -325,6 +361,31 @@ def _mn_mode_stats(
         residual = tl.zeros_like(center)
         mass = tl.full([K_PAD], 1.0, dtype=pivot.dtype)
     return mass, center, residual, var
+
+
+@triton.jit
+def _sum_partials_kernel(
+    PARTIAL, D_WEIGHT, D_BIAS, D_GATE_W, D_GATE_B, N, C, GATE_W_SIZE, K, WIDTH,
+    BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr,
+):  # fmt: skip
+    """Column sums over the N rows (WIDTH apart) of PARTIAL's first 2C + GATE_W_SIZE + K
+    columns, [∂weight | ∂bias | ∂gate weight | ∂gate bias], each stored in the output it
+    belongs to: four parameter gradients from one launch, in four tensors that share no
+    storage (MGN's per-sample partials; MN's per split, where the samples are split)."""
+    m = 2 * C + GATE_W_SIZE + K
+    cols = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    col_ok = cols < m
+    total = tl.zeros([BLOCK_M], dtype=PARTIAL.dtype.element_ty)
+    for n0 in range(0, N, BLOCK_N):
+        rows = n0 + tl.arange(0, BLOCK_N)
+        mask = (rows < N)[:, None] & col_ok[None, :]
+        tile = tl.load(PARTIAL + _row_offsets(rows, cols, WIDTH), mask=mask, other=0.0)
+        total += tl.sum(tile, axis=0)
+    gate_b0 = 2 * C + GATE_W_SIZE
+    tl.store(D_WEIGHT + cols, total, mask=cols < C)
+    tl.store(D_BIAS + (cols - C), total, mask=(cols >= C) & (cols < 2 * C))
+    tl.store(D_GATE_W + (cols - 2 * C), total, mask=(cols >= 2 * C) & (cols < gate_b0))
+    tl.store(D_GATE_B + (cols - gate_b0), total, mask=(cols >= gate_b0) & col_ok)
 
 
 # ----------------------------------------------------------------------------------------
@@ -351,38 +412,42 @@ def _mn_mix_forward_kernel(
     SHIFT, MDEV, VAR, GW, GB, GATES, ALPHA, BETA, RMEAN, RMEAN_SQ, MOMENTUM,
     GIVEN_MASS, GIVEN_CENTER, GIVEN_RESIDUAL, GIVEN_VAR,
     SCALE, BIAS, MODE_MEAN, MODE_VAR,
-    N, C, K, eps: tl.float64, momentum: tl.float64,
+    N, C, K, ROWS_PER_SPLIT, eps: tl.float64, momentum: tl.float64,
     TRAINING: tl.constexpr, GIVEN_STATS: tl.constexpr,
     UPDATE_RUNNING: tl.constexpr, MOMENTUM_IN_TENSOR: tl.constexpr,
     HAS_GATE_BIAS: tl.constexpr, GATES_GIVEN: tl.constexpr, HAS_WEIGHT: tl.constexpr,
     HAS_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
     K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
+    """(scale, bias) per row for this program's channels and samples (its split of them
+    where they are split: then, in training, the batch statistics come merged, GIVEN_STATS)."""
     cols = tl.program_id(0) * BLOCK_C + tl.arange(0, BLOCK_C)
     col_ok = cols < C
     modes = tl.arange(0, K_PAD)
     mode_ok = modes < K
+    start, stop = _own_samples(N, ROWS_PER_SPLIT)
     pivot = tl.load(SHIFT + cols, mask=col_ok, other=0.0)  # sample 0's shifts
     eps, momentum = _as(eps, pivot.dtype), _as(momentum, pivot.dtype)
     _mass, center, residual, var = _mn_mode_stats(
         SHIFT, MDEV, VAR, GW, GB, GATES, RMEAN, RMEAN_SQ, GIVEN_MASS, GIVEN_CENTER,
-        GIVEN_RESIDUAL, GIVEN_VAR, pivot, cols, col_ok, modes, mode_ok, N, C, K,
+        GIVEN_RESIDUAL, GIVEN_VAR, pivot, cols, col_ok, modes, mode_ok, start, stop, C, K,
         TRAINING, GIVEN_STATS, HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
     )  # fmt: skip
     kc, kc_ok = _mode_channel_offsets(modes, mode_ok, cols, col_ok, C)
     absolute_mean = center + residual
-    tl.store(MODE_MEAN + kc, absolute_mean, mask=kc_ok)
-    tl.store(MODE_VAR + kc, var, mask=kc_ok)
-    if UPDATE_RUNNING:  # training: the running estimates follow the batch's, here
-        _update_running(RMEAN, RMEAN_SQ, MOMENTUM, momentum, absolute_mean, var, kc, kc_ok,
-                        MOMENTUM_IN_TENSOR)  # fmt: skip
+    if tl.program_id(1) == 0:  # every split holds the statistics; the first stores them
+        tl.store(MODE_MEAN + kc, absolute_mean, mask=kc_ok)
+        tl.store(MODE_VAR + kc, var, mask=kc_ok)
+        if UPDATE_RUNNING:  # training: the running estimates follow the batch's, here
+            _update_running(RMEAN, RMEAN_SQ, MOMENTUM, momentum, absolute_mean, var, kc,
+                            kc_ok, MOMENTUM_IN_TENSOR)  # fmt: skip
 
     rstd = 1.0 / tl.sqrt(var + eps)
     alpha = _load_or(ALPHA, cols, col_ok, 1.0, pivot.dtype, HAS_WEIGHT)
     beta = _load_or(BETA, cols, col_ok, 0.0, pivot.dtype, HAS_BIAS)
-    for n0 in range(0, N, BLOCK_N):
+    for n0 in range(start, stop, BLOCK_N):
         rows, _row_ok, mask, g, shift, mdev = _mn_block(
-            SHIFT, MDEV, GW, GB, GATES, n0, N, C, K, cols, col_ok, modes, mode_ok,
+            SHIFT, MDEV, GW, GB, GATES, n0, stop, C, K, cols, col_ok, modes, mode_ok,
             HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, K_PAD, CHUNK_C,
         )  # fmt: skip
         dev = _mn_dev(shift, mdev, mask, center, residual)
@@ -397,27 +462,31 @@ def _mn_mix_forward_kernel(
 @triton.jit
 def _mn_batch_stats_kernel(
     SHIFT, MDEV, VAR, GW, GB, GATES, MASS, CENTER, RESIDUAL, MODE_VAR, N, C, K,
+    ROWS_PER_SPLIT, SPLIT_STRIDE,
     HAS_GATE_BIAS: tl.constexpr, GATES_GIVEN: tl.constexpr, BLOCK_N: tl.constexpr,
     BLOCK_C: tl.constexpr, K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
     """This process's batch statistics (N_k, P_k, μ_k − P_k, σ²_k), for SyncModeNorm to
-    merge across processes before the forward kernel takes them as given."""
+    merge across processes before the forward kernel takes them as given; or, where the
+    samples are split, each split's, one row of SPLIT_STRIDE per split, to be merged so."""
     pid = tl.program_id(0)
     cols = pid * BLOCK_C + tl.arange(0, BLOCK_C)
     col_ok = cols < C
     modes = tl.arange(0, K_PAD)
     mode_ok = modes < K
+    start, stop = _own_samples(N, ROWS_PER_SPLIT)
     pivot = tl.load(SHIFT + cols, mask=col_ok, other=0.0)
     mass, center, residual, var = _mn_batch_stats(
-        SHIFT, MDEV, VAR, GW, GB, GATES, pivot, cols, col_ok, modes, mode_ok, N, C, K,
-        HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
+        SHIFT, MDEV, VAR, GW, GB, GATES, pivot, cols, col_ok, modes, mode_ok, start, stop,
+        C, K, HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
     )  # fmt: skip
     kc, kc_ok = _mode_channel_offsets(modes, mode_ok, cols, col_ok, C)
-    tl.store(CENTER + kc, center, mask=kc_ok)
-    tl.store(RESIDUAL + kc, residual, mask=kc_ok)
-    tl.store(MODE_VAR + kc, var, mask=kc_ok)
+    split_row = _split_offset(SPLIT_STRIDE)
+    tl.store(CENTER + split_row + kc, center, mask=kc_ok)
+    tl.store(RESIDUAL + split_row + kc, residual, mask=kc_ok)
+    tl.store(MODE_VAR + split_row + kc, var, mask=kc_ok)
     if pid == 0:
-        tl.store(MASS + modes, mass, mask=mode_ok)
+        tl.store(MASS + split_row + modes, mass, mask=mode_ok)
 
 
 @triton.jit
@@ -486,15 +555,15 @@ def _mn_merge_stats_kernel(
 
 @triton.jit
 def _mn_backward_block(
-    SHIFT, MDEV, SUM_DY, SUM_DY_XS, GW, GB, GATES, n0, N, C, K, cols, col_ok, modes, mode_ok,
-    center, residual, rstd, alpha,
+    SHIFT, MDEV, SUM_DY, SUM_DY_XS, GW, GB, GATES, n0, stop, C, K, cols, col_ok, modes,
+    mode_ok, center, residual, rstd, alpha,
     HAS_GATE_BIAS: tl.constexpr, GATES_GIVEN: tl.constexpr, BLOCK_N: tl.constexpr,
     K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
     """A block of samples × this program's channels: the gates and the per-row terms both
     passes of the backward need (a, b of the forward; da, db into them)."""
     rows, row_ok, mask, g, shift, mdev = _mn_block(
-        SHIFT, MDEV, GW, GB, GATES, n0, N, C, K, cols, col_ok, modes, mode_ok,
+        SHIFT, MDEV, GW, GB, GATES, n0, stop, C, K, cols, col_ok, modes, mode_ok,
         HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, K_PAD, CHUNK_C,
     )  # fmt: skip
     sum_dy = _load_rows(SUM_DY, rows, cols, C, mask)
@@ -523,7 +592,7 @@ def _mn_mix_backward_rows_kernel(
     SHIFT, MDEV, VAR, SUM_DY, SUM_DY_XS, GW, GB, GATES, ALPHA, RMEAN, RMEAN_SQ,
     GIVEN_MASS, GIVEN_CENTER, GIVEN_RESIDUAL, GIVEN_VAR, SUM_D_RSTD, SUM_D_MEAN, SUM_W_DEV,
     DY_SCALE, X_SCALE, ROW_BIAS, GDG_PARTIAL, D_WEIGHT, D_BIAS, D_GATE_W, D_GATE_B,
-    N, C, K, eps: tl.float64, inv_length: tl.float64,
+    N, C, K, ROWS_PER_SPLIT, SPLIT_STRIDE, eps: tl.float64, inv_length: tl.float64,
     TRAINING: tl.constexpr, GIVEN_STATS: tl.constexpr, PASSES: tl.constexpr,
     FUSE_GATES: tl.constexpr, HAS_GATE_BIAS: tl.constexpr, GATES_GIVEN: tl.constexpr,
     HAS_WEIGHT: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
@@ -534,7 +603,9 @@ def _mn_mix_backward_rows_kernel(
 
     PASSES = 3: both passes over the samples. SyncModeNorm completes the sums over the batch
     across processes in between: PASSES = 1 stores them (SUM_*: the three (K, C) sums of
-    mix.mode_norm_backward's `sum_over_batch`), PASSES = 2 reads them back.
+    mix.mode_norm_backward's `sum_over_batch`), PASSES = 2 reads them back. So do split
+    samples in training (_mn_splits): each split stores its partial sums, SUM_*, D_WEIGHT
+    and D_BIAS in its row of SPLIT_STRIDE elements, and the host adds them up.
 
     FUSE_GATES: one program holds every channel, so each sample's g ⊙ ∂L/∂g is complete in
     pass 2, and the gates kernel's work is done there (one launch fewer, same results)."""
@@ -543,12 +614,14 @@ def _mn_mix_backward_rows_kernel(
     col_ok = cols < C
     modes = tl.arange(0, K_PAD)
     mode_ok = modes < K
+    start, stop = _own_samples(N, ROWS_PER_SPLIT)
+    split_row = _split_offset(SPLIT_STRIDE)
     pivot = tl.load(SHIFT + cols, mask=col_ok, other=0.0)
     dtype = pivot.dtype
     eps, inv_length = _as(eps, dtype), _as(inv_length, dtype)
     mass, center, residual, var = _mn_mode_stats(
         SHIFT, MDEV, VAR, GW, GB, GATES, RMEAN, RMEAN_SQ, GIVEN_MASS, GIVEN_CENTER,
-        GIVEN_RESIDUAL, GIVEN_VAR, pivot, cols, col_ok, modes, mode_ok, N, C, K,
+        GIVEN_RESIDUAL, GIVEN_VAR, pivot, cols, col_ok, modes, mode_ok, start, stop, C, K,
         TRAINING, GIVEN_STATS, HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
     )  # fmt: skip
     rstd = 1.0 / tl.sqrt(var + eps)
@@ -562,9 +635,9 @@ def _mn_mix_backward_rows_kernel(
         sum_g_dev = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)  # Σ_n g·(m − μ): 0 but rounding
         d_weight = tl.zeros([BLOCK_C], dtype=dtype)
         d_bias = tl.zeros([BLOCK_C], dtype=dtype)
-        for n0 in range(0, N, BLOCK_N):
+        for n0 in range(start, stop, BLOCK_N):
             _, _, _, g, _, sum_dy, sum_dy_xm, dev, a, b, da, db = _mn_backward_block(
-                SHIFT, MDEV, SUM_DY, SUM_DY_XS, GW, GB, GATES, n0, N, C, K, cols, col_ok,
+                SHIFT, MDEV, SUM_DY, SUM_DY_XS, GW, GB, GATES, n0, stop, C, K, cols, col_ok,
                 modes, mode_ok, center, residual, rstd, alpha, HAS_GATE_BIAS, GATES_GIVEN,
                 BLOCK_N, K_PAD, CHUNK_C,
             )  # fmt: skip
@@ -574,15 +647,15 @@ def _mn_mix_backward_rows_kernel(
             g_db += tl.sum(g[:, :, None] * db[:, None, :], axis=0)
             if TRAINING:
                 sum_g_dev += tl.sum(g[:, :, None] * dev, axis=0)
-        tl.store(D_WEIGHT + cols, d_weight, mask=col_ok)
-        tl.store(D_BIAS + cols, d_bias, mask=col_ok)
+        tl.store(D_WEIGHT + split_row + cols, d_weight, mask=col_ok)
+        tl.store(D_BIAS + split_row + cols, d_bias, mask=col_ok)
         d_mean_via_b = -g_db * rstd  # μ's gradient through b = Σ_k g·(m − μ)·r
         sum_w_dev = sum_g_dev * inv_mass[:, None]
         if PASSES == 1:
-            tl.store(SUM_D_RSTD + kc, d_rstd, mask=kc_ok)
-            tl.store(SUM_D_MEAN + kc, d_mean_via_b, mask=kc_ok)
-            tl.store(SUM_W_DEV + kc, sum_w_dev, mask=kc_ok)
-    else:  # the sums of pass 1, completed across processes
+            tl.store(SUM_D_RSTD + split_row + kc, d_rstd, mask=kc_ok)
+            tl.store(SUM_D_MEAN + split_row + kc, d_mean_via_b, mask=kc_ok)
+            tl.store(SUM_W_DEV + split_row + kc, sum_w_dev, mask=kc_ok)
+    else:  # the sums of pass 1, completed across processes (and splits of the samples)
         d_rstd = tl.load(SUM_D_RSTD + kc, mask=kc_ok, other=0.0)
         d_mean_via_b = tl.load(SUM_D_MEAN + kc, mask=kc_ok, other=0.0)
         sum_w_dev = tl.load(SUM_W_DEV + kc, mask=kc_ok, other=0.0)
@@ -590,8 +663,9 @@ def _mn_mix_backward_rows_kernel(
     if PASSES != 1:  # pass 2 over samples: per-row terms and these channels' gate shares
         _mn_backward_pass_2(
             SHIFT, MDEV, VAR, SUM_DY, SUM_DY_XS, GW, GB, GATES, DY_SCALE, X_SCALE, ROW_BIAS,
-            GDG_PARTIAL, D_GATE_W, D_GATE_B, pid, N, C, K, cols, col_ok, modes, mode_ok,
-            center, residual, var, rstd, alpha, inv_mass, d_rstd, d_mean_via_b, sum_w_dev,
+            GDG_PARTIAL, D_GATE_W, D_GATE_B, pid, N, start, stop, split_row, C, K, cols, col_ok,
+            modes, mode_ok, center, residual, var, rstd, alpha, inv_mass, d_rstd, d_mean_via_b,
+            sum_w_dev,
             inv_length, TRAINING, FUSE_GATES, HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, BLOCK_C,
             K_PAD, CHUNK_C,
         )  # fmt: skip
@@ -600,15 +674,16 @@ def _mn_mix_backward_rows_kernel(
 @triton.jit
 def _mn_backward_pass_2(
     SHIFT, MDEV, VAR, SUM_DY, SUM_DY_XS, GW, GB, GATES, DY_SCALE, X_SCALE, ROW_BIAS, GDG_PARTIAL,
-    D_GATE_W, D_GATE_B, pid, N, C, K, cols, col_ok, modes, mode_ok, center, residual, var,
-    rstd, alpha, inv_mass, d_rstd, d_mean_via_b, sum_w_dev, inv_length,
+    D_GATE_W, D_GATE_B, pid, N, start, stop, split_row, C, K, cols, col_ok, modes, mode_ok, center,
+    residual, var, rstd, alpha, inv_mass, d_rstd, d_mean_via_b, sum_w_dev, inv_length,
     TRAINING: tl.constexpr, FUSE_GATES: tl.constexpr, HAS_GATE_BIAS: tl.constexpr,
     GATES_GIVEN: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
     K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
-    """Per-row dx terms without the gate term, and these channels' part of g ⊙ ∂L/∂g;
-    with FUSE_GATES (all channels here), the gate term and the gate gradients as well, as
-    _mn_mix_backward_gates_kernel computes them."""
+    """Per-row dx terms without the gate term, and these channels' part of g ⊙ ∂L/∂g, for
+    the samples [start, stop); with FUSE_GATES (all channels here), the gate term and the
+    gate gradients as well (this split's, at `split_row`), as _mn_mix_backward_gates_kernel
+    computes them."""
     dtype = rstd.dtype
     d_var = -0.5 * rstd * rstd * rstd * d_rstd
     # σ²'s derivative in μ, −2·Σ_n w·(m − μ), as in mix.mode_norm_backward.
@@ -618,9 +693,9 @@ def _mn_backward_pass_2(
         w_gate = tl.load(GW + kc, mask=kc_ok, other=0.0).to(dtype)
         d_gate_w = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
         d_gate_b = tl.zeros([K_PAD], dtype=dtype)
-    for n0 in range(0, N, BLOCK_N):
+    for n0 in range(start, stop, BLOCK_N):
         rows, row_ok, mask, g, mdev, sum_dy, _, dev, a, _, da, db = _mn_backward_block(
-            SHIFT, MDEV, SUM_DY, SUM_DY_XS, GW, GB, GATES, n0, N, C, K, cols, col_ok, modes,
+            SHIFT, MDEV, SUM_DY, SUM_DY_XS, GW, GB, GATES, n0, stop, C, K, cols, col_ok, modes,
             mode_ok, center, residual, rstd, alpha, HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, K_PAD,
             CHUNK_C,
         )  # fmt: skip
@@ -649,24 +724,25 @@ def _mn_backward_pass_2(
             d_gate_w += tl.sum(d_logits[:, :, None] * m[:, None, :], axis=0)
             d_gate_b += tl.sum(d_logits, axis=0)
         else:
-            # (channel blocks)·N ≤ N·C, which may pass 2³¹: in 64 bits, as _row_offsets.
+            # (channel tiles)·N ≤ N·C, which may pass 2³¹: in 64 bits, as _row_offsets.
             nk = _row_offsets(pid.to(tl.int64) * N + rows, modes, K)
             tl.store(GDG_PARTIAL + nk, g_dg, mask=row_ok[:, None] & mode_ok[None, :])
         tl.store(ROW_BIAS + offs, row_bias, mask=mask)
     if FUSE_GATES:
-        tl.store(D_GATE_W + kc, d_gate_w, mask=kc_ok)
-        tl.store(D_GATE_B + modes, d_gate_b, mask=mode_ok)
+        tl.store(D_GATE_W + split_row + kc, d_gate_w, mask=kc_ok)
+        tl.store(D_GATE_B + split_row + modes, d_gate_b, mask=mode_ok)
 
 
 @triton.jit
 def _mn_mix_backward_gates_kernel(
     SHIFT, MDEV, GW, GB, GATES, GDG_PARTIAL, ROW_BIAS, D_GATE_W, D_GATE_B,
-    N, C, K, num_partials, inv_length: tl.float64,
+    N, C, K, ROWS_PER_SPLIT, SPLIT_STRIDE, num_partials, inv_length: tl.float64,
     HAS_GATE_BIAS: tl.constexpr, GATES_GIVEN: tl.constexpr, BLOCK_N: tl.constexpr,
     BLOCK_C: tl.constexpr, K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
     """Sum the channel blocks' shares of g ⊙ ∂L/∂g, take the softmax backward, and finish:
-    the gate term of each row's dx bias, and the gate parameters' gradients."""
+    the gate term of each row's dx bias, and the gate parameters' gradients (this split's,
+    where the samples are split: a row of SPLIT_STRIDE per split)."""
     pid = tl.program_id(0)
     cols = pid * BLOCK_C + tl.arange(0, BLOCK_C)
     col_ok = cols < C
@@ -678,9 +754,10 @@ def _mn_mix_backward_gates_kernel(
     w_gate = tl.load(GW + kc, mask=kc_ok, other=0.0).to(dtype)
     d_gate_w = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
     d_gate_b = tl.zeros([K_PAD], dtype=dtype)
-    for n0 in range(0, N, BLOCK_N):
+    start, stop = _own_samples(N, ROWS_PER_SPLIT)
+    for n0 in range(start, stop, BLOCK_N):
         rows = n0 + tl.arange(0, BLOCK_N)
-        row_ok = rows < N
+        row_ok = rows < stop
         nk_ok = row_ok[:, None] & mode_ok[None, :]
         g_dg = tl.zeros([BLOCK_N, K_PAD], dtype=dtype)
         nk = _row_offsets(rows, modes, K)
@@ -699,9 +776,10 @@ def _mn_mix_backward_gates_kernel(
         tl.store(ROW_BIAS + offs, row_bias + dm_gate * inv_length, mask=mask)
         d_gate_w += tl.sum(d_logits[:, :, None] * m[:, None, :], axis=0)
         d_gate_b += tl.sum(d_logits, axis=0)
-    tl.store(D_GATE_W + kc, d_gate_w, mask=kc_ok)
+    split_row = _split_offset(SPLIT_STRIDE)
+    tl.store(D_GATE_W + split_row + kc, d_gate_w, mask=kc_ok)
     if pid == 0:
-        tl.store(D_GATE_B + modes, d_gate_b, mask=mode_ok)
+        tl.store(D_GATE_B + split_row + modes, d_gate_b, mask=mode_ok)
 
 
 def _mn_blocks(n: int, c: int, k: int) -> tuple[int, int, int, int]:
@@ -724,18 +802,18 @@ def shared_gates(
     (SyncModeNorm computes the gates once for its statistics, forward and backward)."""
     shift, mean_dev = _dense(shift, mean_dev)
     n, c = shift.shape
-    blocks = _mn_blocks(n, c, gate_weight.shape[0])
-    return _shared_gates(shift, mean_dev, gate_weight.contiguous(), gate_bias, blocks)
+    tiles = _mn_blocks(n, c, gate_weight.shape[0])
+    return _shared_gates(shift, mean_dev, gate_weight.contiguous(), gate_bias, tiles)
 
 
 def _shared_gates(
     shift: Tensor, mean_dev: Tensor, gw: Tensor, gate_bias: Tensor | None,
-    blocks: tuple[int, int, int, int],
+    tiles: tuple[int, int, int, int],
 ) -> Tensor | None:  # fmt: skip
     """shared_gates on dense statistics, given the mix kernels' _mn_blocks (which the entry
     points have at hand: the rule is checked on every layer call)."""
     n, c = shift.shape
-    block_n, block_c, k_pad, chunk_c = blocks
+    block_n, block_c, k_pad, chunk_c = tiles
     if n * c < GATES_KERNEL_MIN_ELEMENTS or cdiv(c, block_c) == 1:
         return None
     # The same CHUNK_C as the mix kernels: each row's logits are summed over the same chunks
@@ -753,12 +831,12 @@ def _shared_gates(
 
 def _gates_for(
     shift: Tensor, mean_dev: Tensor, gw: Tensor, gate_bias: Tensor | None,
-    gates: Tensor | None, blocks: tuple[int, int, int, int],
+    gates: Tensor | None, tiles: tuple[int, int, int, int],
 ) -> Tensor | None:  # fmt: skip
     """`gates` as the kernels read them (dense, in the statistics' dtype: the kernels'
     accumulators take the gates' type), or shared_gates' choice where none are given."""
     if gates is None:
-        return _shared_gates(shift, mean_dev, gw, gate_bias, blocks)
+        return _shared_gates(shift, mean_dev, gw, gate_bias, tiles)
     if gates.shape != (shift.shape[0], gw.shape[0]):
         raise ValueError(
             f"gates of shape {tuple(gates.shape)}, expected (N, K) = "
@@ -784,6 +862,50 @@ def _given(stats: ModeStatsTensors | None, placeholder: Tensor) -> ModeStatsTens
     return tuple(t.contiguous() for t in stats) if stats is not None else (placeholder,) * 4
 
 
+def _mn_splits(n: int, c: int, block_n: int, block_c: int) -> tuple[int, int]:
+    """(splits, samples per split): the MN mix kernels' grid's second axis. One split of all
+    N samples, unless at least two splits of SPLIT_MIN_ROWS samples fit and the channel
+    blocks alone give fewer than MIX_PROGRAMS programs (see SPLIT_MIN_ROWS)."""
+    splits = min(n // max(SPLIT_MIN_ROWS, 1), cdiv(MIX_PROGRAMS, cdiv(c, block_c)))
+    if splits < 2:
+        return 1, n
+    rows = cdiv(n, splits)
+    if rows > block_n:  # whole tiles of BLOCK_N samples: only the last split's partly masked
+        rows = cdiv(rows, block_n) * block_n
+    return cdiv(n, rows), rows
+
+
+def _sum_partials(
+    partial: Tensor, outputs: tuple[Tensor, Tensor, Tensor, Tensor], c: int, gate_w_size: int,
+    k: int,
+) -> None:  # fmt: skip
+    """Sum the rows of `partial`, [∂weight | ∂bias | ∂gate weight | ∂gate bias | …], into
+    the four `outputs` (_sum_partials_kernel): one launch; the op's outputs must not share
+    storage, so not one sum split four ways."""
+    n = partial.shape[0]
+    m = 2 * c + gate_w_size + k
+    block_m = min(next_pow2(m), MIX_TILE // 16)  # 256 columns per program
+    block_n = max(1, min(next_pow2(n), MIX_TILE // block_m))
+    _sum_partials_kernel[(cdiv(m, block_m),)](
+        partial, *outputs, n, c, gate_w_size, k, partial.stride(0),
+        BLOCK_N=block_n, BLOCK_M=block_m,
+        enable_fp_fusion=FP_FUSION,
+    )  # fmt: skip
+
+
+def _stats_views(buffer: Tensor, k: int, c: int) -> ModeStatsTensors:
+    """(N_k, P_k, μ_k − P_k, σ²_k) as views of one K + 3·K·C buffer, in that order."""
+    mass, *per_mode = buffer.split([k, k * c, k * c, k * c])
+    return (mass, *(t.view(k, c) for t in per_mode))
+
+
+def _columns(per_split: Tensor, sizes: list[int]) -> tuple[Tensor, ...]:
+    """A (splits, Σ sizes) buffer as one view per field, each spanning every split's row:
+    the kernels write split s's field at the view's start + s·row width (_split_offset),
+    which stays inside the view (the bounds tests/memcheck.py checks)."""
+    return per_split.split(sizes, dim=1)
+
+
 def mode_norm_batch_stats(
     shift: Tensor,
     mean_dev: Tensor,
@@ -798,31 +920,51 @@ def mode_norm_batch_stats(
     shared_gates' result, if already computed."""
     shift, mean_dev, var_rows = _dense(shift, mean_dev, var_rows)
     n, c = shift.shape
-    k = gate_weight.shape[0]
+    tiles = _mn_blocks(n, c, gate_weight.shape[0])
+    gw = gate_weight.contiguous()
+    gates = _gates_for(shift, mean_dev, gw, gate_bias, gates, tiles)
+    return _batch_stats(shift, mean_dev, var_rows, gw, gate_bias, gates, tiles, out)
+
+
+def _batch_stats(
+    shift: Tensor, mean_dev: Tensor, var_rows: Tensor, gw: Tensor, gate_bias: Tensor | None,
+    gates: Tensor | None, tiles: tuple[int, int, int, int], out: Tensor | None = None,
+) -> ModeStatsTensors:  # fmt: skip
+    """mode_norm_batch_stats on dense statistics, given the gates' choice and the blocking.
+    Where the samples are split (_mn_splits), the splits' statistics are merged as
+    SyncModeNorm merges processes' (merge_mode_stats): one launch more."""
+    n, c = shift.shape
+    k = gw.shape[0]
+    block_n, block_c, k_pad, chunk_c = tiles
+    splits, rows = _mn_splits(n, c, block_n, block_c)
     if out is None:
         out = shift.new_empty(k + 3 * k * c)
-    mass, *per_mode = out.split([k, k * c, k * c, k * c])
-    center, residual, var = (t.view(k, c) for t in per_mode)
-    block_n, block_c, k_pad, chunk_c = _mn_blocks(n, c, k)
-    gw = gate_weight.contiguous()
-    gb = _or(gate_bias, gw)
-    gates = _gates_for(shift, mean_dev, gw, gate_bias, gates, (block_n, block_c, k_pad, chunk_c))
-    _mn_batch_stats_kernel[(cdiv(c, block_c),)](
-        shift, mean_dev, var_rows, gw, gb, _or(gates, gw), mass, center, residual, var,
-        n, c, k, HAS_GATE_BIAS=gate_bias is not None, GATES_GIVEN=gates is not None,
+    per_split = out.view(1, -1) if splits == 1 else shift.new_empty((splits, k + 3 * k * c))
+    _mn_batch_stats_kernel[(cdiv(c, block_c), splits)](
+        shift, mean_dev, var_rows, gw, _or(gate_bias, gw), _or(gates, gw),
+        *_columns(per_split, [k, k * c, k * c, k * c]), n, c, k, rows, per_split.stride(0),
+        HAS_GATE_BIAS=gate_bias is not None, GATES_GIVEN=gates is not None,
         BLOCK_N=block_n, BLOCK_C=block_c, K_PAD=k_pad, CHUNK_C=chunk_c,
         enable_fp_fusion=FP_FUSION,
     )  # fmt: skip
-    return mass, center, residual, var
+    if splits > 1:
+        merge_mode_stats(per_split, k, c, out=out)
+    return _stats_views(out, k, c)
 
 
-def merge_mode_stats(gathered: Tensor, k: int, c: int) -> ModeStatsTensors:
-    """The whole batch's (N_k, P_k, μ_k − P_k, σ²_k) from each process's, `gathered` as
-    (processes, K + 3·K·C) rows (see _mn_merge_stats_kernel)."""
+def merge_mode_stats(
+    gathered: Tensor, k: int, c: int, out: Tensor | None = None
+) -> ModeStatsTensors:
+    """The whole batch's (N_k, P_k, μ_k − P_k, σ²_k) from each process's (or split of the
+    samples'), `gathered` as (processes, K + 3·K·C) rows (see _mn_merge_stats_kernel); with
+    `out` (K + 3·K·C elements), written into it in that order."""
     gathered = gathered.contiguous()
-    mass, center, residual, var = (
-        gathered.new_empty(shape) for shape in ((k,), (k, c), (k, c), (k, c))
-    )
+    if out is None:
+        mass, center, residual, var = (
+            gathered.new_empty(shape) for shape in ((k,), (k, c), (k, c), (k, c))
+        )
+    else:
+        mass, center, residual, var = _stats_views(out, k, c)
     _, block_c, k_pad, _ = _mn_blocks(1, c, k)
     _mn_merge_stats_kernel[(cdiv(c, block_c),)](
         gathered, mass, center, residual, var, gathered.shape[0], c, k,
@@ -853,7 +995,8 @@ def mode_norm_forward(
     running estimates, those are updated in place too, as `update_running_stats` does.
     Given `stats` (training only: SyncModeNorm's, merged across processes), the kernel
     takes them instead of computing the batch's; given `gates` (shared_gates' result), it
-    reads those.
+    reads those. Where the samples are split (_mn_splits), the batch statistics come from
+    _batch_stats first (two launches) and the kernel's programs share the samples.
     """
     update = training and momentum is not None and running_mean is not None
     fused_update = update and running_mean.is_contiguous() and running_mean_sq.is_contiguous()
@@ -861,18 +1004,21 @@ def mode_norm_forward(
     shift, mean_dev, var_rows = _dense(shift, mean_dev, var_rows)
     n, c = shift.shape
     k = gate_weight.shape[0]
-    block_n, block_c, k_pad, chunk_c = _mn_blocks(n, c, k)
+    tiles = block_n, block_c, k_pad, chunk_c = _mn_blocks(n, c, k)
+    splits, rows = _mn_splits(n, c, block_n, block_c)
     scale, row_bias = torch.empty_like(shift), torch.empty_like(shift)
     mode_mean = shift.new_empty((k, c))
     mode_var = shift.new_empty((k, c))
     gw = gate_weight.contiguous()
-    gates = _gates_for(shift, mean_dev, gw, gate_bias, gates, (block_n, block_c, k_pad, chunk_c))
-    _mn_mix_forward_kernel[(cdiv(c, block_c),)](
+    gates = _gates_for(shift, mean_dev, gw, gate_bias, gates, tiles)
+    if training and stats is None and splits > 1:
+        stats = _batch_stats(shift, mean_dev, var_rows, gw, gate_bias, gates, tiles)
+    _mn_mix_forward_kernel[(cdiv(c, block_c), splits)](
         shift, mean_dev, var_rows, gw, _or(gate_bias, gw), _or(gates, gw), _or(weight, gw),
         _or(bias, gw),
         _or(running_mean, gw), _or(running_mean_sq, gw), momentum if in_tensor else gw,
         *_given(stats, gw), scale, row_bias, mode_mean, mode_var,
-        n, c, k, eps, 0.0 if in_tensor or momentum is None else float(momentum),
+        n, c, k, rows, eps, 0.0 if in_tensor or momentum is None else float(momentum),
         TRAINING=training, GIVEN_STATS=stats is not None,
         UPDATE_RUNNING=fused_update, MOMENTUM_IN_TENSOR=in_tensor,
         HAS_GATE_BIAS=gate_bias is not None, GATES_GIVEN=gates is not None,
@@ -910,50 +1056,71 @@ def mode_norm_backward(
     `gates`: shared_gates' result, if already computed).
 
     With `sum_over_batch` (training) the rows kernel runs as two launches, its first pass
-    over the samples, then the second, and the three (K, C) sums between them go through it."""
+    over the samples, then the second, and the three (K, C) sums between them go through it.
+    So it does in training where the samples are split (_mn_splits): the splits' partial
+    sums are added up in between. Split, training or eval, the splits' parameter gradients
+    are added up at the end (_sum_partials)."""
     sum_dy, sum_dy_xs, shift, mean_dev, var_rows = _dense(
         sum_dy, sum_dy_xs, shift, mean_dev, var_rows
     )
     n, c = shift.shape
     k = gate_weight.shape[0]
-    block_n, block_c, k_pad, chunk_c = _mn_blocks(n, c, k)
+    tiles = block_n, block_c, k_pad, chunk_c = _mn_blocks(n, c, k)
+    splits, rows = _mn_splits(n, c, block_n, block_c)
     programs = cdiv(c, block_c)
     fuse_gates = FUSE_GATES and programs == 1
     dy_scale, x_scale, row_bias = (torch.empty_like(shift) for _ in range(3))
     g_dg_partial = None if fuse_gates else shift.new_empty((programs, n, k))
-    d_weight, d_bias = shift.new_empty(c), shift.new_empty(c)
-    d_gate_w, d_gate_b = shift.new_empty((k, c)), shift.new_empty(k)
+    grads = (shift.new_empty(c), shift.new_empty(c), shift.new_empty((k, c)), shift.new_empty(k))
     gw = gate_weight.contiguous()
     gb = _or(gate_bias, gw)
-    gates = _gates_for(shift, mean_dev, gw, gate_bias, gates, (block_n, block_c, k_pad, chunk_c))
+    gates = _gates_for(shift, mean_dev, gw, gate_bias, gates, tiles)
+    if training and stats is None and splits > 1:
+        stats = _batch_stats(shift, mean_dev, var_rows, gw, gate_bias, gates, tiles)
+    # Where the kernels write the parameter gradients and the sums over samples: the outputs
+    # themselves, or one row per split of the samples, [∂w | ∂b | ∂gate w | ∂gate b | 3 sums].
+    two_launches = training and (sum_over_batch is not None or splits > 1)
+    partial, split_stride = None, 0
+    if splits > 1:
+        partial = shift.new_empty((splits, 2 * c + 4 * k * c + k))
+        split_stride = partial.stride(0)
+        *param_out, split_sums = _columns(partial, [c, c, k * c, k, 3 * k * c])
+    else:
+        param_out = grads
+        split_sums = shift.new_empty(3 * k * c) if two_launches else None
     common = {"HAS_GATE_BIAS": gate_bias is not None, "GATES_GIVEN": gates is not None,
               "BLOCK_N": block_n, "BLOCK_C": block_c, "K_PAD": k_pad,
               "CHUNK_C": chunk_c}  # fmt: skip
 
     def rows_kernel(passes: int, sums: Tensor | None = None) -> None:
-        _mn_mix_backward_rows_kernel[(programs,)](
+        _mn_mix_backward_rows_kernel[(programs, splits)](
             shift, mean_dev, var_rows, sum_dy, sum_dy_xs, gw, gb, _or(gates, gw), _or(weight, gw),
             _or(running_mean, gw), _or(running_mean_sq, gw), *_given(stats, gw),
-            *(sums.unbind(0) if sums is not None else (gw, gw, gw)),
-            dy_scale, x_scale, row_bias, _or(g_dg_partial, gw), d_weight, d_bias,
-            d_gate_w, d_gate_b, n, c, k, eps, 1.0 / length,
+            *(sums.split(k * c, dim=-1) if sums is not None else (gw, gw, gw)),
+            dy_scale, x_scale, row_bias, _or(g_dg_partial, gw), *param_out,
+            n, c, k, rows, split_stride, eps, 1.0 / length,
             TRAINING=training, GIVEN_STATS=stats is not None, PASSES=passes,
             FUSE_GATES=fuse_gates, HAS_WEIGHT=weight is not None, **common,
             enable_fp_fusion=FP_FUSION,
         )  # fmt: skip
 
-    if training and sum_over_batch is not None:
-        local_sums = shift.new_empty((3, k, c))
-        rows_kernel(1, local_sums)
-        rows_kernel(2, sum_over_batch(local_sums).contiguous())
-    else:
+    if two_launches:
+        rows_kernel(1, split_sums)  # pass 1: the sums over (each split's) samples
+        batch_sums = split_sums if splits == 1 else split_sums.sum(0)
+        if sum_over_batch is not None:
+            batch_sums = sum_over_batch(batch_sums.view(3, k, c)).contiguous().view(-1)
+        rows_kernel(2, batch_sums)
+    else:  # eval does not need the sums over the batch: each split runs both passes alone
         rows_kernel(3)
     if not fuse_gates:
-        _mn_mix_backward_gates_kernel[(programs,)](
-            shift, mean_dev, gw, gb, _or(gates, gw), g_dg_partial, row_bias, d_gate_w, d_gate_b,
-            n, c, k, programs, 1.0 / length, **common,
+        _mn_mix_backward_gates_kernel[(programs, splits)](
+            shift, mean_dev, gw, gb, _or(gates, gw), g_dg_partial, row_bias, *param_out[2:],
+            n, c, k, rows, split_stride, programs, 1.0 / length, **common,
             enable_fp_fusion=FP_FUSION,
         )  # fmt: skip
+    if splits > 1:
+        _sum_partials(partial, grads, c, k * c, k)
+    d_weight, d_bias, d_gate_w, d_gate_b = grads
     return dy_scale, x_scale, row_bias, d_gate_w, d_gate_b, d_weight, d_bias
 
 
@@ -1152,28 +1319,6 @@ def _mgn_mix_backward_kernel(
     tl.store(partial_row + 2 * C + K + modes, d_gate_b, mask=mode_ok)
 
 
-@triton.jit
-def _mgn_sum_partials_kernel(
-    PARTIAL, D_WEIGHT, D_BIAS, D_GATE_W, D_GATE_B, N, C, K,
-    BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr,
-):  # fmt: skip
-    """Column sums of PARTIAL (N, 2C + 2K), each column stored in the output it belongs to:
-    four parameter gradients from one launch, in four tensors that share no storage."""
-    m = 2 * C + 2 * K
-    cols = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    col_ok = cols < m
-    total = tl.zeros([BLOCK_M], dtype=PARTIAL.dtype.element_ty)
-    for n0 in range(0, N, BLOCK_N):
-        rows = n0 + tl.arange(0, BLOCK_N)
-        mask = (rows < N)[:, None] & col_ok[None, :]
-        block = tl.load(PARTIAL + _row_offsets(rows, cols, m), mask=mask, other=0.0)
-        total += tl.sum(block, axis=0)
-    tl.store(D_WEIGHT + cols, total, mask=cols < C)
-    tl.store(D_BIAS + (cols - C), total, mask=(cols >= C) & (cols < 2 * C))
-    tl.store(D_GATE_W + (cols - 2 * C), total, mask=(cols >= 2 * C) & (cols < 2 * C + K))
-    tl.store(D_GATE_B + (cols - 2 * C - K), total, mask=(cols >= 2 * C + K) & col_ok)
-
-
 def _mgn_blocks(c: int, k: int) -> tuple[int, int]:
     k_pad = next_pow2(k)
     return k_pad, max(1, min(next_pow2(c), MIX_TILE // k_pad))
@@ -1238,13 +1383,5 @@ def mode_group_norm_backward(
         K_PAD=k_pad, CHUNK_C=chunk_c,
         enable_fp_fusion=FP_FUSION,
     )  # fmt: skip
-    # One launch for the four sums over samples, into four tensors (the op's outputs must
-    # not share storage, so not one sum split four ways).
-    block_m = min(next_pow2(2 * c + 2 * k), MIX_TILE // 16)  # 256 columns per program
-    block_n = max(1, min(next_pow2(n), MIX_TILE // block_m))
-    _mgn_sum_partials_kernel[(cdiv(2 * c + 2 * k, block_m),)](
-        partial, d_weight, d_bias, d_gate_w, d_gate_b, n, c, k,
-        BLOCK_N=block_n, BLOCK_M=block_m,
-        enable_fp_fusion=FP_FUSION,
-    )  # fmt: skip
+    _sum_partials(partial, (d_weight, d_bias, d_gate_w, d_gate_b), c, k, k)
     return dy_scale, x_scale, row_bias, d_gate_w, d_gate_b, d_weight, d_bias

@@ -1110,7 +1110,7 @@ def mode_norm_backward(
         if sum_over_batch is not None:
             batch_sums = sum_over_batch(batch_sums.view(3, k, c)).contiguous().view(-1)
         rows_kernel(2, batch_sums)
-    else:  # eval does not need the sums over the batch: each split runs both passes alone
+    else:  # one split of all samples; or eval, which needs no sums over the whole batch
         rows_kernel(3)
     if not fuse_gates:
         _mn_mix_backward_gates_kernel[(programs, splits)](

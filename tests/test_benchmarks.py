@@ -65,6 +65,23 @@ def _run(args: list[str], env_updates: dict[str, str]) -> subprocess.CompletedPr
     )
 
 
+def test_split_timing_runs_both_ways_and_labels_cpu_times() -> None:
+    """benchmarks/split_timing.py through the interpreter, its samples split in 3 for the
+    'split' column: one row per shape and K, CPU times labelled as no GPU speed."""
+    proc = _run(
+        ["benchmarks/split_timing.py", "--device", "cpu", "--shape", "12", "5", "--k", "2",
+         "--split-min-rows", "4", "--reps", "1", "--warmup", "0"],
+        {"TRITON_INTERPRET": "1"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "not GPU speed" in proc.stdout
+    row = proc.stdout.strip().splitlines()[-1].split()
+    assert row[:4] == ["(12,", "5)", "2", "3"], proc.stdout  # shape, K, splits
+    assert all(float(value) > 0 for value in row[4:]), proc.stdout
+    without = _run(["benchmarks/split_timing.py", "--device", "cpu"], {})
+    assert without.returncode == 2 and "TRITON_INTERPRET=1" in without.stderr
+
+
 # ------------------------------------ the suite ----------------------------------------
 
 

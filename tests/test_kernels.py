@@ -523,11 +523,11 @@ def test_gates_kernel_runs_where_several_programs_walk_many_statistics(monkeypat
 
 
 def test_mix_splits_samples_where_few_programs_walk_many(monkeypatch):
-    """The rule (K = 2, BLOCK_C = 32, BLOCK_N = 64): a layer's batch (N < 2048) is never
-    split; a BatchNorm1d-like batch of many samples and few channels is, into blocks of at
+    """The rule (K = 2, BLOCK_C = 32, BLOCK_N = 64): a batch under 2048 samples is never
+    split; a BatchNorm1d-like batch of many samples and few channels is, into splits of at
     least SPLIT_MIN_ROWS, until about MIX_PROGRAMS programs run. A split training forward
-    launches the blocks' statistics, their merge, then the forward kernel, each over the
-    blocks (the merge over channels only)."""
+    launches the splits' statistics, their merge, then the forward kernel, each over the
+    splits (the merge over channels only)."""
     from mn_triton.kernels import mix as kernels
 
     for (n, c), want in [((128, 512), (1, 128)), ((2047, 16), (1, 2047)),

@@ -50,6 +50,7 @@ def _step_ms(layer: nn.Module, shape: tuple[int, ...], device: str, args) -> flo
     dy = torch.randn(shape, device=device)
 
     def step(_: int) -> None:
+        x.grad = None  # dx is stored, not added to the last step's (a pass over x more)
         layer(x).backward(dy)
 
     return measure.time_fn(step, torch.device(device), args.warmup, args.reps).ms_p50

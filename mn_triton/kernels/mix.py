@@ -665,9 +665,8 @@ def _mn_mix_backward_rows_kernel(
             SHIFT, MDEV, VAR, SUM_DY, SUM_DY_XS, GW, GB, GATES, DY_SCALE, X_SCALE, ROW_BIAS,
             GDG_PARTIAL, D_GATE_W, D_GATE_B, pid, N, start, stop, split_row, C, K, cols, col_ok,
             modes, mode_ok, center, residual, var, rstd, alpha, inv_mass, d_rstd, d_mean_via_b,
-            sum_w_dev,
-            inv_length, TRAINING, FUSE_GATES, HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, BLOCK_C,
-            K_PAD, CHUNK_C,
+            sum_w_dev, inv_length, TRAINING, FUSE_GATES, HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N,
+            BLOCK_C, K_PAD, CHUNK_C,
         )  # fmt: skip
 
 
@@ -724,7 +723,7 @@ def _mn_backward_pass_2(
             d_gate_w += tl.sum(d_logits[:, :, None] * m[:, None, :], axis=0)
             d_gate_b += tl.sum(d_logits, axis=0)
         else:
-            # (channel tiles)·N ≤ N·C, which may pass 2³¹: in 64 bits, as _row_offsets.
+            # (channel blocks)·N ≤ N·C, which may pass 2³¹: in 64 bits, as _row_offsets.
             nk = _row_offsets(pid.to(tl.int64) * N + rows, modes, K)
             tl.store(GDG_PARTIAL + nk, g_dg, mask=row_ok[:, None] & mode_ok[None, :])
         tl.store(ROW_BIAS + offs, row_bias, mask=mask)
@@ -960,11 +959,8 @@ def merge_mode_stats(
     `out` (K + 3·K·C elements), written into it in that order."""
     gathered = gathered.contiguous()
     if out is None:
-        mass, center, residual, var = (
-            gathered.new_empty(shape) for shape in ((k,), (k, c), (k, c), (k, c))
-        )
-    else:
-        mass, center, residual, var = _stats_views(out, k, c)
+        out = gathered.new_empty(k + 3 * k * c)
+    mass, center, residual, var = _stats_views(out, k, c)
     _, block_c, k_pad, _ = _mn_blocks(1, c, k)
     _mn_merge_stats_kernel[(cdiv(c, block_c),)](
         gathered, mass, center, residual, var, gathered.shape[0], c, k,

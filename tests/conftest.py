@@ -52,6 +52,18 @@ def _fresh_seed(request):
     print(f"seed={seed} (set MN_TEST_SEED to draw other data)")
 
 
+@pytest.fixture(autouse=True)
+def _backend_left_as_found():
+    """A test that sets the global backend must put it back ('auto'): the tests after it that
+    rely on 'auto' would otherwise run on the torch ops, the kernels unnoticed and untested.
+    (tools/fuzz_sync.py's `run` once left 'torch' behind for every test after tests/test_fuzz.)"""
+    yield
+    left = mn_backend.get_backend()
+    if left != "auto":
+        mn_backend.set_backend("auto")
+        pytest.fail(f"the test left the backend at {left!r}")
+
+
 @pytest.fixture(params=["triton", "torch"])
 def backend(request):
     """Run the test with the Triton kernels (interpreted on CPU) and with the torch-op path."""

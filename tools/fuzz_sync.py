@@ -145,29 +145,30 @@ def run(args: argparse.Namespace, out=print, merge=None) -> int:  # noqa: ANN001
         mp.spawn(_worker, args=(_free_port(), draws, args.backend, tmp, merge), nprocs=2)
         ranks = [torch.load(Path(tmp) / f"rank{r}.pt") for r in range(2)]
     over, worst = 0, {q: (0.0, -1) for q in QUANTITIES}
-    mn_triton.set_backend(args.backend)
-    for i, d in enumerate(draws):
-        layer, x, dy = build(d)
-        oracle = reference_twin(layer)
-        one, ref = _step(layer, x, dy), _step(oracle, x.double(), dy.double())
-        synced = {q: torch.cat([ranks[0][i][q], ranks[1][i][q]]) for q in QUANTITIES[:2]}
-        synced.update({q: ranks[0][i][q] for q in QUANTITIES[2:]})  # every rank holds them
-        lines, bad = [], False
-        for q in QUANTITIES:
-            err, err_one = rel_err(synced[q].double(), ref[q]), rel_err(one[q].double(), ref[q])
-            worst[q] = max(worst[q], (err / max(err_one, 1e-7), d.seed))
-            if err > max(TOLERANCE[x.dtype], SLACK * err_one) or err != err:
-                bad = True
-                lines.append(f"    {q}: {err:.2e} (one process {err_one:.2e}) OVER")
-            elif args.verbose:
-                lines.append(f"    {q}: {err:.2e} (one process {err_one:.2e})")
-        over += bad
-        if bad or args.verbose:
-            out(f"{'OVER' if bad else 'ok'}: {d}\n" + "\n".join(lines))
-        if bad:
-            out(f"    replay: python tools/fuzz_sync.py --draws 1 --seed {d.seed} -v")
-        if (i + 1) % 250 == 0:
-            out(f"{i + 1} draws checked, {over} over")
+    # (Not set_backend: this runs inside the tests too, where the backend must stay as it was.)
+    with mn_triton.use_backend(args.backend):
+        for i, d in enumerate(draws):
+            layer, x, dy = build(d)
+            oracle = reference_twin(layer)
+            one, ref = _step(layer, x, dy), _step(oracle, x.double(), dy.double())
+            synced = {q: torch.cat([ranks[0][i][q], ranks[1][i][q]]) for q in QUANTITIES[:2]}
+            synced.update({q: ranks[0][i][q] for q in QUANTITIES[2:]})  # every rank holds them
+            lines, bad = [], False
+            for q in QUANTITIES:
+                err, err_one = rel_err(synced[q].double(), ref[q]), rel_err(one[q].double(), ref[q])
+                worst[q] = max(worst[q], (err / max(err_one, 1e-7), d.seed))
+                if err > max(TOLERANCE[x.dtype], SLACK * err_one) or err != err:
+                    bad = True
+                    lines.append(f"    {q}: {err:.2e} (one process {err_one:.2e}) OVER")
+                elif args.verbose:
+                    lines.append(f"    {q}: {err:.2e} (one process {err_one:.2e})")
+            over += bad
+            if bad or args.verbose:
+                out(f"{'OVER' if bad else 'ok'}: {d}\n" + "\n".join(lines))
+            if bad:
+                out(f"    replay: python tools/fuzz_sync.py --draws 1 --seed {d.seed} -v")
+            if (i + 1) % 250 == 0:
+                out(f"{i + 1} draws checked, {over} over")
     out(f"{len(draws)} draws: {over} over; worst error / one process's error (seed):")
     for q, (ratio, seed) in worst.items():
         out(f"    {q:16s} {ratio:8.3g}  ({seed})")

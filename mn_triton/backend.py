@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import math
 import os
 import warnings
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
-from reference._base import update_running_stats
+from reference._base import stat_dtype, update_running_stats
 
 from . import mix as _mix
 
@@ -39,6 +40,16 @@ INTERPRETING = os.environ.get("TRITON_INTERPRET", "0") == "1"
 # small torch ops). False keeps the torch-op mix between the Triton passes: a switch for
 # measuring what the fusion buys (benchmarks/NOTES.md).
 FUSED_MIX = True
+# Rows of one element (L = 1: ModeNorm1d and ModeGroupNorm1d on (N, C) features) are their
+# own statistics: s = x, x − s = 0, v = 0, and backward Σ dy = dy, Σ dy·(x − s) = 0. Where x
+# is such rows already, dense and in the statistics' dtype (a float32 (N, C) batch), and the
+# mix runs as Triton kernels, eager layer calls skip the passes that would compute them (a
+# moments pass writing three (N, C) statistics, 3·|x| in float32; a gradient-sums pass): x
+# and dy serve as s and Σ dy, the mix kernels take the zero statistics as absent (None:
+# nothing read), and y = (x − s)·scale + bias is the mix's per-row bias (no apply pass).
+# (16-bit inputs keep the passes: their statistics are float32 copies of x either way.)
+# A switch for tests, which compare both ways.
+POINT_ROWS = True
 _BACKENDS = ("auto", "triton", "torch")
 _backend = "auto"
 
@@ -181,6 +192,33 @@ def row_affine(
 def _fused_mix(x: Tensor, gate_weight: Tensor) -> bool:
     """The mix as Triton kernels: on the kernel path, for K the mix kernels take."""
     return FUSED_MIX and uses_kernels(x) and gate_weight.shape[0] <= _mix_kernels.MAX_MODES
+
+
+def point_rows(x: Tensor, gate_weight: Tensor) -> bool:
+    """Whether a layer call takes the one-element-row path (see POINT_ROWS): x holds one
+    element per row, as dense (N, C) rows in the statistics' dtype."""
+    if not POINT_ROWS or math.prod(x.shape[2:]) != 1 or x.dtype != stat_dtype(x.dtype):
+        return False
+    # (Dropping trailing dimensions of size 1 is always a view: this copies nothing.)
+    return x.reshape(x.shape[0], x.shape[1]).is_contiguous() and _fused_mix(x, gate_weight)
+
+
+def as_rows(t: Tensor, dtype: torch.dtype) -> Tensor:
+    """A tensor of one element per row as dense (N, C) rows in `dtype`: a view where it is
+    one already (as x is on the point_rows path), else a copy."""
+    return t.reshape(t.shape[0], t.shape[1]).to(dtype).contiguous()
+
+
+def rows_like(rows: Tensor, x: Tensor) -> Tensor:
+    """Dense (N, C) rows as a tensor like `x`, which holds one element per row: x's shape,
+    dtype and strides; `rows`' memory where they match, else a copy.
+
+    Not as a view of `rows`: autograd refuses in-place changes (`relu_`) to a view that a
+    custom Function returns. `detach()` gives the same memory without view tracking."""
+    y = rows.view(x.shape)
+    if y.dtype == x.dtype and y.stride() == x.stride():
+        return y.detach()
+    return torch.empty_like(x).copy_(y)
 
 
 def mode_norm_mix_forward(

@@ -12,7 +12,9 @@ mix backward → the dx pass. Each exists in two wrappers around the same implem
 `mode_norm` and `mode_group_norm` pick the custom op while torch.compile (or
 torch.jit.trace) traces, the Function otherwise. The forwards also return the per-row
 statistics (saved for the backward, which recomputes the small mix from them) and, for MN,
-the mode statistics (for the running estimates). Those extra outputs carry no gradient.
+the mode statistics (for the running estimates). Those extra outputs carry no gradient. On
+rows of one element the Function skips the passes that compute row statistics (x is its own,
+backend.POINT_ROWS) and returns None for them; the backward takes them from x again.
 
 No `from __future__ import annotations` here: `custom_op` reads the annotations.
 """
@@ -68,19 +70,23 @@ def _mode_norm_forward(
 
 def _mode_norm_forward_updating(
     x, gate_weight, gate_bias, weight, bias, running_mean, running_mean_sq, training, eps,  # noqa: ANN001
-    momentum: float | Tensor | None = None,
+    momentum: float | Tensor | None = None, points: bool = False,
 ):  # fmt: skip
     """`_mode_norm_forward`; in training with a `momentum`, it also updates the running
-    estimates in place (inside the mix kernel, without launches of its own)."""
+    estimates in place (inside the mix kernel, without launches of its own). With `points`
+    (eager calls on rows of one element, backend.point_rows), the row statistics are x
+    itself and the three statistics outputs None."""
     if x.numel() == 0:  # nothing to normalise; statistics are zeros (and go unused)
         return _empty_forward(x, gate_weight.shape[0])
     with backend.on_device_of(x):
-        shift, mean_dev, var_rows = backend.row_moments(x, stat_dtype(x.dtype))
+        shift, mean_dev, var_rows = _row_statistics(x, points)
         scale, row_bias, mode_mean, mode_var = backend.mode_norm_mix_forward(
             x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias,
             running_mean, running_mean_sq, training, eps, momentum=momentum,
         )  # fmt: skip
-        y = backend.row_affine(x, shift, scale, row_bias)
+        y = _apply(x, shift, scale, row_bias, points)
+    if points:
+        return y, None, None, None, mode_mean, mode_var
     return y, shift, mean_dev, var_rows, mode_mean, mode_var
 
 
@@ -99,9 +105,9 @@ def _(x, gate_weight, gate_bias, weight, bias, running_mean, running_mean_sq, tr
 def _mode_norm_backward_impl(
     dy: Tensor,
     x: Tensor,
-    shift: Tensor,
-    mean_dev: Tensor,
-    var_rows: Tensor,
+    shift: Tensor | None,
+    mean_dev: Tensor | None,
+    var_rows: Tensor | None,
     gate_weight: Tensor,
     gate_bias: Tensor | None,
     weight: Tensor | None,
@@ -111,11 +117,12 @@ def _mode_norm_backward_impl(
     eps: float,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Returns (dx, d gate weight, d gate bias, d weight, d bias); parameter gradients in the
-    statistics dtype (the autograd wrapper casts them to each parameter's dtype)."""
+    statistics dtype (the autograd wrapper casts them to each parameter's dtype). Without
+    row statistics (None: the forward took rows of one element as their own), from x."""
     if x.numel() == 0:
         return _empty_backward(x, gate_weight)
     with backend.on_device_of(x):
-        sum_dy, sum_dy_xs = backend.row_grad_sums(x, dy, shift)
+        shift, sum_dy, sum_dy_xs = _row_grad_sums(x, dy, shift)
         grads = backend.mode_norm_mix_backward(
             x, sum_dy, sum_dy_xs, _row_length(x), shift, mean_dev, var_rows, gate_weight,
             gate_bias, weight, running_mean, running_mean_sq, training, eps,
@@ -145,7 +152,7 @@ def _mode_norm_setup_context(ctx, inputs, output) -> None:  # noqa: ANN001
     )  # fmt: skip
     ctx.training, ctx.eps = training, eps
     ctx.param_dtypes = _dtypes(gate_weight, gate_bias, weight, inputs[4])
-    ctx.mark_non_differentiable(*output[1:])
+    ctx.mark_non_differentiable(*(t for t in output[1:] if t is not None))
     # Those outputs' gradients are unused: do not fill zeros for them (a launch each).
     ctx.set_materialize_grads(False)
 
@@ -181,7 +188,8 @@ class _ModeNormFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, *args):  # noqa: ANN001, ANN002, ANN205
-        outputs = _mode_norm_forward_updating(*args)
+        points = backend.point_rows(args[0], args[1])
+        outputs = _mode_norm_forward_updating(*args, points=points)
         _mode_norm_setup_context(ctx, args[:-1], outputs)
         return outputs
 
@@ -225,14 +233,24 @@ def _mode_group_norm_forward(
     eps: float,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Returns (y, row shift, row mean − shift, row variance)."""
+    return _mode_group_norm_forward_points(x, gate_weight, gate_bias, weight, bias, eps)
+
+
+def _mode_group_norm_forward_points(
+    x, gate_weight, gate_bias, weight, bias, eps, points: bool = False,  # noqa: ANN001
+):  # fmt: skip
+    """`_mode_group_norm_forward`; with `points` (eager calls on rows of one element,
+    backend.point_rows), the row statistics are x itself and their outputs None."""
     if x.numel() == 0:
         return _empty_forward(x)
     with backend.on_device_of(x):
-        shift, mean_dev, var_rows = backend.row_moments(x, stat_dtype(x.dtype))
+        shift, mean_dev, var_rows = _row_statistics(x, points)
         scale, row_bias = backend.mode_group_norm_mix_forward(
             x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, eps
         )
-        y = backend.row_affine(x, shift, scale, row_bias)
+        y = _apply(x, shift, scale, row_bias, points)
+    if points:
+        return y, None, None, None
     return y, shift, mean_dev, var_rows
 
 
@@ -250,20 +268,19 @@ def _(x, gate_weight, gate_bias, weight, bias, eps):  # noqa: ANN001
 def _mode_group_norm_backward_impl(
     dy: Tensor,
     x: Tensor,
-    shift: Tensor,
-    mean_dev: Tensor,
-    var_rows: Tensor,
+    shift: Tensor | None,
+    mean_dev: Tensor | None,
+    var_rows: Tensor | None,
     gate_weight: Tensor,
     gate_bias: Tensor | None,
     weight: Tensor | None,
     eps: float,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """Returns (dx, d gate weight, d gate bias, d weight, d bias); parameter gradients in the
-    statistics dtype (the autograd wrapper casts them to each parameter's dtype)."""
+    """As `_mode_norm_backward_impl`, for MGN."""
     if x.numel() == 0:
         return _empty_backward(x, gate_weight)
     with backend.on_device_of(x):
-        sum_dy, sum_dy_xs = backend.row_grad_sums(x, dy, shift)
+        shift, sum_dy, sum_dy_xs = _row_grad_sums(x, dy, shift)
         grads = backend.mode_group_norm_mix_backward(
             x, sum_dy, sum_dy_xs, _row_length(x), shift, mean_dev, var_rows, gate_weight,
             gate_bias, weight, eps,
@@ -288,7 +305,7 @@ def _mode_group_norm_setup_context(ctx, inputs, output) -> None:  # noqa: ANN001
     ctx.save_for_backward(x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight)
     ctx.eps = eps
     ctx.param_dtypes = _dtypes(gate_weight, gate_bias, weight, inputs[4])
-    ctx.mark_non_differentiable(*output[1:])
+    ctx.mark_non_differentiable(*(t for t in output[1:] if t is not None))
     # Those outputs' gradients are unused: do not fill zeros for them (a launch each).
     ctx.set_materialize_grads(False)
 
@@ -319,7 +336,8 @@ class _ModeGroupNormFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, *args):  # noqa: ANN001, ANN002, ANN205
-        outputs = _mode_group_norm_forward(*args)
+        points = backend.point_rows(args[0], args[1])
+        outputs = _mode_group_norm_forward_points(*args, points=points)
         _mode_group_norm_setup_context(ctx, args, outputs)
         return outputs
 
@@ -399,6 +417,32 @@ def _differentiable_grads(
 
 
 # ------------------------------------- helpers ---------------------------------------
+
+
+def _row_statistics(x: Tensor, points: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """(s, md, v) per row from the moments pass; with `points` (one element per row, see
+    backend.POINT_ROWS), s = x itself and md = v = None (zeros the kernels do not read)."""
+    if points:
+        return backend.as_rows(x, stat_dtype(x.dtype)), None, None
+    return backend.row_moments(x, stat_dtype(x.dtype))
+
+
+def _apply(x: Tensor, shift: Tensor, scale: Tensor, row_bias: Tensor, points: bool) -> Tensor:
+    """y = (x − s)·scale + bias; with `points` x − s = 0, so y is the per-row bias."""
+    if points:
+        return backend.rows_like(row_bias, x)
+    return backend.row_affine(x, shift, scale, row_bias)
+
+
+def _row_grad_sums(
+    x: Tensor, dy: Tensor, shift: Tensor | None
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """(s, Σ dy, Σ dy·(x − s)) per row; without a saved `shift` (the forward took rows of one
+    element as their own statistics), s = x, Σ dy = dy and Σ dy·(x − s) = None (zeros)."""
+    if shift is None:
+        dtype = stat_dtype(x.dtype)
+        return backend.as_rows(x, dtype), backend.as_rows(dy, dtype), None
+    return shift, *backend.row_grad_sums(x, dy, shift)
 
 
 def _dtypes(*params: Tensor | None) -> tuple[torch.dtype | None, ...]:

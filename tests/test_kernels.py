@@ -662,3 +662,109 @@ def test_nan_running_estimates_stay_nan_in_eval():
     assert expected[:, 1].isnan().all() and not expected[:, [0, 2]].isnan().any()
     assert torch.equal(got.isnan(), expected.isnan())
     torch.testing.assert_close(got.nan_to_num(), expected.nan_to_num())
+
+
+# Rows of one element (L = 1) are their own statistics (backend.POINT_ROWS): cases of the
+# layers on such inputs. (37, 70) at K = 3: three channel blocks of MN's mix, its gates
+# computed once; (9, 6, 1): one block, the gates kernel fused; MGN a program per sample.
+# Channels-last (N, C, 1, 1) maps are dense rows too, with other strides for y to keep.
+POINT_CASES = {
+    "mn_2d": (mn_triton.ModeNorm1d, (37, 70), torch.float32, torch.contiguous_format),
+    "mn_3d_float64": (mn_triton.ModeNorm1d, (9, 6, 1), torch.float64, torch.contiguous_format),
+    "mn_4d_channels_last": (mn_triton.ModeNorm2d, (5, 6, 1, 1), torch.float32,
+                            torch.channels_last),
+    "mgn_2d": (mn_triton.ModeGroupNorm1d, (37, 70), torch.float32, torch.contiguous_format),
+    "mgn_4d": (mn_triton.ModeGroupNorm2d, (5, 6, 1, 1), torch.float32, torch.contiguous_format),
+}  # fmt: skip
+
+
+def _point_rows_step(case: str, training: bool, in_place: bool = False):
+    """A layer step on one-element rows: (y, dx, parameter gradients, buffers)."""
+    from helpers import randomize
+
+    cls, shape, dtype, memory_format = POINT_CASES[case]
+    torch.manual_seed(0)
+    layer = randomize(cls(shape[1], num_modes=3)).to(dtype).train(training)
+    # (Not .contiguous(memory_format=…): a (5, 6, 1, 1) batch counts as channels-last as
+    # it is, strides and all.)
+    x = torch.empty(shape, dtype=dtype, memory_format=memory_format).copy_(_data(*shape) * 2)
+    x.requires_grad_()
+    with mn_triton.use_backend("triton"):
+        y = layer(x)
+        out = y.detach().clone()
+        if in_place:  # autograd refuses in-place changes to a view a custom Function returns
+            y = torch.relu_(y)
+        y.backward(torch.randn(shape, dtype=dtype))
+    grads = [p.grad for p in layer.parameters()]
+    return out, y.stride() == x.stride(), x.grad, *grads, *layer.buffers()
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("case", POINT_CASES)
+def test_one_element_rows_skip_their_passes_with_the_same_bits(case, training, monkeypatch):
+    """On rows of one element, eager layer calls launch no moments, gradient-sums or forward
+    apply pass (x is its own s, dy its own Σ dy; md = v = Σ dy·(x − s) = 0 are not read), and
+    give the same bits as with those passes: outputs, dx, parameter gradients and the running
+    estimates. (The layer oracle tests check these cases against float64 too.)"""
+    from mn_triton import backend
+
+    moments, apply = backend._moment_kernels, backend._apply_kernels
+    passes = {
+        name: spy_launches(monkeypatch, module, name)
+        for module, name in [(moments, "_row_moments_kernel"),
+                             (moments, "_row_grad_sums_kernel"), (apply, "_row_affine_kernel")]
+    }  # fmt: skip
+    skipped = _point_rows_step(case, training)
+    assert [len(grids) for grids in passes.values()] == [0, 0, 1]  # only dx's apply pass
+    monkeypatch.setattr(backend, "POINT_ROWS", False)
+    full = _point_rows_step(case, training)
+    assert [len(grids) for grids in passes.values()] == [1, 1, 3]
+    assert skipped[1] and full[1], "y is not laid out as x"
+    for i, (a, b) in enumerate(zip(skipped, full, strict=True)):
+        assert a is b or torch.equal(a, b), f"result {i} differs"
+
+
+def test_one_element_rows_take_in_place_ops_after_the_layer(monkeypatch):
+    """y on the one-element-row path holds the mix's per-row bias: as memory of its own, not
+    a view, which autograd would refuse to let `relu_` change in place."""
+    from mn_triton import backend
+
+    for case in ("mn_2d", "mgn_2d"):
+        skipped = _point_rows_step(case, True, in_place=True)
+        monkeypatch.setattr(backend, "POINT_ROWS", False)
+        full = _point_rows_step(case, True, in_place=True)
+        monkeypatch.setattr(backend, "POINT_ROWS", True)
+        for i, (a, b) in enumerate(zip(skipped, full, strict=True)):
+            assert a is b or torch.equal(a, b), f"{case}: result {i} differs"
+
+
+def test_one_element_rows_path_only_where_x_is_its_own_statistics(monkeypatch):
+    """The path needs x as dense (N, C) rows in the statistics' dtype, and the mix kernels:
+    16-bit inputs (float32 statistics), transposed or strided batches, longer rows, the torch
+    ops, the torch-op mix and K beyond the mix kernels keep the passes."""
+    from mn_triton import backend
+    from mn_triton.kernels import mix
+
+    gw = torch.randn(3, 4)
+    takes = {
+        "float32_2d": torch.randn(5, 4),
+        "float64_3d": torch.randn(5, 4, 1, dtype=torch.float64),
+        "float32_4d": torch.randn(5, 4, 1, 1),
+    }
+    keeps = {
+        "float16": torch.randn(5, 4, dtype=torch.float16),
+        "bfloat16": torch.randn(5, 4, dtype=torch.bfloat16),
+        "transposed": torch.randn(4, 5).t(),
+        "strided": torch.randn(5, 8)[:, ::2],
+        "rows_of_two": torch.randn(5, 4, 2),
+    }
+    assert {k: backend.point_rows(x, gw) for k, x in takes.items()} == dict.fromkeys(takes, True)
+    assert {k: backend.point_rows(x, gw) for k, x in keeps.items()} == dict.fromkeys(keeps, False)
+    x = takes["float32_2d"]
+    with mn_triton.use_backend("torch"):
+        assert not backend.point_rows(x, gw)
+    monkeypatch.setattr(mix, "MAX_MODES", 2)
+    assert not backend.point_rows(x, gw)
+    monkeypatch.setattr(mix, "MAX_MODES", 4096)
+    monkeypatch.setattr(backend, "FUSED_MIX", False)
+    assert not backend.point_rows(x, gw)

@@ -260,6 +260,8 @@ def sweep(quick: bool) -> list[tuple[str, Callable[[], None]]]:
             for label, case in (
                 ("resnet_cifar float32 K=2", _shape_case(kind, (128, 16, 32, 32), None, 2)),
                 ("fc bfloat16 K=3", _shape_case(kind, (32, 120), torch.bfloat16, 3)),
+                # float32 rows of one element: their own statistics (backend.POINT_ROWS)
+                ("fc float32 K=3", _shape_case(kind, (32, 120), None, 3)),
                 ("channels_last float16", _layout_case(kind, torch.float16, "cl")),
                 ("sliced float64", _layout_case(kind, torch.float64, "sliced")),
                 ("K=16 no affine", _shape_case(kind, (8, 24, 9, 9), None, 16, False)),
@@ -308,13 +310,15 @@ def _samples_split_case() -> None:
     """MN's mix kernels with the samples split across the grid's second axis
     (kernels/mix.SPLIT_MIN_ROWS): many samples of few features, one channel block (the
     gates fused into the rows kernel) and two (the gates computed once, or in each program);
-    training and eval, both directions."""
+    training and eval, both directions; rows of one element (their own statistics,
+    backend.POINT_ROWS) and, at 64 features, rows of two (with row statistics)."""
     saved = mix.GATES_KERNEL_MIN_ELEMENTS
     try:
-        for c, gates_once in ((24, True), (64, True), (64, False)):
+        for c, gates_once, length in ((24, True, 1), (64, True, 1), (64, False, 1),
+                                      (64, True, 2), (64, False, 2)):  # fmt: skip
             mix.GATES_KERNEL_MIN_ELEMENTS = saved if gates_once else 2**62
             layer = _layer("MN", c, 2, torch.float32)
-            x = torch.randn(4096, c, device=DEVICE)
+            x = torch.randn(4096, c, length, device=DEVICE).squeeze(2)
             _train_and_eval(layer, x)
             y = layer.eval()(x.requires_grad_())
             y.backward(torch.randn_like(y))

@@ -254,6 +254,28 @@ MUTANTS = [
         "    start = tl.program_id(1) * ROWS_PER_SPLIT\n",
         "tests/test_kernels.py",
     ),
+    # --- rows of one element, their own statistics (backend.POINT_ROWS) ---
+    Mutant(
+        "M29 one-element rows: an absent statistic read as the shift instead of 0",
+        "mn_triton/kernels/mix.py",
+        "        value = tl.zeros_like(like)\n",
+        "        value = like\n",
+        "tests/test_kernels.py",
+    ),
+    Mutant(
+        "L18 one-element rows: y returned as a view of the mix's rows",
+        "mn_triton/backend.py",
+        "        return y.detach()\n",
+        "        return y\n",
+        "tests/test_kernels.py",
+    ),
+    Mutant(
+        "L19 one-element rows: y in the rows' strides rather than x's",
+        "mn_triton/backend.py",
+        "    if y.dtype == x.dtype and y.stride() == x.stride():\n",
+        "    if y.dtype == x.dtype:\n",
+        "tests/test_kernels.py",
+    ),
     Mutant(
         "M10 eval variance from running estimates in the input's precision",
         "mn_triton/kernels/mix.py",

@@ -26,6 +26,10 @@ GPU costs more in launches than the passes over x. Here:
 - MGN: one kernel forward and one backward, a program per sample (statistics are per
   sample: two walks over its channels for the mean, then residual and variance); parameter
   gradients come out as per-sample partials summed by the caller.
+
+Rows of one element (L = 1) are their own statistics: there the callers pass x as s, dy as
+Σ dy, and None for the mean deviations, variances and Σ dy·(x − s), which are 0 and which
+the kernels then do not read (_load_spread; mn_triton.backend.POINT_ROWS).
 """
 
 from __future__ import annotations
@@ -107,6 +111,18 @@ def _load_rows(PTR, rows, cols, C, mask):
 
 
 @triton.jit
+def _load_spread(PTR, offs, mask, like):
+    """A row statistic that is 0 where every row holds one element (L = 1): the mean
+    deviation x − s, the variance, Σ dy·(x − s). There the caller passes PTR = None (a
+    constexpr: nothing is read, see backend.point_rows); elsewhere it is loaded."""
+    if PTR is None:  # noqa: SIM108 (a constexpr branch: only the one taken is compiled)
+        value = tl.zeros_like(like)
+    else:
+        value = tl.load(PTR + offs, mask=mask, other=0.0)
+    return value
+
+
+@triton.jit
 def _load_or(PTR, idx, ok, fill, dtype, PRESENT: tl.constexpr):
     """An optional per-channel parameter (affine weight or bias), or `fill` without one."""
     if PRESENT:
@@ -145,7 +161,8 @@ def _mn_gates(
         cc = c0 + tl.arange(0, CHUNK_C)
         c_ok = cc < C
         mask = row_ok[:, None] & c_ok[None, :]
-        m = _load_rows(SHIFT, rows, cc, C, mask) + _load_rows(MDEV, rows, cc, C, mask)
+        s = _load_rows(SHIFT, rows, cc, C, mask)
+        m = s + _load_spread(MDEV, _row_offsets(rows, cc, C), mask, s)
         w_mask = mode_ok[:, None] & c_ok[None, :]
         w = tl.load(GW + modes[:, None] * C + cc[None, :], mask=w_mask, other=0.0).to(dtype)
         logits += tl.sum(m[:, None, :] * w[None, :, :], axis=2)
@@ -266,7 +283,7 @@ def _mn_block(
                         HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, K_PAD, CHUNK_C)  # fmt: skip
     mask = row_ok[:, None] & col_ok[None, :]
     shift = _load_rows(SHIFT, rows, cols, C, mask)
-    mdev = _load_rows(MDEV, rows, cols, C, mask)
+    mdev = _load_spread(MDEV, _row_offsets(rows, cols, C), mask, shift)
     return rows, row_ok, mask, g, shift, mdev
 
 
@@ -311,7 +328,7 @@ def _mn_batch_stats(
             HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, K_PAD, CHUNK_C,
         )  # fmt: skip
         raw = _mn_dev(shift, mdev, mask, center, tl.zeros_like(center))
-        v = _load_rows(VAR, rows, cols, C, mask)
+        v = _load_spread(VAR, _row_offsets(rows, cols, C), mask, shift)
         sum_raw += tl.sum(g[:, :, None] * raw, axis=0)
         sum_sq += tl.sum(g[:, :, None] * (v[:, None, :] + raw * raw), axis=0)
     residual, var = _around_mode_pivot(
@@ -567,7 +584,8 @@ def _mn_backward_block(
         HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, K_PAD, CHUNK_C,
     )  # fmt: skip
     sum_dy = _load_rows(SUM_DY, rows, cols, C, mask)
-    sum_dy_xm = _load_rows(SUM_DY_XS, rows, cols, C, mask) - mdev * sum_dy  # Σ dy·(x − m)
+    sum_dy_xs = _load_spread(SUM_DY_XS, _row_offsets(rows, cols, C), mask, sum_dy)
+    sum_dy_xm = sum_dy_xs - mdev * sum_dy  # Σ dy·(x − m)
     dev = _mn_dev(shift, mdev, mask, center, residual)
     a = tl.sum(g[:, :, None] * rstd[None, :, :], axis=1)
     b = tl.sum(g[:, :, None] * dev * rstd[None, :, :], axis=1)
@@ -706,7 +724,7 @@ def _mn_backward_pass_2(
             w = g * inv_mass[None, :]
             dv = tl.sum(w[:, :, None] * d_var[None, :, :], axis=1)
             dm += tl.sum(w[:, :, None] * (2.0 * dev * d_var[None, :, :] + d_mean[None, :, :]), 1)
-            v = _load_rows(VAR, rows, cols, C, mask)
+            v = _load_spread(VAR, _row_offsets(rows, cols, C), mask, mdev)
             spread = v[:, None, :] + dev * dev - var[None, :, :]
             inner = d_mean[None, :, :] * dev + d_var[None, :, :] * spread
             g_dg += w * tl.sum(tl.where(col_ok[None, None, :], inner, 0.0), axis=2)
@@ -768,7 +786,8 @@ def _mn_mix_backward_gates_kernel(
                             HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, K_PAD, CHUNK_C)  # fmt: skip
         d_logits = _softmax_backward(g, g_dg, K_PAD)
         mask = row_ok[:, None] & col_ok[None, :]
-        m = _load_rows(SHIFT, rows, cols, C, mask) + _load_rows(MDEV, rows, cols, C, mask)
+        s = _load_rows(SHIFT, rows, cols, C, mask)
+        m = s + _load_spread(MDEV, _row_offsets(rows, cols, C), mask, s)
         dm_gate = tl.sum(d_logits[:, :, None] * w_gate[None, :, :], axis=1)
         offs = _row_offsets(rows, cols, C)
         row_bias = tl.load(ROW_BIAS + offs, mask=mask, other=0.0)
@@ -791,7 +810,7 @@ def _mn_blocks(n: int, c: int, k: int) -> tuple[int, int, int, int]:
 
 
 def shared_gates(
-    shift: Tensor, mean_dev: Tensor, gate_weight: Tensor, gate_bias: Tensor | None
+    shift: Tensor, mean_dev: Tensor | None, gate_weight: Tensor, gate_bias: Tensor | None
 ) -> Tensor | None:
     """Every sample's gates, (N, K), computed once, where several mix programs would each
     compute them over at least GATES_KERNEL_MIN_ELEMENTS statistics; None where they are
@@ -806,7 +825,7 @@ def shared_gates(
 
 
 def _shared_gates(
-    shift: Tensor, mean_dev: Tensor, gw: Tensor, gate_bias: Tensor | None,
+    shift: Tensor, mean_dev: Tensor | None, gw: Tensor, gate_bias: Tensor | None,
     tiles: tuple[int, int, int, int],
 ) -> Tensor | None:  # fmt: skip
     """shared_gates on dense statistics, given the mix kernels' _mn_blocks (which the entry
@@ -829,7 +848,7 @@ def _shared_gates(
 
 
 def _gates_for(
-    shift: Tensor, mean_dev: Tensor, gw: Tensor, gate_bias: Tensor | None,
+    shift: Tensor, mean_dev: Tensor | None, gw: Tensor, gate_bias: Tensor | None,
     gates: Tensor | None, tiles: tuple[int, int, int, int],
 ) -> Tensor | None:  # fmt: skip
     """`gates` as the kernels read them (dense, in the statistics' dtype: the kernels'
@@ -844,9 +863,10 @@ def _gates_for(
     return gates.to(shift.dtype).contiguous()
 
 
-def _dense(*tensors: Tensor) -> tuple[Tensor, ...]:
-    """The kernels index (N, C) statistics as dense row-major arrays."""
-    return tuple(t.contiguous() for t in tensors)
+def _dense(*tensors: Tensor | None) -> tuple[Tensor | None, ...]:
+    """The kernels index (N, C) statistics as dense row-major arrays. None (rows of one
+    element: no mean deviation, variance or Σ dy·(x − s), see _load_spread) stays None."""
+    return tuple(None if t is None else t.contiguous() for t in tensors)
 
 
 def _or(t: Tensor | None, placeholder: Tensor) -> Tensor:
@@ -907,8 +927,8 @@ def _columns(per_split: Tensor, sizes: list[int]) -> tuple[Tensor, ...]:
 
 def mode_norm_batch_stats(
     shift: Tensor,
-    mean_dev: Tensor,
-    var_rows: Tensor,
+    mean_dev: Tensor | None,
+    var_rows: Tensor | None,
     gate_weight: Tensor,
     gate_bias: Tensor | None,
     out: Tensor | None = None,
@@ -926,8 +946,9 @@ def mode_norm_batch_stats(
 
 
 def _batch_stats(
-    shift: Tensor, mean_dev: Tensor, var_rows: Tensor, gw: Tensor, gate_bias: Tensor | None,
-    gates: Tensor | None, tiles: tuple[int, int, int, int], out: Tensor | None = None,
+    shift: Tensor, mean_dev: Tensor | None, var_rows: Tensor | None, gw: Tensor,
+    gate_bias: Tensor | None, gates: Tensor | None, tiles: tuple[int, int, int, int],
+    out: Tensor | None = None,
 ) -> ModeStatsTensors:  # fmt: skip
     """mode_norm_batch_stats on dense statistics, given the gates' choice and the blocking.
     Where the samples are split (_mn_splits), the splits' statistics are merged as
@@ -971,8 +992,8 @@ def merge_mode_stats(
 
 def mode_norm_forward(
     shift: Tensor,
-    mean_dev: Tensor,
-    var_rows: Tensor,
+    mean_dev: Tensor | None,
+    var_rows: Tensor | None,
     gate_weight: Tensor,
     gate_bias: Tensor | None,
     weight: Tensor | None,
@@ -1031,11 +1052,11 @@ def mode_norm_forward(
 
 def mode_norm_backward(
     sum_dy: Tensor,
-    sum_dy_xs: Tensor,
+    sum_dy_xs: Tensor | None,
     length: int,
     shift: Tensor,
-    mean_dev: Tensor,
-    var_rows: Tensor,
+    mean_dev: Tensor | None,
+    var_rows: Tensor | None,
     gate_weight: Tensor,
     gate_bias: Tensor | None,
     weight: Tensor | None,
@@ -1140,8 +1161,8 @@ def _mgn_channel_block(SHIFT, MDEV, VAR, GW, GB, base, cc, c_ok, modes, mode_ok,
                        HAS_GATE_BIAS: tl.constexpr):  # fmt: skip
     """A block of one sample's channels: s, md, v, and the gates."""
     s = tl.load(SHIFT + base + cc, mask=c_ok, other=0.0)
-    mdev = tl.load(MDEV + base + cc, mask=c_ok, other=0.0)
-    v = tl.load(VAR + base + cc, mask=c_ok, other=0.0)
+    mdev = _load_spread(MDEV, base + cc, c_ok, s)
+    v = _load_spread(VAR, base + cc, c_ok, s)
     g = _mgn_gates(s + mdev, GW, GB, c_ok, modes, mode_ok, HAS_GATE_BIAS)
     return s, mdev, v, g
 
@@ -1266,7 +1287,7 @@ def _mgn_mix_backward_kernel(
         dev = _mgn_dev(s, mdev, c_ok, mode_pivot, residual)
         alpha = _load_or(ALPHA, cc, c_ok, 1.0, dtype, HAS_WEIGHT)
         sum_dy = tl.load(SUM_DY + base + cc, mask=c_ok, other=0.0)
-        sum_dy_xm = tl.load(SUM_DY_XS + base + cc, mask=c_ok, other=0.0) - mdev * sum_dy
+        sum_dy_xm = _load_spread(SUM_DY_XS, base + cc, c_ok, sum_dy) - mdev * sum_dy
         da, db = alpha * sum_dy_xm, alpha * sum_dy
         d_rstd += tl.sum(tl.where(c_ok[:, None], da[:, None] + db[:, None] * dev, 0.0), axis=0)
         sum_db += tl.sum(db, axis=0)
@@ -1289,7 +1310,7 @@ def _mgn_mix_backward_kernel(
         b = tl.sum(dev * rstd[None, :], axis=1) / K
         alpha = _load_or(ALPHA, cc, c_ok, 1.0, dtype, HAS_WEIGHT)
         sum_dy = tl.load(SUM_DY + base + cc, mask=c_ok, other=0.0)
-        sum_dy_xm = tl.load(SUM_DY_XS + base + cc, mask=c_ok, other=0.0) - mdev * sum_dy
+        sum_dy_xm = _load_spread(SUM_DY_XS, base + cc, c_ok, sum_dy) - mdev * sum_dy
         db = alpha * sum_dy
         scale = alpha * a
         w = g * inv_mass[None, :]
@@ -1322,8 +1343,8 @@ def _mgn_blocks(c: int, k: int) -> tuple[int, int]:
 
 def mode_group_norm_forward(
     shift: Tensor,
-    mean_dev: Tensor,
-    var_rows: Tensor,
+    mean_dev: Tensor | None,
+    var_rows: Tensor | None,
     gate_weight: Tensor,
     gate_bias: Tensor | None,
     weight: Tensor | None,
@@ -1349,11 +1370,11 @@ def mode_group_norm_forward(
 
 def mode_group_norm_backward(
     sum_dy: Tensor,
-    sum_dy_xs: Tensor,
+    sum_dy_xs: Tensor | None,
     length: int,
     shift: Tensor,
-    mean_dev: Tensor,
-    var_rows: Tensor,
+    mean_dev: Tensor | None,
+    var_rows: Tensor | None,
     gate_weight: Tensor,
     gate_bias: Tensor | None,
     weight: Tensor | None,

@@ -63,3 +63,42 @@ def test_gates_computed_once_move_less_per_program():
         (without,) = [launch for launch in inline if launch[0] == name]
         assert with_kernel[1] == without[1] == 3  # programs: channel blocks of 32
         assert with_kernel[3] < without[3] / 2, name
+
+
+_LAYER = """
+import json, sys
+sys.path.insert(0, "tools")
+import mix_traffic as t
+t.backend.POINT_ROWS = {points}
+counter = t.Counter()
+counter.install()
+steps = t.run_layer(8, 40, 1, 2, counter)
+print(json.dumps([[[launch.kernel, launch.total] for launch in step] for step in steps]))
+"""
+
+
+def _layer_launches(points: bool) -> list[list]:
+    result = subprocess.run(
+        [sys.executable, "-c", _LAYER.format(points=points)],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def test_layer_step_on_one_element_rows_skips_the_passes():
+    """`--layer` counts a whole ModeNorm1d step: on (8, 40) features, rows of one element, the
+    forward is the mix kernel alone (mn_triton.backend.POINT_ROWS), which then reads no mean
+    deviations or variances, and the backward has no gradient-sums pass."""
+    (forward, backward), (forward_off, backward_off) = _layer_launches(True), _layer_launches(False)
+    kernels = [[name for name, _ in launches] for launches in (forward, backward)]
+    kernels_off = [[name for name, _ in launches] for launches in (forward_off, backward_off)]
+    mix_backward = ["_mn_mix_backward_rows_kernel", "_mn_mix_backward_gates_kernel"]
+    assert kernels == [["_mn_mix_forward_kernel"], [*mix_backward, "_row_affine_kernel"]]
+    assert kernels_off == [
+        ["_row_moments_kernel", "_mn_mix_forward_kernel", "_row_affine_kernel"],
+        ["_row_grad_sums_kernel", *mix_backward, "_row_affine_kernel"],
+    ]
+    assert forward[0][1] < forward_off[1][1]  # the mix kernel itself reads less
+    assert backward[0][1] < backward_off[1][1]
+    assert backward[-1] == backward_off[-1]  # dx's pass is the same

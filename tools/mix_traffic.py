@@ -13,6 +13,13 @@ model"), spread over the whole GPU.
     python tools/mix_traffic.py --shape 128 512 49 --k 2 6
     python tools/mix_traffic.py --gates inline           # every program computes the gates
     python tools/mix_traffic.py --shape 8192 64 1 --split off   # one block of all samples
+    python tools/mix_traffic.py --layer --shape 128 120 1 --k 6  # every launch of a layer step
+    python tools/mix_traffic.py --layer --shape 128 120 1 --k 6 --points off
+
+`--layer` counts every launch of a ModeNorm1d layer's training step on float32 (N, C, L)
+inputs ((N, C) where L = 1), the passes over x included, against the minimum of 3·|x|
+forward and 5·|x| backward; `--points off` keeps the passes for rows of one element
+(mn_triton.backend.POINT_ROWS).
 
 Counts only: what they cost in time depends on the GPU (a program's reads come from L2 at
 a fraction of the device's bandwidth); benchmarks/NOTES.md turns them into predictions.
@@ -35,6 +42,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import memcheck  # noqa: E402  (tests/: it sees every interpreted load and store)
+import mn_triton  # noqa: E402
+from mn_triton import backend  # noqa: E402
 from mn_triton.kernels import mix  # noqa: E402
 
 # (N, C, L) of the layer grid's shapes at batch 128 (benchmarks/grid.py): CIFAR ResNet,
@@ -97,6 +106,25 @@ def run_mix(n: int, c: int, k: int, counter: Counter) -> tuple[list[Launch], lis
     return forward, list(counter.launches)
 
 
+def run_layer(
+    n: int, c: int, length: int, k: int, counter: Counter
+) -> tuple[list[Launch], list[Launch]]:
+    """One training forward and backward of a ModeNorm1d layer on float32 (N, C, L) data
+    ((N, C) at L = 1), through mn_triton's kernels: the launches of each."""
+    g = torch.Generator().manual_seed(0)
+    layer = mn_triton.ModeNorm1d(c, num_modes=k)
+    shape = (n, c) if length == 1 else (n, c, length)
+    x = torch.randn(shape, generator=g).requires_grad_()
+    dy = torch.randn(shape, generator=g)
+    counter.launches.clear()
+    with mn_triton.use_backend("triton"):
+        y = layer(x)
+        forward = list(counter.launches)
+        counter.launches.clear()
+        y.backward(dy)
+    return forward, list(counter.launches)
+
+
 def _kib(b: int) -> str:
     return f"{b / 1024:8.1f}"
 
@@ -112,21 +140,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", choices=("default", "off"), default="default",
                         help="off: every program walks all samples of its channels (no "
                         "blocks of samples, kernels/mix.SPLIT_MIN_ROWS)")  # fmt: skip
+    parser.add_argument(
+        "--layer",
+        action="store_true",
+        help="every launch of a ModeNorm1d layer step, passes included",
+    )
+    parser.add_argument("--points", choices=("default", "off"), default="default",
+                        help="off: rows of one element keep their passes over x "
+                        "(mn_triton.backend.POINT_ROWS)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.gates != "default":
         mix.GATES_KERNEL_MIN_ELEMENTS = 2**62 if args.gates == "inline" else 0
     if args.split == "off":
         mix.SPLIT_MIN_ROWS = 2**62
+    if args.points == "off":
+        backend.POINT_ROWS = False
     counter = Counter()
     counter.install()
-    print("KiB moved by the MN mix kernels (float32 statistics), training forward and backward;")
-    print("'busiest' is the program that moves the most, which bounds the launch's time.")
+    if args.layer:
+        print("KiB moved by every launch of a ModeNorm1d layer (float32), training forward and")
+        print("backward; 'busiest' is the program that moves the most.")
+    else:
+        print("KiB moved by the MN mix kernels (float32 statistics), training forward and "
+              "backward;")  # fmt: skip
+        print("'busiest' is the program that moves the most, which bounds the launch's time.")
     print(f"{'N':>5} {'C':>4} {'K':>3} {'|x| KiB':>9}  {'dir':4} {'kernel':30} {'progs':>5} "
           f"{'total':>8} {'busiest':>8}")  # fmt: skip
     for n, c, length in args.shape or SHAPES:
         for k in args.k:
             x_bytes = n * c * length * 4
-            forward, backward = run_mix(n, c, k, counter)
+            if args.layer:
+                forward, backward = run_layer(n, c, length, k, counter)
+            else:
+                forward, backward = run_mix(n, c, k, counter)
             for direction, launches in (("fwd", forward), ("bwd", backward)):
                 for launch in launches:
                     print(f"{n:5d} {c:4d} {k:3d} {_kib(x_bytes):>9}  {direction:4} "
@@ -134,8 +180,14 @@ def main(argv: list[str] | None = None) -> int:
                           f"{_kib(launch.busiest)}")  # fmt: skip
                 busiest = sum(launch.busiest for launch in launches)
                 passes = (3 if direction == "fwd" else 5) * x_bytes
-                print(f"{'':24}{direction:4} {'Σ busiest, against the passes':30} {'':5} "
-                      f"{_kib(passes)} {_kib(busiest)}")  # fmt: skip
+                if args.layer:
+                    total = sum(launch.total for launch in launches)
+                    print(f"{'':24}{direction:4} {'Σ, against the minimum':30} "
+                          f"{len(launches):5d} {_kib(total)} {_kib(busiest)}   minimum "
+                          f"{_kib(passes).strip()}")  # fmt: skip
+                else:
+                    print(f"{'':24}{direction:4} {'Σ busiest, against the passes':30} {'':5} "
+                          f"{_kib(passes)} {_kib(busiest)}")  # fmt: skip
     return 0
 
 

@@ -239,11 +239,20 @@ def mode_norm_mix_forward(
     return coeffs.scale, coeffs.bias, mode_mean, stats.var
 
 
+def _zeros_where_absent(args: tuple) -> tuple:
+    """The backward mix's arguments (Σ dy, Σ dy·(x − s), L, s, md, v, …) for the torch-op
+    mix, which needs every statistic: zeros for those a forward on rows of one element left
+    out (None, see POINT_ROWS), where the backward runs on another path than the forward
+    (under `use_backend('torch')`, say)."""
+    zeros = torch.zeros_like(args[0])
+    return tuple(zeros if i in (1, 4, 5) and t is None else t for i, t in enumerate(args))
+
+
 def mode_norm_mix_backward(x: Tensor, *args) -> _mix.MixGrads:  # noqa: ANN002
     """`mix.mode_norm_backward`, on the kernels or in torch ops."""
     if _fused_mix(x, gate_weight=args[6]):
         return _mix.MixGrads(*_mix_kernels.mode_norm_backward(*args))
-    return _mix.mode_norm_backward(*args)
+    return _mix.mode_norm_backward(*_zeros_where_absent(args))
 
 
 def mode_group_norm_mix_forward(x: Tensor, *args) -> tuple[Tensor, Tensor]:  # noqa: ANN002
@@ -258,4 +267,4 @@ def mode_group_norm_mix_backward(x: Tensor, *args) -> _mix.MixGrads:  # noqa: AN
     """`mix.mode_group_norm_backward`, on the kernels or in torch ops."""
     if _fused_mix(x, gate_weight=args[6]):
         return _mix.MixGrads(*_mix_kernels.mode_group_norm_backward(*args))
-    return _mix.mode_group_norm_backward(*args)
+    return _mix.mode_group_norm_backward(*_zeros_where_absent(args))

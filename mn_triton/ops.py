@@ -233,10 +233,10 @@ def _mode_group_norm_forward(
     eps: float,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Returns (y, row shift, row mean − shift, row variance)."""
-    return _mode_group_norm_forward_points(x, gate_weight, gate_bias, weight, bias, eps)
+    return _mode_group_norm_forward_impl(x, gate_weight, gate_bias, weight, bias, eps)
 
 
-def _mode_group_norm_forward_points(
+def _mode_group_norm_forward_impl(
     x, gate_weight, gate_bias, weight, bias, eps, points: bool = False,  # noqa: ANN001
 ):  # fmt: skip
     """`_mode_group_norm_forward`; with `points` (eager calls on rows of one element,
@@ -337,7 +337,7 @@ class _ModeGroupNormFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, *args):  # noqa: ANN001, ANN002, ANN205
         points = backend.point_rows(args[0], args[1])
-        outputs = _mode_group_norm_forward_points(*args, points=points)
+        outputs = _mode_group_norm_forward_impl(*args, points=points)
         _mode_group_norm_setup_context(ctx, args, outputs)
         return outputs
 

@@ -675,10 +675,18 @@ POINT_CASES = {
                             torch.channels_last),
     "mgn_2d": (mn_triton.ModeGroupNorm1d, (37, 70), torch.float32, torch.contiguous_format),
     "mgn_4d": (mn_triton.ModeGroupNorm2d, (5, 6, 1, 1), torch.float32, torch.contiguous_format),
+    "mn_one_channel": (mn_triton.ModeNorm1d, (7, 1), torch.float32, torch.contiguous_format),
 }  # fmt: skip
+# dy as autograd may hand it over: dense, expanded from a sum (stride 0), transposed.
+DY_KINDS = {
+    "dense": lambda shape, dtype: torch.randn(shape, dtype=dtype),
+    "expanded": lambda shape, dtype: torch.randn((), dtype=dtype).expand(shape),
+    "transposed": lambda shape, dtype: torch.randn(shape[::-1], dtype=dtype).t(),
+}
 
 
-def _point_rows_step(case: str, training: bool, in_place: bool = False):
+def _point_rows_step(case: str, training: bool, in_place: bool = False, dy: str = "dense",
+                     backward_backend: str = "triton"):  # fmt: skip
     """A layer step on one-element rows: (y, dx, parameter gradients, buffers)."""
     from helpers import randomize
 
@@ -694,7 +702,8 @@ def _point_rows_step(case: str, training: bool, in_place: bool = False):
         out = y.detach().clone()
         if in_place:  # autograd refuses in-place changes to a view a custom Function returns
             y = torch.relu_(y)
-        y.backward(torch.randn(shape, dtype=dtype))
+    with mn_triton.use_backend(backward_backend):
+        y.backward(DY_KINDS[dy](shape, dtype))
     grads = [p.grad for p in layer.parameters()]
     return out, y.stride() == x.stride(), x.grad, *grads, *layer.buffers()
 
@@ -721,6 +730,33 @@ def test_one_element_rows_skip_their_passes_with_the_same_bits(case, training, m
     assert [len(grids) for grids in passes.values()] == [1, 1, 3]
     assert skipped[1] and full[1], "y is not laid out as x"
     for i, (a, b) in enumerate(zip(skipped, full, strict=True)):
+        assert a is b or torch.equal(a, b), f"result {i} differs"
+
+
+@pytest.mark.parametrize("dy", ["expanded", "transposed"])
+@pytest.mark.parametrize("case", ["mn_2d", "mgn_2d", "mn_one_channel"])
+def test_one_element_rows_take_any_dy_with_the_same_bits(case, dy, monkeypatch):
+    """dy need not be dense rows: as_rows copies it where it is not (one channel: C = 1)."""
+    from mn_triton import backend
+
+    skipped = _point_rows_step(case, True, dy=dy)
+    monkeypatch.setattr(backend, "POINT_ROWS", False)
+    full = _point_rows_step(case, True, dy=dy)
+    for i, (a, b) in enumerate(zip(skipped, full, strict=True)):
+        assert a is b or torch.equal(a, b), f"result {i} differs"
+
+
+@pytest.mark.parametrize("case", ["mn_2d", "mgn_2d"])
+def test_one_element_rows_backward_on_the_torch_ops(case, monkeypatch):
+    """A forward on the kernels saves no row statistics for rows of one element; a backward
+    run under another backend (the torch-op mix) takes zeros for them, as the passes would
+    have given."""
+    from mn_triton import backend
+
+    mixed = _point_rows_step(case, True, backward_backend="torch")
+    monkeypatch.setattr(backend, "POINT_ROWS", False)
+    full = _point_rows_step(case, True, backward_backend="torch")
+    for i, (a, b) in enumerate(zip(mixed, full, strict=True)):
         assert a is b or torch.equal(a, b), f"result {i} differs"
 
 

@@ -277,6 +277,13 @@ MUTANTS = [
         "tests/test_kernels.py",
     ),
     Mutant(
+        "L20 one-element rows: a torch-op backward left without Σ dy·(x − s)",
+        "mn_triton/backend.py",
+        "zeros if i in (1, 4, 5) and t is None else t",
+        "zeros if i in (4, 5) and t is None else t",
+        "tests/test_kernels.py",
+    ),
+    Mutant(
         "M10 eval variance from running estimates in the input's precision",
         "mn_triton/kernels/mix.py",
         "var = _at_least(sq - r64 * r64, 0.0).to(pivot.dtype)",

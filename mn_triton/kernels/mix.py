@@ -29,7 +29,7 @@ GPU costs more in launches than the passes over x. Here:
 
 Rows of one element (L = 1) are their own statistics: there the callers pass x as s, dy as
 Σ dy, and None for the mean deviations, variances and Σ dy·(x − s), which are 0 and which
-the kernels then do not read (_load_spread; mn_triton.backend.POINT_ROWS).
+the kernels then do not read (_load_or_zero; mn_triton.backend.POINT_ROWS).
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def _load_rows(PTR, rows, cols, C, mask):
 
 
 @triton.jit
-def _load_spread(PTR, offs, mask, like):
+def _load_or_zero(PTR, offs, mask, like):
     """A row statistic that is 0 where every row holds one element (L = 1): the mean
     deviation x − s, the variance, Σ dy·(x − s). There the caller passes PTR = None (a
     constexpr: nothing is read, see backend.point_rows); elsewhere it is loaded."""
@@ -162,7 +162,7 @@ def _mn_gates(
         c_ok = cc < C
         mask = row_ok[:, None] & c_ok[None, :]
         s = _load_rows(SHIFT, rows, cc, C, mask)
-        m = s + _load_spread(MDEV, _row_offsets(rows, cc, C), mask, s)
+        m = s + _load_or_zero(MDEV, _row_offsets(rows, cc, C), mask, s)
         w_mask = mode_ok[:, None] & c_ok[None, :]
         w = tl.load(GW + modes[:, None] * C + cc[None, :], mask=w_mask, other=0.0).to(dtype)
         logits += tl.sum(m[:, None, :] * w[None, :, :], axis=2)
@@ -283,7 +283,7 @@ def _mn_block(
                         HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, K_PAD, CHUNK_C)  # fmt: skip
     mask = row_ok[:, None] & col_ok[None, :]
     shift = _load_rows(SHIFT, rows, cols, C, mask)
-    mdev = _load_spread(MDEV, _row_offsets(rows, cols, C), mask, shift)
+    mdev = _load_or_zero(MDEV, _row_offsets(rows, cols, C), mask, shift)
     return rows, row_ok, mask, g, shift, mdev
 
 
@@ -328,7 +328,7 @@ def _mn_batch_stats(
             HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, K_PAD, CHUNK_C,
         )  # fmt: skip
         raw = _mn_dev(shift, mdev, mask, center, tl.zeros_like(center))
-        v = _load_spread(VAR, _row_offsets(rows, cols, C), mask, shift)
+        v = _load_or_zero(VAR, _row_offsets(rows, cols, C), mask, shift)
         sum_raw += tl.sum(g[:, :, None] * raw, axis=0)
         sum_sq += tl.sum(g[:, :, None] * (v[:, None, :] + raw * raw), axis=0)
     residual, var = _around_mode_pivot(
@@ -584,7 +584,7 @@ def _mn_backward_block(
         HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, K_PAD, CHUNK_C,
     )  # fmt: skip
     sum_dy = _load_rows(SUM_DY, rows, cols, C, mask)
-    sum_dy_xs = _load_spread(SUM_DY_XS, _row_offsets(rows, cols, C), mask, sum_dy)
+    sum_dy_xs = _load_or_zero(SUM_DY_XS, _row_offsets(rows, cols, C), mask, sum_dy)
     sum_dy_xm = sum_dy_xs - mdev * sum_dy  # Σ dy·(x − m)
     dev = _mn_dev(shift, mdev, mask, center, residual)
     a = tl.sum(g[:, :, None] * rstd[None, :, :], axis=1)
@@ -724,7 +724,7 @@ def _mn_backward_pass_2(
             w = g * inv_mass[None, :]
             dv = tl.sum(w[:, :, None] * d_var[None, :, :], axis=1)
             dm += tl.sum(w[:, :, None] * (2.0 * dev * d_var[None, :, :] + d_mean[None, :, :]), 1)
-            v = _load_spread(VAR, _row_offsets(rows, cols, C), mask, mdev)
+            v = _load_or_zero(VAR, _row_offsets(rows, cols, C), mask, mdev)
             spread = v[:, None, :] + dev * dev - var[None, :, :]
             inner = d_mean[None, :, :] * dev + d_var[None, :, :] * spread
             g_dg += w * tl.sum(tl.where(col_ok[None, None, :], inner, 0.0), axis=2)
@@ -786,10 +786,10 @@ def _mn_mix_backward_gates_kernel(
                             HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, K_PAD, CHUNK_C)  # fmt: skip
         d_logits = _softmax_backward(g, g_dg, K_PAD)
         mask = row_ok[:, None] & col_ok[None, :]
-        s = _load_rows(SHIFT, rows, cols, C, mask)
-        m = s + _load_spread(MDEV, _row_offsets(rows, cols, C), mask, s)
-        dm_gate = tl.sum(d_logits[:, :, None] * w_gate[None, :, :], axis=1)
         offs = _row_offsets(rows, cols, C)
+        s = tl.load(SHIFT + offs, mask=mask, other=0.0)
+        m = s + _load_or_zero(MDEV, offs, mask, s)
+        dm_gate = tl.sum(d_logits[:, :, None] * w_gate[None, :, :], axis=1)
         row_bias = tl.load(ROW_BIAS + offs, mask=mask, other=0.0)
         tl.store(ROW_BIAS + offs, row_bias + dm_gate * inv_length, mask=mask)
         d_gate_w += tl.sum(d_logits[:, :, None] * m[:, None, :], axis=0)
@@ -865,7 +865,7 @@ def _gates_for(
 
 def _dense(*tensors: Tensor | None) -> tuple[Tensor | None, ...]:
     """The kernels index (N, C) statistics as dense row-major arrays. None (rows of one
-    element: no mean deviation, variance or Σ dy·(x − s), see _load_spread) stays None."""
+    element: no mean deviation, variance or Σ dy·(x − s), see _load_or_zero) stays None."""
     return tuple(None if t is None else t.contiguous() for t in tensors)
 
 
@@ -1161,8 +1161,8 @@ def _mgn_channel_block(SHIFT, MDEV, VAR, GW, GB, base, cc, c_ok, modes, mode_ok,
                        HAS_GATE_BIAS: tl.constexpr):  # fmt: skip
     """A block of one sample's channels: s, md, v, and the gates."""
     s = tl.load(SHIFT + base + cc, mask=c_ok, other=0.0)
-    mdev = _load_spread(MDEV, base + cc, c_ok, s)
-    v = _load_spread(VAR, base + cc, c_ok, s)
+    mdev = _load_or_zero(MDEV, base + cc, c_ok, s)
+    v = _load_or_zero(VAR, base + cc, c_ok, s)
     g = _mgn_gates(s + mdev, GW, GB, c_ok, modes, mode_ok, HAS_GATE_BIAS)
     return s, mdev, v, g
 
@@ -1287,7 +1287,7 @@ def _mgn_mix_backward_kernel(
         dev = _mgn_dev(s, mdev, c_ok, mode_pivot, residual)
         alpha = _load_or(ALPHA, cc, c_ok, 1.0, dtype, HAS_WEIGHT)
         sum_dy = tl.load(SUM_DY + base + cc, mask=c_ok, other=0.0)
-        sum_dy_xm = _load_spread(SUM_DY_XS, base + cc, c_ok, sum_dy) - mdev * sum_dy
+        sum_dy_xm = _load_or_zero(SUM_DY_XS, base + cc, c_ok, sum_dy) - mdev * sum_dy
         da, db = alpha * sum_dy_xm, alpha * sum_dy
         d_rstd += tl.sum(tl.where(c_ok[:, None], da[:, None] + db[:, None] * dev, 0.0), axis=0)
         sum_db += tl.sum(db, axis=0)
@@ -1310,7 +1310,7 @@ def _mgn_mix_backward_kernel(
         b = tl.sum(dev * rstd[None, :], axis=1) / K
         alpha = _load_or(ALPHA, cc, c_ok, 1.0, dtype, HAS_WEIGHT)
         sum_dy = tl.load(SUM_DY + base + cc, mask=c_ok, other=0.0)
-        sum_dy_xm = _load_spread(SUM_DY_XS, base + cc, c_ok, sum_dy) - mdev * sum_dy
+        sum_dy_xm = _load_or_zero(SUM_DY_XS, base + cc, c_ok, sum_dy) - mdev * sum_dy
         db = alpha * sum_dy
         scale = alpha * a
         w = g * inv_mass[None, :]

@@ -31,13 +31,17 @@ print(json.dumps([[l.kernel, l.programs, l.total, l.busiest] for l in forward + 
 """
 
 
-def _launches(threshold: int) -> list[list]:
+def _run(script: str) -> list:
+    """Run a script in a process of its own; the JSON it prints last."""
     result = subprocess.run(
-        [sys.executable, "-c", _RUN.format(threshold=threshold)],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.splitlines()[-1])
+
+
+def _launches(threshold: int) -> list[list]:
+    return _run(_RUN.format(threshold=threshold))
 
 
 def test_counts_the_bytes_of_the_gates_kernel_exactly():
@@ -77,20 +81,12 @@ print(json.dumps([[[launch.kernel, launch.total] for launch in step] for step in
 """
 
 
-def _layer_launches(points: bool) -> list[list]:
-    result = subprocess.run(
-        [sys.executable, "-c", _LAYER.format(points=points)],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.splitlines()[-1])
-
-
 def test_layer_step_on_one_element_rows_skips_the_passes():
     """`--layer` counts a whole ModeNorm1d step: on (8, 40) features, rows of one element, the
     forward is the mix kernel alone (mn_triton.backend.POINT_ROWS), which then reads no mean
     deviations or variances, and the backward has no gradient-sums pass."""
-    (forward, backward), (forward_off, backward_off) = _layer_launches(True), _layer_launches(False)
+    forward, backward = _run(_LAYER.format(points=True))
+    forward_off, backward_off = _run(_LAYER.format(points=False))
     kernels = [[name for name, _ in launches] for launches in (forward, backward)]
     kernels_off = [[name for name, _ in launches] for launches in (forward_off, backward_off)]
     mix_backward = ["_mn_mix_backward_rows_kernel", "_mn_mix_backward_gates_kernel"]

@@ -9,7 +9,7 @@ path's host side on CPU tensors: every launch binds and specialises its argument
 up the compiled kernel as a real launch does, with the kernels compiled for sm_90 and never
 run (tools/compile_check.py). It leaves out the launcher itself: Triton's C launcher packing
 the arguments and the CUDA driver call, a few µs per launch. Prints microseconds per call,
-median of 5 rounds.
+median of 5 rounds, for maps (2, 8, 4, 4) and for features (2, 8).
 """
 
 from __future__ import annotations
@@ -71,15 +71,19 @@ def main() -> None:
             path = "Triton, without its launch path"
     elif args.skip_launch_path:
         p.error("--skip-launch-path needs --compile-only")
-    x = torch.randn(2, 8, 4, 4, device=args.device, requires_grad=True)
-    layers = {
-        "BatchNorm2d": nn.BatchNorm2d(8),
-        "mn_triton.ModeNorm2d K=2": mn_triton.ModeNorm2d(8, num_modes=2),
-        "mn_triton.ModeGroupNorm2d K=2": mn_triton.ModeGroupNorm2d(8, num_modes=2),
-    }
-    print(f"host time per forward+backward call, {args.device} ({path}), input {tuple(x.shape)}:")
-    for name, layer in layers.items():
-        print(f"  {name:32s} {_per_call_us(layer.to(args.device), x, args.calls):8.1f} µs")
+    # Maps, and features (rows of one element: no passes over x, backend.POINT_ROWS).
+    for dim, shape in ((2, (2, 8, 4, 4)), (1, (2, 8))):
+        x = torch.randn(shape, device=args.device, requires_grad=True)
+        layers = {
+            f"BatchNorm{dim}d": getattr(nn, f"BatchNorm{dim}d")(8),
+            **{
+                f"mn_triton.{kind}{dim}d K=2": getattr(mn_triton, f"{kind}{dim}d")(8, num_modes=2)
+                for kind in ("ModeNorm", "ModeGroupNorm")
+            },
+        }
+        print(f"host time per forward+backward call, {args.device} ({path}), input {shape}:")
+        for name, layer in layers.items():
+            print(f"  {name:32s} {_per_call_us(layer.to(args.device), x, args.calls):8.1f} µs")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import fuzz_sync  # noqa: E402
 
 def _args(**kw) -> argparse.Namespace:
     base = {"draws": 4, "seconds": 0.0, "seed": 0, "backend": "torch", "device": "cpu"}
-    base["compile"] = "none"
+    base.update(compile="none", only="all")
     return argparse.Namespace(**{**base, "verbose": False, **kw})
 
 
@@ -102,6 +102,20 @@ def test_a_few_draws_pass(backend):
     lines = []
     assert fuzz.run(_args(backend=backend, draws=draws), lines.append) == 0
     assert f"{draws} draws ({backend} on cpu): 0 over a bound" in "\n".join(lines)
+
+
+def test_one_element_row_draws_take_that_path(monkeypatch):
+    """--only one-element-rows keeps the draws whose layer call skips the passes over x."""
+    from mn_triton import backend
+
+    taken = []
+    point_rows = backend.point_rows
+    monkeypatch.setattr(backend, "point_rows", lambda *a: taken.append(point_rows(*a)) or taken[-1])
+    lines = []
+    assert fuzz.run(_args(draws=60, only="one-element-rows", backend="triton"), lines.append) == 0
+    (summary,) = [line for line in lines if " draws (triton on cpu)" in line]
+    checked = int(summary.split()[0])
+    assert 0 < checked < 60 and len(taken) >= checked and all(taken), summary
 
 
 def test_a_wrong_mix_is_caught(monkeypatch):

@@ -161,8 +161,9 @@ def _mn_gates(
         cc = c0 + tl.arange(0, CHUNK_C)
         c_ok = cc < C
         mask = row_ok[:, None] & c_ok[None, :]
-        s = _load_rows(SHIFT, rows, cc, C, mask)
-        m = s + _load_or_zero(MDEV, _row_offsets(rows, cc, C), mask, s)
+        offs = _row_offsets(rows, cc, C)
+        s = tl.load(SHIFT + offs, mask=mask, other=0.0)
+        m = s + _load_or_zero(MDEV, offs, mask, s)
         w_mask = mode_ok[:, None] & c_ok[None, :]
         w = tl.load(GW + modes[:, None] * C + cc[None, :], mask=w_mask, other=0.0).to(dtype)
         logits += tl.sum(m[:, None, :] * w[None, :, :], axis=2)
@@ -282,8 +283,9 @@ def _mn_block(
     g = _mn_block_gates(SHIFT, MDEV, GW, GB, GATES, rows, row_ok, modes, mode_ok, C, K,
                         HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, K_PAD, CHUNK_C)  # fmt: skip
     mask = row_ok[:, None] & col_ok[None, :]
-    shift = _load_rows(SHIFT, rows, cols, C, mask)
-    mdev = _load_or_zero(MDEV, _row_offsets(rows, cols, C), mask, shift)
+    offs = _row_offsets(rows, cols, C)
+    shift = tl.load(SHIFT + offs, mask=mask, other=0.0)
+    mdev = _load_or_zero(MDEV, offs, mask, shift)
     return rows, row_ok, mask, g, shift, mdev
 
 

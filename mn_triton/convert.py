@@ -54,9 +54,12 @@ def _mode_norm_like(
         extra = {}
     factory = _factory(bn.weight if bn.affine else bn.running_mean, fallback)
     out = cls(bn.num_features, num_modes, bn.eps, bn.momentum, bn.affine,
-              bn.track_running_stats, **extra, **factory)  # fmt: skip
+              bn.track_running_stats, **extra, **factory, bias=bn.bias is not None)  # fmt: skip
     _take_affine(out, bn)
-    if bn.track_running_stats:
+    if bn.track_running_stats and bn.running_mean is None:
+        # BatchNorm's estimates set to None (batch statistics in eval too): likewise.
+        out.running_mean = out.running_mean_sq = None
+    elif bn.track_running_stats:
         with torch.no_grad():
             # Every mode starts from BatchNorm's estimates: ⟨x⟩ = mean, ⟨x²⟩ = var + mean²,
             # formed in the new buffers' dtype (float32 for a 16-bit BatchNorm: mean² of a
@@ -71,7 +74,8 @@ def _mode_norm_like(
 
 def _mode_group_norm_like(gn: nn.GroupNorm, num_modes: int, fallback: Tensor | None) -> nn.Module:
     factory = _factory(gn.weight, fallback)
-    out = ModeGroupNorm(gn.num_channels, num_modes, gn.eps, gn.affine, **factory)
+    out = ModeGroupNorm(gn.num_channels, num_modes, gn.eps, gn.affine, **factory,
+                        bias=gn.bias is not None)  # fmt: skip
     _take_affine(out, gn)
     return out
 
@@ -83,21 +87,31 @@ def convert_to_mode_norm(
 
     Like `nn.SyncBatchNorm.convert_sync_batchnorm`: works on nested models, takes over the
     affine weight and bias Parameters themselves (with their `requires_grad`; an optimizer
-    built before keeps training them), keeps eps, momentum, `track_running_stats`, device,
-    dtype and training mode, and returns the converted module (a new one if `module` itself
-    is a BatchNorm). Running estimates start, for every mode, from BatchNorm's.
+    built before keeps training them; `bias=False` stays without), keeps eps, momentum,
+    `track_running_stats`, device, dtype and training mode, and returns the converted module
+    (a new one if `module` itself is a BatchNorm). A norm used at several places becomes one
+    layer used at all of them. Running estimates start, for every mode, from BatchNorm's.
     SyncBatchNorm becomes SyncModeNorm. With `group_norm=True`, every GroupNorm becomes a
     ModeGroupNorm (its groups give way to `num_modes` modes; affine weights are kept).
     Gates start freshly initialised. A norm without parameters or running estimates gets
     the device and dtype of `module`'s first floating-point parameter (or buffer; torch's
     defaults if it has none). Lazy norms must have seen a forward pass first.
     """
-    return _convert(module, num_modes, group_norm, _first_floating_tensor(module))
+    return _convert(module, num_modes, group_norm, _first_floating_tensor(module), {})
 
 
 def _convert(
-    module: nn.Module, num_modes: int, group_norm: bool, fallback: Tensor | None
+    module: nn.Module,
+    num_modes: int,
+    group_norm: bool,
+    fallback: Tensor | None,
+    converted: dict[int, nn.Module],
 ) -> nn.Module:
+    """`module` converted; `converted` maps the modules done so far (by id) to their results,
+    so that a norm used at several places of the model becomes one layer used there too
+    (`named_children` would list it once, and leave the other places a BatchNorm)."""
+    if id(module) in converted:
+        return converted[id(module)]
     is_batch_norm = isinstance(module, nn.modules.batchnorm._BatchNorm)
     if is_batch_norm and isinstance(module, LazyModuleMixin):
         raise ValueError(
@@ -112,6 +126,8 @@ def _convert(
         output = module
     if output is not module:
         output.train(module.training)
-    for name, child in module.named_children():
-        output.add_module(name, _convert(child, num_modes, group_norm, fallback))
+    converted[id(module)] = output
+    for name, child in module._modules.items():  # every place, shared children included
+        if child is not None:
+            output.add_module(name, _convert(child, num_modes, group_norm, fallback, converted))
     return output

@@ -234,10 +234,13 @@ class SyncModeNorm(ModeNorm):
         process_group: Any = None,
         device: Any = None,
         dtype: Any = None,
+        *,
+        bias: bool = True,
     ) -> None:
         super().__init__(
-            num_features, num_modes, eps, momentum, affine, track_running_stats, device, dtype
-        )
+            num_features, num_modes, eps, momentum, affine, track_running_stats, device, dtype,
+            bias=bias,
+        )  # fmt: skip
         self.process_group = process_group
 
     def _synchronising(self) -> bool:
@@ -265,23 +268,32 @@ class SyncModeNorm(ModeNorm):
 
         As in `nn.SyncBatchNorm.convert_sync_batchnorm`, the new layer takes over the old
         one's parameters and buffers themselves (an optimizer built before the conversion
-        keeps training them) and its training mode.
+        keeps training them; absent ones, such as `bias=False`'s, stay absent) and its
+        training mode. A layer used at several places becomes one SyncModeNorm used there.
         """
+        return cls._convert_sync(module, process_group, {})
+
+    @classmethod
+    def _convert_sync(
+        cls, module: nn.Module, process_group: Any, converted: dict[int, nn.Module]
+    ) -> nn.Module:
+        if id(module) in converted:
+            return converted[id(module)]
         output = module
         if isinstance(module, ModeNorm) and not isinstance(module, SyncModeNorm):
             like = module.gate.weight
             output = cls(
                 module.num_features, module.num_modes, module.eps, module.momentum,
                 module.affine, module.track_running_stats, process_group,
-                device=like.device, dtype=like.dtype,
+                device=like.device, dtype=like.dtype, bias=module.bias is not None,
             )  # fmt: skip
-            # weight and bias, running estimates and count; the gate is a child (below)
-            for name, param in module.named_parameters(recurse=False):
-                setattr(output, name, param)
-            for name, buffer in module.named_buffers(recurse=False):
-                setattr(output, name, buffer)
+            # weight and bias, running estimates and count, None where absent (the gate is
+            # a child, below)
+            for name, value in [*module._parameters.items(), *module._buffers.items()]:
+                setattr(output, name, value)
             output.train(module.training)
-        for name, child in module.named_children():
-            output.add_module(name, cls.convert_sync_modenorm(child, process_group))
-        del module
+        converted[id(module)] = output
+        for name, child in module._modules.items():  # every place, shared children included
+            if child is not None:
+                output.add_module(name, cls._convert_sync(child, process_group, converted))
         return output

@@ -264,6 +264,7 @@ class _ModeNormCommon(nn.Module):
         gate_in_features: int,
         device: Any = None,
         dtype: Any = None,
+        bias: bool = True,
     ) -> None:
         num_features, num_modes = _check_common_args(num_features, num_modes, eps)
         factory_kwargs = {"device": device, "dtype": dtype}
@@ -273,18 +274,23 @@ class _ModeNormCommon(nn.Module):
         self.eps = float(eps)
         self.affine = affine
         self.gate = self._gate_type(gate_in_features, num_modes, **factory_kwargs)
-        if affine:
-            self.weight = nn.Parameter(torch.empty(num_features, **factory_kwargs))
-            self.bias = nn.Parameter(torch.empty(num_features, **factory_kwargs))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        # As BatchNorm's and GroupNorm's `bias=False` (torch >= 2.5): a scale without a shift.
+        for name, wanted in (("weight", affine), ("bias", affine and bias)):
+            param = nn.Parameter(torch.empty(num_features, **factory_kwargs)) if wanted else None
+            self.register_parameter(name, param)
 
     def reset_parameters(self) -> None:
         self.gate.reset_parameters()
-        if self.affine:
+        if self.weight is not None:
             nn.init.ones_(self.weight)
+        if self.bias is not None:
             nn.init.zeros_(self.bias)
+
+    def _affine_repr(self) -> str:
+        """`affine=…`, and `bias=False` where the affine map has no shift (BatchNorm's
+        repr always names bias; here only where it departs from the default)."""
+        no_shift = self.affine and self.bias is None
+        return f"affine={self.affine}" + (", bias=False" if no_shift else "")
 
     def _check_input(self, x: Tensor) -> None:
         check_input(x, self.num_features, self._allowed_dims, type(self).__name__)
@@ -316,9 +322,10 @@ class ModeNormBase(_ModeNormCommon):
     """Mode Normalization (Deecke et al., 2019) over inputs of shape (N, C, *S), 0 ≤ |S| ≤ 3.
 
     Constructor, parameters and buffers (SPEC §1, §4); subclasses supply `forward`.
-    Arguments mirror `nn.BatchNorm2d`, plus `num_modes` (K). State: `weight`, `bias` (C,),
-    `gate.weight` (K, C), `gate.bias` (K,), `running_mean` and `running_mean_sq` (K, C),
-    `num_batches_tracked`. K = 1 in training is exactly BatchNorm.
+    Arguments mirror `nn.BatchNorm2d` (`bias=False`: a scale without a shift), plus
+    `num_modes` (K). State: `weight`, `bias` (C,), `gate.weight` (K, C), `gate.bias` (K,),
+    `running_mean` and `running_mean_sq` (K, C), `num_batches_tracked`. K = 1 in training
+    is exactly BatchNorm.
     """
 
     _gate_type = ModeGate
@@ -335,11 +342,13 @@ class ModeNormBase(_ModeNormCommon):
         track_running_stats: bool = True,
         device: Any = None,
         dtype: Any = None,
+        *,
+        bias: bool = True,
     ) -> None:
         if momentum is not None and not 0.0 <= momentum <= 1.0:
             raise ValueError(f"momentum must be in [0, 1] or None, got {momentum!r}")
         super().__init__(
-            num_features, num_modes, eps, affine, num_features, device=device, dtype=dtype
+            num_features, num_modes, eps, affine, num_features, device, dtype, bias=bias
         )
         self.momentum = momentum
         self.track_running_stats = track_running_stats
@@ -417,6 +426,8 @@ class ModeNormBase(_ModeNormCommon):
         if not (self.training and self.track_running_stats):
             return None
         self.num_batches_tracked.add_(1)
+        if self.running_mean is None:  # estimates dropped, as BatchNorm allows: nothing to update
+            return None
         if self.momentum is None:
             if self.running_mean.dtype == torch.float64:  # a float32 1/t would cost ~1e-9
                 return 1.0 / self.num_batches_tracked.double()
@@ -449,8 +460,9 @@ class ModeNormBase(_ModeNormCommon):
 
     def extra_repr(self) -> str:
         return (
-            "{num_features}, num_modes={num_modes}, eps={eps}, momentum={momentum}, "
-            "affine={affine}, track_running_stats={track_running_stats}".format(**self.__dict__)
+            f"{self.num_features}, num_modes={self.num_modes}, eps={self.eps}, "
+            f"momentum={self.momentum}, {self._affine_repr()}, "
+            f"track_running_stats={self.track_running_stats}"
         )
 
 
@@ -470,8 +482,10 @@ class ModeGroupNormBase(_ModeNormCommon):
         affine: bool = True,
         device: Any = None,
         dtype: Any = None,
+        *,
+        bias: bool = True,
     ) -> None:
-        super().__init__(num_features, num_modes, eps, affine, 1, device=device, dtype=dtype)
+        super().__init__(num_features, num_modes, eps, affine, 1, device, dtype, bias=bias)
         self.reset_parameters()
 
     def _functional_args(self, x: Tensor) -> dict[str, Any]:
@@ -485,8 +499,8 @@ class ModeGroupNormBase(_ModeNormCommon):
         }
 
     def extra_repr(self) -> str:
-        return "{num_features}, num_modes={num_modes}, eps={eps}, affine={affine}".format(
-            **self.__dict__
+        return f"{self.num_features}, num_modes={self.num_modes}, eps={self.eps}, " + (
+            self._affine_repr()
         )
 
 

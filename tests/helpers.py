@@ -90,8 +90,9 @@ def randomize(module: nn.Module, gate_scale: float = 1.0) -> nn.Module:
     with torch.no_grad():
         module.gate.weight.normal_(0.0, gate_scale)
         module.gate.bias.normal_(0.0, 1.0)
-        if module.affine:
+        if module.weight is not None:
             module.weight.normal_(1.0, 0.5)
+        if module.bias is not None:
             module.bias.normal_(0.0, 0.5)
         if getattr(module, "running_mean", None) is not None:
             module.running_mean.normal_(0.0, 1.0)

@@ -162,6 +162,67 @@ def test_convert_16_bit_batch_norm_forms_mean_sq_in_float32(dtype):
     assert_close(out(x).float(), bn(x).float(), 1e-2, "converted 16-bit eval")
 
 
+@pytest.mark.parametrize("package", [mn_triton, reference])
+def test_bias_false_gives_a_scale_without_a_shift(package, backend):
+    """As BatchNorm2d(bias=False) and GroupNorm(bias=False): a weight, no bias; the layer
+    resets, repr says so, state moves between the packages, and the output is the layer's
+    with a zero bias."""
+    for cls in (package.ModeNorm2d, package.ModeGroupNorm2d):
+        layer = cls(5, num_modes=3, bias=False)
+        assert layer.bias is None and layer.weight is not None
+        assert "bias" not in dict(layer.named_parameters())
+        layer.reset_parameters()  # once fell over the missing bias
+        assert "affine=True, bias=False" in repr(layer)
+        randomize(layer)
+        with_bias = getattr(mn_triton, cls.__name__)(5, num_modes=3)
+        with_bias.load_state_dict(layer.state_dict() | {"bias": torch.zeros(5)})
+        x = torch.randn(4, 5, 3, 3) + 1
+        assert_close(layer(x), with_bias(x), 1e-6, f"{cls.__name__}(bias=False)")
+    assert "bias" not in package.ModeNorm2d(5, affine=False).extra_repr()
+
+
+def test_convert_keeps_a_missing_bias():
+    """BatchNorm2d(bias=False) and GroupNorm(bias=False) become layers without a bias, which
+    reset (e.g. after `to_empty` on a meta-device model) and convert to SyncModeNorm
+    without gaining one."""
+    model = nn.Sequential(nn.BatchNorm2d(4, bias=False), nn.GroupNorm(2, 4, bias=False))
+    out = mn_triton.convert_to_mode_norm(model, num_modes=2, group_norm=True)
+    for layer in out:
+        assert layer.bias is None and layer.weight is not None
+        layer.reset_parameters()
+    synced = mn_triton.SyncModeNorm.convert_sync_modenorm(out)
+    assert isinstance(synced[0], mn_triton.SyncModeNorm) and synced[0].bias is None
+    assert set(synced.state_dict()) == {
+        "0.weight", "0.running_mean", "0.running_mean_sq", "0.num_batches_tracked",
+        "0.gate.weight", "0.gate.bias", "1.weight", "1.gate.weight", "1.gate.bias",
+    }  # fmt: skip
+
+
+def test_convert_turns_a_shared_norm_into_one_shared_layer():
+    """A BatchNorm used at two places (named_children lists it once) becomes one ModeNorm
+    used at both, for convert_to_mode_norm and convert_sync_modenorm alike: none stays a
+    BatchNorm sharing its parameters with the new layer."""
+    bn = nn.BatchNorm2d(4)
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), bn, nn.ReLU(), nn.Sequential(nn.Conv2d(4, 4, 1), bn))
+    out = mn_triton.convert_to_mode_norm(model)
+    assert isinstance(out[1], mn_triton.ModeNorm2d) and out[3][1] is out[1]
+    synced = mn_triton.SyncModeNorm.convert_sync_modenorm(out)
+    assert isinstance(synced[1], mn_triton.SyncModeNorm) and synced[3][1] is synced[1]
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_convert_batch_norm_whose_estimates_were_dropped(momentum):
+    """`bn.running_mean = bn.running_var = None` (batch statistics in eval too, a known
+    BatchNorm idiom): the new layer has no estimates either, and uses batch statistics."""
+    bn = nn.BatchNorm2d(4, momentum=momentum)
+    bn.running_mean = bn.running_var = None
+    out = mn_triton.convert_to_mode_norm(bn).eval()
+    assert out.running_mean is None and out.running_mean_sq is None
+    x = torch.randn(6, 4, 3, 3) * 3 + 2
+    assert_close(out(x), out.train()(x), 1e-6, "eval on batch statistics")
+    assert out.num_batches_tracked.item() == 1  # counted, as BatchNorm counts
+
+
 def test_convert_norm_without_tensors_takes_the_models_device_and_dtype():
     """A BatchNorm with neither affine weights nor running estimates has no dtype of its
     own: the new layer takes the model's (here float64), not torch's default."""

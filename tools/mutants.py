@@ -474,6 +474,20 @@ MUTANTS = [
         "tests/test_ecosystem.py",
     ),
     Mutant(
+        "S11 convert leaves a second place of a shared norm a BatchNorm",
+        "mn_triton/convert.py",
+        "    if id(module) in converted:\n        return converted[id(module)]\n",
+        "",
+        "tests/test_ecosystem.py",
+    ),
+    Mutant(
+        "S12 reset_parameters assumes a bias wherever there is a weight",
+        "reference/_base.py",
+        "        if self.bias is not None:\n            nn.init.zeros_(self.bias)\n",
+        "        if self.weight is not None:\n            nn.init.zeros_(self.bias)\n",
+        "tests/test_ecosystem.py",
+    ),
+    Mutant(
         "S3 update_bn leaves the momentum changed",
         "mn_triton/swa.py",
         "            norm.momentum = momentum\n",

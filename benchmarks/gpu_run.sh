@@ -148,7 +148,8 @@ step_profiles() {
 # and after the layer grid goes to the summary: entries added there are specialisations the
 # warm-up missed.
 WARM_PID=""
-# GRID BESIDE_S BESIDE_JOBS: the limit and the processes of the tests it runs beside.
+# GRID BESIDE_S BESIDE_JOBS [OPTIONS]: the limit and the processes of the tests it runs
+# beside; OPTIONS go to warm_kernels.py (--host-overhead where that stage runs).
 warm_kernels_start() {
     local grid=$1 beside=$2 beside_jobs=$3 jobs
     if [ "$((beside + WARM_WAIT_S))" -le 0 ]; then
@@ -159,7 +160,7 @@ warm_kernels_start() {
     jobs=$((jobs > 2 ? jobs : 2))
     echo "== kernel warm-up in the background: grid $grid and the training steps, $jobs processes"
     timeout -k 5 "$((beside + WARM_WAIT_S))" "$PY" benchmarks/warm_kernels.py \
-        --grid "$grid" --models lenet,resnet20,resnet56 --jobs "$jobs" \
+        --grid "$grid" --models lenet,resnet20,resnet56 --jobs "$jobs" "${@:4}" \
         > "reports/raw/warm_kernels-$RUN_ID.log" 2>&1 &
     WARM_PID=$!
 }
@@ -213,7 +214,7 @@ fi
 
 case "$PART" in
     all)
-        warm_kernels_start full "$GPU_TESTS_S" "$TEST_JOBS"
+        warm_kernels_start full "$GPU_TESTS_S" "$TEST_JOBS" --host-overhead
         gpu_tests "gpu tests" "$GPU_TESTS_S" "gpu and not slow" "$TEST_JOBS"
         layer_grid_warmed full
         training_steps eager,compiled,cudagraph
@@ -228,7 +229,7 @@ case "$PART" in
         step_profiles
         ;;
     2)
-        warm_kernels_start extra "$SLOW_TESTS_S" "$SLOW_TEST_JOBS"
+        warm_kernels_start extra "$SLOW_TESTS_S" "$SLOW_TEST_JOBS" --host-overhead
         gpu_tests "slow gpu tests" "$SLOW_TESTS_S" "gpu and slow" "$SLOW_TEST_JOBS"
         layer_grid_warmed extra
         training_steps compiled,cudagraph

@@ -27,6 +27,20 @@ from triton.runtime.jit import JITFunction
 import mn_triton
 from mn_triton import backend
 
+# Maps, and features (rows of one element: no passes over x, backend.POINT_ROWS).
+SHAPES = ((2, (2, 8, 4, 4)), (1, (2, 8)))  # (rank variant, input shape)
+
+
+def layers_for(dim: int) -> dict[str, nn.Module]:
+    """BatchNorm{dim}d and our two layers at K = 2, on 8 channels."""
+    return {
+        f"BatchNorm{dim}d": getattr(nn, f"BatchNorm{dim}d")(8),
+        **{
+            f"mn_triton.{kind}{dim}d K=2": getattr(mn_triton, f"{kind}{dim}d")(8, num_modes=2)
+            for kind in ("ModeNorm", "ModeGroupNorm")
+        },
+    }
+
 
 def _per_call_us(layer: nn.Module, x: torch.Tensor, calls: int) -> float:
     def run() -> None:
@@ -71,18 +85,10 @@ def main() -> None:
             path = "Triton, without its launch path"
     elif args.skip_launch_path:
         p.error("--skip-launch-path needs --compile-only")
-    # Maps, and features (rows of one element: no passes over x, backend.POINT_ROWS).
-    for dim, shape in ((2, (2, 8, 4, 4)), (1, (2, 8))):
+    for dim, shape in SHAPES:
         x = torch.randn(shape, device=args.device, requires_grad=True)
-        layers = {
-            f"BatchNorm{dim}d": getattr(nn, f"BatchNorm{dim}d")(8),
-            **{
-                f"mn_triton.{kind}{dim}d K=2": getattr(mn_triton, f"{kind}{dim}d")(8, num_modes=2)
-                for kind in ("ModeNorm", "ModeGroupNorm")
-            },
-        }
         print(f"host time per forward+backward call, {args.device} ({path}), input {shape}:")
-        for name, layer in layers.items():
+        for name, layer in layers_for(dim).items():
             print(f"  {name:32s} {_per_call_us(layer.to(args.device), x, args.calls):8.1f} µs")
 
 

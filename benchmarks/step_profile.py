@@ -119,6 +119,10 @@ def summarize(events: Iterable[Any], steps: int) -> StepProfile:
     per_kernel: dict[str, list[float]] = {}  # name -> [calls, µs]
     copies = aten_ops = 0
     for event in events:
+        if getattr(event, "is_user_annotation", False):
+            # A `record_function` label's span on the device (the optimizer's step: every
+            # kernel of it is counted already), not a kernel; torch's own tables skip these.
+            continue
         if event.device_type == DeviceType.CPU:
             aten_ops += event.name.startswith("aten::")
         elif event.name.startswith(("Memcpy", "Memset")):

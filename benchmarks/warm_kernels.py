@@ -1,7 +1,8 @@
 """Compile, before a GPU run times anything, the Triton kernels its layer grid and training
 steps will launch, in parallel processes, into Triton's on-disk cache.
 
-    python benchmarks/warm_kernels.py --grid core [--models lenet,resnet20,resnet56] [--jobs 12]
+    python benchmarks/warm_kernels.py --grid core [--models lenet,resnet20,resnet56]
+        [--host-overhead] [--jobs 12]
 
 A fresh GPU machine starts with an empty cache, so every new kernel specialisation (tile
 shape, K, dtype, layout) compiles on its first launch, one after another, inside the timed
@@ -34,13 +35,16 @@ META = torch.device("meta")
 TRAIN_BATCH = 128
 
 
-Unit = grid.Case | tuple[str, int]  # a layer case, or a training step (model, K)
+# A layer case, a training step (model, K), or HOST_OVERHEAD: host_overhead.py's layer calls.
+Unit = grid.Case | tuple[str, int] | str
+HOST_OVERHEAD = "host_overhead.py's layer calls"
 
 
-def _units(grid_name: str, models: list[str]) -> list[Unit]:
+def _units(grid_name: str, models: list[str], host_overhead: bool = False) -> list[Unit]:
     """What to compile: each Triton case of the grid, its training modes as one forward and
-    backward (the forward and backward modes launch a subset of those kernels), and one
-    training step per (model, K)."""
+    backward (the forward and backward modes launch a subset of those kernels), one training
+    step per (model, K), and with `host_overhead` that stage's calls (tiny shapes, which no
+    grid case or step has)."""
     units: dict[Unit, None] = {}
     for case in grid.cases(grid_name, cuda=True, compile=False):
         if case.provider == "triton":
@@ -51,6 +55,8 @@ def _units(grid_name: str, models: list[str]) -> list[Unit]:
         ks = train_step.LENET_KS if model == "lenet" else train_step.RESNET_KS
         for k in ks:
             units[(model, k)] = None
+    if host_overhead:
+        units[HOST_OVERHEAD] = None
     return list(units)
 
 
@@ -72,6 +78,17 @@ def _training_step(model_name: str, k: int) -> None:
     F.cross_entropy(model(x), y).backward()
 
 
+def _host_overhead_calls() -> None:
+    """host_overhead.py's layer calls, forward and backward, on meta tensors."""
+    import host_overhead
+
+    for dim, shape in host_overhead.SHAPES:
+        x = torch.randn(shape, device=META, requires_grad=True)
+        for name, layer in host_overhead.layers_for(dim).items():
+            if name.startswith("mn_triton"):
+                layer.to(META)(x).sum().backward()
+
+
 def _init_worker(arch: int) -> None:
     from compile_check import compile_instead_of_launch
 
@@ -87,12 +104,17 @@ def _compile_unit(unit: Unit) -> tuple[str, float, str]:
     try:
         if isinstance(unit, grid.Case):
             _layer_call(unit)
+        elif unit == HOST_OVERHEAD:
+            _host_overhead_calls()
         else:
             _training_step(*unit)
         error = ""
     except Exception as exc:  # noqa: BLE001 - reported, and the real launch compiles instead
         error = f"{type(exc).__name__}: {exc}"
-    label = unit.id if isinstance(unit, grid.Case) else "step {} K={}".format(*unit)
+    if isinstance(unit, grid.Case):
+        label = unit.id
+    else:
+        label = unit if unit == HOST_OVERHEAD else "step {} K={}".format(*unit)
     return label, time.perf_counter() - started, error
 
 
@@ -100,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--grid", default="core", choices=grid.GRIDS[1:])
     p.add_argument("--models", default="", help="comma-separated: lenet,resnet20,resnet56")
+    p.add_argument(
+        "--host-overhead", action="store_true",
+        help="also benchmarks/host_overhead.py's layer calls (its stage runs in gpu_run.sh)",
+    )  # fmt: skip
     p.add_argument("--jobs", type=int, default=1, help="parallel compiling processes")
     p.add_argument("--arch", type=int, default=None, help="default: the local GPU's, else 90")
     args = p.parse_args(argv)
@@ -107,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     if arch is None:
         major, minor = torch.cuda.get_device_capability() if torch.cuda.is_available() else (9, 0)
         arch = 10 * major + minor
-    units = _units(args.grid, [m for m in args.models.split(",") if m])
+    units = _units(args.grid, [m for m in args.models.split(",") if m], args.host_overhead)
     print(f"warming Triton's cache for sm_{arch}: {len(units)} layer calls and steps, "
           f"{args.jobs} processes", flush=True)  # fmt: skip
     started = time.perf_counter()

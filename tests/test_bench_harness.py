@@ -546,6 +546,22 @@ def test_copy_bandwidth_counts_bytes_read_and_written(monkeypatch):
     assert calls == [(5, 30)]
 
 
+def test_copy_bandwidth_warms_a_gpu_up_first(monkeypatch):
+    """~0.1 s of copies before the timed ones, so the GPU's clocks have risen: the lent
+    machine idles at a few hundred MHz, and a low ceiling would flatter every fraction."""
+    calls = []
+
+    def fake_time_fn(fn, device, warmup=10, reps=50, max_seconds=5.0):
+        calls.append((device.type, warmup, reps))
+        return _timing(0.25)
+
+    monkeypatch.setattr(measure, "time_fn", fake_time_fn)
+    empty = torch.empty
+    monkeypatch.setattr(measure.torch, "empty", lambda n, dtype, device: empty(0, dtype=dtype))
+    measure.copy_bandwidth_gbps.__wrapped__("cuda")
+    assert calls == [("cuda", 400, 30)]
+
+
 # ------------------------------------ layers.py ----------------------------------------
 
 
@@ -619,6 +635,19 @@ def test_make_inputs_layout_dy_and_requires_grad(mode):
             else:
                 assert dy is x
         assert not torch.equal(sets[0][0], sets[1][0])  # independent sets
+
+
+def test_make_module_keeps_batch_norms_weights_float32_for_16_bit_data():
+    """As AMP runs it and cuDNN wants it: 16-bit data, float32 weights and statistics
+    (16-bit weights would time ATen's own kernel instead of cuDNN's); MN's layers and the
+    other norms take the case's dtype."""
+    for dtype in ("bfloat16", "float16"):
+        bn = layers.make_module(_case(dtype=dtype), CPU)
+        assert {t.dtype for t in [*bn.parameters(), bn.running_mean]} == {torch.float32}
+        x = layers.make_inputs(_case(dtype=dtype), CPU, 1)[0][0]
+        assert bn(x).dtype == layers.DTYPES[dtype]
+        mn = layers.make_module(_case(op="mode_norm", provider="triton", k=2, dtype=dtype), CPU)
+        assert mn.weight.dtype == layers.DTYPES[dtype]
 
 
 def test_make_module_group_norm_dtype_and_device():

@@ -137,6 +137,8 @@ def test_stages_and_their_arguments(part, tmp_path, monkeypatch):
     assert _option(warm, "--grid") == GRID[part]
     assert set(_option(warm, "--models").split(",")) == {"lenet", "resnet20", "resnet56"}
     assert int(_option(warm, "--jobs")) >= 2
+    # ... and the host-overhead stage's tiny shapes, where that stage runs.
+    assert ("--host-overhead" in warm) == ("host_overhead" in stages)
     assert calls.index(warm) < calls.index(layers)
     assert "== kernel warm-up wait (limit" in proc.stdout
 
@@ -218,6 +220,8 @@ def test_kernel_warm_up_covers_every_triton_case_and_training_step(monkeypatch):
     models = {u for u in units if not isinstance(u, grid.Case)}
     expected = {("lenet", k) for k in train_step.LENET_KS}
     assert models == expected | {("resnet20", k) for k in train_step.RESNET_KS}
+    with_host = warm._units("core", [], host_overhead=True)
+    assert with_host[-1] == warm.HOST_OVERHEAD and warm.HOST_OVERHEAD not in units
 
 
 @pytest.mark.slow
@@ -227,9 +231,9 @@ def test_kernel_warm_up_compiles_the_smoke_grid_for_sm_90():
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     proc = subprocess.run(
         [sys.executable, "benchmarks/warm_kernels.py",
-         "--grid", "smoke", "--jobs", "2"],
+         "--grid", "smoke", "--host-overhead", "--jobs", "2"],
         capture_output=True, text=True, timeout=600, cwd=REPO, env=env,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "for sm_90: 6 layer calls" in proc.stdout
-    assert "; 0 of 6 failed" in proc.stdout, proc.stdout[-2000:]
+    assert "for sm_90: 7 layer calls" in proc.stdout  # the smoke grid's 6 and host_overhead's
+    assert "; 0 of 7 failed" in proc.stdout, proc.stdout[-2000:]

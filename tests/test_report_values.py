@@ -375,6 +375,28 @@ def test_training_steps_pair_with_batchnorm_of_their_model_and_exec():
     }  # fmt: skip
 
 
+def test_training_goal_steps_without_rows_are_named():
+    """A GPU run short of time skips the slowest compiled steps: the report names every goal
+    step (Triton at the goal's K, eager and compiled) that has no pair with BatchNorm, rather
+    than a table that reads as complete. CPU rows are not judged, so not named either."""
+    lines = report.train_lines(GPU, _train(*TRAIN_ROWS))
+    named = [line for line in lines if line.startswith("Not measured")]
+    assert len(named) == 1
+    assert "resnet56 eager (K = 2), resnet56 compiled (K = 2), lenet compiled (K = 6)" in named[0]
+    assert "resnet20" not in named[0]
+    everything = _train(*TRAIN_ROWS, *[
+        dict(model=model, exec=exec_mode, K=float(k), provider=provider,
+             ms_p50=1.0)
+        for model, k in report.TRAIN_GOALS.items() for exec_mode in report.TRAIN_GOAL_EXECS
+        for provider in ("triton", "native")
+    ])  # fmt: skip
+    assert not any(line.startswith("Not measured") for line in report.train_lines(GPU, everything))
+    only_bn = _train(dict(provider="native", K=float("nan"), ms_p50=7.0))
+    assert any("resnet20 eager (K = 2)" in line for line in report.train_lines(GPU, only_bn))
+    cpu = report.train_lines("cpu", _train(*TRAIN_ROWS).assign(device="cpu"))
+    assert not any(line.startswith("Not measured") for line in cpu)
+
+
 def test_training_steps_show_host_issue_times_without_judging_them():
     """Ours / BatchNorm's host issue ms; never marked host-bound (a full launch queue makes a
     device-bound step's issue time its step time too)."""

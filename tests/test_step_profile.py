@@ -28,12 +28,16 @@ import step_profile  # noqa: E402
 import train_step  # noqa: E402
 
 
-def _event(name: str, us: float = 0.0, device: bool = True) -> SimpleNamespace:
-    """A stand-in for torch.profiler's FunctionEvent: name, device type, duration."""
+def _event(
+    name: str, us: float = 0.0, device: bool = True, annotation: bool = False
+) -> SimpleNamespace:
+    """A stand-in for torch.profiler's FunctionEvent: name, device type, duration, and
+    whether it is a `record_function` label rather than a kernel."""
     return SimpleNamespace(
         name=name,
         device_type=DeviceType.CUDA if device else DeviceType.CPU,
         time_range=SimpleNamespace(elapsed_us=lambda: us),
+        is_user_annotation=annotation,
     )
 
 
@@ -48,6 +52,8 @@ EVENTS = [
     _event("void at::native::vectorized_elementwise_kernel<4, ...>", 30.0),
     _event("Memcpy DtoD (Device -> Device)", 3.0),
     _event("Memset (Device)", 1.0),
+    # The optimizer step's label, as Kineto reports its span on the GPU: not a kernel.
+    _event("Optimizer.step#SGD.step", 40.0, annotation=True),
 ]
 
 

@@ -116,6 +116,12 @@ def fx_leaf(forward: Callable[[Any, Tensor], Tensor]) -> Callable[[Any, Tensor],
     return traced_or_run
 
 
+def _vmapped(x: Tensor) -> bool:
+    """Whether `x` is a tensor inside torch.vmap (functorch's batched tensor)."""
+    is_batched = getattr(torch._C._functorch, "is_batchedtensor", None)
+    return is_batched is not None and is_batched(x)
+
+
 def check_batch_for_training(x: Tensor, layer: str) -> None:
     """BatchNorm's rule: batch statistics need more than one value per channel."""
     values_per_channel = x.numel() // max(x.size(1), 1)
@@ -444,6 +450,13 @@ class ModeNormBase(_ModeNormCommon):
         use_batch_stats = self._uses_batch_stats()
         if use_batch_stats:
             check_batch_for_training(x, type(self).__name__)
+        if self.training and self.running_mean is not None and _vmapped(x):
+            raise RuntimeError(
+                f"{type(self).__name__}: torch.vmap over a layer in training that keeps running "
+                "estimates would update them in place from every vmapped call at once, which "
+                "vmap cannot do (as for BatchNorm); build it with track_running_stats=False, "
+                "or call it in eval mode"
+            )
         momentum = self._count_batch()
         keep_running = not self.training or self.track_running_stats
         return {

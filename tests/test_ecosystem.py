@@ -353,6 +353,22 @@ def test_torch_func_training_with_running_estimates_fails_as_for_batch_norm():
             torch.func.grad(loss)(params)
 
 
+@pytest.mark.parametrize("package", [mn_triton, reference])
+def test_vmap_in_training_with_running_estimates_says_what_to_do(package):
+    """As for BatchNorm: vmap cannot update the estimates in place from every vmapped call.
+    The layer says so and what to do (once torch's own message named `_foreach_lerp_`'s
+    missing batching rule); eval mode and track_running_stats=False work."""
+    x = torch.randn(5, 3, 4, 2, 2)
+    layer = package.ModeNorm2d(4)
+    with pytest.raises(RuntimeError, match="ModeNorm2d: torch.vmap .* track_running_stats=False"):
+        torch.vmap(layer)(x)
+    assert layer.num_batches_tracked.item() == 0  # refused before counting the step
+    expected = torch.stack([layer.eval()(xi) for xi in x])
+    assert_close(torch.vmap(layer)(x), expected, 1e-6, "vmap in eval")
+    free = package.ModeNorm2d(4, track_running_stats=False)
+    assert_close(torch.vmap(free)(x), torch.stack([free(xi) for xi in x]), 1e-6, "vmap, no stats")
+
+
 FORWARD_AD_LAYERS = {
     "mn_train": (lambda: mn_triton.ModeNorm2d(3), True),
     "mn_eval": (lambda: mn_triton.ModeNorm2d(3), False),

@@ -317,22 +317,46 @@ def mode_norm_backward(
 
 
 def _mgn_deviations(
-    shift: Tensor, mean_dev: Tensor, pivot: Tensor, mean: Tensor, weights: Tensor, coverage: Tensor
+    shift: Tensor, mean_dev: Tensor, pivot: Tensor, mean: Tensor, weights: Tensor
 ) -> Tensor:
-    """m − μ_k, (N, C, K), to about an ulp of each row's own values (coverage: (N, 1, K)).
+    """m − μ_k, (N, C, K), to about an ulp of each row's own values.
 
-    μ_k = Σ_c w·m = pivot·Σ_c w + mean, with Σ_c w = `coverage`: 1 except for a mode without
-    gate mass (μ_k = 0 there, as in the reference; unlike in MN, such a mode still enters
-    the output, with weight 1/K). Formed as m_rel − mean, m − μ_k would carry the rounding of
-    m_rel = s − pivot, which is |m − pivot|/|m| times the rounding of m itself: 9× where the
-    pivot (channel 0) lies far out and a mode's channels close together, and dx then lost
-    2e-5. So each mode gets a pivot of its own, P_k = μ_k rounded, near its channels (s − P_k
-    is exact there), and the residual ρ_k = μ_k − P_k = Σ_c w·(m − P_k) − (1 − Σ_c w)·P_k.
+    μ_k = Σ_c w·m = pivot + mean (Σ_c w = 1). Formed as m_rel − mean, m − μ_k would carry
+    the rounding of m_rel = s − pivot, which is |m − pivot|/|m| times the rounding of m
+    itself: 9× where the pivot (channel 0) lies far out and a mode's channels close
+    together, and dx then lost 2e-5. So each mode gets a pivot of its own, P_k = μ_k
+    rounded, near its channels (s − P_k is exact there), and the residual
+    ρ_k = μ_k − P_k = Σ_c w·(m − P_k).
     """
-    mode_pivot = pivot.unsqueeze(-1) * coverage + mean.unsqueeze(1)  # P_k, (N, 1, K)
+    mode_pivot = pivot.unsqueeze(-1) + mean.unsqueeze(1)  # P_k, (N, 1, K)
     raw = (shift.unsqueeze(-1) - mode_pivot) + mean_dev.unsqueeze(-1)  # m − P_k
     residual = torch.einsum("nck,nck->nk", weights, raw).unsqueeze(1)
-    return raw - (residual - (1.0 - coverage) * mode_pivot)
+    return raw - residual
+
+
+def _mgn_gates_and_weights(
+    m_rel: Tensor, pivot: Tensor, gate_weight: Tensor, gate_bias: Tensor | None
+) -> tuple[Tensor, Tensor]:
+    """The gates g = softmax_k(w_k·m + b_k) and the weights g / C_k, C_k = Σ_c g, per sample,
+    (N, C, K) each, from m − p (`m_rel`) and the sample's pivot p.
+
+    The weights are a softmax over the channels of log g: C_k underflows where every
+    channel shuns the mode (logit gaps past ~87 in float32), and each mode enters MGN's
+    output, so it needs its statistics even then (as reference.functional says). And the
+    logits are split as A_k + w_k·(m − p), A_k = w_k·p + b_k, the per-mode constant A_k
+    left out of the softmax over channels: log g itself carries the rounding of logits as
+    large as the data's offset or the gate's bias (a bias of −1e5: log g ± 4e-3 in float32,
+    the weights ± 0.4 %), where ℓ = log g − (A_k − max_j A_j) is as precise as m − p.
+    """
+    dtype = m_rel.dtype
+    slope = gate_weight.to(dtype)[:, 0]  # (K,)
+    a = pivot * slope  # (N, K)
+    if gate_bias is not None:
+        a = a + gate_bias.to(dtype)
+    offset = (a - a.amax(dim=1, keepdim=True)).unsqueeze(1)  # D_k, (N, 1, K)
+    z = m_rel.unsqueeze(-1) * slope  # (N, C, K)
+    ell = z - torch.logsumexp(offset + z, dim=-1, keepdim=True)
+    return (offset + ell).exp(), torch.softmax(ell, dim=1)
 
 
 def _mode_group_norm_state(
@@ -343,17 +367,12 @@ def _mode_group_norm_state(
     gate_bias: Tensor | None,
     eps: float,
 ) -> _ModeState:
-    dtype = shift.dtype
     m = shift + mean_dev
-    gb = None if gate_bias is None else gate_bias.to(dtype)
-    gates = torch.softmax(F.linear(m.unsqueeze(-1), gate_weight.to(dtype), gb), dim=-1)
     pivot = shift[:, :1]  # (N, 1)
     m_rel = (shift - pivot) + mean_dev
-    mass = gates.sum(dim=1, keepdim=True)
-    clamped_mass = mass.clamp_min(MIN_MODE_MASS)
-    weights = gates / clamped_mass  # (N, C, K)
+    gates, weights = _mgn_gates_and_weights(m_rel, pivot, gate_weight, gate_bias)
     mean = torch.einsum("nck,nc->nk", weights, m_rel)
-    dev = _mgn_deviations(shift, mean_dev, pivot, mean, weights, _coverage(mass))
+    dev = _mgn_deviations(shift, mean_dev, pivot, mean, weights)
     var = torch.einsum("nck,nck->nk", weights, var_rows.unsqueeze(-1) + dev * dev)
     rstd = torch.rsqrt(var + eps)
     a = rstd.mean(dim=1, keepdim=True)  # (N, 1): the same for every channel of a sample
@@ -404,6 +423,7 @@ def mode_group_norm_backward(
     dv = torch.einsum("nck,nk->nc", w, d_var)
     dm = dm + torch.einsum("nck,nck->nc", w, 2.0 * s.dev * d_var.unsqueeze(1) + d_mean.unsqueeze(1))
     spread = var_rows.unsqueeze(-1) + s.dev * s.dev - s.var.unsqueeze(1)
+    # g ⊙ ∂L/∂g = ∂L/∂log g, in w: finite also where g underflows to 0 (w is a ratio).
     g_dg = w * (d_mean.unsqueeze(1) * s.dev + d_var.unsqueeze(1) * spread)
     d_logits = _softmax_backward(s.gates, g_dg)  # (N, C, K)
     gw = gate_weight.to(dm.dtype)[:, 0]

@@ -104,19 +104,23 @@ def mode_group_norm(
     reduce_dims = tuple(range(1, x.dim()))  # channels and space, per sample
     values_per_channel = x[0, 0].numel() if x.size(0) > 0 else 0
 
-    # Channel gates g_nck = softmax(Ψ(mean of channel c of sample n))_k, Ψ: R → R^K.
+    # Channel gates g_nck = softmax(Ψ(mean of channel c of sample n))_k, Ψ: R → R^K, kept as
+    # log g (see below).
     gate_b = None if gate_bias is None else gate_bias.to(dtype)
     means = _channel_means(x).unsqueeze(-1)
-    gates = torch.softmax(F.linear(means, gate_weight.to(dtype), gate_b), dim=-1)
+    log_gates = torch.log_softmax(F.linear(means, gate_weight.to(dtype), gate_b), dim=-1)
 
     out = torch.zeros_like(x)
     for k in range(n_modes):
-        g = gates[..., k].reshape(per_sample_channel)
-        # C_k per sample, and the number of elements it weighs: C_k · L.
-        mass = gates[..., k].sum(dim=1).clamp_min(MIN_MODE_MASS) * values_per_channel
-        mass = mass.reshape((-1,) + (1,) * (x.dim() - 1))
-        mean = (g * x).sum(dim=reduce_dims, keepdim=True) / mass
-        var = (g * (x - mean) ** 2).sum(dim=reduce_dims, keepdim=True) / mass
+        # Each channel's weight g / C_k with C_k = Σ_c g, per sample, as a softmax over the
+        # channels of log g: the same numbers, without forming C_k, which underflows where
+        # every channel shuns the mode (logit gaps past ~87 in float32). Every mode enters
+        # the output (weight 1/K), so it needs its statistics even then: with C_k clamped to
+        # a tiny number they came out ~0 and the output ~x/√ε.
+        w = torch.softmax(log_gates[..., k], dim=1).reshape(per_sample_channel)
+        w = w / values_per_channel  # C_k · L elements per sample
+        mean = (w * x).sum(dim=reduce_dims, keepdim=True)
+        var = (w * (x - mean) ** 2).sum(dim=reduce_dims, keepdim=True)
         out = out + (x - mean) / torch.sqrt(var + eps)
     out = out / n_modes
 

@@ -388,7 +388,9 @@ def test_mode_with_gate_mass_below_tiny(name):
     max(N_k, tiny). The kernels must clamp it once, as the torch ops do (they once applied
     it three times, which moved MGN outputs by ~10 % and MN running means by ~40 %).
     Denormals carry few digits, so the two float32 paths are held to each other, and the
-    output (where that mode's weight is negligible) to the float64 oracle."""
+    output (where that mode's weight is negligible) to the float64 oracle. (MGN no longer
+    clamps: its weights g / C_k are a softmax over the channels, exact here too; see
+    test_mode_group_norm.py's tests of modes every channel shuns.)"""
     layer = randomize(fast_layer(name, 4, num_modes=3))
     with torch.no_grad():
         layer.gate.weight.zero_()

@@ -1149,24 +1149,47 @@ def mode_norm_backward(
 
 
 @triton.jit
-def _mgn_gates(m, GW, GB, c_ok, modes, mode_ok, HAS_GATE_BIAS: tl.constexpr):
-    """g = softmax(w_k·m + b_k) per channel, [CHUNK_C, K_PAD]."""
-    w = tl.load(GW + modes, mask=mode_ok, other=0.0).to(m.dtype)
-    logits = m[:, None] * w[None, :]
+def _mgn_gate_terms(GW, GB, pivot, modes, mode_ok, HAS_GATE_BIAS: tl.constexpr):
+    """The gate's slopes w_k and offsets D_k = A_k − max_j A_j, A_k = w_k·p + b_k (p: the
+    sample's pivot), [K_PAD] each: a channel's logits w_k·m + b_k are A_k + w_k·(m − p)."""
+    slope = tl.load(GW + modes, mask=mode_ok, other=0.0).to(pivot.dtype)
+    a = slope * pivot
     if HAS_GATE_BIAS:
-        logits += tl.load(GB + modes, mask=mode_ok, other=0.0).to(m.dtype)[None, :]
-    return _softmax_rows(logits, c_ok, mode_ok)
+        a += tl.load(GB + modes, mask=mode_ok, other=0.0).to(pivot.dtype)
+    a = tl.where(mode_ok, a, float("-inf"))
+    return slope, a - tl.max(a, axis=0)
 
 
 @triton.jit
-def _mgn_channel_block(SHIFT, MDEV, VAR, GW, GB, base, cc, c_ok, modes, mode_ok,
-                       HAS_GATE_BIAS: tl.constexpr):  # fmt: skip
-    """A block of one sample's channels: s, md, v, and the gates."""
+def _mgn_gate_logs(m_rel, slope, offset, c_ok, mode_ok):
+    """ℓ = log g − D per channel, [CHUNK_C, K_PAD], −inf off C and K (log g = D + ℓ).
+
+    ℓ = w_k·(m − p) − log Σ_j exp(D_j + w_j·(m − p)) holds no per-mode constant, so the
+    weights over the channels, softmax_c(ℓ) (see _mgn_stats), are as precise as m − p.
+    Taken from log g itself, they would carry the rounding of logits as large as the data's
+    offset or the gate's bias: a bias of −1e5 leaves log g ± 4e-3 in float32, and the
+    weights ± 0.4 %."""
+    z = m_rel[:, None] * slope[None, :]
+    t = tl.where(mode_ok[None, :], offset[None, :] + z, float("-inf"))
+    top = tl.max(t, axis=1)
+    lse = top + tl.log(tl.sum(tl.exp(t - top[:, None]), axis=1))
+    return tl.where(c_ok[:, None] & mode_ok[None, :], z - lse[:, None], float("-inf"))
+
+
+@triton.jit
+def _mgn_channel_block(SHIFT, MDEV, VAR, base, cc, c_ok, pivot, slope, offset, mode_ok):
+    """A block of one sample's channels: s, md, v, m − p, and the gates as ℓ."""
     s = tl.load(SHIFT + base + cc, mask=c_ok, other=0.0)
     mdev = _load_or_zero(MDEV, base + cc, c_ok, s)
     v = _load_or_zero(VAR, base + cc, c_ok, s)
-    g = _mgn_gates(s + mdev, GW, GB, c_ok, modes, mode_ok, HAS_GATE_BIAS)
-    return s, mdev, v, g
+    m_rel = tl.where(c_ok, (s - pivot) + mdev, 0.0)
+    return s, mdev, v, m_rel, _mgn_gate_logs(m_rel, slope, offset, c_ok, mode_ok)
+
+
+@triton.jit
+def _finite_or_zero(top):
+    """A mode's largest ℓ, 0 for padded modes (−inf: −inf − (−inf) would be NaN)."""
+    return tl.where(top == float("-inf"), 0.0, top)
 
 
 @triton.jit
@@ -1178,47 +1201,54 @@ def _mgn_dev(s, mdev, c_ok, mode_pivot, residual):
 
 @triton.jit
 def _mgn_stats(
-    SHIFT, MDEV, VAR, GW, GB, base, pivot, modes, mode_ok, C,
-    HAS_GATE_BIAS: tl.constexpr, K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
+    SHIFT, MDEV, VAR, base, pivot, slope, offset, mode_ok, C,
+    K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
-    """Per mode: C_k, the mode's pivot P_k (μ_k rounded), ρ_k = μ_k − P_k, and σ²_k.
+    """Per mode: its largest ℓ (_mgn_gate_logs), M_k; 1 / Ĉ_k, Ĉ_k = Σ_c ĝ with
+    ĝ = exp(ℓ − M_k); the mode's pivot P_k (μ_k rounded), ρ_k = μ_k − P_k, and σ²_k.
 
-    As in mix._mgn_deviations: m − μ_k is formed as (s − P_k) + md − ρ_k, exact near the
-    mode's channels, rather than from m − pivot, which carries the rounding of values as
-    far from the sample's pivot (channel 0) as the data reach. Two passes over the
-    channels: μ_k relative to the pivot (merged block by block), then ρ_k and σ²_k.
+    The weights g / C_k are taken as ĝ / Ĉ_k, the same numbers (g = exp(D + ℓ), D constant
+    over the channels): the channel the mode likes best weighs 1, so Ĉ_k ≥ 1 where C_k itself
+    may underflow (every channel shunning the mode; see mix._mode_group_norm_state). As in
+    mix._mgn_deviations,
+    m − μ_k is formed as (s − P_k) + md − ρ_k, exact near the mode's channels, rather than
+    from m − pivot, which carries the rounding of values as far from the sample's pivot
+    (channel 0) as the data reach. Two passes over the channels: M_k and μ_k relative to the
+    pivot (merged block by block, rescaling the sums so far where M_k grows), then ρ_k, σ²_k.
     """
     dtype = pivot.dtype
+    top = tl.full([K_PAD], float("-inf"), dtype=dtype)
     mass = tl.zeros([K_PAD], dtype=dtype)
     mean = tl.zeros([K_PAD], dtype=dtype)
     for c0 in range(0, C, CHUNK_C):
         cc = c0 + tl.arange(0, CHUNK_C)
         c_ok = cc < C
-        s, mdev, _v, g = _mgn_channel_block(SHIFT, MDEV, VAR, GW, GB, base, cc, c_ok,
-                                            modes, mode_ok, HAS_GATE_BIAS)  # fmt: skip
-        m_rel = tl.where(c_ok, (s - pivot) + mdev, 0.0)
+        _s, _md, _v, m_rel, ell = _mgn_channel_block(SHIFT, MDEV, VAR, base, cc, c_ok, pivot,
+                                                     slope, offset, mode_ok)  # fmt: skip
+        new_top = _finite_or_zero(tl.maximum(top, tl.max(ell, axis=0)))
+        mass = mass * tl.exp(top - new_top)  # the mass so far, on the new scale
+        top = new_top
+        g = tl.exp(ell - top[None, :])
         b_mass = tl.sum(g, axis=0)
         b_mean = tl.sum(g * m_rel[:, None], axis=0) / _nonzero(b_mass)
         total = mass + b_mass
         mean += (b_mean - mean) * (b_mass / _nonzero(total))
         mass = total
-    # Below tiny mass, mix._mode_group_norm_state's μ_k is the exact (absolute) mean times
-    # Σ_c w = C_k / tiny, and its variance is taken around that.
-    clamped = _at_least(mass, _TINY)
-    coverage = mass / clamped
-    mode_pivot = (pivot + mean) * coverage
+    inv_mass = 1.0 / _nonzero(mass)  # padded modes: 0
+    mode_pivot = pivot + mean
     sum_raw = tl.zeros([K_PAD], dtype=dtype)
     sum_sq = tl.zeros([K_PAD], dtype=dtype)
     for c0 in range(0, C, CHUNK_C):
         cc = c0 + tl.arange(0, CHUNK_C)
         c_ok = cc < C
-        s, mdev, v, g = _mgn_channel_block(SHIFT, MDEV, VAR, GW, GB, base, cc, c_ok,
-                                           modes, mode_ok, HAS_GATE_BIAS)  # fmt: skip
+        s, mdev, v, _m_rel, ell = _mgn_channel_block(SHIFT, MDEV, VAR, base, cc, c_ok, pivot,
+                                                     slope, offset, mode_ok)  # fmt: skip
+        g = tl.exp(ell - top[None, :])
         raw = _mgn_dev(s, mdev, c_ok, mode_pivot, tl.zeros_like(mass))
         sum_raw += tl.sum(g * raw, axis=0)
         sum_sq += tl.sum(g * (v[:, None] + raw * raw), axis=0)
-    residual, var = _around_mode_pivot(sum_raw / clamped, sum_sq / clamped, mode_pivot, coverage)
-    return mass, mode_pivot, residual, var
+    residual, var = _around_mode_pivot(sum_raw * inv_mass, sum_sq * inv_mass, mode_pivot, 1.0)
+    return top, inv_mass, mode_pivot, residual, var
 
 
 @triton.jit
@@ -1233,18 +1263,19 @@ def _mgn_mix_forward_kernel(
     mode_ok = modes < K
     pivot = tl.load(SHIFT + base)
     eps = _as(eps, pivot.dtype)
-    # (Not `_` for the unused mass: the loop below rebinds `_` to another shape, which the
+    slope, offset = _mgn_gate_terms(GW, GB, pivot, modes, mode_ok, HAS_GATE_BIAS)
+    # (Not `_` for the unused values: the loop below rebinds `_` to another shape, which the
     # compiler rejects, though the interpreter does not.)
-    _mass, mode_pivot, residual, var = _mgn_stats(
-        SHIFT, MDEV, VAR, GW, GB, base, pivot, modes, mode_ok, C, HAS_GATE_BIAS, K_PAD, CHUNK_C
+    _top, _inv_mass, mode_pivot, residual, var = _mgn_stats(
+        SHIFT, MDEV, VAR, base, pivot, slope, offset, mode_ok, C, K_PAD, CHUNK_C
     )
     rstd = tl.where(mode_ok, 1.0 / tl.sqrt(var + eps), 0.0)
     a = tl.sum(rstd, axis=0) / K
     for c0 in range(0, C, CHUNK_C):
         cc = c0 + tl.arange(0, CHUNK_C)
         c_ok = cc < C
-        s, mdev, _v, _g = _mgn_channel_block(SHIFT, MDEV, VAR, GW, GB, base, cc, c_ok,
-                                             modes, mode_ok, HAS_GATE_BIAS)  # fmt: skip
+        s, mdev, _v, _m_rel, _ell = _mgn_channel_block(SHIFT, MDEV, VAR, base, cc, c_ok,
+                                                       pivot, slope, offset, mode_ok)  # fmt: skip
         dev = _mgn_dev(s, mdev, c_ok, mode_pivot, residual)
         b = tl.sum(dev * rstd[None, :], axis=1) / K
         alpha = _load_or(ALPHA, cc, c_ok, 1.0, pivot.dtype, HAS_WEIGHT)
@@ -1270,22 +1301,23 @@ def _mgn_mix_backward_kernel(
     pivot = tl.load(SHIFT + base)
     dtype = pivot.dtype
     eps, inv_length = _as(eps, dtype), _as(inv_length, dtype)
-    mass, mode_pivot, residual, var = _mgn_stats(
-        SHIFT, MDEV, VAR, GW, GB, base, pivot, modes, mode_ok, C, HAS_GATE_BIAS, K_PAD, CHUNK_C
+    slope, offset = _mgn_gate_terms(GW, GB, pivot, modes, mode_ok, HAS_GATE_BIAS)
+    top, inv_mass, mode_pivot, residual, var = _mgn_stats(
+        SHIFT, MDEV, VAR, base, pivot, slope, offset, mode_ok, C, K_PAD, CHUNK_C
     )
     rstd = tl.where(mode_ok, 1.0 / tl.sqrt(var + eps), 0.0)
     a = tl.sum(rstd, axis=0) / K
-    inv_mass = 1.0 / _at_least(mass, _TINY)
 
     # Pass 1 over channels: the sums over channels that r and μ receive.
     d_rstd = tl.zeros([K_PAD], dtype=dtype)
     sum_db = tl.zeros([K_PAD], dtype=dtype)  # the same in every lane
-    sum_g_dev = tl.zeros([K_PAD], dtype=dtype)  # Σ_c g·(m − μ): 0 but for μ's rounding
+    sum_g_dev = tl.zeros([K_PAD], dtype=dtype)  # Σ_c ĝ·(m − μ): 0 but for μ's rounding
     for c0 in range(0, C, CHUNK_C):
         cc = c0 + tl.arange(0, CHUNK_C)
         c_ok = cc < C
-        s, mdev, _v, g = _mgn_channel_block(SHIFT, MDEV, VAR, GW, GB, base, cc, c_ok,
-                                            modes, mode_ok, HAS_GATE_BIAS)  # fmt: skip
+        s, mdev, _v, _m_rel, ell = _mgn_channel_block(SHIFT, MDEV, VAR, base, cc, c_ok, pivot,
+                                                      slope, offset, mode_ok)  # fmt: skip
+        g = tl.exp(ell - top[None, :])
         dev = _mgn_dev(s, mdev, c_ok, mode_pivot, residual)
         alpha = _load_or(ALPHA, cc, c_ok, 1.0, dtype, HAS_WEIGHT)
         sum_dy = tl.load(SUM_DY + base + cc, mask=c_ok, other=0.0)
@@ -1302,12 +1334,12 @@ def _mgn_mix_backward_kernel(
     # Pass 2: per-channel terms, the softmax backward and the parameters' partial sums.
     d_gate_w = tl.zeros([K_PAD], dtype=dtype)
     d_gate_b = tl.zeros([K_PAD], dtype=dtype)
-    w_gate = tl.load(GW + modes, mask=mode_ok, other=0.0).to(dtype)
     for c0 in range(0, C, CHUNK_C):
         cc = c0 + tl.arange(0, CHUNK_C)
         c_ok = cc < C
-        s, mdev, v, g = _mgn_channel_block(SHIFT, MDEV, VAR, GW, GB, base, cc, c_ok,
-                                           modes, mode_ok, HAS_GATE_BIAS)  # fmt: skip
+        s, mdev, v, _m_rel, ell = _mgn_channel_block(SHIFT, MDEV, VAR, base, cc, c_ok, pivot,
+                                                     slope, offset, mode_ok)  # fmt: skip
+        g = tl.exp(offset[None, :] + ell)
         dev = _mgn_dev(s, mdev, c_ok, mode_pivot, residual)
         b = tl.sum(dev * rstd[None, :], axis=1) / K
         alpha = _load_or(ALPHA, cc, c_ok, 1.0, dtype, HAS_WEIGHT)
@@ -1315,14 +1347,15 @@ def _mgn_mix_backward_kernel(
         sum_dy_xm = _load_or_zero(SUM_DY_XS, base + cc, c_ok, sum_dy) - mdev * sum_dy
         db = alpha * sum_dy
         scale = alpha * a
-        w = g * inv_mass[None, :]
+        w = tl.exp(ell - top[None, :]) * inv_mass[None, :]  # g / C_k
         dv = tl.sum(w * d_var[None, :], axis=1)
         dm = db * a - scale * sum_dy
         dm += tl.sum(w * (2.0 * dev * d_var[None, :] + d_mean[None, :]), axis=1)
         spread = v[:, None] + dev * dev - var[None, :]
+        # g ⊙ ∂L/∂g = ∂L/∂log g, in w: finite also where g underflows to 0.
         g_dg = w * (d_mean[None, :] * dev + d_var[None, :] * spread)
         d_logits = _softmax_backward(g, g_dg, K_PAD)
-        dm += tl.sum(d_logits * w_gate[None, :], axis=1)
+        dm += tl.sum(d_logits * slope[None, :], axis=1)
         m = tl.where(c_ok, s + mdev, 0.0)
         d_gate_w += tl.sum(d_logits * m[:, None], axis=0)
         d_gate_b += tl.sum(d_logits, axis=0)

@@ -179,9 +179,9 @@ def test_mode_every_channel_shuns_is_smooth_and_differentiable(backend, offset):
     (plain,) = torch.autograd.grad(y.sum(), x)
     (graph,) = torch.autograd.grad(layer(x).sum(), x, create_graph=True)
     params = dict(layer.named_parameters())
-    func = torch.func.grad(
-        lambda x: torch.func.functional_call(layer, params, (x,)).sum()
-    )(x.detach())
+    func = torch.func.grad(lambda x: torch.func.functional_call(layer, params, (x,)).sum())(
+        x.detach()
+    )
     for what, grad in (("create_graph", graph), ("torch.func", func)):
         assert torch.isfinite(grad).all(), what
         # The reference formulas in float32 take log g, which carries the rounding of

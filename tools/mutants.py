@@ -318,6 +318,12 @@ MUTANTS = [
         why=ZERO_IN_EXACT_ARITHMETIC,
     ),
     Mutant(
+        "M30 MGN: the first walk keeps the mass so far unscaled when a mode's largest ℓ grows",
+        "mn_triton/kernels/mix.py",
+        "        mass = mass * tl.exp(top - new_top)  # the mass so far, on the new scale\n",
+        "",
+    ),
+    Mutant(
         "M2 MGN backward drops σ²'s derivative in μ",
         "mn_triton/kernels/mix.py",
         "d_mean = -sum_db * rstd / K - 2.0 * d_var * sum_g_dev * inv_mass",
@@ -341,6 +347,13 @@ MUTANTS = [
         "mn_triton/mix.py",
         "    return g_dg * (gates @ others) - gates * (g_dg @ others)",
         "    return g_dg - gates * g_dg.sum(-1, keepdim=True)",
+    ),
+    Mutant(
+        "T2 MGN weights as g / max(C_k, tiny) (torch ops)",
+        "mn_triton/mix.py",
+        "    return (offset + ell).exp(), torch.softmax(ell, dim=1)\n",
+        "    g = (offset + ell).exp()\n"
+        "    return g, g / g.sum(dim=1, keepdim=True).clamp_min(MIN_MODE_MASS)\n",
     ),
     Mutant(
         "T1 MN backward drops σ²'s derivative in μ (torch ops)",

@@ -343,16 +343,21 @@ def _mgn_gates_and_weights(
     The weights are a softmax over the channels of log g: C_k underflows where every
     channel shuns the mode (logit gaps past ~87 in float32), and each mode enters MGN's
     output, so it needs its statistics even then (as reference.functional says). And the
-    logits are split as A_k + w_k·(m − p), A_k = w_k·p + b_k, the per-mode constant A_k
-    left out of the softmax over channels: log g itself carries the rounding of logits as
-    large as the data's offset or the gate's bias (a bias of −1e5: log g ± 4e-3 in float32,
-    the weights ± 0.4 %), where ℓ = log g − (A_k − max_j A_j) is as precise as m − p.
+    logits are split as A_k + w_k·(m − p), A_k = w_k·p + b_k, and the per-mode constant
+    A_k left out of the softmax over channels: ℓ = log g − (A_k − max_j A_j). Taken from
+    log g itself, the weights would carry the rounding of logits as large as the data's
+    offset or a shunned mode's bias (−1e5: log g ± 4e-3 in float32, the weights ± 0.4 %).
+    The other modes' A_j still reach ℓ through log Σ_j; so the biases' common part, which
+    the softmax ignores, is taken out first (b − max b), and what remains rounds at the
+    size of w_j·p and of the biases' differences: an offset that biases cancel (w·p ≈ −b)
+    stays ill-conditioned.
     """
     dtype = m_rel.dtype
     slope = gate_weight.to(dtype)[:, 0]  # (K,)
     a = pivot * slope  # (N, K)
     if gate_bias is not None:
-        a = a + gate_bias.to(dtype)
+        bias = gate_bias.to(dtype)
+        a = a + (bias - bias.max())
     offset = (a - a.amax(dim=1, keepdim=True)).unsqueeze(1)  # D_k, (N, 1, K)
     z = m_rel.unsqueeze(-1) * slope  # (N, C, K)
     ell = z - torch.logsumexp(offset + z, dim=-1, keepdim=True)

@@ -105,19 +105,22 @@ def mode_group_norm(
     values_per_channel = x[0, 0].numel() if x.size(0) > 0 else 0
 
     # Channel gates g_nck = softmax(Ψ(mean of channel c of sample n))_k, Ψ: R → R^K, kept as
-    # log g (see below).
+    # ℓ = log g − b_k (see below).
     gate_b = None if gate_bias is None else gate_bias.to(dtype)
     means = _channel_means(x).unsqueeze(-1)
-    log_gates = torch.log_softmax(F.linear(means, gate_weight.to(dtype), gate_b), dim=-1)
+    slopes = gate_weight.to(dtype)[:, 0]
+    logits = F.linear(means, gate_weight.to(dtype), gate_b)
+    log_gates_less_bias = means * slopes - torch.logsumexp(logits, dim=-1, keepdim=True)
 
     out = torch.zeros_like(x)
     for k in range(n_modes):
         # Each channel's weight g / C_k with C_k = Σ_c g, per sample, as a softmax over the
-        # channels of log g: the same numbers, without forming C_k, which underflows where
-        # every channel shuns the mode (logit gaps past ~87 in float32). Every mode enters
-        # the output (weight 1/K), so it needs its statistics even then: with C_k clamped to
-        # a tiny number they came out ~0 and the output ~x/√ε.
-        w = torch.softmax(log_gates[..., k], dim=1).reshape(per_sample_channel)
+        # channels of log g (less b_k, the same for every channel): the same numbers, without
+        # forming C_k, which underflows where every channel shuns the mode (logit gaps past
+        # ~87 in float32; a bias of −inf). Every mode enters the output (weight 1/K), so it
+        # needs its statistics even then: with C_k clamped to a tiny number they came out ~0
+        # and the output ~x/√ε.
+        w = torch.softmax(log_gates_less_bias[..., k], dim=1).reshape(per_sample_channel)
         w = w / values_per_channel  # C_k · L elements per sample
         mean = (w * x).sum(dim=reduce_dims, keepdim=True)
         var = (w * (x - mean) ** 2).sum(dim=reduce_dims, keepdim=True)

@@ -1151,11 +1151,14 @@ def mode_norm_backward(
 @triton.jit
 def _mgn_gate_terms(GW, GB, pivot, modes, mode_ok, HAS_GATE_BIAS: tl.constexpr):
     """The gate's slopes w_k and offsets D_k = A_k − max_j A_j, A_k = w_k·p + b_k (p: the
-    sample's pivot), [K_PAD] each: a channel's logits w_k·m + b_k are A_k + w_k·(m − p)."""
+    sample's pivot), [K_PAD] each: a channel's logits w_k·m + b_k are A_k + w_k·(m − p).
+    The biases' common part, which the softmax ignores, is taken out first (b − max b): it
+    would round every A_k (see mix._mgn_gates_and_weights)."""
     slope = tl.load(GW + modes, mask=mode_ok, other=0.0).to(pivot.dtype)
     a = slope * pivot
     if HAS_GATE_BIAS:
-        a += tl.load(GB + modes, mask=mode_ok, other=0.0).to(pivot.dtype)
+        bias = tl.load(GB + modes, mask=mode_ok, other=float("-inf")).to(pivot.dtype)
+        a += bias - tl.max(bias, axis=0)
     a = tl.where(mode_ok, a, float("-inf"))
     return slope, a - tl.max(a, axis=0)
 
@@ -1164,11 +1167,10 @@ def _mgn_gate_terms(GW, GB, pivot, modes, mode_ok, HAS_GATE_BIAS: tl.constexpr):
 def _mgn_gate_logs(m_rel, slope, offset, c_ok, mode_ok):
     """ℓ = log g − D per channel, [CHUNK_C, K_PAD], −inf off C and K (log g = D + ℓ).
 
-    ℓ = w_k·(m − p) − log Σ_j exp(D_j + w_j·(m − p)) holds no per-mode constant, so the
-    weights over the channels, softmax_c(ℓ) (see _mgn_stats), are as precise as m − p.
-    Taken from log g itself, they would carry the rounding of logits as large as the data's
-    offset or the gate's bias: a bias of −1e5 leaves log g ± 4e-3 in float32, and the
-    weights ± 0.4 %."""
+    ℓ = w_k·(m − p) − log Σ_j exp(D_j + w_j·(m − p)) holds no constant of its own mode, so
+    the weights over the channels, softmax_c(ℓ) (see _mgn_stats), do not carry the rounding
+    of logits as large as the data's offset or a shunned mode's bias (−1e5 leaves log g
+    ± 4e-3 in float32, the weights ± 0.4 %); see mix._mgn_gates_and_weights for the rest."""
     z = m_rel[:, None] * slope[None, :]
     t = tl.where(mode_ok[None, :], offset[None, :] + z, float("-inf"))
     top = tl.max(t, axis=1)
@@ -1209,12 +1211,13 @@ def _mgn_stats(
 
     The weights g / C_k are taken as ĝ / Ĉ_k, the same numbers (g = exp(D + ℓ), D constant
     over the channels): the channel the mode likes best weighs 1, so Ĉ_k ≥ 1 where C_k itself
-    may underflow (every channel shunning the mode; see mix._mode_group_norm_state). As in
-    mix._mgn_deviations,
-    m − μ_k is formed as (s − P_k) + md − ρ_k, exact near the mode's channels, rather than
-    from m − pivot, which carries the rounding of values as far from the sample's pivot
-    (channel 0) as the data reach. Two passes over the channels: M_k and μ_k relative to the
-    pivot (merged block by block, rescaling the sums so far where M_k grows), then ρ_k, σ²_k.
+    may underflow (every channel shunning the mode; see mix._mgn_gates_and_weights).
+
+    As in mix._mgn_deviations, m − μ_k is formed as (s − P_k) + md − ρ_k, exact near the
+    mode's channels, rather than from m − pivot, which carries the rounding of values as far
+    from the sample's pivot (channel 0) as the data reach. Two passes over the channels: M_k
+    and μ_k relative to the pivot (merged block by block, rescaling the sums so far where
+    M_k grows), then ρ_k and σ²_k.
     """
     dtype = pivot.dtype
     top = tl.full([K_PAD], float("-inf"), dtype=dtype)
@@ -1234,7 +1237,7 @@ def _mgn_stats(
         total = mass + b_mass
         mean += (b_mean - mean) * (b_mass / _nonzero(total))
         mass = total
-    inv_mass = 1.0 / _nonzero(mass)  # padded modes: 0
+    inv_mass = 1.0 / _nonzero(mass)  # padded modes: 1 (their ĝ are 0)
     mode_pivot = pivot + mean
     sum_raw = tl.zeros([K_PAD], dtype=dtype)
     sum_sq = tl.zeros([K_PAD], dtype=dtype)

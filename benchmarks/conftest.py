@@ -153,4 +153,5 @@ def bench_run(pytestconfig: pytest.Config) -> layers.BenchRun:
         copy_gbps=copy_gbps,
         run_id=run_id,
         csv_name=f"layers-{_slug(measure.device_name(device))}-{run_id}",
+        cases_planned=len(_cases(pytestconfig)),
     )

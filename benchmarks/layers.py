@@ -55,6 +55,7 @@ class BenchRun:
     copy_gbps: float  # measured once per run: the physical ceiling of every row
     run_id: str
     csv_name: str  # rows go to reports/data/<csv_name>.csv
+    cases_planned: int = 0  # the grid's cases in this run: the report counts the missing ones
 
 
 def settings_for(device: torch.device) -> Settings:
@@ -220,9 +221,14 @@ def measure_case(case: Case, device: torch.device, settings: Settings) -> Measur
 
 
 def make_case_row(
-    case: Case, measured: Measured, copy_gbps: float, device: torch.device, run_id: str
+    case: Case,
+    measured: Measured,
+    copy_gbps: float,
+    device: torch.device,
+    run_id: str,
+    cases_planned: int = 0,
 ) -> dict[str, Any]:
-    """SPEC §7's row for a case, plus run_id, reps and setup_s."""
+    """SPEC §7's row for a case, plus run_id, reps, setup_s and the run's cases_planned."""
     itemsize = DTYPES[case.dtype].itemsize
     return records.make_row(
         op=case.op,
@@ -240,4 +246,5 @@ def make_case_row(
         run_id=run_id,
         reps=measured.timing.reps,
         setup_s=round(measured.setup_s, 3),
+        cases_planned=cases_planned or "",
     )

@@ -431,7 +431,20 @@ def _one_run(df: pd.DataFrame) -> str:
     copy_text = f"measured copy bandwidth {copy.iloc[0]:.1f} GB/s; " if not copy.empty else ""
     return (
         f"run `{first['run']}` (git `{first['git_sha']}`, torch {first['torch']}, triton "
-        f"{first['triton']}, {first['timestamp']}); {copy_text}{len(df)} rows"
+        f"{first['triton']}, {first['timestamp']}); {copy_text}{len(df)} rows{_planned(df)}"
+    )
+
+
+def _planned(df: pd.DataFrame) -> str:
+    """`of N cases planned`, and how many of them have no row (skipped for time, or failed),
+    for runs whose rows say how many cases their grid held."""
+    planned = _numeric(df, "cases_planned").dropna()
+    if planned.empty:
+        return ""
+    total = int(planned.max())
+    missing = total - len(df)
+    return f" of {total} cases planned" + (
+        f" (**{missing} without a row**: skipped for time, or failed)" if missing > 0 else ""
     )
 
 

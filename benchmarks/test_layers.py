@@ -26,8 +26,9 @@ EXTRA_INFO = ("ms_p20", "ms_p50", "ms_p80", "gbps", "copy_gbps", "bytes_min", "p
 def _record(case: Case, bench_run: BenchRun) -> tuple[layers.Measured, dict[str, Any]]:
     measured = layers.measure_case(case, bench_run.device, bench_run.settings)
     row = layers.make_case_row(
-        case, measured, bench_run.copy_gbps, bench_run.device, bench_run.run_id
-    )
+        case, measured, bench_run.copy_gbps, bench_run.device, bench_run.run_id,
+        bench_run.cases_planned,
+    )  # fmt: skip
     records.append_rows([row], bench_run.csv_name)  # per case: a run cut short keeps its rows
     return measured, row
 

@@ -676,8 +676,8 @@ def test_make_module_group_norm_dtype_and_device():
 def test_case_rows_carry_exec_and_the_ops_bytes_model(op, provider, mode, exec_mode, passes):
     case = _case(op=op, provider=provider, mode=mode, k=2 if op == "mode_norm" else None)
     measured = layers.Measured(_timing(), 0.5, lambda i: None)
-    row = layers.make_case_row(case, measured, 10.0, CPU, "r1")
-    assert row["exec"] == exec_mode
+    row = layers.make_case_row(case, measured, 10.0, CPU, "r1", cases_planned=7)
+    assert row["exec"] == exec_mode and row["cases_planned"] == 7
     assert row["bytes_min"] == passes * case.numel * 4
 
 

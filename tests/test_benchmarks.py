@@ -100,6 +100,7 @@ def test_smoke_grid_writes_spec_rows(tmp_path: Path) -> None:
     expected = len(_load_grid().cases("smoke", cuda=False))
     assert len(rows) == expected
     assert set(SPEC_COLUMNS) <= set(rows[0])
+    assert {r["cases_planned"] for r in rows} == {str(expected)}  # for the report's count
     for row in rows:
         assert row["device"] == "cpu" and row["provider"] != "triton"
         p20, p50, p80 = (float(row[k]) for k in ("ms_p20", "ms_p50", "ms_p80"))

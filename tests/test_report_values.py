@@ -325,6 +325,19 @@ def test_cpu_rows_are_shown_but_not_judged():
     assert "MISSED" not in cpu and "| met |" not in cpu
 
 
+def test_run_caption_counts_the_cases_without_a_row():
+    """A run's rows say how many cases its grid held: the caption counts those without a row
+    (skipped when the time budget ran out, or failed), which the tables cannot show; runs
+    from before the column, and complete ones, say nothing more."""
+    three = _rows({}, dict(K=4), dict(K=8)).assign(**ENV)
+    assert "3 rows of 5 cases planned (**2 without a row**" in report.run_caption(
+        three.assign(cases_planned=5)
+    )
+    complete = report.run_caption(three.assign(cases_planned=3))
+    assert complete.endswith("3 rows of 3 cases planned")
+    assert report.run_caption(three).endswith("; 3 rows")
+
+
 def _train(*rows: dict) -> pd.DataFrame:
     """Training-step rows of one run: resnet20, eager, triton at K=2 unless a row says otherwise."""
     base = dict(op="train_step", provider="triton", mode="train_step", dtype="float32",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -97,21 +98,32 @@ def convert_to_mode_norm(
     the device and dtype of `module`'s first floating-point parameter (or buffer; torch's
     defaults if it has none). Lazy norms must have seen a forward pass first.
     """
-    return _convert(module, num_modes, group_norm, _first_floating_tensor(module), {})
+    fallback = _first_floating_tensor(module)
+    return replace_modules(module, lambda m: _converted(m, num_modes, group_norm, fallback))
 
 
-def _convert(
-    module: nn.Module,
-    num_modes: int,
-    group_norm: bool,
-    fallback: Tensor | None,
-    converted: dict[int, nn.Module],
+def replace_modules(module: nn.Module, swap: Callable[[nn.Module], nn.Module]) -> nn.Module:
+    """`module` and each of its submodules passed through `swap` (which returns its
+    replacement, or the module itself), from the top down; the replacements take the
+    originals' children. A module used at several places is swapped once, and its
+    replacement used at all of them (`named_children` would list it once only)."""
+    done: dict[int, nn.Module] = {}
+
+    def walk(m: nn.Module) -> nn.Module:
+        if id(m) not in done:
+            done[id(m)] = out = swap(m)
+            for name, child in m._modules.items():
+                if child is not None:
+                    out.add_module(name, walk(child))
+        return done[id(m)]
+
+    return walk(module)
+
+
+def _converted(
+    module: nn.Module, num_modes: int, group_norm: bool, fallback: Tensor | None
 ) -> nn.Module:
-    """`module` converted; `converted` maps the modules done so far (by id) to their results,
-    so that a norm used at several places of the model becomes one layer used there too
-    (`named_children` would list it once, and leave the other places a BatchNorm)."""
-    if id(module) in converted:
-        return converted[id(module)]
+    """The MN/MGN layer for one norm (its children aside), or `module` itself."""
     is_batch_norm = isinstance(module, nn.modules.batchnorm._BatchNorm)
     if is_batch_norm and isinstance(module, LazyModuleMixin):
         raise ValueError(
@@ -123,11 +135,6 @@ def _convert(
     elif group_norm and isinstance(module, nn.GroupNorm):
         output = _mode_group_norm_like(module, num_modes, fallback)
     else:
-        output = module
-    if output is not module:
-        output.train(module.training)
-    converted[id(module)] = output
-    for name, child in module._modules.items():  # every place, shared children included
-        if child is not None:
-            output.add_module(name, _convert(child, num_modes, group_norm, fallback, converted))
+        return module
+    output.train(module.training)
     return output

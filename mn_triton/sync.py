@@ -28,6 +28,7 @@ from torch.autograd.function import once_differentiable
 from reference._base import MIN_MODE_MASS, fx_leaf, stat_dtype, update_running_stats
 
 from . import backend, mix
+from .convert import replace_modules
 from .modules import ModeNorm
 
 if backend.HAS_TRITON:  # used only where backend.uses_kernels
@@ -271,29 +272,22 @@ class SyncModeNorm(ModeNorm):
         keeps training them; absent ones, such as `bias=False`'s, stay absent) and its
         training mode. A layer used at several places becomes one SyncModeNorm used there.
         """
-        return cls._convert_sync(module, process_group, {})
+        return replace_modules(module, lambda m: cls._synced(m, process_group))
 
     @classmethod
-    def _convert_sync(
-        cls, module: nn.Module, process_group: Any, converted: dict[int, nn.Module]
-    ) -> nn.Module:
-        if id(module) in converted:
-            return converted[id(module)]
-        output = module
-        if isinstance(module, ModeNorm) and not isinstance(module, SyncModeNorm):
-            like = module.gate.weight
-            output = cls(
-                module.num_features, module.num_modes, module.eps, module.momentum,
-                module.affine, module.track_running_stats, process_group,
-                device=like.device, dtype=like.dtype, bias=module.bias is not None,
-            )  # fmt: skip
-            # weight and bias, running estimates and count, None where absent (the gate is
-            # a child, below)
-            for name, value in [*module._parameters.items(), *module._buffers.items()]:
-                setattr(output, name, value)
-            output.train(module.training)
-        converted[id(module)] = output
-        for name, child in module._modules.items():  # every place, shared children included
-            if child is not None:
-                output.add_module(name, cls._convert_sync(child, process_group, converted))
+    def _synced(cls, module: nn.Module, process_group: Any) -> nn.Module:
+        """The SyncModeNorm for one ModeNorm (its children aside), or `module` itself."""
+        if not isinstance(module, ModeNorm) or isinstance(module, SyncModeNorm):
+            return module
+        like = module.gate.weight
+        output = cls(
+            module.num_features, module.num_modes, module.eps, module.momentum,
+            module.affine, module.track_running_stats, process_group,
+            device=like.device, dtype=like.dtype, bias=module.bias is not None,
+        )  # fmt: skip
+        # weight and bias, running estimates and count, None where absent (the gate is a
+        # child, which replace_modules hands over)
+        for name, value in [*module._parameters.items(), *module._buffers.items()]:
+            setattr(output, name, value)
+        output.train(module.training)
         return output

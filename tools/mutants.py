@@ -422,8 +422,8 @@ MUTANTS = [
     Mutant(
         "Y5 convert_sync_modenorm loses the training mode",
         "mn_triton/sync.py",
-        "            output.train(module.training)\n",
-        "",
+        "        output.train(module.training)\n        return output\n",
+        "        return output\n",
         "tests/test_sync.py",
     ),
     # --- argument checks and transforms (functional.py) ---
@@ -487,10 +487,10 @@ MUTANTS = [
         "tests/test_ecosystem.py",
     ),
     Mutant(
-        "S11 convert leaves a second place of a shared norm a BatchNorm",
+        "S11 conversion swaps a norm used at two places twice, into two layers",
         "mn_triton/convert.py",
-        "    if id(module) in converted:\n        return converted[id(module)]\n",
-        "",
+        "        if id(m) not in done:\n",
+        "        if True:\n",
         "tests/test_ecosystem.py",
     ),
     Mutant(

@@ -9,8 +9,8 @@ mix backward → the dx pass. Each exists in two wrappers around the same implem
   of host time per layer call (forward + backward), which a small network pays per layer on
   every step.
 
-`mode_norm` and `mode_group_norm` pick the custom op while torch.compile (or
-torch.jit.trace) traces, the Function otherwise. The forwards also return the per-row
+`mode_norm` and `mode_group_norm` pick the custom op while torch.compile, torch.jit.trace
+or make_fx traces, or on fake tensors, the Function otherwise. The forwards also return the per-row
 statistics (saved for the backward, which recomputes the small mix from them) and, for MN,
 the mode statistics (for the running estimates). Those extra outputs carry no gradient. On
 rows of one element the Function skips the passes that compute row statistics (x is its own,
@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
+from torch._subclasses.fake_tensor import FakeTensor
 
 from reference import functional as reference_functional
 from reference._base import stat_dtype, update_running_stats
@@ -40,12 +41,24 @@ def _stats_like(x: Tensor, *shape: int) -> Tensor:
     return x.new_empty(shape, dtype=stat_dtype(x.dtype))
 
 
-def _tracing() -> bool:
-    """Whether torch.compile or torch.jit.trace is recording this call: both need the custom
-    ops, which they record as one call each. (The tracer would record the Function's inner
-    torch ops as well as the Function, and so update running estimates twice; and it cannot
-    see Triton launches at all.)"""
-    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+def _tracing(x: Tensor) -> bool:
+    """Whether this call is recorded, or runs on tensors without data: torch.compile,
+    torch.jit.trace, make_fx (a proxy mode) and fake tensors (FakeTensorMode, shape
+    propagation, memory estimators). All of them need the custom ops, which they record as
+    one call each and which have fake implementations. (A tracer would record the
+    Function's inner torch ops as well as the Function, and so update running estimates
+    twice; it cannot see Triton launches at all; and kernels cannot run on fake tensors.)
+    Other dispatch modes (op recorders, FLOP counters) see the eager call as it runs."""
+    return (
+        torch.compiler.is_compiling()
+        or torch.jit.is_tracing()
+        or isinstance(x, FakeTensor)
+        or any(torch._C._get_dispatch_mode(key) is not None for key in _SYMBOLIC_MODES)
+    )
+
+
+# The dispatch modes under which tensors carry no data or calls are recorded.
+_SYMBOLIC_MODES = (torch._C._TorchDispatchModeKey.FAKE, torch._C._TorchDispatchModeKey.PROXY)
 
 
 # --------------------------------- Mode Normalization ---------------------------------
@@ -210,7 +223,7 @@ def mode_norm(*args, momentum: float | Tensor | None = None):  # noqa: ANN002
     may not both mutate and have an autograd formula, so when compiling the update is a few
     torch ops after the op, which inductor fuses).
     """
-    if _tracing():
+    if _tracing(args[0]):
         x, gate_weight, gate_bias, weight, bias, running_mean, running_mean_sq, training, eps = args
         if training:
             args = (x, gate_weight, gate_bias, weight, bias, None, None, training, eps)
@@ -353,7 +366,7 @@ _mode_group_norm_eager_backward = _mode_group_norm_grads(_mode_group_norm_backwa
 
 def mode_group_norm(*args):  # noqa: ANN002
     """`mode_group_norm_forward`'s arguments and results; differentiable."""
-    if _tracing():
+    if _tracing(args[0]):
         return mode_group_norm_forward(*args)
     return _ModeGroupNormFunction.apply(*args)
 

@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
+from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.autograd import forward_ad
+from torch.fx.experimental.proxy_tensor import make_fx
+from torch.fx.passes.shape_prop import ShapeProp
 from torch.utils.checkpoint import checkpoint
 
 import mn_triton
@@ -490,6 +493,52 @@ def test_torch_export(training, backend):
     buffers = dict(exported.named_buffers())
     for name, buffer in net.named_buffers():
         assert_close(buffers[name].float(), buffer.float(), 1e-6, name)
+
+
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+def test_make_fx_records_the_custom_ops(training, backend):
+    """make_fx, on real and on fake tensors, records each layer as its custom op (as
+    torch.export does) rather than launching kernels it cannot see or that cannot run on
+    tensors without data; the graph computes what the layers do, running estimates too."""
+    net = _small_net().train(training)
+    x = torch.randn(3, 3, 6, 6)
+
+    def step(state: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(net, state, (x,))
+
+    def state() -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+    for mode in ("real", "fake"):
+        graph = make_fx(step, tracing_mode=mode)(state(), x)
+        ops = {str(node.target) for node in graph.graph.nodes if node.op == "call_function"}
+        assert {
+            "mn_triton.mode_norm_forward.default",
+            "mn_triton.mode_group_norm_forward.default",
+        } <= ops, mode
+        traced_state, eager_state = state(), state()
+        assert_close(graph(traced_state, x), step(eager_state, x), 1e-6, f"output ({mode})")
+        for name, buffer in eager_state.items():
+            assert_close(traced_state[name].float(), buffer.float(), 1e-6, f"{name} ({mode})")
+
+
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+def test_layers_run_on_fake_tensors(training, backend):
+    """Under FakeTensorMode (FX shape propagation, memory and FLOP estimators) a model's
+    forward and backward give fake tensors of the right shapes, as with BatchNorm."""
+    net = _small_net().train(training)
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        x = torch.empty(3, 3, 6, 6, requires_grad=True)
+        y = net(x)
+        y.sum().backward()
+    assert isinstance(y, FakeTensor) and y.shape == (3, 4, 4, 4)
+    assert isinstance(x.grad, FakeTensor) and x.grad.shape == x.shape
+    graph_module = torch.fx.symbolic_trace(_small_net().train(training))
+    with FakeTensorMode(allow_non_fake_inputs=True) as mode:
+        ShapeProp(graph_module, fake_mode=mode).propagate(mode.from_tensor(torch.randn(2, 3, 5, 5)))
+    shapes = [node.meta["tensor_meta"].shape for node in graph_module.graph.nodes
+              if node.op == "call_module"]  # fmt: skip
+    assert shapes == [(2, 4, 3, 3)] * 4
 
 
 FX_LAYERS = {

@@ -27,7 +27,7 @@ from torch import Tensor
 from torch._subclasses.fake_tensor import FakeTensor
 
 from reference import functional as reference_functional
-from reference._base import stat_dtype, update_running_stats
+from reference._base import autocast_off, stat_dtype, update_running_stats
 
 from . import backend
 
@@ -91,7 +91,7 @@ def _mode_norm_forward_updating(
     itself and the three statistics outputs None."""
     if x.numel() == 0:  # nothing to normalise; statistics are zeros (and go unused)
         return _empty_forward(x, gate_weight.shape[0])
-    with backend.on_device_of(x):
+    with backend.on_device_of(x), autocast_off(x):
         shift, mean_dev, var_rows = _row_statistics(x, points)
         scale, row_bias, mode_mean, mode_var = backend.mode_norm_mix_forward(
             x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias,
@@ -134,7 +134,7 @@ def _mode_norm_backward_impl(
     row statistics (None: the forward took rows of one element as their own), from x."""
     if x.numel() == 0:
         return _empty_backward(x, gate_weight)
-    with backend.on_device_of(x):
+    with backend.on_device_of(x), autocast_off(x):
         shift, sum_dy, sum_dy_xs = _row_grad_sums(x, dy, shift)
         grads = backend.mode_norm_mix_backward(
             x, sum_dy, sum_dy_xs, _row_length(x), shift, mean_dev, var_rows, gate_weight,
@@ -256,7 +256,7 @@ def _mode_group_norm_forward_impl(
     backend.point_rows), the row statistics are x itself and their outputs None."""
     if x.numel() == 0:
         return _empty_forward(x)
-    with backend.on_device_of(x):
+    with backend.on_device_of(x), autocast_off(x):
         shift, mean_dev, var_rows = _row_statistics(x, points)
         scale, row_bias = backend.mode_group_norm_mix_forward(
             x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, eps
@@ -292,7 +292,7 @@ def _mode_group_norm_backward_impl(
     """As `_mode_norm_backward_impl`, for MGN."""
     if x.numel() == 0:
         return _empty_backward(x, gate_weight)
-    with backend.on_device_of(x):
+    with backend.on_device_of(x), autocast_off(x):
         shift, sum_dy, sum_dy_xs = _row_grad_sums(x, dy, shift)
         grads = backend.mode_group_norm_mix_backward(
             x, sum_dy, sum_dy_xs, _row_length(x), shift, mean_dev, var_rows, gate_weight,

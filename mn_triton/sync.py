@@ -25,7 +25,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from reference._base import MIN_MODE_MASS, fx_leaf, stat_dtype, update_running_stats
+from reference._base import MIN_MODE_MASS, autocast_off, fx_leaf, stat_dtype, update_running_stats
 
 from . import backend, mix
 from .convert import replace_modules
@@ -158,7 +158,7 @@ def _local_rows(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 class _SyncModeNormFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, gate_weight, gate_bias, weight, bias, eps, group):  # noqa: ANN001
-        with backend.on_device_of(x):  # the launches go to x's device
+        with backend.on_device_of(x), autocast_off(x):  # x's device; float32 statistics
             shift, mean_dev, var_rows = _local_rows(x)
             scale, row_bias, stats, gates = _mix_forward(
                 x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, eps, group
@@ -179,7 +179,7 @@ class _SyncModeNormFunction(torch.autograd.Function):
         x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, gates, *saved = (
             ctx.saved_tensors
         )
-        with backend.on_device_of(x):
+        with backend.on_device_of(x), autocast_off(x):
             if x.numel():
                 sum_dy, sum_dy_xs = backend.row_grad_sums(x, dy, shift)
             else:

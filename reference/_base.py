@@ -10,6 +10,7 @@ Modelled on `torch/nn/modules/batchnorm.py` (`_NormBase`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import numbers
 import operator
@@ -30,6 +31,29 @@ MIN_MODE_MASS = float(torch.finfo(torch.float32).tiny)
 def stat_dtype(dtype: torch.dtype) -> torch.dtype:
     """The dtype statistics are computed in: float64 for float64 inputs, else float32."""
     return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def autocast_off(t: Tensor) -> contextlib.AbstractContextManager:
+    """A block where torch.autocast is off for `t`'s device type: statistics are float32
+    whatever the input, but autocast would run matrix products (the gates' logits, sums
+    over samples or modes) in 16 bits, as it does a Linear layer's."""
+    device_type = t.device.type
+    if torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
+
+
+def without_autocast(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """`fn(input, ...)`, run with torch.autocast off for the input's device (`autocast_off`)."""
+
+    @functools.wraps(fn)
+    def run(input: Any, *args: Any, **kwargs: Any) -> Tensor:
+        if not isinstance(input, Tensor):  # fn's own checks say what is wrong
+            return fn(input, *args, **kwargs)
+        with autocast_off(input):
+            return fn(input, *args, **kwargs)
+
+    return run
 
 
 # Floating dtypes too narrow to hold the running estimates (see ModeNormBase._apply).

@@ -19,6 +19,7 @@ from ._base import (
     check_mode_norm_call,
     stat_dtype,
     update_running_stats,
+    without_autocast,
 )
 
 
@@ -32,6 +33,7 @@ def _channel_means(x: Tensor) -> Tensor:
     return x.mean(dim=dims) if dims else x
 
 
+@without_autocast
 def mode_norm(
     input: Tensor,
     gate_weight: Tensor,
@@ -86,6 +88,7 @@ def mode_norm(
     return out.to(input.dtype)
 
 
+@without_autocast
 def mode_group_norm(
     input: Tensor,
     gate_weight: Tensor,

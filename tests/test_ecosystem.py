@@ -281,6 +281,40 @@ def test_autocast_training_with_grad_scaler(dtype, norm, backend):
     assert losses[-1] < losses[0]
 
 
+AUTOCAST_LAYERS = {
+    "mn": lambda: mn_triton.ModeNorm2d(4, num_modes=3),
+    "mn_k1": lambda: mn_triton.ModeNorm2d(4, num_modes=1),
+    "mgn": lambda: mn_triton.ModeGroupNorm2d(4, num_modes=3),
+    "sync_mn": lambda: mn_triton.SyncModeNorm(4, num_modes=3),  # one process
+    "reference_mn": lambda: reference.ModeNorm2d(4, num_modes=3),
+    "reference_mgn": lambda: reference.ModeGroupNorm2d(4, num_modes=3),
+}
+
+
+@pytest.mark.parametrize("case", list(AUTOCAST_LAYERS))
+def test_autocast_leaves_the_statistics_in_float32(case, backend):
+    """Inside torch.autocast a layer computes what it computes outside (BatchNorm does too):
+    the gates' logits and the sums over samples or modes are matrix products, which autocast
+    would run in bfloat16 (~1e-3 off; K = 1 no longer BatchNorm). For float32 and bfloat16
+    inputs, in training (running estimates and gradients too) and eval."""
+    for dtype in (torch.float32, torch.bfloat16):
+        torch.manual_seed(0)
+        layer = randomize(AUTOCAST_LAYERS[case]())
+        data, runs = (torch.randn(6, 4, 3, 3) * 3 + 20).to(dtype), []
+        for autocast in (False, True):
+            net = copy.deepcopy(layer)
+            x = data.clone().requires_grad_()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                y_train = net(x)
+                y_eval = net.eval()(x)
+            # Backward outside autocast, as torch recommends (its ops would be autocast too).
+            grads = torch.autograd.grad(y_train.float().sin().sum(), [x, *net.parameters()])
+            runs.append((y_train, y_eval, *grads, *net.buffers()))
+        for got, expected in zip(*runs[::-1], strict=True):
+            assert got.dtype == expected.dtype
+            assert_close(got.float(), expected.float(), 1e-6, f"{dtype}: autocast vs not")
+
+
 @pytest.fixture
 def reference_calls(monkeypatch):
     """The calls the layers make to the reference formulas (reference.functional), listed."""
@@ -539,6 +573,8 @@ def test_layers_run_on_fake_tensors(training, backend):
     shapes = [node.meta["tensor_meta"].shape for node in graph_module.graph.nodes
               if node.op == "call_module"]  # fmt: skip
     assert shapes == [(2, 4, 3, 3)] * 4
+    # A fake tensor outside its mode (FX passes hand them around so) takes the same path.
+    assert isinstance(net(mode.from_tensor(torch.randn(2, 3, 5, 5))), FakeTensor)
 
 
 FX_LAYERS = {

@@ -450,6 +450,27 @@ MUTANTS = [
         "",
         "tests/test_ecosystem.py tests/test_mode_norm.py tests/test_double_backward.py",
     ),
+    Mutant(
+        "F4 autocast left on for the statistics",
+        "reference/_base.py",
+        " and torch.is_autocast_enabled(device_type):",
+        " and False:",
+        "tests/test_ecosystem.py",
+    ),
+    Mutant(
+        "F5 make_fx's proxy mode takes the kernel path",
+        "mn_triton/ops.py",
+        "_TorchDispatchModeKey.FAKE, torch._C._TorchDispatchModeKey.PROXY)",
+        "_TorchDispatchModeKey.FAKE,)",
+        "tests/test_ecosystem.py",
+    ),
+    Mutant(
+        "F6 fake tensors outside their mode take the kernel path",
+        "mn_triton/ops.py",
+        "        or isinstance(x, FakeTensor)\n",
+        "",
+        "tests/test_ecosystem.py",
+    ),
     # --- module state: running estimates, conversion, SWA ---
     Mutant(
         "S4 cumulative average as 1/(t+1)",

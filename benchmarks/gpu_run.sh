@@ -125,9 +125,12 @@ layer_grid() {
 }
 
 training_steps() {
-    local execs=$1
+    local execs=$1 before
+    before=$(cache_entries)
     stage "training steps ($execs)" "$TRAIN_S" "$PY" benchmarks/train_step.py \
         --execs "$execs" --max-seconds "$((TRAIN_S - 20))"
+    # Entries added here: kernels the warm-up missed, and inductor's own (compiled steps).
+    SUMMARY+=("Triton cache entries: $before before the training steps, $(cache_entries) after")
 }
 
 # Eager steps of BatchNorm and MN under torch.profiler: kernels and their device time per
@@ -146,10 +149,12 @@ step_profiles() {
 # tests' limit plus WARM_WAIT_S, from its start: the layer grid starts at most WARM_WAIT_S
 # later than it would after tests that used their whole limit. The cache's entry count before
 # and after the layer grid goes to the summary: entries added there are specialisations the
-# warm-up missed.
+# warm-up missed, or (Triton 3.6 and older) the small C launcher Triton builds for a kernel
+# signature at its first real launch, which a compile-only warm-up never makes (~0.4 s each).
 WARM_PID=""
 # GRID BESIDE_S BESIDE_JOBS [OPTIONS]: the limit and the processes of the tests it runs
-# beside; OPTIONS go to warm_kernels.py (--host-overhead where that stage runs).
+# beside; OPTIONS go to warm_kernels.py (--host-overhead and --compiled-steps where those
+# stages run).
 warm_kernels_start() {
     local grid=$1 beside=$2 beside_jobs=$3 jobs
     if [ "$((beside + WARM_WAIT_S))" -le 0 ]; then
@@ -214,7 +219,7 @@ fi
 
 case "$PART" in
     all)
-        warm_kernels_start full "$GPU_TESTS_S" "$TEST_JOBS" --host-overhead
+        warm_kernels_start full "$GPU_TESTS_S" "$TEST_JOBS" --host-overhead --compiled-steps
         gpu_tests "gpu tests" "$GPU_TESTS_S" "gpu and not slow" "$TEST_JOBS"
         layer_grid_warmed full
         training_steps eager,compiled,cudagraph
@@ -229,7 +234,7 @@ case "$PART" in
         step_profiles
         ;;
     2)
-        warm_kernels_start extra "$SLOW_TESTS_S" "$SLOW_TEST_JOBS" --host-overhead
+        warm_kernels_start extra "$SLOW_TESTS_S" "$SLOW_TEST_JOBS" --host-overhead --compiled-steps
         gpu_tests "slow gpu tests" "$SLOW_TESTS_S" "gpu and slow" "$SLOW_TEST_JOBS"
         layer_grid_warmed extra
         training_steps compiled,cudagraph

@@ -2,7 +2,7 @@
 steps will launch, in parallel processes, into Triton's on-disk cache.
 
     python benchmarks/warm_kernels.py --grid core [--models lenet,resnet20,resnet56]
-        [--host-overhead] [--jobs 12]
+        [--host-overhead] [--compiled-steps] [--jobs 12]
 
 A fresh GPU machine starts with an empty cache, so every new kernel specialisation (tile
 shape, K, dtype, layout) compiles on its first launch, one after another, inside the timed
@@ -35,16 +35,20 @@ META = torch.device("meta")
 TRAIN_BATCH = 128
 
 
-# A layer case, a training step (model, K), or HOST_OVERHEAD: host_overhead.py's layer calls.
-Unit = grid.Case | tuple[str, int] | str
+# A layer case, an eager training step (model, K), a compiled one (model, K, COMPILED), or
+# HOST_OVERHEAD: host_overhead.py's layer calls.
+Unit = grid.Case | tuple[str, int] | tuple[str, int, str] | str
 HOST_OVERHEAD = "host_overhead.py's layer calls"
+COMPILED = "compiled"
 
 
-def _units(grid_name: str, models: list[str], host_overhead: bool = False) -> list[Unit]:
+def _units(
+    grid_name: str, models: list[str], host_overhead: bool = False, compiled_steps: bool = False
+) -> list[Unit]:
     """What to compile: each Triton case of the grid, its training modes as one forward and
     backward (the forward and backward modes launch a subset of those kernels), one training
-    step per (model, K), and with `host_overhead` that stage's calls (tiny shapes, which no
-    grid case or step has)."""
+    step per (model, K), with `compiled_steps` also as torch.compile runs it, and with
+    `host_overhead` that stage's calls (tiny shapes, which no grid case or step has)."""
     units: dict[Unit, None] = {}
     for case in grid.cases(grid_name, cuda=True, compile=False):
         if case.provider == "triton":
@@ -55,6 +59,8 @@ def _units(grid_name: str, models: list[str], host_overhead: bool = False) -> li
         ks = train_step.LENET_KS if model == "lenet" else train_step.RESNET_KS
         for k in ks:
             units[(model, k)] = None
+            if compiled_steps:
+                units[(model, k, COMPILED)] = None
     if host_overhead:
         units[HOST_OVERHEAD] = None
     return list(units)
@@ -76,6 +82,36 @@ def _training_step(model_name: str, k: int) -> None:
     x = torch.randn(TRAIN_BATCH, 3, 32, 32, device=META)
     y = torch.randint(10, (TRAIN_BATCH,), device=META)
     F.cross_entropy(model(x), y).backward()
+
+
+def _compiled_step(model_name: str, k: int) -> None:
+    """The layer calls of a compiled (or CUDA-graph) training step. torch.compile runs the
+    custom ops' implementations (mn_triton.ops), and some of their kernels are not the eager
+    calls': MN's forward mix leaves the running estimates to ops after it, and rows of one
+    element go through the passes. Each layer's input is taken from an eager forward, in
+    eager's layout (which inductor keeps for these convolutions)."""
+    import models
+
+    import mn_triton
+    from mn_triton import ops
+
+    model = models.build_model(model_name, "mn_triton", num_modes=k).to(META)
+    seen: list[tuple[torch.nn.Module, torch.Tensor]] = []
+    for layer in model.modules():
+        if isinstance(layer, (mn_triton.ModeNorm, mn_triton.ModeGroupNorm)):
+            layer.register_forward_hook(lambda layer, args, _: seen.append((layer, args[0])))
+    with torch.no_grad():
+        model(torch.randn(TRAIN_BATCH, 3, 32, 32, device=META))
+    for layer, x in seen:
+        params = (layer.gate.weight, layer.gate.bias, layer.weight)
+        dy = torch.empty_like(x)
+        if isinstance(layer, mn_triton.ModeGroupNorm):
+            _, *rows = ops._mode_group_norm_forward(x, *params, layer.bias, layer.eps)
+            ops._mode_group_norm_backward_impl(dy, x, *rows, *params, layer.eps)
+        else:  # in training, as the compiled step's custom op: without running estimates
+            _, *rows, _, _ = ops._mode_norm_forward(x, *params, layer.bias, None, None, True,
+                                                    layer.eps)  # fmt: skip
+            ops._mode_norm_backward_impl(dy, x, *rows, *params, None, None, True, layer.eps)
 
 
 def _host_overhead_calls() -> None:
@@ -106,6 +142,8 @@ def _compile_unit(unit: Unit) -> tuple[str, float, str]:
             _layer_call(unit)
         elif unit == HOST_OVERHEAD:
             _host_overhead_calls()
+        elif len(unit) == 3:
+            _compiled_step(*unit[:2])
         else:
             _training_step(*unit)
         error = ""
@@ -113,8 +151,10 @@ def _compile_unit(unit: Unit) -> tuple[str, float, str]:
         error = f"{type(exc).__name__}: {exc}"
     if isinstance(unit, grid.Case):
         label = unit.id
+    elif unit == HOST_OVERHEAD:
+        label = unit
     else:
-        label = unit if unit == HOST_OVERHEAD else "step {} K={}".format(*unit)
+        label = "step {} K={}".format(*unit) + (" (compiled)" if len(unit) == 3 else "")
     return label, time.perf_counter() - started, error
 
 
@@ -126,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
         "--host-overhead", action="store_true",
         help="also benchmarks/host_overhead.py's layer calls (its stage runs in gpu_run.sh)",
     )  # fmt: skip
+    p.add_argument(
+        "--compiled-steps", action="store_true",
+        help="also the training steps' layer calls under torch.compile (and CUDA graphs)",
+    )  # fmt: skip
     p.add_argument("--jobs", type=int, default=1, help="parallel compiling processes")
     p.add_argument("--arch", type=int, default=None, help="default: the local GPU's, else 90")
     args = p.parse_args(argv)
@@ -133,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     if arch is None:
         major, minor = torch.cuda.get_device_capability() if torch.cuda.is_available() else (9, 0)
         arch = 10 * major + minor
-    units = _units(args.grid, [m for m in args.models.split(",") if m], args.host_overhead)
+    models = [m for m in args.models.split(",") if m]
+    units = _units(args.grid, models, args.host_overhead, args.compiled_steps)
     print(f"warming Triton's cache for sm_{arch}: {len(units)} layer calls and steps, "
           f"{args.jobs} processes", flush=True)  # fmt: skip
     started = time.perf_counter()

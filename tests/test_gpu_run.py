@@ -137,8 +137,10 @@ def test_stages_and_their_arguments(part, tmp_path, monkeypatch):
     assert _option(warm, "--grid") == GRID[part]
     assert set(_option(warm, "--models").split(",")) == {"lenet", "resnet20", "resnet56"}
     assert int(_option(warm, "--jobs")) >= 2
-    # ... and the host-overhead stage's tiny shapes, where that stage runs.
+    # ... and the host-overhead stage's tiny shapes and compiled training steps, where
+    # those run.
     assert ("--host-overhead" in warm) == ("host_overhead" in stages)
+    assert ("--compiled-steps" in warm) == ("compiled" in EXECS[part])
     assert calls.index(warm) < calls.index(layers)
     assert "== kernel warm-up wait (limit" in proc.stdout
 
@@ -222,6 +224,38 @@ def test_kernel_warm_up_covers_every_triton_case_and_training_step(monkeypatch):
     assert models == expected | {("resnet20", k) for k in train_step.RESNET_KS}
     with_host = warm._units("core", [], host_overhead=True)
     assert with_host[-1] == warm.HOST_OVERHEAD and warm.HOST_OVERHEAD not in units
+    compiled = set(warm._units("core", ["lenet"], compiled_steps=True)) - set(units)
+    assert compiled == {("lenet", k, warm.COMPILED) for k in train_step.LENET_KS}
+
+
+WARM_STEPS = """
+import os, sys
+sys.path[:0] = ["benchmarks"]
+import warm_kernels
+warm_kernels._init_worker(90)
+def entries():
+    return len(os.listdir(os.environ["TRITON_CACHE_DIR"]))
+warm_kernels._training_step("lenet", 2)
+eager = entries()
+warm_kernels._compiled_step("lenet", 2)
+print("entries", eager, entries())
+"""
+
+
+@pytest.mark.slow
+def test_kernel_warm_up_of_a_compiled_step_compiles_what_eager_calls_do_not(tmp_path):
+    """Under torch.compile the layers run the custom ops' implementations, some of whose
+    kernels eager calls never launch (MN's mix without the running estimates; rows of one
+    element through the passes): the warm-up's compiled step adds them to the cache."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["TRITON_CACHE_DIR"] = str(tmp_path / "cache")
+    proc = subprocess.run(
+        [sys.executable, "-c", WARM_STEPS],
+        capture_output=True, text=True, timeout=600, cwd=REPO, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    eager, both = (int(n) for n in proc.stdout.split("entries")[-1].split())
+    assert 0 < eager < both
 
 
 @pytest.mark.slow

@@ -48,6 +48,8 @@ class Timing:
     reps: int
     host_ms_p50: float | None = None  # median time to issue a timed call (GPU only)
     flush_ms_p50: float | None = None  # median device time of the L2 flush before it (GPU)
+    # Everything allocated at the peak of the timed calls, less the L2 flush's buffer (GPU).
+    peak_total_mb: float | None = None
 
 
 def _percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -112,9 +114,10 @@ def time_fn(
     if min(times) <= 0.0:
         raise RuntimeError(f"non-positive timing {min(times)} ms: refusing to record it")
     times.sort()
-    peak = None
+    peak = peak_total = None
     if cuda:
         peak = (torch.cuda.max_memory_allocated(device) - base) / 2**20
+        peak_total = (torch.cuda.max_memory_allocated(device) - L2_FLUSH_BYTES) / 2**20
     return Timing(
         _percentile(times, 0.2),
         statistics.median(times),
@@ -123,6 +126,7 @@ def time_fn(
         len(times),
         statistics.median(host) if host else None,
         statistics.median(flushes) if flushes else None,
+        peak_total,
     )
 
 

@@ -600,7 +600,10 @@ def not_full_run(row: pd.Series) -> list[str]:
 
 
 def _train_verdict(row: pd.Series, judged: bool) -> str:
-    if row["provider"] != "triton" or TRAIN_GOALS.get(row["model"]) != row["K"]:
+    """The goal's verdict on one of our steps: at its model's K, eager or compiled (CUDA
+    graphs are shown beside, without a goal)."""
+    goal = TRAIN_GOALS.get(row["model"]) == row["K"] and row["exec"] in TRAIN_GOAL_EXECS
+    if row["provider"] != "triton" or not goal:
         return ""
     if not judged:
         return "not judged (CPU)"

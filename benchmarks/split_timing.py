@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split-min-rows", type=int, default=mix.SPLIT_MIN_ROWS,
                         help="the rule's SPLIT_MIN_ROWS for the 'split' column")  # fmt: skip
     args = parser.parse_args(argv)
-    if args.device != "cuda":
+    if torch.device(args.device).type != "cuda":
         if not mn_triton.backend.INTERPRETING:
             parser.error("without a GPU, set TRITON_INTERPRET=1 (the split is in the kernels)")
         print("CPU, Triton's interpreter: a check that this runs, not GPU speed")

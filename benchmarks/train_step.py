@@ -22,9 +22,10 @@ autotuning off, TF32 convolutions on). Rows go to reports/data/train_step-<run i
 file per run (a run never appends to a file that another run, or git, holds): SPEC §7's
 columns (N = the batch size actually used, K empty for BatchNorm, bytes_min and copy_gbps
 empty) plus run_id, reps, setup_s (the first step: build, compile, Triton JIT), images_per_s,
-peak_mem_total_mb (all memory allocated during the timed steps; peak_mem_mb is time_fn's peak
-above what was allocated after warm-up, i.e. a step's activations and temporaries), width,
-run_size (quick | full) and notes (compiled: graph count and skipped CUDA graphs).
+peak_mem_total_mb (all memory allocated during the timed steps but the timing's own L2-flush
+buffer; peak_mem_mb is time_fn's peak above what was allocated after warm-up, i.e. a step's
+activations and temporaries), width, run_size (quick | full) and notes (compiled: graph
+count and skipped CUDA graphs).
 
     python benchmarks/train_step.py                 # full run (what the GPU script calls)
     python benchmarks/train_step.py --quick         # short, labelled run (default on a CPU)
@@ -301,9 +302,7 @@ def make_row(
 ) -> dict[str, Any]:
     """SPEC §7's row (K empty for BatchNorm, as in the layer rows) plus this benchmark's extras."""
     size = settings.image_size
-    total_peak = ""
-    if device.type == "cuda":  # time_fn reset the peak after warm-up: this is the timed steps'
-        total_peak = torch.cuda.max_memory_allocated(device) / 2**20
+    total_peak = "" if timing.peak_total_mb is None else timing.peak_total_mb
     return records.make_row(
         op="train_step", provider=provider_name(variant, device), mode="train_step",
         dtype="float32", layout="nchw", shape=(settings.batch, 3, size, size),

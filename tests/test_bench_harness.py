@@ -399,7 +399,7 @@ class _FakeCuda:
     MIB = 2**20
 
     def __init__(self) -> None:
-        self.now_ms, self.allocated, self.peak, self.log = 0.0, 100 * self.MIB, 0, []
+        self.now_ms, self.allocated, self.peak, self.log = 0.0, 1100 * self.MIB, 0, []
         fake = self
 
         class Event:
@@ -463,6 +463,9 @@ def test_time_fn_on_cuda_times_events_after_a_flush_and_resets_the_peak(monkeypa
     timing = measure.time_fn(fn, torch.device("cuda"), warmup=3, reps=5, max_seconds=1e9)
     assert (timing.ms_p20, timing.ms_p50, timing.ms_p80) == pytest.approx((1.8, 3.0, 4.2))
     assert timing.peak_mem_mb == pytest.approx(10.0)
+    # All that was allocated at the peak (here 1100 MiB, the flush's 256 MiB among it), less
+    # the flush's buffer, which is not the timed calls'.
+    assert timing.peak_total_mb == pytest.approx(1110.0 - measure.L2_FLUSH_BYTES / 2**20)
     timed = ["record", "flush", "record", "call", "record"]  # before, flush, start, fn, stop
     assert fake.log == ["call"] * 3 + ["reset"] + timed * 5
     zero = lambda i: fake.run(0.0 if i == 5 else 1.0, temporary_mib=0)  # noqa: E731
@@ -505,16 +508,19 @@ def test_time_fn_on_a_gpu_times_device_work_and_measures_the_peak():
     """On a real GPU: a spin of more cycles takes longer, percentiles are ordered, and a
     64 MiB temporary shows as a peak of 64 MiB (the flush buffer and warm-up excluded)."""
     cuda = torch.device("cuda")
-    short = measure.time_fn(lambda i: torch.cuda._sleep(1_000_000), cuda, warmup=2, reps=10)
+    # A spin lasts a number of cycles: its time falls as an idle GPU's clock rises, so the
+    # long spin goes first (were the clock still rising, the short one only gets shorter).
     long = measure.time_fn(lambda i: torch.cuda._sleep(4_000_000), cuda, warmup=2, reps=10)
+    short = measure.time_fn(lambda i: torch.cuda._sleep(1_000_000), cuda, warmup=2, reps=10)
     assert 0 < short.ms_p20 <= short.ms_p50 <= short.ms_p80
     assert long.ms_p50 > 2 * short.ms_p50  # the events time the device's work
     assert 0 < long.host_ms_p50 < 0.5 * long.ms_p50  # issuing one spin is quick
     assert 0 < long.flush_ms_p50 < 10  # zeroing 256 MiB: well under a millisecond on an H100
     mib = 64
     alloc = lambda i: torch.empty(mib * 2**20, dtype=torch.uint8, device=cuda)  # noqa: E731
-    peak = measure.time_fn(alloc, cuda, warmup=2, reps=5).peak_mem_mb
-    assert mib <= peak <= mib + 2
+    timing = measure.time_fn(alloc, cuda, warmup=2, reps=5)
+    assert mib <= timing.peak_mem_mb <= mib + 2
+    assert mib <= timing.peak_total_mb < timing.peak_mem_mb + torch.cuda.memory_allocated() / 2**20
 
 
 def test_rotation_count_is_clamped_ceil_division():

@@ -371,6 +371,17 @@ def _train_table(
             if len(r) == len(report.TRAIN_HEADER) and r[0].strip() != "model"}  # fmt: skip
 
 
+def test_cuda_graph_steps_are_shown_without_a_goal():
+    """The goal names eager and compiled steps; CUDA-graph steps get their ratios, no verdict."""
+    nan = float("nan")
+    rows = [dict(provider="native", K=nan, exec=e, ms_p50=4.0) for e in ("compiled", "cudagraph")]
+    rows += [dict(exec=e, ms_p50=5.0) for e in ("compiled", "cudagraph")]
+    table = _train_table(GPU, _train(*rows), first="overhead")
+    assert table[("resnet20", "cudagraph", "triton", "2")][0] == "25.0%"
+    assert table[("resnet20", "cudagraph", "triton", "2")][-1] == ""
+    assert table[("resnet20", "compiled", "triton", "2")][-1].startswith("time **MISSED**")
+
+
 def test_training_steps_pair_with_batchnorm_of_their_model_and_exec():
     """Each MN step against the median BN step of its model and exec; overhead is time over BN
     minus 1, memory MN over BN; BN rows are the baseline, not a case."""

@@ -106,12 +106,15 @@ def replace_modules(module: nn.Module, swap: Callable[[nn.Module], nn.Module]) -
     """`module` and each of its submodules passed through `swap` (which returns its
     replacement, or the module itself), from the top down; the replacements take the
     originals' children. A module used at several places is swapped once, and its
-    replacement used at all of them (`named_children` would list it once only)."""
+    replacement used at all of them (`named_children` would list it once only). A
+    replacement takes over its original's `qconfig` (quantisation settings)."""
     done: dict[int, nn.Module] = {}
 
     def walk(m: nn.Module) -> nn.Module:
         if id(m) not in done:
             done[id(m)] = out = swap(m)
+            if out is not m and hasattr(m, "qconfig"):  # as convert_sync_batchnorm
+                out.qconfig = m.qconfig
             for name, child in m._modules.items():
                 if child is not None:
                     out.add_module(name, walk(child))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import numbers
 import operator
 from collections.abc import Callable
@@ -80,11 +81,24 @@ def _positive_index(value: Any, name: str) -> int:
     return index
 
 
+def _number_in(value: Any, low: float, high: float = math.inf, low_open: bool = False) -> bool:
+    """Whether `value` is a number (or one-element tensor) in [low, high] ((low, high] with
+    `low_open`); False for NaN, None, strings and the like."""
+    try:
+        return bool((value > low if low_open else value >= low) and value <= high)
+    except (TypeError, RuntimeError):  # not comparable with a number
+        return False
+
+
+def check_eps(eps: Any, where: str = "") -> None:
+    if not _number_in(eps, 0.0, low_open=True):
+        raise ValueError(f"{where}eps must be > 0, got {eps!r}")
+
+
 def _check_common_args(num_features: Any, num_modes: Any, eps: float) -> tuple[int, int]:
     """The layer sizes as Python ints, once checked (with eps)."""
     sizes = _positive_index(num_features, "num_features"), _positive_index(num_modes, "num_modes")
-    if not eps > 0:
-        raise ValueError(f"eps must be > 0, got {eps!r}")
+    check_eps(eps)
     return sizes
 
 
@@ -214,8 +228,7 @@ def check_mode_norm_call(
         _check_tensor(name, t, (k, c), input, fn)
     if (running_mean is None) != (running_mean_sq is None):
         raise ValueError(f"{fn}: give both running_mean and running_mean_sq, or neither")
-    if not eps > 0:
-        raise ValueError(f"{fn}: eps must be > 0, got {eps!r}")
+    check_eps(eps, f"{fn}: ")
     if training:
         check_batch_for_training(input, fn)
     elif running_mean is None:
@@ -238,8 +251,7 @@ def check_mode_group_norm_call(
     c = input.shape[1]
     for name, t in (("weight", weight), ("bias", bias)):
         _check_tensor(name, t, (c,), input, fn)
-    if not eps > 0:
-        raise ValueError(f"{fn}: eps must be > 0, got {eps!r}")
+    check_eps(eps, f"{fn}: ")
 
 
 class ModeGate(nn.Linear):
@@ -325,6 +337,14 @@ class _ModeNormCommon(nn.Module):
     def _check_input(self, x: Tensor) -> None:
         check_input(x, self.num_features, self._allowed_dims, type(self).__name__)
 
+    def __prepare_scriptable__(self) -> nn.Module:
+        """torch.jit.script calls this first: say that it cannot compile these layers (Python
+        around custom ops), rather than fail inside its compiler at a line of the decorator."""
+        raise RuntimeError(
+            f"torch.jit.script cannot compile {type(self).__name__}; use torch.jit.trace, "
+            "torch.export or torch.compile instead"
+        )
+
     def _load_from_state_dict(
         self,
         state_dict: dict[str, Any],
@@ -375,8 +395,8 @@ class ModeNormBase(_ModeNormCommon):
         *,
         bias: bool = True,
     ) -> None:
-        if momentum is not None and not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"momentum must be in [0, 1] or None, got {momentum!r}")
+        if momentum is not None and not _number_in(momentum, 0.0, 1.0):
+            raise ValueError(f"momentum must be a number in [0, 1] or None, got {momentum!r}")
         super().__init__(
             num_features, num_modes, eps, affine, num_features, device, dtype, bias=bias
         )
@@ -434,6 +454,14 @@ class ModeNormBase(_ModeNormCommon):
         local_metadata: dict[str, Any],
         *args: Any,
     ) -> None:
+        count = prefix + "num_batches_tracked"
+        unversioned = local_metadata.get("version") is None
+        if unversioned and self.track_running_stats and count not in state_dict:
+            # As BatchNorm: a state dict without metadata (built by hand, converted) may lack
+            # the step count; the layer keeps its own (0 on a meta-device layer).
+            own = self.num_batches_tracked
+            real = own is not None and own.device.type != "meta"
+            state_dict[count] = own if real else torch.tensor(0, dtype=torch.long)
         # A 16-bit checkpoint's estimates: copied into float32 buffers anyway, and with
         # load_state_dict(assign=True) they would replace them; keep them float32 (`_apply`).
         # (load_state_dict copies the dict so that modules may change it.)

@@ -201,6 +201,18 @@ def test_convert_keeps_a_missing_bias():
     }  # fmt: skip
 
 
+def test_convert_keeps_qconfig():
+    """Quantisation settings stay with the converted norm, as convert_sync_batchnorm keeps
+    them; for convert_sync_modenorm too."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4))
+    model[1].qconfig = qconfig = object()
+    out = mn_triton.convert_to_mode_norm(model)
+    assert isinstance(out[1], mn_triton.ModeNorm2d) and out[1].qconfig is qconfig
+    assert not hasattr(out[0], "qconfig")
+    synced = mn_triton.SyncModeNorm.convert_sync_modenorm(out)
+    assert synced[1].qconfig is qconfig
+
+
 def test_convert_turns_a_shared_norm_into_one_shared_layer():
     """A BatchNorm used at two places (named_children lists it once) becomes one ModeNorm
     used at both, for convert_to_mode_norm and convert_sync_modenorm alike: none stays a

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 import mn_triton
 import reference
@@ -69,8 +70,13 @@ def test_one_value_per_channel_without_running_stats_even_in_eval(pkg):
         ({"num_modes": 0}, "num_modes"),
         ({"eps": 0.0}, "eps"),
         ({"eps": -1e-5}, "eps"),
+        ({"eps": float("nan")}, "eps"),
+        ({"eps": None}, "eps must be > 0, got None"),
+        ({"eps": "1e-5"}, "eps must be > 0, got '1e-5'"),
         ({"momentum": 1.5}, "momentum"),
         ({"momentum": -0.1}, "momentum"),
+        ({"momentum": float("nan")}, "momentum"),
+        ({"momentum": "0.1"}, "momentum must be a number in \\[0, 1\\] or None, got '0.1'"),
     ],
 )
 def test_constructor_arguments(pkg, kwargs, message):
@@ -80,6 +86,20 @@ def test_constructor_arguments(pkg, kwargs, message):
     if "momentum" not in kwargs:
         with pytest.raises(ValueError, match=message):
             pkg.ModeGroupNorm2d(**args)
+
+
+def test_constructor_takes_numbers_of_any_kind(pkg):
+    """eps and momentum as numpy scalars or 0-d tensors, as BatchNorm takes them."""
+    layer = pkg.ModeNorm2d(4, eps=np.float32(1e-3), momentum=torch.tensor(0.2))
+    assert layer.eps == pytest.approx(1e-3) and float(layer.momentum) == pytest.approx(0.2)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_torch_jit_script_says_what_to_use_instead(pkg):
+    """torch.jit.script cannot compile the layers: it says so, naming the alternatives."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), pkg.ModeNorm2d(4), pkg.ModeGroupNorm2d(4))
+    with pytest.raises(RuntimeError, match="cannot compile ModeNorm2d; use torch.jit.trace"):
+        torch.jit.script(model)
 
 
 @pytest.mark.parametrize("saved_k, k", [(3, 2), (2, 3)])

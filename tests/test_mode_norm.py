@@ -530,6 +530,26 @@ def test_empty_batch_behaves_like_batch_norm(shape, backend):
     assert layer(x1).shape == shape
 
 
+@pytest.mark.parametrize("cls", [mn_triton.ModeNorm2d, reference.ModeNorm2d])
+def test_state_dict_without_metadata_or_step_count_loads_as_batch_norms_does(cls):
+    """A plain dict (no `_metadata`, as hand-built or converted checkpoints are) without
+    num_batches_tracked loads strictly, the layer keeping its count, as BatchNorm's does; a
+    state dict with metadata must still hold it."""
+    for layer in (nn.BatchNorm2d(3), randomize(cls(3))):
+        saved = layer.state_dict()
+        plain = {k: v.clone() for k, v in saved.items() if k != "num_batches_tracked"}
+        layer.num_batches_tracked.fill_(7)
+        layer.load_state_dict(plain)
+        assert layer.num_batches_tracked.item() == 7, type(layer).__name__
+    fresh = cls(3)
+    fresh.load_state_dict(plain)
+    assert torch.equal(fresh.running_mean_sq, plain["running_mean_sq"])
+    assert fresh.num_batches_tracked.item() == 0
+    del saved["num_batches_tracked"]  # in place: the dict keeps its _metadata
+    with pytest.raises(RuntimeError, match="Missing key.*num_batches_tracked"):
+        cls(3).load_state_dict(saved)
+
+
 def test_state_dict_moves_between_reference_and_fast_path(backend):
     fast = randomize(mn_triton.ModeNorm2d(5, num_modes=3, momentum=0.2))
     ref = reference.ModeNorm2d(5, num_modes=3, momentum=0.2)

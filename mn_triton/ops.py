@@ -9,10 +9,10 @@ mix backward → the dx pass. Each exists in two wrappers around the same implem
   of host time per layer call (forward + backward), which a small network pays per layer on
   every step.
 
-`mode_norm` and `mode_group_norm` pick the custom op while torch.compile, torch.jit.trace
-or make_fx traces, or on fake tensors, the Function otherwise. The forwards also return the per-row
-statistics (saved for the backward, which recomputes the small mix from them) and, for MN,
-the mode statistics (for the running estimates). Those extra outputs carry no gradient. On
+`mode_norm` and `mode_group_norm` pick the custom op while torch.compile, torch.jit.trace or
+make_fx traces, or on fake tensors, the Function otherwise. The forwards also return the
+per-row statistics (saved for the backward, which recomputes the small mix from them) and,
+for MN, the mode statistics (for the running estimates). Those extra outputs carry no gradient. On
 rows of one element the Function skips the passes that compute row statistics (x is its own,
 backend.POINT_ROWS) and returns None for them; the backward takes them from x again.
 
@@ -41,6 +41,10 @@ def _stats_like(x: Tensor, *shape: int) -> Tensor:
     return x.new_empty(shape, dtype=stat_dtype(x.dtype))
 
 
+# The dispatch modes under which tensors carry no data or calls are recorded.
+_SYMBOLIC_MODES = (torch._C._TorchDispatchModeKey.FAKE, torch._C._TorchDispatchModeKey.PROXY)
+
+
 def _tracing(x: Tensor) -> bool:
     """Whether this call is recorded, or runs on tensors without data: torch.compile,
     torch.jit.trace, make_fx (a proxy mode) and fake tensors (FakeTensorMode, shape
@@ -55,10 +59,6 @@ def _tracing(x: Tensor) -> bool:
         or isinstance(x, FakeTensor)
         or any(torch._C._get_dispatch_mode(key) is not None for key in _SYMBOLIC_MODES)
     )
-
-
-# The dispatch modes under which tensors carry no data or calls are recorded.
-_SYMBOLIC_MODES = (torch._C._TorchDispatchModeKey.FAKE, torch._C._TorchDispatchModeKey.PROXY)
 
 
 # --------------------------------- Mode Normalization ---------------------------------

@@ -90,7 +90,7 @@ def _number_in(value: Any, low: float, high: float = math.inf, low_open: bool = 
         return False
 
 
-def check_eps(eps: Any, where: str = "") -> None:
+def _check_eps(eps: Any, where: str = "") -> None:
     if not _number_in(eps, 0.0, low_open=True):
         raise ValueError(f"{where}eps must be > 0, got {eps!r}")
 
@@ -98,7 +98,7 @@ def check_eps(eps: Any, where: str = "") -> None:
 def _check_common_args(num_features: Any, num_modes: Any, eps: float) -> tuple[int, int]:
     """The layer sizes as Python ints, once checked (with eps)."""
     sizes = _positive_index(num_features, "num_features"), _positive_index(num_modes, "num_modes")
-    check_eps(eps)
+    _check_eps(eps)
     return sizes
 
 
@@ -228,7 +228,7 @@ def check_mode_norm_call(
         _check_tensor(name, t, (k, c), input, fn)
     if (running_mean is None) != (running_mean_sq is None):
         raise ValueError(f"{fn}: give both running_mean and running_mean_sq, or neither")
-    check_eps(eps, f"{fn}: ")
+    _check_eps(eps, f"{fn}: ")
     if training:
         check_batch_for_training(input, fn)
     elif running_mean is None:
@@ -251,7 +251,7 @@ def check_mode_group_norm_call(
     c = input.shape[1]
     for name, t in (("weight", weight), ("bias", bias)):
         _check_tensor(name, t, (c,), input, fn)
-    check_eps(eps, f"{fn}: ")
+    _check_eps(eps, f"{fn}: ")
 
 
 class ModeGate(nn.Linear):

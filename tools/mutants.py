@@ -430,10 +430,8 @@ MUTANTS = [
     Mutant(
         "F1 eps = 0 accepted",
         "reference/_base.py",
-        "    if not eps > 0:\n"
-        '        raise ValueError(f"{fn}: eps must be > 0, got {eps!r}")\n    if training:',
-        "    if eps < 0:\n"
-        '        raise ValueError(f"{fn}: eps must be > 0, got {eps!r}")\n    if training:',
+        "    if not _number_in(eps, 0.0, low_open=True):",
+        "    if not _number_in(eps, 0.0):",
         "tests/test_errors.py",
     ),
     Mutant(

@@ -316,7 +316,7 @@ class _ModeNormCommon(nn.Module):
         self.eps = float(eps)
         self.affine = affine
         self.gate = self._gate_type(gate_in_features, num_modes, **factory_kwargs)
-        # As BatchNorm's and GroupNorm's `bias=False` (torch >= 2.5): a scale without a shift.
+        # As BatchNorm's and GroupNorm's `bias=False` (torch 2.12 or so): a scale, no shift.
         for name, wanted in (("weight", affine), ("bias", affine and bias)):
             param = nn.Parameter(torch.empty(num_features, **factory_kwargs)) if wanted else None
             self.register_parameter(name, param)

@@ -94,7 +94,6 @@ def test_constructor_takes_numbers_of_any_kind(pkg):
     assert layer.eps == pytest.approx(1e-3) and float(layer.momentum) == pytest.approx(0.2)
 
 
-@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 def test_torch_jit_script_says_what_to_use_instead(pkg):
     """torch.jit.script cannot compile the layers: it says so, naming the alternatives."""
     model = nn.Sequential(nn.Conv2d(3, 4, 1), pkg.ModeNorm2d(4), pkg.ModeGroupNorm2d(4))

@@ -164,7 +164,9 @@ warm_kernels_start() {
     jobs=$(( $(nproc 2>/dev/null || echo 4) - beside_jobs - 1 ))
     jobs=$((jobs > 2 ? jobs : 2))
     echo "== kernel warm-up in the background: grid $grid and the training steps, $jobs processes"
-    timeout -k 5 "$((beside + WARM_WAIT_S))" "$PY" benchmarks/warm_kernels.py \
+    # At a lower priority: the tests beside it run under a time limit, and the slow ones
+    # compile with inductor's own worker processes.
+    timeout -k 5 "$((beside + WARM_WAIT_S))" nice -n 10 "$PY" benchmarks/warm_kernels.py \
         --grid "$grid" --models lenet,resnet20,resnet56 --jobs "$jobs" "${@:4}" \
         > "reports/raw/warm_kernels-$RUN_ID.log" 2>&1 &
     WARM_PID=$!

@@ -116,8 +116,8 @@ def time_fn(
     times.sort()
     peak = peak_total = None
     if cuda:
-        peak = (torch.cuda.max_memory_allocated(device) - base) / 2**20
-        peak_total = (torch.cuda.max_memory_allocated(device) - L2_FLUSH_BYTES) / 2**20
+        highest = torch.cuda.max_memory_allocated(device)
+        peak, peak_total = (highest - base) / 2**20, (highest - L2_FLUSH_BYTES) / 2**20
     return Timing(
         _percentile(times, 0.2),
         statistics.median(times),

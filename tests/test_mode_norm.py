@@ -541,7 +541,7 @@ def test_state_dict_without_metadata_or_step_count_loads_as_batch_norms_does(cls
         layer.num_batches_tracked.fill_(7)
         layer.load_state_dict(plain)
         assert layer.num_batches_tracked.item() == 7, type(layer).__name__
-    fresh = cls(3)
+    fresh = cls(3)  # `plain`: the last loop's, the layer's own state dict without the count
     fresh.load_state_dict(plain)
     assert torch.equal(fresh.running_mean_sq, plain["running_mean_sq"])
     assert fresh.num_batches_tracked.item() == 0

@@ -160,6 +160,14 @@ def _vmapped(x: Tensor) -> bool:
     return is_batched is not None and is_batched(x)
 
 
+def _batched_as_deep_as(buffer: Tensor, x: Tensor) -> bool:
+    """Whether `buffer` is batched by every torch.vmap that batches `x`: an ensemble of
+    layers (torch.func.stack_module_state) vmaps its stacked buffers with its inputs, and
+    each layer's buffer then takes its own update in place, as BatchNorm's does."""
+    level = torch._C._functorch.maybe_get_level
+    return _vmapped(buffer) and level(buffer) >= level(x)
+
+
 def check_batch_for_training(x: Tensor, layer: str) -> None:
     """BatchNorm's rule: batch statistics need more than one value per channel."""
     values_per_channel = x.numel() // max(x.size(1), 1)
@@ -492,6 +500,25 @@ class ModeNormBase(_ModeNormCommon):
             return 1.0 / self.num_batches_tracked
         return self.momentum
 
+    def _check_vmap(self, x: Tensor) -> None:
+        """Refuse, before counting the step, a torch.vmap whose calls would all update one
+        set of running estimates in place (BatchNorm fails there too, less clearly)."""
+        if not (self.training and self.running_mean is not None):
+            return
+        # What the batch statistics depend on: the input and the gate.
+        depends_on = (x, self.gate.weight, self.gate.bias)
+        if any(
+            t is not None and _vmapped(t) and not _batched_as_deep_as(self.running_mean, t)
+            for t in depends_on
+        ):
+            raise RuntimeError(
+                f"{type(self).__name__}: torch.vmap over a layer in training that keeps "
+                "running estimates would update one set of them in place from every "
+                "vmapped call at once, which vmap cannot do; build it with "
+                "track_running_stats=False, call it in eval mode, or vmap the running "
+                "estimates too (torch.func.stack_module_state, one set per model)"
+            )
+
     def _functional_args(self, x: Tensor) -> dict[str, Any]:
         """Check `x` for this layer's mode and state; count the step; build the call's arguments.
 
@@ -502,13 +529,7 @@ class ModeNormBase(_ModeNormCommon):
         use_batch_stats = self._uses_batch_stats()
         if use_batch_stats:
             check_batch_for_training(x, type(self).__name__)
-        if self.training and self.running_mean is not None and _vmapped(x):
-            raise RuntimeError(
-                f"{type(self).__name__}: torch.vmap over a layer in training that keeps running "
-                "estimates would update them in place from every vmapped call at once, which "
-                "vmap cannot do (as for BatchNorm); build it with track_running_stats=False, "
-                "or call it in eval mode"
-            )
+        self._check_vmap(x)
         momentum = self._count_batch()
         keep_running = not self.training or self.track_running_stats
         return {
@@ -581,7 +602,9 @@ def update_running_stats(
     Two ops (one addcmul, one fused lerp of both buffers), not four: on a GPU each op is a
     launch, and a small network pays them in every layer on every step. A tensor λ
     (momentum=None) takes one lerp per buffer instead: `_foreach_lerp_` would read it as a
-    Python number, a copy to the host that waits for the GPU.
+    Python number, a copy to the host that waits for the GPU. Under torch.vmap (an
+    ensemble's stacked buffers) the same step as add_, which vmap batches: `_foreach_lerp_`
+    has no batching rule, and lerp_'s fallback warns on every step.
     """
     # detach() as well as no_grad(): a forward-mode tangent would otherwise reach the buffers.
     mode_mean, mode_var = mode_mean.detach(), mode_var.detach()
@@ -590,6 +613,11 @@ def update_running_stats(
         mode_mean_sq = torch.addcmul(mode_var, mode_mean, mode_mean).to(running_mean.dtype)
         if isinstance(momentum, Tensor):
             momentum = momentum.to(running_mean.dtype)
+        if _vmapped(running_mean) or _vmapped(mode_mean):
+            # lerp_'s vmap fallback works but warns of a slow path on every step.
+            running_mean.add_((mode_mean - running_mean) * momentum)
+            running_mean_sq.add_((mode_mean_sq - running_mean_sq) * momentum)
+        elif isinstance(momentum, Tensor):
             running_mean.lerp_(mode_mean, momentum)
             running_mean_sq.lerp_(mode_mean_sq, momentum)
         else:

@@ -421,6 +421,49 @@ def test_vmap_in_training_with_running_estimates_says_what_to_do(package):
     assert_close(torch.vmap(free)(x), torch.stack([free(xi) for xi in x]), 1e-6, "vmap, no stats")
 
 
+@pytest.mark.parametrize("package", [mn_triton, reference])
+@pytest.mark.parametrize("momentum", [0.3, None])
+@pytest.mark.parametrize("x_dim", [None, 0])
+def test_torch_func_ensemble_trains_each_model_with_its_own_estimates(package, momentum, x_dim):
+    """torch.func's model ensembling (stack_module_state + functional_call + vmap), as
+    BatchNorm allows it: in training each model normalises with its own gates and updates
+    its own running estimates, whether the models share one input batch or get one each."""
+    models = [randomize(package.ModeNorm2d(4, momentum=momentum), gate_scale=2.0) for _ in range(3)]
+    params, buffers = torch.func.stack_module_state(models)
+    base = copy.deepcopy(models[0]).to("meta")
+
+    def call(params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(base, (params, buffers), (x,))
+
+    x = torch.randn(3, 5, 4, 3, 3) * 2 + 1
+    ensemble = torch.func.vmap(call, in_dims=(0, 0, x_dim))
+    for step in range(2):  # twice: the second step reads the first one's counts
+        xs = x[0] if x_dim is None else x
+        out = ensemble(params, buffers, xs)
+        for i, model in enumerate(models):
+            expected = model(xs if x_dim is None else xs[i])
+            assert_close(out[i], expected, 1e-5, f"step {step}, model {i}: output")
+            for name, buffer in model.named_buffers():
+                if buffer.is_floating_point():
+                    assert_close(buffers[name][i], buffer, 1e-5, f"model {i}: {name}")
+                else:
+                    assert torch.equal(buffers[name][i], buffer), name
+
+
+@pytest.mark.parametrize("package", [mn_triton, reference])
+def test_vmap_over_gates_alone_in_training_says_what_to_do(package):
+    """Gates batched, running estimates not: every call would update the one set in place."""
+    layer = package.ModeNorm2d(4)
+    params = {name: torch.stack([p.detach()] * 3) for name, p in layer.named_parameters()}
+
+    def call(params: dict, x: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(layer, params, (x,))
+
+    with pytest.raises(RuntimeError, match="ModeNorm2d: torch.vmap .*stack_module_state"):
+        torch.func.vmap(call, in_dims=(0, None))(params, torch.randn(5, 4, 3, 3))
+    assert layer.num_batches_tracked.item() == 0
+
+
 FORWARD_AD_LAYERS = {
     "mn_train": (lambda: mn_triton.ModeNorm2d(3), True),
     "mn_eval": (lambda: mn_triton.ModeNorm2d(3), False),

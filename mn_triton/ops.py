@@ -208,7 +208,7 @@ class _ModeNormFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy, *unused):  # noqa: ANN001, ANN002, ANN205
-        if torch.is_grad_enabled() and dy is not None:  # create_graph=True: see below
+        if _needs_torch_backward(dy):  # create_graph=True or batched grads: see below
             return *_mode_norm_differentiable_backward(ctx, dy), None, None, None, None, None
         return *_mode_norm_eager_backward(ctx, dy, *unused), None  # (no grad for momentum)
 
@@ -356,7 +356,7 @@ class _ModeGroupNormFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy, *unused):  # noqa: ANN001, ANN002, ANN205
-        if torch.is_grad_enabled() and dy is not None:  # create_graph=True: see below
+        if _needs_torch_backward(dy):  # create_graph=True or batched grads: see below
             return *_mode_group_norm_differentiable_backward(ctx, dy), None
         return _mode_group_norm_eager_backward(ctx, dy, *unused)
 
@@ -378,7 +378,20 @@ def mode_group_norm(*args):  # noqa: ANN002
 # at the saved inputs instead: the same function, so the same gradients up to rounding, at the
 # reference's speed and memory (tensors the size of x per mode), for those calls only. The
 # running estimates are not touched again. Under torch.compile, which does not support double
-# backward, the custom ops keep the kernels' backward.
+# backward, the custom ops keep the kernels' backward. Batched gradients (a vmapped dy, as
+# autograd.functional.jacobian(vectorize=True) and grad(is_grads_batched=True) pass) take the
+# same path: a kernel cannot read a batched tensor's storage, and vmap batches torch ops.
+
+
+def _needs_torch_backward(dy: Tensor | None) -> bool:
+    if dy is None:
+        return False
+    functorch = torch._C._functorch
+    return (
+        torch.is_grad_enabled()
+        or functorch.is_batchedtensor(dy)
+        or functorch.is_legacy_batchedtensor(dy)
+    )
 
 
 def _mode_norm_differentiable_backward(ctx, dy: Tensor) -> list[Tensor | None]:  # noqa: ANN001
@@ -416,10 +429,11 @@ def _differentiable_grads(
     wanted = [i for i, t in enumerate(inputs) if needed[i] and t is not None]
     grads: list[Tensor | None] = [None] * 5
     if wanted:
+        create_graph = torch.is_grad_enabled()
         with torch.enable_grad():
             y = forward(*inputs)
         found = torch.autograd.grad(
-            y, [inputs[i] for i in wanted], dy, create_graph=True, allow_unused=True
+            y, [inputs[i] for i in wanted], dy, create_graph=create_graph, allow_unused=True
         )
         for i, g in zip(wanted, found, strict=True):
             grads[i] = torch.zeros_like(inputs[i]) if g is None else g

@@ -252,9 +252,10 @@ class SyncModeNorm(ModeNorm):
         if not self._synchronising():
             return super().forward(input)
         self._check_input(input)
+        gate_weight, gate_bias = self._gate_parameters()
         momentum = self._count_batch()
         y, mode_mean, mode_var = _SyncModeNormFunction.apply(
-            input, self.gate.weight, self.gate.bias, self.weight, self.bias, self.eps,
+            input, gate_weight, gate_bias, self.weight, self.bias, self.eps,
             self.process_group,
         )  # fmt: skip
         if momentum is not None:

@@ -15,12 +15,16 @@ import functools
 import math
 import numbers
 import operator
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.fx
 from torch import Tensor, nn
+from torch.nn.utils.prune import BasePruningMethod
+from torch.nn.utils.spectral_norm import SpectralNorm
+from torch.nn.utils.weight_norm import WeightNorm
 
 # The smallest total gate mass N_k (or C_k) a mode may divide by. A mode whose softmax
 # weights all underflow has N_k == 0; dividing by this instead keeps the mode's statistics
@@ -297,6 +301,10 @@ class ModeGate(nn.Linear):
                 self.weight.normal_(0.0, 0.01).add_(1.0 / self.out_features)
 
 
+# Forward pre-hooks that set a module's weight from other state before each call.
+_WEIGHT_HOOKS = (BasePruningMethod, WeightNorm, SpectralNorm)
+
+
 class _ModeNormCommon(nn.Module):
     """Parameters and state shared by ModeNorm and ModeGroupNorm."""
 
@@ -344,6 +352,44 @@ class _ModeNormCommon(nn.Module):
 
     def _check_input(self, x: Tensor) -> None:
         check_input(x, self.num_features, self._allowed_dims, type(self).__name__)
+
+    def _gate_parameters(self) -> tuple[Tensor, Tensor | None]:
+        """The gate's weight and bias for this call.
+
+        The layer never calls its gate: the kernels compute the gates from its weight and
+        bias (fused with the channel means), so the gate's own forward and hooks would not
+        run. Those that recompute the weight (pruning, weight_norm, spectral_norm) are run
+        here; any other hook is said to be skipped; another forward is refused.
+        """
+        gate = self.gate
+        if type(gate).forward is not nn.Linear.forward:
+            raise TypeError(
+                f"{type(self).__name__}.gate must be an nn.Linear, or a subclass that keeps "
+                f"nn.Linear's forward; got {type(gate).__name__}, whose forward the layer "
+                "would bypass: it computes the gates from gate.weight and gate.bias without "
+                "calling the gate. (For quantization-aware training, set the gate's qconfig "
+                "to None before prepare_qat.)"
+            )
+        if gate._forward_pre_hooks or gate._forward_hooks:  # rare: two dict checks per call
+            self._run_gate_hooks()
+        return gate.weight, gate.bias
+
+    def _run_gate_hooks(self) -> None:
+        """Recompute the gate's weight as its forward would (these hooks ignore the input)."""
+        gate = self.gate
+        skipped = bool(gate._forward_hooks)
+        for hook in gate._forward_pre_hooks.values():
+            if isinstance(hook, _WEIGHT_HOOKS):
+                hook(gate, ())
+            else:
+                skipped = True
+        if skipped:
+            warnings.warn(
+                f"{type(self).__name__}: forward hooks on its gate do not run: the layer "
+                "computes the gates from gate.weight and gate.bias without calling the gate "
+                "(pruning, weight_norm and spectral_norm hooks are run, to update the weight)",
+                stacklevel=2,
+            )
 
     def __prepare_scriptable__(self) -> nn.Module:
         """torch.jit.script calls this first: say that it cannot compile these layers (Python
@@ -500,13 +546,13 @@ class ModeNormBase(_ModeNormCommon):
             return 1.0 / self.num_batches_tracked
         return self.momentum
 
-    def _check_vmap(self, x: Tensor) -> None:
+    def _check_vmap(self, x: Tensor, gate_weight: Tensor, gate_bias: Tensor | None) -> None:
         """Refuse, before counting the step, a torch.vmap whose calls would all update one
         set of running estimates in place (BatchNorm fails there too, less clearly)."""
         if not (self.training and self.running_mean is not None):
             return
         # What the batch statistics depend on: the input and the gate.
-        depends_on = (x, self.gate.weight, self.gate.bias)
+        depends_on = (x, gate_weight, gate_bias)
         if any(
             t is not None and _vmapped(t) and not _batched_as_deep_as(self.running_mean, t)
             for t in depends_on
@@ -529,12 +575,13 @@ class ModeNormBase(_ModeNormCommon):
         use_batch_stats = self._uses_batch_stats()
         if use_batch_stats:
             check_batch_for_training(x, type(self).__name__)
-        self._check_vmap(x)
+        gate_weight, gate_bias = self._gate_parameters()
+        self._check_vmap(x, gate_weight, gate_bias)
         momentum = self._count_batch()
         keep_running = not self.training or self.track_running_stats
         return {
-            "gate_weight": self.gate.weight,
-            "gate_bias": self.gate.bias,
+            "gate_weight": gate_weight,
+            "gate_bias": gate_bias,
             "running_mean": self.running_mean if keep_running else None,
             "running_mean_sq": self.running_mean_sq if keep_running else None,
             "weight": self.weight,
@@ -576,9 +623,10 @@ class ModeGroupNormBase(_ModeNormCommon):
 
     def _functional_args(self, x: Tensor) -> dict[str, Any]:
         self._check_input(x)
+        gate_weight, gate_bias = self._gate_parameters()
         return {
-            "gate_weight": self.gate.weight,
-            "gate_bias": self.gate.bias,
+            "gate_weight": gate_weight,
+            "gate_bias": gate_bias,
             "weight": self.weight,
             "bias": self.bias,
             "eps": self.eps,

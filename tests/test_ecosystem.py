@@ -6,6 +6,7 @@ import copy
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -462,6 +463,95 @@ def test_vmap_over_gates_alone_in_training_says_what_to_do(package):
     with pytest.raises(RuntimeError, match="ModeNorm2d: torch.vmap .*stack_module_state"):
         torch.func.vmap(call, in_dims=(0, None))(params, torch.randn(5, 4, 3, 3))
     assert layer.num_batches_tracked.item() == 0
+
+
+def _prune(gate: nn.Linear):
+    torch.nn.utils.prune.l1_unstructured(gate, "weight", amount=0.5)
+    return lambda: gate.weight_orig * gate.weight_mask
+
+
+def _weight_norm(gate: nn.Linear):
+    with warnings.catch_warnings():  # deprecated for the parametrization, still in use
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.nn.utils.weight_norm(gate)
+    return lambda: torch._weight_norm(gate.weight_v, gate.weight_g, 0)
+
+
+def _spectral_norm(gate: nn.Linear):
+    torch.nn.utils.spectral_norm(gate)
+    # The weight over its largest singular value, as estimated by the latest power iteration.
+    return lambda: gate.weight_orig / (gate.weight_u @ gate.weight_orig @ gate.weight_v)
+
+
+def _parametrized_weight_norm(gate: nn.Linear):
+    torch.nn.utils.parametrizations.weight_norm(gate)
+    original = gate.parametrizations.weight
+    return lambda: torch._weight_norm(original.original1, original.original0, 0)
+
+
+GATE_REWRITES = {
+    "prune": _prune,
+    "weight_norm": _weight_norm,
+    "spectral_norm": _spectral_norm,
+    "parametrized_weight_norm": _parametrized_weight_norm,
+}
+
+
+@pytest.mark.parametrize("package", [mn_triton, reference])
+@pytest.mark.parametrize("name", ["ModeNorm2d", "ModeGroupNorm2d"])
+@pytest.mark.parametrize("rewrite", list(GATE_REWRITES))
+def test_gate_weight_rewrites_apply_at_every_step(package, name, rewrite):
+    """Pruning, weight_norm and spectral_norm applied to the gate (as a loop over a model's
+    nn.Linear modules applies them): every training step normalises with the weight they
+    compute from the parameters as trained so far, and trains those parameters. (The layer
+    does not call its gate, so it runs their hooks itself.)"""
+    layer = randomize(getattr(package, name)(4), gate_scale=2.0)
+    plain = copy.deepcopy(layer)
+    gate_weight = GATE_REWRITES[rewrite](layer.gate)
+    optimizer = torch.optim.SGD(layer.parameters(), lr=0.5)
+    for step in range(3):
+        x = torch.randn(5, 4, 3, 3) * 2 + 1
+        y = layer(x)
+        with torch.no_grad():
+            plain.gate.weight.copy_(gate_weight())
+            trained = dict(layer.named_parameters())
+            for what, p in plain.named_parameters():
+                if what != "gate.weight":
+                    p.copy_(trained[what])
+            expected = plain(x)
+        assert_close(y, expected, 1e-5, f"step {step}: output")
+        optimizer.zero_grad()
+        y.sin().sum().backward()
+        assert all(p.grad is not None for p in layer.gate.parameters())
+        optimizer.step()
+    for what, buffer in plain.named_buffers():
+        assert torch.allclose(dict(layer.named_buffers())[what], buffer), what
+
+
+@pytest.mark.parametrize("package", [mn_triton, reference])
+def test_other_gate_hooks_are_said_not_to_run(package):
+    layer = package.ModeNorm2d(4)
+    calls = []
+    layer.gate.register_forward_hook(lambda *args: calls.append(args))
+    with pytest.warns(UserWarning, match="ModeNorm2d: forward hooks on its gate do not run"):
+        layer(torch.randn(3, 4, 2, 2))
+    assert calls == []
+
+
+class _DoubledLinear(nn.Linear):
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return 2 * super().forward(input)
+
+
+@pytest.mark.parametrize("package", [mn_triton, reference])
+@pytest.mark.parametrize("name", ["ModeNorm2d", "ModeGroupNorm2d"])
+def test_a_gate_with_its_own_forward_is_refused(package, name):
+    """A gate whose forward is not nn.Linear's (prepare_qat swaps in one that fake-quantises
+    its weight) would be bypassed: refused, with what to do."""
+    layer = getattr(package, name)(4)
+    layer.gate = _DoubledLinear(layer.gate.in_features, layer.gate.out_features)
+    with pytest.raises(TypeError, match=f"{name}.gate must be an nn.Linear.*_DoubledLinear"):
+        layer(torch.randn(3, 4, 2, 2))
 
 
 FORWARD_AD_LAYERS = {

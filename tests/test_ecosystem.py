@@ -465,6 +465,25 @@ def test_vmap_over_gates_alone_in_training_says_what_to_do(package):
     assert layer.num_batches_tracked.item() == 0
 
 
+@pytest.mark.parametrize("package", [mn_triton, reference])
+def test_vmap_inside_an_ensemble_in_training_says_what_to_do(package):
+    """An inner vmap over inputs within an ensemble's vmap: each model's one set of
+    estimates would take every inner call's update."""
+    models = [package.ModeNorm2d(4) for _ in range(2)]
+    params, buffers = torch.func.stack_module_state(models)
+    base = copy.deepcopy(models[0]).to("meta")
+
+    def per_model(params: dict, buffers: dict, xs: torch.Tensor) -> torch.Tensor:
+        call = lambda x: torch.func.functional_call(base, (params, buffers), (x,))  # noqa: E731
+        return torch.func.vmap(call)(xs)
+
+    with pytest.raises(RuntimeError, match="ModeNorm2d: torch.vmap .*stack_module_state"):
+        torch.func.vmap(per_model, in_dims=(0, 0, None))(
+            params, buffers, torch.randn(3, 5, 4, 2, 2)
+        )
+    assert buffers["num_batches_tracked"].tolist() == [0, 0]
+
+
 def _prune(gate: nn.Linear):
     torch.nn.utils.prune.l1_unstructured(gate, "weight", amount=0.5)
     return lambda: gate.weight_orig * gate.weight_mask

@@ -469,6 +469,35 @@ MUTANTS = [
         "",
         "tests/test_ecosystem.py",
     ),
+    Mutant(
+        "F7 an ensemble's stacked estimates take _foreach_lerp_ under vmap",
+        "reference/_base.py",
+        "        if _vmapped(running_mean) or _vmapped(mode_mean):\n",
+        "        if False:\n",
+        "tests/test_ecosystem.py",
+    ),
+    Mutant(
+        "F8 vmap inside an ensemble's vmap updates each model's estimates from every call",
+        "reference/_base.py",
+        "    return _vmapped(buffer) and level(buffer) >= level(x)\n",
+        "    return _vmapped(buffer)\n",
+        "tests/test_ecosystem.py",
+    ),
+    Mutant(
+        "F9 a batched dy takes the kernels' backward",
+        "mn_triton/ops.py",
+        "        or functorch.is_batchedtensor(dy)\n"
+        "        or functorch.is_legacy_batchedtensor(dy)\n",
+        "",
+        "tests/test_double_backward.py",
+    ),
+    Mutant(
+        "F10 the gate's pruning and weight-norm hooks not run",
+        "reference/_base.py",
+        "        if gate._forward_pre_hooks or gate._forward_hooks:",
+        "        if False:",
+        "tests/test_ecosystem.py",
+    ),
     # --- module state: running estimates, conversion, SWA ---
     Mutant(
         "S4 cumulative average as 1/(t+1)",

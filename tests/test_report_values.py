@@ -5,7 +5,6 @@ each computation is checked on a few hand-made rows whose right answer is known.
 from __future__ import annotations
 
 import csv
-import math
 import sys
 import zlib
 from pathlib import Path
@@ -143,6 +142,21 @@ def test_goals_ratio_and_copy_fraction_judged_at_their_limits():
     assert _goal(beyond, "copy bandwidth").verdict(True) == "**MISSED**"
     small = _rows(dict(N=4, ms_p50=5.0), {**bn, "N": 4})  # under 64 MiB: not judged
     assert _goal(small, "BatchNorm2d").verdict(True) == "no data"
+
+
+def test_copy_bandwidth_goal_counts_mn_cases_without_a_batchnorm_row():
+    """The bandwidth goal needs no BatchNorm partner: a slow MN case (50% of copy) with no
+    BatchNorm row beside it is judged too, each case against its own part's copy bandwidth."""
+    bn = dict(op="batch_norm", provider="native", K="", ms_p50=1.0)
+    df = _rows(
+        dict(run="A-part1", ms_p50=1.0, gbps=900.0, copy_gbps=1000.0),
+        {**bn, "run": "A-part1"},
+        dict(run="A-part2", N=256, ms_p50=1.0, gbps=1000.0, copy_gbps=2000.0),  # no BN row
+    ).assign(part_rank=lambda d: d["run"].map({"A-part1": 0, "A-part2": 1}))
+    fraction = _goal(df, "copy bandwidth")
+    assert sorted(fraction.rows["value"]) == pytest.approx([0.5, 0.9])
+    assert fraction.verdict(True) == "**MISSED**"
+    assert len(_goal(df, "BatchNorm2d").rows) == 1  # the ratio still needs its partner
 
 
 def test_speedups_and_k_ratio():
@@ -380,6 +394,20 @@ def test_cuda_graph_steps_are_shown_without_a_goal():
     assert table[("resnet20", "cudagraph", "triton", "2")][0] == "25.0%"
     assert table[("resnet20", "cudagraph", "triton", "2")][-1] == ""
     assert table[("resnet20", "compiled", "triton", "2")][-1].startswith("time **MISSED**")
+    assert "CUDA-graph steps (exec `cudagraph`) are exempt" in report.render(
+        _train(*rows).assign(device=GPU, source="t.csv"), 1, "d"
+    )
+
+
+def test_cuda_graph_steps_without_rows_are_named_apart_from_the_goal_steps():
+    """A CUDA-graph step that failed or was skipped does not vanish: it is named on a line of
+    its own, which says it has no goal."""
+    rows = _train(dict(provider="native", K=NAN, exec="cudagraph", ms_p50=4.0),
+                  dict(exec="cudagraph", ms_p50=5.0))  # fmt: skip
+    (line,) = [x for x in report.train_lines(GPU, rows) if x.startswith("No CUDA-graph step")]
+    assert "exempt from the goal" in line
+    assert "resnet56 cudagraph (K = 2), lenet cudagraph (K = 6)" in line
+    assert "resnet20" not in line
 
 
 def test_training_steps_pair_with_batchnorm_of_their_model_and_exec():
@@ -419,6 +447,23 @@ def test_training_goal_steps_without_rows_are_named():
     assert any("resnet20 eager (K = 2)" in line for line in report.train_lines(GPU, only_bn))
     cpu = report.train_lines("cpu", _train(*TRAIN_ROWS).assign(device="cpu"))
     assert not any(line.startswith("Not measured") for line in cpu)
+
+
+def test_a_gpu_without_training_steps_still_lists_the_training_goals():
+    """A GPU run with layer rows but no train_step row (the step benchmark failed, or was not
+    run) gets its training section all the same, naming every goal step as not measured; a
+    CPU without steps gets none."""
+    layers = _rows(dict(ms_p50=1.0, **ENV), dict(device="cpu", provider="torch_ops", **ENV))
+    layers = layers.assign(source="a.csv")
+    text = report.render(layers, 1, "d")
+    training = text.split("## End-to-end training step")[1].split("## Figures")[0]
+    assert f"### {GPU}" in training and "### cpu" not in training
+    assert "No training-step rows from this device." in training
+    goal_steps = ", ".join(f"{m} {e} (K = {k})" for m, k in report.TRAIN_GOALS.items()
+                           for e in report.TRAIN_GOAL_EXECS)  # fmt: skip
+    assert f"so not judged: {goal_steps} (" in training
+    cpu_only = report.render(layers[layers["device"] == "cpu"], 1, "d")
+    assert "No training-step rows yet." in cpu_only
 
 
 def test_training_steps_show_host_issue_times_without_judging_them():
@@ -506,6 +551,27 @@ def test_time_vs_k_figure_plots_the_fwd_bwd_k_sweep_against_its_baselines():
     assert mgn == {"triton": ([1, 2, 6], [1, 2, 3]), "GroupNorm": ([1, 2, 6], [0.25, 0.75, 0.25])}
 
 
+def test_sweeps_are_drawn_from_one_part_with_their_own_baseline():
+    """Part 2 measured K=1 and 2 (and N=8) again, at 3× part 1's times: the K and batch curves
+    come whole from part 1, which swept them, with part 1's BatchNorm; never K=1, 2 from part
+    2 joined to K=4, 6, 8 from part 1."""
+    one, two = dict(run="A-part1", part_rank=0), dict(run="A-part2", part_rank=1)
+    bn = dict(op="batch_norm", provider="native", K=NAN)
+    df = _rows(
+        *[dict(**one, K=k, ms_p50=k) for k in (1, 2, 4, 6, 8)], dict(**one, **bn, ms_p50=0.5),
+        *[dict(**two, K=k, ms_p50=3 * k) for k in (1, 2)], dict(**two, **bn, ms_p50=1.5),
+        *[dict(**one, N=n, ms_p50=n) for n in (4, 8)],
+        *[dict(**one, **bn, N=n, ms_p50=0.5) for n in (4, 8)],
+        dict(**two, N=8, ms_p50=24.0), dict(**two, **bn, N=8, ms_p50=1.5),
+    )  # fmt: skip
+    mn, _ = _drawn(figures.time_vs_k, df)
+    assert _series(mn) == {"triton": ([1, 2, 4, 6, 8], [1, 2, 4, 6, 8]),
+                           "BatchNorm2d": ([1, 2, 4, 6, 8], [0.5] * 5)}  # fmt: skip
+    mn, _ = _drawn(figures.time_vs_batch, df)
+    assert _series(mn) == {"triton": ([4, 8, 128], [4, 8, 2]),
+                           "BatchNorm2d": ([4, 8, 128], [0.5] * 3)}  # fmt: skip
+
+
 def test_time_vs_batch_figure_holds_mgn_against_groupnorm_with_two_groups():
     gn = dict(op="group_norm", provider="native")
     df = _rows(
@@ -529,13 +595,13 @@ def _rings(ax) -> list[tuple[float, float]]:
 
 def test_figures_ring_host_bound_points_only():
     """Time against batch size and the bandwidth scatter ring the points whose host issue time
-    reaches 80% of their time (N=4, and bandwidth's 4 GB/s); one legend entry per panel."""
+    reaches 80% of their time (N=4, and bandwidth's 4% of copy); one legend entry per panel."""
     df = _rows(
         dict(N=4, ms_p50=1.0, host_ms_p50=0.9, gbps=4.0),
         dict(N=8, ms_p50=2.0, host_ms_p50=1.9, flush_ms_p50=0.5, gbps=8.0),  # 1.4 < 1.6
         dict(N=16, ms_p50=3.0, host_ms_p50=NAN, gbps=16.0),
         dict(provider="reference", N=4, ms_p50=5.0, host_ms_p50=4.5, gbps=1.0),
-    )  # fmt: skip
+    ).assign(copy_gbps=100.0)  # fmt: skip
     mn, _ = _drawn(figures.time_vs_batch, df)
     assert sorted(_rings(mn)) == [(4.0, 1.0), (4.0, 5.0)]
     assert mn.get_legend_handles_labels()[1].count(figures.HOST_BOUND_LABEL) == 1
@@ -561,10 +627,22 @@ def test_speedup_figure_shows_their_time_over_ours_per_shape():
     assert len(bars["reference_compiled"]) == 2  # not measured here: empty bars
 
 
-def test_bandwidth_figure_marks_the_copy_ceiling_and_three_quarters_of_it():
-    df = _rows(dict(ms_p50=1.0, gbps=600.0, copy_gbps=1000.0))
-    lines = _series(_drawn(figures.bandwidth, df, ncols=1)[0])
-    assert lines["copy 1000 GB/s"][1] == [1000.0] * 2 and lines["75% of copy"][1] == [750.0] * 2
+def test_bandwidth_figure_holds_each_point_against_its_own_parts_copy_bandwidth():
+    """Two parts measured 1000 and 2000 GB/s of copy: 600 GB/s in the first is 60% of its
+    ceiling, 1500 GB/s in the second 75% (not 30% and 75% of the highest ceiling, nor 60% and
+    150% of the lowest); lines at 100% and the goal's 75%."""
+    parts = [dict(run="A-part1", part_rank=0), dict(run="A-part2", part_rank=1)]
+    df = _rows(
+        dict(**parts[0], ms_p50=1.0, gbps=600.0, copy_gbps=1000.0),
+        dict(**parts[1], N=64, ms_p50=1.0, gbps=1500.0, copy_gbps=2000.0),
+    )
+    (ax,) = _drawn(figures.bandwidth, df, ncols=1)
+    (mn,) = [c for c in ax.collections if c.get_label().startswith("MN")]
+    assert sorted(float(y) for _, y in mn.get_offsets()) == pytest.approx([60.0, 75.0])
+    lines = {label: y for label, (_, y) in _series(ax).items()}
+    assert lines["copy bandwidth of the point's part"] == [100.0] * 2
+    assert lines["75% of it (goal: MN K=2 fwd+bwd, >= 64 MiB)"] == [75.0] * 2
+    assert "1000, 2000 GB/s" in ax.get_title()
 
 
 def test_memory_figure_plots_fwd_bwd_peaks_at_k2():
@@ -583,6 +661,8 @@ def test_train_step_figure_shows_overhead_in_percent_against_the_5_percent_goal(
     (ax,) = _drawn(figures.train_step, df, ncols=1)
     assert _bars(ax) == {"triton K=2": [6.25]}
     assert _series(ax)["goal: 5%"][1] == [5.0, 5.0]
+    # Linear around the goal, so a few % read as they are beside the reference's ~100%.
+    assert ax.get_yscale() == "symlog" and ax.yaxis.get_transform().linthresh >= 5
 
 
 def test_figures_without_rows_say_so():
@@ -674,6 +754,30 @@ def test_load_skips_empty_files_and_drops_incomplete_rows(tmp_path: Path, capsys
     assert "No GPU data yet" in report.render(df, 3, "d")
 
 
+def test_a_case_measured_twice_in_one_run_counts_once_from_its_latest_row(tmp_path: Path, capsys):
+    """A part retried under the same run id appends its cases again: each case keeps only its
+    latest row (by timestamp, not file order), so no case counts twice and the figures, which
+    look up one time per case, draw; other runs' rows of the same case stay."""
+    gn = dict(op="group_norm", provider="native", K="2")
+    (tmp_path / "a.csv").write_text("\n".join([
+        HEADER,
+        _csv_line(ms_p50="2", timestamp="2027-01-01T02:00:00+00:00"),  # the retry
+        _csv_line(ms_p50="1", timestamp="2027-01-01T01:00:00+00:00"),
+        _csv_line(**gn, ms_p50="1", timestamp="2027-01-01T01:00:00+00:00"),
+        _csv_line(**gn, ms_p50="3", timestamp="2027-01-01T02:00:00+00:00"),
+        _csv_line(ms_p50="5", run_id="r0", timestamp="2026-12-31T00:00:00+00:00"),
+    ]) + "\n")  # fmt: skip
+    df = report.load(tmp_path)
+    assert sorted(zip(df["run"], df["op"], df["ms_p50"], strict=True)) == [
+        ("r0", "mode_norm", 5), ("r1", "group_norm", 3), ("r1", "mode_norm", 2)
+    ]  # fmt: skip
+    assert "2 row(s) measured again in the same run (r1)" in capsys.readouterr().err
+    _, mgn = _drawn(
+        figures.time_vs_k, df.assign(op=df["op"].replace("mode_norm", "mode_group_norm"))
+    )
+    assert _series(mgn)["GroupNorm"] == ([2], [3])
+
+
 def test_rows_are_appended_in_one_write_of_whole_lines(tmp_path: Path, monkeypatch):
     """One write per append (a killed writer leaves whole rows), and a line an earlier writer
     left unfinished is ended first, so the new row is not glued onto it."""
@@ -685,7 +789,7 @@ def test_rows_are_appended_in_one_write_of_whole_lines(tmp_path: Path, monkeypat
     monkeypatch.setattr(
         records.os, "write", lambda fd, data: writes.append(1) or real_write(fd, data)
     )
-    records.append_rows([_row(run_id="r2"), _row(run_id="r2")], "runs")
+    records.append_rows([_row(run_id="r2"), _row(run_id="r2", k=4)], "runs")
     assert len(writes) == 1
     assert path.read_text().endswith("\n")
     df = report.load(tmp_path)
@@ -809,8 +913,7 @@ def test_two_part_run_reports_both_parts(two_parts: Path):
     goals = {g.name: g for g in report.goals(layers, GPU)}
     assert len(goals["time at K=8 / time at K=1 (MN and MGN)"].rows) > 0  # core grid only
     assert len(goals["speed-up over torch.compile(reference) (compiled subset)"].rows) > 0
-    rows = report.figure_rows({GPU: layers}, [*report.MY_CASE, "K"])[GPU]
-    batch_axes = _drawn(figures.time_vs_batch, rows)
+    batch_axes = _drawn(figures.time_vs_batch, layers)
     assert _series(batch_axes[0])["triton"][0] == list(grid.BATCHES)
     # The figures draw each case once, both sides from one part: a bar per shape, at the
     # ratio that does not depend on the part.
@@ -818,7 +921,7 @@ def test_two_part_run_reports_both_parts(two_parts: Path):
     point = "full-float32-nchw-N128-{}"
     expected = [_case_ms(f"batch_norm-native-{point.format(s)}")
                 / _case_ms(f"mode_norm-triton-{point.format(s)}-K2") for s in shapes]  # fmt: skip
-    bars = _bars(_drawn(figures.speedup_per_shape, rows)[0])
+    bars = _bars(_drawn(figures.speedup_per_shape, layers)[0])
     assert bars["BatchNorm2d"] == pytest.approx(expected)
     text = report.render(df, 4, "d")
     assert PART1 in text and PART2 in text and "run group of 2 parts" in text
@@ -877,24 +980,23 @@ def test_training_steps_of_two_parts_pair_within_a_part_and_count_once():
             "time met, memory met",
         ]
     }
+    (ax,) = _drawn(figures.train_step, group, ncols=1)
+    assert _bars(ax) == {"triton K=2": [pytest.approx(4.0)]}  # once, from its own part
 
 
-def test_a_bar_never_divides_times_of_two_parts(tmp_path: Path):
-    """Part 2 cut short inside a point it measures again (MN there, BatchNorm not yet):
-    MN's latest row is part 2's, BatchNorm's part 1's; the bar must not divide them (part 2's
-    times are 3× part 1's here), so that shape's BatchNorm bar is left out instead."""
+def test_a_bar_pairs_both_sides_within_one_part(tmp_path: Path):
+    """Part 2 cut short inside a point it measures again (MN there, BatchNorm not yet): MN's
+    latest row is part 2's, BatchNorm's part 1's. The bar must not divide them (part 2's times
+    are 3× part 1's here), nor be left out: as in the tables, it is part 1's pair."""
     part2 = _grid_rows("extra", PART2, "2027-01-01T00:10", 3)
     cut = next(i for i, r in enumerate(part2) if r["op"] == "batch_norm")
     _write(tmp_path / f"layers-h200-{PART1}.csv", _grid_rows("core", PART1, "2027-01-01T00:03", 1))
     _write(tmp_path / f"layers-h200-{PART2}.csv", part2[:cut])
     df = report.load(tmp_path)
     layers = report.latest_runs(df)[GPU]
-    rows = report.figure_rows({GPU: layers}, [*report.MY_CASE, "K"])[GPU]
-    bars = _bars(_drawn(figures.speedup_per_shape, rows)[0])["BatchNorm2d"]
+    bars = _bars(_drawn(figures.speedup_per_shape, layers)[0])["BatchNorm2d"]
     shapes = [f"{c}x{h}x{w}" for c, h, w in (*grid.CIFAR_SHAPES, *grid.IMAGENET_SHAPES)]
     point = "full-float32-nchw-N128-{}"
     expected = [_case_ms(f"batch_norm-native-{point.format(s)}")
                 / _case_ms(f"mode_norm-triton-{point.format(s)}-K2") for s in shapes]  # fmt: skip
-    assert any(math.isnan(b) for b in bars)  # the cut point: no bar
-    for bar, want in zip(bars, expected, strict=True):
-        assert math.isnan(bar) or bar == pytest.approx(want)
+    assert bars == pytest.approx(expected)  # every shape's bar, the cut one included

@@ -36,6 +36,12 @@ ZERO_IN_EXACT_ARITHMETIC = (
     "by at most 1.4× at ~1e-7, far below any bound"
 )
 
+MGN_ZERO_IN_EXACT_ARITHMETIC = (
+    "as for MN: Σ_c w·(m − μ) is 0 in exact arithmetic (μ is the w-weighted mean of the "
+    "sample's channel means); the tests caught it only on some random draws, by rounding "
+    "(survived on 2026-12-04's draw, so it is not a reliable catch)"
+)
+
 
 @dataclass(frozen=True)
 class Mutant:
@@ -328,6 +334,8 @@ MUTANTS = [
         "mn_triton/kernels/mix.py",
         "d_mean = -sum_db * rstd / K - 2.0 * d_var * sum_g_dev * inv_mass",
         "d_mean = -sum_db * rstd / K",
+        expect="equivalent",
+        why=MGN_ZERO_IN_EXACT_ARITHMETIC,
     ),
     Mutant(
         "M16 MGN averages 1/σ over the padded modes",
@@ -369,6 +377,8 @@ MUTANTS = [
         "mn_triton/mix.py",
         '    d_mean = d_mean - 2.0 * d_var * torch.einsum("nck,nck->nk", w, s.dev)\n',
         "",
+        expect="equivalent",
+        why=MGN_ZERO_IN_EXACT_ARITHMETIC,
     ),
     Mutant(
         "Q2 MGN sums the modes' normalisations instead of averaging",

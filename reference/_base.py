@@ -159,7 +159,10 @@ def fx_leaf(forward: Callable[[Any, Tensor], Tensor]) -> Callable[[Any, Tensor],
 
 
 def _vmapped(x: Tensor) -> bool:
-    """Whether `x` is a tensor inside torch.vmap (functorch's batched tensor)."""
+    """Whether `x` is a tensor inside torch.vmap (functorch's batched tensor). Asked on every
+    training call: outside any torch.func transform, one cheap check answers."""
+    if not torch._C._are_functorch_transforms_active():
+        return False
     is_batched = getattr(torch._C._functorch, "is_batchedtensor", None)
     return is_batched is not None and is_batched(x)
 
@@ -550,6 +553,8 @@ class ModeNormBase(_ModeNormCommon):
         """Refuse, before counting the step, a torch.vmap whose calls would all update one
         set of running estimates in place (BatchNorm fails there too, less clearly)."""
         if not (self.training and self.running_mean is not None):
+            return
+        if not torch._C._are_functorch_transforms_active():  # the usual call: no vmap at all
             return
         # What the batch statistics depend on: the input and the gate.
         depends_on = (x, gate_weight, gate_bias)

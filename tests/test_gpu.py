@@ -98,6 +98,75 @@ def test_large_offset():
     _oracle_on_cpu(module, _input((32, 16, 20, 20), offset=1e4))
 
 
+# (N, C, L, K): blocks of the MN mix kernels that once came out wrong compiled (16 samples ×
+# 4 modes × 32 channels, 64 × 2 × 32; kernels/mix.MN_TILE), the shared-gates kernel (512
+# channels), K = 1 and K = 8, one-element rows, and samples split (8192 × 24).
+GPU_MIX_CASES = [
+    (16, 24, 143, 3), (256, 64, 64, 2), (128, 512, 49, 2), (64, 8, 16, 1), (128, 16, 64, 8),
+    (128, 120, 1, 6), (8192, 24, 1, 2),
+]  # fmt: skip
+
+
+def _mix_case(n: int, c: int, length: int, k: int) -> tuple[tuple, dict]:
+    x = torch.randn(n, c, length, device=CUDA) * 2 + 1
+    stats = mn_triton.backend._row_moments_torch(x, torch.float32)
+    dy = torch.randn_like(x)
+    sums = mn_triton.backend._row_grad_sums_torch(x, dy, stats[0])
+    p = {"gw": torch.randn(k, c), "gb": torch.randn(k), "w": torch.randn(c) * 0.5 + 1,
+         "b": torch.randn(c) * 0.5, "rm": torch.randn(k, c)}  # fmt: skip
+    p["rms"] = p["rm"] ** 2 + torch.rand(k, c) + 0.5
+    return (*stats, *sums), {key: v.to(CUDA) for key, v in p.items()}
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("n, c, length, k", GPU_MIX_CASES)
+def test_mode_norm_mix_kernels_match_the_torch_mix(n, c, length, k, training):
+    """The compiled MN mix kernels against the torch-op mix evaluated in float64, on the
+    same float32 row statistics: forward coefficients and mode statistics, backward
+    coefficients and parameter gradients. (The interpreter runs the same check,
+    tests/test_kernels.py; a compiler can still get a kernel wrong.)"""
+    from mn_triton import mix
+    from mn_triton.kernels import mix as kernels
+
+    (shift, md, var, sum_dy, sum_dy_xs), p = _mix_case(n, c, length, k)
+    p64 = {key: v.double() for key, v in p.items()}
+
+    def forward_args(stats, q):
+        return (*stats, q["gw"], q["gb"], q["w"], q["b"], q["rm"].clone(), q["rms"].clone(),
+                training, 1e-5)  # fmt: skip
+
+    def backward_args(stats, q):
+        return (*stats[3:], length, *stats[:3], q["gw"], q["gb"], q["w"], q["rm"], q["rms"],
+                training, 1e-5)  # fmt: skip
+
+    stats = (shift, md, var, sum_dy, sum_dy_xs)
+    stats64 = tuple(t.double() for t in stats)
+    coeffs, mode_stats = mix.mode_norm_forward(*forward_args(stats64[:3], p64))
+    scale, bias, mode_mean, mode_var = kernels.mode_norm_forward(*forward_args(stats[:3], p))
+    expected = (coeffs.scale, coeffs.bias, mode_stats.absolute_mean(), mode_stats.var)
+    outputs = (scale, bias, mode_mean, mode_var)
+    for what, g, w in zip(
+        ("scale", "bias", "mode mean", "mode var"), outputs, expected, strict=True
+    ):
+        assert_close(g.cpu(), w.cpu(), 1e-5, what)
+    want = mix.mode_norm_backward(*backward_args(stats64, p64))
+    got = kernels.mode_norm_backward(*backward_args(stats, p))
+    names = ("dy_scale", "x_scale", "bias", "gate weight", "gate bias", "weight", "bias param")
+    wants = (want.dy_scale, want.x_scale, want.bias, want.gate_weight, want.gate_bias,
+             want.weight, want.bias_param)  # fmt: skip
+    for what, g, w in zip(names, got, wants, strict=True):
+        if k == 1 and (what.startswith("gate") or (what == "bias" and not training)):
+            # One mode: the gates are 1 whatever the gate computes, so these are sums of
+            # terms that cancel exactly: float32 leaves rounding, float64 leaves ~0.
+            bound = 1e-6 * (want.dy_scale.abs().max() * sum_dy.abs().max()).item()
+            assert g.abs().max().item() <= bound, (
+                f"{what}: {g.abs().max().item():.2e} > {bound:.2e}"
+            )
+            continue
+        # Sums over thousands of samples in float32: parameter gradients to 1e-4.
+        assert_close(g.cpu(), w.cpu(), 1e-5 if what in names[:3] else 1e-4, what)
+
+
 @pytest.mark.parametrize("layer", ["ModeNorm2d", "ModeGroupNorm2d"])
 def test_full_oracle_check_small(layer):
     """Every gradient, gate parameters included, and the running estimates."""

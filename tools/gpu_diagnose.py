@@ -1,0 +1,257 @@
+"""GPU diagnosis of the MN mix kernels against the torch-op mix, on identical inputs, and a
+cProfile of one layer call's host side. Usage on a GPU machine:
+
+    python tools/gpu_diagnose.py [--profile]
+
+Prints relative-norm errors (kernel vs torch ops, float64 evaluation of the torch ops) of each
+piece: row moments, gates, forward coefficients, backward coefficients; then the same under
+variants (no fp fusion, smaller tiles, other warp counts) to localise a miscompile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+import mn_triton  # noqa: E402
+from mn_triton import backend  # noqa: E402
+from mn_triton import mix as tmix  # noqa: E402
+from mn_triton.kernels import mix as kmix  # noqa: E402
+from mn_triton.kernels import moments as kmom  # noqa: E402
+
+DEV = "cuda"
+
+
+def rel(a, b) -> float:
+    a, b = a.double(), b.double()
+    return ((a - b).norm() / b.norm().clamp_min(1e-300)).item()
+
+
+def case(n, c, length, k, seed=0, dtype=torch.float32):
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    x = (torch.randn(n, c, length, generator=g) * 2 + 1).to(DEV)
+    p = {
+        "gw": torch.randn(k, c, generator=g) * 1.0,
+        "gb": torch.randn(k, generator=g),
+        "w": torch.randn(c, generator=g) * 0.5 + 1,
+        "b": torch.randn(c, generator=g) * 0.5,
+        "rm": torch.randn(k, c, generator=g),
+    }
+    p["rms"] = p["rm"] ** 2 + torch.rand(k, c, generator=g) + 0.5
+    p = {key: v.to(DEV, dtype) for key, v in p.items()}
+    return x, p
+
+
+def fwd_args(stats, p, training, dtype):
+    shift, md, var = stats
+    return (
+        shift,
+        md,
+        var,
+        p["gw"],
+        p["gb"],
+        p["w"],
+        p["b"],
+        p["rm"].clone(),
+        p["rms"].clone(),
+        training,
+        1e-5,
+    )
+
+
+def compare_forward(n, c, length, k, training, label="", dtype=torch.float32):
+    x, p = case(n, c, length, k, dtype=dtype)
+    x = x.to(dtype)
+    stats = backend._row_moments_torch(x, dtype)
+    kstats = kmom.row_moments(x, dtype)
+    e_mom = max(rel(a, b) for a, b in zip(kstats, stats, strict=True))
+    # float64 truth from the torch-op mix
+    p64 = {key: v.double() for key, v in p.items()}
+    st64 = tuple(s.double() for s in stats)
+    coeffs, mstats = tmix.mode_norm_forward(*fwd_args(st64, p64, training, torch.float64))
+    ks, kb, kmean, kvar = kmix.mode_norm_forward(*fwd_args(stats, p, training, dtype))
+    torch.cuda.synchronize()
+    gates = torch.softmax((st64[0] + st64[1]) @ p64["gw"].T + p64["gb"], dim=1)
+    mode = "train" if training else "eval "
+    out = (
+        f"{label:28s} N={n:5d} C={c:4d} L={length:4d} K={k} {mode}"
+        f" moments {e_mom:.1e} scale {rel(ks, coeffs.scale):.1e} bias {rel(kb, coeffs.bias):.1e}"
+        f" mean {rel(kmean, mstats.absolute_mean()):.1e} var {rel(kvar, mstats.var):.1e}"
+    )
+    # gates alone, with the mix kernels' tiles
+    bn, bc, kp, cc = kmix._mn_blocks(n, c, k)
+    kg = torch.empty(n, k, device=DEV, dtype=dtype)
+    kmix._mn_gates_kernel[(-(-n // bn),)](
+        stats[0],
+        stats[1],
+        p["gw"],
+        p["gb"],
+        kg,
+        n,
+        c,
+        k,
+        HAS_GATE_BIAS=True,
+        BLOCK_N=bn,
+        K_PAD=kp,
+        CHUNK_C=cc,
+        enable_fp_fusion=True,
+    )
+    torch.cuda.synchronize()
+    out += f" gates {rel(kg, gates):.1e} tiles {bn, bc, kp, cc}"
+    print(out, flush=True)
+
+
+def compare_backward(n, c, length, k, training, label=""):
+    x, p = case(n, c, length, k, seed=1)
+    stats = backend._row_moments_torch(x, torch.float32)
+    dy = torch.randn_like(x)
+    sdy, sdyxs = backend._row_grad_sums_torch(x, dy, stats[0])
+    args = lambda st, pp, s1, s2: (
+        s1,
+        s2,
+        length,
+        *st,
+        pp["gw"],
+        pp["gb"],
+        pp["w"],  # noqa: E731
+        pp["rm"],
+        pp["rms"],
+        training,
+        1e-5,
+    )
+    p64 = {key: v.double() for key, v in p.items()}
+    st64 = tuple(s.double() for s in stats)
+    ref = tmix.mode_norm_backward(*args(st64, p64, sdy.double(), sdyxs.double()))
+    got = kmix.mode_norm_backward(*args(stats, p, sdy, sdyxs))
+    torch.cuda.synchronize()
+    names = ["dy_scale", "x_scale", "bias", "gate_w", "gate_b", "weight", "bias_p"]
+    refs = [
+        ref.dy_scale,
+        ref.x_scale,
+        ref.bias,
+        ref.gate_weight,
+        ref.gate_bias,
+        ref.weight,
+        ref.bias_param,
+    ]
+    errs = " ".join(f"{nm} {rel(g, r):.1e}" for nm, g, r in zip(names, got, refs, strict=True))
+    print(
+        f"{label:28s} BWD N={n:5d} C={c:4d} L={length:4d} K={k} "
+        f"{'train' if training else 'eval '} {errs}",
+        flush=True,
+    )
+
+
+CASES = [(16, 24, 143, 3), (15, 24, 143, 3), (4, 64, 3136, 2), (256, 64, 64, 2), (8, 8, 16, 2)]
+
+
+class Warps:
+    """kernel[grid](...) with num_warps forced."""
+
+    def __init__(self, fn, warps):
+        self.fn, self.warps = fn, warps
+
+    def __getitem__(self, grid):
+        return lambda *a, **kw: self.fn[grid](*a, **{**kw, "num_warps": self.warps})
+
+
+def variants() -> None:
+    names = [
+        "_mn_mix_forward_kernel",
+        "_mn_batch_stats_kernel",
+        "_mn_mix_backward_rows_kernel",
+        "_mn_mix_backward_gates_kernel",
+        "_mn_gates_kernel",
+    ]
+    orig = {nm: getattr(kmix, nm) for nm in names}
+    for label, setup in [
+        ("no fp fusion", lambda: setattr(kmix, "FP_FUSION", False)),
+        ("MIX_TILE 512", lambda: setattr(kmix, "MIX_TILE", 512)),
+        ("num_warps 1", lambda: [setattr(kmix, nm, Warps(orig[nm], 1)) for nm in names]),
+        ("num_warps 8", lambda: [setattr(kmix, nm, Warps(orig[nm], 8)) for nm in names]),
+    ]:
+        saved = (kmix.FP_FUSION, kmix.MIX_TILE)
+        setup()
+        try:
+            for n, c, length, k in CASES[:1] + CASES[3:4]:
+                compare_forward(n, c, length, k, False, label)
+        except Exception as e:  # noqa: BLE001
+            print(label, "failed:", repr(e)[:300], flush=True)
+        kmix.FP_FUSION, kmix.MIX_TILE = saved
+        for nm in names:
+            setattr(kmix, nm, orig[nm])
+
+
+def profile() -> None:
+    layer = mn_triton.ModeNorm2d(8, num_modes=2).to(DEV)
+    x = torch.randn(2, 8, 4, 4, device=DEV, requires_grad=True)
+    for _ in range(20):
+        layer(x).sum().backward()
+    torch.cuda.synchronize()
+    calls = 200
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        layer(x).sum().backward()
+    torch.cuda.synchronize()
+    print(f"ModeNorm2d fwd+bwd host: {(time.perf_counter() - t0) / calls * 1e6:.1f} us/call")
+    # launch path alone: row_moments on a tiny tensor
+    xs = torch.randn(2, 8, 16, device=DEV)
+    for _ in range(10):
+        kmom.row_moments(xs, torch.float32)
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(500):
+        kmom.row_moments(xs, torch.float32)
+    torch.cuda.synchronize()
+    print(f"row_moments (1 launch + 3 empties): {(time.perf_counter() - t0) / 500 * 1e6:.1f} us")
+    t0 = time.perf_counter()
+    for _ in range(500):
+        torch.empty(16, device=DEV)
+    print(f"torch.empty: {(time.perf_counter() - t0) / 500 * 1e6:.1f} us")
+    t0 = time.perf_counter()
+    for _ in range(500):
+        xs.add_(0)
+    torch.cuda.synchronize()
+    print(f"tiny torch kernel launch (add_): {(time.perf_counter() - t0) / 500 * 1e6:.1f} us")
+    pr = cProfile.Profile()
+    pr.enable()
+    for _ in range(100):
+        layer(x).sum().backward()
+    torch.cuda.synchronize()
+    pr.disable()
+    for key in ("tottime", "cumulative"):
+        s = io.StringIO()
+        pstats.Stats(pr, stream=s).sort_stats(key).print_stats(28)
+        print(s.getvalue()[:6000])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--no-variants", action="store_true")
+    a = ap.parse_args()
+    print(torch.cuda.get_device_name(), flush=True)
+    for n, c, length, k in CASES:
+        for training in (False, True):
+            compare_forward(n, c, length, k, training)
+    compare_forward(16, 24, 143, 3, False, "float64", torch.float64)
+    for n, c, length, k in [(16, 24, 143, 3), (8192, 24, 1, 2), (4096, 64, 1, 2)]:
+        for training in (False, True):
+            compare_backward(n, c, length, k, training)
+    if not a.no_variants:
+        variants()
+    if a.profile:
+        profile()
+
+
+if __name__ == "__main__":
+    main()

@@ -29,7 +29,7 @@ if [ "${FAIL_PREFLIGHT:-0}" = 1 ] && [ "$1" = -c ]; then exit 1; fi
 
 
 def _dry_run(
-    tmp_path: Path, *args: str, fail_preflight: bool = False
+    tmp_path: Path, *args: str, fail_preflight: bool = False, **limits: str
 ) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
     """Run a copy of the script in an empty tree, with the fake python first on PATH."""
     tree, bin_dir, out = tmp_path / "tree", tmp_path / "bin", tmp_path / "out"
@@ -51,6 +51,7 @@ def _dry_run(
         "OUT": str(out),
         "MN_RUN_ID": "dry",
         "FAIL_PREFLIGHT": "1" if fail_preflight else "0",
+        **limits,
     }
     proc = subprocess.run(
         ["bash", str(tree / "benchmarks" / "gpu_run.sh"), *args],
@@ -193,6 +194,16 @@ def test_unknown_part_is_refused(tmp_path):
     proc, calls = _dry_run(tmp_path, "3")
     assert proc.returncode == 2 and "usage" in proc.stderr
     assert calls == []
+
+
+def test_a_limit_of_0_skips_its_stage(tmp_path):
+    """`timeout 0` would run a stage without any limit: a 0 skips the stage instead."""
+    proc, calls = _dry_run(tmp_path, "1", TRAIN_S="0", PROFILE_S="0")
+    assert proc.returncode == 0, proc.stderr
+    stages = _stages(calls)
+    assert "train_step" not in stages and "step_profile" not in stages
+    assert {"layers", "report", "tests: gpu and not slow"} <= set(stages)
+    assert "training steps (eager): skipped (limit 0)" in proc.stdout
 
 
 def test_a_failed_preflight_stops_the_run(tmp_path):

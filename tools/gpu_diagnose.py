@@ -115,19 +115,11 @@ def compare_backward(n, c, length, k, training, label=""):
     stats = backend._row_moments_torch(x, torch.float32)
     dy = torch.randn_like(x)
     sdy, sdyxs = backend._row_grad_sums_torch(x, dy, stats[0])
-    args = lambda st, pp, s1, s2: (
-        s1,
-        s2,
-        length,
-        *st,
-        pp["gw"],
-        pp["gb"],
-        pp["w"],  # noqa: E731
-        pp["rm"],
-        pp["rms"],
-        training,
-        1e-5,
-    )
+
+    def args(st, pp, s1, s2):
+        return (s1, s2, length, *st, pp["gw"], pp["gb"], pp["w"], pp["rm"], pp["rms"], training,
+                1e-5)  # fmt: skip
+
     p64 = {key: v.double() for key, v in p.items()}
     st64 = tuple(s.double() for s in stats)
     ref = tmix.mode_norm_backward(*args(st64, p64, sdy.double(), sdyxs.double()))
@@ -234,12 +226,55 @@ def profile() -> None:
         print(s.getvalue()[:6000])
 
 
+def launch_cost() -> None:
+    """Host time of one launch of the moments kernel on a tiny tensor: through Triton's
+    launch path (binding, specialisation, cache lookup), and straight through the cached
+    CompiledKernel (what a leaner launch path would save), beside a tiny torch kernel."""
+    x = torch.randn(2, 8, 16, device=DEV)
+    outs = [torch.empty(2, 8, device=DEV) for _ in range(3)]
+    args = (x, *outs, 16, 8, 16, 16, 128, 16, 0, 1, 16, 1)
+    consts = {"BLOCK_ROWS": 16, "BLOCK_LEN": 16, "TWO_LEVEL": False, "ACC_FP64": False,
+              "INDEX_64": False}  # fmt: skip
+    kernel = kmom._row_moments_kernel
+    calls = 2000
+
+    def per_launch(launch) -> float:
+        for _ in range(50):
+            launch()
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            launch()
+        torch.cuda.synchronize()
+        return (time.perf_counter() - t0) / calls * 1e6
+
+    normal = per_launch(lambda: kernel[(1, 1)](*args, **consts, enable_fp_fusion=True))
+    print(f"moments kernel launch, Triton's launch path: {normal:.1f} us", flush=True)
+    expected = [t.clone() for t in outs]
+    try:
+        compiled = kernel.warmup(*args, **consts, enable_fp_fusion=True, grid=(1, 1))
+        for t in outs:
+            t.zero_()
+        direct = per_launch(lambda: compiled[(1, 1, 1)](*args, *consts.values()))
+        same = all(torch.equal(a, b) for a, b in zip(outs, expected, strict=True))
+        print(f"moments kernel launch, CompiledKernel directly: {direct:.1f} us (same "
+              f"results: {same})", flush=True)  # fmt: skip
+    except Exception as e:  # noqa: BLE001
+        print("direct launch failed:", repr(e)[:400], flush=True)
+    print(f"tiny torch kernel (add_): {per_launch(lambda: x.add_(0)):.1f} us", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--no-variants", action="store_true")
+    ap.add_argument("--host-only", action="store_true", help="launch cost and profile only")
     a = ap.parse_args()
     print(torch.cuda.get_device_name(), flush=True)
+    if a.host_only:
+        launch_cost()
+        profile()
+        return
     for n, c, length, k in CASES:
         for training in (False, True):
             compare_forward(n, c, length, k, training)

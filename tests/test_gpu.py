@@ -163,8 +163,11 @@ def test_mode_norm_mix_kernels_match_the_torch_mix(n, c, length, k, training):
                 f"{what}: {g.abs().max().item():.2e} > {bound:.2e}"
             )
             continue
-        # Sums over thousands of samples in float32: parameter gradients to 1e-4.
-        assert_close(g.cpu(), w.cpu(), 1e-5 if what in names[:3] else 1e-4, what)
+        # float32 against float64, where a block computed wrong misses by more than 0.5:
+        # 1e-4, which covers the row bias of dx in eval (a difference of gate terms; 2.1e-5
+        # seen on an H200 at (16, 24) K = 3, 4.6e-7 in the interpreter) and parameter
+        # gradients summed over thousands of samples.
+        assert_close(g.cpu(), w.cpu(), 1e-4, what)
 
 
 @pytest.mark.parametrize("layer", ["ModeNorm2d", "ModeGroupNorm2d"])

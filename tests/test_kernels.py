@@ -275,6 +275,24 @@ def test_mix_row_offsets_pass_2_pow_31():
     assert "N * K" not in source  # the step between channel blocks' (N, K) shares: in 64 bits
 
 
+def test_mode_norm_blocks_stay_within_what_compiled_right_on_a_gpu():
+    """The MN mix kernels' blocks (_mn_blocks): at most MN_BLOCK_N = 8 samples and MN_TILE
+    elements (one sample and one channel past that K). Larger blocks, of ≥ 16 samples and
+    ≥ 16 channels, compiled to wrong coefficients on an H200 (kernels/mix.MN_TILE); the
+    interpreter cannot show that, so the rule itself is pinned here."""
+    from mn_triton.kernels import mix as kernels
+
+    for n in (1, 3, 8, 9, 16, 33, 128, 256, 8192, 2**20):
+        for c in (1, 3, 8, 16, 24, 64, 512):
+            for k in (1, 2, 3, 6, 8, 16, 300, 4096):
+                block_n, block_c, k_pad, chunk_c = kernels._mn_blocks(n, c, k)
+                case = (n, c, k, block_n, block_c, k_pad)
+                assert 1 <= block_n <= 8, case
+                assert block_n * k_pad * block_c <= max(512, k_pad), case
+                assert not (block_n >= 16 and block_c >= 16), case
+                assert block_n * k_pad * chunk_c <= max(512, k_pad), case
+
+
 @triton.jit
 def _own_samples_kernel(OUT, N, ROWS_PER_SPLIT):
     start, stop = _own_samples(N, ROWS_PER_SPLIT)
@@ -437,16 +455,16 @@ def test_mode_norm_gates_computed_once_give_the_same_bits(training, sync, split,
     """Where several programs share the channels, one kernel may compute the gates for all of
     them (GATES_KERNEL_MIN_ELEMENTS): the same sums in the same order as each program's own,
     so the same bits, forward, backward, and SyncModeNorm's statistics and split backward.
-    (3 channel blocks; 40 samples are 2 blocks of the mix kernels' 32 and 3 programs of the
-    gates kernel's 16, the last of each partly masked; or 2 splits of 20 samples.)"""
+    (3 channel blocks; 42 samples are 11 blocks of the mix kernels' 4 and 11 programs of the
+    gates kernel's 4, the last of each partly masked; or 2 splits, of 24 and 18 samples.)"""
     from mn_triton.kernels import mix as kernels
 
     if split:
         monkeypatch.setattr(kernels, "SPLIT_MIN_ROWS", 20)
 
     launched = spy_launches(monkeypatch, kernels, "_mn_gates_kernel")
-    n, c, k = 40, 70, 3
-    assert kernels._mn_blocks(n, c, k)[:2] == (32, 32)
+    n, c, k = 42, 70, 3
+    assert kernels._mn_blocks(n, c, k)[:2] == (4, 32)
     *rows, rm, rms, (sum_dy, sum_dy_xs) = _mix_inputs(n, c, k)
     shift, mean_dev, var_rows, sum_dy, sum_dy_xs = (t.float() for t in (*rows, sum_dy, sum_dy_xs))
     gw, gb, w, b = torch.randn(k, c) / 4, torch.randn(k), torch.randn(c), torch.randn(c)
@@ -465,7 +483,7 @@ def test_mode_norm_gates_computed_once_give_the_same_bits(training, sync, split,
     assert not launched
     monkeypatch.setattr(kernels, "GATES_KERNEL_MIN_ELEMENTS", n * c)
     shared = run()
-    assert launched == [(3,)] * (3 if sync else 2)  # each entry point computes them once
+    assert launched == [(11,)] * (3 if sync else 2)  # each entry point computes them once
     for i, (a, b) in enumerate(zip(inline, shared, strict=True)):
         assert torch.equal(a, b), i
 
@@ -519,11 +537,12 @@ def test_gates_kernel_runs_where_several_programs_walk_many_statistics(monkeypat
         gates = kernels.shared_gates(stats, stats, gw.expand(2, c), None)
         assert (gates is not None) == shared == bool(launched), (n, c)
         if shared:
-            assert gates.shape == (n, 2) and launched == [(triton.cdiv(n, 16),)]
+            # One program per block of the mix kernels' samples (8 here, kernels.MN_BLOCK_N).
+            assert gates.shape == (n, 2) and launched == [(triton.cdiv(n, 8),)]
 
 
 def test_mix_splits_samples_where_few_programs_walk_many(monkeypatch):
-    """The rule (K = 2, BLOCK_C = 32, BLOCK_N = 64): a batch under 2048 samples is never
+    """The rule (K = 2, BLOCK_C = 32, BLOCK_N = 8): a batch under 2048 samples is never
     split; a BatchNorm1d-like batch of many samples and few channels is, into splits of at
     least SPLIT_MIN_ROWS, until about MIX_PROGRAMS programs run. A split training forward
     launches the splits' statistics, their merge, then the forward kernel, each over the
@@ -532,8 +551,8 @@ def test_mix_splits_samples_where_few_programs_walk_many(monkeypatch):
 
     for (n, c), want in [((128, 512), (1, 128)), ((2047, 16), (1, 2047)),
                          ((2048, 16), (2, 1024)), ((4096, 256), (4, 1024)),
-                         ((65536, 64), (64, 1024)), ((10**6, 64), (128, 7872)),
-                         ((3000, 4096), (2, 1536))]:  # fmt: skip
+                         ((65536, 64), (64, 1024)), ((10**6, 64), (128, 7816)),
+                         ((3000, 4096), (2, 1504))]:  # fmt: skip
         block_n, block_c, _, _ = kernels._mn_blocks(n, c, 2)
         splits, rows = kernels._mn_splits(n, c, block_n, block_c)
         assert (splits, rows) == want, (n, c)

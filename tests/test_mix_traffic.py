@@ -45,15 +45,16 @@ def _launches(threshold: int) -> list[list]:
 
 
 def test_counts_the_bytes_of_the_gates_kernel_exactly():
-    """N, C, K = 40, 70, 3 in float32; the gates kernel runs 3 programs of 16 samples. Each
-    reads its samples' shift and mean deviation (8 bytes a statistic), the whole gate
-    weight (K·C) and bias (K), and writes its samples' K gates."""
+    """N, C, K = 40, 70, 3 in float32; the gates kernel runs 10 programs of 4 samples (the
+    mix kernels' blocks of samples at K = 3). Each reads its samples' shift and mean
+    deviation (8 bytes a statistic), the whole gate weight (K·C) and bias (K), and writes its
+    samples' K gates."""
     launches = _launches(threshold=0)
     gates = [launch for launch in launches if launch[0] == "_mn_gates_kernel"]
     per_program_params = 4 * (3 * 70 + 3)
-    total = 40 * 70 * 8 + 3 * per_program_params + 40 * 3 * 4
-    busiest = 16 * 70 * 8 + per_program_params + 16 * 3 * 4
-    assert gates == [["_mn_gates_kernel", 3, total, busiest]] * 2  # forward, backward
+    total = 40 * 70 * 8 + 10 * per_program_params + 40 * 3 * 4
+    busiest = 4 * 70 * 8 + per_program_params + 4 * 3 * 4
+    assert gates == [["_mn_gates_kernel", 10, total, busiest]] * 2  # forward, backward
 
 
 def test_gates_computed_once_move_less_per_program():

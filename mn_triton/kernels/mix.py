@@ -54,14 +54,18 @@ MIX_TILE = 4096
 # launches. The paper uses K ≤ 6; for sm_90 every mix kernel compiles in under 10 s and
 # without spills up to K = 4096.
 MAX_MODES = MIX_TILE
-# MN's blocks of samples × modes × channels are kept to MN_TILE elements. At MIX_TILE the
-# compiled MN mix kernels gave wrong per-row coefficients on an H200 (Triton 3.6, float32
-# statistics: scale and bias off by 80–300 % at blocks of [16, 4, 32] and [64, 2, 32], forward
-# and backward), while their mode statistics, their float64 versions and the interpreter were
-# right; at 512 the same shapes matched float64 (tools/gpu_diagnose.py, benchmarks/NOTES.md).
-# The cause is not established; tests/test_gpu.py checks the kernels against the torch-op mix
-# on a GPU at the shapes that failed.
+# MN's blocks of samples × modes × channels: at most MN_TILE elements and MN_BLOCK_N samples.
+# With larger blocks the compiled MN mix kernels gave wrong per-row coefficients on an H200
+# (Triton 3.6, sm_90, float32 statistics): forward scale and bias, backward dy_scale, off by
+# 80–300 %, while their mode statistics, their float64 versions and the interpreter were
+# right. Every failing block held ≥ 16 samples and ≥ 16 channels ([16, 4, 32], [64, 2, 32],
+# [32, 2, 16], [64, 1, 32], and still [16, 2, 16] and [16, 1, 32] at MN_TILE = 512); every
+# block of ≤ 8 samples that ran was right ([4, 4, 32], [8, 2, 32], [2, 8, 32], [4, 8, 16],
+# [8, 2, 8], [4, 2, 32]). The cause, likely a lowering of these 3-D layouts, is not
+# established (benchmarks/NOTES.md); tests/test_gpu.py checks the kernels against the
+# torch-op mix on a GPU at those shapes.
 MN_TILE = 512
+MN_BLOCK_N = 8
 # MN backward: where one program holds every channel, its rows kernel finishes the gates'
 # share too (no gates kernel). A switch for tests, which compare both ways.
 FUSE_GATES = True
@@ -74,9 +78,6 @@ FUSE_GATES = True
 # launch more per direction against N·C reads less per walk and program (the threshold is a
 # prediction, benchmarks/NOTES.md; a GPU run is to place it). Tests move it to try both.
 GATES_KERNEL_MIN_ELEMENTS = 16384
-# Samples per program of the gates kernel, which reads each sample's C statistics once: its
-# programs work side by side (8 at batch 128), where each mix program walks all its samples.
-GATES_KERNEL_ROWS = 16
 # MN: each program of the mix kernels walks its channels' samples, so with many samples and
 # few channels (a BatchNorm1d-like (65 536, 64) batch: 2 programs) a launch is two programs
 # streaming everything. There the samples are split too, across the grid's second axis, into
@@ -812,11 +813,11 @@ def _mn_mix_backward_gates_kernel(
 
 def _mn_blocks(n: int, c: int, k: int) -> tuple[int, int, int, int]:
     """(BLOCK_N, BLOCK_C, K_PAD, CHUNK_C) keeping [BLOCK_N, K_PAD, BLOCK_C] within MN_TILE
-    (MIX_TILE, where that is smaller: tests shrink it)."""
+    (MIX_TILE, where that is smaller: tests shrink it) and BLOCK_N within MN_BLOCK_N."""
     tile = min(MIX_TILE, MN_TILE)
     k_pad = next_pow2(k)
     block_c = max(1, min(next_pow2(c), 32, tile // k_pad))
-    block_n = max(1, min(next_pow2(n), tile // (k_pad * block_c)))
+    block_n = max(1, min(next_pow2(n), MN_BLOCK_N, tile // (k_pad * block_c)))
     chunk_c = max(1, min(next_pow2(c), tile // (k_pad * block_n)))
     return block_n, block_c, k_pad, chunk_c
 
@@ -846,14 +847,15 @@ def _shared_gates(
     block_n, block_c, k_pad, chunk_c = tiles
     if n * c < GATES_KERNEL_MIN_ELEMENTS or cdiv(c, block_c) == 1:
         return None
-    # The same CHUNK_C as the mix kernels: each row's logits are summed over the same chunks
-    # as there (in the interpreter, the same bits; a GPU may order a chunk's sum otherwise).
-    rows = min(block_n, GATES_KERNEL_ROWS)
+    # The mix kernels' blocks: the same CHUNK_C, so each row's logits are summed over the same
+    # chunks as there (in the interpreter, the same bits; a GPU may order a chunk's sum
+    # otherwise), and BLOCK_N samples per program (≤ MN_BLOCK_N), side by side where each mix
+    # program walks all its samples.
     k = gw.shape[0]
     gates = shift.new_empty((n, k))
-    _mn_gates_kernel[(cdiv(n, rows),)](
+    _mn_gates_kernel[(cdiv(n, block_n),)](
         shift, mean_dev, gw, _or(gate_bias, gw), gates, n, c, k,
-        HAS_GATE_BIAS=gate_bias is not None, BLOCK_N=rows, K_PAD=k_pad, CHUNK_C=chunk_c,
+        HAS_GATE_BIAS=gate_bias is not None, BLOCK_N=block_n, K_PAD=k_pad, CHUNK_C=chunk_c,
         enable_fp_fusion=FP_FUSION,
     )  # fmt: skip
     return gates

@@ -124,7 +124,29 @@ def load(data_dir: Path) -> pd.DataFrame:
     for column in NUMERIC:  # a column no file has (host_ms_p50 before it existed) is NaN
         df[column] = _numeric(df, column)
     df["tensor_bytes"] = df["N"] * df["C"] * df["H"] * df["W"] * df["dtype"].map(ITEMSIZE)
+    notes = load_run_notes(data_dir.parent / RUN_NOTES)
+    df["run_note"] = df["run"].map(notes).fillna("")
     return _own_bytes_models(latest_per_case(df))
+
+
+# What is known about a run after it was measured (a defect found in the measured build,
+# say), shown under the run's caption: a CSV of `run,note` beside the data folder. The rows
+# themselves stay as measured.
+RUN_NOTES = "run_notes.csv"
+
+
+def load_run_notes(path: Path) -> dict[str, str]:
+    """run id → note, from `path` if it exists; a file without those columns is ignored
+    with a warning (the report still renders)."""
+    if not path.is_file():
+        return {}
+    notes = read_rows(path)
+    if notes.empty:
+        return {}
+    if not {"run", "note"} <= set(notes.columns):
+        _warn(f"{path.name}: needs the columns run,note; ignored")
+        return {}
+    return {r.strip(): n.strip() for r, n in zip(notes["run"], notes["note"], strict=True) if n}
 
 
 # What makes a row a case of its own within one run (SPEC §7's columns that name it).
@@ -437,12 +459,22 @@ def run_caption(df: pd.DataFrame) -> str:
     runs = df.sort_values("part_rank", kind="stable") if "part_rank" in df else df
     names = list(dict.fromkeys(runs["run"]))
     if len(names) == 1:
-        return _one_run(df)
+        return _one_run(df) + _run_notes(df, names)
     parts = [f"- {_one_run(df[df['run'] == name])}" for name in names]
     return "\n".join([
         f"run group of {len(names)} parts (ratios pair rows of the same part only; a case "
         "measured in more than one part counts once, from the later part):", "", *parts
-    ])  # fmt: skip
+    ]) + _run_notes(df, names)  # fmt: skip
+
+
+def _run_notes(df: pd.DataFrame, names: list[str]) -> str:
+    """Each run's note (reports/run_notes.csv), as paragraphs after the caption."""
+    if "run_note" not in df:
+        return ""
+    notes = df.drop_duplicates("run").set_index("run")["run_note"]
+    return "".join(
+        f"\n\n**Known about run `{name}`:** {notes[name]}" for name in names if notes.get(name)
+    )
 
 
 def _one_run(df: pd.DataFrame) -> str:
@@ -688,7 +720,8 @@ def load_profiles(folder: Path) -> pd.DataFrame:
     df = pd.concat(frames, ignore_index=True).fillna("")
     for column in PROFILE_NUMERIC:
         df[column] = pd.to_numeric(df[column], errors="coerce")
-    return df.assign(run=df["run_id"])
+    notes = load_run_notes(folder.parent / RUN_NOTES)
+    return df.assign(run=df["run_id"], run_note=df["run_id"].map(notes).fillna(""))
 
 
 def _num(value: float, spec: str) -> str:
@@ -707,7 +740,8 @@ def profile_lines(device: str, df: pd.DataFrame) -> list[str]:
     lines = [f"### {device}" + ("" if judged else " (pipeline check, no device kernels)"), ""]
     first = df.iloc[0]
     lines += [f"run `{first['run']}` (git `{first['git_sha']}`), "
-              f"{int(first['profiled_steps'])} profiled steps per variant", ""]  # fmt: skip
+              f"{int(first['profiled_steps'])} profiled steps per variant"
+              + _run_notes(df, [first["run"]]), ""]  # fmt: skip
     df = df.sort_values(["model", "exec", "provider"])
     rows = [
         [r["model"], r["exec"], r["provider"], _k(r["K"]), _num(r["step_ms"], ".3f"),

@@ -1000,3 +1000,32 @@ def test_a_bar_pairs_both_sides_within_one_part(tmp_path: Path):
     expected = [_case_ms(f"batch_norm-native-{point.format(s)}")
                 / _case_ms(f"mode_norm-triton-{point.format(s)}-K2") for s in shapes]  # fmt: skip
     assert bars == pytest.approx(expected)  # every shape's bar, the cut one included
+
+
+def test_a_runs_note_shows_under_its_caption(tmp_path: Path):
+    """reports/run_notes.csv: what became known about a run after it was measured (a defect
+    in the measured build) is printed under that run's caption, layer and training sections
+    alike, and nowhere else; its rows stay as measured. A file without the columns is
+    ignored with a warning, not a crash."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "rows.csv").write_text(
+        (Path(__file__).parent / "data" / "bench_fixture.csv").read_text()
+    )
+    notes = tmp_path / report.RUN_NOTES
+    notes.write_text(
+        "run,note\n"
+        'fixture-gpu,"MN rows measured a build that computed wrong coefficients, fixed later"\n'
+        "fixture-gpu-train,host-bound steps\n"
+        "some-other-run,never shown\n"
+    )
+    df = report.load(data)
+    text = report.render(df, 1, "d")
+    layer = text.index("## Layers")
+    train = text.index("## End-to-end training step")
+    known = "**Known about run `fixture-gpu`:** MN rows measured a build that computed wrong"
+    assert layer < text.index(known) < train and text.count(known) == 1
+    assert train < text.index("**Known about run `fixture-gpu-train`:** host-bound steps")
+    assert "never shown" not in text and "fixture-cpu`:**" not in text
+    notes.write_text("id,text\nfixture-gpu,x\n")
+    assert "Known about run" not in report.render(report.load(data), 1, "d")

@@ -242,3 +242,14 @@ def test_report_without_profiles_has_no_profile_section(tmp_path):
     profiles = report.load_profiles(tmp_path)
     assert profiles.empty
     assert "Where a training step" not in report.render(report.load(tmp_path), 0, "d", profiles)
+
+
+def test_a_runs_note_shows_under_its_profiles(tmp_path):
+    """reports/run_notes.csv (beside profiles/) is shown under the profiled run's caption."""
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    step_profile.append({**_row(), "run_id": "r1"}, step_profile.summarize(EVENTS, steps=2), folder)
+    (tmp_path / report.RUN_NOTES).write_text("run,note\nr1,measured a build with a known bug\n")
+    profiles = report.load_profiles(folder)
+    text = "\n".join(report.profile_lines("NVIDIA H200", profiles))
+    assert "**Known about run `r1`:** measured a build with a known bug" in text

@@ -2,6 +2,7 @@
 cProfile of one layer call's host side. Usage on a GPU machine:
 
     python tools/gpu_diagnose.py [--profile]
+    python tools/gpu_diagnose.py --host-only   # host time: per launch, per stage, cProfile
 
 Prints relative-norm errors (kernel vs torch ops, float64 evaluation of the torch ops) of each
 piece: row moments, gates, forward coefficients, backward coefficients; then the same under
@@ -264,6 +265,88 @@ def launch_cost() -> None:
     print(f"tiny torch kernel (add_): {per_launch(lambda: x.add_(0)):.1f} us", flush=True)
 
 
+def _us_per_call(fn, calls: int = 300, rounds: int = 5) -> float:
+    """Median over `rounds` of the host time per call of `fn` (µs), synchronised per round."""
+    for _ in range(20):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        torch.cuda.synchronize()
+        times.append((time.perf_counter() - t0) / calls * 1e6)
+    return sorted(times)[len(times) // 2]
+
+
+class _SixOutputs(torch.autograd.Function):
+    """A Function shaped like ours (6 outputs, 5 without gradient), doing nothing."""
+
+    @staticmethod
+    def forward(ctx, x):  # noqa: ANN001, ANN205
+        ctx.set_materialize_grads(False)
+        outs = tuple(x.new_empty(1) for _ in range(5))
+        ctx.mark_non_differentiable(*outs)
+        return (x.view_as(x), *outs)
+
+    @staticmethod
+    def backward(ctx, dy, *_):  # noqa: ANN001, ANN205
+        return dy
+
+
+def host_stages() -> None:
+    """Host time of each stage of a ModeNorm2d call (tiny input: the host's share alone),
+    timed with perf_counter over many calls, beside BatchNorm2d and bare PyTorch costs."""
+    from torch import nn
+
+    c, k = 8, 2
+    layer = mn_triton.ModeNorm2d(c, num_modes=k).to(DEV)
+    bn = nn.BatchNorm2d(c).to(DEV)
+    x = torch.randn(2, c, 4, 4, device=DEV)
+    xg = x.clone().requires_grad_()
+    dy = torch.randn_like(x)
+    params = [xg, *layer.parameters()]
+    gw, gb = layer.gate.weight.detach(), layer.gate.bias.detach()
+    w, b = layer.weight.detach(), layer.bias.detach()
+    rm, rms = layer.running_mean.clone(), layer.running_mean_sq.clone()
+    shift, md, var = backend.row_moments(x, torch.float32)
+    scale, row_bias, *_ = backend.mode_norm_mix_forward(
+        x, shift, md, var, gw, gb, w, b, rm, rms, True, 1e-5)  # fmt: skip
+    sdy, sdyxs = backend.row_grad_sums(x, dy, shift)
+    y = layer(xg)
+    ident = nn.Identity()
+    stages = {
+        "ModeNorm2d fwd+bwd (layer(x).backward(dy))": lambda: layer(xg).backward(dy),
+        "ModeNorm2d forward, recording autograd": lambda: layer(xg),
+        "ModeNorm2d forward under no_grad": lambda: _no_grad(layer, x),
+        "ModeNorm2d backward alone (autograd.grad, retained graph)":
+            lambda: torch.autograd.grad(y, params, dy, retain_graph=True),
+        "  row_moments (moments kernel)": lambda: backend.row_moments(x, torch.float32),
+        "  mix forward (mix kernel)": lambda: backend.mode_norm_mix_forward(
+            x, shift, md, var, gw, gb, w, b, rm, rms, True, 1e-5),
+        "  apply (row_affine)": lambda: backend.row_affine(x, shift, scale, row_bias),
+        "  row_grad_sums (gradient-sums kernel)": lambda: backend.row_grad_sums(x, dy, shift),
+        "  mix backward (rows kernel)": lambda: backend.mode_norm_mix_backward(
+            x, sdy, sdyxs, 16, shift, md, var, gw, gb, w, rm, rms, True, 1e-5),
+        "  dx (row_affine with dy)": lambda: backend.row_affine(x, shift, scale, row_bias, dy,
+                                                                 scale),
+        "BatchNorm2d fwd+bwd": lambda: bn(xg).backward(dy),
+        "BatchNorm2d forward under no_grad": lambda: _no_grad(bn, x),
+        "6-output no-op autograd.Function fwd+bwd": lambda: _SixOutputs.apply(xg)[0].backward(dy),
+        "nn.Identity module call": lambda: ident(x),
+        "torch.empty (CUDA)": lambda: torch.empty(16, device=DEV),
+        "tiny torch kernel (x.add_(0))": lambda: x.add_(0),
+    }  # fmt: skip
+    for name, fn in stages.items():
+        print(f"{name:60s} {_us_per_call(fn):8.1f} us", flush=True)
+
+
+def _no_grad(module, x):  # noqa: ANN001, ANN202
+    with torch.no_grad():
+        return module(x)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--profile", action="store_true")
@@ -273,6 +356,7 @@ def main() -> None:
     print(torch.cuda.get_device_name(), flush=True)
     if a.host_only:
         launch_cost()
+        host_stages()
         profile()
         return
     for n, c, length, k in CASES:

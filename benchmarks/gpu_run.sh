@@ -21,8 +21,8 @@
 # Limits in seconds can be changed through the environment: GPU_TESTS_S, SLOW_TESTS_S,
 # LAYERS_S, TRAIN_S, HOST_S, REPORT_S, PROFILE_S, WARM_WAIT_S; a stage's limit of 0 skips
 # it. After every stage reports/ is packed into $OUT/reports.tar.gz, with the log beside it,
-# when $OUT is set: files come back
-# from the GPU machine (at most 8 files), even from a call cut short. Unpack it here with
+# when $OUT is set: files come back from the GPU machine (at most 8 files), even from a call
+# cut short. Unpack it here with
 #     tar -xzf <files_at>/reports.tar.gz
 # The machine receives the working tree without .git: name the commit in the command, as in
 #     MN_GIT_SHA=<sha> bash benchmarks/gpu_run.sh 1

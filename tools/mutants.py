@@ -565,6 +565,13 @@ MUTANTS = [
         "            pass\n",
         "tests/test_ecosystem.py",
     ),
+    Mutant(
+        "M31 MN mix blocks of any number of samples again (miscompiled on an H200)",
+        "mn_triton/kernels/mix.py",
+        "    block_n = max(1, min(next_pow2(n), MN_BLOCK_N, tile // (k_pad * block_c)))\n",
+        "    block_n = max(1, min(next_pow2(n), tile // (k_pad * block_c)))\n",
+        "tests/test_kernels.py",
+    ),
     # --- benchmarks: bytes model and report ---
     Mutant(
         "S5 bytes model with 4 backward passes",
@@ -593,6 +600,20 @@ MUTANTS = [
         'mem_ratio=merged["peak_mem_mb"] / merged["peak_mem_mb_bn"],',
         'mem_ratio=merged["peak_mem_total_mb"] / merged["peak_mem_mb_bn"],',
         REPORT_TESTS,
+    ),
+    Mutant(
+        "S13 a run's known defect not shown under its caption",
+        "benchmarks/report.py",
+        '    if "run_note" not in df:\n        return ""\n',
+        '    if True:\n        return ""\n',
+        REPORT_TESTS,
+    ),
+    Mutant(
+        "S14 gpu_run.sh runs a stage whose limit is 0 (timeout 0: no limit)",
+        "benchmarks/gpu_run.sh",
+        '    if [ "$limit" -le 0 ]; then',
+        '    if [ "$limit" -lt 0 ]; then',
+        "tests/test_gpu_run.py",
     ),
 ]
 

@@ -220,7 +220,7 @@ MUTANTS = [
     Mutant(
         "M22 gates computed once for the first block of samples only",
         "mn_triton/kernels/mix.py",
-        "    _mn_gates_kernel[(cdiv(n, rows),)](",
+        "    _mn_gates_kernel[(cdiv(n, block_n),)](",
         "    _mn_gates_kernel[(1,)](",
     ),
     Mutant(

@@ -41,7 +41,7 @@ def case(n, c, length, k, seed=0, dtype=torch.float32):
     g = torch.Generator(device="cpu").manual_seed(seed)
     x = (torch.randn(n, c, length, generator=g) * 2 + 1).to(DEV)
     p = {
-        "gw": torch.randn(k, c, generator=g) * 1.0,
+        "gw": torch.randn(k, c, generator=g),
         "gb": torch.randn(k, generator=g),
         "w": torch.randn(c, generator=g) * 0.5 + 1,
         "b": torch.randn(c, generator=g) * 0.5,
@@ -52,21 +52,10 @@ def case(n, c, length, k, seed=0, dtype=torch.float32):
     return x, p
 
 
-def fwd_args(stats, p, training, dtype):
-    shift, md, var = stats
-    return (
-        shift,
-        md,
-        var,
-        p["gw"],
-        p["gb"],
-        p["w"],
-        p["b"],
-        p["rm"].clone(),
-        p["rms"].clone(),
-        training,
-        1e-5,
-    )
+def fwd_args(stats, p, training):
+    """mode_norm_forward's arguments (both mixes) from row statistics and parameters."""
+    return (*stats, p["gw"], p["gb"], p["w"], p["b"], p["rm"].clone(), p["rms"].clone(),
+            training, 1e-5)  # fmt: skip
 
 
 def compare_forward(n, c, length, k, training, label="", dtype=torch.float32):
@@ -78,8 +67,8 @@ def compare_forward(n, c, length, k, training, label="", dtype=torch.float32):
     # float64 truth from the torch-op mix
     p64 = {key: v.double() for key, v in p.items()}
     st64 = tuple(s.double() for s in stats)
-    coeffs, mstats = tmix.mode_norm_forward(*fwd_args(st64, p64, training, torch.float64))
-    ks, kb, kmean, kvar = kmix.mode_norm_forward(*fwd_args(stats, p, training, dtype))
+    coeffs, mstats = tmix.mode_norm_forward(*fwd_args(st64, p64, training))
+    ks, kb, kmean, kvar = kmix.mode_norm_forward(*fwd_args(stats, p, training))
     torch.cuda.synchronize()
     gates = torch.softmax((st64[0] + st64[1]) @ p64["gw"].T + p64["gb"], dim=1)
     mode = "train" if training else "eval "
@@ -91,21 +80,10 @@ def compare_forward(n, c, length, k, training, label="", dtype=torch.float32):
     # gates alone, with the mix kernels' tiles
     bn, bc, kp, cc = kmix._mn_blocks(n, c, k)
     kg = torch.empty(n, k, device=DEV, dtype=dtype)
-    kmix._mn_gates_kernel[(-(-n // bn),)](
-        stats[0],
-        stats[1],
-        p["gw"],
-        p["gb"],
-        kg,
-        n,
-        c,
-        k,
-        HAS_GATE_BIAS=True,
-        BLOCK_N=bn,
-        K_PAD=kp,
-        CHUNK_C=cc,
-        enable_fp_fusion=True,
-    )
+    kmix._mn_gates_kernel[(kmix.cdiv(n, bn),)](
+        stats[0], stats[1], p["gw"], p["gb"], kg, n, c, k,
+        HAS_GATE_BIAS=True, BLOCK_N=bn, K_PAD=kp, CHUNK_C=cc, enable_fp_fusion=True,
+    )  # fmt: skip
     torch.cuda.synchronize()
     out += f" gates {rel(kg, gates):.1e} tiles {bn, bc, kp, cc}"
     print(out, flush=True)
@@ -127,15 +105,8 @@ def compare_backward(n, c, length, k, training, label=""):
     got = kmix.mode_norm_backward(*args(stats, p, sdy, sdyxs))
     torch.cuda.synchronize()
     names = ["dy_scale", "x_scale", "bias", "gate_w", "gate_b", "weight", "bias_p"]
-    refs = [
-        ref.dy_scale,
-        ref.x_scale,
-        ref.bias,
-        ref.gate_weight,
-        ref.gate_bias,
-        ref.weight,
-        ref.bias_param,
-    ]
+    refs = [ref.dy_scale, ref.x_scale, ref.bias, ref.gate_weight, ref.gate_bias, ref.weight,
+            ref.bias_param]  # fmt: skip
     errs = " ".join(f"{nm} {rel(g, r):.1e}" for nm, g, r in zip(names, got, refs, strict=True))
     print(
         f"{label:28s} BWD N={n:5d} C={c:4d} L={length:4d} K={k} "

@@ -311,6 +311,31 @@ def host_stages() -> None:
     }  # fmt: skip
     for name, fn in stages.items():
         print(f"{name:60s} {_us_per_call(fn):8.1f} us", flush=True)
+    # The autograd engine runs a CUDA graph's nodes on a device thread: each backward hands
+    # over to it and back. Without that thread the handover's cost drops out.
+    with torch.autograd.set_multithreading_enabled(False):
+        for name in ("ModeNorm2d fwd+bwd (layer(x).backward(dy))", "BatchNorm2d fwd+bwd"):
+            print(f"{name + ', no engine thread':60s} {_us_per_call(stages[name]):8.1f} us",
+                  flush=True)  # fmt: skip
+    _op_table(lambda: layer(xg).backward(dy), "ModeNorm2d fwd+bwd")
+    _op_table(lambda: bn(xg).backward(dy), "BatchNorm2d fwd+bwd")
+
+
+def _op_table(fn, label: str, calls: int = 50) -> None:  # noqa: ANN001
+    """torch.profiler's CPU-side table for `calls` calls: aten ops and CUDA runtime calls
+    (a cudaMemcpy or cudaStreamSynchronize here would be a host synchronisation)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    for _ in range(20):
+        fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(calls):
+            fn()
+        torch.cuda.synchronize()
+    print(f"\n{label}: torch.profiler, {calls} calls, by self CPU time", flush=True)
+    table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=30)
+    print(table[:9000], flush=True)
 
 
 def _no_grad(module, x):  # noqa: ANN001, ANN202

@@ -338,6 +338,86 @@ def _op_table(fn, label: str, calls: int = 50) -> None:  # noqa: ANN001
     print(table[:9000], flush=True)
 
 
+class _LikeModeNorm(torch.autograd.Function):
+    """A Function with ModeNormFunction's inputs, outputs and saved tensors, doing no work:
+    what autograd's own bookkeeping costs for a call shaped like ours."""
+
+    @staticmethod
+    def forward(ctx, x, gw, gb, w, b, rm, rms, training, eps, momentum):  # noqa: ANN001, ANN205
+        n, c = x.shape[:2]
+        stats = [x.new_empty((n, c)) for _ in range(3)] + [x.new_empty((2, c)) for _ in range(2)]
+        y = torch.empty_like(x)
+        ctx.save_for_backward(x, *stats[:3], gw, gb, w, None, None)
+        ctx.mark_non_differentiable(*stats)
+        ctx.set_materialize_grads(False)
+        return y, *stats
+
+    @staticmethod
+    def backward(ctx, dy, *_):  # noqa: ANN001, ANN205
+        x, s, md, v, gw, gb, w, _, _ = ctx.saved_tensors
+        return dy, gw, gb, w, w, None, None, None, None, None
+
+
+def _cprofile_top(fn, label: str, calls: int = 200, rows: int = 14) -> None:  # noqa: ANN001
+    for _ in range(20):
+        fn()
+    torch.cuda.synchronize()
+    pr = cProfile.Profile()
+    pr.enable()
+    for _ in range(calls):
+        fn()
+    torch.cuda.synchronize()
+    pr.disable()
+    s = io.StringIO()
+    pstats.Stats(pr, stream=s).sort_stats("tottime").print_stats(rows)
+    print(f"\ncProfile, {label}, {calls} calls:\n" + s.getvalue()[:3500], flush=True)
+
+
+def _probe_device(dev: str) -> None:
+    """host_probe's timings on one device."""
+    c, k = 8, 2
+    layer = mn_triton.ModeNorm2d(c, num_modes=k).to(dev)
+    x = torch.randn(2, c, 4, 4, device=dev)
+    xg = x.clone().requires_grad_()
+    dy = torch.randn_like(x)
+    params = [xg, *layer.parameters()]
+    y = layer(xg)
+    like = (layer.gate.weight, layer.gate.bias, layer.weight, layer.bias, layer.running_mean,
+            layer.running_mean_sq, True, 1e-5, 0.1)  # fmt: skip
+    yl = _LikeModeNorm.apply(xg, *like)[0]
+    stages = {
+        "ModeNorm2d forward, recording": lambda: layer(xg),
+        "ModeNorm2d forward, no_grad": lambda: _no_grad(layer, x),
+        "ModeNorm2d backward alone": lambda: torch.autograd.grad(y, params, dy,
+                                                                 retain_graph=True),
+        "no-op Function like ours, forward recording": lambda: _LikeModeNorm.apply(xg, *like),
+        "no-op Function like ours, forward no_grad": lambda: _no_grad(
+            lambda t: _LikeModeNorm.apply(t, *like), x),
+        "no-op Function like ours, backward alone": lambda: torch.autograd.grad(
+            yl, params, dy, retain_graph=True, allow_unused=True),
+    }  # fmt: skip
+    for name, fn in stages.items():
+        print(f"{name + ', ' + dev:60s} {_us_per_call(fn, calls=200, rounds=3):8.1f} us",
+              flush=True)  # fmt: skip
+
+
+def host_probe() -> None:
+    """Where a ModeNorm2d call's host time goes beyond its kernels' wrappers: the same call
+    recording autograd and not, on CUDA and on CPU tensors (the torch-op path) in this
+    process, beside a Function shaped like ours doing nothing; then cProfile of both."""
+    from torch import nn
+
+    for dev in (DEV, "cpu"):
+        _probe_device(dev)
+    ident, t = nn.Identity(), torch.zeros(1)
+    print(f"{'nn.Identity call':60s} {_us_per_call(lambda: ident(t), 2000, 3):8.1f} us")
+    layer = mn_triton.ModeNorm2d(8, num_modes=2).to(DEV)
+    x = torch.randn(2, 8, 4, 4, device=DEV)
+    xg = x.clone().requires_grad_()
+    _cprofile_top(lambda: layer(xg), "ModeNorm2d forward recording (CUDA)")
+    _cprofile_top(lambda: _no_grad(layer, x), "ModeNorm2d forward no_grad (CUDA)")
+
+
 def _no_grad(module, x):  # noqa: ANN001, ANN202
     with torch.no_grad():
         return module(x)
@@ -348,8 +428,12 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--no-variants", action="store_true")
     ap.add_argument("--host-only", action="store_true", help="launch cost and profile only")
+    ap.add_argument("--host-probe", action="store_true", help="autograd's share of host time")
     a = ap.parse_args()
     print(torch.cuda.get_device_name(), flush=True)
+    if a.host_probe:
+        host_probe()
+        return
     if a.host_only:
         launch_cost()
         host_stages()

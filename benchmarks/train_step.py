@@ -29,6 +29,13 @@ count and skipped CUDA graphs).
 
     python benchmarks/train_step.py                 # full run (what the GPU script calls)
     python benchmarks/train_step.py --quick         # short, labelled run (default on a CPU)
+    python benchmarks/train_step.py --warm-compile --models resnet56 --execs compiled \
+        --norms mn_triton                           # fill the compile caches; no rows
+
+--warm-compile runs each variant for one warm-up and one timed step and records nothing: it
+fills inductor's and Triton's on-disk caches, so that a later timed run compiles from them
+(a LeNet compile: 40 s cold, 5 s warm, on a CPU). benchmarks/gpu_run.sh runs one such process
+per compiled variant, in parallel, before the timed stages.
 
 Data: seeded synthetic images and labels by default; --data PATH reads real ones (see
 `load_batches`).
@@ -480,6 +487,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="comma-separated subset of lenet,resnet20,resnet56",
     )
     p.add_argument(
+        "--norms",
+        default=",".join(models.NORM_KINDS),
+        help="comma-separated subset of " + ",".join(models.NORM_KINDS),
+    )
+    p.add_argument(
+        "--warm-compile",
+        action="store_true",
+        help="one warm-up and one timed step per variant, no rows: fills the compile caches",
+    )
+    p.add_argument(
         "--execs",
         default=None,
         help="comma-separated eager,compiled,cudagraph (default: all that apply "
@@ -554,10 +571,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     names = args.models.split(",")
     if bad := set(names) - set(models.MODELS):
         raise SystemExit(f"--models: unknown {sorted(bad)}; choose from {models.MODELS}")
-    if device.type != "cuda" and not args.full:
+    norms = args.norms.split(",")
+    if bad := set(norms) - set(models.NORM_KINDS):
+        raise SystemExit(f"--norms: unknown {sorted(bad)}; choose from {models.NORM_KINDS}")
+    if device.type != "cuda" and not args.full and not args.warm_compile:
         args.quick = True  # a CPU gets the short, labelled version unless asked otherwise
+    if args.warm_compile:
+        args.warmup, args.steps = 1, 1
     settings = settings_from(args)
     variants = plan(names, execs_from(args, device), args.compile_reference, args.all_k_compiled)
+    variants = [v for v in variants if v.norm in norms]
+    if args.warm_compile:
+        _log(f"train_step --warm-compile: {len(variants)} variants, no rows recorded")
+        result = run_all(variants, settings, device, args.data, args.max_seconds)
+        return 1 if result.failed else 0
     _log(
         f"train_step: {len(variants)} variants on {measure.device_name(device)}, "
         f"batch {settings.batch}, {settings.warmup} warm-up + {settings.steps} timed steps"

@@ -341,6 +341,42 @@ def test_each_run_writes_its_own_training_step_file(monkeypatch, tmp_path):
     assert (tmp_path / "mine.csv").is_file()
 
 
+def test_warm_compile_runs_one_step_per_variant_and_records_nothing(monkeypatch, tmp_path):
+    """--warm-compile only fills the compile caches: one warm-up and one timed step per
+    variant of the chosen norms, its rows handed to no sink, no CSV written."""
+    seen = {}
+
+    def fake_run_all(variants, settings, device, data=None, max_seconds=math.inf, sink=None):
+        seen.update(variants=variants, settings=settings, sink=sink)
+        return train_step.RunResult()
+
+    monkeypatch.setattr(train_step, "run_all", fake_run_all)
+    monkeypatch.setattr(train_step.records, "DATA_DIR", tmp_path)
+    argv = ["--warm-compile", "--models", "resnet20", "--execs", "compiled", "--norms",
+            "mn_triton", "--device", "cpu"]  # fmt: skip
+    assert train_step.main(argv) == 0
+    assert [str(v) for v in seen["variants"]] == ["resnet20 compiled mn_triton K=2"]
+    assert (seen["settings"].warmup, seen["settings"].steps) == (1, 1)
+    assert seen["settings"].run_size == "full"  # the timed run's batch: the same compile
+    assert seen["sink"] is None and not list(tmp_path.iterdir())
+
+
+def test_norms_choose_the_variants_and_unknown_ones_are_refused(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_run_all(variants, settings, device, data=None, max_seconds=math.inf, sink=None):
+        seen["variants"] = variants
+        return train_step.RunResult()
+
+    monkeypatch.setattr(train_step, "run_all", fake_run_all)
+    monkeypatch.setattr(train_step.records, "DATA_DIR", tmp_path)
+    argv = ["--models", "lenet", "--norms", "batchnorm,reference", "--device", "cpu"]
+    assert train_step.main(argv) == 0
+    assert {v.norm for v in seen["variants"]} == {"batchnorm", "reference"}
+    with pytest.raises(SystemExit, match="--norms: unknown"):
+        train_step.main(["--norms", "batchnorm,groupnorm", "--device", "cpu"])
+
+
 # ------------------------------------ measure.py ---------------------------------------
 
 

@@ -88,6 +88,8 @@ def _stages(calls: list[list[str]]) -> dict[str, list[str]]:
             stages[f"tests: {_option(call[2:], '-m')}"] = call
         elif call[:3] == ["-m", "pytest", "benchmarks/test_layers.py"]:
             stages["layers"] = call
+        elif "--warm-compile" in call:
+            stages.setdefault("compile warm-up", []).append(call)
         else:
             stages[Path(call[0]).stem] = call
     return stages
@@ -95,13 +97,13 @@ def _stages(calls: list[list[str]]) -> dict[str, list[str]]:
 
 EXPECTED = {
     "all": {
-        "preflight", "warm_kernels", "tests: gpu and not slow", "tests: gpu and slow", "layers",
-        "train_step", "step_profile", "host_overhead", "report",
+        "preflight", "warm_kernels", "compile warm-up", "tests: gpu and not slow",
+        "tests: gpu and slow", "layers", "train_step", "step_profile", "host_overhead", "report",
     },
     "1": {"preflight", "warm_kernels", "tests: gpu and not slow", "layers", "train_step",
           "step_profile", "report"},
-    "2": {"preflight", "warm_kernels", "tests: gpu and slow", "layers", "train_step",
-          "host_overhead", "report"},
+    "2": {"preflight", "warm_kernels", "compile warm-up", "tests: gpu and slow", "layers",
+          "train_step", "host_overhead", "report"},
 }  # fmt: skip
 GRID = {"all": "full", "1": "core", "2": "extra"}
 EXECS = {"all": ["eager", "compiled", "cudagraph"], "1": ["eager"], "2": ["compiled", "cudagraph"]}
@@ -149,6 +151,20 @@ def test_stages_and_their_arguments(part, tmp_path, monkeypatch):
     args = train_step.parse_args(stages["train_step"][1:])
     assert train_step.execs_from(args, torch.device("cuda")) == EXECS[part]
     assert not args.quick and args.max_seconds > 0
+
+    # Every compiled variant the timed stage runs is compiled ahead, one process each, at the
+    # timed run's settings (batch, width), before the layer grid.
+    timed = train_step.plan(args.models.split(","), EXECS[part], args.compile_reference)
+    ahead = []
+    for call in stages.get("compile warm-up", []):
+        warm_args = train_step.parse_args(call[1:])
+        assert warm_args.warm_compile and (warm_args.batch, warm_args.width) == (None, 1.0)
+        execs = train_step.execs_from(warm_args, torch.device("cuda"))
+        planned = train_step.plan(warm_args.models.split(","), execs)
+        ahead += [v for v in planned if v.norm in warm_args.norms.split(",")]
+        assert calls.index(call) < calls.index(layers)
+    assert len(ahead) == len(set(ahead))
+    assert set(ahead) == {v for v in timed if v.exec != "eager"}
 
     # Each stage's limit, from the log, and the time budgets inside them.
     limits = {}

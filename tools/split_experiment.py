@@ -1,0 +1,18 @@
+"""benchmarks/train_step.py with the MN mix splitting batches from a given number of samples
+(kernels/mix.SPLIT_MIN_ROWS, 1024 by default: CNN batches are never split). An experiment,
+for benchmarks/NOTES.md: what splitting small batches across programs would change, eager
+and under CUDA graphs. Its rows are not report data: give --out a name outside the report's.
+
+    python tools/split_experiment.py 16 --models lenet,resnet20 --execs eager,cudagraph \
+        --norms mn_triton --run-id exp-split16 --out exp-split16
+"""
+
+import runpy
+import sys
+
+sys.path[:0] = [".", "benchmarks"]
+from mn_triton.kernels import mix  # noqa: E402
+
+mix.SPLIT_MIN_ROWS = int(sys.argv[1])
+sys.argv = ["benchmarks/train_step.py", *sys.argv[2:]]
+runpy.run_path("benchmarks/train_step.py", run_name="__main__")

@@ -341,6 +341,24 @@ def test_each_run_writes_its_own_training_step_file(monkeypatch, tmp_path):
     assert (tmp_path / "mine.csv").is_file()
 
 
+def test_compile_guesses_follow_the_compiles_seen_down_to_a_tenth():
+    """From warm compile caches a compile takes a fraction of its cold guess: later guesses
+    scale by the fastest ratio seen (LeNet's 5 s of 25 s: 0.2), not below COMPILE_GUESS_FLOOR,
+    so a ResNet-56 pair is guessed at 36 s rather than 90 s."""
+    v = train_step.Variant
+    variants = [v("lenet", "batchnorm", 0, "compiled"), v("lenet", "mn_triton", 6, "compiled"),
+                v("resnet56", "batchnorm", 0, "compiled"),
+                v("resnet56", "mn_triton", 2, "compiled")]  # fmt: skip
+    cold = train_step.COMPILE_GUESS_S
+    assert train_step._needed_seconds(variants, 0, {}) == 2 * cold["lenet"]
+    seen = {("lenet", "compiled"): 5.0}
+    pair = train_step._needed_seconds(variants, 2, seen)
+    assert pair == pytest.approx(2 * 0.2 * cold["resnet56"])
+    seen = {("lenet", "compiled"): 0.5}  # a ratio of 0.02: held at the floor
+    floor = train_step.COMPILE_GUESS_FLOOR
+    assert train_step._needed_seconds(variants, 3, seen) == pytest.approx(floor * cold["resnet56"])
+
+
 def test_warm_compile_runs_one_step_per_variant_and_records_nothing(monkeypatch, tmp_path):
     """--warm-compile only fills the compile caches: one warm-up and one timed step per
     variant of the chosen norms, its rows handed to no sink, no CSV written."""

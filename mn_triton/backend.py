@@ -113,6 +113,19 @@ def _without_triton(x: Tensor) -> bool:
     return False
 
 
+def samples_split_from(min_rows: int) -> contextlib.AbstractContextManager:
+    """A block whose MN mix kernels split batches from `min_rows` samples on
+    (kernels/mix.samples_split_from); without Triton, a block that changes nothing."""
+    if not HAS_TRITON:
+        return contextlib.nullcontext()
+    return _mix_kernels.samples_split_from(min_rows)
+
+
+def graph_split_min_rows() -> int:
+    """kernels/mix.GRAPH_SPLIT_MIN_ROWS: where captured calls split the samples."""
+    return _mix_kernels.GRAPH_SPLIT_MIN_ROWS if HAS_TRITON else 0
+
+
 def on_device_of(t: Tensor) -> contextlib.AbstractContextManager:
     """A block whose launches go to `t`'s CUDA device: Triton launches on the current device
     (and its current stream), and a model on another one (`model.to("cuda:1")` without

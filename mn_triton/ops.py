@@ -76,9 +76,8 @@ def _mode_norm_forward(
     eps: float,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Returns (y, row shift, row mean − shift, row variance, mode mean, mode variance)."""
-    return _mode_norm_forward_updating(
-        x, gate_weight, gate_bias, weight, bias, running_mean, running_mean_sq, training, eps
-    )
+    args = (x, gate_weight, gate_bias, weight, bias, running_mean, running_mean_sq, training, eps)
+    return _split_where_captured(_mode_norm_forward_updating, args, x, gate_weight)
 
 
 def _mode_norm_forward_updating(
@@ -144,8 +143,28 @@ def _mode_norm_backward_impl(
     return dx, grads.gate_weight, grads.gate_bias, grads.weight, grads.bias_param
 
 
+def _mode_norm_backward(
+    dy: Tensor,
+    x: Tensor,
+    shift: Tensor | None,
+    mean_dev: Tensor | None,
+    var_rows: Tensor | None,
+    gate_weight: Tensor,
+    gate_bias: Tensor | None,
+    weight: Tensor | None,
+    running_mean: Tensor | None,
+    running_mean_sq: Tensor | None,
+    training: bool,
+    eps: float,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """The backward op: `_mode_norm_backward_impl`, its samples split where captured."""
+    args = (dy, x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, running_mean,
+            running_mean_sq, training, eps)  # fmt: skip
+    return _split_where_captured(_mode_norm_backward_impl, args, x, gate_weight)
+
+
 mode_norm_backward = torch.library.custom_op(
-    "mn_triton::mode_norm_backward", _mode_norm_backward_impl, mutates_args=()
+    "mn_triton::mode_norm_backward", _mode_norm_backward, mutates_args=()
 )
 
 
@@ -232,6 +251,47 @@ def mode_norm(*args, momentum: float | Tensor | None = None):  # noqa: ANN002
             update_running_stats(running_mean, running_mean_sq, *outputs[4:], momentum)
         return outputs
     return _ModeNormFunction.apply(*args, momentum)
+
+
+# The MN ops captured into CUDA graphs (torch.compile's "reduce-overhead") split the mix's
+# samples from kernels/mix.GRAPH_SPLIT_MIN_ROWS on: a replay pays nothing per launch, and
+# splitting shortens the mix kernels' walks over the samples, which then bound the GPU's
+# time. CUDA refuses to load a kernel while a stream is captured, so every kernel a capture
+# launches must have run before: torch.compile runs each graph uncaptured first (its
+# warm-up), and there the first call of each signature runs once more, split, its results
+# dropped. Both op bodies are pure (under torch.compile the running estimates are updated
+# after the op), so that extra call changes nothing. Eager calls never split small batches:
+# the host bounds them, and a capture of eager code (torch.cuda.graph) launches what its
+# warm-up launched.
+_split_signatures_run: set[tuple] = set()
+
+
+def _capturing(x: Tensor) -> bool:
+    """Whether x's stream is being captured into a CUDA graph."""
+    return x.is_cuda and torch.cuda.is_current_stream_capturing()
+
+
+def _mix_signature(args: tuple, x: Tensor, gate_weight: Tensor) -> tuple:
+    """What decides which mix kernels a call compiles: sizes, dtype, device, which optional
+    tensors are given, the flags (the statistics are fresh, aligned allocations)."""
+    flags = tuple(a is None if not isinstance(a, bool) else a for a in args)
+    return (*x.shape[:2], gate_weight.shape[0], x.dtype, x.device, flags)
+
+
+def _split_where_captured(impl: Callable, args: tuple, x: Tensor, gate_weight: Tensor):  # noqa: ANN202
+    """`impl(*args)`, an MN op's body (x and gate_weight among the args), with its mix's
+    samples split where captured."""
+    if not backend.uses_kernels(x):
+        return impl(*args)
+    if _capturing(x):
+        with backend.samples_split_from(backend.graph_split_min_rows()):
+            return impl(*args)
+    signature = _mix_signature(args, x, gate_weight)
+    if signature not in _split_signatures_run:
+        with backend.samples_split_from(backend.graph_split_min_rows()):
+            impl(*args)  # loads the kernels a capture of this call will launch
+        _split_signatures_run.add(signature)
+    return impl(*args)
 
 
 # ------------------------------ Mode Group Normalization ------------------------------

@@ -139,6 +139,73 @@ def test_eager_function_and_custom_op_agree(training, backend):
         assert all(torch.equal(a, b) for a, b in zip(g1, g2, strict=True))
 
 
+def _mn_op_results(args: tuple, dy: torch.Tensor) -> list[torch.Tensor]:
+    """The MN forward op's outputs, then its backward op's (dx, parameter gradients)."""
+    x, gw, gb, w, b, rm, rms, training, eps = args
+    outs = ops.mode_norm_forward(*args)
+    y, shift, mean_dev, var = outs[:4]
+    grads = ops.mode_norm_backward(dy, x, shift, mean_dev, var, gw, gb, w, rm, rms, training, eps)
+    return [*outs, *grads]
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_captured_ops_split_the_samples_and_load_those_kernels_ahead(training, monkeypatch):
+    """Captured into a CUDA graph (stood in for here: ops._capturing), the MN ops split a
+    batch from kernels/mix.GRAPH_SPLIT_MIN_ROWS samples (32: 2 splits of 16), and compute
+    what they compute unsplit. A capture may not load kernels, so the first uncaptured call
+    of each signature also runs split, once, its results dropped: what it returns is the
+    plain call's, bit for bit; its second call runs plain only."""
+    from helpers import spy_launches
+    from mn_triton.kernels import mix as kernels
+
+    with mn_triton.use_backend("triton"):
+        n, c, k = 32, 6, 2
+        module = randomize(mn_triton.ModeNorm2d(c, num_modes=k), gate_scale=2.0)
+        x = torch.randn(n, c, 3, 3) * 2 + torch.randn(n, c, 1, 1)
+        running = (None, None) if training else (module.running_mean, module.running_mean_sq)
+        args = (x, module.gate.weight.detach(), module.gate.bias.detach(),
+                module.weight.detach(), module.bias.detach(), *running, training, 1e-5)  # fmt: skip
+        dy = torch.randn_like(x)
+        monkeypatch.setattr(ops, "_split_signatures_run", set())
+        launches = spy_launches(monkeypatch, kernels, "_mn_mix_forward_kernel")
+        plain = _mn_op_results(args, dy)
+        assert launches == [(1, 2), (1, 1)]  # the split run ahead, then the plain call
+        again = _mn_op_results(args, dy)
+        assert launches[2:] == [(1, 1)]
+        for got, want in zip(again, plain, strict=True):
+            assert torch.equal(got, want)
+        monkeypatch.setattr(ops, "_capturing", lambda t: True)
+        captured = _mn_op_results(args, dy)
+        assert launches[3:] == [(1, 2)]
+        names = ["y", "shift", "mean_dev", "var", "mode mean", "mode var", "dx"]
+        for name, got, want in zip(names, captured, plain, strict=False):
+            assert_close(got, want, 1e-5, name)
+        # Gate gradients are ill-conditioned (they can nearly cancel): held to the scale of
+        # all parameter gradients, as in test_compiled_model_matches_eager.
+        assert_close(
+            torch.cat([g.flatten() for g in captured[7:]]),
+            torch.cat([g.flatten() for g in plain[7:]]),
+            1e-4,
+            "parameter gradients",
+        )
+        for name, got, want in zip(("weight", "bias"), captured[9:], plain[9:], strict=True):
+            assert_close(got, want, 1e-4, f"grad of {name}")
+
+
+def test_eager_calls_never_split_small_batches_even_when_captured(monkeypatch):
+    """The autograd.Function path (eager calls, and torch.cuda.graph captures of eager code,
+    which launch what their warm-up launched) keeps SPLIT_MIN_ROWS."""
+    from helpers import spy_launches
+    from mn_triton.kernels import mix as kernels
+
+    with mn_triton.use_backend("triton"):
+        monkeypatch.setattr(ops, "_capturing", lambda t: True)
+        launches = spy_launches(monkeypatch, kernels, "_mn_mix_forward_kernel")
+        layer = mn_triton.ModeNorm2d(6, num_modes=2)
+        layer(torch.randn(32, 6, 3, 3, requires_grad=True)).sum().backward()
+        assert launches == [(1, 1)]
+
+
 def test_compiled_double_backward_is_refused_not_wrong(backend):
     """Eager layers support create_graph=True (tests/test_double_backward.py); compiled ones
     cannot (torch.compile refuses double backward), and say so instead of returning wrong

@@ -572,6 +572,21 @@ MUTANTS = [
         "    block_n = max(1, min(next_pow2(n), tile // (k_pad * block_c)))\n",
         "tests/test_kernels.py",
     ),
+    Mutant(
+        "M32 captured custom-op calls do not split the mix's samples",
+        "mn_triton/ops.py",
+        "        with backend.samples_split_from(backend.graph_split_min_rows()):\n"
+        "            return impl(*args)\n",
+        "        return impl(*args)\n",
+        "tests/test_compile.py",
+    ),
+    Mutant(
+        "M33 no split run ahead: a capture would load kernels (CUDA refuses)",
+        "mn_triton/ops.py",
+        "            impl(*args)  # loads the kernels a capture of this call will launch\n",
+        "            pass\n",
+        "tests/test_compile.py",
+    ),
     # --- benchmarks: bytes model and report ---
     Mutant(
         "S5 bytes model with 4 backward passes",

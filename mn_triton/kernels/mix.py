@@ -34,7 +34,9 @@ the kernels then do not read (_load_or_zero; mn_triton.backend.POINT_ROWS).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator
 
 import torch
 import triton
@@ -88,6 +90,31 @@ GATES_KERNEL_MIN_ELEMENTS = 16384
 # split. Tests move both to try the split on small batches.
 SPLIT_MIN_ROWS = 1024
 MIX_PROGRAMS = 256
+# Inside a CUDA graph the host's cost per launch is gone and only the GPU's time counts,
+# where a walk over N samples is a chain of N / BLOCK_N dependent steps: on an H200 the mix
+# of a CNN batch of 128 samples (16 blocks, 3 walks forward, 5 backward) took ~150 µs
+# forward and ~200 µs backward per layer, more than the passes over x (benchmarks/NOTES.md).
+# Captured calls of the custom ops (torch.compile with CUDA graphs) therefore split batches
+# from GRAPH_SPLIT_MIN_ROWS samples: chains of 2 steps, for 2 launches more forward and ~4
+# backward, which eager calls, bound by the host, would pay for (mn_triton/ops.py).
+GRAPH_SPLIT_MIN_ROWS = 16
+_split_min_rows: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "mn_triton_split_min_rows", default=None
+)
+
+
+@contextlib.contextmanager
+def samples_split_from(min_rows: int) -> Iterator[None]:
+    """A block whose MN mix calls split their samples from `min_rows` on (instead of
+    SPLIT_MIN_ROWS); for the calls of this thread (the autograd engine runs a CUDA backward
+    on its own thread: set it inside the backward)."""
+    token = _split_min_rows.set(min_rows)
+    try:
+        yield
+    finally:
+        _split_min_rows.reset(token)
+
+
 _TINY: tl.constexpr = tl.constexpr(MIN_MODE_MASS)
 
 
@@ -897,9 +924,12 @@ def _given(stats: ModeStatsTensors | None, placeholder: Tensor) -> ModeStatsTens
 
 def _mn_splits(n: int, c: int, block_n: int, block_c: int) -> tuple[int, int]:
     """(splits, samples per split): the MN mix kernels' grid's second axis. One split of all
-    N samples, unless at least two splits of SPLIT_MIN_ROWS samples fit and the channel
-    blocks alone give fewer than MIX_PROGRAMS programs (see SPLIT_MIN_ROWS)."""
-    splits = min(n // max(SPLIT_MIN_ROWS, 1), cdiv(MIX_PROGRAMS, cdiv(c, block_c)))
+    N samples, unless at least two splits of SPLIT_MIN_ROWS samples (or samples_split_from's,
+    inside one) fit and the channel blocks alone give fewer than MIX_PROGRAMS programs (see
+    SPLIT_MIN_ROWS)."""
+    min_rows = _split_min_rows.get()
+    min_rows = SPLIT_MIN_ROWS if min_rows is None else min_rows
+    splits = min(n // max(min_rows, 1), cdiv(MIX_PROGRAMS, cdiv(c, block_c)))
     if splits < 2:
         return 1, n
     rows = cdiv(n, splits)

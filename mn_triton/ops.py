@@ -15,6 +15,8 @@ per-row statistics (saved for the backward, which recomputes the small mix from 
 for MN, the mode statistics (for the running estimates). Those extra outputs carry no gradient. On
 rows of one element the Function skips the passes that compute row statistics (x is its own,
 backend.POINT_ROWS) and returns None for them; the backward takes them from x again.
+Captured into CUDA graphs, the MN custom ops split the mix's samples across more programs
+(`_split_where_captured`), since a replay pays the GPU's time and no host time per launch.
 
 No `from __future__ import annotations` here: `custom_op` reads the annotations.
 """

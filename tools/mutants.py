@@ -626,8 +626,8 @@ MUTANTS = [
     Mutant(
         "S14 gpu_run.sh runs a stage whose limit is 0 (timeout 0: no limit)",
         "benchmarks/gpu_run.sh",
-        '    if [ "$limit" -le 0 ]; then',
-        '    if [ "$limit" -lt 0 ]; then',
+        '    if [ "$limit" -le 0 ]; then  # `timeout 0`',
+        '    if [ "$limit" -lt 0 ]; then  # `timeout 0`',
         "tests/test_gpu_run.py",
     ),
 ]

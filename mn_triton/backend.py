@@ -113,17 +113,12 @@ def _without_triton(x: Tensor) -> bool:
     return False
 
 
-def samples_split_from(min_rows: int) -> contextlib.AbstractContextManager:
-    """A block whose MN mix kernels split batches from `min_rows` samples on
-    (kernels/mix.samples_split_from); without Triton, a block that changes nothing."""
+def graph_splits() -> contextlib.AbstractContextManager:
+    """A block whose MN mix kernels split batches as captured calls do, from
+    kernels/mix.GRAPH_SPLIT_MIN_ROWS samples on; without Triton, a block that changes nothing."""
     if not HAS_TRITON:
         return contextlib.nullcontext()
-    return _mix_kernels.samples_split_from(min_rows)
-
-
-def graph_split_min_rows() -> int:
-    """kernels/mix.GRAPH_SPLIT_MIN_ROWS: where captured calls split the samples."""
-    return _mix_kernels.GRAPH_SPLIT_MIN_ROWS if HAS_TRITON else 0
+    return _mix_kernels.samples_split_from(_mix_kernels.GRAPH_SPLIT_MIN_ROWS)
 
 
 def on_device_of(t: Tensor) -> contextlib.AbstractContextManager:

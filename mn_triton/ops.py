@@ -286,11 +286,11 @@ def _split_where_captured(impl: Callable, args: tuple, x: Tensor, gate_weight: T
     if not backend.uses_kernels(x):
         return impl(*args)
     if _capturing(x):
-        with backend.samples_split_from(backend.graph_split_min_rows()):
+        with backend.graph_splits():
             return impl(*args)
     signature = _mix_signature(args, x, gate_weight)
     if signature not in _split_signatures_run:
-        with backend.samples_split_from(backend.graph_split_min_rows()):
+        with backend.graph_splits():
             impl(*args)  # loads the kernels a capture of this call will launch
         _split_signatures_run.add(signature)
     return impl(*args)

@@ -17,6 +17,7 @@ import io
 import pstats
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -156,46 +157,20 @@ def variants() -> None:
 
 
 def profile() -> None:
+    """A ModeNorm2d call's host time beside bare PyTorch costs, then its cProfile."""
     layer = mn_triton.ModeNorm2d(8, num_modes=2).to(DEV)
     x = torch.randn(2, 8, 4, 4, device=DEV, requires_grad=True)
-    for _ in range(20):
-        layer(x).sum().backward()
-    torch.cuda.synchronize()
-    calls = 200
-    t0 = time.perf_counter()
-    for _ in range(calls):
-        layer(x).sum().backward()
-    torch.cuda.synchronize()
-    print(f"ModeNorm2d fwd+bwd host: {(time.perf_counter() - t0) / calls * 1e6:.1f} us/call")
-    # launch path alone: row_moments on a tiny tensor
     xs = torch.randn(2, 8, 16, device=DEV)
-    for _ in range(10):
-        kmom.row_moments(xs, torch.float32)
-    torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(500):
-        kmom.row_moments(xs, torch.float32)
-    torch.cuda.synchronize()
-    print(f"row_moments (1 launch + 3 empties): {(time.perf_counter() - t0) / 500 * 1e6:.1f} us")
-    t0 = time.perf_counter()
-    for _ in range(500):
-        torch.empty(16, device=DEV)
-    print(f"torch.empty: {(time.perf_counter() - t0) / 500 * 1e6:.1f} us")
-    t0 = time.perf_counter()
-    for _ in range(500):
-        xs.add_(0)
-    torch.cuda.synchronize()
-    print(f"tiny torch kernel launch (add_): {(time.perf_counter() - t0) / 500 * 1e6:.1f} us")
-    pr = cProfile.Profile()
-    pr.enable()
-    for _ in range(100):
-        layer(x).sum().backward()
-    torch.cuda.synchronize()
-    pr.disable()
-    for key in ("tottime", "cumulative"):
-        s = io.StringIO()
-        pstats.Stats(pr, stream=s).sort_stats(key).print_stats(28)
-        print(s.getvalue()[:6000])
+    timings = {
+        "ModeNorm2d fwd+bwd host": lambda: layer(x).sum().backward(),
+        "row_moments (1 launch + 3 empties)": lambda: kmom.row_moments(xs, torch.float32),
+        "torch.empty": lambda: torch.empty(16, device=DEV),
+        "tiny torch kernel launch (add_)": lambda: xs.add_(0),
+    }
+    for name, fn in timings.items():
+        print(f"{name}: {_us_per_call(fn):.1f} us", flush=True)
+    _cprofile_top(lambda: layer(x).sum().backward(), "ModeNorm2d fwd+bwd", calls=100, rows=28,
+                  keys=("tottime", "cumulative"))  # fmt: skip
 
 
 def launch_cost() -> None:
@@ -358,7 +333,14 @@ class _LikeModeNorm(torch.autograd.Function):
         return dy, gw, gb, w, w, None, None, None, None, None
 
 
-def _cprofile_top(fn, label: str, calls: int = 200, rows: int = 14) -> None:  # noqa: ANN001
+def _cprofile_top(
+    fn: Callable[[], object],
+    label: str,
+    calls: int = 200,
+    rows: int = 14,
+    keys: tuple[str, ...] = ("tottime",),
+) -> None:
+    """cProfile of `calls` calls of `fn` after a warm-up: its top `rows`, by each of `keys`."""
     for _ in range(20):
         fn()
     torch.cuda.synchronize()
@@ -368,9 +350,11 @@ def _cprofile_top(fn, label: str, calls: int = 200, rows: int = 14) -> None:  # 
         fn()
     torch.cuda.synchronize()
     pr.disable()
-    s = io.StringIO()
-    pstats.Stats(pr, stream=s).sort_stats("tottime").print_stats(rows)
-    print(f"\ncProfile, {label}, {calls} calls:\n" + s.getvalue()[:3500], flush=True)
+    for key in keys:
+        s = io.StringIO()
+        pstats.Stats(pr, stream=s).sort_stats(key).print_stats(rows)
+        print(f"\ncProfile, {label}, {calls} calls, by {key}:\n" + s.getvalue()[:6000],
+              flush=True)  # fmt: skip
 
 
 def _probe_device(dev: str) -> None:

@@ -575,8 +575,7 @@ MUTANTS = [
     Mutant(
         "M32 captured custom-op calls do not split the mix's samples",
         "mn_triton/ops.py",
-        "        with backend.samples_split_from(backend.graph_split_min_rows()):\n"
-        "            return impl(*args)\n",
+        "        with backend.graph_splits():\n            return impl(*args)\n",
         "        return impl(*args)\n",
         "tests/test_compile.py",
     ),

@@ -230,20 +230,27 @@ def rows_like(rows: Tensor, x: Tensor) -> Tensor:
 
 
 def mode_norm_mix_forward(
-    x: Tensor, *args, momentum: float | Tensor | None = None
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # noqa: ANN002
+    x: Tensor,
+    *args,  # noqa: ANN002
+    momentum: float | Tensor | None = None,
+    stats_out: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """(scale, bias) per row and (μ, σ²) per mode: `mix.mode_norm_forward`'s arguments.
 
     With a `momentum`, training also updates the running estimates in place (on the kernels,
-    inside the mix kernel: no launches of its own).
+    inside the mix kernel: no launches of its own). With `stats_out` (K + 3·K·C elements),
+    training also writes the batch statistics there, packed (mix.ModeStats.packed), for the
+    backward (`mode_norm_mix_backward`'s `stats`).
     """
     if _fused_mix(x, gate_weight=args[3]):
-        return _mix_kernels.mode_norm_forward(*args, momentum=momentum)
+        return _mix_kernels.mode_norm_forward(*args, momentum=momentum, stats_out=stats_out)
     coeffs, stats = _mix.mode_norm_forward(*args)
     mode_mean = stats.absolute_mean()
     *_, running_mean, running_mean_sq, training, _ = args
     if training and momentum is not None and running_mean is not None:
         update_running_stats(running_mean, running_mean_sq, mode_mean, stats.var, momentum)
+    if training and stats_out is not None:
+        stats_out.copy_(stats.packed())
     return coeffs.scale, coeffs.bias, mode_mean, stats.var
 
 
@@ -256,11 +263,22 @@ def _zeros_where_absent(args: tuple) -> tuple:
     return tuple(zeros if i in (1, 4, 5) and t is None else t for i, t in enumerate(args))
 
 
-def mode_norm_mix_backward(x: Tensor, *args) -> _mix.MixGrads:  # noqa: ANN002
-    """`mix.mode_norm_backward`, on the kernels or in torch ops."""
-    if _fused_mix(x, gate_weight=args[6]):
-        return _mix.MixGrads(*_mix_kernels.mode_norm_backward(*args))
-    return _mix.mode_norm_backward(*_zeros_where_absent(args))
+def mode_norm_mix_backward(
+    x: Tensor,
+    *args,  # noqa: ANN002
+    stats: Tensor | None = None,
+) -> _mix.MixGrads:
+    """`mix.mode_norm_backward`, on the kernels or in torch ops; given `stats` (the batch
+    statistics the training forward packed into its `stats_out`), without computing them
+    again."""
+    gate_weight, training = args[6], args[11]
+    saved = None
+    if training and stats is not None:
+        saved = _mix.ModeStats.unpacked(stats, gate_weight.shape[0], x.shape[1])
+    if _fused_mix(x, gate_weight):
+        given = None if saved is None else (saved.mass, saved.center, saved.residual, saved.var)
+        return _mix.MixGrads(*_mix_kernels.mode_norm_backward(*args, stats=given))
+    return _mix.mode_norm_backward(*_zeros_where_absent(args), stats=saved)
 
 
 def mode_group_norm_mix_forward(x: Tensor, *args) -> tuple[Tensor, Tensor]:  # noqa: ANN002

@@ -145,6 +145,20 @@ class ModeStats:
         0, keep it out of the output)."""
         return self.center + self.residual
 
+    def packed(self) -> Tensor:
+        """Batch statistics as one flat buffer, [N_k | P_k | μ_k − P_k | σ²_k] (K + 3·K·C
+        elements): what SyncModeNorm's processes exchange, what the mix kernels write
+        (kernels.mix._stats_views reads it) and what a forward saves for its backward."""
+        fields = (self.center, self.residual, self.var)
+        return torch.cat([self.mass, *(t.flatten() for t in fields)])
+
+    @staticmethod
+    def unpacked(buffer: Tensor, k: int, c: int) -> ModeStats:
+        """The statistics `packed` gave, as views of `buffer`."""
+        mass, *per_mode = buffer.split([k, k * c, k * c, k * c])
+        center, residual, var = (t.view(k, c) for t in per_mode)
+        return ModeStats(center, residual, var, mass)
+
 
 def _coverage(mass: Tensor) -> Tensor:
     """Σ w = N_k / max(N_k, tiny), exactly: 1, or less for a mode with almost no gate mass."""

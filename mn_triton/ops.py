@@ -12,7 +12,9 @@ mix backward → the dx pass. Each exists in two wrappers around the same implem
 `mode_norm` and `mode_group_norm` pick the custom op while torch.compile, torch.jit.trace or
 make_fx traces, or on fake tensors, the Function otherwise. The forwards also return the
 per-row statistics (saved for the backward, which recomputes the small mix from them) and,
-for MN, the mode statistics (for the running estimates). Those extra outputs carry no gradient. On
+for MN, the mode statistics: mean and variance for the running estimates, and in training
+the batch statistics packed for the backward, which takes them rather than computing them
+again. Those extra outputs carry no gradient. On
 rows of one element the Function skips the passes that compute row statistics (x is its own,
 backend.POINT_ROWS) and returns None for them; the backward takes them from x again.
 Captured into CUDA graphs, the MN custom ops split the mix's samples across more programs
@@ -41,6 +43,12 @@ def _row_length(x: Tensor) -> int:
 
 def _stats_like(x: Tensor, *shape: int) -> Tensor:
     return x.new_empty(shape, dtype=stat_dtype(x.dtype))
+
+
+def _mode_stats_like(x: Tensor, k: int, training: bool) -> Tensor:
+    """Room for MN's packed batch statistics, K + 3·K·C elements (mix.ModeStats.packed);
+    empty in eval, which has none."""
+    return _stats_like(x, k + 3 * k * x.shape[1] if training else 0)
 
 
 # The dispatch modes under which tensors carry no data or calls are recorded.
@@ -76,8 +84,11 @@ def _mode_norm_forward(
     running_mean_sq: Tensor | None,
     training: bool,
     eps: float,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """Returns (y, row shift, row mean − shift, row variance, mode mean, mode variance)."""
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Returns (y, row shift, row mean − shift, row variance, mode mean, mode variance, mode
+    statistics): in training the last are the batch's (N_k, P_k, μ_k − P_k, σ²_k), packed
+    (mix.ModeStats.packed), which the backward takes instead of computing them again (two
+    walks of its mix over the samples); in eval, empty."""
     args = (x, gate_weight, gate_bias, weight, bias, running_mean, running_mean_sq, training, eps)
     return _split_where_captured(_mode_norm_forward_updating, args, x, gate_weight)
 
@@ -91,17 +102,19 @@ def _mode_norm_forward_updating(
     (eager calls on rows of one element, backend.point_rows), the row statistics are x
     itself and the three statistics outputs None."""
     if x.numel() == 0:  # nothing to normalise; statistics are zeros (and go unused)
-        return _empty_forward(x, gate_weight.shape[0])
+        return _empty_forward(x, gate_weight.shape[0], training)
     with backend.on_device_of(x), autocast_off(x):
         shift, mean_dev, var_rows = _row_statistics(x, points)
+        mode_stats = _mode_stats_like(x, gate_weight.shape[0], training)
         scale, row_bias, mode_mean, mode_var = backend.mode_norm_mix_forward(
             x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias,
             running_mean, running_mean_sq, training, eps, momentum=momentum,
+            stats_out=mode_stats,
         )  # fmt: skip
         y = _apply(x, shift, scale, row_bias, points)
     if points:
-        return y, None, None, None, mode_mean, mode_var
-    return y, shift, mean_dev, var_rows, mode_mean, mode_var
+        return y, None, None, None, mode_mean, mode_var, mode_stats
+    return y, shift, mean_dev, var_rows, mode_mean, mode_var, mode_stats
 
 
 mode_norm_forward = torch.library.custom_op(
@@ -113,7 +126,8 @@ mode_norm_forward = torch.library.custom_op(
 def _(x, gate_weight, gate_bias, weight, bias, running_mean, running_mean_sq, training, eps):  # noqa: ANN001
     n, c, k = x.shape[0], x.shape[1], gate_weight.shape[0]
     rows = [_stats_like(x, n, c) for _ in range(3)]
-    return (torch.empty_like(x), *rows, _stats_like(x, k, c), _stats_like(x, k, c))
+    modes = [_stats_like(x, k, c), _stats_like(x, k, c), _mode_stats_like(x, k, training)]
+    return (torch.empty_like(x), *rows, *modes)
 
 
 def _mode_norm_backward_impl(
@@ -122,6 +136,7 @@ def _mode_norm_backward_impl(
     shift: Tensor | None,
     mean_dev: Tensor | None,
     var_rows: Tensor | None,
+    mode_stats: Tensor | None,
     gate_weight: Tensor,
     gate_bias: Tensor | None,
     weight: Tensor | None,
@@ -132,14 +147,15 @@ def _mode_norm_backward_impl(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Returns (dx, d gate weight, d gate bias, d weight, d bias); parameter gradients in the
     statistics dtype (the autograd wrapper casts them to each parameter's dtype). Without
-    row statistics (None: the forward took rows of one element as their own), from x."""
+    row statistics (None: the forward took rows of one element as their own), from x. In
+    training, `mode_stats` are the forward's packed batch statistics (None: computed again)."""
     if x.numel() == 0:
         return _empty_backward(x, gate_weight)
     with backend.on_device_of(x), autocast_off(x):
         shift, sum_dy, sum_dy_xs = _row_grad_sums(x, dy, shift)
         grads = backend.mode_norm_mix_backward(
             x, sum_dy, sum_dy_xs, _row_length(x), shift, mean_dev, var_rows, gate_weight,
-            gate_bias, weight, running_mean, running_mean_sq, training, eps,
+            gate_bias, weight, running_mean, running_mean_sq, training, eps, stats=mode_stats,
         )  # fmt: skip
         dx = backend.row_affine(x, shift, grads.x_scale, grads.bias, dy, grads.dy_scale)
     return dx, grads.gate_weight, grads.gate_bias, grads.weight, grads.bias_param
@@ -151,6 +167,7 @@ def _mode_norm_backward(
     shift: Tensor | None,
     mean_dev: Tensor | None,
     var_rows: Tensor | None,
+    mode_stats: Tensor | None,
     gate_weight: Tensor,
     gate_bias: Tensor | None,
     weight: Tensor | None,
@@ -160,8 +177,8 @@ def _mode_norm_backward(
     eps: float,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """The backward op: `_mode_norm_backward_impl`, its samples split where captured."""
-    args = (dy, x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, running_mean,
-            running_mean_sq, training, eps)  # fmt: skip
+    args = (dy, x, shift, mean_dev, var_rows, mode_stats, gate_weight, gate_bias, weight,
+            running_mean, running_mean_sq, training, eps)  # fmt: skip
     return _split_where_captured(_mode_norm_backward_impl, args, x, gate_weight)
 
 
@@ -171,17 +188,19 @@ mode_norm_backward = torch.library.custom_op(
 
 
 @mode_norm_backward.register_fake
-def _(dy, x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, *args):  # noqa: ANN001
+def _(dy, x, shift, mean_dev, var_rows, mode_stats, gate_weight, *args):  # noqa: ANN001
     return (torch.empty_like(x), *_fake_param_grads(x, gate_weight))
 
 
 def _mode_norm_setup_context(ctx, inputs, output) -> None:  # noqa: ANN001
     x, gate_weight, gate_bias, weight, _, running_mean, running_mean_sq, training, eps = inputs
-    _, shift, mean_dev, var_rows, _, _ = output
+    _, shift, mean_dev, var_rows, _, _, mode_stats = output
     if training:  # running estimates are updated in place after this op; never save them
         running_mean = running_mean_sq = None
+    else:  # eval normalises with the running estimates: no batch statistics
+        mode_stats = None
     ctx.save_for_backward(
-        x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight,
+        x, shift, mean_dev, var_rows, mode_stats, gate_weight, gate_bias, weight,
         running_mean, running_mean_sq,
     )  # fmt: skip
     ctx.training, ctx.eps = training, eps
@@ -197,10 +216,12 @@ def _mode_norm_grads(backward_op):  # noqa: ANN001
     def backward(ctx, dy, *_unused):  # noqa: ANN001
         if dy is None:  # no gradient reached y (grads are not materialised as zeros)
             return (None,) * 9
-        x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, rm, rms = ctx.saved_tensors
+        x, shift, mean_dev, var_rows, mode_stats, gate_weight, gate_bias, weight, rm, rms = (
+            ctx.saved_tensors
+        )
         dx, *param_grads = backward_op(
-            dy, x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, rm, rms,
-            ctx.training, ctx.eps,
+            dy, x, shift, mean_dev, var_rows, mode_stats, gate_weight, gate_bias, weight, rm,
+            rms, ctx.training, ctx.eps,
         )  # fmt: skip
         return dx, *_cast(param_grads, ctx.param_dtypes), None, None, None, None
 
@@ -250,7 +271,7 @@ def mode_norm(*args, momentum: float | Tensor | None = None):  # noqa: ANN002
             args = (x, gate_weight, gate_bias, weight, bias, None, None, training, eps)
         outputs = mode_norm_forward(*args)
         if training and momentum is not None and running_mean is not None and x.numel() > 0:
-            update_running_stats(running_mean, running_mean_sq, *outputs[4:], momentum)
+            update_running_stats(running_mean, running_mean_sq, *outputs[4:6], momentum)
         return outputs
     return _ModeNormFunction.apply(*args, momentum)
 
@@ -543,11 +564,15 @@ def _cast(grads, dtypes):  # noqa: ANN001
     return [None if dt is None else g.to(dt) for g, dt in zip(grads, dtypes, strict=True)]
 
 
-def _empty_forward(x: Tensor, n_modes: int | None = None):
-    """Outputs for an input without elements (an empty batch, or L = 0), as zeros."""
+def _empty_forward(x: Tensor, n_modes: int | None = None, training: bool = False):
+    """Outputs for an input without elements (an empty batch, or L = 0), as zeros; MN's
+    (`n_modes` given) with its mode statistics."""
     n, c = x.shape[0], x.shape[1]
     rows = [_stats_like(x, n, c).zero_() for _ in range(3)]
-    modes = [] if n_modes is None else [_stats_like(x, n_modes, c).zero_() for _ in range(2)]
+    modes = []
+    if n_modes is not None:
+        modes = [_stats_like(x, n_modes, c).zero_() for _ in range(2)]
+        modes.append(_mode_stats_like(x, n_modes, training).zero_())
     return (torch.empty_like(x), *rows, *modes)
 
 

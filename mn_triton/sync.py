@@ -45,18 +45,11 @@ def _world_size(group: Any) -> int:
     return dist.get_world_size(group)
 
 
-def _pack(stats: mix.ModeStats) -> Tensor:
-    """[N_k | P_k | μ_k − P_k | σ²_k], flat: what each process contributes to the all_gather
-    (the mix kernels write theirs so: kernels.mix.mode_norm_batch_stats)."""
-    fields = (stats.center, stats.residual, stats.var)
-    return torch.cat([stats.mass, *(t.flatten() for t in fields)])
-
-
 def _merge_across_processes(
     local: Tensor, k: int, c: int, group: Any, on_kernels: bool = False
 ) -> mix.ModeStats:
     """All processes' (N_k, μ_k, M2_k) merged into the statistics of the whole batch;
-    `local` is this process's, packed (`_pack`). `on_kernels`: the merge below as one
+    `local` is this process's, packed (`mix.ModeStats.packed`). `on_kernels`: the merge below as one
     kernel (kernels.mix.merge_mode_stats), where the layer's mix runs on the kernels.
 
     Each μ_k travels as its process's pair (P_r, μ_r − P_r) of a pivot of the mode's own and
@@ -131,7 +124,7 @@ def _mix_forward(
     if not (fused and x.numel() > 0):  # as _on_mix_kernels
         coeffs, stats = mix.mode_norm_forward(
             shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, None, None,
-            training=True, eps=eps, merge_stats=lambda s: merge(_pack(s)),
+            training=True, eps=eps, merge_stats=lambda s: merge(s.packed()),
         )  # fmt: skip
         return coeffs.scale, coeffs.bias, stats, None
     local = shift.new_empty(k + 3 * k * c)

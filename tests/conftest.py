@@ -4,9 +4,28 @@ TRITON_INTERPRET must be set before `triton.jit` decorates the kernels, i.e. bef
 `mn_triton` is imported anywhere, so it is set here at the very top.
 """
 
+import hashlib
 import os
+import tempfile
+from pathlib import Path
 
 os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
+def _source_digest(package: Path) -> str:
+    files = sorted(package.rglob("*.py"))
+    return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
+
+
+# torch.compile's on-disk caches (FX graph, AOTAutograd) do not notice a custom op whose
+# schema changed (pytorch/pytorch#144344): a graph compiled before mn_triton's ops changed
+# would be reused and call them with the old arguments. A cache of this source's own keeps
+# reruns of the same code quick and never mixes two versions of the ops.
+_PACKAGE = Path(__file__).resolve().parents[1] / "mn_triton"
+os.environ.setdefault(
+    "TORCHINDUCTOR_CACHE_DIR",
+    os.path.join(tempfile.gettempdir(), f"mn_triton_inductor_{_source_digest(_PACKAGE)}"),
+)
 
 import zlib  # noqa: E402
 

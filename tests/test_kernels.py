@@ -16,7 +16,14 @@ import triton
 import triton.language as tl
 
 import mn_triton
-from helpers import TOLERANCE, assert_close, record_guarded_launches, spy_launches, tiny_tiles
+from helpers import (
+    TOLERANCE,
+    assert_close,
+    randomize,
+    record_guarded_launches,
+    spy_launches,
+    tiny_tiles,
+)
 from mn_triton.kernels import layout
 from mn_triton.kernels.apply import row_affine
 from mn_triton.kernels.mix import _own_samples, _row_offsets, _softmax_backward
@@ -445,6 +452,68 @@ def test_mode_norm_backward_fuses_the_gates_kernel_exactly(sync, split, monkeypa
     for name, a, b in zip(("dy_scale", "x_scale", "bias", "d_gate_w", "d_gate_b", "d_weight",
                            "d_bias"), fused, separate, strict=True):  # fmt: skip
         assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["all_samples", "samples_split"])
+@pytest.mark.parametrize("fused_mix", [True, False], ids=["mix_kernels", "torch_mix"])
+def test_training_backward_takes_the_forward_batch_statistics(fused_mix, split, monkeypatch):
+    """A training forward keeps the batch statistics it computed (packed: the ops'
+    `mode_stats`), and the backward takes them as given instead of computing them again (two
+    walks of its mix over the samples; with the samples split, two launches more): its rows
+    kernel runs with GIVEN_STATS, and no batch statistics are computed in it, by kernel or
+    by the torch-op mix. The gradients are those of computing them again, bit for bit (the
+    same arithmetic on the same row statistics). 12 samples in 3 splits of 4, where split."""
+    from mn_triton import backend
+    from mn_triton import mix as torch_mix
+    from mn_triton.kernels import mix as kernels
+
+    if split:
+        monkeypatch.setattr(kernels, "SPLIT_MIN_ROWS", 4)
+    monkeypatch.setattr(backend, "FUSED_MIX", fused_mix)
+    given, computed = [], []
+    rows_kernel = kernels._mn_mix_backward_rows_kernel
+
+    class RowsKernelSpy:
+        def __getitem__(self, grid):  # noqa: ANN001, ANN204
+            def launch(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+                given.append(kwargs["GIVEN_STATS"])
+                return rows_kernel[grid](*args, **kwargs)
+
+            return launch
+
+    monkeypatch.setattr(kernels, "_mn_mix_backward_rows_kernel", RowsKernelSpy())
+    stats_launches = spy_launches(monkeypatch, kernels, "_mn_batch_stats_kernel")
+    batch_mode_stats = torch_mix.batch_mode_stats
+    monkeypatch.setattr(
+        torch_mix, "batch_mode_stats", lambda *a: computed.append(1) or batch_mode_stats(*a)
+    )
+
+    def gradients() -> list[torch.Tensor]:
+        layer = randomize(mn_triton.ModeNorm2d(5, num_modes=3))
+        x = (torch.randn(12, 5, 3, 3) * 3 + 1).requires_grad_()
+        y = layer(x)
+        del given[:], computed[:], stats_launches[:]  # the backward's alone
+        y.backward(torch.randn_like(y))
+        return [x.grad, *(p.grad for p in layer.parameters())]
+
+    with mn_triton.use_backend("triton"):
+        torch.manual_seed(0)
+        saved = gradients()
+        assert not stats_launches and not computed
+        assert given == ([True] * (2 if split else 1) if fused_mix else [])
+        # Computed again, as before the forward kept them:
+        mix_backward = backend.mode_norm_mix_backward
+        monkeypatch.setattr(
+            backend, "mode_norm_mix_backward", lambda x, *args, stats: mix_backward(x, *args)
+        )
+        torch.manual_seed(0)
+        again = gradients()
+        if not fused_mix:
+            assert computed
+        else:  # by the rows kernel itself, or by the splits' kernel (then given to it)
+            assert given == [True, True] and stats_launches if split else given == [False]
+    for a, b in zip(saved, again, strict=True):
+        assert torch.equal(a, b)
 
 
 @pytest.mark.parametrize("split", [False, True], ids=["all_samples", "samples_split"])

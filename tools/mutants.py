@@ -586,6 +586,20 @@ MUTANTS = [
         "            pass\n",
         "tests/test_compile.py",
     ),
+    Mutant(
+        "M34 the training backward computes the batch statistics again",
+        "mn_triton/ops.py",
+        "        running_mean = running_mean_sq = None\n    else:  # eval",
+        "        running_mean = running_mean_sq = mode_stats = None\n    else:  # eval",
+        "tests/test_kernels.py",
+    ),
+    Mutant(
+        "M35 the forward kernel keeps no batch statistics (the backward reads unwritten ones)",
+        "mn_triton/kernels/mix.py",
+        "        if STATS_OUT is not None:\n",
+        "        if False:\n",
+        "tests/test_kernels.py tests/test_mode_norm.py",
+    ),
     # --- benchmarks: bytes model and report ---
     Mutant(
         "S5 bytes model with 4 backward passes",

@@ -466,7 +466,7 @@ def _update_running(RMEAN, RMEAN_SQ, MOMENTUM, momentum, mean, var, kc, kc_ok,
 def _mn_mix_forward_kernel(
     SHIFT, MDEV, VAR, GW, GB, GATES, ALPHA, BETA, RMEAN, RMEAN_SQ, MOMENTUM,
     GIVEN_MASS, GIVEN_CENTER, GIVEN_RESIDUAL, GIVEN_VAR,
-    SCALE, BIAS, MODE_MEAN, MODE_VAR,
+    SCALE, BIAS, MODE_MEAN, MODE_VAR, STATS_OUT,
     N, C, K, ROWS_PER_SPLIT, eps: tl.float64, momentum: tl.float64,
     TRAINING: tl.constexpr, GIVEN_STATS: tl.constexpr,
     UPDATE_RUNNING: tl.constexpr, MOMENTUM_IN_TENSOR: tl.constexpr,
@@ -475,7 +475,9 @@ def _mn_mix_forward_kernel(
     K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
     """(scale, bias) per row for this program's channels and samples (its split of them
-    where they are split: then, in training, the batch statistics come merged, GIVEN_STATS)."""
+    where they are split: then, in training, the batch statistics come merged, GIVEN_STATS).
+    STATS_OUT (training, unless None): the batch statistics computed here, packed
+    (_store_mode_stats), for the backward to take as given."""
     cols = tl.program_id(0) * BLOCK_C + tl.arange(0, BLOCK_C)
     col_ok = cols < C
     modes = tl.arange(0, K_PAD)
@@ -483,7 +485,7 @@ def _mn_mix_forward_kernel(
     start, stop = _own_samples(N, ROWS_PER_SPLIT)
     pivot = tl.load(SHIFT + cols, mask=col_ok, other=0.0)  # sample 0's shifts
     eps, momentum = _as(eps, pivot.dtype), _as(momentum, pivot.dtype)
-    _mass, center, residual, var = _mn_mode_stats(
+    mass, center, residual, var = _mn_mode_stats(
         SHIFT, MDEV, VAR, GW, GB, GATES, RMEAN, RMEAN_SQ, GIVEN_MASS, GIVEN_CENTER,
         GIVEN_RESIDUAL, GIVEN_VAR, pivot, cols, col_ok, modes, mode_ok, start, stop, C, K,
         TRAINING, GIVEN_STATS, HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
@@ -493,6 +495,9 @@ def _mn_mix_forward_kernel(
     if tl.program_id(1) == 0:  # every split holds the statistics; the first stores them
         tl.store(MODE_MEAN + kc, absolute_mean, mask=kc_ok)
         tl.store(MODE_VAR + kc, var, mask=kc_ok)
+        if STATS_OUT is not None:
+            _store_mode_stats(STATS_OUT, mass, center, residual, var, kc, kc_ok, modes,
+                              mode_ok, K, C)  # fmt: skip
         if UPDATE_RUNNING:  # training: the running estimates follow the batch's, here
             _update_running(RMEAN, RMEAN_SQ, MOMENTUM, momentum, absolute_mean, var, kc,
                             kc_ok, MOMENTUM_IN_TENSOR)  # fmt: skip
@@ -515,9 +520,21 @@ def _mn_mix_forward_kernel(
 
 
 @triton.jit
+def _store_mode_stats(STATS, mass, center, residual, var, kc, kc_ok, modes, mode_ok, K, C):
+    """This program's channels of (N_k, P_k, μ_k − P_k, σ²_k) into a packed row of K + 3·K·C
+    elements (mix.ModeStats.packed, _stats_views); N_k, the same in every program, by the
+    first alone."""
+    KC = K * C
+    tl.store(STATS + K + kc, center, mask=kc_ok)
+    tl.store(STATS + K + KC + kc, residual, mask=kc_ok)
+    tl.store(STATS + K + 2 * KC + kc, var, mask=kc_ok)
+    if tl.program_id(0) == 0:
+        tl.store(STATS + modes, mass, mask=mode_ok)
+
+
+@triton.jit
 def _mn_batch_stats_kernel(
-    SHIFT, MDEV, VAR, GW, GB, GATES, MASS, CENTER, RESIDUAL, MODE_VAR, N, C, K,
-    ROWS_PER_SPLIT, SPLIT_STRIDE,
+    SHIFT, MDEV, VAR, GW, GB, GATES, STATS, N, C, K, ROWS_PER_SPLIT, SPLIT_STRIDE,
     HAS_GATE_BIAS: tl.constexpr, GATES_GIVEN: tl.constexpr, BLOCK_N: tl.constexpr,
     BLOCK_C: tl.constexpr, K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
@@ -536,12 +553,8 @@ def _mn_batch_stats_kernel(
         C, K, HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
     )  # fmt: skip
     kc, kc_ok = _mode_channel_offsets(modes, mode_ok, cols, col_ok, C)
-    split_row = _split_offset(SPLIT_STRIDE)
-    tl.store(CENTER + split_row + kc, center, mask=kc_ok)
-    tl.store(RESIDUAL + split_row + kc, residual, mask=kc_ok)
-    tl.store(MODE_VAR + split_row + kc, var, mask=kc_ok)
-    if pid == 0:
-        tl.store(MASS + split_row + modes, mass, mask=mode_ok)
+    stats_row = STATS + _split_offset(SPLIT_STRIDE)
+    _store_mode_stats(stats_row, mass, center, residual, var, kc, kc_ok, modes, mode_ok, K, C)
 
 
 @triton.jit
@@ -1006,7 +1019,7 @@ def _batch_stats(
     per_split = out.view(1, -1) if splits == 1 else shift.new_empty((splits, k + 3 * k * c))
     _mn_batch_stats_kernel[(cdiv(c, block_c), splits)](
         shift, mean_dev, var_rows, gw, _or(gate_bias, gw), _or(gates, gw),
-        *_columns(per_split, [k, k * c, k * c, k * c]), n, c, k, rows, per_split.stride(0),
+        per_split, n, c, k, rows, per_split.stride(0),
         HAS_GATE_BIAS=gate_bias is not None, GATES_GIVEN=gates is not None,
         BLOCK_N=block_n, BLOCK_C=block_c, K_PAD=k_pad, CHUNK_C=chunk_c,
         enable_fp_fusion=FP_FUSION,
@@ -1049,6 +1062,7 @@ def mode_norm_forward(
     momentum: float | Tensor | None = None,
     stats: ModeStatsTensors | None = None,
     gates: Tensor | None = None,
+    stats_out: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """(scale, bias) per row and (μ, σ²) per mode and channel; see mix.mode_norm_forward.
 
@@ -1058,6 +1072,9 @@ def mode_norm_forward(
     takes them instead of computing the batch's; given `gates` (shared_gates' result), it
     reads those. Where the samples are split (_mn_splits), the batch statistics come from
     _batch_stats first (two launches) and the kernel's programs share the samples.
+    Given `stats_out` (K + 3·K·C elements), training without `stats` writes the batch
+    statistics it computes there, packed (mix.ModeStats.packed), for the backward to take
+    as `stats` instead of computing them again (two walks over the samples fewer).
     """
     update = training and momentum is not None and running_mean is not None
     fused_update = update and running_mean.is_contiguous() and running_mean_sq.is_contiguous()
@@ -1072,13 +1089,16 @@ def mode_norm_forward(
     mode_var = shift.new_empty((k, c))
     gw = gate_weight.contiguous()
     gates = _gates_for(shift, mean_dev, gw, gate_bias, gates, tiles)
-    if training and stats is None and splits > 1:
-        stats = _batch_stats(shift, mean_dev, var_rows, gw, gate_bias, gates, tiles)
+    if not training or stats is not None:
+        stats_out = None  # nothing computed here to keep
+    elif splits > 1:  # the splits' statistics, merged (into stats_out, where given)
+        stats = _batch_stats(shift, mean_dev, var_rows, gw, gate_bias, gates, tiles, stats_out)
+        stats_out = None
     _mn_mix_forward_kernel[(cdiv(c, block_c), splits)](
         shift, mean_dev, var_rows, gw, _or(gate_bias, gw), _or(gates, gw), _or(weight, gw),
         _or(bias, gw),
         _or(running_mean, gw), _or(running_mean_sq, gw), momentum if in_tensor else gw,
-        *_given(stats, gw), scale, row_bias, mode_mean, mode_var,
+        *_given(stats, gw), scale, row_bias, mode_mean, mode_var, stats_out,
         n, c, k, rows, eps, 0.0 if in_tensor or momentum is None else float(momentum),
         TRAINING=training, GIVEN_STATS=stats is not None,
         UPDATE_RUNNING=fused_update, MOMENTUM_IN_TENSOR=in_tensor,

@@ -272,13 +272,13 @@ def mode_norm_mix_backward(
     statistics the training forward packed into its `stats_out`), without computing them
     again."""
     gate_weight, training = args[6], args[11]
-    saved = None
-    if training and stats is not None:
-        saved = _mix.ModeStats.unpacked(stats, gate_weight.shape[0], x.shape[1])
+    if not training:
+        stats = None
     if _fused_mix(x, gate_weight):
-        given = None if saved is None else (saved.mass, saved.center, saved.residual, saved.var)
-        return _mix.MixGrads(*_mix_kernels.mode_norm_backward(*args, stats=given))
-    return _mix.mode_norm_backward(*_zeros_where_absent(args), stats=saved)
+        return _mix.MixGrads(*_mix_kernels.mode_norm_backward(*args, stats=stats))
+    if stats is not None:
+        stats = _mix.ModeStats.unpacked(stats, gate_weight.shape[0], x.shape[1])
+    return _mix.mode_norm_backward(*_zeros_where_absent(args), stats=stats)
 
 
 def mode_group_norm_mix_forward(x: Tensor, *args) -> tuple[Tensor, Tensor]:  # noqa: ANN002

@@ -148,7 +148,7 @@ class ModeStats:
     def packed(self) -> Tensor:
         """Batch statistics as one flat buffer, [N_k | P_k | μ_k − P_k | σ²_k] (K + 3·K·C
         elements): what SyncModeNorm's processes exchange, what the mix kernels write
-        (kernels.mix._stats_views reads it) and what a forward saves for its backward."""
+        (kernels.mix._load_mode_stats reads it) and what a forward saves for its backward."""
         fields = (self.center, self.residual, self.var)
         return torch.cat([self.mass, *(t.flatten() for t in fields)])
 

@@ -49,8 +49,8 @@ def _merge_across_processes(
     local: Tensor, k: int, c: int, group: Any, on_kernels: bool = False
 ) -> mix.ModeStats:
     """All processes' (N_k, μ_k, M2_k) merged into the statistics of the whole batch;
-    `local` is this process's, packed (`mix.ModeStats.packed`). `on_kernels`: the merge below as one
-    kernel (kernels.mix.merge_mode_stats), where the layer's mix runs on the kernels.
+    `local` is this process's, packed (`mix.ModeStats.packed`). `on_kernels`: the merge below
+    as one kernel (kernels.mix.merge_mode_stats), where the layer's mix runs on the kernels.
 
     Each μ_k travels as its process's pair (P_r, μ_r − P_r) of a pivot of the mode's own and
     the rest (mix.ModeStats), and the merged μ is formed the same way: P = Σ_r u_r·P_r
@@ -69,8 +69,7 @@ def _merge_across_processes(
     _all_gather_single(gathered, local, group=group)
     gathered = gathered.view(-1, local.numel())
     if on_kernels:
-        mass, center, residual, var = _mix_kernels.merge_mode_stats(gathered, k, c)
-        return mix.ModeStats(center, residual, var, mass)
+        return mix.ModeStats.unpacked(_mix_kernels.merge_mode_stats(gathered, k, c), k, c)
     return _merge_gathered(gathered, k, c)
 
 
@@ -113,10 +112,10 @@ def _mix_forward(
     x: Tensor, shift: Tensor, mean_dev: Tensor, var_rows: Tensor, gate_weight: Tensor,
     gate_bias: Tensor | None, weight: Tensor | None, bias: Tensor | None, eps: float,
     group: Any,
-) -> tuple[Tensor, Tensor, mix.ModeStats, Tensor | None]:  # fmt: skip
-    """(scale, bias) per row from the statistics of the whole batch, those statistics, and
-    the gates where the mix kernels computed them once (kernels.mix.shared_gates), for the
-    backward to reuse."""
+) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:  # fmt: skip
+    """(scale, bias) per row from the statistics of the whole batch, those statistics
+    (packed: mix.ModeStats.packed), and the gates where the mix kernels computed them once
+    (kernels.mix.shared_gates), for the backward to reuse."""
     k, c = gate_weight.shape[0], shift.shape[1]
     # The merge, which every process must compute alike, follows the layer alone.
     fused = backend._fused_mix(x, gate_weight)
@@ -126,17 +125,16 @@ def _mix_forward(
             shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, None, None,
             training=True, eps=eps, merge_stats=lambda s: merge(s.packed()),
         )  # fmt: skip
-        return coeffs.scale, coeffs.bias, stats, None
+        return coeffs.scale, coeffs.bias, stats.packed(), None
     local = shift.new_empty(k + 3 * k * c)
     gates = _mix_kernels.shared_gates(shift, mean_dev, gate_weight, gate_bias)
     _mix_kernels.mode_norm_batch_stats(
         shift, mean_dev, var_rows, gate_weight, gate_bias, local, gates=gates
     )
-    stats = merge(local)
+    stats = merge(local).packed()
     scale, row_bias, _, _ = _mix_kernels.mode_norm_forward(
         shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, None, None,
-        training=True, eps=eps, stats=(stats.mass, stats.center, stats.residual, stats.var),
-        gates=gates,
+        training=True, eps=eps, stats=stats, gates=gates,
     )  # fmt: skip
     return scale, row_bias, stats, gates
 
@@ -158,18 +156,18 @@ class _SyncModeNormFunction(torch.autograd.Function):
             )
             y = backend.row_affine(x, shift, scale, row_bias) if x.numel() else x.clone()
             ctx.save_for_backward(
-                x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, gates,
-                stats.center, stats.residual, stats.var, stats.mass,
+                x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, gates, stats
             )  # fmt: skip
             ctx.eps, ctx.group = eps, group
-            mode_mean, mode_var = stats.absolute_mean(), stats.var
+            merged = mix.ModeStats.unpacked(stats, gate_weight.shape[0], shift.shape[1])
+            mode_mean, mode_var = merged.absolute_mean(), merged.var
             ctx.mark_non_differentiable(mode_mean, mode_var)
         return y, mode_mean, mode_var
 
     @staticmethod
     @once_differentiable  # first-order only, as nn.SyncBatchNorm: refuse create_graph=True
     def backward(ctx, dy, _d_mean, _d_var):  # noqa: ANN001
-        x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, gates, *saved = (
+        x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, gates, stats = (
             ctx.saved_tensors
         )
         with backend.on_device_of(x), autocast_off(x):
@@ -180,15 +178,14 @@ class _SyncModeNormFunction(torch.autograd.Function):
             length = max(math.prod(x.shape[2:]), 1)
             args = (sum_dy, sum_dy_xs, length, shift, mean_dev, var_rows, gate_weight,
                     gate_bias, weight, None, None, True, ctx.eps)  # fmt: skip
-            stats = mix.ModeStats(*saved)
             sum_over_batch = functools.partial(_all_reduce_sum, group=ctx.group)
             if _on_mix_kernels(x, gate_weight):
-                given = (stats.mass, stats.center, stats.residual, stats.var)
                 grads = mix.MixGrads(
-                    *_mix_kernels.mode_norm_backward(*args, given, sum_over_batch, gates=gates)
+                    *_mix_kernels.mode_norm_backward(*args, stats, sum_over_batch, gates=gates)
                 )
             else:
-                grads = mix.mode_norm_backward(*args, stats, sum_over_batch)
+                merged = mix.ModeStats.unpacked(stats, gate_weight.shape[0], shift.shape[1])
+                grads = mix.mode_norm_backward(*args, merged, sum_over_batch)
             dx = None
             if ctx.needs_input_grad[0]:
                 dx = (

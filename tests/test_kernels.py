@@ -545,7 +545,7 @@ def test_mode_norm_gates_computed_once_give_the_same_bits(training, sync, split,
                                         rms.clone(), training, 1e-5, stats=stats)  # fmt: skip
         bwd = kernels.mode_norm_backward(sum_dy, sum_dy_xs, 7, shift, mean_dev, var_rows, gw,
                                          gb, w, rm, rms, training, 1e-5, *extra)  # fmt: skip
-        return (*(stats or ()), *fwd, *bwd)
+        return (*([] if stats is None else [stats]), *fwd, *bwd)
 
     monkeypatch.setattr(kernels, "GATES_KERNEL_MIN_ELEMENTS", n * c + 1)
     inline = run()

@@ -426,6 +426,7 @@ def test_merge_kernel_matches_torch_merge(processes, k, c, monkeypatch):
     difference beyond rounding is a bug: masses of all sizes, a process without samples
     (all zeros), modes with less gate mass than float32's tiny, far-off means. Small channel
     blocks make several programs share the modes."""
+    from mn_triton import mix
     from mn_triton.kernels import mix as kernel_mix
     from mn_triton.sync import _merge_gathered
 
@@ -441,7 +442,8 @@ def test_merge_kernel_matches_torch_merge(processes, k, c, monkeypatch):
     if processes > 2:
         gathered[1] = 0.0  # a process without samples sends zeros
     want = _merge_gathered(gathered, k, c)
-    mass, center, residual, var = kernel_mix.merge_mode_stats(gathered, k, c)
+    merged = mix.ModeStats.unpacked(kernel_mix.merge_mode_stats(gathered, k, c), k, c)
+    mass, center, residual, var = merged.mass, merged.center, merged.residual, merged.var
     assert_close(mass, want.mass, 1e-15, "mass")
     assert_close(center, want.center, 1e-12, "center")
     assert_close(var, want.var, 1e-12, "var")

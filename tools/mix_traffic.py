@@ -105,7 +105,7 @@ def run_mix(n: int, c: int, k: int, counter: Counter) -> tuple[list[Launch], lis
     counter.launches.clear()
     mix.mode_norm_backward(sum_dy, sum_dy_xs, 49, shift, mean_dev, var_rows, gate_weight,
                            gate_bias, weight, *running, True, 1e-5,
-                           stats=mix._stats_views(kept, k, c))  # fmt: skip
+                           stats=kept)  # fmt: skip
     return forward, list(counter.launches)
 
 

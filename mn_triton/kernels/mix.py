@@ -384,22 +384,20 @@ def _mn_dev(s, mdev, mask, center, residual):
 
 @triton.jit
 def _mn_mode_stats(
-    SHIFT, MDEV, VAR, GW, GB, GATES, RMEAN, RMEAN_SQ, GIVEN_MASS, GIVEN_CENTER,
-    GIVEN_RESIDUAL, GIVEN_VAR, pivot, cols, col_ok, modes, mode_ok, start, stop, C, K,
+    SHIFT, MDEV, VAR, GW, GB, GATES, RMEAN, RMEAN_SQ, GIVEN, pivot, cols, col_ok, modes,
+    mode_ok, start, stop, C, K,
     TRAINING: tl.constexpr, GIVEN_STATS: tl.constexpr, HAS_GATE_BIAS: tl.constexpr,
     GATES_GIVEN: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
     K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
     """(N_k, P_k, μ_k − P_k, σ²_k): batch statistics (training: of the samples [start, stop),
     the whole batch wherever the samples are not split), given ones (SyncModeNorm's, merged
-    across processes, or the splits' of the samples, merged), or the running estimates'
-    (eval: mass 1, P_k the running mean itself, exactly)."""
+    across processes, or the splits' of the samples, merged, or those the training forward
+    kept for its backward; packed in GIVEN), or the running estimates' (eval: mass 1, P_k
+    the running mean itself, exactly)."""
     if GIVEN_STATS:
         kc, kc_ok = _mode_channel_offsets(modes, mode_ok, cols, col_ok, C)
-        mass = tl.load(GIVEN_MASS + modes, mask=mode_ok, other=0.0)
-        center = tl.load(GIVEN_CENTER + kc, mask=kc_ok, other=0.0)
-        residual = tl.load(GIVEN_RESIDUAL + kc, mask=kc_ok, other=0.0)
-        var = tl.load(GIVEN_VAR + kc, mask=kc_ok, other=0.0)
+        mass, center, residual, var = _load_mode_stats(GIVEN, kc, kc_ok, modes, mode_ok, K, C)
     elif TRAINING:
         mass, center, residual, var = _mn_batch_stats(
             SHIFT, MDEV, VAR, GW, GB, GATES, pivot, cols, col_ok, modes, mode_ok, start, stop,
@@ -464,8 +462,7 @@ def _update_running(RMEAN, RMEAN_SQ, MOMENTUM, momentum, mean, var, kc, kc_ok,
 
 @triton.jit
 def _mn_mix_forward_kernel(
-    SHIFT, MDEV, VAR, GW, GB, GATES, ALPHA, BETA, RMEAN, RMEAN_SQ, MOMENTUM,
-    GIVEN_MASS, GIVEN_CENTER, GIVEN_RESIDUAL, GIVEN_VAR,
+    SHIFT, MDEV, VAR, GW, GB, GATES, ALPHA, BETA, RMEAN, RMEAN_SQ, MOMENTUM, GIVEN,
     SCALE, BIAS, MODE_MEAN, MODE_VAR, STATS_OUT,
     N, C, K, ROWS_PER_SPLIT, eps: tl.float64, momentum: tl.float64,
     TRAINING: tl.constexpr, GIVEN_STATS: tl.constexpr,
@@ -486,9 +483,9 @@ def _mn_mix_forward_kernel(
     pivot = tl.load(SHIFT + cols, mask=col_ok, other=0.0)  # sample 0's shifts
     eps, momentum = _as(eps, pivot.dtype), _as(momentum, pivot.dtype)
     mass, center, residual, var = _mn_mode_stats(
-        SHIFT, MDEV, VAR, GW, GB, GATES, RMEAN, RMEAN_SQ, GIVEN_MASS, GIVEN_CENTER,
-        GIVEN_RESIDUAL, GIVEN_VAR, pivot, cols, col_ok, modes, mode_ok, start, stop, C, K,
-        TRAINING, GIVEN_STATS, HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
+        SHIFT, MDEV, VAR, GW, GB, GATES, RMEAN, RMEAN_SQ, GIVEN, pivot, cols, col_ok, modes,
+        mode_ok, start, stop, C, K, TRAINING, GIVEN_STATS, HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N,
+        BLOCK_C, K_PAD, CHUNK_C,
     )  # fmt: skip
     kc, kc_ok = _mode_channel_offsets(modes, mode_ok, cols, col_ok, C)
     absolute_mean = center + residual
@@ -522,7 +519,7 @@ def _mn_mix_forward_kernel(
 @triton.jit
 def _store_mode_stats(STATS, mass, center, residual, var, kc, kc_ok, modes, mode_ok, K, C):
     """This program's channels of (N_k, P_k, μ_k − P_k, σ²_k) into a packed row of K + 3·K·C
-    elements (mix.ModeStats.packed, _stats_views); N_k, the same in every program, by the
+    elements (mix.ModeStats.packed); N_k, the same in every program, by the
     first alone."""
     KC = K * C
     tl.store(STATS + K + kc, center, mask=kc_ok)
@@ -530,6 +527,18 @@ def _store_mode_stats(STATS, mass, center, residual, var, kc, kc_ok, modes, mode
     tl.store(STATS + K + 2 * KC + kc, var, mask=kc_ok)
     if tl.program_id(0) == 0:
         tl.store(STATS + modes, mass, mask=mode_ok)
+
+
+@triton.jit
+def _load_mode_stats(STATS, kc, kc_ok, modes, mode_ok, K, C):
+    """This program's channels of (N_k, P_k, μ_k − P_k, σ²_k) from a packed row, as
+    _store_mode_stats writes it."""
+    KC = K * C
+    mass = tl.load(STATS + modes, mask=mode_ok, other=0.0)
+    center = tl.load(STATS + K + kc, mask=kc_ok, other=0.0)
+    residual = tl.load(STATS + K + KC + kc, mask=kc_ok, other=0.0)
+    var = tl.load(STATS + K + 2 * KC + kc, mask=kc_ok, other=0.0)
+    return mass, center, residual, var
 
 
 @triton.jit
@@ -559,13 +568,13 @@ def _mn_batch_stats_kernel(
 
 @triton.jit
 def _mn_merge_stats_kernel(
-    GATHERED, MASS, CENTER, RESIDUAL, MODE_VAR, R, C, K,
-    BLOCK_C: tl.constexpr, K_PAD: tl.constexpr,
+    GATHERED, STATS, R, C, K, BLOCK_C: tl.constexpr, K_PAD: tl.constexpr,
 ):  # fmt: skip
     """SyncModeNorm's merge of R processes' statistics, as sync._merge_across_processes
     (which explains each step): GATHERED holds one row per process, [N_k | P_k | μ_k − P_k |
-    σ²_k] (K + 3·K·C values). Four walks over the processes: the masses, then P, μ − P and
-    σ² of the whole batch, each needing the one before."""
+    σ²_k] (K + 3·K·C values), and STATS receives the whole batch's so. Four walks over the
+    processes: the masses, then P, μ − P and σ² of the whole batch, each needing the one
+    before."""
     pid = tl.program_id(0)
     cols = pid * BLOCK_C + tl.arange(0, BLOCK_C)
     col_ok = cols < C
@@ -614,11 +623,8 @@ def _mn_merge_stats_kernel(
         spread_r = gap_r * (2.0 * (held_r - mass_r) * (center_r + residual_r) + mass_r * gap_r)
         m2 += var_r * held_r + spread_r
         row += row_len
-    tl.store(CENTER + kc, center, mask=kc_ok)
-    tl.store(RESIDUAL + kc, residual, mask=kc_ok)
-    tl.store(MODE_VAR + kc, m2 / clamped_total, mask=kc_ok)
-    if pid == 0:
-        tl.store(MASS + modes, total, mask=mode_ok)
+    var = m2 / clamped_total
+    _store_mode_stats(STATS, total, center, residual, var, kc, kc_ok, modes, mode_ok, K, C)
 
 
 @triton.jit
@@ -658,8 +664,8 @@ def _mn_backward_block(
 
 @triton.jit
 def _mn_mix_backward_rows_kernel(
-    SHIFT, MDEV, VAR, SUM_DY, SUM_DY_XS, GW, GB, GATES, ALPHA, RMEAN, RMEAN_SQ,
-    GIVEN_MASS, GIVEN_CENTER, GIVEN_RESIDUAL, GIVEN_VAR, SUM_D_RSTD, SUM_D_MEAN, SUM_W_DEV,
+    SHIFT, MDEV, VAR, SUM_DY, SUM_DY_XS, GW, GB, GATES, ALPHA, RMEAN, RMEAN_SQ, GIVEN,
+    SUM_D_RSTD, SUM_D_MEAN, SUM_W_DEV,
     DY_SCALE, X_SCALE, ROW_BIAS, GDG_PARTIAL, D_WEIGHT, D_BIAS, D_GATE_W, D_GATE_B,
     N, C, K, ROWS_PER_SPLIT, SPLIT_STRIDE, eps: tl.float64, inv_length: tl.float64,
     TRAINING: tl.constexpr, GIVEN_STATS: tl.constexpr, PASSES: tl.constexpr,
@@ -689,9 +695,9 @@ def _mn_mix_backward_rows_kernel(
     dtype = pivot.dtype
     eps, inv_length = _as(eps, dtype), _as(inv_length, dtype)
     mass, center, residual, var = _mn_mode_stats(
-        SHIFT, MDEV, VAR, GW, GB, GATES, RMEAN, RMEAN_SQ, GIVEN_MASS, GIVEN_CENTER,
-        GIVEN_RESIDUAL, GIVEN_VAR, pivot, cols, col_ok, modes, mode_ok, start, stop, C, K,
-        TRAINING, GIVEN_STATS, HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
+        SHIFT, MDEV, VAR, GW, GB, GATES, RMEAN, RMEAN_SQ, GIVEN, pivot, cols, col_ok, modes,
+        mode_ok, start, stop, C, K, TRAINING, GIVEN_STATS, HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N,
+        BLOCK_C, K_PAD, CHUNK_C,
     )  # fmt: skip
     rstd = 1.0 / tl.sqrt(var + eps)
     alpha = _load_or(ALPHA, cols, col_ok, 1.0, dtype, HAS_WEIGHT)
@@ -927,12 +933,10 @@ def _or(t: Tensor | None, placeholder: Tensor) -> Tensor:
     return placeholder if t is None else t.contiguous()
 
 
-# (N_k, P_k, μ_k − P_k, σ²_k): mix.ModeStats's fields, as tensors (mass first).
-ModeStatsTensors = tuple[Tensor, Tensor, Tensor, Tensor]
-
-
-def _given(stats: ModeStatsTensors | None, placeholder: Tensor) -> ModeStatsTensors:
-    return tuple(t.contiguous() for t in stats) if stats is not None else (placeholder,) * 4
+# MN's statistics per mode and channel go between kernels packed, as one buffer of K + 3·K·C
+# elements, [N_k | P_k | μ_k − P_k | σ²_k] (mix.ModeStats.packed; _store_mode_stats,
+# _load_mode_stats): what SyncModeNorm's processes exchange and a forward keeps for its
+# backward. One pointer per launch instead of four.
 
 
 def _mn_splits(n: int, c: int, block_n: int, block_c: int) -> tuple[int, int]:
@@ -969,12 +973,6 @@ def _sum_partials(
     )  # fmt: skip
 
 
-def _stats_views(buffer: Tensor, k: int, c: int) -> ModeStatsTensors:
-    """(N_k, P_k, μ_k − P_k, σ²_k) as views of one K + 3·K·C buffer, in that order."""
-    mass, *per_mode = buffer.split([k, k * c, k * c, k * c])
-    return (mass, *(t.view(k, c) for t in per_mode))
-
-
 def _columns(per_split: Tensor, sizes: list[int]) -> tuple[Tensor, ...]:
     """A (splits, Σ sizes) buffer as one view per field, each spanning every split's row:
     the kernels write split s's field at the view's start + s·row width (_split_offset),
@@ -990,9 +988,9 @@ def mode_norm_batch_stats(
     gate_bias: Tensor | None,
     out: Tensor | None = None,
     gates: Tensor | None = None,
-) -> ModeStatsTensors:
-    """This batch's (N_k, P_k, μ_k − P_k, σ²_k), as mix.batch_mode_stats; with `out` (K + 3·K·C
-    elements), written into it in that order (SyncModeNorm gathers that buffer). `gates`:
+) -> Tensor:
+    """This batch's (N_k, P_k, μ_k − P_k, σ²_k), as mix.batch_mode_stats, packed (K + 3·K·C
+    elements; into `out`, where given: SyncModeNorm gathers that buffer). `gates`:
     shared_gates' result, if already computed."""
     shift, mean_dev, var_rows = _dense(shift, mean_dev, var_rows)
     n, c = shift.shape
@@ -1006,7 +1004,7 @@ def _batch_stats(
     shift: Tensor, mean_dev: Tensor | None, var_rows: Tensor | None, gw: Tensor,
     gate_bias: Tensor | None, gates: Tensor | None, tiles: tuple[int, int, int, int],
     out: Tensor | None = None,
-) -> ModeStatsTensors:  # fmt: skip
+) -> Tensor:  # fmt: skip
     """mode_norm_batch_stats on dense statistics, given the gates' choice and the blocking.
     Where the samples are split (_mn_splits), the splits' statistics are merged as
     SyncModeNorm merges processes' (merge_mode_stats): one launch more."""
@@ -1026,25 +1024,22 @@ def _batch_stats(
     )  # fmt: skip
     if splits > 1:
         merge_mode_stats(per_split, k, c, out=out)
-    return _stats_views(out, k, c)
+    return out
 
 
-def merge_mode_stats(
-    gathered: Tensor, k: int, c: int, out: Tensor | None = None
-) -> ModeStatsTensors:
-    """The whole batch's (N_k, P_k, μ_k − P_k, σ²_k) from each process's (or split of the
-    samples'), `gathered` as (processes, K + 3·K·C) rows (see _mn_merge_stats_kernel); with
-    `out` (K + 3·K·C elements), written into it in that order."""
+def merge_mode_stats(gathered: Tensor, k: int, c: int, out: Tensor | None = None) -> Tensor:
+    """The whole batch's (N_k, P_k, μ_k − P_k, σ²_k), packed (K + 3·K·C elements; into
+    `out`, where given), from each process's (or split of the samples'), `gathered` as
+    (processes, K + 3·K·C) rows (see _mn_merge_stats_kernel)."""
     gathered = gathered.contiguous()
     if out is None:
         out = gathered.new_empty(k + 3 * k * c)
-    mass, center, residual, var = _stats_views(out, k, c)
     _, block_c, k_pad, _ = _mn_blocks(1, c, k)
     _mn_merge_stats_kernel[(cdiv(c, block_c),)](
-        gathered, mass, center, residual, var, gathered.shape[0], c, k,
+        gathered, out, gathered.shape[0], c, k,
         BLOCK_C=block_c, K_PAD=k_pad, enable_fp_fusion=FP_FUSION,
     )  # fmt: skip
-    return mass, center, residual, var
+    return out
 
 
 def mode_norm_forward(
@@ -1060,7 +1055,7 @@ def mode_norm_forward(
     training: bool,
     eps: float,
     momentum: float | Tensor | None = None,
-    stats: ModeStatsTensors | None = None,
+    stats: Tensor | None = None,
     gates: Tensor | None = None,
     stats_out: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -1068,8 +1063,8 @@ def mode_norm_forward(
 
     In training with a `momentum` (a float, or a one-element tensor on the device) and
     running estimates, those are updated in place too, as `update_running_stats` does.
-    Given `stats` (training only: SyncModeNorm's, merged across processes), the kernel
-    takes them instead of computing the batch's; given `gates` (shared_gates' result), it
+    Given `stats` (training only, packed: SyncModeNorm's, merged across processes), the
+    kernel takes them instead of computing the batch's; given `gates` (shared_gates' result), it
     reads those. Where the samples are split (_mn_splits), the batch statistics come from
     _batch_stats first (two launches) and the kernel's programs share the samples.
     Given `stats_out` (K + 3·K·C elements), training without `stats` writes the batch
@@ -1098,7 +1093,7 @@ def mode_norm_forward(
         shift, mean_dev, var_rows, gw, _or(gate_bias, gw), _or(gates, gw), _or(weight, gw),
         _or(bias, gw),
         _or(running_mean, gw), _or(running_mean_sq, gw), momentum if in_tensor else gw,
-        *_given(stats, gw), scale, row_bias, mode_mean, mode_var, stats_out,
+        _or(stats, gw), scale, row_bias, mode_mean, mode_var, stats_out,
         n, c, k, rows, eps, 0.0 if in_tensor or momentum is None else float(momentum),
         TRAINING=training, GIVEN_STATS=stats is not None,
         UPDATE_RUNNING=fused_update, MOMENTUM_IN_TENSOR=in_tensor,
@@ -1128,13 +1123,13 @@ def mode_norm_backward(
     running_mean_sq: Tensor | None,
     training: bool,
     eps: float,
-    stats: ModeStatsTensors | None = None,
+    stats: Tensor | None = None,
     sum_over_batch: Callable[[Tensor], Tensor] | None = None,
     gates: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """(dy_scale, x_scale, bias) per row and the gradients of the gate weight, gate bias,
-    weight and bias: see mix.mode_norm_backward (`stats` and `sum_over_batch` as there;
-    `gates`: shared_gates' result, if already computed).
+    weight and bias: see mix.mode_norm_backward (`stats`, here packed, and `sum_over_batch`
+    as there; `gates`: shared_gates' result, if already computed).
 
     With `sum_over_batch` (training) the rows kernel runs as two launches, its first pass
     over the samples, then the second, and the three (K, C) sums between them go through it.
@@ -1176,7 +1171,7 @@ def mode_norm_backward(
     def rows_kernel(passes: int, sums: Tensor | None = None) -> None:
         _mn_mix_backward_rows_kernel[(programs, splits)](
             shift, mean_dev, var_rows, sum_dy, sum_dy_xs, gw, gb, _or(gates, gw), _or(weight, gw),
-            _or(running_mean, gw), _or(running_mean_sq, gw), *_given(stats, gw),
+            _or(running_mean, gw), _or(running_mean_sq, gw), _or(stats, gw),
             *(sums.split(k * c, dim=-1) if sums is not None else (gw, gw, gw)),
             dy_scale, x_scale, row_bias, _or(g_dg_partial, gw), *param_out,
             n, c, k, rows, split_stride, eps, 1.0 / length,

@@ -109,9 +109,10 @@ def _compiled_step(model_name: str, k: int) -> None:
             _, *rows = ops._mode_group_norm_forward(x, *params, layer.bias, layer.eps)
             ops._mode_group_norm_backward_impl(dy, x, *rows, *params, layer.eps)
         else:  # in training, as the compiled step's custom op: without running estimates
-            _, *rows, _, _, saved = ops._mode_norm_forward(x, *params, layer.bias, None, None,
-                                                           True, layer.eps)  # fmt: skip
-            ops._mode_norm_backward_impl(dy, x, *rows, saved, *params, None, None, True,
+            _, *rows, _, _, stats, gates = ops._mode_norm_forward(
+                x, *params, layer.bias, None, None, True, layer.eps
+            )
+            ops._mode_norm_backward_impl(dy, x, *rows, stats, gates, *params, None, None, True,
                                          layer.eps)  # fmt: skip
 
 

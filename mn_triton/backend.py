@@ -234,17 +234,21 @@ def mode_norm_mix_forward(
     *args,  # noqa: ANN002
     momentum: float | Tensor | None = None,
     stats_out: Tensor | None = None,
+    gates_out: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """(scale, bias) per row and (μ, σ²) per mode: `mix.mode_norm_forward`'s arguments.
 
     With a `momentum`, training also updates the running estimates in place (on the kernels,
     inside the mix kernel: no launches of its own). With `stats_out` (K + 3·K·C elements),
-    training also writes the batch statistics there, packed (mix.ModeStats.packed), for the
-    backward (`mode_norm_mix_backward`'s `stats`).
+    training also writes the batch statistics there, packed (mix.ModeStats.packed), and with
+    `gates_out` (N, K) the gates, for the backward (`mode_norm_mix_backward`'s `stats` and
+    `gates`).
     """
     if _fused_mix(x, gate_weight=args[3]):
-        return _mix_kernels.mode_norm_forward(*args, momentum=momentum, stats_out=stats_out)
-    coeffs, stats = _mix.mode_norm_forward(*args)
+        return _mix_kernels.mode_norm_forward(
+            *args, momentum=momentum, stats_out=stats_out, gates_out=gates_out
+        )
+    coeffs, stats = _mix.mode_norm_forward(*args, gates_out=gates_out)
     mode_mean = stats.absolute_mean()
     *_, running_mean, running_mean_sq, training, _ = args
     if training and momentum is not None and running_mean is not None:
@@ -267,18 +271,19 @@ def mode_norm_mix_backward(
     x: Tensor,
     *args,  # noqa: ANN002
     stats: Tensor | None = None,
+    gates: Tensor | None = None,
 ) -> _mix.MixGrads:
     """`mix.mode_norm_backward`, on the kernels or in torch ops; given `stats` (the batch
-    statistics the training forward packed into its `stats_out`), without computing them
-    again."""
+    statistics the training forward packed into its `stats_out`) and `gates` (its
+    `gates_out`), without computing them again."""
     gate_weight, training = args[6], args[11]
     if not training:
         stats = None
     if _fused_mix(x, gate_weight):
-        return _mix.MixGrads(*_mix_kernels.mode_norm_backward(*args, stats=stats))
+        return _mix.MixGrads(*_mix_kernels.mode_norm_backward(*args, stats=stats, gates=gates))
     if stats is not None:
         stats = _mix.ModeStats.unpacked(stats, gate_weight.shape[0], x.shape[1])
-    return _mix.mode_norm_backward(*_zeros_where_absent(args), stats=stats)
+    return _mix.mode_norm_backward(*_zeros_where_absent(args), stats=stats, gates=gates)
 
 
 def mode_group_norm_mix_forward(x: Tensor, *args) -> tuple[Tensor, Tensor]:  # noqa: ANN002

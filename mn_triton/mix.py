@@ -245,12 +245,16 @@ def mode_norm_forward(
     training: bool,
     eps: float,
     merge_stats: Callable[[ModeStats], ModeStats] | None = None,
+    gates_out: Tensor | None = None,
 ) -> tuple[RowAffine, ModeStats]:
     """Per-row coefficients of the apply pass, and the mode statistics used.
 
     `merge_stats` (SyncModeNorm) turns this process's batch statistics into the global ones.
+    With `gates_out` (N, K), the gates are written there too (for the backward's `gates`).
     """
     gates = mode_norm_gates(shift, mean_dev, gate_weight, gate_bias)
+    if gates_out is not None:
+        gates_out.copy_(gates)
     stats = _mode_stats(gates, shift, mean_dev, var_rows, running_mean, running_mean_sq, training)
     if training and merge_stats is not None:
         stats = merge_stats(stats)
@@ -274,13 +278,16 @@ def mode_norm_backward(
     eps: float,
     stats: ModeStats | None = None,
     sum_over_batch: Callable[[Tensor], Tensor] | None = None,
+    gates: Tensor | None = None,
 ) -> MixGrads:
     """The vector–Jacobian product of `mode_norm_forward` and the apply pass.
 
-    Recomputes the small forward state (given `stats`, SyncModeNorm's merged statistics,
-    it reuses them); `sum_over_batch` completes sums over the batch across processes.
+    Recomputes the small forward state (given `stats`, SyncModeNorm's merged statistics or
+    those the forward kept, and `gates`, the forward's, it reuses them); `sum_over_batch`
+    completes sums over the batch across processes.
     """
-    gates = mode_norm_gates(shift, mean_dev, gate_weight, gate_bias)
+    if gates is None:
+        gates = mode_norm_gates(shift, mean_dev, gate_weight, gate_bias)
     if stats is None:
         stats = _mode_stats(
             gates, shift, mean_dev, var_rows, running_mean, running_mean_sq, training

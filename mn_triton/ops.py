@@ -13,8 +13,8 @@ mix backward → the dx pass. Each exists in two wrappers around the same implem
 make_fx traces, or on fake tensors, the Function otherwise. The forwards also return the
 per-row statistics (saved for the backward, which recomputes the small mix from them) and,
 for MN, the mode statistics: mean and variance for the running estimates, and in training
-the batch statistics packed for the backward, which takes them rather than computing them
-again. Those extra outputs carry no gradient. On
+the batch statistics packed for the backward, which takes them and the forward's gates
+rather than computing them again. Those extra outputs carry no gradient. On
 rows of one element the Function skips the passes that compute row statistics (x is its own,
 backend.POINT_ROWS) and returns None for them; the backward takes them from x again.
 Captured into CUDA graphs, the MN custom ops split the mix's samples across more programs
@@ -84,11 +84,12 @@ def _mode_norm_forward(
     running_mean_sq: Tensor | None,
     training: bool,
     eps: float,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Returns (y, row shift, row mean − shift, row variance, mode mean, mode variance, mode
-    statistics): in training the last are the batch's (N_k, P_k, μ_k − P_k, σ²_k), packed
-    (mix.ModeStats.packed), which the backward takes instead of computing them again (two
-    walks of its mix over the samples); in eval, empty."""
+    statistics, gates). The mode statistics: in training the batch's (N_k, P_k, μ_k − P_k,
+    σ²_k), packed (mix.ModeStats.packed); in eval, empty. The backward takes them and the
+    gates, (N, K), instead of computing them again (two of its mix's walks over the samples,
+    and in each walk the gates from every channel's statistics)."""
     args = (x, gate_weight, gate_bias, weight, bias, running_mean, running_mean_sq, training, eps)
     return _split_where_captured(_mode_norm_forward_updating, args, x, gate_weight)
 
@@ -106,15 +107,16 @@ def _mode_norm_forward_updating(
     with backend.on_device_of(x), autocast_off(x):
         shift, mean_dev, var_rows = _row_statistics(x, points)
         mode_stats = _mode_stats_like(x, gate_weight.shape[0], training)
+        gates = _stats_like(x, x.shape[0], gate_weight.shape[0])
         scale, row_bias, mode_mean, mode_var = backend.mode_norm_mix_forward(
             x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias,
             running_mean, running_mean_sq, training, eps, momentum=momentum,
-            stats_out=mode_stats,
+            stats_out=mode_stats, gates_out=gates,
         )  # fmt: skip
         y = _apply(x, shift, scale, row_bias, points)
     if points:
-        return y, None, None, None, mode_mean, mode_var, mode_stats
-    return y, shift, mean_dev, var_rows, mode_mean, mode_var, mode_stats
+        return y, None, None, None, mode_mean, mode_var, mode_stats, gates
+    return y, shift, mean_dev, var_rows, mode_mean, mode_var, mode_stats, gates
 
 
 mode_norm_forward = torch.library.custom_op(
@@ -127,7 +129,7 @@ def _(x, gate_weight, gate_bias, weight, bias, running_mean, running_mean_sq, tr
     n, c, k = x.shape[0], x.shape[1], gate_weight.shape[0]
     rows = [_stats_like(x, n, c) for _ in range(3)]
     modes = [_stats_like(x, k, c), _stats_like(x, k, c), _mode_stats_like(x, k, training)]
-    return (torch.empty_like(x), *rows, *modes)
+    return (torch.empty_like(x), *rows, *modes, _stats_like(x, n, k))
 
 
 def _mode_norm_backward_impl(
@@ -137,6 +139,7 @@ def _mode_norm_backward_impl(
     mean_dev: Tensor | None,
     var_rows: Tensor | None,
     mode_stats: Tensor | None,
+    gates: Tensor | None,
     gate_weight: Tensor,
     gate_bias: Tensor | None,
     weight: Tensor | None,
@@ -148,7 +151,8 @@ def _mode_norm_backward_impl(
     """Returns (dx, d gate weight, d gate bias, d weight, d bias); parameter gradients in the
     statistics dtype (the autograd wrapper casts them to each parameter's dtype). Without
     row statistics (None: the forward took rows of one element as their own), from x. In
-    training, `mode_stats` are the forward's packed batch statistics (None: computed again)."""
+    training, `mode_stats` are the forward's packed batch statistics, and `gates` its gates
+    (None: computed again)."""
     if x.numel() == 0:
         return _empty_backward(x, gate_weight)
     with backend.on_device_of(x), autocast_off(x):
@@ -156,6 +160,7 @@ def _mode_norm_backward_impl(
         grads = backend.mode_norm_mix_backward(
             x, sum_dy, sum_dy_xs, _row_length(x), shift, mean_dev, var_rows, gate_weight,
             gate_bias, weight, running_mean, running_mean_sq, training, eps, stats=mode_stats,
+            gates=gates,
         )  # fmt: skip
         dx = backend.row_affine(x, shift, grads.x_scale, grads.bias, dy, grads.dy_scale)
     return dx, grads.gate_weight, grads.gate_bias, grads.weight, grads.bias_param
@@ -168,6 +173,7 @@ def _mode_norm_backward(
     mean_dev: Tensor | None,
     var_rows: Tensor | None,
     mode_stats: Tensor | None,
+    gates: Tensor | None,
     gate_weight: Tensor,
     gate_bias: Tensor | None,
     weight: Tensor | None,
@@ -177,8 +183,8 @@ def _mode_norm_backward(
     eps: float,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """The backward op: `_mode_norm_backward_impl`, its samples split where captured."""
-    args = (dy, x, shift, mean_dev, var_rows, mode_stats, gate_weight, gate_bias, weight,
-            running_mean, running_mean_sq, training, eps)  # fmt: skip
+    args = (dy, x, shift, mean_dev, var_rows, mode_stats, gates, gate_weight, gate_bias,
+            weight, running_mean, running_mean_sq, training, eps)  # fmt: skip
     return _split_where_captured(_mode_norm_backward_impl, args, x, gate_weight)
 
 
@@ -188,19 +194,19 @@ mode_norm_backward = torch.library.custom_op(
 
 
 @mode_norm_backward.register_fake
-def _(dy, x, shift, mean_dev, var_rows, mode_stats, gate_weight, *args):  # noqa: ANN001
+def _(dy, x, shift, mean_dev, var_rows, mode_stats, gates, gate_weight, *args):  # noqa: ANN001
     return (torch.empty_like(x), *_fake_param_grads(x, gate_weight))
 
 
 def _mode_norm_setup_context(ctx, inputs, output) -> None:  # noqa: ANN001
     x, gate_weight, gate_bias, weight, _, running_mean, running_mean_sq, training, eps = inputs
-    _, shift, mean_dev, var_rows, _, _, mode_stats = output
+    _, shift, mean_dev, var_rows, _, _, mode_stats, gates = output
     if training:  # running estimates are updated in place after this op; never save them
         running_mean = running_mean_sq = None
     else:  # eval normalises with the running estimates: no batch statistics
         mode_stats = None
     ctx.save_for_backward(
-        x, shift, mean_dev, var_rows, mode_stats, gate_weight, gate_bias, weight,
+        x, shift, mean_dev, var_rows, mode_stats, gates, gate_weight, gate_bias, weight,
         running_mean, running_mean_sq,
     )  # fmt: skip
     ctx.training, ctx.eps = training, eps
@@ -216,12 +222,12 @@ def _mode_norm_grads(backward_op):  # noqa: ANN001
     def backward(ctx, dy, *_unused):  # noqa: ANN001
         if dy is None:  # no gradient reached y (grads are not materialised as zeros)
             return (None,) * 9
-        x, shift, mean_dev, var_rows, mode_stats, gate_weight, gate_bias, weight, rm, rms = (
+        x, shift, mean_dev, var_rows, mode_stats, gates, gate_weight, gate_bias, weight, *rest = (
             ctx.saved_tensors
         )
         dx, *param_grads = backward_op(
-            dy, x, shift, mean_dev, var_rows, mode_stats, gate_weight, gate_bias, weight, rm,
-            rms, ctx.training, ctx.eps,
+            dy, x, shift, mean_dev, var_rows, mode_stats, gates, gate_weight, gate_bias, weight,
+            *rest, ctx.training, ctx.eps,
         )  # fmt: skip
         return dx, *_cast(param_grads, ctx.param_dtypes), None, None, None, None
 
@@ -566,13 +572,14 @@ def _cast(grads, dtypes):  # noqa: ANN001
 
 def _empty_forward(x: Tensor, n_modes: int | None = None, training: bool = False):
     """Outputs for an input without elements (an empty batch, or L = 0), as zeros; MN's
-    (`n_modes` given) with its mode statistics."""
+    (`n_modes` given) with its mode statistics and gates."""
     n, c = x.shape[0], x.shape[1]
     rows = [_stats_like(x, n, c).zero_() for _ in range(3)]
     modes = []
     if n_modes is not None:
         modes = [_stats_like(x, n_modes, c).zero_() for _ in range(2)]
         modes.append(_mode_stats_like(x, n_modes, training).zero_())
+        modes.append(_stats_like(x, n, n_modes).zero_())  # gates
     return (torch.empty_like(x), *rows, *modes)
 
 

@@ -31,12 +31,12 @@ def _mode_group_norm_args(dtype=torch.float32):
 def test_opcheck_mode_norm(training, backend):
     torch.library.opcheck(ops.mode_norm_forward, _mode_norm_args(training))
     x, gw, gb, w, b, rm, rms, _, eps = _mode_norm_args(training)
-    y, shift, mean_dev, var, _, _, mode_stats = ops.mode_norm_forward(
+    y, shift, mean_dev, var, _, _, mode_stats, gates = ops.mode_norm_forward(
         x, gw, gb, w, b, rm, rms, training, eps
     )
-    # In training, with the forward's batch statistics and without (computed again).
-    for saved in [mode_stats, None] if training else [None]:
-        args = (torch.randn_like(y), x.detach(), shift, mean_dev, var, saved, gw.detach(),
+    # With the forward's batch statistics (training) and gates, and without (computed again).
+    for saved in [(mode_stats if training else None, gates), (None, None)]:
+        args = (torch.randn_like(y), x.detach(), shift, mean_dev, var, *saved, gw.detach(),
                 gb.detach(), w.detach(), rm, rms, training, eps)  # fmt: skip
         torch.library.opcheck(ops.mode_norm_backward, args)
 
@@ -149,8 +149,8 @@ def _mn_op_results(args: tuple, dy: torch.Tensor) -> list[torch.Tensor]:
     outs = ops.mode_norm_forward(*args)
     y, shift, mean_dev, var = outs[:4]
     saved = outs[6] if training else None
-    grads = ops.mode_norm_backward(dy, x, shift, mean_dev, var, saved, gw, gb, w, rm, rms,
-                                   training, eps)  # fmt: skip
+    grads = ops.mode_norm_backward(dy, x, shift, mean_dev, var, saved, outs[7], gw, gb, w, rm,
+                                   rms, training, eps)  # fmt: skip
     return [*outs, *grads]
 
 
@@ -183,19 +183,20 @@ def test_captured_ops_split_the_samples_and_load_those_kernels_ahead(training, m
         monkeypatch.setattr(ops, "_capturing", lambda t: True)
         captured = _mn_op_results(args, dy)
         assert launches[3:] == [(1, 2)]
-        names = ["y", "shift", "mean_dev", "var", "mode mean", "mode var", "mode stats", "dx"]
+        names = ["y", "shift", "mean_dev", "var", "mode mean", "mode var", "mode stats", "gates",
+                 "dx"]  # fmt: skip
         for name, got, want in zip(names, captured, plain, strict=False):
             if want.numel():  # (eval has no batch statistics)
                 assert_close(got, want, 1e-5, name)
         # Gate gradients are ill-conditioned (they can nearly cancel): held to the scale of
         # all parameter gradients, as in test_compiled_model_matches_eager.
         assert_close(
-            torch.cat([g.flatten() for g in captured[8:]]),
-            torch.cat([g.flatten() for g in plain[8:]]),
+            torch.cat([g.flatten() for g in captured[9:]]),
+            torch.cat([g.flatten() for g in plain[9:]]),
             1e-4,
             "parameter gradients",
         )
-        for name, got, want in zip(("weight", "bias"), captured[10:], plain[10:], strict=True):
+        for name, got, want in zip(("weight", "bias"), captured[11:], plain[11:], strict=True):
             assert_close(got, want, 1e-4, f"grad of {name}")
 
 

@@ -455,20 +455,29 @@ def test_mode_norm_backward_fuses_the_gates_kernel_exactly(sync, split, monkeypa
 
 
 @pytest.mark.parametrize("split", [False, True], ids=["all_samples", "samples_split"])
-@pytest.mark.parametrize("fused_mix", [True, False], ids=["mix_kernels", "torch_mix"])
-def test_training_backward_takes_the_forward_batch_statistics(fused_mix, split, monkeypatch):
-    """A training forward keeps the batch statistics it computed (packed: the ops'
-    `mode_stats`), and the backward takes them as given instead of computing them again (two
-    walks of its mix over the samples; with the samples split, two launches more): its rows
-    kernel runs with GIVEN_STATS, and no batch statistics are computed in it, by kernel or
-    by the torch-op mix. The gradients are those of computing them again, bit for bit (the
-    same arithmetic on the same row statistics). 12 samples in 3 splits of 4, where split."""
+@pytest.mark.parametrize(
+    "fused_mix, channels", [(True, 5), (True, 40), (False, 5)],
+    ids=["mix_kernels", "gates_kernel", "torch_mix"],
+)  # fmt: skip
+def test_backward_takes_the_forward_batch_statistics_and_gates(
+    fused_mix, channels, split, monkeypatch
+):
+    """A forward keeps the gates and, in training, the batch statistics it computed (the
+    ops' `gates` and packed `mode_stats`), and the backward takes them instead of computing
+    them again (two walks of its mix over the samples, and in each walk the gates from every
+    channel's statistics; with the samples split, two launches more): its rows kernel runs
+    with GIVEN_STATS and GATES_GIVEN, and neither is computed in it, by a kernel or by the
+    torch-op mix. The gradients are those of computing them again, bit for bit (the same
+    arithmetic on the same row statistics). 12 samples in 3 splits of 4, where split; 40
+    channels make 2 channel blocks, whose gates the gates kernel computes once."""
     from mn_triton import backend
     from mn_triton import mix as torch_mix
     from mn_triton.kernels import mix as kernels
 
     if split:
         monkeypatch.setattr(kernels, "SPLIT_MIN_ROWS", 4)
+    if channels > 32:
+        monkeypatch.setattr(kernels, "GATES_KERNEL_MIN_ELEMENTS", 0)
     monkeypatch.setattr(backend, "FUSED_MIX", fused_mix)
     given, computed = [], []
     rows_kernel = kernels._mn_mix_backward_rows_kernel
@@ -476,43 +485,55 @@ def test_training_backward_takes_the_forward_batch_statistics(fused_mix, split, 
     class RowsKernelSpy:
         def __getitem__(self, grid):  # noqa: ANN001, ANN204
             def launch(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-                given.append(kwargs["GIVEN_STATS"])
+                given.append((kwargs["GIVEN_STATS"], kwargs["GATES_GIVEN"]))
                 return rows_kernel[grid](*args, **kwargs)
 
             return launch
 
     monkeypatch.setattr(kernels, "_mn_mix_backward_rows_kernel", RowsKernelSpy())
-    stats_launches = spy_launches(monkeypatch, kernels, "_mn_batch_stats_kernel")
-    batch_mode_stats = torch_mix.batch_mode_stats
-    monkeypatch.setattr(
-        torch_mix, "batch_mode_stats", lambda *a: computed.append(1) or batch_mode_stats(*a)
-    )
+    launched = {name: spy_launches(monkeypatch, kernels, name)
+                for name in ("_mn_batch_stats_kernel", "_mn_gates_kernel")}  # fmt: skip
+    for name in ("batch_mode_stats", "mode_norm_gates"):
+        torch_op = getattr(torch_mix, name)
+        monkeypatch.setattr(  # (bound now: a lambda's default argument)
+            torch_mix, name, lambda *a, _op=torch_op, _name=name: computed.append(_name) or _op(*a)
+        )
 
-    def gradients() -> list[torch.Tensor]:
-        layer = randomize(mn_triton.ModeNorm2d(5, num_modes=3))
-        x = (torch.randn(12, 5, 3, 3) * 3 + 1).requires_grad_()
+    def gradients(training: bool) -> list[torch.Tensor]:
+        layer = randomize(mn_triton.ModeNorm2d(channels, num_modes=3)).train(training)
+        x = (torch.randn(12, channels, 3, 3) * 3 + 1).requires_grad_()
         y = layer(x)
-        del given[:], computed[:], stats_launches[:]  # the backward's alone
+        del given[:], computed[:], launched["_mn_batch_stats_kernel"][:]  # the backward's
+        del launched["_mn_gates_kernel"][:]
         y.backward(torch.randn_like(y))
         return [x.grad, *(p.grad for p in layer.parameters())]
 
     with mn_triton.use_backend("triton"):
-        torch.manual_seed(0)
-        saved = gradients()
-        assert not stats_launches and not computed
-        assert given == ([True] * (2 if split else 1) if fused_mix else [])
+        kept, again = [], []
+        for training in (True, False):
+            torch.manual_seed(0)
+            kept += gradients(training)
+            assert not computed and not any(launched.values())
+            rows_launches = 2 if split and training else 1
+            assert given == ([(training, True)] * rows_launches if fused_mix else [])
         # Computed again, as before the forward kept them:
         mix_backward = backend.mode_norm_mix_backward
         monkeypatch.setattr(
-            backend, "mode_norm_mix_backward", lambda x, *args, stats: mix_backward(x, *args)
+            backend, "mode_norm_mix_backward", lambda x, *a, stats, gates: mix_backward(x, *a)
         )
-        torch.manual_seed(0)
-        again = gradients()
-        if not fused_mix:
-            assert computed
-        else:  # by the rows kernel itself, or by the splits' kernel (then given to it)
-            assert given == [True, True] and stats_launches if split else given == [False]
-    for a, b in zip(saved, again, strict=True):
+        for training in (True, False):
+            torch.manual_seed(0)
+            again += gradients(training)
+            if not fused_mix:
+                assert "mode_norm_gates" in computed
+                assert ("batch_mode_stats" in computed) == training
+            elif split and training:  # by the splits' kernel, then given to the rows kernel
+                assert launched["_mn_batch_stats_kernel"] and given[0][0]
+            else:
+                assert not given[0][0]  # (eval takes the running estimates)
+            if fused_mix:  # the gates: in each walk, or by the gates kernel, then given
+                assert given[0][1] == bool(launched["_mn_gates_kernel"]) == (channels > 32)
+    for a, b in zip(kept, again, strict=True):
         assert torch.equal(a, b)
 
 

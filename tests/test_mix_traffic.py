@@ -48,33 +48,40 @@ def test_counts_the_bytes_of_the_gates_kernel_exactly():
     """N, C, K = 40, 70, 3 in float32; the gates kernel runs 10 programs of 4 samples (the
     mix kernels' blocks of samples at K = 3). Each reads its samples' shift and mean
     deviation (8 bytes a statistic), the whole gate weight (K·C) and bias (K), and writes its
-    samples' K gates."""
+    samples' K gates. It runs in the forward alone: the backward takes the gates it wrote."""
     launches = _launches(threshold=0)
     gates = [launch for launch in launches if launch[0] == "_mn_gates_kernel"]
     per_program_params = 4 * (3 * 70 + 3)
     total = 40 * 70 * 8 + 10 * per_program_params + 40 * 3 * 4
     busiest = 4 * 70 * 8 + per_program_params + 4 * 3 * 4
-    assert gates == [["_mn_gates_kernel", 10, total, busiest]] * 2  # forward, backward
+    assert gates == [["_mn_gates_kernel", 10, total, busiest]]
+    assert launches.index(gates[0]) == 0  # before the forward mix kernel
 
 
 def test_gates_computed_once_move_less_per_program():
     """With the gates computed once, each walk of a mix program over the samples reads each
     sample's K gates instead of every channel's shift and mean deviation (8 bytes each) and,
     per block of 4 samples, the gate weight and bias: N·C·8 + blocks·(K·C + K)·4 − N·K·4
-    bytes fewer. The forward kernel walks 3 times, the backward's rows kernel twice (it
-    takes the forward's batch statistics) and its gates kernel once."""
+    bytes fewer in each of the forward kernel's 3 walks. The backward's kernels read the
+    gates the forward kept either way (its rows kernel walks twice, taking the forward's
+    batch statistics too, its gates kernel once): the same bytes."""
     shared, inline = _launches(threshold=0), _launches(threshold=2**62)
     assert "_mn_gates_kernel" not in {launch[0] for launch in inline}
-    walks = {"_mn_mix_forward_kernel": 3, "_mn_mix_backward_rows_kernel": 2,
-             "_mn_mix_backward_gates_kernel": 1}  # fmt: skip
+    walks = {"_mn_mix_forward_kernel": 3, "_mn_mix_backward_rows_kernel": 0,
+             "_mn_mix_backward_gates_kernel": 0}  # fmt: skip
     assert {launch[0] for launch in inline} == set(walks)
     n, c, k, blocks = 40, 70, 3, 10
     per_walk = n * c * 8 + blocks * (k * c + k) * 4 - n * k * 4
+    # Computing them, the forward kernel also stores them for the backward: its first program
+    # (the busiest), K per sample.
+    stored = {"_mn_mix_forward_kernel": n * k * 4}
     for name, count in walks.items():
         (with_kernel,) = [launch for launch in shared if launch[0] == name]
         (without,) = [launch for launch in inline if launch[0] == name]
         assert with_kernel[1] == without[1] == 3  # programs: channel blocks of 32
-        assert without[3] - with_kernel[3] == count * per_walk, name  # the busiest program
+        saved = count * per_walk + stored.get(name, 0)
+        assert without[3] - with_kernel[3] == saved, name  # the busiest program
+        assert without[2] - with_kernel[2] == 3 * count * per_walk + stored.get(name, 0), name
 
 
 _LAYER = """

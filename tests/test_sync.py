@@ -493,9 +493,9 @@ def check_group_of_one_matches_mode_norm(device: str, dist_backend: str) -> None
 @pytest.mark.parametrize("gates", ["inline", "computed_once", "computed_once_samples_split"])
 def test_group_of_one_matches_mode_norm(backend, gates, monkeypatch):
     """Also with MN's gates computed once (kernels.mix.GATES_KERNEL_MIN_ELEMENTS, here for
-    C = 40): ModeNorm computes them in its forward and again in its backward, SyncModeNorm
-    once, for its statistics, forward and backward. And with the 6 samples split into 3
-    blocks (kernels.mix.SPLIT_MIN_ROWS), merged before the processes' merge."""
+    C = 40): ModeNorm computes them in its forward and keeps them for its backward,
+    SyncModeNorm once, for its statistics, forward and backward. And with the 6 samples split
+    into 3 blocks (kernels.mix.SPLIT_MIN_ROWS), merged before the processes' merge."""
     from mn_triton.kernels import mix as kernel_mix
 
     launches = spy_launches(monkeypatch, kernel_mix, "_mn_gates_kernel")
@@ -504,4 +504,4 @@ def test_group_of_one_matches_mode_norm(backend, gates, monkeypatch):
         monkeypatch.setattr(kernel_mix, "SPLIT_MIN_ROWS", 2)
     check_group_of_one_matches_mode_norm("cpu", "gloo")
     kernel_launches = backend == "triton" and gates != "inline"
-    assert len(launches) == (2 + 1 if kernel_launches else 0)
+    assert len(launches) == (1 + 1 if kernel_launches else 0)

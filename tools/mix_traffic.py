@@ -89,7 +89,7 @@ class Counter:
 
 def run_mix(n: int, c: int, k: int, counter: Counter) -> tuple[list[Launch], list[Launch]]:
     """One training forward and backward of the MN mix (float32 statistics; the backward
-    takes the batch statistics the forward kept, as the layers do): the launches
+    takes the batch statistics and gates the forward kept, as the layers do): the launches
     of each."""
     g = torch.Generator().manual_seed(0)
     shift, mean_dev, sum_dy, sum_dy_xs = (torch.randn(n, c, generator=g) for _ in range(4))
@@ -98,14 +98,15 @@ def run_mix(n: int, c: int, k: int, counter: Counter) -> tuple[list[Launch], lis
     weight, bias = torch.ones(c), torch.zeros(c)
     running = torch.zeros(k, c), torch.ones(k, c)
     counter.launches.clear()
-    kept = torch.empty(k + 3 * k * c)  # the batch statistics, as the layers keep them
+    kept, gates = torch.empty(k + 3 * k * c), torch.empty(n, k)  # as the layers keep them
     mix.mode_norm_forward(shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias,
-                          *running, True, 1e-5, momentum=0.1, stats_out=kept)  # fmt: skip
+                          *running, True, 1e-5, momentum=0.1, stats_out=kept,
+                          gates_out=gates)  # fmt: skip
     forward = list(counter.launches)
     counter.launches.clear()
     mix.mode_norm_backward(sum_dy, sum_dy_xs, 49, shift, mean_dev, var_rows, gate_weight,
-                           gate_bias, weight, *running, True, 1e-5,
-                           stats=kept)  # fmt: skip
+                           gate_bias, weight, *running, True, 1e-5, stats=kept,
+                           gates=gates)  # fmt: skip
     return forward, list(counter.launches)
 
 

@@ -600,6 +600,20 @@ MUTANTS = [
         "        if False:\n",
         "tests/test_kernels.py tests/test_mode_norm.py",
     ),
+    Mutant(
+        "M36 the backward computes the gates again",
+        "mn_triton/ops.py",
+        "stats=mode_stats,\n            gates=gates,\n",
+        "stats=mode_stats,\n            gates=None,\n",
+        "tests/test_kernels.py",
+    ),
+    Mutant(
+        "M37 the forward kernel keeps no gates (the backward reads unwritten ones)",
+        "mn_triton/kernels/mix.py",
+        "            if tl.program_id(0) == 0:\n                nk_ok = row_ok",
+        "            if tl.program_id(0) == -1:\n                nk_ok = row_ok",
+        "tests/test_kernels.py tests/test_mode_norm.py",
+    ),
     # --- benchmarks: bytes model and report ---
     Mutant(
         "S5 bytes model with 4 backward passes",

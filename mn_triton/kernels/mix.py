@@ -463,7 +463,7 @@ def _update_running(RMEAN, RMEAN_SQ, MOMENTUM, momentum, mean, var, kc, kc_ok,
 @triton.jit
 def _mn_mix_forward_kernel(
     SHIFT, MDEV, VAR, GW, GB, GATES, ALPHA, BETA, RMEAN, RMEAN_SQ, MOMENTUM, GIVEN,
-    SCALE, BIAS, MODE_MEAN, MODE_VAR, STATS_OUT,
+    SCALE, BIAS, MODE_MEAN, MODE_VAR, STATS_OUT, GATES_OUT,
     N, C, K, ROWS_PER_SPLIT, eps: tl.float64, momentum: tl.float64,
     TRAINING: tl.constexpr, GIVEN_STATS: tl.constexpr,
     UPDATE_RUNNING: tl.constexpr, MOMENTUM_IN_TENSOR: tl.constexpr,
@@ -474,7 +474,8 @@ def _mn_mix_forward_kernel(
     """(scale, bias) per row for this program's channels and samples (its split of them
     where they are split: then, in training, the batch statistics come merged, GIVEN_STATS).
     STATS_OUT (training, unless None): the batch statistics computed here, packed
-    (_store_mode_stats), for the backward to take as given."""
+    (_store_mode_stats), for the backward to take as given. GATES_OUT (unless None): the
+    gates computed here (every channel block computes the same; the first stores them)."""
     cols = tl.program_id(0) * BLOCK_C + tl.arange(0, BLOCK_C)
     col_ok = cols < C
     modes = tl.arange(0, K_PAD)
@@ -503,7 +504,7 @@ def _mn_mix_forward_kernel(
     alpha = _load_or(ALPHA, cols, col_ok, 1.0, pivot.dtype, HAS_WEIGHT)
     beta = _load_or(BETA, cols, col_ok, 0.0, pivot.dtype, HAS_BIAS)
     for n0 in range(start, stop, BLOCK_N):
-        rows, _row_ok, mask, g, shift, mdev = _mn_block(
+        rows, row_ok, mask, g, shift, mdev = _mn_block(
             SHIFT, MDEV, GW, GB, GATES, n0, stop, C, K, cols, col_ok, modes, mode_ok,
             HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, K_PAD, CHUNK_C,
         )  # fmt: skip
@@ -514,6 +515,10 @@ def _mn_mix_forward_kernel(
         offs = _row_offsets(rows, cols, C)
         tl.store(SCALE + offs, scale, mask=mask)
         tl.store(BIAS + offs, beta + alpha * b - mdev * scale, mask=mask)
+        if GATES_OUT is not None:  # noqa: SIM102 (constexpr; compiled only where given)
+            if tl.program_id(0) == 0:
+                nk_ok = row_ok[:, None] & mode_ok[None, :]
+                tl.store(GATES_OUT + _row_offsets(rows, modes, K), g, mask=nk_ok)
 
 
 @triton.jit
@@ -885,10 +890,11 @@ def shared_gates(
 
 def _shared_gates(
     shift: Tensor, mean_dev: Tensor | None, gw: Tensor, gate_bias: Tensor | None,
-    tiles: tuple[int, int, int, int],
+    tiles: tuple[int, int, int, int], out: Tensor | None = None,
 ) -> Tensor | None:  # fmt: skip
     """shared_gates on dense statistics, given the mix kernels' _mn_blocks (which the entry
-    points have at hand: the rule is checked on every layer call)."""
+    points have at hand: the rule is checked on every layer call); into `out` (N, K), where
+    given."""
     n, c = shift.shape
     block_n, block_c, k_pad, chunk_c = tiles
     if n * c < GATES_KERNEL_MIN_ELEMENTS or cdiv(c, block_c) == 1:
@@ -898,7 +904,7 @@ def _shared_gates(
     # otherwise), and BLOCK_N samples per program (≤ MN_BLOCK_N), side by side where each mix
     # program walks all its samples.
     k = gw.shape[0]
-    gates = shift.new_empty((n, k))
+    gates = shift.new_empty((n, k)) if out is None else out
     _mn_gates_kernel[(cdiv(n, block_n),)](
         shift, mean_dev, gw, _or(gate_bias, gw), gates, n, c, k,
         HAS_GATE_BIAS=gate_bias is not None, BLOCK_N=block_n, K_PAD=k_pad, CHUNK_C=chunk_c,
@@ -909,12 +915,13 @@ def _shared_gates(
 
 def _gates_for(
     shift: Tensor, mean_dev: Tensor | None, gw: Tensor, gate_bias: Tensor | None,
-    gates: Tensor | None, tiles: tuple[int, int, int, int],
+    gates: Tensor | None, tiles: tuple[int, int, int, int], out: Tensor | None = None,
 ) -> Tensor | None:  # fmt: skip
     """`gates` as the kernels read them (dense, in the statistics' dtype: the kernels'
-    accumulators take the gates' type), or shared_gates' choice where none are given."""
+    accumulators take the gates' type), or shared_gates' choice where none are given (into
+    `out`, where the gates kernel computes them)."""
     if gates is None:
-        return _shared_gates(shift, mean_dev, gw, gate_bias, tiles)
+        return _shared_gates(shift, mean_dev, gw, gate_bias, tiles, out)
     if gates.shape != (shift.shape[0], gw.shape[0]):
         raise ValueError(
             f"gates of shape {tuple(gates.shape)}, expected (N, K) = "
@@ -1058,6 +1065,7 @@ def mode_norm_forward(
     stats: Tensor | None = None,
     gates: Tensor | None = None,
     stats_out: Tensor | None = None,
+    gates_out: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """(scale, bias) per row and (μ, σ²) per mode and channel; see mix.mode_norm_forward.
 
@@ -1069,8 +1077,12 @@ def mode_norm_forward(
     _batch_stats first (two launches) and the kernel's programs share the samples.
     Given `stats_out` (K + 3·K·C elements), training without `stats` writes the batch
     statistics it computes there, packed (mix.ModeStats.packed), for the backward to take
-    as `stats` instead of computing them again (two walks over the samples fewer).
+    as `stats` instead of computing them again (two walks over the samples fewer). Given
+    `gates_out` (N, K; without `gates`), the gates it computes are written there, for the
+    backward to take as `gates` (its walks then read K gates per sample, not C statistics).
     """
+    if gates is not None and gates_out is not None:
+        raise ValueError("gates_out is for gates computed here: not with given gates")
     update = training and momentum is not None and running_mean is not None
     fused_update = update and running_mean.is_contiguous() and running_mean_sq.is_contiguous()
     in_tensor = isinstance(momentum, Tensor)
@@ -1083,7 +1095,9 @@ def mode_norm_forward(
     mode_mean = shift.new_empty((k, c))
     mode_var = shift.new_empty((k, c))
     gw = gate_weight.contiguous()
-    gates = _gates_for(shift, mean_dev, gw, gate_bias, gates, tiles)
+    gates = _gates_for(shift, mean_dev, gw, gate_bias, gates, tiles, gates_out)
+    if gates is not None:  # given, or computed once (into gates_out): nothing to write
+        gates_out = None
     if not training or stats is not None:
         stats_out = None  # nothing computed here to keep
     elif splits > 1:  # the splits' statistics, merged (into stats_out, where given)
@@ -1093,7 +1107,7 @@ def mode_norm_forward(
         shift, mean_dev, var_rows, gw, _or(gate_bias, gw), _or(gates, gw), _or(weight, gw),
         _or(bias, gw),
         _or(running_mean, gw), _or(running_mean_sq, gw), momentum if in_tensor else gw,
-        _or(stats, gw), scale, row_bias, mode_mean, mode_var, stats_out,
+        _or(stats, gw), scale, row_bias, mode_mean, mode_var, stats_out, gates_out,
         n, c, k, rows, eps, 0.0 if in_tensor or momentum is None else float(momentum),
         TRAINING=training, GIVEN_STATS=stats is not None,
         UPDATE_RUNNING=fused_update, MOMENTUM_IN_TENSOR=in_tensor,

@@ -150,9 +150,9 @@ def _mode_norm_backward_impl(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Returns (dx, d gate weight, d gate bias, d weight, d bias); parameter gradients in the
     statistics dtype (the autograd wrapper casts them to each parameter's dtype). Without
-    row statistics (None: the forward took rows of one element as their own), from x. In
-    training, `mode_stats` are the forward's packed batch statistics, and `gates` its gates
-    (None: computed again)."""
+    row statistics (None: the forward took rows of one element as their own), from x.
+    `mode_stats` (training) are the forward's packed batch statistics and `gates` its gates;
+    None: computed again."""
     if x.numel() == 0:
         return _empty_backward(x, gate_weight)
     with backend.on_device_of(x), autocast_off(x):

@@ -134,8 +134,9 @@ def _mix_case(n: int, c: int, length: int, k: int) -> tuple[tuple, dict]:
 def test_mode_norm_mix_kernels_match_the_torch_mix(n, c, length, k, training):
     """The compiled MN mix kernels against the torch-op mix evaluated in float64, on the
     same float32 row statistics: forward coefficients and mode statistics, backward
-    coefficients and parameter gradients. (The interpreter runs the same check,
-    tests/test_kernels.py; a compiler can still get a kernel wrong.)"""
+    coefficients and parameter gradients, the backward computing the statistics and gates
+    again and taking those the forward kept (as the layers do). (The interpreter runs the
+    same check, tests/test_kernels.py; a compiler can still get a kernel wrong.)"""
     from mn_triton import mix
     from mn_triton.kernels import mix as kernels
 
@@ -160,14 +161,24 @@ def test_mode_norm_mix_kernels_match_the_torch_mix(n, c, length, k, training):
         ("scale", "bias", "mode mean", "mode var"), outputs, expected, strict=True
     ):
         assert_close(g.cpu(), w.cpu(), 1e-5, what)
+    kept, gates = torch.empty(k + 3 * k * c, device=CUDA), torch.empty(n, k, device=CUDA)
+    kernels.mode_norm_forward(*forward_args(stats[:3], p), stats_out=kept, gates_out=gates)
     want = mix.mode_norm_backward(*backward_args(stats64, p64))
-    got = kernels.mode_norm_backward(*backward_args(stats, p))
+    recomputed = kernels.mode_norm_backward(*backward_args(stats, p))
+    given = kernels.mode_norm_backward(
+        *backward_args(stats, p), stats=kept if training else None, gates=gates
+    )
     float32 = mix.mode_norm_backward(*backward_args(stats, p))  # the torch-op mix's own rounding
     names = ("dy_scale", "x_scale", "bias", "gate weight", "gate bias", "weight", "bias param")
     fields = ("dy_scale", "x_scale", "bias", "gate_weight", "gate_bias", "weight", "bias_param")
-    for what, field, g in zip(names, fields, got, strict=True):
+    checks = [
+        (f"{what} ({how})", field, g)
+        for how, got in (("recomputed", recomputed), ("kept", given))
+        for what, field, g in zip(names, fields, got, strict=True)
+    ]
+    for what, field, g in checks:
         w = getattr(want, field)
-        if k == 1 and (what.startswith("gate") or (what == "bias" and not training)):
+        if k == 1 and (what.startswith("gate") or (what.startswith("bias (") and not training)):
             # One mode: the gates are 1 whatever the gate computes, so these are sums of
             # terms that cancel exactly: float32 leaves rounding, float64 leaves ~0.
             bound = 1e-6 * (want.dy_scale.abs().max() * sum_dy.abs().max()).item()

@@ -524,8 +524,7 @@ def _mn_mix_forward_kernel(
 @triton.jit
 def _store_mode_stats(STATS, mass, center, residual, var, kc, kc_ok, modes, mode_ok, K, C):
     """This program's channels of (N_k, P_k, μ_k − P_k, σ²_k) into a packed row of K + 3·K·C
-    elements (mix.ModeStats.packed); N_k, the same in every program, by the
-    first alone."""
+    elements (mix.ModeStats.packed); N_k, the same in every program, by the first alone."""
     KC = K * C
     tl.store(STATS + K + kc, center, mask=kc_ok)
     tl.store(STATS + K + KC + kc, residual, mask=kc_ok)

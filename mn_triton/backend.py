@@ -113,12 +113,13 @@ def _without_triton(x: Tensor) -> bool:
     return False
 
 
-def graph_splits() -> contextlib.AbstractContextManager:
-    """A block whose MN mix kernels split batches as captured calls do, from
-    kernels/mix.GRAPH_SPLIT_MIN_ROWS samples on; without Triton, a block that changes nothing."""
+def as_captured() -> contextlib.AbstractContextManager:
+    """A block whose MN mix kernels choose as calls captured into a CUDA graph do (splits of
+    the samples, gates computed once: kernels/mix.as_captured); without Triton, a block that
+    changes nothing."""
     if not HAS_TRITON:
         return contextlib.nullcontext()
-    return _mix_kernels.samples_split_from(_mix_kernels.GRAPH_SPLIT_MIN_ROWS)
+    return _mix_kernels.as_captured()
 
 
 def on_device_of(t: Tensor) -> contextlib.AbstractContextManager:

@@ -18,7 +18,8 @@ rather than computing them again. Those extra outputs carry no gradient. On
 rows of one element the Function skips the passes that compute row statistics (x is its own,
 backend.POINT_ROWS) and returns None for them; the backward takes them from x again.
 Captured into CUDA graphs, the MN custom ops split the mix's samples across more programs
-(`_split_where_captured`), since a replay pays the GPU's time and no host time per launch.
+and compute its gates once (`_with_capture_choices`), since a replay pays the GPU's
+time and no host time per launch.
 
 No `from __future__ import annotations` here: `custom_op` reads the annotations.
 """
@@ -91,7 +92,7 @@ def _mode_norm_forward(
     gates, (N, K), instead of computing them again (two of its mix's walks over the samples,
     and in each walk the gates from every channel's statistics)."""
     args = (x, gate_weight, gate_bias, weight, bias, running_mean, running_mean_sq, training, eps)
-    return _split_where_captured(_mode_norm_forward_updating, args, x, gate_weight)
+    return _with_capture_choices(_mode_norm_forward_updating, args, x, gate_weight)
 
 
 def _mode_norm_forward_updating(
@@ -185,7 +186,7 @@ def _mode_norm_backward(
     """The backward op: `_mode_norm_backward_impl`, its samples split where captured."""
     args = (dy, x, shift, mean_dev, var_rows, mode_stats, gates, gate_weight, gate_bias,
             weight, running_mean, running_mean_sq, training, eps)  # fmt: skip
-    return _split_where_captured(_mode_norm_backward_impl, args, x, gate_weight)
+    return _with_capture_choices(_mode_norm_backward_impl, args, x, gate_weight)
 
 
 mode_norm_backward = torch.library.custom_op(
@@ -283,16 +284,17 @@ def mode_norm(*args, momentum: float | Tensor | None = None):  # noqa: ANN002
 
 
 # The MN ops captured into CUDA graphs (torch.compile's "reduce-overhead") split the mix's
-# samples from kernels/mix.GRAPH_SPLIT_MIN_ROWS on: a replay pays nothing per launch, and
-# splitting shortens the mix kernels' walks over the samples, which then bound the GPU's
-# time. CUDA refuses to load a kernel while a stream is captured, so every kernel a capture
-# launches must have run before: torch.compile runs each graph uncaptured first (its
-# warm-up), and there the first call of each signature runs once more, split, its results
-# dropped. Both op bodies are pure (under torch.compile the running estimates are updated
-# after the op), so that extra call changes nothing. Eager calls never split small batches:
-# the host bounds them, and a capture of eager code (torch.cuda.graph) launches what its
-# warm-up launched.
-_split_signatures_run: set[tuple] = set()
+# samples from kernels/mix.GRAPH_SPLIT_MIN_ROWS on, and compute the gates once wherever
+# several mix programs share the channels (kernels/mix.as_captured): a replay pays nothing
+# per launch, and both shorten the mix kernels' walks over the samples, which then bound
+# the GPU's time. CUDA refuses to load a kernel while a stream is captured, so every kernel
+# a capture launches must have run before: torch.compile runs each graph uncaptured first
+# (its warm-up), and there the first call of each signature runs once more, as captured, its
+# results dropped. Both op bodies are pure (under torch.compile the running estimates are
+# updated after the op), so that extra call changes nothing. Eager calls keep the eager
+# choices: the host bounds them, and a capture of eager code (torch.cuda.graph) launches
+# what its warm-up launched.
+_signatures_run_as_captured: set[tuple] = set()
 
 
 def _capturing(x: Tensor) -> bool:
@@ -307,19 +309,19 @@ def _mix_signature(args: tuple, x: Tensor, gate_weight: Tensor) -> tuple:
     return (*x.shape[:2], gate_weight.shape[0], x.dtype, x.device, flags)
 
 
-def _split_where_captured(impl: Callable, args: tuple, x: Tensor, gate_weight: Tensor):  # noqa: ANN202
-    """`impl(*args)`, an MN op's body (x and gate_weight among the args), with its mix's
-    samples split where captured."""
+def _with_capture_choices(impl: Callable, args: tuple, x: Tensor, gate_weight: Tensor):  # noqa: ANN202
+    """`impl(*args)`, an MN op's body (x and gate_weight among the args), its mix choosing
+    for CUDA graphs where captured (backend.as_captured)."""
     if not backend.uses_kernels(x):
         return impl(*args)
     if _capturing(x):
-        with backend.graph_splits():
+        with backend.as_captured():
             return impl(*args)
     signature = _mix_signature(args, x, gate_weight)
-    if signature not in _split_signatures_run:
-        with backend.graph_splits():
+    if signature not in _signatures_run_as_captured:
+        with backend.as_captured():
             impl(*args)  # loads the kernels a capture of this call will launch
-        _split_signatures_run.add(signature)
+        _signatures_run_as_captured.add(signature)
     return impl(*args)
 
 

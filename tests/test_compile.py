@@ -172,7 +172,7 @@ def test_captured_ops_split_the_samples_and_load_those_kernels_ahead(training, m
         args = (x, module.gate.weight.detach(), module.gate.bias.detach(),
                 module.weight.detach(), module.bias.detach(), *running, training, 1e-5)  # fmt: skip
         dy = torch.randn_like(x)
-        monkeypatch.setattr(ops, "_split_signatures_run", set())
+        monkeypatch.setattr(ops, "_signatures_run_as_captured", set())
         launches = spy_launches(monkeypatch, kernels, "_mn_mix_forward_kernel")
         plain = _mn_op_results(args, dy)
         assert launches == [(1, 2), (1, 1)]  # the split run ahead, then the plain call
@@ -212,6 +212,38 @@ def test_eager_calls_never_split_small_batches_even_when_captured(monkeypatch):
         layer = mn_triton.ModeNorm2d(6, num_modes=2)
         layer(torch.randn(32, 6, 3, 3, requires_grad=True)).sum().backward()
         assert launches == [(1, 1)]
+
+
+def test_captured_ops_compute_the_gates_once_where_programs_share_the_channels(monkeypatch):
+    """Captured (stood in for: ops._capturing), the MN ops compute the gates once wherever
+    several mix programs share the channels, however few statistics (here 8 × 40, below
+    GATES_KERNEL_MIN_ELEMENTS, in 2 channel blocks): in the forward, whose gates the backward
+    then takes; the first uncaptured call ran that ahead too. Eager calls form them in each
+    program. The gates kernel sums as each program does: the same bits either way."""
+    from helpers import spy_launches
+    from mn_triton.kernels import mix as kernels
+
+    with mn_triton.use_backend("triton"):
+        n, c, k = 8, 40, 2
+        assert kernels._mn_blocks(n, c, k)[1] == 32 and n * c < kernels.GATES_KERNEL_MIN_ELEMENTS
+        module = randomize(mn_triton.ModeNorm2d(c, num_modes=k))
+        x = torch.randn(n, c, 2, 2)
+        args = (x, module.gate.weight.detach(), module.gate.bias.detach(),
+                module.weight.detach(), module.bias.detach(), None, None, True, 1e-5)  # fmt: skip
+        dy = torch.randn_like(x)
+        monkeypatch.setattr(ops, "_signatures_run_as_captured", set())
+        launches = spy_launches(monkeypatch, kernels, "_mn_gates_kernel")
+        plain = _mn_op_results(args, dy)
+        assert launches == [(n // 8,)]  # the run ahead, as captured; the plain call: none
+        monkeypatch.setattr(ops, "_capturing", lambda t: True)
+        captured = _mn_op_results(args, dy)
+        assert launches[1:] == [(n // 8,)]  # the forward's; the backward takes its gates
+        for got, want in zip(captured, plain, strict=True):
+            assert torch.equal(got, want)
+        monkeypatch.setattr(ops, "_capturing", lambda t: False)
+        layer = mn_triton.ModeNorm2d(c, num_modes=k)
+        layer(torch.randn(n, c, 2, 2, requires_grad=True)).sum().backward()
+        assert launches[2:] == []  # eager: the Function path, gates in each program
 
 
 def test_compiled_double_backward_is_refused_not_wrong(backend):

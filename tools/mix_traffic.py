@@ -15,6 +15,7 @@ model"), spread over the whole GPU.
     python tools/mix_traffic.py --shape 8192 64 1 --split off   # one block of all samples
     python tools/mix_traffic.py --layer --shape 128 120 1 --k 6  # every launch of a layer step
     python tools/mix_traffic.py --layer --shape 128 120 1 --k 6 --points off
+    python tools/mix_traffic.py --captured --shape 128 120 1 --k 6  # as in a CUDA graph
 
 `--layer` counts every launch of a ModeNorm1d layer's training step on float32 (N, C, L)
 inputs ((N, C) where L = 1), the passes over x included, against the minimum of 3·|x|
@@ -28,6 +29,7 @@ a fraction of the device's bandwidth); benchmarks/NOTES.md turns them into predi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections import defaultdict
@@ -152,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--points", choices=("default", "off"), default="default",
                         help="off: rows of one element keep their passes over x "
                         "(mn_triton.backend.POINT_ROWS)")  # fmt: skip
+    parser.add_argument("--captured", action="store_true",
+                        help="the mix's choices for calls captured into CUDA graphs "
+                        "(kernels/mix.as_captured: splits of 16 samples, gates once)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.gates != "default":
         mix.GATES_KERNEL_MIN_ELEMENTS = 2**62 if args.gates == "inline" else 0
@@ -161,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         backend.POINT_ROWS = False
     counter = Counter()
     counter.install()
+    if args.captured:
+        print("As captured into a CUDA graph (kernels/mix.as_captured).")
     if args.layer:
         print("KiB moved by every launch of a ModeNorm1d layer (float32), training forward and")
         print("backward; 'busiest' is the program that moves the most.")
@@ -173,10 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     for n, c, length in args.shape or SHAPES:
         for k in args.k:
             x_bytes = n * c * length * 4
-            if args.layer:
-                forward, backward = run_layer(n, c, length, k, counter)
-            else:
-                forward, backward = run_mix(n, c, k, counter)
+            with mix.as_captured() if args.captured else contextlib.nullcontext():
+                if args.layer:
+                    forward, backward = run_layer(n, c, length, k, counter)
+                else:
+                    forward, backward = run_mix(n, c, k, counter)
             for direction, launches in (("fwd", forward), ("bwd", backward)):
                 for launch in launches:
                     print(f"{n:5d} {c:4d} {k:3d} {_kib(x_bytes):>9}  {direction:4} "

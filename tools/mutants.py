@@ -575,7 +575,7 @@ MUTANTS = [
     Mutant(
         "M32 captured custom-op calls do not split the mix's samples",
         "mn_triton/ops.py",
-        "        with backend.graph_splits():\n            return impl(*args)\n",
+        "        with backend.as_captured():\n            return impl(*args)\n",
         "        return impl(*args)\n",
         "tests/test_compile.py",
     ),
@@ -613,6 +613,13 @@ MUTANTS = [
         "            if tl.program_id(0) == 0:\n                nk_ok = row_ok",
         "            if tl.program_id(0) == -1:\n                nk_ok = row_ok",
         "tests/test_kernels.py tests/test_mode_norm.py",
+    ),
+    Mutant(
+        "M38 captured calls form the gates in every program, as eager ones",
+        "mn_triton/kernels/mix.py",
+        "    min_elements = 0 if _as_captured.get() else GATES_KERNEL_MIN_ELEMENTS\n",
+        "    min_elements = GATES_KERNEL_MIN_ELEMENTS\n",
+        "tests/test_compile.py",
     ),
     # --- benchmarks: bytes model and report ---
     Mutant(

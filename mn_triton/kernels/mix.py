@@ -95,24 +95,28 @@ MIX_PROGRAMS = 256
 # of a CNN batch of 128 samples (16 blocks, 3 walks forward, 5 backward) took ~150 µs
 # forward and ~200 µs backward per layer, more than the passes over x (benchmarks/NOTES.md).
 # Captured calls of the custom ops (torch.compile with CUDA graphs) therefore split batches
-# from GRAPH_SPLIT_MIN_ROWS samples: chains of 2 steps, for 2 launches more forward and ~4
-# backward, which eager calls, bound by the host, would pay for (mn_triton/ops.py).
+# from GRAPH_SPLIT_MIN_ROWS samples: chains of 2 steps, for 2 launches more forward and 3
+# backward, which eager calls, bound by the host, would pay for (mn_triton/ops.py). For the
+# same reason they compute the gates once wherever several programs share the channels,
+# whatever GATES_KERNEL_MIN_ELEMENTS says: one launch more, against every program forming
+# each sample's gates from all C channels in each of the forward's walks.
 GRAPH_SPLIT_MIN_ROWS = 16
-_split_min_rows: contextvars.ContextVar[int | None] = contextvars.ContextVar(
-    "mn_triton_split_min_rows", default=None
+_as_captured: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "mn_triton_as_captured", default=False
 )
 
 
 @contextlib.contextmanager
-def samples_split_from(min_rows: int) -> Iterator[None]:
-    """A block whose MN mix calls split their samples from `min_rows` on (instead of
-    SPLIT_MIN_ROWS); for the calls of this thread (the autograd engine runs a CUDA backward
-    on its own thread: set it inside the backward)."""
-    token = _split_min_rows.set(min_rows)
+def as_captured() -> Iterator[None]:
+    """A block whose MN mix calls choose as calls captured into a CUDA graph do: samples
+    split from GRAPH_SPLIT_MIN_ROWS on (instead of SPLIT_MIN_ROWS), gates computed once
+    wherever several programs share the channels. For the calls of this thread (the autograd
+    engine runs a CUDA backward on its own thread: set it inside the backward)."""
+    token = _as_captured.set(True)
     try:
         yield
     finally:
-        _split_min_rows.reset(token)
+        _as_captured.reset(token)
 
 
 _TINY: tl.constexpr = tl.constexpr(MIN_MODE_MASS)
@@ -896,7 +900,8 @@ def _shared_gates(
     given."""
     n, c = shift.shape
     block_n, block_c, k_pad, chunk_c = tiles
-    if n * c < GATES_KERNEL_MIN_ELEMENTS or cdiv(c, block_c) == 1:
+    min_elements = 0 if _as_captured.get() else GATES_KERNEL_MIN_ELEMENTS
+    if n * c < min_elements or cdiv(c, block_c) == 1:
         return None
     # The mix kernels' blocks: the same CHUNK_C, so each row's logits are summed over the same
     # chunks as there (in the interpreter, the same bits; a GPU may order a chunk's sum
@@ -947,11 +952,10 @@ def _or(t: Tensor | None, placeholder: Tensor) -> Tensor:
 
 def _mn_splits(n: int, c: int, block_n: int, block_c: int) -> tuple[int, int]:
     """(splits, samples per split): the MN mix kernels' grid's second axis. One split of all
-    N samples, unless at least two splits of SPLIT_MIN_ROWS samples (or samples_split_from's,
-    inside one) fit and the channel blocks alone give fewer than MIX_PROGRAMS programs (see
-    SPLIT_MIN_ROWS)."""
-    min_rows = _split_min_rows.get()
-    min_rows = SPLIT_MIN_ROWS if min_rows is None else min_rows
+    N samples, unless at least two splits of SPLIT_MIN_ROWS samples (GRAPH_SPLIT_MIN_ROWS
+    inside as_captured) fit and the channel blocks alone give fewer than MIX_PROGRAMS
+    programs (see SPLIT_MIN_ROWS)."""
+    min_rows = GRAPH_SPLIT_MIN_ROWS if _as_captured.get() else SPLIT_MIN_ROWS
     splits = min(n // max(min_rows, 1), cdiv(MIX_PROGRAMS, cdiv(c, block_c)))
     if splits < 2:
         return 1, n

@@ -274,12 +274,10 @@ def mode_norm_mix_backward(
     stats: Tensor | None = None,
     gates: Tensor | None = None,
 ) -> _mix.MixGrads:
-    """`mix.mode_norm_backward`, on the kernels or in torch ops; given `stats` (the batch
-    statistics the training forward packed into its `stats_out`) and `gates` (its
-    `gates_out`), without computing them again."""
-    gate_weight, training = args[6], args[11]
-    if not training:
-        stats = None
+    """`mix.mode_norm_backward`, on the kernels or in torch ops; given `stats` (training: the
+    batch statistics the forward packed into its `stats_out`) and `gates` (its `gates_out`),
+    without computing them again."""
+    gate_weight = args[6]
     if _fused_mix(x, gate_weight):
         return _mix.MixGrads(*_mix_kernels.mode_norm_backward(*args, stats=stats, gates=gates))
     if stats is not None:

@@ -167,30 +167,17 @@ def _mode_norm_backward_impl(
     return dx, grads.gate_weight, grads.gate_bias, grads.weight, grads.bias_param
 
 
-def _mode_norm_backward(
-    dy: Tensor,
-    x: Tensor,
-    shift: Tensor | None,
-    mean_dev: Tensor | None,
-    var_rows: Tensor | None,
-    mode_stats: Tensor | None,
-    gates: Tensor | None,
-    gate_weight: Tensor,
-    gate_bias: Tensor | None,
-    weight: Tensor | None,
-    running_mean: Tensor | None,
-    running_mean_sq: Tensor | None,
-    training: bool,
-    eps: float,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """The backward op: `_mode_norm_backward_impl`, its samples split where captured."""
-    args = (dy, x, shift, mean_dev, var_rows, mode_stats, gates, gate_weight, gate_bias,
-            weight, running_mean, running_mean_sq, training, eps)  # fmt: skip
-    return _with_capture_choices(_mode_norm_backward_impl, args, x, gate_weight)
+def _mode_norm_backward(*args):  # noqa: ANN002, ANN202
+    """The backward op: `_mode_norm_backward_impl` (whose arguments it takes: x second,
+    gate_weight eighth), its mix choosing for CUDA graphs where captured."""
+    return _with_capture_choices(_mode_norm_backward_impl, args, args[1], args[7])
 
 
 mode_norm_backward = torch.library.custom_op(
-    "mn_triton::mode_norm_backward", _mode_norm_backward, mutates_args=()
+    "mn_triton::mode_norm_backward",
+    _mode_norm_backward,
+    mutates_args=(),
+    schema=torch.library.infer_schema(_mode_norm_backward_impl, mutates_args=()),
 )
 
 

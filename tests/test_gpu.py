@@ -351,13 +351,15 @@ def test_a_cuda_graph_of_eager_calls_replays_them(training):
 def test_compiled_and_cuda_graphs_match_eager(mode):
     """Compiled, and captured into CUDA graphs, a small network computes what it does
     eagerly; a batch of 32 is split in the captured MN mix (kernels/mix.GRAPH_SPLIT_MIN_ROWS),
-    whose kernels the uncaptured warm-up must have loaded (mn_triton/ops.py)."""
+    and its 40 channels (2 channel blocks) have their gates computed once there
+    (kernels/mix.as_captured): kernels the uncaptured warm-up must have loaded
+    (mn_triton/ops.py)."""
     torch._dynamo.reset()
     net = nn.Sequential(
-        nn.Conv2d(3, 16, 3, padding=1, bias=False),
-        mn_triton.ModeNorm2d(16, num_modes=2),
+        nn.Conv2d(3, 40, 3, padding=1, bias=False),
+        mn_triton.ModeNorm2d(40, num_modes=2),
         nn.ReLU(),
-        nn.Conv2d(16, 16, 3, padding=1, bias=False),
+        nn.Conv2d(40, 16, 3, padding=1, bias=False),
         mn_triton.ModeGroupNorm2d(16, num_modes=2),
     ).to(CUDA)
     twin = copy.deepcopy(net)

@@ -32,6 +32,7 @@ from . import mix as _mix
 HAS_TRITON = importlib.util.find_spec("triton") is not None
 if HAS_TRITON:
     from .kernels import apply as _apply_kernels
+    from .kernels import layout as _layout
     from .kernels import mix as _mix_kernels
     from .kernels import moments as _moment_kernels
 
@@ -120,6 +121,15 @@ def as_captured() -> contextlib.AbstractContextManager:
     if not HAS_TRITON:
         return contextlib.nullcontext()
     return _mix_kernels.as_captured()
+
+
+def recording_launches() -> contextlib.AbstractContextManager:
+    """A block whose kernel launches are recorded into the graph being traced rather than run
+    (kernels/layout.recording_launches; ops.TRACE_KERNELS); without Triton, nothing to
+    record."""
+    if not HAS_TRITON:
+        return contextlib.nullcontext()
+    return _layout.recording_launches()
 
 
 def on_device_of(t: Tensor) -> contextlib.AbstractContextManager:

@@ -19,17 +19,21 @@ rows of one element the Function skips the passes that compute row statistics (x
 backend.POINT_ROWS) and returns None for them; the backward takes them from x again.
 Captured into CUDA graphs, the MN custom ops split the mix's samples across more programs
 and compute its gates once (`_with_capture_choices`), since a replay pays the GPU's
-time and no host time per launch.
+time and no host time per launch. With TRACE_KERNELS (opt-in), torch.compile traces the
+custom ops' bodies and records their kernel launches, for inductor to launch itself.
 
 No `from __future__ import annotations` here: `custom_op` reads the annotations.
 """
 
+import contextlib
 import math
+import os
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 from torch._subclasses.fake_tensor import FakeTensor
+from torch._subclasses.functional_tensor import FunctionalTensor, FunctionalTensorMode
 
 from reference import functional as reference_functional
 from reference._base import autocast_off, stat_dtype, update_running_stats
@@ -420,6 +424,76 @@ mode_group_norm_forward.register_autograd(
     _mode_group_norm_grads(mode_group_norm_backward),
     setup_context=_mode_group_norm_setup_context,
 )
+
+
+# --------------------------- kernels visible to inductor ------------------------------
+# Under torch.compile the custom ops above are opaque: every call of a compiled graph runs
+# their Python bodies (planning, allocations, Triton's launch path), ~0.8 ms of host time per
+# MN layer forward+backward on the lent H200s, which left compiled training steps as
+# host-bound as eager ones (benchmarks/E2E.md). With TRACE_KERNELS, AOTAutograd traces the
+# bodies instead, as for a torch.library.triton_op: each launch is recorded
+# (kernels/layout.recording_launches), and inductor compiles those kernels and launches them
+# from the code it generates, beside the allocations and the few torch ops between them.
+# CUDA tensors of static sizes only (the host code plans from sizes: symbolic ones keep the
+# opaque op), and never for torch.export, which keeps the ops whole. Captured into CUDA
+# graphs (inductor's cudagraphs, mode="reduce-overhead"), MN's mix chooses as captured calls
+# do when the graph is traced: no run ahead is needed, since inductor's warm-up runs the
+# kernels before it captures them. Off by default until measured on a GPU
+# (benchmarks/NOTES.md); `MN_TRITON_TRACE_KERNELS=1` or `ops.TRACE_KERNELS = True` turns it
+# on. `tools/trace_probe.py` shows what the traced graphs launch, without a GPU.
+TRACE_KERNELS = os.environ.get("MN_TRITON_TRACE_KERNELS", "0") == "1"
+
+
+def _records_kernels(x: Tensor, types: tuple[type, ...]) -> bool:
+    """Whether this traced call records the op body's kernel launches (see TRACE_KERNELS):
+    real kernels (CUDA tensors; the interpreter's cannot be recorded), static sizes, no
+    other tensor subclass (it sees the op whole), not for torch.export."""
+    if not TRACE_KERNELS or backend.INTERPRETING or not backend.uses_kernels(x):
+        return False
+    if not all(isinstance(size, int) for size in x.shape):
+        return False
+    if not all(issubclass(t, (FakeTensor, FunctionalTensor)) or t is Tensor for t in types):
+        return False
+    from torch.export._trace import custom_triton_ops_decomposition_disabled
+
+    return not custom_triton_ops_decomposition_disabled()
+
+
+def _as_graphed_if_captured() -> contextlib.AbstractContextManager:
+    """MN's captured choices (backend.as_captured) where inductor will capture the graph being
+    traced into CUDA graphs."""
+    from torch._inductor import config
+
+    return backend.as_captured() if config.triton.cudagraphs else contextlib.nullcontext()
+
+
+def _record_kernels_of(op, body: Callable, x_index: int) -> None:  # noqa: ANN001
+    """Where TRACE_KERNELS applies, AOTAutograd traces `op` as `body(*args)` with its launches
+    recorded (what torch.library.triton_op registers); elsewhere `op` stays whole."""
+
+    def decompose(mode, func, types, args, kwargs):  # noqa: ANN001, ANN202
+        if not _records_kernels(args[x_index], types):
+            return mode.__torch_dispatch__(func, types, args, kwargs)
+        with mode, backend.recording_launches():
+            return body(*args, **kwargs)
+
+    op.register_torch_dispatch(FunctionalTensorMode, decompose)
+
+
+def _traced_mode_norm_forward(*args):  # noqa: ANN002, ANN202
+    with _as_graphed_if_captured():
+        return _mode_norm_forward_updating(*args)
+
+
+def _traced_mode_norm_backward(*args):  # noqa: ANN002, ANN202
+    with _as_graphed_if_captured():
+        return _mode_norm_backward_impl(*args)
+
+
+_record_kernels_of(mode_norm_forward, _traced_mode_norm_forward, x_index=0)
+_record_kernels_of(mode_norm_backward, _traced_mode_norm_backward, x_index=1)
+_record_kernels_of(mode_group_norm_forward, _mode_group_norm_forward_impl, x_index=0)
+_record_kernels_of(mode_group_norm_backward, _mode_group_norm_backward_impl, x_index=1)
 
 
 class _ModeGroupNormFunction(torch.autograd.Function):

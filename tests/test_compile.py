@@ -100,6 +100,27 @@ def test_compiled_model_matches_eager(norm, compile_backend, backend):
     assert_close(compiled(x), eager(x), 1e-5, "eval output")
 
 
+@pytest.mark.parametrize("norm", ["ModeNorm2d", "ModeGroupNorm2d"])
+def test_kernels_not_recorded_where_they_cannot_be(norm, backend, monkeypatch):
+    """ops.TRACE_KERNELS asks torch.compile to record the kernels' launches into its graph
+    (tools/trace_probe.py checks that path, which needs real JIT functions). Where there are
+    none to record, Triton's interpreter here or the torch-op path, the ops stay whole and a
+    compiled layer computes what it does eagerly."""
+    monkeypatch.setattr(ops, "TRACE_KERNELS", True)
+    torch._dynamo.reset()
+    eager = randomize(getattr(mn_triton, norm)(4, num_modes=2))
+    twin = getattr(mn_triton, norm)(4, num_modes=2)
+    twin.load_state_dict(eager.state_dict())
+    compiled = torch.compile(twin, fullgraph=True, backend="aot_eager")
+    x = torch.randn(5, 4, 3, 3)
+    out_e, out_c = eager(x), compiled(x)
+    assert_close(out_c, out_e, 1e-5, "output")
+    out_e.square().sum().backward()
+    out_c.square().sum().backward()
+    for (name, p_e), p_c in zip(eager.named_parameters(), twin.parameters(), strict=True):
+        assert_close(p_c.grad, p_e.grad, 1e-4, f"grad of {name}")
+
+
 def test_momentum_none_compiles_without_graph_break(backend):
     torch._dynamo.reset()
     layer = mn_triton.ModeNorm2d(3, momentum=None)

@@ -25,6 +25,7 @@ from helpers import (
     reference_twin,
     rel_err,
 )
+from mn_triton import ops
 
 pytestmark = [
     pytest.mark.gpu,
@@ -346,14 +347,18 @@ def test_a_cuda_graph_of_eager_calls_replays_them(training):
 
 # Last of the slow tests: each mode compiles for tens of seconds, so a stage that runs out of
 # time (benchmarks/gpu_run.sh) loses these rather than the quick ones above.
+# The traced cases (new, not run on a GPU yet) come last: [opaque-*] first.
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["default", "reduce-overhead"])
-def test_compiled_and_cuda_graphs_match_eager(mode):
+@pytest.mark.parametrize("traced", [False, True], ids=["opaque", "traced"])
+def test_compiled_and_cuda_graphs_match_eager(mode, traced, monkeypatch):
     """Compiled, and captured into CUDA graphs, a small network computes what it does
     eagerly; a batch of 32 is split in the captured MN mix (kernels/mix.GRAPH_SPLIT_MIN_ROWS),
     and its 40 channels (2 channel blocks) have their gates computed once there
     (kernels/mix.as_captured): kernels the uncaptured warm-up must have loaded
-    (mn_triton/ops.py)."""
+    (mn_triton/ops.py). Traced (ops.TRACE_KERNELS): inductor launches the kernels from its
+    own code (tools/trace_probe.py checks the graphs without a GPU)."""
+    monkeypatch.setattr(ops, "TRACE_KERNELS", traced)
     torch._dynamo.reset()
     net = nn.Sequential(
         nn.Conv2d(3, 40, 3, padding=1, bias=False),

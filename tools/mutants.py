@@ -220,8 +220,8 @@ MUTANTS = [
     Mutant(
         "M22 gates computed once for the first block of samples only",
         "mn_triton/kernels/mix.py",
-        "    _mn_gates_kernel[(cdiv(n, block_n),)](",
-        "    _mn_gates_kernel[(1,)](",
+        "    launch(_mn_gates_kernel, (cdiv(n, block_n),))(",
+        "    launch(_mn_gates_kernel, (1,))(",
     ),
     Mutant(
         "M23 samples split: the batch statistics of the first split only, not merged",
@@ -619,6 +619,42 @@ MUTANTS = [
         "mn_triton/kernels/mix.py",
         "    min_elements = 0 if _as_captured.get() else GATES_KERNEL_MIN_ELEMENTS\n",
         "    min_elements = GATES_KERNEL_MIN_ELEMENTS\n",
+        "tests/test_compile.py",
+    ),
+    # --- kernels recorded into torch.compile's graphs (ops.TRACE_KERNELS) ---
+    Mutant(
+        "R1 traced op bodies run their kernels instead of recording them",
+        "mn_triton/kernels/layout.py",
+        "    if not _RECORDING.get():\n        return kernel[grid]\n",
+        "    if True:\n        return kernel[grid]\n",
+        "tests/test_trace_probe.py",
+    ),
+    Mutant(
+        "R2 graphs traced for CUDA graphs keep the eager choices",
+        "mn_triton/ops.py",
+        "backend.as_captured() if config.triton.cudagraphs else",
+        "backend.as_captured() if False else",
+        "tests/test_trace_probe.py",
+    ),
+    Mutant(
+        "R3 symbolic sizes traced into the kernels' host code",
+        "mn_triton/ops.py",
+        "    if not all(isinstance(size, int) for size in x.shape):\n        return False\n",
+        "",
+        "tests/test_trace_probe.py",
+    ),
+    Mutant(
+        "R4 torch.export's decomposition records the kernels",
+        "mn_triton/ops.py",
+        "    return not custom_triton_ops_decomposition_disabled()",
+        "    return True",
+        "tests/test_trace_probe.py",
+    ),
+    Mutant(
+        "R5 the interpreter's kernels traced for recording",
+        "mn_triton/ops.py",
+        "    if not TRACE_KERNELS or backend.INTERPRETING or not backend.uses_kernels(x):",
+        "    if not TRACE_KERNELS or not backend.uses_kernels(x):",
         "tests/test_compile.py",
     ),
     # --- benchmarks: bytes model and report ---

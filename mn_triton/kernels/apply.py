@@ -13,7 +13,7 @@ import triton.language as tl
 from torch import Tensor
 
 from .addressing import position_offsets, program_index, row_offsets
-from .layout import FP_FUSION, cdiv, needs_64_bit_indices, plan_rows_or_copy
+from .layout import FP_FUSION, cdiv, launch, needs_64_bit_indices, plan_rows_or_copy
 from .layout import strides_tuple as _strides
 
 
@@ -76,7 +76,7 @@ def row_affine(
     dy_ = dy_[0] if dy_ else x_  # a placeholder pointer when there is no dy
     dy_strides = strides[2] if dy is not None else strides[0]
     len_tiles = cdiv(plan.length, plan.block_len)
-    _row_affine_kernel[(cdiv(plan.rows, plan.block_rows) * len_tiles,)](
+    launch(_row_affine_kernel, (cdiv(plan.rows, plan.block_rows) * len_tiles,))(
         x_, dy_, out_,
         shift, x_scale, bias, dy_scale,
         plan.rows, plan.channels, plan.length, plan.inner_size, len_tiles,

@@ -11,7 +11,10 @@ The same plan also picks the tile shape and, for reductions, how many programs s
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -30,6 +33,39 @@ CPU_TARGET_PROGRAMS = 1
 # to 3.9. Left unset, Triton 3.9 warns on every first compile and 3.10 turns fusion off,
 # which would change results and speed with the Triton version.
 FP_FUSION = True
+
+# Set while an op's body is traced for inductor (mn_triton/ops.py, TRACE_KERNELS): launches
+# are then recorded into the graph rather than run.
+_RECORDING = contextvars.ContextVar("mn_triton_recording_launches", default=False)
+
+
+@contextlib.contextmanager
+def recording_launches() -> Iterator[None]:
+    """A block whose `launch`es are recorded into the graph being traced
+    (torch.library.wrap_triton): inductor then compiles those kernels and launches them from
+    the code it generates, without mn_triton's Python in between."""
+    token = _RECORDING.set(True)
+    try:
+        yield
+    finally:
+        _RECORDING.reset(token)
+
+
+def launch(kernel: Callable, grid: tuple[int, ...]) -> Callable:
+    """`kernel[grid]`: what each launch site calls with the kernel's arguments; while
+    `recording_launches`, the launch recorded instead."""
+    if not _RECORDING.get():
+        return kernel[grid]
+    from torch.library import wrap_triton
+
+    recorded = wrap_triton(kernel)[grid]
+
+    def record(*args, enable_fp_fusion: bool = FP_FUSION, **kwargs) -> None:  # noqa: ANN002, ANN003
+        # Inductor compiles the kernels it records with its own options (fused
+        # multiply-adds on, as FP_FUSION): a compile option is not a kernel argument.
+        recorded(*args, **kwargs)
+
+    return record
 
 
 @dataclass(frozen=True)

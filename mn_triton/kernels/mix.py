@@ -46,7 +46,7 @@ from torch.autograd.graph import increment_version
 
 from reference._base import MIN_MODE_MASS, update_running_stats
 
-from .layout import FP_FUSION, cdiv, next_pow2
+from .layout import FP_FUSION, cdiv, launch, next_pow2
 
 # Elements of the largest 3-D temporary ([samples, modes, channels]) a program holds.
 MIX_TILE = 4096
@@ -311,22 +311,33 @@ def _around_mode_pivot(sum_raw, sum_sq, mode_pivot, coverage):
 
 
 @triton.jit
+def _sample_rows(n0, stop, BLOCK_N: tl.constexpr):
+    """The samples of the block from n0 (below `stop`), and which of them exist.
+
+    Kept apart from the helpers that take pointers (_mn_block, _mn_backward_block), so that
+    the rows a kernel stores to do not come out of a call that also took the inputs:
+    inductor's analysis of which arguments a kernel writes (torch.library.wrap_triton)
+    counts every argument of such a call as written, and would copy them before each
+    launch (tools/trace_probe.py)."""
+    rows = n0 + tl.arange(0, BLOCK_N)
+    return rows, rows < stop
+
+
+@triton.jit
 def _mn_block(
-    SHIFT, MDEV, GW, GB, GATES, n0, stop, C, K, cols, col_ok, modes, mode_ok,
+    SHIFT, MDEV, GW, GB, GATES, rows, row_ok, C, K, cols, col_ok, modes, mode_ok,
     HAS_GATE_BIAS: tl.constexpr, GATES_GIVEN: tl.constexpr, BLOCK_N: tl.constexpr,
     K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
-    """A block of samples from n0 × this program's channels (rows below `stop`): rows,
-    mask, gates, s and md."""
-    rows = n0 + tl.arange(0, BLOCK_N)
-    row_ok = rows < stop
+    """A block of samples (`rows`, from _sample_rows) × this program's channels: mask,
+    gates, s and md."""
     g = _mn_block_gates(SHIFT, MDEV, GW, GB, GATES, rows, row_ok, modes, mode_ok, C, K,
                         HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, K_PAD, CHUNK_C)  # fmt: skip
     mask = row_ok[:, None] & col_ok[None, :]
     offs = _row_offsets(rows, cols, C)
     shift = tl.load(SHIFT + offs, mask=mask, other=0.0)
     mdev = _load_or_zero(MDEV, offs, mask, shift)
-    return rows, row_ok, mask, g, shift, mdev
+    return mask, g, shift, mdev
 
 
 @triton.jit
@@ -346,8 +357,9 @@ def _mn_batch_stats(
     mass = tl.zeros([K_PAD], dtype=dtype)
     mean = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
     for n0 in range(start, stop, BLOCK_N):
-        _rows, _row_ok, mask, g, shift, mdev = _mn_block(
-            SHIFT, MDEV, GW, GB, GATES, n0, stop, C, K, cols, col_ok, modes, mode_ok,
+        rows, row_ok = _sample_rows(n0, stop, BLOCK_N)
+        mask, g, shift, mdev = _mn_block(
+            SHIFT, MDEV, GW, GB, GATES, rows, row_ok, C, K, cols, col_ok, modes, mode_ok,
             HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, K_PAD, CHUNK_C,
         )  # fmt: skip
         m_rel = tl.where(mask, (shift - pivot[None, :]) + mdev, 0.0)
@@ -365,8 +377,9 @@ def _mn_batch_stats(
     sum_raw = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
     sum_sq = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
     for n0 in range(start, stop, BLOCK_N):
-        rows, _row_ok, mask, g, shift, mdev = _mn_block(
-            SHIFT, MDEV, GW, GB, GATES, n0, stop, C, K, cols, col_ok, modes, mode_ok,
+        rows, row_ok = _sample_rows(n0, stop, BLOCK_N)
+        mask, g, shift, mdev = _mn_block(
+            SHIFT, MDEV, GW, GB, GATES, rows, row_ok, C, K, cols, col_ok, modes, mode_ok,
             HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, K_PAD, CHUNK_C,
         )  # fmt: skip
         raw = _mn_dev(shift, mdev, mask, center, tl.zeros_like(center))
@@ -508,8 +521,9 @@ def _mn_mix_forward_kernel(
     alpha = _load_or(ALPHA, cols, col_ok, 1.0, pivot.dtype, HAS_WEIGHT)
     beta = _load_or(BETA, cols, col_ok, 0.0, pivot.dtype, HAS_BIAS)
     for n0 in range(start, stop, BLOCK_N):
-        rows, row_ok, mask, g, shift, mdev = _mn_block(
-            SHIFT, MDEV, GW, GB, GATES, n0, stop, C, K, cols, col_ok, modes, mode_ok,
+        rows, row_ok = _sample_rows(n0, stop, BLOCK_N)
+        mask, g, shift, mdev = _mn_block(
+            SHIFT, MDEV, GW, GB, GATES, rows, row_ok, C, K, cols, col_ok, modes, mode_ok,
             HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, K_PAD, CHUNK_C,
         )  # fmt: skip
         dev = _mn_dev(shift, mdev, mask, center, residual)
@@ -637,15 +651,16 @@ def _mn_merge_stats_kernel(
 
 @triton.jit
 def _mn_backward_block(
-    SHIFT, MDEV, SUM_DY, SUM_DY_XS, GW, GB, GATES, n0, stop, C, K, cols, col_ok, modes,
+    SHIFT, MDEV, SUM_DY, SUM_DY_XS, GW, GB, GATES, rows, row_ok, C, K, cols, col_ok, modes,
     mode_ok, center, residual, rstd, alpha,
     HAS_GATE_BIAS: tl.constexpr, GATES_GIVEN: tl.constexpr, BLOCK_N: tl.constexpr,
     K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
-    """A block of samples × this program's channels: the gates and the per-row terms both
-    passes of the backward need (a, b of the forward; da, db into them)."""
-    rows, row_ok, mask, g, shift, mdev = _mn_block(
-        SHIFT, MDEV, GW, GB, GATES, n0, stop, C, K, cols, col_ok, modes, mode_ok,
+    """A block of samples (`rows`, from _sample_rows) × this program's channels: the gates
+    and the per-row terms both passes of the backward need (a, b of the forward; da, db
+    into them)."""
+    mask, g, shift, mdev = _mn_block(
+        SHIFT, MDEV, GW, GB, GATES, rows, row_ok, C, K, cols, col_ok, modes, mode_ok,
         HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, K_PAD, CHUNK_C,
     )  # fmt: skip
     sum_dy = _load_rows(SUM_DY, rows, cols, C, mask)
@@ -655,8 +670,6 @@ def _mn_backward_block(
     a = tl.sum(g[:, :, None] * rstd[None, :, :], axis=1)
     b = tl.sum(g[:, :, None] * dev * rstd[None, :, :], axis=1)
     return (
-        rows,
-        row_ok,
         mask,
         g,
         mdev,
@@ -719,8 +732,9 @@ def _mn_mix_backward_rows_kernel(
         d_weight = tl.zeros([BLOCK_C], dtype=dtype)
         d_bias = tl.zeros([BLOCK_C], dtype=dtype)
         for n0 in range(start, stop, BLOCK_N):
-            _, _, _, g, _, sum_dy, sum_dy_xm, dev, a, b, da, db = _mn_backward_block(
-                SHIFT, MDEV, SUM_DY, SUM_DY_XS, GW, GB, GATES, n0, stop, C, K, cols, col_ok,
+            rows, row_ok = _sample_rows(n0, stop, BLOCK_N)
+            _, g, _, sum_dy, sum_dy_xm, dev, a, b, da, db = _mn_backward_block(
+                SHIFT, MDEV, SUM_DY, SUM_DY_XS, GW, GB, GATES, rows, row_ok, C, K, cols, col_ok,
                 modes, mode_ok, center, residual, rstd, alpha, HAS_GATE_BIAS, GATES_GIVEN,
                 BLOCK_N, K_PAD, CHUNK_C,
             )  # fmt: skip
@@ -776,8 +790,9 @@ def _mn_backward_pass_2(
         d_gate_w = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
         d_gate_b = tl.zeros([K_PAD], dtype=dtype)
     for n0 in range(start, stop, BLOCK_N):
-        rows, row_ok, mask, g, mdev, sum_dy, _, dev, a, _, da, db = _mn_backward_block(
-            SHIFT, MDEV, SUM_DY, SUM_DY_XS, GW, GB, GATES, n0, stop, C, K, cols, col_ok, modes,
+        rows, row_ok = _sample_rows(n0, stop, BLOCK_N)
+        mask, g, mdev, sum_dy, _, dev, a, _, da, db = _mn_backward_block(
+            SHIFT, MDEV, SUM_DY, SUM_DY_XS, GW, GB, GATES, rows, row_ok, C, K, cols, col_ok, modes,
             mode_ok, center, residual, rstd, alpha, HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, K_PAD,
             CHUNK_C,
         )  # fmt: skip
@@ -909,7 +924,7 @@ def _shared_gates(
     # program walks all its samples.
     k = gw.shape[0]
     gates = shift.new_empty((n, k)) if out is None else out
-    _mn_gates_kernel[(cdiv(n, block_n),)](
+    launch(_mn_gates_kernel, (cdiv(n, block_n),))(
         shift, mean_dev, gw, _or(gate_bias, gw), gates, n, c, k,
         HAS_GATE_BIAS=gate_bias is not None, BLOCK_N=block_n, K_PAD=k_pad, CHUNK_C=chunk_c,
         enable_fp_fusion=FP_FUSION,
@@ -976,7 +991,7 @@ def _sum_partials(
     m = 2 * c + gate_w_size + k
     block_m = min(next_pow2(m), MIX_TILE // 16)  # 256 columns per program
     block_n = max(1, min(next_pow2(n), MIX_TILE // block_m))
-    _sum_partials_kernel[(cdiv(m, block_m),)](
+    launch(_sum_partials_kernel, (cdiv(m, block_m),))(
         partial, *outputs, n, c, gate_w_size, k, partial.stride(0),
         BLOCK_N=block_n, BLOCK_M=block_m,
         enable_fp_fusion=FP_FUSION,
@@ -1025,7 +1040,7 @@ def _batch_stats(
     if out is None:
         out = shift.new_empty(k + 3 * k * c)
     per_split = out.view(1, -1) if splits == 1 else shift.new_empty((splits, k + 3 * k * c))
-    _mn_batch_stats_kernel[(cdiv(c, block_c), splits)](
+    launch(_mn_batch_stats_kernel, (cdiv(c, block_c), splits))(
         shift, mean_dev, var_rows, gw, _or(gate_bias, gw), _or(gates, gw),
         per_split, n, c, k, rows, per_split.stride(0),
         HAS_GATE_BIAS=gate_bias is not None, GATES_GIVEN=gates is not None,
@@ -1045,7 +1060,7 @@ def merge_mode_stats(gathered: Tensor, k: int, c: int, out: Tensor | None = None
     if out is None:
         out = gathered.new_empty(k + 3 * k * c)
     _, block_c, k_pad, _ = _mn_blocks(1, c, k)
-    _mn_merge_stats_kernel[(cdiv(c, block_c),)](
+    launch(_mn_merge_stats_kernel, (cdiv(c, block_c),))(
         gathered, out, gathered.shape[0], c, k,
         BLOCK_C=block_c, K_PAD=k_pad, enable_fp_fusion=FP_FUSION,
     )  # fmt: skip
@@ -1106,7 +1121,7 @@ def mode_norm_forward(
     elif splits > 1:  # the splits' statistics, merged (into stats_out, where given)
         stats = _batch_stats(shift, mean_dev, var_rows, gw, gate_bias, gates, tiles, stats_out)
         stats_out = None
-    _mn_mix_forward_kernel[(cdiv(c, block_c), splits)](
+    launch(_mn_mix_forward_kernel, (cdiv(c, block_c), splits))(
         shift, mean_dev, var_rows, gw, _or(gate_bias, gw), _or(gates, gw), _or(weight, gw),
         _or(bias, gw),
         _or(running_mean, gw), _or(running_mean_sq, gw), momentum if in_tensor else gw,
@@ -1186,7 +1201,7 @@ def mode_norm_backward(
               "CHUNK_C": chunk_c}  # fmt: skip
 
     def rows_kernel(passes: int, sums: Tensor | None = None) -> None:
-        _mn_mix_backward_rows_kernel[(programs, splits)](
+        launch(_mn_mix_backward_rows_kernel, (programs, splits))(
             shift, mean_dev, var_rows, sum_dy, sum_dy_xs, gw, gb, _or(gates, gw), _or(weight, gw),
             _or(running_mean, gw), _or(running_mean_sq, gw), _or(stats, gw),
             *(sums.split(k * c, dim=-1) if sums is not None else (gw, gw, gw)),
@@ -1206,7 +1221,7 @@ def mode_norm_backward(
     else:  # one split of all samples; or eval, which needs no sums over the whole batch
         rows_kernel(3)
     if not fuse_gates:
-        _mn_mix_backward_gates_kernel[(programs, splits)](
+        launch(_mn_mix_backward_gates_kernel, (programs, splits))(
             shift, mean_dev, gw, gb, _or(gates, gw), g_dg_partial, row_bias, *param_out[2:],
             n, c, k, rows, split_stride, programs, 1.0 / length, **common,
             enable_fp_fusion=FP_FUSION,
@@ -1470,7 +1485,7 @@ def mode_group_norm_forward(
     k_pad, chunk_c = _mgn_blocks(c, k)
     scale, row_bias = torch.empty_like(shift), torch.empty_like(shift)
     gw = gate_weight.contiguous()
-    _mgn_mix_forward_kernel[(n,)](
+    launch(_mgn_mix_forward_kernel, (n,))(
         shift, mean_dev, var_rows, gw, _or(gate_bias, gw), _or(weight, gw), _or(bias, gw),
         scale, row_bias, c, k, eps,
         HAS_GATE_BIAS=gate_bias is not None, HAS_WEIGHT=weight is not None,
@@ -1504,7 +1519,7 @@ def mode_group_norm_backward(
     d_weight, d_bias = shift.new_empty(c), shift.new_empty(c)
     d_gate_w, d_gate_b = shift.new_empty((k, 1)), shift.new_empty(k)
     gw = gate_weight.contiguous()
-    _mgn_mix_backward_kernel[(n,)](
+    launch(_mgn_mix_backward_kernel, (n,))(
         shift, mean_dev, var_rows, sum_dy, sum_dy_xs, gw, _or(gate_bias, gw), _or(weight, gw),
         dy_scale, x_scale, row_bias, partial,
         c, k, eps, 1.0 / length,

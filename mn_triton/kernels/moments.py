@@ -23,6 +23,7 @@ from .layout import (
     FP_FUSION,
     RowPlan,
     cdiv,
+    launch,
     needs_64_bit_indices,
     next_pow2,
     plan_rows_or_copy,
@@ -171,7 +172,7 @@ def _merge_splits(
     out_b = torch.empty_like(out_a)
     splits_pad = next_pow2(num_splits)
     block_rows = max(1, min(next_pow2(rows), 4096 // splits_pad))
-    _merge_splits_kernel[(cdiv(rows, block_rows),)](
+    launch(_merge_splits_kernel, (cdiv(rows, block_rows),))(
         a, b, a, b, out_a, out_b,
         rows, plan.length, split_len, plan.length - split_len * (num_splits - 1), num_splits,
         SPLITS_PAD=splits_pad, BLOCK_ROWS=block_rows, MOMENTS=moments,
@@ -188,7 +189,7 @@ def row_moments(x: Tensor, stat_dtype: torch.dtype) -> tuple[Tensor, Tensor, Ten
     shift = torch.empty((n, c), dtype=stat_dtype, device=x.device)
     mean, var = _partials(n, c, num_splits, stat_dtype, x.device)
     grid = (cdiv(plan.rows, plan.block_rows), num_splits)
-    _row_moments_kernel[grid](
+    launch(_row_moments_kernel, grid)(
         x, shift, mean, var,
         plan.rows, plan.channels, plan.length, plan.inner_size,
         *_strides(strides),
@@ -210,7 +211,7 @@ def row_grad_sums(x: Tensor, dy: Tensor, shift: Tensor) -> tuple[Tensor, Tensor]
     split_len, num_splits = reduction_split(plan, x.device)
     sum_dy, sum_dy_xs = _partials(n, c, num_splits, shift.dtype, x.device)
     grid = (cdiv(plan.rows, plan.block_rows), num_splits)
-    _row_grad_sums_kernel[grid](
+    launch(_row_grad_sums_kernel, grid)(
         x, dy, shift, sum_dy, sum_dy_xs,
         plan.rows, plan.channels, plan.length, plan.inner_size,
         *_strides(x_strides), *_strides(dy_strides),

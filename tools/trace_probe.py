@@ -1,0 +1,230 @@
+"""What inductor would launch for the layers with `ops.TRACE_KERNELS`, on a machine without a GPU.
+
+With TRACE_KERNELS, torch.compile traces the MN and MGN ops' bodies and records each kernel
+launch into the graph (torch.library.wrap_triton), so that inductor launches the kernels from
+its generated code (mn_triton/ops.py). Only a GPU can run that code. This probe checks the
+two things a CPU can: that the traced forward and backward graphs launch the same kernels,
+on the same grids, as eager calls of the ops' bodies; and that inductor's analysis of which
+arguments each kernel writes (it copies every such argument before the launch, unless it can
+prove the copy unneeded) names only the kernel's outputs (KERNEL_OUTPUTS), not its inputs.
+
+As tools/compile_check.py, it swaps Triton's driver for one that compiles for sm_90 and runs
+nothing: kernels are compiled, never launched, so the layers' results are meaningless here.
+
+    python tools/trace_probe.py          # every case; exit status 1 on a mismatch
+    python tools/trace_probe.py -v       # also print each graph's launches
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+
+os.environ["TRITON_INTERPRET"] = "0"  # before triton or mn_triton: real JIT functions
+# The analysis compiles kernels without the launches' option; fusion on, as layout.FP_FUSION.
+os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from compile_check import compile_instead_of_launch  # noqa: E402
+
+compile_instead_of_launch()
+
+import torch  # noqa: E402
+from functorch.compile import make_boxed_func  # noqa: E402
+from torch._functorch.aot_autograd import aot_module_simplified  # noqa: E402
+from torch._higher_order_ops.triton_kernel_wrap import kernel_side_table  # noqa: E402
+from triton.runtime.jit import JITFunction  # noqa: E402
+
+import mn_triton  # noqa: E402
+from mn_triton import backend, ops  # noqa: E402
+from mn_triton.kernels import layout  # noqa: E402
+
+# The arguments each kernel may write: its outputs. Every other argument it takes is an
+# input, which a correct analysis leaves alone.
+KERNEL_OUTPUTS = {
+    "_row_moments_kernel": {"SHIFT", "MEAN", "VAR"},
+    "_merge_splits_kernel": {"OUT_A", "OUT_B"},
+    "_row_grad_sums_kernel": {"SUM_DY", "SUM_DY_XS"},
+    "_row_affine_kernel": {"OUT"},
+    "_mn_gates_kernel": {"GATES"},
+    "_mn_batch_stats_kernel": {"STATS"},
+    "_mn_merge_stats_kernel": {"STATS"},
+    "_mn_mix_forward_kernel": {
+        "SCALE", "BIAS", "MODE_MEAN", "MODE_VAR", "STATS_OUT", "GATES_OUT", "RMEAN", "RMEAN_SQ",
+    },
+    "_mn_mix_backward_rows_kernel": {
+        "SUM_D_RSTD", "SUM_D_MEAN", "SUM_W_DEV", "DY_SCALE", "X_SCALE", "ROW_BIAS",
+        "GDG_PARTIAL", "D_WEIGHT", "D_BIAS", "D_GATE_W", "D_GATE_B",
+    },
+    "_mn_mix_backward_gates_kernel": {"ROW_BIAS", "D_GATE_W", "D_GATE_B"},
+    "_sum_partials_kernel": {"D_WEIGHT", "D_BIAS", "D_GATE_W", "D_GATE_B"},
+    "_mgn_mix_forward_kernel": {"SCALE", "BIAS"},
+    "_mgn_mix_backward_kernel": {"DY_SCALE", "X_SCALE", "ROW_BIAS", "PARTIAL"},
+}  # fmt: skip
+
+# (name, layer, input shape, training, captured into CUDA graphs, dynamic sizes)
+CASES = [
+    ("MN training, 2 channel blocks", "ModeNorm2d", (8, 40, 5, 5), True, False, False),
+    ("MN eval", "ModeNorm2d", (8, 40, 5, 5), False, False, False),
+    ("MN training, samples split", "ModeNorm2d", (2048, 16, 2, 1), True, False, False),
+    ("MN training, as captured", "ModeNorm2d", (32, 40, 3, 3), True, True, False),
+    ("MN eval, as captured", "ModeNorm2d", (32, 40, 3, 3), False, True, False),
+    ("MGN training", "ModeGroupNorm2d", (8, 16, 5, 5), True, False, False),
+    # Symbolic sizes keep the ops whole: the host code plans from sizes.
+    ("MN training, dynamic sizes", "ModeNorm2d", (8, 40, 5, 5), True, False, True),
+    ("MGN training, dynamic sizes", "ModeGroupNorm2d", (8, 16, 5, 5), True, False, True),
+]
+
+Launch = tuple[str, tuple[int, int, int]]
+
+
+def _grid3(grid: tuple[int, ...]) -> tuple[int, int, int]:
+    return tuple(grid) + (1,) * (3 - len(grid))  # type: ignore[return-value]
+
+
+class Recorder:
+    """Eager launches (compiled for sm_90, not run) and the runs of traced graphs (nothing)."""
+
+    def __init__(self) -> None:
+        self.eager: list[Launch] | None = None
+        compile_only = JITFunction.__getitem__
+
+        def getitem(fn: JITFunction, grid: tuple[int, ...]) -> Callable:
+            if self.eager is not None and not layout._RECORDING.get():
+                self.eager.append((fn.fn.__name__, _grid3(grid)))
+            return compile_only(fn, grid)
+
+        JITFunction.__getitem__ = getitem
+        # A traced graph launches through its kernel table; outside tracing, launch nothing.
+        self._get_kernel = kernel_side_table.get_kernel
+        kernel_side_table.get_kernel = self._kernel_or_nothing
+
+    def _kernel_or_nothing(self, idx: int) -> object:
+        kernel = self._get_kernel(idx)
+        return kernel if layout._RECORDING.get() else _NoLaunch(kernel)
+
+    def kernel_name(self, idx: int) -> str:
+        return self._get_kernel(idx).fn.__name__
+
+
+class _NoLaunch:
+    def __init__(self, kernel: JITFunction) -> None:
+        self.kernel = kernel
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.kernel, name)
+
+    def __getitem__(self, grid: object) -> Callable:
+        return lambda *args, **kwargs: None
+
+
+def traced_launches(gm: torch.fx.GraphModule, recorder: Recorder) -> list[tuple[Launch, list]]:
+    """Each recorded launch of a graph: (kernel, grid) and the arguments taken as written."""
+    hops = (
+        torch.ops.higher_order.triton_kernel_wrapper_functional,
+        torch.ops.higher_order.triton_kernel_wrapper_mutation,
+    )
+    found = []
+    for node in gm.graph.nodes:
+        if node.op == "call_function" and node.target in hops:
+            (grid,) = node.kwargs["grid"]
+            name = recorder.kernel_name(node.kwargs["kernel_idx"])
+            found.append(((name, _grid3(grid)), list(node.kwargs.get("tensors_to_clone", []))))
+    return found
+
+
+def eager_launches(layer: torch.nn.Module, x: torch.Tensor, recorder: Recorder) -> list[Launch]:
+    """The launches of the op bodies that the traced graphs hold, called as the compiled
+    layer calls them (running estimates after the op in training)."""
+    gw, gb = layer.gate.weight.detach(), layer.gate.bias.detach()
+    w, b, eps = layer.weight.detach(), layer.bias.detach(), layer.eps
+    recorder.eager = []
+    if isinstance(layer, mn_triton.ModeGroupNorm2d):
+        y, *rows = ops._mode_group_norm_forward_impl(x, gw, gb, w, b, eps)
+        ops._mode_group_norm_backward_impl(y, x, *rows, gw, gb, w, eps)
+    else:
+        training = layer.training
+        estimates = (None, None) if training else (layer.running_mean, layer.running_mean_sq)
+        out = ops._mode_norm_forward_updating(x, gw, gb, w, b, *estimates, training, eps)
+        y, shift, mean_dev, var_rows, _, _, stats, gates = out
+        stats = stats if training else None
+        ops._mode_norm_backward_impl(
+            y, x, shift, mean_dev, var_rows, stats, gates, gw, gb, w,
+            layer.running_mean, layer.running_mean_sq, training, eps,
+        )  # fmt: skip
+    launches, recorder.eager = recorder.eager, None
+    return launches
+
+
+def probe(case: tuple, recorder: Recorder, verbose: bool) -> list[str]:
+    """The case's mismatches (none: the traced graphs launch as eager calls do)."""
+    name, kind, shape, training, captured, dynamic = case
+    torch._dynamo.reset()
+    layer = getattr(mn_triton, kind)(shape[1], num_modes=2).train(training)
+    graphs: list[torch.fx.GraphModule] = []
+
+    def keep(gm: torch.fx.GraphModule, _inputs: list) -> Callable:
+        graphs.append(gm)
+        return make_boxed_func(gm)
+
+    def compiler(gm: torch.fx.GraphModule, inputs: list) -> Callable:
+        return aot_module_simplified(gm, inputs, fw_compiler=keep, bw_compiler=keep)
+
+    x = torch.randn(shape, requires_grad=True)
+    from torch._inductor import config
+
+    with config.patch({"triton.cudagraphs": captured}):
+        compiled = torch.compile(layer, backend=compiler, fullgraph=True, dynamic=dynamic)
+        compiled(x).sum().backward()
+    traced = [launch for gm in graphs for launch in traced_launches(gm, recorder)]
+    with backend.as_captured() if captured else nullcontext():
+        expected = [] if dynamic else eager_launches(layer, x.detach(), recorder)
+    problems = []
+    whole = sum(str(n.target).startswith("mn_triton.") for gm in graphs for n in gm.graph.nodes)
+    if whole != (2 if dynamic else 0):
+        problems.append(f"{whole} calls of mn_triton's ops kept whole")
+    if [launch for launch, _ in traced] != expected:
+        problems.append(f"traced launches {[t for t, _ in traced]} != eager {expected}")
+    for (kernel, _grid), written in traced:
+        inputs = sorted(set(written) - KERNEL_OUTPUTS[kernel])
+        if inputs:
+            problems.append(f"{kernel}: inputs taken as written (copied each call): {inputs}")
+    print(f"{name}, {kind} {tuple(shape)}: {len(graphs)} graphs, {len(traced)} launches, "
+          f"{'ok' if not problems else 'MISMATCH'}")  # fmt: skip
+    if verbose:
+        for (kernel, grid), written in traced:
+            print(f"    {kernel} grid {grid} writes {written}")
+    return problems
+
+
+def exported_whole() -> list[str]:
+    """torch.export keeps the ops whole (a serialisable program, no kernels in it), also when
+    its program is decomposed to aten ops."""
+    layer = mn_triton.ModeNorm2d(8, num_modes=2)
+    program = torch.export.export(layer, (torch.randn(4, 8, 3, 3),)).run_decompositions()
+    targets = [str(n.target) for n in program.graph.nodes if n.op == "call_function"]
+    kept = [t for t in targets if t.startswith("mn_triton.")]
+    recorded = [t for t in targets if "triton_kernel_wrapper" in t]
+    print(f"torch.export of ModeNorm2d, decomposed: {kept}, {len(recorded)} recorded launches")
+    return [] if kept and not recorded else [f"exported program holds {targets}"]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("-v", "--verbose", action="store_true")
+    args = p.parse_args()
+    ops.TRACE_KERNELS = True  # (compile_instead_of_launch gives CPU tensors the kernels)
+    recorder = Recorder()
+    problems = [p for case in CASES for p in probe(case, recorder, args.verbose)]
+    problems += exported_whole()
+    for problem in problems:
+        print("  " + problem)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

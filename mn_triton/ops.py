@@ -480,14 +480,14 @@ def _record_kernels_of(op, body: Callable, x_index: int) -> None:  # noqa: ANN00
     op.register_torch_dispatch(FunctionalTensorMode, decompose)
 
 
-def _traced_mode_norm_forward(*args):  # noqa: ANN002, ANN202
+def _traced_mode_norm_forward(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
     with _as_graphed_if_captured():
-        return _mode_norm_forward_updating(*args)
+        return _mode_norm_forward_updating(*args, **kwargs)
 
 
-def _traced_mode_norm_backward(*args):  # noqa: ANN002, ANN202
+def _traced_mode_norm_backward(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
     with _as_graphed_if_captured():
-        return _mode_norm_backward_impl(*args)
+        return _mode_norm_backward_impl(*args, **kwargs)
 
 
 _record_kernels_of(mode_norm_forward, _traced_mode_norm_forward, x_index=0)

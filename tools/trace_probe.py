@@ -70,6 +70,7 @@ KERNEL_OUTPUTS = {
 CASES = [
     ("MN training, 2 channel blocks", "ModeNorm2d", (8, 40, 5, 5), True, False, False),
     ("MN eval", "ModeNorm2d", (8, 40, 5, 5), False, False, False),
+    ("MN training, channels_last", "ModeNorm2d", (4, 8, 5, 3), True, False, False),
     ("MN training, samples split", "ModeNorm2d", (2048, 16, 2, 1), True, False, False),
     ("MN training, as captured", "ModeNorm2d", (32, 40, 3, 3), True, True, False),
     ("MN eval, as captured", "ModeNorm2d", (32, 40, 3, 3), False, True, False),
@@ -79,7 +80,8 @@ CASES = [
     ("MGN training, dynamic sizes", "ModeGroupNorm2d", (8, 16, 5, 5), True, False, True),
 ]
 
-Launch = tuple[str, tuple[int, int, int]]
+# (kernel, grid, keyword arguments: the compile-time choices and num_warps)
+Launch = tuple[str, tuple[int, int, int], dict]
 
 
 def _grid3(grid: tuple[int, ...]) -> tuple[int, int, int]:
@@ -94,9 +96,16 @@ class Recorder:
         compile_only = JITFunction.__getitem__
 
         def getitem(fn: JITFunction, grid: tuple[int, ...]) -> Callable:
-            if self.eager is not None and not layout._RECORDING.get():
-                self.eager.append((fn.fn.__name__, _grid3(grid)))
-            return compile_only(fn, grid)
+            run = compile_only(fn, grid)
+            if self.eager is None or layout._RECORDING.get():
+                return run
+
+            def launch(*args: object, **kwargs: object) -> None:
+                options = {k: v for k, v in kwargs.items() if k != "enable_fp_fusion"}
+                self.eager.append((fn.fn.__name__, _grid3(grid), options))
+                run(*args, **kwargs)
+
+            return launch
 
         JITFunction.__getitem__ = getitem
         # A traced graph launches through its kernel table; outside tracing, launch nothing.
@@ -123,7 +132,8 @@ class _NoLaunch:
 
 
 def traced_launches(gm: torch.fx.GraphModule, recorder: Recorder) -> list[tuple[Launch, list]]:
-    """Each recorded launch of a graph: (kernel, grid) and the arguments taken as written."""
+    """Each recorded launch of a graph: (kernel, grid, every argument by name, num_warps
+    among them) and the arguments taken as written."""
     hops = (
         torch.ops.higher_order.triton_kernel_wrapper_functional,
         torch.ops.higher_order.triton_kernel_wrapper_mutation,
@@ -132,9 +142,24 @@ def traced_launches(gm: torch.fx.GraphModule, recorder: Recorder) -> list[tuple[
     for node in gm.graph.nodes:
         if node.op == "call_function" and node.target in hops:
             (grid,) = node.kwargs["grid"]
-            name = recorder.kernel_name(node.kwargs["kernel_idx"])
-            found.append(((name, _grid3(grid)), list(node.kwargs.get("tensors_to_clone", []))))
+            kernel = recorder._get_kernel(node.kwargs["kernel_idx"])
+            arguments = {
+                **node.kwargs["kwargs"],
+                **kernel_side_table.get_constant_args(node.kwargs["constant_args_idx"]),
+            }
+            if hasattr(kernel, "configs"):  # num_warps became a config of an autotuner
+                arguments["num_warps"] = kernel.configs[0].num_warps
+            launch = (recorder.kernel_name(node.kwargs["kernel_idx"]), _grid3(grid), arguments)
+            found.append((launch, list(node.kwargs.get("tensors_to_clone", []))))
     return found
+
+
+def same_launches(traced: list[Launch], eager: list[Launch]) -> bool:
+    """The same kernels on the same grids, with the same compile-time choices."""
+    return len(traced) == len(eager) and all(
+        t[:2] == e[:2] and all(t[2].get(k, "absent") == v for k, v in e[2].items())
+        for t, e in zip(traced, eager, strict=True)
+    )
 
 
 def eager_launches(layer: torch.nn.Module, x: torch.Tensor, recorder: Recorder) -> list[Launch]:
@@ -174,7 +199,10 @@ def probe(case: tuple, recorder: Recorder, verbose: bool) -> list[str]:
     def compiler(gm: torch.fx.GraphModule, inputs: list) -> Callable:
         return aot_module_simplified(gm, inputs, fw_compiler=keep, bw_compiler=keep)
 
-    x = torch.randn(shape, requires_grad=True)
+    channels_last = "channels_last" in name
+    layout_ = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(shape).to(memory_format=layout_)
+    x.requires_grad_()
     from torch._inductor import config
 
     with config.patch({"triton.cudagraphs": captured}):
@@ -187,16 +215,17 @@ def probe(case: tuple, recorder: Recorder, verbose: bool) -> list[str]:
     whole = sum(str(n.target).startswith("mn_triton.") for gm in graphs for n in gm.graph.nodes)
     if whole != (2 if dynamic else 0):
         problems.append(f"{whole} calls of mn_triton's ops kept whole")
-    if [launch for launch, _ in traced] != expected:
-        problems.append(f"traced launches {[t for t, _ in traced]} != eager {expected}")
-    for (kernel, _grid), written in traced:
+    if not same_launches([launch for launch, _ in traced], expected):
+        short = [launch[:2] for launch, _ in traced], [launch[:2] for launch in expected]
+        problems.append("traced launches differ from eager ones: {} against {}".format(*short))
+    for (kernel, _grid, _arguments), written in traced:
         inputs = sorted(set(written) - KERNEL_OUTPUTS[kernel])
         if inputs:
             problems.append(f"{kernel}: inputs taken as written (copied each call): {inputs}")
     print(f"{name}, {kind} {tuple(shape)}: {len(graphs)} graphs, {len(traced)} launches, "
           f"{'ok' if not problems else 'MISMATCH'}")  # fmt: skip
     if verbose:
-        for (kernel, grid), written in traced:
+        for (kernel, grid, _arguments), written in traced:
             print(f"    {kernel} grid {grid} writes {written}")
     return problems
 

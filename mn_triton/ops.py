@@ -460,8 +460,8 @@ def _records_kernels(x: Tensor, types: tuple[type, ...]) -> bool:
 
 
 def _as_graphed_if_captured() -> contextlib.AbstractContextManager:
-    """MN's captured choices (backend.as_captured) where inductor will capture the graph being
-    traced into CUDA graphs."""
+    """MN's captured choices (backend.as_captured; MGN has none) where inductor will capture
+    the graph being traced into CUDA graphs."""
     from torch._inductor import config
 
     return backend.as_captured() if config.triton.cudagraphs else contextlib.nullcontext()
@@ -474,24 +474,14 @@ def _record_kernels_of(op, body: Callable, x_index: int) -> None:  # noqa: ANN00
     def decompose(mode, func, types, args, kwargs):  # noqa: ANN001, ANN202
         if not _records_kernels(args[x_index], types):
             return mode.__torch_dispatch__(func, types, args, kwargs)
-        with mode, backend.recording_launches():
+        with mode, backend.recording_launches(), _as_graphed_if_captured():
             return body(*args, **kwargs)
 
     op.register_torch_dispatch(FunctionalTensorMode, decompose)
 
 
-def _traced_mode_norm_forward(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-    with _as_graphed_if_captured():
-        return _mode_norm_forward_updating(*args, **kwargs)
-
-
-def _traced_mode_norm_backward(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-    with _as_graphed_if_captured():
-        return _mode_norm_backward_impl(*args, **kwargs)
-
-
-_record_kernels_of(mode_norm_forward, _traced_mode_norm_forward, x_index=0)
-_record_kernels_of(mode_norm_backward, _traced_mode_norm_backward, x_index=1)
+_record_kernels_of(mode_norm_forward, _mode_norm_forward_updating, x_index=0)
+_record_kernels_of(mode_norm_backward, _mode_norm_backward_impl, x_index=1)
 _record_kernels_of(mode_group_norm_forward, _mode_group_norm_forward_impl, x_index=0)
 _record_kernels_of(mode_group_norm_backward, _mode_group_norm_backward_impl, x_index=1)
 

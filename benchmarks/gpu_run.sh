@@ -6,6 +6,7 @@
 #     bash benchmarks/gpu_run.sh        # everything in one call of ≤ 555 s (+ start-up)
 #     bash benchmarks/gpu_run.sh 1      # or in two calls of ≤ 315 s each, for a device budget
 #     bash benchmarks/gpu_run.sh 2      #   of 15 minutes, start-up included
+#     bash benchmarks/gpu_run.sh traced # ≤ 315 s: the opt-in TRACE_KERNELS path, measured
 #
 # Each part starts with a preflight (one layer through the Triton kernels) and stops if it
 # fails, then compiles its layer grid's kernels ahead, beside the GPU tests. Part 1: the fast
@@ -14,7 +15,12 @@
 # the report. Part 2: the slow GPU tests
 # (torch.compile, CUDA graphs, > 2³¹ elements), the rest of the grid (the compiled reference
 # first), compiled and CUDA-graph training steps, host overhead, the report. `all` runs both,
-# with the full grid in one pytest run.
+# with the full grid in one pytest run. Part `traced` tries mn_triton.ops.TRACE_KERNELS
+# (inductor launching the kernels of compiled layers itself; off by default until a GPU has
+# run it): its GPU tests, the host time of a compiled layer call with the ops opaque and with
+# their kernels traced, and LeNet's compiled training step both ways, beside BatchNorm's. Its
+# rows go to reports/raw/ (train_step-traced-* and train_step-opaque-*), not to the report's
+# data: SPEC §7's exec column has no value for them.
 #
 # Every stage runs under `timeout` and the suites stop starting new cases before their limit,
 # so a stage that overruns still leaves the others' data (rows are appended as measured).
@@ -31,8 +37,8 @@ set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PART=${1:-all}
 case "$PART" in
-    all | 1 | 2) ;;
-    *) echo "usage: bash benchmarks/gpu_run.sh [all|1|2]" >&2; exit 2 ;;
+    all | 1 | 2 | traced) ;;
+    *) echo "usage: bash benchmarks/gpu_run.sh [all|1|2|traced]" >&2; exit 2 ;;
 esac
 # python3: on the lent machines the interpreter that holds PyTorch; `python` may be absent.
 PY=${PYTHON:-python3}
@@ -47,14 +53,18 @@ export MN_RUN_ID=$RUN_ID
 # are guessed at 35 s, a compiled pair at 50 s (train_step.py's --max-seconds is the limit
 # less 20). A compiled-reference case starts only with 45 s of the grid's budget left, then
 # with 1.25× the slowest compiled case so far (benchmarks/conftest.py).
-# limits=(GPU_TESTS_S SLOW_TESTS_S LAYERS_S TRAIN_S HOST_S REPORT_S PROFILE_S WARM_WAIT_S);
-# PREFLIGHT_S 30. WARM_WAIT_S: how much longer than the tests' limit the kernel warm-up beside
+# limits=(GPU_TESTS_S SLOW_TESTS_S LAYERS_S TRAIN_S HOST_S REPORT_S PROFILE_S WARM_WAIT_S
+# OPAQUE_TRAIN_S); PREFLIGHT_S 30. WARM_WAIT_S: how much longer than the tests' limit the kernel warm-up beside
 # them may take. Each part keeps 5 s of its 315 s for what the limits leave out (kill grace,
 # packing reports/ after each stage).
 case "$PART" in
-    all) limits=(85 50 185 120 25 25 20 15) ;;  # 555 s with the preflight
-    1) limits=(70 0 90 60 0 20 25 15) ;;  # 310 s with the preflight
-    2) limits=(0 40 100 95 15 20 0 10) ;;  # 310 s with the preflight
+    all) limits=(85 50 185 120 25 25 20 15 0) ;;  # 555 s with the preflight
+    1) limits=(70 0 90 60 0 20 25 15 0) ;;  # 310 s with the preflight
+    2) limits=(0 40 100 95 15 20 0 10 0) ;;  # 310 s with the preflight
+    # traced: its GPU tests; TRAIN_S for the compiled steps with the kernels traced (BatchNorm
+    # and MN: a compiled pair), OPAQUE_TRAIN_S for MN's with the ops opaque; HOST_S for host
+    # times of compiled layer calls, which compiles 5 small graphs. No layer grid, no report.
+    traced) limits=(65 0 0 75 80 0 0 5 50) ;;  # 305 s with the preflight
 esac
 GPU_TESTS_S=${GPU_TESTS_S:-${limits[0]}}
 SLOW_TESTS_S=${SLOW_TESTS_S:-${limits[1]}}
@@ -64,6 +74,7 @@ HOST_S=${HOST_S:-${limits[4]}}
 REPORT_S=${REPORT_S:-${limits[5]}}
 PROFILE_S=${PROFILE_S:-${limits[6]}}
 WARM_WAIT_S=${WARM_WAIT_S:-${limits[7]}}
+OPAQUE_TRAIN_S=${OPAQUE_TRAIN_S:-${limits[8]}}
 PREFLIGHT_S=${PREFLIGHT_S:-30}
 mkdir -p reports/data reports/raw reports/figures
 LOG="reports/raw/gpu_run-$RUN_ID.log"
@@ -110,13 +121,14 @@ stage() {
 TEST_JOBS=${TEST_JOBS:-6}
 SLOW_TEST_JOBS=${SLOW_TEST_JOBS:-3}
 XDIST_CHECK="import xdist  # gpu_run.sh: is pytest-xdist there?"
-gpu_tests() {  # NAME LIMIT MARKS JOBS
+gpu_tests() {  # NAME LIMIT MARKS JOBS [PYTEST OPTIONS]
     local name=$1 limit=$2 marks=$3 jobs=$4 parallel=()
     if [ "$jobs" -gt 1 ] && "$PY" -c "$XDIST_CHECK" 2>/dev/null; then
         parallel=(-n "$jobs")
     fi
     stage "$name" "$limit" env TRITON_INTERPRET=0 \
-        "$PY" -m pytest tests -m "$marks" -v --tb=short -p no:cacheprovider "${parallel[@]}"
+        "$PY" -m pytest tests -m "$marks" -v --tb=short -p no:cacheprovider "${parallel[@]}" \
+        "${@:5}"
 }
 
 # The suite stops starting new cases 25 s before its limit, so it ends cleanly (its JSON and
@@ -158,9 +170,10 @@ step_profiles() {
 # warm-up missed, or (Triton 3.6 and older) the small C launcher Triton builds for a kernel
 # signature at its first real launch, which a compile-only warm-up never makes (~0.4 s each).
 WARM_PID=""
+WARM_MODELS=lenet,resnet20,resnet56
 # GRID BESIDE_S BESIDE_JOBS [OPTIONS]: the limit and the processes of the tests it runs
 # beside; OPTIONS go to warm_kernels.py (--host-overhead and --compiled-steps where those
-# stages run).
+# stages run). The training steps of WARM_MODELS.
 warm_kernels_start() {
     local grid=$1 beside=$2 beside_jobs=$3 jobs
     if [ "$((beside + WARM_WAIT_S))" -le 0 ]; then
@@ -173,7 +186,7 @@ warm_kernels_start() {
     # At a lower priority: the tests beside it run under a time limit, and the slow ones
     # compile with inductor's own worker processes.
     timeout -k 5 "$((beside + WARM_WAIT_S))" nice -n 10 "$PY" benchmarks/warm_kernels.py \
-        --grid "$grid" --models lenet,resnet20,resnet56 --jobs "$jobs" "${@:4}" \
+        --grid "$grid" --models "$WARM_MODELS" --jobs "$jobs" "${@:4}" \
         > "reports/raw/warm_kernels-$RUN_ID.log" 2>&1 &
     WARM_PID=$!
 }
@@ -185,7 +198,7 @@ warm_kernels_wait() {
     wait "$WARM_PID" || rc=$?
     local last
     last=$(tail -n 1 "reports/raw/warm_kernels-$RUN_ID.log" 2>/dev/null)
-    SUMMARY+=("kernel warm-up: exit $rc, the layer grid waited $((SECONDS - start)) s: $last")
+    SUMMARY+=("kernel warm-up: exit $rc, the next stage waited $((SECONDS - start)) s: $last")
 }
 
 # torch.compile of a training step (model and loss) takes tens of seconds (LeNet 26 s on an
@@ -245,6 +258,21 @@ layer_grid_warmed() {
     SUMMARY+=("Triton cache entries: $before before the layer grid, $(cache_entries) after")
 }
 
+# Part traced: compiled training steps of TRACED_MODELS with ops.TRACE_KERNELS on (its
+# BatchNorm step too, which the switch does not change, for the ratio), then MN's with it off,
+# on the same machine minutes apart. Rows into reports/raw/ (see the header).
+TRACED_MODELS=${TRACED_MODELS:-lenet}
+traced_training_steps() {
+    stage "training steps (compiled, kernels traced)" "$TRAIN_S" \
+        env MN_REPORT_DATA=reports/raw MN_TRITON_TRACE_KERNELS=1 "$PY" benchmarks/train_step.py \
+        --execs compiled --models "$TRACED_MODELS" --norms batchnorm,mn_triton \
+        --out "train_step-traced-$RUN_ID" --max-seconds "$((TRAIN_S - 20))"
+    stage "training steps (compiled, ops opaque)" "$OPAQUE_TRAIN_S" \
+        env MN_REPORT_DATA=reports/raw MN_TRITON_TRACE_KERNELS=0 "$PY" benchmarks/train_step.py \
+        --execs compiled --models "$TRACED_MODELS" --norms mn_triton \
+        --out "train_step-opaque-$RUN_ID" --max-seconds "$((OPAQUE_TRAIN_S - 20))"
+}
+
 # One layer through the Triton kernels on the GPU before anything else: if kernels cannot
 # compile or launch here (no gcc, no Python headers, no driver), every later stage would fail
 # case by case and spend the device budget doing so.
@@ -294,8 +322,19 @@ case "$PART" in
         layer_grid_warmed extra
         training_steps compiled,cudagraph
         ;;
+    traced)
+        # The kernel warm-up compiles what the opaque steps and host_overhead.py's calls
+        # launch (the traced ones inductor compiles itself), beside the tests.
+        WARM_MODELS=$TRACED_MODELS
+        warm_kernels_start none "$GPU_TESTS_S" 2 --host-overhead --compiled-steps
+        gpu_tests "traced gpu tests" "$GPU_TESTS_S" "gpu" 2 -k traced
+        warm_kernels_wait
+        traced_training_steps
+        stage "host overhead (compiled)" "$HOST_S" "$PY" benchmarks/host_overhead.py \
+            --calls 200 --compiled
+        ;;
 esac
-if [ "$PART" != 1 ]; then
+if [ "$PART" = all ] || [ "$PART" = 2 ]; then
     # Host time per layer call (Python side of the Triton path), into the log for NOTES.md.
     stage "host overhead" "$HOST_S" "$PY" benchmarks/host_overhead.py --calls 200
 fi

@@ -2,6 +2,7 @@
 per normalization layer when kernel launches, not memory traffic, bound a step.
 
     python benchmarks/host_overhead.py [--device cuda|cpu] [--calls 500] [--compile-only]
+                                       [--compiled]
 
 On a GPU this times the Triton path's Python side (argument checks, planning, launches);
 on a CPU, mn_triton's torch-op path. With --compile-only (no GPU needed) it times the Triton
@@ -10,6 +11,12 @@ up the compiled kernel as a real launch does, with the kernels compiled for sm_9
 run (tools/compile_check.py). It leaves out the launcher itself: Triton's C launcher packing
 the arguments and the CUDA driver call, a few µs per launch. Prints microseconds per call,
 median of 5 rounds, for maps (2, 8, 4, 4) and for features (2, 8).
+
+With --compiled it then times the layers on maps under torch.compile (forward and backward
+compiled, as in a compiled training step) in two ways: the custom ops opaque, their Python
+bodies run on every call (the default), and with ops.TRACE_KERNELS, inductor launching the
+kernels from its own code. The second needs CUDA: inductor does not launch user Triton kernels
+for CPU tensors, so --compile-only shows the first only.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -25,10 +33,11 @@ from torch import nn
 from triton.runtime.jit import JITFunction
 
 import mn_triton
-from mn_triton import backend
+from mn_triton import backend, ops
 
 # Maps, and features (rows of one element: no passes over x, backend.POINT_ROWS).
 SHAPES = ((2, (2, 8, 4, 4)), (1, (2, 8)))  # (rank variant, input shape)
+COMPILED_SHAPE = SHAPES[0]  # what --compiled times
 
 
 def layers_for(dim: int) -> dict[str, nn.Module]:
@@ -42,14 +51,14 @@ def layers_for(dim: int) -> dict[str, nn.Module]:
     }
 
 
-def _per_call_us(layer: nn.Module, x: torch.Tensor, calls: int) -> float:
+def _per_call_us(layer: Callable, x: torch.Tensor, calls: int) -> float:
     def run() -> None:
         for _ in range(calls):
             layer(x).sum().backward()
         if x.is_cuda:
             torch.cuda.synchronize()
 
-    run()  # warm-up (compiles kernels on a GPU)
+    run()  # warm-up (compiles kernels on a GPU, and the layer under --compiled)
     rounds = []
     for _ in range(5):
         start = time.perf_counter()
@@ -58,7 +67,29 @@ def _per_call_us(layer: nn.Module, x: torch.Tensor, calls: int) -> float:
     return statistics.median(rounds)
 
 
-def main() -> None:
+def compiled_variants(traced_too: bool) -> list[tuple[str, bool]]:
+    """(label, ops.TRACE_KERNELS) per compiled way of running our layers."""
+    variants = [("compiled, ops opaque", False)]
+    if traced_too:
+        variants.append(("compiled, kernels traced", True))
+    return variants
+
+
+def _compiled_us(layer: nn.Module, x: torch.Tensor, calls: int, trace_kernels: bool) -> float:
+    """`_per_call_us` of torch.compile(layer), compiled afresh with TRACE_KERNELS as given
+    (dynamo would otherwise reuse a graph traced with the other setting: it does not guard
+    on it)."""
+    torch._dynamo.reset()
+    saved = ops.TRACE_KERNELS
+    ops.TRACE_KERNELS = trace_kernels
+    try:
+        return _per_call_us(torch.compile(layer, fullgraph=True), x, calls)
+    finally:
+        ops.TRACE_KERNELS = saved
+        torch._dynamo.reset()
+
+
+def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--calls", type=int, default=500)
@@ -69,6 +100,10 @@ def main() -> None:
     p.add_argument(
         "--skip-launch-path", action="store_true",
         help="with --compile-only: kernel[grid](...) does nothing (its share of host time)",
+    )  # fmt: skip
+    p.add_argument(
+        "--compiled", action="store_true",
+        help="also the layers on maps under torch.compile: ops opaque, and (CUDA) kernels traced",
     )  # fmt: skip
     args = p.parse_args()
     path = "torch ops" if args.device == "cpu" else "Triton"
@@ -90,7 +125,33 @@ def main() -> None:
         print(f"host time per forward+backward call, {args.device} ({path}), input {shape}:")
         for name, layer in layers_for(dim).items():
             print(f"  {name:32s} {_per_call_us(layer.to(args.device), x, args.calls):8.1f} µs")
+    failures = 0
+    if args.compiled:
+        dim, shape = COMPILED_SHAPE
+        x = torch.randn(shape, device=args.device, requires_grad=True)
+        traced_too = args.device.startswith("cuda") and not args.compile_only
+        print(f"under torch.compile, {args.device} ({path}), input {shape}:")
+        for name, layer in layers_for(dim).items():
+            layer = layer.to(args.device)
+            ways = (
+                compiled_variants(traced_too)
+                if name.startswith("mn_triton")
+                else [("compiled", False)]
+            )
+            for way, traced in ways:
+                label = f"{name}, {way}"
+                try:
+                    us = _compiled_us(layer, x, args.calls, traced)
+                except Exception as error:  # noqa: BLE001 - reported; the other ways still run
+                    failures += 1
+                    first_line = (str(error).splitlines() or [""])[0][:200]
+                    print(f"  {label:58s}   FAILED: {type(error).__name__}: {first_line}")
+                    continue
+                print(f"  {label:58s} {us:8.1f} µs")
+        if not traced_too:
+            print("  (kernels traced: needs CUDA; inductor launches no user kernels on a CPU)")
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

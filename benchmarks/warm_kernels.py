@@ -1,7 +1,7 @@
 """Compile, before a GPU run times anything, the Triton kernels its layer grid and training
 steps will launch, in parallel processes, into Triton's on-disk cache.
 
-    python benchmarks/warm_kernels.py --grid core [--models lenet,resnet20,resnet56]
+    python benchmarks/warm_kernels.py --grid core|...|none [--models lenet,resnet20,resnet56]
         [--host-overhead] [--compiled-steps] [--jobs 12]
 
 A fresh GPU machine starts with an empty cache, so every new kernel specialisation (tile
@@ -40,6 +40,7 @@ TRAIN_BATCH = 128
 Unit = grid.Case | tuple[str, int] | tuple[str, int, str] | str
 HOST_OVERHEAD = "host_overhead.py's layer calls"
 COMPILED = "compiled"
+NO_GRID = "none"  # --grid none: only the training steps and host_overhead.py's calls
 
 
 def _units(
@@ -50,7 +51,8 @@ def _units(
     step per (model, K), with `compiled_steps` also as torch.compile runs it, and with
     `host_overhead` that stage's calls (tiny shapes, which no grid case or step has)."""
     units: dict[Unit, None] = {}
-    for case in grid.cases(grid_name, cuda=True, compile=False):
+    cases = [] if grid_name == NO_GRID else grid.cases(grid_name, cuda=True, compile=False)
+    for case in cases:
         if case.provider == "triton":
             units[replace(case, mode="eval" if case.mode == "eval" else "full")] = None
     for model in models:
@@ -85,15 +87,12 @@ def _training_step(model_name: str, k: int) -> None:
 
 
 def _compiled_step(model_name: str, k: int) -> None:
-    """The layer calls of a compiled (or CUDA-graph) training step. torch.compile runs the
-    custom ops' implementations (mn_triton.ops), and some of their kernels are not the eager
-    calls': MN's forward mix leaves the running estimates to ops after it, and rows of one
-    element go through the passes. Each layer's input is taken from an eager forward, in
-    eager's layout (which inductor keeps for these convolutions)."""
+    """The layer calls of a compiled (or CUDA-graph) training step (`_compiled_layer_calls`),
+    each layer's input taken from an eager forward, in eager's layout (which inductor keeps
+    for these convolutions)."""
     import models
 
     import mn_triton
-    from mn_triton import ops
 
     model = models.build_model(model_name, "mn_triton", num_modes=k).to(META)
     seen: list[tuple[torch.nn.Module, torch.Tensor]] = []
@@ -103,21 +102,33 @@ def _compiled_step(model_name: str, k: int) -> None:
     with torch.no_grad():
         model(torch.randn(TRAIN_BATCH, 3, 32, 32, device=META))
     for layer, x in seen:
-        params = (layer.gate.weight, layer.gate.bias, layer.weight)
-        dy = torch.empty_like(x)
-        if isinstance(layer, mn_triton.ModeGroupNorm):
-            _, *rows = ops._mode_group_norm_forward(x, *params, layer.bias, layer.eps)
-            ops._mode_group_norm_backward_impl(dy, x, *rows, *params, layer.eps)
-        else:  # in training, as the compiled step's custom op: without running estimates
-            _, *rows, _, _, stats, gates = ops._mode_norm_forward(
-                x, *params, layer.bias, None, None, True, layer.eps
-            )
-            ops._mode_norm_backward_impl(dy, x, *rows, stats, gates, *params, None, None, True,
-                                         layer.eps)  # fmt: skip
+        _compiled_layer_calls(layer, x)
+
+
+def _compiled_layer_calls(layer: torch.nn.Module, x: torch.Tensor) -> None:
+    """A training forward and backward of `layer` as torch.compile runs them: the custom ops'
+    implementations (mn_triton.ops), some of whose kernels are not the eager calls'. MN's
+    forward mix leaves the running estimates to ops after it, rows of one element go through
+    the passes, and the first call of each signature also runs as captured into a CUDA graph
+    (ops._with_capture_choices)."""
+    import mn_triton
+    from mn_triton import ops
+
+    params = (layer.gate.weight, layer.gate.bias, layer.weight)
+    dy = torch.empty_like(x)
+    if isinstance(layer, mn_triton.ModeGroupNorm):
+        _, *rows = ops._mode_group_norm_forward(x, *params, layer.bias, layer.eps)
+        ops._mode_group_norm_backward_impl(dy, x, *rows, *params, layer.eps)
+    else:  # in training, as the compiled step's custom op: without running estimates
+        _, *rows, _, _, stats, gates = ops._mode_norm_forward(
+            x, *params, layer.bias, None, None, True, layer.eps
+        )
+        ops._mode_norm_backward(dy, x, *rows, stats, gates, *params, None, None, True, layer.eps)
 
 
 def _host_overhead_calls() -> None:
-    """host_overhead.py's layer calls, forward and backward, on meta tensors."""
+    """host_overhead.py's layer calls, forward and backward, on meta tensors: eager, and on
+    its maps as torch.compile runs them (its --compiled, ops opaque)."""
     import host_overhead
 
     for dim, shape in host_overhead.SHAPES:
@@ -125,6 +136,8 @@ def _host_overhead_calls() -> None:
         for name, layer in host_overhead.layers_for(dim).items():
             if name.startswith("mn_triton"):
                 layer.to(META)(x).sum().backward()
+                if dim == host_overhead.COMPILED_SHAPE[0]:
+                    _compiled_layer_calls(layer, x.detach())
 
 
 def _init_worker(arch: int) -> None:
@@ -162,7 +175,7 @@ def _compile_unit(unit: Unit) -> tuple[str, float, str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--grid", default="core", choices=grid.GRIDS[1:])
+    p.add_argument("--grid", default="core", choices=(*grid.GRIDS[1:], NO_GRID))
     p.add_argument("--models", default="", help="comma-separated: lenet,resnet20,resnet56")
     p.add_argument(
         "--host-overhead", action="store_true",

@@ -413,21 +413,75 @@ def test_report_with_no_data(tmp_path: Path) -> None:
     [
         (["--compile-only"], "Triton, compile-only"),
         (["--compile-only", "--skip-launch-path"], "Triton, without its launch path"),
+        (["--compile-only", "--compiled"], "Triton, compile-only"),
     ],
 )
 def test_host_overhead_compile_only_times_the_triton_path(
     flags: list[str], path: str, tmp_path: Path
 ) -> None:
     """No GPU needed: the Triton path's host time, kernels compiled for sm_90, not run (or,
-    with --skip-launch-path, not even looked up: what Triton's launch path costs)."""
+    with --skip-launch-path, not even looked up: what Triton's launch path costs). With
+    --compiled, the maps' layers under torch.compile too, the ops opaque: inductor launches
+    no user kernels on a CPU, so the traced way is left out, and said to be."""
     proc = _run(
         ["benchmarks/host_overhead.py", *flags, "--calls", "3"],
         {"TRITON_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(REPO)},
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert f"({path})" in proc.stdout
-    times = [float(line.split()[-2]) for line in proc.stdout.splitlines() if "µs" in line]
-    assert len(times) == 6 and all(t > 0 for t in times), proc.stdout  # 2-D and 1-D layers
+    lines = [line for line in proc.stdout.splitlines() if "µs" in line]
+    times = [float(line.split()[-2]) for line in lines]
+    compiled = "--compiled" in flags
+    # 2-D and 1-D layers; with --compiled the 2-D ones again: BatchNorm, MN and MGN opaque
+    assert len(times) == (9 if compiled else 6) and all(t > 0 for t in times), proc.stdout
+    if compiled:
+        assert [line.rsplit(maxsplit=2)[0].strip() for line in lines[6:]] == [
+            "BatchNorm2d, compiled",
+            "mn_triton.ModeNorm2d K=2, compiled, ops opaque",
+            "mn_triton.ModeGroupNorm2d K=2, compiled, ops opaque",
+        ]
+        assert "kernels traced: needs CUDA" in proc.stdout
+
+
+def test_host_overhead_reports_a_compiled_way_that_fails_and_goes_on(monkeypatch, capsys):
+    """A way of compiling that fails (the traced one, new on a GPU) is printed as FAILED with
+    its error, the other ways are still timed, and the script exits with status 1."""
+    host = _load_benchmark("host_overhead", monkeypatch)
+    monkeypatch.setattr(host, "compiled_variants", lambda _: [("opaque", False), ("traced", True)])
+
+    def compiled_us(layer, x, calls, traced):  # noqa: ANN001, ANN202
+        if traced:
+            raise RuntimeError("inductor refused\nsecond line")
+        return 2.0
+
+    monkeypatch.setattr(host, "_compiled_us", compiled_us)
+    monkeypatch.setattr(host, "_per_call_us", lambda *_: 1.0)
+    monkeypatch.setattr(sys, "argv", ["host_overhead.py", "--device", "cpu", "--compiled"])
+    assert host.main() == 1
+    out = capsys.readouterr().out
+    assert "ModeNorm2d K=2, traced" in out and "FAILED: RuntimeError: inductor refused" in out
+    assert "second line" not in out
+    assert "ModeNorm2d K=2, opaque" in out and "ModeGroupNorm2d K=2, opaque" in out
+    assert "BatchNorm2d, compiled" in out
+
+
+def test_host_overhead_compiles_each_way_afresh(monkeypatch) -> None:
+    """--compiled: each timing compiles the layer afresh (dynamo does not guard on
+    ops.TRACE_KERNELS, so a graph traced one way would be reused the other), with the switch
+    as asked while it traces, and puts the switch back."""
+    host = _load_benchmark("host_overhead", monkeypatch)
+    seen = []
+    monkeypatch.setattr(host.torch, "compile", lambda layer, **_: layer)
+    monkeypatch.setattr(host.torch._dynamo, "reset", lambda: seen.append("reset"))
+    monkeypatch.setattr(host, "_per_call_us", lambda *_: seen.append(host.ops.TRACE_KERNELS) or 1.0)
+    monkeypatch.setattr(host.ops, "TRACE_KERNELS", False)
+    layer = torch.nn.Identity()
+    assert host._compiled_us(layer, torch.ones(1), 1, True) == 1.0
+    assert host._compiled_us(layer, torch.ones(1), 1, False) == 1.0
+    assert seen == ["reset", True, "reset", "reset", False, "reset"]
+    assert host.ops.TRACE_KERNELS is False
+    assert [traced for _, traced in host.compiled_variants(True)] == [False, True]
+    assert [traced for _, traced in host.compiled_variants(False)] == [False]
 
 
 def test_host_overhead_is_the_median_round_in_microseconds_per_call(monkeypatch) -> None:

@@ -20,10 +20,12 @@ from test_benchmarks import _load_benchmark
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "gpu_run.sh"
 
-# Appends its argument count and arguments, NUL-separated, to $CALLS; with FAIL_PREFLIGHT=1
-# it fails the preflight check (a `-c` program).
+# Appends its argument count and arguments, NUL-separated, to $CALLS, and the two variables
+# that part `traced` sets to $CALLS.env; with FAIL_PREFLIGHT=1 it fails the preflight check
+# (a `-c` program).
 FAKE_PYTHON = """#!/usr/bin/env bash
 printf '%s\\0' "$#" "$@" >> "$CALLS"
+printf '%s\\0' "${MN_TRITON_TRACE_KERNELS-unset}" "${MN_REPORT_DATA-unset}" >> "$CALLS.env"
 if [ "${FAIL_PREFLIGHT:-0}" = 1 ] && [ "$1" = -c ]; then exit 1; fi
 """
 
@@ -64,6 +66,12 @@ def _dry_run(
         recorded.append(fields[:count])
         del fields[:count]
     return proc, recorded
+
+
+def _environments(tmp_path: Path) -> list[tuple[str, str]]:
+    """Per recorded call, in order: its (MN_TRITON_TRACE_KERNELS, MN_REPORT_DATA)."""
+    fields = (tmp_path / "calls.txt.env").read_text().split("\0")[:-1]
+    return list(zip(fields[::2], fields[1::2], strict=True))
 
 
 def _option(call: list[str], name: str) -> str:
@@ -192,6 +200,55 @@ def test_stages_and_their_arguments(part, tmp_path, monkeypatch):
         assert 0 < profile.max_seconds <= profile_limit - 8
 
 
+def test_part_traced_measures_the_switch_both_ways(tmp_path, monkeypatch):
+    """Part `traced`: the traced GPU tests, then LeNet's compiled step with
+    MN_TRITON_TRACE_KERNELS=1 (BatchNorm's too, for the ratio) and MN's with it off, then host
+    times of compiled layer calls; rows into reports/raw/, none into the report's data."""
+    proc, calls = _dry_run(tmp_path, "traced")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    environments = _environments(tmp_path)
+    assert len(environments) == len(calls)
+    assert calls[0][0] == "-c" and "uses_kernels" in calls[0][1]  # the preflight first
+    assert "== run dry-parttraced (part traced, python3)" in proc.stdout
+
+    def index(first: str) -> list[int]:
+        return [i for i, call in enumerate(calls) if call[0] == first]
+
+    (tests,) = [i for i, call in enumerate(calls) if call[:3] == ["-m", "pytest", "tests"]]
+    assert _option(calls[tests][2:], "-m") == "gpu" and _option(calls[tests], "-k") == "traced"
+    (warm,) = index("benchmarks/warm_kernels.py")
+    assert warm < tests and _option(calls[warm], "--grid") == "none"
+    assert _option(calls[warm], "--models") == "lenet"
+    assert {"--host-overhead", "--compiled-steps"} <= set(calls[warm])
+
+    train_step = _load_benchmark("train_step", monkeypatch)
+    traced, opaque = index("benchmarks/train_step.py")
+    (host,) = index("benchmarks/host_overhead.py")
+    assert tests < traced < opaque < host and "--compiled" in calls[host]
+    assert environments[traced] == ("1", "reports/raw")
+    assert environments[opaque] == ("0", "reports/raw")
+    for i, norms, name in (
+        (traced, "batchnorm,mn_triton", "traced"),
+        (opaque, "mn_triton", "opaque"),
+    ):
+        args = train_step.parse_args(calls[i][1:])
+        assert train_step.execs_from(args, torch.device("cuda")) == ["compiled"]
+        assert args.models == "lenet" and args.norms == norms
+        assert args.out == f"train_step-{name}-dry-parttraced"
+        variants = [v for v in train_step.plan(["lenet"], ["compiled"]) if v.norm in norms]
+        assert variants and train_step._needed_seconds(variants, 0, {}) < args.max_seconds
+    # Nothing else runs (but the check for pytest-xdist): no layer grid, no report.
+    others = set(range(len(calls))) - {0, warm, tests, traced, opaque, host}
+    assert all(calls[i][0] == "-c" and calls[i][1].startswith("import xdist") for i in others)
+    limits = [
+        int(line.split("(limit ")[1].split(" s)")[0])
+        for line in proc.stdout.splitlines()
+        if line.startswith("== ") and "(limit " in line and " s)" in line
+    ]
+    assert sum(limits) <= CALL_LIMIT_S["1"], limits
+    assert "report: skipped (limit 0)" in proc.stdout
+
+
 def test_out_holds_few_files_and_the_whole_reports_folder(tmp_path):
     """The device tool brings back at most 8 files from $OUT: one archive and the log."""
     proc, _ = _dry_run(tmp_path, "1")
@@ -283,6 +340,43 @@ def test_kernel_warm_up_of_a_compiled_step_compiles_what_eager_calls_do_not(tmp_
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     eager, both = (int(n) for n in proc.stdout.split("entries")[-1].split())
     assert 0 < eager < both
+
+
+WARM_HOST_OVERHEAD = """
+import os, sys
+sys.path[:0] = ["benchmarks"]
+import warm_kernels
+warm_kernels._init_worker(90)
+def entries():
+    return len(os.listdir(os.environ["TRITON_CACHE_DIR"]))
+warm_kernels._host_overhead_calls()
+warmed = entries()
+import host_overhead, torch
+for dim, shape in host_overhead.SHAPES:
+    x = torch.randn(shape, requires_grad=True)
+    for name, layer in host_overhead.layers_for(dim).items():
+        if name.startswith("mn_triton"):
+            layer(x).sum().backward()
+            if (dim, shape) == host_overhead.COMPILED_SHAPE:
+                host_overhead._compiled_us(layer, x, 1, False)
+print("entries", warmed, entries())
+"""
+
+
+@pytest.mark.slow
+def test_kernel_warm_up_compiles_what_host_overhead_launches(tmp_path):
+    """host_overhead.py's layer calls, eager and (--compiled, ops opaque) under torch.compile,
+    here on CPU tensors with kernels compiled for sm_90, launch nothing the warm-up left out
+    (without its compiled calls it left out 3 of 17)."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["TRITON_CACHE_DIR"] = str(tmp_path / "cache")
+    proc = subprocess.run(
+        [sys.executable, "-c", WARM_HOST_OVERHEAD],
+        capture_output=True, text=True, timeout=600, cwd=REPO, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    warmed, after = (int(n) for n in proc.stdout.split("entries")[-1].split())
+    assert 0 < warmed == after
 
 
 @pytest.mark.slow

@@ -4,7 +4,9 @@ even without data, as a panel saying so, so the report's links always resolve.
 
 Each figure gets a device's whole run group (every part, `part_rank` 0, 1, ...) and keeps the
 tables' rule: times are only compared within one part (each part has its own copy bandwidth,
-clocks and temperature), and a case measured in several parts counts once, from the latest."""
+clocks and temperature), and a case measured in several parts counts once, from the latest.
+Layer figures show calls (eager, and the compiled reference's); CUDA-graph replays (exec
+`cudagraph`) appear only in the bandwidth figure, as series of their own (`calls`)."""
 
 from __future__ import annotations
 
@@ -47,6 +49,18 @@ MIB = 2**20
 LAYER_CASE = ["op", "provider", "mode", "dtype", "layout", "N", "C", "H", "W", "K"]  # one row each
 TRAIN_CASE = ["model", "exec", "provider", "K", "dtype", "layout", "N"]
 POINT = ["dtype", "layout", "N", "C", "H", "W"]  # where a sweep over K is made
+
+
+def graph_replays(df: pd.DataFrame) -> pd.Series:
+    """Which rows time CUDA-graph replays (exec `cudagraph`) rather than calls."""
+    if "exec" not in df:
+        return pd.Series(False, index=df.index)
+    return df["exec"] == grid.GRAPH_EXEC
+
+
+def calls(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows that time calls (eager, or the compiled reference's): no graph replays."""
+    return df[~graph_replays(df)]
 
 
 def ours(device: str) -> str:
@@ -176,7 +190,7 @@ def _plot_providers(ax: Axes, rows: pd.DataFrame, x: str) -> None:
 
 def time_vs_k(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
     for ax, (op, name, native) in zip(axes, FAMILIES, strict=True):
-        full = where(df, mode="full")
+        full = where(calls(df), mode="full")
         rows = _densest(full[full["op"] == op], "K", POINT)
         if rows.empty:
             _empty(ax, f"{name}: no K sweep in this run")
@@ -202,7 +216,7 @@ def time_vs_k(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
 
 def time_vs_batch(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
     for ax, (op, name, native) in zip(axes, FAMILIES, strict=True):
-        full = where(df, mode="full")
+        full = where(calls(df), mode="full")
         mine = full[(full["op"] == op) & (full["K"] == 2)]
         at = [c for c in POINT if c != "N"]  # where a sweep over N is made
         rows = _densest(mine, "N", at)
@@ -229,7 +243,7 @@ def time_vs_batch(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
 def speedup_per_shape(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
     me = ours(device)
     for ax, (op, name, native) in zip(axes, FAMILIES, strict=True):
-        full = where(df, mode="full", dtype="float32", layout="nchw")
+        full = where(calls(df), mode="full", dtype="float32", layout="nchw")
         mine = full[(full["op"] == op) & (full["K"] == 2) & (full["provider"] == me)]
         if mine.empty:
             _empty(ax, f"{name}: no {me} rows at K=2, float32, NCHW")
@@ -293,18 +307,25 @@ def bandwidth(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
     parts' ceilings differ, and one line for all would misplace the points of the others."""
     ax = axes[0]
     me = ours(device)
-    df = from_latest_part(df, LAYER_CASE)
+    df = from_latest_part(df, [*LAYER_CASE, "exec"])
+    replayed = graph_replays(df)
     series = (
-        ("mode_norm", me, f"MN ({me})", "C0", "o"),
-        ("mode_group_norm", me, f"MGN ({me})", "C2", "x"),
+        ("mode_norm", me, f"MN ({me})", "C0", "o", False),
+        ("mode_group_norm", me, f"MGN ({me})", "C2", "x", False),
         # BatchNorm's bytes: SPEC §3's model for MN, except eval's 2·|x| (grid.bytes_min).
-        ("batch_norm", "native", "BatchNorm2d (MN's bytes model; eval 2·|x|)", "0.5", "."),
+        ("batch_norm", "native", "BatchNorm2d (MN's bytes model; eval 2·|x|)", "0.5", ".", False),
+        # The device's time alone: the same calls replayed from CUDA graphs, no host cost.
+        ("mode_norm", me, f"MN ({me}), CUDA-graph replays", "C0", "D", True),
+        ("batch_norm", "native", "BatchNorm2d, CUDA-graph replays", "0.3", "D", True),
     )
-    for op, provider, label, colour, marker in series:
-        rows = where(df, op=op, provider=provider)
+    for op, provider, label, colour, marker, graphs in series:
+        rows = where(df[replayed == graphs], op=op, provider=provider)
+        if graphs and rows.empty:
+            continue
         share = 100 * rows["gbps"] / rows["copy_gbps"]
-        ax.scatter(rows["tensor_bytes"] / MIB, share, s=14, c=colour, marker=marker,
-                   label=label)  # fmt: skip
+        # Replays: hollow markers in the series' colour.
+        style = dict(s=18, facecolors="none", edgecolors=colour) if graphs else dict(s=14, c=colour)
+        ax.scatter(rows["tensor_bytes"] / MIB, share, marker=marker, label=label, **style)
         _ring_host_bound(ax, rows, rows["tensor_bytes"] / MIB, share)
     ax.axhline(100, color="k", ls="--", label="copy bandwidth of the point's part")
     ax.axhline(75, color="k", ls=":", label="75% of it (goal: MN K=2 fwd+bwd, >= 64 MiB)")
@@ -325,6 +346,7 @@ def _copy_title(df: pd.DataFrame) -> str:
 
 
 def memory(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
+    df = calls(df)
     full = from_latest_part(df[(df["mode"] == "full") & df["peak_mem_mb"].notna()], LAYER_CASE)
     for ax, (op, name, native) in zip(axes, FAMILIES, strict=True):
         mine = full[(full["op"] == op) & (full["K"] == 2)]

@@ -11,7 +11,10 @@ call is too short for the whole: `core` holds what the figures and every layer g
 need, `extra` the compiled reference first, then dtypes, layouts and eval), `small` (a CPU
 pipeline check of a few minutes) and `smoke` (the handful of cases the tests run).
 torch.compile of the reference costs seconds per distinct shape, dtype and K, so it is
-measured on a bounded subset only (`Point.compile`).
+measured on a bounded subset only (`Point.compile`). On a GPU a few points are also measured
+as CUDA-graph replays (`Point.graphs`: our Triton layers, BatchNorm2d and GroupNorm, exec
+`cudagraph`): the device's time alone, without the host's cost per call, which bounds most
+eager calls on the lent machines; the report shows those rows apart.
 
 Also each case's minimal bytes (SPEC §3, `bytes_min`): the suite writes them into every row
 and the report, which needs no torch, re-derives them for rows of older models.
@@ -31,6 +34,8 @@ LAYOUTS = ("nchw", "nhwc")
 GRIDS = ("auto", "full", "core", "extra", "small", "smoke")
 
 MODE_OPS = ("mode_norm", "mode_group_norm")
+GRAPH_EXEC = "cudagraph"  # SPEC §7's exec value for CUDA-graph replays
+GRAPH_NATIVE_OPS = ("batch_norm", "group_norm")  # the baselines replayed beside ours
 # Native baselines measured at every point; group_norm's K column holds its group count.
 NATIVE_OPS = ("batch_norm", "group_norm", "instance_norm", "layer_norm")
 TRAINING_MODES = ("forward", "backward", "full")
@@ -62,6 +67,7 @@ class Point:
     shape: tuple[int, int, int]  # C, H, W
     k: int
     compile: bool = False  # also measure torch.compile(reference) here
+    graphs: bool = False  # also measure ours and BatchNorm/GroupNorm as CUDA-graph replays
 
 
 @dataclass(frozen=True)
@@ -78,19 +84,25 @@ class Case:
     h: int
     w: int
     k: int | None  # modes for MN/MGN, groups for group_norm, None for the other natives
+    exec: str = "eager"  # or "cudagraph": the timed call captured once, then replayed
 
     @property
     def id(self) -> str:
         k = "" if self.k is None else f"-K{self.k}"
+        graph = "-cudagraph" if self.exec == GRAPH_EXEC else ""
         return (
             f"{self.op}-{self.provider}-{self.mode}-{self.dtype}-{self.layout}"
-            f"-N{self.n}-{self.c}x{self.h}x{self.w}{k}"
+            f"-N{self.n}-{self.c}x{self.h}x{self.w}{k}{graph}"
         )
 
     @property
     def group(self) -> str:
-        """pytest-benchmark group: every op and provider measured at the same shape."""
-        return f"{self.mode} {self.dtype} {self.layout} N={self.n} {self.c}x{self.h}x{self.w}"
+        """pytest-benchmark group: every op and provider measured at the same shape, eager
+        calls and CUDA-graph replays apart."""
+        graph = " cudagraph" if self.exec == GRAPH_EXEC else ""
+        return (
+            f"{self.mode} {self.dtype} {self.layout} N={self.n} {self.c}x{self.h}x{self.w}{graph}"
+        )
 
     @property
     def numel(self) -> int:
@@ -112,6 +124,7 @@ def _sweep(
     modes: Iterable[str] = ("full",),
     compile_shapes: Iterable[tuple[int, int, int]] = (),
     compile_ks: Iterable[int] = (2,),
+    graphs: bool = False,
 ) -> Iterator[Point]:
     """Points of the product of the given axes (the defaults hold the other axes fixed)."""
     compile_shapes, compile_ks = set(compile_shapes), set(compile_ks)
@@ -124,7 +137,7 @@ def _sweep(
                             # Eval needs a second compiled graph; compile training modes only.
                             comp = shape in compile_shapes and k in compile_ks
                             comp = comp and mode in TRAINING_MODES
-                            yield Point(mode, dtype, layout, n, shape, k, comp)
+                            yield Point(mode, dtype, layout, n, shape, k, comp, graphs)
 
 
 _CIFAR, _BIG = (32, 16, 16), (64, 56, 56)  # big: 128 × 64 × 56 × 56 float32 = 98 MiB
@@ -133,10 +146,20 @@ _COMPILED_SHAPES = (CIFAR_SHAPES[0], CIFAR_SHAPES[2], IMAGENET_SHAPES[0], IMAGEN
 
 
 def _core_points() -> Iterator[Point]:
-    """Headline points first: every shape in the training modes, then the K and batch sweeps."""
+    """Headline points first: every shape in the training modes, then the K and batch sweeps,
+    then the CUDA-graph replays."""
     yield from _sweep(_ALL_SHAPES, modes=TRAINING_MODES)
     yield from _sweep((_CIFAR, _BIG), ks=KS, modes=("full", "forward"))
     yield from _sweep((CIFAR_SHAPES[0], _BIG), batches=BATCHES)
+    yield from _graph_points()
+
+
+def _graph_points() -> Iterator[Point]:
+    """Forward+backward replayed from CUDA graphs, at points the core measures eagerly: every
+    shape, then the goals' other points (>= 64 MiB at batch 256; K = 1 and 8)."""
+    yield from _sweep(_ALL_SHAPES, graphs=True)
+    yield from _sweep((_BIG,), batches=(256,), graphs=True)
+    yield from _sweep((_CIFAR, _BIG), ks=(1, 8), graphs=True)
 
 
 def _compiled_points() -> Iterator[Point]:
@@ -193,13 +216,19 @@ def _mode_cases(point: Point, cuda: bool, compile: bool) -> Iterator[Case]:
             yield Case(
                 op, provider, point.mode, point.dtype, point.layout, point.n, c, h, w, point.k
             )
+        if point.graphs and cuda:
+            yield Case(op, "triton", point.mode, point.dtype, point.layout, point.n, c, h, w,
+                       point.k, GRAPH_EXEC)  # fmt: skip
 
 
-def _native_cases(point: Point) -> Iterator[Case]:
+def _native_cases(point: Point, cuda: bool) -> Iterator[Case]:
     c, h, w = point.shape
     for op in NATIVE_OPS:
         k = group_norm_groups(point.k, c) if op == "group_norm" else None
         yield Case(op, "native", point.mode, point.dtype, point.layout, point.n, c, h, w, k)
+        if point.graphs and cuda and op in GRAPH_NATIVE_OPS:
+            yield Case(op, "native", point.mode, point.dtype, point.layout, point.n, c, h, w, k,
+                       GRAPH_EXEC)  # fmt: skip
 
 
 def resolve(grid: str, cuda: bool) -> str:
@@ -224,6 +253,6 @@ def cases(grid: str, cuda: bool, compile: bool = True) -> list[Case]:
     for point in points[resolve(grid, cuda)]():
         if not compile:
             point = replace(point, compile=False)
-        for case in (*_mode_cases(point, cuda, compile), *_native_cases(point)):
+        for case in (*_mode_cases(point, cuda, compile), *_native_cases(point, cuda)):
             seen.setdefault(case.id, case)
     return list(seen.values())

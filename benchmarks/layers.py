@@ -8,6 +8,11 @@ The timed call is what a training (or inference) step pays for the layer:
 - eval: `module.eval()` forward under `torch.no_grad()`.
 Gradients are taken with respect to x and every parameter. All providers hold their parameters
 in the input's dtype (`module.to(dtype)`), so every op sees one dtype.
+
+A case of exec `cudagraph` captures its timed call once per input set into CUDA graphs, after
+uncaptured warm-up calls (which load every kernel the capture launches), and times their
+replays: the device's time without the host's, Python, dispatch and launches, which bound most
+eager calls on the lent GPUs. Its peak memory is that of the captured call.
 """
 
 from __future__ import annotations
@@ -16,14 +21,14 @@ import contextlib
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import measure
 import records
 import torch
 import torch._functorch.config
-from grid import MODE_OPS, Case, bytes_min
+from grid import GRAPH_EXEC, MODE_OPS, Case, bytes_min
 from torch import Tensor, nn
 
 import mn_triton
@@ -33,6 +38,10 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 # Which mn_triton backend each of its providers runs under ("auto": Triton kernels on CUDA).
 BACKENDS = {"triton": "auto", "torch_ops": "torch"}
 COMPILED_CACHE_SIZE = 4  # compiled modules kept, so forward/backward/full share one compile
+# Input sets a CUDA-graph case captures (one graph each): the L2 flush before every replay
+# already leaves the caches cold, and each graph takes a capture.
+GRAPH_SETS = 4
+GRAPH_WARMUP_CALLS = 3
 
 
 @dataclass(frozen=True)
@@ -197,6 +206,39 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def graph_replays(
+    call: Callable[[int], None], count: int, device: torch.device
+) -> tuple[Callable[[int], None], float]:
+    """`call(i)` for each of `count` input sets captured into a CUDA graph, and a call that
+    replays graph i; with the peak memory (MiB) of the captures, one call's.
+
+    The warm-up runs uncaptured on a side stream, as torch.cuda.graph asks: CUDA refuses to
+    load a kernel during a capture, so every kernel must have run before. The graphs share
+    one memory pool: no tensor outlives a call, and they replay in the order captured.
+    """
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for i in range(max(GRAPH_WARMUP_CALLS, count)):
+            call(i)
+    torch.cuda.current_stream(device).wait_stream(side)
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    base = torch.cuda.memory_allocated(device)
+    graphs: list[torch.cuda.CUDAGraph] = []
+    for i in range(count):
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=graphs[0].pool() if graphs else None):
+            call(i)
+        graphs.append(graph)
+    peak_mb = (torch.cuda.max_memory_allocated(device) - base) / 2**20
+
+    def replay(i: int) -> None:
+        graphs[i % count].replay()
+
+    return replay, peak_mb
+
+
 @dataclass
 class Measured:
     timing: measure.Timing
@@ -211,12 +253,20 @@ def measure_case(case: Case, device: torch.device, settings: Settings) -> Measur
         module, run = compiled_module(case, device)
     else:
         module = run = make_module(case, device)
-    count = measure.rotation_count(input_bytes(case), max_sets=settings.max_sets)
+    graphed = case.exec == GRAPH_EXEC
+    max_sets = min(settings.max_sets, GRAPH_SETS) if graphed else settings.max_sets
+    count = measure.rotation_count(input_bytes(case), max_sets=max_sets)
     call = timed_call(case, module, run, make_inputs(case, device, count))
+    if graphed:
+        if device.type != "cuda":
+            raise ValueError(f"{case.id}: CUDA graphs need a CUDA device, not {device}")
+        call, graph_peak_mb = graph_replays(call, count, device)
     call(0)
     synchronize(device)
     setup_s = time.perf_counter() - started
     timing = measure.time_fn(call, device, settings.warmup, settings.reps, settings.max_seconds)
+    if graphed:  # replays allocate nothing: the memory is the captured call's
+        timing = replace(timing, peak_mem_mb=graph_peak_mb, peak_total_mb=None)
     return Measured(timing, setup_s, call)
 
 
@@ -242,7 +292,7 @@ def make_case_row(
         bytes_min=bytes_min(case.numel, itemsize, case.mode, case.op),
         copy_gbps=copy_gbps,
         device=device,
-        exec="compiled" if case.provider == "reference_compiled" else "eager",
+        exec="compiled" if case.provider == "reference_compiled" else case.exec,
         run_id=run_id,
         reps=measured.timing.reps,
         setup_s=round(measured.setup_s, 3),

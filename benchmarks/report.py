@@ -27,7 +27,16 @@ from pathlib import Path
 import figures
 import grid
 import pandas as pd
-from figures import HOST_BOUND_LABEL, TRAIN_CASE, from_latest_part, host_bound, ours, where
+from figures import (
+    HOST_BOUND_LABEL,
+    TRAIN_CASE,
+    calls,
+    from_latest_part,
+    graph_replays,
+    host_bound,
+    ours,
+    where,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 KEY = ["mode", "dtype", "layout", "N", "C", "H", "W"]  # one point of the grid
@@ -264,8 +273,9 @@ def pair(df: pd.DataFrame, mine: dict, other: dict, match: str = "point") -> pd.
     "k" also at the same K (ours against the reference); "groups" pairs MGN at K with the
     GroupNorm the suite measured for it (its K column holds groups: K if K divides C, else 1).
     """
+    df = df.assign(_replay=graph_replays(df))  # a call never pairs with a graph replay
     a, b = where(df, **mine), where(df, **other)
-    on = [*KEY, "run"]  # never across runs, nor across the parts of one run group
+    on = [*KEY, "run", "_replay"]  # never across runs, nor across the parts of one run group
     if match == "k":
         on.append("K")
     elif match == "groups":
@@ -273,18 +283,18 @@ def pair(df: pd.DataFrame, mine: dict, other: dict, match: str = "point") -> pd.
         b = b.assign(_k=b["K"])
         on.append("_k")
     merged = a.merge(b[[*on, "ms_p50"]], on=on, suffixes=("", "_other"))
-    merged = from_latest_part(merged, [*MY_CASE, "K"])
+    merged = from_latest_part(merged, [*MY_CASE, "K", "_replay"]).drop(columns="_replay")
     return merged.assign(ratio=merged["ms_p50"] / merged["ms_p50_other"])
 
 
 def k8_over_k1(df: pd.DataFrame, provider: str) -> pd.DataFrame:
     """Time at K = 8 over time at K = 1, per op and point."""
-    rows = where(df, provider=provider)
+    rows = where(df.assign(_replay=graph_replays(df)), provider=provider)
     rows = rows[rows["op"].isin(["mode_norm", "mode_group_norm"])]
     k1, k8 = rows[rows["K"] == 1], rows[rows["K"] == 8]
-    on = [*KEY, "op", "run"]
+    on = [*KEY, "op", "run", "_replay"]  # a call never pairs with a graph replay
     merged = k8.merge(k1[[*on, "ms_p50"]], on=on, suffixes=("", "_other"))
-    merged = from_latest_part(merged, MY_CASE)
+    merged = from_latest_part(merged, [*MY_CASE, "_replay"]).drop(columns="_replay")
     return merged.assign(ratio=merged["ms_p50"] / merged["ms_p50_other"])
 
 
@@ -316,26 +326,37 @@ class Goal:
 
 
 def goals(df: pd.DataFrame, device: str) -> list[Goal]:
-    """The issue's goals, each with every case it is judged on."""
-    me = ours(device)
-    bn = big_k2_full(pair(df, {"op": "mode_norm", "provider": me}, {"op": "batch_norm"}))
-    # The bandwidth goal needs no partner: every MN case, against its own part's copy
-    # bandwidth (each row carries the copy_gbps its part measured).
-    mn = big_k2_full(from_latest_part(where(df, op="mode_norm", provider=me), [*MY_CASE, "K"]))
+    """The issue's goals, each with every case it is judged on (calls, not graph replays)."""
+    df, me = calls(df), ours(device)
     vs_ref, vs_compiled = _vs(df, me, "reference"), _vs(df, me, "reference_compiled")
-    k_ratio = k8_over_k1(df, me)
+    bn_goal, bandwidth_goal, k_goal = _device_goals(df, me)
     return [
-        Goal("MN K=2 fwd+bwd / BatchNorm2d, tensors >= 64 MiB", "<= 1.10x", 1.10, True,
-             bn.assign(value=bn["ratio"])),
-        Goal("MN K=2 fwd+bwd, fraction of copy bandwidth, >= 64 MiB", ">= 75%", 0.75, False,
-             mn.assign(value=mn["gbps"] / mn["copy_gbps"]), percent=True),
+        bn_goal,
+        bandwidth_goal,
         Goal("speed-up over eager reference (MN and MGN, all cases)", ">= 5x", 5.0, False,
              vs_ref.assign(value=1 / vs_ref["ratio"])),
         Goal("speed-up over torch.compile(reference) (compiled subset)", ">= 1.5x", 1.5, False,
              vs_compiled.assign(value=1 / vs_compiled["ratio"])),
-        Goal("time at K=8 / time at K=1 (MN and MGN)", "<= 1.05x", 1.05, True,
-             k_ratio.assign(value=k_ratio["ratio"])),
+        k_goal,
     ]  # fmt: skip
+
+
+def _device_goals(df: pd.DataFrame, me: str, suffix: str = "") -> tuple[Goal, Goal, Goal]:
+    """The goals that ask how fast the kernels are (BatchNorm, bandwidth, K = 8 against 1),
+    judged on the calls or, with a suffix naming them, on CUDA-graph replays."""
+    bn = big_k2_full(pair(df, {"op": "mode_norm", "provider": me}, {"op": "batch_norm"}))
+    # The bandwidth goal needs no partner: every MN case, against its own part's copy
+    # bandwidth (each row carries the copy_gbps its part measured).
+    mn = big_k2_full(from_latest_part(where(df, op="mode_norm", provider=me), [*MY_CASE, "K"]))
+    k_ratio = k8_over_k1(df, me)
+    return (
+        Goal(f"MN K=2 fwd+bwd / BatchNorm2d, tensors >= 64 MiB{suffix}", "<= 1.10x", 1.10,
+             True, bn.assign(value=bn["ratio"])),
+        Goal(f"MN K=2 fwd+bwd, fraction of copy bandwidth, >= 64 MiB{suffix}", ">= 75%", 0.75,
+             False, mn.assign(value=mn["gbps"] / mn["copy_gbps"]), percent=True),
+        Goal(f"time at K=8 / time at K=1 (MN and MGN){suffix}", "<= 1.05x", 1.05, True,
+             k_ratio.assign(value=k_ratio["ratio"])),
+    )  # fmt: skip
 
 
 def big_k2_full(rows: pd.DataFrame) -> pd.DataFrame:
@@ -352,8 +373,9 @@ def _vs(df: pd.DataFrame, me: str, other: str) -> pd.DataFrame:
 
 
 def comparisons(df: pd.DataFrame, device: str) -> dict[str, pd.DataFrame]:
-    """Every ratio of the report (my time / their time), over all cases and modes."""
-    me = ours(device)
+    """Every ratio of the report (my time / their time), over all cases and modes (calls, not
+    graph replays)."""
+    df, me = calls(df), ours(device)
     mn, mgn = {"op": "mode_norm", "provider": me}, {"op": "mode_group_norm", "provider": me}
     return {
         "MN / BatchNorm2d": pair(df, mn, {"op": "batch_norm"}),
@@ -500,10 +522,11 @@ def _planned(df: pd.DataFrame) -> str:
     )
 
 
-def layer_section(device: str, df: pd.DataFrame) -> list[str]:
+def layer_section(device: str, rows: pd.DataFrame) -> list[str]:
     judged = device != "cpu"
     lines = [f"### {device}" + ("" if judged else " (pipeline check, not GPU speed)"), ""]
-    lines += [run_caption(df), ""]
+    lines += [run_caption(rows), ""]
+    df, graphs = calls(rows), rows[graph_replays(rows)]
     if not judged:
         lines += [CPU_NOTE, ""]
     lines += goal_lines(goals(df, device), judged)
@@ -520,7 +543,55 @@ def layer_section(device: str, df: pd.DataFrame) -> list[str]:
             f"(a bounded subset of the grid); their setup, compile included, took "
             f"{total:.0f} s.",
         ]
+    if not graphs.empty:
+        lines += ["", *graph_lines(device, graphs, df)]
     return [*lines, ""]
+
+
+GRAPH_NOTE = (
+    "The same forward+backward calls captured once into CUDA graphs and timed as replays (exec "
+    "`cudagraph`), with the same L2 flush before each: the device's time alone, without the "
+    "host's cost per call (Python, dispatch, launches), which bounds most eager calls above "
+    "on these hosts. A training step gets these times where it replays CUDA graphs "
+    '(torch.compile\'s mode="reduce-overhead"); eager calls do not. Shown beside the goals, '
+    "not instead of them."
+)
+
+
+def graph_lines(device: str, graphs: pd.DataFrame, made: pd.DataFrame) -> list[str]:
+    """The layer goals about the kernels' speed and the ratios, on CUDA-graph replays; and
+    each replayed case of ours against the same call made eagerly."""
+    me = ours(device)
+    lines = ["#### Device time alone: CUDA-graph replays", "", GRAPH_NOTE, ""]
+    lines += goal_lines(list(_device_goals(graphs, me, " (replays)")), device != "cpu")
+    mn, mgn = {"op": "mode_norm", "provider": me}, {"op": "mode_group_norm", "provider": me}
+    lines += ["", "Time ratios of replays (ours / theirs; above 1 means ours is slower):", ""]
+    lines += comparison_lines({
+        "MN / BatchNorm2d": pair(graphs, mn, {"op": "batch_norm"}),
+        "MGN / GroupNorm": pair(graphs, mgn, {"op": "group_norm"}, match="groups"),
+    })  # fmt: skip
+    lines += ["", "Our replays against the same calls made eagerly (same run and part):", ""]
+    return lines + replay_lines(graphs, made, me)
+
+
+def replay_lines(graphs: pd.DataFrame, made: pd.DataFrame, me: str) -> list[str]:
+    """Per replayed case of ours: the eager call's time, the replay's, their ratio (what the
+    host adds per call) and the replay's share of the copy bandwidth."""
+    on = [*MY_CASE, "K", "run"]
+    mine = graphs[graphs["provider"] == me]
+    merged = mine.merge(made[[*on, "ms_p50"]], on=on, suffixes=("", "_call"))
+    merged = from_latest_part(merged, [*MY_CASE, "K"])
+    if merged.empty:
+        return ["No replay has an eager call to compare with in this run."]
+    merged = merged.sort_values(["op", "tensor_bytes", "K"], kind="stable")
+    rows = [
+        [f"`{describe(r)}`", fmt(r["ms_p50_call"]), fmt(r["ms_p50"]),
+         fmt(r["ms_p50_call"] / r["ms_p50"], at_most=False),
+         fmt(r["gbps"] / r["copy_gbps"], at_most=False, percent=True)]
+        for _, r in merged.iterrows()
+    ]  # fmt: skip
+    header = ["case", "call ms", "replay ms", "call / replay", "replay, % of copy bandwidth"]
+    return table(header, rows)
 
 
 TRAIN_GOALS = {"resnet20": 2, "resnet56": 2, "lenet": 6}  # model -> K the goal is set at

@@ -53,8 +53,9 @@ def _units(
     units: dict[Unit, None] = {}
     cases = [] if grid_name == NO_GRID else grid.cases(grid_name, cuda=True, compile=False)
     for case in cases:
-        if case.provider == "triton":
-            units[replace(case, mode="eval" if case.mode == "eval" else "full")] = None
+        if case.provider == "triton":  # (a CUDA-graph case captures the eager call's kernels)
+            mode = "eval" if case.mode == "eval" else "full"
+            units[replace(case, mode=mode, exec="eager")] = None
     for model in models:
         import train_step
 

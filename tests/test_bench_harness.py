@@ -8,10 +8,13 @@ still give plausible numbers. Everything runs on tiny inputs on the CPU.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -731,14 +734,107 @@ def test_make_module_group_norm_dtype_and_device():
         ("batch_norm", "native", "eval", "eager", 2),  # running statistics: read x, write y
         ("batch_norm", "native", "forward", "eager", 3),
         ("group_norm", "native", "eval", "eager", 3),
+        ("mode_norm", "triton", "full", "cudagraph", 8),
+        ("batch_norm", "native", "full", "cudagraph", 8),
     ],
 )
 def test_case_rows_carry_exec_and_the_ops_bytes_model(op, provider, mode, exec_mode, passes):
-    case = _case(op=op, provider=provider, mode=mode, k=2 if op == "mode_norm" else None)
+    graphed = "cudagraph" if exec_mode == "cudagraph" else "eager"
+    case = _case(op=op, provider=provider, mode=mode, k=2 if op == "mode_norm" else None,
+                 exec=graphed)  # fmt: skip
     measured = layers.Measured(_timing(), 0.5, lambda i: None)
     row = layers.make_case_row(case, measured, 10.0, CPU, "r1", cases_planned=7)
     assert row["exec"] == exec_mode and row["cases_planned"] == 7
     assert row["bytes_min"] == passes * case.numel * 4
+
+
+class _FakeGraph:
+    """Stands in for torch.cuda.CUDAGraph on a CPU: `torch.cuda.graph(g)` records the calls
+    made inside it, and a replay makes them again."""
+
+    log: list = []
+    made: list = []
+
+    def __init__(self) -> None:
+        self.calls: list = []
+        self.shared_pool = None
+        _FakeGraph.made.append(self)
+
+    def pool(self) -> object:
+        return ("pool of", id(self))
+
+    def replay(self) -> None:
+        for call in self.calls:
+            _FakeGraph.log.append(("replay", call))
+
+
+def test_graph_replays_warm_up_uncaptured_then_capture_each_input_set(monkeypatch):
+    """CUDA-graph cases: every input set's call runs uncaptured first (at least 3 calls: CUDA
+    refuses to load a kernel while capturing), then one graph per set, all sharing the first
+    graph's memory pool; a replay of i replays the graph of set i mod count, and the peak is
+    the captures'."""
+    log, capturing = [], []
+    _FakeGraph.log, _FakeGraph.made = log, []
+
+    @contextlib.contextmanager
+    def fake_capture(graph, pool=None):
+        graph.shared_pool = pool
+        capturing.append(graph)
+        yield
+        capturing.pop()
+
+    def call(i):
+        if capturing:
+            capturing[-1].calls.append(i)
+            log.append(("captured", i))
+        else:
+            log.append(("run", i))
+
+    stream = SimpleNamespace(wait_stream=lambda other: None)
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", _FakeGraph)
+    monkeypatch.setattr(torch.cuda, "graph", fake_capture)
+    monkeypatch.setattr(torch.cuda, "Stream", lambda device: stream)
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device: stream)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device: None)
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device: None)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device: 2**20)
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device: 5 * 2**20)
+    replay, peak_mb = layers.graph_replays(call, 2, torch.device("cuda"))
+    assert log == [("run", 0), ("run", 1), ("run", 2), ("captured", 0), ("captured", 1)]
+    assert peak_mb == 4.0
+    first, second = _FakeGraph.made
+    assert first.shared_pool is None and second.shared_pool == first.pool()
+    log.clear()
+    for i in range(3):
+        replay(i)
+    assert log == [("replay", 0), ("replay", 1), ("replay", 0)]
+
+
+def test_a_graph_case_needs_a_cuda_device():
+    case = _case(op="batch_norm", exec="cudagraph")
+    with pytest.raises(ValueError, match="CUDA graphs need a CUDA device"):
+        layers.measure_case(case, CPU, layers.settings_for(CPU))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("op", ["mode_norm", "batch_norm"])
+def test_a_graph_case_on_a_gpu_times_replays_of_the_whole_call(op):
+    """On a real GPU: our layer (its eager calls captured) and BatchNorm, replayed from CUDA
+    graphs: ordered percentiles, less to issue per call than the eager call, and the captured
+    call's memory as the peak."""
+    cuda = torch.device("cuda")
+    case = _case(op=op, provider="triton" if op == "mode_norm" else "native", n=8, c=16,
+                 h=16, w=16, k=2 if op == "mode_norm" else None, exec="cudagraph")  # fmt: skip
+    settings = layers.Settings(warmup=2, reps=10, max_seconds=1.0, max_sets=4, rounds=1)
+    with layers.backend_for(case):
+        measured = layers.measure_case(case, cuda, settings)
+        eager = layers.measure_case(replace(case, exec="eager"), cuda, settings)
+    timing = measured.timing
+    assert 0 < timing.ms_p20 <= timing.ms_p50 <= timing.ms_p80
+    assert timing.host_ms_p50 < eager.timing.host_ms_p50  # one replay: little to issue
+    assert timing.peak_mem_mb > 0 and timing.peak_total_mb is None
 
 
 def test_input_bytes_counts_dy_in_the_backward_modes():

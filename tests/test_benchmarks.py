@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -181,7 +182,7 @@ def test_full_grid_puts_headline_cases_first_and_compiles_last() -> None:
     cases = grid.cases("full", cuda=True)
     head = [c for c in cases if c.mode in grid.TRAINING_MODES and c.dtype == "float32"
             and c.layout == "nchw" and c.n == 128 and c.k in (None, 2)
-            and c.provider != "reference_compiled"]  # fmt: skip
+            and c.provider != "reference_compiled" and c.exec == "eager"]  # fmt: skip
     assert {(c.c, c.h, c.w) for c in head} == set(grid.CIFAR_SHAPES + grid.IMAGENET_SHAPES)
     assert cases[: len(head)] == head
     compiled = [c for c in cases if c.provider == "reference_compiled"]
@@ -217,6 +218,37 @@ def test_core_and_extra_grids_split_the_full_grid_for_two_device_calls() -> None
     for case in compiled:  # each compiled case's baselines are measured in the same run
         same = {(c.op, c.provider) for c in extra if point(c) == point(case)}
         assert {("mode_norm", "triton"), ("batch_norm", "native")} <= same
+
+
+def test_graph_cases_replay_ours_and_two_baselines_where_the_core_measures_eagerly() -> None:
+    """On a GPU the core grid ends with CUDA-graph replays (exec cudagraph) of forward+backward:
+    MN and MGN by Triton beside BatchNorm2d and GroupNorm at each of their points (the report
+    pairs within exec), every shape, >= 64 MiB at batch 128 and 256, K = 1 and 8; each point
+    also measured eagerly. CPU grids have none."""
+    grid = _load_grid()
+    full, core = grid.cases("full", cuda=True), grid.cases("core", cuda=True)
+    graphed = [c for c in full if c.exec == "cudagraph"]
+    assert graphed and graphed == [c for c in core if c.exec == "cudagraph"]
+    assert core[-len(graphed) :] == graphed  # the core's last cases
+    kinds = {("mode_norm", "triton"), ("mode_group_norm", "triton"), ("batch_norm", "native"),
+             ("group_norm", "native")}  # fmt: skip
+    assert {(c.op, c.provider) for c in graphed} == kinds and {c.mode for c in graphed} == {"full"}
+    eager = {c for c in full if c.exec == "eager"}
+    assert all(replace(c, exec="eager") in eager for c in graphed)
+    points: dict[tuple, set] = {}
+    for c in graphed:
+        points.setdefault((c.dtype, c.layout, c.n, c.c, c.h, c.w), set()).add((c.op, c.provider))
+    assert all(ops == kinds for ops in points.values())
+    assert {(c.c, c.h, c.w) for c in graphed} == set(grid.CIFAR_SHAPES + grid.IMAGENET_SHAPES)
+    mn = [c for c in graphed if c.op == "mode_norm"]
+    assert {c.n for c in mn if c.numel * 4 >= 64 * 2**20 and c.k == 2} == {128, 256}
+    assert {1, 2, 8} <= {c.k for c in mn}
+    assert len({c.id for c in full}) == len(full) and all(
+        c.id.endswith("-cudagraph") for c in graphed
+    )
+    for name in ("small", "smoke"):
+        assert all(c.exec == "eager" for c in grid.cases(name, cuda=True))
+    assert all(c.exec == "eager" for c in grid.cases("full", cuda=False))
 
 
 def test_smoke_grid_covers_every_mode_and_both_layouts() -> None:

@@ -860,7 +860,7 @@ def _grid_rows(name: str, run: str, timestamp: str, scale: float) -> list[dict]:
         rows.append(dict(op=case.op, provider=case.provider, mode=case.mode, dtype=case.dtype,
                          layout=case.layout, N=case.n, C=case.c, H=case.h, W=case.w,
                          K="" if case.k is None else case.k, model="",
-                         exec="compiled" if case.provider == "reference_compiled" else "eager",
+                         exec="compiled" if case.provider == "reference_compiled" else case.exec,
                          ms_p20=ms, ms_p50=ms, ms_p80=ms, bytes_min=1, gbps=1.0,
                          copy_gbps=4000.0, peak_mem_mb=1.0, device=GPU, timestamp=timestamp,
                          run_id=run, id=case.id, **ENV))  # fmt: skip
@@ -941,18 +941,52 @@ def test_two_part_run_pairs_within_a_part_and_counts_each_case_once(two_parts: P
         assert paired["id"].is_unique, name  # one pair per case
         taken = paired.loc[paired["id"].isin(both), "run"]
         assert (taken == PART2).all(), name  # overlapping cases from the later part
-    # Within one part the 3× cancels: every ratio is the parts-independent one.
+    # Within one part the 3× cancels: every ratio is the parts-independent one. Replays pair
+    # with replays, calls with calls.
     bn = report.pair(layers, {"op": "mode_norm", "provider": "triton"}, {"op": "batch_norm"})
-    expected = [
-        _case_ms(r["id"]) / _case_ms(r["id"].replace("mode_norm-triton", "batch_norm-native")
-                                     .rsplit("-K", 1)[0])
-        for _, r in bn.iterrows()
-    ]  # fmt: skip
+
+    def batch_norm_id(case_id: str) -> str:
+        replay = "-cudagraph" if case_id.endswith("-cudagraph") else ""
+        call = case_id.removesuffix(replay).replace("mode_norm-triton", "batch_norm-native")
+        return call.rsplit("-K", 1)[0] + replay
+
+    assert bn["id"].str.endswith("-cudagraph").any()
+    expected = [_case_ms(i) / _case_ms(batch_norm_id(i)) for i in bn["id"]]
     assert bn["ratio"].tolist() == pytest.approx(expected)
     k_ratio = report.k8_over_k1(layers, "triton")
     assert k_ratio["id"].is_unique
     expected = [_case_ms(i) / _case_ms(i.replace("-K8", "-K1")) for i in k_ratio["id"]]
     assert k_ratio["ratio"].tolist() == pytest.approx(expected)
+
+
+def test_graph_replays_are_reported_apart_from_the_calls(two_parts: Path):
+    """CUDA-graph replays (exec cudagraph, part 1's core grid) get a section of their own:
+    the kernel-speed goals and ratios on replays paired with replays, and each replay of ours
+    against its eager call. The calls' goals, ratios and figures never take a replay."""
+    df = report.load(two_parts)
+    layers = report.latest_runs(df[df["op"] != "train_step"])[GPU]
+    replays = layers[layers["exec"] == "cudagraph"]
+    assert len(replays) > 0 and set(replays["run"]) == {PART1}
+    for goal in report.goals(layers, GPU):
+        assert not goal.rows["id"].str.endswith("-cudagraph").any(), goal.name
+    for name, paired in report.comparisons(layers, GPU).items():
+        assert not paired["id"].str.endswith("-cudagraph").any(), name
+    text = report.render(df, 4, "d")
+    section = text.split("#### Device time alone: CUDA-graph replays")[1].split("## End-to")[0]
+    assert "MN K=2 fwd+bwd / BatchNorm2d, tensors >= 64 MiB (replays)" in section
+    assert "time at K=8 / time at K=1 (MN and MGN) (replays)" in section
+    replayed_mn = int((replays["op"] == "mode_norm").sum())  # each against BatchNorm's replay
+    assert f"| MN / BatchNorm2d | full | {replayed_mn} |" in section
+    point = "mode_norm-triton-full-float32-nchw-N128-64x56x56-K2"
+    call, replay = _case_ms(point), _case_ms(point + "-cudagraph")
+    row = f"| `mode_norm full float32 nchw N=128 64x56x56 K=2` | {call:.3f} | {replay:.3f} |"
+    assert row in section
+    assert "CUDA-graph replays" not in text.split("#### Device time alone")[0]
+    axes = _drawn(figures.bandwidth, layers, ncols=1)
+    labels = axes[0].get_legend_handles_labels()[1]
+    assert "MN (triton), CUDA-graph replays" in labels and "MN (triton)" in labels
+    batch_axes = _drawn(figures.time_vs_batch, layers)  # calls only: one point per batch
+    assert _series(batch_axes[0])["triton"][0] == list(grid.BATCHES)
 
 
 def test_training_steps_of_two_parts_pair_within_a_part_and_count_once():

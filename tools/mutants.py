@@ -700,6 +700,27 @@ MUTANTS = [
         '    if [ "$limit" -lt 0 ]; then  # `timeout 0`',
         "tests/test_gpu_run.py",
     ),
+    Mutant(
+        "S15 CUDA-graph cases captured without the uncaptured warm-up",
+        "benchmarks/layers.py",
+        "        for i in range(max(GRAPH_WARMUP_CALLS, count)):\n            call(i)\n",
+        "        pass\n",
+        REPORT_TESTS,
+    ),
+    Mutant(
+        "S16 a call paired with a graph replay",
+        "benchmarks/report.py",
+        'on = [*KEY, "run", "_replay"]  # never across runs',
+        'on = [*KEY, "run"]  # never across runs',
+        REPORT_TESTS,
+    ),
+    Mutant(
+        "S17 gpu_run.sh traced: the opaque steps with the kernels traced too",
+        "benchmarks/gpu_run.sh",
+        "MN_REPORT_DATA=reports/raw MN_TRITON_TRACE_KERNELS=0",
+        "MN_REPORT_DATA=reports/raw MN_TRITON_TRACE_KERNELS=1",
+        "tests/test_gpu_run.py",
+    ),
 ]
 
 

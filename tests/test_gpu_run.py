@@ -327,19 +327,26 @@ print("entries", eager, entries())
 """
 
 
+def _cache_entries(script: str, cache: Path) -> tuple[int, int]:
+    """Run `script` (it prints "entries A B") without the interpreter, its Triton cache in
+    `cache`; the two counts of cache entries it printed."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["TRITON_CACHE_DIR"] = str(cache)
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True, text=True, timeout=600, cwd=REPO, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    first, second = (int(n) for n in proc.stdout.split("entries")[-1].split())
+    return first, second
+
+
 @pytest.mark.slow
 def test_kernel_warm_up_of_a_compiled_step_compiles_what_eager_calls_do_not(tmp_path):
     """Under torch.compile the layers run the custom ops' implementations, some of whose
     kernels eager calls never launch (MN's mix without the running estimates; rows of one
     element through the passes): the warm-up's compiled step adds them to the cache."""
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    env["TRITON_CACHE_DIR"] = str(tmp_path / "cache")
-    proc = subprocess.run(
-        [sys.executable, "-c", WARM_STEPS],
-        capture_output=True, text=True, timeout=600, cwd=REPO, env=env,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    eager, both = (int(n) for n in proc.stdout.split("entries")[-1].split())
+    eager, both = _cache_entries(WARM_STEPS, tmp_path / "cache")
     assert 0 < eager < both
 
 
@@ -369,14 +376,7 @@ def test_kernel_warm_up_compiles_what_host_overhead_launches(tmp_path):
     """host_overhead.py's layer calls, eager and (--compiled, ops opaque) under torch.compile,
     here on CPU tensors with kernels compiled for sm_90, launch nothing the warm-up left out
     (without its compiled calls it left out 3 of 17)."""
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    env["TRITON_CACHE_DIR"] = str(tmp_path / "cache")
-    proc = subprocess.run(
-        [sys.executable, "-c", WARM_HOST_OVERHEAD],
-        capture_output=True, text=True, timeout=600, cwd=REPO, env=env,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    warmed, after = (int(n) for n in proc.stdout.split("entries")[-1].split())
+    warmed, after = _cache_entries(WARM_HOST_OVERHEAD, tmp_path / "cache")
     assert 0 < warmed == after
 
 

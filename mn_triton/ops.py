@@ -89,12 +89,14 @@ def _mode_norm_forward(
     running_mean_sq: Tensor | None,
     training: bool,
     eps: float,
+    record_kernels: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Returns (y, row shift, row mean − shift, row variance, mode mean, mode variance, mode
     statistics, gates). The mode statistics: in training the batch's (N_k, P_k, μ_k − P_k,
     σ²_k), packed (mix.ModeStats.packed); in eval, empty. The backward takes them and the
     gates, (N, K), instead of computing them again (two of its mix's walks over the samples,
-    and in each walk the gates from every channel's statistics)."""
+    and in each walk the gates from every channel's statistics). `record_kernels`: see
+    TRACE_KERNELS (it changes nothing here)."""
     args = (x, gate_weight, gate_bias, weight, bias, running_mean, running_mean_sq, training, eps)
     return _with_capture_choices(_mode_norm_forward_updating, args, x, gate_weight)
 
@@ -130,7 +132,8 @@ mode_norm_forward = torch.library.custom_op(
 
 
 @mode_norm_forward.register_fake
-def _(x, gate_weight, gate_bias, weight, bias, running_mean, running_mean_sq, training, eps):  # noqa: ANN001
+def _(x, gate_weight, gate_bias, weight, bias, running_mean, running_mean_sq, training, eps,  # noqa: ANN001
+      record_kernels=False):  # fmt: skip
     n, c, k = x.shape[0], x.shape[1], gate_weight.shape[0]
     rows = [_stats_like(x, n, c) for _ in range(3)]
     modes = [_stats_like(x, k, c), _stats_like(x, k, c), _mode_stats_like(x, k, training)]
@@ -152,12 +155,13 @@ def _mode_norm_backward_impl(
     running_mean_sq: Tensor | None,
     training: bool,
     eps: float,
+    record_kernels: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Returns (dx, d gate weight, d gate bias, d weight, d bias); parameter gradients in the
     statistics dtype (the autograd wrapper casts them to each parameter's dtype). Without
     row statistics (None: the forward took rows of one element as their own), from x.
     `mode_stats` (training) are the forward's packed batch statistics and `gates` its gates;
-    None: computed again."""
+    None: computed again. `record_kernels`: see TRACE_KERNELS (it changes nothing here)."""
     if x.numel() == 0:
         return _empty_backward(x, gate_weight)
     with backend.on_device_of(x), autocast_off(x):
@@ -191,7 +195,7 @@ def _(dy, x, shift, mean_dev, var_rows, mode_stats, gates, gate_weight, *args): 
 
 
 def _mode_norm_setup_context(ctx, inputs, output) -> None:  # noqa: ANN001
-    x, gate_weight, gate_bias, weight, _, running_mean, running_mean_sq, training, eps = inputs
+    x, gate_weight, gate_bias, weight, _, running_mean, running_mean_sq, training, eps = inputs[:9]
     _, shift, mean_dev, var_rows, _, _, mode_stats, gates = output
     if training:  # running estimates are updated in place after this op; never save them
         running_mean = running_mean_sq = None
@@ -202,10 +206,17 @@ def _mode_norm_setup_context(ctx, inputs, output) -> None:  # noqa: ANN001
         running_mean, running_mean_sq,
     )  # fmt: skip
     ctx.training, ctx.eps = training, eps
+    ctx.record_kernels = _record_kernels_input(inputs, 9)
     ctx.param_dtypes = _dtypes(gate_weight, gate_bias, weight, inputs[4])
     ctx.mark_non_differentiable(*(t for t in output[1:] if t is not None))
     # Those outputs' gradients are unused: do not fill zeros for them (a launch each).
     ctx.set_materialize_grads(False)
+
+
+def _record_kernels_input(inputs: tuple, index: int) -> bool:
+    """The forward op's `record_kernels` (its last input), for the backward op; False for
+    eager calls, whose inputs end before it (or with a momentum in its place)."""
+    return len(inputs) > index and inputs[index] is True
 
 
 def _mode_norm_grads(backward_op):  # noqa: ANN001
@@ -213,15 +224,15 @@ def _mode_norm_grads(backward_op):  # noqa: ANN001
 
     def backward(ctx, dy, *_unused):  # noqa: ANN001
         if dy is None:  # no gradient reached y (grads are not materialised as zeros)
-            return (None,) * 9
+            return (None,) * 10
         x, shift, mean_dev, var_rows, mode_stats, gates, gate_weight, gate_bias, weight, *rest = (
             ctx.saved_tensors
         )
         dx, *param_grads = backward_op(
             dy, x, shift, mean_dev, var_rows, mode_stats, gates, gate_weight, gate_bias, weight,
-            *rest, ctx.training, ctx.eps,
+            *rest, ctx.training, ctx.eps, ctx.record_kernels,
         )  # fmt: skip
-        return dx, *_cast(param_grads, ctx.param_dtypes), None, None, None, None
+        return dx, *_cast(param_grads, ctx.param_dtypes), None, None, None, None, None
 
     return backward
 
@@ -250,7 +261,8 @@ class _ModeNormFunction(torch.autograd.Function):
     def backward(ctx, dy, *unused):  # noqa: ANN001, ANN002, ANN205
         if _needs_torch_backward(dy):  # create_graph=True or batched grads: see below
             return *_mode_norm_differentiable_backward(ctx, dy), None, None, None, None, None
-        return *_mode_norm_eager_backward(ctx, dy, *unused), None  # (no grad for momentum)
+        # The op's gradients end with None for its record_kernels, here momentum's place.
+        return _mode_norm_eager_backward(ctx, dy, *unused)
 
 
 _mode_norm_eager_backward = _mode_norm_grads(_mode_norm_backward_impl)
@@ -267,7 +279,7 @@ def mode_norm(*args, momentum: float | Tensor | None = None):  # noqa: ANN002
         x, gate_weight, gate_bias, weight, bias, running_mean, running_mean_sq, training, eps = args
         if training:
             args = (x, gate_weight, gate_bias, weight, bias, None, None, training, eps)
-        outputs = mode_norm_forward(*args)
+        outputs = mode_norm_forward(*args, TRACE_KERNELS)
         if training and momentum is not None and running_mean is not None and x.numel() > 0:
             update_running_stats(running_mean, running_mean_sq, *outputs[4:6], momentum)
         return outputs
@@ -326,8 +338,10 @@ def _mode_group_norm_forward(
     weight: Tensor | None,
     bias: Tensor | None,
     eps: float,
+    record_kernels: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Returns (y, row shift, row mean − shift, row variance)."""
+    """Returns (y, row shift, row mean − shift, row variance). `record_kernels`: see
+    TRACE_KERNELS (it changes nothing here)."""
     return _mode_group_norm_forward_impl(x, gate_weight, gate_bias, weight, bias, eps)
 
 
@@ -355,7 +369,7 @@ mode_group_norm_forward = torch.library.custom_op(
 
 
 @mode_group_norm_forward.register_fake
-def _(x, gate_weight, gate_bias, weight, bias, eps):  # noqa: ANN001
+def _(x, gate_weight, gate_bias, weight, bias, eps, record_kernels=False):  # noqa: ANN001
     n, c = x.shape[0], x.shape[1]
     return (torch.empty_like(x), *[_stats_like(x, n, c) for _ in range(3)])
 
@@ -370,6 +384,7 @@ def _mode_group_norm_backward_impl(
     gate_bias: Tensor | None,
     weight: Tensor | None,
     eps: float,
+    record_kernels: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """As `_mode_norm_backward_impl`, for MGN."""
     if x.numel() == 0:
@@ -390,15 +405,16 @@ mode_group_norm_backward = torch.library.custom_op(
 
 
 @mode_group_norm_backward.register_fake
-def _(dy, x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, eps):  # noqa: ANN001
+def _(dy, x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, eps, record_kernels=False):  # noqa: ANN001
     return (torch.empty_like(x), *_fake_param_grads(x, gate_weight))
 
 
 def _mode_group_norm_setup_context(ctx, inputs, output) -> None:  # noqa: ANN001
-    x, gate_weight, gate_bias, weight, _, eps = inputs
+    x, gate_weight, gate_bias, weight, _, eps = inputs[:6]
     _, shift, mean_dev, var_rows = output
     ctx.save_for_backward(x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight)
     ctx.eps = eps
+    ctx.record_kernels = _record_kernels_input(inputs, 6)
     ctx.param_dtypes = _dtypes(gate_weight, gate_bias, weight, inputs[4])
     ctx.mark_non_differentiable(*(t for t in output[1:] if t is not None))
     # Those outputs' gradients are unused: do not fill zeros for them (a launch each).
@@ -410,12 +426,13 @@ def _mode_group_norm_grads(backward_op):  # noqa: ANN001
 
     def backward(ctx, dy, *_unused):  # noqa: ANN001
         if dy is None:  # no gradient reached y (grads are not materialised as zeros)
-            return (None,) * 6
+            return (None,) * 7
         x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight = ctx.saved_tensors
         dx, *param_grads = backward_op(
-            dy, x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, ctx.eps
-        )
-        return dx, *_cast(param_grads, ctx.param_dtypes), None
+            dy, x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, ctx.eps,
+            ctx.record_kernels,
+        )  # fmt: skip
+        return dx, *_cast(param_grads, ctx.param_dtypes), None, None
 
     return backward
 
@@ -441,14 +458,20 @@ mode_group_norm_forward.register_autograd(
 # kernels before it captures them. Off by default until measured on a GPU
 # (benchmarks/NOTES.md); `MN_TRITON_TRACE_KERNELS=1` or `ops.TRACE_KERNELS = True` turns it
 # on. `tools/trace_probe.py` shows what the traced graphs launch, without a GPU.
+# The layers pass the switch into each forward op call as it stands when dynamo traces them
+# (`record_kernels`, the ops' last argument, handed on to the backward op): dynamo then guards
+# on it, so switching recompiles, and the two ways make different graphs, so torch.compile's
+# on-disk caches never hand one way's compiled graph to the other (AOTAutograd's cache is
+# keyed by the graph as dynamo records it, before the ops' bodies are traced).
 TRACE_KERNELS = os.environ.get("MN_TRITON_TRACE_KERNELS", "0") == "1"
 
 
-def _records_kernels(x: Tensor, types: tuple[type, ...]) -> bool:
-    """Whether this traced call records the op body's kernel launches (see TRACE_KERNELS):
-    real kernels (CUDA tensors; the interpreter's cannot be recorded), static sizes, no
-    other tensor subclass (it sees the op whole), not for torch.export."""
-    if not TRACE_KERNELS or backend.INTERPRETING or not backend.uses_kernels(x):
+def _records_kernels(x: Tensor, types: tuple[type, ...], asked: bool) -> bool:
+    """Whether this traced call records the op body's kernel launches: `asked` (the op's
+    record_kernels, TRACE_KERNELS when the layer was traced), real kernels (CUDA tensors; the
+    interpreter's cannot be recorded), static sizes, no other tensor subclass (it sees the op
+    whole), not for torch.export."""
+    if not asked or backend.INTERPRETING or not backend.uses_kernels(x):
         return False
     if not all(isinstance(size, int) for size in x.shape):
         return False
@@ -468,12 +491,18 @@ def _as_graphed_if_captured() -> contextlib.AbstractContextManager:
 
 
 def _record_kernels_of(op, body: Callable, x_index: int) -> None:  # noqa: ANN001
-    """Where TRACE_KERNELS applies, AOTAutograd traces `op` as `body(*args)` with its launches
-    recorded (what torch.library.triton_op registers); elsewhere `op` stays whole."""
+    """Where the call asks for it and it applies (`_records_kernels`), AOTAutograd traces `op`
+    as `body(*args)` with its launches recorded (what torch.library.triton_op registers);
+    elsewhere `op` stays whole. The op's last argument, record_kernels, is not the body's."""
 
     def decompose(mode, func, types, args, kwargs):  # noqa: ANN001, ANN202
-        if not _records_kernels(args[x_index], types):
-            return mode.__torch_dispatch__(func, types, args, kwargs)
+        args, kwargs = list(args), dict(kwargs)
+        if len(args) == len(func._schema.arguments):
+            asked = args.pop()
+        else:
+            asked = kwargs.pop("record_kernels", False)
+        if not _records_kernels(args[x_index], types, asked):
+            return mode.__torch_dispatch__(func, types, (*args, asked), kwargs)
         with mode, backend.recording_launches(), _as_graphed_if_captured():
             return body(*args, **kwargs)
 
@@ -500,7 +529,8 @@ class _ModeGroupNormFunction(torch.autograd.Function):
     def backward(ctx, dy, *unused):  # noqa: ANN001, ANN002, ANN205
         if _needs_torch_backward(dy):  # create_graph=True or batched grads: see below
             return *_mode_group_norm_differentiable_backward(ctx, dy), None
-        return _mode_group_norm_eager_backward(ctx, dy, *unused)
+        # The op's gradients, less the last: None for its record_kernels, not an input here.
+        return _mode_group_norm_eager_backward(ctx, dy, *unused)[:-1]
 
 
 _mode_group_norm_eager_backward = _mode_group_norm_grads(_mode_group_norm_backward_impl)
@@ -509,7 +539,7 @@ _mode_group_norm_eager_backward = _mode_group_norm_grads(_mode_group_norm_backwa
 def mode_group_norm(*args):  # noqa: ANN002
     """`mode_group_norm_forward`'s arguments and results; differentiable."""
     if _tracing(args[0]):
-        return mode_group_norm_forward(*args)
+        return mode_group_norm_forward(*args, TRACE_KERNELS)
     return _ModeGroupNormFunction.apply(*args)
 
 

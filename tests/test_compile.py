@@ -121,6 +121,29 @@ def test_kernels_not_recorded_where_they_cannot_be(norm, backend, monkeypatch):
         assert_close(p_c.grad, p_e.grad, 1e-4, f"grad of {name}")
 
 
+@pytest.mark.parametrize("norm", ["ModeNorm2d", "ModeGroupNorm2d"])
+def test_the_switch_to_record_kernels_is_part_of_the_compiled_graph(norm, backend, monkeypatch):
+    """The layers hand ops.TRACE_KERNELS to the forward op (record_kernels) as it stands when
+    dynamo traces them: switching it recompiles (dynamo guards on it), and the graphs differ,
+    so torch.compile's caches (AOTAutograd's is keyed by dynamo's graph) never give a graph
+    compiled one way to the other. Switched back, the first graph is used again."""
+    graphs = []
+
+    def recorder(gm, example_inputs):  # noqa: ANN001, ANN202
+        calls = [n for n in gm.graph.nodes if "mn_triton" in str(n.target)]
+        graphs.append([(str(n.target), n.args[-1]) for n in calls])
+        return gm.forward
+
+    torch._dynamo.reset()
+    layer = getattr(mn_triton, norm)(4, num_modes=2)
+    compiled = torch.compile(layer, fullgraph=True, backend=recorder)
+    op = f"mn_triton.{'mode_norm' if norm == 'ModeNorm2d' else 'mode_group_norm'}_forward.default"
+    for switch in (False, True, False):
+        monkeypatch.setattr(ops, "TRACE_KERNELS", switch)
+        compiled(torch.randn(5, 4, 3, 3))
+    assert graphs == [[(op, False)], [(op, True)]]
+
+
 def test_momentum_none_compiles_without_graph_break(backend):
     torch._dynamo.reset()
     layer = mn_triton.ModeNorm2d(3, momentum=None)

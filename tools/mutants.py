@@ -653,8 +653,15 @@ MUTANTS = [
     Mutant(
         "R5 the interpreter's kernels traced for recording",
         "mn_triton/ops.py",
-        "    if not TRACE_KERNELS or backend.INTERPRETING or not backend.uses_kernels(x):",
-        "    if not TRACE_KERNELS or not backend.uses_kernels(x):",
+        "    if not asked or backend.INTERPRETING or not backend.uses_kernels(x):",
+        "    if not asked or not backend.uses_kernels(x):",
+        "tests/test_compile.py",
+    ),
+    Mutant(
+        "R6 the switch read when the op runs, not handed to it when dynamo traces the layer",
+        "mn_triton/ops.py",
+        "        outputs = mode_norm_forward(*args, TRACE_KERNELS)\n",
+        "        outputs = mode_norm_forward(*args)\n",
         "tests/test_compile.py",
     ),
     # --- benchmarks: bytes model and report ---

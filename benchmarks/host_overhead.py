@@ -76,9 +76,8 @@ def compiled_variants(traced_too: bool) -> list[tuple[str, bool]]:
 
 
 def _compiled_us(layer: nn.Module, x: torch.Tensor, calls: int, trace_kernels: bool) -> float:
-    """`_per_call_us` of torch.compile(layer), compiled afresh with TRACE_KERNELS as given
-    (dynamo would otherwise reuse a graph traced with the other setting: it does not guard
-    on it)."""
+    """`_per_call_us` of torch.compile(layer), compiled afresh (its own dynamo cache) with
+    TRACE_KERNELS as given while it traces; the switch is put back after."""
     torch._dynamo.reset()
     saved = ops.TRACE_KERNELS
     ops.TRACE_KERNELS = trace_kernels

@@ -498,9 +498,8 @@ def test_host_overhead_reports_a_compiled_way_that_fails_and_goes_on(monkeypatch
 
 
 def test_host_overhead_compiles_each_way_afresh(monkeypatch) -> None:
-    """--compiled: each timing compiles the layer afresh (dynamo does not guard on
-    ops.TRACE_KERNELS, so a graph traced one way would be reused the other), with the switch
-    as asked while it traces, and puts the switch back."""
+    """--compiled: each timing compiles the layer afresh, with the switch as asked while it
+    traces, and puts the switch back."""
     host = _load_benchmark("host_overhead", monkeypatch)
     seen = []
     monkeypatch.setattr(host.torch, "compile", lambda layer, **_: layer)

@@ -210,20 +210,30 @@ warm_kernels_wait() {
 # warm-up's deadline) before the layer grid starts. Their logs go into one file.
 COMPILE_PIDS=()
 COMPILE_LOGS=""
+# COMPILE_MODELS: the models compiled ahead; MN's steps once per value of TRACE_WAYS (the
+# MN_TRITON_TRACE_KERNELS each is compiled with, as the timed stage will run it: part traced
+# times both ways, the others the environment's).
+COMPILE_MODELS="lenet resnet20 resnet56"
+TRACE_WAYS=${MN_TRITON_TRACE_KERNELS:-0}
 compile_warm_start() {  # LIMIT EXECS: one process per compiled variant
-    local limit=$1 execs=$2 model exec norm
+    local limit=$1 execs=$2 model exec norm way ways
     if [ "$limit" -le 0 ]; then
         return
     fi
     COMPILE_LOGS=$(mktemp -d)
     echo "== compile warm-up in the background: $execs steps, one process per variant"
-    for model in lenet resnet20 resnet56; do
+    for model in $COMPILE_MODELS; do
         for exec in ${execs//,/ }; do
             for norm in batchnorm mn_triton; do
-                timeout -k 5 "$limit" nice -n 10 "$PY" benchmarks/train_step.py --warm-compile \
-                    --models "$model" --execs "$exec" --norms "$norm" \
-                    > "$COMPILE_LOGS/$model-$exec-$norm.log" 2>&1 &
-                COMPILE_PIDS+=($!)
+                ways=0
+                [ "$norm" = mn_triton ] && ways=$TRACE_WAYS
+                for way in $ways; do
+                    MN_TRITON_TRACE_KERNELS=$way timeout -k 5 "$limit" nice -n 10 "$PY" \
+                        benchmarks/train_step.py --warm-compile \
+                        --models "$model" --execs "$exec" --norms "$norm" \
+                        > "$COMPILE_LOGS/$model-$exec-$norm-trace$way.log" 2>&1 &
+                    COMPILE_PIDS+=($!)
+                done
             done
         done
     done
@@ -240,7 +250,7 @@ compile_warm_wait() {
         cat "$log"
     done > "reports/raw/warm_compile-$RUN_ID.log"
     rm -rf "$COMPILE_LOGS"
-    SUMMARY+=("compile warm-up: $ok of ${#COMPILE_PIDS[@]} variants compiled; the layer grid \
+    SUMMARY+=("compile warm-up: $ok of ${#COMPILE_PIDS[@]} variants compiled; the next stage \
 waited $((SECONDS - start)) s more for it")
     COMPILE_PIDS=()
 }
@@ -323,12 +333,15 @@ case "$PART" in
         training_steps compiled,cudagraph
         ;;
     traced)
-        # The kernel warm-up compiles what the opaque steps and host_overhead.py's calls
-        # launch (the traced ones inductor compiles itself), beside the tests.
-        WARM_MODELS=$TRACED_MODELS
+        # Beside the tests: the kernel warm-up compiles what the opaque steps and
+        # host_overhead.py's calls launch (inductor compiles the traced ones itself), and each
+        # compiled step (BatchNorm's, MN's both ways) is compiled ahead into the caches.
+        WARM_MODELS=$TRACED_MODELS COMPILE_MODELS=${TRACED_MODELS//,/ } TRACE_WAYS="0 1"
         warm_kernels_start none "$GPU_TESTS_S" 2 --host-overhead --compiled-steps
+        compile_warm_start "$((GPU_TESTS_S + WARM_WAIT_S))" compiled
         gpu_tests "traced gpu tests" "$GPU_TESTS_S" "gpu" 2 -k traced
         warm_kernels_wait
+        compile_warm_wait
         traced_training_steps
         stage "host overhead (compiled)" "$HOST_S" "$PY" benchmarks/host_overhead.py \
             --calls 200 --compiled

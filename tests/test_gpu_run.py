@@ -222,8 +222,16 @@ def test_part_traced_measures_the_switch_both_ways(tmp_path, monkeypatch):
     assert {"--host-overhead", "--compiled-steps"} <= set(calls[warm])
 
     train_step = _load_benchmark("train_step", monkeypatch)
-    traced, opaque = index("benchmarks/train_step.py")
+    ahead = [i for i, call in enumerate(calls) if "--warm-compile" in call]
+    traced, opaque = (i for i in index("benchmarks/train_step.py") if i not in ahead)
     (host,) = index("benchmarks/host_overhead.py")
+    # Compiled ahead, beside the tests: BatchNorm's step, and MN's both ways.
+    compiled_ahead = []
+    for i in ahead:
+        args = train_step.parse_args(calls[i][1:])
+        assert (args.models, args.execs) == ("lenet", "compiled") and i < traced
+        compiled_ahead.append((args.norms, environments[i][0]))
+    assert sorted(compiled_ahead) == [("batchnorm", "0"), ("mn_triton", "0"), ("mn_triton", "1")]
     assert max(tests, warm) < traced < opaque < host and "--compiled" in calls[host]
     assert environments[traced] == ("1", "reports/raw")
     assert environments[opaque] == ("0", "reports/raw")
@@ -238,7 +246,7 @@ def test_part_traced_measures_the_switch_both_ways(tmp_path, monkeypatch):
         variants = [v for v in train_step.plan(["lenet"], ["compiled"]) if v.norm in norms]
         assert variants and train_step._needed_seconds(variants, 0, {}) < args.max_seconds
     # Nothing else runs (but the check for pytest-xdist): no layer grid, no report.
-    others = set(range(len(calls))) - {0, warm, tests, traced, opaque, host}
+    others = set(range(len(calls))) - {0, warm, tests, traced, opaque, host, *ahead}
     assert all(calls[i][0] == "-c" and calls[i][1].startswith("import xdist") for i in others)
     limits = [
         int(line.split("(limit ")[1].split(" s)")[0])

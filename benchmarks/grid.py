@@ -35,7 +35,9 @@ GRIDS = ("auto", "full", "core", "extra", "small", "smoke")
 
 MODE_OPS = ("mode_norm", "mode_group_norm")
 GRAPH_EXEC = "cudagraph"  # SPEC §7's exec value for CUDA-graph replays
-GRAPH_NATIVE_OPS = ("batch_norm", "group_norm")  # the baselines replayed beside ours
+# What is replayed at a `Point.graphs` point: ours, and the baselines they are held against.
+GRAPH_KINDS = (("mode_norm", "triton"), ("mode_group_norm", "triton"),
+               ("batch_norm", "native"), ("group_norm", "native"))  # fmt: skip
 # Native baselines measured at every point; group_norm's K column holds its group count.
 NATIVE_OPS = ("batch_norm", "group_norm", "instance_norm", "layer_norm")
 TRAINING_MODES = ("forward", "backward", "full")
@@ -216,19 +218,13 @@ def _mode_cases(point: Point, cuda: bool, compile: bool) -> Iterator[Case]:
             yield Case(
                 op, provider, point.mode, point.dtype, point.layout, point.n, c, h, w, point.k
             )
-        if point.graphs and cuda:
-            yield Case(op, "triton", point.mode, point.dtype, point.layout, point.n, c, h, w,
-                       point.k, GRAPH_EXEC)  # fmt: skip
 
 
-def _native_cases(point: Point, cuda: bool) -> Iterator[Case]:
+def _native_cases(point: Point) -> Iterator[Case]:
     c, h, w = point.shape
     for op in NATIVE_OPS:
         k = group_norm_groups(point.k, c) if op == "group_norm" else None
         yield Case(op, "native", point.mode, point.dtype, point.layout, point.n, c, h, w, k)
-        if point.graphs and cuda and op in GRAPH_NATIVE_OPS:
-            yield Case(op, "native", point.mode, point.dtype, point.layout, point.n, c, h, w, k,
-                       GRAPH_EXEC)  # fmt: skip
 
 
 def resolve(grid: str, cuda: bool) -> str:
@@ -253,6 +249,10 @@ def cases(grid: str, cuda: bool, compile: bool = True) -> list[Case]:
     for point in points[resolve(grid, cuda)]():
         if not compile:
             point = replace(point, compile=False)
-        for case in (*_mode_cases(point, cuda, compile), *_native_cases(point, cuda)):
+        point_cases = [*_mode_cases(point, cuda, compile), *_native_cases(point)]
+        if point.graphs and cuda:  # (the Triton provider, replayed, needs a GPU anyway)
+            point_cases += [replace(case, exec=GRAPH_EXEC) for case in point_cases
+                            if (case.op, case.provider) in GRAPH_KINDS]  # fmt: skip
+        for case in point_cases:
             seen.setdefault(case.id, case)
     return list(seen.values())

@@ -124,32 +124,35 @@ def main() -> int:
         print(f"host time per forward+backward call, {args.device} ({path}), input {shape}:")
         for name, layer in layers_for(dim).items():
             print(f"  {name:32s} {_per_call_us(layer.to(args.device), x, args.calls):8.1f} µs")
+    if not args.compiled:
+        return 0
+    print(f"under torch.compile, {args.device} ({path}), input {COMPILED_SHAPE[1]}:")
+    traced_too = args.device.startswith("cuda") and not args.compile_only
+    return 1 if print_compiled(args.device, args.calls, traced_too) else 0
+
+
+def print_compiled(device: str, calls: int, traced_too: bool) -> int:
+    """Prints each layer's host time per compiled call (ours each way); returns how many ways
+    failed, each printed as FAILED with its error while the others still run."""
+    dim, shape = COMPILED_SHAPE
+    x = torch.randn(shape, device=device, requires_grad=True)
     failures = 0
-    if args.compiled:
-        dim, shape = COMPILED_SHAPE
-        x = torch.randn(shape, device=args.device, requires_grad=True)
-        traced_too = args.device.startswith("cuda") and not args.compile_only
-        print(f"under torch.compile, {args.device} ({path}), input {shape}:")
-        for name, layer in layers_for(dim).items():
-            layer = layer.to(args.device)
-            ways = (
-                compiled_variants(traced_too)
-                if name.startswith("mn_triton")
-                else [("compiled", False)]
-            )
-            for way, traced in ways:
-                label = f"{name}, {way}"
-                try:
-                    us = _compiled_us(layer, x, args.calls, traced)
-                except Exception as error:  # noqa: BLE001 - reported; the other ways still run
-                    failures += 1
-                    first_line = (str(error).splitlines() or [""])[0][:200]
-                    print(f"  {label:58s}   FAILED: {type(error).__name__}: {first_line}")
-                    continue
-                print(f"  {label:58s} {us:8.1f} µs")
-        if not traced_too:
-            print("  (kernels traced: needs CUDA; inductor launches no user kernels on a CPU)")
-    return 1 if failures else 0
+    for name, layer in layers_for(dim).items():
+        layer = layer.to(device)
+        ours = name.startswith("mn_triton")
+        for way, traced in compiled_variants(traced_too) if ours else [("compiled", False)]:
+            label = f"{name}, {way}"
+            try:
+                us = _compiled_us(layer, x, calls, traced)
+            except Exception as error:  # noqa: BLE001 - reported; the other ways still run
+                failures += 1
+                first_line = (str(error).splitlines() or [""])[0][:200]
+                print(f"  {label:58s}   FAILED: {type(error).__name__}: {first_line}")
+                continue
+            print(f"  {label:58s} {us:8.1f} µs")
+    if not traced_too:
+        print("  (kernels traced: needs CUDA; inductor launches no user kernels on a CPU)")
+    return failures
 
 
 if __name__ == "__main__":

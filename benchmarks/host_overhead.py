@@ -2,7 +2,8 @@
 per normalization layer when kernel launches, not memory traffic, bound a step.
 
     python benchmarks/host_overhead.py [--device cuda|cpu] [--calls 500] [--compile-only]
-                                       [--compiled]
+                                       [--compiled [--compiled-input maps|features]]
+                                       [--points on|off]
 
 On a GPU this times the Triton path's Python side (argument checks, planning, launches);
 on a CPU, mn_triton's torch-op path. With --compile-only (no GPU needed) it times the Triton
@@ -16,7 +17,9 @@ With --compiled it then times the layers on maps under torch.compile (forward an
 compiled, as in a compiled training step) in two ways: the custom ops opaque, their Python
 bodies run on every call (the default), and with ops.TRACE_KERNELS, inductor launching the
 kernels from its own code. The second needs CUDA: inductor does not launch user Triton kernels
-for CPU tensors, so --compile-only shows the first only.
+for CPU tensors, so --compile-only shows the first only. `--compiled-input features` times them
+on the features instead; `--points off` turns off the path that rows of one element take
+(backend.POINT_ROWS), for what it saves.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ from mn_triton import backend, ops
 
 # Maps, and features (rows of one element: no passes over x, backend.POINT_ROWS).
 SHAPES = ((2, (2, 8, 4, 4)), (1, (2, 8)))  # (rank variant, input shape)
-COMPILED_SHAPE = SHAPES[0]  # what --compiled times
+COMPILED_SHAPE = SHAPES[0]  # what --compiled times (the warm-up compiles its calls)
+COMPILED_INPUTS = {"maps": SHAPES[0], "features": SHAPES[1]}
 
 
 def layers_for(dim: int) -> dict[str, nn.Module]:
@@ -104,7 +108,16 @@ def main() -> int:
         "--compiled", action="store_true",
         help="also the layers on maps under torch.compile: ops opaque, and (CUDA) kernels traced",
     )  # fmt: skip
+    p.add_argument(
+        "--compiled-input", choices=COMPILED_INPUTS, default="maps",
+        help="what --compiled times the layers on (default: maps)",
+    )  # fmt: skip
+    p.add_argument(
+        "--points", choices=["on", "off"], default="on",
+        help="off: rows of one element keep their passes (backend.POINT_ROWS), to compare",
+    )  # fmt: skip
     args = p.parse_args()
+    backend.POINT_ROWS = args.points == "on"
     path = "torch ops" if args.device == "cpu" else "Triton"
     if args.compile_only:
         if backend.INTERPRETING:
@@ -126,15 +139,19 @@ def main() -> int:
             print(f"  {name:32s} {_per_call_us(layer.to(args.device), x, args.calls):8.1f} µs")
     if not args.compiled:
         return 0
-    print(f"under torch.compile, {args.device} ({path}), input {COMPILED_SHAPE[1]}:")
+    dim_and_shape = COMPILED_INPUTS[args.compiled_input]
+    print(f"under torch.compile, {args.device} ({path}), input {dim_and_shape[1]}:")
     traced_too = args.device.startswith("cuda") and not args.compile_only
-    return 1 if print_compiled(args.device, args.calls, traced_too) else 0
+    return 1 if print_compiled(args.device, args.calls, traced_too, dim_and_shape) else 0
 
 
-def print_compiled(device: str, calls: int, traced_too: bool) -> int:
-    """Prints each layer's host time per compiled call (ours each way); returns how many ways
-    failed, each printed as FAILED with its error while the others still run."""
-    dim, shape = COMPILED_SHAPE
+def print_compiled(
+    device: str, calls: int, traced_too: bool, dim_and_shape: tuple = COMPILED_SHAPE
+) -> int:
+    """Prints each layer's host time per compiled call (ours each way) on `dim_and_shape`'s
+    input; returns how many ways failed, each printed as FAILED with its error while the
+    others still run."""
+    dim, shape = dim_and_shape
     x = torch.randn(shape, device=device, requires_grad=True)
     failures = 0
     for name, layer in layers_for(dim).items():

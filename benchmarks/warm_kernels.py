@@ -109,20 +109,21 @@ def _compiled_step(model_name: str, k: int) -> None:
 def _compiled_layer_calls(layer: torch.nn.Module, x: torch.Tensor) -> None:
     """A training forward and backward of `layer` as torch.compile runs them: the custom ops'
     implementations (mn_triton.ops), some of whose kernels are not the eager calls'. MN's
-    forward mix leaves the running estimates to ops after it, rows of one element go through
-    the passes, and the first call of each signature also runs as captured into a CUDA graph
-    (ops._with_capture_choices)."""
+    forward mix leaves the running estimates to ops after it, rows of one element take the
+    path the layer picks as traced (`points`), and the first call of each signature also
+    runs as captured into a CUDA graph (ops._with_capture_choices)."""
     import mn_triton
-    from mn_triton import ops
+    from mn_triton import backend, ops
 
     params = (layer.gate.weight, layer.gate.bias, layer.weight)
+    points = backend.point_rows(x, layer.gate.weight)
     dy = torch.empty_like(x)
     if isinstance(layer, mn_triton.ModeGroupNorm):
-        _, *rows = ops._mode_group_norm_forward(x, *params, layer.bias, layer.eps)
-        ops._mode_group_norm_backward_impl(dy, x, *rows, *params, layer.eps)
+        _, *rows = ops._mode_group_norm_forward(x, *params, layer.bias, layer.eps, points)
+        ops._mode_group_norm_op_backward(dy, x, *rows, *params, layer.eps)
     else:  # in training, as the compiled step's custom op: without running estimates
         _, *rows, _, _, stats, gates = ops._mode_norm_forward(
-            x, *params, layer.bias, None, None, True, layer.eps
+            x, *params, layer.bias, None, None, True, layer.eps, points
         )
         ops._mode_norm_backward(dy, x, *rows, stats, gates, *params, None, None, True, layer.eps)
 

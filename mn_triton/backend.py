@@ -44,10 +44,11 @@ FUSED_MIX = True
 # Rows of one element (L = 1: ModeNorm1d and ModeGroupNorm1d on (N, C) features) are their
 # own statistics: s = x, x − s = 0, v = 0, and backward Σ dy = dy, Σ dy·(x − s) = 0. Where x
 # is such rows already, dense and in the statistics' dtype (a float32 (N, C) batch), and the
-# mix runs as Triton kernels, eager layer calls skip the passes that would compute them (a
-# moments pass writing three (N, C) statistics, 3·|x| in float32; a gradient-sums pass): x
-# and dy serve as s and Σ dy, the mix kernels take the zero statistics as absent (None:
-# nothing read), and y = (x − s)·scale + bias is the mix's per-row bias (no apply pass).
+# mix runs as Triton kernels, layer calls (eager or compiled) skip the passes that would
+# compute them (a moments pass writing three (N, C) statistics, 3·|x| in float32; a
+# gradient-sums pass): x and dy serve as s and Σ dy, the mix kernels take the zero
+# statistics as absent (None: nothing read), and y = (x − s)·scale + bias is the mix's
+# per-row bias (no apply pass).
 # (16-bit inputs keep the passes: their statistics are float32 copies of x either way.)
 # A switch for tests, which compare both ways.
 POINT_ROWS = True
@@ -219,7 +220,15 @@ def point_rows(x: Tensor, gate_weight: Tensor) -> bool:
     if not POINT_ROWS or math.prod(x.shape[2:]) != 1 or x.dtype != stat_dtype(x.dtype):
         return False
     # (Dropping trailing dimensions of size 1 is always a view: this copies nothing.)
-    return x.reshape(x.shape[0], x.shape[1]).is_contiguous() and _fused_mix(x, gate_weight)
+    return x.reshape(x.shape[0], x.shape[1]).is_contiguous() and mix_takes_absent_rows(
+        x, gate_weight
+    )
+
+
+def mix_takes_absent_rows(x: Tensor, gate_weight: Tensor) -> bool:
+    """Whether the mix takes the row statistics of one-element rows as absent (None): the
+    mix kernels do; the torch-op mix's forward needs them all."""
+    return _fused_mix(x, gate_weight)
 
 
 def as_rows(t: Tensor, dtype: torch.dtype) -> Tensor:

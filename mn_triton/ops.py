@@ -15,8 +15,9 @@ per-row statistics (saved for the backward, which recomputes the small mix from 
 for MN, the mode statistics: mean and variance for the running estimates, and in training
 the batch statistics packed for the backward, which takes them and the forward's gates
 rather than computing them again. Those extra outputs carry no gradient. On
-rows of one element the Function skips the passes that compute row statistics (x is its own,
-backend.POINT_ROWS) and returns None for them; the backward takes them from x again.
+rows of one element both skip the passes that compute row statistics (x is its own,
+backend.POINT_ROWS): the Function returns None for them, the custom ops (which the layer tells,
+as traced, with their `points` argument) empty tensors; the backward takes them from x again.
 Captured into CUDA graphs, the MN custom ops split the mix's samples across more programs
 and compute its gates once (`_with_capture_choices`), since a replay pays the GPU's
 time and no host time per launch. With TRACE_KERNELS (opt-in), torch.compile traces the
@@ -89,16 +90,28 @@ def _mode_norm_forward(
     running_mean_sq: Tensor | None,
     training: bool,
     eps: float,
+    points: bool = False,
     record_kernels: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Returns (y, row shift, row mean − shift, row variance, mode mean, mode variance, mode
     statistics, gates). The mode statistics: in training the batch's (N_k, P_k, μ_k − P_k,
     σ²_k), packed (mix.ModeStats.packed); in eval, empty. The backward takes them and the
     gates, (N, K), instead of computing them again (two of its mix's walks over the samples,
-    and in each walk the gates from every channel's statistics). `record_kernels`: see
-    TRACE_KERNELS (it changes nothing here)."""
+    and in each walk the gates from every channel's statistics). `points`: the layer's
+    backend.point_rows (rows of one element, their own statistics): the three row
+    statistics are then empty, `_absent_rows`. `record_kernels`: see TRACE_KERNELS (it
+    changes nothing here)."""
     args = (x, gate_weight, gate_bias, weight, bias, running_mean, running_mean_sq, training, eps)
-    return _with_capture_choices(_mode_norm_forward_updating, args, x, gate_weight)
+    return _with_capture_choices(_mode_norm_op_forward, (*args, points), x, gate_weight)
+
+
+def _mode_norm_op_forward(*args):  # noqa: ANN002, ANN202
+    """The forward op's body (`_mode_norm_forward`'s arguments up to `points`): the row
+    statistics it leaves out on rows of one element as empty tensors (an op returns tensors,
+    never None)."""
+    *args, points = args
+    outputs = _mode_norm_forward_updating(*args, points=_points_taken(points, args[0], args[1]))
+    return _absent_rows(outputs, args[0], points)
 
 
 def _mode_norm_forward_updating(
@@ -133,9 +146,9 @@ mode_norm_forward = torch.library.custom_op(
 
 @mode_norm_forward.register_fake
 def _(x, gate_weight, gate_bias, weight, bias, running_mean, running_mean_sq, training, eps,  # noqa: ANN001
-      record_kernels=False):  # fmt: skip
+      points=False, record_kernels=False):  # fmt: skip
     n, c, k = x.shape[0], x.shape[1], gate_weight.shape[0]
-    rows = [_stats_like(x, n, c) for _ in range(3)]
+    rows = [_stats_like(x, *_row_stats_shape(x, points)) for _ in range(3)]
     modes = [_stats_like(x, k, c), _stats_like(x, k, c), _mode_stats_like(x, k, training)]
     return (torch.empty_like(x), *rows, *modes, _stats_like(x, n, k))
 
@@ -175,9 +188,17 @@ def _mode_norm_backward_impl(
     return dx, grads.gate_weight, grads.gate_bias, grads.weight, grads.bias_param
 
 
+def _mode_norm_op_backward(*args):  # noqa: ANN002, ANN202
+    """The backward op's body: `_mode_norm_backward_impl`, given the forward op's empty row
+    statistics as absent (None)."""
+    return _mode_norm_backward_impl(*_absent_as_none(args, first=2))
+
+
 def _mode_norm_backward(*args):  # noqa: ANN002, ANN202
-    """The backward op: `_mode_norm_backward_impl` (whose arguments it takes: x second,
-    gate_weight eighth), its mix choosing for CUDA graphs where captured."""
+    """The backward op: its body (`_mode_norm_backward_impl`'s arguments: x second,
+    gate_weight eighth), its mix choosing for CUDA graphs where captured. (Absent statistics
+    as None before the mix's signature is taken: they change which kernels it compiles.)"""
+    args = _absent_as_none(args, first=2)
     return _with_capture_choices(_mode_norm_backward_impl, args, args[1], args[7])
 
 
@@ -206,7 +227,7 @@ def _mode_norm_setup_context(ctx, inputs, output) -> None:  # noqa: ANN001
         running_mean, running_mean_sq,
     )  # fmt: skip
     ctx.training, ctx.eps = training, eps
-    ctx.record_kernels = _record_kernels_input(inputs, 9)
+    ctx.record_kernels = _record_kernels_input(inputs, 10)
     ctx.param_dtypes = _dtypes(gate_weight, gate_bias, weight, inputs[4])
     ctx.mark_non_differentiable(*(t for t in output[1:] if t is not None))
     # Those outputs' gradients are unused: do not fill zeros for them (a launch each).
@@ -215,7 +236,7 @@ def _mode_norm_setup_context(ctx, inputs, output) -> None:  # noqa: ANN001
 
 def _record_kernels_input(inputs: tuple, index: int) -> bool:
     """The forward op's `record_kernels` (its last input), for the backward op; False for
-    eager calls, whose inputs end before it (or with a momentum in its place)."""
+    eager calls, whose inputs end before it."""
     return len(inputs) > index and inputs[index] is True
 
 
@@ -224,7 +245,7 @@ def _mode_norm_grads(backward_op):  # noqa: ANN001
 
     def backward(ctx, dy, *_unused):  # noqa: ANN001
         if dy is None:  # no gradient reached y (grads are not materialised as zeros)
-            return (None,) * 10
+            return (None,) * 11
         x, shift, mean_dev, var_rows, mode_stats, gates, gate_weight, gate_bias, weight, *rest = (
             ctx.saved_tensors
         )
@@ -232,7 +253,7 @@ def _mode_norm_grads(backward_op):  # noqa: ANN001
             dy, x, shift, mean_dev, var_rows, mode_stats, gates, gate_weight, gate_bias, weight,
             *rest, ctx.training, ctx.eps, ctx.record_kernels,
         )  # fmt: skip
-        return dx, *_cast(param_grads, ctx.param_dtypes), None, None, None, None, None
+        return dx, *_cast(param_grads, ctx.param_dtypes), *(None,) * 6
 
     return backward
 
@@ -261,8 +282,9 @@ class _ModeNormFunction(torch.autograd.Function):
     def backward(ctx, dy, *unused):  # noqa: ANN001, ANN002, ANN205
         if _needs_torch_backward(dy):  # create_graph=True or batched grads: see below
             return *_mode_norm_differentiable_backward(ctx, dy), None, None, None, None, None
-        # The op's gradients end with None for its record_kernels, here momentum's place.
-        return _mode_norm_eager_backward(ctx, dy, *unused)
+        # The op's gradients, for its 11 inputs; the Function's 10 end with momentum in the
+        # place of the op's `points` (None either way).
+        return _mode_norm_eager_backward(ctx, dy, *unused)[:10]
 
 
 _mode_norm_eager_backward = _mode_norm_grads(_mode_norm_backward_impl)
@@ -279,7 +301,7 @@ def mode_norm(*args, momentum: float | Tensor | None = None):  # noqa: ANN002
         x, gate_weight, gate_bias, weight, bias, running_mean, running_mean_sq, training, eps = args
         if training:
             args = (x, gate_weight, gate_bias, weight, bias, None, None, training, eps)
-        outputs = mode_norm_forward(*args, TRACE_KERNELS)
+        outputs = mode_norm_forward(*args, backend.point_rows(x, gate_weight), TRACE_KERNELS)
         if training and momentum is not None and running_mean is not None and x.numel() > 0:
             update_running_stats(running_mean, running_mean_sq, *outputs[4:6], momentum)
         return outputs
@@ -338,11 +360,19 @@ def _mode_group_norm_forward(
     weight: Tensor | None,
     bias: Tensor | None,
     eps: float,
+    points: bool = False,
     record_kernels: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Returns (y, row shift, row mean − shift, row variance). `record_kernels`: see
-    TRACE_KERNELS (it changes nothing here)."""
-    return _mode_group_norm_forward_impl(x, gate_weight, gate_bias, weight, bias, eps)
+    """Returns (y, row shift, row mean − shift, row variance); `points` and `record_kernels`
+    as for MN (`_mode_norm_forward`)."""
+    return _mode_group_norm_op_forward(x, gate_weight, gate_bias, weight, bias, eps, points)
+
+
+def _mode_group_norm_op_forward(*args):  # noqa: ANN002, ANN202
+    """The forward op's body, as `_mode_norm_op_forward`."""
+    *args, points = args
+    outputs = _mode_group_norm_forward_impl(*args, points=_points_taken(points, args[0], args[1]))
+    return _absent_rows(outputs, args[0], points)
 
 
 def _mode_group_norm_forward_impl(
@@ -369,9 +399,8 @@ mode_group_norm_forward = torch.library.custom_op(
 
 
 @mode_group_norm_forward.register_fake
-def _(x, gate_weight, gate_bias, weight, bias, eps, record_kernels=False):  # noqa: ANN001
-    n, c = x.shape[0], x.shape[1]
-    return (torch.empty_like(x), *[_stats_like(x, n, c) for _ in range(3)])
+def _(x, gate_weight, gate_bias, weight, bias, eps, points=False, record_kernels=False):  # noqa: ANN001
+    return (torch.empty_like(x), *[_stats_like(x, *_row_stats_shape(x, points)) for _ in range(3)])
 
 
 def _mode_group_norm_backward_impl(
@@ -399,8 +428,16 @@ def _mode_group_norm_backward_impl(
     return dx, grads.gate_weight, grads.gate_bias, grads.weight, grads.bias_param
 
 
+def _mode_group_norm_op_backward(*args):  # noqa: ANN002, ANN202
+    """The backward op's body, as `_mode_norm_op_backward`."""
+    return _mode_group_norm_backward_impl(*_absent_as_none(args, first=2))
+
+
 mode_group_norm_backward = torch.library.custom_op(
-    "mn_triton::mode_group_norm_backward", _mode_group_norm_backward_impl, mutates_args=()
+    "mn_triton::mode_group_norm_backward",
+    _mode_group_norm_op_backward,
+    mutates_args=(),
+    schema=torch.library.infer_schema(_mode_group_norm_backward_impl, mutates_args=()),
 )
 
 
@@ -414,7 +451,7 @@ def _mode_group_norm_setup_context(ctx, inputs, output) -> None:  # noqa: ANN001
     _, shift, mean_dev, var_rows = output
     ctx.save_for_backward(x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight)
     ctx.eps = eps
-    ctx.record_kernels = _record_kernels_input(inputs, 6)
+    ctx.record_kernels = _record_kernels_input(inputs, 7)
     ctx.param_dtypes = _dtypes(gate_weight, gate_bias, weight, inputs[4])
     ctx.mark_non_differentiable(*(t for t in output[1:] if t is not None))
     # Those outputs' gradients are unused: do not fill zeros for them (a launch each).
@@ -426,13 +463,13 @@ def _mode_group_norm_grads(backward_op):  # noqa: ANN001
 
     def backward(ctx, dy, *_unused):  # noqa: ANN001
         if dy is None:  # no gradient reached y (grads are not materialised as zeros)
-            return (None,) * 7
+            return (None,) * 8
         x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight = ctx.saved_tensors
         dx, *param_grads = backward_op(
             dy, x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, ctx.eps,
             ctx.record_kernels,
         )  # fmt: skip
-        return dx, *_cast(param_grads, ctx.param_dtypes), None, None
+        return dx, *_cast(param_grads, ctx.param_dtypes), None, None, None
 
     return backward
 
@@ -490,29 +527,33 @@ def _as_graphed_if_captured() -> contextlib.AbstractContextManager:
     return backend.as_captured() if config.triton.cudagraphs else contextlib.nullcontext()
 
 
+def _in_schema_order(func, args: tuple, kwargs: dict) -> list:  # noqa: ANN001
+    """An op call's arguments, positional or by name, in its schema's order, with the
+    defaults of those left out."""
+    names = [a.name for a in func._schema.arguments]
+    given = dict(zip(names[: len(args)], args, strict=True)) | kwargs
+    return [given.get(a.name, a.default_value) for a in func._schema.arguments]
+
+
 def _record_kernels_of(op, body: Callable, x_index: int) -> None:  # noqa: ANN001
     """Where the call asks for it and it applies (`_records_kernels`), AOTAutograd traces `op`
     as `body(*args)` with its launches recorded (what torch.library.triton_op registers);
     elsewhere `op` stays whole. The op's last argument, record_kernels, is not the body's."""
 
     def decompose(mode, func, types, args, kwargs):  # noqa: ANN001, ANN202
-        args, kwargs = list(args), dict(kwargs)
-        if len(args) == len(func._schema.arguments):
-            asked = args.pop()
-        else:
-            asked = kwargs.pop("record_kernels", False)
+        *args, asked = _in_schema_order(func, args, kwargs)
         if not _records_kernels(args[x_index], types, asked):
-            return mode.__torch_dispatch__(func, types, (*args, asked), kwargs)
+            return mode.__torch_dispatch__(func, types, (*args, asked), {})
         with mode, backend.recording_launches(), _as_graphed_if_captured():
-            return body(*args, **kwargs)
+            return body(*args)
 
     op.register_torch_dispatch(FunctionalTensorMode, decompose)
 
 
-_record_kernels_of(mode_norm_forward, _mode_norm_forward_updating, x_index=0)
-_record_kernels_of(mode_norm_backward, _mode_norm_backward_impl, x_index=1)
-_record_kernels_of(mode_group_norm_forward, _mode_group_norm_forward_impl, x_index=0)
-_record_kernels_of(mode_group_norm_backward, _mode_group_norm_backward_impl, x_index=1)
+_record_kernels_of(mode_norm_forward, _mode_norm_op_forward, x_index=0)
+_record_kernels_of(mode_norm_backward, _mode_norm_op_backward, x_index=1)
+_record_kernels_of(mode_group_norm_forward, _mode_group_norm_op_forward, x_index=0)
+_record_kernels_of(mode_group_norm_backward, _mode_group_norm_op_backward, x_index=1)
 
 
 class _ModeGroupNormFunction(torch.autograd.Function):
@@ -529,8 +570,8 @@ class _ModeGroupNormFunction(torch.autograd.Function):
     def backward(ctx, dy, *unused):  # noqa: ANN001, ANN002, ANN205
         if _needs_torch_backward(dy):  # create_graph=True or batched grads: see below
             return *_mode_group_norm_differentiable_backward(ctx, dy), None
-        # The op's gradients, less the last: None for its record_kernels, not an input here.
-        return _mode_group_norm_eager_backward(ctx, dy, *unused)[:-1]
+        # The op's gradients, less those of its `points` and `record_kernels`, not inputs here.
+        return _mode_group_norm_eager_backward(ctx, dy, *unused)[:6]
 
 
 _mode_group_norm_eager_backward = _mode_group_norm_grads(_mode_group_norm_backward_impl)
@@ -539,7 +580,8 @@ _mode_group_norm_eager_backward = _mode_group_norm_grads(_mode_group_norm_backwa
 def mode_group_norm(*args):  # noqa: ANN002
     """`mode_group_norm_forward`'s arguments and results; differentiable."""
     if _tracing(args[0]):
-        return mode_group_norm_forward(*args, TRACE_KERNELS)
+        points = backend.point_rows(args[0], args[1])
+        return mode_group_norm_forward(*args, points, TRACE_KERNELS)
     return _ModeGroupNormFunction.apply(*args)
 
 
@@ -631,6 +673,42 @@ def _apply(x: Tensor, shift: Tensor, scale: Tensor, row_bias: Tensor, points: bo
     if points:
         return backend.rows_like(row_bias, x)
     return backend.row_affine(x, shift, scale, row_bias)
+
+
+def _points_taken(points: bool, x: Tensor, gate_weight: Tensor) -> bool:
+    """Whether an op call asked for the one-element-row path (`points`, which the layer
+    decided from backend.point_rows as it was traced) takes it. Only the mix kernels take the
+    row statistics as absent: if the backend changed since (the torch ops), the op computes
+    them, and still returns them empty, as its fake promised; its backward computes them
+    again from x, which is right for one-element rows whatever their layout."""
+    return points and backend.mix_takes_absent_rows(x, gate_weight)
+
+
+def _row_stats_shape(x: Tensor, points: bool) -> tuple[int, ...]:
+    """The shape of each row statistic a forward op returns: (N, C), or (0,) on the
+    one-element-row path (`points`), where x holds them itself."""
+    return (0,) if points else (x.shape[0], x.shape[1])
+
+
+def _absent_rows(outputs: tuple, x: Tensor, points: bool) -> tuple:
+    """A forward's outputs with its three row statistics (1 to 3) as the op returns them:
+    empty where `points` asked for the one-element-row path (whether the body took it, None,
+    or computed them, or x has no elements), so that the output shapes are the fake
+    implementation's."""
+    if not points:
+        return outputs
+    return (outputs[0], *(_stats_like(x, 0) for _ in range(3)), *outputs[4:])
+
+
+def _absent_as_none(args: tuple, first: int) -> tuple:
+    """A backward op's arguments with the forward's three row statistics, from index `first`
+    on, as None where they are empty: the forward took rows of one element as their own
+    (`_absent_rows`). An input without elements has (N, C) statistics, empty or not, and
+    returns before reading them."""
+    stats = args[first : first + 3]
+    if all(t is not None and t.dim() == 1 and t.shape[0] == 0 for t in stats):
+        stats = (None, None, None)
+    return (*args[:first], *stats, *args[first + 3 :])
 
 
 def _row_grad_sums(

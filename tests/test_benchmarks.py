@@ -497,6 +497,31 @@ def test_host_overhead_reports_a_compiled_way_that_fails_and_goes_on(monkeypatch
     assert "BatchNorm2d, compiled" in out
 
 
+def test_host_overhead_times_compiled_features_with_and_without_their_path(monkeypatch, capsys):
+    """--compiled-input features times the 1-D layers on (N, C) features under torch.compile;
+    --points off turns off the path that rows of one element take, while they are timed."""
+    from mn_triton import backend
+
+    host = _load_benchmark("host_overhead", monkeypatch)
+    monkeypatch.setattr(backend, "POINT_ROWS", True)  # put back after the test
+    timed = []
+
+    def compiled_us(layer, x, calls, traced):  # noqa: ANN001, ANN202
+        timed.append((type(layer).__name__, tuple(x.shape), backend.POINT_ROWS))
+        return 2.0
+
+    monkeypatch.setattr(host, "_compiled_us", compiled_us)
+    monkeypatch.setattr(host, "_per_call_us", lambda *_: 1.0)
+    for points in ("on", "off"):
+        argv = ["host_overhead.py", "--device", "cpu", "--compiled", "--compiled-input",
+                "features", "--points", points]  # fmt: skip
+        monkeypatch.setattr(sys, "argv", argv)
+        assert host.main() == 0
+    assert "under torch.compile, cpu (torch ops), input (2, 8):" in capsys.readouterr().out
+    layers = ["BatchNorm1d", "ModeNorm1d", "ModeGroupNorm1d"]
+    assert timed == [(name, (2, 8), on) for on in (True, False) for name in layers]
+
+
 def test_host_overhead_compiles_each_way_afresh(monkeypatch) -> None:
     """--compiled: each timing compiles the layer afresh, with the switch as asked while it
     traces, and puts the switch back."""

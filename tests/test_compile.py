@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 import mn_triton
-from helpers import assert_close, randomize
+from helpers import assert_close, randomize, spy_launches
 from mn_triton import ops
 
 
@@ -57,6 +57,100 @@ def test_opcheck_channels_last_and_half(backend):
     torch.library.opcheck(ops.mode_norm_forward, tuple(args))
     # The fake implementations must give float32 statistics for half inputs, as the ops do.
     torch.library.opcheck(ops.mode_group_norm_forward, _mode_group_norm_args(torch.float16))
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_opcheck_on_rows_of_one_element(training, backend):
+    """With `points` (the layer's backend.point_rows: rows of one element, their own
+    statistics), the forward ops return their row statistics empty, as their fake
+    implementations say, on either backend (on the torch ops the op computes them and still
+    returns them empty), and the backward ops take those empty statistics as absent."""
+    x, gw, gb, w, b, rm, rms, _, eps = _mode_norm_args(training)
+    x = torch.randn(5, 4, requires_grad=True)
+    args = (x, gw, gb, w, b, rm, rms, training, eps, True)
+    torch.library.opcheck(ops.mode_norm_forward, args)
+    y, *rows, _, _, mode_stats, gates = ops.mode_norm_forward(*args)
+    assert [tuple(t.shape) for t in rows] == [(0,)] * 3
+    bwd_args = (torch.randn_like(y), x.detach(), *rows, mode_stats if training else None, gates,
+                gw.detach(), gb.detach(), w.detach(), rm, rms, training, eps)  # fmt: skip
+    torch.library.opcheck(ops.mode_norm_backward, bwd_args)
+    mgn_args = (x, *_mode_group_norm_args()[1:], True)
+    torch.library.opcheck(ops.mode_group_norm_forward, mgn_args)
+    y, *rows = ops.mode_group_norm_forward(*mgn_args)
+    assert [tuple(t.shape) for t in rows] == [(0,)] * 3
+    gw, gb, w = (t.detach() for t in mgn_args[1:4])
+    torch.library.opcheck(
+        ops.mode_group_norm_backward, (torch.randn_like(y), x.detach(), *rows, gw, gb, w, eps)
+    )
+
+
+def _compiled_step(compiled: nn.Module, layer: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """A compiled training step's output, dx, parameter gradients and buffers."""
+    x = x.clone().requires_grad_()
+    y = compiled(x)
+    y.backward(torch.randn_like(y, generator=torch.Generator().manual_seed(1)))
+    grads = [p.grad for p in layer.parameters()]
+    layer.zero_grad(set_to_none=True)
+    return [y.detach(), x.grad, *grads, *(b.clone() for b in layer.buffers())]
+
+
+@pytest.mark.parametrize("norm", ["ModeNorm1d", "ModeGroupNorm1d"])
+def test_compiled_one_element_rows_skip_their_passes_with_the_same_bits(norm, monkeypatch):
+    """Compiled layers on rows of one element skip the moments, gradient-sums and forward
+    apply passes, as eager ones do (tests/test_kernels.py): the layer hands the op `points`
+    as traced, the op returns its row statistics empty and its backward takes x instead.
+    The same bits as with the passes (POINT_ROWS off); dynamo guards on the switch, so
+    turning it off recompiles."""
+    from mn_triton import backend as mn_backend
+    from mn_triton.kernels import apply, moments
+
+    passes = [
+        spy_launches(monkeypatch, module, name)
+        for module, name in [(moments, "_row_moments_kernel"),
+                             (moments, "_row_grad_sums_kernel"), (apply, "_row_affine_kernel")]
+    ]  # fmt: skip
+    torch._dynamo.reset()
+    layer = randomize(getattr(mn_triton, norm)(70, num_modes=3))
+    start = {k: v.clone() for k, v in layer.state_dict().items()}
+    compiled = torch.compile(layer, fullgraph=True, backend="aot_eager")
+    x = torch.randn(37, 70) * 2 + 1
+    # MN's ops run their first call of each signature twice (once as captured, for CUDA
+    # graphs: ops._with_capture_choices), MGN's once.
+    runs = 2 if norm == "ModeNorm1d" else 1
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    skipped = _compiled_step(compiled, layer, x)
+    assert [len(grids) for grids in passes] == [0, 0, runs]  # only dx's apply pass
+    monkeypatch.setattr(mn_backend, "POINT_ROWS", False)
+    layer.load_state_dict(start)
+    full = _compiled_step(compiled, layer, x)
+    assert [len(grids) for grids in passes] == [runs, runs, 3 * runs]
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] - graphs == 2
+    for i, (a, b) in enumerate(zip(skipped, full, strict=True)):
+        assert torch.equal(a, b), f"result {i} differs"
+
+
+def test_compiled_one_element_rows_with_dynamic_batch_sizes(monkeypatch):
+    """Symbolic batch sizes keep the one-element-row path (a 2-D input's rows hold one
+    element whatever its sizes): one graph for every batch, results as eager."""
+    from mn_triton.kernels import moments
+
+    moment_passes = spy_launches(monkeypatch, moments, "_row_moments_kernel")
+    torch._dynamo.reset()
+    eager = randomize(mn_triton.ModeNorm1d(6, num_modes=2))
+    twin = mn_triton.ModeNorm1d(6, num_modes=2)
+    twin.load_state_dict(eager.state_dict())
+    compiled = torch.compile(twin, dynamic=True, fullgraph=True, backend="aot_eager")
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    for n in (5, 9, 13):
+        x = torch.randn(n, 6)
+        x_e, x_c = x.clone().requires_grad_(), x.clone().requires_grad_()
+        y_e, y_c = eager(x_e), compiled(x_c)
+        assert_close(y_c, y_e, 1e-6, f"output at N={n}")
+        y_e.square().sum().backward()
+        y_c.square().sum().backward()
+        assert_close(x_c.grad, x_e.grad, 1e-5, f"grad of input at N={n}")
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] - graphs == 1
+    assert moment_passes == []
 
 
 class _Net(nn.Module):

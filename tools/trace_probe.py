@@ -75,6 +75,9 @@ CASES = [
     ("MN training, as captured", "ModeNorm2d", (32, 40, 3, 3), True, True, False),
     ("MN eval, as captured", "ModeNorm2d", (32, 40, 3, 3), False, True, False),
     ("MGN training", "ModeGroupNorm2d", (8, 16, 5, 5), True, False, False),
+    # Rows of one element: no moments, gradient-sums or forward apply pass (backend.POINT_ROWS).
+    ("MN training, rows of one element", "ModeNorm1d", (16, 40), True, False, False),
+    ("MGN training, rows of one element", "ModeGroupNorm1d", (16, 40), True, False, False),
     # Symbolic sizes keep the ops whole: the host code plans from sizes.
     ("MN training, dynamic sizes", "ModeNorm2d", (8, 40, 5, 5), True, False, True),
     ("MGN training, dynamic sizes", "ModeGroupNorm2d", (8, 16, 5, 5), True, False, True),
@@ -164,20 +167,22 @@ def same_launches(traced: list[Launch], eager: list[Launch]) -> bool:
 
 def eager_launches(layer: torch.nn.Module, x: torch.Tensor, recorder: Recorder) -> list[Launch]:
     """The launches of the op bodies that the traced graphs hold, called as the compiled
-    layer calls them (running estimates after the op in training)."""
+    layer calls them (running estimates after the op in training; rows of one element
+    where backend.point_rows says so)."""
     gw, gb = layer.gate.weight.detach(), layer.gate.bias.detach()
     w, b, eps = layer.weight.detach(), layer.bias.detach(), layer.eps
+    points = backend.point_rows(x, gw)
     recorder.eager = []
-    if isinstance(layer, mn_triton.ModeGroupNorm2d):
-        y, *rows = ops._mode_group_norm_forward_impl(x, gw, gb, w, b, eps)
-        ops._mode_group_norm_backward_impl(y, x, *rows, gw, gb, w, eps)
+    if isinstance(layer, mn_triton.ModeGroupNorm):
+        y, *rows = ops._mode_group_norm_op_forward(x, gw, gb, w, b, eps, points)
+        ops._mode_group_norm_op_backward(y, x, *rows, gw, gb, w, eps)
     else:
         training = layer.training
         estimates = (None, None) if training else (layer.running_mean, layer.running_mean_sq)
-        out = ops._mode_norm_forward_updating(x, gw, gb, w, b, *estimates, training, eps)
+        out = ops._mode_norm_op_forward(x, gw, gb, w, b, *estimates, training, eps, points)
         y, shift, mean_dev, var_rows, _, _, stats, gates = out
         stats = stats if training else None
-        ops._mode_norm_backward_impl(
+        ops._mode_norm_op_backward(
             y, x, shift, mean_dev, var_rows, stats, gates, gw, gb, w,
             layer.running_mean, layer.running_mean_sq, training, eps,
         )  # fmt: skip

@@ -621,6 +621,22 @@ MUTANTS = [
         "    min_elements = GATES_KERNEL_MIN_ELEMENTS\n",
         "tests/test_compile.py",
     ),
+    Mutant(
+        "M39 compiled MGN layers on rows of one element keep their passes",
+        "mn_triton/ops.py",
+        "        points = backend.point_rows(args[0], args[1])\n        return mode_group_norm_f",
+        "        points = False\n        return mode_group_norm_f",
+        "tests/test_compile.py",
+    ),
+    Mutant(
+        "M40 the backward op's run ahead keys on the statistics before taking empty ones as "
+        "absent (a capture would launch kernels not loaded)",
+        "mn_triton/ops.py",
+        "    args = _absent_as_none(args, first=2)\n"
+        "    return _with_capture_choices(_mode_norm_backward_impl,",
+        "    return _with_capture_choices(_mode_norm_op_backward,",
+        "tests/test_compile.py",
+    ),
     # --- kernels recorded into torch.compile's graphs (ops.TRACE_KERNELS) ---
     Mutant(
         "R1 traced op bodies run their kernels instead of recording them",
@@ -660,8 +676,8 @@ MUTANTS = [
     Mutant(
         "R6 the switch read when the op runs, not handed to it when dynamo traces the layer",
         "mn_triton/ops.py",
-        "        outputs = mode_norm_forward(*args, TRACE_KERNELS)\n",
-        "        outputs = mode_norm_forward(*args)\n",
+        "backend.point_rows(x, gate_weight), TRACE_KERNELS)\n",
+        "backend.point_rows(x, gate_weight))\n",
         "tests/test_compile.py",
     ),
     # --- benchmarks: bytes model and report ---

@@ -357,7 +357,8 @@ def test_compiled_and_cuda_graphs_match_eager(mode, traced, monkeypatch):
     eagerly; a batch of 32 is split in the captured MN mix (kernels/mix.GRAPH_SPLIT_MIN_ROWS),
     and its 40 channels (2 channel blocks) have their gates computed once there
     (kernels/mix.as_captured): kernels the uncaptured warm-up must have loaded
-    (mn_triton/ops.py). Traced (ops.TRACE_KERNELS): inductor launches the kernels from its
+    (mn_triton/ops.py). Its head's (N, C) features are rows of one element, which skip their
+    passes (backend.POINT_ROWS), compiled too. Traced (ops.TRACE_KERNELS): inductor launches the kernels from its
     own code (tools/trace_probe.py checks the graphs without a GPU), so once compiled, the
     calls run none of the op bodies' Python (counted at backend.on_device_of, which every
     body enters); opaque, every compiled call that is not a graph replay runs it."""
@@ -372,6 +373,13 @@ def test_compiled_and_cuda_graphs_match_eager(mode, traced, monkeypatch):
         nn.ReLU(),
         nn.Conv2d(40, 16, 3, padding=1, bias=False),
         mn_triton.ModeGroupNorm2d(16, num_modes=2),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(16, 24, bias=False),
+        mn_triton.ModeNorm1d(24, num_modes=2),
+        nn.ReLU(),
+        nn.Linear(24, 12, bias=False),
+        mn_triton.ModeGroupNorm1d(12, num_modes=2),
     ).to(CUDA)
     twin = copy.deepcopy(net)
     compiled = torch.compile(twin, fullgraph=True, mode=mode)

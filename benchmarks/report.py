@@ -134,7 +134,7 @@ def load(data_dir: Path) -> pd.DataFrame:
         df[column] = _numeric(df, column)
     df["tensor_bytes"] = df["N"] * df["C"] * df["H"] * df["W"] * df["dtype"].map(ITEMSIZE)
     notes = load_run_notes(data_dir.parent / RUN_NOTES)
-    df["run_note"] = df["run"].map(notes).fillna("")
+    df["run_note"] = df["run"].map(lambda run: notes.get(run, ""))
     return _own_bytes_models(latest_per_case(df))
 
 
@@ -792,7 +792,7 @@ def load_profiles(folder: Path) -> pd.DataFrame:
     for column in PROFILE_NUMERIC:
         df[column] = pd.to_numeric(df[column], errors="coerce")
     notes = load_run_notes(folder.parent / RUN_NOTES)
-    return df.assign(run=df["run_id"], run_note=df["run_id"].map(notes).fillna(""))
+    return df.assign(run=df["run_id"], run_note=df["run_id"].map(lambda run: notes.get(run, "")))
 
 
 def _num(value: float, spec: str) -> str:

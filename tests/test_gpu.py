@@ -358,10 +358,11 @@ def test_compiled_and_cuda_graphs_match_eager(mode, traced, monkeypatch):
     and its 40 channels (2 channel blocks) have their gates computed once there
     (kernels/mix.as_captured): kernels the uncaptured warm-up must have loaded
     (mn_triton/ops.py). Its head's (N, C) features are rows of one element, which skip their
-    passes (backend.POINT_ROWS), compiled too. Traced (ops.TRACE_KERNELS): inductor launches the kernels from its
-    own code (tools/trace_probe.py checks the graphs without a GPU), so once compiled, the
-    calls run none of the op bodies' Python (counted at backend.on_device_of, which every
-    body enters); opaque, every compiled call that is not a graph replay runs it."""
+    passes (backend.POINT_ROWS), compiled too. Traced (ops.TRACE_KERNELS): inductor launches
+    the kernels from its own code (tools/trace_probe.py checks the graphs without a GPU), so
+    once compiled, the calls run none of the op bodies' Python (counted at
+    backend.on_device_of, which every body enters); opaque, every compiled call that is not a
+    graph replay runs it."""
     monkeypatch.setattr(ops, "TRACE_KERNELS", traced)
     bodies_run = []
     entered = mn_backend.on_device_of

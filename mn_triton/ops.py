@@ -120,7 +120,7 @@ def _mode_norm_forward_updating(
 ):  # fmt: skip
     """`_mode_norm_forward`; in training with a `momentum`, it also updates the running
     estimates in place (inside the mix kernel, without launches of its own). With `points`
-    (eager calls on rows of one element, backend.point_rows), the row statistics are x
+    (rows of one element, backend.point_rows), the row statistics are x
     itself and the three statistics outputs None."""
     if x.numel() == 0:  # nothing to normalise; statistics are zeros (and go unused)
         return _empty_forward(x, gate_weight.shape[0], training)
@@ -378,7 +378,7 @@ def _mode_group_norm_op_forward(*args):  # noqa: ANN002, ANN202
 def _mode_group_norm_forward_impl(
     x, gate_weight, gate_bias, weight, bias, eps, points: bool = False,  # noqa: ANN001
 ):  # fmt: skip
-    """`_mode_group_norm_forward`; with `points` (eager calls on rows of one element,
+    """`_mode_group_norm_forward`; with `points` (rows of one element,
     backend.point_rows), the row statistics are x itself and their outputs None."""
     if x.numel() == 0:
         return _empty_forward(x)

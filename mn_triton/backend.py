@@ -220,15 +220,7 @@ def point_rows(x: Tensor, gate_weight: Tensor) -> bool:
     if not POINT_ROWS or math.prod(x.shape[2:]) != 1 or x.dtype != stat_dtype(x.dtype):
         return False
     # (Dropping trailing dimensions of size 1 is always a view: this copies nothing.)
-    return x.reshape(x.shape[0], x.shape[1]).is_contiguous() and mix_takes_absent_rows(
-        x, gate_weight
-    )
-
-
-def mix_takes_absent_rows(x: Tensor, gate_weight: Tensor) -> bool:
-    """Whether the mix takes the row statistics of one-element rows as absent (None): the
-    mix kernels do; the torch-op mix's forward needs them all."""
-    return _fused_mix(x, gate_weight)
+    return x.reshape(x.shape[0], x.shape[1]).is_contiguous() and _fused_mix(x, gate_weight)
 
 
 def as_rows(t: Tensor, dtype: torch.dtype) -> Tensor:

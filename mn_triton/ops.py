@@ -677,11 +677,12 @@ def _apply(x: Tensor, shift: Tensor, scale: Tensor, row_bias: Tensor, points: bo
 
 def _points_taken(points: bool, x: Tensor, gate_weight: Tensor) -> bool:
     """Whether an op call asked for the one-element-row path (`points`, which the layer
-    decided from backend.point_rows as it was traced) takes it. Only the mix kernels take the
-    row statistics as absent: if the backend changed since (the torch ops), the op computes
-    them, and still returns them empty, as its fake promised; its backward computes them
-    again from x, which is right for one-element rows whatever their layout."""
-    return points and backend.mix_takes_absent_rows(x, gate_weight)
+    decided from backend.point_rows as it was traced) takes it: where backend.point_rows
+    still says so. If not (the backend changed since: the torch-op mix needs every
+    statistic), the op computes them, and still returns them empty, as its fake promised;
+    its backward computes them again from x, which is right for one-element rows whatever
+    their layout and dtype."""
+    return points and backend.point_rows(x, gate_weight)
 
 
 def _row_stats_shape(x: Tensor, points: bool) -> tuple[int, ...]:

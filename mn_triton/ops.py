@@ -309,7 +309,7 @@ def mode_norm(*args, momentum: float | Tensor | None = None):  # noqa: ANN002
 
 
 # The MN ops captured into CUDA graphs (torch.compile's "reduce-overhead") split the mix's
-# samples from kernels/mix.GRAPH_SPLIT_MIN_ROWS on, and compute the gates once wherever
+# samples from 2·kernels/mix.GRAPH_SPLIT_MIN_ROWS on, and compute the gates once wherever
 # several mix programs share the channels (kernels/mix.as_captured): a replay pays nothing
 # per launch, and both shorten the mix kernels' walks over the samples, which then bound
 # the GPU's time. CUDA refuses to load a kernel while a stream is captured, so every kernel

@@ -1,4 +1,4 @@
-"""benchmarks/train_step.py with the MN mix splitting batches from a given number of samples
+r"""benchmarks/train_step.py with the MN mix splitting batches from a given number of samples
 (kernels/mix.SPLIT_MIN_ROWS, 1024 by default: CNN batches are never split). An experiment,
 for benchmarks/NOTES.md: what splitting small batches across programs would change, eager
 and under CUDA graphs. Its rows are not report data: give --out a name outside the report's.
@@ -10,6 +10,9 @@ and under CUDA graphs. Its rows are not report data: give --out a name outside t
 import runpy
 import sys
 
+if len(sys.argv) < 2 or not sys.argv[1].isdigit():
+    usage = "python tools/split_experiment.py SPLIT_MIN_ROWS [train_step.py options]"
+    sys.exit(f"usage: {usage}\n\n{__doc__}")
 sys.path[:0] = [".", "benchmarks"]
 from mn_triton.kernels import mix  # noqa: E402
 

@@ -11,18 +11,19 @@ GPU costs more in launches than the passes over x. Here:
   reading all C row statistics of each sample per walk: cheap where they are few or one
   program holds every channel. Where several programs would each repeat that over many
   statistics, one small kernel first writes the gates, (N, K), for all of them to read
-  (GATES_KERNEL_MIN_ELEMENTS); the backward does the same. A program's samples are all N,
-  except where many samples meet few channels: there the samples are split along the
-  grid's second axis too (SPLIT_MIN_ROWS), and in training each split's statistics are
-  computed and merged first, for the forward kernel to take as given.
+  (GATES_KERNEL_MIN_ELEMENTS); the backward reads the forward's gates (and chooses alike
+  only where it is given none). A program's samples are all N, except where many samples
+  meet few channels: there the samples are split along the grid's second axis too
+  (SPLIT_MIN_ROWS), and in training each split's statistics are computed and merged
+  first, for the forward kernel to take as given.
 - MN backward: two kernels (one where a program holds every channel: FUSE_GATES; three
-  with the gates kernel). The first owns channels again and produces everything that
-  sums over samples, per-row terms, and its channels' share of ∂L/∂g per sample; the
-  second adds those shares up (a sum over channels, hence the second launch), takes the
-  softmax backward and finishes the rows and the gate gradients. With the samples split,
-  in training the first runs as two launches around the sum of the splits' sums over
-  samples (in eval each split runs both passes alone), and the splits' parameter gradients
-  are summed at the end.
+  with the gates kernel, where it is given no gates). The first owns channels again and
+  produces everything that sums over samples, per-row terms, and its channels' share of
+  ∂L/∂g per sample; the second adds those shares up (a sum over channels, hence the
+  second launch), takes the softmax backward and finishes the rows and the gate gradients.
+  With the samples split, in training the first runs as two launches around the sum of the
+  splits' sums over samples (in eval each split runs both passes alone), and the splits'
+  parameter gradients are summed at the end.
 - MGN: one kernel forward and one backward, a program per sample (statistics are per
   sample: two walks over its channels for the mean, then residual and variance); parameter
   gradients come out as per-sample partials summed by the caller.
@@ -73,8 +74,8 @@ MN_BLOCK_N = 8
 FUSE_GATES = True
 # MN: the gates need every channel of a sample, and each program of the mix kernels holds
 # BLOCK_C of them, so computing the gates in every program reads all C row statistics of
-# each of its samples per walk, in each of cdiv(C, BLOCK_C) programs (3 walks forward, 5
-# backward).
+# each of its samples per walk, in each of cdiv(C, BLOCK_C) programs (3 walks forward; the
+# backward reads the forward's gates).
 # From this many (N, C) elements on, where several programs share the channels, one small
 # kernel (_mn_gates_kernel) writes them once, (N, K), and the walks read those instead: one
 # launch more per direction against N·C reads less per walk and program (the threshold is a
@@ -95,8 +96,9 @@ MIX_PROGRAMS = 256
 # of a CNN batch of 128 samples (16 blocks, 3 walks forward, 5 backward) took ~150 µs
 # forward and ~200 µs backward per layer, more than the passes over x (benchmarks/NOTES.md).
 # Captured calls of the custom ops (torch.compile with CUDA graphs) therefore split batches
-# from GRAPH_SPLIT_MIN_ROWS samples: chains of 2 steps, for 2 launches more forward and 3
-# backward, which eager calls, bound by the host, would pay for (mn_triton/ops.py). For the
+# of 2·GRAPH_SPLIT_MIN_ROWS samples or more into splits of at least GRAPH_SPLIT_MIN_ROWS:
+# chains of 2 steps, for 2 launches more forward and 3 backward, which eager calls, bound by
+# the host, would pay for (mn_triton/ops.py). For the
 # same reason they compute the gates once wherever several programs share the channels,
 # whatever GATES_KERNEL_MIN_ELEMENTS says: one launch more, against every program forming
 # each sample's gates from all C channels in each of the forward's walks.
@@ -109,7 +111,7 @@ _as_captured: contextvars.ContextVar[bool] = contextvars.ContextVar(
 @contextlib.contextmanager
 def as_captured() -> Iterator[None]:
     """A block whose MN mix calls choose as calls captured into a CUDA graph do: samples
-    split from GRAPH_SPLIT_MIN_ROWS on (instead of SPLIT_MIN_ROWS), gates computed once
+    split from 2·GRAPH_SPLIT_MIN_ROWS on (instead of 2·SPLIT_MIN_ROWS), gates computed once
     wherever several programs share the channels. For the calls of this thread (the autograd
     engine runs a CUDA backward on its own thread: set it inside the backward)."""
     token = _as_captured.set(True)

@@ -146,32 +146,52 @@ def on_device_of(t: Tensor) -> contextlib.AbstractContextManager:
 # ------------------------------ torch-op versions -------------------------------------
 
 
-def _rows(x: Tensor, dtype: torch.dtype) -> Tensor:
-    return x.reshape(x.shape[0], x.shape[1], -1).to(dtype)
+# The torch-op passes make one temporary of x's size each, x − s (`_minus_shift`), and work
+# in place on it: on CPU every fresh tensor of that size costs about as much as the
+# arithmetic on it.
+
+
+def _rows(x: Tensor) -> Tensor:
+    return x.reshape(x.shape[0], x.shape[1], -1)
 
 
 def _per_row(t: Tensor, ndim: int) -> Tensor:
     return t.reshape(t.shape + (1,) * (ndim - 2))
 
 
+def _minus_shift(t: Tensor, shift: Tensor) -> Tensor:
+    """t − s per row (t: (N, C, L) rows or x's own shape), in the statistics' dtype: a new
+    tensor, for the caller to change in place."""
+    s = _per_row(shift, t.dim())
+    converted = t.to(shift.dtype)
+    return converted - s if converted is t else converted.sub_(s)
+
+
 def _row_moments_torch(x: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
-    rows = _rows(x, dtype)
-    shift = rows[:, :, 0].clone(memory_format=torch.contiguous_format)
-    dev = rows - shift.unsqueeze(-1)
-    return shift, dev.mean(dim=-1), dev.var(dim=-1, correction=0)
+    rows = _rows(x)
+    shift = rows[:, :, 0].to(dtype, memory_format=torch.contiguous_format, copy=True)
+    dev = _minus_shift(rows, shift)
+    mean_dev = dev.mean(dim=-1)
+    # Two passes over the deviations, centred and squared in place: on CPU 3-20x faster than
+    # Tensor.var, whose Welford loop runs element by element, and within about a rounding.
+    var = dev.sub_(mean_dev.unsqueeze(-1)).square_().mean(dim=-1)
+    return shift, mean_dev, var
 
 
 def _row_grad_sums_torch(x: Tensor, dy: Tensor, shift: Tensor) -> tuple[Tensor, Tensor]:
-    dy_rows = _rows(dy, shift.dtype)
-    dev = _rows(x, shift.dtype) - shift.unsqueeze(-1)
-    return dy_rows.sum(dim=-1), (dy_rows * dev).sum(dim=-1)
+    dy_rows = _rows(dy)
+    sum_dy = dy_rows.sum(dim=-1, dtype=shift.dtype)
+    return sum_dy, _minus_shift(_rows(x), shift).mul_(dy_rows).sum(dim=-1)
 
 
 def _row_affine_torch(x, shift, x_scale, bias, dy=None, dy_scale=None) -> Tensor:  # noqa: ANN001
     nd = x.dim()
-    value = (x.to(shift.dtype) - _per_row(shift, nd)) * _per_row(x_scale, nd) + _per_row(bias, nd)
+    value = _minus_shift(x, shift)
+    value.mul_(_per_row(x_scale, nd)).add_(_per_row(bias, nd))
     if dy is not None:
-        value = value + dy.to(shift.dtype) * _per_row(dy_scale, nd)
+        value.addcmul_(dy, _per_row(dy_scale, nd))  # in the statistics' dtype
+    if value.dtype == x.dtype and value.stride() == x.stride():
+        return value
     return torch.empty_like(x).copy_(value)
 
 

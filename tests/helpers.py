@@ -155,9 +155,12 @@ def oracle_errors(
     float32 evaluation of the reference formulas misses float64 by up to ~1e-3 on random
     data. Their bound is the tolerance or GATE_SLACK× that float32 evaluation's own error on
     the same data (16-bit inputs too: the fast path computes in float32), whichever is
-    larger. (Per draw the two errors are independent, heavy-tailed samples of the same size:
-    over 2000 random draws of the shapes tested here the ratio stayed below 11; median
-    errors are equal.)
+    larger. Per draw the two errors are independent, heavy-tailed samples of the same size
+    (median errors are equal), and a single float32 evaluation can be lucky where terms
+    cancel: over 60 draws of each layout of the oracle tests, MGN's gate gradients came out
+    up to 4.8× GATE_SLACK× its error. So where ours passes GATE_SLACK× it, the float32 error
+    taken is the larger of it and that of an evaluation at inputs nudged by an ulp (below):
+    how far float32 rounding moves the quantity there.
 
     `gates_matter=False` is for data where every mode sees the same statistics (one sample
     in training, or identical running estimates): the gates then do not change the output,
@@ -165,11 +168,12 @@ def oracle_errors(
     largest value they could take, ‖dy‖·‖y‖ (times max |row mean| for the gate weight),
     bounded by 1e-5.
 
-    With `nudge`, `float32_err` is the larger of that evaluation's error and the error of one
-    at x and dy nudged by one float32 ulp per element, at random up or down (against the
-    oracle at x and dy): a single evaluation can be lucky where terms cancel (a bias
+    With `nudge`, every `float32_err` is the larger of that evaluation's error and the error
+    of one at x and dy nudged by one float32 ulp per element, at random up or down (against
+    the oracle at x and dy): a single evaluation can be lucky where terms cancel (a bias
     gradient Σ dy near 0, say); nudged inputs show how far float32 rounding moves the
-    quantity. Bounds do not change.
+    quantity. Bounds do not change with it. The nudged evaluation draws from the global
+    random generator without advancing it.
 
     The module and x may be on a GPU; the oracle always runs on the CPU.
     """
@@ -179,6 +183,10 @@ def oracle_errors(
     # The fast path computes in float32 for 16-bit inputs too: its reference is the same.
     in_float32 = x.dtype in (torch.float32, torch.float16, torch.bfloat16)
     low_precision = reference_twin(module, torch.float32) if in_float32 else None
+    # Its twin for the nudged evaluation, taken before module's forward changes the running
+    # estimates (and without drawing from the generator: the test's later data stay as drawn).
+    with torch.random.fork_rng(devices=[]):
+        nudged_twin = reference_twin(module, torch.float32) if in_float32 else None
     y, grads = forward_backward(module, x, dy)
     x = x.cpu()
     y_ref, grads_ref = forward_backward(oracle, x.double(), dy.double())
@@ -186,22 +194,33 @@ def oracle_errors(
     y_lp, grads_lp = None, {}
     if low_precision is not None:
         y_lp, grads_lp = forward_backward(low_precision, x.float(), dy.float())
-    nudged = None
-    if nudge and low_precision is not None:
-        nudged = reference_twin(module, torch.float32)
-        ulps = torch.randint(0, 2, (2, *x.shape), dtype=torch.float32) * 2 - 1
-        y_nudged, grads_nudged = forward_backward(
-            nudged, x.float() * (1 + ulps[0] * 2**-24), dy.float() * (1 + ulps[1] * 2**-24)
-        )
+    nudged_results: dict[str, Tensor] = {}
+
+    def nudged(key: str) -> Tensor:
+        """The nudged float32 evaluation's output, gradient or running estimate `key`."""
+        if not nudged_results:
+            with torch.random.fork_rng(devices=[]):
+                ulps = torch.randint(0, 2, (2, *x.shape), dtype=torch.float32) * 2 - 1
+            y_n, grads_n = forward_backward(
+                nudged_twin, x.float() * (1 + ulps[0] * 2**-24), dy.float() * (1 + ulps[1] * 2**-24)
+            )
+            nudged_results.update(grads_n, output=y_n)
+        return nudged_results.get(key, getattr(nudged_twin, key, None))
 
     def error(what: str, ours: Tensor, ref: Tensor, lp: Tensor | None, bound: float):
         assert ours.shape == ref.shape, f"{what}: shape {ours.shape} != {ref.shape}"
         lp_err = None if lp is None else rel_err(lp, ref)
-        if nudged is not None:
-            key = what.removeprefix("grad of ")
-            other = {"output": y_nudged, **grads_nudged}.get(key, getattr(nudged, key, None))
-            lp_err = max(lp_err, rel_err(other, ref))
+        if nudge and lp is not None:
+            lp_err = max(lp_err, rel_err(nudged(what.removeprefix("grad of ")), ref))
         return OracleError(what, rel_err(ours, ref), bound, lp_err)
+
+    def gate_bound(name: str, ours: Tensor, ref: Tensor) -> float:
+        """The tolerance, or GATE_SLACK× float32's error (nudged too, where ours passes the
+        plain one's bound: see above)."""
+        float32_err = rel_err(grads_lp[name], ref)
+        if rel_err(ours, ref) > max(tol, GATE_SLACK * float32_err):
+            float32_err = max(float32_err, rel_err(nudged(name), ref))
+        return max(tol, GATE_SLACK * float32_err)
 
     def gate_scale(name: str) -> Tensor:
         """‖dy‖·‖y‖, times max |row mean| for the gate weight: what a gate gradient can reach."""
@@ -219,7 +238,7 @@ def oracle_errors(
             continue
         bound = tol
         if name in GATE_PARAMS and low_precision is not None:
-            bound = max(tol, GATE_SLACK * rel_err(grads_lp[name], g_ref))
+            bound = gate_bound(name, grads[name], g_ref)
         e = error(f"grad of {name}", grads[name], g_ref, grads_lp.get(name), bound)
         if name in GATE_PARAMS:
             diff = (grads[name].double().cpu() - g_ref).norm()

@@ -5,7 +5,7 @@ below is a small edit of one line or two (a dropped term, an off-by-one mask, a 
 that a careless change could make. Each runs in a scratch copy of the working tree, with the
 tests that should notice it; the source here is never touched.
 
-    python tools/mutants.py                 # all mutants (~17 minutes on 2 cores)
+    python tools/mutants.py                 # all mutants (~1.5 h on 2 cores: one at a time)
     python tools/mutants.py --only L7 M9    # some, by name
     python tools/mutants.py --list
 

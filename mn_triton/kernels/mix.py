@@ -98,10 +98,10 @@ MIX_PROGRAMS = 256
 # Captured calls of the custom ops (torch.compile with CUDA graphs) therefore split batches
 # of 2·GRAPH_SPLIT_MIN_ROWS samples or more into splits of at least GRAPH_SPLIT_MIN_ROWS:
 # chains of 2 steps, for 2 launches more forward and 3 backward, which eager calls, bound by
-# the host, would pay for (mn_triton/ops.py). For the
-# same reason they compute the gates once wherever several programs share the channels,
-# whatever GATES_KERNEL_MIN_ELEMENTS says: one launch more, against every program forming
-# each sample's gates from all C channels in each of the forward's walks.
+# the host, would pay for (mn_triton/ops.py). For the same reason they compute the gates
+# once wherever several programs share the channels, whatever GATES_KERNEL_MIN_ELEMENTS
+# says: one launch more, against every program forming each sample's gates from all C
+# channels in each of the forward's walks.
 GRAPH_SPLIT_MIN_ROWS = 16
 _as_captured: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "mn_triton_as_captured", default=False

@@ -121,6 +121,39 @@ def _softmax_backward(gates: Tensor, g_dg: Tensor) -> Tensor:
 
 
 # --------------------------------------------------------------------------------------
+# Contractions over the small tensors. Each is one torch.einsum in the formulas (the
+# docstrings give it), but on a CPU einsum's three-operand forms run ~10× slower than these
+# (~0.35 ms each at LeNet's K = 6, N = 128, C = 120: it contracts through a bmm over N·C
+# batches of one element) and its two-operand forms up to 3× slower on small tensors.
+# --------------------------------------------------------------------------------------
+
+
+def _sum_over_samples(weights: Tensor, t: Tensor) -> Tensor:
+    """Σ_n w[n, k]·t[k, n, c], (K, C): einsum("nk,knc->kc", w, t)."""
+    return torch.bmm(weights.T.unsqueeze(1), t).squeeze(1)
+
+
+def _sum_over_modes(weights: Tensor, t: Tensor) -> Tensor:
+    """Σ_k w[n, k]·t[k, n, c], (N, C): einsum("nk,knc->nc", w, t)."""
+    return (t * weights.T.unsqueeze(-1)).sum(dim=0)
+
+
+def _sum_over_mode_channels(v: Tensor, t: Tensor) -> Tensor:
+    """Σ_c v[k, c]·t[k, n, c], (N, K): einsum("kc,knc->nk", v, t)."""
+    return torch.bmm(v.unsqueeze(1), t.transpose(1, 2)).squeeze(1).T
+
+
+def _sum_over_channels(weights: Tensor, t: Tensor) -> Tensor:
+    """Σ_c w[n, c, k]·t[n, c], (N, K): einsum("nck,nc->nk", w, t) (MGN's layout)."""
+    return torch.bmm(t.unsqueeze(1), weights).squeeze(1)
+
+
+def _sum_over_group_modes(weights: Tensor, v: Tensor) -> Tensor:
+    """Σ_k w[n, c, k]·v[n, k], (N, C): einsum("nck,nk->nc", w, v) (MGN's layout)."""
+    return torch.bmm(weights, v.unsqueeze(-1)).squeeze(-1)
+
+
+# --------------------------------------------------------------------------------------
 # Mode Normalization: gates per sample, statistics per (mode, channel) over the batch.
 # --------------------------------------------------------------------------------------
 
@@ -189,9 +222,9 @@ def batch_mode_stats(gates: Tensor, shift: Tensor, mean_dev: Tensor, var_rows: T
     coverage = _coverage(mass).unsqueeze(1)
     center = pivot * coverage + mean
     raw = _mn_deviations(shift, mean_dev, center)  # m − P
-    residual = torch.einsum("nk,knc->kc", weights, raw) - (1.0 - coverage) * center
+    residual = _sum_over_samples(weights, raw) - (1.0 - coverage) * center
     dev = raw - residual.unsqueeze(1)
-    var = torch.einsum("nk,knc->kc", weights, var_rows.unsqueeze(0) + dev * dev)
+    var = _sum_over_samples(weights, var_rows.unsqueeze(0) + dev * dev)
     return ModeStats(center, residual, var, mass)
 
 
@@ -221,7 +254,7 @@ def _mode_norm_state(
     dev = _mn_deviations(shift, mean_dev, stats.center, stats.residual)
     rstd = torch.rsqrt(stats.var + eps)
     a = gates @ rstd
-    b = torch.einsum("nk,knc,kc->nc", gates, dev, rstd)
+    b = _sum_over_modes(gates, dev * rstd.unsqueeze(1))
     m = shift + mean_dev
     return _ModeState(m, gates, weights, dev, stats.var, rstd, a, b)
 
@@ -296,14 +329,15 @@ def mode_norm_backward(
     da, db, dm, d_weight, d_bias, scale = _common_backward(s, mean_dev, sum_dy, sum_dy_xs, weight)
     g = s.gates
     # a = Σ_k g·r and b = Σ_k g·(m − μ_k)·r: into r, μ and (as g ⊙ ∂/∂g) into the gates.
-    d_rstd = g.T @ da + torch.einsum("nk,knc,nc->kc", g, s.dev, db)
-    g_dg = g * (da @ s.rstd.T + torch.einsum("knc,kc,nc->nk", s.dev, s.rstd, db))
+    dev_db = s.dev * db
+    d_rstd = g.T @ da + _sum_over_samples(g, dev_db)
+    g_dg = g * (da @ s.rstd.T + _sum_over_mode_channels(s.rstd, dev_db))
     if training:
         w = s.weights
         d_mean = -(g.T @ db) * s.rstd
         # σ²'s derivative in μ, −2·Σ_n w·(m − μ): 0 in exact arithmetic, but computed it
         # cancels μ's rounding in what m receives, as in MGN (mode_group_norm_backward).
-        sum_w_dev = torch.einsum("nk,knc->kc", w, s.dev)
+        sum_w_dev = _sum_over_samples(w, s.dev)
         if sum_over_batch is not None:  # the three (K, C) sums over the batch, in one call
             sums = sum_over_batch(torch.stack([d_rstd, d_mean, sum_w_dev]))
             d_rstd, d_mean, sum_w_dev = sums.unbind(0)
@@ -311,10 +345,10 @@ def mode_norm_backward(
         d_var = -0.5 * s.rstd**3 * d_rstd
         d_mean = d_mean - 2.0 * d_var * sum_w_dev
         dv = w @ d_var
-        dm = dm + 2.0 * torch.einsum("nk,knc,kc->nc", w, s.dev, d_var) + w @ d_mean
+        dm = dm + 2.0 * _sum_over_modes(w, s.dev * d_var.unsqueeze(1)) + w @ d_mean
         spread = var_rows.unsqueeze(0) + s.dev * s.dev - s.var.unsqueeze(1)
         g_dg = g_dg + w * (
-            torch.einsum("kc,knc->nk", d_mean, s.dev) + torch.einsum("kc,knc->nk", d_var, spread)
+            _sum_over_mode_channels(d_mean, s.dev) + _sum_over_mode_channels(d_var, spread)
         )
     else:
         dv = torch.zeros_like(var_rows)  # running estimates carry no gradient
@@ -351,7 +385,7 @@ def _mgn_deviations(
     """
     mode_pivot = pivot.unsqueeze(-1) + mean.unsqueeze(1)  # P_k, (N, 1, K)
     raw = (shift.unsqueeze(-1) - mode_pivot) + mean_dev.unsqueeze(-1)  # m − P_k
-    residual = torch.einsum("nck,nck->nk", weights, raw).unsqueeze(1)
+    residual = (weights * raw).sum(dim=1, keepdim=True)
     return raw - residual
 
 
@@ -397,9 +431,9 @@ def _mode_group_norm_state(
     pivot = shift[:, :1]  # (N, 1)
     m_rel = (shift - pivot) + mean_dev
     gates, weights = _mgn_gates_and_weights(m_rel, pivot, gate_weight, gate_bias)
-    mean = torch.einsum("nck,nc->nk", weights, m_rel)
+    mean = _sum_over_channels(weights, m_rel)
     dev = _mgn_deviations(shift, mean_dev, pivot, mean, weights)
-    var = torch.einsum("nck,nck->nk", weights, var_rows.unsqueeze(-1) + dev * dev)
+    var = (weights * (var_rows.unsqueeze(-1) + dev * dev)).sum(dim=1)
     rstd = torch.rsqrt(var + eps)
     a = rstd.mean(dim=1, keepdim=True)  # (N, 1): the same for every channel of a sample
     b = (dev * rstd.unsqueeze(1)).mean(dim=-1)
@@ -436,7 +470,7 @@ def mode_group_norm_backward(
     da, db, dm, d_weight, d_bias, scale = _common_backward(s, mean_dev, sum_dy, sum_dy_xs, weight)
     n_modes = s.rstd.shape[1]
     # a = mean_k r and b = mean_k (m − μ_k)·r: into r and μ (the gates only weigh statistics).
-    d_rstd = (da.sum(dim=1, keepdim=True) + torch.einsum("nc,nck->nk", db, s.dev)) / n_modes
+    d_rstd = (da.sum(dim=1, keepdim=True) + _sum_over_channels(s.dev, db)) / n_modes
     # μ = Σ_c w·m and σ² = Σ_c w·(v + (m − μ)²), with w = g / C_k.
     d_var = -0.5 * s.rstd**3 * d_rstd
     w = s.weights
@@ -445,9 +479,9 @@ def mode_group_norm_backward(
     # reference does; without it, a mode dominated by one channel (m ≈ μ, small σ², large
     # d_var) loses digits (dx off by 3e-5 on (2, 5) features instead of 2e-7).
     d_mean = -db.sum(dim=1, keepdim=True) * s.rstd / n_modes
-    d_mean = d_mean - 2.0 * d_var * torch.einsum("nck,nck->nk", w, s.dev)
-    dv = torch.einsum("nck,nk->nc", w, d_var)
-    dm = dm + torch.einsum("nck,nck->nc", w, 2.0 * s.dev * d_var.unsqueeze(1) + d_mean.unsqueeze(1))
+    d_mean = d_mean - 2.0 * d_var * (w * s.dev).sum(dim=1)
+    dv = _sum_over_group_modes(w, d_var)
+    dm = dm + (w * (2.0 * s.dev * d_var.unsqueeze(1) + d_mean.unsqueeze(1))).sum(dim=-1)
     spread = var_rows.unsqueeze(-1) + s.dev * s.dev - s.var.unsqueeze(1)
     # g ⊙ ∂L/∂g = ∂L/∂log g, in w: finite also where g underflows to 0 (w is a ratio).
     g_dg = w * (d_mean.unsqueeze(1) * s.dev + d_var.unsqueeze(1) * spread)
@@ -459,7 +493,7 @@ def mode_group_norm_backward(
         dy_scale=scale,
         x_scale=e,
         bias=f,
-        gate_weight=torch.einsum("nck,nc->k", d_logits, s.m).unsqueeze(1),
+        gate_weight=(d_logits.flatten(0, 1).T @ s.m.flatten()).unsqueeze(1),
         gate_bias=d_logits.sum(dim=(0, 1)),
         weight=d_weight,
         bias_param=d_bias,

@@ -375,7 +375,7 @@ MUTANTS = [
     Mutant(
         "Q1 MGN backward drops σ²'s derivative in μ (torch ops)",
         "mn_triton/mix.py",
-        '    d_mean = d_mean - 2.0 * d_var * torch.einsum("nck,nck->nk", w, s.dev)\n',
+        "    d_mean = d_mean - 2.0 * d_var * (w * s.dev).sum(dim=1)\n",
         "",
         expect="equivalent",
         why=MGN_ZERO_IN_EXACT_ARITHMETIC,

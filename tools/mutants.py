@@ -353,15 +353,15 @@ MUTANTS = [
     Mutant(
         "M13 softmax backward in the cancelling standard form (torch ops)",
         "mn_triton/mix.py",
-        "    return g_dg * (gates @ others) - gates * (g_dg @ others)",
-        "    return g_dg - gates * g_dg.sum(-1, keepdim=True)",
+        "    return kept.sub_(given)",
+        "    return g_dg - gates * g_dg.sum(modes_dim, keepdim=True)",
     ),
     Mutant(
         "T2 MGN weights as g / max(C_k, tiny) (torch ops)",
         "mn_triton/mix.py",
-        "    return (offset + ell).exp(), torch.softmax(ell, dim=1)\n",
+        "    return (offset + ell).exp_(), torch.softmax(ell, dim=-1)\n",
         "    g = (offset + ell).exp()\n"
-        "    return g, g / g.sum(dim=1, keepdim=True).clamp_min(MIN_MODE_MASS)\n",
+        "    return g, g / g.sum(dim=-1, keepdim=True).clamp_min(MIN_MODE_MASS)\n",
     ),
     Mutant(
         "T1 MN backward drops σ²'s derivative in μ (torch ops)",
@@ -375,7 +375,7 @@ MUTANTS = [
     Mutant(
         "Q1 MGN backward drops σ²'s derivative in μ (torch ops)",
         "mn_triton/mix.py",
-        "    d_mean = d_mean - 2.0 * d_var * (w * s.dev).sum(dim=1)\n",
+        "    d_mean = d_mean - 2.0 * d_var * (w * s.dev).sum(dim=-1)\n",
         "",
         expect="equivalent",
         why=MGN_ZERO_IN_EXACT_ARITHMETIC,
@@ -383,8 +383,8 @@ MUTANTS = [
     Mutant(
         "Q2 MGN sums the modes' normalisations instead of averaging",
         "mn_triton/mix.py",
-        "    b = (dev * rstd.unsqueeze(1)).mean(dim=-1)\n",
-        "    b = (dev * rstd.unsqueeze(1)).sum(dim=-1)\n",
+        "    b = (dev * rstd.unsqueeze(-1)).mean(dim=1)\n",
+        "    b = (dev * rstd.unsqueeze(-1)).sum(dim=1)\n",
     ),
     # --- SyncModeNorm (sync.py), over 2 gloo processes ---
     Mutant(

@@ -235,8 +235,9 @@ def batch_mode_stats(gates: Tensor, shift: Tensor, mean_dev: Tensor, var_rows: T
     center = pivot * coverage + mean
     raw = _mn_deviations(shift, mean_dev, center)  # m − P
     residual = _sum_over_samples(weights, raw) - (1.0 - coverage) * center
-    dev = raw.sub_(residual.unsqueeze(1))  # m − μ, in place of m − P (as below)
-    var = _sum_over_samples(weights, dev.square_().add_(var_rows.unsqueeze(0)))
+    # v + (m − μ)², formed in place of m − P (nothing reads that again)
+    spread = raw.sub_(residual.unsqueeze(1)).square_().add_(var_rows.unsqueeze(0))
+    var = _sum_over_samples(weights, spread)
     return ModeStats(center, residual, var, mass)
 
 
@@ -496,8 +497,9 @@ def mode_group_norm_backward(
     d_mean = -db.sum(dim=1, keepdim=True) * s.rstd / n_modes
     d_mean = d_mean - 2.0 * d_var * (w * s.dev).sum(dim=-1)
     dv = _sum_over_group_modes(w, d_var)
-    to_m = (2.0 * s.dev).mul_(d_var.unsqueeze(-1)).add_(d_mean.unsqueeze(-1)).mul_(w)
-    dm = dm + to_m.sum(dim=1)
+    # What m receives through μ and σ²: Σ_k w·(2(m − μ)·∂σ² + ∂μ).
+    through_stats = (2.0 * s.dev).mul_(d_var.unsqueeze(-1)).add_(d_mean.unsqueeze(-1)).mul_(w)
+    dm = dm + through_stats.sum(dim=1)
     spread = (s.dev * s.dev).add_(var_rows.unsqueeze(1)).sub_(s.var.unsqueeze(-1))
     # g ⊙ ∂L/∂g = ∂L/∂log g, in w: finite also where g underflows to 0 (w is a ratio).
     g_dg = spread.mul_(d_var.unsqueeze(-1)).add_(s.dev * d_mean.unsqueeze(-1)).mul_(w)

@@ -145,9 +145,9 @@ def _sum_over_samples(weights: Tensor, t: Tensor) -> Tensor:
     return torch.bmm(weights.T.unsqueeze(1), t).squeeze(1)
 
 
-def _sum_over_modes(weights: Tensor, t: Tensor) -> Tensor:
-    """Σ_k w[n, k]·t[k, n, c], (N, C): einsum("nk,knc->nc", w, t)."""
-    return (t * weights.T.unsqueeze(-1)).sum(dim=0)
+def _sum_over_modes(weights: Tensor, dev: Tensor, v: Tensor) -> Tensor:
+    """Σ_k w[n, k]·dev[k, n, c]·v[k, c], (N, C): einsum("nk,knc,kc->nc", w, dev, v)."""
+    return (dev * v.unsqueeze(1)).mul_(weights.T.unsqueeze(-1)).sum(dim=0)
 
 
 def _sum_over_mode_channels(v: Tensor, t: Tensor) -> Tensor:
@@ -267,7 +267,7 @@ def _mode_norm_state(
     dev = _mn_deviations(shift, mean_dev, stats.center, stats.residual)
     rstd = torch.rsqrt(stats.var + eps)
     a = gates @ rstd
-    b = _sum_over_modes(gates, dev * rstd.unsqueeze(1))
+    b = _sum_over_modes(gates, dev, rstd)
     m = shift + mean_dev
     return _ModeState(m, gates, weights, dev, stats.var, rstd, a, b)
 
@@ -358,7 +358,7 @@ def mode_norm_backward(
         d_var = -0.5 * s.rstd**3 * d_rstd
         d_mean = d_mean - 2.0 * d_var * sum_w_dev
         dv = w @ d_var
-        dm = dm + 2.0 * _sum_over_modes(w, s.dev * d_var.unsqueeze(1)) + w @ d_mean
+        dm = dm + 2.0 * _sum_over_modes(w, s.dev, d_var) + w @ d_mean
         spread = (s.dev * s.dev).add_(var_rows.unsqueeze(0)).sub_(s.var.unsqueeze(1))
         g_dg = g_dg + w * (
             _sum_over_mode_channels(d_mean, s.dev) + _sum_over_mode_channels(d_var, spread)

@@ -48,7 +48,7 @@ from triton.runtime.driver import driver  # noqa: E402
 from triton.runtime.jit import JITFunction  # noqa: E402
 
 import mn_triton  # noqa: E402
-from mn_triton import backend  # noqa: E402
+from mn_triton import backend, ops  # noqa: E402
 from mn_triton.kernels import layout, mix  # noqa: E402
 
 H100_SMS = 132
@@ -249,9 +249,10 @@ def sweep(quick: bool) -> list[tuple[str, Callable[[], None]]]:
     """(label, thunk) pairs; each thunk makes the launches of one kind of layer call.
 
     The quick sweep takes every constexpr branch of every kernel at least once (dtypes,
-    layouts, optional parameters, 64-bit offsets) in about 60 specialisations; the full one
+    layouts, optional parameters, 64-bit offsets, the custom ops' calls as torch.compile
+    makes them and as captured into CUDA graphs) in about 200 specialisations; the full one
     adds the benchmark's shapes in every dtype and K ∈ {1, 2, 8}, and K = 50, 300 and 4097,
-    about 550.
+    about 670.
     """
     if quick:
         return [
@@ -271,6 +272,7 @@ def sweep(quick: bool) -> list[tuple[str, Callable[[], None]]]:
         ] + [
             ("MN gates computed once", _shape_case("MN", (128, 128, 3, 3), None, 2)),
             ("MN samples split", _samples_split_case),
+            ("MN compiled and captured", _compiled_mode_norm_case),
             ("offsets past 2^31", _beyond_2_pow_31),
             ("SyncModeNorm mix", _sync_mix_case),
         ]
@@ -301,6 +303,7 @@ def sweep(quick: bool) -> list[tuple[str, Callable[[], None]]]:
         cases.append((f"{kind} no gate bias", _no_gate_bias_case(kind)))
         cases.append((f"{kind} N=1", _shape_case(kind, (1, 3, 5, 7), None, 3)))
     cases.append(("MN samples split", _samples_split_case))
+    cases.append(("MN compiled and captured", _compiled_mode_norm_case))
     cases.append(("offsets past 2^31", _beyond_2_pow_31))
     cases.append(("SyncModeNorm mix", _sync_mix_case))
     return cases
@@ -324,6 +327,24 @@ def _samples_split_case() -> None:
             y.backward(torch.randn_like(y))
     finally:
         mix.GATES_KERNEL_MIN_ELEMENTS = saved
+
+
+def _compiled_mode_norm_case() -> None:
+    """MN's custom ops as torch.compile runs them: the forward without running estimates
+    (ops after it update them), the backward from the forward's statistics and gates; the
+    first call of each signature also runs as captured into a CUDA graph would
+    (ops._with_capture_choices: the samples split in GRAPH_SPLIT_MIN_ROWS, the gates computed
+    once). At 16 channels (one channel block: the gates fused into the rows kernel) and at
+    64 (two blocks: the gates kernel)."""
+    for shape in ((128, 16, 32, 32), (128, 64, 8, 8)):
+        layer = _layer("MN", shape[1], 2, torch.float32)
+        x = torch.randn(shape, device=DEVICE)
+        params = (layer.gate.weight, layer.gate.bias, layer.weight)
+        _, *rows, _, _, stats, gates = ops._mode_norm_forward(
+            x, *params, layer.bias, None, None, True, layer.eps
+        )
+        dy = torch.randn_like(x)
+        ops._mode_norm_backward(dy, x, *rows, stats, gates, *params, None, None, True, layer.eps)
 
 
 def _sync_mix_case() -> None:

@@ -88,10 +88,11 @@ def _training_step(model_name: str, k: int) -> None:
 
 
 def _compiled_step(model_name: str, k: int) -> None:
-    """The layer calls of a compiled (or CUDA-graph) training step (`_compiled_layer_calls`),
-    each layer's input taken from an eager forward, in eager's layout (which inductor keeps
-    for these convolutions)."""
+    """The layer calls of a compiled (or CUDA-graph) training step (compile_check's
+    `compiled_layer_calls`), each layer's input taken from an eager forward, in eager's
+    layout (which inductor keeps for these convolutions)."""
     import models
+    from compile_check import compiled_layer_calls  # (the worker imported it already)
 
     import mn_triton
 
@@ -103,35 +104,14 @@ def _compiled_step(model_name: str, k: int) -> None:
     with torch.no_grad():
         model(torch.randn(TRAIN_BATCH, 3, 32, 32, device=META))
     for layer, x in seen:
-        _compiled_layer_calls(layer, x)
-
-
-def _compiled_layer_calls(layer: torch.nn.Module, x: torch.Tensor) -> None:
-    """A training forward and backward of `layer` as torch.compile runs them: the custom ops'
-    implementations (mn_triton.ops), some of whose kernels are not the eager calls'. MN's
-    forward mix leaves the running estimates to ops after it, rows of one element take the
-    path the layer picks as traced (`points`), and the first call of each signature also
-    runs as captured into a CUDA graph (ops._with_capture_choices)."""
-    import mn_triton
-    from mn_triton import backend, ops
-
-    params = (layer.gate.weight, layer.gate.bias, layer.weight)
-    points = backend.point_rows(x, layer.gate.weight)
-    dy = torch.empty_like(x)
-    if isinstance(layer, mn_triton.ModeGroupNorm):
-        _, *rows = ops._mode_group_norm_forward(x, *params, layer.bias, layer.eps, points)
-        ops._mode_group_norm_op_backward(dy, x, *rows, *params, layer.eps)
-    else:  # in training, as the compiled step's custom op: without running estimates
-        _, *rows, _, _, stats, gates = ops._mode_norm_forward(
-            x, *params, layer.bias, None, None, True, layer.eps, points
-        )
-        ops._mode_norm_backward(dy, x, *rows, stats, gates, *params, None, None, True, layer.eps)
+        compiled_layer_calls(layer, x)
 
 
 def _host_overhead_calls() -> None:
     """host_overhead.py's layer calls, forward and backward, on meta tensors: eager, and on
     its maps as torch.compile runs them (its --compiled, ops opaque)."""
     import host_overhead
+    from compile_check import compiled_layer_calls
 
     for dim, shape in host_overhead.SHAPES:
         x = torch.randn(shape, device=META, requires_grad=True)
@@ -139,7 +119,7 @@ def _host_overhead_calls() -> None:
             if name.startswith("mn_triton"):
                 layer.to(META)(x).sum().backward()
                 if dim == host_overhead.COMPILED_SHAPE[0]:
-                    _compiled_layer_calls(layer, x.detach())
+                    compiled_layer_calls(layer, x.detach())
 
 
 def _init_worker(arch: int) -> None:

@@ -511,7 +511,7 @@ def mode_group_norm_backward(
         dy_scale=scale,
         x_scale=e,
         bias=f,
-        gate_weight=torch.bmm(d_logits, s.m.unsqueeze(-1)).sum(dim=0),
+        gate_weight=_sum_over_channels(d_logits, s.m).sum(dim=0).unsqueeze(1),
         gate_bias=d_logits.sum(dim=(0, 2)),
         weight=d_weight,
         bias_param=d_bias,

@@ -272,7 +272,7 @@ def sweep(quick: bool) -> list[tuple[str, Callable[[], None]]]:
         ] + [
             ("MN gates computed once", _shape_case("MN", (128, 128, 3, 3), None, 2)),
             ("MN samples split", _samples_split_case),
-            ("MN compiled and captured", _compiled_mode_norm_case),
+            ("compiled and captured", _compiled_case),
             ("offsets past 2^31", _beyond_2_pow_31),
             ("SyncModeNorm mix", _sync_mix_case),
         ]
@@ -303,7 +303,7 @@ def sweep(quick: bool) -> list[tuple[str, Callable[[], None]]]:
         cases.append((f"{kind} no gate bias", _no_gate_bias_case(kind)))
         cases.append((f"{kind} N=1", _shape_case(kind, (1, 3, 5, 7), None, 3)))
     cases.append(("MN samples split", _samples_split_case))
-    cases.append(("MN compiled and captured", _compiled_mode_norm_case))
+    cases.append(("compiled and captured", _compiled_case))
     cases.append(("offsets past 2^31", _beyond_2_pow_31))
     cases.append(("SyncModeNorm mix", _sync_mix_case))
     return cases
@@ -329,21 +329,34 @@ def _samples_split_case() -> None:
         mix.GATES_KERNEL_MIN_ELEMENTS = saved
 
 
-def _compiled_mode_norm_case() -> None:
-    """MN's custom ops as torch.compile runs them: the forward without running estimates
-    (ops after it update them), the backward from the forward's statistics and gates; the
-    first call of each signature also runs as captured into a CUDA graph would
-    (ops._with_capture_choices: the samples split in GRAPH_SPLIT_MIN_ROWS, the gates computed
-    once). At 16 channels (one channel block: the gates fused into the rows kernel) and at
-    64 (two blocks: the gates kernel)."""
-    for shape in ((128, 16, 32, 32), (128, 64, 8, 8)):
-        layer = _layer("MN", shape[1], 2, torch.float32)
-        x = torch.randn(shape, device=DEVICE)
-        params = (layer.gate.weight, layer.gate.bias, layer.weight)
+def _compiled_case() -> None:
+    """MN and MGN as torch.compile runs them (`compiled_layer_calls`): at 16 channels (MN:
+    one channel block, the gates fused into the rows kernel) and at 64 (MN: two blocks, the
+    gates kernel)."""
+    for kind in ("MN", "MGN"):
+        for shape in ((128, 16, 32, 32), (128, 64, 8, 8)):
+            layer = _layer(kind, shape[1], 2, torch.float32)
+            compiled_layer_calls(layer, torch.randn(shape, device=DEVICE))
+
+
+def compiled_layer_calls(layer: torch.nn.Module, x: torch.Tensor) -> None:
+    """A training forward and backward of `layer` as torch.compile runs them: the custom ops'
+    implementations (mn_triton.ops), some of whose kernels are not the eager calls'. MN's
+    forward mix leaves the running estimates to ops after it, its backward takes the
+    forward's statistics and gates, rows of one element take the path the layer picks as
+    traced (`points`), and the first call of each signature also runs as captured into a
+    CUDA graph (ops._with_capture_choices: MN's samples split in GRAPH_SPLIT_MIN_ROWS, its
+    gates computed once). Also benchmarks/warm_kernels.py's, for the compiled steps."""
+    params = (layer.gate.weight, layer.gate.bias, layer.weight)
+    points = backend.point_rows(x, layer.gate.weight)
+    dy = torch.empty_like(x)
+    if isinstance(layer, mn_triton.ModeGroupNorm):
+        _, *rows = ops._mode_group_norm_forward(x, *params, layer.bias, layer.eps, points)
+        ops._mode_group_norm_op_backward(dy, x, *rows, *params, layer.eps)
+    else:  # in training, as the compiled step's custom op: without running estimates
         _, *rows, _, _, stats, gates = ops._mode_norm_forward(
-            x, *params, layer.bias, None, None, True, layer.eps
+            x, *params, layer.bias, None, None, True, layer.eps, points
         )
-        dy = torch.randn_like(x)
         ops._mode_norm_backward(dy, x, *rows, stats, gates, *params, None, None, True, layer.eps)
 
 

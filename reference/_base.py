@@ -124,6 +124,7 @@ def check_input(x: Tensor, num_features: int, allowed_dims: tuple[int, ...], lay
     """Raise a clear error for input a mode-normalization layer cannot take."""
     if not isinstance(x, Tensor):
         raise TypeError(f"{layer} expects a torch.Tensor, got {type(x).__name__}")
+    _check_dense(x, layer)
     if x.dim() not in allowed_dims:
         wanted = " or ".join(f"{d}D" for d in allowed_dims)
         raise ValueError(f"{layer}: expected {wanted} input (got {x.dim()}D input)")
@@ -134,6 +135,14 @@ def check_input(x: Tensor, num_features: int, allowed_dims: tuple[int, ...], lay
             f"{layer}: expected {num_features} channels in dim 1, got input of shape "
             f"{tuple(x.shape)}"
         )
+
+
+def _check_dense(x: Tensor, fn: str) -> None:
+    """Sparse, MKL-DNN and nested tensors have no strides to walk: say so, not torch's
+    message from deep inside (a missing kernel, or a reshape it cannot do)."""
+    if x.is_nested or x.layout != torch.strided:
+        kind = "a nested tensor" if x.is_nested else f"layout {x.layout}"
+        raise TypeError(f"{fn}: expected a dense (strided) input, got {kind}; convert it first")
 
 
 def fx_leaf(forward: Callable[[Any, Tensor], Tensor]) -> Callable[[Any, Tensor], Tensor]:
@@ -204,6 +213,7 @@ def _check_tensor(name: str, t: Tensor | None, shape: tuple[int, ...], x: Tensor
 def _check_input(x: Tensor, fn: str) -> None:
     if not isinstance(x, Tensor):
         raise TypeError(f"{fn}: input must be a Tensor, got {type(x).__name__}")
+    _check_dense(x, fn)
     if x.dim() < 2:
         raise ValueError(f"{fn}: expected input of shape (N, C, *S), got {tuple(x.shape)}")
     if not x.is_floating_point():

@@ -47,6 +47,31 @@ def test_non_floating_input(pkg, cls, dtype):
         getattr(pkg, cls)(3)(torch.zeros(2, 3, 4, 4, dtype=dtype))
 
 
+NOT_DENSE = {
+    "sparse_coo": (lambda x: x.to_sparse(), "layout torch.sparse_coo"),
+    "sparse_csr": (lambda x: x.flatten(1).to_sparse_csr(), "layout torch.sparse_csr"),
+    "mkldnn": (lambda x: x.to_mkldnn(), "layout torch._mkldnn"),
+    "nested": (lambda x: torch.nested.nested_tensor(list(x)), "a nested tensor"),
+}
+
+
+@pytest.mark.filterwarnings("ignore:.*(beta state|prototype stage):UserWarning")
+@pytest.mark.parametrize("kind", NOT_DENSE)
+@pytest.mark.parametrize("cls", ["ModeNorm2d", "ModeGroupNorm2d", "ModeNorm1d"])
+def test_input_that_is_not_dense(pkg, cls, kind):
+    """Sparse, MKL-DNN and nested inputs are named as such, not met by torch's errors from
+    inside (a missing kernel, a reshape): in the layers and in the functional forms."""
+    convert, named = NOT_DENSE[kind]
+    x = convert(torch.randn(2, 3, 4, 4) if cls.endswith("2d") else torch.randn(2, 3))
+    message = rf"expected a dense \(strided\) input, got {named}"
+    with pytest.raises(TypeError, match=message):
+        getattr(pkg, cls)(3)(x)
+    with pytest.raises(TypeError, match=message):
+        pkg.functional.mode_norm(x, torch.randn(2, 3), torch.randn(2), training=True)
+    with pytest.raises(TypeError, match=message):
+        pkg.functional.mode_group_norm(x, torch.randn(2, 1), torch.randn(2))
+
+
 @pytest.mark.parametrize("shape", [(1, 3), (1, 3, 1), (1, 3, 1, 1)])
 def test_one_value_per_channel_in_training(pkg, shape):
     layer = pkg.ModeNorm(3)

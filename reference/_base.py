@@ -120,6 +120,12 @@ def check_functional_momentum(momentum: Any, fn: str) -> None:
     )
 
 
+# The dtypes the accuracy contract covers (SPEC §5). Float8 types are floating point too,
+# but have no contract, and BatchNorm refuses them: so are they refused here.
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_FLOATS = ", ".join(str(dtype).removeprefix("torch.") for dtype in FLOAT_DTYPES)
+
+
 def check_input(x: Tensor, num_features: int, allowed_dims: tuple[int, ...], layer: str) -> None:
     """Raise a clear error for input a mode-normalization layer cannot take."""
     if not isinstance(x, Tensor):
@@ -128,8 +134,10 @@ def check_input(x: Tensor, num_features: int, allowed_dims: tuple[int, ...], lay
     if x.dim() not in allowed_dims:
         wanted = " or ".join(f"{d}D" for d in allowed_dims)
         raise ValueError(f"{layer}: expected {wanted} input (got {x.dim()}D input)")
-    if not x.is_floating_point():
-        raise TypeError(f"{layer}: expected a floating-point input, got dtype {x.dtype}")
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(
+            f"{layer}: expected a floating-point input ({_FLOATS}), got dtype {x.dtype}"
+        )
     if x.size(1) != num_features:
         raise ValueError(
             f"{layer}: expected {num_features} channels in dim 1, got input of shape "
@@ -204,8 +212,8 @@ def _check_tensor(name: str, t: Tensor | None, shape: tuple[int, ...], x: Tensor
         raise TypeError(f"{fn}: {name} must be a Tensor or None, got {type(t).__name__}")
     if tuple(t.shape) != shape:
         raise ValueError(f"{fn}: {name} must have shape {shape}, got {tuple(t.shape)}")
-    if not t.is_floating_point():
-        raise TypeError(f"{fn}: {name} must be floating point, got {t.dtype}")
+    if t.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{fn}: {name} must be floating point ({_FLOATS}), got {t.dtype}")
     if t.device != x.device:
         raise ValueError(f"{fn}: {name} is on {t.device} but the input is on {x.device}")
 
@@ -216,8 +224,8 @@ def _check_input(x: Tensor, fn: str) -> None:
     _check_dense(x, fn)
     if x.dim() < 2:
         raise ValueError(f"{fn}: expected input of shape (N, C, *S), got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise TypeError(f"{fn}: expected a floating-point input, got dtype {x.dtype}")
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{fn}: expected a floating-point input ({_FLOATS}), got dtype {x.dtype}")
 
 
 def _check_gate(gate_weight: Tensor, gate_bias: Tensor | None, in_features: int, x, fn):  # noqa: ANN001
@@ -338,6 +346,8 @@ class _ModeNormCommon(nn.Module):
         bias: bool = True,
     ) -> None:
         num_features, num_modes = _check_common_args(num_features, num_modes, eps)
+        if dtype is not None and dtype not in FLOAT_DTYPES:
+            raise TypeError(f"dtype must be one of {_FLOATS} (or None), got {dtype}")
         factory_kwargs = {"device": device, "dtype": dtype}
         super().__init__()
         self.num_features = num_features

@@ -121,7 +121,7 @@ def check_functional_momentum(momentum: Any, fn: str) -> None:
 
 
 # The dtypes the accuracy contract covers (SPEC §5). Float8 types are floating point too,
-# but have no contract, and BatchNorm refuses them: so are they refused here.
+# but have no contract, and BatchNorm refuses them: so they are refused here too.
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _FLOATS = ", ".join(str(dtype).removeprefix("torch.") for dtype in FLOAT_DTYPES)
 

@@ -130,14 +130,10 @@ def check_input(x: Tensor, num_features: int, allowed_dims: tuple[int, ...], lay
     """Raise a clear error for input a mode-normalization layer cannot take."""
     if not isinstance(x, Tensor):
         raise TypeError(f"{layer} expects a torch.Tensor, got {type(x).__name__}")
-    _check_dense(x, layer)
+    _check_dense_float(x, layer)
     if x.dim() not in allowed_dims:
         wanted = " or ".join(f"{d}D" for d in allowed_dims)
         raise ValueError(f"{layer}: expected {wanted} input (got {x.dim()}D input)")
-    if x.dtype not in FLOAT_DTYPES:
-        raise TypeError(
-            f"{layer}: expected a floating-point input ({_FLOATS}), got dtype {x.dtype}"
-        )
     if x.size(1) != num_features:
         raise ValueError(
             f"{layer}: expected {num_features} channels in dim 1, got input of shape "
@@ -145,12 +141,15 @@ def check_input(x: Tensor, num_features: int, allowed_dims: tuple[int, ...], lay
         )
 
 
-def _check_dense(x: Tensor, fn: str) -> None:
-    """Sparse, MKL-DNN and nested tensors have no strides to walk: say so, not torch's
-    message from deep inside (a missing kernel, or a reshape it cannot do)."""
+def _check_dense_float(x: Tensor, fn: str) -> None:
+    """A dense input of a dtype in FLOAT_DTYPES. Sparse, MKL-DNN and nested tensors have no
+    strides to walk: say so, not torch's message from deep inside (a missing kernel, or a
+    reshape it cannot do)."""
     if x.is_nested or x.layout != torch.strided:
         kind = "a nested tensor" if x.is_nested else f"layout {x.layout}"
         raise TypeError(f"{fn}: expected a dense (strided) input, got {kind}; convert it first")
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{fn}: expected a floating-point input ({_FLOATS}), got dtype {x.dtype}")
 
 
 def fx_leaf(forward: Callable[[Any, Tensor], Tensor]) -> Callable[[Any, Tensor], Tensor]:
@@ -221,11 +220,9 @@ def _check_tensor(name: str, t: Tensor | None, shape: tuple[int, ...], x: Tensor
 def _check_input(x: Tensor, fn: str) -> None:
     if not isinstance(x, Tensor):
         raise TypeError(f"{fn}: input must be a Tensor, got {type(x).__name__}")
-    _check_dense(x, fn)
+    _check_dense_float(x, fn)
     if x.dim() < 2:
         raise ValueError(f"{fn}: expected input of shape (N, C, *S), got {tuple(x.shape)}")
-    if x.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{fn}: expected a floating-point input ({_FLOATS}), got dtype {x.dtype}")
 
 
 def _check_gate(gate_weight: Tensor, gate_bias: Tensor | None, in_features: int, x, fn):  # noqa: ANN001

@@ -328,10 +328,19 @@ def _capturing(x: Tensor) -> bool:
 
 
 def _mix_signature(args: tuple, x: Tensor, gate_weight: Tensor) -> tuple:
-    """What decides which mix kernels a call compiles: sizes, dtype, device, which optional
-    tensors are given, the flags (the statistics are fresh, aligned allocations)."""
-    flags = tuple(a is None if not isinstance(a, bool) else a for a in args)
-    return (*x.shape[:2], gate_weight.shape[0], x.dtype, x.device, flags)
+    """What decides which mix kernels a call compiles: sizes, device, the flags, which
+    optional tensors are given, and each given tensor's dtype and whether its address is a
+    multiple of 16, on both of which Triton specialises a kernel (the mix kernels read the
+    parameters and running estimates as given, and x and dy too where rows are one element;
+    the statistics they read are fresh, aligned allocations)."""
+    return (*x.shape[:2], gate_weight.shape[0], x.device, *map(_specialised_as, args))
+
+
+def _specialised_as(arg: object) -> object:
+    """An op argument, as far as it decides which kernels Triton compiles for a call."""
+    if isinstance(arg, Tensor):
+        return arg.dtype, arg.data_ptr() % 16 == 0
+    return arg if isinstance(arg, bool) else arg is None
 
 
 def _with_capture_choices(impl: Callable, args: tuple, x: Tensor, gate_weight: Tensor):  # noqa: ANN202

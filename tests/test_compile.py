@@ -338,6 +338,36 @@ def test_captured_ops_split_the_samples_and_load_those_kernels_ahead(training, m
             assert_close(got, want, 1e-4, f"grad of {name}")
 
 
+@pytest.mark.parametrize("differs", ["gate weight dtype", "gate weight alignment", "weight dtype"])
+def test_calls_with_kernels_of_their_own_are_run_ahead_too(differs, monkeypatch):
+    """The run ahead is keyed by what Triton compiles kernels for. A call of the same sizes
+    whose gate weight or affine weight has another dtype, or whose gate weight does not start
+    at a multiple of 16 bytes (a view into a flat buffer), gets kernels of its own, so its
+    first call also runs ahead as captured: a capture could not load them."""
+    from helpers import spy_launches
+    from mn_triton.kernels import mix as kernels
+
+    with mn_triton.use_backend("triton"):
+        module = randomize(mn_triton.ModeNorm2d(6, num_modes=2), gate_scale=2.0)
+        x = torch.randn(32, 6, 3, 3)
+        gw, gb, w, b = (p.detach() for p in (module.gate.weight, module.gate.bias,
+                                              module.weight, module.bias))  # fmt: skip
+        monkeypatch.setattr(ops, "_signatures_run_as_captured", set())
+        launches = spy_launches(monkeypatch, kernels, "_mn_mix_forward_kernel")
+        ops.mode_norm_forward(x, gw, gb, w, b, None, None, True, 1e-5)
+        assert launches == [(1, 2), (1, 1)]  # 32 samples: split in 2 as captured
+        if differs == "gate weight dtype":
+            gw = gw.double()
+        elif differs == "gate weight alignment":
+            flat = torch.empty(gw.numel() + 1)
+            gw = flat[1:].view_as(gw).copy_(gw)
+            assert gw.data_ptr() % 16 != 0
+        else:
+            w = w.double()
+        ops.mode_norm_forward(x, gw, gb, w, b, None, None, True, 1e-5)
+        assert launches[2:] == [(1, 2), (1, 1)]
+
+
 def test_eager_calls_never_split_small_batches_even_when_captured(monkeypatch):
     """The autograd.Function path (eager calls, and torch.cuda.graph captures of eager code,
     which launch what their warm-up launched) keeps SPLIT_MIN_ROWS."""

@@ -523,9 +523,21 @@ def _records_kernels(x: Tensor, types: tuple[type, ...], asked: bool) -> bool:
         return False
     if not all(issubclass(t, (FakeTensor, FunctionalTensor)) or t is Tensor for t in types):
         return False
+    if x.dtype == torch.float64 and not _inductor_passes_floats_as_fp64():
+        return False
     from torch.export._trace import custom_triton_ops_decomposition_disabled
 
     return not custom_triton_ops_decomposition_disabled()
+
+
+def _inductor_passes_floats_as_fp64() -> bool:
+    """Whether inductor launches recorded kernels with their Python float arguments (eps,
+    1/L) as float64, as the kernels declare them; with them as float32 (where a user turns
+    this setting off) float64 layers would lose their accuracy (SPEC §5), so those keep the
+    op opaque."""
+    from torch._inductor import config
+
+    return getattr(config, "_use_fp64_for_unbacked_floats", False)
 
 
 def _as_graphed_if_captured() -> contextlib.AbstractContextManager:

@@ -30,3 +30,6 @@ def test_traced_graphs_launch_as_eager_calls_and_copy_no_input():
     assert sum(" 0 launches" in line for line in cases) == 2
     assert any("decomposed: ['mn_triton.mode_norm_forward.default'], 0 recorded" in line
                for line in lines)  # fmt: skip
+    # float64 records its launches only where inductor passes Python floats as float64.
+    assert "float64 floats on: 0 ops kept whole, 6 launches recorded" in result.stdout
+    assert "float64 floats off: 2 ops kept whole, 0 launches recorded" in result.stdout

@@ -190,11 +190,12 @@ def eager_launches(layer: torch.nn.Module, x: torch.Tensor, recorder: Recorder) 
     return launches
 
 
-def probe(case: tuple, recorder: Recorder, verbose: bool) -> list[str]:
-    """The case's mismatches (none: the traced graphs launch as eager calls do)."""
-    name, kind, shape, training, captured, dynamic = case
+def compiled_graphs(
+    layer: torch.nn.Module, x: torch.Tensor, inductor_config: dict, dynamic: bool = False
+) -> list[torch.fx.GraphModule]:
+    """The forward and backward graphs AOTAutograd makes of one training call of `layer`
+    compiled (inductor's config patched as given while it is), as inductor would get them."""
     torch._dynamo.reset()
-    layer = getattr(mn_triton, kind)(shape[1], num_modes=2).train(training)
     graphs: list[torch.fx.GraphModule] = []
 
     def keep(gm: torch.fx.GraphModule, _inputs: list) -> Callable:
@@ -204,20 +205,31 @@ def probe(case: tuple, recorder: Recorder, verbose: bool) -> list[str]:
     def compiler(gm: torch.fx.GraphModule, inputs: list) -> Callable:
         return aot_module_simplified(gm, inputs, fw_compiler=keep, bw_compiler=keep)
 
+    from torch._inductor import config
+
+    with config.patch(inductor_config):
+        compiled = torch.compile(layer, backend=compiler, fullgraph=True, dynamic=dynamic)
+        compiled(x.detach().requires_grad_()).sum().backward()
+    return graphs
+
+
+def _kept_whole(graphs: list[torch.fx.GraphModule]) -> int:
+    return sum(str(n.target).startswith("mn_triton.") for gm in graphs for n in gm.graph.nodes)
+
+
+def probe(case: tuple, recorder: Recorder, verbose: bool) -> list[str]:
+    """The case's mismatches (none: the traced graphs launch as eager calls do)."""
+    name, kind, shape, training, captured, dynamic = case
+    layer = getattr(mn_triton, kind)(shape[1], num_modes=2).train(training)
     channels_last = "channels_last" in name
     layout_ = torch.channels_last if channels_last else torch.contiguous_format
     x = torch.randn(shape).to(memory_format=layout_)
-    x.requires_grad_()
-    from torch._inductor import config
-
-    with config.patch({"triton.cudagraphs": captured}):
-        compiled = torch.compile(layer, backend=compiler, fullgraph=True, dynamic=dynamic)
-        compiled(x).sum().backward()
+    graphs = compiled_graphs(layer, x, {"triton.cudagraphs": captured}, dynamic)
     traced = [launch for gm in graphs for launch in traced_launches(gm, recorder)]
     with backend.as_captured() if captured else nullcontext():
         expected = [] if dynamic else eager_launches(layer, x.detach(), recorder)
     problems = []
-    whole = sum(str(n.target).startswith("mn_triton.") for gm in graphs for n in gm.graph.nodes)
+    whole = _kept_whole(graphs)
     if whole != (2 if dynamic else 0):
         problems.append(f"{whole} calls of mn_triton's ops kept whole")
     if not same_launches([launch for launch, _ in traced], expected):
@@ -247,6 +259,27 @@ def exported_whole() -> list[str]:
     return [] if kept and not recorded else [f"exported program holds {targets}"]
 
 
+def float64_needs_fp64_floats(recorder: Recorder) -> list[str]:
+    """A float64 layer records its launches only where inductor passes the kernels' Python
+    float arguments (eps, 1/L) as float64, as they declare them (its setting
+    _use_fp64_for_unbacked_floats, on by default); where a user turns that off, they would
+    come as float32 and cost float64 its accuracy, so the ops stay whole."""
+    problems = []
+    for fp64_floats in (True, False):
+        layer = mn_triton.ModeNorm2d(8, num_modes=2).double()
+        graphs = compiled_graphs(layer, torch.randn(4, 8, 3, 3, dtype=torch.float64),
+                                 {"_use_fp64_for_unbacked_floats": fp64_floats})  # fmt: skip
+        whole = _kept_whole(graphs)
+        recorded = sum(len(traced_launches(gm, recorder)) for gm in graphs)
+        setting = "on" if fp64_floats else "off"
+        print(f"float64 ModeNorm2d, inductor's float64 floats {setting}: {whole} ops kept "
+              f"whole, {recorded} launches recorded")  # fmt: skip
+        if (whole, recorded > 0) != ((0, True) if fp64_floats else (2, False)):
+            problems.append(f"float64 with inductor's float64 floats {setting}: {whole} ops "
+                            f"kept whole, {recorded} launches recorded")  # fmt: skip
+    return problems
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("-v", "--verbose", action="store_true")
@@ -254,6 +287,7 @@ def main() -> int:
     ops.TRACE_KERNELS = True  # (compile_instead_of_launch gives CPU tensors the kernels)
     recorder = Recorder()
     problems = [p for case in CASES for p in probe(case, recorder, args.verbose)]
+    problems += float64_needs_fp64_floats(recorder)
     problems += exported_whole()
     for problem in problems:
         print("  " + problem)

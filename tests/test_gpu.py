@@ -14,6 +14,7 @@ import torch.distributed as dist
 from test_double_backward import _penalty_grads
 from test_sync import check_group_of_one_matches_mode_norm
 from torch import nn
+from torch._dynamo.utils import counters
 
 import mn_triton
 from helpers import (
@@ -368,6 +369,7 @@ def test_compiled_and_cuda_graphs_match_eager(mode, traced, monkeypatch):
     entered = mn_backend.on_device_of
     monkeypatch.setattr(mn_backend, "on_device_of", lambda t: bodies_run.append(1) or entered(t))
     torch._dynamo.reset()
+    counters.clear()
     net = nn.Sequential(
         nn.Conv2d(3, 40, 3, padding=1, bias=False),
         mn_triton.ModeNorm2d(40, num_modes=2),
@@ -404,5 +406,8 @@ def test_compiled_and_cuda_graphs_match_eager(mode, traced, monkeypatch):
     # CUDA graphs, neither way runs Python: only the default mode tells them apart.)
     if mode == "default":
         assert (len(bodies_run) == 0) == traced, len(bodies_run)
+    else:  # captured and replayed, so the captured choices above were what ran
+        assert counters["inductor"]["cudagraph_skips"] == 0, dict(counters["inductor"])
+        assert len(bodies_run) == 0, f"{len(bodies_run)} op bodies ran: no replay"
     for name, buffer in net.named_buffers():  # running estimates updated alike
         assert_close(dict(twin.named_buffers())[name].float(), buffer.float(), 1e-5, name)

@@ -411,3 +411,33 @@ def test_compiled_and_cuda_graphs_match_eager(mode, traced, monkeypatch):
         assert len(bodies_run) == 0, f"{len(bodies_run)} op bodies ran: no replay"
     for name, buffer in net.named_buffers():  # running estimates updated alike
         assert_close(dict(twin.named_buffers())[name].float(), buffer.float(), 1e-5, name)
+
+
+@pytest.mark.slow
+def test_traced_float64_layer_keeps_float64_accuracy(monkeypatch):
+    """ops.TRACE_KERNELS on a float64 layer. Inductor launches the recorded kernels with a
+    signature of its own, which types their Python float arguments (eps, 1/L) float64 only
+    where its _use_fp64_for_unbacked_floats is on: there the launches are recorded, elsewhere
+    the ops stay whole (ops._records_kernels). Either way the compiled layer keeps float64's
+    accuracy: a float32 1/L would put ~1e-8 into dx."""
+    monkeypatch.setattr(ops, "TRACE_KERNELS", True)
+    bodies_run = []
+    entered = mn_backend.on_device_of
+    monkeypatch.setattr(mn_backend, "on_device_of", lambda t: bodies_run.append(1) or entered(t))
+    torch._dynamo.reset()
+    layer = randomize(mn_triton.ModeNorm2d(24, num_modes=3)).to(CUDA, torch.float64)
+    twin = copy.deepcopy(layer)
+    compiled = torch.compile(twin, fullgraph=True)
+    for _ in range(2):
+        x = torch.randn(16, 24, 7, 7, device=CUDA, dtype=torch.float64) * 3 + 5
+        dy = torch.randn_like(x)
+        x_e, x_c = x.clone().requires_grad_(), x.clone().requires_grad_()
+        y_e = layer(x_e)
+        y_e.backward(dy)
+        bodies_run.clear()  # count the compiled forward and backward only
+        y_c = compiled(x_c)
+        y_c.backward(dy)
+        assert_close(y_c, y_e, 1e-12, "output")
+        assert_close(x_c.grad, x_e.grad, 1e-11, "grad of input")
+    recorded = ops._inductor_passes_floats_as_fp64()
+    assert (len(bodies_run) == 0) == recorded, (len(bodies_run), recorded)

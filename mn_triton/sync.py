@@ -161,12 +161,15 @@ class _SyncModeNormFunction(torch.autograd.Function):
             ctx.eps, ctx.group = eps, group
             merged = mix.ModeStats.unpacked(stats, gate_weight.shape[0], shift.shape[1])
             mode_mean, mode_var = merged.absolute_mean(), merged.var
-            ctx.mark_non_differentiable(mode_mean, mode_var)
-        return y, mode_mean, mode_var
+            # Whether any process held a sample (the gates' mass sums to the global count):
+            # known on the device only, so the running update is weighted by it.
+            sampled = merged.mass.sum() > 0
+            ctx.mark_non_differentiable(mode_mean, mode_var, sampled)
+        return y, mode_mean, mode_var, sampled
 
     @staticmethod
     @once_differentiable  # first-order only, as nn.SyncBatchNorm: refuse create_graph=True
-    def backward(ctx, dy, _d_mean, _d_var):  # noqa: ANN001
+    def backward(ctx, dy, _d_mean, _d_var, _d_sampled):  # noqa: ANN001
         x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, gates, stats = (
             ctx.saved_tensors
         )
@@ -244,11 +247,14 @@ class SyncModeNorm(ModeNorm):
         self._check_input(input)
         gate_weight, gate_bias = self._gate_parameters()
         momentum = self._count_batch()
-        y, mode_mean, mode_var = _SyncModeNormFunction.apply(
+        y, mode_mean, mode_var, sampled = _SyncModeNormFunction.apply(
             input, gate_weight, gate_bias, self.weight, self.bias, self.eps,
             self.process_group,
         )  # fmt: skip
         if momentum is not None:
+            # A batch empty in every process leaves the estimates as they are, as an empty
+            # batch does in one process (and in BatchNorm); the step is counted all the same.
+            momentum = sampled.to(self.running_mean.dtype) * momentum
             update_running_stats(
                 self.running_mean, self.running_mean_sq, mode_mean, mode_var, momentum
             )

@@ -29,7 +29,8 @@ memcheck.install()
 poison.install()
 
 WORLD = 2
-SPLITS = {"even": (3, 3), "uneven": (4, 2), "one_empty": (6, 0), "first_empty": (0, 6)}
+SPLITS = {"even": (3, 3), "uneven": (4, 2), "one_empty": (6, 0), "first_empty": (0, 6),
+          "all_empty": (0, 0)}  # fmt: skip
 
 
 def _free_port() -> int:
@@ -90,12 +91,14 @@ def _worker(rank, port, split, layout, offset, channels, backend, out_dir):
 
 
 # The 1e4 offset with rank 0 empty: a process without samples (zeros for its statistics)
-# must add nothing to the merge, even with the data far from zero. 40 channels: the mix
+# must add nothing to the merge, even with the data far from zero. With no sample in any
+# process, the running estimates stay as they are, as one process's empty batch leaves them
+# (and BatchNorm's); the step is counted. 40 channels: the mix
 # kernels' two channel blocks share the gates (kernels.mix.shared_gates) in both processes,
 # and the process with 4 samples splits them into 2 blocks (kernels.mix.SPLIT_MIN_ROWS).
 CASES = [("even", "nchw", 3.0, 5), ("uneven", "nchw", 3.0, 5), ("one_empty", "nchw", 3.0, 5),
          ("uneven", "channels_last", 3.0, 5), ("first_empty", "nchw", 1e4, 5),
-         ("uneven", "nchw", 3.0, 40)]  # fmt: skip
+         ("uneven", "nchw", 3.0, 40), ("all_empty", "nchw", 3.0, 5)]  # fmt: skip
 
 
 @pytest.mark.parametrize("split, layout, offset, channels", CASES)
@@ -105,6 +108,7 @@ def test_two_processes_equal_one_process(split, layout, offset, channels, backen
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
 
     x, dy, state = _problem(layout, offset, channels)
+    x, dy = x[: sum(SPLITS[split])], dy[: sum(SPLITS[split])]  # the processes' samples
     single = mn_triton.ModeNorm2d(channels, num_modes=3, momentum=0.3)
     single.load_state_dict(state)
     for step in range(2):

@@ -262,25 +262,30 @@ class SyncModeNorm(ModeNorm):
 
     @classmethod
     def convert_sync_modenorm(cls, module: nn.Module, process_group: Any = None) -> nn.Module:
-        """Replace every ModeNorm (any rank variant) in `module` by a SyncModeNorm.
+        """Replace every mn_triton ModeNorm (any rank variant, SyncModeNorm included) in
+        `module` by a SyncModeNorm over `process_group`. (The reference's layers are left as
+        they are: they have no synchronising form.)
 
         As in `nn.SyncBatchNorm.convert_sync_batchnorm`, the new layer takes over the old
         one's parameters and buffers themselves (an optimizer built before the conversion
         keeps training them; absent ones, such as `bias=False`'s, stay absent) and its
-        training mode. A layer used at several places becomes one SyncModeNorm used there.
+        training mode, and the conversion draws no random numbers. A layer used at several
+        places becomes one SyncModeNorm used there.
         """
         return replace_modules(module, lambda m: cls._synced(m, process_group))
 
     @classmethod
     def _synced(cls, module: nn.Module, process_group: Any) -> nn.Module:
         """The SyncModeNorm for one ModeNorm (its children aside), or `module` itself."""
-        if not isinstance(module, ModeNorm) or isinstance(module, SyncModeNorm):
+        if not isinstance(module, ModeNorm):
             return module
-        like = module.gate.weight
+        # Built on the meta device, its initialisation draws no random numbers (a seeded
+        # run converts and then samples as one that did not) and allocates nothing: every
+        # tensor of it is replaced by the original's below.
         output = cls(
             module.num_features, module.num_modes, module.eps, module.momentum,
             module.affine, module.track_running_stats, process_group,
-            device=like.device, dtype=like.dtype, bias=module.bias is not None,
+            device="meta", dtype=module.gate.weight.dtype, bias=module.bias is not None,
         )  # fmt: skip
         # weight and bias, running estimates and count, None where absent (the gate is a
         # child, which replace_modules hands over)

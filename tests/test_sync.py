@@ -330,6 +330,31 @@ def test_convert_sync_modenorm_passes_the_process_group():
     assert converted[0].process_group is group and converted[1].process_group is group
 
 
+def test_convert_sync_modenorm_draws_no_random_numbers():
+    """As convert_sync_batchnorm: after the same seed, a run that converts samples what one
+    that does not samples (the new layers' own initialisation is replaced anyway)."""
+    model = torch.nn.Sequential(mn_triton.ModeNorm2d(4), mn_triton.ModeNorm1d(4))
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    converted = mn_triton.SyncModeNorm.convert_sync_modenorm(model)
+    assert isinstance(converted[1], mn_triton.SyncModeNorm)
+    assert torch.equal(torch.rand(3), expected)
+    assert not any(t.is_meta for t in [*converted.parameters(), *converted.buffers()])
+
+
+def test_convert_sync_modenorm_moves_sync_layers_to_the_new_group():
+    """As convert_sync_batchnorm: a SyncModeNorm converted again synchronises over the group
+    given now, with the same tensors."""
+    old, new = object(), object()
+    layer = mn_triton.SyncModeNorm(4, process_group=old)
+    tensors = [*layer.parameters(), *layer.buffers()]
+    converted = mn_triton.SyncModeNorm.convert_sync_modenorm(layer, process_group=new)
+    assert converted.process_group is new
+    now = [*converted.parameters(), *converted.buffers()]
+    assert all(a is b for a, b in zip(now, tensors, strict=True))
+
+
 # A tiny DDP training run: ResNet-20 (benchmarks/models.py, narrow) with SyncModeNorm over 2
 # processes trains exactly like one process on the whole batch. SiLU and a small learning rate
 # keep fp32 rounding from forking the runs (see tests/test_e2e.py).

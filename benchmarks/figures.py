@@ -47,7 +47,7 @@ NATIVE = {
 FAMILIES = (("mode_norm", "MN", "batch_norm"), ("mode_group_norm", "MGN", "group_norm"))
 MIB = 2**20
 LAYER_CASE = ["op", "provider", "mode", "dtype", "layout", "N", "C", "H", "W", "K"]  # one row each
-TRAIN_CASE = ["model", "exec", "provider", "K", "dtype", "layout", "N"]
+TRAIN_CASE = ["model", "exec", "provider", "K", "dtype", "layout", "N", "width"]
 POINT = ["dtype", "layout", "N", "C", "H", "W"]  # where a sweep over K is made
 
 
@@ -379,8 +379,10 @@ def memory(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
 
 def train_step(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
     ax = axes[0]
-    on = [c for c in ("run", "model", "exec", "dtype", "layout", "N") if c in df]  # one run each
-    native = df[df["provider"] == "native"].groupby(on, as_index=False)["ms_p50"].median()
+    # One run each, and nets of one width (train_step.py --width) against each other.
+    on = [c for c in ("run", "model", "exec", "dtype", "layout", "N", "width") if c in df]
+    native = df[df["provider"] == "native"].groupby(on, as_index=False, dropna=False)
+    native = native["ms_p50"].median()
     rows = df[df["provider"] != "native"].merge(native, on=on, suffixes=("", "_bn"))
     rows = from_latest_part(rows, TRAIN_CASE)  # pairs within a part; a step once, the latest
     if rows.empty:

@@ -160,7 +160,7 @@ def load_run_notes(path: Path) -> dict[str, str]:
 
 # What makes a row a case of its own within one run (SPEC §7's columns that name it).
 CASE = ["device", "op", "provider", "mode", "dtype", "layout", "N", "C", "H", "W", "K",
-        "model", "exec"]  # fmt: skip
+        "model", "exec", "width"]  # fmt: skip
 
 
 def latest_per_case(df: pd.DataFrame) -> pd.DataFrame:
@@ -629,9 +629,10 @@ def train_pairs(df: pd.DataFrame) -> pd.DataFrame:
     """
     df = df.assign(peak_mem_total_mb=_numeric(df, "peak_mem_total_mb"),
                    host_ms_p50=_numeric(df, "host_ms_p50"))  # fmt: skip
-    on = [c for c in ("run", "model", "exec", "dtype", "layout", "N") if c in df]
+    on = [c for c in ("run", "model", "exec", "dtype", "layout", "N", "width") if c in df]
     values = ["ms_p50", "host_ms_p50", "peak_mem_mb", "peak_mem_total_mb"]
-    native = df[df["provider"] == "native"].groupby(on, as_index=False)[values].median()
+    native = df[df["provider"] == "native"].groupby(on, as_index=False, dropna=False)[values]
+    native = native.median()
     merged = df[df["provider"] != "native"].merge(native, on=on, suffixes=("", "_bn"))
     merged = from_latest_part(merged, TRAIN_CASE)
     return merged.assign(

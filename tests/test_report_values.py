@@ -427,6 +427,18 @@ def test_training_steps_pair_with_batchnorm_of_their_model_and_exec():
     }  # fmt: skip
 
 
+def test_training_steps_pair_with_batchnorm_of_their_own_width():
+    """Nets of two widths in one run (train_step.py --width): each MN step against BatchNorm's
+    at its width, and both kept (neither counts as the other measured again)."""
+    nan = float("nan")
+    rows = _train(dict(provider="native", K=nan, ms_p50=8.0),
+                  dict(provider="native", K=nan, ms_p50=2.0, width="0.25"),
+                  dict(ms_p50=10.0), dict(ms_p50=3.0, width="0.25"))  # fmt: skip
+    pairs = report.train_pairs(rows).sort_values("width")
+    assert pairs["overhead"].tolist() == [0.5, 0.25]
+    assert len(report.latest_per_case(rows.assign(device=GPU))) == 4
+
+
 def test_training_goal_steps_without_rows_are_named():
     """A GPU run short of time skips the slowest compiled steps: the report names every goal
     step (Triton at the goal's K, eager and compiled) that has no pair with BatchNorm, rather
@@ -715,7 +727,8 @@ def test_training_goals_judge_only_full_runs_and_the_table_shows_n_and_run_size(
         "not judged (quick / N=32 / 5 timed steps)"
     )
     assert table[("lenet", "eager", "triton", "6")][-1] == "not judged (width 0.5)"
-    unknown = _train(dict(bn, run_size=""), dict(ms_p50=10.4, run_size="", width="", reps=""))
+    unknown = _train(dict(bn, run_size="", width="", reps=""),  # (one run writes both alike)
+                     dict(ms_p50=10.4, run_size="", width="", reps=""))  # fmt: skip
     verdict = _train_table(GPU, unknown)[("resnet20", "eager", "triton", "2")][-1]
     assert verdict == "not judged (run size unknown / width unknown / steps unknown)"
 

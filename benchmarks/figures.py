@@ -29,7 +29,7 @@ CAPTIONS = {
     "time_vs_batch": "Time against batch size (fwd+bwd, K=2)",
     "speedup_per_shape": "Speed-up of ours per layer shape (fwd+bwd, K=2)",
     "bandwidth": "Achieved bandwidth (SPEC §3 bytes / time), % of its part's copy bandwidth",
-    "memory": "Peak memory per call (fwd+bwd, K=2) against the tensor's size",
+    "memory": "Peak memory per call (fwd+bwd, K=2, float32 NCHW) against the tensor's size",
     "train_step": "Training-step overhead of MN over BatchNorm",
 }
 PROVIDERS = {  # provider -> (colour, marker)
@@ -346,8 +346,13 @@ def _copy_title(df: pd.DataFrame) -> str:
 
 
 def memory(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
+    """Per provider, each case's peak (dots) and the median per tensor size (line), in float32
+    NCHW only: layouts and dtypes need different memory at one size (GroupNorm takes twice
+    as much channels_last), and a median across them would be a point no case measured."""
     df = calls(df)
-    full = from_latest_part(df[(df["mode"] == "full") & df["peak_mem_mb"].notna()], LAYER_CASE)
+    full = df[(df["mode"] == "full") & df["peak_mem_mb"].notna()]
+    full = full[(full["dtype"] == "float32") & (full["layout"] == "nchw")]
+    full = from_latest_part(full, LAYER_CASE)
     for ax, (op, name, native) in zip(axes, FAMILIES, strict=True):
         mine = full[(full["op"] == op) & (full["K"] == 2)]
         base = full[full["op"] == native]
@@ -358,12 +363,12 @@ def memory(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
             _empty(ax, text)
             continue
         for label, part in [*mine.groupby("provider"), (NATIVE[native], base)]:
-            part = part.groupby("tensor_bytes", as_index=False)["peak_mem_mb"].median()
+            dots = ax.scatter(part["tensor_bytes"] / MIB, part["peak_mem_mb"], s=6, alpha=0.5)
+            median = part.groupby("tensor_bytes", as_index=False)["peak_mem_mb"].median()
             ax.plot(
-                part["tensor_bytes"] / MIB,
-                part["peak_mem_mb"],
-                marker="o",
-                ms=3,
+                median["tensor_bytes"] / MIB,
+                median["peak_mem_mb"],
+                color=dots.get_facecolor()[0],
                 lw=0.8,
                 label=label,
             )
@@ -372,7 +377,7 @@ def memory(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
             yscale="log",
             xlabel="tensor MiB (|x|)",
             ylabel="peak MiB above inputs",
-            title=f"{name} fwd+bwd, K=2",
+            title=f"{name} fwd+bwd, K=2, float32 NCHW",
         )
         ax.legend(fontsize=7)
 

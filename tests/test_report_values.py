@@ -339,6 +339,22 @@ def test_cpu_rows_are_shown_but_not_judged():
     assert "MISSED" not in cpu and "| met |" not in cpu
 
 
+def test_a_goal_met_in_a_run_with_cases_without_a_row_says_on_what():
+    """Rows do not say which goal an unmeasured case belonged to: a goal met in a run whose
+    grid held cases without a row is met on the cases measured, and says so; a missed goal
+    is missed whatever the rest would show."""
+    bn = dict(op="batch_norm", provider="native", K="", ms_p50=1.0)
+    rows = _rows(dict(ms_p50=1.05, gbps=700.0, copy_gbps=1000.0), bn)
+    assert report._without_row(rows.assign(cases_planned=len(rows) + 20)) == 20
+    assert report._without_row(rows.assign(cases_planned=len(rows))) == 0
+    assert report._without_row(rows) == 0  # rows from before the column
+    complete = "\n".join(report.goal_lines(report.goals(rows, GPU), True, 0))
+    partial = "\n".join(report.goal_lines(report.goals(rows, GPU), True, 20))
+    assert "| 1 | met |" in complete and "planned cases have no row" not in complete
+    assert "| 1 | met on the cases measured (20 planned cases have no row) |" in partial
+    assert "| 1 | **MISSED** |" in partial  # the bandwidth goal: 70 %
+
+
 def test_run_caption_counts_the_cases_without_a_row():
     """A run's rows say how many cases its grid held: the caption counts those without a row
     (skipped when the time budget ran out, or failed), which the tables cannot show; runs

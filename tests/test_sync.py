@@ -519,6 +519,28 @@ def check_group_of_one_matches_mode_norm(device: str, dist_backend: str) -> None
         dist.destroy_process_group()
 
 
+def test_running_estimates_of_empty_and_nan_batches_as_one_process(backend, monkeypatch):
+    """Through the synchronising path (a process group of one, taken as synchronising): a
+    batch without samples leaves the running estimates as they are, and NaN statistics reach
+    them, as in ModeNorm (the update is weighted by whether any process held a sample,
+    which a NaN weighted by 0 still reaches)."""
+    monkeypatch.setattr(mn_triton.SyncModeNorm, "_synchronising", lambda self: self.training)
+    port = _free_port()
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    try:
+        for x in (torch.empty(0, 3, 2, 2), torch.full((4, 3, 2, 2), float("nan"))):
+            state = randomize(mn_triton.ModeNorm2d(3)).state_dict()
+            sync, single = mn_triton.SyncModeNorm(3), mn_triton.ModeNorm2d(3)
+            sync.load_state_dict(state)
+            single.load_state_dict(state)
+            sync(x), single(x)
+            for name, buffer in single.named_buffers():
+                got = dict(sync.named_buffers())[name]
+                torch.testing.assert_close(got, buffer, equal_nan=True, msg=name)
+    finally:
+        dist.destroy_process_group()
+
+
 @pytest.mark.parametrize("gates", ["inline", "computed_once", "computed_once_samples_split"])
 def test_group_of_one_matches_mode_norm(backend, gates, monkeypatch):
     """Also with MN's gates computed once (kernels.mix.GATES_KERNEL_MIN_ELEMENTS, here for

@@ -69,6 +69,10 @@ def _mode_norm_like(
             sq = torch.addcmul(bn.running_var.to(mean.dtype), mean, mean)
             out.running_mean.copy_(mean.expand_as(out.running_mean))
             out.running_mean_sq.copy_(sq.expand_as(out.running_mean_sq))
+    if bn.track_running_stats and bn.num_batches_tracked is None:
+        out.num_batches_tracked = None  # the count dropped, as BatchNorm allows: likewise
+    elif bn.track_running_stats:
+        with torch.no_grad():
             out.num_batches_tracked.copy_(bn.num_batches_tracked)
     return out
 

@@ -557,10 +557,14 @@ class ModeNormBase(_ModeNormCommon):
         """
         if not (self.training and self.track_running_stats):
             return None
-        self.num_batches_tracked.add_(1)
+        counted = self.num_batches_tracked is not None  # (the count may be dropped too)
+        if counted:
+            self.num_batches_tracked.add_(1)
         if self.running_mean is None:  # estimates dropped, as BatchNorm allows: nothing to update
             return None
         if self.momentum is None:
+            if not counted:  # no count to average over: BatchNorm's weight is then 0
+                return None
             if self.running_mean.dtype == torch.float64:  # a float32 1/t would cost ~1e-9
                 return 1.0 / self.num_batches_tracked.double()
             return 1.0 / self.num_batches_tracked

@@ -116,6 +116,18 @@ def test_convert_keeps_what_the_norms_leave_out():
     }  # fmt: skip
 
 
+def test_convert_keeps_a_dropped_step_count():
+    """A BatchNorm whose num_batches_tracked was set to None (it trains uncounted) gives a
+    ModeNorm without it, which trains too; a BatchNorm's count carries over."""
+    dropped, counted = nn.BatchNorm2d(4), nn.BatchNorm2d(4)
+    dropped.num_batches_tracked = None
+    counted.num_batches_tracked.fill_(7)
+    out = mn_triton.convert_to_mode_norm(nn.Sequential(dropped, counted), num_modes=2)
+    assert out[0].num_batches_tracked is None and out[1].num_batches_tracked.item() == 7
+    out(torch.randn(3, 4, 2, 2))
+    assert out[0].num_batches_tracked is None and out[1].num_batches_tracked.item() == 8
+
+
 def test_convert_keeps_group_norm_bias_and_sync_process_group():
     """Both affine parameters of a GroupNorm carry over, and a SyncBatchNorm's process
     group goes to its SyncModeNorm (it is only stored until a distributed forward)."""

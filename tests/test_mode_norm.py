@@ -357,6 +357,30 @@ def test_running_stats_switched_off_after_construction(backend):
     y_eval.sum().backward()  # fails if the training step wrote to the saved estimates
 
 
+@pytest.mark.parametrize("package", [mn_triton, reference])
+@pytest.mark.parametrize("momentum", [0.3, None])
+def test_step_count_dropped_as_batch_norm_allows(package, momentum, backend):
+    """As nn.BatchNorm: with `num_batches_tracked = None` a layer still trains, uncounted; its
+    running estimates follow a fixed momentum as a counted layer's do, and stay as they are
+    with momentum=None (no count to average over; BatchNorm's weight is then 0)."""
+    torch.manual_seed(0)
+    layer = randomize(package.ModeNorm2d(4, num_modes=2, momentum=momentum))
+    counted = copy.deepcopy(layer)
+    before = layer.running_mean.clone()
+    layer.num_batches_tracked = None
+    x = _input((4, 4, 3, 3))
+    assert_close(layer(x), counted(x), 0.0, "output")
+    assert layer.num_batches_tracked is None and "num_batches_tracked" not in layer.state_dict()
+    bn = nn.BatchNorm2d(4, momentum=momentum)
+    bn.num_batches_tracked = None
+    bn(x)  # (runs)
+    if momentum is None:
+        assert torch.equal(layer.running_mean, before)
+    else:
+        assert torch.equal(layer.running_mean, counted.running_mean)
+        assert not torch.equal(layer.running_mean, before)
+
+
 def test_affine_false(backend):
     layer = randomize(mn_triton.ModeNorm2d(4, num_modes=2, affine=False))
     assert layer.weight is None and layer.bias is None

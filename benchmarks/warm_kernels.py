@@ -2,14 +2,15 @@
 steps will launch, in parallel processes, into Triton's on-disk cache.
 
     python benchmarks/warm_kernels.py --grid core|...|none [--models lenet,resnet20,resnet56]
-        [--host-overhead] [--compiled-steps] [--jobs 12]
+        [--host-overhead] [--compiled-steps] [--jobs N]   (N: 1 by default)
 
 A fresh GPU machine starts with an empty cache, so every new kernel specialisation (tile
 shape, K, dtype, layout) compiles on its first launch, one after another, inside the timed
 stages' budgets. Here each specialisation is compiled once, for the local GPU's architecture,
 by the launch path itself (`tools/compile_check.py`'s compile-only driver: `kernel.run(...,
 warmup=True)` on `meta` tensors), so a later launch finds it in the cache. Nothing runs on
-the GPU. Prints how many specialisations it compiled and how long that took in all.
+the GPU. Prints each layer call or training step it warmed, with its time, then the total
+time and how many failed.
 """
 
 from __future__ import annotations

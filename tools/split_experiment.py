@@ -1,10 +1,12 @@
 r"""benchmarks/train_step.py with the MN mix splitting batches from a given number of samples
 (kernels/mix.SPLIT_MIN_ROWS, 1024 by default: CNN batches are never split). An experiment,
 for benchmarks/NOTES.md: what splitting small batches across programs would change, eager
-and under CUDA graphs. Its rows are not report data: give --out a name outside the report's.
+and under CUDA graphs. Its rows are not report data: `--out` names a file in
+$MN_REPORT_DATA (reports/data/ unless set, which the report reads), so point that elsewhere:
 
-    python tools/split_experiment.py 16 --models lenet,resnet20 --execs eager,cudagraph \
-        --norms mn_triton --run-id exp-split16 --out exp-split16
+    MN_REPORT_DATA=reports/raw python tools/split_experiment.py 16 --models lenet,resnet20 \
+        --execs eager,cudagraph --norms mn_triton --run-id exp-split16 \
+        --out split_experiment-split16
 """
 
 import runpy

@@ -773,6 +773,31 @@ def test_nan_running_estimates_stay_nan_in_eval():
     torch.testing.assert_close(got.nan_to_num(), expected.nan_to_num())
 
 
+@pytest.mark.parametrize("eps", [1e-30, 1e-50])
+def test_tiny_eps_keeps_padded_modes_and_channels_out(eps):
+    """ε > 0 is all the layers ask. Padded modes and channels of the MN mix kernels (K = 3 in
+    blocks of 4, C = 5 in blocks of 8) have σ² = 0, so 1/√(σ² + ε) overflows there for a tiny
+    ε (1e-50 is 0 in float32), or its cube does in the backward (1e-30): the kernels must keep
+    those lanes out of every row's coefficients, as the torch ops have none."""
+    torch.manual_seed(0)
+    layer = randomize(mn_triton.ModeNorm2d(5, num_modes=3, eps=eps))
+    x = torch.randn(4, 5, 2, 2) * 2 + 1
+    dy = torch.randn_like(x)
+    results = []
+    for backend in ("torch", "triton"):
+        xb = x.clone().requires_grad_()
+        layer.zero_grad()
+        with mn_triton.use_backend(backend):
+            y = layer(xb)
+            y.backward(dy)
+        results.append((y, xb.grad, layer.gate.weight.grad))
+    (y, dx, dgate), (y_k, dx_k, dgate_k) = results
+    assert y.isfinite().all() and dx.isfinite().all() and dgate.isfinite().all()
+    assert_close(y_k, y, 1e-5, "output")
+    assert_close(dx_k, dx, 1e-4, "dx")
+    assert dgate_k.isfinite().all()
+
+
 # Rows of one element (L = 1) are their own statistics (backend.POINT_ROWS): cases of the
 # layers on such inputs. (37, 70) at K = 3: three channel blocks of MN's mix, its gates
 # computed once; (9, 6, 1): one block, the gates kernel fused; MGN a program per sample.

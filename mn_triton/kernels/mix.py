@@ -395,6 +395,14 @@ def _mn_batch_stats(
 
 
 @triton.jit
+def _padded_as_zero(per_mode_channel, mode_ok, col_ok):
+    """A [K_PAD, BLOCK_C] value with 0 in the padded modes and channels. Their variance is 0,
+    so their 1/√(σ² + ε) is 1/√ε, which overflows for a tiny ε (in float32 below ~1e-38 ε is
+    0): gates of 0 times inf would then put NaN into every row's coefficients."""
+    return tl.where(mode_ok[:, None] & col_ok[None, :], per_mode_channel, 0.0)
+
+
+@triton.jit
 def _mn_dev(s, mdev, mask, center, residual):
     """m − μ_k, [BLOCK_N, K_PAD, BLOCK_C], as (s − P_k) + md − (μ_k − P_k); 0 off the mask."""
     dev = (s[:, None, :] - center[None, :, :]) + mdev[:, None, :] - residual[None, :, :]
@@ -519,7 +527,7 @@ def _mn_mix_forward_kernel(
             _update_running(RMEAN, RMEAN_SQ, MOMENTUM, momentum, absolute_mean, var, kc,
                             kc_ok, MOMENTUM_IN_TENSOR)  # fmt: skip
 
-    rstd = 1.0 / tl.sqrt(var + eps)
+    rstd = _padded_as_zero(1.0 / tl.sqrt(var + eps), mode_ok, col_ok)
     alpha = _load_or(ALPHA, cols, col_ok, 1.0, pivot.dtype, HAS_WEIGHT)
     beta = _load_or(BETA, cols, col_ok, 0.0, pivot.dtype, HAS_BIAS)
     for n0 in range(start, stop, BLOCK_N):
@@ -722,7 +730,7 @@ def _mn_mix_backward_rows_kernel(
         mode_ok, start, stop, C, K, TRAINING, GIVEN_STATS, HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N,
         BLOCK_C, K_PAD, CHUNK_C,
     )  # fmt: skip
-    rstd = 1.0 / tl.sqrt(var + eps)
+    rstd = _padded_as_zero(1.0 / tl.sqrt(var + eps), mode_ok, col_ok)
     alpha = _load_or(ALPHA, cols, col_ok, 1.0, dtype, HAS_WEIGHT)
     inv_mass = 1.0 / _at_least(mass, _TINY)
     kc, kc_ok = _mode_channel_offsets(modes, mode_ok, cols, col_ok, C)

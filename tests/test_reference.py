@@ -66,9 +66,12 @@ def _params(layer):
                                                    layer.weight, layer.bias)]  # fmt: skip
 
 
+# eps = 1: against row variances of ~1–4, a wrong ε (1e-5, say) is plain in the output.
+@pytest.mark.parametrize("eps", [1e-5, 1.0])
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
-def test_mode_norm_matches_spec_formulas(training):
-    layer = randomize(reference.ModeNorm1d(3, num_modes=2, momentum=0.25).double())
+def test_mode_norm_matches_spec_formulas(training, eps):
+    layer = reference.ModeNorm1d(3, num_modes=2, eps=eps, momentum=0.25).double()
+    layer = randomize(layer)
     layer.train(training)
     old_mean, old_sq = layer.running_mean.clone(), layer.running_mean_sq.clone()
     x = torch.randn(4, 3, 5, dtype=torch.float64) * 2 + 1
@@ -81,8 +84,9 @@ def test_mode_norm_matches_spec_formulas(training):
         assert_close(layer.running_mean_sq, expected_sq, 1e-12, "running mean sq")
 
 
-def test_mode_group_norm_matches_spec_formulas():
-    layer = randomize(reference.ModeGroupNorm1d(4, num_modes=3).double())
+@pytest.mark.parametrize("eps", [1e-5, 1.0])
+def test_mode_group_norm_matches_spec_formulas(eps):
+    layer = randomize(reference.ModeGroupNorm1d(4, num_modes=3, eps=eps).double())
     x = torch.randn(2, 4, 5, dtype=torch.float64) * 2 + 1
     y = _brute_force_mode_group_norm(x.tolist(), *_params(layer), layer.eps)
     assert_close(layer(x), y, 1e-12, "output")

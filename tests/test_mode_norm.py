@@ -72,6 +72,39 @@ def test_matches_oracle_across_layouts(case, training, backend):
 
 
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("gate_bias", [True, False], ids=["gate_bias", "no_gate_bias"])
+def test_eps_and_a_gate_without_bias_against_float64(gate_bias, training, backend):
+    """ε = 1, plain in the output against row variances of ~1–4 (every other test keeps the
+    default 1e-5, where a lost ε would not show), and a gate without a bias (the kernels'
+    HAS_GATE_BIAS=False branch): the functional form against the reference's in float64
+    (output, gradients, running estimates), and the layer against the oracle."""
+    torch.manual_seed(0)
+    c, k = 6, 3
+    x = torch.randn(4, c, 3, 3) * 2 + 1
+    gw, gb = torch.randn(k, c), torch.randn(k) if gate_bias else None
+    w, b, dy = torch.randn(c) * 0.5 + 1, torch.randn(c) * 0.5, torch.randn_like(x)
+    running_mean = torch.randn(k, c)
+    running_mean_sq = running_mean**2 + torch.rand(k, c) + 0.5
+
+    def run(mode_norm, dtype: torch.dtype) -> list[torch.Tensor]:
+        leaves = [t.detach().to(dtype).requires_grad_() for t in (x, w, b)]
+        running = [running_mean.to(dtype).clone(), running_mean_sq.to(dtype).clone()]
+        y = mode_norm(leaves[0], gw.to(dtype), None if gb is None else gb.to(dtype), *running,
+                      leaves[1], leaves[2], training, 0.1, 1.0)  # fmt: skip
+        y.backward(dy.to(dtype))
+        return [y, *(t.grad for t in leaves), *running]
+
+    names = ["output", "grad of input", "grad of weight", "grad of bias", "running_mean",
+             "running_mean_sq"]  # fmt: skip
+    ours = run(mn_triton.functional.mode_norm, torch.float32)
+    oracle = run(reference.functional.mode_norm, torch.float64)
+    for name, got, want in zip(names, ours, oracle, strict=True):
+        assert_close(got, want, 1e-5, name)
+    layer = randomize(mn_triton.ModeNorm2d(c, num_modes=k, eps=1.0)).train(training)
+    check_against_oracle(layer, x)
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 def test_single_sample(training, backend):
     """N = 1: in training every mode's statistics are the sample's own, so the gates have
     no effect (their gradients vanish) and the output is instance normalisation."""

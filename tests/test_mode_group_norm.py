@@ -81,6 +81,32 @@ def test_gate_gradients_over_many_draws():
     assert beyond_plain > 0
 
 
+@pytest.mark.parametrize("gate_bias", [True, False], ids=["gate_bias", "no_gate_bias"])
+def test_eps_and_a_gate_without_bias_against_float64(gate_bias, backend):
+    """ε = 1, plain in the output against variances of ~1–4 (every other test keeps the
+    default 1e-5), and a gate without a bias (the kernels' HAS_GATE_BIAS=False branch): the
+    functional form against the reference's in float64, and the layer against the oracle."""
+    torch.manual_seed(0)
+    c, k = 6, 3
+    x = torch.randn(4, c, 3, 3) * 2 + 1
+    gw, gb = torch.randn(k, 1), torch.randn(k) if gate_bias else None
+    w, b, dy = torch.randn(c) * 0.5 + 1, torch.randn(c) * 0.5, torch.randn_like(x)
+
+    def run(mode_group_norm, dtype: torch.dtype) -> list[torch.Tensor]:
+        leaves = [t.detach().to(dtype).requires_grad_() for t in (x, w, b)]
+        y = mode_group_norm(leaves[0], gw.to(dtype), None if gb is None else gb.to(dtype),
+                            leaves[1], leaves[2], 1.0)  # fmt: skip
+        y.backward(dy.to(dtype))
+        return [y, *(t.grad for t in leaves)]
+
+    names = ["output", "grad of input", "grad of weight", "grad of bias"]
+    ours = run(mn_triton.functional.mode_group_norm, torch.float32)
+    oracle = run(reference.functional.mode_group_norm, torch.float64)
+    for name, got, want in zip(names, ours, oracle, strict=True):
+        assert_close(got, want, 1e-5, name)
+    check_against_oracle(randomize(mn_triton.ModeGroupNorm2d(c, num_modes=k, eps=1.0)), x)
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
 def test_matches_oracle_across_dtypes(dtype, backend):
     params_dtype = torch.float64 if dtype == torch.float64 else torch.float32

@@ -214,13 +214,22 @@ def oracle_errors(
             lp_err = max(lp_err, rel_err(nudged(what.removeprefix("grad of ")), ref))
         return OracleError(what, rel_err(ours, ref), bound, lp_err)
 
+    # What the fast path computes its statistics in: float32, unless x is float64.
+    computed_in = torch.float64 if x.dtype == torch.float64 else torch.float32
+
+    def own_tol(t: Tensor) -> float:
+        """A parameter gradient's or running estimate's tolerance: its own dtype's, and no
+        tighter than the statistics allow. (For 16-bit x with float32 parameters that is
+        float32's: they are computed from the exact 16-bit values, never stored in 16 bits.)"""
+        return max(TOLERANCE[t.dtype], TOLERANCE[computed_in])
+
     def gate_bound(name: str, ours: Tensor, ref: Tensor) -> float:
         """The tolerance, or GATE_SLACK× float32's error (nudged too, where ours passes the
         plain one's bound: see above)."""
         float32_err = rel_err(grads_lp[name], ref)
-        if rel_err(ours, ref) > max(tol, GATE_SLACK * float32_err):
+        if rel_err(ours, ref) > max(own_tol(ours), GATE_SLACK * float32_err):
             float32_err = max(float32_err, rel_err(nudged(name), ref))
-        return max(tol, GATE_SLACK * float32_err)
+        return max(own_tol(ours), GATE_SLACK * float32_err)
 
     def gate_scale(name: str) -> Tensor:
         """‖dy‖·‖y‖, times max |row mean| for the gate weight: what a gate gradient can reach."""
@@ -236,7 +245,7 @@ def oracle_errors(
             size = (grads[name].double().norm().cpu() / gate_scale(name)).item()
             errors.append(OracleError(f"grad of {name} (should vanish)", size, 1e-5))
             continue
-        bound = tol
+        bound = tol if name == "input" else own_tol(grads[name])
         if name in GATE_PARAMS and low_precision is not None:
             bound = gate_bound(name, grads[name], g_ref)
         e = error(f"grad of {name}", grads[name], g_ref, grads_lp.get(name), bound)
@@ -245,11 +254,10 @@ def oracle_errors(
             e = e._replace(scale_err=(diff / gate_scale(name)).item())
         errors.append(e)
     if getattr(module, "running_mean", None) is not None:
-        state_tol = max(tol, TOLERANCE[torch.float32])
         for name in ("running_mean", "running_mean_sq"):
             lp = None if low_precision is None else getattr(low_precision, name)
             ours, ref = getattr(module, name), getattr(oracle, name)
-            errors.append(error(name, ours, ref, lp, state_tol))
+            errors.append(error(name, ours, ref, lp, own_tol(ours)))
     return errors
 
 

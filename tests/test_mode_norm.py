@@ -150,14 +150,17 @@ def test_large_common_offset(training, backend):
     check_against_oracle(layer, x)
 
 
-def test_large_offset_as_accurate_as_batch_norm(backend):
+def test_large_offset_at_least_as_accurate_as_batch_norm(backend):
+    """At a 1e4 offset K = 1 is BatchNorm, within float32's tolerance of float64 BatchNorm,
+    which float32 BatchNorm may miss (~2e-4 to 6e-4 on this CPU): never worse than it, and
+    never beyond the tolerance however far BatchNorm is."""
     x = _input((8, 4, 5, 5), offset=1e4, scale=1.0)
     bn = nn.BatchNorm2d(4)
     layer = mn_triton.ModeNorm2d(4, num_modes=1)
     oracle = nn.BatchNorm2d(4).double()
     y_ref = oracle(x.double())
     err_ours, err_bn = rel_err(layer(x), y_ref), rel_err(bn(x), y_ref)
-    assert err_ours <= max(TOLERANCE[torch.float32], 2 * err_bn), (err_ours, err_bn)
+    assert err_ours <= min(TOLERANCE[torch.float32], max(err_bn, 1e-6)), (err_ours, err_bn)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

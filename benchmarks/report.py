@@ -560,7 +560,7 @@ def layer_section(device: str, rows: pd.DataFrame) -> list[str]:
             f"{total:.0f} s.",
         ]
     if not graphs.empty:
-        lines += ["", *graph_lines(device, graphs, df)]
+        lines += ["", *graph_lines(device, graphs, df, _without_row(rows))]
     return [*lines, ""]
 
 
@@ -574,12 +574,16 @@ GRAPH_NOTE = (
 )
 
 
-def graph_lines(device: str, graphs: pd.DataFrame, made: pd.DataFrame) -> list[str]:
+def graph_lines(
+    device: str, graphs: pd.DataFrame, made: pd.DataFrame, without_row: int = 0
+) -> list[str]:
     """The layer goals about the kernels' speed and the ratios, on CUDA-graph replays; and
-    each replayed case of ours against the same call made eagerly."""
+    each replayed case of ours against the same call made eagerly. `without_row`: as for
+    goal_lines (the run's planned cases without a row, replays among them perhaps)."""
     me = ours(device)
     lines = ["#### Device time alone: CUDA-graph replays", "", GRAPH_NOTE, ""]
-    lines += goal_lines(list(_device_goals(graphs, me, " (replays)")), device != "cpu")
+    replay_goals = list(_device_goals(graphs, me, " (replays)"))
+    lines += goal_lines(replay_goals, device != "cpu", without_row)
     mn, mgn = {"op": "mode_norm", "provider": me}, {"op": "mode_group_norm", "provider": me}
     lines += ["", "Time ratios of replays (ours / theirs; above 1 means ours is slower):", ""]
     lines += comparison_lines({

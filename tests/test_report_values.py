@@ -988,6 +988,22 @@ def test_two_part_run_pairs_within_a_part_and_counts_each_case_once(two_parts: P
     assert k_ratio["ratio"].tolist() == pytest.approx(expected)
 
 
+def test_both_goal_tables_hear_of_the_planned_cases_without_a_row(two_parts: Path, monkeypatch):
+    """The calls' goal table and the replays' both qualify a goal met (goal_lines), told how
+    many of the run's planned cases have no row."""
+    df = report.load(two_parts)
+    layers = report.latest_runs(df[df["op"] != "train_step"])[GPU]
+    told, real = [], report.goal_lines
+
+    def goal_lines(goals: list, judged: bool, without_row: int = 0) -> list[str]:
+        told.append(without_row)
+        return real(goals, judged, without_row)
+
+    monkeypatch.setattr(report, "goal_lines", goal_lines)
+    report.layer_section(GPU, layers.assign(cases_planned=len(layers) + 7))
+    assert told == [7, 7]
+
+
 def test_graph_replays_are_reported_apart_from_the_calls(two_parts: Path):
     """CUDA-graph replays (exec cudagraph, part 1's core grid) get a section of their own:
     the kernel-speed goals and ratios on replays paired with replays, and each replay of ours

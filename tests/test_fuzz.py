@@ -32,7 +32,8 @@ def _args(**kw) -> argparse.Namespace:
 def test_draws_cover_the_space_and_replay():
     draws = [fuzz.draw(seed) for seed in range(600)]
     assert fuzz.draw(123) == draws[123]  # a seed is a replay
-    for field in ("layer", "dtype", "layout", "num_modes", "training", "tiny_tiles", "offset"):
+    fields = ("layer", "dtype", "layout", "num_modes", "training", "tiny_tiles", "offset", "eps")
+    for field in fields:
         seen = Counter(getattr(d, field) for d in draws)
         assert len(seen) >= 2, (field, seen)
     assert {d.layer for d in draws} == {

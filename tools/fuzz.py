@@ -59,6 +59,7 @@ class Draw:
     track_running_stats: bool
     tiny_tiles: bool
     outlier_gap: float  # 0, or how many logits mode 0 favours one far-off row by (see build)
+    eps: float = 1e-5  # (see _eps)
 
     def gates_matter(self) -> bool:
         """False where every mode sees the same statistics, so gate gradients vanish."""
@@ -120,7 +121,16 @@ def draw(seed: int) -> Draw:
         track_running_stats=rng.random() < 0.85,
         tiny_tiles=rng.random() < 0.3,
         outlier_gap=outlier_gap,
+        eps=_eps(seed),
     )
+
+
+def _eps(seed: int) -> float:
+    """The layer's ε: the default in 60 % of draws, else log-uniform over 1e-10 … 1 (where
+    it ties with a mode's σ², it changes which terms dominate). Drawn from a stream of its
+    own, so a seed draws the same case as before ε was drawn, but for ε."""
+    rng = random.Random(f"eps-{seed}")
+    return 1e-5 if rng.random() < 0.6 else 10 ** rng.uniform(-10.0, 0.0)
 
 
 def _laid_out(t, layout: str):  # noqa: ANN001, ANN202
@@ -148,7 +158,7 @@ def build(d: Draw, device: str):  # noqa: ANN201
 
     torch.manual_seed(d.seed)
     dtype = getattr(torch, d.dtype)
-    kwargs = {"num_modes": d.num_modes, "affine": d.affine}  # float32 parameters
+    kwargs = {"num_modes": d.num_modes, "affine": d.affine, "eps": d.eps}  # float32 parameters
     if d.layer.startswith("ModeNorm"):
         kwargs.update(momentum=d.momentum, track_running_stats=d.track_running_stats)
     layer = getattr(mn_triton, d.layer)(d.shape[1], **kwargs)

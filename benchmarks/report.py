@@ -523,19 +523,25 @@ def _one_run(df: pd.DataFrame) -> str:
 def _planned(df: pd.DataFrame) -> str:
     """`of N cases planned`, and how many of them have no row (skipped for time, or failed),
     for runs whose rows say how many cases their grid held."""
-    planned = _numeric(df, "cases_planned").dropna()
-    if planned.empty:
+    planned = _cases_planned(df)
+    if planned is None:
         return ""
     missing = _without_row(df)
-    return f" of {int(planned.max())} cases planned" + (
+    return f" of {planned} cases planned" + (
         f" (**{missing} without a row**: skipped for time, or failed)" if missing > 0 else ""
     )
 
 
+def _cases_planned(df: pd.DataFrame) -> int | None:
+    """How many cases the run's grid held, where its rows say (None for older runs)."""
+    planned = _numeric(df, "cases_planned").dropna()
+    return None if planned.empty else int(planned.max())
+
+
 def _without_row(df: pd.DataFrame) -> int:
     """How many of the cases the run's grid held have no row (0 where rows do not say)."""
-    planned = _numeric(df, "cases_planned").dropna()
-    return max(int(planned.max()) - len(df), 0) if not planned.empty else 0
+    planned = _cases_planned(df)
+    return 0 if planned is None else max(planned - len(df), 0)
 
 
 def layer_section(device: str, rows: pd.DataFrame) -> list[str]:
@@ -543,9 +549,10 @@ def layer_section(device: str, rows: pd.DataFrame) -> list[str]:
     lines = [f"### {device}" + ("" if judged else " (pipeline check, not GPU speed)"), ""]
     lines += [run_caption(rows), ""]
     df, graphs = calls(rows), rows[graph_replays(rows)]
+    without_row = _without_row(rows)
     if not judged:
         lines += [CPU_NOTE, ""]
-    lines += goal_lines(goals(df, device), judged, _without_row(rows))
+    lines += goal_lines(goals(df, device), judged, without_row)
     lines += ["", "Time ratios (ours / theirs; above 1 means ours is slower):", ""]
     lines += comparison_lines(comparisons(df, device))
     if judged:
@@ -560,7 +567,7 @@ def layer_section(device: str, rows: pd.DataFrame) -> list[str]:
             f"{total:.0f} s.",
         ]
     if not graphs.empty:
-        lines += ["", *graph_lines(device, graphs, df, _without_row(rows))]
+        lines += ["", *graph_lines(device, graphs, df, without_row)]
     return [*lines, ""]
 
 

@@ -140,6 +140,11 @@ def check_against_oracle(
         assert err <= bound, f"{what}: relative error {err:.3e} > {bound:.1e}"
 
 
+def _nudged(t: Tensor, direction: Tensor) -> Tensor:
+    """t moved by one ulp per element, up where direction > 0, else down."""
+    return torch.nextafter(t, torch.where(direction > 0, torch.inf, -torch.inf).to(t.dtype))
+
+
 def oracle_errors(
     module: nn.Module,
     x: Tensor,
@@ -202,7 +207,7 @@ def oracle_errors(
             with torch.random.fork_rng(devices=[]):
                 ulps = torch.randint(0, 2, (2, *x.shape), dtype=torch.float32) * 2 - 1
             y_n, grads_n = forward_backward(
-                nudged_twin, x.float() * (1 + ulps[0] * 2**-24), dy.float() * (1 + ulps[1] * 2**-24)
+                nudged_twin, _nudged(x.float(), ulps[0]), _nudged(dy.float(), ulps[1])
             )
             nudged_results.update(grads_n, output=y_n)
         return nudged_results.get(key, getattr(nudged_twin, key, None))

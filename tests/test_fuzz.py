@@ -14,7 +14,7 @@ import torch
 
 import mn_triton
 import mn_triton.mix
-from helpers import OracleError, oracle_errors
+from helpers import OracleError, _nudged, oracle_errors
 from mn_triton.sync import _merge_across_processes
 
 REPO = Path(__file__).resolve().parents[1]
@@ -179,6 +179,29 @@ def test_nudging_dy_shows_a_bias_gradient_that_cancels():
     plain, nudged = results
     assert nudged.float32_err > 4 * plain.float32_err
     assert fuzz.verdict(nudged) == "ill-conditioned"
+
+
+def test_nudges_move_every_element_by_one_ulp_either_way():
+    """Up as well as down: x·(1 + 2⁻²⁴) rounds back to x in float32, so a nudge written that
+    way moved only the elements nudged down."""
+    x = torch.randn(4096) * torch.logspace(-20, 20, 4096)
+    up = torch.arange(4096) % 2 == 0
+    nudged = _nudged(x, torch.where(up, 1.0, -1.0))
+    inf = torch.full_like(x, torch.inf)
+    assert torch.equal(nudged, torch.where(up, torch.nextafter(x, inf), torch.nextafter(x, -inf)))
+    assert (nudged[up] > x[up]).all() and (nudged[~up] < x[~up]).all()
+
+
+def test_a_weight_gradient_that_cancels_is_judged_ill_conditioned():
+    """Draw 7401172 (the kernels): one channel and K = 1, so the weight gradient is one sum
+    Σ dy·x̂ of 36 terms whose sizes add to 43 and which cancel to 0.006. Ours (the kernels'
+    order of summation) errs by 1.7e-4; the float32 reference, in its order, by 5.6e-6; with
+    every element nudged by an ulp, by 8.5e-5. It was reported OVER while the nudge moved only
+    half of the elements."""
+    d = fuzz.draw(7401172)
+    (weight,) = [e for e in fuzz.check(d, "triton", "cpu") if e.what == "grad of weight"]
+    assert weight.err > weight.bound
+    assert fuzz.verdict(weight) == "ill-conditioned"
 
 
 def test_compiled_draws_go_through_torch_compile():

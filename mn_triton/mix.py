@@ -140,6 +140,14 @@ def _softmax_backward(gates: Tensor, g_dg: Tensor, modes_dim: int = -1) -> Tenso
 # --------------------------------------------------------------------------------------
 
 
+def _var_grad(d_rstd: Tensor, rstd: Tensor) -> Tensor:
+    """∂L/∂σ² from ∂L/∂r, r = 1/√(σ² + ε): −½·r³·∂L/∂r, multiplied from ∂L/∂r on. r³ alone
+    overflows once σ² + ε < ~2e-26 (a constant channel with a tiny ε), and ∂L/∂r is 0 exactly
+    there: inf·0 would put NaN into every gradient. In this order no product outgrows the
+    result while r ≥ 1, and 0 stays 0."""
+    return -0.5 * d_rstd * rstd * rstd * rstd
+
+
 def _sum_over_samples(weights: Tensor, t: Tensor) -> Tensor:
     """Σ_n w[n, k]·t[k, n, c], (K, C): einsum("nk,knc->kc", w, t)."""
     return torch.bmm(weights.T.unsqueeze(1), t).squeeze(1)
@@ -355,7 +363,7 @@ def mode_norm_backward(
             sums = sum_over_batch(torch.stack([d_rstd, d_mean, sum_w_dev]))
             d_rstd, d_mean, sum_w_dev = sums.unbind(0)
         # μ = Σ_n w·m and σ² = Σ_n w·(v + (m − μ)²), with w = g / N_k.
-        d_var = -0.5 * s.rstd**3 * d_rstd
+        d_var = _var_grad(d_rstd, s.rstd)
         d_mean = d_mean - 2.0 * d_var * sum_w_dev
         dv = w @ d_var
         dm = dm + 2.0 * _sum_over_modes(w, s.dev, d_var) + w @ d_mean
@@ -488,7 +496,7 @@ def mode_group_norm_backward(
     # a = mean_k r and b = mean_k (m − μ_k)·r: into r and μ (the gates only weigh statistics).
     d_rstd = (da.sum(dim=1, keepdim=True) + _sum_over_channels(s.dev, db)) / n_modes
     # μ = Σ_c w·m and σ² = Σ_c w·(v + (m − μ)²), with w = g / C_k.
-    d_var = -0.5 * s.rstd**3 * d_rstd
+    d_var = _var_grad(d_rstd, s.rstd)
     w = s.weights
     # σ²'s derivative in μ, −2·Σ_c w·(m − μ), is 0 in exact arithmetic. Computed, it carries
     # μ's rounding error and cancels it in what m receives, as autograd's chain through the

@@ -19,6 +19,7 @@ import mn_triton
 from helpers import (
     TOLERANCE,
     assert_close,
+    check_against_oracle,
     randomize,
     record_guarded_launches,
     spy_launches,
@@ -796,6 +797,27 @@ def test_tiny_eps_keeps_padded_modes_and_channels_out(eps):
     assert_close(y_k, y, 1e-5, "output")
     assert_close(dx_k, dx, 1e-4, "dx")
     assert dgate_k.isfinite().all()
+
+
+@pytest.mark.parametrize("backend", ["torch", "triton"])
+@pytest.mark.parametrize(
+    "layer_class, num_modes", [(mn_triton.ModeNorm2d, 1), (mn_triton.ModeNorm2d, 2),
+                               (mn_triton.ModeGroupNorm2d, 2)]
+)  # fmt: skip
+def test_a_constant_channel_with_tiny_eps_keeps_gradients_finite(layer_class, num_modes, backend):
+    """A dead channel (all zeros: σ² = 0) with ε = 1e-30: r = 1/√ε is finite, but r³ is
+    not, and ∂L/∂r is exactly 0 there; σ²'s gradient formed as r³ first was inf·0 = NaN, which
+    the gates' backward carried into every gradient (BatchNorm's stay finite). MGN: one
+    sample constant over its channels."""
+    torch.manual_seed(0)
+    layer = randomize(layer_class(3, num_modes=num_modes, eps=1e-30))
+    x = torch.randn(4, 3, 3, 3)
+    if layer_class is mn_triton.ModeNorm2d:
+        x[:, 1] = 0.0
+    else:
+        x[2] = 0.0
+    with mn_triton.use_backend(backend):
+        check_against_oracle(layer, x)
 
 
 # Rows of one element (L = 1) are their own statistics (backend.POINT_ROWS): cases of the

@@ -403,6 +403,13 @@ def _padded_as_zero(per_mode_channel, mode_ok, col_ok):
 
 
 @triton.jit
+def _var_grad(d_rstd, rstd):
+    """∂L/∂σ² from ∂L/∂r, multiplied from ∂L/∂r on: r³ alone overflows for a constant
+    channel with a tiny ε, where ∂L/∂r is 0 (see mn_triton.mix._var_grad)."""
+    return -0.5 * d_rstd * rstd * rstd * rstd
+
+
+@triton.jit
 def _mn_dev(s, mdev, mask, center, residual):
     """m − μ_k, [BLOCK_N, K_PAD, BLOCK_C], as (s − P_k) + md − (μ_k − P_k); 0 off the mask."""
     dev = (s[:, None, :] - center[None, :, :]) + mdev[:, None, :] - residual[None, :, :]
@@ -791,7 +798,7 @@ def _mn_backward_pass_2(
     gate gradients as well (this split's, at `split_row`), as _mn_mix_backward_gates_kernel
     computes them."""
     dtype = rstd.dtype
-    d_var = -0.5 * rstd * rstd * rstd * d_rstd
+    d_var = _var_grad(d_rstd, rstd)
     # σ²'s derivative in μ, −2·Σ_n w·(m − μ), as in mix.mode_norm_backward.
     d_mean = d_mean_via_b - 2.0 * d_var * sum_w_dev
     kc, kc_ok = _mode_channel_offsets(modes, mode_ok, cols, col_ok, C)
@@ -1429,7 +1436,7 @@ def _mgn_mix_backward_kernel(
         sum_db += tl.sum(db, axis=0)
         sum_g_dev += tl.sum(tl.where(c_ok[:, None], g * dev, 0.0), axis=0)
     d_rstd = d_rstd / K
-    d_var = -0.5 * rstd * rstd * rstd * d_rstd
+    d_var = _var_grad(d_rstd, rstd)
     # σ²'s derivative in μ, −2·Σ_c w·(m − μ): see mix.mode_group_norm_backward.
     d_mean = -sum_db * rstd / K - 2.0 * d_var * sum_g_dev * inv_mass
 

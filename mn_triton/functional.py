@@ -25,7 +25,7 @@ from reference._base import (
     check_mode_norm_call,
 )
 
-from . import ops
+from . import backend, ops
 
 
 def _needs_reference_formulas(*tensors: Tensor | None) -> bool:
@@ -63,6 +63,10 @@ def mode_norm(
         eps, fn,
     )  # fmt: skip
     momentum = _check_momentum(momentum, input, fn)
+    _check_not_negated(running_mean, running_mean_sq, fn)
+    input, gate_weight, gate_bias, weight, bias = map(
+        backend.resolved, (input, gate_weight, gate_bias, weight, bias)
+    )
     if _needs_reference_formulas(input, gate_weight, gate_bias, weight, bias):
         return reference_functional.mode_norm(
             input, gate_weight, gate_bias, running_mean, running_mean_sq, weight, bias,
@@ -74,6 +78,20 @@ def mode_norm(
         training, float(eps), momentum=momentum,
     )  # fmt: skip
     return y
+
+
+def _check_not_negated(running_mean: Tensor | None, running_mean_sq: Tensor | None, fn: str):
+    """The running estimates are written in place, so a lazily negated view of them (whose
+    memory holds −t, see backend.resolved) cannot be resolved into a copy: refuse it."""
+    if torch.compiler.is_compiling():  # dynamo cannot trace is_neg
+        return
+    for name, t in (("running_mean", running_mean), ("running_mean_sq", running_mean_sq)):
+        if t is not None and t.is_neg():
+            raise ValueError(
+                f"{fn}: {name} is a lazily negated view (Tensor.is_neg()); the running "
+                f"estimates are updated in place, so pass a tensor of their own "
+                f"({name}.resolve_neg())"
+            )
 
 
 def _check_momentum(momentum: float | Tensor, x: Tensor, fn: str) -> float | Tensor:
@@ -100,6 +118,9 @@ def mode_group_norm(
     Statistics are per sample, so training and evaluation compute the same function.
     """
     check_mode_group_norm_call(input, gate_weight, gate_bias, weight, bias, eps)
+    input, gate_weight, gate_bias, weight, bias = map(
+        backend.resolved, (input, gate_weight, gate_bias, weight, bias)
+    )
     if _needs_reference_formulas(input, gate_weight, gate_bias, weight, bias):
         return reference_functional.mode_group_norm(
             input, gate_weight, gate_bias, weight, bias, float(eps)

@@ -246,6 +246,7 @@ def _mode_norm_grads(backward_op):  # noqa: ANN001
     def backward(ctx, dy, *_unused):  # noqa: ANN001
         if dy is None:  # no gradient reached y (grads are not materialised as zeros)
             return (None,) * 11
+        dy = backend.resolved(dy)
         x, shift, mean_dev, var_rows, mode_stats, gates, gate_weight, gate_bias, weight, *rest = (
             ctx.saved_tensors
         )
@@ -473,6 +474,7 @@ def _mode_group_norm_grads(backward_op):  # noqa: ANN001
     def backward(ctx, dy, *_unused):  # noqa: ANN001
         if dy is None:  # no gradient reached y (grads are not materialised as zeros)
             return (None,) * 8
+        dy = backend.resolved(dy)
         x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight = ctx.saved_tensors
         dx, *param_grads = backward_op(
             dy, x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, ctx.eps,

@@ -173,6 +173,7 @@ class _SyncModeNormFunction(torch.autograd.Function):
         x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, gates, stats = (
             ctx.saved_tensors
         )
+        dy = backend.resolved(dy)
         with backend.on_device_of(x), autocast_off(x):
             if x.numel():
                 sum_dy, sum_dy_xs = backend.row_grad_sums(x, dy, shift)
@@ -245,10 +246,11 @@ class SyncModeNorm(ModeNorm):
         if not self._synchronising():
             return super().forward(input)
         self._check_input(input)
-        gate_weight, gate_bias = self._gate_parameters()
+        gate_weight, gate_bias = map(backend.resolved, self._gate_parameters())
         momentum = self._count_batch()
         y, mode_mean, mode_var, sampled = _SyncModeNormFunction.apply(
-            input, gate_weight, gate_bias, self.weight, self.bias, self.eps,
+            backend.resolved(input), gate_weight, gate_bias, backend.resolved(self.weight),
+            backend.resolved(self.bias), self.eps,
             self.process_group,
         )  # fmt: skip
         if momentum is not None:

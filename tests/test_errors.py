@@ -273,3 +273,36 @@ def test_sizes_take_index_types_and_refuse_bool(pkg, cls):
                          ({"num_features": 4, "num_modes": True}, "num_modes")):  # fmt: skip
         with pytest.raises(ValueError, match=f"{name} must be a positive int, got the bool"):
             getattr(pkg, cls)(**kwargs)
+
+
+def _negated_view(shape: tuple[int, ...]) -> torch.Tensor:
+    """A float32 tensor whose memory holds its negation (`is_neg()`), as `z.conj().imag`."""
+    t = torch.randn(shape, dtype=torch.complex64).conj().imag
+    assert t.is_neg()
+    return t
+
+
+@pytest.mark.parametrize("cls", ["ModeNorm2d", "ModeGroupNorm2d"])
+def test_lazily_negated_tensors_are_taken_at_their_values(cls, backend):
+    """The kernels read raw memory: given a lazily negated x or dy they normalised −x (output
+    off by up to 6), where the torch ops, the reference and BatchNorm see x."""
+    layer = getattr(mn_triton, cls)(3)
+    x, dy = _negated_view((4, 3, 2, 2)), _negated_view((4, 3, 2, 2))
+    results = []
+    for x_in, dy_in in ((x, dy), (x.resolve_neg(), dy.resolve_neg())):
+        x_in = x_in.detach().requires_grad_()  # keeps the bit: a leaf view of the same memory
+        assert x_in.is_neg() == (not results)
+        y = layer(x_in)
+        y.backward(dy_in)
+        results.append((y, x_in.grad, layer.gate.weight.grad.clone()))
+        layer.zero_grad()
+    for negated, plain in zip(*results, strict=True):
+        torch.testing.assert_close(negated, plain, rtol=0, atol=0)
+
+
+def test_lazily_negated_running_estimates_are_refused():
+    x = torch.randn(4, 3, 2, 2)
+    gate_weight, gate_bias = torch.randn(2, 3), torch.randn(2)
+    with pytest.raises(ValueError, match=r"running_mean_sq is a lazily negated view"):
+        F.mode_norm(x, gate_weight, gate_bias, torch.zeros(2, 3), _negated_view((2, 3)),
+                    training=True)  # fmt: skip

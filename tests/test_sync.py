@@ -556,3 +556,26 @@ def test_group_of_one_matches_mode_norm(backend, gates, monkeypatch):
     check_group_of_one_matches_mode_norm("cpu", "gloo")
     kernel_launches = backend == "triton" and gates != "inline"
     assert len(launches) == (1 + 1 if kernel_launches else 0)
+
+
+def test_lazily_negated_input_and_gradient_as_their_values(backend, monkeypatch):
+    """Through the synchronising path (a group of one): x and dy whose memory holds their
+    negation (`z.conj().imag`) are taken at their values, as ModeNorm takes them (the kernels
+    read raw memory)."""
+    monkeypatch.setattr(mn_triton.SyncModeNorm, "_synchronising", lambda self: self.training)
+    port = _free_port()
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    try:
+        x, dy = (torch.randn(4, 3, 2, 2, dtype=torch.complex64).conj().imag for _ in range(2))
+        assert x.is_neg() and dy.is_neg()
+        layer = mn_triton.SyncModeNorm(3)
+        results = []
+        for x_in, dy_in in ((x, dy), (x.resolve_neg(), dy.resolve_neg())):
+            x_in = x_in.detach().requires_grad_()
+            y = layer(x_in)
+            y.backward(dy_in)
+            results.append((y, x_in.grad))
+        for negated, plain in zip(*results, strict=True):
+            torch.testing.assert_close(negated, plain, rtol=0, atol=0)
+    finally:
+        dist.destroy_process_group()

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+import mn_triton
 import reference
 from helpers import TOLERANCE, assert_close, randomize, reference_twin
 
@@ -135,6 +136,29 @@ def test_empty_batch_leaves_running_estimates_alone(shape):
     assert layer.num_batches_tracked.item() == 1
     assert torch.equal(layer.running_mean, old_mean)
     assert torch.equal(layer.running_mean_sq, old_sq)
+
+
+@pytest.mark.parametrize("package", [reference, mn_triton], ids=["reference", "mn_triton"])
+@pytest.mark.parametrize("name", ["ModeNorm2d", "ModeGroupNorm2d"])
+def test_rows_without_values_give_zero_gradients(name, package):
+    """Spatial size 0: no value reaches the output, so every gradient is 0, as BatchNorm's.
+    The reference's gates once took the mean of no values (NaN), which the gates' gradients
+    carried into the parameters (one optimizer step then made them NaN)."""
+    layer = getattr(package, name)(3)
+    x = torch.randn(2, 3, 0, 4, requires_grad=True)
+    layer(x).sum().backward()
+    for pname, param in layer.named_parameters():
+        assert torch.equal(param.grad, torch.zeros_like(param)), pname
+
+
+@pytest.mark.parametrize("package", [reference, mn_triton], ids=["reference", "mn_triton"])
+def test_functional_forms_take_inputs_without_channels(package):
+    """(N, 0, *S), as F.batch_norm and F.group_norm take it (the modules refuse 0 features);
+    the reference once indexed the first channel for the row length."""
+    x = torch.randn(4, 0, 2, 2)
+    y = package.functional.mode_norm(x, torch.randn(2, 0), torch.randn(2), training=True)
+    assert y.shape == x.shape
+    assert package.functional.mode_group_norm(x, torch.randn(2, 1), torch.randn(2)).shape == x.shape
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])

@@ -95,6 +95,8 @@ def _number_in(value: Any, low: float, high: float = math.inf, low_open: bool = 
 
 
 def _check_eps(eps: Any, where: str = "") -> None:
+    if tuple(getattr(eps, "shape", ())) != ():  # a tensor or array of any other shape
+        raise ValueError(f"{where}eps must be a single number (0-d if a tensor), got {eps!r}")
     if not _number_in(eps, 0.0, low_open=True):
         raise ValueError(f"{where}eps must be > 0, got {eps!r}")
 
@@ -258,11 +260,32 @@ def check_mode_norm_call(
         _check_tensor(name, t, (k, c), input, fn)
     if (running_mean is None) != (running_mean_sq is None):
         raise ValueError(f"{fn}: give both running_mean and running_mean_sq, or neither")
+    if running_mean is not None:
+        _check_running_pair(running_mean, running_mean_sq, training, fn)
     _check_eps(eps, f"{fn}: ")
     if training:
         check_batch_for_training(input, fn)
     elif running_mean is None:
         raise ValueError(f"{fn}: training=False needs running_mean and running_mean_sq")
+
+
+def _check_running_pair(running_mean: Tensor, running_mean_sq: Tensor, training: bool, fn: str):
+    """One dtype for both estimates (they are updated together); and, where training writes
+    them in place, no element sharing memory with another (an expanded view): each would take
+    several modes' or channels' updates, in whichever order they came."""
+    if running_mean.dtype != running_mean_sq.dtype:
+        raise TypeError(
+            f"{fn}: running_mean and running_mean_sq must have one dtype, got "
+            f"{running_mean.dtype} and {running_mean_sq.dtype}"
+        )
+    if not training:
+        return
+    for name, t in (("running_mean", running_mean), ("running_mean_sq", running_mean_sq)):
+        if any(stride == 0 and size > 1 for stride, size in zip(t.stride(), t.shape, strict=True)):
+            raise ValueError(
+                f"{fn}: {name} has elements sharing memory (stride 0, an expanded view?); "
+                "training updates it in place, so each element needs its own"
+            )
 
 
 def check_mode_group_norm_call(

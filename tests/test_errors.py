@@ -118,6 +118,8 @@ def test_one_value_per_channel_without_running_stats_even_in_eval(pkg):
         ({"eps": float("nan")}, "eps"),
         ({"eps": None}, "eps must be > 0, got None"),
         ({"eps": "1e-5"}, "eps must be > 0, got '1e-5'"),
+        ({"eps": np.array([1e-5])}, "eps must be a single number"),
+        ({"eps": torch.tensor([1e-5, 1e-5])}, "eps must be a single number"),
         ({"momentum": 1.5}, "momentum"),
         ({"momentum": -0.1}, "momentum"),
         ({"momentum": float("nan")}, "momentum"),
@@ -201,6 +203,12 @@ def test_functional_argument_checks(F):
         F.mode_norm(x.long(), gw, gb, training=True)
     with pytest.raises(ValueError, match="more than 1 value per channel"):
         F.mode_norm(torch.randn(1, 3), gw, gb, training=True)
+    with pytest.raises(TypeError, match="must have one dtype, got torch.float32 and torch.float64"):
+        F.mode_norm(x, gw, gb, torch.zeros(2, 3), torch.ones(2, 3).double(), training=True)
+    shared = torch.zeros(1, 3).expand(2, 3)  # every mode's estimate in one memory
+    with pytest.raises(ValueError, match="running_mean has elements sharing memory"):
+        F.mode_norm(x, gw, gb, shared, torch.ones(2, 3), training=True)
+    F.mode_norm(x, gw, gb, shared, torch.ones(1, 3).expand(2, 3), training=False)  # read only
     stats = torch.zeros(2, 3), torch.ones(2, 3)
     with pytest.raises(ValueError, match="one-element tensor"):
         F.mode_norm(x, gw, gb, *stats, training=True, momentum=torch.tensor([0.0, 0.5, 1.0]))

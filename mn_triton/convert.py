@@ -8,6 +8,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 from torch.nn.modules.lazy import LazyModuleMixin
+from torch.nn.utils import parametrize
 
 from .modules import (
     ModeGroupNorm,
@@ -38,9 +39,21 @@ def _first_floating_tensor(module: nn.Module) -> Tensor | None:
 
 def _take_affine(out: nn.Module, norm: nn.Module) -> None:
     """Hand over the affine Parameters themselves, as convert_sync_batchnorm does: they keep
-    requires_grad, and an optimizer built before the conversion keeps training them."""
+    requires_grad, and an optimizer built before the conversion keeps training them. A
+    parametrized one (torch.nn.utils.parametrize) keeps its parametrization, over the same
+    original Parameter."""
     if norm.affine:
-        out.weight, out.bias = norm.weight, norm.bias
+        for name in ("weight", "bias"):
+            take_parameter(out, norm, name)
+
+
+def take_parameter(out: nn.Module, old: nn.Module, name: str) -> None:
+    """`old`'s parameter `name` (a Parameter, None, or a parametrization and its original)
+    as `out`'s."""
+    if parametrize.is_parametrized(old, name):
+        parametrize.transfer_parametrizations_and_params(old, out, name)
+    else:
+        setattr(out, name, getattr(old, name))
 
 
 def _mode_norm_like(
@@ -114,17 +127,29 @@ def replace_modules(module: nn.Module, swap: Callable[[nn.Module], nn.Module]) -
     replacement takes over its original's `qconfig` (quantisation settings)."""
     done: dict[int, nn.Module] = {}
 
-    def walk(m: nn.Module) -> nn.Module:
+    def walk(m: nn.Module, path: str) -> nn.Module:
         if id(m) not in done:
-            done[id(m)] = out = swap(m)
+            done[id(m)] = out = _swapped(swap, m, path)
             if out is not m and hasattr(m, "qconfig"):  # as convert_sync_batchnorm
                 out.qconfig = m.qconfig
             for name, child in m._modules.items():
+                if name == "parametrizations" and out is not m and parametrize.is_parametrized(out):
+                    continue  # the swap took them over (take_parameter), as its own
                 if child is not None:
-                    out.add_module(name, walk(child))
+                    out.add_module(name, walk(child, f"{path}.{name}" if path else name))
         return done[id(m)]
 
-    return walk(module)
+    return walk(module, "")
+
+
+def _swapped(swap: Callable[[nn.Module], nn.Module], m: nn.Module, path: str) -> nn.Module:
+    """swap(m), its refusals (a BatchNorm with eps=0, which torch allows, say) naming the
+    submodule: in a large model the message alone would not say which."""
+    try:
+        return swap(m)
+    except ValueError as error:
+        where = f"submodule {path!r}" if path else "the module itself"
+        raise ValueError(f"{error} (at {where}, a {type(m).__name__})") from error
 
 
 def _converted(

@@ -28,7 +28,7 @@ from torch.autograd.function import once_differentiable
 from reference._base import MIN_MODE_MASS, autocast_off, fx_leaf, stat_dtype, update_running_stats
 
 from . import backend, mix
-from .convert import replace_modules
+from .convert import replace_modules, take_parameter
 from .modules import ModeNorm
 
 if backend.HAS_TRITON:  # used only where backend.uses_kernels
@@ -289,9 +289,11 @@ class SyncModeNorm(ModeNorm):
             module.affine, module.track_running_stats, process_group,
             device="meta", dtype=module.gate.weight.dtype, bias=module.bias is not None,
         )  # fmt: skip
-        # weight and bias, running estimates and count, None where absent (the gate is a
-        # child, which replace_modules hands over)
-        for name, value in [*module._parameters.items(), *module._buffers.items()]:
+        # weight and bias (parametrized ones with their parametrizations), running estimates
+        # and count, None where absent (the gate is a child, which replace_modules hands over)
+        for name in ("weight", "bias"):
+            take_parameter(output, module, name)
+        for name, value in module._buffers.items():
             setattr(output, name, value)
         output.train(module.training)
         return output

@@ -426,7 +426,7 @@ class _ModeNormCommon(nn.Module):
                 hook(gate, ())
             else:
                 skipped = True
-        if skipped:
+        if skipped and not torch.compiler.is_compiling():  # dynamo cannot trace warn
             warnings.warn(
                 f"{type(self).__name__}: forward hooks on its gate do not run: the layer "
                 "computes the gates from gate.weight and gate.bias without calling the gate "

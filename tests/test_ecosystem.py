@@ -277,6 +277,53 @@ def test_convert_refuses_an_uninitialised_lazy_batch_norm():
     assert isinstance(mn_triton.convert_to_mode_norm(model)[1], mn_triton.ModeNorm2d)
 
 
+def test_convert_names_the_norm_it_cannot_convert():
+    """torch allows BatchNorm(eps=0); MN refuses ε = 0, and says where in the model."""
+    model = nn.Sequential(nn.Conv2d(3, 3, 1), nn.Sequential(nn.ReLU(), nn.BatchNorm2d(3, eps=0)))
+    with pytest.raises(
+        ValueError, match=r"eps must be > 0, got 0 \(at submodule '1\.1', a BatchNorm2d\)"
+    ):
+        mn_triton.convert_to_mode_norm(model)
+
+
+class _Abs(nn.Module):
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight.abs()
+
+
+@pytest.mark.parametrize("norm", [nn.BatchNorm2d(4), nn.GroupNorm(2, 4)], ids=["bn", "gn"])
+def test_convert_keeps_a_parametrized_weight(norm):
+    """The parametrization moves with its original Parameter (which an optimizer built before
+    keeps training); before, assigning the computed weight to a Parameter slot raised a
+    TypeError that did not say why."""
+    nn.utils.parametrize.register_parametrization(norm, "weight", _Abs())
+    original = norm.parametrizations.weight.original
+    with torch.no_grad():
+        original.uniform_(-1, 1)
+    model = mn_triton.convert_to_mode_norm(nn.Sequential(nn.Conv2d(3, 4, 1), norm), group_norm=True)
+    layer = model[1]
+    assert nn.utils.parametrize.is_parametrized(layer, "weight")
+    assert layer.parametrizations.weight.original is original
+    assert torch.equal(layer.weight, original.abs())
+    assert (
+        "parametrizations.weight.original" in layer.state_dict()
+        and "weight" not in layer.state_dict()
+    )
+    model(torch.randn(2, 3, 2, 2)).sum().backward()
+    assert original.grad is not None
+
+
+def test_compiled_fullgraph_with_other_gate_hooks():
+    """A forward hook on every nn.Linear (an activation logger, say) reaches the gate: it does
+    not run, and the layer says so in eager; compiled with fullgraph=True the warning is left
+    out (dynamo cannot trace warnings.warn, and refused the whole graph)."""
+    layer = mn_triton.ModeNorm2d(4)
+    layer.gate.register_forward_hook(lambda *args: None)
+    x = torch.randn(3, 4, 2, 2)
+    compiled = torch.compile(layer, backend="eager", fullgraph=True)
+    torch.testing.assert_close(compiled(x), layer(x))
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("norm", ["ModeNorm2d", "ModeGroupNorm2d"])
 def test_autocast_training_with_grad_scaler(dtype, norm, backend):

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from torch import nn
 
 import memcheck
 import mn_triton
@@ -319,6 +320,25 @@ def test_convert_sync_modenorm_takes_over_parameters_and_buffers():
     converted(torch.randn(3, 4, 2, 2) + 1).square().sum().backward()
     optimizer.step()
     assert all(not torch.equal(p, before[key]) for key, p in converted.named_parameters())
+
+
+def test_convert_sync_modenorm_keeps_a_parametrized_weight():
+    """Before, the new layer kept its meta-device placeholder weight beside an idle
+    `parametrizations` child, and failed at its first forward."""
+    layer = randomize(mn_triton.ModeNorm2d(4))
+    nn.utils.parametrize.register_parametrization(layer, "weight", _Abs())
+    x = torch.randn(3, 4, 2, 2)
+    expected = layer(x)
+    synced = mn_triton.SyncModeNorm.convert_sync_modenorm(nn.Sequential(layer))[0]
+    assert isinstance(synced, mn_triton.SyncModeNorm)
+    assert synced.parametrizations.weight.original is layer.parametrizations.weight.original
+    assert "weight" not in synced.state_dict()
+    torch.testing.assert_close(synced(x), expected, rtol=0, atol=0)
+
+
+class _Abs(nn.Module):
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight.abs()
 
 
 def test_convert_sync_modenorm_passes_the_process_group():

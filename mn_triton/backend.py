@@ -57,7 +57,8 @@ _backend = "auto"
 
 
 def set_backend(name: str) -> None:
-    """'auto' (default), 'triton' (always the kernels) or 'torch' (always torch ops)."""
+    """'auto' (default), 'triton' (always the kernels) or 'torch' (always torch ops), for
+    the whole process (switch it between layer calls, not while other threads run them)."""
     global _backend
     if name not in _BACKENDS:
         raise ValueError(f"backend must be one of {_BACKENDS}, got {name!r}")
@@ -70,7 +71,8 @@ def get_backend() -> str:
 
 @contextlib.contextmanager
 def use_backend(name: str) -> Iterator[None]:
-    """Run a block with another backend, e.g. `with use_backend('torch'): ...`."""
+    """Run a block with another backend, e.g. `with use_backend('torch'): ...`. The setting
+    is process-wide, as `torch.backends` flags are: blocks in concurrent threads overlap."""
     previous = _backend
     set_backend(name)
     try:

@@ -28,8 +28,10 @@ from torch.nn.utils.weight_norm import WeightNorm
 
 # The smallest total gate mass N_k (or C_k) a mode may divide by. A mode whose softmax
 # weights all underflow has N_k == 0; dividing by this instead keeps the mode's statistics
-# finite (they are then multiplied by gates that are themselves ~0). It is float32's
-# smallest normal number, so it never changes a mode with any representable mass.
+# finite (in training they are multiplied by gates that are themselves ~0). It is float32's
+# smallest normal number, so it changes no mode of normal float32 mass; in float64 (and for
+# subnormal float32 masses) it scales a mode's μ by N_k / tiny below it, and the running
+# estimates take that in (README, Accuracy: "A mode without gate mass").
 MIN_MODE_MASS = float(torch.finfo(torch.float32).tiny)
 
 

@@ -33,6 +33,7 @@ def test_draws_cover_the_space_and_replay():
     draws = [fuzz.draw(seed) for seed in range(600)]
     assert fuzz.draw(123) == draws[123]  # a seed is a replay
     fields = ("layer", "dtype", "layout", "num_modes", "training", "tiny_tiles", "offset", "eps")
+    fields += ("dead",)
     for field in fields:
         seen = Counter(getattr(d, field) for d in draws)
         assert len(seen) >= 2, (field, seen)
@@ -51,12 +52,19 @@ def test_draws_cover_the_space_and_replay():
         assert d.dtype != "float64"  # left to the tests: see fuzz.DTYPES
         assert not d.outlier_gap or d.offset == 0.0
     assert 0.1 < sum(bool(d.outlier_gap) for d in draws) / len(draws) < 0.4
+    dead = [d for d in draws if d.dead]
+    assert 0.05 < len(dead) / len(draws) < 0.15
+    assert any(d.eps < 1e-26 for d in dead)  # where r³ overflows float32
+    assert all(d.shape[0 if d.layer.startswith("ModeGroupNorm") else 1] > 1 for d in dead)
 
 
 def test_build_lays_the_input_out_as_drawn():
     for seed in range(60):
         d = fuzz.draw(seed)
         layer, x = fuzz.build(d, "cpu")
+        if d.dead:
+            zeros = x[-1] if d.layer.startswith("ModeGroupNorm") else x[:, -1]
+            assert not zeros.any() and x.any()
         assert tuple(x.shape) == d.shape and str(x.dtype) == f"torch.{d.dtype}"
         assert layer.training == d.training and layer.num_modes == d.num_modes
         if d.layout == "contiguous":

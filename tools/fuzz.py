@@ -12,6 +12,7 @@ OVER, printed with the command that replays it, and the exit status 1.
     python tools/fuzz.py --compile aot_eager           # the custom ops, as torch.compile runs them
     python tools/fuzz.py --seed 1234 --draws 1 -v      # replay one draw, every error shown
     python tools/fuzz.py --only one-element-rows --draws 20000 --seconds 600
+    python tools/fuzz.py --only dead --seconds 300     # zero channels, tiny ε
 
 Some data are ill-conditioned for any float32 evaluation (README, "Accuracy"): draws where
 ours misses the bound by no more than a float32 evaluation of the reference can explain are
@@ -60,6 +61,7 @@ class Draw:
     tiny_tiles: bool
     outlier_gap: float  # 0, or how many logits mode 0 favours one far-off row by (see build)
     eps: float = 1e-5  # (see _eps)
+    dead: bool = False  # one channel (MGN: one sample) all zeros, as after a ReLU (see _dead)
 
     def gates_matter(self) -> bool:
         """False where every mode sees the same statistics, so gate gradients vanish."""
@@ -121,7 +123,7 @@ def draw(seed: int) -> Draw:
         track_running_stats=rng.random() < 0.85,
         tiny_tiles=rng.random() < 0.3,
         outlier_gap=outlier_gap,
-        eps=_eps(seed),
+        **_dead_and_eps(seed, group, n, c, dtype),
     )
 
 
@@ -131,6 +133,23 @@ def _eps(seed: int) -> float:
     own, so a seed draws the same case as before ε was drawn, but for ε."""
     rng = random.Random(f"eps-{seed}")
     return 1e-5 if rng.random() < 0.6 else 10 ** rng.uniform(-10.0, 0.0)
+
+
+def _dead_and_eps(seed: int, group: bool, n: int, c: int, dtype: str) -> dict[str, object]:
+    """In 10 % of the draws with another channel (MGN: sample) beside it, one channel (MGN:
+    one sample) of zeros, its σ² exactly 0; in float32, half of those with an ε log-uniform
+    over 1e-30 … 1e-5, where 1/√ε is large and (1/√ε)³ overflows float32 (σ²'s gradient
+    once turned that into NaN everywhere). In float16 ε stays ≥ 1e-5: the zero row's dx is
+    ~dy/√ε, beyond float16's range below that for any evaluation. From a stream of its own,
+    as ε's: a seed draws the same case as before these were drawn, but for them."""
+    eps = _eps(seed)
+    rng = random.Random(f"dead-{seed}")
+    dead = (n if group else c) > 1 and rng.random() < 0.1
+    if dead and rng.random() < 0.5 and dtype == "float32":
+        eps = 10 ** rng.uniform(-30.0, -5.0)
+    if dead and dtype == "float16":
+        eps = max(eps, 1e-5)
+    return {"dead": dead, "eps": eps}
 
 
 def _laid_out(t, layout: str):  # noqa: ANN001, ANN202
@@ -172,6 +191,8 @@ def build(d: Draw, device: str):  # noqa: ANN201
     x = torch.randn(d.shape, dtype=torch.float64) * 2 + d.offset
     if d.outlier_gap:
         _add_outlier(layer, x, d.outlier_gap)
+    if d.dead:  # the last channel (MGN: sample), away from an outlier's first
+        (x[-1] if d.layer.startswith("ModeGroupNorm") else x[:, -1]).zero_()
     # Laid out on the device: moving a sliced view there would make it contiguous.
     return layer.to(device), _laid_out(x.to(device, dtype), d.layout)
 
@@ -275,6 +296,8 @@ SUBSETS: dict[str, Callable[[Draw], bool]] = {
     "one-element-rows": lambda d: (
         len(d.shape) == 2 and d.dtype == "float32" and d.layout == "contiguous"
     ),
+    # a channel (MGN: a sample) of zeros, half of them with a tiny ε (see _dead_and_eps)
+    "dead": lambda d: d.dead,
 }
 
 

@@ -97,7 +97,9 @@ def _number_in(value: Any, low: float, high: float = math.inf, low_open: bool = 
 
 
 def _check_eps(eps: Any, where: str = "") -> None:
-    if tuple(getattr(eps, "shape", ())) != ():  # a tensor or array of any other shape
+    # A tensor or array of any other shape. (Plain numbers first: under torch.compile with
+    # dynamic shapes eps is a SymFloat, on which dynamo refuses hasattr.)
+    if not isinstance(eps, int | float) and tuple(getattr(eps, "shape", ())) != ():
         raise ValueError(f"{where}eps must be a single number (0-d if a tensor), got {eps!r}")
     if not _number_in(eps, 0.0, low_open=True):
         raise ValueError(f"{where}eps must be > 0, got {eps!r}")

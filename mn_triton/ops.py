@@ -169,12 +169,15 @@ def _mode_norm_backward_impl(
     training: bool,
     eps: float,
     record_kernels: bool = False,
+    input_grad: bool = True,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Returns (dx, d gate weight, d gate bias, d weight, d bias); parameter gradients in the
     statistics dtype (the autograd wrapper casts them to each parameter's dtype). Without
     row statistics (None: the forward took rows of one element as their own), from x.
     `mode_stats` (training) are the forward's packed batch statistics and `gates` its gates;
-    None: computed again. `record_kernels`: see TRACE_KERNELS (it changes nothing here)."""
+    None: computed again. `record_kernels`: see TRACE_KERNELS (it changes nothing here).
+    Without `input_grad` (x needs no gradient), dx is an empty tensor and its pass is left
+    out (see _dx)."""
     if x.numel() == 0:
         return _empty_backward(x, gate_weight)
     with backend.on_device_of(x), autocast_off(x):
@@ -184,8 +187,18 @@ def _mode_norm_backward_impl(
             gate_bias, weight, running_mean, running_mean_sq, training, eps, stats=mode_stats,
             gates=gates,
         )  # fmt: skip
-        dx = backend.row_affine(x, shift, grads.x_scale, grads.bias, dy, grads.dy_scale)
+        dx = _dx(x, shift, grads, dy, input_grad)
     return dx, grads.gate_weight, grads.gate_bias, grads.weight, grads.bias_param
+
+
+def _dx(x: Tensor, shift: Tensor, grads, dy: Tensor, input_grad: bool) -> Tensor:  # noqa: ANN001
+    """The input's gradient, one pass over x and dy (3·|x| of the backward's 5), or, where x
+    needs none (a norm on the input data, a frozen trunk before it), an empty tensor without
+    that pass, as BatchNorm's backward leaves its input's out (a custom op returns tensors,
+    never None: the autograd formula gives None for it)."""
+    if not input_grad:
+        return x.new_empty(0)
+    return backend.row_affine(x, shift, grads.x_scale, grads.bias, dy, grads.dy_scale)
 
 
 def _mode_norm_op_backward(*args):  # noqa: ANN002, ANN202
@@ -212,7 +225,12 @@ mode_norm_backward = torch.library.custom_op(
 
 @mode_norm_backward.register_fake
 def _(dy, x, shift, mean_dev, var_rows, mode_stats, gates, gate_weight, *args):  # noqa: ANN001
-    return (torch.empty_like(x), *_fake_param_grads(x, gate_weight))
+    input_grad = args[8] if len(args) > 8 else True  # after gate_bias … record_kernels
+    return (_fake_dx(x, input_grad), *_fake_param_grads(x, gate_weight))
+
+
+def _fake_dx(x: Tensor, input_grad: bool) -> Tensor:
+    return torch.empty_like(x) if input_grad or x.numel() == 0 else x.new_empty(0)
 
 
 def _mode_norm_setup_context(ctx, inputs, output) -> None:  # noqa: ANN001
@@ -250,11 +268,12 @@ def _mode_norm_grads(backward_op):  # noqa: ANN001
         x, shift, mean_dev, var_rows, mode_stats, gates, gate_weight, gate_bias, weight, *rest = (
             ctx.saved_tensors
         )
+        input_grad = ctx.needs_input_grad[0]
         dx, *param_grads = backward_op(
             dy, x, shift, mean_dev, var_rows, mode_stats, gates, gate_weight, gate_bias, weight,
-            *rest, ctx.training, ctx.eps, ctx.record_kernels,
+            *rest, ctx.training, ctx.eps, ctx.record_kernels, input_grad,
         )  # fmt: skip
-        return dx, *_cast(param_grads, ctx.param_dtypes), *(None,) * 6
+        return dx if input_grad else None, *_cast(param_grads, ctx.param_dtypes), *(None,) * 6
 
     return backward
 
@@ -424,6 +443,7 @@ def _mode_group_norm_backward_impl(
     weight: Tensor | None,
     eps: float,
     record_kernels: bool = False,
+    input_grad: bool = True,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """As `_mode_norm_backward_impl`, for MGN."""
     if x.numel() == 0:
@@ -434,7 +454,7 @@ def _mode_group_norm_backward_impl(
             x, sum_dy, sum_dy_xs, _row_length(x), shift, mean_dev, var_rows, gate_weight,
             gate_bias, weight, eps,
         )  # fmt: skip
-        dx = backend.row_affine(x, shift, grads.x_scale, grads.bias, dy, grads.dy_scale)
+        dx = _dx(x, shift, grads, dy, input_grad)
     return dx, grads.gate_weight, grads.gate_bias, grads.weight, grads.bias_param
 
 
@@ -452,8 +472,9 @@ mode_group_norm_backward = torch.library.custom_op(
 
 
 @mode_group_norm_backward.register_fake
-def _(dy, x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, eps, record_kernels=False):  # noqa: ANN001
-    return (torch.empty_like(x), *_fake_param_grads(x, gate_weight))
+def _(dy, x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, eps, record_kernels=False,  # noqa: ANN001
+      input_grad=True):  # fmt: skip
+    return (_fake_dx(x, input_grad), *_fake_param_grads(x, gate_weight))
 
 
 def _mode_group_norm_setup_context(ctx, inputs, output) -> None:  # noqa: ANN001
@@ -476,11 +497,12 @@ def _mode_group_norm_grads(backward_op):  # noqa: ANN001
             return (None,) * 8
         dy = backend.resolved(dy)
         x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight = ctx.saved_tensors
+        input_grad = ctx.needs_input_grad[0]
         dx, *param_grads = backward_op(
             dy, x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, ctx.eps,
-            ctx.record_kernels,
+            ctx.record_kernels, input_grad,
         )  # fmt: skip
-        return dx, *_cast(param_grads, ctx.param_dtypes), None, None, None
+        return dx if input_grad else None, *_cast(param_grads, ctx.param_dtypes), None, None, None
 
     return backward
 

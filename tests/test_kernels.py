@@ -960,3 +960,33 @@ def test_one_element_rows_path_only_where_x_is_its_own_statistics(monkeypatch):
     monkeypatch.setattr(mix, "MAX_MODES", 4096)
     monkeypatch.setattr(backend, "FUSED_MIX", False)
     assert not backend.point_rows(x, gw)
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+@pytest.mark.parametrize("cls", [mn_triton.ModeNorm2d, mn_triton.ModeGroupNorm2d])
+def test_an_input_without_gradient_skips_the_dx_pass(cls, compiled, backend, monkeypatch):
+    """A norm on the input data, or after a frozen trunk: the backward leaves out dx's pass
+    over x and dy (3·|x| of its 5), as BatchNorm's does, and the parameters' gradients are
+    those of a backward that computes dx, bit for bit."""
+    from mn_triton import backend as mn_backend
+
+    layer = randomize(cls(5, num_modes=2))
+    x, dy = torch.randn(4, 5, 3, 3), torch.randn(4, 5, 3, 3)
+    dx_passes = []  # the apply pass's backward form takes dy and its scale too
+    apply = mn_backend.row_affine
+    monkeypatch.setattr(
+        mn_backend, "row_affine", lambda *args: dx_passes.append(len(args) > 4) or apply(*args)
+    )
+    run = torch.compile(layer, backend="aot_eager", fullgraph=True) if compiled else layer
+    grads = []
+    for needs_grad in (True, False):
+        dx_passes.clear()
+        x_in = x.clone().requires_grad_(needs_grad)
+        run(x_in).backward(dy)
+        # (compiled MN on the kernels runs a new signature's body twice: ops._with_capture_choices)
+        assert (True in dx_passes) == needs_grad
+        assert (x_in.grad is not None) == needs_grad
+        grads.append({name: p.grad.clone() for name, p in layer.named_parameters()})
+        layer.zero_grad()
+    for name, grad in grads[0].items():
+        assert torch.equal(grads[1][name], grad), name

@@ -49,9 +49,13 @@ def _take_affine(out: nn.Module, norm: nn.Module) -> None:
 
 def take_parameter(out: nn.Module, old: nn.Module, name: str) -> None:
     """`old`'s parameter `name` (a Parameter, None, or a parametrization and its original)
-    as `out`'s."""
+    as `out`'s. A parametrization moves as it is, its ParametrizationList (originals and
+    state) itself: registering it anew on `out` would run it on `out`'s placeholder (a meta
+    tensor for SyncModeNorm, which a parametrization holding a tensor of its own refuses) and
+    call its right_inverse there, which may reset its state."""
     if parametrize.is_parametrized(old, name):
-        parametrize.transfer_parametrizations_and_params(old, out, name)
+        parametrize.register_parametrization(out, name, nn.Identity(), unsafe=True)
+        out.parametrizations[name] = old.parametrizations[name]
     else:
         setattr(out, name, getattr(old, name))
 

@@ -313,6 +313,38 @@ def test_convert_keeps_a_parametrized_weight(norm):
     assert original.grad is not None
 
 
+class _Scaled(nn.Module):
+    """A parametrization with state, which its right_inverse sets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("scale", torch.tensor(1.0))
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight * self.scale
+
+    def right_inverse(self, weight: torch.Tensor) -> torch.Tensor:
+        self.scale.copy_(weight.abs().max())
+        return weight / self.scale
+
+
+def test_convert_moves_a_parametrization_with_its_state():
+    """The parametrization moves as it is: registered anew on the new layer, its
+    right_inverse ran on that layer's fresh weight of ones and reset its scale, for the old
+    norm too (they share it)."""
+    norm = nn.BatchNorm2d(4)
+    with torch.no_grad():
+        norm.weight.copy_(torch.tensor([4.0, 2.0, -1.0, 3.0]))
+        norm.bias.copy_(torch.tensor([0.5, -2.0, 1.0, 0.0]))
+    nn.utils.parametrize.register_parametrization(norm, "bias", _Scaled())
+    nn.utils.parametrize.register_parametrization(norm, "weight", _Scaled())
+    bias = norm.bias.detach().clone()
+    layer = mn_triton.convert_to_mode_norm(nn.Sequential(norm))[0]
+    assert torch.equal(layer.weight, torch.tensor([4.0, 2.0, -1.0, 3.0]))
+    assert torch.equal(layer.bias, bias)
+    assert layer.parametrizations.weight is norm.parametrizations.weight
+
+
 def test_compiled_fullgraph_with_other_gate_hooks():
     """A forward hook on every nn.Linear (an activation logger, say) reaches the gate: it does
     not run, and the layer says so in eager; compiled with fullgraph=True the warning is left

@@ -341,6 +341,21 @@ class _Abs(nn.Module):
         return weight.abs()
 
 
+def test_convert_sync_modenorm_keeps_a_parametrization_holding_a_tensor():
+    """A pruning mask (a buffer of the parametrization's own): registered anew on the new
+    layer's meta-device placeholder, it raised a device mismatch."""
+    from torch.ao.pruning import FakeSparsity
+
+    layer = randomize(mn_triton.ModeNorm2d(4))
+    mask = FakeSparsity(torch.tensor([1.0, 0.0, 1.0, 1.0]))
+    nn.utils.parametrize.register_parametrization(layer, "weight", mask)
+    x = torch.randn(3, 4, 2, 2)
+    expected = layer(x)
+    synced = mn_triton.SyncModeNorm.convert_sync_modenorm(nn.Sequential(layer))[0]
+    assert synced.parametrizations.weight[0] is mask
+    torch.testing.assert_close(synced(x), expected, rtol=0, atol=0)
+
+
 def test_convert_sync_modenorm_passes_the_process_group():
     """The group given to the conversion reaches every SyncModeNorm (it is only stored
     until a distributed forward, so any handle does here)."""

@@ -63,7 +63,10 @@ def mode_norm(
         eps, fn,
     )  # fmt: skip
     momentum = _check_momentum(momentum, input, fn)
-    _check_not_negated(running_mean, running_mean_sq, fn)
+    if training:
+        _check_not_negated(running_mean, running_mean_sq, fn)
+    else:  # only read
+        running_mean, running_mean_sq = map(backend.resolved, (running_mean, running_mean_sq))
     input, gate_weight, gate_bias, weight, bias = map(
         backend.resolved, (input, gate_weight, gate_bias, weight, bias)
     )
@@ -81,8 +84,9 @@ def mode_norm(
 
 
 def _check_not_negated(running_mean: Tensor | None, running_mean_sq: Tensor | None, fn: str):
-    """The running estimates are written in place, so a lazily negated view of them (whose
-    memory holds −t, see backend.resolved) cannot be resolved into a copy: refuse it."""
+    """Training writes the running estimates in place, so a lazily negated view of them
+    (whose memory holds −t, see backend.resolved) cannot be resolved into a copy: refuse it.
+    (F.batch_norm drops its update into such a view silently.)"""
     if torch.compiler.is_compiling():  # dynamo cannot trace is_neg
         return
     for name, t in (("running_mean", running_mean), ("running_mean_sq", running_mean_sq)):

@@ -284,6 +284,8 @@ def _check_running_pair(running_mean: Tensor, running_mean_sq: Tensor, training:
         )
     if not training:
         return
+    if running_mean is running_mean_sq:
+        raise ValueError(f"{fn}: running_mean and running_mean_sq must be two tensors")
     for name, t in (("running_mean", running_mean), ("running_mean_sq", running_mean_sq)):
         if any(stride == 0 and size > 1 for stride, size in zip(t.stride(), t.shape, strict=True)):
             raise ValueError(

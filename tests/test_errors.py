@@ -209,6 +209,9 @@ def test_functional_argument_checks(F):
     with pytest.raises(ValueError, match="running_mean has elements sharing memory"):
         F.mode_norm(x, gw, gb, shared, torch.ones(2, 3), training=True)
     F.mode_norm(x, gw, gb, shared, torch.ones(1, 3).expand(2, 3), training=False)  # read only
+    one = torch.ones(2, 3)
+    with pytest.raises(ValueError, match="must be two tensors"):
+        F.mode_norm(x, gw, gb, one, one, training=True)
     stats = torch.zeros(2, 3), torch.ones(2, 3)
     with pytest.raises(ValueError, match="one-element tensor"):
         F.mode_norm(x, gw, gb, *stats, training=True, momentum=torch.tensor([0.0, 0.5, 1.0]))
@@ -308,9 +311,12 @@ def test_lazily_negated_tensors_are_taken_at_their_values(cls, backend):
         torch.testing.assert_close(negated, plain, rtol=0, atol=0)
 
 
-def test_lazily_negated_running_estimates_are_refused():
+def test_lazily_negated_running_estimates_are_refused_in_training_and_read_in_eval(backend):
     x = torch.randn(4, 3, 2, 2)
     gate_weight, gate_bias = torch.randn(2, 3), torch.randn(2)
-    with pytest.raises(ValueError, match=r"running_mean_sq is a lazily negated view"):
-        F.mode_norm(x, gate_weight, gate_bias, torch.zeros(2, 3), _negated_view((2, 3)),
-                    training=True)  # fmt: skip
+    mean, mean_sq = _negated_view((2, 3)), _negated_view((2, 3)).abs() + 1.0
+    with pytest.raises(ValueError, match=r"running_mean is a lazily negated view"):
+        F.mode_norm(x, gate_weight, gate_bias, mean, mean_sq, training=True)
+    y = F.mode_norm(x, gate_weight, gate_bias, mean, mean_sq, training=False)
+    expected = F.mode_norm(x, gate_weight, gate_bias, mean.resolve_neg(), mean_sq, training=False)
+    torch.testing.assert_close(y, expected, rtol=0, atol=0)

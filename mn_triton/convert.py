@@ -39,7 +39,8 @@ def _first_floating_tensor(module: nn.Module) -> Tensor | None:
 
 def _take_affine(out: nn.Module, norm: nn.Module) -> None:
     """Hand over the affine Parameters themselves, as convert_sync_batchnorm does: they keep
-    requires_grad, and an optimizer built before the conversion keeps training them. A
+    requires_grad, and an optimizer built before the conversion keeps training them (not the
+    new gates). A
     parametrized one (torch.nn.utils.parametrize) keeps its parametrization, over the same
     original Parameter."""
     if norm.affine:
@@ -109,7 +110,8 @@ def convert_to_mode_norm(
 
     Like `nn.SyncBatchNorm.convert_sync_batchnorm`: works on nested models, takes over the
     affine weight and bias Parameters themselves (with their `requires_grad`; an optimizer
-    built before keeps training them; `bias=False` stays without), keeps eps, momentum,
+    built before keeps training them, but not the gates, which are new Parameters: build the
+    optimizer after converting; `bias=False` stays without), keeps eps, momentum,
     `track_running_stats`, device, dtype and training mode, and returns the converted module
     (a new one if `module` itself is a BatchNorm). A norm used at several places becomes one
     layer used at all of them. Running estimates start, for every mode, from BatchNorm's.

@@ -124,6 +124,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     ]
     if device.type != "cuda":
         lines.append("triton provider left out: no CUDA device (CPU rows do not speak about speed)")
+    if warning := measure.cpu_load_warning(device):
+        lines.append(warning)
     return lines
 
 

@@ -154,6 +154,22 @@ def copy_bandwidth_gbps(device: str) -> float:
     return 2 * src.numel() * src.element_size() / (timing.ms_p50 * 1e-3) / 1e9
 
 
+def cpu_load_warning(device: torch.device | str) -> str | None:
+    """A warning where CPU timings are about to be taken on a machine that other processes
+    already load (a 1-minute load average above its cores): threads then stall, and the
+    ratios between variants timed one after another say nothing (a review saw BatchNorm's
+    LeNet step at 612 ms against its usual 7 ms). None on a GPU, or an idle CPU."""
+    if torch.device(device).type != "cpu" or not hasattr(os, "getloadavg"):
+        return None
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load <= cores:
+        return None
+    return (
+        f"WARNING: load average {load:.1f} on {cores} cores before timing: other processes "
+        "share this CPU, so its timings, and the ratios between them, are unreliable"
+    )
+
+
 def device_name(device: torch.device | str) -> str:
     device = torch.device(device)
     if device.type == "cuda":

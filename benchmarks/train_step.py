@@ -594,6 +594,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         + (" — QUICK run, labelled run_size=quick" if args.quick else "")
         + ("; CPU times say nothing about GPU speed" if device.type == "cpu" else "")
     )
+    if warning := measure.cpu_load_warning(device):
+        _log(warning)
     name = args.out or f"train_step-{settings.run_id}"
     path = records.DATA_DIR / f"{name}.csv"
     # Rows are appended one by one, so an interrupted run keeps what it measured.

@@ -879,3 +879,13 @@ def test_git_sha_from_the_environment_where_there_is_no_git(monkeypatch):
     monkeypatch.setattr(measure, "REPO", Path("/"))  # no repository there
     assert measure.git_sha() == "unknown"
     measure.git_sha.cache_clear()
+
+
+def test_cpu_timings_under_load_are_warned_about(monkeypatch):
+    """A loaded CPU makes timings taken one after another incomparable: said before timing."""
+    monkeypatch.setattr(measure.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(measure.os, "getloadavg", lambda: (4.5, 3.0, 2.0))
+    assert "load average 4.5 on 2 cores" in measure.cpu_load_warning("cpu")
+    assert measure.cpu_load_warning("cuda") is None
+    monkeypatch.setattr(measure.os, "getloadavg", lambda: (1.5, 3.0, 2.0))
+    assert measure.cpu_load_warning("cpu") is None

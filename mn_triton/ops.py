@@ -225,7 +225,7 @@ mode_norm_backward = torch.library.custom_op(
 
 @mode_norm_backward.register_fake
 def _(dy, x, shift, mean_dev, var_rows, mode_stats, gates, gate_weight, *args):  # noqa: ANN001
-    input_grad = args[8] if len(args) > 8 else True  # after gate_bias … record_kernels
+    input_grad = args[7] if len(args) > 7 else True  # after gate_bias … record_kernels
     return (_fake_dx(x, input_grad), *_fake_param_grads(x, gate_weight))
 
 

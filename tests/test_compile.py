@@ -39,6 +39,9 @@ def test_opcheck_mode_norm(training, backend):
         args = (torch.randn_like(y), x.detach(), shift, mean_dev, var, *saved, gw.detach(),
                 gb.detach(), w.detach(), rm, rms, training, eps)  # fmt: skip
         torch.library.opcheck(ops.mode_norm_backward, args)
+    # Without x's gradient (record_kernels, input_grad): an empty dx, as the fake one.
+    torch.library.opcheck(ops.mode_norm_backward, (*args, False, False))
+    assert ops.mode_norm_backward(*args, False, False)[0].shape == (0,)
 
 
 def test_opcheck_mode_group_norm(backend):
@@ -49,6 +52,8 @@ def test_opcheck_mode_group_norm(backend):
     bwd_args = (torch.randn_like(y), x.detach(), shift, mean_dev, var, gw.detach(), gb.detach(),
                 w.detach(), eps)  # fmt: skip
     torch.library.opcheck(ops.mode_group_norm_backward, bwd_args)
+    torch.library.opcheck(ops.mode_group_norm_backward, (*bwd_args, False, False))
+    assert ops.mode_group_norm_backward(*bwd_args, False, False)[0].shape == (0,)
 
 
 def test_opcheck_channels_last_and_half(backend):

@@ -40,9 +40,8 @@ def _first_floating_tensor(module: nn.Module) -> Tensor | None:
 def _take_affine(out: nn.Module, norm: nn.Module) -> None:
     """Hand over the affine Parameters themselves, as convert_sync_batchnorm does: they keep
     requires_grad, and an optimizer built before the conversion keeps training them (not the
-    new gates). A
-    parametrized one (torch.nn.utils.parametrize) keeps its parametrization, over the same
-    original Parameter."""
+    new gates). A parametrized one (torch.nn.utils.parametrize) keeps its parametrization,
+    over the same original Parameter."""
     if norm.affine:
         for name in ("weight", "bias"):
             take_parameter(out, norm, name)

@@ -168,16 +168,16 @@ def _mode_norm_backward_impl(
     running_mean_sq: Tensor | None,
     training: bool,
     eps: float,
-    record_kernels: bool = False,
     input_grad: bool = True,
+    record_kernels: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Returns (dx, d gate weight, d gate bias, d weight, d bias); parameter gradients in the
     statistics dtype (the autograd wrapper casts them to each parameter's dtype). Without
     row statistics (None: the forward took rows of one element as their own), from x.
     `mode_stats` (training) are the forward's packed batch statistics and `gates` its gates;
-    None: computed again. `record_kernels`: see TRACE_KERNELS (it changes nothing here).
-    Without `input_grad` (x needs no gradient), dx is an empty tensor and its pass is left
-    out (see _dx)."""
+    None: computed again. Without `input_grad` (x needs no gradient), dx is an empty tensor
+    and its pass is left out (see _dx). `record_kernels`: see TRACE_KERNELS (it changes
+    nothing here; the ops' last argument, which _record_kernels_of takes off)."""
     if x.numel() == 0:
         return _empty_backward(x, gate_weight)
     with backend.on_device_of(x), autocast_off(x):
@@ -225,7 +225,7 @@ mode_norm_backward = torch.library.custom_op(
 
 @mode_norm_backward.register_fake
 def _(dy, x, shift, mean_dev, var_rows, mode_stats, gates, gate_weight, *args):  # noqa: ANN001
-    input_grad = args[7] if len(args) > 7 else True  # after gate_bias … record_kernels
+    input_grad = args[6] if len(args) > 6 else True  # after gate_bias … eps
     return (_fake_dx(x, input_grad), *_fake_param_grads(x, gate_weight))
 
 
@@ -271,7 +271,7 @@ def _mode_norm_grads(backward_op):  # noqa: ANN001
         input_grad = ctx.needs_input_grad[0]
         dx, *param_grads = backward_op(
             dy, x, shift, mean_dev, var_rows, mode_stats, gates, gate_weight, gate_bias, weight,
-            *rest, ctx.training, ctx.eps, ctx.record_kernels, input_grad,
+            *rest, ctx.training, ctx.eps, input_grad, ctx.record_kernels,
         )  # fmt: skip
         return dx if input_grad else None, *_cast(param_grads, ctx.param_dtypes), *(None,) * 6
 
@@ -442,8 +442,8 @@ def _mode_group_norm_backward_impl(
     gate_bias: Tensor | None,
     weight: Tensor | None,
     eps: float,
-    record_kernels: bool = False,
     input_grad: bool = True,
+    record_kernels: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """As `_mode_norm_backward_impl`, for MGN."""
     if x.numel() == 0:
@@ -472,8 +472,8 @@ mode_group_norm_backward = torch.library.custom_op(
 
 
 @mode_group_norm_backward.register_fake
-def _(dy, x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, eps, record_kernels=False,  # noqa: ANN001
-      input_grad=True):  # fmt: skip
+def _(dy, x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, eps, input_grad=True,  # noqa: ANN001
+      record_kernels=False):  # fmt: skip
     return (_fake_dx(x, input_grad), *_fake_param_grads(x, gate_weight))
 
 
@@ -500,7 +500,7 @@ def _mode_group_norm_grads(backward_op):  # noqa: ANN001
         input_grad = ctx.needs_input_grad[0]
         dx, *param_grads = backward_op(
             dy, x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, ctx.eps,
-            ctx.record_kernels, input_grad,
+            input_grad, ctx.record_kernels,
         )  # fmt: skip
         return dx if input_grad else None, *_cast(param_grads, ctx.param_dtypes), None, None, None
 

@@ -39,7 +39,7 @@ def test_opcheck_mode_norm(training, backend):
         args = (torch.randn_like(y), x.detach(), shift, mean_dev, var, *saved, gw.detach(),
                 gb.detach(), w.detach(), rm, rms, training, eps)  # fmt: skip
         torch.library.opcheck(ops.mode_norm_backward, args)
-    # Without x's gradient (record_kernels, input_grad): an empty dx, as the fake one.
+    # Without x's gradient (input_grad, record_kernels): an empty dx, as the fake one.
     torch.library.opcheck(ops.mode_norm_backward, (*args, False, False))
     assert ops.mode_norm_backward(*args, False, False)[0].shape == (0,)
 

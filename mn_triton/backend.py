@@ -145,15 +145,15 @@ def on_device_of(t: Tensor) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
-def resolved(t: Tensor | None) -> Tensor | None:
-    """`t` with a lazy negation applied (`Tensor.is_neg()`, e.g. `z.conj().imag`): its memory
-    holds −t, which torch's ops read through but the kernels, given the raw pointer, do not.
-    Free (t itself) when the bit is clear, which is always but for such views. Compiled
-    code leaves it to the dispatcher, which resolves such inputs of the custom ops (and dynamo
-    cannot trace `is_neg`)."""
-    if t is None or torch.compiler.is_compiling():
-        return t
-    return t.resolve_neg() if t.is_neg() else t
+def resolved(*tensors: Tensor | None) -> tuple[Tensor | None, ...]:
+    """The tensors with a lazy negation applied (`Tensor.is_neg()`, e.g. `z.conj().imag`):
+    such a tensor's memory holds −t, which torch's ops read through but the kernels, given
+    the raw pointer, do not. Free (each tensor itself) when the bit is clear, which is always
+    but for such views. Compiled code leaves it to the dispatcher, which resolves such inputs
+    of the custom ops (and dynamo cannot trace `is_neg`)."""
+    if torch.compiler.is_compiling():
+        return tensors
+    return tuple(t.resolve_neg() if t is not None and t.is_neg() else t for t in tensors)
 
 
 # ------------------------------ torch-op versions -------------------------------------

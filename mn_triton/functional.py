@@ -66,9 +66,9 @@ def mode_norm(
     if training:
         _check_not_negated(running_mean, running_mean_sq, fn)
     else:  # only read
-        running_mean, running_mean_sq = map(backend.resolved, (running_mean, running_mean_sq))
-    input, gate_weight, gate_bias, weight, bias = map(
-        backend.resolved, (input, gate_weight, gate_bias, weight, bias)
+        running_mean, running_mean_sq = backend.resolved(running_mean, running_mean_sq)
+    input, gate_weight, gate_bias, weight, bias = backend.resolved(
+        input, gate_weight, gate_bias, weight, bias
     )
     if _needs_reference_formulas(input, gate_weight, gate_bias, weight, bias):
         return reference_functional.mode_norm(
@@ -122,8 +122,8 @@ def mode_group_norm(
     Statistics are per sample, so training and evaluation compute the same function.
     """
     check_mode_group_norm_call(input, gate_weight, gate_bias, weight, bias, eps)
-    input, gate_weight, gate_bias, weight, bias = map(
-        backend.resolved, (input, gate_weight, gate_bias, weight, bias)
+    input, gate_weight, gate_bias, weight, bias = backend.resolved(
+        input, gate_weight, gate_bias, weight, bias
     )
     if _needs_reference_formulas(input, gate_weight, gate_bias, weight, bias):
         return reference_functional.mode_group_norm(

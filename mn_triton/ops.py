@@ -264,7 +264,7 @@ def _mode_norm_grads(backward_op):  # noqa: ANN001
     def backward(ctx, dy, *_unused):  # noqa: ANN001
         if dy is None:  # no gradient reached y (grads are not materialised as zeros)
             return (None,) * 11
-        dy = backend.resolved(dy)
+        (dy,) = backend.resolved(dy)
         x, shift, mean_dev, var_rows, mode_stats, gates, gate_weight, gate_bias, weight, *rest = (
             ctx.saved_tensors
         )
@@ -495,7 +495,7 @@ def _mode_group_norm_grads(backward_op):  # noqa: ANN001
     def backward(ctx, dy, *_unused):  # noqa: ANN001
         if dy is None:  # no gradient reached y (grads are not materialised as zeros)
             return (None,) * 8
-        dy = backend.resolved(dy)
+        (dy,) = backend.resolved(dy)
         x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight = ctx.saved_tensors
         input_grad = ctx.needs_input_grad[0]
         dx, *param_grads = backward_op(

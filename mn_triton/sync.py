@@ -173,7 +173,7 @@ class _SyncModeNormFunction(torch.autograd.Function):
         x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, gates, stats = (
             ctx.saved_tensors
         )
-        dy = backend.resolved(dy)
+        (dy,) = backend.resolved(dy)
         with backend.on_device_of(x), autocast_off(x):
             if x.numel():
                 sum_dy, sum_dy_xs = backend.row_grad_sums(x, dy, shift)
@@ -246,13 +246,13 @@ class SyncModeNorm(ModeNorm):
         if not self._synchronising():
             return super().forward(input)
         self._check_input(input)
-        gate_weight, gate_bias = map(backend.resolved, self._gate_parameters())
+        x, gate_weight, gate_bias, weight, bias = backend.resolved(
+            input, *self._gate_parameters(), self.weight, self.bias
+        )
         momentum = self._count_batch()
         y, mode_mean, mode_var, sampled = _SyncModeNormFunction.apply(
-            backend.resolved(input), gate_weight, gate_bias, backend.resolved(self.weight),
-            backend.resolved(self.bias), self.eps,
-            self.process_group,
-        )  # fmt: skip
+            x, gate_weight, gate_bias, weight, bias, self.eps, self.process_group
+        )
         if momentum is not None:
             # A batch empty in every process leaves the estimates as they are, as an empty
             # batch does in one process (and in BatchNorm); the step is counted all the same.

@@ -60,8 +60,8 @@ class Draw:
     track_running_stats: bool
     tiny_tiles: bool
     outlier_gap: float  # 0, or how many logits mode 0 favours one far-off row by (see build)
-    eps: float = 1e-5  # (see _eps)
-    dead: bool = False  # one channel (MGN: one sample) all zeros, as after a ReLU (see _dead)
+    eps: float = 1e-5  # (see _dead_and_eps)
+    dead: bool = False  # one channel (MGN: one sample) of zeros, as after a ReLU (ditto)
 
     def gates_matter(self) -> bool:
         """False where every mode sees the same statistics, so gate gradients vanish."""

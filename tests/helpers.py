@@ -385,3 +385,17 @@ def record_guarded_launches(monkeypatch) -> list[tuple[str, bool]]:  # noqa: ANN
 
         monkeypatch.setattr(module, name, checked)
     return calls
+
+
+def negated_view(shape: tuple[int, ...]) -> Tensor:
+    """A float32 tensor whose memory holds its negation (`is_neg()`), as `z.conj().imag`."""
+    t = torch.randn(shape, dtype=torch.complex64).conj().imag
+    assert t.is_neg()
+    return t
+
+
+class AbsParametrization(nn.Module):
+    """A parametrization (torch.nn.utils.parametrize): the weight's absolute value."""
+
+    def forward(self, weight: Tensor) -> Tensor:
+        return weight.abs()

@@ -20,7 +20,7 @@ from torch.utils.checkpoint import checkpoint
 
 import mn_triton
 import reference
-from helpers import assert_close, randomize, reference_twin, rel_err
+from helpers import AbsParametrization, assert_close, randomize, reference_twin, rel_err
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -286,17 +286,12 @@ def test_convert_names_the_norm_it_cannot_convert():
         mn_triton.convert_to_mode_norm(model)
 
 
-class _Abs(nn.Module):
-    def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        return weight.abs()
-
-
 @pytest.mark.parametrize("norm", [nn.BatchNorm2d(4), nn.GroupNorm(2, 4)], ids=["bn", "gn"])
 def test_convert_keeps_a_parametrized_weight(norm):
     """The parametrization moves with its original Parameter (which an optimizer built before
     keeps training); before, assigning the computed weight to a Parameter slot raised a
     TypeError that did not say why."""
-    nn.utils.parametrize.register_parametrization(norm, "weight", _Abs())
+    nn.utils.parametrize.register_parametrization(norm, "weight", AbsParametrization())
     original = norm.parametrizations.weight.original
     with torch.no_grad():
         original.uniform_(-1, 1)

@@ -7,6 +7,7 @@ from torch import nn
 
 import mn_triton
 import reference
+from helpers import negated_view
 from mn_triton import functional as F
 
 PACKAGES = [mn_triton, reference]
@@ -286,19 +287,12 @@ def test_sizes_take_index_types_and_refuse_bool(pkg, cls):
             getattr(pkg, cls)(**kwargs)
 
 
-def _negated_view(shape: tuple[int, ...]) -> torch.Tensor:
-    """A float32 tensor whose memory holds its negation (`is_neg()`), as `z.conj().imag`."""
-    t = torch.randn(shape, dtype=torch.complex64).conj().imag
-    assert t.is_neg()
-    return t
-
-
 @pytest.mark.parametrize("cls", ["ModeNorm2d", "ModeGroupNorm2d"])
 def test_lazily_negated_tensors_are_taken_at_their_values(cls, backend):
     """The kernels read raw memory: given a lazily negated x or dy they normalised −x (output
     off by up to 6), where the torch ops, the reference and BatchNorm see x."""
     layer = getattr(mn_triton, cls)(3)
-    x, dy = _negated_view((4, 3, 2, 2)), _negated_view((4, 3, 2, 2))
+    x, dy = negated_view((4, 3, 2, 2)), negated_view((4, 3, 2, 2))
     results = []
     for x_in, dy_in in ((x, dy), (x.resolve_neg(), dy.resolve_neg())):
         x_in = x_in.detach().requires_grad_()  # keeps the bit: a leaf view of the same memory
@@ -314,7 +308,7 @@ def test_lazily_negated_tensors_are_taken_at_their_values(cls, backend):
 def test_lazily_negated_running_estimates_are_refused_in_training_and_read_in_eval(backend):
     x = torch.randn(4, 3, 2, 2)
     gate_weight, gate_bias = torch.randn(2, 3), torch.randn(2)
-    mean, mean_sq = _negated_view((2, 3)), _negated_view((2, 3)).abs() + 1.0
+    mean, mean_sq = negated_view((2, 3)), negated_view((2, 3)).abs() + 1.0
     with pytest.raises(ValueError, match=r"running_mean is a lazily negated view"):
         F.mode_norm(x, gate_weight, gate_bias, mean, mean_sq, training=True)
     y = F.mode_norm(x, gate_weight, gate_bias, mean, mean_sq, training=False)

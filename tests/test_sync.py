@@ -14,9 +14,11 @@ import memcheck
 import mn_triton
 import poison
 from helpers import (
+    AbsParametrization,
     assert_close,
     forward_backward,
     modes_far_from_sample_0,
+    negated_view,
     randomize,
     record_guarded_launches,
     reference_twin,
@@ -326,7 +328,7 @@ def test_convert_sync_modenorm_keeps_a_parametrized_weight():
     """Before, the new layer kept its meta-device placeholder weight beside an idle
     `parametrizations` child, and failed at its first forward."""
     layer = randomize(mn_triton.ModeNorm2d(4))
-    nn.utils.parametrize.register_parametrization(layer, "weight", _Abs())
+    nn.utils.parametrize.register_parametrization(layer, "weight", AbsParametrization())
     x = torch.randn(3, 4, 2, 2)
     expected = layer(x)
     synced = mn_triton.SyncModeNorm.convert_sync_modenorm(nn.Sequential(layer))[0]
@@ -334,11 +336,6 @@ def test_convert_sync_modenorm_keeps_a_parametrized_weight():
     assert synced.parametrizations.weight.original is layer.parametrizations.weight.original
     assert "weight" not in synced.state_dict()
     torch.testing.assert_close(synced(x), expected, rtol=0, atol=0)
-
-
-class _Abs(nn.Module):
-    def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        return weight.abs()
 
 
 def test_convert_sync_modenorm_keeps_a_parametrization_holding_a_tensor():
@@ -601,8 +598,7 @@ def test_lazily_negated_input_and_gradient_as_their_values(backend, monkeypatch)
     port = _free_port()
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
     try:
-        x, dy = (torch.randn(4, 3, 2, 2, dtype=torch.complex64).conj().imag for _ in range(2))
-        assert x.is_neg() and dy.is_neg()
+        x, dy = negated_view((4, 3, 2, 2)), negated_view((4, 3, 2, 2))
         layer = mn_triton.SyncModeNorm(3)
         results = []
         for x_in, dy_in in ((x, dy), (x.resolve_neg(), dy.resolve_neg())):

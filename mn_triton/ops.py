@@ -181,23 +181,34 @@ def _mode_norm_backward_impl(
     if x.numel() == 0:
         return _empty_backward(x, gate_weight)
     with backend.on_device_of(x), autocast_off(x):
+        points = shift is None
         shift, sum_dy, sum_dy_xs = _row_grad_sums(x, dy, shift)
         grads = backend.mode_norm_mix_backward(
             x, sum_dy, sum_dy_xs, _row_length(x), shift, mean_dev, var_rows, gate_weight,
             gate_bias, weight, running_mean, running_mean_sq, training, eps, stats=mode_stats,
             gates=gates,
         )  # fmt: skip
-        dx = _dx(x, shift, grads, dy, input_grad)
+        dx = _dx(x, shift, grads, dy, input_grad, sum_dy if points else None)
     return dx, grads.gate_weight, grads.gate_bias, grads.weight, grads.bias_param
 
 
-def _dx(x: Tensor, shift: Tensor, grads, dy: Tensor, input_grad: bool) -> Tensor:  # noqa: ANN001
+def _dx(  # noqa: ANN001
+    x: Tensor, shift: Tensor, grads, dy: Tensor, input_grad: bool, dy_rows: Tensor | None
+) -> Tensor:
     """The input's gradient, one pass over x and dy (3·|x| of the backward's 5), or, where x
     needs none (a norm on the input data, a frozen trunk before it), an empty tensor without
     that pass, as BatchNorm's backward leaves its input's out (a custom op returns tensors,
-    never None: the autograd formula gives None for it)."""
+    never None: the autograd formula gives None for it).
+
+    `dy_rows`: dy as (N, C) rows where the forward took rows of one element as their own
+    statistics (s = x). There x − s = 0, so dx = bias + dy·dy_scale per element: one torch
+    op on the mix's fresh `bias`, in place, instead of a Triton pass that also reads x twice
+    and x_scale (4 operands of x's size fewer, and a torch launch costs the host less than
+    Triton's launch path)."""
     if not input_grad:
         return x.new_empty(0)
+    if dy_rows is not None:
+        return backend.rows_like(grads.bias.addcmul_(dy_rows, grads.dy_scale), x)
     return backend.row_affine(x, shift, grads.x_scale, grads.bias, dy, grads.dy_scale)
 
 
@@ -449,12 +460,13 @@ def _mode_group_norm_backward_impl(
     if x.numel() == 0:
         return _empty_backward(x, gate_weight)
     with backend.on_device_of(x), autocast_off(x):
+        points = shift is None
         shift, sum_dy, sum_dy_xs = _row_grad_sums(x, dy, shift)
         grads = backend.mode_group_norm_mix_backward(
             x, sum_dy, sum_dy_xs, _row_length(x), shift, mean_dev, var_rows, gate_weight,
             gate_bias, weight, eps,
         )  # fmt: skip
-        dx = _dx(x, shift, grads, dy, input_grad)
+        dx = _dx(x, shift, grads, dy, input_grad, sum_dy if points else None)
     return dx, grads.gate_weight, grads.gate_bias, grads.weight, grads.bias_param
 
 

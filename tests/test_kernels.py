@@ -19,8 +19,10 @@ import mn_triton
 from helpers import (
     TOLERANCE,
     assert_close,
+    assert_same_point_results,
     check_against_oracle,
     randomize,
+    record_dx_terms,
     record_guarded_launches,
     spy_launches,
     tiny_tiles,
@@ -867,10 +869,11 @@ def _point_rows_step(case: str, training: bool, in_place: bool = False, dy: str 
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize("case", POINT_CASES)
 def test_one_element_rows_skip_their_passes_with_the_same_bits(case, training, monkeypatch):
-    """On rows of one element, eager layer calls launch no moments, gradient-sums or forward
-    apply pass (x is its own s, dy its own Σ dy; md = v = Σ dy·(x − s) = 0 are not read), and
-    give the same bits as with those passes: outputs, dx, parameter gradients and the running
-    estimates. (The layer oracle tests check these cases against float64 too.)"""
+    """On rows of one element, eager layer calls launch no moments, gradient-sums or apply
+    pass (x is its own s, dy its own Σ dy; md = v = Σ dy·(x − s) = 0 are not read; dx is
+    bias + dy·dy_scale, a torch op), and give the same bits as with those passes: outputs,
+    dx, parameter gradients and the running estimates. (The layer oracle tests check these
+    cases against float64 too.)"""
     from mn_triton import backend
 
     moments, apply = backend._moment_kernels, backend._apply_kernels
@@ -879,14 +882,14 @@ def test_one_element_rows_skip_their_passes_with_the_same_bits(case, training, m
         for module, name in [(moments, "_row_moments_kernel"),
                              (moments, "_row_grad_sums_kernel"), (apply, "_row_affine_kernel")]
     }  # fmt: skip
+    dx_terms = record_dx_terms(monkeypatch)
     skipped = _point_rows_step(case, training)
-    assert [len(grids) for grids in passes.values()] == [0, 0, 1]  # only dx's apply pass
+    assert [len(grids) for grids in passes.values()] == [0, 0, 0]
     monkeypatch.setattr(backend, "POINT_ROWS", False)
     full = _point_rows_step(case, training)
-    assert [len(grids) for grids in passes.values()] == [1, 1, 3]
+    assert [len(grids) for grids in passes.values()] == [1, 1, 2]
     assert skipped[1] and full[1], "y is not laid out as x"
-    for i, (a, b) in enumerate(zip(skipped, full, strict=True)):
-        assert a is b or torch.equal(a, b), f"result {i} differs"
+    assert_same_point_results(skipped, full, dx_index=2, dx_terms=dx_terms)
 
 
 @pytest.mark.parametrize("dy", ["expanded", "transposed"])
@@ -895,11 +898,11 @@ def test_one_element_rows_take_any_dy_with_the_same_bits(case, dy, monkeypatch):
     """dy need not be dense rows: as_rows copies it where it is not (one channel: C = 1)."""
     from mn_triton import backend
 
+    dx_terms = record_dx_terms(monkeypatch)
     skipped = _point_rows_step(case, True, dy=dy)
     monkeypatch.setattr(backend, "POINT_ROWS", False)
     full = _point_rows_step(case, True, dy=dy)
-    for i, (a, b) in enumerate(zip(skipped, full, strict=True)):
-        assert a is b or torch.equal(a, b), f"result {i} differs"
+    assert_same_point_results(skipped, full, dx_index=2, dx_terms=dx_terms)
 
 
 @pytest.mark.parametrize("case", ["mn_2d", "mgn_2d"])
@@ -909,11 +912,11 @@ def test_one_element_rows_backward_on_the_torch_ops(case, monkeypatch):
     have given."""
     from mn_triton import backend
 
+    dx_terms = record_dx_terms(monkeypatch)
     mixed = _point_rows_step(case, True, backward_backend="torch")
     monkeypatch.setattr(backend, "POINT_ROWS", False)
     full = _point_rows_step(case, True, backward_backend="torch")
-    for i, (a, b) in enumerate(zip(mixed, full, strict=True)):
-        assert a is b or torch.equal(a, b), f"result {i} differs"
+    assert_same_point_results(mixed, full, dx_index=2, dx_terms=dx_terms)
 
 
 def test_one_element_rows_take_in_place_ops_after_the_layer(monkeypatch):
@@ -921,13 +924,13 @@ def test_one_element_rows_take_in_place_ops_after_the_layer(monkeypatch):
     a view, which autograd would refuse to let `relu_` change in place."""
     from mn_triton import backend
 
+    dx_terms = record_dx_terms(monkeypatch)
     for case in ("mn_2d", "mgn_2d"):
         skipped = _point_rows_step(case, True, in_place=True)
         monkeypatch.setattr(backend, "POINT_ROWS", False)
         full = _point_rows_step(case, True, in_place=True)
         monkeypatch.setattr(backend, "POINT_ROWS", True)
-        for i, (a, b) in enumerate(zip(skipped, full, strict=True)):
-            assert a is b or torch.equal(a, b), f"{case}: result {i} differs"
+        assert_same_point_results(skipped, full, 2, dx_terms, what=f"{case}: ")
 
 
 def test_one_element_rows_path_only_where_x_is_its_own_statistics(monkeypatch):

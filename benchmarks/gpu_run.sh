@@ -80,6 +80,7 @@ mkdir -p reports/data reports/raw reports/figures
 LOG="reports/raw/gpu_run-$RUN_ID.log"
 exec > >(tee -a "$LOG") 2>&1
 SUMMARY=()
+FAILED_STAGES=()
 LAST_RC=0
 
 # Pack reports/ (with the summary so far) into $OUT, if set.
@@ -87,7 +88,8 @@ save() {
     printf '%s\n' "${SUMMARY[@]}" > "reports/raw/gpu_run-$RUN_ID.summary.txt"
     if [ -n "${OUT:-}" ]; then
         mkdir -p "$OUT"
-        tar -czf "$OUT/reports.tar.gz" reports
+        # Into a part file, then renamed: a call cut short mid-tar keeps the last whole archive.
+        tar -czf "$OUT/reports.tar.gz.part" reports && mv -f "$OUT/reports.tar.gz.part" "$OUT/reports.tar.gz"
         cp "$LOG" "$OUT/gpu_run.log"
     fi
 }
@@ -108,6 +110,7 @@ stage() {
     if [ "$LAST_RC" = 124 ] || [ "$LAST_RC" = 137 ]; then
         note+=" (TIMED OUT)"
     fi
+    [ "$LAST_RC" = 0 ] || FAILED_STAGES+=("$name")
     SUMMARY+=("$note")
     save
 }
@@ -316,7 +319,9 @@ case "$PART" in
         layer_grid_warmed full
         training_steps eager,compiled,cudagraph
         step_profiles
-        gpu_tests "slow gpu tests" "$SLOW_TESTS_S" "gpu and slow" "$SLOW_TEST_JOBS"
+        # Alone at the end: one process per slow test (7; the 2^31-element one peaks at ~40 GB,
+        # the others 1-2 GB), so that a limit cuts none of the compile-heavy traced ones.
+        gpu_tests "slow gpu tests" "$SLOW_TESTS_S" "gpu and slow" "${SLOW_TEST_JOBS_ALONE:-7}"
         ;;
     1)
         warm_kernels_start core "$GPU_TESTS_S" "$TEST_JOBS"
@@ -339,7 +344,7 @@ case "$PART" in
         WARM_MODELS=$TRACED_MODELS COMPILE_MODELS=${TRACED_MODELS//,/ } TRACE_WAYS="0 1"
         warm_kernels_start none "$GPU_TESTS_S" 2 --host-overhead --compiled-steps
         compile_warm_start "$((GPU_TESTS_S + WARM_WAIT_S))" compiled
-        gpu_tests "traced gpu tests" "$GPU_TESTS_S" "gpu" 2 -k traced
+        gpu_tests "traced gpu tests" "$GPU_TESTS_S" "gpu" 3 -k traced  # 3 tests: one process each
         warm_kernels_wait
         compile_warm_wait
         traced_training_steps
@@ -357,4 +362,8 @@ echo "== summary"
 printf '  %s\n' "${SUMMARY[@]}"
 save
 [ -n "${OUT:-}" ] && echo "== packed reports/ into $OUT/reports.tar.gz"
+if [ "${#FAILED_STAGES[@]}" -gt 0 ]; then  # every stage ran; say which did not end well
+    echo "== stages that failed or timed out: ${FAILED_STAGES[*]}"
+    exit 3
+fi
 exit 0

@@ -37,9 +37,10 @@ if HAS_TRITON:
     from .kernels import moments as _moment_kernels
 
 INTERPRETING = os.environ.get("TRITON_INTERPRET", "0") == "1"
-# With the kernels, run the mix as Triton kernels too (3 launches for MN instead of ~100
-# small torch ops). False keeps the torch-op mix between the Triton passes: a switch for
-# measuring what the fusion buys (benchmarks/NOTES.md).
+# With the kernels, run the mix as Triton kernels too (2–3 launches for MN, more where the
+# gates kernel runs or the samples are split, instead of ~100 small torch ops). False keeps
+# the torch-op mix between the Triton passes: a switch for measuring what the fusion buys
+# (benchmarks/NOTES.md).
 FUSED_MIX = True
 # Rows of one element (L = 1: ModeNorm1d and ModeGroupNorm1d on (N, C) features) are their
 # own statistics: s = x, x − s = 0, v = 0, and backward Σ dy = dy, Σ dy·(x − s) = 0. Where x
@@ -48,7 +49,8 @@ FUSED_MIX = True
 # compute them (a moments pass writing three (N, C) statistics, 3·|x| in float32; a
 # gradient-sums pass): x and dy serve as s and Σ dy, the mix kernels take the zero
 # statistics as absent (None: nothing read), and y = (x − s)·scale + bias is the mix's
-# per-row bias (no apply pass).
+# per-row bias (no apply pass); backward, dx = bias + dy·dy_scale, one torch op in place on
+# the mix backward's per-row bias (ops._dx; no apply pass either).
 # (16-bit inputs keep the passes: their statistics are float32 copies of x either way.)
 # A switch for tests, which compare both ways.
 POINT_ROWS = True

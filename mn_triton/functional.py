@@ -1,7 +1,8 @@
 """Functional Mode Normalization and Mode Group Normalization (the fast path).
 
 Same signatures as `reference.functional`, and the same argument checks (shared), made
-before any kernel runs; the work happens in the custom ops of `mn_triton.ops`.
+before any kernel runs; the work happens in `mn_triton.ops` (an autograd.Function for
+eager calls, custom ops while torch.compile, torch.jit.trace or make_fx traces).
 
 Inside torch.func transforms (grad, vjp, jacrev, vmap, ...), and for inputs carrying
 forward-mode tangents (torch.autograd.forward_ad), neither of which can see through the

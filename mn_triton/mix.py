@@ -47,11 +47,12 @@ class RowAffine:
 
 @dataclass
 class MixGrads:
-    """Coefficients of dx = dy·dy_scale + (x − s)·x_scale + bias, and parameter gradients."""
+    """Coefficients of dx = dy·dy_scale + (x − s)·x_scale + row_bias, per row, and the
+    parameters' gradients (`bias_param`: the layer bias's)."""
 
     dy_scale: Tensor
     x_scale: Tensor
-    bias: Tensor
+    row_bias: Tensor
     gate_weight: Tensor
     gate_bias: Tensor
     weight: Tensor
@@ -379,7 +380,7 @@ def mode_norm_backward(
     return MixGrads(
         dy_scale=scale,
         x_scale=e,
-        bias=f,
+        row_bias=f,
         gate_weight=d_logits.T @ s.m,
         gate_bias=d_logits.sum(dim=0),
         weight=d_weight,
@@ -518,7 +519,7 @@ def mode_group_norm_backward(
     return MixGrads(
         dy_scale=scale,
         x_scale=e,
-        bias=f,
+        row_bias=f,
         gate_weight=_sum_over_channels(d_logits, s.m).sum(dim=0).unsqueeze(1),
         gate_bias=d_logits.sum(dim=(0, 2)),
         weight=d_weight,

@@ -17,7 +17,8 @@ the batch statistics packed for the backward, which takes them and the forward's
 rather than computing them again. Those extra outputs carry no gradient. On
 rows of one element both skip the passes that compute row statistics (x is its own,
 backend.POINT_ROWS): the Function returns None for them, the custom ops (which the layer tells,
-as traced, with their `points` argument) empty tensors; the backward takes them from x again.
+as traced, with their `points` argument) empty tensors; the backward takes them from x again,
+and its dx is one torch op instead of the dx pass (`_dx`).
 Captured into CUDA graphs, the MN custom ops split the mix's samples across more programs
 and compute its gates once (`_with_capture_choices`), since a replay pays the GPU's
 time and no host time per launch. With TRACE_KERNELS (opt-in), torch.compile traces the
@@ -40,6 +41,7 @@ from reference import functional as reference_functional
 from reference._base import autocast_off, stat_dtype, update_running_stats
 
 from . import backend
+from .mix import MixGrads
 
 
 def _row_length(x: Tensor) -> int:
@@ -119,7 +121,8 @@ def _mode_norm_forward_updating(
     momentum: float | Tensor | None = None, points: bool = False,
 ):  # fmt: skip
     """`_mode_norm_forward`; in training with a `momentum`, it also updates the running
-    estimates in place (inside the mix kernel, without launches of its own). With `points`
+    estimates in place (inside the mix kernel, without launches of its own, where it runs as
+    kernels and the estimates are contiguous; else by torch ops after it). With `points`
     (rows of one element, backend.point_rows), the row statistics are x
     itself and the three statistics outputs None."""
     if x.numel() == 0:  # nothing to normalise; statistics are zeros (and go unused)
@@ -192,8 +195,8 @@ def _mode_norm_backward_impl(
     return dx, grads.gate_weight, grads.gate_bias, grads.weight, grads.bias_param
 
 
-def _dx(  # noqa: ANN001
-    x: Tensor, shift: Tensor, grads, dy: Tensor, input_grad: bool, dy_rows: Tensor | None
+def _dx(
+    x: Tensor, shift: Tensor, grads: MixGrads, dy: Tensor, input_grad: bool, dy_rows: Tensor | None
 ) -> Tensor:
     """The input's gradient, one pass over x and dy (3·|x| of the backward's 5), or, where x
     needs none (a norm on the input data, a frozen trunk before it), an empty tensor without
@@ -201,15 +204,15 @@ def _dx(  # noqa: ANN001
     never None: the autograd formula gives None for it).
 
     `dy_rows`: dy as (N, C) rows where the forward took rows of one element as their own
-    statistics (s = x). There x − s = 0, so dx = bias + dy·dy_scale per element: one torch
-    op on the mix's fresh `bias`, in place, instead of a Triton pass that also reads x twice
-    and x_scale (4 operands of x's size fewer, and a torch launch costs the host less than
-    Triton's launch path)."""
+    statistics (s = x). There x − s = 0, so dx = row_bias + dy·dy_scale per element: one
+    torch op on the mix's fresh `row_bias`, in place, instead of a Triton pass that also
+    reads x twice and x_scale (4 accesses of x's size instead of 7, and a torch launch costs
+    the host less than Triton's launch path)."""
     if not input_grad:
         return x.new_empty(0)
     if dy_rows is not None:
-        return backend.rows_like(grads.bias.addcmul_(dy_rows, grads.dy_scale), x)
-    return backend.row_affine(x, shift, grads.x_scale, grads.bias, dy, grads.dy_scale)
+        return backend.rows_like(grads.row_bias.addcmul_(dy_rows, grads.dy_scale), x)
+    return backend.row_affine(x, shift, grads.x_scale, grads.row_bias, dy, grads.dy_scale)
 
 
 def _mode_norm_op_backward(*args):  # noqa: ANN002, ANN202

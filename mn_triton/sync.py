@@ -193,7 +193,7 @@ class _SyncModeNormFunction(torch.autograd.Function):
             dx = None
             if ctx.needs_input_grad[0]:
                 dx = (
-                    backend.row_affine(x, shift, grads.x_scale, grads.bias, dy, grads.dy_scale)
+                    backend.row_affine(x, shift, grads.x_scale, grads.row_bias, dy, grads.dy_scale)
                     if x.numel()
                     else torch.zeros_like(x)
                 )

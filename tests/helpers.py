@@ -412,7 +412,7 @@ def record_dx_terms(monkeypatch) -> list[float]:  # noqa: ANN001
 
     def spy(x, shift, grads, dy, input_grad, dy_rows):  # noqa: ANN001, ANN202
         rows = dy.reshape(dy.shape[0], dy.shape[1]).to(grads.dy_scale.dtype)
-        terms.append((grads.bias.abs() + (rows * grads.dy_scale).abs()).max().item())
+        terms.append((grads.row_bias.abs() + (rows * grads.dy_scale).abs()).max().item())
         return original(x, shift, grads, dy, input_grad, dy_rows)
 
     monkeypatch.setattr(ops, "_dx", spy)

@@ -18,7 +18,8 @@ model"), spread over the whole GPU.
     python tools/mix_traffic.py --captured --shape 128 120 1 --k 6  # as in a CUDA graph
 
 `--layer` counts every launch of a ModeNorm1d layer's training step on float32 (N, C, L)
-inputs ((N, C) where L = 1), the passes over x included, against the minimum of 3·|x|
+inputs ((N, C) where L = 1), the passes over x included (on rows of one element, dx's
+torch op, TORCH_DX, in their place), against the minimum of 3·|x|
 forward and 5·|x| backward; `--points off` keeps the passes for rows of one element
 (mn_triton.backend.POINT_ROWS).
 
@@ -33,6 +34,7 @@ import contextlib
 import os
 import sys
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,7 +47,7 @@ import torch  # noqa: E402
 
 import memcheck  # noqa: E402  (tests/: it sees every interpreted load and store)
 import mn_triton  # noqa: E402
-from mn_triton import backend  # noqa: E402
+from mn_triton import backend, ops  # noqa: E402
 from mn_triton.kernels import mix  # noqa: E402
 
 # (N, C, L) of the layer grid's shapes at batch 128 (benchmarks/grid.py): CIFAR ResNet,
@@ -123,12 +125,37 @@ def run_layer(
     x = torch.randn(shape, generator=g).requires_grad_()
     dy = torch.randn(shape, generator=g)
     counter.launches.clear()
-    with mn_triton.use_backend("triton"):
+    with mn_triton.use_backend("triton"), _counting_torch_dx(counter):
         y = layer(x)
         forward = list(counter.launches)
         counter.launches.clear()
         y.backward(dy)
     return forward, list(counter.launches)
+
+
+# What ops._dx launches instead of the apply pass on rows of one element: one torch op.
+TORCH_DX = "torch addcmul_ (dx)"
+
+
+@contextlib.contextmanager
+def _counting_torch_dx(counter: Counter) -> Iterator[None]:
+    """On rows of one element the backward's dx is a torch op, dx = bias + dy·dy_scale in
+    place on the mix's bias (ops._dx), which the interpreter does not see: noted as a launch
+    of one program moving its four (N, C) operands (three read, one written)."""
+    original = ops._dx
+
+    def counted(x, shift, grads, dy, input_grad, dy_rows):  # noqa: ANN001, ANN202
+        if input_grad and dy_rows is not None:
+            launch = Launch(TORCH_DX, 1)
+            launch.bytes_per_program[0] = 4 * grads.row_bias.numel() * grads.row_bias.element_size()
+            counter.launches.append(launch)
+        return original(x, shift, grads, dy, input_grad, dy_rows)
+
+    ops._dx = counted
+    try:
+        yield
+    finally:
+        ops._dx = original
 
 
 def _kib(b: int) -> str:

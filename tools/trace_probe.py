@@ -75,7 +75,7 @@ CASES = [
     ("MN training, as captured", "ModeNorm2d", (32, 40, 3, 3), True, True, False),
     ("MN eval, as captured", "ModeNorm2d", (32, 40, 3, 3), False, True, False),
     ("MGN training", "ModeGroupNorm2d", (8, 16, 5, 5), True, False, False),
-    # Rows of one element: no moments, gradient-sums or forward apply pass (backend.POINT_ROWS).
+    # Rows of one element: no moments, gradient-sums or apply pass (backend.POINT_ROWS).
     ("MN training, rows of one element", "ModeNorm1d", (16, 40), True, False, False),
     ("MGN training, rows of one element", "ModeGroupNorm1d", (16, 40), True, False, False),
     # Symbolic sizes keep the ops whole: the host code plans from sizes.

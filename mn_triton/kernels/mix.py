@@ -26,7 +26,7 @@ GPU costs more in launches than the passes over x. Here:
   parameter gradients are summed at the end.
 - MGN: one kernel forward and one backward, a program per sample (statistics are per
   sample: two walks over its channels for the mean, then residual and variance); parameter
-  gradients come out as per-sample partials summed by the caller.
+  gradients come out as per-sample partials, summed by `_sum_partials_kernel` (one launch).
 
 Rows of one element (L = 1) are their own statistics: there the callers pass x as s, dy as
 Σ dy, and None for the mean deviations, variances and Σ dy·(x − s), which are 0 and which
@@ -57,7 +57,8 @@ MIX_TILE = 4096
 # launches. The paper uses K ≤ 6; for sm_90 every mix kernel compiles in under 10 s and
 # without spills up to K = 4096.
 MAX_MODES = MIX_TILE
-# MN's blocks of samples × modes × channels: at most MN_TILE elements and MN_BLOCK_N samples.
+# MN's blocks of samples × modes × channels: at most MN_TILE elements (one sample × one
+# channel once K_PAD passes MN_TILE: K > 512) and MN_BLOCK_N samples.
 # With larger blocks the compiled MN mix kernels gave wrong per-row coefficients on an H200
 # (Triton 3.6, sm_90, float32 statistics): forward scale and bias, backward dy_scale, off by
 # 80–300 %, while their mode statistics, their float64 versions and the interpreter were
@@ -93,7 +94,8 @@ SPLIT_MIN_ROWS = 1024
 MIX_PROGRAMS = 256
 # Inside a CUDA graph the host's cost per launch is gone and only the GPU's time counts,
 # where a walk over N samples is a chain of N / BLOCK_N dependent steps: on an H200 the mix
-# of a CNN batch of 128 samples (16 blocks, 3 walks forward, 5 backward) took ~150 µs
+# of a CNN batch of 128 samples (16 blocks, 3 walks forward, 5 backward then; 2–3 since the
+# backward takes the forward's statistics and gates) took ~150 µs
 # forward and ~200 µs backward per layer, more than the passes over x (benchmarks/NOTES.md).
 # Captured calls of the custom ops (torch.compile with CUDA graphs) therefore split batches
 # of 2·GRAPH_SPLIT_MIN_ROWS samples or more into splits of at least GRAPH_SPLIT_MIN_ROWS:
@@ -122,10 +124,6 @@ def as_captured() -> Iterator[None]:
 
 
 _TINY: tl.constexpr = tl.constexpr(MIN_MODE_MASS)
-
-
-def _acc(dtype: torch.dtype) -> bool:
-    return dtype == torch.float64
 
 
 # ----------------------------------------------------------------------------------------
@@ -899,7 +897,8 @@ def _mn_mix_backward_gates_kernel(
 
 def _mn_blocks(n: int, c: int, k: int) -> tuple[int, int, int, int]:
     """(BLOCK_N, BLOCK_C, K_PAD, CHUNK_C) keeping [BLOCK_N, K_PAD, BLOCK_C] within MN_TILE
-    (MIX_TILE, where that is smaller: tests shrink it) and BLOCK_N within MN_BLOCK_N."""
+    (MIX_TILE, where that is smaller: tests shrink it), or at one sample × one channel where
+    K_PAD alone passes it, and BLOCK_N within MN_BLOCK_N."""
     tile = min(MIX_TILE, MN_TILE)
     k_pad = next_pow2(k)
     block_c = max(1, min(next_pow2(c), 32, tile // k_pad))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import math
 import os
 import warnings
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
-from reference._base import stat_dtype, update_running_stats
+from reference._base import row_length, stat_dtype, update_running_stats
 
 from . import mix as _mix
 
@@ -252,7 +251,7 @@ def _fused_mix(x: Tensor, gate_weight: Tensor) -> bool:
 def point_rows(x: Tensor, gate_weight: Tensor) -> bool:
     """Whether a layer call takes the one-element-row path (see POINT_ROWS): x holds one
     element per row, as dense (N, C) rows in the statistics' dtype."""
-    if not POINT_ROWS or math.prod(x.shape[2:]) != 1 or x.dtype != stat_dtype(x.dtype):
+    if not POINT_ROWS or row_length(x) != 1 or x.dtype != stat_dtype(x.dtype):
         return False
     # (Dropping trailing dimensions of size 1 is always a view: this copies nothing.)
     return x.reshape(x.shape[0], x.shape[1]).is_contiguous() and _fused_mix(x, gate_weight)

@@ -28,7 +28,6 @@ No `from __future__ import annotations` here: `custom_op` reads the annotations.
 """
 
 import contextlib
-import math
 import os
 from collections.abc import Callable
 
@@ -38,15 +37,10 @@ from torch._subclasses.fake_tensor import FakeTensor
 from torch._subclasses.functional_tensor import FunctionalTensor, FunctionalTensorMode
 
 from reference import functional as reference_functional
-from reference._base import autocast_off, stat_dtype, update_running_stats
+from reference._base import autocast_off, row_length, stat_dtype, update_running_stats
 
 from . import backend
 from .mix import MixGrads
-
-
-def _row_length(x: Tensor) -> int:
-    """L = prod(S): the number of elements a row (n, c) holds."""
-    return math.prod(x.shape[2:])
 
 
 def _stats_like(x: Tensor, *shape: int) -> Tensor:
@@ -187,7 +181,7 @@ def _mode_norm_backward_impl(
         points = shift is None
         shift, sum_dy, sum_dy_xs = _row_grad_sums(x, dy, shift)
         grads = backend.mode_norm_mix_backward(
-            x, sum_dy, sum_dy_xs, _row_length(x), shift, mean_dev, var_rows, gate_weight,
+            x, sum_dy, sum_dy_xs, row_length(x), shift, mean_dev, var_rows, gate_weight,
             gate_bias, weight, running_mean, running_mean_sq, training, eps, stats=mode_stats,
             gates=gates,
         )  # fmt: skip
@@ -466,7 +460,7 @@ def _mode_group_norm_backward_impl(
         points = shift is None
         shift, sum_dy, sum_dy_xs = _row_grad_sums(x, dy, shift)
         grads = backend.mode_group_norm_mix_backward(
-            x, sum_dy, sum_dy_xs, _row_length(x), shift, mean_dev, var_rows, gate_weight,
+            x, sum_dy, sum_dy_xs, row_length(x), shift, mean_dev, var_rows, gate_weight,
             gate_bias, weight, eps,
         )  # fmt: skip
         dx = _dx(x, shift, grads, dy, input_grad, sum_dy if points else None)

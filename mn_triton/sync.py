@@ -17,7 +17,6 @@ talks to the network itself.
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any
 
 import torch
@@ -25,7 +24,14 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from reference._base import MIN_MODE_MASS, autocast_off, fx_leaf, stat_dtype, update_running_stats
+from reference._base import (
+    MIN_MODE_MASS,
+    autocast_off,
+    fx_leaf,
+    row_length,
+    stat_dtype,
+    update_running_stats,
+)
 
 from . import backend, mix
 from .convert import replace_modules, take_parameter
@@ -179,7 +185,7 @@ class _SyncModeNormFunction(torch.autograd.Function):
                 sum_dy, sum_dy_xs = backend.row_grad_sums(x, dy, shift)
             else:
                 sum_dy, sum_dy_xs = torch.zeros_like(shift), torch.zeros_like(shift)
-            length = max(math.prod(x.shape[2:]), 1)
+            length = max(row_length(x), 1)
             args = (sum_dy, sum_dy_xs, length, shift, mean_dev, var_rows, gate_weight,
                     gate_bias, weight, None, None, True, ctx.eps)  # fmt: skip
             sum_over_batch = functools.partial(_all_reduce_sum, group=ctx.group)

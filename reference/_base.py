@@ -40,6 +40,11 @@ def stat_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+def row_length(x: Tensor) -> int:
+    """L = prod(S): the number of values one (sample, channel) row of x (N, C, *S) holds."""
+    return math.prod(x.shape[2:])
+
+
 def autocast_off(t: Tensor) -> contextlib.AbstractContextManager:
     """A block where torch.autocast is off for `t`'s device type: statistics are float32
     whatever the input, but autocast would run matrix products (the gates' logits, sums

@@ -8,8 +8,6 @@ Run in float64 it is the oracle the fast path is tested against.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -19,6 +17,7 @@ from ._base import (
     check_functional_momentum,
     check_mode_group_norm_call,
     check_mode_norm_call,
+    row_length,
     stat_dtype,
     update_running_stats,
     without_autocast,
@@ -36,12 +35,7 @@ def _channel_means(x: Tensor) -> Tensor:
     dims = _spatial_dims(x)
     if not dims:
         return x
-    return x.mean(dim=dims) if _row_length(x) else x.sum(dim=dims)
-
-
-def _row_length(x: Tensor) -> int:
-    """L, the number of values in one (sample, channel) row."""
-    return math.prod(x.shape[2:])
+    return x.mean(dim=dims) if row_length(x) else x.sum(dim=dims)
 
 
 @without_autocast
@@ -69,7 +63,7 @@ def mode_norm(
     per_sample = (-1,) + (1,) * (x.dim() - 1)
     per_channel = (1, -1) + (1,) * (x.dim() - 2)
     reduce_dims = (0, *_spatial_dims(x))
-    values_per_sample = max(_row_length(x), 1)  # no values: the statistics are not used
+    values_per_sample = max(row_length(x), 1)  # no values: the statistics are not used
 
     # Expert assignments g_nk = softmax(Ψ(x_n))_k, Ψ an affine map of the channel means.
     gate_b = None if gate_bias is None else gate_bias.to(dtype)
@@ -116,7 +110,7 @@ def mode_group_norm(
     per_channel = (1, -1) + (1,) * (x.dim() - 2)
     per_sample_channel = tuple(x.shape[:2]) + (1,) * (x.dim() - 2)
     reduce_dims = tuple(range(1, x.dim()))  # channels and space, per sample
-    values_per_channel = max(_row_length(x), 1)  # no values: w is not used
+    values_per_channel = max(row_length(x), 1)  # no values: w is not used
 
     # Channel gates g_nck = softmax(Ψ(mean of channel c of sample n))_k, Ψ: R → R^K, kept as
     # ℓ = log g − b_k (see below).

@@ -99,25 +99,60 @@ def read_rows(path: Path) -> pd.DataFrame:
     whole = [row for row in body if len(row) == len(header)]
     if len(whole) < len(body):
         bad = [i + 2 for i, row in enumerate(body) if len(row) != len(header)]
-        _warn(f"{path.name}: dropped {len(bad)} incomplete row(s), lines {bad[:5]}")
+        _dropped(f"{path.name}: dropped {len(bad)} incomplete row(s), lines {bad[:5]}", len(bad))
     return pd.DataFrame(whole, columns=header, dtype=str)
 
 
 def _complete(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     """The rows that carry a device, a timestamp and a numeric ms_p50; the others are dropped
-    with a warning (an empty device would otherwise read as an unnamed GPU)."""
+    with a warning (an empty device would otherwise read as an unnamed GPU). So are rows
+    whose timings cannot be true (`_impossible_timings`)."""
     ok = pd.Series(True, index=frame.index)
     for column in REQUIRED:
         ok &= frame[column].str.strip() != "" if column in frame else False
     if "ms_p50" in frame:
         ok &= pd.to_numeric(frame["ms_p50"], errors="coerce").notna()
     if not ok.all():
-        _warn(f"{name}: dropped {int((~ok).sum())} row(s) lacking {'/'.join(REQUIRED)}")
+        lacking = int((~ok).sum())
+        _dropped(f"{name}: dropped {lacking} row(s) lacking {'/'.join(REQUIRED)}", lacking)
+    if ok.any():
+        impossible = _impossible_timings(frame) & ok
+        if n := int(impossible.sum()):
+            _dropped(f"{name}: dropped {n} row(s) with a time that is not a positive finite "
+                     "number, or percentiles out of order (p20 <= p50 <= p80)", n)  # fmt: skip
+        ok &= ~impossible
     return frame[ok]
 
 
+# How many rows the latest load() dropped: the README says so (a dropped row may have been a
+# slow case, and each goal's verdict is only as good as the rows it had).
+_rows_dropped = [0]
+
+
+def _dropped(message: str, count: int) -> None:
+    _warn(message)
+    _rows_dropped[0] += count
+
+
+def _impossible_timings(frame: pd.DataFrame) -> pd.Series:
+    """Rows whose ms_p50 is zero, negative or infinite, or whose p20/p80 (where given) are
+    not finite, negative or out of order around p50. A zero time would read as an infinite
+    speed-up and meet every goal; no measurement gives one (measure.py never writes zeros)."""
+    p50 = pd.to_numeric(frame["ms_p50"], errors="coerce")
+    bad = ~(p50 > 0) | (p50 == math.inf)
+    for column, out_of_order in (("ms_p20", lambda p: p > p50), ("ms_p80", lambda p: p < p50)):
+        if column not in frame:
+            continue
+        given = frame[column].str.strip() != ""
+        p = pd.to_numeric(frame[column], errors="coerce")
+        bad |= given & (p.isna() | (p < 0) | (p == math.inf) | out_of_order(p))
+    return bad.fillna(True) & p50.notna()
+
+
 def load(data_dir: Path) -> pd.DataFrame:
-    """All rows of all CSV files, with `run` (run_id, else the file name) and `source`."""
+    """All rows of all CSV files, with `run` (run_id, else the file name) and `source`; how
+    many rows were dropped as unusable in `.attrs["rows_dropped"]`."""
+    _rows_dropped[0] = 0
     frames = []
     for path in sorted(data_dir.glob("*.csv")):
         frame = _complete(read_rows(path), path.name)
@@ -128,14 +163,18 @@ def load(data_dir: Path) -> pd.DataFrame:
         frame["run"] = run_id.where(run_id != "", path.stem)
         frames.append(frame)
     if not frames:
-        return pd.DataFrame(columns=[*KEY, "op", "provider", "device", "run", "source"])
+        empty = pd.DataFrame(columns=[*KEY, "op", "provider", "device", "run", "source"])
+        empty.attrs["rows_dropped"] = _rows_dropped[0]
+        return empty
     df = pd.concat(frames, ignore_index=True).fillna("")  # files differ in their extra columns
     for column in NUMERIC:  # a column no file has (host_ms_p50 before it existed) is NaN
         df[column] = _numeric(df, column)
     df["tensor_bytes"] = df["N"] * df["C"] * df["H"] * df["W"] * df["dtype"].map(ITEMSIZE)
     notes = load_run_notes(data_dir.parent / RUN_NOTES)
     df["run_note"] = df["run"].map(lambda run: notes.get(run, ""))
-    return _own_bytes_models(latest_per_case(df))
+    df = _own_bytes_models(latest_per_case(df))
+    df.attrs["rows_dropped"] = _rows_dropped[0]
+    return df
 
 
 # What is known about a run after it was measured (a defect found in the measured build,
@@ -890,6 +929,13 @@ def render(
         "`benchmarks/measure.py`; notes and attempts: `benchmarks/NOTES.md`.",
         "",
     ]
+    if dropped := df.attrs.get("rows_dropped", 0):
+        lines += [
+            f"> **{dropped} row(s) dropped as unusable** (cut short, lacking a device, timestamp "
+            "or time, or with an impossible time such as zero); `report.py` names them on "
+            "stderr. The verdicts below only see the rows that remain.",
+            "",
+        ]
     if not has_gpu:
         lines += [NO_GPU_NOTE, ""]
     lines += ["## Layers", ""]
@@ -938,11 +984,12 @@ def main(argv: list[str] | None = None) -> int:
     profiles = load_profiles(args.profiles or args.data.parent / "profiles")
     n_files = len(list(args.data.glob("*.csv")))
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "README.md").write_text(render(df, n_files, _shown_path(args.data), profiles))
     # The figures get whole run groups: each pairs within a part and counts a case once.
+    # Drawn first: a README is written only for data that also drew.
     layer_runs = latest_runs(df[df["op"] != "train_step"])
     train_runs = latest_runs(df[df["op"] == "train_step"])
     written = figures.write_all(layer_runs, train_runs, args.out / "figures")
+    (args.out / "README.md").write_text(render(df, n_files, _shown_path(args.data), profiles))
     print(f"wrote {args.out / 'README.md'} and {len(written)} figures from {len(df)} rows")
     return 0
 

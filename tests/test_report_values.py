@@ -755,10 +755,13 @@ HEADER = ",".join([*records.COLUMNS, "run_id"])
 
 
 def _csv_line(**changes: object) -> str:
+    """A CSV row; a given ms_p50 is its percentiles too, unless they are given."""
     row = {c: "" for c in records.COLUMNS}
     row.update(op="mode_norm", provider="triton", mode="full", dtype="float32", layout="nchw",
                N="8", C="4", H="2", W="2", K="2", ms_p20="1", ms_p50="1", ms_p80="1",
                device=GPU, timestamp="2027-01-01T00:00:00+00:00", run_id="r1")  # fmt: skip
+    p50 = changes.get("ms_p50", "1")
+    row.update(ms_p20=p50, ms_p80=p50)
     row.update({k: str(v) for k, v in changes.items()})
     return ",".join(row[c] for c in [*records.COLUMNS, "run_id"])
 
@@ -781,6 +784,30 @@ def test_load_skips_empty_files_and_drops_incomplete_rows(tmp_path: Path, capsys
     assert "b.csv: dropped 1 incomplete row(s), lines [3]" in err
     assert "c.csv: dropped 4 row(s) lacking device/timestamp/ms_p50" in err
     assert "No GPU data yet" in report.render(df, 3, "d")
+
+
+def test_impossible_timings_are_dropped_and_counted_in_the_readme(tmp_path: Path, capsys):
+    """A zero time would read as an infinite speed-up and meet every goal (a reviewer's
+    repro: one zeroed case turned the BatchNorm goal to "met" and hid the real worst case);
+    zero, negative and infinite times and percentiles out of order are dropped with a
+    warning, and the README says how many rows its verdicts did not see."""
+    good = _csv_line(ms_p20="0.9", ms_p50="1", ms_p80="1.1")
+    bad = [_csv_line(K=str(k), **change) for k, change in enumerate([
+        dict(ms_p50="0"), dict(ms_p50="-1"), dict(ms_p50="inf"), dict(ms_p20="2"),
+        dict(ms_p80="0.5"), dict(ms_p80="nan"),
+    ], start=3)]  # fmt: skip
+    (tmp_path / "a.csv").write_text("\n".join([HEADER, good, *bad]) + "\n")
+    df = report.load(tmp_path)
+    assert df["K"].tolist() == [2] and df.attrs["rows_dropped"] == 6
+    assert "a.csv: dropped 6 row(s) with a time that is not a positive finite" in (
+        capsys.readouterr().err
+    )
+    assert "**6 row(s) dropped as unusable**" in report.render(df, 1, "d")
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    (clean / "a.csv").write_text(f"{HEADER}\n{good}\n")
+    df = report.load(clean)
+    assert df.attrs["rows_dropped"] == 0 and "dropped as unusable" not in report.render(df, 1, "d")
 
 
 def test_a_case_measured_twice_in_one_run_counts_once_from_its_latest_row(tmp_path: Path, capsys):

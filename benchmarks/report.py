@@ -19,6 +19,7 @@ import csv
 import math
 import os
 import re
+import subprocess
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -601,9 +602,10 @@ def layer_section(device: str, rows: pd.DataFrame) -> list[str]:
         total = pd.to_numeric(setup["setup_s"], errors="coerce").sum()
         lines += [
             "",
-            f"torch.compile of the reference was measured on {len(setup)} cases "
-            f"(a bounded subset of the grid); their setup, compile included, took "
-            f"{total:.0f} s.",
+            f"torch.compile of the reference was measured on {len(setup)} cases (the grid "
+            "plans it at a bounded subset of its points; the run's planned cases without a "
+            "row, if any, may be among them: its log and run note say which). Their setup, "
+            f"compile included, took {total:.0f} s.",
         ]
     if not graphs.empty:
         lines += ["", *graph_lines(device, graphs, df, without_row)]
@@ -908,6 +910,93 @@ def profile_lines(device: str, df: pd.DataFrame) -> list[str]:
     return lines
 
 
+# ----------------------------------- at a glance ---------------------------------------
+
+
+def glance_lines(layer_runs: dict, train_runs: dict) -> list[str]:
+    """The first screen: per GPU, what was measured and at which commit (and how far the
+    library has moved since), how many layer goals were met, the median ratios of
+    forward+backward calls, the training steps' overhead, and what the run lacks. Details,
+    worst cases and every verdict's cases follow in the sections below."""
+    lines = []
+    for device in [d for d in {**layer_runs, **train_runs} if d != "cpu"]:
+        rows = layer_runs.get(device, pd.DataFrame())
+        train = train_runs.get(device, pd.DataFrame())
+        first = (rows if not rows.empty else train).iloc[0]
+        lines += [f"**{device}**, {_measured_at(first)}", ""]
+        if not rows.empty:
+            lines += _glance_layers(device, rows)
+        if not train.empty:
+            lines += _glance_steps(train_pairs(train))
+        lines += [""]
+    return ["## At a glance", "", *lines] if lines else []
+
+
+def _measured_at(row: pd.Series) -> str:
+    """`run …, <date>, git <sha>`, and how many commits have changed mn_triton/ since, where
+    this checkout knows that commit (a copy without .git, or an unknown sha, says nothing)."""
+    sha = str(row.get("git_sha", "") or "")
+    text = f"run `{row['run']}` ({str(row['timestamp'])[:10]}, git `{sha[:12] or 'unknown'}`)"
+    if since := _commits_since(sha):
+        text += (f": **mn_triton/ has changed in {since} commits since** (at this report's "
+                 "rendering), which these numbers do not measure")  # fmt: skip
+    return text
+
+
+def _commits_since(sha: str) -> int:
+    """Commits after `sha` that touch mn_triton/ (0 where git or the commit is unknown)."""
+    if not re.fullmatch(r"[0-9a-f]{7,40}", sha):
+        return 0
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(REPO), "rev-list", "--count", f"{sha}..HEAD", "--", "mn_triton"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return int(out.stdout.strip()) if out.returncode == 0 and out.stdout.strip() else 0
+
+
+def _glance_layers(device: str, rows: pd.DataFrame) -> list[str]:
+    calls_ = calls(rows)
+    goal_list = [g for g in goals(calls_, device) if not g.rows.empty]
+    met = sum(g.verdict(True) == "met" for g in goal_list)
+    lines = [f"- Layer goals met: {met} of {len(goal_list)} with data (table below)."]
+    medians = []
+    for name, frame in comparisons(calls_, device).items():
+        full = frame[frame["mode"] == "full"]
+        if not full.empty:
+            medians.append(f"{name} {fmt(full['ratio'].median(), unit='x')}")
+    if medians:
+        lines.append("- Median time ratio of forward+backward calls (ours / theirs; above 1: "
+                     f"ours slower): {'; '.join(medians)}.")  # fmt: skip
+    mine = calls_[(calls_["provider"] == ours(device)) & (calls_["mode"] == "full")]
+    if _numeric(mine, "host_ms_p50").notna().any():
+        lines.append(f"- Host-bound: {int(host_bound(mine).sum())} of our {len(mine)} "
+                     "forward+backward cases (the host's cost per call sets their time, "
+                     "not the kernels').")  # fmt: skip
+    if rows[graph_replays(rows)].empty:
+        lines.append("- No CUDA-graph replays in this run: the kernels' own time is not shown.")
+    return lines
+
+
+def _glance_steps(pairs: pd.DataFrame) -> list[str]:
+    """One line: each MN (Triton) training step at its goal's K, over BatchNorm's."""
+    mine = pairs[(pairs["provider"] == "triton")]
+    mine = mine[mine.apply(lambda r: TRAIN_GOALS.get(r["model"]) == r["K"], axis=1)]
+    if mine.empty:
+        return []
+    steps = [
+        f"{r['model']} K={_k(r['K'])} {r['exec']} {'+' if r['overhead'] >= 0 else ''}"
+        f"{fmt(r['overhead'], True, True)}"
+        for _, r in mine.sort_values(["model", "exec"]).iterrows()
+    ]
+    return [
+        "- Training step time, MN (Triton) over BatchNorm (goal: <= +5% eager and compiled; "
+        f"cudagraph steps have none): {'; '.join(steps)}."
+    ]
+
+
 def runs_lines(df: pd.DataFrame) -> list[str]:
     summary = df.groupby(["source", "run", "device"], as_index=False).agg(
         rows=("op", "size"), first=("timestamp", "min"), git=("git_sha", "first")
@@ -938,8 +1027,9 @@ def render(
         ]
     if not has_gpu:
         lines += [NO_GPU_NOTE, ""]
-    lines += ["## Layers", ""]
     runs = latest_runs(layer)
+    lines += glance_lines(runs, latest_runs(train))
+    lines += ["## Layers", ""]
     lines += [] if runs else ["No layer rows yet.", ""]
     for device, rows in runs.items():
         lines += layer_section(device, rows)
@@ -957,7 +1047,20 @@ def render(
         lines += [f"### {caption}", "", f"![{caption}](figures/{name}.png)", ""]
     lines += ["## Data", ""]
     lines += runs_lines(df) if not df.empty else ["No CSV files."]
-    return "\n".join(lines) + "\n"
+    return _each_note_once(df, "\n".join(lines) + "\n")
+
+
+def _each_note_once(df: pd.DataFrame, text: str) -> str:
+    """A run's note in full where its run is first captioned; later captions point to it."""
+    if "run_note" not in df:
+        return text
+    for run, note in df.drop_duplicates("run").set_index("run")["run_note"].items():
+        full = f"**Known about run `{run}`:** {note}"
+        if not note or (first := text.find(full)) < 0:
+            continue
+        end = first + len(full)
+        text = text[:end] + text[end:].replace(full, f"**Known about run `{run}`:** see above.")
+    return text
 
 
 def _shown_path(path: Path) -> str:

@@ -1135,3 +1135,39 @@ def test_a_runs_note_shows_under_its_caption(tmp_path: Path):
     assert "never shown" not in text and "fixture-cpu`:**" not in text
     notes.write_text("id,text\nfixture-gpu,x\n")
     assert "Known about run" not in report.render(report.load(data), 1, "d")
+
+
+def test_at_a_glance_sums_up_each_gpu_and_leaves_the_cpu_out():
+    """The first screen, per GPU: the run and commit, how many layer goals with data were
+    met, the median forward+backward ratios, and the goal steps' overhead over BatchNorm
+    (ratios from the same rows as the sections below); a CPU gets no summary line."""
+    bn = dict(op="batch_norm", provider="native", K=None, ms_p50=1.0, **ENV)
+    layers = _rows(
+        dict(ms_p50=2.0, **ENV), bn, dict(device="cpu", provider="torch_ops", ms_p50=3.0, **ENV)
+    ).assign(source="a.csv", run_note="")
+    train = _train(*TRAIN_ROWS).assign(device=GPU, source="t.csv")
+    lines = report.glance_lines(report.latest_runs(layers), report.latest_runs(train))
+    text = "\n".join(lines)
+    assert lines[0] == "## At a glance" and f"**{GPU}**, run `r1` (2026-01-01, git `abc`)" in text
+    assert "Layer goals met: 0 of 2 with data" in text  # BatchNorm and bandwidth: no copy_gbps
+    assert "MN / BatchNorm2d 2.000x" in text
+    assert "resnet20 K=2 compiled +0.0%; resnet20 K=2 eager +6.3%" in text
+    assert "cpu" not in text
+    assert report.glance_lines(report.latest_runs(layers[layers["device"] == "cpu"]), {}) == []
+
+
+def test_at_a_glance_counts_the_commits_to_the_library_since_the_measured_one():
+    """Where this checkout knows the measured commit, the summary says how many commits have
+    changed mn_triton/ since; an unknown commit or none says nothing."""
+    import subprocess
+
+    log = subprocess.run(["git", "-C", str(report.REPO), "log", "-n", "2", "--format=%H", "--",
+                          "mn_triton"], capture_output=True, text=True)  # fmt: skip
+    shas = log.stdout.split()
+    if log.returncode != 0 or len(shas) < 2:
+        pytest.skip("no git history here")
+    assert report._commits_since(shas[1]) >= 1 and report._commits_since(shas[0]) == 0
+    assert report._commits_since("0000000") == 0 and report._commits_since("") == 0
+    row = pd.Series(dict(run="r", timestamp="2026-01-01T00:00", git_sha=shas[1]))
+    assert "has changed in" in report._measured_at(row)
+    assert "changed" not in report._measured_at(row.copy().replace(shas[1], "unknown"))

@@ -1,15 +1,21 @@
 """The report's figures (matplotlib, Agg backend): one file per kind, one row of panels per
-device (GPUs first; `cpu` panels are pipeline checks, not GPU speed). Every file is written
-even without data, as a panel saying so, so the report's links always resolve.
+device (GPUs first; `cpu` panels are pipeline checks, not GPU speed), each row with its legend
+to the right, outside the panels. Every file is written even without data, as a panel saying
+so, so the report's links always resolve.
 
 Each figure gets a device's whole run group (every part, `part_rank` 0, 1, ...) and keeps the
 tables' rule: times are only compared within one part (each part has its own copy bandwidth,
 clocks and temperature), and a case measured in several parts counts once, from the latest.
 Layer figures show calls (eager, and the compiled reference's); CUDA-graph replays (exec
-`cudagraph`) appear only in the bandwidth figure, as series of their own (`calls`)."""
+`cudagraph`) appear only in the bandwidth figure, as series of their own (`calls`).
+
+One colour per provider (PROVIDERS) and per native baseline (NATIVE_COLOUR) in every figure;
+ratios read as the tables' do: ours over theirs, below 1 ours is faster."""
 
 from __future__ import annotations
 
+import math
+import textwrap
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -22,17 +28,28 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.axis import Axis  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
+from matplotlib.ticker import (  # noqa: E402
+    FuncFormatter,
+    LogLocator,
+    MaxNLocator,
+    NullFormatter,
+    NullLocator,
+)
 
 CAPTIONS = {
     "time_vs_k": "Time against K (fwd+bwd); BatchNorm2d / GroupNorm dashed",
     "time_vs_batch": "Time against batch size (fwd+bwd, K=2)",
-    "speedup_per_shape": "Speed-up of ours per layer shape (fwd+bwd, K=2)",
+    "speedup_per_shape": "Time of ours over the others' per layer shape (fwd+bwd, K=2; "
+    "below 1: ours is faster)",
     "bandwidth": "Achieved bandwidth (SPEC §3 bytes / time), % of its part's copy bandwidth",
-    "memory": "Peak memory per call (fwd+bwd, K=2, float32 NCHW) against the tensor's size",
-    "train_step": "Training-step overhead of MN over BatchNorm",
+    "memory": "Peak memory per call over BatchNorm2d's (MN) and GroupNorm's (MGN) at the same "
+    "shape (fwd+bwd, K=2, float32 NCHW)",
+    "train_step": "Training-step time of MN over BatchNorm's (median step)",
 }
-PROVIDERS = {  # provider -> (colour, marker)
+PROVIDERS = {  # provider -> (colour, marker), the same in every figure
     "triton": ("C0", "o"),
     "torch_ops": ("C1", "s"),
     "reference": ("C3", "^"),
@@ -44,11 +61,20 @@ NATIVE = {
     "instance_norm": "InstanceNorm2d",
     "layer_norm": "LayerNorm",
 }
+NATIVE_COLOUR = {"batch_norm": "0.15", "group_norm": "0.55", "instance_norm": "C5",
+                 "layer_norm": "C6"}  # fmt: skip
 FAMILIES = (("mode_norm", "MN", "batch_norm"), ("mode_group_norm", "MGN", "group_norm"))
 MIB = 2**20
 LAYER_CASE = ["op", "provider", "mode", "dtype", "layout", "N", "C", "H", "W", "K"]  # one row each
 TRAIN_CASE = ["model", "exec", "provider", "K", "dtype", "layout", "N", "width"]
 POINT = ["dtype", "layout", "N", "C", "H", "W"]  # where a sweep over K is made
+DPI = 150
+PANEL_SIZE = (5.4, 3.9)  # inches per panel
+LEGEND_WIDTH = 2.7  # inches beside each row for its legend
+LEGEND_WRAP = 34  # characters per legend line
+STYLE = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8.5,
+         "xtick.labelsize": 8.5, "ytick.labelsize": 8.5}  # fmt: skip
+GAP_NOTE = "a break in a line: not measured there"
 
 
 def graph_replays(df: pd.DataFrame) -> pd.Series:
@@ -72,12 +98,23 @@ def _title(device: str) -> str:
     return "cpu: pipeline check, not GPU speed" if device == "cpu" else device
 
 
-def _panels(runs: dict[str, pd.DataFrame], ncols: int) -> tuple[Figure, np.ndarray]:
-    nrows = max(1, len(runs))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(6 * ncols, 4 * nrows), squeeze=False)
+def _panels(
+    runs: dict[str, pd.DataFrame],
+    ncols: int,
+    heights: list[float] | None = None,
+    empty: str = "no data yet",
+) -> tuple[Figure, np.ndarray]:
+    """A figure of one row of `ncols` panels per device, each row a subfigure (its title and
+    legend its own), `heights` inches high (PANEL_SIZE's by default); without runs, one row
+    of panels saying `empty`."""
+    heights = heights or [PANEL_SIZE[1]] * max(1, len(runs))
+    size = (PANEL_SIZE[0] * ncols + LEGEND_WIDTH, sum(heights) + 0.5)
+    fig = plt.figure(figsize=size, dpi=DPI, layout="constrained")
+    rows = fig.subfigures(len(heights), 1, squeeze=False, height_ratios=heights)[:, 0]
+    axes = np.array([row.subplots(1, ncols, squeeze=False)[0] for row in rows])
     if not runs:
         for ax in axes.flat:
-            _empty(ax, "no data yet")
+            _empty(ax, empty)
     return fig, axes
 
 
@@ -113,7 +150,9 @@ def _in_run(rows: pd.DataFrame) -> list[str]:
 
 
 HOST_BOUND_SHARE = 0.8  # issue time beyond the head start / event time: host-bound from here
-HOST_BOUND_LABEL = "host-bound (issue beyond head start >= 80% of it)"
+HOST_BOUND_LABEL = (
+    "host-bound: host issue time beyond the L2 flush's head start ≥ 80% of the median device time"
+)
 
 
 def host_bound(rows: pd.DataFrame) -> pd.Series:
@@ -134,14 +173,20 @@ def host_bound(rows: pd.DataFrame) -> pd.Series:
     return beyond >= HOST_BOUND_SHARE * rows["ms_p50"].astype(float)
 
 
-def _ring_host_bound(ax: Axes, rows: pd.DataFrame, x: pd.Series, y: pd.Series) -> None:
-    """A black ring around each host-bound point, labelled once per panel."""
-    bound = host_bound(rows)
-    if not bound.any():
+def _ring(ax: Axes, x: Iterable[float], y: Iterable[float]) -> None:
+    """A black ring around each point given, labelled once per panel."""
+    x, y = list(x), list(y)
+    if not x:
         return
     label = None if HOST_BOUND_LABEL in ax.get_legend_handles_labels()[1] else HOST_BOUND_LABEL
-    ax.scatter(x[bound], y[bound], s=90, facecolors="none", edgecolors="k", linewidths=0.8,
-               label=label, zorder=3, gid="host_bound")  # fmt: skip
+    ax.scatter(x, y, s=90, facecolors="none", edgecolors="k", linewidths=0.8, label=label,
+               zorder=3, gid="host_bound")  # fmt: skip
+
+
+def _ring_host_bound(ax: Axes, rows: pd.DataFrame, x: pd.Series, y: pd.Series) -> None:
+    """A black ring around each host-bound point (rows, at x and y aligned with them)."""
+    bound = host_bound(rows)
+    _ring(ax, x[bound], y[bound])
 
 
 def _densest(rows: pd.DataFrame, axis: str, fixed: list[str]) -> pd.DataFrame:
@@ -170,22 +215,50 @@ def _point_label(rows: pd.DataFrame, skip: str) -> str:
     return " ".join([*parts.values(), r["dtype"], r["layout"]])
 
 
-def _plot_providers(ax: Axes, rows: pd.DataFrame, x: str) -> None:
+def planned(rows: pd.DataFrame, axis: str, plan: Iterable[float]) -> list[float]:
+    """The x values of a sweep: every value any of its rows has, and the grid's (`plan`)
+    between the least and the greatest of them. A curve gets NaN (a break) at those it has
+    no row for, so that no line is drawn across a value that was not measured."""
+    seen = sorted({float(v) for v in rows[axis].dropna()})
+    if not seen:
+        return []
+    return sorted({*seen, *(float(v) for v in plan if seen[0] <= v <= seen[-1])})
+
+
+def _has_gap(ys: Iterable[float]) -> bool:
+    """Whether a curve has a NaN between two measured values (a break in its line)."""
+    measured = np.flatnonzero(~np.isnan(np.asarray(list(ys), dtype=float)))
+    return len(measured) > 1 and measured[-1] - measured[0] + 1 > len(measured)
+
+
+def _plot_providers(ax: Axes, rows: pd.DataFrame, x: str, xs: list[float]) -> bool:
+    """Each provider's median time (p20-p80 bars) at the sweep's values `xs`, NaN (a break in
+    the line) where it has no row; host-bound points ringed. Whether any line has a break."""
+    gaps = False
     for provider, (colour, marker) in PROVIDERS.items():
         part = rows[rows["provider"] == provider].sort_values(x)
         if part.empty:
             continue
-        err = [part["ms_p50"] - part["ms_p20"], part["ms_p80"] - part["ms_p50"]]
-        ax.errorbar(
-            part[x],
-            part["ms_p50"],
-            yerr=err,
-            color=colour,
-            marker=marker,
-            label=provider,
-            capsize=2,
-        )
+        at = part.drop_duplicates(x, keep="last").set_index(x).reindex(xs)
+        err = [at["ms_p50"] - at["ms_p20"], at["ms_p80"] - at["ms_p50"]]
+        ax.errorbar(xs, at["ms_p50"], yerr=err, color=colour, marker=marker, label=provider,
+                    capsize=2)  # fmt: skip
         _ring_host_bound(ax, part, part[x], part["ms_p50"])
+        gaps |= _has_gap(at["ms_p50"])
+    return gaps
+
+
+def _plot_baseline(
+    ax: Axes, native: str, xs: list[float], at: list[pd.DataFrame], marker: str | None = "."
+) -> bool:
+    """A native baseline, dashed in its colour: the median time of its rows `at` each x (NaN,
+    a break, where there are none; a point between two breaks shows by its marker);
+    host-bound points ringed. Whether the line has a break."""
+    ys = [rows["ms_p50"].median() if not rows.empty else np.nan for rows in at]
+    ax.plot(xs, ys, ls="--", color=NATIVE_COLOUR[native], marker=marker, label=NATIVE[native])
+    bound = [i for i, rows in enumerate(at) if host_bound(rows).any()]
+    _ring(ax, [xs[i] for i in bound], [ys[i] for i in bound])
+    return _has_gap(ys)
 
 
 def time_vs_k(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
@@ -195,23 +268,25 @@ def time_vs_k(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
         if rows.empty:
             _empty(ax, f"{name}: no K sweep in this run")
             continue
-        _plot_providers(ax, rows, "K")
+        ks = planned(rows, "K", grid.KS)
+        gaps = _plot_providers(ax, rows, "K", ks)
         point = rows.iloc[0]  # the baseline at the sweep's own point, from its own part
         base = _at(where(full, op=native), point, [*POINT, *_in_run(full)])
-        ks = sorted(rows["K"].unique())
-        if native == "batch_norm" and not base.empty:
-            ax.plot(ks, [base["ms_p50"].median()] * len(ks), "k--", label="BatchNorm2d")
-        elif not base.empty:  # GroupNorm(K, C), or GroupNorm(1, C) where K does not divide C
-            times = base.set_index("K")["ms_p50"]
-            groups = [k if point["C"] % k == 0 else 1 for k in ks]
-            ax.plot(ks, [times.get(g, np.nan) for g in groups], "k--", label="GroupNorm")
+        if native == "batch_norm" and not base.empty:  # one case, whatever K: a flat line
+            gaps |= _plot_baseline(ax, native, ks, [base] * len(ks), marker=None)
+        elif not base.empty:  # GroupNorm(K, C), or GroupNorm(1, C) where K does not divide C,
+            # at the K values the sweep measured
+            measured = set(rows["K"])
+            at = [base[base["K"] == grid.group_norm_groups(int(k), int(point["C"]))]
+                  if k in measured else base.iloc[:0] for k in ks]  # fmt: skip
+            gaps |= _plot_baseline(ax, native, ks, at)
+        ax.set_xticks(ks, [f"{k:g}" for k in ks])
         ax.set(
-            xlabel="K (modes)",
+            xlabel="K (modes)" + (f"; {GAP_NOTE}" if gaps else ""),
             ylabel="ms (median, p20-p80)",
             yscale="log",
             title=f"{name}: {_point_label(rows, '')}",
         )
-        ax.legend(fontsize=7)
 
 
 def time_vs_batch(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
@@ -223,21 +298,23 @@ def time_vs_batch(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
         if rows.empty:
             _empty(ax, f"{name}: no batch sweep in this run")
             continue
-        _plot_providers(ax, rows, "N")
+        ns = planned(rows, "N", grid.BATCHES)
+        gaps = _plot_providers(ax, rows, "N", ns)
         point = rows.iloc[0]  # the baseline at the sweep's own point, from its own part
         base = _at(where(full, op=native), point, [*at, *_in_run(full)])
         if native == "group_norm":
-            base = base[base["K"] == (2 if point["C"] % 2 == 0 else 1)]
-        base = base.groupby("N")["ms_p50"].median()
-        ax.plot(base.index, base.values, "k--", label=NATIVE[native])
+            base = base[base["K"] == grid.group_norm_groups(2, int(point["C"]))]
+        if not base.empty:
+            gaps |= _plot_baseline(ax, native, ns, [base[base["N"] == n] for n in ns])
         ax.set(
-            xlabel="batch size N",
+            xlabel="batch size N" + (f"; {GAP_NOTE}" if gaps else ""),
             ylabel="ms (median, p20-p80)",
             xscale="log",
             yscale="log",
             title=f"{name} K=2: {_point_label(rows, 'N')}",
         )
-        ax.legend(fontsize=7)
+        ax.set_xticks(ns, [f"{n:g}" for n in ns])
+        ax.xaxis.set_minor_locator(NullLocator())
 
 
 def speedup_per_shape(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
@@ -253,14 +330,14 @@ def speedup_per_shape(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
         shapes = sorted({_shape(s) for s in mine[["C", "H", "W"]].values}, key=_shape_order)
         _speedup_bars(ax, full[full["N"] == n], mine, shapes, op, native)
         names = [f"{c}x{h}x{w}" for c, h, w in shapes]
-        ax.set_xticks(range(len(shapes)), names, rotation=30, fontsize=8)
+        ax.set_xticks(range(len(shapes)), names, rotation=30, ha="right")
+        ax.set_xlim(-0.6, len(shapes) - 0.4)
         ax.axhline(1.0, color="k", lw=0.8)
         ax.set(
-            ylabel=f"time of other / time of {me}",
+            ylabel=f"time of {me} / time of the other\n(log; below 1: {me} is faster)",
             yscale="log",
-            title=f"{name} K=2 N={int(n)} float32 nchw (above 1: {me} is faster)",
+            title=f"{name} K=2 N={int(n)} float32 nchw",
         )
-        ax.legend(fontsize=7)
 
 
 def _shape(values: Iterable) -> tuple[int, ...]:
@@ -274,32 +351,37 @@ def _shape_order(shape: tuple[int, ...]) -> tuple[int, int]:
     return (known.index(shape), 0) if shape in known else (len(known), shape[0])
 
 
-def _speedups(mine: pd.DataFrame, other: pd.DataFrame, key: list[str]) -> dict[tuple, float]:
-    """Their time over ours per shape, both sides from one part, as the report's tables pair
-    them: each part's own pairs, and where several parts hold one, the latest part's."""
+def _ratios(mine: pd.DataFrame, other: pd.DataFrame, key: list[str]) -> dict[tuple, float]:
+    """Our time over theirs per shape (as the report's tables: above 1, ours is slower), both
+    sides from one part, as the tables pair them: each part's own pairs, and where several
+    parts hold one, the latest part's."""
     on = [*key, *_in_run(mine)]
     pairs = mine.merge(other[[*on, "ms_p50"]], on=on, suffixes=("", "_o"))
     pairs = from_latest_part(pairs, ["C", "H", "W"])
-    ratios = pairs["ms_p50_o"] / pairs["ms_p50"]
+    ratios = pairs["ms_p50"] / pairs["ms_p50_o"]
     return {_shape(s): r for s, r in zip(pairs[["C", "H", "W"]].values, ratios, strict=True)}
 
 
 def _speedup_bars(
     ax: Axes, rows: pd.DataFrame, mine: pd.DataFrame, shapes: list[tuple], op: str, native: str
 ) -> None:
+    """Per shape, one bar per other provider, drawn from 1 to our time over theirs (a log
+    axis has no zero: a bar's length is the ratio's distance from parity)."""
     others = {
         "reference": rows[(rows["op"] == op) & (rows["provider"] == "reference")],
         "reference_compiled": rows[(rows["op"] == op) & (rows["provider"] == "reference_compiled")],
         NATIVE[native]: rows[rows["op"] == native],
     }
+    colours = {**{p: c for p, (c, _) in PROVIDERS.items()}, NATIVE[native]: NATIVE_COLOUR[native]}
     width = 0.8 / len(others)
     for i, (label, other) in enumerate(others.items()):
         key = ["C", "H", "W"] + (["K"] if label.startswith("reference") else [])
         if label == "GroupNorm":  # GroupNorm(2, C) where 2 divides C, else GroupNorm(1, C)
-            other = other[other["K"] == [2 if c % 2 == 0 else 1 for c in other["C"]]]
-        speedups = _speedups(mine, other, key)
-        heights = [speedups.get(shape, np.nan) for shape in shapes]  # no pair: no bar
-        ax.bar(np.arange(len(shapes)) + (i - 1) * width, heights, width, label=label)
+            other = other[other["K"] == [grid.group_norm_groups(2, int(c)) for c in other["C"]]]
+        ratios = _ratios(mine, other, key)
+        ends = np.array([ratios.get(shape, np.nan) for shape in shapes])  # no pair: no bar
+        ax.bar(np.arange(len(shapes)) + (i - 1) * width, ends - 1, width, bottom=1.0,
+               color=colours[label], label=label)  # fmt: skip
 
 
 def bandwidth(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
@@ -309,14 +391,15 @@ def bandwidth(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
     me = ours(device)
     df = from_latest_part(df, [*LAYER_CASE, "exec"])
     replayed = graph_replays(df)
-    series = (
-        ("mode_norm", me, f"MN ({me})", "C0", "o", False),
-        ("mode_group_norm", me, f"MGN ({me})", "C2", "x", False),
+    mine, bn = PROVIDERS[me][0], NATIVE_COLOUR["batch_norm"]
+    series = (  # BatchNorm first, so ours are drawn over it
         # BatchNorm's bytes: SPEC §3's model for MN, except eval's 2·|x| (grid.bytes_min).
-        ("batch_norm", "native", "BatchNorm2d (MN's bytes model; eval 2·|x|)", "0.5", ".", False),
+        ("batch_norm", "native", "BatchNorm2d (MN's bytes model; eval 2·|x|)", bn, ".", False),
+        ("mode_norm", me, f"MN ({me})", mine, "o", False),
+        ("mode_group_norm", me, f"MGN ({me})", mine, "x", False),
         # The device's time alone: the same calls replayed from CUDA graphs, no host cost.
-        ("mode_norm", me, f"MN ({me}), CUDA-graph replays", "C0", "D", True),
-        ("batch_norm", "native", "BatchNorm2d, CUDA-graph replays", "0.3", "D", True),
+        ("mode_norm", me, f"MN ({me}), CUDA-graph replays", mine, "D", True),
+        ("batch_norm", "native", "BatchNorm2d, CUDA-graph replays", bn, "D", True),
     )
     for op, provider, label, colour, marker, graphs in series:
         rows = where(df[replayed == graphs], op=op, provider=provider)
@@ -332,11 +415,10 @@ def bandwidth(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
     ax.axvline(64, color="0.7", lw=0.8)
     ax.set(
         xscale="log",
-        xlabel="tensor MiB (|x|)",
+        xlabel="tensor MiB (|x|); grey line: 64 MiB",
         ylabel="% of copy bandwidth (SPEC §3 bytes / time)",
         title=f"all modes; {_copy_title(df)}",
     )
-    ax.legend(fontsize=7)
 
 
 def _copy_title(df: pd.DataFrame) -> str:
@@ -345,71 +427,150 @@ def _copy_title(df: pd.DataFrame) -> str:
     return f"copy measured: {', '.join(copies)} GB/s" if copies else "no copy bandwidth measured"
 
 
-def memory(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
-    """Per provider, each case's peak (dots) and the median per tensor size (line), in float32
-    NCHW only: layouts and dtypes need different memory at one size (GroupNorm takes twice
-    as much channels_last), and a median across them would be a point no case measured."""
+def _memory_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The calls with a peak memory at fwd+bwd, float32 NCHW, each case once."""
     df = calls(df)
+    if "peak_mem_mb" not in df:
+        return df.iloc[:0]
     full = df[(df["mode"] == "full") & df["peak_mem_mb"].notna()]
     full = full[(full["dtype"] == "float32") & (full["layout"] == "nchw")]
-    full = from_latest_part(full, LAYER_CASE)
+    return from_latest_part(full, LAYER_CASE)
+
+
+def has_memory(df: pd.DataFrame) -> bool:
+    """Whether a device's rows have any peak memory to draw (CPU runs measure none)."""
+    return not _memory_rows(df).empty
+
+
+def memory(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
+    """Per provider, each case's peak over the baseline's at the same shape (dots) and the
+    median per tensor size (line), in float32 NCHW only: layouts and dtypes need different
+    memory at one size (GroupNorm takes twice as much channels_last), and a median across
+    them would be a point no case measured. As a ratio, ours stays visible where it is close
+    to the baseline (absolute, the two lines lie on each other)."""
+    full = _memory_rows(df)
     for ax, (op, name, native) in zip(axes, FAMILIES, strict=True):
         mine = full[(full["op"] == op) & (full["K"] == 2)]
         base = full[full["op"] == native]
         if native == "group_norm":  # GroupNorm(2, C) stands for MGN at K=2
-            base = base[base["K"] == [2 if c % 2 == 0 else 1 for c in base["C"]]]
-        if mine.empty and base.empty:
+            base = base[base["K"] == [grid.group_norm_groups(2, int(c)) for c in base["C"]]]
+        if mine.empty or base.empty:
             text = "peak memory is not measured on CPU" if device == "cpu" else "no memory rows"
-            _empty(ax, text)
+            _empty(ax, text if mine.empty and base.empty else f"no {NATIVE[native]} to pair with")
             continue
-        for label, part in [*mine.groupby("provider"), (NATIVE[native], base)]:
-            dots = ax.scatter(part["tensor_bytes"] / MIB, part["peak_mem_mb"], s=6, alpha=0.5)
-            median = part.groupby("tensor_bytes", as_index=False)["peak_mem_mb"].median()
-            ax.plot(
-                median["tensor_bytes"] / MIB,
-                median["peak_mem_mb"],
-                color=dots.get_facecolor()[0],
-                lw=0.8,
-                label=label,
-            )
+        on = ["N", "C", "H", "W", *_in_run(full)]  # dtype and layout are fixed above
+        pairs = mine.merge(base[[*on, "peak_mem_mb"]], on=on, suffixes=("", "_base"))
+        pairs = from_latest_part(pairs, LAYER_CASE)
+        pairs = pairs.assign(ratio=pairs["peak_mem_mb"] / pairs["peak_mem_mb_base"])
+        sizes = sorted(base["tensor_bytes"].unique() / MIB)
+        # Wide and below: ours, often at 1.00x, stays visible on it.
+        ax.plot(sizes, [1.0] * len(sizes), ls="--", lw=2.5, color=NATIVE_COLOUR[native],
+                alpha=0.6, zorder=1, label=NATIVE[native])  # fmt: skip
+        for provider, (colour, marker) in PROVIDERS.items():
+            part = pairs[pairs["provider"] == provider]
+            if part.empty:
+                continue
+            ax.scatter(part["tensor_bytes"] / MIB, part["ratio"], s=12, alpha=0.6, color=colour,
+                       marker=marker, zorder=2)  # fmt: skip
+            median = part.groupby("tensor_bytes", as_index=False)["ratio"].median()
+            ax.plot(median["tensor_bytes"] / MIB, median["ratio"], color=colour, lw=1.0,
+                    marker=marker, markersize=3, label=provider, zorder=2)  # fmt: skip
         ax.set(
             xscale="log",
             yscale="log",
             xlabel="tensor MiB (|x|)",
-            ylabel="peak MiB above inputs",
+            ylabel=f"peak MiB above inputs / {NATIVE[native]}'s",
             title=f"{name} fwd+bwd, K=2, float32 NCHW",
         )
-        ax.legend(fontsize=7)
 
 
-def train_step(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
-    ax = axes[0]
-    # One run each, and nets of one width (train_step.py --width) against each other.
+def _train_pairs(df: pd.DataFrame) -> pd.DataFrame:
+    """Each step of ours (or the reference's) with BatchNorm's median step of the same run,
+    model, exec mode and net (train_step.py --width); a step once, from its latest part."""
     on = [c for c in ("run", "model", "exec", "dtype", "layout", "N", "width") if c in df]
     native = df[df["provider"] == "native"].groupby(on, as_index=False, dropna=False)
     native = native["ms_p50"].median()
     rows = df[df["provider"] != "native"].merge(native, on=on, suffixes=("", "_bn"))
     rows = from_latest_part(rows, TRAIN_CASE)  # pairs within a part; a step once, the latest
+    order = {
+        "exec": {e: i for i, e in enumerate(("eager", "compiled", grid.GRAPH_EXEC))},
+        "provider": {p: i for i, p in enumerate(PROVIDERS)},
+    }
+    rows = rows.assign(
+        ratio=rows["ms_p50"] / rows["ms_p50_bn"],
+        _exec=rows["exec"].map(order["exec"]).fillna(len(order["exec"])),
+        _provider=rows["provider"].map(order["provider"]).fillna(len(PROVIDERS)),
+    )
+    rows = rows.sort_values(["model", "_exec", "exec", "_provider", "provider", "K"])
+    return rows.drop(columns=["_exec", "_provider"]).reset_index(drop=True)
+
+
+def _overhead_text(ratio: float) -> str:
+    """The overhead in percent, as the report's table prints it: rounded against us (up) to
+    0.1%, once float noise beyond 9 significant digits is dropped."""
+    percent = math.ceil(float(f"{(ratio - 1) * 1000:.9g}")) / 10
+    return f"{percent:+.1f}%"
+
+
+TRAIN_GOAL_LABEL = (
+    "goal: ≤ 1.05× BatchNorm's step (+5%), for triton's eager and compiled steps at the "
+    "model's goal K"
+)
+EXEMPT_LABEL = "CUDA-graph step: exempt from the goal"
+
+
+def train_step_rows(df: pd.DataFrame) -> int:
+    """How many bars train_step draws for a device (so its panel is sized to them)."""
+    return len(_train_pairs(df))
+
+
+def train_step(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
+    """One horizontal bar per step of ours (model, exec mode, provider, K) present, from 1 to
+    its time over BatchNorm's on a log axis (a few % and the reference's 10× both readable,
+    and a step faster than BatchNorm's goes left), the overhead printed beside it."""
+    ax = axes[0]
+    rows = _train_pairs(df)
     if rows.empty:
         _empty(ax, "no MN rows with a BatchNorm row to compare against")
         return
-    rows = rows.assign(overhead=100 * (rows["ms_p50"] / rows["ms_p50_bn"] - 1))
-    groups = sorted({(m, e) for m, e in rows[["model", "exec"]].values})
-    variants = sorted({(p, k) for p, k in rows[["provider", "K"]].values}, key=str)
-    width = 0.8 / max(1, len(variants))
-    for i, (provider, k) in enumerate(variants):
-        part = rows[(rows["provider"] == provider) & (rows["K"] == k)].set_index(["model", "exec"])
-        values = [part["overhead"].get(g, np.nan) for g in groups]
-        label = f"{provider} K={int(k)}" if not pd.isna(k) else provider
-        ax.bar(np.arange(len(groups)) + i * width, values, width, label=label)
-    ticks = np.arange(len(groups)) + 0.4 - width / 2
-    ax.set_xticks(ticks, [f"{m} {e}" for m, e in groups], rotation=30, ha="right", fontsize=8)
-    ax.axhline(5, color="k", ls="--", label="goal: 5%")
-    # Linear to 10%, logarithmic beyond: a few % of ours stay readable beside the
-    # reference's ~100% and more, and a negative overhead (faster than BN) still shows.
-    ax.set_yscale("symlog", linthresh=10)
-    ax.set(ylabel="% over BatchNorm (median step; log above 10%)", title="training step")
-    ax.legend(fontsize=7)
+    # Models apart by a gap; the first row on top.
+    new_model = (rows["model"] != rows["model"].shift()).cumsum().to_numpy()
+    y = np.arange(len(rows)) + 0.6 * (new_model - 1)
+    exempt = (rows["exec"] == grid.GRAPH_EXEC).to_numpy()
+    for provider, (colour, _) in PROVIDERS.items():
+        mine = (rows["provider"] == provider).to_numpy()
+        if not mine.any():
+            continue
+        bars = ax.barh(y[mine], rows["ratio"][mine] - 1, 0.7, left=1.0, color=colour,
+                       label=provider)  # fmt: skip
+        for bar, graphs in zip(bars, exempt[mine], strict=True):
+            if graphs:
+                bar.set_hatch("///")
+                bar.set_edgecolor("white")
+    for yi, ratio in zip(y, rows["ratio"], strict=True):
+        right = ratio >= 1
+        ax.text(ratio * (1.03 if right else 1 / 1.03), yi, _overhead_text(ratio), va="center",
+                ha="left" if right else "right", fontsize=8)  # fmt: skip
+    labels = [
+        f"{r['model']} {r['exec']}, {r['provider']}" + ("" if pd.isna(r["K"]) else f" K={r['K']:g}")
+        for _, r in rows.iterrows()
+    ]
+    ax.set_yticks(y, labels)
+    for tick, graphs in zip(ax.get_yticklabels(), exempt, strict=True):
+        if graphs:
+            tick.set_fontstyle("italic")
+    ax.axvline(1.0, color=NATIVE_COLOUR["batch_norm"], lw=0.8)
+    ax.axvline(1.05, color="k", ls="--", lw=1.0, label=TRAIN_GOAL_LABEL)
+    ax.annotate("goal 1.05×", (1.05, 1.0), xycoords=("data", "axes fraction"), xytext=(2, 2),
+                textcoords="offset points", fontsize=8)  # fmt: skip
+    if exempt.any():  # a legend entry for the hatching (a patch of no size, at x = 1)
+        ax.add_patch(Rectangle((1.0, y[0]), 0, 0, facecolor="0.6", edgecolor="white",
+                               hatch="///", label=EXEMPT_LABEL))  # fmt: skip
+    low, high = min(rows["ratio"].min(), 1.0), max(rows["ratio"].max(), 1.05)
+    ax.set_xscale("log")
+    ax.set_xlim(low / 1.25, high * 1.6)  # room for the printed overhead
+    ax.set_ylim(y[-1] + 0.7, y[0] - 0.7)  # the first row on top
+    ax.set(xlabel="step time / BatchNorm's (log; 1 = BatchNorm); printed: overhead")
 
 
 LAYER_FIGURES: dict[str, tuple[Callable, int]] = {
@@ -419,18 +580,73 @@ LAYER_FIGURES: dict[str, tuple[Callable, int]] = {
     "bandwidth": (bandwidth, 1),
     "memory": (memory, 2),
 }
+# Devices a figure leaves out where their rows have nothing for it (a row of empty panels
+# says less than a line naming them).
+KEEP: dict[str, Callable[[pd.DataFrame], bool]] = {"memory": has_memory}
+KEEP_NOTE = {"memory": "no peak memory measured"}
 
 
-def _draw(path: Path, runs: dict[str, pd.DataFrame], draw: Callable, ncols: int) -> None:
-    fig, axes = _panels(runs, ncols)
-    for row, (device, df) in zip(axes, runs.items(), strict=False):
-        draw(device, df, row)
-        row[0].annotate(
-            _title(device), (0, 1.12), xycoords="axes fraction", fontsize=10, fontweight="bold"
-        )
-    fig.suptitle(CAPTIONS[path.stem], fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+def _plain(value: float, _position: object = None) -> str:
+    return f"{value:g}"
+
+
+def _plain_log_ticks(axis: Axis, low: float, high: float) -> None:
+    """Plain numbers (0.5, 2, 100; not 5×10⁻¹) at a log axis's ticks, as many as its span
+    takes: every 1, 2, 5 within three decades, decades beyond, linear steps within a factor 3."""
+    if axis.get_scale() != "log" or not isinstance(axis.get_major_locator(), LogLocator):
+        return  # not log, or ticks set by the figure itself
+    span = high / low if low > 0 else math.inf
+    if span < 3:
+        axis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))
+    else:
+        subs = (1.0, 2.0, 5.0) if span <= 1000 else (1.0,)
+        axis.set_major_locator(LogLocator(base=10, subs=subs))
+    axis.set_major_formatter(FuncFormatter(_plain))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _row_legend(row: np.ndarray) -> None:
+    """One legend for a row of panels, outside them on the right: every label once, the
+    providers first (in PROVIDERS' order), the host-bound ring last; long labels wrapped."""
+    found: dict[str, object] = {}
+    for ax in row:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            found.setdefault(label, handle)
+    first = [label for label in PROVIDERS if label in found]
+    last = [HOST_BOUND_LABEL] if HOST_BOUND_LABEL in found else []
+    middle = [label for label in found if label not in first and label not in last]
+    entries = {label: found[label] for label in [*first, *middle, *last]}
+    if entries:
+        labels = [textwrap.fill(label, LEGEND_WRAP) for label in entries]
+        row[0].figure.legend(list(entries.values()), labels, loc="outside right upper")
+
+
+def _draw(
+    path: Path,
+    runs: dict[str, pd.DataFrame],
+    draw: Callable,
+    ncols: int,
+    heights: Callable[[pd.DataFrame], float] | None = None,
+) -> None:
+    keep = KEEP.get(path.stem)
+    shown = {d: df for d, df in runs.items() if keep is None or keep(df)}
+    left_out = [d for d in runs if d not in shown]
+    with plt.rc_context(STYLE):
+        sizes = [heights(df) for df in shown.values()] if heights and shown else None
+        empty = f"{', '.join(left_out)}: {KEEP_NOTE[path.stem]}" if left_out else "no data yet"
+        fig, axes = _panels(shown, ncols, sizes, empty)
+        for row, (device, df) in zip(axes, shown.items(), strict=False):
+            draw(device, df, row)
+            for ax in row:
+                _plain_log_ticks(ax.xaxis, *sorted(ax.get_xlim()))
+                _plain_log_ticks(ax.yaxis, *sorted(ax.get_ylim()))
+            _row_legend(row)
+            row[0].figure.suptitle(_title(device), x=0.01, ha="left", fontweight="bold")
+        if left_out and shown:
+            note = f"Not shown: {', '.join(left_out)} ({KEEP_NOTE[path.stem]})."
+            fig.supxlabel(note, x=0.01, ha="left", fontsize=8.5)
+        fig.suptitle(CAPTIONS[path.stem], fontsize=11)
+        fig.savefig(path, dpi=DPI)
     plt.close(fig)
 
 
@@ -444,5 +660,5 @@ def write_all(
         paths.append(out_dir / f"{name}.png")
         _draw(paths[-1], layer_runs, draw, ncols)
     paths.append(out_dir / "train_step.png")
-    _draw(paths[-1], train_runs, train_step, 1)
+    _draw(paths[-1], train_runs, train_step, 1, lambda df: 1.3 + 0.3 * train_step_rows(df))
     return paths

@@ -540,19 +540,33 @@ def _drawn(draw, df: pd.DataFrame, ncols: int = 2, device: str = GPU) -> list:
     return list(axes[0])
 
 
-def _series(ax) -> dict[str, tuple[list[float], list[float]]]:
-    """Plotted lines by label (an errorbar's by its provider), as (x, y)."""
+def _series(ax) -> dict[str, tuple[list[float], list[float | None]]]:
+    """Plotted lines by label (an errorbar's by its provider), as (x, y); y None where the
+    line has a break (NaN: no row there)."""
     lines = {c.get_label(): c.lines[0] for c in ax.containers if isinstance(c, ErrorbarContainer)}
     lines.update({line.get_label(): line for line in ax.lines if line.get_label()[0] != "_"})
     return {
-        label: ([float(v) for v in line.get_xdata()], [float(v) for v in line.get_ydata()])
+        label: (
+            [float(v) for v in line.get_xdata()],
+            [None if v != v else float(v) for v in line.get_ydata()],
+        )
         for label, line in lines.items()
     }
 
 
 def _bars(ax) -> dict[str, list[float]]:
+    """Each bar container's values by label: where its bars end (they may start at 1)."""
     return {
-        c.get_label(): [p.get_height() for p in c.patches]
+        c.get_label(): [p.get_y() + p.get_height() for p in c.patches]
+        for c in ax.containers
+        if isinstance(c, BarContainer)
+    }
+
+
+def _hbars(ax) -> dict[str, list[float]]:
+    """The same for horizontal bars."""
+    return {
+        c.get_label(): [p.get_x() + p.get_width() for p in c.patches]
         for c in ax.containers
         if isinstance(c, BarContainer)
     }
@@ -563,7 +577,8 @@ NAN = float("nan")
 
 def test_time_vs_k_figure_plots_the_fwd_bwd_k_sweep_against_its_baselines():
     """The point with the most K values (not a single-K one), fwd+bwd times, BatchNorm flat,
-    GroupNorm(K, C) where K divides C and GroupNorm(1, C) at K=6."""
+    GroupNorm(K, C) where K divides C and GroupNorm(1, C) at K=6. The grid's K=4, between
+    the measured K values, is a break in every line but BatchNorm's (flat, whatever K)."""
     native = dict(provider="native", K=NAN)
     df = _rows(
         *[dict(K=k, ms_p50=t) for k, t in ((1, 1.0), (2, 2.0), (6, 3.0))],
@@ -575,8 +590,34 @@ def test_time_vs_k_figure_plots_the_fwd_bwd_k_sweep_against_its_baselines():
         dict(op="group_norm", provider="native", K=2, ms_p50=0.75),
     )  # fmt: skip
     mn, mgn = (_series(ax) for ax in _drawn(figures.time_vs_k, df))
-    assert mn == {"triton": ([1, 2, 6], [1, 2, 3]), "BatchNorm2d": ([1, 2, 6], [0.5] * 3)}
-    assert mgn == {"triton": ([1, 2, 6], [1, 2, 3]), "GroupNorm": ([1, 2, 6], [0.25, 0.75, 0.25])}
+    ks = [1, 2, 4, 6]
+    assert mn == {"triton": (ks, [1, 2, None, 3]), "BatchNorm2d": (ks, [0.5] * 4)}
+    assert mgn == {"triton": (ks, [1, 2, None, 3]), "GroupNorm": (ks, [0.25, 0.75, None, 0.25])}
+
+
+def test_a_sweep_value_without_a_row_breaks_the_line():
+    """torch_ops measured K=4, triton's row is missing: triton's line breaks at 4 (no segment
+    from 2 to 6), the axis says what a break means; a provider measured at one K of the
+    sweep is a lone marker. The same across batch sizes, against the grid's batches."""
+    df = _rows(
+        *[dict(K=k, ms_p50=k) for k in (1, 2, 6, 8)],
+        *[dict(provider="torch_ops", K=k, ms_p50=2 * k) for k in (1, 2, 4, 6, 8)],
+        dict(provider="reference_compiled", K=2, ms_p50=9.0),
+        dict(op="batch_norm", provider="native", K=NAN, ms_p50=0.5),
+    )  # fmt: skip
+    mn, _ = _drawn(figures.time_vs_k, df)
+    lines = _series(mn)
+    assert lines["triton"] == ([1, 2, 4, 6, 8], [1, 2, None, 6, 8])
+    assert lines["torch_ops"] == ([1, 2, 4, 6, 8], [2, 4, 8, 12, 16])
+    assert lines["reference_compiled"] == ([1, 2, 4, 6, 8], [None, 9, None, None, None])
+    assert figures.GAP_NOTE in mn.get_xlabel()
+    assert [t.get_text() for t in mn.get_xticklabels()] == ["1", "2", "4", "6", "8"]
+    batches = _rows(*[dict(N=n, ms_p50=n) for n in (4, 8, 32)])  # grid.BATCHES has 16
+    mn, _ = _drawn(figures.time_vs_batch, batches)
+    assert _series(mn)["triton"] == ([4, 8, 16, 32], [4, 8, None, 32])
+    # Every value measured: no break, no note.
+    whole, _ = _drawn(figures.time_vs_k, df[df["provider"] == "torch_ops"])
+    assert figures.GAP_NOTE not in whole.get_xlabel()
 
 
 def test_sweeps_are_drawn_from_one_part_with_their_own_baseline():
@@ -596,8 +637,9 @@ def test_sweeps_are_drawn_from_one_part_with_their_own_baseline():
     assert _series(mn) == {"triton": ([1, 2, 4, 6, 8], [1, 2, 4, 6, 8]),
                            "BatchNorm2d": ([1, 2, 4, 6, 8], [0.5] * 5)}  # fmt: skip
     mn, _ = _drawn(figures.time_vs_batch, df)
-    assert _series(mn) == {"triton": ([4, 8, 128], [4, 8, 2]),
-                           "BatchNorm2d": ([4, 8, 128], [0.5] * 3)}  # fmt: skip
+    ns, gap = [4, 8, 16, 32, 64, 128], [None] * 3  # the grid's batches between: no rows
+    assert _series(mn) == {"triton": (ns, [4, 8, *gap, 2]),
+                           "BatchNorm2d": (ns, [0.5, 0.5, *gap, 0.5])}  # fmt: skip
 
 
 def test_time_vs_batch_figure_holds_mgn_against_groupnorm_with_two_groups():
@@ -639,9 +681,26 @@ def test_figures_ring_host_bound_points_only():
     assert _rings(_drawn(figures.time_vs_batch, df.drop(columns="host_ms_p50"))[0]) == []
 
 
-def test_speedup_figure_shows_their_time_over_ours_per_shape():
-    """One bar per shape of ours (the provider the goals are about), CIFAR shapes first; above
-    1 means ours is faster."""
+def test_figures_ring_host_bound_baselines_too():
+    """The report's note says the figures ring host-bound points of every provider: the
+    native baselines' included, in the time figures as in the bandwidth scatter."""
+    bn = dict(op="batch_norm", provider="native", K=NAN)
+    df = _rows(
+        dict(N=4, ms_p50=1.0, host_ms_p50=0.1), dict(N=8, ms_p50=2.0, host_ms_p50=0.1),
+        dict(**bn, N=4, ms_p50=0.2, host_ms_p50=0.19), dict(**bn, N=8, ms_p50=0.4, host_ms_p50=0.1),
+        dict(K=1, N=4, ms_p50=1.0, host_ms_p50=0.1),
+    )  # fmt: skip
+    by_batch, _ = _drawn(figures.time_vs_batch, df)
+    assert _rings(by_batch) == [(4.0, 0.2)]
+    by_k, _ = _drawn(figures.time_vs_k, df[df["N"] == 4])  # BatchNorm flat at each K
+    assert _rings(by_k) == [(1.0, 0.2), (2.0, 0.2)]
+    assert by_k.get_legend_handles_labels()[1].count(figures.HOST_BOUND_LABEL) == 1
+
+
+def test_speedup_figure_shows_our_time_over_theirs_per_shape():
+    """One bar per shape of ours (the provider the goals are about), CIFAR shapes first, at
+    ours / theirs as in the report's tables (below 1: ours is faster), drawn from 1 on the
+    log axis."""
     cifar = dict(C=16, H=32, W=32)
     df = _rows(
         dict(ms_p50=2.0), dict(**cifar, ms_p50=1.0),
@@ -650,9 +709,12 @@ def test_speedup_figure_shows_their_time_over_ours_per_shape():
         dict(op="batch_norm", provider="native", K=NAN, ms_p50=1.0),
         dict(op="batch_norm", provider="native", K=NAN, **cifar, ms_p50=0.5),
     )  # fmt: skip
-    bars = _bars(_drawn(figures.speedup_per_shape, df)[0])
-    assert bars["reference"] == [10.0, 15.0] and bars["BatchNorm2d"] == [0.5, 0.5]
+    (ax, _) = _drawn(figures.speedup_per_shape, df)
+    bars = _bars(ax)
+    assert bars["reference"] == pytest.approx([0.1, 2 / 30]) and bars["BatchNorm2d"] == [2, 2]
     assert len(bars["reference_compiled"]) == 2  # not measured here: empty bars
+    assert {p.get_y() for c in ax.containers for p in c.patches} == {1.0}
+    assert ax.get_yscale() == "log" and "below 1: triton is faster" in ax.get_ylabel()
 
 
 def test_bandwidth_figure_holds_each_point_against_its_own_parts_copy_bandwidth():
@@ -681,22 +743,72 @@ def test_memory_figure_plots_fwd_bwd_peaks_at_k2():
     )  # fmt: skip
     mn = _series(_drawn(figures.memory, df)[0])
     mib = BIG["N"] * BIG["C"] * BIG["H"] * BIG["W"] * 4 / 2**20
-    assert mn == {"triton": ([mib], [10.0]), "BatchNorm2d": ([mib], [5.0])}
+    # Over BatchNorm's peak at the same shape: ours stays visible where the two are close.
+    assert mn == {"triton": ([mib], [2.0]), "BatchNorm2d": ([mib], [1.0])}
+    assert figures.has_memory(df) and not figures.has_memory(df.assign(peak_mem_mb=NAN))
 
 
-def test_train_step_figure_shows_overhead_in_percent_against_the_5_percent_goal():
-    df = _train(dict(provider="native", K=NAN, ms_p50=8.0), dict(ms_p50=8.5))
+def test_train_step_figure_shows_each_step_against_the_goal():
+    """One horizontal bar per step present, from 1 to its time over BatchNorm's on a log
+    axis, the overhead printed as the table prints it (rounded up); the goal line at 1.05;
+    CUDA-graph steps marked exempt."""
+    native = dict(provider="native", K=NAN)
+    df = _train(
+        dict(**native, ms_p50=8.0), dict(ms_p50=8.5), dict(provider="reference", ms_p50=16.0),
+        dict(**native, exec="cudagraph", ms_p50=4.0), dict(exec="cudagraph", ms_p50=5.0),
+    )  # fmt: skip
     (ax,) = _drawn(figures.train_step, df, ncols=1)
-    assert _bars(ax) == {"triton K=2": [6.25]}
-    assert _series(ax)["goal: 5%"][1] == [5.0, 5.0]
-    # Linear around the goal, so a few % read as they are beside the reference's ~100%.
-    assert ax.get_yscale() == "symlog" and ax.yaxis.get_transform().linthresh >= 5
+    assert _hbars(ax) == {"triton": [1.0625, 1.25], "reference": [2.0]}
+    assert {p.get_x() for c in ax.containers for p in c.patches} == {1.0}
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["resnet20 eager, triton K=2", "resnet20 eager, reference K=2",
+                      "resnet20 cudagraph, triton K=2"]  # fmt: skip
+    assert [t.get_text() for t in ax.texts if "%" in t.get_text()] == ["+6.3%", "+100.0%",
+                                                                       "+25.0%"]  # fmt: skip
+    assert _series(ax)[figures.TRAIN_GOAL_LABEL][0] == [1.05, 1.05]
+    assert figures.EXEMPT_LABEL in ax.get_legend_handles_labels()[1]
+    hatched = [p.get_hatch() for c in ax.containers for p in c.patches]
+    assert hatched == [None, "///", None]  # triton's two, then the reference's
+    assert ax.get_xscale() == "log"
 
 
 def test_figures_without_rows_say_so():
     fig, axes = figures._panels({}, 2)
     plt.close(fig)
     assert [t.get_text() for ax in axes.flat for t in ax.texts] == ["no data yet"] * 2
+
+
+def test_a_rows_legend_lies_outside_its_panels():
+    """One legend per row of panels, on the row's figure (outside the axes, none inside):
+    each label once, the providers first, the host-bound ring last."""
+    df = _rows(
+        dict(N=4, ms_p50=1.0, host_ms_p50=0.9), dict(N=8, ms_p50=2.0),
+        dict(provider="reference", N=4, ms_p50=5.0), dict(provider="reference", N=8, ms_p50=6.0),
+        dict(op="mode_group_norm", N=4, ms_p50=1.0), dict(op="mode_group_norm", N=8, ms_p50=2.0),
+        dict(op="batch_norm", provider="native", K=NAN, N=4, ms_p50=0.5),
+        dict(op="batch_norm", provider="native", K=NAN, N=8, ms_p50=0.6),
+    ).assign(ms_p20=lambda d: d["ms_p50"], ms_p80=lambda d: d["ms_p50"])  # fmt: skip
+    fig, axes = figures._panels({GPU: df}, 2)
+    figures.time_vs_batch(GPU, df, axes[0])
+    figures._row_legend(axes[0])
+    plt.close(fig)
+    assert all(ax.get_legend() is None for ax in axes[0])
+    (legend,) = axes[0][0].figure.legends
+    labels = [t.get_text().replace("\n", " ") for t in legend.get_texts()]
+    assert labels == ["triton", "reference", "BatchNorm2d", figures.HOST_BOUND_LABEL]
+
+
+def test_log_axes_print_plain_numbers():
+    """0.5, 1, 2, 5, 10 on a log axis, not 5×10⁻¹; and no minor labels."""
+    fig, ax = plt.subplots()
+    ax.set_yscale("log")
+    ax.set_ylim(0.3, 20)
+    figures._plain_log_ticks(ax.yaxis, 0.3, 20)
+    fig.canvas.draw()
+    shown = [t.get_text() for t in ax.get_yticklabels() if 0.3 <= t.get_position()[1] <= 20]
+    plt.close(fig)
+    assert shown == ["0.5", "1", "2", "5", "10", "20"]
+    assert ax.yaxis.get_minor_formatter()(0.3) == ""
 
 
 # ------------------------------ rounding against float noise ---------------------------
@@ -975,8 +1087,8 @@ def test_two_part_run_reports_both_parts(two_parts: Path):
     # ratio that does not depend on the part.
     shapes = [f"{c}x{h}x{w}" for c, h, w in (*grid.CIFAR_SHAPES, *grid.IMAGENET_SHAPES)]
     point = "full-float32-nchw-N128-{}"
-    expected = [_case_ms(f"batch_norm-native-{point.format(s)}")
-                / _case_ms(f"mode_norm-triton-{point.format(s)}-K2") for s in shapes]  # fmt: skip
+    expected = [_case_ms(f"mode_norm-triton-{point.format(s)}-K2")
+                / _case_ms(f"batch_norm-native-{point.format(s)}") for s in shapes]  # fmt: skip
     bars = _bars(_drawn(figures.speedup_per_shape, layers)[0])
     assert bars["BatchNorm2d"] == pytest.approx(expected)
     text = report.render(df, 4, "d")
@@ -1087,7 +1199,7 @@ def test_training_steps_of_two_parts_pair_within_a_part_and_count_once():
         ]
     }
     (ax,) = _drawn(figures.train_step, group, ncols=1)
-    assert _bars(ax) == {"triton K=2": [pytest.approx(4.0)]}  # once, from its own part
+    assert _hbars(ax) == {"triton": [pytest.approx(1.04)]}  # once, from its own part
 
 
 def test_a_bar_pairs_both_sides_within_one_part(tmp_path: Path):
@@ -1103,8 +1215,8 @@ def test_a_bar_pairs_both_sides_within_one_part(tmp_path: Path):
     bars = _bars(_drawn(figures.speedup_per_shape, layers)[0])["BatchNorm2d"]
     shapes = [f"{c}x{h}x{w}" for c, h, w in (*grid.CIFAR_SHAPES, *grid.IMAGENET_SHAPES)]
     point = "full-float32-nchw-N128-{}"
-    expected = [_case_ms(f"batch_norm-native-{point.format(s)}")
-                / _case_ms(f"mode_norm-triton-{point.format(s)}-K2") for s in shapes]  # fmt: skip
+    expected = [_case_ms(f"mode_norm-triton-{point.format(s)}-K2")
+                / _case_ms(f"batch_norm-native-{point.format(s)}") for s in shapes]  # fmt: skip
     assert bars == pytest.approx(expected)  # every shape's bar, the cut one included
 
 

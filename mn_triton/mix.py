@@ -510,8 +510,14 @@ def mode_group_norm_backward(
     through_stats = (2.0 * s.dev).mul_(d_var.unsqueeze(-1)).add_(d_mean.unsqueeze(-1)).mul_(w)
     dm = dm + through_stats.sum(dim=1)
     spread = (s.dev * s.dev).add_(var_rows.unsqueeze(1)).sub_(s.var.unsqueeze(-1))
-    # g ⊙ ∂L/∂g = ∂L/∂log g, in w: finite also where g underflows to 0 (w is a ratio).
-    g_dg = spread.mul_(d_var.unsqueeze(-1)).add_(s.dev * d_mean.unsqueeze(-1)).mul_(w)
+    # g ⊙ ∂L/∂g = ∂L/∂log g, in w: finite also where g underflows to 0 (w is a ratio). It sums
+    # to 0 over each sample's channels (w = g / C_k ignores a common factor of g_k): so must
+    # its two factors, Σ_c w·(v + (m − μ)² − σ²) and Σ_c w·(m − μ). Computed, they carry σ²'s
+    # and μ's rounding (an ulp of σ², not of the far smaller spread), which reaches the gate
+    # gradients undamped wherever those are small beside their terms: centre both again.
+    spread = spread.sub_((w * spread).sum(dim=-1, keepdim=True))
+    centred_dev = s.dev - (w * s.dev).sum(dim=-1, keepdim=True)
+    g_dg = spread.mul_(d_var.unsqueeze(-1)).add_(centred_dev * d_mean.unsqueeze(-1)).mul_(w)
     d_logits = _softmax_backward(s.gates, g_dg, modes_dim=-2)  # (N, K, C)
     gw = gate_weight.to(dm.dtype)[:, 0]
     dm = dm + gw @ d_logits

@@ -9,8 +9,6 @@ import mn_triton
 import reference
 from helpers import (
     GATE_PARAMS,
-    GATE_SLACK,
-    TOLERANCE,
     assert_close,
     batch_transposed,
     check_against_oracle,
@@ -62,23 +60,25 @@ def test_matches_oracle_across_layouts(case, backend):
     check_against_oracle(layer, _input(shape, layout))
 
 
-def test_gate_gradients_over_many_draws():
-    """MGN's gate gradients (torch ops, a 5-D layout) over 150 draws: every one within its
-    bound, which needs the nudged float32 evaluation (helpers.oracle_errors): against a
-    single plain one, some draws of ours come out beyond GATE_SLACK× its error, where that
-    evaluation was lucky."""
+@pytest.mark.parametrize("path,draws", [("torch", 150), ("triton", 50)])
+def test_gate_gradients_over_many_draws(path, draws):
+    """MGN's gate gradients (a 5-D layout) over many draws, on the torch ops and on the
+    kernels: every one within its bound, and typically well inside float32's own error: the
+    backward takes the rounding of μ and σ² out of g ⊙ ∂L/∂g, whose sum over channels is 0
+    (mix.mode_group_norm_backward, kernels/mix._mgn_mix_backward_kernel). Without that, ours
+    came out at a median 0.7× a float32 evaluation's error (0.25× with it), and
+    MN_TEST_SEED=777 drew a gate bias gradient at 1.5× its bound."""
     name, shape, k, layout = LAYOUTS["5d_input"]
-    beyond_plain = 0
-    with mn_triton.use_backend("torch"):
-        for _ in range(150):
+    ratios = []
+    with mn_triton.use_backend(path):
+        for _ in range(draws):
             layer = randomize(fast_layer(name, shape[1], num_modes=k))
             for e in oracle_errors(layer, _input(shape, layout)):
                 assert e.err <= e.bound, f"{e.what}: relative error {e.err:.3e} > {e.bound:.1e}"
                 if e.what.removeprefix("grad of ") in GATE_PARAMS:
-                    beyond_plain += e.err > max(
-                        TOLERANCE[torch.float32], GATE_SLACK * e.float32_err
-                    )
-    assert beyond_plain > 0
+                    ratios.append(e.err / e.float32_err if e.float32_err > 0 else 0.0)
+    median = sorted(ratios)[len(ratios) // 2]
+    assert median < 0.5, f"gate gradients at a median {median:.2f}× float32's error"
 
 
 @pytest.mark.parametrize("gate_bias", [True, False], ids=["gate_bias", "no_gate_bias"])

@@ -1420,11 +1420,12 @@ def _mgn_mix_backward_kernel(
     d_rstd = tl.zeros([K_PAD], dtype=dtype)
     sum_db = tl.zeros([K_PAD], dtype=dtype)  # the same in every lane
     sum_g_dev = tl.zeros([K_PAD], dtype=dtype)  # Σ_c ĝ·(m − μ): 0 but for μ's rounding
+    sum_g_spread = tl.zeros([K_PAD], dtype=dtype)  # Σ_c ĝ·(v + (m − μ)² − σ²): likewise, σ²'s
     for c0 in range(0, C, CHUNK_C):
         cc = c0 + tl.arange(0, CHUNK_C)
         c_ok = cc < C
-        s, mdev, _v, _m_rel, ell = _mgn_channel_block(SHIFT, MDEV, VAR, base, cc, c_ok, pivot,
-                                                      slope, offset, mode_ok)  # fmt: skip
+        s, mdev, v, _m_rel, ell = _mgn_channel_block(SHIFT, MDEV, VAR, base, cc, c_ok, pivot,
+                                                     slope, offset, mode_ok)  # fmt: skip
         g = tl.exp(ell - top[None, :])
         dev = _mgn_dev(s, mdev, c_ok, mode_pivot, residual)
         alpha = _load_or(ALPHA, cc, c_ok, 1.0, dtype, HAS_WEIGHT)
@@ -1434,7 +1435,13 @@ def _mgn_mix_backward_kernel(
         d_rstd += tl.sum(tl.where(c_ok[:, None], da[:, None] + db[:, None] * dev, 0.0), axis=0)
         sum_db += tl.sum(db, axis=0)
         sum_g_dev += tl.sum(tl.where(c_ok[:, None], g * dev, 0.0), axis=0)
+        spread = v[:, None] + dev * dev - var[None, :]
+        sum_g_spread += tl.sum(tl.where(c_ok[:, None], g * spread, 0.0), axis=0)
     d_rstd = d_rstd / K
+    # g ⊙ ∂L/∂g sums to 0 over the channels: so must (m − μ) and the spread, weighted by w
+    # (see mix.mode_group_norm_backward); the rounding of μ and σ² is taken out again.
+    mean_w_dev = sum_g_dev * inv_mass
+    mean_w_spread = sum_g_spread * inv_mass
     d_var = _var_grad(d_rstd, rstd)
     # σ²'s derivative in μ, −2·Σ_c w·(m − μ): see mix.mode_group_norm_backward.
     d_mean = -sum_db * rstd / K - 2.0 * d_var * sum_g_dev * inv_mass
@@ -1459,9 +1466,9 @@ def _mgn_mix_backward_kernel(
         dv = tl.sum(w * d_var[None, :], axis=1)
         dm = db * a - scale * sum_dy
         dm += tl.sum(w * (2.0 * dev * d_var[None, :] + d_mean[None, :]), axis=1)
-        spread = v[:, None] + dev * dev - var[None, :]
+        spread = (v[:, None] + dev * dev - var[None, :]) - mean_w_spread[None, :]
         # g ⊙ ∂L/∂g = ∂L/∂log g, in w: finite also where g underflows to 0.
-        g_dg = w * (d_mean[None, :] * dev + d_var[None, :] * spread)
+        g_dg = w * (d_mean[None, :] * (dev - mean_w_dev[None, :]) + d_var[None, :] * spread)
         d_logits = _softmax_backward(g, g_dg, K_PAD)
         dm += tl.sum(d_logits * slope[None, :], axis=1)
         m = tl.where(c_ok, s + mdev, 0.0)

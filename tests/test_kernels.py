@@ -420,10 +420,26 @@ def test_mode_norm_mix_kernels_match_torch_mix(n, c, k, training, gates, monkeyp
     for got, want in zip(kernels.mode_norm_forward(*args), expected, strict=True):
         assert_close(got, want, 1e-12)
     bwd_args = (sum_dy, sum_dy_xs, 7, shift, mean_dev, var_rows, gw, gb, w, rm, rms, training)
+    d_logits = []  # the torch mix's, whose sums over samples are the gate gradients
+    softmax_backward = mix._softmax_backward
+
+    def recorded(*a: torch.Tensor) -> torch.Tensor:
+        d_logits.append(softmax_backward(*a))
+        return d_logits[-1]
+
+    monkeypatch.setattr(mix, "_softmax_backward", recorded)
     want = mix.mode_norm_backward(*bwd_args, 1e-5)
     got = kernels.mode_norm_backward(*bwd_args, 1e-5)
+    # The gate gradients are sums over samples that may cancel (a seed drew |Σ| = 1e-4·Σ|·|
+    # in eval): besides their own size, bound them by their terms' (1e-13: ~900 ulps).
+    (d,) = d_logits
+    terms = {"gate_bias": d.abs().sum(0), "gate_weight": d.abs().T @ (shift + mean_dev).abs()}
     for name, g in zip(mix.MixGrads.__dataclass_fields__, got, strict=True):
-        assert_close(g, getattr(want, name), 1e-11, name)
+        if name in terms:
+            err, size = (g - getattr(want, name)).norm(), getattr(want, name).norm()
+            assert err <= 1e-11 * size + 1e-13 * terms[name].norm(), name
+        else:
+            assert_close(g, getattr(want, name), 1e-11, name)
 
 
 @pytest.mark.parametrize("split", [False, True], ids=["all_samples", "samples_split"])

@@ -250,14 +250,22 @@ def test_k1_running_estimates_equal_batch_norms(dtype, backend):
 @pytest.mark.parametrize("name", ["ModeNorm2d", "ModeGroupNorm2d"])
 def test_layer_called_twice_before_one_backward(name, backend):
     """As in a weight-shared or recurrent net: the second training call updates the running
-    estimates in place, which must not invalidate what the first call saved for backward."""
+    estimates in place, which must not invalidate what the first call saved for backward.
+    (This loss nearly cancels MN's gate gradients: Σ g·x̂ = 0 and Σ g·x̂² is constant, so
+    they are ~1e-5 of the others; they are bounded by the affine weight's gradient too, as
+    oracle_errors bounds them, or a seed in 50 fails on rounding. A wrong saved tensor is
+    off by far more.)"""
     layer = randomize(fast_layer(name, 4, num_modes=2, dtype=torch.float64))
     twin = reference_twin(layer)
     x = _input((3, 4, 3, 3)).double()
     for module in (layer, twin):
         (module(x).sum() + module(2 * x).pow(2).sum()).backward()
     for (key, p), p_ref in zip(layer.named_parameters(), twin.parameters(), strict=True):
-        assert_close(p.grad, p_ref.grad, 1e-9, f"grad of {key}")
+        if key in GATE_PARAMS:
+            err, scale = (p.grad - p_ref.grad).norm(), twin.weight.grad.norm()
+            assert err <= 1e-9 * p_ref.grad.norm() + 1e-12 * scale, f"grad of {key}"
+        else:
+            assert_close(p.grad, p_ref.grad, 1e-9, f"grad of {key}")
     for key, buffer in layer.named_buffers():
         assert_close(buffer, twin.get_buffer(key), 1e-9, key)
 

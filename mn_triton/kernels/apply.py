@@ -2,8 +2,8 @@
 
 Forward it writes y (a = scale, b = shift term); backward it writes dx with the same
 kernel (a, b from the mix backward, d = the forward scale). Rows of one element take
-neither pass (x − s = 0: y is b, dx = b + dy·d; ops._apply, ops._dx). Working on x − s rather than
-x keeps the result accurate when x carries a large common offset.
+neither pass (x − s = 0: y is b, dx = b + dy·d; ops._apply, ops._dx). Working on x − s
+rather than x keeps the result accurate when x carries a large common offset.
 """
 
 from __future__ import annotations

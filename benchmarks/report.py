@@ -171,7 +171,9 @@ def load(data_dir: Path) -> pd.DataFrame:
     for column in NUMERIC:  # a column no file has (host_ms_p50 before it existed) is NaN
         df[column] = _numeric(df, column)
     df["tensor_bytes"] = df["N"] * df["C"] * df["H"] * df["W"] * df["dtype"].map(ITEMSIZE)
+    measurements_dropped = _rows_dropped[0]  # a bad run note is no measurement dropped
     notes = load_run_notes(data_dir.parent / RUN_NOTES)
+    _rows_dropped[0] = measurements_dropped
     df["run_note"] = df["run"].map(lambda run: notes.get(run, ""))
     df = _own_bytes_models(latest_per_case(df))
     df.attrs["rows_dropped"] = _rows_dropped[0]
@@ -935,11 +937,14 @@ def glance_lines(layer_runs: dict, train_runs: dict) -> list[str]:
 def _measured_at(row: pd.Series) -> str:
     """`run …, <date>, git <sha>`, and how many commits have changed mn_triton/ since, where
     this checkout knows that commit (a copy without .git, or an unknown sha, says nothing)."""
-    sha = str(row.get("git_sha", "") or "")
-    text = f"run `{row['run']}` ({str(row['timestamp'])[:10]}, git `{sha[:12] or 'unknown'}`)"
+    sha, _, tag = str(row.get("git_sha", "") or "").lower().partition("-")
+    shown = (sha[:12] or "unknown") + (f"-{tag}" if tag else "")  # measure.git_sha's "-dirty"
+    text = f"run `{row['run']}` ({str(row['timestamp'])[:10]}, git `{shown}`)"
     if since := _commits_since(sha):
         text += (f": **mn_triton/ has changed in {since} commits since** (at this report's "
                  "rendering), which these numbers do not measure")  # fmt: skip
+    if tag == "dirty":
+        text += "; measured with changes not committed"
     return text
 
 

@@ -915,9 +915,11 @@ def test_impossible_timings_are_dropped_and_counted_in_the_readme(tmp_path: Path
         capsys.readouterr().err
     )
     assert "**6 row(s) dropped as unusable**" in report.render(df, 1, "d")
-    clean = tmp_path / "clean"
-    clean.mkdir()
+    clean = tmp_path / "clean" / "data"
+    clean.mkdir(parents=True)
     (clean / "a.csv").write_text(f"{HEADER}\n{good}\n")
+    # A run note with an unquoted comma is warned about, but is no measurement dropped.
+    (clean.parent / report.RUN_NOTES).write_text("run,note\nr1,a note, with a comma\n")
     df = report.load(clean)
     assert df.attrs["rows_dropped"] == 0 and "dropped as unusable" not in report.render(df, 1, "d")
 
@@ -1283,3 +1285,7 @@ def test_at_a_glance_counts_the_commits_to_the_library_since_the_measured_one():
     row = pd.Series(dict(run="r", timestamp="2026-01-01T00:00", git_sha=shas[1]))
     assert "has changed in" in report._measured_at(row)
     assert "changed" not in report._measured_at(row.copy().replace(shas[1], "unknown"))
+    # measure.git_sha marks a tree with changes not committed: still counted, and said
+    dirty = report._measured_at(row.copy().replace(shas[1], shas[1][:12].upper() + "-dirty"))
+    assert f"git `{shas[1][:12]}-dirty`" in dirty and "has changed in" in dirty
+    assert "measured with changes not committed" in dirty

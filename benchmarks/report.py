@@ -91,7 +91,8 @@ def _warn(message: str) -> None:
 
 def read_rows(path: Path) -> pd.DataFrame:
     """One CSV file as strings; rows with another field count than the header (a row cut short
-    by a killed writer, or two glued together) are dropped with a warning."""
+    by a killed writer, or two glued together) are dropped with a warning. How many rows the
+    file held, whole or not: `.attrs["rows_read"]`."""
     with path.open(newline="") as f:
         lines = list(csv.reader(f))
     if not lines:  # a zero-byte file: a writer killed before its first write
@@ -100,8 +101,10 @@ def read_rows(path: Path) -> pd.DataFrame:
     whole = [row for row in body if len(row) == len(header)]
     if len(whole) < len(body):
         bad = [i + 2 for i, row in enumerate(body) if len(row) != len(header)]
-        _dropped(f"{path.name}: dropped {len(bad)} incomplete row(s), lines {bad[:5]}", len(bad))
-    return pd.DataFrame(whole, columns=header, dtype=str)
+        _warn(f"{path.name}: dropped {len(bad)} incomplete row(s), lines {bad[:5]}")
+    frame = pd.DataFrame(whole, columns=header, dtype=str)
+    frame.attrs["rows_read"] = len(body)
+    return frame
 
 
 def _complete(frame: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -115,24 +118,14 @@ def _complete(frame: pd.DataFrame, name: str) -> pd.DataFrame:
         ok &= pd.to_numeric(frame["ms_p50"], errors="coerce").notna()
     if not ok.all():
         lacking = int((~ok).sum())
-        _dropped(f"{name}: dropped {lacking} row(s) lacking {'/'.join(REQUIRED)}", lacking)
+        _warn(f"{name}: dropped {lacking} row(s) lacking {'/'.join(REQUIRED)}")
     if ok.any():
         impossible = _impossible_timings(frame) & ok
         if n := int(impossible.sum()):
-            _dropped(f"{name}: dropped {n} row(s) with a time that is not a positive finite "
-                     "number, or percentiles out of order (p20 <= p50 <= p80)", n)  # fmt: skip
+            _warn(f"{name}: dropped {n} row(s) with a time that is not a positive finite "
+                  "number, or percentiles out of order (p20 <= p50 <= p80)")  # fmt: skip
         ok &= ~impossible
     return frame[ok]
-
-
-# How many rows the latest load() dropped: the README says so (a dropped row may have been a
-# slow case, and each goal's verdict is only as good as the rows it had).
-_rows_dropped = [0]
-
-
-def _dropped(message: str, count: int) -> None:
-    _warn(message)
-    _rows_dropped[0] += count
 
 
 def _impossible_timings(frame: pd.DataFrame) -> pd.Series:
@@ -153,10 +146,11 @@ def _impossible_timings(frame: pd.DataFrame) -> pd.Series:
 def load(data_dir: Path) -> pd.DataFrame:
     """All rows of all CSV files, with `run` (run_id, else the file name) and `source`; how
     many rows were dropped as unusable in `.attrs["rows_dropped"]`."""
-    _rows_dropped[0] = 0
-    frames = []
+    frames, dropped = [], 0  # dropped: rows read but unusable (the README says how many)
     for path in sorted(data_dir.glob("*.csv")):
-        frame = _complete(read_rows(path), path.name)
+        rows = read_rows(path)
+        frame = _complete(rows, path.name)
+        dropped += rows.attrs.get("rows_read", 0) - len(frame)
         if frame.empty:
             continue
         frame = frame.assign(source=path.name)
@@ -165,18 +159,16 @@ def load(data_dir: Path) -> pd.DataFrame:
         frames.append(frame)
     if not frames:
         empty = pd.DataFrame(columns=[*KEY, "op", "provider", "device", "run", "source"])
-        empty.attrs["rows_dropped"] = _rows_dropped[0]
+        empty.attrs["rows_dropped"] = dropped
         return empty
     df = pd.concat(frames, ignore_index=True).fillna("")  # files differ in their extra columns
     for column in NUMERIC:  # a column no file has (host_ms_p50 before it existed) is NaN
         df[column] = _numeric(df, column)
     df["tensor_bytes"] = df["N"] * df["C"] * df["H"] * df["W"] * df["dtype"].map(ITEMSIZE)
-    measurements_dropped = _rows_dropped[0]  # a bad run note is no measurement dropped
     notes = load_run_notes(data_dir.parent / RUN_NOTES)
-    _rows_dropped[0] = measurements_dropped
     df["run_note"] = df["run"].map(lambda run: notes.get(run, ""))
     df = _own_bytes_models(latest_per_case(df))
-    df.attrs["rows_dropped"] = _rows_dropped[0]
+    df.attrs["rows_dropped"] = dropped
     return df
 
 
@@ -988,7 +980,7 @@ def _glance_layers(device: str, rows: pd.DataFrame) -> list[str]:
 def _glance_steps(pairs: pd.DataFrame) -> list[str]:
     """One line: each MN (Triton) training step at its goal's K, over BatchNorm's."""
     mine = pairs[(pairs["provider"] == "triton")]
-    mine = mine[mine.apply(lambda r: TRAIN_GOALS.get(r["model"]) == r["K"], axis=1)]
+    mine = mine[mine["model"].map(TRAIN_GOALS) == mine["K"]]
     if mine.empty:
         return []
     steps = [

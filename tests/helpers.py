@@ -404,7 +404,7 @@ class AbsParametrization(nn.Module):
 
 def record_dx_terms(monkeypatch) -> list[float]:  # noqa: ANN001
     """Spies on ops._dx: per backward of rows of one element, the largest term of
-    dx = (x − s)·x_scale + bias + dy·dy_scale, where x − s = 0 (for
+    dx = (x − s)·x_scale + row_bias + dy·dy_scale, where x − s = 0 (for
     `assert_same_point_results`' bound)."""
     from mn_triton import ops
 
@@ -424,7 +424,7 @@ def assert_same_point_results(
     skipped: list | tuple, full: list | tuple, dx_index: int, dx_terms: list[float], what: str = ""
 ) -> None:
     """A layer step on rows of one element (backend.POINT_ROWS) against the same step with
-    the passes: the same bits everywhere but dx. There the path computes bias + dy·dy_scale
+    the passes: the same bits everywhere but dx. There the path computes row_bias + dy·dy_scale
     as one torch op (`addcmul_`), which may round once where the Triton pass rounds twice (or
     the other way round, on a GPU with fused multiply-adds): allow one rounding of the
     largest term (`record_dx_terms`); the terms nearly cancel in dx, so dx's own size is no

@@ -139,8 +139,8 @@ TORCH_DX = "torch addcmul_ (dx)"
 
 @contextlib.contextmanager
 def _counting_torch_dx(counter: Counter) -> Iterator[None]:
-    """On rows of one element the backward's dx is a torch op, dx = bias + dy·dy_scale in
-    place on the mix's bias (ops._dx), which the interpreter does not see: noted as a launch
+    """On rows of one element the backward's dx is a torch op, dx = row_bias + dy·dy_scale in
+    place on the mix's row_bias (ops._dx), which the interpreter does not see: noted as a launch
     of one program moving its four (N, C) operands (three read, one written)."""
     original = ops._dx
 

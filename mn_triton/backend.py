@@ -281,8 +281,9 @@ def mode_norm_mix_forward(
     momentum: float | Tensor | None = None,
     stats_out: Tensor | None = None,
     gates_out: Tensor | None = None,
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+) -> tuple[Tensor | None, Tensor, Tensor, Tensor]:
     """(scale, bias) per row and (μ, σ²) per mode: `mix.mode_norm_forward`'s arguments.
+    On rows of one element (no mean deviations), the kernels leave the scale out: None.
 
     With a `momentum`, training also updates the running estimates in place (on the kernels,
     inside the mix kernel: no launches of its own). With `stats_out` (K + 3·K·C elements),
@@ -330,8 +331,9 @@ def mode_norm_mix_backward(
     return _mix.mode_norm_backward(*_zeros_where_absent(args), stats=stats, gates=gates)
 
 
-def mode_group_norm_mix_forward(x: Tensor, *args) -> tuple[Tensor, Tensor]:  # noqa: ANN002
-    """(scale, bias) per row: `mix.mode_group_norm_forward`'s arguments."""
+def mode_group_norm_mix_forward(x: Tensor, *args) -> tuple[Tensor | None, Tensor]:  # noqa: ANN002
+    """(scale, bias) per row: `mix.mode_group_norm_forward`'s arguments (the scale None
+    as for MN)."""
     if _fused_mix(x, gate_weight=args[3]):
         return _mix_kernels.mode_group_norm_forward(*args)
     coeffs = _mix.mode_group_norm_forward(*args)

@@ -51,7 +51,7 @@ class MixGrads:
     parameters' gradients (`bias_param`: the layer bias's)."""
 
     dy_scale: Tensor
-    x_scale: Tensor
+    x_scale: Tensor | None  # None from the kernels on rows of one element (x − s = 0)
     row_bias: Tensor
     gate_weight: Tensor
     gate_bias: Tensor

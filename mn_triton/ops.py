@@ -722,8 +722,11 @@ def _row_statistics(x: Tensor, points: bool) -> tuple[Tensor, Tensor | None, Ten
     return backend.row_moments(x, stat_dtype(x.dtype))
 
 
-def _apply(x: Tensor, shift: Tensor, scale: Tensor, row_bias: Tensor, points: bool) -> Tensor:
-    """y = (x − s)·scale + bias; with `points` x − s = 0, so y is the per-row bias."""
+def _apply(
+    x: Tensor, shift: Tensor, scale: Tensor | None, row_bias: Tensor, points: bool
+) -> Tensor:
+    """y = (x − s)·scale + bias; with `points` x − s = 0, so y is the per-row bias (and the
+    mix kernels give no scale)."""
     if points:
         return backend.rows_like(row_bias, x)
     return backend.row_affine(x, shift, scale, row_bias)

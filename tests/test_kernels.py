@@ -882,14 +882,44 @@ def _point_rows_step(case: str, training: bool, in_place: bool = False, dy: str 
     return out, y.stride() == x.stride(), x.grad, *grads, *layer.buffers()
 
 
+def _spy_x_minus_s_coefficients(monkeypatch) -> list[tuple[str, bool]]:  # noqa: ANN001
+    """Record, for each launch of the four mix kernels, (kernel, whether it was given room
+    for the per-row coefficient that multiplies x − s: the forward's SCALE, the backward's
+    X_SCALE), then launch it."""
+    from mn_triton.kernels import mix as kernel_mix
+
+    given = []
+
+    def spy(name: str, arg: str) -> object:
+        kernel = getattr(kernel_mix, name)
+        index = kernel.arg_names.index(arg)
+
+        class Spy:
+            def __getitem__(self, grid):  # noqa: ANN001, ANN204
+                def run(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+                    given.append((name, args[index] is not None))
+                    return kernel[grid](*args, **kwargs)
+
+                return run
+
+        return Spy()
+
+    for name, arg in [("_mn_mix_forward_kernel", "SCALE"), ("_mgn_mix_forward_kernel", "SCALE"),
+                      ("_mn_mix_backward_rows_kernel", "X_SCALE"),
+                      ("_mgn_mix_backward_kernel", "X_SCALE")]:  # fmt: skip
+        monkeypatch.setattr(kernel_mix, name, spy(name, arg))
+    return given
+
+
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize("case", POINT_CASES)
 def test_one_element_rows_skip_their_passes_with_the_same_bits(case, training, monkeypatch):
     """On rows of one element, eager layer calls launch no moments, gradient-sums or apply
     pass (x is its own s, dy its own Σ dy; md = v = Σ dy·(x − s) = 0 are not read; dx is
     bias + dy·dy_scale, a torch op), and give the same bits as with those passes: outputs,
-    dx, parameter gradients and the running estimates. (The layer oracle tests check these
-    cases against float64 too.)"""
+    dx, parameter gradients and the running estimates. The mix kernels store no coefficient
+    of x − s there (the forward's scale, the backward's x_scale), which nothing would read.
+    (The layer oracle tests check these cases against float64 too.)"""
     from mn_triton import backend
 
     moments, apply = backend._moment_kernels, backend._apply_kernels
@@ -899,11 +929,15 @@ def test_one_element_rows_skip_their_passes_with_the_same_bits(case, training, m
                              (moments, "_row_grad_sums_kernel"), (apply, "_row_affine_kernel")]
     }  # fmt: skip
     dx_terms = record_dx_terms(monkeypatch)
+    coefficients = _spy_x_minus_s_coefficients(monkeypatch)
     skipped = _point_rows_step(case, training)
     assert [len(grids) for grids in passes.values()] == [0, 0, 0]
+    assert len(coefficients) == 2 and not any(given for _, given in coefficients), coefficients
+    coefficients.clear()
     monkeypatch.setattr(backend, "POINT_ROWS", False)
     full = _point_rows_step(case, training)
     assert [len(grids) for grids in passes.values()] == [1, 1, 2]
+    assert len(coefficients) == 2 and all(given for _, given in coefficients), coefficients
     assert skipped[1] and full[1], "y is not laid out as x"
     assert_same_point_results(skipped, full, dx_index=2, dx_terms=dx_terms)
 

@@ -546,7 +546,8 @@ def _mn_mix_forward_kernel(
         b = tl.sum(g[:, :, None] * dev * rstd[None, :, :], axis=1)
         scale = alpha * a
         offs = _row_offsets(rows, cols, C)
-        tl.store(SCALE + offs, scale, mask=mask)
+        if SCALE is not None:  # None on rows of one element, whose y is the bias alone
+            tl.store(SCALE + offs, scale, mask=mask)
         tl.store(BIAS + offs, beta + alpha * b - mdev * scale, mask=mask)
         if GATES_OUT is not None:  # noqa: SIM102 (constexpr; compiled only where given)
             if tl.program_id(0) == 0:
@@ -826,7 +827,8 @@ def _mn_backward_pass_2(
         offs = _row_offsets(rows, cols, C)
         e = 2.0 * dv * inv_length
         tl.store(DY_SCALE + offs, scale, mask=mask)
-        tl.store(X_SCALE + offs, e, mask=mask)
+        if X_SCALE is not None:  # None on rows of one element, where x − s = 0
+            tl.store(X_SCALE + offs, e, mask=mask)
         row_bias = dm * inv_length - mdev * e
         if FUSE_GATES:
             d_logits = _softmax_backward(g, g_dg, K_PAD)
@@ -971,6 +973,13 @@ def _dense(*tensors: Tensor | None) -> tuple[Tensor | None, ...]:
     return tuple(None if t is None else t.contiguous() for t in tensors)
 
 
+def _unless_points(shift: Tensor, mean_dev: Tensor | None) -> Tensor | None:
+    """Room for a per-row coefficient that multiplies x − s (the forward's scale, the
+    backward's x_scale); None on rows of one element (no `mean_dev`), where x − s = 0 and the
+    layer reads neither (ops._apply, ops._dx): the kernels then skip that store."""
+    return None if mean_dev is None else torch.empty_like(shift)
+
+
 def _or(t: Tensor | None, placeholder: Tensor) -> Tensor:
     return placeholder if t is None else t.contiguous()
 
@@ -1100,8 +1109,9 @@ def mode_norm_forward(
     gates: Tensor | None = None,
     stats_out: Tensor | None = None,
     gates_out: Tensor | None = None,
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+) -> tuple[Tensor | None, Tensor, Tensor, Tensor]:
     """(scale, bias) per row and (μ, σ²) per mode and channel; see mix.mode_norm_forward.
+    Without `mean_dev` (rows of one element: x − s = 0) the scale is left out, None.
 
     In training with a `momentum` (a float, or a one-element tensor on the device) and
     running estimates, those are updated in place too, as `update_running_stats` does.
@@ -1125,7 +1135,7 @@ def mode_norm_forward(
     k = gate_weight.shape[0]
     tiles = block_n, block_c, k_pad, chunk_c = _mn_blocks(n, c, k)
     splits, rows = _mn_splits(n, c, block_n, block_c)
-    scale, row_bias = torch.empty_like(shift), torch.empty_like(shift)
+    scale, row_bias = _unless_points(shift, mean_dev), torch.empty_like(shift)
     mode_mean = shift.new_empty((k, c))
     mode_var = shift.new_empty((k, c))
     gw = gate_weight.contiguous()
@@ -1174,10 +1184,11 @@ def mode_norm_backward(
     stats: Tensor | None = None,
     sum_over_batch: Callable[[Tensor], Tensor] | None = None,
     gates: Tensor | None = None,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+) -> tuple[Tensor, Tensor | None, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """(dy_scale, x_scale, bias) per row and the gradients of the gate weight, gate bias,
     weight and bias: see mix.mode_norm_backward (`stats`, here packed, and `sum_over_batch`
-    as there; `gates`: shared_gates' result, if already computed).
+    as there; `gates`: shared_gates' result, if already computed). Without `mean_dev` (rows
+    of one element) x_scale, which multiplies x − s = 0, is left out: None.
 
     With `sum_over_batch` (training) the rows kernel runs as two launches, its first pass
     over the samples, then the second, and the three (K, C) sums between them go through it.
@@ -1193,7 +1204,8 @@ def mode_norm_backward(
     splits, rows = _mn_splits(n, c, block_n, block_c)
     programs = cdiv(c, block_c)
     fuse_gates = FUSE_GATES and programs == 1
-    dy_scale, x_scale, row_bias = (torch.empty_like(shift) for _ in range(3))
+    dy_scale, row_bias = torch.empty_like(shift), torch.empty_like(shift)
+    x_scale = _unless_points(shift, mean_dev)
     g_dg_partial = None if fuse_gates else shift.new_empty((programs, n, k))
     grads = (shift.new_empty(c), shift.new_empty(c), shift.new_empty((k, c)), shift.new_empty(k))
     gw = gate_weight.contiguous()
@@ -1389,7 +1401,8 @@ def _mgn_mix_forward_kernel(
         alpha = _load_or(ALPHA, cc, c_ok, 1.0, pivot.dtype, HAS_WEIGHT)
         beta = _load_or(BETA, cc, c_ok, 0.0, pivot.dtype, HAS_BIAS)
         scale = alpha * a
-        tl.store(SCALE + base + cc, scale, mask=c_ok)
+        if SCALE is not None:  # None on rows of one element, as in the MN kernel
+            tl.store(SCALE + base + cc, scale, mask=c_ok)
         tl.store(BIAS + base + cc, beta + alpha * b - mdev * scale, mask=c_ok)
 
 
@@ -1476,7 +1489,8 @@ def _mgn_mix_backward_kernel(
         d_gate_b += tl.sum(d_logits, axis=0)
         e = 2.0 * dv * inv_length
         tl.store(DY_SCALE + base + cc, scale, mask=c_ok)
-        tl.store(X_SCALE + base + cc, e, mask=c_ok)
+        if X_SCALE is not None:  # None on rows of one element, as in the MN kernel
+            tl.store(X_SCALE + base + cc, e, mask=c_ok)
         tl.store(ROW_BIAS + base + cc, dm * inv_length - mdev * e, mask=c_ok)
         # This sample's shares of the affine parameters' gradients, [Σ dy(x−m)·a + Σdy·b, Σdy],
         # in its row of PARTIAL: [d weight (C), d bias (C), d gate w (K), d gate b (K)].
@@ -1500,13 +1514,13 @@ def mode_group_norm_forward(
     weight: Tensor | None,
     bias: Tensor | None,
     eps: float,
-) -> tuple[Tensor, Tensor]:
-    """(scale, bias) per row; see mix.mode_group_norm_forward."""
+) -> tuple[Tensor | None, Tensor]:
+    """(scale, bias) per row; see mix.mode_group_norm_forward. The scale None as for MN."""
     shift, mean_dev, var_rows = _dense(shift, mean_dev, var_rows)
     n, c = shift.shape
     k = gate_weight.shape[0]
     k_pad, chunk_c = _mgn_blocks(c, k)
-    scale, row_bias = torch.empty_like(shift), torch.empty_like(shift)
+    scale, row_bias = _unless_points(shift, mean_dev), torch.empty_like(shift)
     gw = gate_weight.contiguous()
     launch(_mgn_mix_forward_kernel, (n,))(
         shift, mean_dev, var_rows, gw, _or(gate_bias, gw), _or(weight, gw), _or(bias, gw),
@@ -1529,15 +1543,17 @@ def mode_group_norm_backward(
     gate_bias: Tensor | None,
     weight: Tensor | None,
     eps: float,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """As `mode_norm_backward`, for MGN (see mix.mode_group_norm_backward)."""
+) -> tuple[Tensor, Tensor | None, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """As `mode_norm_backward`, for MGN (see mix.mode_group_norm_backward); x_scale None
+    as there."""
     sum_dy, sum_dy_xs, shift, mean_dev, var_rows = _dense(
         sum_dy, sum_dy_xs, shift, mean_dev, var_rows
     )
     n, c = shift.shape
     k = gate_weight.shape[0]
     k_pad, chunk_c = _mgn_blocks(c, k)
-    dy_scale, x_scale, row_bias = (torch.empty_like(shift) for _ in range(3))
+    dy_scale, row_bias = torch.empty_like(shift), torch.empty_like(shift)
+    x_scale = _unless_points(shift, mean_dev)
     partial = shift.new_empty((n, 2 * c + 2 * k))
     d_weight, d_bias = shift.new_empty(c), shift.new_empty(c)
     d_gate_w, d_gate_b = shift.new_empty((k, 1)), shift.new_empty(k)

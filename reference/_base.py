@@ -72,9 +72,11 @@ def without_autocast(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
 _NARROW_DTYPES = (torch.float16, torch.bfloat16)
 
 
-def running_stats_dtype(dtype: torch.dtype | None) -> torch.dtype | None:
-    """The dtype of MN's running estimates for a module of floating dtype `dtype`: float32
-    for 16-bit modules, else `dtype` itself (None: torch's default)."""
+def running_stats_dtype(dtype: torch.dtype | None) -> torch.dtype:
+    """The dtype of MN's running estimates for a module of floating dtype `dtype` (None:
+    torch's default, which may be 16-bit too: `torch.set_default_dtype(torch.bfloat16)`):
+    float32 for 16-bit modules, else that dtype itself."""
+    dtype = torch.get_default_dtype() if dtype is None else dtype
     return torch.float32 if dtype in _NARROW_DTYPES else dtype
 
 

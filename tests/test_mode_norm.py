@@ -857,6 +857,29 @@ def test_running_estimates_dtype_through_casts(pkg):
     assert pkg.ModeNorm2d(4, track_running_stats=False).half().running_mean is None
 
 
+@pytest.mark.parametrize("default", [torch.bfloat16, torch.float16, torch.float64])
+@pytest.mark.parametrize("pkg", [mn_triton, reference], ids=["mn_triton", "reference"])
+def test_running_estimates_under_a_default_dtype(pkg, default):
+    """A layer built without `dtype` takes torch's default dtype, as BatchNorm does; where that
+    default is 16-bit the running estimates are float32 all the same, as with `dtype=`. In
+    bfloat16, ⟨x²⟩ − ⟨x⟩² at mean 30σ rounded to 0: eval outputs came out with std 325 (the
+    torch ops) or 0.45 (the kernels) instead of 1."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(default)
+    try:
+        layer = pkg.ModeNorm2d(4, momentum=None)
+    finally:
+        torch.set_default_dtype(previous)
+    estimates = torch.float64 if default == torch.float64 else torch.float32
+    assert layer.weight.dtype == layer.gate.weight.dtype == default
+    assert layer.running_mean.dtype == layer.running_mean_sq.dtype == estimates
+    batches = [torch.randn(16, 4, 4, 4) + 30 for _ in range(4)]
+    for x in batches:
+        layer(x.to(default))
+    y = layer.eval()(batches[0].to(default)).double()
+    assert abs(y.std().item() - 1.0) < 0.1
+
+
 @pytest.mark.parametrize("assign", [False, True])
 def test_loading_a_16_bit_checkpoint_keeps_float32_estimates(assign):
     saved = _trained_far_from_zero(3.0, num_modes=2).state_dict()

@@ -71,13 +71,17 @@ def _mode_norm_like(
         cls = next((m for b, m in _MODE_NORM_FOR.items() if isinstance(bn, b)), ModeNorm)
         extra = {}
     factory = _factory(bn.weight if bn.affine else bn.running_mean, fallback)
-    out = cls(bn.num_features, num_modes, bn.eps, bn.momentum, bn.affine,
-              bn.track_running_stats, **extra, **factory, bias=bn.bias is not None)  # fmt: skip
+    # Estimates kept where BatchNorm has them, also where its track_running_stats was turned
+    # off after construction (it then no longer updates them but evaluates with them).
+    tracked = bn.track_running_stats or bn.running_mean is not None
+    out = cls(bn.num_features, num_modes, bn.eps, bn.momentum, bn.affine, tracked, **extra,
+              **factory, bias=bn.bias is not None)  # fmt: skip
+    out.track_running_stats = bn.track_running_stats
     _take_affine(out, bn)
-    if bn.track_running_stats and bn.running_mean is None:
+    if tracked and bn.running_mean is None:
         # BatchNorm's estimates set to None (batch statistics in eval too): likewise.
         out.running_mean = out.running_mean_sq = None
-    elif bn.track_running_stats:
+    elif tracked:
         with torch.no_grad():
             # Every mode starts from BatchNorm's estimates: ⟨x⟩ = mean, ⟨x²⟩ = var + mean²,
             # formed in the new buffers' dtype (float32 for a 16-bit BatchNorm: mean² of a
@@ -86,9 +90,9 @@ def _mode_norm_like(
             sq = torch.addcmul(bn.running_var.to(mean.dtype), mean, mean)
             out.running_mean.copy_(mean.expand_as(out.running_mean))
             out.running_mean_sq.copy_(sq.expand_as(out.running_mean_sq))
-    if bn.track_running_stats and bn.num_batches_tracked is None:
+    if tracked and bn.num_batches_tracked is None:
         out.num_batches_tracked = None  # the count dropped, as BatchNorm allows: likewise
-    elif bn.track_running_stats:
+    elif tracked:
         with torch.no_grad():
             out.num_batches_tracked.copy_(bn.num_batches_tracked)
     return out

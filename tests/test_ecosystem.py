@@ -116,6 +116,28 @@ def test_convert_keeps_what_the_norms_leave_out():
     }  # fmt: skip
 
 
+def test_convert_keeps_the_estimates_of_a_batch_norm_that_stopped_tracking():
+    """`bn.track_running_stats = False` after training (frozen statistics while fine-tuning):
+    BatchNorm keeps its estimates, no longer updates them, and evaluates with them. The new
+    layer keeps them too, with the flag off: it evaluates as BatchNorm did, and training
+    leaves the estimates and the count alone. (It used to be built without estimates, and
+    evaluate on batch statistics.)"""
+    bn = nn.BatchNorm2d(4)
+    for _ in range(20):
+        bn(torch.randn(8, 4, 3, 3) * 2 + 3)
+    bn.track_running_stats = False
+    x = torch.randn(8, 4, 3, 3) * 2 + 3
+    expected = bn.eval()(x)
+    out = mn_triton.convert_to_mode_norm(bn, num_modes=2)
+    assert not out.track_running_stats
+    assert set(out.state_dict()) >= {"running_mean", "running_mean_sq", "num_batches_tracked"}
+    assert_close(out(x), expected, 1e-5, "eval with BatchNorm's estimates")
+    before = [t.clone() for t in (out.running_mean, out.running_mean_sq, out.num_batches_tracked)]
+    out.train()(x)
+    after = (out.running_mean, out.running_mean_sq, out.num_batches_tracked)
+    assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
+
+
 def test_convert_keeps_a_dropped_step_count():
     """A BatchNorm whose num_batches_tracked was set to None (it trains uncounted) gives a
     ModeNorm without it, which trains too; a BatchNorm's count carries over."""

@@ -355,6 +355,21 @@ class ModeGate(nn.Linear):
                 self.weight.normal_(0.0, 0.01).add_(1.0 / self.out_features)
 
 
+class ModeGroupGate(nn.Linear):
+    """MGN's gate Ψ: R → R^K, nn.Linear with nn.Linear's own init (SPEC §2).
+
+    A class of its own, as MN's ModeGate: tools that swap every nn.Linear by exact type
+    (`torch.ao.quantization.quantize_dynamic(model, {nn.Linear})`, QAT's module mappings)
+    then leave it alone. The layer never calls its gate (see `_gate_parameters`), so a
+    swapped-in quantised gate would be refused at the next forward.
+    """
+
+
+def _qualified_name(cls: type) -> str:
+    """A class as `module.QualName`: a quantised gate is also called `Linear`."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 # Forward pre-hooks that set a module's weight from other state before each call.
 _WEIGHT_HOOKS = (BasePruningMethod, WeightNorm, SpectralNorm)
 
@@ -365,7 +380,7 @@ class _ModeNormCommon(nn.Module):
     _version = 1
     _allowed_dims: tuple[int, ...] = (2, 3, 4, 5)
     # MGN's gate Ψ: R → R^K keeps nn.Linear's default init (SPEC §2).
-    _gate_type: type[nn.Linear] = nn.Linear
+    _gate_type: type[nn.Linear] = ModeGroupGate
 
     def __init__(
         self,
@@ -421,10 +436,11 @@ class _ModeNormCommon(nn.Module):
         if type(gate).forward is not nn.Linear.forward:
             raise TypeError(
                 f"{type(self).__name__}.gate must be an nn.Linear, or a subclass that keeps "
-                f"nn.Linear's forward; got {type(gate).__name__}, whose forward the layer "
-                "would bypass: it computes the gates from gate.weight and gate.bias without "
-                "calling the gate. (For quantization-aware training, set the gate's qconfig "
-                "to None before prepare_qat.)"
+                f"nn.Linear's forward; got {_qualified_name(type(gate))}, whose forward the "
+                "layer would bypass: it computes the gates from gate.weight and gate.bias "
+                "without calling the gate. (Leave the gates out of quantisation: for "
+                "quantization-aware training set the gate's qconfig to None before "
+                "prepare_qat; quantize_dynamic's {nn.Linear} leaves them alone.)"
             )
         if gate._forward_pre_hooks or gate._forward_hooks:  # rare: two dict checks per call
             self._run_gate_hooks()

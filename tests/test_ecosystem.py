@@ -681,6 +681,33 @@ def test_a_gate_with_its_own_forward_is_refused(package, name):
         layer(torch.randn(3, 4, 2, 2))
 
 
+@pytest.mark.parametrize("package", [mn_triton, reference])
+def test_dynamic_quantisation_of_linear_layers_leaves_the_gates_alone(package):
+    """`quantize_dynamic(model, {nn.Linear})` swaps layers of exactly that type: the gates,
+    of classes of their own, stay, and the norms compute as before. (MGN's gate was a plain
+    nn.Linear: swapped for a quantised one, it made the next forward fail.)"""
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 1), package.ModeNorm2d(4), package.ModeGroupNorm2d(4), nn.Flatten(),
+        nn.Linear(36, 2),
+    ).eval()  # fmt: skip
+    quantized = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+    assert type(quantized[4]) is not nn.Linear  # the head was quantised
+    x = torch.randn(2, 3, 3, 3)
+    for i in (1, 2):
+        assert type(quantized[i].gate) is type(model[i].gate)  # (quantize_dynamic copies)
+    features = quantized[:3](x)
+    torch.testing.assert_close(features, model[:3](x), rtol=0, atol=0)
+    assert quantized(x).shape == (2, 2)
+
+
+def test_a_refused_gate_is_named_with_its_module():
+    """A quantised gate's class is also called `Linear`: the error names it in full."""
+    layer = mn_triton.ModeGroupNorm2d(4)
+    layer.gate = torch.ao.nn.quantized.dynamic.Linear(1, 2)
+    with pytest.raises(TypeError, match=r"got torch\.ao\.nn\.quantized\.dynamic\..*Linear"):
+        layer(torch.randn(3, 4, 2, 2))
+
+
 FORWARD_AD_LAYERS = {
     "mn_train": (lambda: mn_triton.ModeNorm2d(3), True),
     "mn_eval": (lambda: mn_triton.ModeNorm2d(3), False),

@@ -385,7 +385,7 @@ def test_deferred_initialisation(pkg):
     for t in (layer.gate.weight, layer.gate.bias):
         assert torch.isfinite(t).all() and (t.abs() <= 1).all() and t.std() > 0.1
     assert torch.equal(layer.weight, torch.ones(6)) and torch.equal(layer.bias, torch.zeros(6))
-    assert type(layer.gate) is nn.Linear
+    assert type(layer.gate).reset_parameters is nn.Linear.reset_parameters
 
 
 def test_repr():

@@ -25,7 +25,9 @@ def update_bn(
 
     One pass over `loader` in training mode. Each layer's running estimates restart and
     become the equal-weight average of the batches' statistics (momentum=None for the pass;
-    each layer's momentum and the model's mode are restored afterwards). A batch is a
+    each layer's momentum and every module's mode are restored afterwards: a norm kept in
+    eval inside a training model, frozen, stays in eval, where torch's, which restores the
+    model's own mode through `model.train(...)`, puts it in training). A batch is a
     tensor, or a list or tuple whose first element is the model's input; `device`, if
     given, is where batches are moved first.
     """
@@ -34,7 +36,7 @@ def update_bn(
     if not norms:
         return
     momenta = {norm: norm.momentum for norm in norms}
-    was_training = model.training
+    modes = {module: module.training for module in model.modules()}
     model.train()
     try:
         for norm in norms:
@@ -47,4 +49,5 @@ def update_bn(
     finally:
         for norm, momentum in momenta.items():
             norm.momentum = momentum
-        model.train(was_training)
+        for module, training in modes.items():
+            module.training = training

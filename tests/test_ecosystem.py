@@ -944,6 +944,17 @@ def test_update_bn_recomputes_mode_norm_running_estimates(package, backend):
     assert layer.momentum == 0.3 and model[4].momentum == 0.1 and not model.training
 
 
+def test_update_bn_restores_every_modules_mode():
+    """A norm kept in eval inside a training model (frozen statistics) is in eval again after
+    the pass, and the others in training: each module's mode is restored, not only the
+    model's (torch's update_bn puts the frozen norm in training)."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), mn_triton.ModeNorm2d(4), nn.BatchNorm2d(4))
+    model.train()[1].eval()
+    mn_triton.update_bn([torch.randn(4, 3, 2, 2)], model)
+    assert [m.training for m in model] == [True, False, True] and model.training
+    assert int(model[1].num_batches_tracked) == 1  # updated in the pass, as torch's does
+
+
 NO_TRITON_SCRIPT = """
 import sys, types, warnings
 sys.modules["triton"] = None  # as where Triton has no wheels (macOS, Windows)

@@ -205,6 +205,19 @@ def test_full_oracle_check_small(layer):
     check_against_oracle(module, _input((4, 5, 3, 3)))
 
 
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("layer", ["ModeNorm1d", "ModeGroupNorm1d"])
+def test_rows_of_one_element(layer, training):
+    """(N, C) float32 features, such as LeNet's fully connected layers: the path without
+    passes over x (backend.POINT_ROWS; the mix kernels with no mean deviations, variances or
+    coefficients of x − s, dx as one torch op), compiled and run, against float64, every
+    gradient and the running estimates; 120 channels: four channel blocks of the MN mix."""
+    module = _on_gpu(randomize(getattr(mn_triton, layer)(120, num_modes=6))).train(training)
+    x = _input((64, 120))
+    assert mn_backend.point_rows(x, module.gate.weight)
+    check_against_oracle(module, x)
+
+
 @pytest.mark.parametrize("layer", ["ModeNorm2d", "ModeGroupNorm2d"])
 def test_hundreds_of_modes(layer):
     """K = 300 (K_PAD = 512): the mix kernels far past the paper's K, compiled."""

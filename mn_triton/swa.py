@@ -49,5 +49,6 @@ def update_bn(
     finally:
         for norm, momentum in momenta.items():
             norm.momentum = momentum
-        for module, training in modes.items():
+        model.train(modes[model])  # as torch's (a module's own `train` may do more)
+        for module, training in modes.items():  # then each module's own mode, as it was
             module.training = training

@@ -1074,7 +1074,10 @@ def main(argv: list[str] | None = None) -> int:
         "--data", type=Path, default=default_data_dir(),
         help="the CSV folder (default: $MN_REPORT_DATA, else reports/data, as the writers)",
     )  # fmt: skip
-    parser.add_argument("--out", type=Path, default=REPO / "reports")
+    parser.add_argument(
+        "--out", type=Path, default=REPO / "reports",
+        help="folder that gets README.md and figures/ (default: reports/)",
+    )  # fmt: skip
     parser.add_argument(
         "--profiles", type=Path, default=None,
         help="step profiles' folder (default: profiles/ beside the data folder)",

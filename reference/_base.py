@@ -438,9 +438,9 @@ class _ModeNormCommon(nn.Module):
                 f"{type(self).__name__}.gate must be an nn.Linear, or a subclass that keeps "
                 f"nn.Linear's forward; got {_qualified_name(type(gate))}, whose forward the "
                 "layer would bypass: it computes the gates from gate.weight and gate.bias "
-                "without calling the gate. (Leave the gates out of quantisation: for "
-                "quantization-aware training set the gate's qconfig to None before "
-                "prepare_qat; quantize_dynamic's {nn.Linear} leaves them alone.)"
+                "without calling the gate. (Leave the gates out of quantisation: "
+                "quantize_dynamic and prepare_qat swap nn.Linear by exact type and leave "
+                "them alone; a custom module mapping or a swap by hand must too.)"
             )
         if gate._forward_pre_hooks or gate._forward_hooks:  # rare: two dict checks per call
             self._run_gate_hooks()

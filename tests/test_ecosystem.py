@@ -673,7 +673,8 @@ class _DoubledLinear(nn.Linear):
 @pytest.mark.parametrize("package", [mn_triton, reference])
 @pytest.mark.parametrize("name", ["ModeNorm2d", "ModeGroupNorm2d"])
 def test_a_gate_with_its_own_forward_is_refused(package, name):
-    """A gate whose forward is not nn.Linear's (prepare_qat swaps in one that fake-quantises
+    """A gate whose forward is not nn.Linear's (a fake-quantising Linear put in by hand or by a
+    custom module mapping
     its weight) would be bypassed: refused, with what to do."""
     layer = getattr(package, name)(4)
     layer.gate = _DoubledLinear(layer.gate.in_features, layer.gate.out_features)
@@ -698,6 +699,19 @@ def test_dynamic_quantisation_of_linear_layers_leaves_the_gates_alone(package):
     features = quantized[:3](x)
     torch.testing.assert_close(features, model[:3](x), rtol=0, atol=0)
     assert quantized(x).shape == (2, 2)
+
+
+@pytest.mark.parametrize("package", [mn_triton, reference])
+def test_quantization_aware_training_leaves_the_gates_alone(package):
+    """prepare_qat swaps modules by exact type too: the gates stay, and the layers train."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), package.ModeNorm2d(4), package.ModeGroupNorm2d(4))
+    model.qconfig = torch.ao.quantization.get_default_qat_qconfig("fbgemm")
+    prepared = torch.ao.quantization.prepare_qat(model.train())
+    assert type(prepared[0]) is not nn.Conv2d  # the convolution now fake-quantises
+    for i in (1, 2):
+        assert type(prepared[i].gate) is type(model[i].gate)
+    prepared(torch.randn(2, 3, 5, 5)).sum().backward()
+    assert prepared[1].gate.weight.grad is not None
 
 
 def test_a_refused_gate_is_named_with_its_module():

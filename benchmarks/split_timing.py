@@ -9,7 +9,9 @@ Per shape and K it prints the median forward+backward time of a training step of
 (CUDA events after a warm-up, the L2 flushed before each call: benchmarks/measure.time_fn)
 with the samples split as the rule says, never split, and of BatchNorm, and the ratios.
 Without a GPU it runs the same code through Triton's interpreter (set TRITON_INTERPRET=1),
-as a check that it works; those times say nothing about GPU speed and are labelled so.
+as a check that it works, by default on one tiny shape split in 3 and one timed call (the
+GPU's shapes would take the interpreter hours); those times say nothing about GPU speed and
+are labelled so.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from mn_triton.kernels import mix  # noqa: E402
 # that the passes over x may not hide).
 SHAPES = [(8192, 64), (65536, 64), (4096, 256), (2048, 16, 8, 8)]
 NEVER = 2**62
+# Without a GPU (the interpreter, ~5 ms per program): 12 samples split in 3 (at 4 rows).
+CPU_CHECK = {"shape": [(12, 5)], "split_min_rows": 4, "warmup": 0, "reps": 1}
 
 
 def _splits(shape: tuple[int, ...], k: int) -> int:
@@ -67,22 +71,28 @@ def main(argv: list[str] | None = None) -> int:
                         help="an input shape (N, C, *S); repeatable")  # fmt: skip
     parser.add_argument("--k", type=int, nargs="+", default=[2], help="numbers of modes")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--reps", type=int, default=50)
-    parser.add_argument("--split-min-rows", type=int, default=mix.SPLIT_MIN_ROWS,
-                        help="the rule's SPLIT_MIN_ROWS for the 'split' column")  # fmt: skip
+    parser.add_argument("--warmup", type=int, help="untimed calls first (default 10; CPU 0)")
+    parser.add_argument("--reps", type=int, help="timed calls (default 50; CPU 1)")
+    parser.add_argument("--split-min-rows", type=int,
+                        help="the rule's SPLIT_MIN_ROWS for the 'split' column (default: "
+                             "the rule's; CPU 4)")  # fmt: skip
     args = parser.parse_args(argv)
+    defaults = {"shape": SHAPES, "split_min_rows": mix.SPLIT_MIN_ROWS, "warmup": 10, "reps": 50}
     if torch.device(args.device).type != "cuda":
         if not mn_triton.backend.INTERPRETING:
             parser.error("without a GPU, set TRITON_INTERPRET=1 (the split is in the kernels)")
         print("CPU, Triton's interpreter: a check that this runs, not GPU speed")
+        defaults = CPU_CHECK
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     mn_triton.set_backend("triton")
     print(f"device: {measure.device_name(args.device)}; median ms of forward + backward")
     print(f"{'shape':>22} {'K':>3} {'splits':>6} {'split':>9} {'no split':>9} "
           f"{'BatchNorm':>9} {'no split / split':>16} {'split / BN':>10}")  # fmt: skip
     saved = mix.SPLIT_MIN_ROWS
     try:
-        for shape in [tuple(s) for s in args.shape or SHAPES]:
+        for shape in [tuple(s) for s in args.shape]:
             bn = _batch_norm(shape).to(args.device)
             bn_ms = _step_ms(bn, shape, args.device, args)
             for k in args.k:

@@ -67,13 +67,10 @@ def _run(args: list[str], env_updates: dict[str, str]) -> subprocess.CompletedPr
 
 
 def test_split_timing_runs_both_ways_and_labels_cpu_times() -> None:
-    """benchmarks/split_timing.py through the interpreter, its samples split in 3 for the
-    'split' column: one row per shape and K, CPU times labelled as no GPU speed."""
-    proc = _run(
-        ["benchmarks/split_timing.py", "--device", "cpu", "--shape", "12", "5", "--k", "2",
-         "--split-min-rows", "4", "--reps", "1", "--warmup", "0"],
-        {"TRITON_INTERPRET": "1"},
-    )  # fmt: skip
+    """benchmarks/split_timing.py through the interpreter, by its CPU defaults (a tiny
+    shape, its samples split in 3 for the 'split' column, one timed call; the GPU's shapes
+    would take hours): one row per shape and K, CPU times labelled as no GPU speed."""
+    proc = _run(["benchmarks/split_timing.py", "--device", "cpu"], {"TRITON_INTERPRET": "1"})
     assert proc.returncode == 0, proc.stderr
     assert "not GPU speed" in proc.stdout
     row = proc.stdout.strip().splitlines()[-1].split()
@@ -81,6 +78,17 @@ def test_split_timing_runs_both_ways_and_labels_cpu_times() -> None:
     assert all(float(value) > 0 for value in row[4:]), proc.stdout
     without = _run(["benchmarks/split_timing.py", "--device", "cpu"], {})
     assert without.returncode == 2 and "TRITON_INTERPRET=1" in without.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal without CUDA")
+@pytest.mark.parametrize(
+    "command", [["tools/gpu_diagnose.py"], ["tools/fuzz.py", "--device", "cuda"]]
+)
+def test_gpu_only_tools_refuse_a_machine_without_cuda_plainly(command) -> None:  # noqa: ANN001
+    """A usage error naming what is missing, not a traceback from deep inside torch."""
+    proc = _run(command, {})
+    assert proc.returncode == 2 and "needs a CUDA device" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 # ------------------------------------ the suite ----------------------------------------

@@ -361,6 +361,10 @@ def main() -> None:
     )
     p.add_argument("-v", "--verbose", action="store_true", help="every draw and error")
     args = p.parse_args()
+    import torch  # (mn_triton only after TRITON_INTERPRET below: it decorates the kernels)
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda needs a CUDA device (this machine has none)")
     if args.device == "cpu" and args.backend == "triton":
         os.environ.setdefault("TRITON_INTERPRET", "1")  # before the kernels are decorated
     import memcheck  # tests/: interpreted launches checked for bounds and races, as in tests

@@ -414,6 +414,8 @@ def main() -> None:
     ap.add_argument("--host-only", action="store_true", help="launch cost and profile only")
     ap.add_argument("--host-probe", action="store_true", help="autograd's share of host time")
     a = ap.parse_args()
+    if not torch.cuda.is_available():
+        ap.error("needs a CUDA device (this machine has none)")
     print(torch.cuda.get_device_name(), flush=True)
     if a.host_probe:
         host_probe()

@@ -73,6 +73,27 @@ def _tracing(x: Tensor) -> bool:
     )
 
 
+_PLAIN_TENSOR_TYPES = (Tensor, torch.nn.Parameter)
+
+
+def _via_custom_ops(args: tuple) -> bool:
+    """Whether a layer call goes through the custom ops rather than the eager Function: while
+    tracing (`_tracing`), and where a tensor argument is a wrapper subclass (one with
+    `__torch_dispatch__`: DTensor, logging or debugging tensors, two-tensor pairs), whose
+    storage a kernel cannot read. Its `__torch_dispatch__` then sees each op as one call and
+    runs it on the plain tensors it wraps, as it does for BatchNorm's aten op. (A subclass
+    with `__torch_function__` alone is a plain tensor underneath: the Function takes it.)"""
+    if _tracing(args[0]):
+        return True
+    python_key = torch._C.DispatchKey.Python
+    return any(
+        isinstance(t, Tensor)
+        and type(t) not in _PLAIN_TENSOR_TYPES
+        and torch._C._dispatch_keys(t).has(python_key)
+        for t in args
+    )
+
+
 # --------------------------------- Mode Normalization ---------------------------------
 
 
@@ -325,7 +346,7 @@ def mode_norm(*args, momentum: float | Tensor | None = None):  # noqa: ANN002
     may not both mutate and have an autograd formula, so when compiling the update is a few
     torch ops after the op, which inductor fuses).
     """
-    if _tracing(args[0]):
+    if _via_custom_ops(args):
         x, gate_weight, gate_bias, weight, bias, running_mean, running_mean_sq, training, eps = args
         if training:
             args = (x, gate_weight, gate_bias, weight, bias, None, None, training, eps)
@@ -633,7 +654,7 @@ _mode_group_norm_eager_backward = _mode_group_norm_grads(_mode_group_norm_backwa
 
 def mode_group_norm(*args):  # noqa: ANN002
     """`mode_group_norm_forward`'s arguments and results; differentiable."""
-    if _tracing(args[0]):
+    if _via_custom_ops(args):
         points = backend.point_rows(args[0], args[1])
         return mode_group_norm_forward(*args, points, TRACE_KERNELS)
     return _ModeGroupNormFunction.apply(*args)

@@ -722,6 +722,47 @@ def test_a_refused_gate_is_named_with_its_module():
         layer(torch.randn(3, 4, 2, 2))
 
 
+def _wrapped(kind: str, t: torch.Tensor) -> torch.Tensor:
+    """`t` inside a wrapper subclass (`__torch_dispatch__`): a pair of tensors, or a logger."""
+    from torch.testing._internal.logging_tensor import LoggingTensor
+    from torch.testing._internal.two_tensor import TwoTensor
+
+    return TwoTensor(t, t.clone()) if kind == "pair" else LoggingTensor(t)
+
+
+def _unwrapped(t: torch.Tensor) -> torch.Tensor:
+    return getattr(t, "a", getattr(t, "elem", t))
+
+
+@pytest.mark.parametrize("where", ["input", "weight"])
+@pytest.mark.parametrize("kind", ["pair", "logging"])
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("name", ["ModeNorm2d", "ModeGroupNorm2d"])
+def test_wrapper_tensor_subclasses(name, training, kind, where, backend):
+    """An input or parameter in a `__torch_dispatch__` subclass (DTensor, logging and debug
+    tensors) reaches the layer's ops as one call each, which the subclass runs on the tensors
+    it wraps, as BatchNorm's aten op: the same results and gradients as plain tensors. The
+    kernels cannot read such a tensor's storage: they failed inside Triton's launcher."""
+    layer = randomize(getattr(mn_triton, name)(3)).train(training)
+    twin = copy.deepcopy(layer)
+    x = torch.randn(4, 3, 2, 2) * 2 + 1
+    if where == "weight":
+        layer.weight = nn.Parameter(_wrapped(kind, layer.weight.detach().clone()))
+        y = layer(x.requires_grad_())
+    else:
+        y = layer(_wrapped(kind, x.clone()).requires_grad_())
+    assert type(y) is not torch.Tensor
+    expected = twin(x.detach().requires_grad_())
+    assert_close(_unwrapped(y), expected, 1e-6, "output")
+    y.sum().backward()
+    expected.sum().backward()
+    assert_close(_unwrapped(layer.bias.grad), twin.bias.grad, 1e-6, "bias grad")
+    if training and name == "ModeNorm2d" and kind == "logging":
+        # (A pair runs each op twice, so it updates plain running estimates twice: as it
+        # does BatchNorm's.)
+        assert_close(layer.running_mean, twin.running_mean, 1e-6, "running mean")
+
+
 FORWARD_AD_LAYERS = {
     "mn_train": (lambda: mn_triton.ModeNorm2d(3), True),
     "mn_eval": (lambda: mn_triton.ModeNorm2d(3), False),

@@ -124,7 +124,11 @@ def check_functional_momentum(momentum: Any, fn: str) -> None:
     step count, which only the modules keep."""
     if isinstance(momentum, Tensor) and momentum.numel() != 1:
         raise ValueError(f"{fn}: momentum must be a number or a one-element tensor")
-    if isinstance(momentum, (numbers.Real, Tensor)):
+    if isinstance(momentum, Tensor):  # its value is on the device: not read (a host sync)
+        return
+    if isinstance(momentum, numbers.Real):
+        if not _number_in(momentum, 0.0, 1.0):  # also a module's momentum set after init
+            raise ValueError(f"{fn}: momentum must be in [0, 1], got {momentum!r}")
         return
     raise TypeError(
         f"{fn}: momentum must be a number or a one-element tensor, got {momentum!r} "
@@ -262,6 +266,8 @@ def check_mode_norm_call(
     fn: str = "mode_norm",
 ) -> None:
     """Refuse, with a message naming the argument, what functional mode_norm cannot take."""
+    if not isinstance(training, bool):  # as F.batch_norm: "False", a string, would train
+        raise TypeError(f"{fn}: training must be a bool, got {type(training).__name__}")
     _check_input(input, fn)
     c = input.shape[1]
     k = _check_gate(gate_weight, gate_bias, c, input, fn)

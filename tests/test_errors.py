@@ -273,6 +273,28 @@ def test_functional_momentum_none_names_the_argument(fn):
     assert torch.equal(rm, torch.zeros(2, 3))  # refused before anything ran
 
 
+@pytest.mark.parametrize("fn", [F.mode_norm, reference.functional.mode_norm],
+                         ids=["mn_triton", "reference"])  # fmt: skip
+def test_functional_momentum_outside_0_1_and_a_training_flag_not_bool(fn):
+    """The functional forms refuse a numeric momentum outside [0, 1] (NaN made every running
+    estimate NaN), and so the modules do one set after construction; and, as F.batch_norm,
+    a `training` that is not a bool ("False", a string, trained). Nothing runs first."""
+    x, gw, gb = torch.randn(4, 3, 2, 2), torch.randn(2, 3), torch.randn(2)
+    rm, rms = torch.zeros(2, 3), torch.ones(2, 3)
+    for bad in (float("nan"), -1.0, 1.5):
+        with pytest.raises(ValueError, match=r"momentum must be in \[0, 1\]"):
+            fn(x, gw, gb, rm, rms, training=True, momentum=bad)
+    for bad in ("False", 0, None):
+        with pytest.raises(TypeError, match="training must be a bool"):
+            fn(x, gw, gb, rm, rms, training=bad, momentum=0.1)
+    assert torch.equal(rm, torch.zeros(2, 3)) and torch.equal(rms, torch.ones(2, 3))
+    layer = (mn_triton if fn is F.mode_norm else reference).ModeNorm2d(3)
+    layer.momentum = float("nan")
+    with pytest.raises(ValueError, match="momentum must be in"):
+        layer(x)
+    assert torch.equal(layer.running_mean, torch.zeros(2, 3))
+
+
 @pytest.mark.parametrize("cls", ["ModeNorm2d", "ModeGroupNorm2d"])
 def test_sizes_take_index_types_and_refuse_bool(pkg, cls):
     """As in torch.nn: numpy integers and other `__index__` types are sizes (stored as int);

@@ -901,3 +901,15 @@ def test_more_modes_than_the_mix_kernels_take(training, backend, monkeypatch):
     monkeypatch.setattr(kernel_mix, "MAX_MODES", 4)
     layer = randomize(fast_layer("ModeNorm2d", 5, num_modes=6)).train(training)
     check_against_oracle(layer, _input((3, 5, 2, 3)))
+
+
+@pytest.mark.parametrize("pkg", [mn_triton, reference], ids=["mn_triton", "reference"])
+def test_a_nan_in_training_spreads_as_the_formulas_say(pkg, backend):
+    """README, Accuracy: in MN training one NaN reaches every output and running estimate
+    (each sample's gates weigh it into every mode); in MGN it stays in its sample."""
+    x = torch.randn(4, 3, 2, 2)
+    x[0, 0, 0, 0] = float("nan")
+    mn = pkg.ModeNorm2d(3)
+    assert mn(x).isnan().all() and mn.running_mean.isnan().all()
+    y = pkg.ModeGroupNorm2d(3)(x)
+    assert y[0].isnan().all() and not y[1:].isnan().any()

@@ -73,21 +73,32 @@ def time_fn(
     warmup: int = 10,
     reps: int = 50,
     max_seconds: float = 5.0,
+    peak_from_warmup: bool = False,
 ) -> Timing:
     """Time `fn(i)` (i = repetition index, to pick the input set) on `device`.
 
     Stops early (but after at least 5 timed repetitions) once `max_seconds` of timing have
     been spent, so that slow cases (the eager reference on large shapes) stay affordable.
+    The peak memory is that of the timed calls, above what warm-up left allocated; with
+    `peak_from_warmup`, of the warm-up calls too, above what was allocated before them: for
+    steps replayed from CUDA graphs, whose memory is allocated when the graphs are recorded
+    (in warm-up) and whose replays allocate nothing.
     """
     device = torch.device(device)
     cuda = device.type == "cuda"
+    if cuda:
+        flush = _l2_flush_buffer(device)
+        if peak_from_warmup:
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            base = torch.cuda.memory_allocated(device)
     for i in range(warmup):
         fn(i)
     if cuda:
-        flush = _l2_flush_buffer(device)
         torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
+        if not peak_from_warmup:
+            torch.cuda.reset_peak_memory_stats(device)
+            base = torch.cuda.memory_allocated(device)
     times: list[float] = []
     host: list[float] = []  # time to issue each timed call (GPU)
     flushes: list[float] = []  # device time of the flush before it (GPU)

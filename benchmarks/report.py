@@ -685,9 +685,10 @@ def train_pairs(df: pd.DataFrame) -> pd.DataFrame:
     """Each MN training step against BatchNorm's in the same run, model and exec mode.
 
     Memory is compared two ways where the rows allow: peak_mem_mb (a step's activations and
-    temporaries above what warm-up left allocated) and peak_mem_total_mb (everything allocated
-    during the timed steps, which also counts CUDA-graph pools); the goal is judged on the
-    worse of the two.
+    temporaries above what warm-up left allocated; for CUDA-graph steps, from warm-up on, which
+    records the graphs) and peak_mem_total_mb (everything allocated at that peak); the goal is
+    judged on the worse of the two. (CUDA-graph rows before 2026-12-05 measured the replays
+    alone, which allocate nothing: their memory is the static memory only.)
     """
     df = df.assign(peak_mem_total_mb=_numeric(df, "peak_mem_total_mb"),
                    host_ms_p50=_numeric(df, "host_ms_p50"))  # fmt: skip

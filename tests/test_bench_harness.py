@@ -213,20 +213,22 @@ def test_cli_settings_full_quick_and_overrides():
     assert settings("--warmup", "4", "--steps", "9", "--batch", "16") == (16, 4, 9, "full")
 
 
-def test_measure_variant_runs_warmup_plus_steps_in_batch_order(monkeypatch):
+@pytest.mark.parametrize("exec_mode", ["eager", "cudagraph"])
+def test_measure_variant_runs_warmup_plus_steps_in_batch_order(exec_mode, monkeypatch):
     """Step 0 is timed on its own (setup), then warmup − 1 more warm-up steps and the timed
-    steps: warmup + steps calls in all, cycling through the batches from the first."""
+    steps: warmup + steps calls in all, cycling through the batches from the first. A
+    CUDA-graph step's peak memory counts the warm-up, where its graphs are recorded."""
     calls, time_fn_args = [], []
     real_time_fn = measure.time_fn
 
-    def spy(fn, device, warmup, reps, max_seconds):
-        time_fn_args.append((warmup, reps))
-        return real_time_fn(fn, device, warmup, reps, max_seconds)
+    def spy(fn, device, warmup, reps, max_seconds, peak_from_warmup):
+        time_fn_args.append((warmup, reps, peak_from_warmup))
+        return real_time_fn(fn, device, warmup, reps, max_seconds, peak_from_warmup)
 
     monkeypatch.setattr(measure, "time_fn", spy)
     batches = [(torch.full((1,), float(i)), torch.zeros(1)) for i in range(train_step.N_BATCHES)]
     settings = train_step.Settings(batch=2, warmup=3, steps=4, max_seconds_per_variant=1e9)
-    variant = train_step.Variant("lenet", "batchnorm", 0, "eager")
+    variant = train_step.Variant("lenet", "batchnorm", 0, exec_mode)
 
     def step(x, y):
         calls.append(int(x.item()))
@@ -234,7 +236,7 @@ def test_measure_variant_runs_warmup_plus_steps_in_batch_order(monkeypatch):
         return x
 
     row = train_step.measure_variant(variant, settings, CPU, batches, step=step)
-    assert time_fn_args == [(2, 4)]
+    assert time_fn_args == [(2, 4, exec_mode == "cudagraph")]
     assert calls == [0, 1, 2, 3, 0, 1, 2]
     assert row["reps"] == 4
 
@@ -528,6 +530,21 @@ def test_time_fn_on_cuda_times_events_after_a_flush_and_resets_the_peak(monkeypa
     zero = lambda i: fake.run(0.0 if i == 5 else 1.0, temporary_mib=0)  # noqa: E731
     with pytest.raises(RuntimeError, match="non-positive timing"):
         measure.time_fn(zero, torch.device("cuda"), warmup=3, reps=5, max_seconds=1e9)
+
+
+def test_time_fn_on_cuda_can_count_the_warmup_in_the_peak(monkeypatch):
+    """With peak_from_warmup (CUDA-graph steps, recorded in warm-up, replayed without
+    allocating), the peak is taken from before the warm-up calls: their 1000 MiB show."""
+    fake = _FakeCuda()
+    fake.patch(monkeypatch)
+
+    def fn(i):
+        fake.run(1.0, temporary_mib=1000 if i == 1 else 0)  # the recording: the step's memory
+
+    timing = measure.time_fn(fn, torch.device("cuda"), 3, 5, 1e9, peak_from_warmup=True)
+    assert timing.peak_mem_mb == pytest.approx(1000.0)
+    assert fake.log[:4] == ["reset", "call", "call", "call"]
+    assert measure.time_fn(fn, torch.device("cuda"), 3, 5, 1e9).peak_mem_mb == 0.0
 
 
 def test_time_fn_on_cuda_records_the_hosts_issue_time_without_the_wait(monkeypatch):

@@ -16,9 +16,12 @@ import grid
 import layers
 import measure
 import pytest
+import records
 import torch
 
 _STARTED = pytest.StashKey[float]()
+_RUN_ID = pytest.StashKey[str]()
+_SELECTED = pytest.StashKey[int]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -66,6 +69,28 @@ def compile_reserve_s(slowest_s: float | None) -> float:
 def _case(item: pytest.Item) -> grid.Case | None:
     callspec = getattr(item, "callspec", None)
     return callspec.params.get("case") if callspec is not None else None
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-benchmark's, which reads --benchmark-json
+def pytest_configure(config: pytest.Config) -> None:
+    """The run's id (--run-id, else the time), and where pytest-benchmark keeps its JSON
+    unless --benchmark-json says: raw/pytest-benchmark-<run id>.json beside the data folder,
+    so that every run keeps it (as tools/bench.sh and gpu_run.sh ask for explicitly)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    run_id = config.getoption("run_id", None) or now.strftime("%Y%m%dT%H%M%SZ")
+    config.stash[_RUN_ID] = run_id
+    if config.getoption("benchmark_disable", False) or config.getoption("benchmark_json", 1):
+        return  # benchmarks off, or a path given (or pytest-benchmark missing)
+    raw = records.DATA_DIR.parent / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    config.option.benchmark_json = raw / f"pytest-benchmark-{run_id}.json"
+
+
+@pytest.hookimpl(trylast=True)  # after -k, -m and --deselect have taken their cases out
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """How many grid cases this run selected: its rows' cases_planned, which the report holds
+    the rows against (the whole grid, where -k picked a few, would count the rest missing)."""
+    config.stash[_SELECTED] = sum(_case(item) is not None for item in items)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -145,8 +170,7 @@ def bench_run(pytestconfig: pytest.Config) -> layers.BenchRun:
     if device.type == "cuda" and device.index is not None:
         torch.cuda.set_device(device)  # (set_device refuses a device without an index)
     layers.configure_compile()
-    now = datetime.datetime.now(datetime.timezone.utc)
-    run_id = pytestconfig.getoption("run_id") or now.strftime("%Y%m%dT%H%M%SZ")
+    run_id = pytestconfig.stash[_RUN_ID]
     copy_gbps = measure.copy_bandwidth_gbps(str(device))  # once per run: the physical ceiling
     print(f"\ncopy bandwidth on {measure.device_name(device)}: {copy_gbps:.1f} GB/s")
     return layers.BenchRun(
@@ -155,5 +179,5 @@ def bench_run(pytestconfig: pytest.Config) -> layers.BenchRun:
         copy_gbps=copy_gbps,
         run_id=run_id,
         csv_name=f"layers-{_slug(measure.device_name(device))}-{run_id}",
-        cases_planned=len(_cases(pytestconfig)),
+        cases_planned=pytestconfig.stash.get(_SELECTED, len(_cases(pytestconfig))),
     )

@@ -123,6 +123,24 @@ def test_smoke_grid_writes_spec_rows(tmp_path: Path) -> None:
     assert all(b["extra_info"]["ms_p50"] > 0 for b in benchmarks)
 
 
+def test_a_selection_plans_its_own_cases_and_keeps_the_json(tmp_path: Path) -> None:
+    """`pytest benchmarks --benchmark-only -k …` without --benchmark-json: the rows count the
+    selected cases as planned (not the whole grid, whose rest the report would call missing),
+    and pytest-benchmark's JSON is kept beside the data folder, in raw/, under the run's id."""
+    data = tmp_path / "data"
+    suite = ["-m", "pytest", "benchmarks/test_layers.py", "--benchmark-only", "-q"]
+    options = ["--grid", "smoke", "--bench-device", "cpu", "-p", "no:cacheprovider"]
+    proc = _run([*suite, *options, "-k", "batch_norm", "--run-id", "picked"],
+                {"MN_REPORT_DATA": str(data)})  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    with (data / "layers-cpu-picked.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert 0 < len(rows) < len(_load_grid().cases("smoke", cuda=False))
+    assert {r["cases_planned"] for r in rows} == {str(len(rows))}
+    kept = json.loads((tmp_path / "raw" / "pytest-benchmark-picked.json").read_text())
+    assert len(kept["benchmarks"]) == len(rows)
+
+
 def test_full_grid_covers_spec_section_6() -> None:
     grid = _load_grid()
     cases = grid.cases("full", cuda=True)

@@ -6,8 +6,10 @@ The timed call is what a training (or inference) step pays for the layer:
   which returns gradients instead of accumulating them, so no extra `+=` pass is timed);
 - full: forward + backward;
 - eval: `module.eval()` forward under `torch.no_grad()`.
-Gradients are taken with respect to x and every parameter. All providers hold their parameters
-in the input's dtype (`module.to(dtype)`), so every op sees one dtype.
+Gradients are taken with respect to x and every parameter. Every provider holds its parameters
+in the input's dtype (`module.to(dtype)`), except BatchNorm on 16-bit inputs, which keeps
+float32 weights and statistics as AMP runs it (and as cuDNN's kernel takes them); our layers
+keep float32 running estimates in 16-bit layers themselves.
 
 A case of exec `cudagraph` captures its timed call once per input set into CUDA graphs, after
 uncaptured warm-up calls (which load every kernel the capture launches), and times their

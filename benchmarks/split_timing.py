@@ -53,8 +53,11 @@ def _step_ms(layer: nn.Module, shape: tuple[int, ...], device: str, args) -> flo
     x = torch.randn(shape, device=device, requires_grad=True)
     dy = torch.randn(shape, device=device)
 
+    leaves = [x, *layer.parameters()]
+
     def step(_: int) -> None:
-        x.grad = None  # dx is stored, not added to the last step's (a pass over x more)
+        for leaf in leaves:  # stored, not added to the last step's (dx: a pass over x more)
+            leaf.grad = None
         layer(x).backward(dy)
 
     return measure.time_fn(step, torch.device(device), args.warmup, args.reps).ms_p50

@@ -21,11 +21,12 @@ of ≥ 50 timed steps (CUDA events on GPUs), under PyTorch's default backend set
 autotuning off, TF32 convolutions on). Rows go to reports/data/train_step-<run id>.csv, one
 file per run (a run never appends to a file that another run, or git, holds): SPEC §7's
 columns (N = the batch size actually used, K empty for BatchNorm, bytes_min and copy_gbps
-empty) plus run_id, reps, setup_s (the first step: build, compile, Triton JIT), images_per_s,
-peak_mem_total_mb (all memory allocated during the timed steps but the timing's own L2-flush
-buffer; peak_mem_mb is time_fn's peak above what was allocated after warm-up, i.e. a step's
-activations and temporaries), width, run_size (quick | full) and notes (compiled: graph
-count and skipped CUDA graphs).
+empty) plus run_id, reps, setup_s (the first step: compile, Triton JIT; the model is built
+before), images_per_s, peak_mem_total_mb (all memory allocated at the peak of the timed steps
+but the timing's own L2-flush buffer; peak_mem_mb is time_fn's peak above what was allocated
+after warm-up, i.e. a step's activations and temporaries; for CUDA-graph steps, whose replays
+allocate nothing, both from the warm-up on, which records the graphs; MiB, 2^20 bytes), width,
+run_size (quick | full) and notes (compiled: graph count and skipped CUDA graphs).
 
     python benchmarks/train_step.py                 # full run (what the GPU script calls)
     python benchmarks/train_step.py --quick         # short, labelled run (default on a CPU)

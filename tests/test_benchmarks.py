@@ -501,6 +501,23 @@ def test_host_overhead_compile_only_times_the_triton_path(
         assert "kernels traced: needs CUDA" in proc.stdout
 
 
+def test_host_overhead_calls_start_from_no_gradients(monkeypatch):
+    """Each timed call starts with the input's and parameters' gradients None, as a training
+    step after zero_grad(): accumulating into the last call's would add an add_ per leaf, 5
+    for our layers against BatchNorm's 3."""
+    host = _load_benchmark("host_overhead", monkeypatch)
+    seen = []
+
+    class Layer(torch.nn.Linear):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append(all(t.grad is None for t in (x, self.weight, self.bias)))
+            return super().forward(x)
+
+    x = torch.randn(2, 3, requires_grad=True)
+    assert host._per_call_us(Layer(3, 3), x, calls=2) > 0
+    assert len(seen) == 12 and all(seen)  # a warm-up round and 5 timed ones, of 2 calls
+
+
 def test_host_overhead_reports_a_compiled_way_that_fails_and_goes_on(monkeypatch, capsys):
     """A way of compiling that fails (the traced one, new on a GPU) is printed as FAILED with
     its error, the other ways are still timed, and the script exits with status 1."""
@@ -574,4 +591,4 @@ def test_host_overhead_is_the_median_round_in_microseconds_per_call(monkeypatch)
     monkeypatch.setattr(host, "time", SimpleNamespace(perf_counter=lambda: next(ticks)))
     x = torch.ones(3, requires_grad=True)
     assert host._per_call_us(torch.nn.Identity(), x, 2) == pytest.approx(1500.0)  # 3 ms / 2
-    assert x.grad.tolist() == [12.0] * 3  # 6 runs of 2 calls, each with its backward
+    assert x.grad.tolist() == [1.0] * 3  # each call's backward, from no gradient

@@ -83,8 +83,11 @@ def _via_custom_ops(args: tuple) -> bool:
     storage a kernel cannot read. Its `__torch_dispatch__` then sees each op as one call and
     runs it on the plain tensors it wraps, as it does for BatchNorm's aten op. (A subclass
     with `__torch_function__` alone is a plain tensor underneath: the Function takes it.)"""
-    if _tracing(args[0]):
-        return True
+    return _tracing(args[0]) or wraps_tensors(args)
+
+
+def wraps_tensors(args: tuple) -> bool:
+    """Whether a tensor among `args` is a wrapper subclass (`__torch_dispatch__`)."""
     python_key = torch._C.DispatchKey.Python
     return any(
         isinstance(t, Tensor)

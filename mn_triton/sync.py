@@ -33,7 +33,7 @@ from reference._base import (
     update_running_stats,
 )
 
-from . import backend, mix
+from . import backend, mix, ops
 from .convert import replace_modules, take_parameter
 from .modules import ModeNorm
 
@@ -214,6 +214,11 @@ class _SyncModeNormFunction(torch.autograd.Function):
         )
 
 
+def _subclass_names(*tensors: Tensor | None) -> str:
+    names = {type(t).__name__ for t in tensors if t is not None and type(t) is not Tensor}
+    return ", ".join(sorted(names - {"Parameter"}))
+
+
 class SyncModeNorm(ModeNorm):
     """ModeNorm with batch statistics over all processes of `process_group` (SPEC §4).
 
@@ -255,6 +260,12 @@ class SyncModeNorm(ModeNorm):
         x, gate_weight, gate_bias, weight, bias = backend.resolved(
             input, *self._gate_parameters(), self.weight, self.bias
         )
+        if ops.wraps_tensors((x, gate_weight, gate_bias, weight, bias)):
+            raise TypeError(
+                "SyncModeNorm: synchronising takes plain tensors, not a tensor subclass with "
+                f"__torch_dispatch__ (got {_subclass_names(x, gate_weight, weight, bias)}), "
+                "whose storage its kernels and collectives cannot read"
+            )
         momentum = self._count_batch()
         y, mode_mean, mode_var, sampled = _SyncModeNormFunction.apply(
             x, gate_weight, gate_bias, weight, bias, self.eps, self.process_group

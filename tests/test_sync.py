@@ -287,6 +287,19 @@ def test_synchronising_backward_refuses_create_graph(backend):
         dist.destroy_process_group()
 
 
+def test_synchronising_refuses_wrapper_tensor_subclasses(monkeypatch):
+    """A `__torch_dispatch__` subclass (DTensor, a logging tensor) cannot reach the
+    synchronising kernels and collectives: refused by name before anything runs (ModeNorm
+    runs such tensors through its custom ops)."""
+    from torch.testing._internal.logging_tensor import LoggingTensor
+
+    monkeypatch.setattr(mn_triton.SyncModeNorm, "_synchronising", lambda self: self.training)
+    layer = mn_triton.SyncModeNorm(3)
+    with pytest.raises(TypeError, match="SyncModeNorm: .*LoggingTensor"):
+        layer(LoggingTensor(torch.randn(4, 3, 2, 2)))
+    assert int(layer.num_batches_tracked) == 0
+
+
 def test_convert_sync_modenorm_keeps_state():
     model = torch.nn.Sequential(
         torch.nn.Conv2d(3, 4, 3),

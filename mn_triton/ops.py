@@ -89,12 +89,11 @@ def _via_custom_ops(args: tuple) -> bool:
 def wraps_tensors(args: tuple) -> bool:
     """Whether a tensor among `args` is a wrapper subclass (`__torch_dispatch__`)."""
     python_key = torch._C.DispatchKey.Python
-    return any(
-        isinstance(t, Tensor)
-        and type(t) not in _PLAIN_TENSOR_TYPES
-        and torch._C._dispatch_keys(t).has(python_key)
-        for t in args
-    )
+    for t in args:  # (a loop, not any(...): this runs on every eager call)
+        wrapped = type(t) not in _PLAIN_TENSOR_TYPES and isinstance(t, Tensor)
+        if wrapped and torch._C._dispatch_keys(t).has(python_key):
+            return True
+    return False
 
 
 # --------------------------------- Mode Normalization ---------------------------------

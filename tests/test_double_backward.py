@@ -13,7 +13,7 @@ import torch
 from torch.autograd import gradgradcheck
 
 import mn_triton
-from helpers import TOLERANCE, assert_close, randomize, reference_twin
+from helpers import GATE_PARAMS, TOLERANCE, assert_close, randomize, reference_twin
 
 LAYERS = ["ModeNorm2d", "ModeGroupNorm2d"]
 
@@ -89,7 +89,11 @@ def test_gradient_penalty_matches_the_float64_reference(name, training, backend)
 def test_first_order_gradients_with_create_graph_equal_the_kernels(name, dtype, backend):
     """With create_graph=True the gradients themselves are those of the usual backward (to
     the dtype's tolerance), in the usual dtypes, and MN's running estimates and batch count
-    move as they do without it."""
+    move as they do without it. (The gate gradients, often ~1e-3 of the affine weight's,
+    cancel: the create_graph path, the reference formulas, misses float64 as a float32
+    evaluation of them does, up to ~20 float32 ulps of the affine weight's gradient where the
+    kernels miss less; 14 % of seeds failed the plain relative bound. They are bounded by that
+    gradient's size too, as oracle_errors bounds them; a wrong graph is off by far more.)"""
     results = []
     x = _input(dtype)
     dy = torch.randn(x.shape).to(dtype)
@@ -109,8 +113,15 @@ def test_first_order_gradients_with_create_graph_equal_the_kernels(name, dtype, 
             assert g.requires_grad == (create_graph and what != "bias"), what
         results.append((grads, layer.state_dict()))
     (plain, plain_state), (graph, graph_state) = results
-    for a, b in zip(graph, plain, strict=True):
-        assert_close(a, b, 2 * TOLERANCE[dtype], "create_graph gradient")
+    weight_grad = dict(zip(["input", *names], plain, strict=True)).get("weight")
+    eps32 = torch.finfo(torch.float32).eps
+    for what, a, b in zip(["input", *names], graph, plain, strict=True):
+        if what in GATE_PARAMS and weight_grad is not None:
+            err = (a.double() - b.double()).norm()
+            bound = 2 * TOLERANCE[dtype] * b.double().norm() + 64 * eps32 * weight_grad.norm()
+            assert err <= bound, f"create_graph gradient of {what}: {err:.3e} > {bound:.3e}"
+        else:
+            assert_close(a, b, 2 * TOLERANCE[dtype], f"create_graph gradient of {what}")
     for key, value in plain_state.items():
         assert torch.equal(graph_state[key], value), key
 

@@ -10,7 +10,8 @@ mix backward → the dx pass. Each exists in two wrappers around the same implem
   every step.
 
 `mode_norm` and `mode_group_norm` pick the custom op while torch.compile, torch.jit.trace or
-make_fx traces, or on fake tensors, the Function otherwise. The forwards also return the
+make_fx traces, on fake tensors and on wrapper subclasses (`_via_custom_ops`), the Function
+otherwise. The forwards also return the
 per-row statistics (saved for the backward, which recomputes the small mix from them) and,
 for MN, the mode statistics: mean and variance for the running estimates, and in training
 the batch statistics packed for the backward, which takes them and the forward's gates

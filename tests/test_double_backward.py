@@ -177,3 +177,29 @@ def test_batched_gradients_match_the_float64_reference(name, training, backend):
         expected = torch.autograd.grad(y_ref, [xd, *oracle.parameters()], dy, retain_graph=True)
         for g, g_ref in zip(grads, expected, strict=True):
             assert_close(g[i], g_ref, 1e-10, f"batched grad {i}")
+
+
+@pytest.mark.parametrize("name", ["ModeNorm2d", "ModeGroupNorm"])
+def test_create_graph_bias_gradient_with_a_frozen_weight(name):
+    """A gradient penalty (create_graph=True) on a layer whose weight is frozen but whose
+    bias trains: the bias gets its gradient, the reference's."""
+    layer = getattr(mn_triton, name)(3, num_modes=2).double()
+    layer.weight.requires_grad_(False)
+    twin = reference_twin(layer)
+    twin.weight.requires_grad_(False)
+    x = torch.randn(4, 3, 2, 2, dtype=torch.float64)
+    grads = []
+    for m in (layer, twin):
+        (gb,) = torch.autograd.grad(m(x).sin().sum(), m.bias, create_graph=True)
+        grads.append(gb)
+    torch.testing.assert_close(grads[0], grads[1])
+
+
+@pytest.mark.parametrize("name", ["ModeNorm2d", "ModeGroupNorm"])
+def test_create_graph_on_a_layer_without_bias(name):
+    """bias=False (a scale without a shift) under create_graph=True."""
+    layer = getattr(mn_triton, name)(3, num_modes=2, bias=False).double()
+    x = torch.randn(4, 3, 2, 2, dtype=torch.float64, requires_grad=True)
+    (gx,) = torch.autograd.grad(layer(x).sin().sum(), x, create_graph=True)
+    gx.square().sum().backward()
+    assert layer.weight.grad is not None

@@ -1065,3 +1065,58 @@ def test_layers_work_on_torch_ops_where_triton_is_not_installed():
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-4000:]
+
+
+def test_update_bn_restarts_a_trained_layers_count():
+    """A trained layer's num_batches_tracked is large: update_bn restarts it (and the
+    estimates), or momentum=None's 1/t would barely move the stale estimates."""
+    layer = mn_triton.ModeNorm2d(4)
+    with torch.no_grad():
+        layer.num_batches_tracked.fill_(1000)
+        layer.running_mean.fill_(5.0)
+    mn_triton.update_bn([torch.randn(6, 4, 3, 3) for _ in range(3)], nn.Sequential(layer))
+    assert int(layer.num_batches_tracked) == 3
+    assert layer.running_mean.abs().max() < 1.0  # the batches' (about 0), not the old 5
+
+
+def test_update_bn_moves_batches_to_the_device():
+    """`device`: where the batches go, for a model on another device than the loader."""
+    model = nn.Sequential(mn_triton.ModeNorm2d(4)).to("meta")
+    mn_triton.update_bn([torch.randn(6, 4, 3, 3)], model, device="meta")
+    assert model[0].num_batches_tracked.device.type == "meta"
+
+
+def test_update_bn_restores_momenta_and_modes_when_the_pass_fails():
+    """A loader or model that raises mid-pass (a bad batch, out of memory, Ctrl-C) leaves
+    every layer's momentum and every module's mode as they were."""
+    layer = mn_triton.ModeNorm2d(4, momentum=0.3)
+    model = nn.Sequential(layer).eval()
+
+    def loader():  # noqa: ANN202
+        yield torch.randn(6, 4, 3, 3)
+        raise KeyError("bad batch")
+
+    with pytest.raises(KeyError):
+        mn_triton.update_bn(loader(), model)
+    assert layer.momentum == 0.3 and not model.training and not layer.training
+
+
+def test_convert_affine_free_batch_norm_keeps_its_own_dtype():
+    """A BatchNorm without affine weights takes its dtype and device from its estimates,
+    not from the model's first tensor."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4, affine=False).double())
+    out = mn_triton.convert_to_mode_norm(model, num_modes=2)
+    assert out[1].running_mean.dtype == out[1].gate.weight.dtype == torch.float64
+
+
+def test_an_empty_batch_through_the_custom_ops_leaves_the_estimates_alone():
+    """An empty training batch on the custom-op path (a wrapper subclass here; torch.compile
+    takes the same path) leaves the running estimates as they are, as the eager path and
+    BatchNorm do; the step is counted."""
+    from torch.testing._internal.logging_tensor import LoggingTensor
+
+    layer = mn_triton.ModeNorm2d(3)
+    layer(LoggingTensor(torch.randn(0, 3, 2, 2)))
+    assert torch.equal(layer.running_mean, torch.zeros(2, 3))
+    assert torch.equal(layer.running_mean_sq, torch.ones(2, 3))
+    assert int(layer.num_batches_tracked) == 1

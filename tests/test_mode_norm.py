@@ -929,3 +929,45 @@ def test_a_nan_in_training_spreads_as_the_formulas_say(pkg, backend):
     assert mn(x).isnan().all() and mn.running_mean.isnan().all()
     y = pkg.ModeGroupNorm2d(3)(x)
     assert y[0].isnan().all() and not y[1:].isnan().any()
+
+
+def test_a_plain_state_dict_loads_into_a_layer_without_running_estimates():
+    """A plain dict (no _metadata: hand-built or converted checkpoints) loads strictly into a
+    layer built with track_running_stats=False, as into BatchNorm's: no count is filled in."""
+    for make in (lambda: nn.BatchNorm2d(3, track_running_stats=False),
+                 lambda: mn_triton.ModeNorm2d(3, track_running_stats=False)):  # fmt: skip
+        plain = {k: v.clone() for k, v in make().state_dict().items()}
+        make().load_state_dict(plain)
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_a_strided_gate_weight_is_read_at_its_values(training, backend):
+    """A non-contiguous gate weight (a transposed view, as weight tying or a parametrization
+    may hand over) gives what the dense one gives: the forward mix kernel reads it densely."""
+    x = torch.randn(6, 3, 2, 2) * 2 + 1
+    dense, gb = torch.randn(2, 3), torch.randn(2)
+    strided = dense.t().contiguous().t()
+    assert not strided.is_contiguous()
+    rm, rms = torch.randn(2, 3), torch.rand(2, 3) + 2
+    ys = [
+        mn_triton.functional.mode_norm(x, w, gb, rm.clone(), rms.clone(), training=training)
+        for w in (dense, strided)
+    ]
+    torch.testing.assert_close(ys[1], ys[0], rtol=1e-5, atol=1e-5)  # torch ops: BLAS rounding
+
+
+@pytest.mark.parametrize("layer", ["ModeNorm2d", "ModeGroupNorm"])
+def test_a_constant_row_with_a_tiny_eps_has_finite_gradients(layer, backend):
+    """A constant channel (MN) or sample (MGN) and eps = 1e-30: σ² + ε < 2e-26, so r³ is past
+    float32's range while ∂L/∂r is 0; formed as d·r·r·r (not d·r³), the gradients stay
+    finite."""
+    m = getattr(mn_triton, layer)(3, num_modes=2, eps=1e-30)
+    x = torch.randn(4, 3, 2, 2)
+    if layer == "ModeNorm2d":
+        x[:, 1] = 0.5
+    else:
+        x[0] = 0.5
+    x.requires_grad_()
+    m(x).sin().sum().backward()
+    for name, g in [("x", x.grad), *((n, p.grad) for n, p in m.named_parameters())]:
+        assert torch.isfinite(g).all(), name

@@ -623,3 +623,39 @@ def test_lazily_negated_input_and_gradient_as_their_values(backend, monkeypatch)
             torch.testing.assert_close(negated, plain, rtol=0, atol=0)
     finally:
         dist.destroy_process_group()
+
+
+def test_convert_sync_modenorm_keeps_the_hyperparameters():
+    """eps, momentum (None too) and track_running_stats carry over, as
+    convert_sync_batchnorm keeps BatchNorm's."""
+    layer = mn_triton.ModeNorm2d(4, num_modes=3, eps=1e-3, momentum=0.05)
+    layer.track_running_stats = False  # switched off after construction: estimates kept
+    out = mn_triton.SyncModeNorm.convert_sync_modenorm(layer)
+    assert (out.eps, out.momentum, out.track_running_stats) == (1e-3, 0.05, False)
+    none = mn_triton.SyncModeNorm.convert_sync_modenorm(mn_triton.ModeNorm2d(4, momentum=None))
+    assert none.momentum is None
+
+
+def _frozen_worker(rank, port, out_dir):  # noqa: ANN001, ANN202
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        torch.manual_seed(0)
+        x = torch.randn(6, 3, 2, 2) + 1
+        layer = mn_triton.SyncModeNorm(3).requires_grad_(False)  # a frozen norm
+        x_local = x[3 * rank : 3 * rank + 3].clone().requires_grad_()
+        layer(x_local).sin().sum().backward()
+        torch.save(x_local.grad, Path(out_dir) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_frozen_sync_mode_norm_passes_the_input_gradient(tmp_path):
+    """A SyncModeNorm whose parameters are frozen still gives its input the gradient that one
+    process's ModeNorm over the whole batch gives (two gloo processes)."""
+    mp.spawn(_frozen_worker, args=(_free_port(), str(tmp_path)), nprocs=2)
+    got = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    assert all(g is not None for g in got), "no input gradient through a frozen SyncModeNorm"
+    torch.manual_seed(0)
+    x = (torch.randn(6, 3, 2, 2) + 1).requires_grad_()
+    mn_triton.ModeNorm2d(3).requires_grad_(False)(x).sin().sum().backward()
+    torch.testing.assert_close(torch.cat(got), x.grad, rtol=1e-5, atol=1e-6)

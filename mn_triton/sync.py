@@ -260,10 +260,11 @@ class SyncModeNorm(ModeNorm):
         x, gate_weight, gate_bias, weight, bias = backend.resolved(
             input, *self._gate_parameters(), self.weight, self.bias
         )
-        if ops.wraps_tensors((x, gate_weight, gate_bias, weight, bias)):
+        tensors = (x, gate_weight, gate_bias, weight, bias)
+        if ops.wraps_tensors(tensors):
             raise TypeError(
                 "SyncModeNorm: synchronising takes plain tensors, not a tensor subclass with "
-                f"__torch_dispatch__ (got {_subclass_names(x, gate_weight, weight, bias)}), "
+                f"__torch_dispatch__ (got {_subclass_names(*tensors)}), "
                 "whose storage its kernels and collectives cannot read"
             )
         momentum = self._count_batch()

@@ -298,6 +298,9 @@ def test_synchronising_refuses_wrapper_tensor_subclasses(monkeypatch):
     with pytest.raises(TypeError, match="SyncModeNorm: .*LoggingTensor"):
         layer(LoggingTensor(torch.randn(4, 3, 2, 2)))
     assert int(layer.num_batches_tracked) == 0
+    layer.gate.bias = nn.Parameter(LoggingTensor(layer.gate.bias.detach().clone()))
+    with pytest.raises(TypeError, match=r"\(got LoggingTensor\)"):  # named wherever it is
+        layer(torch.randn(4, 3, 2, 2))
 
 
 def test_convert_sync_modenorm_keeps_state():
@@ -637,7 +640,9 @@ def test_convert_sync_modenorm_keeps_the_hyperparameters():
 
 
 def _frozen_worker(rank, port, out_dir):  # noqa: ANN001, ANN202
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
+    )
     try:
         torch.manual_seed(0)
         x = torch.randn(6, 3, 2, 2) + 1
@@ -652,8 +657,8 @@ def _frozen_worker(rank, port, out_dir):  # noqa: ANN001, ANN202
 def test_frozen_sync_mode_norm_passes_the_input_gradient(tmp_path):
     """A SyncModeNorm whose parameters are frozen still gives its input the gradient that one
     process's ModeNorm over the whole batch gives (two gloo processes)."""
-    mp.spawn(_frozen_worker, args=(_free_port(), str(tmp_path)), nprocs=2)
-    got = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    mp.spawn(_frozen_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD)
+    got = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
     assert all(g is not None for g in got), "no input gradient through a frozen SyncModeNorm"
     torch.manual_seed(0)
     x = (torch.randn(6, 3, 2, 2) + 1).requires_grad_()

@@ -20,12 +20,13 @@ from test_benchmarks import _load_benchmark
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "gpu_run.sh"
 
-# Appends its argument count and arguments, NUL-separated, to $CALLS, and the two variables
-# that part `traced` sets to $CALLS.env; with FAIL_PREFLIGHT=1 it fails the preflight check
-# (a `-c` program), with FAIL_TESTS=1 every `-m pytest tests` run.
+# Appends its argument count, its arguments and the two variables that part `traced` sets,
+# NUL-separated, to $CALLS, in one write: calls run in the background side by side, and two
+# appends per call (to two files) interleaved, pairing a call with another's variables. With
+# FAIL_PREFLIGHT=1 it fails the preflight check (a `-c` program), with FAIL_TESTS=1 every
+# `-m pytest tests` run.
 FAKE_PYTHON = """#!/usr/bin/env bash
-printf '%s\\0' "$#" "$@" >> "$CALLS"
-printf '%s\\0' "${MN_TRITON_TRACE_KERNELS-unset}" "${MN_REPORT_DATA-unset}" >> "$CALLS.env"
+printf '%s\\0' "$#" "$@" "${MN_TRITON_TRACE_KERNELS-unset}" "${MN_REPORT_DATA-unset}" >> "$CALLS"
 if [ "${FAIL_PREFLIGHT:-0}" = 1 ] && [ "$1" = -c ]; then exit 1; fi
 if [ "${FAIL_TESTS:-0}" = 1 ] && [ "$1 $2 $3" = "-m pytest tests" ]; then exit 1; fi
 """
@@ -65,19 +66,24 @@ def _dry_run(
         ["bash", str(tree / "benchmarks" / "gpu_run.sh"), *args],
         capture_output=True, text=True, timeout=60, env=env,
     )  # fmt: skip
+    return proc, [args for args, _ in _records(calls)]
+
+
+def _records(calls: Path) -> list[tuple[list[str], tuple[str, str]]]:
+    """Per recorded call, in order: its arguments and (MN_TRITON_TRACE_KERNELS,
+    MN_REPORT_DATA)."""
     fields = calls.read_text().split("\0")[:-1] if calls.exists() else []
     recorded = []
     while fields:
         count = int(fields.pop(0))
-        recorded.append(fields[:count])
-        del fields[:count]
-    return proc, recorded
+        recorded.append((fields[:count], (fields[count], fields[count + 1])))
+        del fields[: count + 2]
+    return recorded
 
 
 def _environments(tmp_path: Path) -> list[tuple[str, str]]:
     """Per recorded call, in order: its (MN_TRITON_TRACE_KERNELS, MN_REPORT_DATA)."""
-    fields = (tmp_path / "calls.txt.env").read_text().split("\0")[:-1]
-    return list(zip(fields[::2], fields[1::2], strict=True))
+    return [env for _, env in _records(tmp_path / "calls.txt")]
 
 
 def _option(call: list[str], name: str) -> str:

@@ -180,7 +180,8 @@ RUN_NOTES = "run_notes.csv"
 
 def load_run_notes(path: Path) -> dict[str, str]:
     """run id → note, from `path` if it exists; a file without those columns is ignored
-    with a warning (the report still renders)."""
+    with a warning (the report still renders). A run with several rows gets them as a list,
+    one fact per bullet."""
     if not path.is_file():
         return {}
     notes = read_rows(path)
@@ -189,7 +190,19 @@ def load_run_notes(path: Path) -> dict[str, str]:
     if not {"run", "note"} <= set(notes.columns):
         _warn(f"{path.name}: needs the columns run,note; ignored")
         return {}
-    return {r.strip(): n.strip() for r, n in zip(notes["run"], notes["note"], strict=True) if n}
+    facts: dict[str, list[str]] = {}
+    for run, note in zip(notes["run"], notes["note"], strict=True):
+        if note.strip():
+            facts.setdefault(run.strip(), []).append(note.strip())
+    return {
+        run: found[0] if len(found) == 1 else "".join(f"\n- {fact}" for fact in found)
+        for run, found in facts.items()
+    }
+
+
+def known_about(run: str, note: str) -> str:
+    """A run's note as shown: after a bold lead-in, inline, or as its list of facts."""
+    return f"**Known about run `{run}`:**" + ("\n" if note.startswith("\n") else " ") + note
 
 
 # What makes a row a case of its own within one run (SPEC §7's columns that name it).
@@ -340,9 +353,13 @@ class Goal:
     at_most: bool  # True: the value must not exceed `limit`; False: must reach it
     rows: pd.DataFrame  # one row per case, the judged value in column `value`
     percent: bool = False  # shown as a percentage, else as a ratio ("x")
+    layer: bool = True  # judged on layer calls (host-bound is flagged there), not on steps
 
     def show(self, value: float) -> str:
         return fmt(value, self.at_most, self.percent, "" if self.percent else "x")
+
+    def median(self) -> float:
+        return math.nan if self.rows.empty else float(self.rows["value"].median())
 
     def worst(self) -> float:
         if self.rows.empty:
@@ -387,7 +404,8 @@ def _device_goals(df: pd.DataFrame, me: str, suffix: str = "") -> tuple[Goal, Go
         Goal(f"MN K=2 fwd+bwd / BatchNorm2d, tensors >= 64 MiB{suffix}", "<= 1.10x", 1.10,
              True, bn.assign(value=bn["ratio"])),
         Goal(f"MN K=2 fwd+bwd, fraction of copy bandwidth, >= 64 MiB{suffix}", ">= 75%", 0.75,
-             False, mn.assign(value=mn["gbps"] / mn["copy_gbps"]), percent=True),
+             False, mn.assign(value=mn["gbps"] / mn["copy_gbps"]).dropna(subset=["value"]),
+             percent=True),  # a part that did not measure its copy bandwidth: no data
         Goal(f"time at K=8 / time at K=1 (MN and MGN){suffix}", "<= 1.05x", 1.05, True,
              k_ratio.assign(value=k_ratio["ratio"])),
     )  # fmt: skip
@@ -432,7 +450,7 @@ def denoised(value: float) -> float:
 
 
 def against_us(value: float, at_most: bool, digits: int = 3) -> float:
-    """Round so the shown value is never better than the measured one."""
+    """Round to `digits` decimals so the shown value is never better than the measured one."""
     if math.isnan(value):
         return value
     scale = 10**digits
@@ -440,12 +458,20 @@ def against_us(value: float, at_most: bool, digits: int = 3) -> float:
     return math.ceil(scaled) / scale if at_most else math.floor(scaled) / scale
 
 
+SIGNIFICANT = 3  # timings vary by more than 1 % between runs: more digits would claim precision
+
+
 def fmt(value: float, at_most: bool = True, percent: bool = False, unit: str = "") -> str:
+    """A value as shown: a percentage to 0.1, else to 3 significant digits; rounded against us
+    (up where lower is better, `at_most`; down where higher is)."""
     if value is None or math.isnan(value):
         return "–"
     if percent:
         return f"{against_us(value * 100, at_most, 1):.1f}%"
-    return f"{against_us(value, at_most):.3f}{unit}"
+    if value == 0 or math.isinf(value):
+        return f"{value:g}{unit}"
+    decimals = max(SIGNIFICANT - 1 - math.floor(math.log10(abs(value))), 0)
+    return f"{against_us(value, at_most, decimals):.{decimals}f}{unit}"
 
 
 def describe(row: pd.Series) -> str:
@@ -465,15 +491,19 @@ def table(header: Iterable[str], rows: Iterable[Iterable[object]]) -> list[str]:
 
 
 def goal_lines(goal_list: list[Goal], judged: bool, without_row: int = 0) -> list[str]:
-    """The goal table and each goal's worst cases. `without_row`: how many of the run's
-    planned cases have no row; the rows do not say which goals they belonged to, so a goal
-    met then is met on the cases measured, and says so."""
-    rows = [
-        [g.name, g.target, g.show(g.worst()), len(g.rows),
-         _qualified(g.verdict(judged), without_row)]
-        for g in goal_list
-    ]  # fmt: skip
-    lines = table(["goal", "target", "worst case", "cases", "verdict"], rows)
+    """Each goal's worst cases; on a CPU, the goal table before them (a GPU's is in At a
+    glance). `without_row`: how many of the run's planned cases have no row; the rows do not
+    say which goals they belonged to, so a goal met then is met on the cases measured, and
+    says so."""
+    if judged:
+        lines = ["Every goal's verdict, median and worst case: At a glance."]
+    else:
+        rows = [
+            [g.name, g.target, g.show(g.worst()), len(g.rows),
+             _qualified(g.verdict(judged), without_row)]
+            for g in goal_list
+        ]  # fmt: skip
+        lines = table(["goal", "target", "worst case", "cases", "verdict"], rows)
     lines += ["", "Worst cases per goal (the slow ones stay visible):", ""]
     for g in goal_list:
         if g.rows.empty:
@@ -539,9 +569,7 @@ def _run_notes(df: pd.DataFrame, names: list[str]) -> str:
     if "run_note" not in df:
         return ""
     notes = df.drop_duplicates("run").set_index("run")["run_note"]
-    return "".join(
-        f"\n\n**Known about run `{name}`:** {notes[name]}" for name in names if notes.get(name)
-    )
+    return "".join(f"\n\n{known_about(name, notes[name])}" for name in names if notes.get(name))
 
 
 def _one_run(df: pd.DataFrame) -> str:
@@ -596,10 +624,8 @@ def layer_section(device: str, rows: pd.DataFrame) -> list[str]:
         total = pd.to_numeric(setup["setup_s"], errors="coerce").sum()
         lines += [
             "",
-            f"torch.compile of the reference was measured on {len(setup)} cases (the grid "
-            "plans it at a bounded subset of its points; the run's planned cases without a "
-            "row, if any, may be among them: its log and run note say which). Their setup, "
-            f"compile included, took {total:.0f} s.",
+            f"torch.compile of the reference: {len(setup)} cases measured, of a subset of the "
+            f"grid's points; their setup, compile included, took {total:.0f} s.",
         ]
     if not graphs.empty:
         lines += ["", *graph_lines(device, graphs, df, without_row)]
@@ -687,8 +713,8 @@ def train_pairs(df: pd.DataFrame) -> pd.DataFrame:
     Memory is compared two ways where the rows allow: peak_mem_mb (a step's activations and
     temporaries above what warm-up left allocated; for CUDA-graph steps, from warm-up on, which
     records the graphs) and peak_mem_total_mb (everything allocated at that peak); the goal is
-    judged on the worse of the two. (CUDA-graph rows before 2026-12-05 measured the replays
-    alone, which allocate nothing: their memory is the static memory only.)
+    judged on the worse of the two. (CUDA-graph rows before GRAPH_MEMORY_SINCE measured the
+    replays alone, which allocate nothing: their memory is the static memory only.)
     """
     df = df.assign(peak_mem_total_mb=_numeric(df, "peak_mem_total_mb"),
                    host_ms_p50=_numeric(df, "host_ms_p50"))  # fmt: skip
@@ -709,12 +735,23 @@ TRAIN_HEADER = ["model", "exec", "provider", "K", "N", "run size", "ms", "BN ms"
                 "host issue ms / BN's", "step memory / BN", "total memory / BN",
                 "goal"]  # fmt: skip
 TRAIN_HOST_NOTE = (
-    "Host issue ms: the host's time to issue one step (Python, dispatch, launches), ours and "
-    "BatchNorm's. Well below the step's time, the step is the device's; near it, either the "
-    "device waited for the host or the host waited for room in the launch queue (a step of "
-    "thousands of launches fills it), so no step is marked host-bound here: the profiles' "
-    "GPU busy below tells the two apart."
+    "Host issue ms: the host's time to issue one step (Python, dispatch, launches), ours / "
+    "BatchNorm's. Well below the step's time, the step is the device's. Near it, the device "
+    "may have waited for the host, or the host for room in a full launch queue; this column "
+    "cannot tell which, so no step is marked host-bound. The profiles' GPU busy, below, can."
 )
+
+
+# CUDA-graph steps measured before this date timed their memory over the replays alone, which
+# allocate nothing: their memory columns hold the static memory only (b361406).
+GRAPH_MEMORY_SINCE = "2026-12-06"  # b361406 landed at 23:57 UTC on 2026-12-05
+
+
+def _memory_cell(row: pd.Series, column: str) -> str:
+    """A step's memory ratio, or n/a where a CUDA-graph row measured the replays alone."""
+    if row["exec"] == "cudagraph" and str(row.get("timestamp", "")) < GRAPH_MEMORY_SINCE:
+        return "n/a (replays only)"
+    return fmt(row[column])
 
 
 def _host_cell(row: pd.Series) -> str:
@@ -736,7 +773,7 @@ def train_lines(device: str, df: pd.DataFrame) -> list[str]:
     rows = [
         [r["model"], r["exec"], r["provider"], _k(r["K"]), _k(r["N"]), r.get("run_size", ""),
          f"{r['ms_p50']:.3f}", f"{r['ms_p50_bn']:.3f}", fmt(r["overhead"], True, True),
-         _host_cell(r), fmt(r["mem_ratio"]), fmt(r["total_mem_ratio"]),
+         _host_cell(r), _memory_cell(r, "mem_ratio"), _memory_cell(r, "total_mem_ratio"),
          _train_verdict(r, judged)]
         for _, r in pairs.sort_values(["model", "exec", "provider", "K"]).iterrows()
     ]  # fmt: skip
@@ -909,22 +946,28 @@ def profile_lines(device: str, df: pd.DataFrame) -> list[str]:
 
 
 def glance_lines(layer_runs: dict, train_runs: dict) -> list[str]:
-    """The first screen: per GPU, what was measured and at which commit (and how far the
-    library has moved since), how many layer goals were met, the median ratios of
-    forward+backward calls, the training steps' overhead, and what the run lacks. Details,
-    worst cases and every verdict's cases follow in the sections below."""
+    """The first screen, per GPU: what was measured and at which commit (and how far the
+    library has moved since), a bottom line, every goal with its median, worst case and
+    verdict in one table, the training steps' overhead per model and execution mode, and the
+    median ratios against the native norms. Details and worst cases follow below."""
     lines = []
     for device in [d for d in {**layer_runs, **train_runs} if d != "cpu"]:
         rows = layer_runs.get(device, pd.DataFrame())
         train = train_runs.get(device, pd.DataFrame())
         first = (rows if not rows.empty else train).iloc[0]
+        pairs = train_pairs(train) if not train.empty else pd.DataFrame()
+        goal_list = glance_goals(device, rows, pairs)
         lines += [f"**{device}**, {_measured_at(first)}", ""]
+        lines += [_bottom_line(goal_list, rows), ""]
+        lines += [*glance_table(goal_list, _without_row(rows) if len(rows) else 0), ""]
+        if not pairs.empty:
+            lines += _glance_steps(pairs)
         if not rows.empty:
-            lines += _glance_layers(device, rows)
-        if not train.empty:
-            lines += _glance_steps(train_pairs(train))
-        lines += [""]
-    return ["## At a glance", "", *lines] if lines else []
+            lines += _glance_medians(device, rows)
+    if not lines:
+        return []
+    gpus = [d for d in {**layer_runs, **train_runs} if d != "cpu"]
+    return ["## At a glance", "", f"Measured on {', '.join(gpus)} only.", "", *lines]
 
 
 def _measured_at(row: pd.Series) -> str:
@@ -934,11 +977,18 @@ def _measured_at(row: pd.Series) -> str:
     shown = (sha[:12] or "unknown") + (f"-{tag}" if tag else "")  # measure.git_sha's "-dirty"
     text = f"run `{row['run']}` ({str(row['timestamp'])[:10]}, git `{shown}`)"
     if since := _commits_since(sha):
-        text += (f": **mn_triton/ has changed in {since} commits since** (at this report's "
-                 "rendering), which these numbers do not measure")  # fmt: skip
+        text += (f": **mn_triton/ has changed in {since} commits since**, up to `{_head()}` "
+                 "where this report was rendered; these numbers do not measure them")  # fmt: skip
     if tag == "dirty":
         text += "; measured with changes not committed"
     return text
+
+
+def _head() -> str:
+    """This checkout's HEAD, abbreviated (the commit a commit count runs up to)."""
+    out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short=12", "HEAD"],
+                         capture_output=True, text=True, timeout=30)  # fmt: skip
+    return out.stdout.strip() or "HEAD"
 
 
 def _commits_since(sha: str) -> int:
@@ -955,52 +1005,122 @@ def _commits_since(sha: str) -> int:
     return int(out.stdout.strip()) if out.returncode == 0 and out.stdout.strip() else 0
 
 
-def _glance_layers(device: str, rows: pd.DataFrame) -> list[str]:
-    calls_ = calls(rows)
-    goal_list = [g for g in goals(calls_, device) if not g.rows.empty]
-    met = sum(g.verdict(True) == "met" for g in goal_list)
-    lines = [f"- Layer goals met: {met} of {len(goal_list)} with data (table below)."]
-    medians = []
-    for name, frame in comparisons(calls_, device).items():
-        full = frame[frame["mode"] == "full"]
-        if not full.empty:
-            medians.append(f"{name} {fmt(full['ratio'].median(), unit='x')}")
-    if medians:
-        lines.append("- Median time ratio of forward+backward calls (ours / theirs; above 1: "
-                     f"ours slower): {'; '.join(medians)}.")  # fmt: skip
-    mine = calls_[(calls_["provider"] == ours(device)) & (calls_["mode"] == "full")]
-    if _numeric(mine, "host_ms_p50").notna().any():
-        lines.append(f"- Host-bound: {int(host_bound(mine).sum())} of our {len(mine)} "
-                     "forward+backward cases (the host's cost per call sets their time, "
-                     "not the kernels').")  # fmt: skip
+def glance_goals(device: str, rows: pd.DataFrame, pairs: pd.DataFrame) -> list[Goal]:
+    """Every goal with data on this GPU: the layer goals on calls, those about the kernels'
+    speed again on CUDA-graph replays where the run has them, and the training-step goals."""
+    goal_list = []
+    if not rows.empty:
+        goal_list += goals(calls(rows), device)
+        replays = rows[graph_replays(rows)]
+        if not replays.empty:
+            goal_list += _device_goals(replays, ours(device), " (replays)")
+    if not pairs.empty:
+        goal_list += step_goals(pairs)
+    return [g for g in goal_list if not g.rows.empty]
+
+
+def step_goals(pairs: pd.DataFrame) -> list[Goal]:
+    """The training-step goals as goals: MN (Triton) at each model's goal K, eager and
+    compiled, full runs only (the table below says why another step is not judged)."""
+    mine = pairs[(pairs["provider"] == "triton") & pairs["exec"].isin(TRAIN_GOAL_EXECS)]
+    mine = mine[mine["model"].map(TRAIN_GOALS) == mine["K"]]
+    mine = mine[[not not_full_run(r) for _, r in mine.iterrows()]]
+    memory = mine[["mem_ratio", "total_mem_ratio"]].max(axis=1, skipna=True)
+    return [
+        Goal("training step time / BatchNorm's (eager and compiled)", "<= 1.05x", 1.05, True,
+             mine.assign(value=mine["ms_p50"] / mine["ms_p50_bn"]), layer=False),
+        Goal("training step peak memory / BatchNorm's", "<= 1.05x", 1.05, True,
+             mine.assign(value=memory).dropna(subset=["value"]), layer=False),
+    ]  # fmt: skip
+
+
+def _bottom_line(goal_list: list[Goal], rows: pd.DataFrame) -> str:
+    """How many goals are met (which), and why the times are what they are."""
+    met = [g.name for g in goal_list if g.verdict(True) == "met"]
+    text = f"**Goals met: {len(met)} of {len(goal_list)} with data**"
+    text += f": {'; '.join(met)}." if met else "."
+    if rows.empty:
+        return text
+    mine = calls(rows)
+    mine = mine[(mine["provider"] == ours(str(rows["device"].iloc[0]))) & (mine["mode"] == "full")]
+    if len(mine) and _numeric(mine, "host_ms_p50").notna().any():
+        text += (f" {int(host_bound(mine).sum())} of our {len(mine)} forward+backward layer "
+                 "calls are host-bound: the host's cost per call (Python, dispatch, launches) "
+                 "sets their time, not the kernels'.")  # fmt: skip
     if rows[graph_replays(rows)].empty:
-        lines.append("- No CUDA-graph replays in this run: the kernels' own time is not shown.")
-    return lines
+        text += " This run has no CUDA-graph replays, so the kernels' own time is not shown."
+    return text
+
+
+def glance_table(goal_list: list[Goal], without_row: int) -> list[str]:
+    """Each goal: target, median and worst over its cases, how many of them are host-bound,
+    and the verdict. Speed-ups are shown as speed-ups, as the goals state them.
+    `without_row`: the layer run's planned cases without a row (as for goal_lines)."""
+    rows = [
+        [g.name, g.target, g.show(g.median()), g.show(g.worst()), len(g.rows),
+         _host_count(g.rows) if g.layer else "–",
+         _qualified(g.verdict(True), without_row if g.layer else 0)]
+        for g in goal_list
+    ]  # fmt: skip
+    header = ["goal", "target", "median", "worst", "cases", "host-bound", "verdict"]
+    return table(header, rows) if rows else ["No goal has data in this run."]
 
 
 def _glance_steps(pairs: pd.DataFrame) -> list[str]:
-    """One line: each MN (Triton) training step at its goal's K, over BatchNorm's."""
+    """MN (Triton) training steps at each model's goal K over BatchNorm's: model by execution
+    mode (CUDA-graph steps have no goal; they show the kernels without the host's cost)."""
     mine = pairs[(pairs["provider"] == "triton")]
     mine = mine[mine["model"].map(TRAIN_GOALS) == mine["K"]]
     if mine.empty:
         return []
-    steps = [
-        f"{r['model']} K={_k(r['K'])} {r['exec']} {'+' if r['overhead'] >= 0 else ''}"
-        f"{fmt(r['overhead'], True, True)}"
-        for _, r in mine.sort_values(["model", "exec"]).iterrows()
-    ]
-    return [
-        "- Training step time, MN (Triton) over BatchNorm (goal: <= +5% eager and compiled; "
-        f"cudagraph steps have none): {'; '.join(steps)}."
-    ]
+    execs = [e for e in ("eager", "compiled", "cudagraph") if (mine["exec"] == e).any()]
+    rows = []
+    for model, steps in mine.groupby("model", sort=True):
+        cells = []
+        for exec_mode in execs:
+            step = steps[steps["exec"] == exec_mode]
+            cells.append("–" if step.empty else _overhead(step["overhead"].iloc[0]))
+        rows.append([model, _k(steps["K"].iloc[0]), *cells])
+    names = {"cudagraph": "CUDA graphs (no goal)"}
+    header = ["model", "K", *(names.get(e, e) for e in execs)]
+    return ["Training step time, MN (Triton) over BatchNorm's (goal: at most +5%):", "",
+            *table(header, rows), ""]  # fmt: skip
+
+
+def _overhead(value: float) -> str:
+    return ("+" if value >= 0 else "") + fmt(value, True, True)
+
+
+def _glance_medians(device: str, rows: pd.DataFrame) -> list[str]:
+    """The median forward+backward call ratio against each native norm (the goal table has
+    the references)."""
+    medians = []
+    for name, frame in comparisons(calls(rows), device).items():
+        full = frame[frame["mode"] == "full"]
+        if not full.empty and "reference" not in name:
+            medians.append(f"{name} {fmt(full['ratio'].median(), unit='x')}")
+    if not medians:
+        return []
+    return ["Median time of a forward+backward layer call, ours / the native norm's (above 1: "
+            f"ours slower): {'; '.join(medians)}.", ""]  # fmt: skip
 
 
 def runs_lines(df: pd.DataFrame) -> list[str]:
+    """Every run in the data, and whether the report above shows it (per device, only the
+    latest run group of layer rows and of training steps is shown)."""
     summary = df.groupby(["source", "run", "device"], as_index=False).agg(
         rows=("op", "size"), first=("timestamp", "min"), git=("git_sha", "first")
     )
-    rows = summary[["source", "device", "run", "rows", "first", "git"]].values.tolist()
-    return table(["file", "device", "run", "rows", "started", "git"], rows)
+    shown = set()
+    for part in (df[df["op"] != "train_step"], df[df["op"] == "train_step"]):
+        for rows in latest_runs(part).values():
+            shown |= set(zip(rows["source"], rows["run"], strict=True))
+    summary["shown"] = [
+        "yes" if key in shown else "no: a later run"
+        for key in zip(summary["source"], summary["run"], strict=True)
+    ]
+    rows = summary[["source", "device", "run", "rows", "first", "git", "shown"]].values.tolist()
+    return table(["file", "device", "run", "rows", "started", "git", "shown above"], rows)
 
 
 def render(
@@ -1013,7 +1133,9 @@ def render(
     lines += [
         f"Generated by `python benchmarks/report.py` from {n_files} CSV files in "
         f"`{data_dir}` ({len(df)} rows); do not edit by hand. How rows are measured: "
-        "`benchmarks/measure.py`; notes and attempts: `benchmarks/NOTES.md`.",
+        "`benchmarks/measure.py`; notes and attempts: `benchmarks/NOTES.md`. Values are "
+        "rounded against us, to 3 significant digits (0.1 for percentages): a time ratio "
+        "up, a speed-up or a bandwidth down; verdicts use the measured values.",
         "",
     ]
     if dropped := df.attrs.get("rows_dropped", 0):
@@ -1053,7 +1175,7 @@ def _each_note_once(df: pd.DataFrame, text: str) -> str:
     if "run_note" not in df:
         return text
     for run, note in df.drop_duplicates("run").set_index("run")["run_note"].items():
-        full = f"**Known about run `{run}`:** {note}"
+        full = known_about(run, note)
         if not note or (first := text.find(full)) < 0:
             continue
         end = first + len(full)

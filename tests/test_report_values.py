@@ -196,7 +196,7 @@ def test_latest_run_per_device_and_cpu_last():
 
 
 def test_shown_values_are_rounded_against_us():
-    assert report.fmt(1.1001, at_most=True, unit="x") == "1.101x"
+    assert report.fmt(1.1001, at_most=True, unit="x") == "1.11x"
     assert report.fmt(0.7499, at_most=False, percent=True) == "74.9%"
     assert report.fmt(float("nan")) == "–"
 
@@ -309,13 +309,13 @@ def test_comparison_lines_show_median_worst_and_the_worst_case():
     lines = report.comparison_lines({"MN / BatchNorm2d": paired})
     assert lines[0].split(" | ")[3] == "host-bound"
     assert lines[2] == (
-        "| MN / BatchNorm2d | full | 3 | 2 | 2.000 | 6.000 "
+        "| MN / BatchNorm2d | full | 3 | 2 | 2.00 | 6.00 "
         "| `mode_norm full float32 nchw N=16 64x56x56 K=2` (host-bound) |"
     )
     lines = report.comparison_lines(
         {"MN / BatchNorm2d": paired.drop(columns=["host_ms_p50", "flush_ms_p50"])}
     )
-    assert lines[2].startswith("| MN / BatchNorm2d | full | 3 | – | 2.000 | 6.000 |")
+    assert lines[2].startswith("| MN / BatchNorm2d | full | 3 | – | 2.00 | 6.00 |")
 
 
 ENV = dict(git_sha="abc", torch="2.x", triton="3.x")
@@ -330,9 +330,11 @@ def test_cpu_rows_are_shown_but_not_judged():
         dict(**compiled, setup_s="10", **ENV), dict(**compiled, N=4, setup_s="20", **ENV),
         dict(N=4, ms_p50=1.0, **ENV),
     )  # fmt: skip
-    gpu = "\n".join(report.layer_section(GPU, df))
-    assert "| 1 | **MISSED** |" in gpu and "| 2 | met |" in gpu  # 2x: under 5x, over 1.5x
-    assert "measured on 2 cases" in gpu and "took 30 s" in gpu
+    gpu = "\n".join(report.glance_table(report.goals(df, GPU), 0))
+    assert "| 1 | – | **MISSED** |" in gpu and "| 2 | – | met |" in gpu  # 2x: under 5x, over 1.5x
+    section = "\n".join(report.layer_section(GPU, df))
+    assert "| goal | target" not in section and "At a glance" in section  # the table is there
+    assert "2 cases measured" in section and "took 30 s" in section
     cpu_rows = df.assign(device="cpu", provider=df["provider"].replace("triton", "torch_ops"))
     cpu = "\n".join(report.layer_section("cpu", cpu_rows))
     assert "| 1 | not judged (CPU) |" in cpu and "| 2 | not judged (CPU) |" in cpu
@@ -348,11 +350,13 @@ def test_a_goal_met_in_a_run_with_cases_without_a_row_says_on_what():
     assert report._without_row(rows.assign(cases_planned=len(rows) + 20)) == 20
     assert report._without_row(rows.assign(cases_planned=len(rows))) == 0
     assert report._without_row(rows) == 0  # rows from before the column
-    complete = "\n".join(report.goal_lines(report.goals(rows, GPU), True, 0))
-    partial = "\n".join(report.goal_lines(report.goals(rows, GPU), True, 20))
-    assert "| 1 | met |" in complete and "planned cases have no row" not in complete
-    assert "| 1 | met on the cases measured (20 planned cases have no row) |" in partial
-    assert "| 1 | **MISSED** |" in partial  # the bandwidth goal: 70 %
+    complete = "\n".join(report.glance_table(report.goals(rows, GPU), 0))
+    partial = "\n".join(report.glance_table(report.goals(rows, GPU), 20))
+    assert "| 1 | – | met |" in complete and "planned cases have no row" not in complete
+    assert "| 1 | – | met on the cases measured (20 planned cases have no row) |" in partial
+    assert "| 1 | – | **MISSED** |" in partial  # the bandwidth goal: 70 %
+    cpu = "\n".join(report.goal_lines(report.goals(rows, GPU), False, 20))
+    assert "| 1 | not judged (CPU) |" in cpu
 
 
 def test_run_caption_counts_the_cases_without_a_row():
@@ -432,14 +436,14 @@ def test_training_steps_pair_with_batchnorm_of_their_model_and_exec():
     table = _train_table(GPU, _train(*TRAIN_ROWS))
     assert table == {
         ("resnet20", "eager", "triton", "2"):
-            ["8.500", "8.000", "6.3%", "–", "1.000", "1.063", "time **MISSED**, memory **MISSED**"],
+            ["8.500", "8.000", "6.3%", "–", "1.00", "1.07", "time **MISSED**, memory **MISSED**"],
         ("resnet20", "compiled", "triton", "2"):
-            ["5.000", "5.000", "0.0%", "–", "1.050", "1.000", "time met, memory met"],
+            ["5.000", "5.000", "0.0%", "–", "1.05", "1.00", "time met, memory met"],
         ("resnet20", "eager", "reference", "2"):
-            ["16.000", "8.000", "100.0%", "–", "1.000", "1.000", ""],
+            ["16.000", "8.000", "100.0%", "–", "1.00", "1.00", ""],
         ("lenet", "eager", "triton", "6"):
-            ["1.031", "1.000", "3.2%", "–", "1.063", "–", "time met, memory **MISSED**"],
-        ("lenet", "eager", "triton", "2"): ["1.500", "1.000", "50.0%", "–", "1.000", "1.000", ""],
+            ["1.031", "1.000", "3.2%", "–", "1.07", "–", "time met, memory **MISSED**"],
+        ("lenet", "eager", "triton", "2"): ["1.500", "1.000", "50.0%", "–", "1.00", "1.00", ""],
     }  # fmt: skip
 
 
@@ -819,8 +823,8 @@ def test_float_noise_is_not_rounded_against_us():
     not 5.1% and 28.9%; a real excess past the last digit still rounds against us."""
     assert report.fmt(21 / 20 - 1, at_most=True, percent=True) == "5.0%"
     assert report.fmt(0.29, at_most=False, percent=True) == "29.0%"
-    assert report.fmt(1.1, at_most=True, unit="x") == "1.100x"  # 1.1 · 1000 = 1100.000…2
-    assert report.fmt(1.10001, at_most=True, unit="x") == "1.101x"
+    assert report.fmt(1.1, at_most=True, unit="x") == "1.10x"  # 1.1 · 100 = 110.00000000000001
+    assert report.fmt(1.10001, at_most=True, unit="x") == "1.11x"
     assert report.fmt(0.74999, at_most=False, percent=True) == "74.9%"
 
 
@@ -1165,7 +1169,8 @@ def test_graph_replays_are_reported_apart_from_the_calls(two_parts: Path):
     assert f"| MN / BatchNorm2d | full | {replayed_mn} |" in section
     point = "mode_norm-triton-full-float32-nchw-N128-64x56x56-K2"
     call, replay = _case_ms(point), _case_ms(point + "-cudagraph")
-    row = f"| `mode_norm full float32 nchw N=128 64x56x56 K=2` | {call:.3f} | {replay:.3f} |"
+    case = "`mode_norm full float32 nchw N=128 64x56x56 K=2`"
+    row = f"| {case} | {report.fmt(call)} | {report.fmt(replay)} |"
     assert row in section
     assert "CUDA-graph replays" not in text.split("#### Device time alone")[0]
     axes = _drawn(figures.bandwidth, layers, ncols=1)
@@ -1195,8 +1200,8 @@ def test_training_steps_of_two_parts_pair_within_a_part_and_count_once():
             "30.000",
             "4.0%",
             "–",
-            "1.000",
-            "1.000",
+            "1.00",
+            "1.00",
             "time met, memory met",
         ]
     }
@@ -1251,10 +1256,55 @@ def test_a_runs_note_shows_under_its_caption(tmp_path: Path):
     assert "Known about run" not in report.render(report.load(data), 1, "d")
 
 
+def test_a_run_with_several_notes_lists_them(tmp_path: Path):
+    """Several rows of run_notes.csv for one run are its facts, one bullet each, in order."""
+    notes = tmp_path / report.RUN_NOTES
+    notes.write_text('run,note\nr1,"first, with a comma"\nr2,alone\nr1,second\nr1, \n')
+    loaded = report.load_run_notes(notes)
+    assert loaded == {"r1": "\n- first, with a comma\n- second", "r2": "alone"}
+    assert report.known_about("r1", loaded["r1"]) == (
+        "**Known about run `r1`:**\n\n- first, with a comma\n- second"
+    )
+    assert report.known_about("r2", "alone") == "**Known about run `r2`:** alone"
+
+
+def test_cuda_graph_step_memory_measured_over_replays_alone_is_not_shown():
+    """CUDA-graph steps measured before the fix timed their memory over the replays alone
+    (static memory only): their memory cells say so instead of showing a ratio."""
+    nan = float("nan")
+    rows = [dict(provider="native", K=nan, exec="cudagraph", ms_p50=4.0, peak_mem_mb=10.0),
+            dict(exec="cudagraph", ms_p50=5.0, peak_mem_mb=11.0)]  # fmt: skip
+    old = _train_table(GPU, _train(*rows).assign(timestamp="2026-12-04T17:24:37+00:00"))
+    new = _train_table(GPU, _train(*rows).assign(timestamp="2026-12-06T10:00:00+00:00"))
+    key = ("resnet20", "cudagraph", "triton", "2")
+    assert old[key][4:6] == ["n/a (replays only)"] * 2
+    assert new[key][4:6] == ["1.10", "1.00"]
+    eager = _train_table(GPU, _train(*rows).assign(exec="eager", timestamp="2026-12-04"))
+    assert eager[("resnet20", "eager", "triton", "2")][4] == "1.10"
+
+
+def test_the_data_table_says_which_runs_the_report_shows():
+    """Per device the report shows the latest run group of layer rows and of steps; the data
+    table lists every run and says which of them are shown."""
+    bn = dict(op="batch_norm", provider="native", K=None, ms_p50=1.0, **ENV)
+    old = _rows(dict(ms_p50=2.0, **ENV), bn).assign(run="r0", timestamp="2026-01-01")
+    new = _rows(dict(ms_p50=2.0, **ENV), bn).assign(run="r1", timestamp="2026-01-02")
+    steps = _train(*TRAIN_ROWS).assign(device=GPU, run="r0", timestamp="2026-01-01")
+    df = pd.concat([old.assign(source="a.csv"), new.assign(source="b.csv"),
+                    steps.assign(source="t.csv")], ignore_index=True)  # fmt: skip
+    lines = report.runs_lines(df)
+    assert lines[0].endswith("| shown above |")
+    cells = [line.strip("| ").split(" | ") for line in lines[2:]]
+    shown = {row[0]: row[-1] for row in cells}
+    assert shown == {"a.csv": "no: a later run", "b.csv": "yes", "t.csv": "yes"}
+
+
 def test_at_a_glance_sums_up_each_gpu_and_leaves_the_cpu_out():
-    """The first screen, per GPU: the run and commit, how many layer goals with data were
-    met, the median forward+backward ratios, and the goal steps' overhead over BatchNorm
-    (ratios from the same rows as the sections below); a CPU gets no summary line."""
+    """The first screen, per GPU: the run and commit, how many goals with data were met and
+    which, one table of every goal (median, worst, verdict; the training-step goals beside
+    the layer goals), the goal steps' overhead per model and exec mode, and the median
+    forward+backward ratios against the native norms (ratios from the same rows as the
+    sections below); a CPU gets no summary."""
     bn = dict(op="batch_norm", provider="native", K=None, ms_p50=1.0, **ENV)
     layers = _rows(
         dict(ms_p50=2.0, **ENV), bn, dict(device="cpu", provider="torch_ops", ms_p50=3.0, **ENV)
@@ -1263,9 +1313,17 @@ def test_at_a_glance_sums_up_each_gpu_and_leaves_the_cpu_out():
     lines = report.glance_lines(report.latest_runs(layers), report.latest_runs(train))
     text = "\n".join(lines)
     assert lines[0] == "## At a glance" and f"**{GPU}**, run `r1` (2026-01-01, git `abc`)" in text
-    assert "Layer goals met: 0 of 2 with data" in text  # BatchNorm and bandwidth: no copy_gbps
-    assert "MN / BatchNorm2d 2.000x" in text
-    assert "resnet20 K=2 compiled +0.0%; resnet20 K=2 eager +6.3%" in text
+    assert f"Measured on {GPU} only." in text
+    # the layer goals on BatchNorm (no copy_gbps: no bandwidth goal) and the two step goals,
+    # judged on resnet20 K=2 eager and compiled (lenet K=6 here has no compiled step)
+    assert "**Goals met: 0 of 3 with data**." in text
+    assert "| MN K=2 fwd+bwd / BatchNorm2d, tensors >= 64 MiB | <= 1.10x | 2.00x | 2.00x" in text
+    step_time = "| training step time / BatchNorm's (eager and compiled) | <= 1.05x |"
+    assert f"{step_time} 1.04x | 1.07x | 3 | – | **MISSED** |" in text  # 1.0625, 1, 1.03125
+    assert "| model | K | eager | compiled |" in text
+    assert "| resnet20 | 2 | +6.3% | +0.0% |" in text and "| lenet | 6 | +3.2% | – |" in text
+    assert "ours / the native norm's (above 1: ours slower): MN / BatchNorm2d 2.00x." in text
+    assert "reference" not in text  # the goal table has the references, as speed-ups
     assert "cpu" not in text
     assert report.glance_lines(report.latest_runs(layers[layers["device"] == "cpu"]), {}) == []
 
@@ -1284,6 +1342,8 @@ def test_at_a_glance_counts_the_commits_to_the_library_since_the_measured_one():
     assert report._commits_since("0000000") == 0 and report._commits_since("") == 0
     row = pd.Series(dict(run="r", timestamp="2026-01-01T00:00", git_sha=shas[1]))
     assert "has changed in" in report._measured_at(row)
+    assert f"up to `{report._head()}` where this report was rendered" in report._measured_at(row)
+    assert len(report._head()) == 12 and int(report._head(), 16) >= 0  # a commit, named
     assert "changed" not in report._measured_at(row.copy().replace(shas[1], "unknown"))
     # measure.git_sha marks a tree with changes not committed: still counted, and said
     dirty = report._measured_at(row.copy().replace(shas[1], shas[1][:12].upper() + "-dirty"))

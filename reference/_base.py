@@ -623,9 +623,11 @@ class ModeNormBase(_ModeNormCommon):
         if self.momentum is None:
             if not counted:  # no count to average over: BatchNorm's weight is then 0
                 return None
-            if self.running_mean.dtype == torch.float64:  # a float32 1/t would cost ~1e-9
-                return 1.0 / self.num_batches_tracked.double()
-            return 1.0 / self.num_batches_tracked
+            # 1/t in the estimates' precision, at least float32: `1.0 / count` alone would be
+            # the default dtype's, bfloat16's 8 bits under a 16-bit default (weights off by
+            # up to 0.4 %), or float32's where the estimates are float64 (~1e-9).
+            weight_dtype = torch.promote_types(self.running_mean.dtype, torch.float32)
+            return 1.0 / self.num_batches_tracked.to(weight_dtype)
         return self.momentum
 
     def _check_vmap(self, x: Tensor, gate_weight: Tensor, gate_bias: Tensor | None) -> None:

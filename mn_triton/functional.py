@@ -2,7 +2,8 @@
 
 Same signatures as `reference.functional`, and the same argument checks (shared), made
 before any kernel runs; the work happens in `mn_triton.ops` (an autograd.Function for
-eager calls, custom ops while torch.compile, torch.jit.trace or make_fx traces).
+eager calls; custom ops while torch.compile, torch.jit.trace or make_fx traces, and for
+wrapper tensor subclasses, which run them on the tensors they wrap).
 
 Inside torch.func transforms (grad, vjp, jacrev, vmap, ...), and for inputs carrying
 forward-mode tangents (torch.autograd.forward_ad), neither of which can see through the

@@ -16,8 +16,9 @@ per-row statistics (saved for the backward, which recomputes the small mix from 
 for MN, the mode statistics: mean and variance for the running estimates, and in training
 the batch statistics packed for the backward, which takes them and the forward's gates
 rather than computing them again. Those extra outputs carry no gradient. On
-rows of one element both skip the passes that compute row statistics (x is its own,
-backend.POINT_ROWS): the Function returns None for them, the custom ops (which the layer tells,
+rows of one element that are dense float32 or float64 (backend.point_rows; 16-bit or
+strided ones take the passes) both skip the passes that compute row statistics (x is its
+own): the Function returns None for them, the custom ops (which the layer tells,
 as traced, with their `points` argument) empty tensors; the backward takes them from x again,
 and its dx is one torch op instead of the dx pass (`_dx`).
 Captured into CUDA graphs, the MN custom ops split the mix's samples across more programs

@@ -5,6 +5,11 @@ that `load_state_dict` moves weights between them. This file holds everything ex
 computation: argument checks, parameters, buffers, `extra_repr`, input checks and the
 state-dict guard. Each package subclasses these bases and supplies `forward`.
 
+It also holds the few helpers both packages compute with, so that they cannot drift apart:
+the running-estimate update of SPEC §1 (`update_running_stats`), the statistics' dtype
+(`stat_dtype`), the row length (`row_length`), the floor of a mode's mass
+(`MIN_MODE_MASS`) and `autocast_off`. A change to them changes mn_triton too.
+
 Modelled on `torch/nn/modules/batchnorm.py` (`_NormBase`).
 """
 
@@ -17,7 +22,7 @@ import numbers
 import operator
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import torch
 import torch.fx
@@ -169,7 +174,11 @@ def _check_dense_float(x: Tensor, fn: str) -> None:
         raise TypeError(f"{fn}: expected a floating-point input ({_FLOATS}), got dtype {x.dtype}")
 
 
-def fx_leaf(forward: Callable[[Any, Tensor], Tensor]) -> Callable[[Any, Tensor], Tensor]:
+_Forward = TypeVar("_Forward", bound=Callable[..., Tensor])
+_Layer = TypeVar("_Layer", bound=nn.Module)
+
+
+def fx_leaf(forward: _Forward) -> _Forward:
     """Decorate a layer's `forward` so that `torch.fx.symbolic_trace` records one call of
     the layer (a `call_module` node), as it does for torch.nn's norms, instead of tracing
     into it: the input checks, the step count and the running estimates need real tensors,
@@ -188,7 +197,7 @@ def fx_leaf(forward: Callable[[Any, Tensor], Tensor]) -> Callable[[Any, Tensor],
             )
         return tracer.create_proxy("call_module", path, (input,), {})
 
-    return traced_or_run
+    return cast(_Forward, traced_or_run)  # the same signature, so type checkers keep `input`
 
 
 def _vmapped(x: Tensor) -> bool:
@@ -767,7 +776,7 @@ _RANKS = {
 }
 
 
-def rank_variants(layer: type) -> tuple[type, type, type]:
+def rank_variants(layer: type[_Layer]) -> tuple[type[_Layer], type[_Layer], type[_Layer]]:
     """`layer`'s 1d, 2d and 3d variants, which check the input rank like BatchNorm1d/2d/3d.
 
     Defined once here so `reference` and `mn_triton` get identical variants; assign the
@@ -779,4 +788,5 @@ def rank_variants(layer: type) -> tuple[type, type, type]:
         doc = f"{layer.__name__} over {shapes} inputs."
         attrs = {"_allowed_dims": dims, "__doc__": doc, "__module__": layer.__module__}
         variants.append(type(name, (layer,), attrs))
-    return tuple(variants)
+    one_d, two_d, three_d = variants
+    return one_d, two_d, three_d

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-# Elements per tile (BLOCK_ROWS × BLOCK_LEN). Module-level so tests can shrink them to make
-# small shapes walk several tiles and several reduction splits.
+# Elements per tile (BLOCK_ROWS × BLOCK_LEN). Module-level so tests can shrink MAX_TILE to
+# make small shapes walk several tiles and several reduction splits.
 MAX_TILE = 2048
 MAX_BLOCK_LEN = 1024
 # Reductions over long rows split each row across programs until at least this many

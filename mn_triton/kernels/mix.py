@@ -28,9 +28,10 @@ GPU costs more in launches than the passes over x. Here:
   sample: two walks over its channels for the mean, then residual and variance); parameter
   gradients come out as per-sample partials, summed by `_sum_partials_kernel` (one launch).
 
-Rows of one element (L = 1) are their own statistics: there the callers pass x as s, dy as
-Σ dy, and None for the mean deviations, variances and Σ dy·(x − s), which are 0 and which
-the kernels then do not read (_load_or_zero; mn_triton.backend.POINT_ROWS).
+Rows of one element (L = 1) are their own statistics: where backend.point_rows takes that
+path (dense float32 or float64 rows; 16-bit or strided ones run the passes), the callers
+pass x as s, dy as Σ dy, and None for the mean deviations, variances and Σ dy·(x − s),
+which are 0 and which the kernels then do not read (_load_or_zero).
 """
 
 from __future__ import annotations

@@ -114,7 +114,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_call(item: pytest.Item):  # noqa: ANN201 - a hook wrapper (generator)
+def pytest_runtest_call(item: pytest.Item):
     """Note how long the slowest compiled case took, for the reserve of the next ones. Only
     cases that ran to the end count: one that failed fast or was skipped (out of memory)
     says nothing about compile time, and would shrink the reserve."""

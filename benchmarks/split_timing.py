@@ -48,7 +48,7 @@ def _splits(shape: tuple[int, ...], k: int) -> int:
     return mix._mn_splits(n, c, block_n, block_c)[0]
 
 
-def _step_ms(layer: nn.Module, shape: tuple[int, ...], device: str, args) -> float:  # noqa: ANN001
+def _step_ms(layer: nn.Module, shape: tuple[int, ...], device: str, args) -> float:
     """Median ms of one forward + backward of `layer` on a fresh input of `shape`."""
     x = torch.randn(shape, device=device, requires_grad=True)
     dy = torch.randn(shape, device=device)

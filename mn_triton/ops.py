@@ -126,7 +126,7 @@ def _mode_norm_forward(
     return _with_capture_choices(_mode_norm_op_forward, (*args, points), x, gate_weight)
 
 
-def _mode_norm_op_forward(*args):  # noqa: ANN002, ANN202
+def _mode_norm_op_forward(*args):  # noqa: ANN002
     """The forward op's body (`_mode_norm_forward`'s arguments up to `points`): the row
     statistics it leaves out on rows of one element as empty tensors (an op returns tensors,
     never None)."""
@@ -168,7 +168,7 @@ mode_norm_forward = torch.library.custom_op(
 
 @mode_norm_forward.register_fake
 def _(x, gate_weight, gate_bias, weight, bias, running_mean, running_mean_sq, training, eps,  # noqa: ANN001
-      points=False, record_kernels=False):  # fmt: skip
+      points: bool = False, record_kernels: bool = False):  # fmt: skip
     n, c, k = x.shape[0], x.shape[1], gate_weight.shape[0]
     rows = [_stats_like(x, *_row_stats_shape(x, points)) for _ in range(3)]
     modes = [_stats_like(x, k, c), _stats_like(x, k, c), _mode_stats_like(x, k, training)]
@@ -234,13 +234,13 @@ def _dx(
     return backend.row_affine(x, shift, grads.x_scale, grads.row_bias, dy, grads.dy_scale)
 
 
-def _mode_norm_op_backward(*args):  # noqa: ANN002, ANN202
+def _mode_norm_op_backward(*args):  # noqa: ANN002
     """The backward op's body: `_mode_norm_backward_impl`, given the forward op's empty row
     statistics as absent (None)."""
     return _mode_norm_backward_impl(*_absent_as_none(args, first=2))
 
 
-def _mode_norm_backward(*args):  # noqa: ANN002, ANN202
+def _mode_norm_backward(*args):  # noqa: ANN002
     """The backward op: its body (`_mode_norm_backward_impl`'s arguments: x second,
     gate_weight eighth), its mix choosing for CUDA graphs where captured. (Absent statistics
     as None before the mix's signature is taken: they change which kernels it compiles.)"""
@@ -257,7 +257,7 @@ mode_norm_backward = torch.library.custom_op(
 
 
 @mode_norm_backward.register_fake
-def _(dy, x, shift, mean_dev, var_rows, mode_stats, gates, gate_weight, *args):  # noqa: ANN001
+def _(dy, x, shift, mean_dev, var_rows, mode_stats, gates, gate_weight, *args):  # noqa: ANN001, ANN002
     input_grad = args[6] if len(args) > 6 else True  # after gate_bias … eps
     return (_fake_dx(x, input_grad), *_fake_param_grads(x, gate_weight))
 
@@ -294,7 +294,7 @@ def _record_kernels_input(inputs: tuple, index: int) -> bool:
 def _mode_norm_grads(backward_op):  # noqa: ANN001
     """The autograd backward, given the backward op to call (custom op, or its code)."""
 
-    def backward(ctx, dy, *_unused):  # noqa: ANN001
+    def backward(ctx, dy, *_unused):  # noqa: ANN001, ANN002
         if dy is None:  # no gradient reached y (grads are not materialised as zeros)
             return (None,) * 11
         (dy,) = backend.resolved(dy)
@@ -343,7 +343,7 @@ class _ModeNormFunction(torch.autograd.Function):
 _mode_norm_eager_backward = _mode_norm_grads(_mode_norm_backward_impl)
 
 
-def mode_norm(*args, momentum: float | Tensor | None = None):  # noqa: ANN002
+def mode_norm(*args, momentum: float | Tensor | None = None) -> tuple[Tensor | None, ...]:  # noqa: ANN002
     """`mode_norm_forward`'s arguments and results; differentiable.
 
     In training with a `momentum`, the running estimates are updated in place (a custom op
@@ -396,7 +396,7 @@ def _specialised_as(arg: object) -> object:
     return arg if isinstance(arg, bool) else arg is None
 
 
-def _with_capture_choices(impl: Callable, args: tuple, x: Tensor, gate_weight: Tensor):  # noqa: ANN202
+def _with_capture_choices(impl: Callable, args: tuple, x: Tensor, gate_weight: Tensor):
     """`impl(*args)`, an MN op's body (x and gate_weight among the args), its mix choosing
     for CUDA graphs where captured (backend.as_captured)."""
     if not backend.uses_kernels(x):
@@ -430,7 +430,7 @@ def _mode_group_norm_forward(
     return _mode_group_norm_op_forward(x, gate_weight, gate_bias, weight, bias, eps, points)
 
 
-def _mode_group_norm_op_forward(*args):  # noqa: ANN002, ANN202
+def _mode_group_norm_op_forward(*args):  # noqa: ANN002
     """The forward op's body, as `_mode_norm_op_forward`."""
     *args, points = args
     outputs = _mode_group_norm_forward_impl(*args, points=_points_taken(points, args[0], args[1]))
@@ -492,7 +492,7 @@ def _mode_group_norm_backward_impl(
     return dx, grads.gate_weight, grads.gate_bias, grads.weight, grads.bias_param
 
 
-def _mode_group_norm_op_backward(*args):  # noqa: ANN002, ANN202
+def _mode_group_norm_op_backward(*args):  # noqa: ANN002
     """The backward op's body, as `_mode_norm_op_backward`."""
     return _mode_group_norm_backward_impl(*_absent_as_none(args, first=2))
 
@@ -507,7 +507,7 @@ mode_group_norm_backward = torch.library.custom_op(
 
 @mode_group_norm_backward.register_fake
 def _(dy, x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, eps, input_grad=True,  # noqa: ANN001
-      record_kernels=False):  # fmt: skip
+      record_kernels: bool = False):  # fmt: skip
     return (_fake_dx(x, input_grad), *_fake_param_grads(x, gate_weight))
 
 
@@ -526,7 +526,7 @@ def _mode_group_norm_setup_context(ctx, inputs, output) -> None:  # noqa: ANN001
 def _mode_group_norm_grads(backward_op):  # noqa: ANN001
     """The autograd backward, given the backward op to call (custom op, or its code)."""
 
-    def backward(ctx, dy, *_unused):  # noqa: ANN001
+    def backward(ctx, dy, *_unused):  # noqa: ANN001, ANN002
         if dy is None:  # no gradient reached y (grads are not materialised as zeros)
             return (None,) * 8
         (dy,) = backend.resolved(dy)
@@ -619,7 +619,7 @@ def _record_kernels_of(op, body: Callable, x_index: int) -> None:  # noqa: ANN00
     as `body(*args)` with its launches recorded (what torch.library.triton_op registers);
     elsewhere `op` stays whole. The op's last argument, record_kernels, is not the body's."""
 
-    def decompose(mode, func, types, args, kwargs):  # noqa: ANN001, ANN202
+    def decompose(mode, func, types, args, kwargs):  # noqa: ANN001
         *args, asked = _in_schema_order(func, args, kwargs)
         if not _records_kernels(args[x_index], types, asked):
             return mode.__torch_dispatch__(func, types, (*args, asked), {})
@@ -656,7 +656,7 @@ class _ModeGroupNormFunction(torch.autograd.Function):
 _mode_group_norm_eager_backward = _mode_group_norm_grads(_mode_group_norm_backward_impl)
 
 
-def mode_group_norm(*args):  # noqa: ANN002
+def mode_group_norm(*args) -> tuple[Tensor | None, ...]:  # noqa: ANN002
     """`mode_group_norm_forward`'s arguments and results; differentiable."""
     if _via_custom_ops(args):
         points = backend.point_rows(args[0], args[1])

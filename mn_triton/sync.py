@@ -154,7 +154,7 @@ def _local_rows(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 class _SyncModeNormFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, gate_weight, gate_bias, weight, bias, eps, group):  # noqa: ANN001
+    def forward(ctx, x, gate_weight, gate_bias, weight, bias, eps, group):  # noqa: ANN001, ANN205
         with backend.on_device_of(x), autocast_off(x):  # x's device; float32 statistics
             shift, mean_dev, var_rows = _local_rows(x)
             scale, row_bias, stats, gates = _mix_forward(
@@ -175,7 +175,7 @@ class _SyncModeNormFunction(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable  # first-order only, as nn.SyncBatchNorm: refuse create_graph=True
-    def backward(ctx, dy, _d_mean, _d_var, _d_sampled):  # noqa: ANN001
+    def backward(ctx, dy, _d_mean, _d_var, _d_sampled):  # noqa: ANN001, ANN205
         x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, gates, stats = (
             ctx.saved_tensors
         )

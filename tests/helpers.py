@@ -340,13 +340,13 @@ def modes_far_from_sample_0() -> tuple[nn.Module, Tensor, Tensor]:
     return layer, x, dy
 
 
-def spy_launches(monkeypatch, module, name: str, launch: bool = True) -> list:  # noqa: ANN001
+def spy_launches(monkeypatch, module, name: str, launch: bool = True) -> list:
     """Replace the jitted kernel `module.name` with a stand-in that records each launch's
     grid (in the list returned), then launches it, or with `launch=False` does nothing."""
     kernel, grids = getattr(module, name), []
 
     class Spy:
-        def __getitem__(self, grid):  # noqa: ANN001, ANN204
+        def __getitem__(self, grid):
             grids.append(grid)
             return kernel[grid] if launch else lambda *args, **kwargs: None
 
@@ -354,7 +354,7 @@ def spy_launches(monkeypatch, module, name: str, launch: bool = True) -> list:  
     return grids
 
 
-def record_guarded_launches(monkeypatch) -> list[tuple[str, bool]]:  # noqa: ANN001
+def record_guarded_launches(monkeypatch) -> list[tuple[str, bool]]:
     """Replace backend.on_device_of with a guard that only records being entered, and wrap
     every kernel entry point to note (its name, whether it ran inside such a guard); the
     list fills as the layers run."""
@@ -380,7 +380,7 @@ def record_guarded_launches(monkeypatch) -> list[tuple[str, bool]]:  # noqa: ANN
     for module, name in entry_points:
         original = getattr(module, name)
 
-        def checked(*args, original=original, name=name, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        def checked(*args, original=original, name=name, **kwargs):
             calls.append((name, depth[0] > 0))
             return original(*args, **kwargs)
 
@@ -402,7 +402,7 @@ class AbsParametrization(nn.Module):
         return weight.abs()
 
 
-def record_dx_terms(monkeypatch) -> list[float]:  # noqa: ANN001
+def record_dx_terms(monkeypatch) -> list[float]:
     """Spies on ops._dx: per backward of rows of one element, the largest term of
     dx = (x − s)·x_scale + row_bias + dy·dy_scale, where x − s = 0 (for
     `assert_same_point_results`' bound)."""
@@ -411,7 +411,7 @@ def record_dx_terms(monkeypatch) -> list[float]:  # noqa: ANN001
     terms: list[float] = []
     original = ops._dx
 
-    def spy(x, shift, grads, dy, input_grad, dy_rows):  # noqa: ANN001, ANN202
+    def spy(x, shift, grads, dy, input_grad, dy_rows):
         rows = dy.reshape(dy.shape[0], dy.shape[1]).to(grads.dy_scale.dtype)
         terms.append((grads.row_bias.abs() + (rows * grads.dy_scale).abs()).max().item())
         return original(x, shift, grads, dy, input_grad, dy_rows)

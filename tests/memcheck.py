@@ -165,7 +165,7 @@ def install() -> bool:
         builder.create_masked_load, builder.create_masked_store, builder.set_grid_idx
     )  # fmt: skip
 
-    def call_checked(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def call_checked(self, *args, **kwargs):
         for accesses in _accesses.values():
             accesses.clear()
         try:
@@ -179,23 +179,23 @@ def install() -> bool:
             for accesses in _accesses.values():
                 accesses.clear()
 
-    def init_args_checked(self, args_dev, kwargs):  # noqa: ANN001, ANN202
+    def init_args_checked(self, args_dev, kwargs):
         args_hst, kwargs_hst = init_args(self, args_dev, kwargs)
         _extents[:] = [tensor_extent(t) for t in _tensors([args_hst, kwargs_hst])]
         return args_hst, kwargs_hst
 
-    def set_grid_idx_noted(self, x, y, z):  # noqa: ANN001, ANN202
+    def set_grid_idx_noted(self, x, y, z):
         global _program
         set_grid_idx(self, x, y, z)
         _program = (x * self.grid_dim[1] + y) * self.grid_dim[2] + z
 
     # The cache arguments after the mask differ between Triton versions (3.9: cache_policy;
     # 3.8 and before: cache_modifier, eviction_policy): passed through as they come.
-    def load_checked(self, ptrs, mask, *rest, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def load_checked(self, ptrs, mask, *rest, **kwargs):
         _record("load", ptrs, mask)
         return load(self, ptrs, mask, *rest, **kwargs)
 
-    def store_checked(self, ptrs, value, mask, *rest, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def store_checked(self, ptrs, value, mask, *rest, **kwargs):
         _record("store", ptrs, mask)
         return store(self, ptrs, value, mask, *rest, **kwargs)
 

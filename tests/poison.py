@@ -33,7 +33,7 @@ def _called_from_ours(depth: int) -> bool:
 
 def _poisoning(make: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
     @functools.wraps(make)
-    def make_poisoned(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def make_poisoned(*args, **kwargs):
         t = make(*args, **kwargs)
         if (
             not torch.compiler.is_compiling()

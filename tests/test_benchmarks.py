@@ -84,7 +84,7 @@ def test_split_timing_runs_both_ways_and_labels_cpu_times() -> None:
 @pytest.mark.parametrize(
     "command", [["tools/gpu_diagnose.py"], ["tools/fuzz.py", "--device", "cuda"]]
 )
-def test_gpu_only_tools_refuse_a_machine_without_cuda_plainly(command) -> None:  # noqa: ANN001
+def test_gpu_only_tools_refuse_a_machine_without_cuda_plainly(command) -> None:
     """A usage error naming what is missing, not a traceback from deep inside torch."""
     proc = _run(command, {})
     assert proc.returncode == 2 and "needs a CUDA device" in proc.stderr, proc.stderr
@@ -525,7 +525,7 @@ def test_host_overhead_reports_a_compiled_way_that_fails_and_goes_on(monkeypatch
     host = _load_benchmark("host_overhead", monkeypatch)
     monkeypatch.setattr(host, "compiled_variants", lambda _: [("opaque", False), ("traced", True)])
 
-    def compiled_us(layer, x, calls, traced):  # noqa: ANN001, ANN202
+    def compiled_us(layer, x, calls, traced):
         if traced:
             raise RuntimeError("inductor refused\nsecond line")
         return 2.0
@@ -550,7 +550,7 @@ def test_host_overhead_times_compiled_features_with_and_without_their_path(monke
     monkeypatch.setattr(backend, "POINT_ROWS", True)  # put back after the test
     timed = []
 
-    def compiled_us(layer, x, calls, traced):  # noqa: ANN001, ANN202
+    def compiled_us(layer, x, calls, traced):
         timed.append((type(layer).__name__, tuple(x.shape), backend.POINT_ROWS))
         return 2.0
 

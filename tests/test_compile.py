@@ -234,7 +234,7 @@ def test_the_switch_to_record_kernels_is_part_of_the_compiled_graph(norm, backen
     compiled one way to the other. Switched back, the first graph is used again."""
     graphs = []
 
-    def recorder(gm, example_inputs):  # noqa: ANN001, ANN202
+    def recorder(gm, example_inputs):
         calls = [n for n in gm.graph.nodes if "mn_triton" in str(n.target)]
         graphs.append([(str(n.target), n.args[-1]) for n in calls])
         return gm.forward

@@ -1092,7 +1092,7 @@ def test_update_bn_restores_momenta_and_modes_when_the_pass_fails():
     layer = mn_triton.ModeNorm2d(4, momentum=0.3)
     model = nn.Sequential(layer).eval()
 
-    def loader():  # noqa: ANN202
+    def loader():
         yield torch.randn(6, 4, 3, 3)
         raise KeyError("bad batch")
 

@@ -502,8 +502,8 @@ def test_backward_takes_the_forward_batch_statistics_and_gates(
     rows_kernel = kernels._mn_mix_backward_rows_kernel
 
     class RowsKernelSpy:
-        def __getitem__(self, grid):  # noqa: ANN001, ANN204
-            def launch(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        def __getitem__(self, grid):
+            def launch(*args, **kwargs):
                 given.append((kwargs["GIVEN_STATS"], kwargs["GATES_GIVEN"]))
                 return rows_kernel[grid](*args, **kwargs)
 
@@ -882,7 +882,7 @@ def _point_rows_step(case: str, training: bool, in_place: bool = False, dy: str 
     return out, y.stride() == x.stride(), x.grad, *grads, *layer.buffers()
 
 
-def _spy_x_minus_s_coefficients(monkeypatch) -> list[tuple[str, bool]]:  # noqa: ANN001
+def _spy_x_minus_s_coefficients(monkeypatch) -> list[tuple[str, bool]]:
     """Record, for each launch of the four mix kernels, (kernel, whether it was given room
     for the per-row coefficient that multiplies x − s: the forward's SCALE, the backward's
     X_SCALE), then launch it."""
@@ -895,8 +895,8 @@ def _spy_x_minus_s_coefficients(monkeypatch) -> list[tuple[str, bool]]:  # noqa:
         index = kernel.arg_names.index(arg)
 
         class Spy:
-            def __getitem__(self, grid):  # noqa: ANN001, ANN204
-                def run(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            def __getitem__(self, grid):
+                def run(*args, **kwargs):
                     given.append((name, args[index] is not None))
                     return kernel[grid](*args, **kwargs)
 

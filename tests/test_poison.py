@@ -19,7 +19,7 @@ def _allocate_as(module: str, monkeypatch) -> tuple[dict[str, torch.Tensor], int
     fill = torch.Tensor.fill_
     monkeypatch.setattr(torch.Tensor, "fill_", lambda t, v: fills.append(v) or fill(t, v))
     scope = {"__name__": module, "torch": torch}
-    exec(ALLOCATE, scope)  # noqa: S102 - a function that belongs to `module`
+    exec(ALLOCATE, scope)
     made = scope["allocate"](torch.zeros(2, dtype=torch.float64))
     monkeypatch.undo()
     return made, len(fills)

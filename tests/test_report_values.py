@@ -14,13 +14,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-import figures  # noqa: E402
-import grid  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import measure  # noqa: E402
-import records  # noqa: E402
-import report  # noqa: E402
-from matplotlib.container import BarContainer, ErrorbarContainer  # noqa: E402
+import figures
+import grid
+import matplotlib.pyplot as plt
+import measure
+import records
+import report
+from matplotlib.container import BarContainer, ErrorbarContainer
 
 GPU = "NVIDIA H100 80GB HBM3 (hand-made rows)"
 BIG = dict(N=128, C=64, H=56, W=56)  # 98 MiB in float32: the goals' "tensors >= 64 MiB"

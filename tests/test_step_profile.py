@@ -95,7 +95,7 @@ def test_every_kernel_a_layer_launches_is_counted_as_a_norm_kernel(monkeypatch):
     launched = set()
     run = InterpretedFunction.run
 
-    def recording_run(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def recording_run(self, *args, **kwargs):
         launched.add(self.fn.__name__)
         return run(self, *args, **kwargs)
 
@@ -168,7 +168,7 @@ def test_profiled_variants_pair_batchnorm_with_mn_at_the_headline_k():
 
 
 def test_run_keeps_going_after_a_failure_and_respects_the_budget(monkeypatch, tmp_path):
-    def fake(variant, settings, device, count, trace_dir):  # noqa: ANN001, ANN202
+    def fake(variant, settings, device, count, trace_dir):
         if variant.model == "lenet" and variant.norm == "mn_triton":
             raise RuntimeError("broken")
         return _row("cpu"), step_profile.summarize(EVENTS[:2], steps=count)

@@ -639,7 +639,7 @@ def test_convert_sync_modenorm_keeps_the_hyperparameters():
     assert none.momentum is None
 
 
-def _frozen_worker(rank, port, out_dir):  # noqa: ANN001, ANN202
+def _frozen_worker(rank, port, out_dir):
     dist.init_process_group(
         "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
     )

@@ -23,8 +23,8 @@ import sys
 
 os.environ["TRITON_INTERPRET"] = "1"
 
-import torch  # noqa: E402
-import triton.runtime.interpreter as interpreter  # noqa: E402
+import torch
+import triton.runtime.interpreter as interpreter
 
 LAST_PROGRAMS = 2
 

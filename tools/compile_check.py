@@ -40,16 +40,16 @@ from pathlib import Path
 os.environ["TRITON_INTERPRET"] = "0"
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
-from triton import knobs  # noqa: E402
-from triton.backends.compiler import GPUTarget  # noqa: E402
-from triton.backends.driver import DriverBase  # noqa: E402
-from triton.runtime.driver import driver  # noqa: E402
-from triton.runtime.jit import JITFunction  # noqa: E402
+import torch
+from triton import knobs
+from triton.backends.compiler import GPUTarget
+from triton.backends.driver import DriverBase
+from triton.runtime.driver import driver
+from triton.runtime.jit import JITFunction
 
-import mn_triton  # noqa: E402
-from mn_triton import backend, ops  # noqa: E402
-from mn_triton.kernels import layout, mix  # noqa: E402
+import mn_triton
+from mn_triton import backend, ops
+from mn_triton.kernels import layout, mix
 
 H100_SMS = 132
 DEVICE = torch.device("meta")
@@ -77,19 +77,19 @@ class CompileOnlyDriver(DriverBase):
     def get_active_torch_device(self) -> torch.device:
         return torch.device("cpu")
 
-    def get_device_interface(self):  # noqa: ANN201
+    def get_device_interface(self):
         return torch.cuda
 
     def map_python_to_cpp_type(self, ty: str) -> str:
         return ty
 
-    def get_benchmarker(self):  # noqa: ANN201
+    def get_benchmarker(self):
         raise RuntimeError("compile-only driver: nothing can be timed")
 
-    def get_empty_cache_for_benchmark(self):  # noqa: ANN201
+    def get_empty_cache_for_benchmark(self):
         raise RuntimeError("compile-only driver: nothing can be timed")
 
-    def clear_cache(self, cache) -> None:  # noqa: ANN001
+    def clear_cache(self, cache) -> None:
         pass
 
 
@@ -156,8 +156,8 @@ class Recorder:
     def install(self) -> None:
         recorder = self
 
-        def getitem(fn: JITFunction, grid):  # noqa: ANN001, ANN202
-            def compile_only(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        def getitem(fn: JITFunction, grid):
+            def compile_only(*args, **kwargs):
                 start = time.perf_counter()
                 devices = {a.device for a in args if isinstance(a, torch.Tensor)}
                 if devices != {DEVICE}:
@@ -165,7 +165,7 @@ class Recorder:
                     recorder.failures.append(Failure(fn.fn.__name__, recorder.case, error))
                 try:
                     kernel = fn.run(*args, grid=grid, warmup=True, **kwargs)
-                except Exception as error:  # noqa: BLE001 - every failure is reported
+                except Exception as error:
                     recorder.failures.append(Failure(fn.fn.__name__, recorder.case, str(error)))
                     return None
                 recorder.add(fn, kernel, kwargs, time.perf_counter() - start)
@@ -175,7 +175,7 @@ class Recorder:
 
         JITFunction.__getitem__ = getitem
 
-    def add(self, fn: JITFunction, kernel, kwargs: dict, seconds: float) -> None:  # noqa: ANN001
+    def add(self, fn: JITFunction, kernel, kwargs: dict, seconds: float) -> None:
         if kernel.hash in self.compiled:
             return
         usage = resource_usage(kernel.asm["cubin"])
@@ -229,7 +229,7 @@ def _train_and_eval(module: torch.nn.Module, x: torch.Tensor) -> None:
         module(x)
 
 
-def _layer(kind: str, c: int, k: int, dtype: torch.dtype, affine: bool = True):  # noqa: ANN202
+def _layer(kind: str, c: int, k: int, dtype: torch.dtype, affine: bool = True):
     cls = mn_triton.ModeNorm if kind == "MN" else mn_triton.ModeGroupNorm
     return cls(c, num_modes=k, affine=affine).to(DEVICE, dtype)
 
@@ -410,7 +410,7 @@ def _no_gate_bias_case(kind: str) -> Callable[[], None]:
     return run
 
 
-def _shape_case(kind, shape, dtype, k, affine=True):  # noqa: ANN001, ANN202
+def _shape_case(kind, shape, dtype, k, affine=True):
     dtype = dtype or torch.float32
 
     def run() -> None:
@@ -458,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{i}/{len(cases)}] {label}", file=sys.stderr, flush=True)
         try:
             run()
-        except Exception as error:  # noqa: BLE001 - e.g. a host sync (.item() on meta)
+        except Exception as error:
             recorder.failures.append(Failure("(host code)", label, repr(error)))
 
     print(f"{'kernel':30} {'warps':>5} {'regs':>4} {'spill':>5} {'smem':>6}  {'loads':24} case")

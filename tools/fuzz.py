@@ -152,7 +152,7 @@ def _dead_and_eps(seed: int, group: bool, n: int, c: int, dtype: str) -> dict[st
     return {"dead": dead, "eps": eps}
 
 
-def _laid_out(t, layout: str):  # noqa: ANN001, ANN202
+def _laid_out(t, layout: str):
     """The same values in another memory layout (a view with non-trivial strides)."""
     import torch
 
@@ -168,7 +168,7 @@ def _laid_out(t, layout: str):  # noqa: ANN001, ANN202
     return t
 
 
-def build(d: Draw, device: str):  # noqa: ANN201
+def build(d: Draw, device: str):
     """The layer (randomised parameters and running estimates) and its input."""
     import torch
 
@@ -197,7 +197,7 @@ def build(d: Draw, device: str):  # noqa: ANN201
     return layer.to(device), _laid_out(x.to(device, dtype), d.layout)
 
 
-def _add_outlier(layer, x, gap: float) -> None:  # noqa: ANN001
+def _add_outlier(layer, x, gap: float) -> None:
     """One row far below the others (MGN: channel 0 of each sample; MN: sample 0), and mode
     0's gate favouring it by `gap` logits: mode 0 is then nearly that row's alone, its σ²
     small and σ²'s gradient large. Where the MGN backward once lost 1e-2 of dx."""

@@ -73,7 +73,7 @@ def draw(seed: int) -> Draw:
     )
 
 
-def build(d: Draw):  # noqa: ANN201 - (layer, x, dy)
+def build(d: Draw):
     """The layer (a one-process ModeNorm) and the whole batch of draw `d`."""
     import mn_triton
     from helpers import randomize
@@ -92,7 +92,7 @@ def build(d: Draw):  # noqa: ANN201 - (layer, x, dy)
     return layer, x, dy
 
 
-def _step(layer, x, dy) -> dict[str, torch.Tensor]:  # noqa: ANN001
+def _step(layer, x, dy) -> dict[str, torch.Tensor]:
     from helpers import forward_backward
 
     y, grads = forward_backward(layer, x, dy)
@@ -104,7 +104,7 @@ def _step(layer, x, dy) -> dict[str, torch.Tensor]:  # noqa: ANN001
     }
 
 
-def _worker(rank: int, port: int, draws: list[Draw], backend: str, out_dir: str, merge) -> None:  # noqa: ANN001
+def _worker(rank: int, port: int, draws: list[Draw], backend: str, out_dir: str, merge) -> None:
     import memcheck  # tests/: interpreted launches checked for bounds and races, as in tests
     import mn_triton
     import mn_triton.sync
@@ -133,7 +133,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def run(args: argparse.Namespace, out=print, merge=None) -> int:  # noqa: ANN001
+def run(args: argparse.Namespace, out=print, merge=None) -> int:
     """Check the draws; returns how many have a quantity OVER. `merge` (a picklable function)
     replaces SyncModeNorm's merge of the processes' statistics in the two processes."""
     import mn_triton

@@ -22,13 +22,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
+import torch
 
-import mn_triton  # noqa: E402
-from mn_triton import backend  # noqa: E402
-from mn_triton import mix as tmix  # noqa: E402
-from mn_triton.kernels import mix as kmix  # noqa: E402
-from mn_triton.kernels import moments as kmom  # noqa: E402
+import mn_triton
+from mn_triton import backend
+from mn_triton import mix as tmix
+from mn_triton.kernels import mix as kmix
+from mn_triton.kernels import moments as kmom
 
 DEV = "cuda"
 
@@ -149,7 +149,7 @@ def variants() -> None:
         try:
             for n, c, length, k in CASES[:1] + CASES[3:4]:
                 compare_forward(n, c, length, k, False, label)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             print(label, "failed:", repr(e)[:300], flush=True)
         kmix.FP_FUSION, kmix.MIX_TILE = saved
         for nm in names:
@@ -206,7 +206,7 @@ def launch_cost() -> None:
         same = all(torch.equal(a, b) for a, b in zip(outs, expected, strict=True))
         print(f"moments kernel launch, CompiledKernel directly: {direct:.1f} us (same "
               f"results: {same})", flush=True)  # fmt: skip
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         print("direct launch failed:", repr(e)[:400], flush=True)
     print(f"tiny torch kernel (add_): {per_launch(lambda: x.add_(0)):.1f} us", flush=True)
 
@@ -230,14 +230,14 @@ class _SixOutputs(torch.autograd.Function):
     """A Function shaped like ours (6 outputs, 5 without gradient), doing nothing."""
 
     @staticmethod
-    def forward(ctx, x):  # noqa: ANN001, ANN205
+    def forward(ctx, x):
         ctx.set_materialize_grads(False)
         outs = tuple(x.new_empty(1) for _ in range(5))
         ctx.mark_non_differentiable(*outs)
         return (x.view_as(x), *outs)
 
     @staticmethod
-    def backward(ctx, dy, *_):  # noqa: ANN001, ANN205
+    def backward(ctx, dy, *_):
         return dy
 
 
@@ -296,7 +296,7 @@ def host_stages() -> None:
     _op_table(lambda: bn(xg).backward(dy), "BatchNorm2d fwd+bwd")
 
 
-def _op_table(fn, label: str, calls: int = 50) -> None:  # noqa: ANN001
+def _op_table(fn, label: str, calls: int = 50) -> None:
     """torch.profiler's CPU-side table for `calls` calls: aten ops and CUDA runtime calls
     (a cudaMemcpy or cudaStreamSynchronize here would be a host synchronisation)."""
     from torch.profiler import ProfilerActivity, profile
@@ -318,7 +318,7 @@ class _LikeModeNorm(torch.autograd.Function):
     what autograd's own bookkeeping costs for a call shaped like ours."""
 
     @staticmethod
-    def forward(ctx, x, gw, gb, w, b, rm, rms, training, eps, momentum):  # noqa: ANN001, ANN205
+    def forward(ctx, x, gw, gb, w, b, rm, rms, training, eps, momentum):
         n, c = x.shape[:2]
         stats = [x.new_empty((n, c)) for _ in range(3)] + [x.new_empty((2, c)) for _ in range(2)]
         y = torch.empty_like(x)
@@ -328,7 +328,7 @@ class _LikeModeNorm(torch.autograd.Function):
         return y, *stats
 
     @staticmethod
-    def backward(ctx, dy, *_):  # noqa: ANN001, ANN205
+    def backward(ctx, dy, *_):
         x, s, md, v, gw, gb, w, _, _ = ctx.saved_tensors
         return dy, gw, gb, w, w, None, None, None, None, None
 
@@ -402,7 +402,7 @@ def host_probe() -> None:
     _cprofile_top(lambda: _no_grad(layer, x), "ModeNorm2d forward no_grad (CUDA)")
 
 
-def _no_grad(module, x):  # noqa: ANN001, ANN202
+def _no_grad(module, x):
     with torch.no_grad():
         return module(x)
 

@@ -144,7 +144,7 @@ def _counting_torch_dx(counter: Counter) -> Iterator[None]:
     of one program moving its four (N, C) operands (three read, one written)."""
     original = ops._dx
 
-    def counted(x, shift, grads, dy, input_grad, dy_rows):  # noqa: ANN001, ANN202
+    def counted(x, shift, grads, dy, input_grad, dy_rows):
         if input_grad and dy_rows is not None:
             launch = Launch(TORCH_DX, 1)
             launch.bytes_per_program[0] = 4 * grads.row_bias.numel() * grads.row_bias.element_size()

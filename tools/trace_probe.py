@@ -29,7 +29,7 @@ os.environ["TRITON_INTERPRET"] = "0"  # before triton or mn_triton: real JIT fun
 os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from compile_check import compile_instead_of_launch  # noqa: E402
+from compile_check import compile_instead_of_launch
 
 compile_instead_of_launch()
 

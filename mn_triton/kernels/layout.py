@@ -60,7 +60,7 @@ def launch(kernel: Callable, grid: tuple[int, ...]) -> Callable:
 
     recorded = wrap_triton(kernel)[grid]
 
-    def record(*args, enable_fp_fusion: bool = FP_FUSION, **kwargs) -> None:  # noqa: ANN002, ANN003
+    def record(*args, enable_fp_fusion: bool = FP_FUSION, **kwargs) -> None:
         # Inductor compiles the kernels it records with its own options (fused
         # multiply-adds on, as FP_FUSION): a compile option is not a kernel argument.
         recorded(*args, **kwargs)

@@ -64,7 +64,7 @@ HOST_NOTE = (
     "(`flush_ms_p50`), is at least 80% of their median device time. There the device waits "
     "for the host, the ratio measures the host's cost per call rather than the kernels', and "
     "fewer launches or CUDA graphs would help, not faster kernels. The figures ring such "
-    f'points of every provider and baseline: "{HOST_BOUND_LABEL}".'
+    f'points of every provider and baseline ("{HOST_BOUND_LABEL}") and hatch such bars.'
 )
 NO_HOST_NOTE = "This run did not record host issue times, so host-bound cases are not flagged."
 CPU_NOTE = (

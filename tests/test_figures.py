@@ -14,10 +14,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-import figures  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import report  # noqa: E402
-from matplotlib.container import BarContainer  # noqa: E402
+import figures
+import matplotlib.pyplot as plt
+import report
+from matplotlib.container import BarContainer
 
 GPU = "NVIDIA H100 80GB HBM3 (hand-made rows)"
 BIG = dict(N=128, C=64, H=56, W=56)  # 98 MiB in float32: the goals' "tensors >= 64 MiB"

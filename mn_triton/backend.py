@@ -325,7 +325,7 @@ def mode_norm_mix_backward(
     without computing them again."""
     gate_weight = args[6]
     if _fused_mix(x, gate_weight):
-        return _mix.MixGrads(*_mix_kernels.mode_norm_backward(*args, stats=stats, gates=gates))
+        return _mix_kernels.mode_norm_backward(*args, stats=stats, gates=gates)
     if stats is not None:
         stats = _mix.ModeStats.unpacked(stats, gate_weight.shape[0], x.shape[1])
     return _mix.mode_norm_backward(*_zeros_where_absent(args), stats=stats, gates=gates)
@@ -343,5 +343,5 @@ def mode_group_norm_mix_forward(x: Tensor, *args) -> tuple[Tensor | None, Tensor
 def mode_group_norm_mix_backward(x: Tensor, *args) -> _mix.MixGrads:  # noqa: ANN002
     """`mix.mode_group_norm_backward`, on the kernels or in torch ops."""
     if _fused_mix(x, gate_weight=args[6]):
-        return _mix.MixGrads(*_mix_kernels.mode_group_norm_backward(*args))
+        return _mix_kernels.mode_group_norm_backward(*args)
     return _mix.mode_group_norm_backward(*_zeros_where_absent(args))

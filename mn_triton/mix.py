@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -45,10 +46,10 @@ class RowAffine:
     bias: Tensor
 
 
-@dataclass
-class MixGrads:
+class MixGrads(NamedTuple):
     """Coefficients of dx = dy·dy_scale + (x − s)·x_scale + row_bias, per row, and the
-    parameters' gradients (`bias_param`: the layer bias's)."""
+    parameters' gradients (`bias_param`: the layer bias's). A named tuple: the torch-op mix
+    and the kernels (kernels/mix) build it by name, so their orders cannot disagree."""
 
     dy_scale: Tensor
     x_scale: Tensor | None  # None from the kernels on rows of one element (x − s = 0)

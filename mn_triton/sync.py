@@ -190,9 +190,7 @@ class _SyncModeNormFunction(torch.autograd.Function):
                     gate_bias, weight, None, None, True, ctx.eps)  # fmt: skip
             sum_over_batch = functools.partial(_all_reduce_sum, group=ctx.group)
             if _on_mix_kernels(x, gate_weight):
-                grads = mix.MixGrads(
-                    *_mix_kernels.mode_norm_backward(*args, stats, sum_over_batch, gates=gates)
-                )
+                grads = _mix_kernels.mode_norm_backward(*args, stats, sum_over_batch, gates=gates)
             else:
                 merged = mix.ModeStats.unpacked(stats, gate_weight.shape[0], shift.shape[1])
                 grads = mix.mode_norm_backward(*args, merged, sum_over_batch)

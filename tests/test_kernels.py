@@ -434,7 +434,7 @@ def test_mode_norm_mix_kernels_match_torch_mix(n, c, k, training, gates, monkeyp
     # in eval): besides their own size, bound them by their terms' (1e-13: ~900 ulps).
     (d,) = d_logits
     terms = {"gate_bias": d.abs().sum(0), "gate_weight": d.abs().T @ (shift + mean_dev).abs()}
-    for name, g in zip(mix.MixGrads.__dataclass_fields__, got, strict=True):
+    for name, g in zip(mix.MixGrads._fields, got, strict=True):
         if name in terms:
             err, size = (g - getattr(want, name)).norm(), getattr(want, name).norm()
             assert err <= 1e-11 * size + 1e-13 * terms[name].norm(), name
@@ -690,7 +690,7 @@ def test_mode_group_norm_mix_kernels_match_torch_mix(n, c, k, monkeypatch):
     bwd_args = (sum_dy, sum_dy_xs, 7, shift, mean_dev, var_rows, gw, gb, w, 1e-5)
     want = mix.mode_group_norm_backward(*bwd_args)
     got = kernels.mode_group_norm_backward(*bwd_args)
-    for name, g in zip(mix.MixGrads.__dataclass_fields__, got, strict=True):
+    for name, g in zip(mix.MixGrads._fields, got, strict=True):
         assert_close(g, getattr(want, name), 1e-11, name)
 
 

@@ -48,6 +48,7 @@ from torch.autograd.graph import increment_version
 
 from reference._base import MIN_MODE_MASS, update_running_stats
 
+from ..mix import MixGrads
 from .layout import FP_FUSION, cdiv, launch, next_pow2
 
 # Elements of the largest 3-D temporary ([samples, modes, channels]) a program holds.
@@ -1185,7 +1186,7 @@ def mode_norm_backward(
     stats: Tensor | None = None,
     sum_over_batch: Callable[[Tensor], Tensor] | None = None,
     gates: Tensor | None = None,
-) -> tuple[Tensor, Tensor | None, Tensor, Tensor, Tensor, Tensor, Tensor]:
+) -> MixGrads:
     """(dy_scale, x_scale, bias) per row and the gradients of the gate weight, gate bias,
     weight and bias: see mix.mode_norm_backward (`stats`, here packed, and `sum_over_batch`
     as there; `gates`: shared_gates' result, if already computed). Without `mean_dev` (rows
@@ -1258,7 +1259,15 @@ def mode_norm_backward(
     if splits > 1:
         _sum_partials(partial, grads, c, k * c, k)
     d_weight, d_bias, d_gate_w, d_gate_b = grads
-    return dy_scale, x_scale, row_bias, d_gate_w, d_gate_b, d_weight, d_bias
+    return MixGrads(
+        dy_scale=dy_scale,
+        x_scale=x_scale,
+        row_bias=row_bias,
+        gate_weight=d_gate_w,
+        gate_bias=d_gate_b,
+        weight=d_weight,
+        bias_param=d_bias,
+    )
 
 
 # ----------------------------------------------------------------------------------------
@@ -1544,7 +1553,7 @@ def mode_group_norm_backward(
     gate_bias: Tensor | None,
     weight: Tensor | None,
     eps: float,
-) -> tuple[Tensor, Tensor | None, Tensor, Tensor, Tensor, Tensor, Tensor]:
+) -> MixGrads:
     """As `mode_norm_backward`, for MGN (see mix.mode_group_norm_backward); x_scale None
     as there."""
     sum_dy, sum_dy_xs, shift, mean_dev, var_rows = _dense(
@@ -1568,4 +1577,12 @@ def mode_group_norm_backward(
         enable_fp_fusion=FP_FUSION,
     )  # fmt: skip
     _sum_partials(partial, (d_weight, d_bias, d_gate_w, d_gate_b), c, k, k)
-    return dy_scale, x_scale, row_bias, d_gate_w, d_gate_b, d_weight, d_bias
+    return MixGrads(
+        dy_scale=dy_scale,
+        x_scale=x_scale,
+        row_bias=row_bias,
+        gate_weight=d_gate_w,
+        gate_bias=d_gate_b,
+        weight=d_weight,
+        bias_param=d_bias,
+    )

@@ -208,6 +208,11 @@ class ModeStats:
         return torch.cat([self.mass, *(t.flatten() for t in fields)])
 
     @staticmethod
+    def packed_size(k: int, c: int) -> int:
+        """Elements of `packed`'s buffer for K modes and C channels."""
+        return k + 3 * k * c
+
+    @staticmethod
     def unpacked(buffer: Tensor, k: int, c: int) -> ModeStats:
         """The statistics `packed` gave, as views of `buffer`."""
         mass, *per_mode = buffer.split([k, k * c, k * c, k * c])

@@ -42,7 +42,7 @@ from reference import functional as reference_functional
 from reference._base import autocast_off, row_length, stat_dtype, update_running_stats
 
 from . import backend
-from .mix import MixGrads
+from .mix import MixGrads, ModeStats
 
 
 def _stats_like(x: Tensor, *shape: int) -> Tensor:
@@ -52,7 +52,7 @@ def _stats_like(x: Tensor, *shape: int) -> Tensor:
 def _mode_stats_like(x: Tensor, k: int, training: bool) -> Tensor:
     """Room for MN's packed batch statistics, K + 3·K·C elements (mix.ModeStats.packed);
     empty in eval, which has none."""
-    return _stats_like(x, k + 3 * k * x.shape[1] if training else 0)
+    return _stats_like(x, ModeStats.packed_size(k, x.shape[1]) if training else 0)
 
 
 # The dispatch modes under which tensors carry no data or calls are recorded.

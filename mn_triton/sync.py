@@ -132,7 +132,7 @@ def _mix_forward(
             training=True, eps=eps, merge_stats=lambda s: merge(s.packed()),
         )  # fmt: skip
         return coeffs.scale, coeffs.bias, stats.packed(), None
-    local = shift.new_empty(k + 3 * k * c)
+    local = shift.new_empty(mix.ModeStats.packed_size(k, c))
     gates = _mix_kernels.shared_gates(shift, mean_dev, gate_weight, gate_bias)
     _mix_kernels.mode_norm_batch_stats(
         shift, mean_dev, var_rows, gate_weight, gate_bias, local, gates=gates

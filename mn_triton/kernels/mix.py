@@ -48,7 +48,7 @@ from torch.autograd.graph import increment_version
 
 from reference._base import MIN_MODE_MASS, update_running_stats
 
-from ..mix import MixGrads
+from ..mix import MixGrads, ModeStats
 from .layout import FP_FUSION, cdiv, launch, next_pow2
 
 # Elements of the largest 3-D temporary ([samples, modes, channels]) a program holds.
@@ -1064,9 +1064,10 @@ def _batch_stats(
     k = gw.shape[0]
     block_n, block_c, k_pad, chunk_c = tiles
     splits, rows = _mn_splits(n, c, block_n, block_c)
+    size = ModeStats.packed_size(k, c)
     if out is None:
-        out = shift.new_empty(k + 3 * k * c)
-    per_split = out.view(1, -1) if splits == 1 else shift.new_empty((splits, k + 3 * k * c))
+        out = shift.new_empty(size)
+    per_split = out.view(1, -1) if splits == 1 else shift.new_empty((splits, size))
     launch(_mn_batch_stats_kernel, (cdiv(c, block_c), splits))(
         shift, mean_dev, var_rows, gw, _or(gate_bias, gw), _or(gates, gw),
         per_split, n, c, k, rows, per_split.stride(0),
@@ -1085,7 +1086,7 @@ def merge_mode_stats(gathered: Tensor, k: int, c: int, out: Tensor | None = None
     (processes, K + 3·K·C) rows (see _mn_merge_stats_kernel)."""
     gathered = gathered.contiguous()
     if out is None:
-        out = gathered.new_empty(k + 3 * k * c)
+        out = gathered.new_empty(ModeStats.packed_size(k, c))
     _, block_c, k_pad, _ = _mn_blocks(1, c, k)
     launch(_mn_merge_stats_kernel, (cdiv(c, block_c),))(
         gathered, out, gathered.shape[0], c, k,

@@ -33,6 +33,6 @@ if ! python -c "import torch" 2>/dev/null; then
             || python -m pip install -q --extra-index-url "$CPU_INDEX" "$CPU_TORCH"
     fi
 fi
-echo "== installing mn-triton and its dev tools"
-python -m pip install -q -e ".[dev]"
+echo "== installing mn-triton, its benchmark suite's and its tests' packages"
+python -m pip install -q -e ".[bench,dev]"
 python -c "import torch, triton; print(f'torch {torch.__version__}, triton {triton.__version__}, cuda: {torch.cuda.is_available()}')"

@@ -26,7 +26,9 @@ from torch.autograd.function import once_differentiable
 
 from reference._base import (
     MIN_MODE_MASS,
+    _check_eps,
     autocast_off,
+    check_functional_momentum,
     fx_leaf,
     row_length,
     stat_dtype,
@@ -212,6 +214,14 @@ class _SyncModeNormFunction(torch.autograd.Function):
         )
 
 
+@torch.compiler.disable
+def _synchronise_eagerly(*args: Any) -> tuple[Tensor, ...]:
+    """_SyncModeNormFunction on the kernels, run eagerly under torch.compile: dynamo would
+    trace into the Function's forward and reach the kernels' launches, which it cannot (a
+    graph break around it instead). On torch ops it traces the Function whole."""
+    return _SyncModeNormFunction.apply(*args)
+
+
 def _subclass_names(*tensors: Tensor | None) -> str:
     names = {type(t).__name__ for t in tensors if t is not None and type(t) is not Tensor}
     return ", ".join(sorted(names - {"Parameter"}))
@@ -265,8 +275,14 @@ class SyncModeNorm(ModeNorm):
                 f"__torch_dispatch__ (got {_subclass_names(*tensors)}), "
                 "whose storage its kernels and collectives cannot read"
             )
+        # ModeNorm's per-call checks of what may be set after construction, before the
+        # step is counted or anything is exchanged
+        _check_eps(self.eps, "SyncModeNorm: ")
+        if self.momentum is not None:
+            check_functional_momentum(self.momentum, "SyncModeNorm")
         momentum = self._count_batch()
-        y, mode_mean, mode_var, sampled = _SyncModeNormFunction.apply(
+        apply = _synchronise_eagerly if backend.uses_kernels(x) else _SyncModeNormFunction.apply
+        y, mode_mean, mode_var, sampled = apply(
             x, gate_weight, gate_bias, weight, bias, self.eps, self.process_group
         )
         if momentum is not None:

@@ -1,5 +1,6 @@
 """SyncModeNorm over 2 gloo processes on 127.0.0.1 equals one process holding the whole batch."""
 
+import copy
 import os
 import socket
 from pathlib import Path
@@ -283,6 +284,56 @@ def test_synchronising_backward_refuses_create_graph(backend):
         (g,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
         with pytest.raises(RuntimeError, match="once_differentiable"):
             g.sum().backward()
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "error"),
+    [("eps", 0.0, ValueError), ("momentum", 1.5, ValueError), ("momentum", "0.1", TypeError)],
+)
+def test_synchronising_checks_what_is_set_after_construction(name, value, error, monkeypatch):
+    """eps and momentum set after construction are checked as ModeNorm checks them, before
+    the step is counted or anything exchanged (eps = 0 gave non-finite outputs, momentum 1.5
+    estimates past the batch's, "0.1" a TypeError about indices after the exchange)."""
+    monkeypatch.setattr(mn_triton.SyncModeNorm, "_synchronising", lambda self: self.training)
+    layer = mn_triton.SyncModeNorm(3)
+    setattr(layer, name, value)
+    with pytest.raises(error, match=f"SyncModeNorm: .*{name}"):
+        layer(torch.randn(4, 3, 2, 2))
+    assert int(layer.num_batches_tracked) == 0
+    plain = mn_triton.ModeNorm(3)
+    setattr(plain, name, value)
+    with pytest.raises(error, match=name):
+        plain(torch.randn(4, 3, 2, 2))
+
+
+def test_compiled_synchronising_layer_equals_eager(backend, monkeypatch):
+    """torch.compile of a model with a synchronising SyncModeNorm (a group of one, taken as
+    synchronising): on torch ops dynamo traces it whole (fullgraph); on the kernels it runs
+    eagerly behind a graph break (dynamo crashed inside the kernels' launch path). Outputs,
+    gradients and running estimates as in eager calls."""
+    monkeypatch.setattr(mn_triton.SyncModeNorm, "_synchronising", lambda self: self.training)
+    port = _free_port()
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    try:
+        torch._dynamo.reset()
+        eager = nn.Sequential(nn.Identity(), randomize(mn_triton.SyncModeNorm(4, num_modes=2)))
+        model = copy.deepcopy(eager)
+        x, dy = torch.randn(3, 4, 3, 3), torch.randn(3, 4, 3, 3)
+        fullgraph = backend == "torch"
+        explained = torch._dynamo.explain(copy.deepcopy(model))(x)
+        assert (explained.graph_break_count == 0) == fullgraph
+        compiled = torch.compile(model, backend="aot_eager", fullgraph=fullgraph)
+        for _ in range(2):  # the second step from the compiled code's cache
+            y, grads = forward_backward(eager, x, dy)
+            y_compiled, grads_compiled = forward_backward(compiled, x, dy)
+            assert_close(y_compiled, y, 1e-6, "output")
+            for name, grad in grads.items():
+                key = name if name == "input" else f"_orig_mod.{name}"
+                assert_close(grads_compiled[key], grad, 1e-6, f"grad of {name}")
+            for name, buffer in eager.named_buffers():
+                assert torch.equal(dict(model.named_buffers())[name], buffer), name
     finally:
         dist.destroy_process_group()
 

@@ -326,9 +326,8 @@ def mode_norm_mix_backward(
     gate_weight = args[6]
     if _fused_mix(x, gate_weight):
         return _mix_kernels.mode_norm_backward(*args, stats=stats, gates=gates)
-    if stats is not None:
-        stats = _mix.ModeStats.unpacked(stats, gate_weight.shape[0], x.shape[1])
-    return _mix.mode_norm_backward(*_zeros_where_absent(args), stats=stats, gates=gates)
+    given = None if stats is None else _mix.ModeStats.unpacked(stats, *gate_weight.shape)
+    return _mix.mode_norm_backward(*_zeros_where_absent(args), stats=given, gates=gates)
 
 
 def mode_group_norm_mix_forward(x: Tensor, *args) -> tuple[Tensor | None, Tensor]:  # noqa: ANN002

@@ -512,8 +512,8 @@ MUTANTS = [
     Mutant(
         "S4 cumulative average as 1/(t+1)",
         "reference/_base.py",
-        "            return 1.0 / self.num_batches_tracked\n",
-        "            return 1.0 / (self.num_batches_tracked + 1)\n",
+        "            return 1.0 / self.num_batches_tracked.to(weight_dtype)\n",
+        "            return 1.0 / (self.num_batches_tracked + 1).to(weight_dtype)\n",
         "tests/test_mode_norm.py tests/test_reference.py",
     ),
     Mutant(

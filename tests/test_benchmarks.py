@@ -91,6 +91,24 @@ def test_gpu_only_tools_refuse_a_machine_without_cuda_plainly(command) -> None:
     assert "Traceback" not in proc.stderr
 
 
+def test_gpu_diagnose_comparisons_run_on_the_interpreter(monkeypatch, capsys) -> None:
+    """The diagnostics' kernel-against-torch comparisons, on CPU tensors through Triton's
+    interpreter: they run to their printed errors (a renamed MixGrads field once crashed the
+    backward's, which only a GPU session would have met), and the errors are small."""
+    monkeypatch.syspath_prepend(str(REPO / "tools"))
+    import gpu_diagnose
+
+    monkeypatch.setattr(gpu_diagnose, "DEV", "cpu")
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: None)
+    for training in (True, False):
+        gpu_diagnose.compare_forward(8, 8, 16, 2, training, "fwd")
+        gpu_diagnose.compare_backward(8, 8, 16, 2, training, "bwd")
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 4, lines
+    errors = [float(word) for line in lines for word in line.split() if "e-" in word]
+    assert len(errors) >= 4 * 3 and max(errors) < 1e-4, lines
+
+
 # ------------------------------------ the suite ----------------------------------------
 
 

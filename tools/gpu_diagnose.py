@@ -105,10 +105,7 @@ def compare_backward(n, c, length, k, training, label=""):
     ref = tmix.mode_norm_backward(*args(st64, p64, sdy.double(), sdyxs.double()))
     got = kmix.mode_norm_backward(*args(stats, p, sdy, sdyxs))
     torch.cuda.synchronize()
-    names = ["dy_scale", "x_scale", "bias", "gate_w", "gate_b", "weight", "bias_p"]
-    refs = [ref.dy_scale, ref.x_scale, ref.bias, ref.gate_weight, ref.gate_bias, ref.weight,
-            ref.bias_param]  # fmt: skip
-    errs = " ".join(f"{nm} {rel(g, r):.1e}" for nm, g, r in zip(names, got, refs, strict=True))
+    errs = " ".join(f"{nm} {rel(g, r):.1e}" for nm, g, r in zip(ref._fields, got, ref, strict=True))
     print(
         f"{label:28s} BWD N={n:5d} C={c:4d} L={length:4d} K={k} "
         f"{'train' if training else 'eval '} {errs}",
@@ -140,18 +137,18 @@ def variants() -> None:
     orig = {nm: getattr(kmix, nm) for nm in names}
     for label, setup in [
         ("no fp fusion", lambda: setattr(kmix, "FP_FUSION", False)),
-        ("MIX_TILE 512", lambda: setattr(kmix, "MIX_TILE", 512)),
+        ("MN blocks of 4 samples", lambda: setattr(kmix, "MN_BLOCK_N", 4)),
         ("num_warps 1", lambda: [setattr(kmix, nm, Warps(orig[nm], 1)) for nm in names]),
         ("num_warps 8", lambda: [setattr(kmix, nm, Warps(orig[nm], 8)) for nm in names]),
     ]:
-        saved = (kmix.FP_FUSION, kmix.MIX_TILE)
+        saved = (kmix.FP_FUSION, kmix.MN_BLOCK_N)
         setup()
         try:
             for n, c, length, k in CASES[:1] + CASES[3:4]:
                 compare_forward(n, c, length, k, False, label)
         except Exception as e:
             print(label, "failed:", repr(e)[:300], flush=True)
-        kmix.FP_FUSION, kmix.MIX_TILE = saved
+        kmix.FP_FUSION, kmix.MN_BLOCK_N = saved
         for nm in names:
             setattr(kmix, nm, orig[nm])
 

@@ -172,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
                         "computes them wherever several programs share the channels")  # fmt: skip
     parser.add_argument("--split", choices=("default", "off"), default="default",
                         help="off: every program walks all samples of its channels (no "
-                        "blocks of samples, kernels/mix.SPLIT_MIN_ROWS)")  # fmt: skip
+                        "blocks of samples: kernels/mix.SPLIT_MIN_ROWS, and "
+                        "GRAPH_SPLIT_MIN_ROWS under --captured)")  # fmt: skip
     parser.add_argument(
         "--layer",
         action="store_true",
@@ -187,8 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.gates != "default":
         mix.GATES_KERNEL_MIN_ELEMENTS = 2**62 if args.gates == "inline" else 0
-    if args.split == "off":
-        mix.SPLIT_MIN_ROWS = 2**62
+    if args.split == "off":  # eager and captured calls split from different batch sizes
+        mix.SPLIT_MIN_ROWS = mix.GRAPH_SPLIT_MIN_ROWS = 2**62
     if args.points == "off":
         backend.POINT_ROWS = False
     counter = Counter()

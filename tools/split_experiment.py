@@ -1,7 +1,8 @@
-r"""benchmarks/train_step.py with the MN mix splitting batches from a given number of samples
-(kernels/mix.SPLIT_MIN_ROWS, 1024 by default: CNN batches are never split). An experiment,
-for benchmarks/NOTES.md: what splitting small batches across programs would change, eager
-and under CUDA graphs. Its rows are not report data: `--out` names a file in
+r"""benchmarks/train_step.py with the MN mix splitting batches from a given number of samples,
+eager and captured calls alike (kernels/mix.SPLIT_MIN_ROWS, 1024 by default: eager CNN
+batches are never split; GRAPH_SPLIT_MIN_ROWS, 16, for calls captured into CUDA graphs). An
+experiment, for benchmarks/NOTES.md: what splitting batches across programs from that size
+changes, eager and under CUDA graphs. Its rows are not report data: `--out` names a file in
 $MN_REPORT_DATA (reports/data/ unless set, which the report reads), so point that elsewhere:
 
     MN_REPORT_DATA=reports/raw python tools/split_experiment.py 16 --models lenet,resnet20 \
@@ -11,13 +12,16 @@ $MN_REPORT_DATA (reports/data/ unless set, which the report reads), so point tha
 
 import runpy
 import sys
+from pathlib import Path
 
 if len(sys.argv) < 2 or not sys.argv[1].isdigit():
     usage = "python tools/split_experiment.py SPLIT_MIN_ROWS [train_step.py options]"
     sys.exit(f"usage: {usage}\n\n{__doc__}")
-sys.path[:0] = [".", "benchmarks"]
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 from mn_triton.kernels import mix  # noqa: E402
 
-mix.SPLIT_MIN_ROWS = int(sys.argv[1])
-sys.argv = ["benchmarks/train_step.py", *sys.argv[2:]]
-runpy.run_path("benchmarks/train_step.py", run_name="__main__")
+mix.SPLIT_MIN_ROWS = mix.GRAPH_SPLIT_MIN_ROWS = int(sys.argv[1])
+script = str(ROOT / "benchmarks" / "train_step.py")
+sys.argv = [script, *sys.argv[2:]]
+runpy.run_path(script, run_name="__main__")

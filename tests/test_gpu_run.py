@@ -167,7 +167,7 @@ def test_stages_and_their_arguments(part, tmp_path, monkeypatch):
     assert ("--host-overhead" in warm) == ("host_overhead" in stages)
     assert ("--compiled-steps" in warm) == ("compiled" in EXECS[part])
     assert calls.index(warm) < calls.index(layers)
-    assert "== kernel warm-up wait (limit" in proc.stdout
+    assert "== kernel warm-up wait (until its deadline: the tests' limit + " in proc.stdout
 
     train_step = _load_benchmark("train_step", monkeypatch)
     args = train_step.parse_args(stages["train_step"][1:])
@@ -299,6 +299,15 @@ def test_a_limit_of_0_skips_its_stage(tmp_path):
     assert "train_step" not in stages and "step_profile" not in stages
     assert {"layers", "report", "tests: gpu and not slow"} <= set(stages)
     assert "training steps (eager): skipped (limit 0)" in proc.stdout
+
+
+@pytest.mark.parametrize(("limit", "budget"), [("26", "1"), ("4", "1"), ("27", "2")])
+def test_a_short_layer_grid_still_has_a_time_budget(tmp_path, limit, budget):
+    """The grid stops starting cases 25 s before its limit; a limit of 25 s or less would
+    give a budget of 0 or less, which the suite reads as no budget at all: it gets 1 s."""
+    proc, calls = _dry_run(tmp_path, "1", LAYERS_S=limit)
+    assert proc.returncode == 0, proc.stderr
+    assert _option(_stages(calls)["layers"], "--time-budget") == budget
 
 
 def test_a_failed_stage_lets_the_others_run_and_sets_the_exit_status(tmp_path):

@@ -30,12 +30,18 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-from torch import nn
-from triton.runtime.jit import JITFunction
+# Run as a script, only benchmarks/ is on sys.path; time the layers of this checkout (the
+# repository root), not whichever mn_triton happens to be installed.
+_REPO = str(Path(__file__).resolve().parents[1])
+if _REPO not in sys.path:
+    sys.path.insert(0, _REPO)
 
-import mn_triton
-from mn_triton import backend, ops
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+from triton.runtime.jit import JITFunction  # noqa: E402
+
+import mn_triton  # noqa: E402
+from mn_triton import backend, ops  # noqa: E402
 
 # Maps, and features (rows of one element: no passes over x, backend.POINT_ROWS).
 SHAPES = ((2, (2, 8, 4, 4)), (1, (2, 8)))  # (rank variant, input shape)

@@ -1206,8 +1206,12 @@ def main(argv: list[str] | None = None) -> int:
         help="step profiles' folder (default: profiles/ beside the data folder)",
     )  # fmt: skip
     args = parser.parse_args(argv)
+    profiles_dir = args.profiles or args.data.parent / "profiles"
+    if not args.data.is_dir() and not profiles_dir.is_dir():
+        # nothing to render: a mistyped folder would overwrite the report with an empty one
+        parser.error(f"--data {args.data}: no such folder (and no {profiles_dir})")
     df = load(args.data)
-    profiles = load_profiles(args.profiles or args.data.parent / "profiles")
+    profiles = load_profiles(profiles_dir)
     n_files = len(list(args.data.glob("*.csv")))
     args.out.mkdir(parents=True, exist_ok=True)
     # The figures get whole run groups: each pairs within a part and counts a case once.

@@ -16,17 +16,19 @@ variants are bounded: native and triton at the headline K of each model (K = 6 f
 the paper's "roughly 5%" figure; K = 2 for the ResNets), the reference only with
 --compile-reference.
 
-Timing is measure.time_fn's: warm-up steps (10; they include compilation), then the median
-of ≥ 50 timed steps (CUDA events on GPUs), under PyTorch's default backend settings (cuDNN
-autotuning off, TF32 convolutions on). Rows go to reports/data/train_step-<run id>.csv, one
-file per run (a run never appends to a file that another run, or git, holds): SPEC §7's
-columns (N = the batch size actually used, K empty for BatchNorm, bytes_min and copy_gbps
-empty) plus run_id, reps, setup_s (the first step: compile, Triton JIT; the model is built
-before), images_per_s, peak_mem_total_mb (all memory allocated at the peak of the timed steps
-but the timing's own L2-flush buffer; peak_mem_mb is time_fn's peak above what was allocated
-after warm-up, i.e. a step's activations and temporaries; for CUDA-graph steps, whose replays
-allocate nothing, both from the warm-up on, which records the graphs; MiB, 2^20 bytes), width,
-run_size (quick | full) and notes (compiled: graph count and skipped CUDA graphs).
+Timing is measure.time_fn's: warm-up steps (10; they include compilation), then the median of
+50 timed steps (CUDA events on GPUs; fewer only where a variant's 120 s run out: the row's
+`reps` says so, and the report then does not judge it), under PyTorch's default backend
+settings (cuDNN autotuning off, TF32 convolutions on). Rows go to
+reports/data/train_step-<run-id>.csv, one file per run (a run never appends to a file that
+another run, or git, holds): SPEC §7's columns (N = the batch size actually used, K empty for
+BatchNorm, bytes_min and copy_gbps empty) plus run_id, reps, setup_s (the first step: compile,
+Triton JIT; the model is built before), images_per_s, peak_mem_total_mb (all memory allocated
+at the peak of the timed steps but the timing's own L2-flush buffer; peak_mem_mb is time_fn's
+peak above what was allocated after warm-up, i.e. a step's activations and temporaries; for
+CUDA-graph steps, whose replays allocate nothing, both from the warm-up on, which records the
+graphs; MiB, 2^20 bytes), width, run_size (quick | full) and notes (compiled: graph count and
+skipped CUDA graphs).
 
     python benchmarks/train_step.py                 # full run (what the GPU script calls)
     python benchmarks/train_step.py --quick         # short, labelled run (default on a CPU)
@@ -481,8 +483,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--quick",
         action="store_true",
-        help="short labelled run: batch 32, 2 warm-up + 5 timed steps, eager only "
-        "(the default without a GPU)",
+        help="short labelled run: batch 32, 2 warm-up + 5 timed steps, eager only unless "
+        "--execs says otherwise (the default without a GPU)",
     )
     p.add_argument(
         "--full", action="store_true", help="the full run even on a CPU (slow: many minutes)"
@@ -536,7 +538,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
     p.add_argument(
         "--out", default=None,
-        help="CSV name under reports/data/ (default: train_step-<run id>, one file per run)",
+        help="CSV name in the data folder, reports/data/ unless $MN_REPORT_DATA says "
+        "otherwise (default: train_step-<run id>, one file per run)",
     )  # fmt: skip
     p.add_argument(
         "--run-id",

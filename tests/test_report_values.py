@@ -981,6 +981,15 @@ def test_report_data_folder_follows_mn_report_data(tmp_path: Path, monkeypatch):
     assert "run `moved`" in (tmp_path / "out" / "README.md").read_text()
 
 
+def test_a_missing_data_folder_is_refused_before_anything_is_written(tmp_path: Path, capsys):
+    """A mistyped --data rendered a report of 0 rows over the committed one: refused."""
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_:
+        report.main(["--data", str(tmp_path / "typo"), "--out", str(out)])
+    assert exit_.value.code == 2 and "no such folder" in capsys.readouterr().err
+    assert not out.exists()
+
+
 # ------------------------------ a run in two parts -------------------------------------
 
 

@@ -97,6 +97,24 @@ def test_goal_cases_are_the_report_goal_selection():
     assert sorted(figures.goal_cases(df, "triton").index) == sorted(goal.rows.index)
 
 
+def test_the_goals_are_the_same_in_the_report_the_figures_and_the_training_steps():
+    """Written in three places (the report judges them, the figures draw them, the training
+    steps measure at the goal's K): one number each."""
+    import train_step
+
+    assert figures.BN_GOAL[0] == report.GOAL_MN_OVER_BN
+    assert figures.BANDWIDTH_GOAL == 100 * report.GOAL_COPY_FRACTION
+    assert figures.SPEEDUP_GOALS["reference"][0] == 1 / report.GOAL_SPEEDUP_REFERENCE
+    assert figures.SPEEDUP_GOALS["reference_compiled"][0] == 1 / report.GOAL_SPEEDUP_COMPILED
+    assert figures.TRAIN_GOAL == report.GOAL_STEP
+    assert train_step.HEADLINE_K == report.TRAIN_GOALS
+    limits = {g.name: g.limit for g in report.goals(_rows(*GOAL_ROWS), GPU)}
+    assert sorted(limits.values()) == sorted([
+        report.GOAL_MN_OVER_BN, report.GOAL_COPY_FRACTION, report.GOAL_SPEEDUP_REFERENCE,
+        report.GOAL_SPEEDUP_COMPILED, report.GOAL_K8_OVER_K1,
+    ])  # fmt: skip
+
+
 def test_bandwidth_figure_stars_exactly_the_goal_cases_and_labels_them():
     """Three of ten cases are the goal's: large stars with their % beside them (rounded down,
     as the report shows them) and a legend entry; every case stays a point of its series."""

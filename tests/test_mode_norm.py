@@ -611,6 +611,24 @@ def test_empty_batch_behaves_like_batch_norm(shape, backend):
     assert layer(x1).shape == shape
 
 
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("shape", [(0, 3, 4, 4), (2, 3, 0, 4)], ids=["no_samples", "no_positions"])
+@pytest.mark.parametrize("name", ["ModeNorm2d", "ModeGroupNorm2d"])
+def test_empty_input_gives_zero_parameter_gradients(name, shape, training, backend):
+    """An input without elements (a process's empty share of a batch, L = 0): every parameter
+    gradient is 0, the gate's too, in training and in eval, as the reference's are; not
+    uninitialised memory (NaN here: tests/poison.py), which one optimizer step would spread
+    into the gate and from there into every later output. (The tests of empty inputs above
+    look at shapes, the running estimates and the affine parameters' gradients.)"""
+    layer = randomize(fast_layer(name, 3, num_modes=2)).train(training)
+    x = torch.randn(shape, requires_grad=True)
+    layer(x).backward(torch.randn(shape))
+    assert x.grad.shape == x.shape
+    for key, p in layer.named_parameters():
+        assert p.grad is not None and p.grad.shape == p.shape, key
+        assert torch.equal(p.grad, torch.zeros_like(p)), f"grad of {key}: {p.grad}"
+
+
 @pytest.mark.parametrize("cls", [mn_triton.ModeNorm2d, reference.ModeNorm2d])
 def test_state_dict_without_metadata_or_step_count_loads_as_batch_norms_does(cls):
     """A plain dict (no `_metadata`, as hand-built or converted checkpoints are) without

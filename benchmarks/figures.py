@@ -568,8 +568,7 @@ def _memory_rows(df: pd.DataFrame) -> pd.DataFrame:
     if "peak_mem_mb" not in df:
         return df.iloc[:0]
     full = df[(df["mode"] == "full") & df["peak_mem_mb"].notna()]
-    full = full[(full["dtype"] == "float32") & (full["layout"] == "nchw")]
-    return from_latest_part(full, LAYER_CASE)
+    return full[(full["dtype"] == "float32") & (full["layout"] == "nchw")]
 
 
 def has_memory(df: pd.DataFrame) -> bool:

@@ -1083,6 +1083,7 @@ def _glance_steps(pairs: pd.DataFrame) -> list[str]:
     mode (CUDA-graph steps have no goal; they show the kernels without the host's cost)."""
     mine = pairs[(pairs["provider"] == "triton")]
     mine = mine[mine["model"].map(TRAIN_GOALS) == mine["K"]]
+    mine = mine[[not not_full_run(r) for _, r in mine.iterrows()]]
     if mine.empty:
         return []
     execs = [e for e in ("eager", "compiled", "cudagraph") if (mine["exec"] == e).any()]

@@ -1358,3 +1358,322 @@ def test_at_a_glance_counts_the_commits_to_the_library_since_the_measured_one():
     dirty = report._measured_at(row.copy().replace(shas[1], shas[1][:12].upper() + "-dirty"))
     assert f"git `{shas[1][:12]}-dirty`" in dirty and "has changed in" in dirty
     assert "measured with changes not committed" in dirty
+
+
+# ------------------------------ audit: what the first screen says ----------------------
+
+
+def _glance(layers: pd.DataFrame, train: pd.DataFrame) -> str:
+    runs = report.latest_runs(layers.assign(source="a.csv", run_note=""))
+    steps = report.latest_runs(train.assign(device=GPU, source="t.csv")) if len(train) else {}
+    return "\n".join(report.glance_lines(runs, steps))
+
+
+def test_at_a_glance_bottom_line_counts_our_host_bound_fwd_bwd_calls_and_names_met_goals():
+    """The bottom line names every goal met (replay and step goals too) and counts our
+    forward+backward calls whose time is the host's: not another mode's, not a native
+    norm's, not a replay's. The goal table qualifies met layer goals by the run's cases
+    without a row, not the step goals, and never counts host-bound steps."""
+    bn = dict(op="batch_norm", provider="native", K=None, **ENV)
+    layers = _rows(
+        dict(ms_p50=1.0, host_ms_p50=0.9, **ENV),  # ours, fwd+bwd, host-bound: counted
+        dict(N=256, ms_p50=2.0, host_ms_p50=0.1, **ENV),  # ours, fwd+bwd, device-bound
+        dict(mode="forward", ms_p50=1.0, host_ms_p50=0.9, **ENV),  # another mode
+        dict(bn, ms_p50=1.0, host_ms_p50=0.9),
+        dict(bn, N=256, ms_p50=2.0, host_ms_p50=0.1),
+        dict(bn, mode="forward", ms_p50=1.0),
+        dict(exec="cudagraph", ms_p50=0.5, host_ms_p50=0.9, **ENV),  # a replay
+        dict(bn, exec="cudagraph", ms_p50=0.5),
+    ).assign(cases_planned=13)  # 5 planned cases without a row
+    nan = float("nan")
+    train = _train(
+        dict(provider="native", K=nan, ms_p50=10.0, host_ms_p50=9.5),
+        dict(ms_p50=10.4, host_ms_p50=10.0),
+    )  # host_bound() would say yes
+    text = _glance(layers, train)
+    assert (
+        "**Goals met: 4 of 4 with data**: MN K=2 fwd+bwd / BatchNorm2d, tensors >= 64 MiB; "
+        "MN K=2 fwd+bwd / BatchNorm2d, tensors >= 64 MiB (replays); training step time / "
+        "BatchNorm's (eager and compiled); training step peak memory / BatchNorm's. "
+        "1 of our 2 forward+backward layer calls are host-bound"
+    ) in text
+    assert "This run has no CUDA-graph replays" not in text
+    qualified = "met on the cases measured (5 planned cases have no row)"
+    assert (
+        f"| MN K=2 fwd+bwd / BatchNorm2d, tensors >= 64 MiB | <= 1.10x | 1.00x | 1.00x | 2 | 1 | {qualified} |"  # noqa: E501
+        in text
+    )
+    assert (
+        f"| MN K=2 fwd+bwd / BatchNorm2d, tensors >= 64 MiB (replays) | <= 1.10x | 1.00x | 1.00x | 1 | 1 | {qualified} |"  # noqa: E501
+        in text
+    )
+    assert (
+        "| training step time / BatchNorm's (eager and compiled) | <= 1.05x | 1.04x | 1.04x | 1 | – | met |"  # noqa: E501
+        in text
+    )
+    assert (
+        "| training step peak memory / BatchNorm's | <= 1.05x | 1.00x | 1.00x | 1 | – | met |"
+        in text
+    )
+
+
+def test_worst_cases_are_listed_worst_first_three_of_them_with_the_host_bound_tagged():
+    """Each goal's three worst cases, worst first (the highest ratio, the lowest speed-up),
+    host-bound ones tagged; the CPU goal table shows the worst case, not the median."""
+    bn = dict(op="batch_norm", provider="native", K="", ms_p50=1.0)
+    ref = dict(provider="reference")
+    df = _rows(
+        dict(N=128, ms_p50=1.0), dict(N=256, ms_p50=2.0), dict(N=512, ms_p50=3.0),
+        dict(N=1024, ms_p50=4.0, host_ms_p50=3.5),  # host-bound
+        *[{**bn, "N": n} for n in (128, 256, 512, 1024)],
+        dict(ref, N=128, ms_p50=10.0), dict(ref, N=256, ms_p50=5.0),
+        dict(ref, N=512, ms_p50=9.0), dict(ref, N=1024, ms_p50=20.0),
+    )  # fmt: skip
+    lines = report.goal_lines(report.goals(df, GPU), True)
+    case = "`mode_norm full float32 nchw N={} 64x56x56 K=2`"
+    assert (
+        f"- MN K=2 fwd+bwd / BatchNorm2d, tensors >= 64 MiB: {case.format(1024)} 4.00x "
+        f"(host-bound); {case.format(512)} 3.00x; {case.format(256)} 2.00x"
+    ) in lines
+    assert (
+        f"- speed-up over eager reference (MN and MGN, all cases): {case.format(256)} 2.50x; "
+        f"{case.format(512)} 3.00x; {case.format(1024)} 5.00x (host-bound)"
+    ) in lines
+    cpu = report.goal_lines(report.goals(df, GPU), False)
+    assert (
+        "| speed-up over eager reference (MN and MGN, all cases) | >= 5x | 2.50x | 4 | not judged (CPU) |"  # noqa: E501
+        in cpu
+    )
+    assert (
+        "| MN K=2 fwd+bwd / BatchNorm2d, tensors >= 64 MiB | <= 1.10x | 4.00x | 4 | not judged (CPU) |"  # noqa: E501
+        in cpu
+    )
+
+
+def test_at_a_glance_medians_are_of_fwd_bwd_calls_against_native_norms_only():
+    """The median (not the mean) of the forward+backward ratios, rounded up; other modes and
+    the references stay out of that line."""
+    bn = dict(op="batch_norm", provider="native", K=None, ms_p50=1.0, **ENV)
+    layers = _rows(
+        dict(N=16, ms_p50=0.5, **ENV), dict(N=32, ms_p50=1.0001, **ENV),
+        dict(N=64, ms_p50=6.0, **ENV),
+        *[dict(mode="forward", N=n, ms_p50=10.0, **ENV) for n in (16, 32, 64)],
+        *[{**bn, "N": n, "mode": m} for n in (16, 32, 64) for m in ("full", "forward")],
+        dict(provider="reference", N=16, ms_p50=5.0, **ENV),
+    )  # fmt: skip
+    text = _glance(layers, pd.DataFrame())
+    assert ("ours / the native norm's (above 1: ours slower): MN / BatchNorm2d 1.01x.") in text
+
+
+def test_at_a_glance_step_goals_and_overheads_take_the_goal_steps_only():
+    """The step goals judge Triton at each model's goal K, eager and compiled, full runs only;
+    memory on the worse of the two columns, a step without memory left out of that goal
+    alone. The overhead table shows Triton at the goal K, CUDA-graph steps in a column apart."""
+    nan = float("nan")
+    bn = dict(provider="native", K=nan, ms_p50=10.0)
+    train = _train(
+        dict(bn), dict(bn, exec="compiled"), dict(bn, exec="cudagraph"),
+        dict(bn, model="resnet56"), dict(bn, model="lenet"),
+        dict(bn, model="lenet", exec="compiled", width="0.5"),
+        dict(ms_p50=10.2, peak_mem_mb=101.0, peak_mem_total_mb=220.0),  # time 1.02, memory 1.10
+        dict(exec="compiled", ms_p50=10.4, peak_mem_mb=103.0, peak_mem_total_mb=nan),  # 1.03
+        dict(exec="cudagraph", ms_p50=20.0, peak_mem_mb=300.0),  # no goal
+        dict(provider="reference", model="resnet56", ms_p50=50.0),  # no goal
+        dict(model="resnet56", ms_p50=10.0, peak_mem_mb=nan, peak_mem_total_mb=nan),
+        dict(model="lenet", K=2.0, ms_p50=15.0),  # not the goal's K
+        dict(model="lenet", K=6.0, ms_p50=11.0),  # time 1.10, memory 1.00
+        dict(model="lenet", K=6.0, exec="compiled", width="0.5", ms_p50=30.0),  # not a full run
+    )  # fmt: skip
+    text = _glance(pd.DataFrame(columns=_rows({}).columns), train)
+    time_goal = "| training step time / BatchNorm's (eager and compiled) | <= 1.05x |"
+    assert f"{time_goal} 1.03x | 1.10x | 4 | – | **MISSED** |" in text  # 1.0, 1.02, 1.04, 1.1
+    memory_goal = "| training step peak memory / BatchNorm's | <= 1.05x |"
+    assert f"{memory_goal} 1.03x | 1.10x | 3 | – | **MISSED** |" in text  # 1.0, 1.03, 1.1
+    assert "| model | K | eager | compiled | CUDA graphs (no goal) |" in text
+    assert "| resnet20 | 2 | +2.0% | +4.0% | +100.0% |" in text
+    assert "| resnet56 | 2 | +0.0% | – | – |" in text
+    assert "| lenet | 6 | +10.0% |" in text
+
+
+def test_the_commit_count_counts_library_commits_only(tmp_path: Path, monkeypatch):
+    """Commits that leave mn_triton/ alone (benchmarks, reports, docs) do not make the
+    measured numbers stale, so they are not counted."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        out = subprocess.run(["git", "-C", str(tmp_path), *args], capture_output=True,
+                             text=True, check=True)  # fmt: skip
+        return out.stdout.strip()
+
+    git("init", "-q")
+    git("config", "user.email", "a@b"), git("config", "user.name", "a")
+    (tmp_path / "mn_triton").mkdir()
+    for i, path in enumerate(["mn_triton/a.py", "README.md", "reports/x.csv", "mn_triton/b.py"]):
+        (tmp_path / path).parent.mkdir(exist_ok=True)
+        (tmp_path / path).write_text(str(i))
+        git("add", "-A"), git("commit", "-q", "-m", str(i))
+    measured = git("rev-list", "--max-parents=0", "HEAD")
+    monkeypatch.setattr(report, "REPO", tmp_path)
+    assert report._commits_since(measured) == 1  # mn_triton/b.py, not the README or reports
+    assert report._commits_since(git("rev-parse", "HEAD")) == 0
+
+
+def test_a_note_of_a_run_with_layers_and_steps_is_printed_once(tmp_path: Path):
+    """One run id captions both the layer and the training section: its note in full under
+    the first caption, a pointer under the second."""
+    notes = tmp_path / report.RUN_NOTES
+    notes.write_text('run,note\n r1 ,"padded id, first fact"\nr1,second fact\n')
+    assert report.load_run_notes(notes) == {"r1": "\n- padded id, first fact\n- second fact"}
+    layers = _rows(dict(ms_p50=1.0, **ENV)).assign(source="a.csv")
+    steps = _train(*TRAIN_ROWS).assign(device=GPU, run="r1", source="t.csv")
+    df = pd.concat([layers, steps], ignore_index=True)
+    df["run_note"] = df["run"].map(report.load_run_notes(notes)).fillna("")
+    text = report.render(df, 2, "d")
+    assert text.count("- second fact") == 1
+    assert text.count("**Known about run `r1`:** see above.") == 1
+
+
+def test_measured_at_says_dirty_only_for_a_dirty_tree():
+    row = pd.Series(dict(run="r", timestamp="2026-01-01T00:00:00+00:00", git_sha="0" * 40))
+    assert report._measured_at(row) == f"run `r` (2026-01-01, git `{'0' * 12}`)"
+
+
+def test_the_data_table_says_when_each_run_started():
+    rows = _rows(dict(ms_p50=1.0, **ENV), dict(N=256, ms_p50=1.0, **ENV))
+    rows = rows.assign(source="a.csv", timestamp=["2026-01-01T10:00", "2026-01-01T09:00"])
+    assert "| 2026-01-01T09:00 |" in report.runs_lines(rows)[2]
+
+
+def test_cuda_graph_step_memory_of_the_day_before_the_fix_is_not_shown():
+    """b361406 landed at 23:57 UTC on 2026-12-05: a CUDA-graph step measured that day had
+    its memory timed over the replays alone."""
+    nan = float("nan")
+    rows = _train(dict(provider="native", K=nan, exec="cudagraph", ms_p50=4.0, peak_mem_mb=10.0),
+                  dict(exec="cudagraph", ms_p50=5.0, peak_mem_mb=11.0))  # fmt: skip
+    day = _train_table(GPU, rows.assign(timestamp="2026-12-05T12:00:00+00:00"))
+    assert day[("resnet20", "cudagraph", "triton", "2")][4:6] == ["n/a (replays only)"] * 2
+
+
+def test_training_steps_pair_with_batchnorm_of_their_own_batch_size():
+    nan = float("nan")
+    rows = _train(dict(provider="native", K=nan, ms_p50=8.0),
+                  dict(provider="native", K=nan, ms_p50=2.0, N=32),
+                  dict(ms_p50=10.0), dict(ms_p50=3.0, N=32))  # fmt: skip
+    pairs = report.train_pairs(rows).sort_values("N")
+    assert pairs["overhead"].tolist() == [0.5, 0.25]
+
+
+def test_a_step_at_the_limit_in_decimal_meets_the_goal_whatever_its_float_quotient():
+    """10.71 ms over 10.2 ms is 1.05 in decimal, 1.0500000000000003 in floats: met."""
+    rows = _train(dict(provider="native", K=float("nan"), ms_p50=10.2), dict(ms_p50=10.71))
+    assert _train_table(GPU, rows)[("resnet20", "eager", "triton", "2")][-1].startswith("time met")
+
+
+def test_a_goal_step_measured_by_the_reference_alone_is_still_named_as_not_measured():
+    rows = _train(dict(provider="native", K=float("nan"), ms_p50=8.0),
+                  dict(provider="reference", ms_p50=16.0))  # fmt: skip
+    (line,) = [x for x in report.train_lines(GPU, rows) if x.startswith("Not measured")]
+    assert "resnet20 eager (K = 2)" in line
+
+
+# ------------------------------ audit: figures ------------------------------------------
+
+
+def test_speedup_figure_holds_mgn_against_groupnorm_with_two_groups_only():
+    gn = dict(op="group_norm", provider="native")
+    df = _rows(dict(op="mode_group_norm", ms_p50=1.0), dict(**gn, K=2, ms_p50=0.5),
+               dict(**gn, K=1, ms_p50=0.25))  # fmt: skip
+    _, mgn = _drawn(figures.speedup_per_shape, df)
+    assert _bars(mgn)["GroupNorm"] == [2.0]
+
+
+def test_speedup_figure_draws_the_batchnorm_goal_over_a_shape_of_exactly_64_mib():
+    bn = dict(op="batch_norm", provider="native", K=NAN)
+    exact = dict(C=128, H=32, W=32)  # N=128, float32: 64 MiB exactly, judged (>= 64 MiB)
+    df = _rows(dict(ms_p50=1.0), dict(**exact, ms_p50=1.0), dict(**bn, ms_p50=1.0),
+               dict(**bn, **exact, ms_p50=1.0))  # fmt: skip
+    mn, _ = _drawn(figures.speedup_per_shape, df)
+    xs, _ = _series(mn)[figures.BN_GOAL[1]]
+    assert [x for x in xs if x == x] == pytest.approx([-0.45, 0.45, 0.55, 1.45])
+
+
+def test_memory_figure_pairs_each_case_once_with_its_own_baseline():
+    """MGN against GroupNorm(2, C) only; float32 NCHW only; calls only; the latest part."""
+    two = dict(run="A-part2", part_rank=1)
+    gn, bn = dict(op="group_norm", provider="native"), dict(op="batch_norm", provider="native")
+    rows = [
+        dict(**two, peak_mem_mb=10.0),
+        dict(**two, **bn, K=NAN, peak_mem_mb=5.0),
+        dict(**two, op="mode_group_norm", peak_mem_mb=10.0),
+        dict(**two, **gn, K=2, peak_mem_mb=5.0),
+        dict(**two, **gn, K=1, peak_mem_mb=1.0),
+        dict(**two, dtype="bfloat16", peak_mem_mb=50.0),
+        dict(**two, **bn, K=NAN, dtype="bfloat16", peak_mem_mb=1.0),
+        dict(**two, exec="cudagraph", peak_mem_mb=30.0),
+        dict(run="A-part1", part_rank=0, peak_mem_mb=40.0),
+        dict(run="A-part1", part_rank=0, **bn, K=NAN, peak_mem_mb=5.0),
+    ]
+    df = _rows(*[dict(exec="eager", ms_p50=1.0) | r for r in rows])
+    mn, mgn = (_series(ax) for ax in _drawn(figures.memory, df))
+    mib = BIG["N"] * BIG["C"] * BIG["H"] * BIG["W"] * 4 / 2**20
+    assert mn["triton"] == ([mib], [2.0]) and mgn["triton"] == ([mib], [2.0])
+
+
+def test_time_vs_k_draws_groupnorm_only_where_the_sweep_measured():
+    gn = dict(op="group_norm", provider="native")
+    df = _rows(
+        *[dict(op="mode_group_norm", K=k, ms_p50=1.0) for k in (1, 2, 6)],
+        *[dict(**gn, K=k, ms_p50=t) for k, t in ((1, 0.25), (2, 0.75), (4, 0.6))],
+    )  # fmt: skip
+    mn, mgn = _drawn(figures.time_vs_k, df)
+    assert _series(mgn)["GroupNorm"] == ([1, 2, 4, 6], [0.25, 0.75, None, 0.25])
+    assert mgn.get_title() == "MGN: N=128 64x56x56 float32 nchw"
+
+
+def test_train_step_figure_pairs_each_step_with_batchnorm_of_its_own_width():
+    rows = _train(dict(provider="native", K=NAN, ms_p50=8.0),
+                  dict(provider="native", K=NAN, ms_p50=2.0, width="0.25"),
+                  dict(ms_p50=10.0), dict(ms_p50=3.0, width="0.25"))  # fmt: skip
+    (ax,) = _drawn(figures.train_step, rows, ncols=1)
+    assert sorted(_hbars(ax)["triton"]) == [1.25, 1.5]
+
+
+def test_train_step_figure_sets_exempt_steps_in_italics():
+    native = dict(provider="native", K=NAN)
+    df = _train(
+        dict(**native, ms_p50=8.0),
+        dict(ms_p50=8.5),
+        dict(**native, exec="cudagraph", ms_p50=4.0),
+        dict(exec="cudagraph", ms_p50=5.0),
+    )
+    (ax,) = _drawn(figures.train_step, df, ncols=1)
+    assert [t.get_fontstyle() for t in ax.get_yticklabels()] == ["normal", "italic"]
+
+
+def test_bandwidth_figure_draws_a_case_of_two_parts_once_from_the_later():
+    df = _rows(
+        dict(run="A-part1", part_rank=0, ms_p50=1.0, gbps=600.0, copy_gbps=1000.0),
+        dict(run="A-part2", part_rank=1, ms_p50=1.0, gbps=1400.0, copy_gbps=2000.0),
+    )
+    (ax,) = _drawn(figures.bandwidth, df, ncols=1)
+    (mn,) = [c for c in ax.collections if c.get_label() == "MN (triton)"]
+    assert [float(y) for _, y in mn.get_offsets()] == pytest.approx([70.0])
+
+
+def test_memory_figure_keeps_a_case_whose_later_part_lacks_the_baseline():
+    """Part 2 re-measured MN but was cut short before BatchNorm: the part-1 pair is drawn,
+    as speedup_per_shape and the tables do."""
+    one, two = dict(run="A-part1", part_rank=0), dict(run="A-part2", part_rank=1)
+    bn = dict(op="batch_norm", provider="native", K=NAN)
+    df = _rows(dict(**one, ms_p50=1.0, peak_mem_mb=10.0), dict(**one, **bn, ms_p50=1.0, peak_mem_mb=5.0),  # noqa: E501
+               dict(**two, ms_p50=3.0, peak_mem_mb=10.0))  # fmt: skip
+    mn, _ = _drawn(figures.memory, df)
+    assert _series(mn)["triton"] == ([98.0], [2.0])
+
+
+def test_at_a_glance_overheads_are_those_of_the_judged_full_run_steps():
+    bn = dict(provider="native", K=NAN, ms_p50=10.0)
+    train = _train(dict(bn, width="0.25", ms_p50=2.0), dict(bn),
+                   dict(ms_p50=6.0, width="0.25"), dict(ms_p50=10.2))  # fmt: skip
+    text = _glance(pd.DataFrame(columns=_rows({}).columns), train)
+    assert "| resnet20 | 2 | +2.0% |" in text  # not the width-0.25 net's +200.0%

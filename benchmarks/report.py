@@ -961,8 +961,11 @@ def glance_lines(layer_runs: dict, train_runs: dict) -> list[str]:
     library has moved since), a bottom line, every goal with its median, worst case and
     verdict in one table, the training steps' overhead per model and execution mode, and the
     median ratios against the native norms. Details and worst cases follow below."""
-    lines = []
-    for device in [d for d in {**layer_runs, **train_runs} if d != "cpu"]:
+    gpus = [d for d in {**layer_runs, **train_runs} if d != "cpu"]
+    if not gpus:
+        return []
+    lines = ["## At a glance", "", f"Measured on {', '.join(gpus)} only.", ""]
+    for device in gpus:
         rows = layer_runs.get(device, pd.DataFrame())
         train = train_runs.get(device, pd.DataFrame())
         first = (rows if not rows.empty else train).iloc[0]
@@ -975,10 +978,7 @@ def glance_lines(layer_runs: dict, train_runs: dict) -> list[str]:
             lines += _glance_steps(pairs)
         if not rows.empty:
             lines += _glance_medians(device, rows)
-    if not lines:
-        return []
-    gpus = [d for d in {**layer_runs, **train_runs} if d != "cpu"]
-    return ["## At a glance", "", f"Measured on {', '.join(gpus)} only.", "", *lines]
+    return lines
 
 
 def _measured_at(row: pd.Series) -> str:
@@ -1030,12 +1030,18 @@ def glance_goals(device: str, rows: pd.DataFrame, pairs: pd.DataFrame) -> list[G
     return [g for g in goal_list if not g.rows.empty]
 
 
-def step_goals(pairs: pd.DataFrame) -> list[Goal]:
-    """The training-step goals as goals: MN (Triton) at each model's goal K, eager and
-    compiled, full runs only (the table below says why another step is not judged)."""
-    mine = pairs[(pairs["provider"] == "triton") & pairs["exec"].isin(TRAIN_GOAL_EXECS)]
+def goal_steps(pairs: pd.DataFrame) -> pd.DataFrame:
+    """MN (Triton) steps at each model's goal K from full runs, every exec mode (the table
+    below says why another step is not judged)."""
+    mine = pairs[(pairs["provider"] == "triton")]
     mine = mine[mine["model"].map(TRAIN_GOALS) == mine["K"]]
-    mine = mine[[not not_full_run(r) for _, r in mine.iterrows()]]
+    return mine[[not not_full_run(r) for _, r in mine.iterrows()]]
+
+
+def step_goals(pairs: pd.DataFrame) -> list[Goal]:
+    """The training-step goals as goals: the goal steps, eager and compiled."""
+    mine = goal_steps(pairs)
+    mine = mine[mine["exec"].isin(TRAIN_GOAL_EXECS)]
     memory = mine[["mem_ratio", "total_mem_ratio"]].max(axis=1, skipna=True)
     return [
         Goal("training step time / BatchNorm's (eager and compiled)", f"<= {GOAL_STEP:.2f}x",
@@ -1081,9 +1087,7 @@ def glance_table(goal_list: list[Goal], without_row: int) -> list[str]:
 def _glance_steps(pairs: pd.DataFrame) -> list[str]:
     """MN (Triton) training steps at each model's goal K over BatchNorm's: model by execution
     mode (CUDA-graph steps have no goal; they show the kernels without the host's cost)."""
-    mine = pairs[(pairs["provider"] == "triton")]
-    mine = mine[mine["model"].map(TRAIN_GOALS) == mine["K"]]
-    mine = mine[[not not_full_run(r) for _, r in mine.iterrows()]]
+    mine = goal_steps(pairs)
     if mine.empty:
         return []
     execs = [e for e in ("eager", "compiled", "cudagraph") if (mine["exec"] == e).any()]

@@ -1188,10 +1188,10 @@ def mode_norm_backward(
     sum_over_batch: Callable[[Tensor], Tensor] | None = None,
     gates: Tensor | None = None,
 ) -> MixGrads:
-    """(dy_scale, x_scale, bias) per row and the gradients of the gate weight, gate bias,
-    weight and bias: see mix.mode_norm_backward (`stats`, here packed, and `sum_over_batch`
-    as there; `gates`: shared_gates' result, if already computed). Without `mean_dev` (rows
-    of one element) x_scale, which multiplies x − s = 0, is left out: None.
+    """MixGrads: (dy_scale, x_scale, row_bias) per row and the gradients of the gate weight,
+    gate bias, weight and bias: see mix.mode_norm_backward (`stats`, here packed, and
+    `sum_over_batch` as there; `gates`: shared_gates' result, if already computed). Without
+    `mean_dev` (rows of one element) x_scale, which multiplies x − s = 0, is left out: None.
 
     With `sum_over_batch` (training) the rows kernel runs as two launches, its first pass
     over the samples, then the second, and the three (K, C) sums between them go through it.
@@ -1260,15 +1260,8 @@ def mode_norm_backward(
     if splits > 1:
         _sum_partials(partial, grads, c, k * c, k)
     d_weight, d_bias, d_gate_w, d_gate_b = grads
-    return MixGrads(
-        dy_scale=dy_scale,
-        x_scale=x_scale,
-        row_bias=row_bias,
-        gate_weight=d_gate_w,
-        gate_bias=d_gate_b,
-        weight=d_weight,
-        bias_param=d_bias,
-    )
+    return MixGrads(dy_scale=dy_scale, x_scale=x_scale, row_bias=row_bias, gate_weight=d_gate_w,
+                    gate_bias=d_gate_b, weight=d_weight, bias_param=d_bias)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------
@@ -1578,12 +1571,5 @@ def mode_group_norm_backward(
         enable_fp_fusion=FP_FUSION,
     )  # fmt: skip
     _sum_partials(partial, (d_weight, d_bias, d_gate_w, d_gate_b), c, k, k)
-    return MixGrads(
-        dy_scale=dy_scale,
-        x_scale=x_scale,
-        row_bias=row_bias,
-        gate_weight=d_gate_w,
-        gate_bias=d_gate_b,
-        weight=d_weight,
-        bias_param=d_bias,
-    )
+    return MixGrads(dy_scale=dy_scale, x_scale=x_scale, row_bias=row_bias, gate_weight=d_gate_w,
+                    gate_bias=d_gate_b, weight=d_weight, bias_param=d_bias)  # fmt: skip

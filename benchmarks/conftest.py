@@ -7,7 +7,6 @@ Triton kernels run for real here (TRITON_INTERPRET is deliberately not set): on 
 
 from __future__ import annotations
 
-import datetime
 import os
 import re
 import time
@@ -76,8 +75,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """The run's id (--run-id, else the time), and where pytest-benchmark keeps its JSON
     unless --benchmark-json says: raw/pytest-benchmark-<run id>.json beside the data folder,
     so that every run keeps it (as tools/bench.sh and gpu_run.sh ask for explicitly)."""
-    now = datetime.datetime.now(datetime.timezone.utc)
-    run_id = config.getoption("run_id", None) or now.strftime("%Y%m%dT%H%M%SZ")
+    run_id = config.getoption("run_id", None) or records.new_run_id()
     config.stash[_RUN_ID] = run_id
     if config.getoption("benchmark_disable", False) or config.getoption("benchmark_json", 1):
         return  # benchmarks off, or a path given (or pytest-benchmark missing)

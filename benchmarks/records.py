@@ -8,6 +8,7 @@ reads every CSV file in the folder.
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import os
 from collections.abc import Iterable, Mapping
@@ -29,6 +30,14 @@ OPS = {"mode_norm", "mode_group_norm", "batch_norm", "group_norm", "instance_nor
 PROVIDERS = {"triton", "torch_ops", "reference", "reference_compiled", "native"}
 MODES = {"forward", "backward", "full", "eval", "train_step"}
 EXECS = {"eager", "compiled", "cudagraph"}
+# A run's id: its start in UTC, as tools/bench.sh and benchmarks/gpu_run.sh form it too
+# (`date -u +%Y%m%dT%H%M%SZ`), unless MN_RUN_ID or --run-id names it.
+RUN_ID_FORMAT = "%Y%m%dT%H%M%SZ"
+
+
+def new_run_id() -> str:
+    """A run id for a run that starts now."""
+    return datetime.datetime.now(datetime.timezone.utc).strftime(RUN_ID_FORMAT)
 
 
 def make_row(

@@ -354,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         steps=args.steps or (5 if quick else 20),
         max_seconds_per_variant=10.0 if quick else 30.0,
         run_size="quick" if quick else "full",
-        run_id=args.run_id or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
+        run_id=args.run_id or records.new_run_id(),
     )
     variants = profiled_variants(args.models.split(","), args.execs.split(","))
     _log(

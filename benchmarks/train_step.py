@@ -558,7 +558,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         width=args.width,
         max_seconds_per_variant=10.0 if quick else 120.0,
         run_size="quick" if quick else "full",
-        run_id=args.run_id or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
+        run_id=args.run_id or records.new_run_id(),
     )
 
 

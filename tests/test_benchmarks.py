@@ -14,6 +14,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -64,6 +65,15 @@ def _run(args: list[str], env_updates: dict[str, str]) -> subprocess.CompletedPr
     return subprocess.run(
         [sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=900
     )
+
+
+def test_run_ids_have_one_format_in_python_and_in_the_shell_scripts(monkeypatch) -> None:
+    """The report groups a run's parts by id and sorts runs by it: every writer must form it
+    alike (records.new_run_id, tools/bench.sh, benchmarks/gpu_run.sh)."""
+    records = _load_benchmark("records", monkeypatch)
+    assert re.fullmatch(r"\d{8}T\d{6}Z", records.new_run_id())
+    for script in ("tools/bench.sh", "benchmarks/gpu_run.sh"):
+        assert f"date -u +{records.RUN_ID_FORMAT})" in (REPO / script).read_text(), script
 
 
 def test_split_timing_runs_both_ways_and_labels_cpu_times() -> None:

@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import figures
 import matplotlib.pyplot as plt
 import report
+import report_goals
 from matplotlib.container import BarContainer
 
 GPU = "NVIDIA H100 80GB HBM3 (hand-made rows)"
@@ -27,7 +28,7 @@ NATIVE = dict(provider="native", K=NAN)
 
 
 def _rows(*rows: dict) -> pd.DataFrame:
-    """Layer rows as `report.load` returns them: MN of triton at K=2, fwd+bwd, unless a row
+    """Layer rows as `report_data.load` returns them: MN of triton at K=2, fwd+bwd, unless a row
     says otherwise."""
     base = dict(op="mode_norm", provider="triton", mode="full", dtype="float32",
                 layout="nchw", **BIG, K=2, device=GPU, run="r1", timestamp="2026-01-01",
@@ -93,7 +94,7 @@ GOAL_ROWS = (
 def test_goal_cases_are_the_report_goal_selection():
     assert figures.GOAL_BYTES == report.BIG_BYTES
     df = _rows(*GOAL_ROWS)
-    (goal,) = [g for g in report.goals(df, GPU) if "copy bandwidth" in g.name]
+    (goal,) = [g for g in report_goals.goals(df, GPU) if "copy bandwidth" in g.name]
     assert sorted(figures.goal_cases(df, "triton").index) == sorted(goal.rows.index)
 
 
@@ -108,7 +109,7 @@ def test_the_goals_are_the_same_in_the_report_the_figures_and_the_training_steps
     assert figures.SPEEDUP_GOALS["reference_compiled"][0] == 1 / report.GOAL_SPEEDUP_COMPILED
     assert figures.TRAIN_GOAL == report.GOAL_STEP
     assert train_step.HEADLINE_K == report.TRAIN_GOALS
-    limits = {g.name: g.limit for g in report.goals(_rows(*GOAL_ROWS), GPU)}
+    limits = {g.name: g.limit for g in report_goals.goals(_rows(*GOAL_ROWS), GPU)}
     assert sorted(limits.values()) == sorted([
         report.GOAL_MN_OVER_BN, report.GOAL_COPY_FRACTION, report.GOAL_SPEEDUP_REFERENCE,
         report.GOAL_SPEEDUP_COMPILED, report.GOAL_K8_OVER_K1,

@@ -20,6 +20,12 @@ import matplotlib.pyplot as plt
 import measure
 import records
 import report
+import report_data
+import report_glance
+import report_goals
+import report_layers
+import report_text
+import report_train
 from matplotlib.container import BarContainer, ErrorbarContainer
 
 GPU = "NVIDIA H100 80GB HBM3 (hand-made rows)"
@@ -27,7 +33,7 @@ BIG = dict(N=128, C=64, H=56, W=56)  # 98 MiB in float32: the goals' "tensors >=
 
 
 def _rows(*rows: dict) -> pd.DataFrame:
-    """Rows as `report.load` returns them: one MN point at K=2 unless a row says otherwise."""
+    """Rows as `report_data.load` returns them: one MN point at K=2 unless a row says otherwise."""
     base = dict(op="mode_norm", provider="triton", mode="full", dtype="float32",
                 layout="nchw", **BIG, K=2, device=GPU, run="r1", timestamp="2026-01-01",
                 gbps=float("nan"), copy_gbps=float("nan"))  # fmt: skip
@@ -36,8 +42,8 @@ def _rows(*rows: dict) -> pd.DataFrame:
     return df
 
 
-def _goal(df: pd.DataFrame, words: str) -> report.Goal:
-    (goal,) = [g for g in report.goals(df, GPU) if words in g.name]
+def _goal(df: pd.DataFrame, words: str) -> report_goals.Goal:
+    (goal,) = [g for g in report_goals.goals(df, GPU) if words in g.name]
     return goal
 
 
@@ -74,7 +80,7 @@ def test_load_gives_batch_norm_eval_its_own_bytes_model(tmp_path: Path):
         "batch_norm,native,full,float32,1,1,1,250,,1.0,8000,0.008,gpu,t\n"
         "mode_norm,triton,eval,float32,1,1,1,250,2,1.0,3000,0.003,gpu,t\n"
     )
-    df = report.load(tmp_path)
+    df = report_data.load(tmp_path)
     assert df["bytes_min"].tolist() == [2000, 8000, 3000]
     assert df["gbps"].tolist() == pytest.approx([0.002, 0.008, 0.003])
 
@@ -165,7 +171,7 @@ def test_speedups_and_k_ratio():
         dict(K=8, provider="reference", ms_p50=20.0),
         dict(K=8, provider="reference_compiled", ms_p50=3.0),
     )  # fmt: skip
-    assert report.k8_over_k1(df, "triton")["ratio"].tolist() == [2.0]
+    assert report_goals.k8_over_k1(df, "triton")["ratio"].tolist() == [2.0]
     assert _goal(df, "K=8 / time at K=1").verdict(True) == "**MISSED**"
     assert _goal(df, "eager reference").worst() == pytest.approx(10.0)  # 20 ms / 2 ms
     assert _goal(df, "torch.compile").worst() == pytest.approx(1.5)
@@ -180,7 +186,7 @@ def test_mode_group_norm_pairs_with_the_group_norm_measured_for_it():
         dict(op="group_norm", provider="native", C=6, K=2, ms_p50=0.5),
     )  # fmt: skip
     mgn = {"op": "mode_group_norm", "provider": "triton"}
-    paired = report.pair(df, mgn, {"op": "group_norm"}, match="groups")
+    paired = report_goals.pair(df, mgn, {"op": "group_norm"}, match="groups")
     assert sorted(zip(paired["K"], paired["ratio"], strict=True)) == [(2, 6.0), (4, 2.0)]
 
 
@@ -190,15 +196,15 @@ def test_latest_run_per_device_and_cpu_last():
         dict(run="old", timestamp="2026-01-01", ms_p50=1.0),
         dict(run="cpu-run", device="cpu", provider="torch_ops", ms_p50=9.0),
     )  # fmt: skip
-    runs = report.latest_runs(df)
+    runs = report_data.latest_runs(df)
     assert list(runs) == [GPU, "cpu"]
     assert runs[GPU]["run"].unique().tolist() == ["new"]
 
 
 def test_shown_values_are_rounded_against_us():
-    assert report.fmt(1.1001, at_most=True, unit="x") == "1.11x"
-    assert report.fmt(0.7499, at_most=False, percent=True) == "74.9%"
-    assert report.fmt(float("nan")) == "–"
+    assert report_text.fmt(1.1001, at_most=True, unit="x") == "1.11x"
+    assert report_text.fmt(0.7499, at_most=False, percent=True) == "74.9%"
+    assert report_text.fmt(float("nan")) == "–"
 
 
 def test_load_names_runs_and_sizes_tensors_by_dtype(tmp_path: Path):
@@ -212,7 +218,7 @@ def test_load_names_runs_and_sizes_tensors_by_dtype(tmp_path: Path):
     (tmp_path / "b.csv").write_text(
         f"{header}\nmode_norm,triton,full,float32,nchw,2,3,4,5,2,1.0,gpu,t\n"
     )
-    df = report.load(tmp_path)
+    df = report_data.load(tmp_path)
     assert df["run"].tolist() == ["run-7", "a", "b"]
     assert df["tensor_bytes"].tolist() == [240, 240, 480]
 
@@ -225,7 +231,7 @@ def test_pairs_keep_dtypes_and_layouts_apart():
         {**bn, "ms_p50": 1.0}, {**bn, "layout": "nhwc", "ms_p50": 2.0},
         {**bn, "dtype": "bfloat16", "ms_p50": 8.0},
     )  # fmt: skip
-    paired = report.pair(df, {"op": "mode_norm", "provider": "triton"}, {"op": "batch_norm"})
+    paired = report_goals.pair(df, {"op": "mode_norm", "provider": "triton"}, {"op": "batch_norm"})
     assert sorted(zip(paired["dtype"], paired["layout"], paired["ratio"], strict=True)) == [
         ("bfloat16", "nchw", 0.5), ("float32", "nchw", 2.0), ("float32", "nhwc", 1.5)
     ]  # fmt: skip
@@ -249,7 +255,7 @@ def test_reference_and_k_ratios_pair_each_op_at_its_own_k():
         ("mode_norm", 1, pytest.approx(6.0)), ("mode_norm", 8, pytest.approx(40.0)),
     ]  # fmt: skip
     assert vs_ref.verdict(True) == "met"
-    k_ratio = report.k8_over_k1(df, "triton")
+    k_ratio = report_goals.k8_over_k1(df, "triton")
     assert sorted(zip(k_ratio["op"], k_ratio["ratio"], strict=True)) == [
         ("mode_group_norm", 4.0), ("mode_norm", 1.0)
     ]  # fmt: skip
@@ -287,7 +293,9 @@ def test_comparisons_pair_each_norm_and_mgn_with_its_groupnorm():
         {**native, "op": "group_norm", "K": 2, "ms_p50": 1.5},
         {**native, "op": "group_norm", "K": 1, "ms_p50": 0.5},
     )  # fmt: skip
-    ratios = {name: frame["ratio"].tolist() for name, frame in report.comparisons(df, GPU).items()}
+    ratios = {
+        name: frame["ratio"].tolist() for name, frame in report_goals.comparisons(df, GPU).items()
+    }
     assert ratios == {
         "MN / BatchNorm2d": [2.0], "MN / InstanceNorm2d": [0.5], "MN / LayerNorm(C,H,W)": [0.25],
         "MGN / GroupNorm": [2.0], "ours / eager reference": [], "ours / compiled reference": [],
@@ -305,14 +313,14 @@ def test_comparison_lines_show_median_worst_and_the_worst_case():
         dict(N=16, ms_p50=6.0, host_ms_p50=7.0, flush_ms_p50=0.1),
         {**bn, "N": 4}, {**bn, "N": 8}, {**bn, "N": 16},
     )  # fmt: skip
-    paired = report.pair(df, {"op": "mode_norm", "provider": "triton"}, {"op": "batch_norm"})
-    lines = report.comparison_lines({"MN / BatchNorm2d": paired})
+    paired = report_goals.pair(df, {"op": "mode_norm", "provider": "triton"}, {"op": "batch_norm"})
+    lines = report_goals.comparison_lines({"MN / BatchNorm2d": paired})
     assert lines[0].split(" | ")[3] == "host-bound"
     assert lines[2] == (
         "| MN / BatchNorm2d | full | 3 | 2 | 2.00 | 6.00 "
         "| `mode_norm full float32 nchw N=16 64x56x56 K=2` (host-bound) |"
     )
-    lines = report.comparison_lines(
+    lines = report_goals.comparison_lines(
         {"MN / BatchNorm2d": paired.drop(columns=["host_ms_p50", "flush_ms_p50"])}
     )
     assert lines[2].startswith("| MN / BatchNorm2d | full | 3 | – | 2.00 | 6.00 |")
@@ -330,13 +338,13 @@ def test_cpu_rows_are_shown_but_not_judged():
         dict(**compiled, setup_s="10", **ENV), dict(**compiled, N=4, setup_s="20", **ENV),
         dict(N=4, ms_p50=1.0, **ENV),
     )  # fmt: skip
-    gpu = "\n".join(report.glance_table(report.goals(df, GPU), 0))
+    gpu = "\n".join(report_glance.glance_table(report_goals.goals(df, GPU), 0))
     assert "| 1 | – | **MISSED** |" in gpu and "| 2 | – | met |" in gpu  # 2x: under 5x, over 1.5x
-    section = "\n".join(report.layer_section(GPU, df))
+    section = "\n".join(report_layers.layer_section(GPU, df))
     assert "| goal | target" not in section and "At a glance" in section  # the table is there
     assert "2 cases measured" in section and "took 30 s" in section
     cpu_rows = df.assign(device="cpu", provider=df["provider"].replace("triton", "torch_ops"))
-    cpu = "\n".join(report.layer_section("cpu", cpu_rows))
+    cpu = "\n".join(report_layers.layer_section("cpu", cpu_rows))
     assert "| 1 | not judged (CPU) |" in cpu and "| 2 | not judged (CPU) |" in cpu
     assert "MISSED" not in cpu and "| met |" not in cpu
 
@@ -347,15 +355,15 @@ def test_a_goal_met_in_a_run_with_cases_without_a_row_says_on_what():
     is missed whatever the rest would show."""
     bn = dict(op="batch_norm", provider="native", K="", ms_p50=1.0)
     rows = _rows(dict(ms_p50=1.05, gbps=700.0, copy_gbps=1000.0), bn)
-    assert report._without_row(rows.assign(cases_planned=len(rows) + 20)) == 20
-    assert report._without_row(rows.assign(cases_planned=len(rows))) == 0
-    assert report._without_row(rows) == 0  # rows from before the column
-    complete = "\n".join(report.glance_table(report.goals(rows, GPU), 0))
-    partial = "\n".join(report.glance_table(report.goals(rows, GPU), 20))
+    assert report_text._without_row(rows.assign(cases_planned=len(rows) + 20)) == 20
+    assert report_text._without_row(rows.assign(cases_planned=len(rows))) == 0
+    assert report_text._without_row(rows) == 0  # rows from before the column
+    complete = "\n".join(report_glance.glance_table(report_goals.goals(rows, GPU), 0))
+    partial = "\n".join(report_glance.glance_table(report_goals.goals(rows, GPU), 20))
     assert "| 1 | – | met |" in complete and "planned cases have no row" not in complete
     assert "| 1 | – | met on the cases measured (20 planned cases have no row) |" in partial
     assert "| 1 | – | **MISSED** |" in partial  # the bandwidth goal: 70 %
-    cpu = "\n".join(report.goal_lines(report.goals(rows, GPU), False, 20))
+    cpu = "\n".join(report_goals.goal_lines(report_goals.goals(rows, GPU), False, 20))
     assert "| 1 | not judged (CPU) |" in cpu
 
 
@@ -364,12 +372,12 @@ def test_run_caption_counts_the_cases_without_a_row():
     (skipped when the time budget ran out, or failed), which the tables cannot show; runs
     from before the column, and complete ones, say nothing more."""
     three = _rows({}, dict(K=4), dict(K=8)).assign(**ENV)
-    assert "3 rows of 5 cases planned (**2 without a row**" in report.run_caption(
+    assert "3 rows of 5 cases planned (**2 without a row**" in report_text.run_caption(
         three.assign(cases_planned=5)
     )
-    complete = report.run_caption(three.assign(cases_planned=3))
+    complete = report_text.run_caption(three.assign(cases_planned=3))
     assert complete.endswith("3 rows of 3 cases planned")
-    assert report.run_caption(three).endswith("; 3 rows")
+    assert report_text.run_caption(three).endswith("; 3 rows")
 
 
 def _train(*rows: dict) -> pd.DataFrame:
@@ -399,10 +407,10 @@ def _train_table(
     device: str, df: pd.DataFrame, first: str = "ms"
 ) -> dict[tuple[str, ...], list[str]]:
     """train_lines' table as {(model, exec, provider, K): the cells from column `first` on}."""
-    rows = [line.strip("|").split(" | ") for line in report.train_lines(device, df)]
-    start = report.TRAIN_HEADER.index(first)
+    rows = [line.strip("|").split(" | ") for line in report_train.train_lines(device, df)]
+    start = report_train.TRAIN_HEADER.index(first)
     return {tuple(c.strip() for c in r[:4]): [c.strip() for c in r[start:]] for r in rows
-            if len(r) == len(report.TRAIN_HEADER) and r[0].strip() != "model"}  # fmt: skip
+            if len(r) == len(report_train.TRAIN_HEADER) and r[0].strip() != "model"}  # fmt: skip
 
 
 def test_cuda_graph_steps_are_shown_without_a_goal():
@@ -424,7 +432,7 @@ def test_cuda_graph_steps_without_rows_are_named_apart_from_the_goal_steps():
     its own, which says it has no goal."""
     rows = _train(dict(provider="native", K=NAN, exec="cudagraph", ms_p50=4.0),
                   dict(exec="cudagraph", ms_p50=5.0))  # fmt: skip
-    (line,) = [x for x in report.train_lines(GPU, rows) if x.startswith("No CUDA-graph step")]
+    (line,) = [x for x in report_train.train_lines(GPU, rows) if x.startswith("No CUDA-graph step")]
     assert "exempt from the goal" in line
     assert "resnet56 cudagraph (K = 2), lenet cudagraph (K = 6)" in line
     assert "resnet20" not in line
@@ -454,16 +462,16 @@ def test_training_steps_pair_with_batchnorm_of_their_own_width():
     rows = _train(dict(provider="native", K=nan, ms_p50=8.0),
                   dict(provider="native", K=nan, ms_p50=2.0, width="0.25"),
                   dict(ms_p50=10.0), dict(ms_p50=3.0, width="0.25"))  # fmt: skip
-    pairs = report.train_pairs(rows).sort_values("width")
+    pairs = report_train.train_pairs(rows).sort_values("width")
     assert pairs["overhead"].tolist() == [0.5, 0.25]
-    assert len(report.latest_per_case(rows.assign(device=GPU))) == 4
+    assert len(report_data.latest_per_case(rows.assign(device=GPU))) == 4
 
 
 def test_training_goal_steps_without_rows_are_named():
     """A GPU run short of time skips the slowest compiled steps: the report names every goal
     step (Triton at the goal's K, eager and compiled) that has no pair with BatchNorm, rather
     than a table that reads as complete. CPU rows are not judged, so not named either."""
-    lines = report.train_lines(GPU, _train(*TRAIN_ROWS))
+    lines = report_train.train_lines(GPU, _train(*TRAIN_ROWS))
     named = [line for line in lines if line.startswith("Not measured")]
     assert len(named) == 1
     assert "resnet56 eager (K = 2), resnet56 compiled (K = 2), lenet compiled (K = 6)" in named[0]
@@ -471,13 +479,16 @@ def test_training_goal_steps_without_rows_are_named():
     everything = _train(*TRAIN_ROWS, *[
         dict(model=model, exec=exec_mode, K=float(k), provider=provider,
              ms_p50=1.0)
-        for model, k in report.TRAIN_GOALS.items() for exec_mode in report.TRAIN_GOAL_EXECS
+        for model, k in report_train.TRAIN_GOALS.items()
+        for exec_mode in report_train.TRAIN_GOAL_EXECS
         for provider in ("triton", "native")
     ])  # fmt: skip
-    assert not any(line.startswith("Not measured") for line in report.train_lines(GPU, everything))
+    assert not any(
+        line.startswith("Not measured") for line in report_train.train_lines(GPU, everything)
+    )
     only_bn = _train(dict(provider="native", K=float("nan"), ms_p50=7.0))
-    assert any("resnet20 eager (K = 2)" in line for line in report.train_lines(GPU, only_bn))
-    cpu = report.train_lines("cpu", _train(*TRAIN_ROWS).assign(device="cpu"))
+    assert any("resnet20 eager (K = 2)" in line for line in report_train.train_lines(GPU, only_bn))
+    cpu = report_train.train_lines("cpu", _train(*TRAIN_ROWS).assign(device="cpu"))
     assert not any(line.startswith("Not measured") for line in cpu)
 
 
@@ -491,8 +502,8 @@ def test_a_gpu_without_training_steps_still_lists_the_training_goals():
     training = text.split("## End-to-end training step")[1].split("## Figures")[0]
     assert f"### {GPU}" in training and "### cpu" not in training
     assert "No training-step rows from this device." in training
-    goal_steps = ", ".join(f"{m} {e} (K = {k})" for m, k in report.TRAIN_GOALS.items()
-                           for e in report.TRAIN_GOAL_EXECS)  # fmt: skip
+    goal_steps = ", ".join(f"{m} {e} (K = {k})" for m, k in report_train.TRAIN_GOALS.items()
+                           for e in report_train.TRAIN_GOAL_EXECS)  # fmt: skip
     assert f"so not judged: {goal_steps} (" in training
     cpu_only = report.render(layers[layers["device"] == "cpu"], 1, "d")
     assert "No training-step rows yet." in cpu_only
@@ -514,8 +525,9 @@ def test_training_steps_show_host_issue_times_without_judging_them():
         ("resnet20", "compiled", "triton", "2"): "– / 4.000",
         ("resnet20", "eager", "reference", "2"): "3.000 / 2.000",
     }
-    assert report.TRAIN_HOST_NOTE in report.train_lines(GPU, rows)
-    assert report.TRAIN_HOST_NOTE not in report.train_lines("cpu", rows.assign(device="cpu"))
+    note = report_train.TRAIN_HOST_NOTE
+    assert note in report_train.train_lines(GPU, rows)
+    assert note not in report_train.train_lines("cpu", rows.assign(device="cpu"))
 
 
 def test_training_steps_on_cpu_are_not_judged():
@@ -821,17 +833,17 @@ def test_log_axes_print_plain_numbers():
 def test_float_noise_is_not_rounded_against_us():
     """21/20 − 1 is 0.0500…04 and 0.29 · 100 is 28.999…96 in floats: shown as 5.0% and 29.0%,
     not 5.1% and 28.9%; a real excess past the last digit still rounds against us."""
-    assert report.fmt(21 / 20 - 1, at_most=True, percent=True) == "5.0%"
-    assert report.fmt(0.29, at_most=False, percent=True) == "29.0%"
-    assert report.fmt(1.1, at_most=True, unit="x") == "1.10x"  # 1.1 · 100 = 110.00000000000001
-    assert report.fmt(1.10001, at_most=True, unit="x") == "1.11x"
-    assert report.fmt(0.74999, at_most=False, percent=True) == "74.9%"
+    assert report_text.fmt(21 / 20 - 1, at_most=True, percent=True) == "5.0%"
+    assert report_text.fmt(0.29, at_most=False, percent=True) == "29.0%"
+    assert report_text.fmt(1.1, at_most=True, unit="x") == "1.10x"  # 1.1 · 100 = 110.00000000000001
+    assert report_text.fmt(1.10001, at_most=True, unit="x") == "1.11x"
+    assert report_text.fmt(0.74999, at_most=False, percent=True) == "74.9%"
 
 
 @pytest.mark.parametrize("value, verdict", [(1.05 + 2e-16, "met"), (1.0500001, "**MISSED**")])
 def test_verdicts_ignore_float_noise_only(value, verdict):
     rows = pd.DataFrame({"value": [1.0, value]})
-    goal = report.Goal("K ratio", "<= 1.05x", 1.05, True, rows)
+    goal = report_goals.Goal("K ratio", "<= 1.05x", 1.05, True, rows)
     assert goal.verdict(True) == verdict
 
 
@@ -849,7 +861,7 @@ def test_training_goals_judge_only_full_runs_and_the_table_shows_n_and_run_size(
     }
     rows = []
     for model, change in cases.items():
-        k = report.TRAIN_GOALS[model]
+        k = report_train.TRAIN_GOALS[model]
         rows += [{**bn, "model": model, **change}, dict(model=model, K=k, ms_p50=10.4, **change)]
     table = _train_table(GPU, _train(*rows), first="N")
     assert table[("resnet20", "eager", "triton", "2")][:2] == ["128", "full"]
@@ -894,7 +906,7 @@ def test_load_skips_empty_files_and_drops_incomplete_rows(tmp_path: Path, capsys
         "\n".join([HEADER, _csv_line(device=""), _csv_line(timestamp=""),
                    _csv_line(ms_p50=""), _csv_line(ms_p50="1.2.3")]) + "\n"
     )  # fmt: skip
-    df = report.load(tmp_path)
+    df = report_data.load(tmp_path)
     assert df["device"].tolist() == ["cpu"] and df["K"].tolist() == [2]
     err = capsys.readouterr().err
     assert "b.csv: dropped 1 incomplete row(s), lines [3]" in err
@@ -913,7 +925,7 @@ def test_impossible_timings_are_dropped_and_counted_in_the_readme(tmp_path: Path
         dict(ms_p80="0.5"), dict(ms_p80="nan"),
     ], start=3)]  # fmt: skip
     (tmp_path / "a.csv").write_text("\n".join([HEADER, good, *bad]) + "\n")
-    df = report.load(tmp_path)
+    df = report_data.load(tmp_path)
     assert df["K"].tolist() == [2] and df.attrs["rows_dropped"] == 6
     assert "a.csv: dropped 6 row(s) with a time that is not a positive finite" in (
         capsys.readouterr().err
@@ -923,8 +935,8 @@ def test_impossible_timings_are_dropped_and_counted_in_the_readme(tmp_path: Path
     clean.mkdir(parents=True)
     (clean / "a.csv").write_text(f"{HEADER}\n{good}\n")
     # A run note with an unquoted comma is warned about, but is no measurement dropped.
-    (clean.parent / report.RUN_NOTES).write_text("run,note\nr1,a note, with a comma\n")
-    df = report.load(clean)
+    (clean.parent / report_data.RUN_NOTES).write_text("run,note\nr1,a note, with a comma\n")
+    df = report_data.load(clean)
     assert df.attrs["rows_dropped"] == 0 and "dropped as unusable" not in report.render(df, 1, "d")
 
 
@@ -941,7 +953,7 @@ def test_a_case_measured_twice_in_one_run_counts_once_from_its_latest_row(tmp_pa
         _csv_line(**gn, ms_p50="3", timestamp="2027-01-01T02:00:00+00:00"),
         _csv_line(ms_p50="5", run_id="r0", timestamp="2026-12-31T00:00:00+00:00"),
     ]) + "\n")  # fmt: skip
-    df = report.load(tmp_path)
+    df = report_data.load(tmp_path)
     assert sorted(zip(df["run"], df["op"], df["ms_p50"], strict=True)) == [
         ("r0", "mode_norm", 5), ("r1", "group_norm", 3), ("r1", "mode_norm", 2)
     ]  # fmt: skip
@@ -966,7 +978,7 @@ def test_rows_are_appended_in_one_write_of_whole_lines(tmp_path: Path, monkeypat
     records.append_rows([_row(run_id="r2"), _row(run_id="r2", k=4)], "runs")
     assert len(writes) == 1
     assert path.read_text().endswith("\n")
-    df = report.load(tmp_path)
+    df = report_data.load(tmp_path)
     assert df["run"].tolist() == ["r2", "r2"]  # the cut row dropped, the new ones whole
 
 
@@ -976,7 +988,7 @@ def test_report_data_folder_follows_mn_report_data(tmp_path: Path, monkeypatch):
     data.mkdir()
     (data / "run.csv").write_text(f"{HEADER}\n{_csv_line(device='cpu', run_id='moved')}\n")
     monkeypatch.setenv("MN_REPORT_DATA", str(data))
-    assert report.default_data_dir() == data
+    assert report_data.default_data_dir() == data
     assert report.main(["--out", str(tmp_path / "out")]) == 0
     assert "run `moved`" in (tmp_path / "out" / "README.md").read_text()
 
@@ -1027,7 +1039,7 @@ def _span(run: str, start: str, end: str) -> list[dict]:
 )  # fmt: skip
 def test_run_group_gathers_the_parts_of_the_latest_run(runs, group):
     rows = pd.DataFrame([row for run in runs for row in _span(*run)])
-    assert report.run_group(rows) == group
+    assert report_data.run_group(rows) == group
 
 
 def _case_ms(case_id: str) -> float:
@@ -1053,7 +1065,7 @@ def _grid_rows(name: str, run: str, timestamp: str, scale: float) -> list[dict]:
 def _train_rows(run: str, timestamp: str, execs: tuple[str, ...]) -> list[dict]:
     rows = []
     for exec_mode in execs:
-        for model, k in report.TRAIN_GOALS.items():
+        for model, k in report_train.TRAIN_GOALS.items():
             for provider, kk, ms in (("native", "", 10.0), ("triton", k, 10.4)):
                 rows.append(dict(op="train_step", provider=provider, mode="train_step",
                                  dtype="float32", layout="nchw", N=128, C=3, H=32, W=32, K=kk,
@@ -1090,10 +1102,10 @@ def two_parts(tmp_path_factory) -> Path:
 def test_two_part_run_reports_both_parts(two_parts: Path):
     """Part 1's K and batch sweeps and eager steps and part 2's compiled reference and
     compiled steps are all in the report."""
-    df = report.load(two_parts)
-    layers = report.latest_runs(df[df["op"] != "train_step"])[GPU]
+    df = report_data.load(two_parts)
+    layers = report_data.latest_runs(df[df["op"] != "train_step"])[GPU]
     assert set(layers["run"]) == {PART1, PART2}
-    goals = {g.name: g for g in report.goals(layers, GPU)}
+    goals = {g.name: g for g in report_goals.goals(layers, GPU)}
     assert len(goals["time at K=8 / time at K=1 (MN and MGN)"].rows) > 0  # core grid only
     assert len(goals["speed-up over torch.compile(reference) (compiled subset)"].rows) > 0
     batch_axes = _drawn(figures.time_vs_batch, layers)
@@ -1113,20 +1125,20 @@ def test_two_part_run_reports_both_parts(two_parts: Path):
 
 
 def test_two_part_run_pairs_within_a_part_and_counts_each_case_once(two_parts: Path):
-    df = report.load(two_parts)
-    layers = report.latest_runs(df[df["op"] != "train_step"])[GPU]
+    df = report_data.load(two_parts)
+    layers = report_data.latest_runs(df[df["op"] != "train_step"])[GPU]
     both = set(layers.loc[layers["run"] == PART1, "id"]) & set(
         layers.loc[layers["run"] == PART2, "id"]
     )
     assert both  # the grids overlap, so the test means something
-    for name, paired in report.comparisons(layers, GPU).items():
+    for name, paired in report_goals.comparisons(layers, GPU).items():
         assert not paired.empty, name
         assert paired["id"].is_unique, name  # one pair per case
         taken = paired.loc[paired["id"].isin(both), "run"]
         assert (taken == PART2).all(), name  # overlapping cases from the later part
     # Within one part the 3× cancels: every ratio is the parts-independent one. Replays pair
     # with replays, calls with calls.
-    bn = report.pair(layers, {"op": "mode_norm", "provider": "triton"}, {"op": "batch_norm"})
+    bn = report_goals.pair(layers, {"op": "mode_norm", "provider": "triton"}, {"op": "batch_norm"})
 
     def batch_norm_id(case_id: str) -> str:
         replay = "-cudagraph" if case_id.endswith("-cudagraph") else ""
@@ -1136,7 +1148,7 @@ def test_two_part_run_pairs_within_a_part_and_counts_each_case_once(two_parts: P
     assert bn["id"].str.endswith("-cudagraph").any()
     expected = [_case_ms(i) / _case_ms(batch_norm_id(i)) for i in bn["id"]]
     assert bn["ratio"].tolist() == pytest.approx(expected)
-    k_ratio = report.k8_over_k1(layers, "triton")
+    k_ratio = report_goals.k8_over_k1(layers, "triton")
     assert k_ratio["id"].is_unique
     expected = [_case_ms(i) / _case_ms(i.replace("-K8", "-K1")) for i in k_ratio["id"]]
     assert k_ratio["ratio"].tolist() == pytest.approx(expected)
@@ -1145,16 +1157,16 @@ def test_two_part_run_pairs_within_a_part_and_counts_each_case_once(two_parts: P
 def test_both_goal_tables_hear_of_the_planned_cases_without_a_row(two_parts: Path, monkeypatch):
     """The calls' goal table and the replays' both qualify a goal met (goal_lines), told how
     many of the run's planned cases have no row."""
-    df = report.load(two_parts)
-    layers = report.latest_runs(df[df["op"] != "train_step"])[GPU]
-    told, real = [], report.goal_lines
+    df = report_data.load(two_parts)
+    layers = report_data.latest_runs(df[df["op"] != "train_step"])[GPU]
+    told, real = [], report_goals.goal_lines
 
     def goal_lines(goals: list, judged: bool, without_row: int = 0) -> list[str]:
         told.append(without_row)
         return real(goals, judged, without_row)
 
-    monkeypatch.setattr(report, "goal_lines", goal_lines)
-    report.layer_section(GPU, layers.assign(cases_planned=len(layers) + 7))
+    monkeypatch.setattr(report_layers, "goal_lines", goal_lines)
+    report_layers.layer_section(GPU, layers.assign(cases_planned=len(layers) + 7))
     assert told == [7, 7]
 
 
@@ -1162,13 +1174,13 @@ def test_graph_replays_are_reported_apart_from_the_calls(two_parts: Path):
     """CUDA-graph replays (exec cudagraph, part 1's core grid) get a section of their own:
     the kernel-speed goals and ratios on replays paired with replays, and each replay of ours
     against its eager call. The calls' goals, ratios and figures never take a replay."""
-    df = report.load(two_parts)
-    layers = report.latest_runs(df[df["op"] != "train_step"])[GPU]
+    df = report_data.load(two_parts)
+    layers = report_data.latest_runs(df[df["op"] != "train_step"])[GPU]
     replays = layers[layers["exec"] == "cudagraph"]
     assert len(replays) > 0 and set(replays["run"]) == {PART1}
-    for goal in report.goals(layers, GPU):
+    for goal in report_goals.goals(layers, GPU):
         assert not goal.rows["id"].str.endswith("-cudagraph").any(), goal.name
-    for name, paired in report.comparisons(layers, GPU).items():
+    for name, paired in report_goals.comparisons(layers, GPU).items():
         assert not paired["id"].str.endswith("-cudagraph").any(), name
     text = report.render(df, 4, "d")
     section = text.split("#### Device time alone: CUDA-graph replays")[1].split("## End-to")[0]
@@ -1179,7 +1191,7 @@ def test_graph_replays_are_reported_apart_from_the_calls(two_parts: Path):
     point = "mode_norm-triton-full-float32-nchw-N128-64x56x56-K2"
     call, replay = _case_ms(point), _case_ms(point + "-cudagraph")
     case = "`mode_norm full float32 nchw N=128 64x56x56 K=2`"
-    row = f"| {case} | {report.fmt(call)} | {report.fmt(replay)} |"
+    row = f"| {case} | {report_text.fmt(call)} | {report_text.fmt(replay)} |"
     assert row in section
     assert "CUDA-graph replays" not in text.split("#### Device time alone")[0]
     axes = _drawn(figures.bandwidth, layers, ncols=1)
@@ -1199,8 +1211,8 @@ def test_training_steps_of_two_parts_pair_within_a_part_and_count_once():
         dict(bn, run="A-part2", ms_p50=30.0),
         dict(run="A-part2", ms_p50=31.2),
     ).assign(device=GPU, timestamp=lambda d: d["run"].map({"A-part1": "t1", "A-part2": "t2"}))
-    (group,) = report.latest_runs(rows).values()
-    lines = report.train_lines(GPU, group)
+    (group,) = report_data.latest_runs(rows).values()
+    lines = report_train.train_lines(GPU, group)
     assert sum(line.startswith("| resnet20 | eager | triton |") for line in lines) == 1
     table = _train_table(GPU, group)
     assert table == {
@@ -1226,8 +1238,8 @@ def test_a_bar_pairs_both_sides_within_one_part(tmp_path: Path):
     cut = next(i for i, r in enumerate(part2) if r["op"] == "batch_norm")
     _write(tmp_path / f"layers-h200-{PART1}.csv", _grid_rows("core", PART1, "2027-01-01T00:03", 1))
     _write(tmp_path / f"layers-h200-{PART2}.csv", part2[:cut])
-    df = report.load(tmp_path)
-    layers = report.latest_runs(df)[GPU]
+    df = report_data.load(tmp_path)
+    layers = report_data.latest_runs(df)[GPU]
     bars = _bars(_drawn(figures.speedup_per_shape, layers)[0])["BatchNorm2d"]
     shapes = [f"{c}x{h}x{w}" for c, h, w in (*grid.CIFAR_SHAPES, *grid.IMAGENET_SHAPES)]
     point = "full-float32-nchw-N128-{}"
@@ -1246,14 +1258,14 @@ def test_a_runs_note_shows_under_its_caption(tmp_path: Path):
     (data / "rows.csv").write_text(
         (Path(__file__).parent / "data" / "bench_fixture.csv").read_text()
     )
-    notes = tmp_path / report.RUN_NOTES
+    notes = tmp_path / report_data.RUN_NOTES
     notes.write_text(
         "run,note\n"
         'fixture-gpu,"MN rows measured a build that computed wrong coefficients, fixed later"\n'
         "fixture-gpu-train,host-bound steps\n"
         "some-other-run,never shown\n"
     )
-    df = report.load(data)
+    df = report_data.load(data)
     text = report.render(df, 1, "d")
     layer = text.index("## Layers")
     train = text.index("## End-to-end training step")
@@ -1262,19 +1274,19 @@ def test_a_runs_note_shows_under_its_caption(tmp_path: Path):
     assert train < text.index("**Known about run `fixture-gpu-train`:** host-bound steps")
     assert "never shown" not in text and "fixture-cpu`:**" not in text
     notes.write_text("id,text\nfixture-gpu,x\n")
-    assert "Known about run" not in report.render(report.load(data), 1, "d")
+    assert "Known about run" not in report.render(report_data.load(data), 1, "d")
 
 
 def test_a_run_with_several_notes_lists_them(tmp_path: Path):
     """Several rows of run_notes.csv for one run are its facts, one bullet each, in order."""
-    notes = tmp_path / report.RUN_NOTES
+    notes = tmp_path / report_data.RUN_NOTES
     notes.write_text('run,note\nr1,"first, with a comma"\nr2,alone\nr1,second\nr1, \n')
-    loaded = report.load_run_notes(notes)
+    loaded = report_data.load_run_notes(notes)
     assert loaded == {"r1": "\n- first, with a comma\n- second", "r2": "alone"}
-    assert report.known_about("r1", loaded["r1"]) == (
+    assert report_data.known_about("r1", loaded["r1"]) == (
         "**Known about run `r1`:**\n\n- first, with a comma\n- second"
     )
-    assert report.known_about("r2", "alone") == "**Known about run `r2`:** alone"
+    assert report_data.known_about("r2", "alone") == "**Known about run `r2`:** alone"
 
 
 def test_cuda_graph_step_memory_measured_over_replays_alone_is_not_shown():
@@ -1319,7 +1331,9 @@ def test_at_a_glance_sums_up_each_gpu_and_leaves_the_cpu_out():
         dict(ms_p50=2.0, **ENV), bn, dict(device="cpu", provider="torch_ops", ms_p50=3.0, **ENV)
     ).assign(source="a.csv", run_note="")
     train = _train(*TRAIN_ROWS).assign(device=GPU, source="t.csv")
-    lines = report.glance_lines(report.latest_runs(layers), report.latest_runs(train))
+    lines = report_glance.glance_lines(
+        report_data.latest_runs(layers), report_data.latest_runs(train)
+    )
     text = "\n".join(lines)
     assert lines[0] == "## At a glance" and f"**{GPU}**, run `r1` (2026-01-01, git `abc`)" in text
     assert f"Measured on {GPU} only." in text
@@ -1334,7 +1348,8 @@ def test_at_a_glance_sums_up_each_gpu_and_leaves_the_cpu_out():
     assert "ours / the native norm's (above 1: ours slower): MN / BatchNorm2d 2.00x." in text
     assert "reference" not in text  # the goal table has the references, as speed-ups
     assert "cpu" not in text
-    assert report.glance_lines(report.latest_runs(layers[layers["device"] == "cpu"]), {}) == []
+    cpu_only = report_data.latest_runs(layers[layers["device"] == "cpu"])
+    assert report_glance.glance_lines(cpu_only, {}) == []
 
 
 def test_at_a_glance_counts_the_commits_to_the_library_since_the_measured_one():
@@ -1342,20 +1357,23 @@ def test_at_a_glance_counts_the_commits_to_the_library_since_the_measured_one():
     changed mn_triton/ since; an unknown commit or none says nothing."""
     import subprocess
 
-    log = subprocess.run(["git", "-C", str(report.REPO), "log", "-n", "2", "--format=%H", "--",
-                          "mn_triton"], capture_output=True, text=True)  # fmt: skip
+    since, measured_at, head = (
+        report_glance._commits_since, report_glance._measured_at, report_glance._head
+    )  # fmt: skip
+    log = subprocess.run(["git", "-C", str(report_data.REPO), "log", "-n", "2", "--format=%H",
+                          "--", "mn_triton"], capture_output=True, text=True)  # fmt: skip
     shas = log.stdout.split()
     if log.returncode != 0 or len(shas) < 2:
         pytest.skip("no git history here")
-    assert report._commits_since(shas[1]) >= 1 and report._commits_since(shas[0]) == 0
-    assert report._commits_since("0000000") == 0 and report._commits_since("") == 0
+    assert since(shas[1]) >= 1 and since(shas[0]) == 0
+    assert since("0000000") == 0 and since("") == 0
     row = pd.Series(dict(run="r", timestamp="2026-01-01T00:00", git_sha=shas[1]))
-    assert "has changed in" in report._measured_at(row)
-    assert f"up to `{report._head()}` where this report was rendered" in report._measured_at(row)
-    assert len(report._head()) == 12 and int(report._head(), 16) >= 0  # a commit, named
-    assert "changed" not in report._measured_at(row.copy().replace(shas[1], "unknown"))
+    assert "has changed in" in measured_at(row)
+    assert f"up to `{head()}` where this report was rendered" in measured_at(row)
+    assert len(head()) == 12 and int(head(), 16) >= 0  # a commit, named
+    assert "changed" not in measured_at(row.copy().replace(shas[1], "unknown"))
     # measure.git_sha marks a tree with changes not committed: still counted, and said
-    dirty = report._measured_at(row.copy().replace(shas[1], shas[1][:12].upper() + "-dirty"))
+    dirty = measured_at(row.copy().replace(shas[1], shas[1][:12].upper() + "-dirty"))
     assert f"git `{shas[1][:12]}-dirty`" in dirty and "has changed in" in dirty
     assert "measured with changes not committed" in dirty
 
@@ -1364,9 +1382,9 @@ def test_at_a_glance_counts_the_commits_to_the_library_since_the_measured_one():
 
 
 def _glance(layers: pd.DataFrame, train: pd.DataFrame) -> str:
-    runs = report.latest_runs(layers.assign(source="a.csv", run_note=""))
-    steps = report.latest_runs(train.assign(device=GPU, source="t.csv")) if len(train) else {}
-    return "\n".join(report.glance_lines(runs, steps))
+    runs = report_data.latest_runs(layers.assign(source="a.csv", run_note=""))
+    steps = report_data.latest_runs(train.assign(device=GPU, source="t.csv")) if len(train) else {}
+    return "\n".join(report_glance.glance_lines(runs, steps))
 
 
 def test_at_a_glance_bottom_line_counts_our_host_bound_fwd_bwd_calls_and_names_met_goals():
@@ -1429,7 +1447,7 @@ def test_worst_cases_are_listed_worst_first_three_of_them_with_the_host_bound_ta
         dict(ref, N=128, ms_p50=10.0), dict(ref, N=256, ms_p50=5.0),
         dict(ref, N=512, ms_p50=9.0), dict(ref, N=1024, ms_p50=20.0),
     )  # fmt: skip
-    lines = report.goal_lines(report.goals(df, GPU), True)
+    lines = report_goals.goal_lines(report_goals.goals(df, GPU), True)
     case = "`mode_norm full float32 nchw N={} 64x56x56 K=2`"
     assert (
         f"- MN K=2 fwd+bwd / BatchNorm2d, tensors >= 64 MiB: {case.format(1024)} 4.00x "
@@ -1439,7 +1457,7 @@ def test_worst_cases_are_listed_worst_first_three_of_them_with_the_host_bound_ta
         f"- speed-up over eager reference (MN and MGN, all cases): {case.format(256)} 2.50x; "
         f"{case.format(512)} 3.00x; {case.format(1024)} 5.00x (host-bound)"
     ) in lines
-    cpu = report.goal_lines(report.goals(df, GPU), False)
+    cpu = report_goals.goal_lines(report_goals.goals(df, GPU), False)
     assert (
         "| speed-up over eager reference (MN and MGN, all cases) | >= 5x | 2.50x | 4 | not judged (CPU) |"  # noqa: E501
         in cpu
@@ -1513,21 +1531,21 @@ def test_the_commit_count_counts_library_commits_only(tmp_path: Path, monkeypatc
         (tmp_path / path).write_text(str(i))
         git("add", "-A"), git("commit", "-q", "-m", str(i))
     measured = git("rev-list", "--max-parents=0", "HEAD")
-    monkeypatch.setattr(report, "REPO", tmp_path)
-    assert report._commits_since(measured) == 1  # mn_triton/b.py, not the README or reports
-    assert report._commits_since(git("rev-parse", "HEAD")) == 0
+    monkeypatch.setattr(report_glance, "REPO", tmp_path)
+    assert report_glance._commits_since(measured) == 1  # mn_triton/b.py, not the README or reports
+    assert report_glance._commits_since(git("rev-parse", "HEAD")) == 0
 
 
 def test_a_note_of_a_run_with_layers_and_steps_is_printed_once(tmp_path: Path):
     """One run id captions both the layer and the training section: its note in full under
     the first caption, a pointer under the second."""
-    notes = tmp_path / report.RUN_NOTES
+    notes = tmp_path / report_data.RUN_NOTES
     notes.write_text('run,note\n r1 ,"padded id, first fact"\nr1,second fact\n')
-    assert report.load_run_notes(notes) == {"r1": "\n- padded id, first fact\n- second fact"}
+    assert report_data.load_run_notes(notes) == {"r1": "\n- padded id, first fact\n- second fact"}
     layers = _rows(dict(ms_p50=1.0, **ENV)).assign(source="a.csv")
     steps = _train(*TRAIN_ROWS).assign(device=GPU, run="r1", source="t.csv")
     df = pd.concat([layers, steps], ignore_index=True)
-    df["run_note"] = df["run"].map(report.load_run_notes(notes)).fillna("")
+    df["run_note"] = df["run"].map(report_data.load_run_notes(notes)).fillna("")
     text = report.render(df, 2, "d")
     assert text.count("- second fact") == 1
     assert text.count("**Known about run `r1`:** see above.") == 1
@@ -1535,7 +1553,7 @@ def test_a_note_of_a_run_with_layers_and_steps_is_printed_once(tmp_path: Path):
 
 def test_measured_at_says_dirty_only_for_a_dirty_tree():
     row = pd.Series(dict(run="r", timestamp="2026-01-01T00:00:00+00:00", git_sha="0" * 40))
-    assert report._measured_at(row) == f"run `r` (2026-01-01, git `{'0' * 12}`)"
+    assert report_glance._measured_at(row) == f"run `r` (2026-01-01, git `{'0' * 12}`)"
 
 
 def test_the_data_table_says_when_each_run_started():
@@ -1559,7 +1577,7 @@ def test_training_steps_pair_with_batchnorm_of_their_own_batch_size():
     rows = _train(dict(provider="native", K=nan, ms_p50=8.0),
                   dict(provider="native", K=nan, ms_p50=2.0, N=32),
                   dict(ms_p50=10.0), dict(ms_p50=3.0, N=32))  # fmt: skip
-    pairs = report.train_pairs(rows).sort_values("N")
+    pairs = report_train.train_pairs(rows).sort_values("N")
     assert pairs["overhead"].tolist() == [0.5, 0.25]
 
 
@@ -1572,7 +1590,7 @@ def test_a_step_at_the_limit_in_decimal_meets_the_goal_whatever_its_float_quotie
 def test_a_goal_step_measured_by_the_reference_alone_is_still_named_as_not_measured():
     rows = _train(dict(provider="native", K=float("nan"), ms_p50=8.0),
                   dict(provider="reference", ms_p50=16.0))  # fmt: skip
-    (line,) = [x for x in report.train_lines(GPU, rows) if x.startswith("Not measured")]
+    (line,) = [x for x in report_train.train_lines(GPU, rows) if x.startswith("Not measured")]
     assert "resnet20 eager (K = 2)" in line
 
 

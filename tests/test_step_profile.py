@@ -24,6 +24,8 @@ if BENCHMARKS not in sys.path:
     sys.path.insert(0, BENCHMARKS)
 
 import report  # noqa: E402
+import report_data  # noqa: E402
+import report_train  # noqa: E402
 import step_profile  # noqa: E402
 import train_step  # noqa: E402
 
@@ -152,7 +154,7 @@ def test_each_run_writes_its_own_files_and_the_report_reads_them_all(tmp_path):
         "step_kernels-a-part1.csv", "step_kernels-b-part2.csv", "step_profile-a-part1.csv",
         "step_profile-b-part2.csv", "step_profile-empty.csv", "step_profile.csv",
     ]  # fmt: skip
-    profiles = report.load_profiles(tmp_path)
+    profiles = report_data.load_profiles(tmp_path)
     assert sorted(profiles["run"]) == ["a-part1", "b-part2", "old"]
     assert profiles["kernels"].notna().all()
 
@@ -226,22 +228,24 @@ def test_report_shows_what_mn_adds_per_step_over_batchnorm():
     df = _profiles(step_ms=14.0, kernel_ms=8.5, gpu_busy=8.5 / 14, kernels=333,
                    norm_kernel_ms=1.4, aten_ops=2100)  # fmt: skip
     compiled = _profiles("compiled", step_ms=10.5, kernel_ms=8.25)
-    text = "\n".join(report.profile_lines("NVIDIA H200", pd.concat([df, compiled])))
+    text = "\n".join(report_train.profile_lines("NVIDIA H200", pd.concat([df, compiled])))
     assert "| resnet20 | eager | triton | 2 | 14.000 | 8.500 | 61% | 333 |" in text
     assert "What triton adds per step over BatchNorm:" in text
     # 4 ms more per step, of which 0.5 ms kernels (0.4 ms in norm kernels): 12 % of it
     assert "| resnet20 | eager | 2 | +4.000 | +0.500 | +0.400 | +133 | +600 | 12% |" in text
     assert "| resnet20 | compiled | 2 | +0.500 | +0.250 | +0.000 | +0 | +0 | 50% |" in text
     assert text.count("| resnet20 | compiled | 2 |") == 1  # each mode against its own BN
-    faster = "\n".join(report.profile_lines("NVIDIA H200", _profiles(step_ms=9.0)))
+    faster = "\n".join(report_train.profile_lines("NVIDIA H200", _profiles(step_ms=9.0)))
     assert "| +-1.000 |" not in faster and "| -1.000 | +0.000 |" in faster
     assert faster.rstrip().endswith("| – |")  # no share of a step time that did not grow
 
 
 def test_report_without_profiles_has_no_profile_section(tmp_path):
-    profiles = report.load_profiles(tmp_path)
+    profiles = report_data.load_profiles(tmp_path)
     assert profiles.empty
-    assert "Where a training step" not in report.render(report.load(tmp_path), 0, "d", profiles)
+    assert "Where a training step" not in report.render(
+        report_data.load(tmp_path), 0, "d", profiles
+    )
 
 
 def test_a_runs_note_shows_under_its_profiles(tmp_path):
@@ -249,7 +253,9 @@ def test_a_runs_note_shows_under_its_profiles(tmp_path):
     folder = tmp_path / "profiles"
     folder.mkdir()
     step_profile.append({**_row(), "run_id": "r1"}, step_profile.summarize(EVENTS, steps=2), folder)
-    (tmp_path / report.RUN_NOTES).write_text("run,note\nr1,measured a build with a known bug\n")
-    profiles = report.load_profiles(folder)
-    text = "\n".join(report.profile_lines("NVIDIA H200", profiles))
+    (tmp_path / report_data.RUN_NOTES).write_text(
+        "run,note\nr1,measured a build with a known bug\n"
+    )
+    profiles = report_data.load_profiles(folder)
+    text = "\n".join(report_train.profile_lines("NVIDIA H200", profiles))
     assert "**Known about run `r1`:** measured a build with a known bug" in text

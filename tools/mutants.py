@@ -697,21 +697,21 @@ MUTANTS = [
     ),
     Mutant(
         "S7 speedup over the compiled reference inverted",
-        "benchmarks/report.py",
+        "benchmarks/report_goals.py",
         'vs_compiled.assign(value=1 / vs_compiled["ratio"])',
         'vs_compiled.assign(value=vs_compiled["ratio"])',
         REPORT_TESTS,
     ),
     Mutant(
         "S8 memory ratio against the total peak",
-        "benchmarks/report.py",
+        "benchmarks/report_train.py",
         'mem_ratio=merged["peak_mem_mb"] / merged["peak_mem_mb_bn"],',
         'mem_ratio=merged["peak_mem_total_mb"] / merged["peak_mem_mb_bn"],',
         REPORT_TESTS,
     ),
     Mutant(
         "S13 a run's known defect not shown under its caption",
-        "benchmarks/report.py",
+        "benchmarks/report_text.py",
         '    if "run_note" not in df:\n        return ""\n',
         '    if True:\n        return ""\n',
         REPORT_TESTS,
@@ -732,7 +732,7 @@ MUTANTS = [
     ),
     Mutant(
         "S16 a call paired with a graph replay",
-        "benchmarks/report.py",
+        "benchmarks/report_goals.py",
         'on = [*KEY, "run", "_replay"]  # never across runs',
         'on = [*KEY, "run"]  # never across runs',
         REPORT_TESTS,

@@ -373,7 +373,7 @@ def speedup_per_shape(device: str, df: pd.DataFrame, axes: np.ndarray) -> None:
 
 NOT_MEASURED = "n/m"  # written where a bar has no pair to divide: not a ratio of 1
 HOST_BOUND_BARS_LABEL = f"hatched: our time or the other's is {HOST_BOUND_LABEL}"
-# The goals on a ratio of ours over theirs (report.goals), as that ratio: a speed-up of at
+# The goals on a ratio of ours over theirs (report_goals.goals), as that ratio: a speed-up of at
 # least 5× is a ratio of at most 1/5. Keyed by what the bar compares with.
 SPEEDUP_GOALS = {
     "reference": (1 / 5, "goal vs reference: ≥ 5× faster (ratio ≤ 0.2)"),
@@ -468,7 +468,7 @@ GOAL_CASES_LABEL = "goal cases: MN K=2 fwd+bwd calls, tensors ≥ 64 MiB (labell
 
 
 def goal_cases(rows: pd.DataFrame, me: str) -> pd.DataFrame:
-    """The rows the bandwidth goal is judged on (report._device_goals): calls of our MN at
+    """The rows the bandwidth goal is judged on (report_goals._device_goals): calls of our MN at
     K=2, forward+backward, on tensors of at least 64 MiB."""
     mine = where(calls(rows), op="mode_norm", provider=me, K=2, mode="full")
     return mine[mine["tensor_bytes"] >= GOAL_BYTES]

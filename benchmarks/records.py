@@ -100,7 +100,7 @@ def append_csv(path: Path, rows: list[Mapping[str, Any]], header: list[str]) -> 
 
     The rows (and a new file's header) go out in one write of whole lines, so a writer killed
     by a time limit leaves whole rows behind, not half of one; and a line left unfinished by
-    an earlier writer is ended first, so no row is glued onto it (report.load drops it)."""
+    an earlier writer is ended first, so no row is glued onto it (report_data.load drops it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if not rows:
         return

@@ -15,7 +15,7 @@ This file is the command and puts the sections together; beside it, report_data.
 rows and picks the runs, report_text.py formats values, tables and run captions,
 report_goals.py pairs rows into ratios and judges the goals, and report_layers.py,
 report_train.py (training steps and step profiles) and report_glance.py (At a glance) write
-the sections. The goals' numbers (GOAL_*, BIG_BYTES, TRAIN_GOALS) are importable from here too.
+the sections.
 """
 
 from __future__ import annotations
@@ -36,17 +36,9 @@ from report_data import (
     load_profiles,
 )
 from report_glance import glance_lines
-from report_goals import BIG_BYTES as BIG_BYTES
-from report_goals import GOAL_COPY_FRACTION as GOAL_COPY_FRACTION
-from report_goals import GOAL_K8_OVER_K1 as GOAL_K8_OVER_K1
-from report_goals import GOAL_MN_OVER_BN as GOAL_MN_OVER_BN
-from report_goals import GOAL_SPEEDUP_COMPILED as GOAL_SPEEDUP_COMPILED
-from report_goals import GOAL_SPEEDUP_REFERENCE as GOAL_SPEEDUP_REFERENCE
-from report_goals import GOAL_STEP as GOAL_STEP
 from report_layers import layer_section
 from report_text import table
 from report_train import PROFILE_NOTE, TRAIN_GOALS_TEXT, profile_lines, train_sections
-from report_train import TRAIN_GOALS as TRAIN_GOALS
 
 NO_GPU_NOTE = (
     "> **No GPU data yet.** Every row below was measured on a CPU: it shows that the pipeline "

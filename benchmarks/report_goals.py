@@ -14,7 +14,7 @@ from report_data import KEY, MY_CASE
 from report_text import _host_count, _host_tag, denoised, describe, fmt, table
 
 BIG_BYTES = 64 * 2**20  # the goals on BatchNorm and bandwidth hold for tensors this large
-# The goals (figures.py draws the same ones, train_step.py measures at GOAL_K: tests
+# The goals (figures.py draws the same ones, train_step.py measures at its HEADLINE_K: tests
 # keep the copies equal).
 GOAL_MN_OVER_BN = 1.10  # MN K=2 fwd+bwd / BatchNorm2d, tensors >= BIG_BYTES, at most
 GOAL_COPY_FRACTION = 0.75  # of the copy bandwidth there, at least

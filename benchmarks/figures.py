@@ -468,7 +468,7 @@ GOAL_CASES_LABEL = "goal cases: MN K=2 fwd+bwd calls, tensors ≥ 64 MiB (labell
 
 
 def goal_cases(rows: pd.DataFrame, me: str) -> pd.DataFrame:
-    """The rows the bandwidth goal is judged on (report_goals._device_goals): calls of our MN at
+    """The rows the bandwidth goal is judged on (report_goals.device_goals): calls of our MN at
     K=2, forward+backward, on tensors of at least 64 MiB."""
     mine = where(calls(rows), op="mode_norm", provider=me, K=2, mode="full")
     return mine[mine["tensor_bytes"] >= GOAL_BYTES]

@@ -113,7 +113,7 @@ def load(data_dir: Path) -> pd.DataFrame:
         return empty
     df = pd.concat(frames, ignore_index=True).fillna("")  # files differ in their extra columns
     for column in NUMERIC:  # a column no file has (host_ms_p50 before it existed) is NaN
-        df[column] = _numeric(df, column)
+        df[column] = numeric(df, column)
     df["tensor_bytes"] = df["N"] * df["C"] * df["H"] * df["W"] * df["dtype"].map(ITEMSIZE)
     notes = load_run_notes(data_dir.parent / RUN_NOTES)
     df["run_note"] = df["run"].map(lambda run: notes.get(run, ""))
@@ -260,7 +260,7 @@ def latest_runs(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return out
 
 
-def _numeric(df: pd.DataFrame, column: str) -> pd.Series:
+def numeric(df: pd.DataFrame, column: str) -> pd.Series:
     """A column as numbers; NaN throughout where the rows lack it (files from before it)."""
     if column not in df:
         return pd.Series(math.nan, index=df.index, dtype=float)

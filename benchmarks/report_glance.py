@@ -10,9 +10,9 @@ import subprocess
 
 import pandas as pd
 from figures import calls, graph_replays, host_bound, ours
-from report_data import REPO, _numeric
-from report_goals import GOAL_STEP, Goal, _device_goals, _qualified, comparisons, goals
-from report_text import _host_count, _k, _without_row, fmt, table
+from report_data import REPO, numeric
+from report_goals import GOAL_STEP, Goal, comparisons, device_goals, goals, qualified
+from report_text import cases_without_row, fmt, host_count, int_text, table
 from report_train import TRAIN_GOAL_EXECS, TRAIN_GOALS, not_full_run, train_pairs
 
 
@@ -33,7 +33,7 @@ def glance_lines(layer_runs: dict, train_runs: dict) -> list[str]:
         goal_list = glance_goals(device, rows, pairs)
         lines += [f"**{device}**, {_measured_at(first)}", ""]
         lines += [_bottom_line(goal_list, rows), ""]
-        lines += [*glance_table(goal_list, _without_row(rows) if len(rows) else 0), ""]
+        lines += [*glance_table(goal_list, cases_without_row(rows) if len(rows) else 0), ""]
         if not pairs.empty:
             lines += _glance_steps(pairs)
         if not rows.empty:
@@ -84,7 +84,7 @@ def glance_goals(device: str, rows: pd.DataFrame, pairs: pd.DataFrame) -> list[G
         goal_list += goals(calls(rows), device)
         replays = rows[graph_replays(rows)]
         if not replays.empty:
-            goal_list += _device_goals(replays, ours(device), " (replays)")
+            goal_list += device_goals(replays, ours(device), " (replays)")
     if not pairs.empty:
         goal_list += step_goals(pairs)
     return [g for g in goal_list if not g.rows.empty]
@@ -121,7 +121,7 @@ def _bottom_line(goal_list: list[Goal], rows: pd.DataFrame) -> str:
         return text
     mine = calls(rows)
     mine = mine[(mine["provider"] == ours(str(rows["device"].iloc[0]))) & (mine["mode"] == "full")]
-    if len(mine) and _numeric(mine, "host_ms_p50").notna().any():
+    if len(mine) and numeric(mine, "host_ms_p50").notna().any():
         text += (f" {int(host_bound(mine).sum())} of our {len(mine)} forward+backward layer "
                  "calls are host-bound: the host's cost per call (Python, dispatch, launches) "
                  "sets their time, not the kernels'.")  # fmt: skip
@@ -136,8 +136,8 @@ def glance_table(goal_list: list[Goal], without_row: int) -> list[str]:
     `without_row`: the layer run's planned cases without a row (as for goal_lines)."""
     rows = [
         [g.name, g.target, g.show(g.median()), g.show(g.worst()), len(g.rows),
-         _host_count(g.rows) if g.layer else "–",
-         _qualified(g.verdict(True), without_row if g.layer else 0)]
+         host_count(g.rows) if g.layer else "–",
+         qualified(g.verdict(True), without_row if g.layer else 0)]
         for g in goal_list
     ]  # fmt: skip
     header = ["goal", "target", "median", "worst", "cases", "host-bound", "verdict"]
@@ -157,7 +157,7 @@ def _glance_steps(pairs: pd.DataFrame) -> list[str]:
         for exec_mode in execs:
             step = steps[steps["exec"] == exec_mode]
             cells.append("–" if step.empty else _overhead(step["overhead"].iloc[0]))
-        rows.append([model, _k(steps["K"].iloc[0]), *cells])
+        rows.append([model, int_text(steps["K"].iloc[0]), *cells])
     names = {"cudagraph": "CUDA graphs (no goal)"}
     header = ["model", "K", *(names.get(e, e) for e in execs)]
     return ["Training step time, MN (Triton) over BatchNorm's (goal: at most +5%):", "",

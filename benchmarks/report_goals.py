@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pandas as pd
 from figures import calls, from_latest_part, graph_replays, ours, where
 from report_data import KEY, MY_CASE
-from report_text import _host_count, _host_tag, denoised, describe, fmt, table
+from report_text import denoised, describe, fmt, host_count, host_tag, table
 
 BIG_BYTES = 64 * 2**20  # the goals on BatchNorm and bandwidth hold for tensors this large
 # The issue's goals (figures.py draws the same ones, train_step.py measures at its HEADLINE_K: tests
@@ -94,7 +94,7 @@ def goals(df: pd.DataFrame, device: str) -> list[Goal]:
     """The issue's goals, each with every case it is judged on (calls, not graph replays)."""
     df, me = calls(df), ours(device)
     vs_ref, vs_compiled = _vs(df, me, "reference"), _vs(df, me, "reference_compiled")
-    bn_goal, bandwidth_goal, k_goal = _device_goals(df, me)
+    bn_goal, bandwidth_goal, k_goal = device_goals(df, me)
     return [
         bn_goal,
         bandwidth_goal,
@@ -108,7 +108,7 @@ def goals(df: pd.DataFrame, device: str) -> list[Goal]:
     ]  # fmt: skip
 
 
-def _device_goals(df: pd.DataFrame, me: str, suffix: str = "") -> tuple[Goal, Goal, Goal]:
+def device_goals(df: pd.DataFrame, me: str, suffix: str = "") -> tuple[Goal, Goal, Goal]:
     """The goals that ask how fast the kernels are (BatchNorm, bandwidth, K = 8 against 1),
     judged on the calls or, with a suffix naming them, on CUDA-graph replays."""
     bn = big_k2_full(pair(df, {"op": "mode_norm", "provider": me}, {"op": "batch_norm"}))
@@ -169,7 +169,7 @@ def goal_lines(goal_list: list[Goal], judged: bool, without_row: int = 0) -> lis
     else:
         rows = [
             [g.name, g.target, g.show(g.worst()), len(g.rows),
-             _qualified(g.verdict(judged), without_row)]
+             qualified(g.verdict(judged), without_row)]
             for g in goal_list
         ]  # fmt: skip
         lines = table(["goal", "target", "worst case", "cases", "verdict"], rows)
@@ -178,12 +178,12 @@ def goal_lines(goal_list: list[Goal], judged: bool, without_row: int = 0) -> lis
         if g.rows.empty:
             continue
         worst = g.rows.sort_values("value", ascending=not g.at_most).head(3)
-        cases = [f"`{describe(r)}` {g.show(r['value'])}{_host_tag(r)}" for _, r in worst.iterrows()]
+        cases = [f"`{describe(r)}` {g.show(r['value'])}{host_tag(r)}" for _, r in worst.iterrows()]
         lines.append(f"- {g.name}: {'; '.join(cases)}")
     return lines
 
 
-def _qualified(verdict: str, without_row: int) -> str:
+def qualified(verdict: str, without_row: int) -> str:
     if verdict != "met" or not without_row:
         return verdict
     return f"met on the cases measured ({without_row} planned cases have no row)"
@@ -197,8 +197,8 @@ def comparison_lines(comps: dict[str, pd.DataFrame]) -> list[str]:
         for mode, part in frame.groupby("mode", sort=False):
             worst = part.loc[part["ratio"].idxmax()]
             ratios = part["ratio"]
-            rows.append([name, mode, len(part), _host_count(part), fmt(ratios.median()),
-                         fmt(ratios.max()), f"`{describe(worst)}`{_host_tag(worst)}"])  # fmt: skip
+            rows.append([name, mode, len(part), host_count(part), fmt(ratios.median()),
+                         fmt(ratios.max()), f"`{describe(worst)}`{host_tag(worst)}"])  # fmt: skip
     if not rows:
         return ["No pairs to compare in this run."]
     header = ["time ratio", "mode", "cases", "host-bound", "median", "worst", "worst case"]

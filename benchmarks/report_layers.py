@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pandas as pd
 from figures import HOST_BOUND_LABEL, calls, from_latest_part, graph_replays, ours
-from report_data import MY_CASE, _numeric
-from report_goals import _device_goals, comparison_lines, comparisons, goal_lines, goals, pair
-from report_text import _without_row, describe, fmt, run_caption, table
+from report_data import MY_CASE, numeric
+from report_goals import comparison_lines, comparisons, device_goals, goal_lines, goals, pair
+from report_text import cases_without_row, describe, fmt, run_caption, table
 
 HOST_NOTE = (
     "Host-bound: our cases whose host issue time (Python, dispatch, launches; "
@@ -30,14 +30,14 @@ def layer_section(device: str, rows: pd.DataFrame) -> list[str]:
     lines = [f"### {device}" + ("" if judged else " (pipeline check, not GPU speed)"), ""]
     lines += [run_caption(rows), ""]
     df, graphs = calls(rows), rows[graph_replays(rows)]
-    without_row = _without_row(rows)
+    without_row = cases_without_row(rows)
     if not judged:
         lines += [CPU_NOTE, ""]
     lines += goal_lines(goals(df, device), judged, without_row)
     lines += ["", "Time ratios (ours / theirs; above 1 means ours is slower):", ""]
     lines += comparison_lines(comparisons(df, device))
     if judged:
-        lines += ["", HOST_NOTE if _numeric(df, "host_ms_p50").notna().any() else NO_HOST_NOTE]
+        lines += ["", HOST_NOTE if numeric(df, "host_ms_p50").notna().any() else NO_HOST_NOTE]
     setup = df[df["provider"] == "reference_compiled"]
     if not setup.empty and "setup_s" in df:
         total = pd.to_numeric(setup["setup_s"], errors="coerce").sum()
@@ -69,7 +69,7 @@ def graph_lines(
     goal_lines (the run's planned cases without a row, replays among them perhaps)."""
     me = ours(device)
     lines = ["#### Device time alone: CUDA-graph replays", "", GRAPH_NOTE, ""]
-    replay_goals = list(_device_goals(graphs, me, " (replays)"))
+    replay_goals = list(device_goals(graphs, me, " (replays)"))
     lines += goal_lines(replay_goals, device != "cpu", without_row)
     mn, mgn = {"op": "mode_norm", "provider": me}, {"op": "mode_group_norm", "provider": me}
     lines += ["", "Time ratios of replays (ours / theirs; above 1 means ours is slower):", ""]

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 from figures import host_bound
-from report_data import _numeric, known_about
+from report_data import known_about, numeric
 
 # ---------------------------------- values and tables ----------------------------------
 
@@ -62,19 +62,20 @@ def table(header: Iterable[str], rows: Iterable[Iterable[object]]) -> list[str]:
     return lines
 
 
-def _host_tag(row: pd.Series) -> str:
+def host_tag(row: pd.Series) -> str:
     """ " (host-bound)" after a case whose time is the host's (figures.host_bound)."""
     return " (host-bound)" if host_bound(pd.DataFrame([row])).iloc[0] else ""
 
 
-def _host_count(rows: pd.DataFrame) -> str:
+def host_count(rows: pd.DataFrame) -> str:
     """How many rows are host-bound; – where none has an issue time (CPU, older runs)."""
-    if not _numeric(rows, "host_ms_p50").notna().any():
+    if not numeric(rows, "host_ms_p50").notna().any():
         return "–"
     return str(int(host_bound(rows).sum()))
 
 
-def _k(value: float) -> str:
+def int_text(value: float) -> str:
+    """A whole number as text; empty where the row lacks it."""
     return "" if pd.isna(value) else str(int(value))
 
 
@@ -86,15 +87,15 @@ def run_caption(df: pd.DataFrame) -> str:
     runs = df.sort_values("part_rank", kind="stable") if "part_rank" in df else df
     names = list(dict.fromkeys(runs["run"]))
     if len(names) == 1:
-        return _one_run(df) + _run_notes(df, names)
+        return _one_run(df) + run_notes_text(df, names)
     parts = [f"- {_one_run(df[df['run'] == name])}" for name in names]
     return "\n".join([
         f"run group of {len(names)} parts (ratios pair rows of the same part only; a case "
         "measured in more than one part counts once, from the later part):", "", *parts
-    ]) + _run_notes(df, names)  # fmt: skip
+    ]) + run_notes_text(df, names)  # fmt: skip
 
 
-def _run_notes(df: pd.DataFrame, names: list[str]) -> str:
+def run_notes_text(df: pd.DataFrame, names: list[str]) -> str:
     """Each run's note (reports/run_notes.csv), as paragraphs after the caption."""
     if "run_note" not in df:
         return ""
@@ -118,7 +119,7 @@ def _planned(df: pd.DataFrame) -> str:
     planned = _cases_planned(df)
     if planned is None:
         return ""
-    missing = _without_row(df)
+    missing = cases_without_row(df)
     return f" of {planned} cases planned" + (
         f" (**{missing} without a row**: skipped for time, or failed)" if missing > 0 else ""
     )
@@ -126,11 +127,11 @@ def _planned(df: pd.DataFrame) -> str:
 
 def _cases_planned(df: pd.DataFrame) -> int | None:
     """How many cases the run's grid held, where its rows say (None for older runs)."""
-    planned = _numeric(df, "cases_planned").dropna()
+    planned = numeric(df, "cases_planned").dropna()
     return None if planned.empty else int(planned.max())
 
 
-def _without_row(df: pd.DataFrame) -> int:
+def cases_without_row(df: pd.DataFrame) -> int:
     """How many of the cases the run's grid held have no row (0 where rows do not say)."""
     planned = _cases_planned(df)
     return 0 if planned is None else max(planned - len(df), 0)

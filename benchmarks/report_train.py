@@ -9,9 +9,9 @@ from collections.abc import Iterable
 
 import pandas as pd
 from figures import TRAIN_CASE, from_latest_part
-from report_data import _numeric, latest_runs
+from report_data import latest_runs, numeric
 from report_goals import GOAL_STEP
-from report_text import _k, _run_notes, denoised, fmt, run_caption, table
+from report_text import denoised, fmt, int_text, run_caption, run_notes_text, table
 
 # ----------------------------------- training steps ------------------------------------
 
@@ -50,8 +50,8 @@ def train_pairs(df: pd.DataFrame) -> pd.DataFrame:
     judged on the worse of the two. (CUDA-graph rows before GRAPH_MEMORY_SINCE measured the
     replays alone, which allocate nothing: their memory is the static memory only.)
     """
-    df = df.assign(peak_mem_total_mb=_numeric(df, "peak_mem_total_mb"),
-                   host_ms_p50=_numeric(df, "host_ms_p50"))  # fmt: skip
+    df = df.assign(peak_mem_total_mb=numeric(df, "peak_mem_total_mb"),
+                   host_ms_p50=numeric(df, "host_ms_p50"))  # fmt: skip
     on = [c for c in ("run", "model", "exec", "dtype", "layout", "N", "width") if c in df]
     values = ["ms_p50", "host_ms_p50", "peak_mem_mb", "peak_mem_total_mb"]
     native = df[df["provider"] == "native"].groupby(on, as_index=False, dropna=False)[values]
@@ -105,10 +105,10 @@ def train_lines(device: str, df: pd.DataFrame) -> list[str]:
     if pairs.empty:
         return [*lines, "No MN rows with a BatchNorm row to compare against.", *unmeasured, ""]
     rows = [
-        [r["model"], r["exec"], r["provider"], _k(r["K"]), _k(r["N"]), r.get("run_size", ""),
-         f"{r['ms_p50']:.3f}", f"{r['ms_p50_bn']:.3f}", fmt(r["overhead"], True, True),
-         _host_cell(r), _memory_cell(r, "mem_ratio"), _memory_cell(r, "total_mem_ratio"),
-         _train_verdict(r, judged)]
+        [r["model"], r["exec"], r["provider"], int_text(r["K"]), int_text(r["N"]),
+         r.get("run_size", ""), f"{r['ms_p50']:.3f}", f"{r['ms_p50_bn']:.3f}",
+         fmt(r["overhead"], True, True), _host_cell(r), _memory_cell(r, "mem_ratio"),
+         _memory_cell(r, "total_mem_ratio"), _train_verdict(r, judged)]
         for _, r in pairs.sort_values(["model", "exec", "provider", "K"]).iterrows()
     ]  # fmt: skip
     note = [TRAIN_HOST_NOTE, ""] if judged else []
@@ -230,10 +230,10 @@ def profile_lines(device: str, df: pd.DataFrame) -> list[str]:
     first = df.iloc[0]
     lines += [f"run `{first['run']}` (git `{first['git_sha']}`), "
               f"{int(first['profiled_steps'])} profiled steps per variant"
-              + _run_notes(df, [first["run"]]), ""]  # fmt: skip
+              + run_notes_text(df, [first["run"]]), ""]  # fmt: skip
     df = df.sort_values(["model", "exec", "provider"])
     rows = [
-        [r["model"], r["exec"], r["provider"], _k(r["K"]), _num(r["step_ms"], ".3f"),
+        [r["model"], r["exec"], r["provider"], int_text(r["K"]), _num(r["step_ms"], ".3f"),
          _num(r["kernel_ms"], ".3f"), _num(r["gpu_busy"], ".0%"), _num(r["kernels"], ".0f"),
          _num(r["norm_kernels"], ".0f"), _num(r["norm_kernel_ms"], ".3f"),
          _num(r["aten_ops"], ".0f")]
@@ -249,7 +249,7 @@ def profile_lines(device: str, df: pd.DataFrame) -> list[str]:
         d = {v: r[v] - r[f"{v}_bn"] for v in values}
         share = d["kernel_ms"] / d["step_ms"] if d["step_ms"] > 0 else float("nan")
         extra.append(
-            [r["model"], r["exec"], _k(r["K"]), _num(d["step_ms"], "+.3f"),
+            [r["model"], r["exec"], int_text(r["K"]), _num(d["step_ms"], "+.3f"),
              _num(d["kernel_ms"], "+.3f"), _num(d["norm_kernel_ms"], "+.3f"),
              _num(d["kernels"], "+.0f"), _num(d["aten_ops"], "+.0f"), _num(share, ".0%")]
         )  # fmt: skip

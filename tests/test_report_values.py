@@ -355,9 +355,9 @@ def test_a_goal_met_in_a_run_with_cases_without_a_row_says_on_what():
     is missed whatever the rest would show."""
     bn = dict(op="batch_norm", provider="native", K="", ms_p50=1.0)
     rows = _rows(dict(ms_p50=1.05, gbps=700.0, copy_gbps=1000.0), bn)
-    assert report_text._without_row(rows.assign(cases_planned=len(rows) + 20)) == 20
-    assert report_text._without_row(rows.assign(cases_planned=len(rows))) == 0
-    assert report_text._without_row(rows) == 0  # rows from before the column
+    assert report_text.cases_without_row(rows.assign(cases_planned=len(rows) + 20)) == 20
+    assert report_text.cases_without_row(rows.assign(cases_planned=len(rows))) == 0
+    assert report_text.cases_without_row(rows) == 0  # rows from before the column
     complete = "\n".join(report_glance.glance_table(report_goals.goals(rows, GPU), 0))
     partial = "\n".join(report_glance.glance_table(report_goals.goals(rows, GPU), 20))
     assert "| 1 | – | met |" in complete and "planned cases have no row" not in complete

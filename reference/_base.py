@@ -497,6 +497,18 @@ class _ModeNormCommon(nn.Module):
         error_msgs: list[str],
     ) -> None:
         gate_weight = state_dict.get(prefix + "gate.weight")
+        if gate_weight is None and prefix + "running_var" in state_dict:
+            # A BatchNorm's state: it fails to load anyway (running_mean is (C,), not (K, C));
+            # say how to start from it. (Torch calls this with strict=True whatever the
+            # caller's strict, so a GroupNorm's state, which loads with strict=False, cannot
+            # be told apart from a deliberate partial load and gets no such note.)
+            error_msgs.append(
+                f"{type(self).__name__} at '{prefix or '.'}': the state_dict has a "
+                "running_var and no gate.weight, as a BatchNorm's; to start from a BatchNorm "
+                "checkpoint, load it into the model with its BatchNorms, then convert them "
+                "with mn_triton.convert_to_mode_norm, which hands over their parameters and "
+                "running estimates."
+            )
         if gate_weight is not None and gate_weight.shape[0] != self.num_modes:
             error_msgs.append(
                 f"{type(self).__name__} at '{prefix or '.'}': the state_dict was saved with "

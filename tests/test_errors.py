@@ -169,6 +169,27 @@ def test_loading_state_dict_with_another_k(pkg, cls, saved_k, k):
         layer.load_state_dict(saved)
 
 
+def test_loading_a_batch_norm_checkpoint_says_to_convert(pkg):
+    """A BatchNorm model's checkpoint loaded into the converted model fails (the estimates
+    are (C,), not (K, C)): the error says how to start from it. The way it names works."""
+    bn_model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4))
+    with torch.no_grad():
+        bn_model[1].running_mean.uniform_()
+    checkpoint = bn_model.state_dict()
+    mn_model = nn.Sequential(nn.Conv2d(3, 4, 1), pkg.ModeNorm2d(4))
+    with pytest.raises(RuntimeError, match=r"ModeNorm2d at '1\.': the state_dict has a "
+                       "running_var and no gate.weight, as a BatchNorm's; .* load it into "
+                       "the model with its BatchNorms, then convert them with "
+                       "mn_triton.convert_to_mode_norm"):  # fmt: skip
+        mn_model.load_state_dict(checkpoint)
+    bn_model.load_state_dict(checkpoint)
+    converted = mn_triton.convert_to_mode_norm(bn_model)
+    assert torch.equal(converted[1].running_mean, checkpoint["1.running_mean"].expand(2, 4))
+    # A GroupNorm's state loads into ModeGroupNorm with strict=False (fresh gates), unasked.
+    keys = pkg.ModeGroupNorm2d(4).load_state_dict(nn.GroupNorm(2, 4).state_dict(), strict=False)
+    assert keys.missing_keys == ["gate.weight", "gate.bias"]
+
+
 @pytest.mark.parametrize("F", [F, reference.functional], ids=["mn_triton", "reference"])
 def test_functional_argument_checks(F):
     """Both packages' functional forms refuse the same bad arguments, with the same messages

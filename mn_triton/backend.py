@@ -111,7 +111,11 @@ def _without_triton(x: Tensor) -> bool:
     each of a layer call's primitives), 'triton' refuses."""
     global _warned_no_triton
     if _backend == "triton":
-        raise RuntimeError(NO_TRITON.format(what="the 'triton' backend cannot; layers can"))
+        raise RuntimeError(
+            "mn_triton: Triton is not installed, so the 'triton' backend cannot run; install "
+            "triton, or select the 'torch' backend (torch ops: correct, but slower than the "
+            "kernels)."
+        )
     if x.is_cuda and not _warned_no_triton:
         _warned_no_triton = True
         warnings.warn(NO_TRITON.format(what="CUDA tensors"), RuntimeWarning, stacklevel=4)

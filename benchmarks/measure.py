@@ -215,5 +215,5 @@ def environment(device: torch.device | str) -> dict[str, str]:
         "torch": torch.__version__,
         "triton": triton.__version__,
         "git_sha": git_sha(),
-        "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "timestamp": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }

@@ -37,7 +37,7 @@ RUN_ID_FORMAT = "%Y%m%dT%H%M%SZ"
 
 def new_run_id() -> str:
     """A run id for a run that starts now."""
-    return datetime.datetime.now(datetime.timezone.utc).strftime(RUN_ID_FORMAT)
+    return datetime.datetime.now(datetime.UTC).strftime(RUN_ID_FORMAT)
 
 
 def make_row(

@@ -142,6 +142,15 @@ def test_large_common_offset(backend):
     check_against_oracle(layer, _input((4, 5, 6, 6), offset=1e4, scale=1.0))
 
 
+def test_large_common_offset_with_steep_gates(backend):
+    """1e5 + randn with gate slopes of order 1: the logits w_k·m + b_k are ~1e5. Their part
+    common to the modes, max_k A_k, must leave the softmax over channels before ℓ is formed
+    (mix._mgn_gates_and_weights): an ℓ of size 1e5 carries float32 rounding of ~4e-3, which
+    moved the weights, the output and dx by 4e-5 to 4e-4 (~2e-7 with it taken out)."""
+    layer = randomize(mn_triton.ModeGroupNorm2d(6, num_modes=3), gate_scale=1.0)
+    check_against_oracle(layer, _input((6, 6, 5, 5), offset=1e5, scale=1.0))
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_k1_equals_group_norm_with_one_group(dtype, backend):
     layer = randomize(mn_triton.ModeGroupNorm2d(6, num_modes=1, dtype=dtype))

@@ -151,6 +151,15 @@ def test_large_common_offset(training, backend):
     check_against_oracle(layer, x)
 
 
+def test_small_spread_at_a_large_common_offset(backend):
+    """1e4 + 0.01·randn: a mode's σ² (~1e-4) is small beside its mean's rounding squared,
+    (ulp(1e4)/2)² ≈ 2.4e-7. σ² must be formed around μ itself, P + (μ − P) (mix.ModeStats),
+    not around its rounded part P alone: (m − P)² adds (μ − P)² to σ², which moved the
+    output and dx by 3e-4 (a float32 evaluation of the formulas: ~1e-7)."""
+    layer = randomize(mn_triton.ModeNorm2d(5, num_modes=2), gate_scale=1e-5)
+    check_against_oracle(layer, _input((4, 5, 6, 6), offset=1e4, scale=1e-2))
+
+
 def test_large_offset_at_least_as_accurate_as_batch_norm(backend):
     """At a 1e4 offset K = 1 is BatchNorm, within float32's tolerance of float64 BatchNorm,
     which float32 BatchNorm may miss (~2e-4 to 6e-4 on this CPU): never worse than it, and

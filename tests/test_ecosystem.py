@@ -291,6 +291,18 @@ def test_convert_norm_without_tensors_takes_the_models_device_and_dtype():
     assert alone.gate.weight.dtype == torch.get_default_dtype()  # nothing to go by
 
 
+def test_convert_norm_without_tensors_skips_the_models_integer_tensors():
+    """The dtype a norm without tensors takes is that of the model's first floating-point
+    tensor: an integer buffer ahead of it (a step count here) is none."""
+    counter = nn.Module()
+    counter.register_buffer("steps", torch.zeros((), dtype=torch.long))
+    model = nn.Sequential(counter, nn.BatchNorm1d(4, affine=False, track_running_stats=False),
+                          nn.BatchNorm1d(4, affine=False).double())  # fmt: skip
+    out = mn_triton.convert_to_mode_norm(model)
+    assert out[1].gate.weight.dtype == out[2].gate.weight.dtype == torch.float64
+    assert out[1](torch.randn(3, 4, dtype=torch.float64)).dtype == torch.float64
+
+
 def test_convert_refuses_an_uninitialised_lazy_batch_norm():
     model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.LazyBatchNorm2d())
     with pytest.raises(ValueError, match="LazyBatchNorm2d .* run one forward pass"):
@@ -456,6 +468,9 @@ TORCH_FUNC_LAYERS = {  # layers and modes torch.func can differentiate (no in-pl
     "mn_eval": (lambda: mn_triton.ModeNorm2d(3), False),
     "mn_train_untracked": (lambda: mn_triton.ModeNorm2d(3, track_running_stats=False), True),
     "mgn_train": (lambda: mn_triton.ModeGroupNorm2d(3), True),
+    # eps ≠ 1e-5: the reference formulas must be handed the layer's eps
+    "mn_eval_eps": (lambda: mn_triton.ModeNorm2d(3, eps=0.5), False),
+    "mgn_train_eps": (lambda: mn_triton.ModeGroupNorm2d(3, eps=0.5), True),
 }
 
 
@@ -1065,6 +1080,23 @@ def test_layers_work_on_torch_ops_where_triton_is_not_installed():
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-4000:]
+
+
+def test_update_bn_restores_the_models_mode_through_its_own_train():
+    """The model's mode comes back through its own `train` (which may do more than set the
+    flags, as here where it keeps a record), as torch's update_bn restores it; then each
+    module's flag as it was."""
+
+    class Recording(nn.Sequential):
+        def train(self, mode: bool = True) -> nn.Module:
+            self.calls = [*getattr(self, "calls", []), mode]
+            return super().train(mode)
+
+    model = Recording(nn.Conv2d(3, 4, 1), mn_triton.ModeNorm2d(4)).eval()
+    model.calls = []
+    mn_triton.update_bn([torch.randn(4, 3, 2, 2)], model)
+    assert model.calls == [True, False]
+    assert not model.training and not model[1].training
 
 
 def test_update_bn_restarts_a_trained_layers_count():

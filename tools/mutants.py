@@ -744,6 +744,42 @@ MUTANTS = [
         "MN_REPORT_DATA=reports/raw MN_TRITON_TRACE_KERNELS=1",
         "tests/test_gpu_run.py",
     ),
+    # --- from the mutation audit of the torch-op path (2026-12-06): its five real gaps ---
+    Mutant(
+        "T3 MN σ² formed around P, the mean's rounded part, not μ (torch ops)",
+        "mn_triton/mix.py",
+        "spread = raw.sub_(residual.unsqueeze(1)).square_()",
+        "spread = raw.square_()",
+        "tests/test_mode_norm.py",
+    ),
+    Mutant(
+        "T4 MGN logits keep their common part in ℓ (torch ops)",
+        "mn_triton/mix.py",
+        "offset = (a - a.amax(dim=1, keepdim=True)).unsqueeze(-1)",
+        "offset = a.unsqueeze(-1)",
+        "tests/test_mode_group_norm.py",
+    ),
+    Mutant(
+        "T5 MGN under torch.func with the default eps",
+        "mn_triton/functional.py",
+        "input, gate_weight, gate_bias, weight, bias, float(eps)\n        )",
+        "input, gate_weight, gate_bias, weight, bias, 1e-5\n        )",
+        "tests/test_ecosystem.py",
+    ),
+    Mutant(
+        "C1 convert takes an integer buffer's dtype for a norm without tensors",
+        "mn_triton/convert.py",
+        "return next((t for t in tensors if t.is_floating_point()), None)",
+        "return next((t for t in tensors), None)",
+        "tests/test_ecosystem.py",
+    ),
+    Mutant(
+        "C2 update_bn restores the modes without the model's own train()",
+        "mn_triton/swa.py",
+        "        model.train(modes[model])  # as torch's",
+        "        pass  # as torch's",
+        "tests/test_ecosystem.py",
+    ),
 ]
 
 

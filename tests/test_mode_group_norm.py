@@ -397,6 +397,16 @@ def test_deferred_initialisation(pkg):
     assert type(layer.gate).reset_parameters is nn.Linear.reset_parameters
 
 
+@pytest.mark.parametrize("pkg", [mn_triton, reference], ids=["mn_triton", "reference"])
+def test_initialisation(pkg):
+    """A new layer's affine map is the identity (weight 1, bias 0), as GroupNorm's; the
+    gate keeps nn.Linear's init (SPEC §2)."""
+    layer = pkg.ModeGroupNorm2d(6, num_modes=3)
+    assert torch.equal(layer.weight, torch.ones(6)) and torch.equal(layer.bias, torch.zeros(6))
+    for t in (layer.gate.weight, layer.gate.bias):
+        assert torch.isfinite(t).all() and (t.abs() <= 1).all()
+
+
 def test_repr():
     layer = mn_triton.ModeGroupNorm2d(8, num_modes=4)
     assert repr(layer).startswith("ModeGroupNorm2d(\n  8, num_modes=4, eps=1e-05, affine=True")

@@ -439,6 +439,20 @@ def test_step_count_dropped_as_batch_norm_allows(package, momentum, backend):
         assert not torch.equal(layer.running_mean, before)
 
 
+@pytest.mark.parametrize("package", [mn_triton, reference])
+def test_estimates_dropped_still_count_steps_as_batch_norm(package, backend):
+    """As nn.BatchNorm: with the running estimates set to None (track_running_stats left
+    on) a training step is still counted in num_batches_tracked."""
+    layer = package.ModeNorm2d(4, num_modes=2)
+    layer.running_mean = layer.running_mean_sq = None
+    bn = nn.BatchNorm2d(4)
+    bn.running_mean = bn.running_var = None
+    x = _input((4, 4, 3, 3))
+    for _ in range(2):
+        layer(x), bn(x)
+    assert int(layer.num_batches_tracked) == int(bn.num_batches_tracked) == 2
+
+
 def test_affine_false(backend):
     layer = randomize(mn_triton.ModeNorm2d(4, num_modes=2, affine=False))
     assert layer.weight is None and layer.bias is None

@@ -680,6 +680,18 @@ def test_other_gate_hooks_are_said_not_to_run(package):
     assert calls == []
 
 
+@pytest.mark.parametrize("package", [mn_triton, reference])
+def test_other_gate_pre_hooks_are_said_not_to_run(package):
+    """A forward pre-hook that is not a weight hook (pruning, weight_norm, spectral_norm) is
+    skipped too, and said to be, as a forward hook is."""
+    layer = package.ModeGroupNorm2d(4)
+    calls = []
+    layer.gate.register_forward_pre_hook(lambda *args: calls.append(args))
+    with pytest.warns(UserWarning, match="ModeGroupNorm2d: forward hooks on its gate do not run"):
+        layer(torch.randn(3, 4, 2, 2))
+    assert calls == []
+
+
 class _DoubledLinear(nn.Linear):
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         return 2 * super().forward(input)

@@ -62,6 +62,22 @@ def test_opcheck_mode_group_norm(backend):
     assert ops.mode_group_norm_backward(*bwd_args, False, False)[0].shape == (0,)
 
 
+@pytest.mark.parametrize("input_grad", [True, False])
+def test_opcheck_on_an_empty_input(input_grad, backend):
+    """An input without elements: the backward ops return dx as x's (empty) shape whether
+    or not x needs a gradient, and their fake implementations say the same."""
+    x, gw, gb, w, b, *_, eps = _mode_norm_args(True)
+    x = torch.randn(0, 4, 3, 3)
+    y, *stats = ops.mode_norm_forward(x, gw, gb, w, b, None, None, True, eps)
+    args = (torch.randn_like(y), x, *stats[:5], gw.detach(), gb.detach(), w.detach(), None,
+            None, True, eps, input_grad, False)  # fmt: skip
+    torch.library.opcheck(ops.mode_norm_backward, args)
+    gw, gb = torch.randn(2, 1), torch.randn(2)
+    y, *rows = ops.mode_group_norm_forward(x, gw, gb, w, b, eps)
+    args = (torch.randn_like(y), x, *rows, gw, gb, w.detach(), eps, input_grad, False)
+    torch.library.opcheck(ops.mode_group_norm_backward, args)
+
+
 def test_opcheck_channels_last_and_half(backend):
     args = list(_mode_norm_args(True, torch.float16))
     args[0] = args[0].detach().to(memory_format=torch.channels_last).requires_grad_()

@@ -780,6 +780,35 @@ MUTANTS = [
         "        pass  # as torch's",
         "tests/test_ecosystem.py",
     ),
+    # --- from the mutation audit of ops.py and the modules' logic (2026-12-06) ---
+    Mutant(
+        "U1 a new ModeGroupNorm's weight and bias left uninitialised",
+        "reference/_base.py",
+        "affine, 1, device, dtype, bias=bias)\n        self.reset_parameters()\n",
+        "affine, 1, device, dtype, bias=bias)\n",
+        "tests/test_mode_group_norm.py",
+    ),
+    Mutant(
+        "U2 steps not counted where the running estimates were set to None",
+        "reference/_base.py",
+        "        if counted:\n",
+        "        if counted and self.running_mean is not None:\n",
+        "tests/test_mode_norm.py",
+    ),
+    Mutant(
+        "U3 a gate's other forward pre-hooks skipped without a warning",
+        "reference/_base.py",
+        "            else:\n                skipped = True\n",
+        "            else:\n                pass\n",
+        "tests/test_ecosystem.py",
+    ),
+    Mutant(
+        "U4 the backward ops' fake dx empty for an empty input without its gradient",
+        "mn_triton/ops.py",
+        "if input_grad or x.numel() == 0 else",
+        "if input_grad else",
+        "tests/test_compile.py",
+    ),
 ]
 
 

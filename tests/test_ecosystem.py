@@ -670,24 +670,16 @@ def test_gate_weight_rewrites_apply_at_every_step(package, name, rewrite):
         assert torch.allclose(dict(layer.named_buffers())[what], buffer), what
 
 
+@pytest.mark.parametrize("hook", ["forward", "forward_pre"])
+@pytest.mark.parametrize("layer_class", ["ModeNorm2d", "ModeGroupNorm2d"])
 @pytest.mark.parametrize("package", [mn_triton, reference])
-def test_other_gate_hooks_are_said_not_to_run(package):
-    layer = package.ModeNorm2d(4)
+def test_other_gate_hooks_are_said_not_to_run(package, layer_class, hook):
+    """Forward hooks on the gate, and forward pre-hooks that are not weight hooks (pruning,
+    weight_norm, spectral_norm), do not run: the layer says so."""
+    layer = getattr(package, layer_class)(4)
     calls = []
-    layer.gate.register_forward_hook(lambda *args: calls.append(args))
-    with pytest.warns(UserWarning, match="ModeNorm2d: forward hooks on its gate do not run"):
-        layer(torch.randn(3, 4, 2, 2))
-    assert calls == []
-
-
-@pytest.mark.parametrize("package", [mn_triton, reference])
-def test_other_gate_pre_hooks_are_said_not_to_run(package):
-    """A forward pre-hook that is not a weight hook (pruning, weight_norm, spectral_norm) is
-    skipped too, and said to be, as a forward hook is."""
-    layer = package.ModeGroupNorm2d(4)
-    calls = []
-    layer.gate.register_forward_pre_hook(lambda *args: calls.append(args))
-    with pytest.warns(UserWarning, match="ModeGroupNorm2d: forward hooks on its gate do not run"):
+    getattr(layer.gate, f"register_{hook}_hook")(lambda *args: calls.append(args))
+    with pytest.warns(UserWarning, match=f"{layer_class}: forward hooks on its gate do not run"):
         layer(torch.randn(3, 4, 2, 2))
     assert calls == []
 

@@ -82,9 +82,16 @@ def use_backend(name: str) -> Iterator[None]:
         set_backend(previous)
 
 
+# Without Triton: the warning for CUDA tensors on 'auto', the error on 'triton'.
 NO_TRITON = (
-    "mn_triton: Triton is not installed, so {what} run on torch ops (correct, but slower "
-    "than the kernels); install triton, or select the 'torch' backend to say so."
+    "mn_triton: Triton is not installed, so {what}; install triton, or select the 'torch' "
+    "backend{why}."
+)
+NO_TRITON_WARNING = NO_TRITON.format(
+    what="CUDA tensors run on torch ops (correct, but slower than the kernels)", why=" to say so"
+)
+NO_TRITON_ERROR = NO_TRITON.format(
+    what="the 'triton' backend cannot run", why=" (torch ops: correct, but slower than the kernels)"
 )
 
 
@@ -111,14 +118,10 @@ def _without_triton(x: Tensor) -> bool:
     each of a layer call's primitives), 'triton' refuses."""
     global _warned_no_triton
     if _backend == "triton":
-        raise RuntimeError(
-            "mn_triton: Triton is not installed, so the 'triton' backend cannot run; install "
-            "triton, or select the 'torch' backend (torch ops: correct, but slower than the "
-            "kernels)."
-        )
+        raise RuntimeError(NO_TRITON_ERROR)
     if x.is_cuda and not _warned_no_triton:
         _warned_no_triton = True
-        warnings.warn(NO_TRITON.format(what="CUDA tensors"), RuntimeWarning, stacklevel=4)
+        warnings.warn(NO_TRITON_WARNING, RuntimeWarning, stacklevel=4)
     return False
 
 

@@ -1061,7 +1061,11 @@ with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")  # once is the module's doing, not the filter's
     for _ in range(3):
         assert backend.uses_kernels(cuda_like) is False
-assert [str(w.message) for w in caught] == [backend.NO_TRITON.format(what="CUDA tensors")]
+assert [str(w.message) for w in caught] == [backend.NO_TRITON_WARNING]
+assert backend.NO_TRITON_WARNING == (
+    "mn_triton: Triton is not installed, so CUDA tensors run on torch ops (correct, but slower "
+    "than the kernels); install triton, or select the 'torch' backend to say so."
+)
 mn_triton.set_backend("triton")
 try:
     mn_triton.ModeNorm2d(6, 3).double()(x)

@@ -116,6 +116,14 @@ def forward_backward(module: nn.Module, x: Tensor, dy: Tensor) -> tuple[Tensor, 
 
 GATE_PARAMS = ("gate.weight", "gate.bias")
 GATE_SLACK = 16
+# Beyond this relative error the float32 reference's own error (GATE_SLACK× it bounds a gate
+# gradient) is no measure of anything: at offsets of 1e4 its E[x²] − E[x]² cancels and the
+# bound reaches 1e2–1e10, which no error fails. There the scale decides: a gate gradient's
+# error relative to the largest value it could take. Over 2000 draws of tools/fuzz.py's
+# torch path that was at most 8e-8 (median 2e-9); in the tests, where the cap applies, at
+# most 7e-9.
+GATE_BOUND_CAP = 0.1
+GATE_SCALE_TOL = 1e-6
 
 
 class OracleError(NamedTuple):
@@ -131,14 +139,29 @@ class OracleError(NamedTuple):
     float32_err: float | None = None
     scale_err: float | None = None
 
+    def within(self) -> bool:
+        """Within the bound (NaN never is); a gate gradient whose bound passes GATE_BOUND_CAP
+        also within the cap or within GATE_SCALE_TOL of its scale."""
+        if not self.err <= self.bound:
+            return False
+        if self.scale_err is None or self.bound <= GATE_BOUND_CAP:
+            return True
+        return self.err <= GATE_BOUND_CAP or self.scale_err <= GATE_SCALE_TOL
+
+    def __str__(self) -> str:
+        text = f"{self.what}: relative error {self.err:.3e}, bound {self.bound:.1e}"
+        if self.scale_err is not None and self.bound > GATE_BOUND_CAP:
+            text += f" (capped at {GATE_BOUND_CAP}), {self.scale_err:.1e} of its scale"
+        return text
+
 
 def check_against_oracle(
     module: nn.Module, x: Tensor, dtype_tol: float | None = None, gates_matter: bool = True
 ) -> None:
     """Outputs and all gradients of `module` (fast path) against the float64 reference:
     every error of `oracle_errors` within its bound."""
-    for what, err, bound, *_ in oracle_errors(module, x, dtype_tol, gates_matter):
-        assert err <= bound, f"{what}: relative error {err:.3e} > {bound:.1e}"
+    for e in oracle_errors(module, x, dtype_tol, gates_matter):
+        assert e.within(), str(e)
 
 
 # How many nudged float32 evaluations estimate float32's sensitivity (see oracle_errors): one

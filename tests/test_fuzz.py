@@ -105,6 +105,24 @@ def test_gate_gradients_are_judged_by_bound_or_scale():
     assert fuzz.verdict(OracleError("grad of weight", 3 * bound, 1e-5, 1e-6)) == "OVER"
 
 
+def test_the_tests_cap_gate_bounds_that_a_garbage_reference_sets():
+    """check_against_oracle (OracleError.within) is stricter than the fuzzer: a gate gradient
+    must meet its bound, and where that bound passes GATE_BOUND_CAP (at offsets of 1e4 it
+    reaches 1e2–1e10) also the cap or GATE_SCALE_TOL of its scale."""
+
+    def gate(err: float, bound: float, scale_err: float) -> bool:
+        return OracleError("grad of gate.bias", err, bound, bound / 16, scale_err).within()
+
+    assert gate(1e-3, 1e-2, 1.0)  # the cap leaves bounds below it alone
+    assert not gate(2e-2, 1e-2, 1e-9)  # and the scale does not clear what passes them
+    assert gate(0.05, 1e8, 1e-3)  # within the cap
+    assert gate(1e3, 1e8, 1e-9)  # a near-0 gradient, off by rounding only
+    assert not gate(1e3, 1e8, 1e-4)  # which was within its bound
+    assert not gate(float("nan"), 1e8, float("nan"))
+    assert OracleError("grad of weight", 1e-6, 1e-5).within()
+    assert not OracleError("grad of weight", 2e-5, 1e-5, scale_err=None).within()
+
+
 @pytest.mark.parametrize("backend", ["torch", "triton"])
 def test_a_few_draws_pass(backend):
     draws = 3 if backend == "triton" else 12

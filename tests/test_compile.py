@@ -1,5 +1,7 @@
 """torch.compile and the custom ops: fake implementations, autograd, no graph breaks."""
 
+import types
+
 import pytest
 import torch
 from torch import nn
@@ -308,10 +310,10 @@ def test_eager_function_and_custom_op_agree(training, backend):
         assert all(torch.equal(a, b) for a, b in zip(g1, g2, strict=True))
 
 
-def _mn_op_results(args: tuple, dy: torch.Tensor) -> list[torch.Tensor]:
+def _mn_op_results(args: tuple, dy: torch.Tensor, points: bool = False) -> list[torch.Tensor]:
     """The MN forward op's outputs, then its backward op's (dx, parameter gradients)."""
     x, gw, gb, w, b, rm, rms, training, eps = args
-    outs = ops.mode_norm_forward(*args)
+    outs = ops.mode_norm_forward(*args, points)
     y, shift, mean_dev, var = outs[:4]
     saved = outs[6] if training else None
     grads = ops.mode_norm_backward(dy, x, shift, mean_dev, var, saved, outs[7], gw, gb, w, rm,
@@ -325,7 +327,8 @@ def test_captured_ops_split_the_samples_and_load_those_kernels_ahead(training, m
     batch from kernels/mix.GRAPH_SPLIT_MIN_ROWS samples (32: 2 splits of 16), and compute
     what they compute unsplit. A capture may not load kernels, so the first uncaptured call
     of each signature also runs split, once, its results dropped: what it returns is the
-    plain call's, bit for bit; its second call runs plain only."""
+    plain call's, bit for bit; its second call runs plain only. The backward op alike (its
+    rows kernel: two launches split in training, one in eval)."""
     from helpers import spy_launches
     from mn_triton.kernels import mix as kernels
 
@@ -339,15 +342,21 @@ def test_captured_ops_split_the_samples_and_load_those_kernels_ahead(training, m
         dy = torch.randn_like(x)
         monkeypatch.setattr(ops, "_signatures_run_as_captured", set())
         launches = spy_launches(monkeypatch, kernels, "_mn_mix_forward_kernel")
+        backward = spy_launches(monkeypatch, kernels, "_mn_mix_backward_rows_kernel")
+        split_backward = [(1, 2)] * (2 if training else 1)
         plain = _mn_op_results(args, dy)
         assert launches == [(1, 2), (1, 1)]  # the split run ahead, then the plain call
+        assert backward == [*split_backward, (1, 1)]
         again = _mn_op_results(args, dy)
         assert launches[2:] == [(1, 1)]
+        assert backward[len(split_backward) + 1 :] == [(1, 1)]
+        backward.clear()
         for got, want in zip(again, plain, strict=True):
             assert torch.equal(got, want)
         monkeypatch.setattr(ops, "_capturing", lambda t: True)
         captured = _mn_op_results(args, dy)
         assert launches[3:] == [(1, 2)]
+        assert backward == split_backward
         names = ["y", "shift", "mean_dev", "var", "mode mean", "mode var", "mode stats", "gates",
                  "dx"]  # fmt: skip
         for name, got, want in zip(names, captured, plain, strict=False):
@@ -365,34 +374,87 @@ def test_captured_ops_split_the_samples_and_load_those_kernels_ahead(training, m
             assert_close(got, want, 1e-4, f"grad of {name}")
 
 
-@pytest.mark.parametrize("differs", ["gate weight dtype", "gate weight alignment", "weight dtype"])
+@pytest.mark.parametrize(
+    "differs",
+    ["gate weight dtype", "gate weight alignment", "weight dtype", "samples", "channels",
+     "modes", "rows of one element"],
+)  # fmt: skip
 def test_calls_with_kernels_of_their_own_are_run_ahead_too(differs, monkeypatch):
-    """The run ahead is keyed by what Triton compiles kernels for. A call of the same sizes
-    whose gate weight or affine weight has another dtype, or whose gate weight does not start
-    at a multiple of 16 bytes (a view into a flat buffer), gets kernels of its own, so its
-    first call also runs ahead as captured: a capture could not load them."""
+    """The run ahead is keyed by what Triton compiles the mix kernels for. A call that differs
+    from the first in its gate weight's or affine weight's dtype, in whether its gate weight
+    starts at a multiple of 16 bytes (a view into a flat buffer), in N, C or K (the blocks
+    and splits), or in taking rows of one element (no row statistics: the `points` flag),
+    gets kernels of its own, so its first call also runs ahead as captured, forward and
+    backward: a capture could not load them."""
     from helpers import spy_launches
     from mn_triton.kernels import mix as kernels
 
+    def split(grids: list) -> list[bool]:
+        return [grid[1] > 1 for grid in grids]
+
     with mn_triton.use_backend("triton"):
+        # (N, C, K) of the second call where they differ
+        n, c, k = {"samples": (48, 6, 2), "channels": (32, 40, 2), "modes": (32, 6, 3)}.get(
+            differs, (32, 6, 2)
+        )
         module = randomize(mn_triton.ModeNorm2d(6, num_modes=2), gate_scale=2.0)
+        other = randomize(mn_triton.ModeNorm2d(c, num_modes=k), gate_scale=2.0)
         x = torch.randn(32, 6, 3, 3)
         gw, gb, w, b = (p.detach() for p in (module.gate.weight, module.gate.bias,
                                               module.weight, module.bias))  # fmt: skip
         monkeypatch.setattr(ops, "_signatures_run_as_captured", set())
-        launches = spy_launches(monkeypatch, kernels, "_mn_mix_forward_kernel")
-        ops.mode_norm_forward(x, gw, gb, w, b, None, None, True, 1e-5)
-        assert launches == [(1, 2), (1, 1)]  # 32 samples: split in 2 as captured
+        forward = spy_launches(monkeypatch, kernels, "_mn_mix_forward_kernel")
+        backward = spy_launches(monkeypatch, kernels, "_mn_mix_backward_rows_kernel")
+        _mn_op_results((x, gw, gb, w, b, None, None, True, 1e-5), torch.randn_like(x))
+        # 32 samples: split in 2 as captured (the backward's rows kernel in two passes)
+        assert split(forward) == [True, False] and split(backward) == [True, True, False]
+        points = differs == "rows of one element"
         if differs == "gate weight dtype":
             gw = gw.double()
         elif differs == "gate weight alignment":
             flat = torch.empty(gw.numel() + 1)
             gw = flat[1:].view_as(gw).copy_(gw)
             assert gw.data_ptr() % 16 != 0
-        else:
+        elif differs == "weight dtype":
             w = w.double()
-        ops.mode_norm_forward(x, gw, gb, w, b, None, None, True, 1e-5)
-        assert launches[2:] == [(1, 2), (1, 1)]
+        elif points:
+            x = x[:, :, 0, 0].contiguous()  # the same N and C, rows of one element
+        else:
+            gw, gb, w, b = (p.detach() for p in (other.gate.weight, other.gate.bias,
+                                                  other.weight, other.bias))  # fmt: skip
+            x = torch.randn(n, c, 3, 3)
+        forward.clear()
+        backward.clear()
+        args = (x, gw, gb, w, b, None, None, True, 1e-5)
+        _mn_op_results(args, torch.randn_like(x), points)
+        assert split(forward) == [True, False] and split(backward) == [True, True, False]
+
+
+def test_captured_means_a_cuda_tensor_on_a_stream_being_captured(monkeypatch):
+    """ops._capturing, which the tests above stand in for: a call chooses as captured where
+    its input is a CUDA tensor and the current stream is being captured, not otherwise."""
+    cuda_tensor = types.SimpleNamespace(is_cuda=True)  # (a CUDA tensor as far as it asks)
+    for capturing in (False, True):
+        monkeypatch.setattr(torch.cuda, "is_current_stream_capturing", lambda c=capturing: c)
+        assert ops._capturing(cuda_tensor) is capturing
+        assert ops._capturing(torch.empty(1)) is False
+
+
+def test_the_first_call_of_a_signature_runs_ahead_on_the_kernels_only(backend, monkeypatch):
+    """The run ahead loads the kernels a captured call would launch; the torch ops have no
+    captured choices, so there each op call runs its body once, first call or not."""
+    bodies = []
+    for name in ("_mode_norm_op_forward", "_mode_norm_backward_impl"):
+        body = getattr(ops, name)
+        monkeypatch.setattr(ops, name, lambda *a, b=body, n=name: bodies.append(n) or b(*a))
+    monkeypatch.setattr(ops, "_signatures_run_as_captured", set())
+    args = tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in _mode_norm_args(True))
+    runs = 2 if backend == "triton" else 1
+    for _ in range(2):
+        bodies.clear()
+        _mn_op_results(args, torch.randn_like(args[0]))
+        assert bodies == ["_mode_norm_op_forward"] * runs + ["_mode_norm_backward_impl"] * runs
+        runs = 1
 
 
 def test_eager_calls_never_split_small_batches_even_when_captured(monkeypatch):

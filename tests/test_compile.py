@@ -1,6 +1,10 @@
 """torch.compile and the custom ops: fake implementations, autograd, no graph breaks."""
 
+import os
+import subprocess
+import sys
 import types
+from pathlib import Path
 
 import pytest
 import torch
@@ -265,6 +269,21 @@ def test_the_switch_to_record_kernels_is_part_of_the_compiled_graph(norm, backen
         monkeypatch.setattr(ops, "TRACE_KERNELS", switch)
         compiled(torch.randn(5, 4, 3, 3))
     assert graphs == [[(op, False)], [(op, True)]]
+
+
+@pytest.mark.parametrize("setting", [None, "0", "1"])
+def test_kernels_are_recorded_only_where_the_environment_asks(setting):
+    """ops.TRACE_KERNELS starts off (opt-in until measured on a GPU), on where
+    MN_TRITON_TRACE_KERNELS=1 (benchmarks/gpu_run.sh's traced part sets it)."""
+    env = {k: v for k, v in os.environ.items() if k != "MN_TRITON_TRACE_KERNELS"}
+    if setting is not None:
+        env["MN_TRITON_TRACE_KERNELS"] = setting
+    code = "from mn_triton import ops; print(ops.TRACE_KERNELS)"
+    repo = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-c", code], cwd=repo, env=env,
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == [str(setting == "1")]
 
 
 def test_momentum_none_compiles_without_graph_break(backend):

@@ -33,3 +33,5 @@ def test_traced_graphs_launch_as_eager_calls_and_copy_no_input():
     # float64 records its launches only where inductor passes Python floats as float64.
     assert "float64 floats on: 0 ops kept whole, 6 launches recorded" in result.stdout
     assert "float64 floats off: 2 ops kept whole, 0 launches recorded" in result.stdout
+    # With the switch off (the default) the ops stay whole.
+    assert "switched off, ModeNorm2d: 2 ops kept whole, 0 launches recorded" in result.stdout

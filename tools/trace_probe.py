@@ -7,6 +7,8 @@ two things a CPU can: that the traced forward and backward graphs launch the sam
 on the same grids, as eager calls of the ops' bodies; and that inductor's analysis of which
 arguments each kernel writes (it copies every such argument before the launch, unless it can
 prove the copy unneeded) names only the kernel's outputs (KERNEL_OUTPUTS), not its inputs.
+It also checks that each recorded launch passes only the kernel's own arguments (no compile
+option), and that with the switch off nothing is recorded.
 
 As tools/compile_check.py, it swaps Triton's driver for one that compiles for sm_90 and runs
 nothing: kernels are compiled, never launched, so the layers' results are meaningless here.
@@ -96,6 +98,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.eager: list[Launch] | None = None
+        self._parameters: dict[str, set[str]] = {}
         compile_only = JITFunction.__getitem__
 
         def getitem(fn: JITFunction, grid: tuple[int, ...]) -> Callable:
@@ -120,7 +123,13 @@ class Recorder:
         return kernel if layout._RECORDING.get() else _NoLaunch(kernel)
 
     def kernel_name(self, idx: int) -> str:
-        return self._get_kernel(idx).fn.__name__
+        kernel = self._get_kernel(idx)
+        self._parameters[kernel.fn.__name__] = set(kernel.arg_names)
+        return kernel.fn.__name__
+
+    def parameters(self, name: str) -> set[str]:
+        """The parameters of the kernel called `name` (one whose name this gave)."""
+        return self._parameters[name]
 
 
 class _NoLaunch:
@@ -235,16 +244,33 @@ def probe(case: tuple, recorder: Recorder, verbose: bool) -> list[str]:
     if not same_launches([launch for launch, _ in traced], expected):
         short = [launch[:2] for launch, _ in traced], [launch[:2] for launch in expected]
         problems.append("traced launches differ from eager ones: {} against {}".format(*short))
-    for (kernel, _grid, _arguments), written in traced:
+    for (kernel, _grid, arguments), written in traced:
         inputs = sorted(set(written) - KERNEL_OUTPUTS[kernel])
         if inputs:
             problems.append(f"{kernel}: inputs taken as written (copied each call): {inputs}")
+        others = sorted(set(arguments) - recorder.parameters(kernel) - {"num_warps"})
+        if others:  # compile options (enable_fp_fusion) are not the kernel's to take
+            problems.append(f"{kernel}: recorded with arguments it does not take: {others}")
     print(f"{name}, {kind} {tuple(shape)}: {len(graphs)} graphs, {len(traced)} launches, "
           f"{'ok' if not problems else 'MISMATCH'}")  # fmt: skip
     if verbose:
         for (kernel, grid, _arguments), written in traced:
             print(f"    {kernel} grid {grid} writes {written}")
     return problems
+
+
+def switched_off(recorder: Recorder) -> list[str]:
+    """With the switch off (the default), nothing is recorded: the layers hand the ops
+    record_kernels=False, and the ops stay whole, as they were before TRACE_KERNELS."""
+    ops.TRACE_KERNELS = False
+    try:
+        graphs = compiled_graphs(mn_triton.ModeNorm2d(8, num_modes=2), torch.randn(4, 8, 3, 3), {})
+    finally:
+        ops.TRACE_KERNELS = True
+    whole = _kept_whole(graphs)
+    recorded = sum(len(traced_launches(gm, recorder)) for gm in graphs)
+    print(f"switched off, ModeNorm2d: {whole} ops kept whole, {recorded} launches recorded")
+    return [] if (whole, recorded) == (2, 0) else ["switched off, launches recorded anyway"]
 
 
 def exported_whole() -> list[str]:
@@ -288,6 +314,7 @@ def main() -> int:
     recorder = Recorder()
     problems = [p for case in CASES for p in probe(case, recorder, args.verbose)]
     problems += float64_needs_fp64_floats(recorder)
+    problems += switched_off(recorder)
     problems += exported_whole()
     for problem in problems:
         print("  " + problem)

@@ -16,8 +16,10 @@ import mutants  # noqa: E402
 def test_each_mutant_targets_one_place_that_exists(mutant):
     assert mutants.target_count(mutant) == 1, f"{mutant.name}: update its target text"
     assert mutant.new != mutant.old
-    for path in mutant.tests.split():
-        assert (REPO / path).exists(), path
+    for path in mutant.tests.split():  # test files, or a test in one (file::test)
+        file, _, test = path.partition("::")
+        assert (REPO / file).exists(), path
+        assert not test or f"def {test}(" in (REPO / file).read_text(), path
     assert mutant.expect in ("caught", "equivalent")
     assert (mutant.expect == "equivalent") == bool(mutant.why)
 

@@ -49,7 +49,7 @@ class Mutant:
     file: str
     old: str  # must occur exactly once in file
     new: str
-    tests: str = LAYER_TESTS
+    tests: str = LAYER_TESTS  # test files, or tests in them (file::test), space-separated
     expect: str = "caught"  # or "equivalent": survives, for the reason given
     why: str = ""
 
@@ -679,6 +679,91 @@ MUTANTS = [
         "backend.point_rows(x, gate_weight), TRACE_KERNELS)\n",
         "backend.point_rows(x, gate_weight))\n",
         "tests/test_compile.py",
+    ),
+    # --- the capture and trace audit's gaps (each closed by a test) ---
+    Mutant(
+        "R7 any call on a CUDA tensor chooses as captured, whether its stream is or not",
+        "mn_triton/ops.py",
+        "    return x.is_cuda and torch.cuda.is_current_stream_capturing()\n",
+        "    return x.is_cuda\n",
+        "tests/test_compile.py::test_captured_means_a_cuda_tensor_on_a_stream_being_captured",
+    ),
+    Mutant(
+        "R8 calls captured into CUDA graphs never told so (they keep the eager choices)",
+        "mn_triton/ops.py",
+        "    return x.is_cuda and torch.cuda.is_current_stream_capturing()\n",
+        "    return False\n",
+        "tests/test_compile.py::test_captured_means_a_cuda_tensor_on_a_stream_being_captured",
+    ),
+    Mutant(
+        "R9 the run ahead's signature without K (another K's kernels loaded under capture)",
+        "mn_triton/ops.py",
+        "    return (*x.shape[:2], gate_weight.shape[0], x.device,",
+        "    return (*x.shape[:2], x.device,",
+        "tests/test_compile.py::test_calls_with_kernels_of_their_own_are_run_ahead_too",
+    ),
+    Mutant(
+        "R10 the run ahead's signature without N (the splits)",
+        "mn_triton/ops.py",
+        "    return (*x.shape[:2], gate_weight.shape[0], x.device,",
+        "    return (x.shape[1], gate_weight.shape[0], x.device,",
+        "tests/test_compile.py::test_calls_with_kernels_of_their_own_are_run_ahead_too",
+    ),
+    Mutant(
+        "R11 the run ahead's signature without C (the channel blocks)",
+        "mn_triton/ops.py",
+        "    return (*x.shape[:2], gate_weight.shape[0], x.device,",
+        "    return (x.shape[0], gate_weight.shape[0], x.device,",
+        "tests/test_compile.py::test_calls_with_kernels_of_their_own_are_run_ahead_too",
+    ),
+    Mutant(
+        "R12 the run ahead's signature without the flags (rows of one element)",
+        "mn_triton/ops.py",
+        "    return arg if isinstance(arg, bool) else arg is None\n",
+        "    return arg is None\n",
+        "tests/test_compile.py::test_calls_with_kernels_of_their_own_are_run_ahead_too",
+    ),
+    Mutant(
+        "R13 the backward op keeps the eager choices when captured (no split, no run ahead)",
+        "mn_triton/ops.py",
+        "    return _with_capture_choices(_mode_norm_backward_impl, args, args[1], args[7])",
+        "    return _mode_norm_backward_impl(*args)",
+        "tests/test_compile.py::test_captured_ops_split_the_samples_and_load_those_kernels_ahead",
+    ),
+    Mutant(
+        "R14 the backward op's run ahead keyed on the gates (N, K) as if the gate weight (K)",
+        "mn_triton/ops.py",
+        "_with_capture_choices(_mode_norm_backward_impl, args, args[1], args[7])",
+        "_with_capture_choices(_mode_norm_backward_impl, args, args[1], args[6])",
+        "tests/test_compile.py::test_calls_with_kernels_of_their_own_are_run_ahead_too",
+    ),
+    Mutant(
+        "R15 the torch ops run the first call of each signature twice (no kernels to load)",
+        "mn_triton/ops.py",
+        "    if not backend.uses_kernels(x):\n        return impl(*args)\n    if _capturing(x):",
+        "    if _capturing(x):",
+        "tests/test_compile.py::test_the_first_call_of_a_signature_runs_ahead_on_the_kernels_only",
+    ),
+    Mutant(
+        "R16 the kernels recorded where the layer did not ask (switch off)",
+        "mn_triton/ops.py",
+        "    if not asked or backend.INTERPRETING or not backend.uses_kernels(x):",
+        "    if backend.INTERPRETING or not backend.uses_kernels(x):",
+        "tests/test_trace_probe.py",
+    ),
+    Mutant(
+        "R17 recorded launches pass the compile option as a kernel argument",
+        "mn_triton/kernels/layout.py",
+        "        recorded(*args, **kwargs)\n",
+        "        recorded(*args, enable_fp_fusion=enable_fp_fusion, **kwargs)\n",
+        "tests/test_trace_probe.py",
+    ),
+    Mutant(
+        "R18 TRACE_KERNELS on by default",
+        "mn_triton/ops.py",
+        'os.environ.get("MN_TRITON_TRACE_KERNELS", "0") == "1"',
+        'os.environ.get("MN_TRITON_TRACE_KERNELS", "1") == "1"',
+        "tests/test_compile.py::test_kernels_are_recorded_only_where_the_environment_asks",
     ),
     # --- benchmarks: bytes model and report ---
     Mutant(

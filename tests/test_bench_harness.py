@@ -765,6 +765,17 @@ def test_case_rows_carry_exec_and_the_ops_bytes_model(op, provider, mode, exec_m
     assert row["bytes_min"] == passes * case.numel * 4
 
 
+@pytest.mark.parametrize("dtype, itemsize", [("bfloat16", 2), ("float16", 2), ("float32", 4)])
+def test_case_rows_count_bytes_at_the_cases_own_element_size(dtype, itemsize):
+    """A 16-bit case moves 2 bytes per element: counted at float32's 4, its gbps and its
+    share of the copy bandwidth would read twice what it achieved."""
+    case = _case(op="mode_norm", provider="torch_ops", dtype=dtype, k=2)
+    measured = layers.Measured(_timing(), 0.5, lambda i: None)
+    row = layers.make_case_row(case, measured, 10.0, CPU, "r1")
+    assert row["bytes_min"] == 8 * case.numel * itemsize
+    assert row["gbps"] == pytest.approx(row["bytes_min"] / 4e-3 / 1e9)  # the median's 4 ms
+
+
 class _FakeGraph:
     """Stands in for torch.cuda.CUDAGraph on a CPU: `torch.cuda.graph(g)` records the calls
     made inside it, and a replay makes them again."""

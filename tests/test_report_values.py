@@ -63,6 +63,7 @@ def test_bytes_model_and_bandwidth_from_the_median():
     for op in ("mode_norm", "mode_group_norm", "group_norm", "instance_norm", "layer_norm"):
         assert grid.bytes_min(10, 4, "eval", op) == 120, op
     assert grid.bytes_min(10, 4, "full", "batch_norm") == 320
+    assert grid.bytes_min(10, 2, "full") == 160  # 16-bit elements: 2 bytes each
     timing = measure.Timing(ms_p20=1.0, ms_p50=2.0, ms_p80=3.0, peak_mem_mb=None, reps=5)
     row = records.make_row(op="mode_norm", provider="triton", mode="full", dtype="float32",
                            layout="nchw", shape=(1, 1, 1, 1), k=2, timing=timing,
@@ -199,6 +200,10 @@ def test_latest_run_per_device_and_cpu_last():
     runs = report_data.latest_runs(df)
     assert list(runs) == [GPU, "cpu"]
     assert runs[GPU]["run"].unique().tolist() == ["new"]
+    # cpu last whatever the GPUs' names: not by the alphabet, where "cpu" sorts after "NVIDIA…"
+    # but before a name in lower case
+    lower = "gfx942 (a GPU named in lower case)"
+    assert report_data.devices(pd.DataFrame({"device": ["cpu", lower, GPU]})) == [GPU, lower, "cpu"]
 
 
 def test_shown_values_are_rounded_against_us():
@@ -964,6 +969,21 @@ def test_a_case_measured_twice_in_one_run_counts_once_from_its_latest_row(tmp_pa
     assert _series(mgn)["GroupNorm"] == ([2], [3])
 
 
+def test_the_latest_row_of_a_case_is_the_latest_in_time_not_in_text(tmp_path: Path):
+    """A case's rows are ordered by the time their timestamps name: a row whose timestamp
+    cannot be read counts as the oldest, even appended last (as text, "the day after" sorts
+    after every date), and a time given at another offset by its instant."""
+    (tmp_path / "a.csv").write_text("\n".join([
+        HEADER,
+        _csv_line(ms_p50="2", timestamp="2027-01-01T02:00:00+00:00"),
+        _csv_line(ms_p50="1", timestamp="the day after"),
+        _csv_line(ms_p50="3", run_id="r2", timestamp="2027-01-01T02:00:00+00:00"),
+        _csv_line(ms_p50="4", run_id="r2", timestamp="2027-01-01T03:00:00+02:00"),  # 01:00 UTC
+    ]) + "\n")  # fmt: skip
+    df = report_data.load(tmp_path)
+    assert sorted(zip(df["run"], df["ms_p50"], strict=True)) == [("r1", 2), ("r2", 3)]
+
+
 def test_rows_are_appended_in_one_write_of_whole_lines(tmp_path: Path, monkeypatch):
     """One write per append (a killed writer leaves whole rows), and a line an earlier writer
     left unfinished is ended first, so the new row is not glued onto it."""
@@ -1031,6 +1051,13 @@ def _span(run: str, start: str, end: str) -> list[dict]:
           ("B-part2", "2027-01-01T00:09", "2027-01-01T00:10")], ["B-part2"]),
         ([("A-part1", "2027-01-01T00:00", "2027-01-01T00:05"),
           ("whole", "2027-01-01T00:06", "2027-01-01T00:08")], ["whole"]),
+        # a part 1 that ended exactly PART_GAP (6 h) before part 2 started still joins it
+        ([("A-part1", "2027-01-01T00:00", "2027-01-01T00:05"),
+          ("B-part2", "2027-01-01T06:05", "2027-01-01T06:10")], ["A-part1", "B-part2"]),
+        # the latest run is the one whose last row is the latest, not the one started last:
+        # a run retried under its own id after another (a shared MN_RUN_ID)
+        ([("retried", "2027-01-01T00:00", "2027-01-01T03:00"),
+          ("between", "2027-01-01T01:00", "2027-01-01T02:00")], ["retried"]),
         # a shared id wins over a part of another run that ended closer in time
         ([("X-part1", "2027-01-01T00:00", "2027-01-01T00:05"),
           ("Y-part1", "2027-01-01T00:06", "2027-01-01T00:08"),
@@ -1592,6 +1619,16 @@ def test_a_goal_step_measured_by_the_reference_alone_is_still_named_as_not_measu
                   dict(provider="reference", ms_p50=16.0))  # fmt: skip
     (line,) = [x for x in report_train.train_lines(GPU, rows) if x.startswith("Not measured")]
     assert "resnet20 eager (K = 2)" in line
+
+
+def test_a_goal_step_measured_at_another_k_alone_is_still_named_as_not_measured():
+    """The goal is set at K = 2 for resnet20: our step at K = 4 beside BatchNorm's is shown,
+    but does not stand in for the goal step, which is named as not measured."""
+    rows = _train(dict(provider="native", K=float("nan"), ms_p50=8.0), dict(K=4.0, ms_p50=8.2))
+    lines = report_train.train_lines(GPU, rows)
+    (line,) = [x for x in lines if x.startswith("Not measured")]
+    assert "resnet20 eager (K = 2)" in line
+    assert any(x.startswith("| resnet20 | eager | triton | 4 |") for x in lines)
 
 
 # ------------------------------ audit: figures ------------------------------------------

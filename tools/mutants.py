@@ -829,6 +829,64 @@ MUTANTS = [
         "MN_REPORT_DATA=reports/raw MN_TRITON_TRACE_KERNELS=1",
         "tests/test_gpu_run.py",
     ),
+    # --- from the mutation audit of the benchmark harness and report numbers (2026-12-06):
+    # its real gaps (94 mutants of measure, grid, layers, records, report_data/goals/train) ---
+    Mutant(
+        "B1 the bytes model at float32's element size whatever the dtype",
+        "benchmarks/grid.py",
+        "    return passes * numel * element_size\n",
+        "    return passes * numel * 4\n",
+        "tests/test_report_values.py::test_bytes_model_and_bandwidth_from_the_median",
+    ),
+    Mutant(
+        "B2 a case's row counts bytes at float32's 4 per element (16-bit gbps doubled)",
+        "benchmarks/layers.py",
+        "    itemsize = DTYPES[case.dtype].itemsize\n    return records",
+        "    itemsize = 4\n    return records",
+        "tests/test_bench_harness.py::test_case_rows_count_bytes_at_the_cases_own_element_size",
+    ),
+    Mutant(
+        "B3 a case's latest row picked by its timestamp's text",
+        "benchmarks/report_data.py",
+        'sort_values("_when", kind="stable", na_position="first")',
+        'sort_values("timestamp", kind="stable", na_position="first")',
+        "tests/test_report_values.py::test_the_latest_row_of_a_case_is_the_latest_in_time_not_in_text",
+    ),
+    Mutant(
+        "B4 a row with an unreadable timestamp counts as a case's latest",
+        "benchmarks/report_data.py",
+        'sort_values("_when", kind="stable", na_position="first")',
+        'sort_values("_when", kind="stable", na_position="last")',
+        "tests/test_report_values.py::test_the_latest_row_of_a_case_is_the_latest_in_time_not_in_text",
+    ),
+    Mutant(
+        "B5 a device's latest run is the one started last, not the one whose rows are newest",
+        "benchmarks/report_data.py",
+        '.agg(["min", "max"]).sort_values("max")',
+        '.agg(["min", "max"]).sort_values("min")',
+        "tests/test_report_values.py::test_run_group_gathers_the_parts_of_the_latest_run",
+    ),
+    Mutant(
+        "B6 parts exactly PART_GAP apart not joined",
+        "benchmarks/report_data.py",
+        "    return bool(started - ended <= PART_GAP)",
+        "    return bool(started - ended < PART_GAP)",
+        "tests/test_report_values.py::test_run_group_gathers_the_parts_of_the_latest_run",
+    ),
+    Mutant(
+        "B7 devices in the alphabet's order (cpu before a GPU named in lower case)",
+        "benchmarks/report_data.py",
+        'key=lambda d: (d == "cpu", d)',
+        "key=lambda d: d",
+        "tests/test_report_values.py::test_latest_run_per_device_and_cpu_last",
+    ),
+    Mutant(
+        "B8 a goal model's step at another K counts as its goal step measured",
+        "benchmarks/report_train.py",
+        '(ours["exec"] == exec_mode) & (ours["K"] == k)).any()',
+        '(ours["exec"] == exec_mode)).any()',
+        "tests/test_report_values.py::test_a_goal_step_measured_at_another_k_alone_is_still_named_as_not_measured",
+    ),
     # --- from the mutation audit of the torch-op path (2026-12-06): its five real gaps ---
     Mutant(
         "T3 MN σ² formed around P, the mean's rounded part, not μ (torch ops)",

@@ -148,8 +148,9 @@ def _mix_forward(
 
 
 def _local_rows(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    if x.numel() == 0:  # this process holds no samples; it still takes part in the exchange
-        zeros = x.new_zeros(x.shape[:2], dtype=stat_dtype(x.dtype))
+    if x.numel() == 0:  # no samples here, or rows of no values (L = 0), which add no gate
+        # mass either (as in ModeNorm): no rows; the process still takes part in the exchange
+        zeros = x.new_zeros((0, x.shape[1]), dtype=stat_dtype(x.dtype))
         return zeros, zeros.clone(), zeros.clone()
     return backend.row_moments(x, stat_dtype(x.dtype))
 

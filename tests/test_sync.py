@@ -820,3 +820,29 @@ def test_two_processes_in_16_bit_with_eps_and_cumulative_average_against_float64
                     bound = max(bound, GATE_SLACK * rel_err(runs["float32"][name], ref))
                 err = rel_err(got[name], ref)
                 assert err <= bound, f"{case}, step {step}, {name}: {err:.2e} > {bound:.1e}"
+
+
+@pytest.mark.parametrize("shape", [(0, 3, 4, 4), (2, 3, 0, 4)], ids=["no_samples", "no_positions"])
+def test_synchronising_input_without_elements_as_mode_norm(shape, backend, monkeypatch):
+    """Through the synchronising path (a group of one, taken as synchronising): an input
+    without elements gives ModeNorm's zero parameter gradients and leaves the running
+    estimates as ModeNorm (and BatchNorm) leaves them. Rows of no values (L = 0) once
+    brought gate mass (zero statistics) into the merge, and the estimates moved toward 0;
+    the backward divides by L (clamped at 1)."""
+    monkeypatch.setattr(mn_triton.SyncModeNorm, "_synchronising", lambda self: self.training)
+    port = _free_port()
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    try:
+        single = randomize(mn_triton.ModeNorm2d(3))
+        sync = mn_triton.SyncModeNorm(3)
+        sync.load_state_dict(single.state_dict())
+        x, dy = torch.randn(shape), torch.randn(shape)
+        y, grads = forward_backward(single, x, dy)
+        y_sync, grads_sync = forward_backward(sync, x, dy)
+        assert y_sync.shape == y.shape and grads_sync["input"].shape == x.shape
+        for name, grad in grads.items():
+            assert torch.equal(grads_sync[name], grad), f"grad of {name}"
+        for name, value in single.state_dict().items():
+            assert torch.equal(sync.state_dict()[name], value), name
+    finally:
+        dist.destroy_process_group()

@@ -399,7 +399,8 @@ def record_guarded_launches(monkeypatch) -> list[tuple[str, bool]]:
     entry_points = [(moments, "row_moments"), (moments, "row_grad_sums"), (apply, "row_affine")]
     entry_points += [(kernel_mix, f"{op}_{way}") for op in ("mode_norm", "mode_group_norm")
                      for way in ("forward", "backward")]  # fmt: skip
-    entry_points += [(kernel_mix, "mode_norm_batch_stats"), (kernel_mix, "shared_gates")]
+    entry_points += [(kernel_mix, name) for name in ("mode_norm_batch_stats", "shared_gates",
+                                                     "merge_mode_stats")]  # fmt: skip
     for module, name in entry_points:
         original = getattr(module, name)
 

@@ -529,8 +529,9 @@ def test_ddp_resnet20_with_sync_mode_norm_trains_like_one_process(backend, tmp_p
 def test_synchronising_launches_go_to_the_device_of_the_input(monkeypatch):
     """As test_kernels' test of the layers: the synchronising Function's kernel launches run
     inside backend.on_device_of (Triton launches on the current device only), and the mix
-    runs on the kernels too: the batch's statistics, then the coefficients from the merged
-    ones; the backward's two passes around the all_reduce."""
+    runs on the kernels too: the batch's statistics, their merge across the processes (a
+    torch-op merge instead, on the kernels' path, passed every other test), then the
+    coefficients from the merged ones; the backward's two passes around the all_reduce."""
     calls = record_guarded_launches(monkeypatch)
     port = _free_port()
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
@@ -545,7 +546,7 @@ def test_synchronising_launches_go_to_the_device_of_the_input(monkeypatch):
     finally:
         dist.destroy_process_group()
     assert sorted({name for name, _ in calls}) == [
-        "mode_norm_backward", "mode_norm_batch_stats", "mode_norm_forward",
+        "merge_mode_stats", "mode_norm_backward", "mode_norm_batch_stats", "mode_norm_forward",
         "row_affine", "row_grad_sums", "row_moments", "shared_gates",
     ]  # fmt: skip
     assert all(guarded for _, guarded in calls), calls
@@ -683,7 +684,7 @@ def test_lazily_negated_input_and_gradient_as_their_values(backend, monkeypatch)
 
 
 def test_convert_sync_modenorm_keeps_the_hyperparameters():
-    """eps, momentum (None too) and track_running_stats carry over, as
+    """eps, momentum (None too), track_running_stats and affine carry over, as
     convert_sync_batchnorm keeps BatchNorm's."""
     layer = mn_triton.ModeNorm2d(4, num_modes=3, eps=1e-3, momentum=0.05)
     layer.track_running_stats = False  # switched off after construction: estimates kept
@@ -691,6 +692,8 @@ def test_convert_sync_modenorm_keeps_the_hyperparameters():
     assert (out.eps, out.momentum, out.track_running_stats) == (1e-3, 0.05, False)
     none = mn_triton.SyncModeNorm.convert_sync_modenorm(mn_triton.ModeNorm2d(4, momentum=None))
     assert none.momentum is None
+    plain = mn_triton.SyncModeNorm.convert_sync_modenorm(mn_triton.ModeNorm2d(4, affine=False))
+    assert not plain.affine and plain.weight is None
 
 
 def _frozen_worker(rank, port, out_dir):
@@ -820,6 +823,79 @@ def test_two_processes_in_16_bit_with_eps_and_cumulative_average_against_float64
                     bound = max(bound, GATE_SLACK * rel_err(runs["float32"][name], ref))
                 err = rel_err(got[name], ref)
                 assert err <= bound, f"{case}, step {step}, {name}: {err:.2e} > {bound:.1e}"
+
+
+def _subgroup_problem(pair: int):
+    """Pair `pair`'s layer and whole batch (6 samples, 3 per process): each pair its own."""
+    gen = torch.Generator().manual_seed(40 + pair)
+    x = torch.randn(6, 3, 2, 2, generator=gen) * (1 + pair) + 3 * pair
+    dy = torch.randn(x.shape, generator=gen)
+    torch.manual_seed(pair)
+    return randomize(mn_triton.ModeNorm2d(3, num_modes=2)), x, dy
+
+
+def _subgroup_worker(rank, port, out_dir):
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=4)
+    try:
+        mn_triton.set_backend("torch")  # the group travels the same way on the kernels
+        groups = [dist.new_group([0, 1]), dist.new_group([2, 3])]  # every process makes both
+        single, x, dy = _subgroup_problem(rank // 2)
+        layer = mn_triton.SyncModeNorm(3, num_modes=2, process_group=groups[rank // 2])
+        layer.load_state_dict(single.state_dict())
+        rows = slice(3 * (rank % 2), 3 * (rank % 2) + 3)
+        y, grads = forward_backward(layer, x[rows], dy[rows])
+        result = {"y": y, "dx": grads["input"], "state": layer.state_dict()}
+        torch.save(result, Path(out_dir) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_statistics_span_the_process_group_only(tmp_path):
+    """4 gloo processes in two groups of 2 (process_group), each pair with a batch of its
+    own: each pair gives what one process holding the pair's batch gives. The other tests
+    use the default group, where a world size, all_gather or all_reduce taken over the
+    default group instead of process_group gives the same numbers."""
+    mp.spawn(_subgroup_worker, args=(_free_port(), str(tmp_path)), nprocs=4)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(4)]
+    for pair in range(2):
+        single, x, dy = _subgroup_problem(pair)
+        y, grads = forward_backward(single, x, dy)
+        got = ranks[2 * pair : 2 * pair + 2]
+        assert_close(torch.cat([r["y"] for r in got]), y, 1e-5, f"pair {pair}: output")
+        assert_close(torch.cat([r["dx"] for r in got]), grads["input"], 1e-5, f"pair {pair}: dx")
+        for name, value in single.state_dict().items():
+            for r in got:
+                assert_close(r["state"][name].float(), value.float(), 1e-5, f"pair {pair}: {name}")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"affine": False}, {"bias": False}, {"track_running_stats": False}],
+    ids=["no_affine", "no_bias", "no_running_estimates"],
+)
+def test_synchronising_layer_without_optional_tensors_as_mode_norm(options, backend, monkeypatch):
+    """Through the synchronising path (a group of one, taken as synchronising): a layer
+    without weight and bias, without bias, or without running estimates gives ModeNorm's
+    output, gradients and buffers. The other tests of that path use all of them, where a
+    gradient returned for an absent weight, or an update of absent estimates, passes."""
+    monkeypatch.setattr(mn_triton.SyncModeNorm, "_synchronising", lambda self: self.training)
+    port = _free_port()
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    try:
+        single = randomize(mn_triton.ModeNorm2d(3, **options))
+        sync = mn_triton.SyncModeNorm(3, **options)
+        sync.load_state_dict(single.state_dict())
+        x, dy = torch.randn(4, 3, 2, 2) + 1, torch.randn(4, 3, 2, 2)
+        y, grads = forward_backward(single, x, dy)
+        y_sync, grads_sync = forward_backward(sync, x, dy)
+        assert_close(y_sync, y, 1e-6, "output")
+        assert grads_sync.keys() == grads.keys()
+        for name, grad in grads.items():
+            assert_close(grads_sync[name], grad, 1e-5, f"grad of {name}")
+        for name, value in single.state_dict().items():
+            assert_close(sync.state_dict()[name].double(), value.double(), 1e-6, name)
+    finally:
+        dist.destroy_process_group()
 
 
 @pytest.mark.parametrize("shape", [(0, 3, 4, 4), (2, 3, 0, 4)], ids=["no_samples", "no_positions"])

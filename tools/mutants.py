@@ -436,6 +436,63 @@ MUTANTS = [
         "        return output\n",
         "tests/test_sync.py",
     ),
+    # --- from the mutation audit of sync.py (2026-12-06): its real gaps ---
+    Mutant(
+        "Y9 the backward's all_reduce over the default group, not process_group",
+        "mn_triton/sync.py",
+        "dist.all_reduce(t, op=dist.ReduceOp.SUM, group=group)",
+        "dist.all_reduce(t, op=dist.ReduceOp.SUM)",
+        "tests/test_sync.py",
+    ),
+    Mutant(
+        "Y10 the world size of the default group, not process_group's",
+        "mn_triton/sync.py",
+        "    return dist.get_world_size(group)",
+        "    return dist.get_world_size()",
+        "tests/test_sync.py",
+    ),
+    Mutant(
+        "Y11 the layer on the kernels merges the processes in torch ops, not merge_mode_stats",
+        "mn_triton/sync.py",
+        "    if on_kernels:\n        return mix.ModeStats.unpacked(",
+        "    if False:\n        return mix.ModeStats.unpacked(",
+        "tests/test_sync.py",
+    ),
+    Mutant(
+        "Y12 running estimates updated where there are none (track_running_stats=False)",
+        "mn_triton/sync.py",
+        "        if momentum is not None:\n            # A batch",
+        "        if True:\n            # A batch",
+        "tests/test_sync.py",
+    ),
+    Mutant(
+        "Y13 a gradient returned for an absent weight (affine=False)",
+        "mn_triton/sync.py",
+        "            None if weight is None else grads.weight.to(weight.dtype),",
+        "            grads.weight,",
+        "tests/test_sync.py",
+    ),
+    Mutant(
+        "Y14 the backward divides by L unclamped (rows of no values)",
+        "mn_triton/sync.py",
+        "            length = max(row_length(x), 1)",
+        "            length = row_length(x)",
+        "tests/test_sync.py",
+    ),
+    Mutant(
+        "Y15 rows of no values (L = 0) bring gate mass into the merge",
+        "mn_triton/sync.py",
+        "        zeros = x.new_zeros((0, x.shape[1]), dtype=stat_dtype(x.dtype))",
+        "        zeros = x.new_zeros(x.shape[:2], dtype=stat_dtype(x.dtype))",
+        "tests/test_sync.py",
+    ),
+    Mutant(
+        "Y16 convert_sync_modenorm makes every layer affine",
+        "mn_triton/sync.py",
+        "            module.affine, module.track_running_stats, process_group,",
+        "            True, module.track_running_stats, process_group,",
+        "tests/test_sync.py",
+    ),
     # --- argument checks and transforms (functional.py) ---
     Mutant(
         "F1 eps = 0 accepted",

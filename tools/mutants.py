@@ -45,7 +45,7 @@ MGN_ZERO_IN_EXACT_ARITHMETIC = (
 
 @dataclass(frozen=True)
 class Mutant:
-    name: str  # short id first: --only matches it
+    name: str  # its id first (--only takes ids), then what it does
     file: str
     old: str  # must occur exactly once in file
     new: str
@@ -1057,13 +1057,22 @@ def run_mutant(mutant: Mutant, copy: Path, timeout_s: float) -> tuple[bool, str]
     return True, (failed[0] if failed else summary)[:160]
 
 
+def mutant_id(m: Mutant) -> str:
+    return m.name.split()[0]
+
+
+def select(ids: list[str]) -> list[Mutant]:
+    """The mutants of these ids, exactly: Y1 is not Y10–Y16."""
+    return [m for m in MUTANTS if mutant_id(m) in ids]
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--only", nargs="+", metavar="NAME", help="mutants whose name starts so")
+    p.add_argument("--only", nargs="+", metavar="ID", help="those mutants, by id (exactly)")
     p.add_argument("--list", action="store_true", help="list the mutants and exit")
     p.add_argument("--timeout", type=float, default=1200, help="seconds per mutant's tests")
     args = p.parse_args()
-    chosen = [m for m in MUTANTS if not args.only or m.name.startswith(tuple(args.only))]
+    chosen = select(args.only) if args.only else MUTANTS
     if args.list or not chosen:
         for m in MUTANTS:
             print(f"{m.name}  [{m.file}; expect {m.expect}]")

@@ -94,11 +94,14 @@ def test_float64_end_to_end(layer):
 # (32, 3): a 2-D input. Not (2, 3): two samples of one value per row give statistics so badly
 # conditioned that dx misses float64 by more than 1e-5 in ~40 % of draws, on every path.
 # (8192, 24) and (4096, 64): many samples of few features, split into blocks by MN's mix
-# kernels (kernels/mix.SPLIT_MIN_ROWS), with one channel block and with two.
+# kernels (kernels/mix.SPLIT_MIN_ROWS), with one channel block and with two; (8192, 512):
+# 16 channel blocks, whose shares of the backward's gate sums are summed first
+# (kernels/mix.GATE_PARTIALS_SUM_MIN).
 @pytest.mark.parametrize(
     "shape",
-    [(256, 64, 8, 8), (4, 64, 56, 56), (128, 512, 7, 7), (32, 3), (8192, 24), (4096, 64)],
-)
+    [(256, 64, 8, 8), (4, 64, 56, 56), (128, 512, 7, 7), (32, 3), (8192, 24), (4096, 64),
+     (8192, 512)],
+)  # fmt: skip
 def test_layer_shapes(shape):
     module = _on_gpu(randomize(mn_triton.ModeNorm(shape[1], num_modes=2)))
     _oracle_on_cpu(module, _input(shape))
@@ -238,6 +241,7 @@ def test_synchronising_path_in_a_group_of_one(gates, monkeypatch):
         monkeypatch.setattr(kernel_mix, "GATES_KERNEL_MIN_ELEMENTS", 0)
     if gates == "computed_once_samples_split":
         monkeypatch.setattr(kernel_mix, "SPLIT_MIN_ROWS", 2)
+        monkeypatch.setattr(kernel_mix, "GATE_PARTIALS_SUM_MIN", 0)
     check_group_of_one_matches_mode_norm(CUDA, "nccl")
 
 

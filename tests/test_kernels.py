@@ -405,11 +405,13 @@ def test_mode_norm_mix_kernels_match_torch_mix(n, c, k, training, gates, monkeyp
 
     monkeypatch.setattr(kernels, "MIX_TILE", 128)
     # "kernel": every case whose channels span several programs reads shared gates; "split"
-    # also splits the samples of every case with N ≥ 4 into splits of 2 or more.
+    # also splits the samples of every case with N ≥ 4 into splits of 2 or more, and the
+    # backward's gates kernel reads the programs' shares of Σ_c g·∂L/∂g summed first.
     inline = gates.startswith("inline")
     monkeypatch.setattr(kernels, "GATES_KERNEL_MIN_ELEMENTS", 2**62 if inline else 0)
     if gates.endswith("split"):
         monkeypatch.setattr(kernels, "SPLIT_MIN_ROWS", 2)
+        monkeypatch.setattr(kernels, "GATE_PARTIALS_SUM_MIN", 0)
     shift, mean_dev, var_rows, rm, rms, (sum_dy, sum_dy_xs) = _mix_inputs(n, c, k)
     # Gate weights small enough that no gate saturates (a saturated gate's gradients are ~0
     # and their relative error is rounding noise).
@@ -595,6 +597,40 @@ def test_mode_norm_gates_computed_once_give_the_same_bits(training, sync, split,
     assert launched == [(11,)] * (3 if sync else 2)  # each entry point computes them once
     for i, (a, b) in enumerate(zip(inline, shared, strict=True)):
         assert torch.equal(a, b), i
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_mode_norm_gate_shares_summed_first_from_the_threshold(training, monkeypatch):
+    """Where several programs share the channels, the MN backward's gates kernel either sums
+    every program's share of Σ_c g·∂L/∂g itself, in each of its programs, or reads them
+    summed first, from (P − 1)·N·K ≥ GATE_PARTIALS_SUM_MIN on (P programs): the same
+    gradients up to rounding, either side of the threshold."""
+    from mn_triton.kernels import mix as kernels
+
+    kernel, shares = kernels._mn_mix_backward_gates_kernel, []
+
+    class Spy:  # records the shares of the sums each launch reads
+        def __getitem__(self, grid):
+            def launch(*args, **kwargs):
+                shares.append((args[5].shape[0], args[14]))
+                return kernel[grid](*args, **kwargs)
+
+            return launch
+
+    monkeypatch.setattr(kernels, "_mn_mix_backward_gates_kernel", Spy())
+    n, c, k = 10, 70, 3
+    assert kernels._mn_blocks(n, c, k)[1] == 32  # 3 programs share the channels
+    shift, mean_dev, var_rows, rm, rms, (sum_dy, sum_dy_xs) = _mix_inputs(n, c, k)
+    gw, gb, w = torch.randn(k, c) / (3 * c), torch.randn(k), torch.randn(c)
+    args = (sum_dy, sum_dy_xs, 7, shift, mean_dev, var_rows, gw, gb, w, rm, rms, training, 1e-5)
+    monkeypatch.setattr(kernels, "GATE_PARTIALS_SUM_MIN", (3 - 1) * n * k + 1)
+    apart = kernels.mode_norm_backward(*args)
+    monkeypatch.setattr(kernels, "GATE_PARTIALS_SUM_MIN", (3 - 1) * n * k)
+    summed = kernels.mode_norm_backward(*args)
+    assert shares == [(3, 3), (1, 1)]
+    for name, a, b in zip(kernels.MixGrads._fields, apart, summed, strict=True):
+        if a is not None:
+            assert_close(b, a, 1e-12, name)
 
 
 def test_given_gates_are_checked_and_cast(monkeypatch):

@@ -24,6 +24,7 @@ import json, sys
 sys.path.insert(0, "tools")
 import mix_traffic as t
 t.mix.GATES_KERNEL_MIN_ELEMENTS = {threshold}
+t.mix.GATE_PARTIALS_SUM_MIN = {shares_threshold}
 counter = t.Counter()
 counter.install()
 forward, backward = t.run_mix(40, 70, 3, counter)
@@ -40,8 +41,8 @@ def _run(script: str) -> list:
     return json.loads(result.stdout.splitlines()[-1])
 
 
-def _launches(threshold: int) -> list[list]:
-    return _run(_RUN.format(threshold=threshold))
+def _launches(threshold: int, shares_threshold: int = 2**62) -> list[list]:
+    return _run(_RUN.format(threshold=threshold, shares_threshold=shares_threshold))
 
 
 def test_counts_the_bytes_of_the_gates_kernel_exactly():
@@ -82,6 +83,26 @@ def test_gates_computed_once_move_less_per_program():
         saved = count * per_walk + stored.get(name, 0)
         assert without[3] - with_kernel[3] == saved, name  # the busiest program
         assert without[2] - with_kernel[2] == 3 * count * per_walk + stored.get(name, 0), name
+
+
+def test_gate_shares_summed_first_move_less_per_program():
+    """The backward's gates kernel runs a program per channel block (P = 3 at C = 70), and
+    each reads every block's share of Σ_c g·∂L/∂g for its samples: P·N·K floats. Summed
+    first (kernels/mix.GATE_PARTIALS_SUM_MIN), each reads the N·K sums instead, and a torch
+    sum (counted as one launch) reads the P·N·K shares once and writes the N·K sums."""
+    apart, summed = _launches(threshold=0), _launches(threshold=0, shares_threshold=0)
+    n, k, programs = 40, 3, 3
+    name = "_mn_mix_backward_gates_kernel"
+    (gates_apart,) = [launch for launch in apart if launch[0] == name]
+    (gates_summed,) = [launch for launch in summed if launch[0] == name]
+    saved = (programs - 1) * n * k * 4
+    assert gates_apart[3] - gates_summed[3] == saved  # the busiest program
+    assert gates_apart[2] - gates_summed[2] == programs * saved
+    sums = [launch for launch in summed if launch[0] == "torch sum (gate shares)"]
+    moved = (programs + 1) * n * k * 4
+    assert sums == [["torch sum (gate shares)", 1, moved, moved]]
+    assert summed.index(sums[0]) == summed.index(gates_summed) - 1  # just before the kernel
+    assert "torch sum (gate shares)" not in {launch[0] for launch in apart}
 
 
 _LAYER = """

@@ -272,6 +272,8 @@ def sweep(quick: bool) -> list[tuple[str, Callable[[], None]]]:
         ] + [
             ("MN gates computed once", _shape_case("MN", (128, 128, 3, 3), None, 2)),
             ("MN samples split", _samples_split_case),
+            # 32 channel blocks: their shares of the gate sums summed first
+            ("MN gate shares summed", _shape_case("MN", (4096, 1024), None, 2)),
             ("compiled and captured", _compiled_case),
             ("offsets past 2^31", _beyond_2_pow_31),
             ("SyncModeNorm mix", _sync_mix_case),
@@ -303,6 +305,7 @@ def sweep(quick: bool) -> list[tuple[str, Callable[[], None]]]:
         cases.append((f"{kind} no gate bias", _no_gate_bias_case(kind)))
         cases.append((f"{kind} N=1", _shape_case(kind, (1, 3, 5, 7), None, 3)))
     cases.append(("MN samples split", _samples_split_case))
+    cases.append(("MN gate shares summed", _shape_case("MN", (4096, 1024), None, 2)))
     cases.append(("compiled and captured", _compiled_case))
     cases.append(("offsets past 2^31", _beyond_2_pow_31))
     cases.append(("SyncModeNorm mix", _sync_mix_case))

@@ -16,10 +16,12 @@ model"), spread over the whole GPU.
     python tools/mix_traffic.py --layer --shape 128 120 1 --k 6  # every launch of a layer step
     python tools/mix_traffic.py --layer --shape 128 120 1 --k 6 --points off
     python tools/mix_traffic.py --captured --shape 128 120 1 --k 6  # as in a CUDA graph
+    python tools/mix_traffic.py --shape 2048 512 1 --k 8 --gate-shares apart
 
 `--layer` counts every launch of a ModeNorm1d layer's training step on float32 (N, C, L)
 inputs ((N, C) where L = 1), the passes over x included (on rows of one element, dx's
-torch op, TORCH_DX, in their place), against the minimum of 3·|x|
+torch op, TORCH_DX, in their place; where the MN backward sums its channel blocks' shares
+of the gate sums first, that torch op too, TORCH_GATE_SHARES), against the minimum of 3·|x|
 forward and 5·|x| backward; `--points off` keeps the passes for rows of one element
 (mn_triton.backend.POINT_ROWS).
 
@@ -108,9 +110,10 @@ def run_mix(n: int, c: int, k: int, counter: Counter) -> tuple[list[Launch], lis
                           gates_out=gates)  # fmt: skip
     forward = list(counter.launches)
     counter.launches.clear()
-    mix.mode_norm_backward(sum_dy, sum_dy_xs, 49, shift, mean_dev, var_rows, gate_weight,
-                           gate_bias, weight, *running, True, 1e-5, stats=kept,
-                           gates=gates)  # fmt: skip
+    with _counting_gate_shares(counter):
+        mix.mode_norm_backward(sum_dy, sum_dy_xs, 49, shift, mean_dev, var_rows, gate_weight,
+                               gate_bias, weight, *running, True, 1e-5, stats=kept,
+                               gates=gates)  # fmt: skip
     return forward, list(counter.launches)
 
 
@@ -125,7 +128,11 @@ def run_layer(
     x = torch.randn(shape, generator=g).requires_grad_()
     dy = torch.randn(shape, generator=g)
     counter.launches.clear()
-    with mn_triton.use_backend("triton"), _counting_torch_dx(counter):
+    with (
+        mn_triton.use_backend("triton"),
+        _counting_torch_dx(counter),
+        _counting_gate_shares(counter),
+    ):
         y = layer(x)
         forward = list(counter.launches)
         counter.launches.clear()
@@ -135,6 +142,31 @@ def run_layer(
 
 # What ops._dx launches instead of the apply pass on rows of one element: one torch op.
 TORCH_DX = "torch addcmul_ (dx)"
+# What the MN backward launches to sum its programs' shares of the gate sums first, where
+# many programs share the channels (kernels/mix.GATE_PARTIALS_SUM_MIN): one torch op.
+TORCH_GATE_SHARES = "torch sum (gate shares)"
+
+
+@contextlib.contextmanager
+def _counting_gate_shares(counter: Counter) -> Iterator[None]:
+    """The sum of the programs' shares of Σ_c g·∂L/∂g (kernels/mix._gate_shares), a torch op
+    the interpreter does not see: noted, where it runs, as a launch of one program moving the
+    (P, N, K) shares and their (N, K) sum."""
+    original = mix._gate_shares
+
+    def counted(partial, programs):
+        summed, shares = original(partial, programs)
+        if summed is not partial:
+            launch = Launch(TORCH_GATE_SHARES, 1)
+            launch.bytes_per_program[0] = (partial.numel() + summed.numel()) * summed.element_size()
+            counter.launches.append(launch)
+        return summed, shares
+
+    mix._gate_shares = counted
+    try:
+        yield
+    finally:
+        mix._gate_shares = original
 
 
 @contextlib.contextmanager
@@ -174,6 +206,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="off: every program walks all samples of its channels (no "
                         "blocks of samples: kernels/mix.SPLIT_MIN_ROWS, and "
                         "GRAPH_SPLIT_MIN_ROWS under --captured)")  # fmt: skip
+    parser.add_argument("--gate-shares", choices=("default", "apart", "summed"),
+                        default="default", help="apart: each program of the backward's gates "
+                        "kernel sums every channel block's share of the gate sums itself; "
+                        "summed: a torch sum adds them up first wherever several programs "
+                        "share the channels (kernels/mix.GATE_PARTIALS_SUM_MIN)")  # fmt: skip
     parser.add_argument(
         "--layer",
         action="store_true",
@@ -190,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         mix.GATES_KERNEL_MIN_ELEMENTS = 2**62 if args.gates == "inline" else 0
     if args.split == "off":  # eager and captured calls split from different batch sizes
         mix.SPLIT_MIN_ROWS = mix.GRAPH_SPLIT_MIN_ROWS = 2**62
+    if args.gate_shares != "default":
+        mix.GATE_PARTIALS_SUM_MIN = 2**62 if args.gate_shares == "apart" else 0
     if args.points == "off":
         backend.POINT_ROWS = False
     counter = Counter()

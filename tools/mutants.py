@@ -694,6 +694,20 @@ MUTANTS = [
         "    return _with_capture_choices(_mode_norm_op_backward,",
         "tests/test_compile.py",
     ),
+    Mutant(
+        "M41 the gate shares summed first keep only the first channel block's",
+        "mn_triton/kernels/mix.py",
+        "        return partial.sum(0, keepdim=True), 1",
+        "        return partial[:1], 1",
+        "tests/test_kernels.py::test_mode_norm_gate_shares_summed_first_from_the_threshold",
+    ),
+    Mutant(
+        "M42 the gate shares summed first, and read as if still apart",
+        "mn_triton/kernels/mix.py",
+        "        return partial.sum(0, keepdim=True), 1",
+        "        return partial.sum(0, keepdim=True), programs",
+        "tests/test_kernels.py::test_mode_norm_gate_shares_summed_first_from_the_threshold",
+    ),
     # --- kernels recorded into torch.compile's graphs (ops.TRACE_KERNELS) ---
     Mutant(
         "R1 traced op bodies run their kernels instead of recording them",

@@ -107,6 +107,15 @@ MIX_PROGRAMS = 256
 # says: one launch more, against every program forming each sample's gates from all C
 # channels in each of the forward's walks.
 GRAPH_SPLIT_MIN_ROWS = 16
+# MN backward, where P = cdiv(C, BLOCK_C) programs share the channels: the rows kernel
+# leaves each program's share of Σ_c g·∂L/∂g, (P, N, K), and every program of the gates
+# kernel sums all P shares of its samples: P²·N·K loads, which for wide features ((65 536,
+# 1024) at K = 8: 32 programs each reading 67 MB from L2) pass the reads of x. From
+# (P − 1)·N·K ≥ GATE_PARTIALS_SUM_MIN, the shares are summed first (one torch sum, N·K·P
+# reads in all) and the gates kernel reads the (N, K) total: one launch more against
+# (P − 1)·N·K loads less per program, ~5 µs of device time at an assumed 50–100 GB/s per
+# program (a guess, benchmarks/NOTES.md, to place from a GPU run). Tests move it.
+GATE_PARTIALS_SUM_MIN = 2**17
 _as_captured: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "mn_triton_as_captured", default=False
 )
@@ -1025,6 +1034,16 @@ def _sum_partials(
     )  # fmt: skip
 
 
+def _gate_shares(partial: Tensor, programs: int) -> tuple[Tensor, int]:
+    """The P programs' shares of Σ_c g·∂L/∂g, (P, N, K), as the MN backward's gates kernel
+    reads them, and how many: summed first (one torch sum) from (P − 1)·N·K ≥
+    GATE_PARTIALS_SUM_MIN, where each of its P programs would read all P shares."""
+    _, n, k = partial.shape
+    if (programs - 1) * n * k >= GATE_PARTIALS_SUM_MIN:
+        return partial.sum(0, keepdim=True), 1
+    return partial, programs
+
+
 def _columns(per_split: Tensor, sizes: list[int]) -> tuple[Tensor, ...]:
     """A (splits, Σ sizes) buffer as one view per field, each spanning every split's row:
     the kernels write split s's field at the view's start + s·row width (_split_offset),
@@ -1252,9 +1271,10 @@ def mode_norm_backward(
     else:  # one split of all samples; or eval, which needs no sums over the whole batch
         rows_kernel(3)
     if not fuse_gates:
+        g_dg_partial, shares = _gate_shares(g_dg_partial, programs)
         launch(_mn_mix_backward_gates_kernel, (programs, splits))(
             shift, mean_dev, gw, gb, _or(gates, gw), g_dg_partial, row_bias, *param_out[2:],
-            n, c, k, rows, split_stride, programs, 1.0 / length, **common,
+            n, c, k, rows, split_stride, shares, 1.0 / length, **common,
             enable_fp_fusion=FP_FUSION,
         )  # fmt: skip
     if splits > 1:

@@ -167,6 +167,8 @@ def test_tiles_follow_the_memory_order_of_rows():
         return plan.block_rows, plan.block_len
 
     assert tile(torch.empty(512, 3, 64, 64)) == (2, 1024)  # NCHW: rows are runs
+    # Short rows: 8×8 maps fill tiles of 64 positions exactly, 32 rows to a program.
+    assert tile(torch.empty(64, 32, 8, 8)) == (32, 64)
     assert tile(torch.empty(512, 3, 64, 64).to(memory_format=torch.channels_last)) == (128, 16)
     storage = torch.empty(512 * 4096)
     # One channel: the rows are samples, here adjacent in memory (stride_n = 1) ...
@@ -182,6 +184,20 @@ def test_reduction_splits_cover_each_row_once(monkeypatch):
     split_len, num_splits = layout.reduction_split(plan, torch.device("cpu"))
     assert split_len % plan.block_len == 0
     assert (num_splits - 1) * split_len < plan.length <= num_splits * split_len
+
+
+def test_64_bit_indices_where_the_last_split_ends_past_2_pow_31(monkeypatch):
+    """One row just under 2³¹ positions (4 GiB of float16), split as across an H100's 132
+    SMs (528 programs): splits are whole tiles, so the last one ends past 2³¹ although the
+    row does not. The kernels form that end (start + split_len) as an index; in int32 it
+    wraps negative and the last split reads nothing. The same row unsplit stays in int32."""
+    monkeypatch.setattr(layout, "CPU_TARGET_PROGRAMS", 528)
+    x = torch.empty(1, 1, 2**31 - 2000, dtype=torch.float16, device="meta")  # no memory
+    plan, _ = layout.plan_rows(x)
+    split_len, num_splits = layout.reduction_split(plan, torch.device("cpu"))
+    assert plan.length + plan.block_len < 2**31 <= split_len * num_splits
+    assert layout.needs_64_bit_indices(plan, split_len, num_splits)
+    assert not layout.needs_64_bit_indices(plan)
 
 
 # Offsets past 2³¹ elements: a strided view into a >4 GiB (virtual, mostly untouched)
@@ -730,22 +746,23 @@ def test_mode_group_norm_mix_kernels_match_torch_mix(n, c, k, monkeypatch):
         assert_close(g, getattr(want, name), 1e-11, name)
 
 
-@pytest.mark.parametrize("k", [2, "MAX_MODES + 1"])
+@pytest.mark.parametrize("k", ["MAX_MODES", "MAX_MODES + 1"])
 @pytest.mark.parametrize("layer", ["ModeNorm2d", "ModeGroupNorm2d"])
 def test_triton_backend_runs_every_kernel(layer, k, monkeypatch):
     """Layer-level tests compare results only, which the torch-op path gives as well: here
     a training step with the 'triton' backend must go through each kernel entry point, and
-    through no torch-op twin. Beyond the K the mix kernels take, the mix alone runs in
-    torch ops (the passes over x stay on the kernels)."""
+    through no torch-op twin. Up to the K the mix kernels take (that K included) the mix
+    runs on them; beyond it, the mix alone runs in torch ops (the passes over x stay on the
+    kernels)."""
     import mn_triton
     from mn_triton import backend
     from mn_triton import mix as torch_mix
     from mn_triton.kernels import apply, moments
     from mn_triton.kernels import mix as kernel_mix
 
-    mix_module = "kernels.mix" if k == 2 else "mix"
+    mix_module = "kernels.mix" if k == "MAX_MODES" else "mix"
     monkeypatch.setattr(kernel_mix, "MAX_MODES", 3)
-    k = 2 if k == 2 else kernel_mix.MAX_MODES + 1
+    k = 3 if k == "MAX_MODES" else kernel_mix.MAX_MODES + 1
 
     prefix = "mode_norm" if layer == "ModeNorm2d" else "mode_group_norm"
     calls: list[str] = []
@@ -775,6 +792,24 @@ def test_triton_backend_runs_every_kernel(layer, k, monkeypatch):
          "mn_triton.kernels.apply.row_affine", f"mn_triton.{mix_module}.{prefix}_forward",
          f"mn_triton.{mix_module}.{prefix}_backward"]
     ), calls  # fmt: skip
+
+
+@pytest.mark.parametrize("interpreting", [True, False], ids=["interpreter", "compiled_triton"])
+def test_cuda_tensors_take_the_kernels_unless_the_torch_backend_is_asked(interpreting, monkeypatch):
+    """With Triton installed, CUDA tensors run the kernels on 'auto' and 'triton', whether or
+    not the interpreter is on (it serves CPU tensors only), and torch ops on 'torch'. Every
+    GPU speed-up rests on this choice, and the CPU tests see CPU tensors alone."""
+    import types
+
+    from mn_triton import backend
+
+    monkeypatch.setattr(backend, "INTERPRETING", interpreting)
+    cuda_like = types.SimpleNamespace(is_cuda=True, device=torch.device("cuda", 0))
+    taken = {}
+    for name in ("auto", "triton", "torch"):
+        with mn_triton.use_backend(name):
+            taken[name] = backend.uses_kernels(cuda_like)
+    assert taken == {"auto": True, "triton": True, "torch": False}
 
 
 def test_launches_go_to_the_device_of_the_input(monkeypatch):

@@ -72,6 +72,21 @@ def test_matches_oracle_across_layouts(case, training, backend):
     check_against_oracle(layer, _input(shape, layout))
 
 
+@pytest.mark.parametrize("name", ["ModeNorm2d", "ModeGroupNorm2d"])
+def test_output_is_laid_out_as_the_input(name, backend):
+    """y takes x's strides (those of `torch.empty_like(x)`) on either path, also where
+    arithmetic on x would give others: a channels-last batch of 1×1 maps, and a dim of size 1
+    with an arbitrary stride."""
+    inputs = {
+        "channels_last_1x1": torch.empty((5, 6, 1, 1), memory_format=torch.channels_last),
+        "size_1_dim_stride": torch.empty(48).as_strided((2, 6, 4, 1), (24, 4, 1, 999)),
+    }
+    layer = fast_layer(name, 6, num_modes=2)
+    for case, x in inputs.items():
+        y = layer(x.normal_())
+        assert y.stride() == x.stride(), case
+
+
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize("gate_bias", [True, False], ids=["gate_bias", "no_gate_bias"])
 def test_eps_and_a_gate_without_bias_against_float64(gate_bias, training, backend):

@@ -1023,6 +1023,36 @@ MUTANTS = [
         "if input_grad else",
         "tests/test_compile.py",
     ),
+    # --- from the mutation audit of the dispatch and layout code (backend.py, kernels/layout.py,
+    # kernels/addressing.py; 2026-12-06): its real gaps, each closed by a test ---
+    Mutant(
+        "D1 CUDA tensors on the 'auto' backend run on torch ops",
+        "mn_triton/backend.py",
+        "    if x.is_cuda:\n        return True\n",
+        '    if x.is_cuda and _backend == "triton":\n        return True\n',
+        "tests/test_kernels.py::test_cuda_tensors_take_the_kernels_unless_the_torch_backend_is_asked",
+    ),
+    Mutant(
+        "D2 64-bit indices judged by the row's length, not by where its last split ends",
+        "mn_triton/kernels/layout.py",
+        "        split_len * num_splits + plan.block_len,",
+        "        plan.length + plan.block_len,",
+        "tests/test_kernels.py::test_64_bit_indices_where_the_last_split_ends_past_2_pow_31",
+    ),
+    Mutant(
+        "D3 the mix kernels refuse K = MAX_MODES, the largest K they take",
+        "mn_triton/backend.py",
+        "gate_weight.shape[0] <= _mix_kernels.MAX_MODES",
+        "gate_weight.shape[0] < _mix_kernels.MAX_MODES",
+        "tests/test_kernels.py::test_triton_backend_runs_every_kernel",
+    ),
+    Mutant(
+        "D4 torch-op y in the strides arithmetic gives, not x's",
+        "mn_triton/backend.py",
+        "    if value.dtype == x.dtype and value.stride() == x.stride():\n        return value\n",
+        "    if value.dtype == x.dtype:\n        return value\n",
+        "tests/test_mode_norm.py::test_output_is_laid_out_as_the_input",
+    ),
 ]
 
 

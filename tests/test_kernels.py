@@ -29,7 +29,7 @@ from helpers import (
 )
 from mn_triton.kernels import layout
 from mn_triton.kernels.apply import row_affine
-from mn_triton.kernels.mix import _own_samples, _row_offsets, _softmax_backward
+from mn_triton.kernels.mix import _own_samples, _row_offsets, _softmax_backward, _split_offset
 from mn_triton.kernels.moments import row_grad_sums, row_moments
 
 
@@ -299,6 +299,7 @@ def test_mix_row_offsets_pass_2_pow_31():
     source = (Path(__file__).resolve().parents[1] / "mn_triton/kernels/mix.py").read_text()
     assert "rows[:, None] *" not in source
     assert "N * K" not in source  # the step between channel blocks' (N, K) shares: in 64 bits
+    assert "pid * N" not in source  # a channel block's first row of those shares: likewise
 
 
 def test_mode_norm_blocks_stay_within_what_compiled_right_on_a_gpu():
@@ -342,6 +343,23 @@ def test_samples_split_past_2_pow_31(n):
     assert torch.equal(out[:, 0], starts)
     assert torch.equal(out[:, 1], (starts + rows).clamp(max=n))
     assert out[-1, 0] < n == out[-1, 1]
+
+
+@triton.jit
+def _split_offset_kernel(OUT, SPLIT_STRIDE):
+    tl.store(OUT + tl.program_id(1), _split_offset(SPLIT_STRIDE))
+
+
+def test_split_offsets_pass_2_pow_31():
+    """Where the samples are split, each split writes its partial results (MN's backward:
+    a row of 2C + 4·K·C + K elements) at split · SPLIT_STRIDE (_split_offset), past 2³¹
+    where those rows are long (too big to run here): an int32 product would wrap."""
+    stride = 2**31 // 3 + 5
+    out = torch.empty(4, dtype=torch.int64)
+    _split_offset_kernel[(1, 4)](out, stride)
+    expected = torch.arange(4, dtype=torch.int64) * stride
+    assert expected.max() >= 2**31
+    assert torch.equal(out, expected)
 
 
 @triton.jit
@@ -726,6 +744,45 @@ def test_mix_splits_samples_where_few_programs_walk_many(monkeypatch):
                         "_mn_mix_forward_kernel": [(2, 4)]}  # fmt: skip
 
 
+def test_mix_splits_each_hold_samples(monkeypatch):
+    """Every split of the samples (_mn_splits) holds at least one: the count is of the splits
+    of `rows` samples that N needs, not the one first aimed at, which can be more where
+    `rows` is rounded up (13 samples aimed at 6 splits are 5 splits of 3). An empty split
+    would walk nothing, in programs of every launch, and its massless statistics would
+    enter the merge, clamped to tiny."""
+    from mn_triton.kernels import mix as kernels
+
+    monkeypatch.setattr(kernels, "SPLIT_MIN_ROWS", 2)
+    for c, k in [(3, 2), (37, 3), (9, 16)]:
+        for n in range(4, 60):
+            block_n, block_c, _, _ = kernels._mn_blocks(n, c, k)
+            splits, rows = kernels._mn_splits(n, c, block_n, block_c)
+            assert splits > 1 and (splits - 1) * rows < n <= splits * rows, (n, c, k)
+
+
+def test_gates_kernel_sums_the_logits_in_the_mix_kernels_chunks(monkeypatch):
+    """The gates kernel sums each logit over the mix kernels' chunks of channels (CHUNK_C),
+    as each of their programs would, so the gates computed once are the inline ones, bit for
+    bit. Where few samples leave the block short of MN_BLOCK_N, CHUNK_C passes BLOCK_C: here
+    2 samples, 40 channels in chunks of 64 (blocks of 32 channels), in float32."""
+    from mn_triton.kernels import mix as kernels
+
+    n, c, k = 2, 40, 3
+    block_n, block_c, _, chunk_c = kernels._mn_blocks(n, c, k)
+    assert (block_n, block_c, chunk_c) == (2, 32, 64)
+    *rows, rm, rms, _ = _mix_inputs(n, c, k)
+    shift, mean_dev, var_rows = (t.float() for t in rows)
+    gw, gb = torch.randn(k, c) / 4, torch.randn(k)
+    monkeypatch.setattr(kernels, "GATES_KERNEL_MIN_ELEMENTS", 2**62)
+    inline = torch.full((n, k), float("nan"))
+    kernels.mode_norm_forward(shift, mean_dev, var_rows, gw, gb, None, None, rm, rms, True,
+                              1e-5, gates_out=inline)  # fmt: skip
+    monkeypatch.setattr(kernels, "GATES_KERNEL_MIN_ELEMENTS", 0)
+    shared = kernels.shared_gates(shift, mean_dev, gw, gb)
+    assert shared is not None
+    assert torch.equal(shared, inline)
+
+
 @pytest.mark.parametrize("n, c, k", MIX_CASES)
 def test_mode_group_norm_mix_kernels_match_torch_mix(n, c, k, monkeypatch):
     from mn_triton import mix
@@ -886,6 +943,27 @@ def test_tiny_eps_keeps_padded_modes_and_channels_out(eps):
     assert_close(y_k, y, 1e-5, "output")
     assert_close(dx_k, dx, 1e-4, "dx")
     assert dgate_k.isfinite().all()
+
+
+def test_mode_variance_rounded_below_zero_is_clamped():
+    """σ²_k, expanded around the mode's pivot (_around_mode_pivot), may round below 0 where
+    the rows barely differ (their spread far below ε of their deviation from the pivot):
+    clamped at 0, as the torch-op mix clamps it, or 1/√(σ² + ε) is NaN for a tiny ε. MN in
+    float64: 64 channels of 4 samples whose means differ only in mean deviations of 1e-30,
+    and those by ~1e-16 of themselves."""
+    from mn_triton.kernels import mix as kernels
+
+    torch.manual_seed(0)
+    n, c, k = 4, 64, 1
+    shift = torch.ones(n, c, dtype=torch.float64)
+    mean_dev = 1e-30 * (1 + 1e-16 * torch.randn(n, c, dtype=torch.float64))
+    var_rows = torch.zeros_like(shift)
+    gw = torch.zeros(k, c, dtype=torch.float64)
+    scale, _, _, var = kernels.mode_norm_forward(
+        shift, mean_dev, var_rows, gw, None, None, None, None, None, True, 1e-300
+    )
+    assert (var >= 0).all()
+    assert scale.isfinite().all()
 
 
 @pytest.mark.parametrize("backend", ["torch", "triton"])

@@ -355,14 +355,18 @@ def test_strided_running_estimates_are_updated_too(backend):
     k, c = 2, 5
     x = _input((6, c, 3, 3), offset=1.0)
     gate_w, gate_b = torch.randn(k, c) / 5, torch.randn(k)
-    dense = torch.randn(k, c), torch.rand(k, c) + 1
-    strided = dense[0].t().contiguous().t(), dense[1].t().contiguous().t()
+    initial = torch.randn(k, c), torch.rand(k, c) + 1
+    dense = [t.clone() for t in initial]
+    strided = [t.t().contiguous().t() for t in initial]
     assert not strided[0].is_contiguous()
     expected = [t.double().clone() for t in dense]
     reference.functional.mode_norm(
         x.double(), gate_w.double(), gate_b.double(), *expected, training=True, momentum=0.25
     )
-    for running in (dense, strided):
+    # Or one of the two strided (the kernel updates them only where both are dense).
+    mean, mean_sq = (t.t().contiguous().t() for t in initial)
+    one_strided = [(mean, initial[1].clone()), (initial[0].clone(), mean_sq)]
+    for running in (dense, strided, *one_strided):
         mn_triton.functional.mode_norm(x, gate_w, gate_b, *running, training=True, momentum=0.25)
         for got, want in zip(running, expected, strict=True):
             assert_close(got, want, 1e-5, "running estimate")

@@ -601,6 +601,32 @@ def test_merge_kernel_matches_torch_merge(processes, k, c, monkeypatch):
     assert_close(center + residual, want.absolute_mean(), 1e-12, "mean")
 
 
+def test_merge_kernel_where_every_process_holds_a_mode_below_tiny(monkeypatch):
+    """A mode with less gate mass than float32's tiny in every process (one without samples),
+    so in the whole batch too: its σ² takes the spread of the processes' means through
+    Σ_{n∈r} g·(m − μ_r) = (held_r − N_r)·μ_r, 0 unless N_r < tiny, which dominates here
+    (means 100 apart). The kernel's merge against the torch-op merge, in float64."""
+    from mn_triton import mix
+    from mn_triton.kernels import mix as kernel_mix
+    from mn_triton.sync import _merge_gathered
+
+    monkeypatch.setattr(kernel_mix, "MIX_TILE", 16)
+    processes, k, c = 3, 2, 5
+    f64 = torch.float64
+    mass = torch.rand(processes, k, dtype=f64) * 10
+    mass[:, 0] = torch.tensor([3e-40, 1e-39, 0.0])
+    center = torch.randn(processes, k, c, dtype=f64) * 100
+    residual = center * torch.randn(processes, k, c, dtype=f64) * 1e-7
+    var = torch.rand(processes, k, c, dtype=f64) + 0.01
+    gathered = torch.cat([mass, center.flatten(1), residual.flatten(1), var.flatten(1)], dim=1)
+    want = _merge_gathered(gathered, k, c)
+    got = mix.ModeStats.unpacked(kernel_mix.merge_mode_stats(gathered, k, c), k, c)
+    assert_close(got.mass, want.mass, 1e-15, "mass")
+    assert_close(got.center, want.center, 1e-12, "center")
+    assert_close(got.var, want.var, 1e-12, "var")
+    assert_close(got.center + got.residual, want.absolute_mean(), 1e-12, "mean")
+
+
 class _SynchronisingFunction(torch.nn.Module):
     """A ModeNorm's parameters through the synchronising Function itself (a process group of
     one does not make SyncModeNorm synchronise, but the Function exchanges all the same)."""

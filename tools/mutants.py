@@ -1053,6 +1053,65 @@ MUTANTS = [
         "    if value.dtype == x.dtype:\n        return value\n",
         "tests/test_mode_norm.py::test_output_is_laid_out_as_the_input",
     ),
+    # --- from the mutation audit of kernels/mix.py's newer code (2026-12-06) ---
+    Mutant(
+        "K1 samples split: as many splits as first aimed at, some of them empty",
+        "mn_triton/kernels/mix.py",
+        "    return cdiv(n, rows), rows\n",
+        "    return splits, rows\n",
+        "tests/test_kernels.py::test_mix_splits_each_hold_samples",
+    ),
+    Mutant(
+        "K2 gates kernel sums the logits in chunks of BLOCK_C, not the mix kernels' CHUNK_C",
+        "mn_triton/kernels/mix.py",
+        "HAS_GATE_BIAS=gate_bias is not None, BLOCK_N=block_n, K_PAD=k_pad, CHUNK_C=chunk_c,",
+        "HAS_GATE_BIAS=gate_bias is not None, BLOCK_N=block_n, K_PAD=k_pad, CHUNK_C=block_c,",
+        "tests/test_kernels.py::test_gates_kernel_sums_the_logits_in_the_mix_kernels_chunks",
+    ),
+    Mutant(
+        "K3 samples split: a split's row of partial results at an int32 offset",
+        "mn_triton/kernels/mix.py",
+        "    return tl.program_id(1).to(tl.int64) * SPLIT_STRIDE\n",
+        "    return tl.program_id(1) * SPLIT_STRIDE\n",
+        "tests/test_kernels.py::test_split_offsets_pass_2_pow_31",
+    ),
+    Mutant(
+        "K4 a channel block's g ⊙ ∂L/∂g shares at an int32 row (programs · N)",
+        "mn_triton/kernels/mix.py",
+        "            nk = _row_offsets(pid.to(tl.int64) * N + rows, modes, K)\n",
+        "            nk = _row_offsets(pid * N + rows, modes, K)\n",
+        "tests/test_kernels.py::test_mix_row_offsets_pass_2_pow_31",
+    ),
+    Mutant(
+        "K5 merge kernel's σ² without the spread term of processes below tiny",
+        "mn_triton/kernels/mix.py",
+        "gap_r * (2.0 * (held_r - mass_r) * (center_r + residual_r) + mass_r * gap_r)",
+        "gap_r * (mass_r * gap_r)",
+        "tests/test_sync.py::test_merge_kernel_where_every_process_holds_a_mode_below_tiny",
+    ),
+    Mutant(
+        "K6 running estimates updated in the kernel where only the mean is dense",
+        "mn_triton/kernels/mix.py",
+        "    fused_update = update and running_mean.is_contiguous() and "
+        "running_mean_sq.is_contiguous()\n",
+        "    fused_update = update and running_mean.is_contiguous()\n",
+        "tests/test_mode_norm.py::test_strided_running_estimates_are_updated_too",
+    ),
+    Mutant(
+        "K7 running estimates updated in the kernel where only ⟨x²⟩ is dense",
+        "mn_triton/kernels/mix.py",
+        "    fused_update = update and running_mean.is_contiguous() and "
+        "running_mean_sq.is_contiguous()\n",
+        "    fused_update = update and running_mean_sq.is_contiguous()\n",
+        "tests/test_mode_norm.py::test_strided_running_estimates_are_updated_too",
+    ),
+    Mutant(
+        "K8 σ² around a mode's pivot not clamped at 0 (rounds below it)",
+        "mn_triton/kernels/mix.py",
+        "    return residual, _at_least(var, 0.0)\n",
+        "    return residual, var\n",
+        "tests/test_kernels.py::test_mode_variance_rounded_below_zero_is_clamped",
+    ),
 ]
 
 

@@ -164,6 +164,45 @@ def test_resnet_convs_use_he_init_fan_out():
     assert widening.std().item() == pytest.approx(math.sqrt(2 / (32 * 9)), rel=0.1)
 
 
+def test_resnet_forward_is_stem_relu_blocks_average_pool_head():
+    """A hand-written forward of the whole net: ReLU after the stem's norm, the blocks, global
+    average pooling (not max) and the linear head."""
+    net = models.build_model("resnet20", width=0.25)
+    x = torch.randn(2, 3, 16, 16)
+    h = net.blocks(F.relu(net.norm(net.conv(x))))
+    torch.testing.assert_close(net(x), net.head(h.mean(dim=(2, 3))))
+
+
+def test_resnet_parameter_counts_are_he_et_als_plus_the_projections():
+    """With BatchNorm: He et al.'s option-A ResNet-20 and ResNet-56 (0.27 M, 0.85 M; convs
+    without biases, as before any norm layer) plus the two option-B projections (1×1 conv
+    and norm: 16·32 + 32·64 weights and 2·(32 + 64) affine parameters)."""
+    projections = 16 * 32 + 32 * 64 + 2 * (32 + 64)
+    for name, option_a in (("resnet20", 269_722), ("resnet56", 853_018)):
+        net = models.build_model(name)
+        assert all(m.bias is None for m in net.modules() if isinstance(m, nn.Conv2d)), name
+        assert sum(p.numel() for p in net.parameters()) == option_a + projections, name
+
+
+def test_every_layer_of_a_net_takes_the_activation_asked_for():
+    """tests/test_e2e.py trains with SiLU (ReLU's kinks fork two equal fp32 runs): every block
+    must use it, not only the stem."""
+    for name in models.MODELS:
+        net = models.build_model(name, width=0.25, image_size=16, activation=F.silu)
+        acts = [m.act for m in net.modules() if hasattr(m, "act")]
+        assert acts and all(act is F.silu for act in acts), name
+
+
+def test_lenet_parameter_count_is_lenet5s_with_four_norm_layers():
+    """conv 3→6 and 6→16 (5×5, with biases), fc 400→120→84→40 (with biases) and 2·(6 + 16 +
+    120 + 84) BatchNorm affine parameters."""
+    weights = (3 * 6 * 25 + 6) + (6 * 16 * 25 + 16) + (400 * 120 + 120) + (120 * 84 + 84)
+    head = 84 * 40 + 40
+    norms = 2 * (6 + 16 + 120 + 84)
+    net = models.build_model("lenet")
+    assert sum(p.numel() for p in net.parameters()) == weights + head + norms
+
+
 # ---------------------------------- train_step.py --------------------------------------
 
 
@@ -348,7 +387,7 @@ def test_each_run_writes_its_own_training_step_file(monkeypatch, tmp_path):
 
 def test_compile_guesses_follow_the_compiles_seen_down_to_a_tenth():
     """From warm compile caches a compile takes a fraction of its cold guess: later guesses
-    scale by the fastest ratio seen (LeNet's 5 s of 25 s: 0.2), not below COMPILE_GUESS_FLOOR,
+    scale by the slowest ratio seen (LeNet's 5 s of 25 s: 0.2), not below COMPILE_GUESS_FLOOR,
     so a ResNet-56 pair is guessed at 36 s rather than 90 s."""
     v = train_step.Variant
     variants = [v("lenet", "batchnorm", 0, "compiled"), v("lenet", "mn_triton", 6, "compiled"),
@@ -398,6 +437,183 @@ def test_norms_choose_the_variants_and_unknown_ones_are_refused(monkeypatch, tmp
     assert {v.norm for v in seen["variants"]} == {"batchnorm", "reference"}
     with pytest.raises(SystemExit, match="--norms: unknown"):
         train_step.main(["--norms", "batchnorm,groupnorm", "--device", "cpu"])
+
+
+@pytest.mark.parametrize("exec_mode", ["eager", "compiled", "cudagraph"])
+def test_step_compiles_model_and_loss_as_its_exec_mode_says(exec_mode, monkeypatch):
+    """compiled: torch.compile of model + loss; cudagraph: the same with
+    mode="reduce-overhead", each step marked as a new CUDA-graph iteration; eager: neither."""
+    compiled, marks = [], []
+
+    def fake_compile(module, **kwargs):
+        compiled.append((module, kwargs))
+        return module
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: marks.append(1))
+    model = nn.Linear(3, 4)
+    step = train_step.make_step(model, exec_mode)
+    x, y = torch.randn(5, 3), torch.randint(4, (5,))
+    step(x, y)
+    step(x, y)
+    if exec_mode == "eager":
+        assert compiled == []
+    else:
+        ((module, kwargs),) = compiled
+        assert isinstance(module, train_step.ModelWithLoss) and module.model is model
+        assert kwargs == ({"mode": "reduce-overhead"} if exec_mode == "cudagraph" else {})
+    assert len(marks) == (2 if exec_mode == "cudagraph" else 0)
+
+
+def test_measure_variant_times_the_first_step_to_its_end_on_cuda(monkeypatch):
+    """setup_s (compile, Triton JIT) waits for the first step's device work; the warm-up
+    and timed steps come after it. Without a GPU: CUDA's calls replaced by a log."""
+    log = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: log.append("sync"))
+
+    def fake_time_fn(fn, device, warmup, reps, max_seconds, peak_from_warmup):
+        log.append("time_fn")
+        return _timing()
+
+    monkeypatch.setattr(measure, "time_fn", fake_time_fn)
+    monkeypatch.setattr(train_step, "make_row", lambda *args, **kwargs: {})
+    variant = train_step.Variant("lenet", "batchnorm", 0, "eager")
+    batches = [(torch.zeros(1), torch.zeros(1))]
+    settings = train_step.Settings(warmup=3, steps=4)
+    cuda = torch.device("cuda")
+    train_step.measure_variant(
+        variant, settings, cuda, batches, step=lambda x, y: log.append("step")
+    )
+    assert log == ["step", "sync", "time_fn"]
+
+
+def test_provider_says_triton_only_where_its_kernels_run(monkeypatch):
+    variant = train_step.Variant("lenet", "mn_triton", 6, "eager")
+    for runs, provider in ((True, "triton"), (False, "torch_ops")):
+        monkeypatch.setattr(train_step.mn_backend, "uses_kernels", lambda x, runs=runs: runs)
+        assert train_step.provider_name(variant, CPU) == provider
+    reference = train_step.Variant("lenet", "reference", 6, "eager")
+    assert train_step.provider_name(reference, CPU) == "reference"
+
+
+def test_plan_runs_eager_first_whatever_order_the_execs_are_given_in():
+    variants = train_step.plan(["lenet"], ["cudagraph", "compiled", "eager"])
+    execs = [v.exec for v in variants]
+    assert execs == sorted(execs, key=["eager", "compiled", "cudagraph"].index)
+    assert set(execs) == {"eager", "compiled", "cudagraph"}
+
+
+def test_cli_execs_and_time_cap_per_variant():
+    """--quick is eager only even on CUDA; CUDA graphs are refused on a CPU; a full run
+    gives each variant's timed steps 120 s, a quick one 10 s."""
+
+    def execs(argv, device):
+        return train_step.execs_from(train_step.parse_args(argv), torch.device(device))
+
+    assert execs([], "cuda") == ["eager", "compiled", "cudagraph"]
+    assert execs(["--quick"], "cuda") == ["eager"]
+    assert execs([], "cpu") == ["eager"]
+    assert execs(["--execs", "eager,cudagraph"], "cuda") == ["eager", "cudagraph"]
+    with pytest.raises(SystemExit, match="cudagraph"):
+        execs(["--execs", "eager,cudagraph"], "cpu")
+    caps = {
+        quick: train_step.settings_from(train_step.parse_args(quick)).max_seconds_per_variant
+        for quick in ((), ("--quick",))
+    }
+    assert caps == {(): 120.0, ("--quick",): 10.0}
+
+
+def test_compile_guesses_follow_the_slowest_compile_seen():
+    """With several compiles seen, a new one is guessed at the slowest ratio to its first
+    guess (the budget must not start a compile that cannot finish)."""
+    v = train_step.Variant
+    variants = [
+        v("resnet56", "batchnorm", 0, "compiled"),
+        v("resnet56", "mn_triton", 2, "compiled"),
+    ]
+    seen = {("lenet", "compiled"): 5.0, ("resnet20", "compiled"): 27.0}  # 0.2 and 0.6
+    guess = train_step._needed_seconds(variants, 0, seen)
+    assert guess == pytest.approx(2 * 0.6 * train_step.COMPILE_GUESS_S["resnet56"])
+
+
+def test_budget_counts_the_time_spent_and_a_groups_slowest_variant(monkeypatch):
+    """A variant starts only if the time spent so far plus its guess fits; within a group the
+    guess is the slowest variant of it seen so far (a fake clock: each variant takes its
+    given seconds)."""
+    clock = [0.0]
+    took = {"batchnorm": 10.0, "mn_triton": 1.0, "reference": 1.0}
+
+    def fake_measure(variant, settings, device, batches):
+        clock[0] += took[variant.norm]
+        return {"ms_p50": 1.0, "images_per_s": 1.0, "setup_s": 0.0, "variant": variant}
+
+    monkeypatch.setattr(train_step, "measure_variant", fake_measure)
+    monkeypatch.setattr(train_step, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    v = train_step.Variant
+    group = [v("lenet", "batchnorm", 0, "eager"), v("lenet", "mn_triton", 6, "eager"),
+             v("lenet", "reference", 6, "eager")]  # fmt: skip
+    settings = train_step.Settings(batch=2, image_size=16)
+    # 10 s, then 1 s (10 + 10 ≤ 20); the third is guessed at the slowest, 10 s: 21 > 20.
+    result = train_step.run_all(group, settings, CPU, max_seconds=20)
+    assert [r["variant"] for r in result.rows] == group[:2] and result.skipped == group[2:]
+    # After a 12 s LeNet group, ResNet-20's (2 × 5 s guessed) no longer fits in 20 s.
+    clock[0], took["mn_triton"] = 0.0, 2.0
+    pairs = [group[0], group[1], v("resnet20", "batchnorm", 0, "eager"),
+             v("resnet20", "mn_triton", 2, "eager")]  # fmt: skip
+    result = train_step.run_all(pairs, settings, CPU, max_seconds=20)
+    assert [r["variant"] for r in result.rows] == pairs[:2] and result.skipped == pairs[2:]
+
+
+def test_main_fails_when_a_variant_failed(monkeypatch, tmp_path):
+    """gpu_run.sh reads the exit status: a failed variant is not a clean run."""
+
+    def fake_run_all(variants, settings, device, data=None, max_seconds=math.inf, sink=None):
+        return train_step.RunResult(failed=[variants[0]])
+
+    monkeypatch.setattr(train_step, "run_all", fake_run_all)
+    monkeypatch.setattr(train_step.records, "DATA_DIR", tmp_path)
+    assert train_step.main(["--models", "lenet", "--device", "cpu"]) == 1
+
+
+@pytest.mark.parametrize("exec_mode", ["eager", "compiled"])
+def test_release_resets_dynamo_after_a_compiled_variant(exec_mode, monkeypatch):
+    """Every variant compiles a new ModelWithLoss whose forward is the same code: without a
+    reset, dynamo's recompile limit would make later variants run eagerly."""
+    resets = []
+    monkeypatch.setattr(torch._dynamo, "reset", lambda: resets.append(1))
+    train_step._release(train_step.Variant("lenet", "mn_triton", 6, exec_mode))
+    assert len(resets) == (exec_mode != "eager")
+
+
+def test_overhead_lines_take_batchnorm_of_the_rows_own_exec_mode():
+    def row(exec_mode, provider, ms):
+        return {"model": "lenet", "exec": exec_mode, "provider": provider, "K": 6, "ms_p50": ms}
+
+    rows = [row("eager", "native", 2.0), row("compiled", "native", 4.0),
+            row("eager", "triton", 3.0), row("compiled", "triton", 5.0)]  # fmt: skip
+    lines = train_step.overhead_lines(rows)
+    assert "eager" in lines[0] and "1.500× BatchNorm" in lines[0]
+    assert "compiled" in lines[1] and "1.250× BatchNorm" in lines[1]
+
+
+def test_load_batches_keeps_each_label_with_its_image_and_standardises(tmp_path):
+    """The seeded shuffle moves labels with their images (each image here is a constant that
+    grows with its label), and the images come out standardised per channel."""
+    settings = train_step.Settings(batch=8)
+    count = train_step.N_BATCHES * settings.batch + 5
+    labels = torch.randint(40, (count,))
+    images = (labels * 6).to(torch.uint8).view(-1, 1, 1, 1).expand(-1, 3, 32, 32).clone()
+    images[:, 1] += 3  # channels differ
+    torch.save({"images": images, "labels": labels}, tmp_path / "data.pt")
+    batches = train_step.load_batches(tmp_path / "data.pt", 40, settings, CPU)
+    x = torch.cat([b[0] for b in batches])
+    y = torch.cat([b[1] for b in batches])
+    assert not torch.equal(y, labels[: len(y)])  # shuffled
+    pixel = x[:, 0, 0, 0]
+    assert torch.equal(torch.sign(pixel[:, None] - pixel[None, :]),
+                       torch.sign(y[:, None] - y[None, :]).float())  # fmt: skip
+    torch.testing.assert_close(x.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(x.std(dim=(0, 2, 3)), torch.ones(3), atol=1e-5, rtol=0)
 
 
 # ------------------------------------ measure.py ---------------------------------------

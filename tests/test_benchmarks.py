@@ -90,6 +90,42 @@ def test_split_timing_runs_both_ways_and_labels_cpu_times() -> None:
     assert without.returncode == 2 and "TRITON_INTERPRET=1" in without.stderr
 
 
+def test_split_timing_prints_each_ratio_the_right_way_up(monkeypatch, capsys) -> None:
+    """Per shape and K: split, no split and BatchNorm's times, then no split / split and
+    split / BatchNorm (fake times, told apart by the rule in force while each is taken)."""
+    split_timing = _load_benchmark("split_timing", monkeypatch)
+    mix = split_timing.mix
+
+    def step_ms(layer, shape, device, args):
+        if isinstance(layer, torch.nn.BatchNorm1d):
+            return 0.5
+        return 4.0 if mix.SPLIT_MIN_ROWS == split_timing.NEVER else 2.0
+
+    monkeypatch.setattr(split_timing, "_step_ms", step_ms)
+    monkeypatch.setattr(split_timing.mn_triton, "set_backend", lambda name: None)
+    monkeypatch.setattr(split_timing.mn_triton.backend, "INTERPRETING", True)
+    assert split_timing.main(["--device", "cpu", "--shape", "12", "5"]) == 0
+    row = capsys.readouterr().out.strip().splitlines()[-1].split()
+    assert [float(v) for v in row[4:]] == [2.0, 4.0, 0.5, 2.0, 4.0], row
+
+
+def test_split_timing_steps_start_from_no_gradients(monkeypatch) -> None:
+    """Each timed forward+backward stores its gradients rather than adding to the last
+    step's (an add per leaf, and for dx a pass over x more, that a training step after
+    zero_grad() does not pay)."""
+    split_timing = _load_benchmark("split_timing", monkeypatch)
+    seen = []
+
+    class Layer(torch.nn.Linear):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append(all(t.grad is None for t in (x, self.weight, self.bias)))
+            return super().forward(x)
+
+    args = SimpleNamespace(warmup=1, reps=5)
+    assert split_timing._step_ms(Layer(3, 3), (4, 3), "cpu", args) > 0
+    assert len(seen) == 6 and all(seen)
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal without CUDA")
 @pytest.mark.parametrize(
     "command", [["tools/gpu_diagnose.py"], ["tools/fuzz.py", "--device", "cuda"]]
@@ -605,6 +641,7 @@ def test_host_overhead_compiles_each_way_afresh(monkeypatch) -> None:
     monkeypatch.setattr(host.ops, "TRACE_KERNELS", False)
     layer = torch.nn.Identity()
     assert host._compiled_us(layer, torch.ones(1), 1, True) == 1.0
+    assert host.ops.TRACE_KERNELS is False  # put back at once, not by the next call
     assert host._compiled_us(layer, torch.ones(1), 1, False) == 1.0
     assert seen == ["reset", True, "reset", "reset", False, "reset"]
     assert host.ops.TRACE_KERNELS is False

@@ -357,6 +357,14 @@ def test_kernel_warm_up_covers_every_triton_case_and_training_step(monkeypatch):
     assert compiled == {("lenet", k, warm.COMPILED) for k in train_step.LENET_KS}
 
 
+def test_kernel_warm_up_steps_take_the_benchmarks_batch(monkeypatch):
+    """The kernels' tiles and sample splits depend on the batch: a warm-up at another
+    batch than the timed steps' would leave their specialisations to compile inside them."""
+    warm = _load_benchmark("warm_kernels", monkeypatch)
+    train_step = _load_benchmark("train_step", monkeypatch)
+    assert warm.TRAIN_BATCH == train_step.Settings().batch == 128
+
+
 WARM_STEPS = """
 import os, sys
 sys.path[:0] = ["benchmarks"]

@@ -259,3 +259,66 @@ def test_a_runs_note_shows_under_its_profiles(tmp_path):
     profiles = report_data.load_profiles(folder)
     text = "\n".join(report_train.profile_lines("NVIDIA H200", profiles))
     assert "**Known about run `r1`:** measured a build with a known bug" in text
+
+
+def test_profile_variant_profiles_the_step_it_timed(monkeypatch):
+    """The profiled steps are more steps of the model that was built, warmed up and timed,
+    not of a fresh one (whose first step would compile and allocate inside the window)."""
+    built, profiled = [], []
+
+    def build(variant, settings, device):
+        built.append(variant)
+        return lambda x, y: profiled.append(len(built))
+
+    monkeypatch.setattr(train_step, "build_variant", build)
+    monkeypatch.setattr(train_step, "measure_variant", lambda *args: {"ms_p50": 1.0})
+
+    def profile_steps(run_step, steps, device, trace_path=None):
+        for i in range(steps):
+            run_step(i)
+        return "profile"
+
+    monkeypatch.setattr(step_profile, "profile_steps", profile_steps)
+    variant = train_step.Variant("lenet", "mn_triton", 6, "eager")
+    settings = train_step.Settings(batch=2, image_size=16)
+    row, profile = step_profile.profile_variant(variant, settings, torch.device("cpu"), 3)
+    assert (row, profile) == ({"ms_p50": 1.0}, "profile")
+    assert built == [variant] and profiled == [1, 1, 1]
+
+
+def test_profile_window_holds_the_profiled_steps_device_work(monkeypatch):
+    """On CUDA the device is synchronised before the profiler starts (earlier work stays
+    out) and before it stops (the steps' kernels are in). CUDA's calls replaced by a log."""
+    log = []
+
+    class Profiler:
+        def __enter__(self):
+            log.append("start")
+            return self
+
+        def __exit__(self, *exc):
+            log.append("stop")
+
+        def events(self):
+            return []
+
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: log.append("sync"))
+    monkeypatch.setattr(torch.profiler, "profile", lambda activities: Profiler())
+    step_profile.profile_steps(lambda i: log.append("step"), 2, torch.device("cuda"))
+    assert log == ["sync", "start", "step", "step", "sync", "stop"]
+
+
+def test_cli_on_a_gpu_times_20_steps_after_10_warm_up_at_batch_128(monkeypatch):
+    seen = {}
+
+    def fake_run(variants, settings, device, profile_count, max_seconds, trace_dir):
+        seen.update(settings=settings, profile_count=profile_count)
+        return 0
+
+    monkeypatch.setattr(step_profile, "run", fake_run)
+    monkeypatch.setattr(step_profile.measure, "device_name", lambda device: "a GPU")
+    assert step_profile.main(["--device", "cuda", "--models", "lenet"]) == 0
+    s = seen["settings"]
+    assert (s.batch, s.warmup, s.steps, s.run_size, seen["profile_count"]) == (
+        128, 10, 20, "full", 3,
+    )  # fmt: skip

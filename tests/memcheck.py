@@ -15,8 +15,10 @@ extents; anything else raises (the interpreter reports it as an InterpreterError
 launch, an element that one program stored and another program loaded or stored raises too:
 the kernels share nothing between programs but what earlier launches wrote.
 
-Not covered, as the kernels use none of them: atomics (neither bounds- nor race-checked;
-synchronising through atomic loads and stores would read as a race), `triton.reinterpret`
+Not covered, as the kernels use none of them: atomic read-modify-writes and compare-and-swaps
+(neither bounds- nor race-checked; Triton 3.9's interpreter sends atomic loads and stores
+through the hooked load and store, so those are checked as plain accesses, and
+synchronising through them would read as a race), `triton.reinterpret`
 and tensor descriptors (their tensors are not seen: accesses through them would fail), and
 races between differently typed views of one buffer (addresses are compared exactly).
 """

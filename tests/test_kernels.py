@@ -109,6 +109,21 @@ def test_row_grad_sums_and_affine(case, tiles):
     assert_close(_rows64(dx), centred * per_row[0] + per_row[1] + dy_rows * per_row[2], 1e-6)
 
 
+def test_row_affine_takes_strided_coefficients():
+    """The per-row coefficients may be views ((N, C) transposed from (C, N)): row_affine
+    makes each of them dense before the kernel indexes them flat as n·C + c."""
+    x, dy = _data(3, 5, 7, 6), torch.randn(3, 5, 7, 6)
+    shift, a, b, d = (torch.randn(5, 3).t() for _ in range(4))
+    assert not any(t.is_contiguous() for t in (shift, a, b, d))
+    dx = row_affine(x, shift, a, b, dy, d)
+    per_row = [t.double().unsqueeze(-1) for t in (shift, a, b, d)]
+    rows, dy_rows = _rows64(x), _rows64(dy)
+    want = (rows - per_row[0]) * per_row[1] + per_row[2] + dy_rows * per_row[3]
+    assert_close(_rows64(dx), want, 1e-6, "dx")
+    y = row_affine(x, shift, a, b)
+    assert_close(_rows64(y), (rows - per_row[0]) * per_row[1] + per_row[2], 1e-6, "y")
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
 def test_dtypes(dtype):
     x = (torch.randn(4, 6, 5, 7) * 2 + 3).to(dtype)
@@ -253,11 +268,12 @@ def test_offsets_beyond_2_pow_31():
         assert float(err) < 1e-2, f"{name}: max error {err}"  # float16 output rounding
 
 
-@pytest.mark.parametrize("case", ["many_rows", "long_row"])
+@pytest.mark.parametrize("case", ["many_rows", "long_row", "split_end"])
 def test_index_counts_beyond_2_pow_31(case):
-    """N·C ≥ 2³¹ rows, and one row of L ≥ 2³¹ positions split as on a GPU: the last programs
-    of each pass (`wide_index_check.py` runs only those) compute their rows and positions
-    exactly. With 32-bit indices they wrap: a crash, or the last rows' statistics wrong."""
+    """N·C ≥ 2³¹ rows, one row of L ≥ 2³¹ positions split as on a GPU, and one row below 2³¹
+    whose last split ends at 2³¹: the last programs of each pass (`wide_index_check.py` runs
+    only those) compute their rows and positions exactly. With 32-bit indices they wrap: a
+    crash, or the last rows' (or splits') statistics wrong."""
     script = Path(__file__).resolve().with_name("wide_index_check.py")
     repo = script.parents[1]
     env = {**os.environ, "PYTHONPATH": f"{repo}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}

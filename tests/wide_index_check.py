@@ -1,8 +1,9 @@
 """The pass kernels on index counts past 2³¹, run by `test_kernels.py` in a subprocess.
 
-    python tests/wide_index_check.py [many_rows] [long_row]   # "<case> <max error>" lines
+    python tests/wide_index_check.py [many_rows] [long_row] [split_end]   # "<case> <error>"
 
-N·C ≥ 2³¹ rows, or one row of L ≥ 2³¹ positions, cannot be computed on this machine, but
+N·C ≥ 2³¹ rows, one row of L ≥ 2³¹ positions, or a shorter row whose last split ends at
+2³¹ (split_end) cannot be computed on this machine, but
 their *last* programs can: Triton's interpreter is made to run only the last two programs
 of each launch, over tensors of several GiB that are allocated and never touched except
 where those programs read. With 32-bit row or position indices those programs would wrap,
@@ -165,7 +166,46 @@ def long_row() -> float:
     return max(errors)
 
 
-CASES = {"many_rows": many_rows, "long_row": long_row}
+def split_end() -> float:
+    """One row of 2³¹ − 2000 positions (below 2³¹ with its last tile) split into 2¹⁶ splits
+    of 2¹⁵ positions: the last split starts below 2³¹ and its end, start + split_len, is 2³¹
+    itself. Only `needs_64_bit_indices(plan, split_len, num_splits)` sees it; the row alone
+    asks for no 64-bit indices, and in int32 the end wraps and the last split reads nothing."""
+    from mn_triton.kernels import layout, moments
+
+    length = 2**31 - 2000
+    x = torch.empty(1, 1, length, dtype=torch.float16)  # 4 GiB, untouched but for its tail
+    dy = torch.empty_like(x)
+    plan, _ = layout.plan_rows(x)
+    layout.CPU_TARGET_PROGRAMS = 2**16
+    split_len, num_splits = layout.reduction_split(plan, x.device)
+    start = (num_splits - 1) * split_len
+    assert start < length < 2**31 <= start + split_len, (split_len, num_splits)
+    assert not layout.needs_64_bit_indices(plan)
+    tail = length - start + 2 * plan.block_len
+    x[..., -tail:] = torch.randn(tail, dtype=torch.float16) + 3
+    dy[..., -tail:] = torch.randn(tail, dtype=torch.float16)
+    merge = moments._merge_splits  # the partial results, unmerged: only the last ran
+    moments._merge_splits = lambda a, b, *args, **kwargs: (a, b)
+    try:
+        shift, mean_dev, var = moments.row_moments(x, torch.float32)
+        sum_dy, sum_dy_xs = moments.row_grad_sums(x, dy, torch.full((1, 1), 3.0))
+    finally:
+        moments._merge_splits = merge
+    last = x[0, 0, start:].double()
+    grads = dy[0, 0, start:].double()
+    split_shift = x[0, 0, 0].double()  # untouched memory: whatever the row's first value is
+    size = last.abs().max().item()
+    return max(
+        _error(mean_dev[0, -1], last.mean() - split_shift) / size,
+        _error(var[0, -1], last.var(correction=0)) / size**2,
+        _error(sum_dy[0, -1], grads.sum()) / grads.abs().sum().item(),
+        _error(sum_dy_xs[0, -1], (grads * (last - 3.0)).sum())
+        / (grads * (last - 3.0)).abs().sum().item(),
+    )
+
+
+CASES = {"many_rows": many_rows, "long_row": long_row, "split_end": split_end}
 
 if __name__ == "__main__":
     reason = _install()

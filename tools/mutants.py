@@ -1446,6 +1446,45 @@ MUTANTS = [
         "            ",
         "tests/test_poison.py::test_code_that_dynamo_traces_is_left_alone",
     ),
+    # --- the pass kernels' audit (kernels/moments.py, kernels/apply.py) ---
+    Mutant(
+        "V1 row_moments asks for 64-bit indices by the row's length, not where its last split ends",
+        "mn_triton/kernels/moments.py",
+        "        INDEX_64=needs_64_bit_indices(plan, split_len, num_splits),\n"
+        "        num_warps=plan.num_warps,\n"
+        "        enable_fp_fusion=FP_FUSION,\n"
+        "    )  # fmt: skip\n"
+        "    mean, var",
+        "        INDEX_64=needs_64_bit_indices(plan),\n"
+        "        num_warps=plan.num_warps,\n"
+        "        enable_fp_fusion=FP_FUSION,\n"
+        "    )  # fmt: skip\n"
+        "    mean, var",
+        "tests/test_kernels.py::test_index_counts_beyond_2_pow_31",
+    ),
+    Mutant(
+        "V2 row_grad_sums asks for 64-bit indices by the row's length, not where its last split "
+        "ends",
+        "mn_triton/kernels/moments.py",
+        "        INDEX_64=needs_64_bit_indices(plan, split_len, num_splits),\n"
+        "        num_warps=plan.num_warps,\n"
+        "        enable_fp_fusion=FP_FUSION,\n"
+        "    )  # fmt: skip\n"
+        "    return _merge",
+        "        INDEX_64=needs_64_bit_indices(plan),\n"
+        "        num_warps=plan.num_warps,\n"
+        "        enable_fp_fusion=FP_FUSION,\n"
+        "    )  # fmt: skip\n"
+        "    return _merge",
+        "tests/test_kernels.py::test_index_counts_beyond_2_pow_31",
+    ),
+    Mutant(
+        "V3 row_affine indexes a strided bias as if dense",
+        "mn_triton/kernels/apply.py",
+        "shift, x_scale, bias = shift.contiguous(), x_scale.contiguous(), bias.contiguous()",
+        "shift, x_scale, bias = shift.contiguous(), x_scale.contiguous(), bias",
+        "tests/test_kernels.py::test_row_affine_takes_strided_coefficients",
+    ),
 ]
 
 

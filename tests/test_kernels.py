@@ -126,7 +126,11 @@ def test_row_affine_takes_strided_coefficients():
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
 def test_dtypes(dtype):
-    x = (torch.randn(4, 6, 5, 7) * 2 + 3).to(dtype)
+    """The three passes on each input dtype against float64. Drawn in float64, so that
+    float64 inputs hold values float32 cannot (a pass rounding them would show); the
+    gradient sums taken around a shift other than the rows' first values (any will do)."""
+    x = (torch.randn(4, 6, 5, 7, dtype=torch.float64) * 2 + 3).to(dtype)
+    dy = torch.randn(x.shape, dtype=torch.float64).to(dtype)
     stat = torch.float64 if dtype == torch.float64 else torch.float32
     shift, mean_dev, var = row_moments(x, stat)
     assert shift.dtype == mean_dev.dtype == var.dtype == stat
@@ -134,6 +138,13 @@ def test_dtypes(dtype):
     tol = 1e-12 if dtype == torch.float64 else 1e-6  # statistics are float32 of exact inputs
     assert_close(shift.double() + mean_dev.double(), rows.mean(-1), tol, "mean")
     assert_close(var, rows.var(-1, correction=0), tol, "variance")
+    other_shift = shift + torch.randn_like(shift)
+    sum_dy, sum_dy_xs = row_grad_sums(x, dy, other_shift)
+    assert sum_dy.dtype == sum_dy_xs.dtype == stat
+    dy_rows = _rows64(dy)
+    assert_close(sum_dy, dy_rows.sum(-1), tol, "sum dy")
+    centred = rows - other_shift.double().unsqueeze(-1)
+    assert_close(sum_dy_xs, (dy_rows * centred).sum(-1), tol, "sum dy (x - s)")
     y = row_affine(x, shift, torch.ones_like(shift), torch.zeros_like(shift))
     assert y.dtype == dtype
     assert_close(_rows64(y), rows - rows[:, :, :1], TOLERANCE[dtype], "affine")

@@ -114,28 +114,32 @@ def many_rows() -> float:
     return max(_error(got, want) / max(want.abs().max().item(), 1) for got, want in pairs.values())
 
 
-def long_row() -> float:
-    """One row of 2³¹ + 3000 positions split across 2¹⁶ programs' worth of partial results
-    (as a GPU would split it): the last split starts below 2³¹ and ends past it."""
-    from mn_triton.kernels import layout, moments
-    from mn_triton.kernels.apply import row_affine
+def _long_row(length: int) -> tuple:
+    """One float16 row of `length` positions (4 GiB near 2³¹), split as across 2¹⁶ programs,
+    untouched but for the tail its last split reads: (x, dy, plan, split_len, num_splits)."""
+    from mn_triton.kernels import layout
 
-    length = 2**31 + 3000
-    x = torch.empty(1, 1, length, dtype=torch.float16)  # 4 GiB, untouched but for its tail
+    x = torch.empty(1, 1, length, dtype=torch.float16)
     dy = torch.empty_like(x)
     plan, _ = layout.plan_rows(x)
     layout.CPU_TARGET_PROGRAMS = 2**16
     split_len, num_splits = layout.reduction_split(plan, x.device)
-    start = (num_splits - 1) * split_len
-    assert start < 2**31 < start + split_len, (split_len, num_splits)
-    tail = length - start + 2 * plan.block_len
+    tail = length - (num_splits - 1) * split_len + 2 * plan.block_len
     x[..., -tail:] = torch.randn(tail, dtype=torch.float16) + 3
     dy[..., -tail:] = torch.randn(tail, dtype=torch.float16)
-    # The per-split partial results, unmerged: only the last splits were computed.
+    return x, dy, plan, split_len, num_splits
+
+
+def _last_split_errors(x: torch.Tensor, dy: torch.Tensor, plan, start: int) -> list[float]:
+    """The moments and gradient sums of the row's last split (from `start`) against float64,
+    as relative errors: the per-split partial results, unmerged, since only the last
+    programs ran."""
+    from mn_triton.kernels import moments
+
     merge = moments._merge_splits
     moments._merge_splits = lambda a, b, *args, **kwargs: (a, b)
     try:
-        shift, mean_dev, var = moments.row_moments(x, torch.float32)
+        _, mean_dev, var = moments.row_moments(x, torch.float32)
         sum_dy, sum_dy_xs = moments.row_grad_sums(x, dy, torch.full((1, 1), 3.0))
     finally:
         moments._merge_splits = merge
@@ -143,19 +147,34 @@ def long_row() -> float:
     grads = dy[0, 0, start:].double()
     split_shift = x[0, 0, 0].double()  # untouched memory: whatever the row's first value is
     size = last.abs().max().item()
-    errors = [
+    return [
         _error(mean_dev[0, -1], last.mean() - split_shift) / size,
         _error(var[0, -1], last.var(correction=0)) / size**2,
         _error(sum_dy[0, -1], grads.sum()) / grads.abs().sum().item(),
         _error(sum_dy_xs[0, -1], (grads * (last - 3.0)).sum())
         / (grads * (last - 3.0)).abs().sum().item(),
     ]
+
+
+def long_row() -> float:
+    """One row of 2³¹ + 3000 positions split across 2¹⁶ programs' worth of partial results
+    (as a GPU would split it): the last split starts below 2³¹ and ends past it."""
+    from mn_triton.kernels import layout, moments
+    from mn_triton.kernels.apply import row_affine
+
+    length = 2**31 + 3000
+    x, dy, plan, split_len, num_splits = _long_row(length)
+    start = (num_splits - 1) * split_len
+    assert start < 2**31 < start + split_len, (split_len, num_splits)
+    errors = _last_split_errors(x, dy, plan, start)
     # The merge of partial results weighs the last split by its own length; with splits of
     # 2²⁰ positions the others' total, split_len · (splits − 1), is 2³¹ itself.
     split_len, num_splits = 2**20, layout.cdiv(length, 2**20)
     only_last = torch.zeros(1, num_splits)
     only_last[0, -1] = 1.0
-    merged_mean, _ = merge(only_last, torch.zeros(1, num_splits), plan, split_len, num_splits, True)
+    merged_mean, _ = moments._merge_splits(
+        only_last, torch.zeros(1, num_splits), plan, split_len, num_splits, True
+    )
     share = (length - (num_splits - 1) * split_len) / length
     errors.append(abs(merged_mean.item() / share - 1.0))
     one = torch.ones(1, 1)
@@ -171,38 +190,14 @@ def split_end() -> float:
     of 2¹⁵ positions: the last split starts below 2³¹ and its end, start + split_len, is 2³¹
     itself. Only `needs_64_bit_indices(plan, split_len, num_splits)` sees it; the row alone
     asks for no 64-bit indices, and in int32 the end wraps and the last split reads nothing."""
-    from mn_triton.kernels import layout, moments
+    from mn_triton.kernels import layout
 
     length = 2**31 - 2000
-    x = torch.empty(1, 1, length, dtype=torch.float16)  # 4 GiB, untouched but for its tail
-    dy = torch.empty_like(x)
-    plan, _ = layout.plan_rows(x)
-    layout.CPU_TARGET_PROGRAMS = 2**16
-    split_len, num_splits = layout.reduction_split(plan, x.device)
+    x, dy, plan, split_len, num_splits = _long_row(length)
     start = (num_splits - 1) * split_len
     assert start < length < 2**31 <= start + split_len, (split_len, num_splits)
     assert not layout.needs_64_bit_indices(plan)
-    tail = length - start + 2 * plan.block_len
-    x[..., -tail:] = torch.randn(tail, dtype=torch.float16) + 3
-    dy[..., -tail:] = torch.randn(tail, dtype=torch.float16)
-    merge = moments._merge_splits  # the partial results, unmerged: only the last ran
-    moments._merge_splits = lambda a, b, *args, **kwargs: (a, b)
-    try:
-        shift, mean_dev, var = moments.row_moments(x, torch.float32)
-        sum_dy, sum_dy_xs = moments.row_grad_sums(x, dy, torch.full((1, 1), 3.0))
-    finally:
-        moments._merge_splits = merge
-    last = x[0, 0, start:].double()
-    grads = dy[0, 0, start:].double()
-    split_shift = x[0, 0, 0].double()  # untouched memory: whatever the row's first value is
-    size = last.abs().max().item()
-    return max(
-        _error(mean_dev[0, -1], last.mean() - split_shift) / size,
-        _error(var[0, -1], last.var(correction=0)) / size**2,
-        _error(sum_dy[0, -1], grads.sum()) / grads.abs().sum().item(),
-        _error(sum_dy_xs[0, -1], (grads * (last - 3.0)).sum())
-        / (grads * (last - 3.0)).abs().sum().item(),
-    )
+    return max(_last_split_errors(x, dy, plan, start))
 
 
 CASES = {"many_rows": many_rows, "long_row": long_row, "split_end": split_end}

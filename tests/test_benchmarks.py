@@ -109,21 +109,29 @@ def test_split_timing_prints_each_ratio_the_right_way_up(monkeypatch, capsys) ->
     assert [float(v) for v in row[4:]] == [2.0, 4.0, 0.5, 2.0, 4.0], row
 
 
+class _FreshGradsLinear(torch.nn.Linear):
+    """A square Linear that notes, at each forward, whether its input's and parameters'
+    gradients are all None (a timed step after zero_grad())."""
+
+    def __init__(self, features: int) -> None:
+        super().__init__(features, features)
+        self.seen: list[bool] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(all(t.grad is None for t in (x, self.weight, self.bias)))
+        return super().forward(x)
+
+
 def test_split_timing_steps_start_from_no_gradients(monkeypatch) -> None:
     """Each timed forward+backward stores its gradients rather than adding to the last
     step's (an add per leaf, and for dx a pass over x more, that a training step after
     zero_grad() does not pay)."""
     split_timing = _load_benchmark("split_timing", monkeypatch)
-    seen = []
-
-    class Layer(torch.nn.Linear):
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            seen.append(all(t.grad is None for t in (x, self.weight, self.bias)))
-            return super().forward(x)
+    layer = _FreshGradsLinear(3)
 
     args = SimpleNamespace(warmup=1, reps=5)
-    assert split_timing._step_ms(Layer(3, 3), (4, 3), "cpu", args) > 0
-    assert len(seen) == 6 and all(seen)
+    assert split_timing._step_ms(layer, (4, 3), "cpu", args) > 0
+    assert len(layer.seen) == 6 and all(layer.seen)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal without CUDA")
@@ -571,16 +579,11 @@ def test_host_overhead_calls_start_from_no_gradients(monkeypatch):
     step after zero_grad(): accumulating into the last call's would add an add_ per leaf, 5
     for our layers against BatchNorm's 3."""
     host = _load_benchmark("host_overhead", monkeypatch)
-    seen = []
-
-    class Layer(torch.nn.Linear):
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            seen.append(all(t.grad is None for t in (x, self.weight, self.bias)))
-            return super().forward(x)
+    layer = _FreshGradsLinear(3)
 
     x = torch.randn(2, 3, requires_grad=True)
-    assert host._per_call_us(Layer(3, 3), x, calls=2) > 0
-    assert len(seen) == 12 and all(seen)  # a warm-up round and 5 timed ones, of 2 calls
+    assert host._per_call_us(layer, x, calls=2) > 0
+    assert len(layer.seen) == 12 and all(layer.seen)  # a warm-up round and 5 timed ones, of 2 calls
 
 
 def test_host_overhead_reports_a_compiled_way_that_fails_and_goes_on(monkeypatch, capsys):

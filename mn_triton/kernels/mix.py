@@ -111,11 +111,11 @@ GRAPH_SPLIT_MIN_ROWS = 16
 # leaves each program's share of Σ_c g·∂L/∂g, (P, N, K), and every program of the gates
 # kernel sums all P shares of its samples: P²·N·K loads, which for wide features ((65 536,
 # 1024) at K = 8: 67 MB of shares, each read by all 32 programs, 2.1 GB in all) pass the
-# backward's reads of x (1.3 GB there). From
-# (P − 1)·N·K ≥ GATE_PARTIALS_SUM_MIN, the shares are summed first (one torch sum, N·K·P
-# reads in all) and the gates kernel reads the (N, K) total: one launch more against
-# (P − 1)·N·K loads less per program, ~5 µs of device time at an assumed 50–100 GB/s per
-# program (a guess, benchmarks/NOTES.md, to place from a GPU run). Tests move it.
+# backward's reads of x (1.3 GB there). From (P − 1)·N·K ≥ GATE_PARTIALS_SUM_MIN the
+# shares are summed first (one torch sum, N·K·P reads in all) and the gates kernel reads
+# the (N, K) total: one launch more against (P − 1)·N·K loads less per program, ~5 µs of
+# device time at an assumed 50–100 GB/s per program (a guess, benchmarks/NOTES.md, to place
+# from a GPU run). Tests move it.
 GATE_PARTIALS_SUM_MIN = 2**17
 _as_captured: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "mn_triton_as_captured", default=False

@@ -117,20 +117,21 @@ def test_the_tiny_tiles_fixture_sets_them(tiny_tiles):
 
 
 def test_randomize_draws_every_parameter_and_estimate():
-    layer = mn_triton.ModeNorm1d(64, num_modes=4)
+    """Each of them drawn, at its spread (large enough that the bounds hold for any seed)."""
+    layer = mn_triton.ModeNorm1d(512, num_modes=64)
     fresh = copy.deepcopy(layer)
     randomize(layer, gate_scale=3.0)
     state, before = layer.state_dict(), fresh.state_dict()
     for name, t in state.items():
         if t.is_floating_point():
             assert not torch.equal(t, before[name]), f"{name} not drawn"
-    assert 2.5 < layer.gate.weight.std() < 3.5  # gate_scale
-    assert 0.7 < layer.gate.bias.std() < 1.5
-    assert 0.4 < layer.weight.std() < 0.6 and 0.8 < layer.weight.mean() < 1.2
-    assert 0.4 < layer.bias.std() < 0.6
-    assert 0.8 < layer.running_mean.std() < 1.2
+    assert 2.8 < layer.gate.weight.std() < 3.2  # gate_scale
+    assert 0.6 < layer.gate.bias.std() < 1.4
+    assert 0.45 < layer.weight.std() < 0.55 and 0.9 < layer.weight.mean() < 1.1
+    assert 0.45 < layer.bias.std() < 0.55
+    assert 0.9 < layer.running_mean.std() < 1.1
     variance = layer.running_mean_sq - layer.running_mean**2
-    assert variance.min() > 0.5 - 1e-5 and variance.max() < 1.5 + 1e-5 and variance.std() > 0.2
+    assert variance.min() > 0.5 - 1e-4 and variance.max() < 1.5 + 1e-4 and variance.std() > 0.2
     assert randomize(mn_triton.ModeNorm1d(64, num_modes=4), 0.1).gate.weight.std() < 0.2
 
 

@@ -1,5 +1,7 @@
 """Bad input gets a clear Python exception before any kernel runs (issue 2 §4)."""
 
+import inspect
+
 import numpy as np
 import pytest
 import torch
@@ -7,7 +9,7 @@ from torch import nn
 
 import mn_triton
 import reference
-from helpers import negated_view
+from helpers import assert_close, negated_view
 from mn_triton import functional as F
 
 PACKAGES = [mn_triton, reference]
@@ -103,8 +105,9 @@ def test_one_value_per_channel_in_training(pkg, shape):
 
 
 def test_one_value_per_channel_without_running_stats_even_in_eval(pkg):
+    """Refused by the layer, named in the message, as in training."""
     layer = pkg.ModeNorm(3, track_running_stats=False).eval()
-    with pytest.raises(ValueError, match="more than 1 value per channel"):
+    with pytest.raises(ValueError, match="ModeNorm: expected more than 1 value per channel"):
         layer(torch.randn(1, 3))
 
 
@@ -149,6 +152,11 @@ def test_constructor_takes_numbers_of_any_kind(pkg):
     """eps and momentum as numpy scalars or 0-d tensors, as BatchNorm takes them."""
     layer = pkg.ModeNorm2d(4, eps=np.float32(1e-3), momentum=torch.tensor(0.2))
     assert layer.eps == pytest.approx(1e-3) and float(layer.momentum) == pytest.approx(0.2)
+    # eps is kept as a Python float, as the forwards pass it (not a tensor to read each call).
+    assert (
+        type(layer.eps) is float
+        and type(pkg.ModeGroupNorm2d(4, eps=torch.tensor(0.5)).eps) is float
+    )
 
 
 def test_torch_jit_script_says_what_to_use_instead(pkg):
@@ -188,6 +196,36 @@ def test_loading_a_batch_norm_checkpoint_says_to_convert(pkg):
     # A GroupNorm's state loads into ModeGroupNorm with strict=False (fresh gates), unasked.
     keys = pkg.ModeGroupNorm2d(4).load_state_dict(nn.GroupNorm(2, 4).state_dict(), strict=False)
     assert keys.missing_keys == ["gate.weight", "gate.bias"]
+
+
+def test_functional_forms_have_the_same_signatures():
+    """reference.functional is public too: its forms take mn_triton's arguments, with the
+    same defaults (F.batch_norm's: training=False, momentum=0.1, eps=1e-5). A default that
+    drifted (the reference training by default, say) changed no result the tests compare:
+    they pass every argument."""
+    for name in ("mode_norm", "mode_group_norm"):
+        ours, theirs = getattr(reference.functional, name), getattr(F, name)
+        assert inspect.signature(ours) == inspect.signature(theirs), name
+    defaults = {"training": False, "momentum": 0.1, "eps": 1e-5}
+    params = inspect.signature(reference.functional.mode_norm).parameters
+    assert {key: params[key].default for key in defaults} == defaults
+    assert inspect.signature(reference.functional.mode_group_norm).parameters["eps"].default == 1e-5
+
+
+@pytest.mark.parametrize("F", [F, reference.functional], ids=["mn_triton", "reference"])
+def test_estimates_with_a_stride_0_dim_of_size_1_are_trained(F):
+    """Stride 0 shares memory only along a dim of more than one element: K = 1 estimates
+    expanded from (C,) to (1, C) have one element each, are taken, and are trained in place
+    (the refusal of an expanded view is for shared elements only)."""
+    f64 = torch.float64
+    x = torch.randn(4, 3, 2, 2, dtype=f64) * 2 + 1
+    mean, mean_sq = torch.zeros(3, dtype=f64), torch.ones(3, dtype=f64)
+    gw, gb = torch.randn(1, 3, dtype=f64), torch.randn(1, dtype=f64)
+    F.mode_norm(x, gw, gb, mean.expand(1, 3), mean_sq.expand(1, 3), training=True, momentum=1.0)
+    # K = 1: every gate is 1, so the mode's statistics are the batch's, as BatchNorm's.
+    batch_mean, batch_var = x.mean((0, 2, 3)), x.var((0, 2, 3), unbiased=False)
+    assert_close(mean, batch_mean, 1e-12, "running mean")
+    assert_close(mean_sq, batch_var + batch_mean**2, 1e-12, "running mean sq")
 
 
 @pytest.mark.parametrize("F", [F, reference.functional], ids=["mn_triton", "reference"])

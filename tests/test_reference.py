@@ -193,3 +193,59 @@ def test_16_bit_layer_keeps_running_estimates_in_float32(dtype):
     y64 = reference_twin(layer).eval()(x.double())
     assert y.dtype == dtype and torch.isfinite(y).all()
     assert_close(y.double(), y64, TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("name", ["ModeNorm2d", "ModeGroupNorm2d"])
+def test_half_input_at_a_large_offset_takes_float32_statistics(name, dtype):
+    """16-bit input, statistics in float32 (SPEC, notation): at a mean of 300σ, sums and
+    centred squares in 16 bits are far off a float64 evaluation of the same x (bfloat16
+    rounds x + 300 to multiples of 2, whose spread is not 1: compared on the same x)."""
+    layer = randomize(getattr(reference, name)(4, num_modes=2))
+    x = (torch.randn(4, 4, 3, 3) + 300).to(dtype)
+    expected = reference_twin(layer)(x.double())
+    y = layer(x)
+    assert y.dtype == dtype
+    assert_close(y, expected, TOLERANCE[dtype], "output")
+
+
+def test_float64_input_reads_float32_estimates_in_float64():
+    """Statistics in float64 for float64 input (SPEC, notation), from a float32 layer's
+    estimates too: eval's σ² = ⟨x²⟩ − μ² cancels at μ = 1000σ, where μ² in float32 is
+    ~0.06 off (1.5 % of the output), and in float64 exact for float32 μ."""
+    layer = randomize(reference.ModeNorm1d(3, num_modes=2)).eval()
+    with torch.no_grad():
+        layer.running_mean.add_(1000)
+        spread = torch.rand_like(layer.running_mean, dtype=torch.float64) + 0.5
+        layer.running_mean_sq.copy_(layer.running_mean.double() ** 2 + spread)
+    x = torch.randn(4, 3, 5, dtype=torch.float64) + 1000
+    assert_close(layer(x), reference_twin(layer)(x), 1e-12, "output")
+
+
+def test_exports_every_layer_mn_triton_exports():
+    """SPEC §4: both packages export the same classes; `from reference import *` gets each
+    (a layer left out of __all__ imported by name still, and no test noticed)."""
+    layers = {name for name in mn_triton.__all__ if name.startswith("Mode")}
+    assert set(reference.__all__) == layers | {"functional"}
+    namespace: dict = {}
+    exec("from reference import *", namespace)
+    for name in layers:
+        assert namespace[name] is getattr(reference, name)
+        assert namespace[name].__name__ == name
+
+
+def test_cumulative_average_in_float64():
+    """momentum=None: the running estimates are the plain average of the batches' (SPEC §1),
+    to float64's precision for a float64 layer (its weight 1/t in float64: in float32, 1/3
+    alone would be 3e-8 off)."""
+    layer = randomize(reference.ModeNorm1d(3, num_modes=2, momentum=None).double())
+    mus, mean_sqs = [], []
+    for _ in range(3):
+        x = torch.randn(4, 3, 5, dtype=torch.float64) * 2 + 1
+        _, mu, var = _brute_force_mode_norm(x.tolist(), *_params(layer), layer.eps)
+        mus.append(mu)
+        mean_sqs.append(var + mu**2)
+        layer(x)
+    assert layer.num_batches_tracked.item() == 3
+    assert_close(layer.running_mean, sum(mus) / 3, 1e-12, "running mean")
+    assert_close(layer.running_mean_sq, sum(mean_sqs) / 3, 1e-12, "running mean sq")

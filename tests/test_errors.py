@@ -215,13 +215,16 @@ def test_functional_forms_have_the_same_signatures():
 @pytest.mark.parametrize("F", [F, reference.functional], ids=["mn_triton", "reference"])
 def test_estimates_with_a_stride_0_dim_of_size_1_are_trained(F):
     """Stride 0 shares memory only along a dim of more than one element: K = 1 estimates
-    expanded from (C,) to (1, C) have one element each, are taken, and are trained in place
-    (the refusal of an expanded view is for shared elements only)."""
+    that are one row of an expanded (K', C) view (stride 0 along their dim of size 1) have
+    one element each, are taken, and are trained in place (the refusal of an expanded view
+    is for shared elements only)."""
     f64 = torch.float64
     x = torch.randn(4, 3, 2, 2, dtype=f64) * 2 + 1
     mean, mean_sq = torch.zeros(3, dtype=f64), torch.ones(3, dtype=f64)
     gw, gb = torch.randn(1, 3, dtype=f64), torch.randn(1, dtype=f64)
-    F.mode_norm(x, gw, gb, mean.expand(1, 3), mean_sq.expand(1, 3), training=True, momentum=1.0)
+    rows = mean.expand(2, 3)[:1], mean_sq.expand(2, 3)[:1]
+    assert rows[0].stride() == rows[1].stride() == (0, 1)
+    F.mode_norm(x, gw, gb, *rows, training=True, momentum=1.0)
     # K = 1: every gate is 1, so the mode's statistics are the batch's, as BatchNorm's.
     batch_mean, batch_var = x.mean((0, 2, 3)), x.var((0, 2, 3), unbiased=False)
     assert_close(mean, batch_mean, 1e-12, "running mean")

@@ -1446,6 +1446,80 @@ MUTANTS = [
         "            ",
         "tests/test_poison.py::test_code_that_dynamo_traces_is_left_alone",
     ),
+    # --- from the mutation audit of reference/ (2026-12-06) ---
+    Mutant(
+        "G4 eval reads float32 estimates in float32 for float64 input (μ² rounds)",
+        "reference/functional.py",
+        "            mean = running_mean[k].to(dtype)\n",
+        "            mean = running_mean[k]\n",
+        "tests/test_reference.py::test_float64_input_reads_float32_estimates_in_float64",
+    ),
+    Mutant(
+        "G5 reference mode_norm's default momentum 0.2",
+        "reference/functional.py",
+        "    momentum: float | Tensor = 0.1,\n",
+        "    momentum: float | Tensor = 0.2,\n",
+        "tests/test_errors.py::test_functional_forms_have_the_same_signatures",
+    ),
+    Mutant(
+        "G6 reference mode_norm trains by default",
+        "reference/functional.py",
+        "    training: bool = False,\n",
+        "    training: bool = True,\n",
+        "tests/test_errors.py::test_functional_forms_have_the_same_signatures",
+    ),
+    Mutant(
+        "G7 reference mode_group_norm's default eps 1e-3",
+        "reference/functional.py",
+        '    eps: float = 1e-5,\n) -> Tensor:\n    """Mode Group',
+        '    eps: float = 1e-3,\n) -> Tensor:\n    """Mode Group',
+        "tests/test_errors.py::test_functional_forms_have_the_same_signatures",
+    ),
+    Mutant(
+        "G8 reference MGN statistics in the input's 16-bit dtype",
+        "reference/functional.py",
+        "    dtype = stat_dtype(input.dtype)\n"
+        "    x = input.to(dtype)\n    n_modes = gate_weight.shape[0]\n    per_channel",
+        "    dtype = input.dtype\n"
+        "    x = input.to(dtype)\n    n_modes = gate_weight.shape[0]\n    per_channel",
+        "tests/test_reference.py::test_half_input_at_a_large_offset_takes_float32_statistics",
+    ),
+    Mutant(
+        "G9 reference's __all__ leaves out ModeGroupNorm3d",
+        "reference/__init__.py",
+        '    "ModeGroupNorm3d",\n]',
+        "]",
+        "tests/test_reference.py::test_exports_every_layer_mn_triton_exports",
+    ),
+    Mutant(
+        "G10 estimates with a stride-0 dim of size 1 refused as shared",
+        "reference/_base.py",
+        "if any(stride == 0 and size > 1 for",
+        "if any(stride == 0 and size >= 1 for",
+        "tests/test_errors.py::test_estimates_with_a_stride_0_dim_of_size_1_are_trained",
+    ),
+    Mutant(
+        "G11 a layer keeps eps as given (a numpy scalar, a tensor), not as a float",
+        "reference/_base.py",
+        "        self.eps = float(eps)\n",
+        "        self.eps = eps\n",
+        "tests/test_errors.py::test_constructor_takes_numbers_of_any_kind",
+    ),
+    Mutant(
+        "G12 cumulative average's weight 1/t in float32 for float64 estimates",
+        "reference/_base.py",
+        "            weight_dtype = torch.promote_types(self.running_mean.dtype, torch.float32)\n",
+        "            weight_dtype = torch.float32\n",
+        "tests/test_reference.py::test_cumulative_average_in_float64",
+    ),
+    Mutant(
+        "G13 eval without running estimates leaves the one-value refusal to the functional form "
+        "(its message names mode_norm, not the layer)",
+        "reference/_base.py",
+        "        if use_batch_stats:\n",
+        "        if self.training:\n",
+        "tests/test_errors.py::test_one_value_per_channel_without_running_stats_even_in_eval",
+    ),
     # --- the pass kernels' audit (kernels/moments.py, kernels/apply.py) ---
     Mutant(
         "V1 row_moments asks for 64-bit indices by the row's length, not where its last split ends",

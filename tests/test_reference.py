@@ -232,20 +232,3 @@ def test_exports_every_layer_mn_triton_exports():
     for name in layers:
         assert namespace[name] is getattr(reference, name)
         assert namespace[name].__name__ == name
-
-
-def test_cumulative_average_in_float64():
-    """momentum=None: the running estimates are the plain average of the batches' (SPEC §1),
-    to float64's precision for a float64 layer (its weight 1/t in float64: in float32, 1/3
-    alone would be 3e-8 off)."""
-    layer = randomize(reference.ModeNorm1d(3, num_modes=2, momentum=None).double())
-    mus, mean_sqs = [], []
-    for _ in range(3):
-        x = torch.randn(4, 3, 5, dtype=torch.float64) * 2 + 1
-        _, mu, var = _brute_force_mode_norm(x.tolist(), *_params(layer), layer.eps)
-        mus.append(mu)
-        mean_sqs.append(var + mu**2)
-        layer(x)
-    assert layer.num_batches_tracked.item() == 3
-    assert_close(layer.running_mean, sum(mus) / 3, 1e-12, "running mean")
-    assert_close(layer.running_mean_sq, sum(mean_sqs) / 3, 1e-12, "running mean sq")

@@ -1506,14 +1506,7 @@ MUTANTS = [
         "tests/test_errors.py::test_constructor_takes_numbers_of_any_kind",
     ),
     Mutant(
-        "G12 cumulative average's weight 1/t in float32 for float64 estimates",
-        "reference/_base.py",
-        "            weight_dtype = torch.promote_types(self.running_mean.dtype, torch.float32)\n",
-        "            weight_dtype = torch.float32\n",
-        "tests/test_reference.py::test_cumulative_average_in_float64",
-    ),
-    Mutant(
-        "G13 eval without running estimates leaves the one-value refusal to the functional form "
+        "G12 eval without running estimates leaves the one-value refusal to the functional form "
         "(its message names mode_norm, not the layer)",
         "reference/_base.py",
         "        if use_batch_stats:\n",

@@ -194,10 +194,11 @@ class Recorder:
 
 
 def global_loads(ptx: str) -> str:
-    """Global load instructions counted by width: 128-bit (v4.b32) ones move the most."""
+    """Global load instructions counted by width: 128-bit (v4.b32) ones move the most.
+    (Qualifiers may hold colons: ld.global.L1::evict_last.v4.b32, from eviction_policy.)"""
     widths = Counter(
         f"{vector or ''}b{bits}"
-        for vector, bits in re.findall(r"ld\.global(?:\.\w+)*?\.(v\d\.)?b(\d+)", ptx)
+        for vector, bits in re.findall(r"ld\.global(?:\.[\w:]+)*?\.(v\d\.)?b(\d+)", ptx)
     )
     return " ".join(f"{n}×{w}" for w, n in sorted(widths.items(), reverse=True))
 

@@ -2,6 +2,7 @@
 exactly, and a wrong kernel, mix or merge makes them fail."""
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import subprocess
@@ -263,3 +264,206 @@ def test_sync_fuzzer_catches_a_wrong_merge():
     assert any(line.startswith("OVER") for line in lines)
     assert any("output" in line and "one process" in line and "OVER" in line for line in lines)
     assert any("replay: python tools/fuzz_sync.py --draws 1 --seed" in line for line in lines)
+
+
+# --- the tools' own judgement and bookkeeping (the layers stubbed out: fast) ---
+
+
+def test_draws_reach_the_hard_cases():
+    """What the fuzzer says it draws, it draws (600 seeds): one sample (MN and MGN), one
+    channel, wide features, odd sizes, channels_last in 2-d and 3-d, every dtype, offset,
+    K and momentum it lists, eval, no running estimates, no affine parameters, tiny tiles,
+    default and other ε."""
+    draws = [fuzz.draw(seed) for seed in range(600)]
+    for kind in ("ModeNorm", "ModeGroupNorm"):
+        assert any(d.shape[0] == 1 for d in draws if d.layer.rstrip("123d") == kind), kind
+    assert any(d.shape[1] == 1 for d in draws) and max(d.shape[1] for d in draws) > 32
+    assert any(s > 1 and s % 2 for d in draws for s in d.shape[2:])
+    assert {len(d.shape) for d in draws if d.layout == "channels_last"} == {4, 5}
+    assert {d.dtype for d in draws} == {"float32", "float16", "bfloat16"}
+    assert {d.offset for d in draws} == {0.0, 1.0, 10.0, 1e4}
+    assert {d.num_modes for d in draws} == {1, 2, 3, 4, 8, 16}
+    assert {d.momentum for d in draws} == {0.1, 0.5, None}
+    for field in ("training", "affine", "track_running_stats", "tiny_tiles"):
+        assert {getattr(d, field) for d in draws} == {True, False}, field
+    assert {d.eps == 1e-5 for d in draws if not d.dead} == {True, False}
+    assert len({d.gate_scale for d in draws}) > 20
+
+
+def test_build_makes_the_layer_and_data_drawn():
+    """Every drawn setting reaches the layer and its input: ε, affine parameters, momentum,
+    running estimates; the offset; the outlier row; the gates' scale."""
+    outliers = offsets = small_gates = 0
+    for seed in range(80):
+        d = fuzz.draw(seed)
+        layer, x = fuzz.build(d, "cpu")
+        assert layer.eps == d.eps and (layer.weight is not None) == d.affine, d
+        if d.layer.startswith("ModeNorm"):
+            assert layer.momentum == d.momentum, d
+            assert layer.track_running_stats == d.track_running_stats, d
+        x = x.double()
+        if d.offset >= 10 and not d.dead:
+            offsets += 1
+            assert abs(x.mean().item() - d.offset) < 4, d
+        if d.outlier_gap and not d.dead:  # sample 0 (MGN: channel 0) far below the rest
+            outliers += 1
+            row, rest = (
+                (x[:, 0], x[:, 1:]) if d.layer.startswith("ModeGroupNorm") else (x[0], x[1:])
+            )
+            assert row.mean() < rest.mean() - 3, d
+            assert (layer.gate.weight[0] < 0).all(), d
+        elif not d.outlier_gap and d.gate_scale < 0.05:
+            small_gates += 1
+            assert layer.gate.weight.abs().max() < 6 * d.gate_scale, d
+    assert min(outliers, offsets, small_gates) >= 3
+
+
+def _check_stub(monkeypatch, errors_of):
+    """fuzz.check replaced by `errors_of(draw)`: the run's bookkeeping without the layers.
+    Returns the draws it was asked to check."""
+    seen = []
+
+    def check(d, backend, device, compiler="none"):
+        seen.append(d)
+        return errors_of(d)
+
+    monkeypatch.setattr(fuzz, "check", check)
+    return seen
+
+
+def test_run_counts_labels_and_replays_the_draw_that_was_over(monkeypatch):
+    """Draw i has seed --seed + i; a draw with one error OVER is OVER whatever its others
+    are (ill-conditioned here), counted, printed with the command that replays that draw,
+    and named in the table of worst errors; a NaN error is the worst there is."""
+    ok = OracleError("output", 1e-7, 1e-5, 1e-7)
+    ill = OracleError("grad of weight", 2e-5, 1e-5, 5e-6)
+    over = OracleError("grad of input", 1e-3, 1e-5, 1e-6)
+    nan = OracleError("grad of bias", float("nan"), 1e-5, 1e-6)
+    bad = {42: [ok, ill, over], 43: [ok, nan]}
+    seen = _check_stub(monkeypatch, lambda d: bad.get(d.seed, [ok]))
+    lines = []
+    assert fuzz.run(_args(seed=40, draws=5), lines.append) == 2
+    assert [d.seed for d in seen] == [40, 41, 42, 43, 44]
+    text = "\n".join(lines)
+    assert "5 draws (torch on cpu): 2 over a bound, 0 ill-conditioned" in text
+    assert "OVER: Draw(seed=42," in text and "OVER: Draw(seed=43," in text
+    replays = [line.strip() for line in lines if line.strip().startswith("replay:")]
+    assert replays == [
+        f"replay: python tools/fuzz.py --seed {seed} --draws 1 --backend torch --device cpu"
+        " --compile none -v"
+        for seed in (42, 43)
+    ]
+    table = [line for line in lines if line.startswith("    ") and line.endswith(")")]
+    worst = {line[:40].strip(): line[40:].split() for line in table}
+    assert worst["grad of input"] == ["100", "(42)"]
+    assert worst["grad of bias"] == ["inf", "(43)"]
+
+
+def test_only_keeps_its_subset(monkeypatch):
+    seen = _check_stub(monkeypatch, lambda d: [])
+    fuzz.run(_args(draws=300, only="dead"), [].append)
+    assert [d.seed for d in seen] == [s for s in range(300) if fuzz.draw(s).dead]
+
+
+@pytest.mark.parametrize("tool", ["fuzz", "fuzz_sync"])
+@pytest.mark.parametrize("over", [0, 3])
+def test_the_exit_status_says_whether_a_draw_was_over(monkeypatch, tool, over):
+    module = {"fuzz": fuzz, "fuzz_sync": fuzz_sync}[tool]
+    monkeypatch.setattr(module, "run", lambda args: over)
+    monkeypatch.setattr(sys, "argv", [module.__file__, "--backend", "torch"])
+    with pytest.raises(SystemExit) as exit_:
+        module.main()
+    assert exit_.value.code == (1 if over else 0)
+
+
+def test_check_runs_the_draw_as_drawn(monkeypatch):
+    """Tiny tiles where the draw says so (the kernels only), the draw's own gates_matter,
+    and float32 estimates from nudged inputs."""
+    import helpers
+
+    calls = []
+
+    @contextlib.contextmanager
+    def tiny_tiles():
+        calls.append("tiny tiles")
+        yield
+
+    def oracle_errors(layer, x, gates_matter, nudge):
+        calls.append((gates_matter, nudge))
+        return []
+
+    monkeypatch.setattr(helpers, "tiny_tiles", tiny_tiles)
+    monkeypatch.setattr(helpers, "oracle_errors", oracle_errors)
+    tiny = next(d for d in map(fuzz.draw, range(100)) if d.tiny_tiles and not d.gates_matter())
+    plain = next(d for d in map(fuzz.draw, range(100)) if not d.tiny_tiles and d.gates_matter())
+    for d, backend, expected in (
+        (tiny, "triton", ["tiny tiles", (False, True)]),
+        (tiny, "torch", [(False, True)]),
+        (plain, "triton", [(True, True)]),
+    ):
+        calls.clear()
+        assert fuzz.check(d, backend, "cpu") == []
+        assert calls == expected, (d, backend)
+
+
+def test_gates_matter_unless_every_mode_sees_the_same_statistics():
+    d = fuzz.draw(0)
+
+    def matter(layer: str, shape: tuple, k: int = 2, **kw) -> bool:
+        return dataclasses.replace(d, layer=layer, shape=shape, num_modes=k, **kw).gates_matter()
+
+    assert matter("ModeNorm2d", (2, 3, 4, 4), training=True)
+    assert not matter("ModeNorm2d", (2, 3, 4, 4), k=1, training=True)
+    assert not matter("ModeNorm2d", (1, 3, 4, 4), training=True)  # one sample's statistics
+    assert matter("ModeNorm2d", (1, 3, 4, 4), training=False, track_running_stats=True)
+    assert not matter("ModeNorm2d", (1, 3, 4, 4), training=False, track_running_stats=False)
+    assert matter("ModeNorm2d", (2, 3, 4, 4), training=False, track_running_stats=True)
+    assert matter("ModeGroupNorm2d", (1, 3, 4, 4))
+    assert not matter("ModeGroupNorm2d", (4, 1, 4, 4))  # one channel's statistics
+
+
+def _synced_as_one_process(perturb=None):
+    """A stand-in for fuzz_sync's mp.spawn: each rank holds its rows of one process's step
+    (what a right merge gives), then `perturb(step, rank, draw)` may spoil them."""
+
+    def spawn(worker, args, nprocs):
+        _, draws, backend, out_dir, _ = args
+        for rank in range(nprocs):
+            results = []
+            for d in draws:
+                with mn_triton.use_backend(backend):
+                    step = fuzz_sync._step(*fuzz_sync.build(d))
+                rows = slice(0, d.split) if rank == 0 else slice(d.split, None)
+                for q in ("output", "grad of input"):
+                    step[q] = step[q][rows]
+                if perturb is not None:
+                    perturb(step, rank, d)
+                results.append(step)
+            torch.save(results, Path(out_dir) / f"rank{rank}.pt")
+
+    return spawn
+
+
+def test_sync_fuzzer_judges_every_quantity_and_nan(monkeypatch):
+    """A merge that spoils only the running estimates' second moment, or makes one rank's
+    output NaN, is OVER, and the replay names the draw (the processes stood in for)."""
+    args = argparse.Namespace(draws=3, seed=5000, backend="torch", verbose=False)
+    monkeypatch.setattr(fuzz_sync.mp, "spawn", _synced_as_one_process())
+    assert fuzz_sync.run(args, [].append) == 0  # the stand-in itself is right
+
+    def spoil(step, rank, d):
+        if d.seed == 5001:
+            step["running_mean_sq"] = step["running_mean_sq"] * (1 + 1e-2)
+        if d.seed == 5002 and rank == (0 if d.split else 1):
+            step["output"] = step["output"].clone().fill_(torch.nan)
+
+    monkeypatch.setattr(fuzz_sync.mp, "spawn", _synced_as_one_process(spoil))
+    lines = []
+    assert fuzz_sync.run(args, lines.append) == 2
+    text = "\n".join(lines)
+    assert "OVER: Draw(seed=5001," in text and "OVER: Draw(seed=5002," in text
+    assert "    running_mean_sq: " in text and "    output: nan" in text
+    replays = [line.strip() for line in lines if "replay:" in line]
+    assert replays == [
+        f"replay: python tools/fuzz_sync.py --draws 1 --seed {s} -v" for s in (5001, 5002)
+    ]

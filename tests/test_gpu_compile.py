@@ -126,3 +126,190 @@ def test_every_masked_load_says_what_masked_lanes_hold():
                     checked += 1
                     assert "other" in keywords, f"{module.__name__}:{node.lineno}"
     assert checked >= 10
+
+
+# compile_check's reporting, on a compiler stood in for (cuobjdump's text, the kernels'
+# compiled objects and the sweep faked): what it counts, and that a failure fails it.
+_REPORTING = r'''
+import contextlib, io, json, sys, types
+import torch
+import compile_check as cc
+from compile_check import Compiled, JITFunction
+
+ns = types.SimpleNamespace
+out = {}
+
+# The sweeps: the layer calls their cases make (launches do nothing, calls are noted)
+def noted(module, x):
+    end = x.storage_offset() + sum((n - 1) * s for n, s in zip(x.shape, x.stride()))
+    calls.append([type(module).__name__, module.num_modes, module.weight is not None,
+                  str(x.dtype)[6:], list(x.shape), end,
+                  x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last),
+                  x.dim() == 5 and x.is_contiguous(memory_format=torch.channels_last_3d),
+                  x.is_contiguous()])
+cc._train_and_eval = noted
+JITFunction.__getitem__ = lambda fn, grid: lambda *args, **kwargs: None
+for quick in (True, False):
+    calls = []
+    labels = []
+    for label, case in cc.sweep(quick):
+        labels.append(label)
+        try:
+            case()
+        except Exception:
+            pass  # cases that call the kernels or ops directly: their labels say
+    out["quick" if quick else "full"] = {"labels": labels, "calls": calls}
+
+# cuobjdump --dump-resource-usage of a cubin (sm_90, CUDA 12), its one function spilling
+RESOURCES = """
+Resource usage:
+ Common:
+  GLOBAL:0
+ Function _k:
+  REG:168 STACK:16 SHARED:0 LOCAL:40 CONSTANT[0]:568 TEXTURE:0 SURFACE:0 SAMPLER:0
+"""
+cc.knobs = ns(nvidia=ns(ptxas=ns(path="/nowhere/bin/ptxas")))
+cc.subprocess = ns(run=lambda command, **kw: ns(stdout=RESOURCES))
+out["usage"] = cc.resource_usage(b"")
+
+out["loads"] = cc.global_loads("""
+    ld.global.v4.b32 { %r1, %r2, %r3, %r4 }, [ %rd1 + 0 ];
+    @%p1 ld.global.v4.b32 { %r5, %r6, %r7, %r8 }, [ %rd2 + 0 ];
+    @%p2 ld.global.L1::evict_last.v2.b32 { %r9, %r10 }, [ %rd3 + 0 ];
+    ld.global.nc.b32 { %r11 }, [ %rd4 + 0 ];
+    ld.global.b16 { %rs1 }, [ %rd5 + 0 ];
+    st.global.v4.b32 [ %rd6 + 0 ], { %r1, %r2, %r3, %r4 };
+    ld.shared.v4.b32 { %r1, %r2, %r3, %r4 }, [ %r12 + 0 ];
+""")
+
+# Recorder: each compiled kernel's resources, launch limits, compile errors, devices
+usage = {"REG": 200, "STACK": 16, "LOCAL": 40}
+cc.resource_usage = lambda cubin: dict(usage)
+def kernel(hash, warps, ptx=""):
+    return ns(hash=hash, asm={"cubin": b"", "ptx": ptx},
+              metadata=ns(num_warps=warps, shared=1024, enable_fp_fusion=True))
+recorder = cc.Recorder(90)
+recorder.install()
+recorder.case = "case A"
+compiled = {"h1": kernel("h1", 16), "h2": kernel("h2", 16)}
+def run(*args, grid, warmup, **kwargs):
+    if kwargs.get("WHICH") == "bad":
+        raise RuntimeError("PTXASError: an error from the compiler")
+    return compiled[kwargs["WHICH"]]
+fn = ns(fn=ns(__name__="_fake_kernel"), run=run)
+meta = torch.empty(4, device="meta")
+JITFunction.__getitem__(fn, (1,))(meta, 3, WHICH="h1", eps=1e-5)  # 200 regs x 512 threads
+usage["REG"], usage["LOCAL"] = 128, 0
+JITFunction.__getitem__(fn, (1,))(meta, WHICH="h2")  # 128 x 512: exactly 65536, fits
+JITFunction.__getitem__(fn, (1,))(meta, WHICH="bad")
+recorder.case = "case B"
+JITFunction.__getitem__(fn, (1,))(torch.empty(4), meta, WHICH="h2")  # a CPU tensor
+out["compiled"] = {h: vars(c) for h, c in recorder.compiled.items()}
+out["failures"] = [vars(f) for f in recorder.failures]
+
+# main: its exit status and report, on sweeps that spill, fail in host code, or do neither
+made = []
+class Spy(cc.Recorder):
+    def __init__(self, arch=90):
+        super().__init__(arch)
+        made.append(self)
+    def install(self):
+        pass
+cc.Recorder = Spy
+cc.compile_instead_of_launch = lambda arch=90: None
+def fake(name, spill):
+    def compile():
+        made[-1].compiled[name] = Compiled(name, made[-1].case, "", 4, 64, spill, 0, "", True, 0.1)
+    return compile
+def broken():
+    raise RuntimeError("a host synchronisation")
+out["main"] = {}
+for name, thunks, argv in (
+    ("clean", [fake("_a", 0)], ["--no-spills"]),
+    ("spilled", [fake("_a", 0), fake("_b", 8)], []),
+    ("spilled, --no-spills", [fake("_a", 0), fake("_b", 8)], ["--no-spills"]),
+    ("host error", [fake("_a", 0), broken], ["--json", sys.argv[1]]),
+):
+    cc.sweep = lambda quick, thunks=thunks: [(f"case {i}", t) for i, t in enumerate(thunks)]
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text), contextlib.redirect_stderr(io.StringIO()):
+        status = cc.main(argv)
+    out["main"][name] = [status, text.getvalue()]
+print(json.dumps(out))
+'''
+
+
+@pytest.fixture(scope="module")
+def reporting(tmp_path_factory) -> dict:
+    """What compile_check reports on the faked compiler (one process: it turns the
+    interpreter off on import)."""
+    report = tmp_path_factory.mktemp("compile_check") / "report.json"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "tools"), str(REPO)])}
+    result = subprocess.run([sys.executable, "-c", _REPORTING, str(report)], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    out = json.loads(result.stdout.splitlines()[-1])
+    out["json"] = json.loads(report.read_text())
+    return out
+
+
+def test_resources_and_loads_are_read_from_the_compiler_output(reporting):
+    """Registers from REG, spills from LOCAL (STACK is the call stack, not spills); global
+    loads by width, cache hints or not (shared loads and stores are not global loads)."""
+    usage = {"REG": 168, "STACK": 16, "SHARED": 0, "LOCAL": 40}  # the function's, not Common's
+    assert reporting["usage"] == {**usage, "TEXTURE": 0, "SURFACE": 0, "SAMPLER": 0}
+    assert reporting["loads"] == "2×v4.b32 1×v2.b32 1×b32 1×b16"
+
+
+KERNEL = "_fake_kernel"
+
+
+def test_the_recorder_notes_resources_and_every_kind_of_failure(reporting):
+    """A compiled kernel's registers and spills; a launch CUDA would refuse, a compile
+    error and a tensor on another device than meta are failures, each with its case."""
+    first, second = reporting["compiled"]["h1"], reporting["compiled"]["h2"]
+    assert (first["kernel"], first["case"], first["constexprs"]) == (KERNEL, "case A", "WHICH=h1")
+    assert (first["registers"], first["spill_bytes"], first["num_warps"]) == (200, 40, 16)
+    assert (second["registers"], second["spill_bytes"], second["num_warps"]) == (128, 0, 16)
+    failures = [(f["kernel"], f["case"], f["error"]) for f in reporting["failures"]]
+    assert failures == [
+        (KERNEL, "case A", "would not launch: 200 registers x 512 threads > 65536 per block"),
+        (KERNEL, "case A", "PTXASError: an error from the compiler"),
+        (KERNEL, "case B", "tensor arguments on ['cpu', 'meta'], not all meta"),
+    ]
+
+
+def test_spills_fail_with_no_spills_and_failures_always(reporting):
+    main = reporting["main"]
+    assert main["clean"][0] == 0
+    assert "1 specialisations compiled, 0 failures, 0 with spills" in main["clean"][1]
+    assert main["spilled"][0] == 0
+    assert "2 specialisations compiled, 0 failures, 1 with spills" in main["spilled"][1]
+    assert main["spilled, --no-spills"][0] == 1
+    status, text = main["host error"]
+    assert status == 1 and "1 specialisations compiled, 1 failures" in text
+    assert "FAILED (host code) in case 'case 1':\nRuntimeError('a host synchronisation')" in text
+    report = reporting["json"]
+    assert [c["kernel"] for c in report["compiled"]] == ["_a"]
+    error = "RuntimeError('a host synchronisation')"
+    assert report["failures"] == [{"kernel": "(host code)", "case": "case 1", "error": error}]
+
+
+def test_the_sweeps_make_the_calls_they_name(reporting):
+    """The quick sweep (the check's usual run) and the full one make the layer calls the
+    docstring lists: MN and MGN, four dtypes, channels_last in 2-d and 3-d, sliced views,
+    offsets past 2³¹, K up to 16 (and 50, 300 and past MAX_MODES in the full one), N = 1."""
+    for which in ("quick", "full"):
+        labels, calls = reporting[which]["labels"], reporting[which]["calls"]
+        for label in ("compiled and captured", "MN samples split", "SyncModeNorm mix"):
+            assert label in labels, (which, label)
+        assert {c[0] for c in calls} == {"ModeNorm", "ModeGroupNorm"}, which
+        assert {c[3] for c in calls} == {"float32", "float16", "bfloat16", "float64"}, which
+        assert any(c[6] for c in calls) and any(c[7] for c in calls), which  # channels_last
+        assert any(not (c[6] or c[7] or c[8]) for c in calls), which  # sliced
+        assert max(c[5] for c in calls) >= 2**31, which  # offsets past 2^31
+        assert False in {c[2] for c in calls}, which  # no affine parameters
+    assert {2, 3, 16} <= {c[1] for c in reporting["quick"]["calls"]}
+    full = reporting["full"]["calls"]
+    assert {1, 2, 8, 16, 50, 300, mix.MAX_MODES + 1} <= {c[1] for c in full}
+    assert any(c[4][0] == 1 for c in full) and any(len(c[4]) == 5 for c in full)

@@ -136,3 +136,69 @@ def test_layer_step_on_one_element_rows_skips_the_passes():
     assert backward[0][1] < backward_off[1][1]
     assert backward[-1][1] == 4 * 8 * 40 * 4  # bias, dy, dy_scale read; dx written
     assert backward_off[-1][1] == 7 * 8 * 40 * 4  # x twice, dy, and four per-row arrays
+
+
+_MAIN = """
+import contextlib, io, json, sys
+sys.path.insert(0, "tools")
+import mix_traffic as t
+names = ("GATES_KERNEL_MIN_ELEMENTS", "SPLIT_MIN_ROWS", "GRAPH_SPLIT_MIN_ROWS",
+         "GATE_PARTIALS_SUM_MIN")
+saved, points = {name: getattr(t.mix, name) for name in names}, t.backend.POINT_ROWS
+out = {}
+for argv in ARGVS:
+    with contextlib.redirect_stdout(io.StringIO()) as text:
+        t.main(argv)
+    out[" ".join(argv)] = text.getvalue()
+    for name, value in saved.items():  # as the next command line finds them
+        setattr(t.mix, name, value)
+    t.backend.POINT_ROWS = points
+print(json.dumps(out))
+"""
+
+
+def _table(text: str) -> tuple[list[tuple], dict[str, list[float]]]:
+    """The launches' rows, (direction, kernel, programs, total KiB, busiest KiB), and the
+    Σ rows' numbers by direction."""
+    launches, sums = [], {}
+    for line in text.splitlines():
+        words = line.split()
+        if line[:5].strip().isdigit():
+            launches.append((words[4], " ".join(words[5:-3]), int(words[-3]),
+                             float(words[-2]), float(words[-1])))  # fmt: skip
+        elif "Σ" in line:
+            sums[words[0]] = [float(w) for w in words if w.replace(".", "").isdigit()]
+    return launches, sums
+
+
+def test_the_command_line_sets_what_it_says_and_adds_up_the_launches():
+    """main's options reach the mix (--gates, --gate-shares, --captured, --split off, --points
+    off), each program of a 2-d grid counts, and the Σ rows add up the rows above them against
+    3·|x| forward and 5·|x| backward. (32, 40) with K = 2: two channel blocks, and as captured
+    the samples split in two."""
+    shape = ["--shape", "32", "40", "1", "--k", "2"]
+    argvs = [shape + ["--layer"], shape + ["--layer", "--points", "off"],
+             shape + ["--gates", "kernel", "--gate-shares", "summed"],
+             shape + ["--captured"], shape + ["--captured", "--split", "off"]]  # fmt: skip
+    out = _run(_MAIN.replace("ARGVS", repr(argvs)))
+    x_kib = 32 * 40 * 4 / 1024
+    layer, points_off, gates, captured, unsplit = (_table(out[" ".join(a)]) for a in argvs)
+    for launches, sums in (layer, points_off):
+        for direction, passes in (("fwd", 3), ("bwd", 5)):
+            rows = [row for row in launches if row[0] == direction]
+            count, total, busiest, minimum = sums[direction]
+            assert count == len(rows) and minimum == pytest.approx(passes * x_kib, abs=0.05)
+            assert total == pytest.approx(sum(row[3] for row in rows), abs=0.05 * count)
+            assert busiest == pytest.approx(sum(row[4] for row in rows), abs=0.05 * count)
+    kernels = {name: [row[1] for row in table[0]] for name, table in
+               (("layer", layer), ("points off", points_off), ("gates", gates))}  # fmt: skip
+    assert "_row_moments_kernel" in kernels["points off"]
+    assert "_row_moments_kernel" not in kernels["layer"]
+    assert kernels["gates"][0] == "_mn_gates_kernel"
+    assert "torch sum (gate shares)" in kernels["gates"]
+    for launches, sums in (captured, unsplit):
+        busiest = sum(row[4] for row in launches if row[0] == "fwd")
+        assert sums["fwd"] == pytest.approx([3 * x_kib, busiest], abs=0.1)
+    programs = [[row[2] for row in launches if row[1] == "_mn_mix_forward_kernel"]
+                for launches, _ in (unsplit, captured)]  # fmt: skip
+    assert programs == [[2], [4]]  # one per channel block, and per split of the samples

@@ -83,6 +83,8 @@ def test_build_lays_the_input_out_as_drawn():
         (2e-4, 1e-5, 5e-6, "OVER"),
         (1e-3, 1e-5, 1.5e-5, "OVER"),  # far worse than float32 arithmetic
         (float("nan"), 1e-5, 1.5e-5, "OVER"),
+        (1.0, 1e-5, float("inf"), "OVER"),  # a float32 reference that overflowed explains nothing
+        (float("inf"), 1e-5, float("inf"), "OVER"),
     ],
 )
 def test_verdict(err, bound, float32_err, expected):
@@ -467,3 +469,31 @@ def test_sync_fuzzer_judges_every_quantity_and_nan(monkeypatch):
     assert replays == [
         f"replay: python tools/fuzz_sync.py --draws 1 --seed {s} -v" for s in (5001, 5002)
     ]
+
+
+def test_sync_draws_reach_their_cases_and_build_them():
+    """Every offset, outlier and gate scale fuzz_sync lists is drawn, and build applies
+    them: the offset to every element, the outlier to one sample, channels_last."""
+    draws = [fuzz_sync.draw(seed) for seed in range(300)]
+    assert {d.offset for d in draws} == {0.0, 3.0, 1e3, 1e4}
+    assert {d.outlier for d in draws} == {0.0, 10.0, -100.0, 1000.0}
+    assert {d.gate_scale for d in draws} == {0.1, 1.0, 3.0}
+    laid_out = 0
+    for d in draws[:40]:
+        _, x, _ = fuzz_sync.build(d)
+        assert tuple(x.shape) == (d.n, d.c, *d.spatial) and str(x.dtype) == f"torch.{d.dtype}"
+        if d.channels_last and d.c > 1:
+            laid_out += 1
+            assert x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+        if d.outlier:
+            _, without, _ = fuzz_sync.build(dataclasses.replace(d, outlier=0.0))
+            moved = (x.double() - without.double()).flatten(1).mean(1)
+            assert sorted(moved.tolist(), key=abs)[-1] == pytest.approx(d.outlier, 1e-2), d
+            assert (moved.abs() > 1e-2 * abs(d.outlier)).sum() == 1, d
+        if d.offset:  # (without the outlier: 16-bit values near it cannot hold the offset)
+            plain = dataclasses.replace(d, outlier=0.0)
+            _, with_, _ = fuzz_sync.build(plain)
+            _, without, _ = fuzz_sync.build(dataclasses.replace(plain, offset=0.0))
+            moved = (with_.double() - without.double()).flatten(1).mean(1)
+            assert moved == pytest.approx([d.offset] * d.n, rel=1e-2, abs=0.1), d
+    assert laid_out >= 3

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import random
 import sys
@@ -280,7 +281,10 @@ def verdict(e: OracleError) -> str:
         return "gate tail" if excess(e) <= GATE_TAIL else "OVER"
     if e.err <= e.bound:
         return "ok"
-    if e.float32_err is not None and e.err <= GATE_SLACK * e.float32_err:
+    # (Only a finite estimate explains anything: a float32 reference that overflowed would
+    # clear every error, an infinite one of ours included.)
+    lp = e.float32_err
+    if lp is not None and math.isfinite(lp) and e.err <= GATE_SLACK * lp:
         return "ill-conditioned"
     return "OVER"  # NaN included
 

@@ -139,6 +139,17 @@ from compile_check import Compiled, JITFunction
 ns = types.SimpleNamespace
 out = {}
 
+# A case's layer call: a training forward and backward, then an eval forward
+steps = []
+class Noted(torch.nn.Module):
+    def forward(self, x):
+        steps.append("train" if self.training else "eval")
+        return x * 2
+module = Noted()
+module.register_full_backward_hook(lambda *args: steps.append("backward"))
+cc._train_and_eval(module, torch.randn(3))
+out["train and eval"] = steps
+
 # The sweeps: the layer calls their cases make (launches do nothing, calls are noted)
 def noted(module, x):
     end = x.storage_offset() + sum((n - 1) * s for n, s in zip(x.shape, x.stride()))
@@ -293,6 +304,10 @@ def test_spills_fail_with_no_spills_and_failures_always(reporting):
     assert [c["kernel"] for c in report["compiled"]] == ["_a"]
     error = "RuntimeError('a host synchronisation')"
     assert report["failures"] == [{"kernel": "(host code)", "case": "case 1", "error": error}]
+
+
+def test_a_case_compiles_training_forward_and_backward_and_eval(reporting):
+    assert reporting["train and eval"] == ["train", "backward", "eval"]
 
 
 def test_the_sweeps_make_the_calls_they_name(reporting):

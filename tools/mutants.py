@@ -1997,7 +1997,7 @@ MUTANTS = [
         "tools/compile_check.py",
         'usage.get("LOCAL", -1)',
         'usage.get("STACK", -1)',
-        "tests/test_gpu_compile.py::test_resources_and_loads_are_read_from_the_compiler_output",
+        "tests/test_gpu_compile.py::test_the_recorder_notes_resources_and_every_kind_of_failure",
     ),
     Mutant(
         "J28 compile_check: --no-spills ignored",

@@ -2162,6 +2162,14 @@ MUTANTS = [
         'mix.GATE_PARTIALS_SUM_MIN = 0 if args.gate_shares == "apart" else 2**62',
         "tests/test_mix_traffic.py::test_the_command_line_sets_what_it_says_and_adds_up_the_launches",
     ),
+    Mutant(
+        "J51 compile_check: a case's layer call compiles no backward (other cases' calls still "
+        "compile every backward kernel: the slow test's kernel names do not change)",
+        "tools/compile_check.py",
+        "    y.backward(torch.randn_like(y))  # a dense dy",
+        "    pass  # a dense dy",
+        "tests/test_gpu_compile.py::test_a_case_compiles_training_forward_and_backward_and_eval",
+    ),
 ]
 
 

@@ -210,7 +210,7 @@ def run(*args, grid, warmup, **kwargs):
 fn = ns(fn=ns(__name__="_fake_kernel"), run=run)
 meta = torch.empty(4, device="meta")
 JITFunction.__getitem__(fn, (1,))(meta, 3, WHICH="h1", eps=1e-5)  # 200 regs x 512 threads
-usage["REG"], usage["LOCAL"] = 128, 0
+usage["REG"], usage["STACK"], usage["LOCAL"] = 128, 0, 0
 JITFunction.__getitem__(fn, (1,))(meta, WHICH="h2")  # 128 x 512: exactly 65536, fits
 JITFunction.__getitem__(fn, (1,))(meta, WHICH="bad")
 recorder.case = "case B"
@@ -265,8 +265,8 @@ def reporting(tmp_path_factory) -> dict:
 
 
 def test_resources_and_loads_are_read_from_the_compiler_output(reporting):
-    """Registers from REG, spills from LOCAL (STACK is the call stack, not spills); global
-    loads by width, cache hints or not (shared loads and stores are not global loads)."""
+    """cuobjdump's figures of the cubin's function; global loads by width, cache hints or
+    not (shared loads and stores are not global loads)."""
     usage = {"REG": 168, "STACK": 16, "SHARED": 0, "LOCAL": 40}  # the function's, not Common's
     assert reporting["usage"] == {**usage, "TEXTURE": 0, "SURFACE": 0, "SAMPLER": 0}
     assert reporting["loads"] == "2×v4.b32 1×v2.b32 1×b32 1×b16"
@@ -276,11 +276,13 @@ KERNEL = "_fake_kernel"
 
 
 def test_the_recorder_notes_resources_and_every_kind_of_failure(reporting):
-    """A compiled kernel's registers and spills; a launch CUDA would refuse, a compile
-    error and a tensor on another device than meta are failures, each with its case."""
+    """A compiled kernel's registers and spills (local memory, the stack frame included:
+    ptxas spills there, and cuobjdump then says LOCAL:0); a launch CUDA would refuse, a
+    compile error and a tensor on another device than meta are failures, each with its
+    case."""
     first, second = reporting["compiled"]["h1"], reporting["compiled"]["h2"]
     assert (first["kernel"], first["case"], first["constexprs"]) == (KERNEL, "case A", "WHICH=h1")
-    assert (first["registers"], first["spill_bytes"], first["num_warps"]) == (200, 40, 16)
+    assert (first["registers"], first["spill_bytes"], first["num_warps"]) == (200, 16 + 40, 16)
     assert (second["registers"], second["spill_bytes"], second["num_warps"]) == (128, 0, 16)
     failures = [(f["kernel"], f["case"], f["error"]) for f in reporting["failures"]]
     assert failures == [

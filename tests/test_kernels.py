@@ -347,6 +347,24 @@ def test_mode_norm_blocks_stay_within_what_compiled_right_on_a_gpu():
                 assert block_n * k_pad * chunk_c <= max(512, k_pad), case
 
 
+def test_mode_group_norm_blocks_stay_within_mgn_tile():
+    """The MGN mix kernels' blocks of channels × modes (_mgn_blocks): at most MGN_TILE
+    elements (one channel past that K), as many channels as fit. At MIX_TILE's 4096 (32
+    elements per thread and temporary) the compiled backward kernel ran out of registers
+    (sm_90: 255, spilling 224 bytes per thread at C = 512, K = 8; tools/compile_check.py);
+    the interpreter cannot show that, so the rule itself is pinned here."""
+    from mn_triton.kernels import mix as kernels
+
+    assert kernels.MGN_TILE == 1024
+    for c in (1, 3, 8, 16, 24, 64, 512, 2048):
+        for k in (1, 2, 3, 6, 8, 16, 50, 300, 4096):
+            k_pad, chunk_c = kernels._mgn_blocks(c, k)
+            case = (c, k, k_pad, chunk_c)
+            assert k_pad == triton.next_power_of_2(k) and chunk_c >= 1, case
+            assert k_pad * chunk_c <= max(1024, k_pad), case
+            assert chunk_c == min(triton.next_power_of_2(c), max(1, 1024 // k_pad)), case
+
+
 @triton.jit
 def _own_samples_kernel(OUT, N, ROWS_PER_SPLIT):
     start, stop = _own_samples(N, ROWS_PER_SPLIT)

@@ -708,6 +708,13 @@ MUTANTS = [
         "        return partial.sum(0, keepdim=True), programs",
         "tests/test_kernels.py::test_mode_norm_gate_shares_summed_first_from_the_threshold",
     ),
+    Mutant(
+        "M43 MGN's blocks of channels × modes at MIX_TILE again (255 registers and spills)",
+        "mn_triton/kernels/mix.py",
+        "    return k_pad, max(1, min(next_pow2(c), min(MIX_TILE, MGN_TILE) // k_pad))",
+        "    return k_pad, max(1, min(next_pow2(c), MIX_TILE // k_pad))",
+        "tests/test_kernels.py::test_mode_group_norm_blocks_stay_within_mgn_tile",
+    ),
     # --- kernels recorded into torch.compile's graphs (ops.TRACE_KERNELS) ---
     Mutant(
         "R1 traced op bodies run their kernels instead of recording them",

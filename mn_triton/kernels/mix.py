@@ -56,8 +56,10 @@ MIX_TILE = 4096
 # The largest K the mix kernels take: up to it each temporary of theirs stays within MIX_TILE
 # elements (blocks of one sample and one channel at K_PAD = MIX_TILE). Larger K runs the mix
 # in torch ops between the Triton passes over x (backend._fused_mix): correct, in more
-# launches. The paper uses K ≤ 6; for sm_90 every mix kernel compiles in under 10 s and
-# without spills up to K = 4096.
+# launches. The paper uses K ≤ 6; for sm_90 every mix kernel compiles in under 10 s up to
+# K = 4096, but at K = 4096 they run out of registers and spill (MN's 24–928 bytes per
+# thread, MGN's 72–1816; tools/compile_check.py, 2026-12-06); at K ≤ 512 none spills more
+# than 8 bytes (benchmarks/NOTES.md).
 MAX_MODES = MIX_TILE
 # MN's blocks of samples × modes × channels: at most MN_TILE elements (one sample × one
 # channel once K_PAD passes MN_TILE: K > 512) and MN_BLOCK_N samples.
@@ -72,6 +74,12 @@ MAX_MODES = MIX_TILE
 # torch-op mix on a GPU at those shapes.
 MN_TILE = 512
 MN_BLOCK_N = 8
+# MGN's blocks of channels × modes, [CHUNK_C, K_PAD]: at most MGN_TILE elements (8 per
+# thread of 4 warps and temporary). One program per sample walks its channels in such
+# blocks. At MIX_TILE's 4096 the compiled backward kernel ran out of registers (sm_90,
+# Triton 3.9: 255, spilling 224 bytes per thread at C = 512, K = 8; 3400 in float64) and
+# the float64 forward spilled 776; at 1024 neither spills (96 and 216 registers).
+MGN_TILE = 1024
 # MN backward: where one program holds every channel, its rows kernel finishes the gates'
 # share too (no gates kernel). A switch for tests, which compare both ways.
 FUSE_GATES = True
@@ -1526,8 +1534,10 @@ def _mgn_mix_backward_kernel(
 
 
 def _mgn_blocks(c: int, k: int) -> tuple[int, int]:
+    """(K_PAD, CHUNK_C) keeping [CHUNK_C, K_PAD] within MGN_TILE (MIX_TILE, where that is
+    smaller: tests shrink it), or at one channel where K_PAD alone passes it."""
     k_pad = next_pow2(k)
-    return k_pad, max(1, min(next_pow2(c), MIX_TILE // k_pad))
+    return k_pad, max(1, min(next_pow2(c), min(MIX_TILE, MGN_TILE) // k_pad))
 
 
 def mode_group_norm_forward(

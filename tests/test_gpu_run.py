@@ -20,16 +20,24 @@ from test_benchmarks import _load_benchmark
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "gpu_run.sh"
 
-# Appends its argument count, its arguments and the two variables that part `traced` sets,
-# NUL-separated, to $CALLS, in one write: calls run in the background side by side, and two
-# appends per call (to two files) interleaved, pairing a call with another's variables. With
-# FAIL_PREFLIGHT=1 it fails the preflight check (a `-c` program), with FAIL_TESTS=1 every
-# `-m pytest tests` run.
+# Appends its argument count, its arguments and the variables of ENV_VARS (the two that part
+# `traced` sets first), NUL-separated, to $CALLS, in one write: calls run in the background side
+# by side, and two appends per call (to two files) interleaved, pairing a call with another's
+# variables. With FAIL_PREFLIGHT=1 it fails the preflight check (a `-c` program), with
+# FAIL_TESTS=1 every `-m pytest tests` run (saying why on stderr); a call whose arguments match
+# the regular expression $SLEEP_ON sleeps $SLEEP_S seconds instead (a stage that overruns).
+ENV_VARS = (
+    "MN_TRITON_TRACE_KERNELS", "MN_REPORT_DATA", "MN_RUN_ID", "MN_GIT_SHA", "TRITON_INTERPRET",
+    "PYTHONUNBUFFERED", "PYTHONPATH",
+)  # fmt: skip
 FAKE_PYTHON = """#!/usr/bin/env bash
-printf '%s\\0' "$#" "$@" "${MN_TRITON_TRACE_KERNELS-unset}" "${MN_REPORT_DATA-unset}" >> "$CALLS"
+printf '%s\\0' "$#" "$@" ENV_VALUES >> "$CALLS"
+if [ -n "${SLEEP_ON:-}" ] && [[ "$*" =~ $SLEEP_ON ]]; then exec sleep "$SLEEP_S"; fi
 if [ "${FAIL_PREFLIGHT:-0}" = 1 ] && [ "$1" = -c ]; then exit 1; fi
-if [ "${FAIL_TESTS:-0}" = 1 ] && [ "$1 $2 $3" = "-m pytest tests" ]; then exit 1; fi
-"""
+if [ "${FAIL_TESTS:-0}" = 1 ] && [ "$1 $2 $3" = "-m pytest tests" ]; then
+    echo "E   the fake GPU tests failed" >&2; exit 1
+fi
+""".replace("ENV_VALUES", " ".join(f'"${{{v}-unset}}"' for v in ENV_VARS))
 
 
 def _dry_run(
@@ -37,6 +45,7 @@ def _dry_run(
     *args: str,
     fail_preflight: bool = False,
     fail_tests: bool = False,
+    run_id: str | None = "dry",
     **limits: str,
 ) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
     """Run a copy of the script in an empty tree, with the fake python first on PATH."""
@@ -57,7 +66,7 @@ def _dry_run(
         "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
         "CALLS": str(calls),
         "OUT": str(out),
-        "MN_RUN_ID": "dry",
+        **({} if run_id is None else {"MN_RUN_ID": run_id}),
         "FAIL_PREFLIGHT": "1" if fail_preflight else "0",
         "FAIL_TESTS": "1" if fail_tests else "0",
         **limits,
@@ -72,12 +81,19 @@ def _dry_run(
 def _records(calls: Path) -> list[tuple[list[str], tuple[str, str]]]:
     """Per recorded call, in order: its arguments and (MN_TRITON_TRACE_KERNELS,
     MN_REPORT_DATA)."""
+    return [(args, (env["MN_TRITON_TRACE_KERNELS"], env["MN_REPORT_DATA"]))
+            for args, env in _records_with_env(calls)]  # fmt: skip
+
+
+def _records_with_env(calls: Path) -> list[tuple[list[str], dict[str, str]]]:
+    """Per recorded call, in order: its arguments and the values of ENV_VARS ("unset")."""
     fields = calls.read_text().split("\0")[:-1] if calls.exists() else []
     recorded = []
     while fields:
         count = int(fields.pop(0))
-        recorded.append((fields[:count], (fields[count], fields[count + 1])))
-        del fields[: count + 2]
+        env = dict(zip(ENV_VARS, fields[count : count + len(ENV_VARS)], strict=True))
+        recorded.append((fields[:count], env))
+        del fields[: count + len(ENV_VARS)]
     return recorded
 
 
@@ -130,6 +146,13 @@ EXECS = {"all": ["eager", "compiled", "cudagraph"], "1": ["eager"], "2": ["compi
 # What one call may take: the device tool's limit of 600 s, less start-up and transfers; the
 # two parts together within a device budget of 900 s with a start-up of up to 4 minutes.
 CALL_LIMIT_S = {"all": 560, "1": 310, "2": 310}
+
+
+def _warm_wait_s(stdout: str) -> int:
+    """How much longer than the tests' limit the layer grid may wait for the kernel warm-up."""
+    marker = "== kernel warm-up wait (until its deadline: the tests' limit + "
+    (line,) = [line for line in stdout.splitlines() if line.startswith(marker)]
+    return int(line[len(marker) :].split(" s)")[0])
 
 
 @pytest.mark.parametrize("part", ["all", "1", "2"])
@@ -194,6 +217,7 @@ def test_stages_and_their_arguments(part, tmp_path, monkeypatch):
         if line.startswith("== ") and "(limit " in line:
             name = line[3 : line.index(" (limit")]
             limits[name] = int(line.split("(limit ")[1].split(" s)")[0])
+    limits["kernel warm-up wait"] = _warm_wait_s(proc.stdout)  # beyond the tests' limit
     assert sum(limits.values()) <= CALL_LIMIT_S[part], limits
     layer_limit = next(v for k, v in limits.items() if k.startswith("layer grid"))
     assert 0 < float(_option(layers, "--time-budget")) <= layer_limit - 20
@@ -262,12 +286,16 @@ def test_part_traced_measures_the_switch_both_ways(tmp_path, monkeypatch):
     # Nothing else runs (but the check for pytest-xdist): no layer grid, no report.
     others = set(range(len(calls))) - {0, warm, tests, traced, opaque, host, *ahead}
     assert all(calls[i][0] == "-c" and calls[i][1].startswith("import xdist") for i in others)
-    limits = [
-        int(line.split("(limit ")[1].split(" s)")[0])
+    limits = {
+        line[3 : line.index(" (limit")]: int(line.split("(limit ")[1].split(" s)")[0])
         for line in proc.stdout.splitlines()
         if line.startswith("== ") and "(limit " in line and " s)" in line
-    ]
-    assert sum(limits) <= CALL_LIMIT_S["1"], limits
+    }
+    limits["kernel warm-up wait"] = _warm_wait_s(proc.stdout)
+    assert sum(limits.values()) <= CALL_LIMIT_S["1"], limits
+    for i, stage in ((traced, "kernels traced"), (opaque, "ops opaque")):
+        max_seconds = train_step.parse_args(calls[i][1:]).max_seconds
+        assert max_seconds <= limits[f"training steps (compiled, {stage})"] - 20
     assert "report: skipped (limit 0)" in proc.stdout
 
 
@@ -321,6 +349,74 @@ def test_a_failed_stage_lets_the_others_run_and_sets_the_exit_status(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "gpu_run.log", "reports.tar.gz",
     ]  # fmt: skip
+    # Its errors (stderr) are in the log that comes back.
+    assert "E   the fake GPU tests failed" in (tmp_path / "out" / "gpu_run.log").read_text()
+
+
+def test_every_stage_sees_the_run_id_the_commit_and_the_real_kernels(tmp_path):
+    """Rows name their run and commit from MN_RUN_ID and MN_GIT_SHA: every process sees the
+    same run id (the part's, where none was given, not one each) and the commit named; none
+    runs the Triton interpreter (but for the GPU tests' explicit 0), all see the repository on
+    PYTHONPATH and unbuffered output (a stage cut short still leaves its lines)."""
+    tree = tmp_path / "tree"
+    proc, calls = _dry_run(
+        tmp_path, "1", run_id=None, MN_GIT_SHA="abc1234", TRITON_INTERPRET="1", PYTHONPATH=""
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    run_id = proc.stdout.split("== run ")[1].split(" ")[0]
+    assert run_id.endswith("-part1") and len(run_id) > len("-part1")
+    records = _records_with_env(tmp_path / "calls.txt")
+    assert len(records) == len(calls) > 5
+    for args, env in records:
+        assert env["MN_RUN_ID"] == run_id and env["MN_GIT_SHA"] == "abc1234", args
+        tests = args[:3] == ["-m", "pytest", "tests"]
+        assert env["TRITON_INTERPRET"] == ("0" if tests else "unset"), args
+        assert env["PYTHONUNBUFFERED"] == "1", args
+        assert env["PYTHONPATH"].split(os.pathsep)[0] == str(tree), args
+
+
+def test_a_stage_that_times_out_is_named_and_the_run_goes_on(tmp_path):
+    """A stage cut by its limit counts as failed (exit 3, named, TIMED OUT in the summary),
+    the later stages still run, and the archive is written."""
+    proc, calls = _dry_run(
+        tmp_path, "1", SLEEP_ON="benchmarks/train_step.py", SLEEP_S="30", TRAIN_S="1"
+    )
+    assert proc.returncode == 3, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "stages that failed or timed out: training steps (eager)" in proc.stdout
+    assert {"step_profile", "report"} <= set(_stages(calls))
+    with tarfile.open(tmp_path / "out" / "reports.tar.gz") as archive:
+        summary = archive.extractfile("reports/raw/gpu_run-dry-part1.summary.txt").read()
+    assert "training steps (eager): exit 124 after 1 s (TIMED OUT)" in summary.decode()
+
+
+def test_the_warm_ups_run_beside_the_tests_and_end_by_their_deadline(tmp_path):
+    """The kernel and compile warm-ups run in the background beside the GPU tests; the layer
+    grid waits for both (the compile warm-up's variants use the GPU), each at most until the
+    tests' limit + WARM_WAIT_S; a warm-up that would run on is stopped there."""
+    proc, _ = _dry_run(
+        tmp_path, "2", SLEEP_ON="warm_kernels.py|--warm-compile", SLEEP_S="2",
+        SLOW_TESTS_S="5", WARM_WAIT_S="1",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    summary = (tmp_path / "tree" / "reports" / "raw" / "gpu_run-dry-part2.summary.txt").read_text()
+    lines = summary.splitlines()
+    warm = next(i for i, line in enumerate(lines) if line.startswith("kernel warm-up: exit 0,"))
+    assert int(lines[warm].split("waited ")[1].split(" s")[0]) >= 1  # the tests took ~0 s
+    compiled = next(i for i, line in enumerate(lines) if line.startswith("compile warm-up:"))
+    assert lines[compiled].startswith("compile warm-up: 12 of 12 variants compiled")
+    grid = next(i for i, line in enumerate(lines) if line.startswith("layer grid"))
+    assert warm < compiled < grid
+
+    late = tmp_path / "late"
+    late.mkdir()
+    proc, _ = _dry_run(
+        late, "1", SLEEP_ON="warm_kernels.py", SLEEP_S="30", GPU_TESTS_S="1", WARM_WAIT_S="1"
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    summary = (late / "tree" / "reports" / "raw" / "gpu_run-dry-part1.summary.txt").read_text()
+    (line,) = [line for line in summary.splitlines() if line.startswith("kernel warm-up:")]
+    assert line.startswith("kernel warm-up: exit 124,")
+    assert int(line.split("waited ")[1].split(" s")[0]) <= 5
 
 
 def test_a_failed_preflight_stops_the_run(tmp_path):

@@ -58,11 +58,7 @@ def _dry_run(
     fake.chmod(0o755)
     calls = tmp_path / "calls.txt"
     env = {
-        **{
-            k: v
-            for k, v in os.environ.items()
-            if k not in ("MN_RUN_ID", "TRITON_INTERPRET", "PYTHON")
-        },
+        **{k: v for k, v in os.environ.items() if k not in ENV_VARS + ("PYTHON",)},
         "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
         "CALLS": str(calls),
         "OUT": str(out),
@@ -165,6 +161,9 @@ def test_stages_and_their_arguments(part, tmp_path, monkeypatch):
     assert "uses_kernels" in stages["preflight"][1] and "backward" in stages["preflight"][1]
     run_id = "dry" if part == "all" else f"dry-part{part}"
     assert f"== run {run_id} (part {part}, python3)" in proc.stdout
+    # ... the id every process writes into its rows (a part's, not the one given).
+    run_ids = {env["MN_RUN_ID"] for _, env in _records_with_env(tmp_path / "calls.txt")}
+    assert run_ids == {run_id}
 
     layers = stages["layers"]
     grid = _load_benchmark("grid", monkeypatch)
@@ -359,9 +358,7 @@ def test_every_stage_sees_the_run_id_the_commit_and_the_real_kernels(tmp_path):
     runs the Triton interpreter (but for the GPU tests' explicit 0), all see the repository on
     PYTHONPATH and unbuffered output (a stage cut short still leaves its lines)."""
     tree = tmp_path / "tree"
-    proc, calls = _dry_run(
-        tmp_path, "1", run_id=None, MN_GIT_SHA="abc1234", TRITON_INTERPRET="1", PYTHONPATH=""
-    )
+    proc, calls = _dry_run(tmp_path, "1", run_id=None, MN_GIT_SHA="abc1234", TRITON_INTERPRET="1")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     run_id = proc.stdout.split("== run ")[1].split(" ")[0]
     assert run_id.endswith("-part1") and len(run_id) > len("-part1")
@@ -427,6 +424,11 @@ def test_a_failed_preflight_stops_the_run(tmp_path):
     assert len(calls) == 1 and calls[0][0] == "-c"
     assert "preflight failed" in proc.stdout
     assert (tmp_path / "out" / "reports.tar.gz").is_file()
+    # So does a preflight that hangs (a kernel that never ends) past its limit.
+    hung = tmp_path / "hung"
+    hung.mkdir()
+    proc, calls = _dry_run(hung, "1", SLEEP_ON="^-c import torch", SLEEP_S="30", PREFLIGHT_S="1")
+    assert proc.returncode == 1 and len(calls) == 1 and "preflight failed" in proc.stdout
 
 
 def test_kernel_warm_up_covers_every_triton_case_and_training_step(monkeypatch):

@@ -362,10 +362,11 @@ stage "report" "$REPORT_S" "$PY" benchmarks/report.py
 
 echo "== summary"
 printf '  %s\n' "${SUMMARY[@]}"
+if [ "${#FAILED_STAGES[@]}" -gt 0 ]; then  # every stage ran; say which did not end well
+    # (before the last save, so that the log copied into $OUT says it too)
+    echo "== stages that failed or timed out: ${FAILED_STAGES[*]}"
+fi
 save
 [ -n "${OUT:-}" ] && echo "== packed reports/ into $OUT/reports.tar.gz"
-if [ "${#FAILED_STAGES[@]}" -gt 0 ]; then  # every stage ran; say which did not end well
-    echo "== stages that failed or timed out: ${FAILED_STAGES[*]}"
-    exit 3
-fi
+[ "${#FAILED_STAGES[@]}" -gt 0 ] && exit 3
 exit 0

@@ -348,8 +348,10 @@ def test_a_failed_stage_lets_the_others_run_and_sets_the_exit_status(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "gpu_run.log", "reports.tar.gz",
     ]  # fmt: skip
-    # Its errors (stderr) are in the log that comes back.
-    assert "E   the fake GPU tests failed" in (tmp_path / "out" / "gpu_run.log").read_text()
+    # Its errors (stderr) are in the log that comes back, and so is the verdict.
+    log = (tmp_path / "out" / "gpu_run.log").read_text()
+    assert "E   the fake GPU tests failed" in log
+    assert "stages that failed or timed out: gpu tests" in log
 
 
 def test_every_stage_sees_the_run_id_the_commit_and_the_real_kernels(tmp_path):

@@ -2305,6 +2305,19 @@ MUTANTS = [
         'compile_warm_start "$((GPU_TESTS_S + WARM_WAIT_S))" compiled,cudagraph',
         "tests/test_gpu_run.py::test_the_warm_ups_run_beside_the_tests_and_end_by_their_deadline",
     ),
+    Mutant(
+        "X19 gpu_run.sh: the failed stages named after the last save (the log in $OUT lacks it)",
+        "benchmarks/gpu_run.sh",
+        "    # (before the last save, so that the log copied into $OUT says it too)\n"
+        '    echo "== stages that failed or timed out: ${FAILED_STAGES[*]}"\n'
+        "fi\n"
+        "save\n",
+        "fi\n"
+        "save\n"
+        '[ "${#FAILED_STAGES[@]}" -gt 0 ] && '
+        'echo "== stages that failed or timed out: ${FAILED_STAGES[*]}"\n',
+        "tests/test_gpu_run.py::test_a_failed_stage_lets_the_others_run_and_sets_the_exit_status",
+    ),
 ]
 
 

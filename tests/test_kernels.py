@@ -1237,16 +1237,3 @@ def test_an_input_without_gradient_skips_the_dx_pass(cls, compiled, backend, mon
         layer.zero_grad()
     for name, grad in grads[0].items():
         assert torch.equal(grads[1][name], grad), name
-
-
-@pytest.mark.parametrize("case", [(16, 24, 143, 3, True), (16, 24, 143, 3, False),
-                                  (64, 8, 16, 1, True)])  # fmt: skip
-def test_gpu_mix_check_runs_in_the_interpreter(case, monkeypatch):
-    """tests/test_gpu.py's check of the MN mix kernels, which only a GPU session runs (the
-    module is skipped without CUDA), on the CPU at its smallest cases (one with K = 1, whose
-    gate terms it bounds apart): a name it reads that the code no longer has (MixGrads.bias
-    after its rename to row_bias) fails here rather than in a GPU session's few minutes."""
-    import test_gpu
-
-    monkeypatch.setattr(test_gpu, "CUDA", "cpu")
-    test_gpu.test_mode_norm_mix_kernels_match_the_torch_mix(*case)

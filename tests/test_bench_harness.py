@@ -858,6 +858,61 @@ def test_copy_bandwidth_warms_a_gpu_up_first(monkeypatch):
     assert calls == [("cuda", 400, 30)]
 
 
+def test_time_fn_medians_and_percentiles_of_an_even_count_of_skewed_samples(monkeypatch):
+    """Four timed calls of 1, 10, 2 and 3 ms: the median is the mean of the middle two
+    (2.5 ms, not the upper one), p20 and p80 are interpolated at 0.2 and 0.8; on CUDA the
+    host's issue time and the flush's device time are medians too, so one slow issue (a
+    garbage collection, 5 ms) does not move them."""
+    clock = _Clock()
+    monkeypatch.setattr(measure, "time", clock)
+    cpu_ms = [1.0, 10.0, 2.0, 3.0]
+    fn = lambda i: setattr(clock, "now", clock.now + (cpu_ms[i - 1] if i else 7.0) / 1e3)  # noqa: E731
+    timing = measure.time_fn(fn, CPU, warmup=1, reps=4, max_seconds=1e9)
+    assert (timing.ms_p20, timing.ms_p50, timing.ms_p80) == pytest.approx((1.6, 2.5, 5.8))
+
+    fake = _FakeCuda()
+    fake.patch(monkeypatch)
+    issue_ms, flush_ms = [0.1, 5.0, 0.2, 0.1], [0.07, 0.07, 3.0, 0.09]
+    rep = {"i": 0}
+
+    def flushes():
+        fake.now_ms += flush_ms[rep["i"]]
+
+    def fn_cuda(i):
+        clock.now += (issue_ms[i - 1] if i else 9.0) / 1e3
+        fake.run(cpu_ms[i - 1] if i else 7.0, temporary_mib=0)
+        rep["i"] = i % 4  # the next repetition's flush
+
+    flush = type("Flush", (), {"zero_": lambda _: flushes()})()
+    monkeypatch.setattr(measure, "_l2_flush_buffer", lambda device: flush)
+    timing = measure.time_fn(fn_cuda, torch.device("cuda"), warmup=1, reps=4, max_seconds=1e9)
+    assert (timing.ms_p20, timing.ms_p50, timing.ms_p80) == pytest.approx((1.6, 2.5, 5.8))
+    assert timing.host_ms_p50 == pytest.approx(0.15)
+    assert timing.flush_ms_p50 == pytest.approx(0.08)
+
+
+def test_the_l2_flush_buffer_holds_l2_flush_bytes():
+    """The flush zeroes all 256 MiB (the L2 evicted), and peak_total_mb subtracts exactly
+    that much: a smaller buffer would leave the L2 warm and the total peak low."""
+    measure._l2_flush_buffer.cache_clear()
+    try:
+        buffer = measure._l2_flush_buffer(CPU)
+        assert buffer.numel() * buffer.element_size() == L2
+        assert measure._l2_flush_buffer(CPU) is buffer  # allocated once
+    finally:
+        measure._l2_flush_buffer.cache_clear()
+
+
+def test_rows_are_stamped_in_utc_with_the_offset_written():
+    """Timestamps carry their offset (+00:00): the report orders rows in time across
+    machines, and a naive local time would read as another hour's."""
+    import datetime
+
+    stamp = datetime.datetime.fromisoformat(measure.environment("cpu")["timestamp"])
+    assert stamp.utcoffset() == datetime.timedelta(0)
+    assert abs(stamp - datetime.datetime.now(datetime.UTC)) < datetime.timedelta(minutes=5)
+
+
 # ------------------------------------ layers.py ----------------------------------------
 
 
@@ -1133,3 +1188,147 @@ def test_cpu_timings_under_load_are_warned_about(monkeypatch):
     assert measure.cpu_load_warning("cuda") is None
     monkeypatch.setattr(measure.os, "getloadavg", lambda: (1.5, 3.0, 2.0))
     assert measure.cpu_load_warning("cpu") is None
+
+
+@pytest.mark.parametrize("mode", ["forward", "eval", "full"])
+def test_timed_call_rotates_through_every_input_set(mode):
+    """Repetition i reads input set i mod count in every mode: a call that kept reading the
+    first set would find it in the L2 cache and time a cache, not the memory."""
+    case = _case(mode=mode)
+    module = layers.make_module(case, CPU)
+    inputs = layers.make_inputs(case, CPU, 3)
+    seen = []
+    module.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    call = layers.timed_call(case, module, module, inputs)
+    for i in range(7):
+        call(i)
+    assert len(seen) == 7
+    assert all(x is inputs[i % 3][0] for i, x in enumerate(seen))
+
+
+def _spy_measure_case(monkeypatch, case, settings, device=CPU):
+    """measure_case with time_fn, make_inputs and the timed call spied on: what it built and
+    how it timed it."""
+    spy = {"counts": [], "calls": [], "time_fn": None}
+    real_inputs, real_timed_call = layers.make_inputs, layers.timed_call
+
+    def make_inputs(case, device, count):
+        spy["counts"].append(count)
+        return real_inputs(case, CPU, count)
+
+    def timed_call(case, module, run, inputs):
+        inner = real_timed_call(case, module, run, inputs)
+        return lambda i: spy["calls"].append(i) or inner(i)
+
+    def time_fn(fn, device, warmup, reps, max_seconds):
+        spy["time_fn"] = (warmup, reps, max_seconds, list(spy["calls"]))
+        return measure.Timing(1.0, 2.0, 3.0, 99.0, reps, peak_total_mb=500.0)
+
+    monkeypatch.setattr(layers, "make_inputs", make_inputs)
+    monkeypatch.setattr(layers, "timed_call", timed_call)
+    monkeypatch.setattr(measure, "time_fn", time_fn)
+    return spy
+
+
+def test_measure_case_rotates_its_input_sets_and_times_with_the_settings(monkeypatch):
+    """A case builds as many input sets as rotation_count asks (within settings.max_sets),
+    calls once before timing (the setup: compiles, JIT), and hands time_fn the settings'
+    warm-up, repetitions and time limit, in that order."""
+    case = _case(mode="full")
+    settings = layers.Settings(warmup=3, reps=11, max_seconds=0.25, max_sets=5, rounds=1)
+    spy = _spy_measure_case(monkeypatch, case, settings)
+    measured = layers.measure_case(case, CPU, settings)
+    assert spy["counts"] == [measure.rotation_count(layers.input_bytes(case), max_sets=5)] == [5]
+    assert spy["time_fn"] == (3, 11, 0.25, [0])  # one setup call before the timing
+    assert measured.timing.reps == 11 and measured.setup_s >= 0
+
+
+def test_a_graph_case_captures_few_input_sets_and_reports_the_captures_peak(monkeypatch):
+    """CUDA-graph cases (faked on the CPU): at most GRAPH_SETS input sets, one graph each,
+    whatever settings.max_sets allows; their peak memory is the captures' (replays allocate
+    nothing), and no total peak is claimed."""
+    case = _case(op="batch_norm", exec="cudagraph")
+    settings = layers.Settings(warmup=2, reps=5, max_seconds=1.0, max_sets=64, rounds=1)
+    spy = _spy_measure_case(monkeypatch, case, settings)
+    captured = []
+
+    def graph_replays(call, count, device):
+        captured.append(count)
+        return call, 12.5
+
+    monkeypatch.setattr(layers, "graph_replays", graph_replays)
+    monkeypatch.setattr(layers, "make_module", lambda case, device: nn.BatchNorm2d(case.c))
+    monkeypatch.setattr(layers, "synchronize", lambda device: None)
+    measured = layers.measure_case(case, torch.device("cuda"), settings)
+    assert spy["counts"] == captured == [layers.GRAPH_SETS]
+    assert measured.timing.peak_mem_mb == 12.5 and measured.timing.peak_total_mb is None
+    assert measured.timing.ms_p50 == 2.0
+
+
+def test_case_rows_carry_the_shape_times_and_peak_in_their_columns():
+    """N, C, H, W each in its own column (H != W here: the grid's maps are all square), the
+    three percentiles where they belong, and the measured peak memory."""
+    case = _case(op="mode_norm", provider="torch_ops", k=2, n=2, c=3, h=5, w=7)
+    timing = measure.Timing(1.5, 2.0, 3.5, 42.25, 9)
+    row = layers.make_case_row(case, layers.Measured(timing, 0.5, lambda i: None), 10.0, CPU, "r")
+    assert [row[k] for k in ("N", "C", "H", "W", "K")] == [2, 3, 5, 7, 2]
+    assert [row[k] for k in ("ms_p20", "ms_p50", "ms_p80", "peak_mem_mb")] == [1.5, 2.0, 3.5, 42.25]
+    assert row["reps"] == 9 and row["setup_s"] == 0.5
+
+
+def test_compiled_references_are_cached_per_point_and_the_oldest_evicted(monkeypatch):
+    """One compile per point (op, dtype, layout, shape, K), shared by its modes; another
+    dtype is another module; past COMPILED_CACHE_SIZE points the oldest goes, not the
+    newest."""
+    monkeypatch.setattr(torch, "compile", lambda module, dynamic: ("compiled", module))
+    monkeypatch.setattr(layers, "_compiled", layers.OrderedDict())
+    case = _case(op="mode_norm", provider="reference_compiled", k=2)
+    module, run = layers.compiled_module(case, CPU)
+    assert run == ("compiled", module)
+    assert layers.compiled_module(replace(case, mode="forward"), CPU)[0] is module
+    bf16, _ = layers.compiled_module(replace(case, dtype="bfloat16"), CPU)
+    assert bf16 is not module and bf16.weight.dtype == torch.bfloat16
+    for n in range(3, 3 + layers.COMPILED_CACHE_SIZE):
+        layers.compiled_module(replace(case, n=n), CPU)
+    newest = replace(case, n=2 + layers.COMPILED_CACHE_SIZE)
+    assert len(layers._compiled) == layers.COMPILED_CACHE_SIZE
+    assert layers.compiled_module(newest, CPU)[0] is layers.compiled_module(newest, CPU)[0]
+    assert layers.compiled_module(case, CPU)[0] is not module  # evicted, compiled again
+
+
+def test_each_provider_runs_under_its_own_backend():
+    """torch_ops times mn_triton's torch-op path (on a GPU too), triton its kernels (auto),
+    and the reference and native providers leave mn_triton's setting alone."""
+    seen = {}
+    with mn_triton.use_backend("triton"):
+        for provider in ("triton", "torch_ops", "reference", "native"):
+            with layers.backend_for(_case(op="mode_norm", provider=provider, k=2)):
+                seen[provider] = mn_triton.get_backend()
+    assert seen == {"triton": "auto", "torch_ops": "torch", "reference": "triton",
+                    "native": "triton"}  # fmt: skip
+
+
+def test_graph_replays_peak_is_the_captures_not_the_warm_ups(monkeypatch):
+    """The uncaptured warm-up's temporaries (500 MiB here) are not the captured call's: the
+    peak is reset after them and counts the captures (3 MiB) alone."""
+    fake = _FakeCuda()
+    fake.patch(monkeypatch)
+    capturing = []
+
+    @contextlib.contextmanager
+    def fake_capture(graph, pool=None):
+        capturing.append(graph)
+        yield
+        capturing.pop()
+
+    def call(i):
+        fake.run(0.1, temporary_mib=3 if capturing else 500)
+
+    stream = SimpleNamespace(wait_stream=lambda other: None)
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", _FakeGraph)
+    monkeypatch.setattr(torch.cuda, "graph", fake_capture)
+    monkeypatch.setattr(torch.cuda, "Stream", lambda device: stream)
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device: stream)
+    _, peak_mb = layers.graph_replays(call, 2, torch.device("cuda"))
+    assert peak_mb == pytest.approx(3.0)

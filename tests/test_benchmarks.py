@@ -378,6 +378,28 @@ def test_no_compile_option_leaves_out_the_compiled_reference() -> None:
     assert not any("reference_compiled" in i for i in ids)
 
 
+def test_the_suite_takes_its_grid_device_and_compile_options(monkeypatch) -> None:
+    """--grid, --bench-device and --no-compile choose the cases (in process: the collect-only
+    run above checks --no-compile on the small grid, which is also the CPU's `auto`), and the
+    header names the grid and the count of cases the run will take."""
+    conftest = _load_benchmark("conftest", monkeypatch)
+    grid = conftest.grid
+
+    def config(**options):
+        given = {"grid": "auto", "bench_device": "cpu", "no_compile": False, "time_budget": 0.0}
+        return SimpleNamespace(getoption={**given, **options}.__getitem__)
+
+    for name in ("smoke", "small", "core"):
+        for no_compile in (False, True):
+            picked = conftest._cases(config(grid=name, no_compile=no_compile))
+            assert picked == grid.cases(name, cuda=False, compile=not no_compile), name
+    assert conftest._cases(config()) == grid.cases("small", cuda=False)
+    smoke = config(grid="smoke")
+    header = conftest.pytest_report_header(smoke)[0]
+    assert f"grid=smoke, cases={len(grid.cases('smoke', cuda=False))}," in header
+    assert "device=cpu" in header
+
+
 @pytest.mark.parametrize(
     "budget, spent, provider, slowest, runs",
     [

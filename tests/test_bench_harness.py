@@ -891,6 +891,22 @@ def test_time_fn_medians_and_percentiles_of_an_even_count_of_skewed_samples(monk
     assert timing.flush_ms_p50 == pytest.approx(0.08)
 
 
+def test_time_fn_on_cuda_counts_what_the_timed_calls_keep_in_the_peak(monkeypatch):
+    """The peak is taken above what warm-up left allocated, not above what the timed calls
+    left: calls that keep 2 MiB each (a growing cache) show it, 5 calls and 4 MiB of
+    temporaries on top."""
+    fake = _FakeCuda()
+    fake.patch(monkeypatch)
+
+    def fn(i):
+        fake.run(1.0, temporary_mib=4)
+        if i >= 2:
+            fake.allocated += 2 * fake.MIB  # kept after the call
+
+    timing = measure.time_fn(fn, torch.device("cuda"), warmup=2, reps=5, max_seconds=1e9)
+    assert timing.peak_mem_mb == pytest.approx(4 * 2 + 4)  # the last call: 8 kept, 4 temporary
+
+
 def test_the_l2_flush_buffer_holds_l2_flush_bytes():
     """The flush zeroes all 256 MiB (the L2 evicted), and peak_total_mb subtracts exactly
     that much: a smaller buffer would leave the L2 warm and the total peak low."""

@@ -398,6 +398,8 @@ def test_the_suite_takes_its_grid_device_and_compile_options(monkeypatch) -> Non
     header = conftest.pytest_report_header(smoke)[0]
     assert f"grid=smoke, cases={len(grid.cases('smoke', cuda=False))}," in header
     assert "device=cpu" in header
+    monkeypatch.setattr(conftest.measure, "cpu_load_warning", lambda device: "WARNING: loaded")
+    assert conftest.pytest_report_header(smoke)[-1] == "WARNING: loaded"  # said before timing
 
 
 @pytest.mark.parametrize(

@@ -907,6 +907,16 @@ def test_time_fn_on_cuda_counts_what_the_timed_calls_keep_in_the_peak(monkeypatc
     assert timing.peak_mem_mb == pytest.approx(4 * 2 + 4)  # the last call: 8 kept, 4 temporary
 
 
+def test_percentiles_interpolate_between_the_neighbouring_samples():
+    """On unevenly spaced samples (where a rounded index would extrapolate from the wrong
+    pair: p20 of these at 0.4 ms, below every sample)."""
+    samples = [1.0, 2.0, 10.0, 11.0, 30.0]
+    assert measure._percentile(samples, 0.2) == pytest.approx(1.8)
+    assert measure._percentile(samples, 0.8) == pytest.approx(14.8)
+    assert measure._percentile(samples, 0.5) == 10.0
+    assert measure._percentile([4.0], 0.8) == 4.0
+
+
 def test_the_l2_flush_buffer_holds_l2_flush_bytes():
     """The flush zeroes all 256 MiB (the L2 evicted), and peak_total_mb subtracts exactly
     that much: a smaller buffer would leave the L2 warm and the total peak low."""
@@ -1002,6 +1012,35 @@ def test_make_inputs_layout_dy_and_requires_grad(mode):
             else:
                 assert dy is x
         assert not torch.equal(sets[0][0], sets[1][0])  # independent sets
+
+
+def test_make_inputs_are_normal_data_never_zeros():
+    """x and dy are N(0, 1) draws: a zero dy (or x) would let a kernel's arithmetic, and
+    the memory system's compression on some GPUs, look cheaper than on real data."""
+    for mode in ("forward", "backward", "full", "eval"):
+        case = _case(mode=mode, n=4, c=8, h=8, w=8)
+        for x, dy in layers.make_inputs(case, CPU, 2):
+            for t in (x.detach(), dy.detach()):
+                assert torch.count_nonzero(t) == t.numel(), mode
+                assert 0.7 < t.float().std() < 1.3 and abs(t.float().mean()) < 0.2, mode
+
+
+def test_make_module_builds_each_baseline_as_a_net_holds_it():
+    """LayerNorm over (C, H, W), InstanceNorm2d with its affine weights (as MN has: a baseline
+    without them would do less work), BatchNorm2d over C; MN and MGN from mn_triton for our
+    providers and from the reference for the reference providers, with K modes."""
+    ln = layers.make_module(_case(op="layer_norm", h=5, w=6), CPU)
+    assert type(ln) is nn.LayerNorm and tuple(ln.normalized_shape) == (3, 5, 6)
+    inorm = layers.make_module(_case(op="instance_norm"), CPU)
+    assert type(inorm) is nn.InstanceNorm2d and inorm.affine and inorm.weight.shape == (3,)
+    bn = layers.make_module(_case(op="batch_norm"), CPU)
+    assert type(bn) is nn.BatchNorm2d and bn.num_features == 3
+    for op, name in (("mode_norm", "ModeNorm2d"), ("mode_group_norm", "ModeGroupNorm2d")):
+        for provider in ("triton", "torch_ops", "reference", "reference_compiled"):
+            module = layers.make_module(_case(op=op, provider=provider, k=3, c=6), CPU)
+            package = reference if provider.startswith("reference") else mn_triton
+            assert type(module) is getattr(package, name), (op, provider)
+            assert module.num_modes == 3
 
 
 def test_make_module_keeps_batch_norms_weights_float32_for_16_bit_data():

@@ -2319,7 +2319,7 @@ MUTANTS = [
         "tests/test_gpu_run.py::test_a_failed_stage_lets_the_others_run_and_sets_the_exit_status",
     ),
     # --- from the mutation audit of the measurement harness (2026-12-06, evening) ---
-    # (measure.py, records.py, conftest.py, layers.py, grid.py: 37 mutants tried; each of
+    # (measure.py, records.py, conftest.py, layers.py, grid.py: 45 mutants tried; each of
     # these survived the tests before it, and one test now catches it)
     Mutant(
         "N1 the median of an even count as its upper middle sample",
@@ -2468,6 +2468,48 @@ MUTANTS = [
         "    if warning := measure.cpu_load_warning(device):\n        lines.append(warning)\n",
         "",
         "tests/test_benchmarks.py::test_the_suite_takes_its_grid_device_and_compile_options",
+    ),
+    Mutant(
+        "N22 dy all zeros (zeros taken as data)",
+        "benchmarks/layers.py",
+        "        dy = torch.randn_like(x) if case.mode",
+        "        dy = torch.zeros_like(x) if case.mode",
+        "tests/test_bench_harness.py::test_make_inputs_are_normal_data_never_zeros",
+    ),
+    Mutant(
+        "N23 percentiles from the rounded index (extrapolated on uneven samples)",
+        "benchmarks/measure.py",
+        "    lo = int(pos)\n",
+        "    lo = round(pos)\n",
+        "tests/test_bench_harness.py::test_percentiles_interpolate_between_the_neighbouring_samples",
+    ),
+    Mutant(
+        "N24 the LayerNorm baseline normalises over H and W only",
+        "benchmarks/layers.py",
+        "module = nn.LayerNorm((c, h, w))",
+        "module = nn.LayerNorm((h, w))",
+        "tests/test_bench_harness.py::test_make_module_builds_each_baseline_as_a_net_holds_it",
+    ),
+    Mutant(
+        "N25 the InstanceNorm baseline without its affine weights (less work than MN's)",
+        "benchmarks/layers.py",
+        "module = nn.InstanceNorm2d(c, affine=True)",
+        "module = nn.InstanceNorm2d(c)",
+        "tests/test_bench_harness.py::test_make_module_builds_each_baseline_as_a_net_holds_it",
+    ),
+    Mutant(
+        "N26 the reference providers time mn_triton's layers",
+        "benchmarks/layers.py",
+        'package = reference if case.provider.startswith("reference") else mn_triton',
+        "package = mn_triton",
+        "tests/test_bench_harness.py::test_make_module_builds_each_baseline_as_a_net_holds_it",
+    ),
+    Mutant(
+        "N27 every MN/MGN case built with 2 modes whatever its K",
+        "benchmarks/layers.py",
+        "        module = layer(c, num_modes=case.k)\n",
+        "        module = layer(c, num_modes=2)\n",
+        "tests/test_bench_harness.py::test_make_module_builds_each_baseline_as_a_net_holds_it",
     ),
 ]
 

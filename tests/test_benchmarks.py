@@ -394,6 +394,8 @@ def test_the_suite_takes_its_grid_device_and_compile_options(monkeypatch) -> Non
             picked = conftest._cases(config(grid=name, no_compile=no_compile))
             assert picked == grid.cases(name, cuda=False, compile=not no_compile), name
     assert conftest._cases(config()) == grid.cases("small", cuda=False)
+    with pytest.raises(ValueError, match="grid must be one of"):  # not the full grid silently
+        grid.cases("tiny", cuda=False)
     smoke = config(grid="smoke")
     header = conftest.pytest_report_header(smoke)[0]
     assert f"grid=smoke, cases={len(grid.cases('smoke', cuda=False))}," in header

@@ -2319,7 +2319,7 @@ MUTANTS = [
         "tests/test_gpu_run.py::test_a_failed_stage_lets_the_others_run_and_sets_the_exit_status",
     ),
     # --- from the mutation audit of the measurement harness (2026-12-06, evening) ---
-    # (measure.py, records.py, conftest.py, layers.py, grid.py: 45 mutants tried; each of
+    # (measure.py, records.py, conftest.py, layers.py, grid.py: 48 mutants tried; each of
     # these survived the tests before it, and one test now catches it)
     Mutant(
         "N1 the median of an even count as its upper middle sample",
@@ -2510,6 +2510,13 @@ MUTANTS = [
         "        module = layer(c, num_modes=case.k)\n",
         "        module = layer(c, num_modes=2)\n",
         "tests/test_bench_harness.py::test_make_module_builds_each_baseline_as_a_net_holds_it",
+    ),
+    Mutant(
+        "N28 an unknown grid's name taken as the full grid",
+        "benchmarks/grid.py",
+        '        raise ValueError(f"grid must be one of {GRIDS}, got {grid!r}")',
+        '        return "full"',
+        "tests/test_benchmarks.py::test_the_suite_takes_its_grid_device_and_compile_options",
     ),
 ]
 

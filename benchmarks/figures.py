@@ -530,9 +530,10 @@ def _goal_cases(ax: Axes, rows: pd.DataFrame, colour: str) -> None:
     ax.axhline(BANDWIDTH_GOAL, color="k", ls=":",
                label="75% of it (goal: MN K=2 fwd+bwd, >= 64 MiB)")  # fmt: skip
     ax.axvline(GOAL_BYTES / MIB, color="0.7", lw=0.8)
+    rows = rows.assign(_x=rows["tensor_bytes"] / MIB, _y=_share(rows), _bound=host_bound(rows))
+    rows = rows.dropna(subset=["_y"])  # no copy bandwidth in its part: no data, as the goal's
     if rows.empty:
         return
-    rows = rows.assign(_x=rows["tensor_bytes"] / MIB, _y=_share(rows), _bound=host_bound(rows))
     ax.scatter(rows["_x"], rows["_y"], s=180, marker="*", c=colour, edgecolors="k",
                linewidths=0.6, label=GOAL_CASES_LABEL, zorder=4, gid="goal_cases")  # fmt: skip
     # The labels in one column right of every star, stacked upwards where stars lie close

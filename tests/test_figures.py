@@ -304,3 +304,114 @@ def test_captions_are_wrapped_to_their_figure(name):
 def test_star_labels_round_down_but_not_on_float_noise():
     assert figures._percent_down(12.78) == "12.7%"
     assert figures._percent_down(28.999999999999996) == "29.0%"  # 0.29 · 100
+
+
+# ------------------------ from the mutation audit (2026-12-06, evening) ------------------
+
+
+def _series(ax) -> dict[str, tuple[list[float], list[float]]]:
+    """Each provider's errorbar line and each baseline's line, as (x, y) by label."""
+    lines = {c.get_label(): c.lines[0] for c in ax.containers if hasattr(c, "has_yerr")}
+    lines.update({ln.get_label(): ln for ln in ax.lines if not ln.get_label().startswith("_")})
+    return {k: (list(map(float, v.get_xdata())), list(map(float, v.get_ydata())))
+            for k, v in lines.items()}  # fmt: skip
+
+
+BN = dict(op="batch_norm", **NATIVE)
+
+
+def test_times_sizes_and_ratios_are_drawn_on_log_axes():
+    """Times span decades (K=1 to 8, N=4 to 256, CIFAR to ImageNet), so do tensor sizes and
+    memory ratios: every such axis is logarithmic, as the tick formatter assumes."""
+    df = _rows(
+        *[dict(K=k, ms_p50=k, peak_mem_mb=10.0) for k in (1, 2, 4)],
+        *[dict(N=n, ms_p50=n / 32) for n in (4, 8, 16)],
+        dict(**BN, ms_p50=0.5, peak_mem_mb=5.0),
+    ).assign(gbps=500.0)  # fmt: skip
+    by_k, _ = _drawn(figures.time_vs_k, df)
+    assert by_k.get_yscale() == "log"
+    by_batch, _ = _drawn(figures.time_vs_batch, df)
+    assert (by_batch.get_xscale(), by_batch.get_yscale()) == ("log", "log")
+    (bandwidth,) = _drawn(figures.bandwidth, df, ncols=1)
+    assert bandwidth.get_xscale() == "log"
+    memory, _ = _drawn(figures.memory, df)
+    assert (memory.get_xscale(), memory.get_yscale()) == ("log", "log")
+
+
+def test_time_vs_k_draws_calls_not_graph_replays():
+    """A K=2 replay (a tenth of the call's time) stays out of the call's curve."""
+    df = _rows(*[dict(K=k, exec="eager", ms_p50=k) for k in (1, 2, 4)],
+               dict(K=2, exec="cudagraph", ms_p50=0.2))  # fmt: skip
+    mn, _ = _drawn(figures.time_vs_k, df)
+    assert _series(mn)["triton"] == ([1, 2, 4], [1, 2, 4])
+
+
+def test_time_error_bars_run_from_p20_to_p80():
+    df = _rows(*[dict(K=k, ms_p50=k) for k in (1, 2)]).assign(ms_p20=[0.8, 1.9], ms_p80=[1.5, 2.2])
+    mn, _ = _drawn(figures.time_vs_k, df)
+    (bars,) = [c for c in mn.containers if c.get_label() == "triton"]
+    segments = bars.lines[2][0].get_segments()
+    spans = [float(v) for s in segments for v in (s[0][1], s[1][1])]
+    assert spans == pytest.approx([0.8, 1.5, 1.9, 2.2])
+
+
+def test_the_k_sweep_is_the_point_with_the_most_k_values_then_the_later_part():
+    """A large point measured at K=1, 2 only loses to a smaller one swept over five K values;
+    two parts that swept the same point equally: the later part's curve."""
+    df = _rows(
+        *[dict(K=k, ms_p50=10.0 * k) for k in (1, 2)],
+        *[dict(N=64, K=k, ms_p50=k) for k in (1, 2, 4, 6, 8)],
+    )  # fmt: skip
+    mn, _ = _drawn(figures.time_vs_k, df)
+    assert _series(mn)["triton"] == ([1, 2, 4, 6, 8], [1, 2, 4, 6, 8])
+    assert "N=64" in mn.get_title()
+    one, two = dict(run="A-part1", part_rank=0), dict(run="A-part2", part_rank=1)
+    parts = _rows(*[dict(**two, K=k, ms_p50=3.0 * k) for k in (1, 2, 4)],
+                  *[dict(**one, K=k, ms_p50=k) for k in (1, 2, 4)])  # fmt: skip
+    mn, _ = _drawn(figures.time_vs_k, parts)
+    assert _series(mn)["triton"] == ([1, 2, 4], [3, 6, 12])
+
+
+def test_bandwidth_figure_draws_mgn_beside_mn():
+    (ax,) = _drawn(figures.bandwidth, _rows(*GOAL_ROWS), ncols=1)
+    (mgn,) = [c for c in ax.collections if c.get_label() == "MGN (triton)"]
+    assert [float(y) for _, y in mgn.get_offsets()] == pytest.approx([61.0])
+
+
+def test_speedup_bars_take_the_later_part_whatever_the_rows_order():
+    """A shape measured in both parts (part 2 at 3× part 1's times and ratios): its bar is the
+    later part's ratio even where part 2's rows come first in the frame."""
+    one, two = dict(run="A-part1", part_rank=0), dict(run="A-part2", part_rank=1)
+    df = _rows(
+        dict(**two, ms_p50=6.0), dict(**two, **BN, ms_p50=1.0),
+        dict(**one, ms_p50=1.0), dict(**one, **BN, ms_p50=1.0),
+    )  # fmt: skip
+    mn, _ = _drawn(figures.speedup_per_shape, df)
+    (bars,) = [c for c in mn.containers if c.get_label() == "BatchNorm2d"]
+    assert [p.get_y() + p.get_height() for p in bars.patches] == [6.0]
+
+
+def test_cpu_panels_are_titled_a_pipeline_check_and_left_out_of_memory():
+    """The cpu row says it is no GPU speed; the memory figure leaves a device without peak
+    memory (CPU) out and names it below, rather than drawing empty panels for it."""
+    gpu = _rows(dict(peak_mem_mb=10.0), dict(**BN, peak_mem_mb=5.0))
+    cpu = _rows(dict(provider="torch_ops"), dict(**BN)).assign(device="cpu")
+    fig = figures.figure("time_vs_k", {GPU: gpu, "cpu": cpu})
+    plt.close(fig)
+    assert [f.get_suptitle() for f in fig.subfigs] == [GPU, "cpu: pipeline check, not GPU speed"]
+    fig = figures.figure("memory", {GPU: gpu, "cpu": cpu})
+    plt.close(fig)
+    assert [f.get_suptitle() for f in fig.subfigs] == [GPU]
+    assert fig.get_supxlabel() == "Not shown: cpu (no peak memory measured)."
+
+
+def test_bandwidth_figure_draws_a_goal_case_without_a_copy_bandwidth_as_no_star():
+    """A part that measured no copy bandwidth has no share of it: the report's goal counts
+    such a case as no data, and the figure draws it as no star (it raised ValueError on
+    the NaN label, and report.py with it, before any README was written)."""
+    df = _rows(dict(gbps=600.0), dict(N=64, H=64, W=64, gbps=700.0, copy_gbps=NAN))
+    (ax,) = _drawn(figures.bandwidth, df, ncols=1)
+    assert _collection(ax, "goal_cases").get_offsets().tolist() == [[98.0, 60.0]]
+    assert [t.get_text() for t in ax.texts] == ["60.0%"]
+    (ax,) = _drawn(figures.bandwidth, df.assign(copy_gbps=NAN), ncols=1)
+    assert not [c for c in ax.collections if c.get_gid() == "goal_cases"] and not ax.texts

@@ -132,6 +132,10 @@ def _cases_planned(df: pd.DataFrame) -> int | None:
 
 
 def cases_without_row(df: pd.DataFrame) -> int:
-    """How many of the cases the run's grid held have no row (0 where rows do not say)."""
+    """How many of the cases the run's grid held have no row (0 where rows do not say); for a
+    run group, each part's own count, summed: each part planned its own grid, and one part's
+    extra rows must not hide another's missing ones."""
+    if "run" in df and df["run"].nunique() > 1:
+        return sum(cases_without_row(part) for _, part in df.groupby("run", sort=False))
     planned = _cases_planned(df)
     return 0 if planned is None else max(planned - len(df), 0)

@@ -1193,7 +1193,10 @@ def test_both_goal_tables_hear_of_the_planned_cases_without_a_row(two_parts: Pat
         return real(goals, judged, without_row)
 
     monkeypatch.setattr(report_layers, "goal_lines", goal_lines)
-    report_layers.layer_section(GPU, layers.assign(cases_planned=len(layers) + 7))
+    # Each part planned its own grid: 3 of part 1's cases and 4 of part 2's have no row.
+    size = layers.groupby("run")["run"].transform("size")
+    planned = size + layers["run"].map({PART1: 3, PART2: 4})
+    report_layers.layer_section(GPU, layers.assign(cases_planned=planned))
     assert told == [7, 7]
 
 
@@ -1732,3 +1735,91 @@ def test_at_a_glance_overheads_are_those_of_the_judged_full_run_steps():
                    dict(ms_p50=6.0, width="0.25"), dict(ms_p50=10.2))  # fmt: skip
     text = _glance(pd.DataFrame(columns=_rows({}).columns), train)
     assert "| resnet20 | 2 | +2.0% |" in text  # not the width-0.25 net's +200.0%
+
+
+# ------------------------ from the mutation audit (2026-12-06, evening) ------------------
+
+
+def test_a_run_groups_cases_without_a_row_are_counted_per_part():
+    """Part 1 planned 10 cases and has 8 rows, part 2 planned 5 and has 5: 2 without a row.
+    Counted over the group (13 rows against the larger plan, 10) the 2 vanished, and a goal
+    met on the cases measured read as met outright."""
+    one = pd.DataFrame({"run": ["p1"] * 8, "cases_planned": [10] * 8})
+    two = pd.DataFrame({"run": ["p2"] * 5, "cases_planned": [5] * 5})
+    assert report_text.cases_without_row(one) == 2
+    assert report_text.cases_without_row(pd.concat([two, one], ignore_index=True)) == 2
+
+
+def _replays(*rows: dict) -> pd.DataFrame:
+    """MN calls (eager) and their CUDA-graph replays in two parts of one run group."""
+    return _rows(*rows).assign(
+        part_rank=lambda d: d["run"].map({"A-part1": 0, "A-part2": 1}), **ENV
+    )
+
+
+def test_replay_lines_pair_within_a_part_take_the_later_and_round_against_us():
+    """A case replayed in both parts: one line, the later part's call over its own replay
+    (6 / 4, not 2 / 4 nor a line per part), its share of the copy bandwidth rounded down
+    (74.999% shows as 74.9%)."""
+    one, two = dict(run="A-part1"), dict(run="A-part2")
+    df = _replays(
+        dict(**one, exec="eager", ms_p50=2.0), dict(**one, exec="cudagraph", ms_p50=1.0),
+        dict(**two, exec="eager", ms_p50=6.0),
+        dict(**two, exec="cudagraph", ms_p50=4.0, gbps=749.99, copy_gbps=1000.0),
+    )  # fmt: skip
+    graphs = df[df["exec"] == "cudagraph"]
+    lines = report_layers.replay_lines(graphs, figures.calls(df), "triton")
+    case = "`mode_norm full float32 nchw N=128 64x56x56 K=2`"
+    assert lines[2:] == [f"| {case} | 6.00 | 4.00 | 1.50 | 74.9% |"]
+
+
+def test_a_cpu_layer_section_says_it_is_no_gpu_speed():
+    rows = _rows(dict(provider="torch_ops", ms_p50=1.0, **ENV))
+    section = report_layers.layer_section("cpu", rows.assign(device="cpu"))
+    assert section[0] == "### cpu (pipeline check, not GPU speed)"
+    assert report_layers.CPU_NOTE in section
+    assert "GPU speed" not in report_layers.layer_section(GPU, rows)[0]
+
+
+def test_comparison_lines_round_the_median_and_worst_ratio_up():
+    """Ours / theirs: above 1 ours is slower, so a ratio shows rounded up (1.2341 as 1.24,
+    1.5001 as 1.51), never in our favour."""
+    bn = dict(op="batch_norm", provider="native", K="", ms_p50=1.0)
+    df = _rows(*[dict(N=n, ms_p50=t) for n, t in ((4, 1.0001), (8, 1.2341), (16, 1.5001))],
+               *[{**bn, "N": n} for n in (4, 8, 16)])  # fmt: skip
+    paired = report_goals.pair(df, {"op": "mode_norm", "provider": "triton"}, {"op": "batch_norm"})
+    (line,) = report_goals.comparison_lines({"MN / BatchNorm2d": paired})[2:]
+    assert line.startswith("| MN / BatchNorm2d | full | 3 | – | 1.24 | 1.51 |")
+
+
+def test_the_bandwidth_goal_counts_a_case_of_two_parts_once_from_the_later():
+    """The same big MN case in both parts (50% and 80% of copy): one case, the later part's."""
+    df = _replays(dict(run="A-part1", ms_p50=1.0, gbps=500.0, copy_gbps=1000.0),
+                  dict(run="A-part2", ms_p50=1.0, gbps=800.0, copy_gbps=1000.0))  # fmt: skip
+    goal = _goal(df, "fraction of copy bandwidth")
+    assert goal.rows["value"].tolist() == [0.8] and goal.verdict(True) == "met"
+
+
+def test_a_caption_lists_a_groups_parts_in_their_order_whatever_the_rows_order():
+    df = _replays(dict(run="A-part2", timestamp="2026-01-02", ms_p50=1.0),
+                  dict(run="A-part1", ms_p50=1.0))  # fmt: skip
+    caption = report_text.run_caption(df.assign(copy_gbps=1000.0))
+    assert caption.index("run `A-part1`") < caption.index("run `A-part2`")
+
+
+def test_the_figures_get_each_devices_latest_run_group_only(tmp_path: Path, monkeypatch):
+    """An older run of the same GPU stays out of the figures as it stays out of the tables."""
+    data = tmp_path / "data"
+    data.mkdir()
+    old = _csv_line(run_id="old", timestamp="2027-01-01T00:00:00+00:00", ms_p50="9")
+    new = _csv_line(run_id="new", timestamp="2027-01-02T00:00:00+00:00")
+    (data / "layers.csv").write_text(f"{HEADER}\n{old}\n{new}\n")
+    drawn = {}
+
+    def write_all(layer_runs: dict, train_runs: dict, out_dir: Path) -> list[Path]:
+        drawn.update(layer_runs)
+        return []
+
+    monkeypatch.setattr(figures, "write_all", write_all)
+    assert report.main(["--data", str(data), "--out", str(tmp_path / "out")]) == 0
+    assert list(drawn) == [GPU] and set(drawn[GPU]["run"]) == {"new"}

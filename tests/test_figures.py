@@ -415,3 +415,39 @@ def test_bandwidth_figure_draws_a_goal_case_without_a_copy_bandwidth_as_no_star(
     assert [t.get_text() for t in ax.texts] == ["60.0%"]
     (ax,) = _drawn(figures.bandwidth, df.assign(copy_gbps=NAN), ncols=1)
     assert not [c for c in ax.collections if c.get_gid() == "goal_cases"] and not ax.texts
+
+
+def test_bandwidth_figure_draws_batchnorm_beside_ours():
+    (ax,) = _drawn(figures.bandwidth, _rows(*GOAL_ROWS), ncols=1)
+    (bn,) = [c for c in ax.collections if c.get_label().startswith("BatchNorm2d: all modes")]
+    assert [float(y) for _, y in bn.get_offsets()] == pytest.approx([80.0])
+
+
+def test_memory_pairs_each_case_with_the_baseline_of_its_own_part():
+    """Ours measured in part 1 only (10 MB, BatchNorm 5 MB there); BatchNorm again in part 2
+    (20 MB): one point, 2×, never also 0.5× against part 2's."""
+    one, two = dict(run="A-part1", part_rank=0), dict(run="A-part2", part_rank=1)
+    df = _rows(dict(**one, peak_mem_mb=10.0), dict(**one, **BN, peak_mem_mb=5.0),
+               dict(**two, **BN, peak_mem_mb=20.0))  # fmt: skip
+    mn, _ = _drawn(figures.memory, df)
+    (dots,) = [c for c in mn.collections if len(c.get_offsets())]
+    assert [float(y) for _, y in dots.get_offsets()] == [2.0]
+    assert _series(mn)["triton"][1] == [2.0]
+
+
+def test_train_step_axis_reaches_past_the_slowest_step():
+    """The reference's 10× step: its bar and printed overhead lie inside the axis."""
+    df = _train(
+        dict(**NATIVE, ms_p50=8.0), dict(ms_p50=8.5), dict(provider="reference", ms_p50=80.0)
+    )
+    (ax,) = _drawn(figures.train_step, df, ncols=1)
+    low, high = ax.get_xlim()
+    assert low < 1.0 and high > 10.0 * 1.03
+
+
+def test_a_batch_sweep_with_a_break_says_what_it_means():
+    df = _rows(*[dict(N=n, ms_p50=n) for n in (4, 8, 32)])  # the grid's 16 not measured
+    mn, _ = _drawn(figures.time_vs_batch, df)
+    assert figures.GAP_NOTE in mn.get_xlabel()
+    whole, _ = _drawn(figures.time_vs_batch, _rows(*[dict(N=n, ms_p50=n) for n in (4, 8)]))
+    assert figures.GAP_NOTE not in whole.get_xlabel()

@@ -1823,3 +1823,28 @@ def test_the_figures_get_each_devices_latest_run_group_only(tmp_path: Path, monk
     monkeypatch.setattr(figures, "write_all", write_all)
     assert report.main(["--data", str(data), "--out", str(tmp_path / "out")]) == 0
     assert list(drawn) == [GPU] and set(drawn[GPU]["run"]) == {"new"}
+
+
+def test_measured_at_says_dirty_also_for_a_commit_this_checkout_does_not_know():
+    """Needs no git history (the mutation harness's copy has none)."""
+    row = pd.Series(dict(run="r", timestamp="2026-01-01T00:00:00+00:00", git_sha="f" * 40))
+    dirty = report_glance._measured_at(row.copy().replace("f" * 40, "f" * 40 + "-dirty"))
+    said = f"run `r` (2026-01-01, git `{'f' * 12}-dirty`); measured with changes not committed"
+    assert dirty == said
+
+
+def test_profile_extras_are_against_batchnorm_of_the_same_run():
+    """Two runs of profiles: each MN step less BatchNorm's of its own run (+2 and +1 ms), one
+    line each, never across the runs."""
+    base = dict(model="resnet20", exec="eager", K=2, kernel_ms=1.0, gpu_busy=0.5, kernels=10,
+                norm_kernels=2, norm_kernel_ms=0.2, aten_ops=30, git_sha="abc",
+                profiled_steps=5, run_note="")  # fmt: skip
+    df = pd.DataFrame([
+        {**base, "run": "a", "provider": "native", "K": NAN, "step_ms": 10.0},
+        {**base, "run": "a", "provider": "triton", "step_ms": 12.0},
+        {**base, "run": "b", "provider": "native", "K": NAN, "step_ms": 20.0},
+        {**base, "run": "b", "provider": "triton", "step_ms": 21.0},
+    ])  # fmt: skip
+    lines = report_train.profile_lines(GPU, df)
+    extra = lines[lines.index("What triton adds per step over BatchNorm:") + 4 :]
+    assert sorted(line.split(" | ")[3] for line in extra if line) == ["+1.000", "+2.000"]

@@ -2518,6 +2518,251 @@ MUTANTS = [
         '        return "full"',
         "tests/test_benchmarks.py::test_the_suite_takes_its_grid_device_and_compile_options",
     ),
+    # --- from the mutation audit of the report and its figures (2026-12-06, evening) ---
+    Mutant(
+        "Z1 time_vs_k on a linear time axis",
+        "benchmarks/figures.py",
+        '            ylabel="ms (median, p20-p80)",\n'
+        '            yscale="log",\n'
+        "            title=f\"{name}: {_point_label(rows, '')}\",",
+        '            ylabel="ms (median, p20-p80)",\n'
+        "            title=f\"{name}: {_point_label(rows, '')}\",",
+        "tests/test_figures.py::test_times_sizes_and_ratios_are_drawn_on_log_axes",
+    ),
+    Mutant(
+        "Z2 time_vs_batch on a linear N axis",
+        "benchmarks/figures.py",
+        '            ylabel="ms (median, p20-p80)",\n'
+        '            xscale="log",\n'
+        '            yscale="log",\n'
+        '            title=f"{name} K=2',
+        '            ylabel="ms (median, p20-p80)",\n'
+        '            yscale="log",\n'
+        '            title=f"{name} K=2',
+        "tests/test_figures.py::test_times_sizes_and_ratios_are_drawn_on_log_axes",
+    ),
+    Mutant(
+        "Z3 bandwidth figure on a linear size axis",
+        "benchmarks/figures.py",
+        '    ax.set_xscale("log")  # before the goal',
+        "    pass  # before the goal",
+        "tests/test_figures.py::test_times_sizes_and_ratios_are_drawn_on_log_axes",
+    ),
+    Mutant(
+        "Z4 memory figure on a linear ratio axis",
+        "benchmarks/figures.py",
+        '            xscale="log",\n'
+        '            yscale="log",\n'
+        '            xlabel="tensor size, MiB (the input x)",',
+        '            xscale="log",\n            xlabel="tensor size, MiB (the input x)",',
+        "tests/test_figures.py::test_times_sizes_and_ratios_are_drawn_on_log_axes",
+    ),
+    Mutant(
+        "Z5 time_vs_k mixes graph replays into the calls",
+        "benchmarks/figures.py",
+        "    for ax, (op, name, native) in zip(axes, FAMILIES, strict=True):\n"
+        '        full = where(calls(df), mode="full")\n'
+        "        rows = _densest(",
+        "    for ax, (op, name, native) in zip(axes, FAMILIES, strict=True):\n"
+        '        full = where(df, mode="full")\n'
+        "        rows = _densest(",
+        "tests/test_figures.py::test_time_vs_k_draws_calls_not_graph_replays",
+    ),
+    Mutant(
+        "Z6 error bars p20/p80 swapped",
+        "benchmarks/figures.py",
+        'err = [at["ms_p50"] - at["ms_p20"], at["ms_p80"] - at["ms_p50"]]',
+        'err = [at["ms_p80"] - at["ms_p50"], at["ms_p50"] - at["ms_p20"]]',
+        "tests/test_figures.py::test_time_error_bars_run_from_p20_to_p80",
+    ),
+    Mutant(
+        "Z7 densest sweep by tensor size before K count",
+        "benchmarks/figures.py",
+        'best = counts.sort_values(["_n", "_bytes", "_rank"]).iloc[-1]',
+        'best = counts.sort_values(["_bytes", "_n", "_rank"]).iloc[-1]',
+        "tests/test_figures.py::test_the_k_sweep_is_the_point_with_the_most_k_values_then_the_later_part",
+    ),
+    Mutant(
+        "Z8 densest ties go to the earlier part",
+        "benchmarks/figures.py",
+        'best = counts.sort_values(["_n", "_bytes", "_rank"]).iloc[-1]',
+        'best = counts.sort_values(["_n", "_bytes", "_rank"], ascending=[True,'
+        " True, False]).iloc[-1]",
+        "tests/test_figures.py::test_the_k_sweep_is_the_point_with_the_most_k_values_then_the_later_part",
+    ),
+    Mutant(
+        "Z9 bandwidth figure without the MGN series",
+        "benchmarks/figures.py",
+        '        ("mode_group_norm", me, f"MGN ({me})", mine, "x", False),\n',
+        "",
+        "tests/test_figures.py::test_bandwidth_figure_draws_mgn_beside_mn",
+    ),
+    Mutant(
+        "Z10 bandwidth: BatchNorm series left out",
+        "benchmarks/figures.py",
+        '        ("batch_norm", "native", "BatchNorm2d: all modes, dtypes (bytes'
+        ' counted as for MN; "\n'
+        '         "eval: x read and y written once)", bn, ".", False),\n',
+        "",
+        "tests/test_figures.py::test_bandwidth_figure_draws_batchnorm_beside_ours",
+    ),
+    Mutant(
+        "Z11 star of a part without copy bandwidth",
+        "benchmarks/figures.py",
+        '    rows = rows.dropna(subset=["_y"])  # no copy bandwidth in its part:'
+        " no data, as the goal's\n",
+        "",
+        "tests/test_figures.py::test_bandwidth_figure_draws_a_goal_case_without_a_copy_bandwidth_as_no_star",
+    ),
+    Mutant(
+        "Z12 speedup ratios over all parts",
+        "benchmarks/figures.py",
+        '    pairs = from_latest_part(pairs, ["C", "H", "W"])\n    ratios =',
+        "    ratios =",
+        "tests/test_figures.py::test_speedup_bars_take_the_later_part_whatever_the_rows_order",
+    ),
+    Mutant(
+        "Z13 memory figure: cpu panels kept",
+        "benchmarks/figures.py",
+        'KEEP: dict[str, Callable[[pd.DataFrame], bool]] = {"memory": has_memory}',
+        "KEEP: dict[str, Callable[[pd.DataFrame], bool]] = {}",
+        "tests/test_figures.py::test_cpu_panels_are_titled_a_pipeline_check_and_left_out_of_memory",
+    ),
+    Mutant(
+        "Z14 cpu row titled as a GPU",
+        "benchmarks/figures.py",
+        '    return "cpu: pipeline check, not GPU speed" if device == "cpu" else device',
+        "    return device",
+        "tests/test_figures.py::test_cpu_panels_are_titled_a_pipeline_check_and_left_out_of_memory",
+    ),
+    Mutant(
+        "Z15 memory pairs across parts",
+        "benchmarks/figures.py",
+        '        on = ["N", "C", "H", "W", *_in_run(full)]  # dtype',
+        '        on = ["N", "C", "H", "W"]  # dtype',
+        "tests/test_figures.py::test_memory_pairs_each_case_with_the_baseline_of_its_own_part",
+    ),
+    Mutant(
+        "Z16 train step figure xlim cuts the slowest bar",
+        "benchmarks/figures.py",
+        '    low, high = min(rows["ratio"].min(), 1.0), max(rows["ratio"].max(), TRAIN_GOAL)',
+        '    low, high = min(rows["ratio"].min(), 1.0), TRAIN_GOAL',
+        "tests/test_figures.py::test_train_step_axis_reaches_past_the_slowest_step",
+    ),
+    Mutant(
+        "Z17 time_vs_batch gap note never shown",
+        "benchmarks/figures.py",
+        '            xlabel="batch size N" + (f"; {GAP_NOTE}" if gaps else ""),',
+        '            xlabel="batch size N",',
+        "tests/test_figures.py::test_a_batch_sweep_with_a_break_says_what_it_means",
+    ),
+    Mutant(
+        "Z18 a figure silently not written",
+        "benchmarks/figures.py",
+        "    for name in CAPTIONS:\n        paths.append",
+        "    for name in list(CAPTIONS)[:-1]:\n        paths.append",
+        "tests/test_benchmarks.py::test_report_on_fixture",
+    ),
+    Mutant(
+        "Z19 a run group's cases without a row counted over the group",
+        "benchmarks/report_text.py",
+        '    if "run" in df and df["run"].nunique() > 1:\n'
+        "        return sum(cases_without_row(part) for _, part in"
+        ' df.groupby("run", sort=False))\n',
+        "",
+        "tests/test_report_values.py::test_a_run_groups_cases_without_a_row_are_counted_per_part "
+        "tests/test_report_values.py::test_both_goal_tables_hear_of_the_planned_cases_without_a_row",
+    ),
+    Mutant(
+        "Z20 replay share of copy bandwidth rounded up",
+        "benchmarks/report_layers.py",
+        'fmt(r["gbps"] / r["copy_gbps"], at_most=False, percent=True)',
+        'fmt(r["gbps"] / r["copy_gbps"], at_most=True, percent=True)',
+        "tests/test_report_values.py::test_replay_lines_pair_within_a_part_take_the_later_and_round_against_us",
+    ),
+    Mutant(
+        "Z21 replay against eager call from another part",
+        "benchmarks/report_layers.py",
+        '    on = [*MY_CASE, "K", "run"]\n    mine = graphs',
+        '    on = [*MY_CASE, "K"]\n    mine = graphs',
+        "tests/test_report_values.py::test_replay_lines_pair_within_a_part_take_the_later_and_round_against_us",
+    ),
+    Mutant(
+        "Z22 replay rows: a case of two parts twice",
+        "benchmarks/report_layers.py",
+        '    merged = from_latest_part(merged, [*MY_CASE, "K"])\n    if merged.empty:',
+        "    if merged.empty:",
+        "tests/test_report_values.py::test_replay_lines_pair_within_a_part_take_the_later_and_round_against_us",
+    ),
+    Mutant(
+        "Z23 cpu section heading without its caveat",
+        "benchmarks/report_layers.py",
+        '    lines = [f"### {device}" + ("" if judged else " (pipeline check, not'
+        ' GPU speed)"), ""]\n'
+        '    lines += [run_caption(rows), ""]\n'
+        "    df, graphs",
+        '    lines = [f"### {device}", ""]\n    lines += [run_caption(rows), ""]\n    df, graphs',
+        "tests/test_report_values.py::test_a_cpu_layer_section_says_it_is_no_gpu_speed",
+    ),
+    Mutant(
+        "Z24 cpu layer note left out",
+        "benchmarks/report_layers.py",
+        '    if not judged:\n        lines += [CPU_NOTE, ""]',
+        '    if False:\n        lines += [CPU_NOTE, ""]',
+        "tests/test_report_values.py::test_a_cpu_layer_section_says_it_is_no_gpu_speed",
+    ),
+    Mutant(
+        "Z25 comparison worst rounded in our favour",
+        "benchmarks/report_goals.py",
+        'fmt(ratios.max()), f"`{describe(worst)}`',
+        'fmt(ratios.max(), False), f"`{describe(worst)}`',
+        "tests/test_report_values.py::test_comparison_lines_round_the_median_and_worst_ratio_up",
+    ),
+    Mutant(
+        "Z26 comparison median rounded in our favour",
+        "benchmarks/report_goals.py",
+        "fmt(ratios.median()),\n",
+        "fmt(ratios.median(), False),\n",
+        "tests/test_report_values.py::test_comparison_lines_round_the_median_and_worst_ratio_up",
+    ),
+    Mutant(
+        "Z27 bandwidth goal rows from every part",
+        "benchmarks/report_goals.py",
+        '    mn = big_k2_full(from_latest_part(where(df, op="mode_norm",'
+        ' provider=me), [*MY_CASE, "K"]))',
+        '    mn = big_k2_full(where(df, op="mode_norm", provider=me))',
+        "tests/test_report_values.py::test_the_bandwidth_goal_counts_a_case_of_two_parts_once_from_the_later",
+    ),
+    Mutant(
+        "Z28 caption parts in file order",
+        "benchmarks/report_text.py",
+        '    runs = df.sort_values("part_rank", kind="stable") if "part_rank" in df else df',
+        "    runs = df",
+        "tests/test_report_values.py::test_a_caption_lists_a_groups_parts_in_their_order_whatever_the_rows_order",
+    ),
+    Mutant(
+        "Z29 figures drawn from every run, not the latest",
+        "benchmarks/report.py",
+        '    layer_runs = latest_runs(df[df["op"] != "train_step"])\n    train_runs',
+        '    layer_runs = {d: g for d, g in df[df["op"] !='
+        ' "train_step"].groupby("device")}\n'
+        "    train_runs",
+        "tests/test_report_values.py::test_the_figures_get_each_devices_latest_run_group_only",
+    ),
+    Mutant(
+        "Z30 a dirty measured tree not said",
+        "benchmarks/report_glance.py",
+        '    if tag == "dirty":\n',
+        '    if tag == "clean":\n',
+        "tests/test_report_values.py::test_measured_at_says_dirty_also_for_a_commit_this_checkout_does_not_know",
+    ),
+    Mutant(
+        "Z31 profile extra rows against another run's BatchNorm",
+        "benchmarks/report_train.py",
+        '    on = ["run", "model", "exec"]  # each profile',
+        '    on = ["model", "exec"]  # each profile',
+        "tests/test_report_values.py::test_profile_extras_are_against_batchnorm_of_the_same_run",
+    ),
 ]
 
 

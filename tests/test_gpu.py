@@ -247,34 +247,34 @@ def test_synchronising_path_in_a_group_of_one(gates, monkeypatch):
 
 
 @pytest.mark.skipif(not dist.is_nccl_available(), reason="needs NCCL")
-@pytest.mark.parametrize(
-    "shape", [(6, 40, 4, 3), (0, 40, 4, 3), (2, 40, 0, 3)],
-    ids=["batch", "no_samples", "no_positions"],
-)  # fmt: skip
-def test_synchronising_layer_as_mode_norm(shape, monkeypatch):
+def test_synchronising_layer_as_mode_norm(monkeypatch):
     """SyncModeNorm's own forward over NCCL (a group of one, taken as synchronising), as
     ModeNorm2d on the same data: output, gradients and buffers over two steps. The test
     above calls the Function; this runs the layer's part on CUDA too: the running estimates'
     update weighted on the device by whether any process held a sample (a CUDA bool times
     the momentum, a tensor lerp_ weight), and inputs without elements, whose kernels get
-    zero-size tensors (null pointers) and leave the estimates as ModeNorm does."""
+    zero-size tensors (null pointers) and leave the estimates as ModeNorm does. One test and
+    one process group for the three inputs: each group's NCCL set-up costs GPU-session time."""
     monkeypatch.setattr(mn_triton.SyncModeNorm, "_synchronising", lambda self: self.training)
     with _process_group_of_one("nccl"):
-        single = _on_gpu(randomize(mn_triton.ModeNorm2d(40, num_modes=3)))
-        sync = _on_gpu(mn_triton.SyncModeNorm(40, num_modes=3))
-        sync.load_state_dict(single.state_dict())
-        for step in range(2):
-            x = torch.randn(shape, device=CUDA) * 2 + 3
-            dy = torch.randn_like(x)
-            y, grads = forward_backward(single, x, dy)
-            y_sync, grads_sync = forward_backward(sync, x, dy)
-            assert_close(y_sync, y, 1e-6, f"step {step}: output")
-            assert grads_sync.keys() == grads.keys()
-            for name, grad in grads.items():
-                assert_close(grads_sync[name], grad, 1e-5, f"step {step}: grad of {name}")
-            for name, value in single.state_dict().items():
-                got = sync.state_dict()[name].double()
-                assert_close(got, value.double(), 1e-5, f"step {step}: {name}")
+        for what, shape in (("batch", (6, 40, 4, 3)), ("no samples", (0, 40, 4, 3)),
+                            ("no positions", (2, 40, 0, 3))):  # fmt: skip
+            single = _on_gpu(randomize(mn_triton.ModeNorm2d(40, num_modes=3)))
+            sync = _on_gpu(mn_triton.SyncModeNorm(40, num_modes=3))
+            sync.load_state_dict(single.state_dict())
+            for step in range(2):
+                x = torch.randn(shape, device=CUDA) * 2 + 3
+                dy = torch.randn_like(x)
+                y, grads = forward_backward(single, x, dy)
+                y_sync, grads_sync = forward_backward(sync, x, dy)
+                at = f"{what}, step {step}"
+                assert_close(y_sync, y, 1e-6, f"{at}: output")
+                assert grads_sync.keys() == grads.keys()
+                for name, grad in grads.items():
+                    assert_close(grads_sync[name], grad, 1e-5, f"{at}: grad of {name}")
+                for name, value in single.state_dict().items():
+                    got = sync.state_dict()[name].double()
+                    assert_close(got, value.double(), 1e-5, f"{at}: {name}")
 
 
 @pytest.mark.parametrize("layer", ["ModeNorm2d", "ModeGroupNorm2d"])

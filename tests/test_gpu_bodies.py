@@ -5,14 +5,15 @@ library no longer has (MixGrads.bias, renamed row_bias, went unseen until a revi
 cases of the mix check would have failed on a GPU, after compiling their kernels) shows only
 in a GPU session's few minutes. Here each body runs with the module's device name pointed at
 the CPU and the kernels' backend on, so such a slip fails in CI. What needs CUDA itself
-(CUDA graphs, sync debug mode, NCCL, two devices, 2³¹ elements) is left to the GPU; this
-checks the test code, not the GPU.
+(CUDA graphs, sync debug mode, two devices, 2³¹ elements) is left to the GPU, and process
+groups are gloo's instead of NCCL's; this checks the test code, not the GPU.
 """
 
 import inspect
 
 import pytest
 import test_gpu
+from test_sync import _process_group_of_one as group_of_one
 
 import mn_triton
 
@@ -30,13 +31,13 @@ BODIES = [
     ("test_large_offset", ()),
     ("test_hundreds_of_modes", ("ModeNorm2d",)),
     ("test_second_order_gradients", ("ModeGroupNorm2d",)),
+    ("test_synchronising_layer_as_mode_norm", ()),  # over gloo here
 ]
 
 # The rest, each with what it needs that a CPU lacks. A new GPU test goes in one list or the
 # other (test_every_gpu_test_is_run_here_or_named_as_needing_cuda).
 NEEDS_CUDA = {
     "test_synchronising_path_in_a_group_of_one": "NCCL",
-    "test_synchronising_layer_as_mode_norm": "NCCL",
     "test_no_host_synchronisation": "CUDA's sync debug mode",
     "test_layer_on_a_device_that_is_not_the_current_one": "two CUDA devices",
     "test_long_channels_last_rows": "a grid past 65535 tiles (1 GiB of float16)",
@@ -60,5 +61,9 @@ def test_every_gpu_test_is_run_here_or_named_as_needing_cuda():
 )
 def test_gpu_test_body_runs_on_the_cpu(name, args, monkeypatch):
     monkeypatch.setattr(test_gpu, "CUDA", "cpu")
+    monkeypatch.setattr(test_gpu, "_process_group_of_one", lambda backend: group_of_one("gloo"))
+    body = getattr(test_gpu, name)
+    if "monkeypatch" in inspect.signature(body).parameters:
+        args = (*args, monkeypatch)
     with mn_triton.use_backend("triton"):
-        getattr(test_gpu, name)(*args)
+        body(*args)

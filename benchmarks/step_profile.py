@@ -12,7 +12,10 @@ replay without the host by construction. Per step, from torch.profiler's events:
 - `kernels`, `kernel_ms`: device kernels launched and their summed device time (memory copies
   and sets are counted apart, as `copies`);
 - `norm_kernels`, `norm_kernel_ms`: the part of those in normalization kernels: mn_triton's
-  Triton kernels, or kernels named after batch norm (cuDNN's, ATen's, inductor's fused ones);
+  Triton kernels, or kernels named after batch norm (cuDNN's, ATen's, inductor's fused ones).
+  The few torch ops our layers launch count as other kernels: on rows of one element (LeNet's
+  fully connected layers) dx is one ATen `addcmul_`, and some paths update the running
+  estimates or sum partials with torch ops, so the norm share is a lower bound for MN;
 - `aten_ops`: operators the dispatcher recorded on the host, nested ones included;
 - `gpu_busy` = kernel_ms / step_ms, with step_ms the timed median (the profiled steps run
   slower). Near 1 the step is bound by the device. Well below 1 the GPU waits for the host

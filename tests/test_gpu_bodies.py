@@ -13,6 +13,7 @@ import inspect
 
 import pytest
 import test_gpu
+import torch
 from test_sync import _process_group_of_one as group_of_one
 
 import mn_triton
@@ -22,8 +23,8 @@ BODIES = [
     ("test_mode_norm_mix_kernels_match_the_torch_mix", (16, 24, 143, 3, True)),
     ("test_mode_norm_mix_kernels_match_the_torch_mix", (16, 24, 143, 3, False)),
     ("test_mode_norm_mix_kernels_match_the_torch_mix", (64, 8, 16, 1, True)),
-    ("test_matches_oracle", ("ModeNorm2d", True, test_gpu.torch.float16, True)),
-    ("test_matches_oracle", ("ModeGroupNorm2d", False, test_gpu.torch.float32, False)),
+    ("test_matches_oracle", ("ModeNorm2d", True, torch.float16, True)),
+    ("test_matches_oracle", ("ModeGroupNorm2d", False, torch.float32, False)),
     ("test_float64_end_to_end", ("ModeNorm2d",)),
     ("test_full_oracle_check_small", ("ModeGroupNorm2d",)),
     ("test_layer_shapes", ((32, 3),)),
@@ -32,12 +33,12 @@ BODIES = [
     ("test_hundreds_of_modes", ("ModeNorm2d",)),
     ("test_second_order_gradients", ("ModeGroupNorm2d",)),
     ("test_synchronising_layer_as_mode_norm", ()),  # over gloo here
+    ("test_synchronising_path_in_a_group_of_one", ("computed_once_samples_split",)),
 ]
 
 # The rest, each with what it needs that a CPU lacks. A new GPU test goes in one list or the
 # other (test_every_gpu_test_is_run_here_or_named_as_needing_cuda).
 NEEDS_CUDA = {
-    "test_synchronising_path_in_a_group_of_one": "NCCL",
     "test_no_host_synchronisation": "CUDA's sync debug mode",
     "test_layer_on_a_device_that_is_not_the_current_one": "two CUDA devices",
     "test_long_channels_last_rows": "a grid past 65535 tiles (1 GiB of float16)",
@@ -62,6 +63,12 @@ def test_every_gpu_test_is_run_here_or_named_as_needing_cuda():
 def test_gpu_test_body_runs_on_the_cpu(name, args, monkeypatch):
     monkeypatch.setattr(test_gpu, "CUDA", "cpu")
     monkeypatch.setattr(test_gpu, "_process_group_of_one", lambda backend: group_of_one("gloo"))
+    check_sync = test_gpu.check_group_of_one_matches_mode_norm
+    monkeypatch.setattr(
+        test_gpu,
+        "check_group_of_one_matches_mode_norm",
+        lambda device, backend: check_sync(device, "gloo"),
+    )
     body = getattr(test_gpu, name)
     if "monkeypatch" in inspect.signature(body).parameters:
         args = (*args, monkeypatch)

@@ -89,6 +89,19 @@ def test_convert_keeps_weights_device_dtype_and_mode():
     assert tuple(out.running_mean.shape) == (4, 5)
 
 
+def test_convert_defaults_to_two_modes_and_leaves_group_norm_alone():
+    """SPEC §4: `convert_to_mode_norm(module, num_modes=2, group_norm=False)`. Called with
+    the module alone, every BatchNorm becomes a layer of two modes and GroupNorm stays (every
+    other call in these tests names num_modes, and so none noticed another default)."""
+    model = nn.Sequential(nn.BatchNorm2d(4), nn.GroupNorm(2, 4))
+    out = mn_triton.convert_to_mode_norm(model)
+    assert isinstance(out[0], mn_triton.ModeNorm2d) and out[0].num_modes == 2
+    assert tuple(out[0].gate.weight.shape) == (2, 4) and tuple(out[0].running_mean.shape) == (2, 4)
+    assert type(out[1]) is nn.GroupNorm
+    converted = mn_triton.convert_to_mode_norm(nn.GroupNorm(2, 4), group_norm=True)
+    assert isinstance(converted, mn_triton.ModeGroupNorm) and converted.num_modes == 2
+
+
 def test_convert_group_norm_and_sync_batch_norm():
     model = nn.Sequential(nn.GroupNorm(3, 6, eps=1e-3), nn.SyncBatchNorm(6))
     gn = model[0]  # the conversion replaces children in place
@@ -1105,6 +1118,23 @@ def test_update_bn_restores_the_models_mode_through_its_own_train():
     mn_triton.update_bn([torch.randn(4, 3, 2, 2)], model)
     assert model.calls == [True, False]
     assert not model.training and not model[1].training
+
+
+def test_update_bn_gives_a_training_model_its_own_train_true_again():
+    """The model's `train` is called with the mode it had: a model in training gets
+    train(True) after the pass, not train(False) with the flags set back by hand afterwards
+    (a `train` override may do more than set flags: freeze some norms, say)."""
+
+    class Recording(nn.Sequential):
+        def train(self, mode: bool = True) -> nn.Module:
+            self.calls = [*getattr(self, "calls", []), mode]
+            return super().train(mode)
+
+    model = Recording(nn.Conv2d(3, 4, 1), mn_triton.ModeNorm2d(4)).train()
+    model.calls = []
+    mn_triton.update_bn([torch.randn(4, 3, 2, 2)], model)
+    assert model.calls == [True, True]
+    assert model.training and model[1].training
 
 
 def test_update_bn_restarts_a_trained_layers_count():

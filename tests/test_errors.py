@@ -37,6 +37,21 @@ def test_wrong_rank(pkg, cls, shape):
         getattr(pkg, cls)(3)(torch.randn(shape))
 
 
+@pytest.mark.parametrize("kind", ["ModeNorm", "ModeGroupNorm"])
+def test_rank_variants_take_the_ranks_batch_norm_takes(pkg, kind):
+    """The other side of test_wrong_rank: each variant takes every rank its BatchNorm takes
+    (1d: (N, C) and (N, C, L)), and the plain layer any rank from 2 to 5."""
+    for suffix, shapes in [
+        ("1d", [(2, 3), (2, 3, 4)]),
+        ("2d", [(2, 3, 4, 4)]),
+        ("3d", [(2, 3, 2, 2, 2)]),
+        ("", [(2, 3), (2, 3, 4), (2, 3, 4, 4), (2, 3, 2, 2, 2)]),
+    ]:
+        layer = getattr(pkg, kind + suffix)(3)
+        for shape in shapes:
+            assert layer(torch.randn(shape)).shape == shape
+
+
 @pytest.mark.parametrize("cls", ["ModeNorm2d", "ModeGroupNorm2d"])
 def test_channel_count_mismatch(pkg, cls):
     with pytest.raises(ValueError, match=r"expected 4 channels"):

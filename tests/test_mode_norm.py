@@ -716,6 +716,19 @@ def test_dtype_and_device_arguments(backend):
     assert y.dtype == torch.float16 and torch.isfinite(y).all()
 
 
+@pytest.mark.parametrize("pkg", [mn_triton, reference], ids=["mn_triton", "reference"])
+def test_device_argument_places_every_tensor(pkg):
+    """`device=` puts every parameter and buffer there, the step count too, as BatchNorm's
+    does (the deferred-initialisation tests use `with torch.device(...)`, which moves the
+    default device, and so cannot tell a tensor created without `device=` from one with)."""
+    layer = pkg.ModeNorm2d(4, num_modes=2, device="meta")
+    tensors = dict(layer.named_parameters()) | dict(layer.named_buffers())
+    assert {name: t.device.type for name, t in tensors.items()} == dict.fromkeys(tensors, "meta")
+    assert "num_batches_tracked" in tensors
+    group = pkg.ModeGroupNorm2d(4, num_modes=2, device="meta")
+    assert all(p.device.type == "meta" for p in group.parameters())
+
+
 @pytest.mark.parametrize("name", ["ModeNorm2d", "ModeGroupNorm2d"])
 def test_meta_tensors_run_through_torch_ops(name, backend):
     """Meta tensors (shape inference, deferred initialisation) hold no data for the kernels

@@ -232,3 +232,19 @@ def test_exports_every_layer_mn_triton_exports():
     for name in layers:
         assert namespace[name] is getattr(reference, name)
         assert namespace[name].__name__ == name
+
+
+def test_mn_triton_exports_its_public_names():
+    """SPEC §4's public names are in `mn_triton.__all__`, so `from mn_triton import *` gets
+    them all (the test above only compares the layers with the reference's)."""
+    public = {
+        "ModeNorm", "ModeNorm1d", "ModeNorm2d", "ModeNorm3d",
+        "ModeGroupNorm", "ModeGroupNorm1d", "ModeGroupNorm2d", "ModeGroupNorm3d",
+        "SyncModeNorm", "convert_to_mode_norm", "update_bn", "functional",
+        "get_backend", "set_backend", "use_backend",
+    }  # fmt: skip
+    assert set(mn_triton.__all__) == public
+    namespace: dict = {}
+    exec("from mn_triton import *", namespace)
+    for name in public:
+        assert namespace[name] is getattr(mn_triton, name)

@@ -2772,6 +2772,42 @@ MUTANTS = [
         ' "bias_param")  #',
         "tests/test_gpu_bodies.py",
     ),
+    # --- from the mutation audit of the layer API (2026-12-06, evening) ---
+    Mutant(
+        "U5 convert_to_mode_norm defaults to one mode",
+        "mn_triton/convert.py",
+        "    module: nn.Module, num_modes: int = 2, group_norm: bool = False\n) -> nn.Module:\n",
+        "    module: nn.Module, num_modes: int = 1, group_norm: bool = False\n) -> nn.Module:\n",
+        "tests/test_ecosystem.py::test_convert_defaults_to_two_modes_and_leaves_group_norm_alone",
+    ),
+    Mutant(
+        "U6 mn_triton's __all__ leaves out update_bn",
+        "mn_triton/__init__.py",
+        '    "update_bn",\n',
+        "",
+        "tests/test_reference.py::test_mn_triton_exports_its_public_names",
+    ),
+    Mutant(
+        "U7 the 1d variants refuse (N, C) input, which BatchNorm1d takes",
+        "reference/_base.py",
+        '    "1d": ((2, 3),',
+        '    "1d": ((3,),',
+        "tests/test_errors.py::test_rank_variants_take_the_ranks_batch_norm_takes",
+    ),
+    Mutant(
+        "U8 num_batches_tracked made on the default device, not the device= given",
+        "reference/_base.py",
+        "torch.tensor(0, dtype=torch.long, device=device)",
+        "torch.tensor(0, dtype=torch.long)",
+        "tests/test_mode_norm.py::test_device_argument_places_every_tensor",
+    ),
+    Mutant(
+        "U9 update_bn gives a training model train(False), its flags then set back by hand",
+        "mn_triton/swa.py",
+        "        model.train(modes[model])  #",
+        "        model.train(False)  #",
+        "tests/test_ecosystem.py::test_update_bn_gives_a_training_model_its_own_train_true_again",
+    ),
 ]
 
 

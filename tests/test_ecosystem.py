@@ -1137,6 +1137,21 @@ def test_update_bn_gives_a_training_model_its_own_train_true_again():
     assert model.training and model[1].training
 
 
+def test_update_bn_without_norms_leaves_the_model_and_loader_alone():
+    """A model without BatchNorm or ModeNorm layers: nothing to recompute, so, as torch's,
+    no pass over the loader (which may be long) and no call of the model at all."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), mn_triton.ModeGroupNorm2d(4)).eval()
+    calls = []
+    model.register_forward_hook(lambda *args: calls.append(1))
+
+    def loader():
+        yield torch.randn(4, 3, 2, 2)
+        raise AssertionError("the loader was read")
+
+    mn_triton.update_bn(loader(), model)
+    assert calls == [] and not model.training
+
+
 def test_update_bn_restarts_a_trained_layers_count():
     """A trained layer's num_batches_tracked is large: update_bn restarts it (and the
     estimates), or momentum=None's 1/t would barely move the stale estimates."""

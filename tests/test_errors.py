@@ -53,9 +53,14 @@ def test_rank_variants_take_the_ranks_batch_norm_takes(pkg, kind):
 
 
 @pytest.mark.parametrize("cls", ["ModeNorm2d", "ModeGroupNorm2d"])
-def test_channel_count_mismatch(pkg, cls):
-    with pytest.raises(ValueError, match=r"expected 4 channels"):
-        getattr(pkg, cls)(4)(torch.randn(2, 3, 5, 5))
+@pytest.mark.parametrize("shape", [(2, 3, 5, 5), (2, 5, 5, 4)], ids=["nchw", "nhwc"])
+def test_channel_count_mismatch(pkg, cls, shape):
+    """Channels are dim 1: an (N, H, W, C) tensor, its last dim the channel count, is
+    refused as well, by the layer's own message (without affine weights nothing else
+    would refuse it: MGN's gate takes one feature)."""
+    for affine in (True, False):
+        with pytest.raises(ValueError, match=r"expected 4 channels"):
+            getattr(pkg, cls)(4, affine=affine)(torch.randn(shape))
 
 
 # Float8 and complex types are refused as well: no accuracy contract covers them (SPEC §5),

@@ -691,6 +691,24 @@ def test_state_dict_without_metadata_or_step_count_loads_as_batch_norms_does(cls
         cls(3).load_state_dict(saved)
 
 
+@pytest.mark.parametrize("cls", [mn_triton.ModeNorm2d, reference.ModeNorm2d])
+def test_a_meta_layer_loading_a_plain_state_dict_gets_a_real_step_count(cls):
+    """Deferred initialisation (`with torch.device("meta")`, then
+    `load_state_dict(..., assign=True)`) from a plain dict without num_batches_tracked: the
+    count becomes a real 0, as BatchNorm's does, not the meta placeholder (on which the next
+    training step would fail: no data)."""
+    for make in (nn.BatchNorm2d, cls):
+        plain = {k: v.clone() for k, v in make(3).state_dict().items()
+                 if k != "num_batches_tracked"}  # fmt: skip
+        with torch.device("meta"):
+            layer = make(3)
+        layer.load_state_dict(plain, assign=True)
+        assert layer.num_batches_tracked.device.type == "cpu", make.__name__
+        assert layer.num_batches_tracked.item() == 0
+    layer(torch.randn(4, 3, 2, 2))
+    assert layer.num_batches_tracked.item() == 1
+
+
 def test_state_dict_moves_between_reference_and_fast_path(backend):
     fast = randomize(mn_triton.ModeNorm2d(5, num_modes=3, momentum=0.2))
     ref = reference.ModeNorm2d(5, num_modes=3, momentum=0.2)

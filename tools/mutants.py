@@ -2808,6 +2808,27 @@ MUTANTS = [
         "        model.train(False)  #",
         "tests/test_ecosystem.py::test_update_bn_gives_a_training_model_its_own_train_true_again",
     ),
+    Mutant(
+        "U10 a meta layer's placeholder count loaded in place of a missing num_batches_tracked",
+        "reference/_base.py",
+        '            real = own is not None and own.device.type != "meta"',
+        "            real = own is not None",
+        "tests/test_mode_norm.py::test_a_meta_layer_loading_a_plain_state_dict_gets_a_real_step_count",
+    ),
+    Mutant(
+        "U11 update_bn runs its pass over a model without norms",
+        "mn_triton/swa.py",
+        "    if not norms:\n        return\n",
+        "",
+        "tests/test_ecosystem.py::test_update_bn_without_norms_leaves_the_model_and_loader_alone",
+    ),
+    Mutant(
+        "U12 the channel check passes an input whose last dim has the channel count (NHWC)",
+        "reference/_base.py",
+        "    if x.size(1) != num_features:",
+        "    if x.size(1) != num_features and x.size(-1) != num_features:",
+        "tests/test_errors.py::test_channel_count_mismatch",
+    ),
 ]
 
 

@@ -1122,6 +1122,17 @@ class _FakeGraph:
             _FakeGraph.log.append(("replay", call))
 
 
+def _patch_fake_capture(monkeypatch, fake_capture) -> None:
+    """torch.cuda's graph capture as `fake_capture` (a context manager taking the graph),
+    with _FakeGraph and a side stream that needs no device."""
+    stream = SimpleNamespace(wait_stream=lambda other: None)
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", _FakeGraph)
+    monkeypatch.setattr(torch.cuda, "graph", fake_capture)
+    monkeypatch.setattr(torch.cuda, "Stream", lambda device: stream)
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device: stream)
+
+
 def test_graph_replays_warm_up_uncaptured_then_capture_each_input_set(monkeypatch):
     """CUDA-graph cases: every input set's call runs uncaptured first (at least 3 calls: CUDA
     refuses to load a kernel while capturing), then one graph per set, all sharing the first
@@ -1144,12 +1155,7 @@ def test_graph_replays_warm_up_uncaptured_then_capture_each_input_set(monkeypatc
         else:
             log.append(("run", i))
 
-    stream = SimpleNamespace(wait_stream=lambda other: None)
-    monkeypatch.setattr(torch.cuda, "CUDAGraph", _FakeGraph)
-    monkeypatch.setattr(torch.cuda, "graph", fake_capture)
-    monkeypatch.setattr(torch.cuda, "Stream", lambda device: stream)
-    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
-    monkeypatch.setattr(torch.cuda, "current_stream", lambda device: stream)
+    _patch_fake_capture(monkeypatch, fake_capture)
     monkeypatch.setattr(torch.cuda, "synchronize", lambda device: None)
     monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device: None)
     monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device: 2**20)
@@ -1379,11 +1385,6 @@ def test_graph_replays_peak_is_the_captures_not_the_warm_ups(monkeypatch):
     def call(i):
         fake.run(0.1, temporary_mib=3 if capturing else 500)
 
-    stream = SimpleNamespace(wait_stream=lambda other: None)
-    monkeypatch.setattr(torch.cuda, "CUDAGraph", _FakeGraph)
-    monkeypatch.setattr(torch.cuda, "graph", fake_capture)
-    monkeypatch.setattr(torch.cuda, "Stream", lambda device: stream)
-    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
-    monkeypatch.setattr(torch.cuda, "current_stream", lambda device: stream)
+    _patch_fake_capture(monkeypatch, fake_capture)
     _, peak_mb = layers.graph_replays(call, 2, torch.device("cuda"))
     assert peak_mb == pytest.approx(3.0)

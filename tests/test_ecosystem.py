@@ -1103,38 +1103,24 @@ def test_layers_work_on_torch_ops_where_triton_is_not_installed():
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-4000:]
 
 
-def test_update_bn_restores_the_models_mode_through_its_own_train():
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+def test_update_bn_restores_the_models_mode_through_its_own_train(training):
     """The model's mode comes back through its own `train` (which may do more than set the
-    flags, as here where it keeps a record), as torch's update_bn restores it; then each
-    module's flag as it was."""
+    flags, as here where it keeps a record), with the mode it had, as torch's update_bn
+    restores it; then each module's flag as it was. A model in training gets train(True)
+    again, not train(False) with the flags set back by hand afterwards (a `train` override
+    may do more than set flags: freeze some norms, say)."""
 
     class Recording(nn.Sequential):
         def train(self, mode: bool = True) -> nn.Module:
             self.calls = [*getattr(self, "calls", []), mode]
             return super().train(mode)
 
-    model = Recording(nn.Conv2d(3, 4, 1), mn_triton.ModeNorm2d(4)).eval()
+    model = Recording(nn.Conv2d(3, 4, 1), mn_triton.ModeNorm2d(4)).train(training)
     model.calls = []
     mn_triton.update_bn([torch.randn(4, 3, 2, 2)], model)
-    assert model.calls == [True, False]
-    assert not model.training and not model[1].training
-
-
-def test_update_bn_gives_a_training_model_its_own_train_true_again():
-    """The model's `train` is called with the mode it had: a model in training gets
-    train(True) after the pass, not train(False) with the flags set back by hand afterwards
-    (a `train` override may do more than set flags: freeze some norms, say)."""
-
-    class Recording(nn.Sequential):
-        def train(self, mode: bool = True) -> nn.Module:
-            self.calls = [*getattr(self, "calls", []), mode]
-            return super().train(mode)
-
-    model = Recording(nn.Conv2d(3, 4, 1), mn_triton.ModeNorm2d(4)).train()
-    model.calls = []
-    mn_triton.update_bn([torch.randn(4, 3, 2, 2)], model)
-    assert model.calls == [True, True]
-    assert model.training and model[1].training
+    assert model.calls == [True, training]
+    assert model.training == training and model[1].training == training
 
 
 def test_update_bn_without_norms_leaves_the_model_and_loader_alone():

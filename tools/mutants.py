@@ -2806,7 +2806,7 @@ MUTANTS = [
         "mn_triton/swa.py",
         "        model.train(modes[model])  #",
         "        model.train(False)  #",
-        "tests/test_ecosystem.py::test_update_bn_gives_a_training_model_its_own_train_true_again",
+        "tests/test_ecosystem.py::test_update_bn_restores_the_models_mode_through_its_own_train",
     ),
     Mutant(
         "U10 a meta layer's placeholder count loaded in place of a missing num_batches_tracked",

@@ -660,11 +660,11 @@ def test_host_overhead_times_compiled_features_with_and_without_their_path(monke
 
 
 def test_host_overhead_compiles_each_way_afresh(monkeypatch) -> None:
-    """--compiled: each timing compiles the layer afresh, with the switch as asked while it
-    traces, and puts the switch back."""
+    """--compiled: each timing compiles the layer afresh, whole (fullgraph), with the switch
+    as asked while it traces, and puts the switch back."""
     host = _load_benchmark("host_overhead", monkeypatch)
-    seen = []
-    monkeypatch.setattr(host.torch, "compile", lambda layer, **_: layer)
+    seen, options = [], []
+    monkeypatch.setattr(host.torch, "compile", lambda layer, **kw: options.append(kw) or layer)
     monkeypatch.setattr(host.torch._dynamo, "reset", lambda: seen.append("reset"))
     monkeypatch.setattr(host, "_per_call_us", lambda *_: seen.append(host.ops.TRACE_KERNELS) or 1.0)
     monkeypatch.setattr(host.ops, "TRACE_KERNELS", False)
@@ -673,6 +673,7 @@ def test_host_overhead_compiles_each_way_afresh(monkeypatch) -> None:
     assert host.ops.TRACE_KERNELS is False  # put back at once, not by the next call
     assert host._compiled_us(layer, torch.ones(1), 1, False) == 1.0
     assert seen == ["reset", True, "reset", "reset", False, "reset"]
+    assert options == [{"fullgraph": True}] * 2  # a graph break fails, not times half a layer
     assert host.ops.TRACE_KERNELS is False
     assert [traced for _, traced in host.compiled_variants(True)] == [False, True]
     assert [traced for _, traced in host.compiled_variants(False)] == [False]
@@ -687,3 +688,113 @@ def test_host_overhead_is_the_median_round_in_microseconds_per_call(monkeypatch)
     x = torch.ones(3, requires_grad=True)
     assert host._per_call_us(torch.nn.Identity(), x, 2) == pytest.approx(1500.0)  # 3 ms / 2
     assert x.grad.tolist() == [1.0] * 3  # each call's backward, from no gradient
+
+
+def test_host_overhead_rounds_on_a_gpu_end_when_its_work_is_done(monkeypatch) -> None:
+    """On a GPU (an input whose is_cuda is faked) each round, warm-up included, synchronises
+    after its calls and before its clock stops: the calls' queued work is inside the round."""
+    host = _load_benchmark("host_overhead", monkeypatch)
+    events: list[str] = []
+    monkeypatch.setattr(host.torch.cuda, "synchronize", lambda: events.append("sync"))
+    clock = SimpleNamespace(perf_counter=lambda: events.append("clock") or 1.0)
+    monkeypatch.setattr(host, "time", clock)
+
+    class Layer(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(2))
+
+        def forward(self, x) -> torch.Tensor:
+            events.append("call")
+            return self.w * 2.0
+
+    x = SimpleNamespace(is_cuda=True, grad=None)  # a CUDA input, as far as the timing sees
+    assert host._per_call_us(Layer(), x, calls=2) == 0.0
+    one_round = ["clock", "call", "call", "sync", "clock"]
+    assert events == ["call", "call", "sync"] + one_round * 5
+
+
+def test_host_overhead_layers_are_what_their_labels_say(monkeypatch) -> None:
+    """BatchNorm and our two layers, per rank, on the 8 channels of their shape, ours at K = 2
+    as their labels say; the shapes are maps (rank 2) and features (rank 1)."""
+    host = _load_benchmark("host_overhead", monkeypatch)
+    assert [(dim, len(shape)) for dim, shape in host.SHAPES] == [(2, 4), (1, 2)]
+    for dim, shape in host.SHAPES:
+        layers = host.layers_for(dim)
+        kinds = [f"BatchNorm{dim}d", f"ModeNorm{dim}d", f"ModeGroupNorm{dim}d"]
+        assert [type(layer).__name__ for layer in layers.values()] == kinds
+        assert list(layers)[0] == kinds[0]
+        for name, layer in list(layers.items())[1:]:
+            assert name == f"mn_triton.{type(layer).__name__} K={layer.num_modes}"
+            assert layer.num_modes == 2
+        assert {layer.num_features for layer in layers.values()} == {shape[1]}
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [(["--compile-only"], "unset TRITON_INTERPRET"), (["--skip-launch-path"], "--compile-only")],
+)
+def test_host_overhead_refuses_options_it_cannot_honour(argv, message, monkeypatch, capsys):
+    """--compile-only through the interpreter would time the interpreter, and
+    --skip-launch-path needs --compile-only: both refused before anything is patched or timed."""
+    host = _load_benchmark("host_overhead", monkeypatch)
+    monkeypatch.setattr(host.backend, "INTERPRETING", True)
+    patched = SimpleNamespace(compile_instead_of_launch=lambda: pytest.fail("patched the launch"))
+    monkeypatch.setitem(sys.modules, "compile_check", patched)
+    monkeypatch.setattr(host, "_per_call_us", lambda *_: pytest.fail("timed"))
+    monkeypatch.setattr(sys, "argv", ["host_overhead.py", "--device", "cpu", *argv])
+    with pytest.raises(SystemExit) as exited:
+        host.main()
+    assert exited.value.code == 2 and message in capsys.readouterr().err
+
+
+class _Placed(torch.nn.Identity):
+    """A layer that notes the device it is moved to (CUDA faked on a CPU-only machine)."""
+
+    def __init__(self, *_, num_modes: int | None = None, **__) -> None:
+        super().__init__()
+        self.num_modes, self.device = num_modes, None
+
+    def to(self, device):
+        self.device = device
+        return self
+
+
+@pytest.mark.parametrize("argv, device", [([], "cuda"), (["--device", "cuda:0"], "cuda:0")])
+def test_host_overhead_on_a_gpu_times_every_layer_there_and_the_traced_way(
+    argv, device, monkeypatch, capsys
+) -> None:
+    """On a machine with CUDA (faked), the stage as gpu_run.sh runs it (no --device): every
+    layer moved to the GPU and timed on a GPU input, labelled as the Triton path; with
+    --compiled, ours also with the kernels traced, on the input the kernel warm-up compiles
+    (COMPILED_SHAPE), and no 'needs CUDA' note."""
+    host = _load_benchmark("host_overhead", monkeypatch)
+    monkeypatch.setattr(host.torch.cuda, "is_available", lambda: True)
+    real_randn, inputs = torch.randn, []
+
+    def randn(shape, device, requires_grad):
+        inputs.append(device)
+        return real_randn(shape, requires_grad=requires_grad)
+
+    monkeypatch.setattr(host.torch, "randn", randn)
+    real_layers = host.layers_for
+    monkeypatch.setattr(host, "layers_for", lambda dim: {k: _Placed() for k in real_layers(dim)})
+    eager, compiled = [], []
+    monkeypatch.setattr(
+        host, "_per_call_us", lambda layer, x, calls: eager.append(layer.device) or 1.0
+    )
+
+    def compiled_us(layer, x, calls, traced):
+        compiled.append((layer.device, tuple(x.shape), traced))
+        return 2.0
+
+    monkeypatch.setattr(host, "_compiled_us", compiled_us)
+    monkeypatch.setattr(sys, "argv", ["host_overhead.py", *argv, "--compiled"])
+    assert host.main() == 0
+    out = capsys.readouterr().out
+    assert f"host time per forward+backward call, {device} (Triton), input (2, 8, 4, 4):" in out
+    assert eager == [device] * 6 and inputs == [device] * 3
+    maps = host.COMPILED_SHAPE[1]
+    assert compiled == [(device, maps, traced) for traced in (False, False, True, False, True)]
+    assert "needs CUDA" not in out
+    assert "ModeGroupNorm2d K=2, compiled, kernels traced" in out

@@ -7,6 +7,7 @@ real parsers, and what it leaves in $OUT against the device tool's limits (at mo
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -463,6 +464,168 @@ def test_kernel_warm_up_steps_take_the_benchmarks_batch(monkeypatch):
     warm = _load_benchmark("warm_kernels", monkeypatch)
     train_step = _load_benchmark("train_step", monkeypatch)
     assert warm.TRAIN_BATCH == train_step.Settings().batch == 128
+
+
+def test_kernel_warm_up_of_grid_none_is_the_steps_and_host_overhead_only(monkeypatch):
+    """`--grid none` (part traced): no layer case, only the steps and host_overhead.py's calls."""
+    warm = _load_benchmark("warm_kernels", monkeypatch)
+    train_step = _load_benchmark("train_step", monkeypatch)
+    units = warm._units(warm.NO_GRID, ["lenet"], host_overhead=True, compiled_steps=True)
+    steps = [("lenet", k, *way) for k in train_step.LENET_KS for way in ((), (warm.COMPILED,))]
+    assert units == [*steps, warm.HOST_OVERHEAD]
+
+
+def test_kernel_warm_up_units_run_their_own_calls_and_report_failures(monkeypatch):
+    """Each kind of unit runs its own call and is labelled so; a call that raises is reported
+    with its error (the pool goes on), one that does not with none."""
+    warm = _load_benchmark("warm_kernels", monkeypatch)
+    ran = []
+    monkeypatch.setattr(warm, "_layer_call", lambda case: ran.append(("layer", case)))
+    monkeypatch.setattr(warm, "_host_overhead_calls", lambda: ran.append(("host",)))
+    monkeypatch.setattr(warm, "_training_step", lambda m, k: ran.append(("eager", m, k)))
+
+    def compiled_step(model, k):
+        ran.append(("compiled", model, k))
+        raise RuntimeError("no room")
+
+    monkeypatch.setattr(warm, "_compiled_step", compiled_step)
+    case = warm._units("smoke", [])[0]
+    units = [case, warm.HOST_OVERHEAD, ("lenet", 4), ("lenet", 4, warm.COMPILED)]
+    results = [warm._compile_unit(unit) for unit in units]
+    assert ran == [("layer", case), ("host",), ("eager", "lenet", 4), ("compiled", "lenet", 4)]
+    assert [(label, error) for label, _, error in results] == [
+        (case.id, ""),
+        (warm.HOST_OVERHEAD, ""),
+        ("step lenet K=4", ""),
+        ("step lenet K=4 (compiled)", "RuntimeError: no room"),
+    ]
+    assert all(seconds >= 0 for _, seconds, _ in results)
+
+
+def test_kernel_warm_up_workers_compile_for_the_gpu_and_split_rows_as_it_does(monkeypatch):
+    """A worker compiles for the architecture it is given and splits the rows of its meta
+    tensors as a CUDA device of 132 multiprocessors (H100 and H200) splits them: the
+    kernels' grid, and with it their specialisations, as in the timed launches."""
+    warm = _load_benchmark("warm_kernels", monkeypatch)
+    import compile_check  # (on sys.path: warm_kernels put tools/ there)
+
+    from mn_triton.kernels import layout
+
+    archs = []
+    monkeypatch.setattr(compile_check, "compile_instead_of_launch", archs.append)
+    monkeypatch.setattr(layout, "CPU_TARGET_PROGRAMS", layout.CPU_TARGET_PROGRAMS)  # put back
+    monkeypatch.setattr(layout, "_sm_count", lambda index: 132)
+    plan = layout.RowPlan(64, 8, 1 << 16, 1 << 16, 4, 1024, 4)
+    on_gpu = layout.reduction_split(plan, torch.device("cuda", 0))
+    assert layout.reduction_split(plan, torch.device("meta")) != on_gpu  # (the test's plan tells)
+    warm._init_worker(80)
+    assert archs == [80]
+    assert layout.reduction_split(plan, torch.device("meta")) == on_gpu
+
+
+class _InProcessPool:
+    """ProcessPoolExecutor's part that warm_kernels.main uses, in this process; notes how it
+    was made (processes, start method, initializer)."""
+
+    made: list[tuple] = []
+
+    def __init__(self, jobs, mp_context, initializer, initargs) -> None:
+        self.made.append((jobs, mp_context.get_start_method(), initializer, initargs))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def map(self, fn, units):
+        return map(fn, units)
+
+
+def test_kernel_warm_up_main_on_a_gpu(monkeypatch, capsys):
+    """On a GPU (faked: compute capability 8.6) the workers start fresh (spawn: this process
+    asked CUDA for the capability), compile for that GPU, and each unit's line and the last
+    line (which gpu_run.sh puts in its summary) count the failures; the exit status stays 0
+    (what failed compiles when launched). Every grid gpu_run.sh warms is accepted."""
+    warm = _load_benchmark("warm_kernels", monkeypatch)
+    monkeypatch.setattr(warm.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(warm.torch.cuda, "get_device_capability", lambda *_: (8, 6))
+    monkeypatch.setattr(_InProcessPool, "made", [])
+    monkeypatch.setattr(warm, "ProcessPoolExecutor", _InProcessPool)
+
+    def compile_unit(unit):
+        return str(unit), 1.5, "RuntimeError: boom" if unit == warm.HOST_OVERHEAD else ""
+
+    monkeypatch.setattr(warm, "_compile_unit", compile_unit)
+    assert warm.main(["--grid", "none", "--host-overhead", "--jobs", "3"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert _InProcessPool.made == [(3, "spawn", warm._init_worker, (86,))]
+    assert out[0] == "warming Triton's cache for sm_86: 1 layer calls and steps, 3 processes"
+    assert out[1] == f"[1/1]    1.5 s  {warm.HOST_OVERHEAD}  FAILED RuntimeError: boom"
+    assert out[2].startswith("warmed in ")
+    assert out[2].endswith("; 1 of 1 failed (they compile when launched)")
+    grids = set(re.findall(r"^\s*warm_kernels_start (\w+) ", SCRIPT.read_text(), re.M))
+    assert grids == {"full", "core", "extra", "none"}
+    for grid_name in grids:
+        assert warm.main(["--grid", grid_name, "--models", "lenet"]) == 0
+        assert "; 0 of " in capsys.readouterr().out
+
+
+def test_kernel_warm_up_steps_run_forward_and_backward_of_the_models_layers(monkeypatch):
+    """An eager step builds the model with our layers at its K and runs its forward and
+    backward on meta tensors; a compiled step hands each of the model's layers, in order, its
+    input from a forward without gradients at the benchmark's batch."""
+    warm = _load_benchmark("warm_kernels", monkeypatch)
+    import compile_check
+    import models
+
+    import mn_triton
+
+    built = []
+    real_build = models.build_model
+    monkeypatch.setattr(
+        models, "build_model", lambda *a, **k: built.append(real_build(*a, **k)) or built[-1]
+    )
+    calls = []
+    monkeypatch.setattr(
+        compile_check, "compiled_layer_calls", lambda layer, x: calls.append((layer, x))
+    )
+
+    def ours(model):
+        kinds = (mn_triton.ModeNorm, mn_triton.ModeGroupNorm)
+        return [layer for layer in model.modules() if isinstance(layer, kinds)]
+
+    warm._training_step("lenet", 4)
+    (model,) = built
+    assert ours(model) and all(layer.num_modes == 4 for layer in ours(model))
+    assert all(p.device.type == "meta" and p.grad is not None for p in model.parameters())
+    assert not calls
+    warm._compiled_step("lenet", 6)
+    model = built[-1]
+    assert [layer for layer, _ in calls] == ours(model)
+    assert all(layer.num_modes == 6 for layer in ours(model))
+    for _, x in calls:
+        assert x.device.type == "meta" and x.shape[0] == warm.TRAIN_BATCH and not x.requires_grad
+
+
+def test_kernel_warm_up_of_host_overhead_is_its_layers_and_compiled_maps(monkeypatch):
+    """host_overhead.py's calls: our layers' eager calls on both shapes (BatchNorm launches no
+    Triton kernel), and their compiled calls on the maps that its --compiled times."""
+    warm = _load_benchmark("warm_kernels", monkeypatch)
+    import compile_check
+    import host_overhead
+
+    calls = []
+    monkeypatch.setattr(
+        compile_check, "compiled_layer_calls", lambda layer, x: calls.append((layer, x))
+    )
+    warm._host_overhead_calls()
+    maps = host_overhead.COMPILED_INPUTS["maps"][1]
+    assert [(type(layer).__name__, tuple(x.shape)) for layer, x in calls] == [
+        ("ModeNorm2d", maps),
+        ("ModeGroupNorm2d", maps),
+    ]
+    assert all(x.device.type == "meta" and not x.requires_grad for _, x in calls)
 
 
 WARM_STEPS = """

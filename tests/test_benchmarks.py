@@ -122,6 +122,18 @@ class _FreshGradsLinear(torch.nn.Linear):
         return super().forward(x)
 
 
+class _Placed(torch.nn.Identity):
+    """A layer that notes the device it is moved to (CUDA faked on a CPU-only machine)."""
+
+    def __init__(self, *_, num_modes: int | None = None, **__) -> None:
+        super().__init__()
+        self.num_modes, self.device = num_modes, None
+
+    def to(self, device):
+        self.device = device
+        return self
+
+
 def test_split_timing_steps_start_from_no_gradients(monkeypatch) -> None:
     """Each timed forward+backward stores its gradients rather than adding to the last
     step's (an add per leaf, and for dx a pass over x more, that a training step after
@@ -132,6 +144,100 @@ def test_split_timing_steps_start_from_no_gradients(monkeypatch) -> None:
     args = SimpleNamespace(warmup=1, reps=5)
     assert split_timing._step_ms(layer, (4, 3), "cpu", args) > 0
     assert len(layer.seen) == 6 and all(layer.seen)
+
+
+def test_split_timing_step_is_the_median_of_its_timed_calls_on_its_device(monkeypatch) -> None:
+    """A step's time is the median (ms_p50) of measure.time_fn's timed calls, on the device,
+    warm-up and repetitions asked for."""
+    split_timing = _load_benchmark("split_timing", monkeypatch)
+    asked = []
+
+    def time_fn(fn, device, warmup, reps):
+        fn(0)
+        asked.append((device, warmup, reps))
+        return SimpleNamespace(ms_p20=1.0, ms_p50=2.0, ms_p80=3.0)
+
+    monkeypatch.setattr(split_timing.measure, "time_fn", time_fn)
+    args = SimpleNamespace(warmup=3, reps=7)
+    assert split_timing._step_ms(torch.nn.Linear(3, 3), (4, 3), "cpu", args) == 2.0
+    assert asked == [(torch.device("cpu"), 3, 7)]
+
+
+def test_split_timing_batch_norm_takes_each_rank_of_input() -> None:
+    """BatchNorm beside ModeNorm: the class that takes the shape's rank, on its channels."""
+    split_timing = _load_benchmark("split_timing")
+    for shape in [(4, 3), (4, 3, 5), (4, 3, 2, 2), (4, 3, 2, 2, 2)]:
+        bn = split_timing._batch_norm(shape)
+        assert bn.num_features == 3
+        assert bn(torch.randn(shape)).shape == shape
+
+
+def test_split_timing_splits_column_is_the_kernels_split_at_each_k(monkeypatch) -> None:
+    """The 'splits' column is the split the forward's batch-statistics kernel launches with
+    (its grid's second axis), at the row's K: the blocks, and so the rounding of the splits
+    to whole blocks, depend on K (this shape splits in 2 at K = 2 and in 3 at K = 6)."""
+    split_timing = _load_benchmark("split_timing", monkeypatch)
+    mix = split_timing.mix
+    monkeypatch.setattr(mix, "SPLIT_MIN_ROWS", 10)
+    grids = []
+    monkeypatch.setattr(
+        mix, "launch", lambda kernel, grid: grids.append((kernel, grid)) or (lambda *a, **k: None)
+    )
+    n, c = 30, 32
+    launched = {}
+    for k in (2, 6):
+        gate = split_timing.mn_triton.ModeNorm(c, num_modes=k).gate
+        grids.clear()
+        mix.mode_norm_batch_stats(
+            torch.randn(n, c), torch.randn(n, c), torch.rand(n, c), gate.weight, gate.bias
+        )
+        (launched[k],) = [grid[1] for kernel, grid in grids if kernel is mix._mn_batch_stats_kernel]
+        assert split_timing._splits((n, c), k) == launched[k]
+    assert launched[2] != launched[6]
+
+
+def test_split_timing_on_a_gpu_times_its_shapes_and_each_k_on_the_device(monkeypatch, capsys):
+    """On a machine with CUDA (faked): the GPU's defaults (its shapes, 10 warm-up and 50 timed
+    calls, the rule's SPLIT_MIN_ROWS for the 'split' column) where no option is given, and the
+    options where one is; the Triton backend; each layer moved to the device asked for; per
+    shape BatchNorm, then per K ModeNorm never split and split; the rule put back after."""
+    split_timing = _load_benchmark("split_timing", monkeypatch)
+    mix = split_timing.mix
+    rule = mix.SPLIT_MIN_ROWS
+    monkeypatch.setattr(split_timing.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(split_timing.measure, "device_name", lambda device: "a faked GPU")
+    backends = []
+    monkeypatch.setattr(split_timing.mn_triton, "set_backend", backends.append)
+    monkeypatch.setattr(split_timing, "_batch_norm", lambda shape: _Placed())
+    monkeypatch.setattr(split_timing.mn_triton, "ModeNorm", _Placed)
+    timed = []
+
+    def step_ms(layer, shape, device, args):
+        timed.append((layer.num_modes, shape, layer.device, device, mix.SPLIT_MIN_ROWS))
+        assert (args.warmup, args.reps) == expected_calls
+        return 1.0
+
+    monkeypatch.setattr(split_timing, "_step_ms", step_ms)
+
+    def rows(shapes, ks, device, split_rule):
+        for shape in shapes:
+            yield None, shape, device, device, rule
+            for k in ks:
+                yield k, shape, device, device, split_timing.NEVER
+                yield k, shape, device, device, split_rule
+
+    expected_calls = (10, 50)
+    assert split_timing.main([]) == 0
+    assert timed == list(rows(split_timing.SHAPES, [2], "cuda", rule))
+    assert backends == ["triton"] and rule == mix.SPLIT_MIN_ROWS
+    assert "device: a faked GPU" in capsys.readouterr().out
+    timed.clear()
+    expected_calls = (10, 7)
+    argv = ["--device", "cuda:0", "--shape", "64", "8", "--k", "2", "6", "--split-min-rows",
+            "16", "--reps", "7"]  # fmt: skip
+    assert split_timing.main(argv) == 0
+    assert timed == list(rows([(64, 8)], [2, 6], "cuda:0", 16))
+    assert rule == mix.SPLIT_MIN_ROWS
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal without CUDA")
@@ -746,18 +852,6 @@ def test_host_overhead_refuses_options_it_cannot_honour(argv, message, monkeypat
     with pytest.raises(SystemExit) as exited:
         host.main()
     assert exited.value.code == 2 and message in capsys.readouterr().err
-
-
-class _Placed(torch.nn.Identity):
-    """A layer that notes the device it is moved to (CUDA faked on a CPU-only machine)."""
-
-    def __init__(self, *_, num_modes: int | None = None, **__) -> None:
-        super().__init__()
-        self.num_modes, self.device = num_modes, None
-
-    def to(self, device):
-        self.device = device
-        return self
 
 
 @pytest.mark.parametrize("argv, device", [([], "cuda"), (["--device", "cuda:0"], "cuda:0")])

@@ -863,6 +863,7 @@ def test_host_overhead_on_a_gpu_times_every_layer_there_and_the_traced_way(
     --compiled, ours also with the kernels traced, on the input the kernel warm-up compiles
     (COMPILED_SHAPE), and no 'needs CUDA' note."""
     host = _load_benchmark("host_overhead", monkeypatch)
+    monkeypatch.setattr(host.backend, "POINT_ROWS", host.backend.POINT_ROWS)  # main sets it
     monkeypatch.setattr(host.torch.cuda, "is_available", lambda: True)
     real_randn, inputs = torch.randn, []
 

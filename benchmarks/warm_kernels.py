@@ -123,14 +123,15 @@ def _host_overhead_calls() -> None:
                     compiled_layer_calls(layer, x.detach())
 
 
-def _init_worker(arch: int) -> None:
+def _init_worker(arch: int, multiprocessors: int) -> None:
     from compile_check import compile_instead_of_launch
 
     from mn_triton.kernels import layout
 
     compile_instead_of_launch(arch)
-    # Rows split as on the GPU (H100 and H200 both have 132 multiprocessors).
-    layout.CPU_TARGET_PROGRAMS = layout.PROGRAMS_PER_SM * 132
+    # Rows split as on the GPU, whose multiprocessor count sets the reduction splits and so
+    # the kernels' specialisations (H100 SXM and H200: 132; H100 PCIe: 114).
+    layout.CPU_TARGET_PROGRAMS = layout.PROGRAMS_PER_SM * multiprocessors
 
 
 def _compile_unit(unit: Unit) -> tuple[str, float, str]:
@@ -156,6 +157,16 @@ def _compile_unit(unit: Unit) -> tuple[str, float, str]:
     return label, time.perf_counter() - started, error
 
 
+def _target(arch: int | None, sms: int | None) -> tuple[int, int]:
+    """(compute capability as 90, multiprocessors) to compile for: as given, else the local
+    GPU's, else an H200's."""
+    if torch.cuda.is_available() and (arch is None or sms is None):
+        properties = torch.cuda.get_device_properties(0)
+        arch = 10 * properties.major + properties.minor if arch is None else arch
+        sms = properties.multi_processor_count if sms is None else sms
+    return (90 if arch is None else arch), (132 if sms is None else sms)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--grid", default="core", choices=(*grid.GRIDS[1:], NO_GRID))
@@ -170,22 +181,23 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     p.add_argument("--jobs", type=int, default=1, help="parallel compiling processes")
     p.add_argument("--arch", type=int, default=None, help="default: the local GPU's, else 90")
+    p.add_argument(
+        "--sms", type=int, default=None,
+        help="the GPU's multiprocessors (default: the local GPU's, else 132: H100 SXM, H200)",
+    )  # fmt: skip
     args = p.parse_args(argv)
-    arch = args.arch
-    if arch is None:
-        major, minor = torch.cuda.get_device_capability() if torch.cuda.is_available() else (9, 0)
-        arch = 10 * major + minor
+    arch, sms = _target(args.arch, args.sms)
     models = [m for m in args.models.split(",") if m]
     units = _units(args.grid, models, args.host_overhead, args.compiled_steps)
-    print(f"warming Triton's cache for sm_{arch}: {len(units)} layer calls and steps, "
-          f"{args.jobs} processes", flush=True)  # fmt: skip
+    print(f"warming Triton's cache for sm_{arch} ({sms} multiprocessors): {len(units)} layer "
+          f"calls and steps, {args.jobs} processes", flush=True)  # fmt: skip
     started = time.perf_counter()
     failed = 0
-    # Fresh processes, not forks: this one may have initialised CUDA (the capability above),
+    # Fresh processes, not forks: this one may have initialised CUDA (`_target`),
     # which a forked child could not use; the workers never touch the GPU.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
-        args.jobs, mp_context=context, initializer=_init_worker, initargs=(arch,)
+        args.jobs, mp_context=context, initializer=_init_worker, initargs=(arch, sms)
     ) as pool:
         for i, (label, seconds, error) in enumerate(pool.map(_compile_unit, units), 1):
             failed += bool(error)

@@ -13,6 +13,7 @@ import sys
 import tarfile
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -504,8 +505,8 @@ def test_kernel_warm_up_units_run_their_own_calls_and_report_failures(monkeypatc
 
 def test_kernel_warm_up_workers_compile_for_the_gpu_and_split_rows_as_it_does(monkeypatch):
     """A worker compiles for the architecture it is given and splits the rows of its meta
-    tensors as a CUDA device of 132 multiprocessors (H100 and H200) splits them: the
-    kernels' grid, and with it their specialisations, as in the timed launches."""
+    tensors as a CUDA device of the multiprocessors it is given splits them: the kernels'
+    grid, and with it their specialisations, as in the timed launches."""
     warm = _load_benchmark("warm_kernels", monkeypatch)
     import compile_check  # (on sys.path: warm_kernels put tools/ there)
 
@@ -514,13 +515,18 @@ def test_kernel_warm_up_workers_compile_for_the_gpu_and_split_rows_as_it_does(mo
     archs = []
     monkeypatch.setattr(compile_check, "compile_instead_of_launch", archs.append)
     monkeypatch.setattr(layout, "CPU_TARGET_PROGRAMS", layout.CPU_TARGET_PROGRAMS)  # put back
-    monkeypatch.setattr(layout, "_sm_count", lambda index: 132)
     plan = layout.RowPlan(64, 8, 1 << 16, 1 << 16, 4, 1024, 4)
-    on_gpu = layout.reduction_split(plan, torch.device("cuda", 0))
-    assert layout.reduction_split(plan, torch.device("meta")) != on_gpu  # (the test's plan tells)
-    warm._init_worker(80)
-    assert archs == [80]
-    assert layout.reduction_split(plan, torch.device("meta")) == on_gpu
+    splits = set()
+    for sms in (114, 132):  # an H100 PCIe's, an H100 SXM's and H200's
+        monkeypatch.setattr(layout, "_sm_count", lambda index, sms=sms: sms)
+        on_gpu = layout.reduction_split(plan, torch.device("cuda", 0))
+        warm._init_worker(80, sms)
+        assert layout.reduction_split(plan, torch.device("meta")) == on_gpu
+        splits.add(on_gpu)
+    assert archs == [80, 80]
+    assert len(splits) == 2  # (the test's plan tells the two apart, and a CPU's one program)
+    monkeypatch.setattr(layout, "CPU_TARGET_PROGRAMS", 1)
+    assert layout.reduction_split(plan, torch.device("meta")) not in splits
 
 
 class _InProcessPool:
@@ -543,13 +549,15 @@ class _InProcessPool:
 
 
 def test_kernel_warm_up_main_on_a_gpu(monkeypatch, capsys):
-    """On a GPU (faked: compute capability 8.6) the workers start fresh (spawn: this process
-    asked CUDA for the capability), compile for that GPU, and each unit's line and the last
-    line (which gpu_run.sh puts in its summary) count the failures; the exit status stays 0
-    (what failed compiles when launched). Every grid gpu_run.sh warms is accepted."""
+    """On a GPU (faked: compute capability 8.6, 84 multiprocessors) the workers start fresh
+    (spawn: this process asked CUDA for the device's properties), compile for that GPU and
+    split rows as it does, and each unit's line and the last line (which gpu_run.sh puts in
+    its summary) count the failures; the exit status stays 0 (what failed compiles when
+    launched). Every grid gpu_run.sh warms is accepted."""
     warm = _load_benchmark("warm_kernels", monkeypatch)
     monkeypatch.setattr(warm.torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(warm.torch.cuda, "get_device_capability", lambda *_: (8, 6))
+    properties = SimpleNamespace(major=8, minor=6, multi_processor_count=84)
+    monkeypatch.setattr(warm.torch.cuda, "get_device_properties", lambda *_: properties)
     monkeypatch.setattr(_InProcessPool, "made", [])
     monkeypatch.setattr(warm, "ProcessPoolExecutor", _InProcessPool)
 
@@ -559,8 +567,11 @@ def test_kernel_warm_up_main_on_a_gpu(monkeypatch, capsys):
     monkeypatch.setattr(warm, "_compile_unit", compile_unit)
     assert warm.main(["--grid", "none", "--host-overhead", "--jobs", "3"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert _InProcessPool.made == [(3, "spawn", warm._init_worker, (86,))]
-    assert out[0] == "warming Triton's cache for sm_86: 1 layer calls and steps, 3 processes"
+    assert _InProcessPool.made == [(3, "spawn", warm._init_worker, (86, 84))]
+    assert out[0] == (
+        "warming Triton's cache for sm_86 (84 multiprocessors): 1 layer calls and steps, "
+        "3 processes"
+    )
     assert out[1] == f"[1/1]    1.5 s  {warm.HOST_OVERHEAD}  FAILED RuntimeError: boom"
     assert out[2].startswith("warmed in ")
     assert out[2].endswith("; 1 of 1 failed (they compile when launched)")
@@ -569,6 +580,21 @@ def test_kernel_warm_up_main_on_a_gpu(monkeypatch, capsys):
     for grid_name in grids:
         assert warm.main(["--grid", grid_name, "--models", "lenet"]) == 0
         assert "; 0 of " in capsys.readouterr().out
+
+
+def test_kernel_warm_up_target_is_as_given_else_the_gpus_else_an_h200s(monkeypatch):
+    """--arch and --sms win; each one not given is the local GPU's; without a GPU, sm_90 and
+    132 multiprocessors (an H200, the lent machines' kind)."""
+    warm = _load_benchmark("warm_kernels", monkeypatch)
+    monkeypatch.setattr(warm.torch.cuda, "is_available", lambda: False)
+    assert warm._target(None, None) == (90, 132)
+    assert warm._target(80, 108) == (80, 108)
+    monkeypatch.setattr(warm.torch.cuda, "is_available", lambda: True)
+    properties = SimpleNamespace(major=9, minor=0, multi_processor_count=114)
+    monkeypatch.setattr(warm.torch.cuda, "get_device_properties", lambda *_: properties)
+    assert warm._target(None, None) == (90, 114)
+    assert warm._target(86, None) == (86, 114)
+    assert warm._target(None, 132) == (90, 132)
 
 
 def test_kernel_warm_up_steps_run_forward_and_backward_of_the_models_layers(monkeypatch):
@@ -632,7 +658,7 @@ WARM_STEPS = """
 import os, sys
 sys.path[:0] = ["benchmarks"]
 import warm_kernels
-warm_kernels._init_worker(90)
+warm_kernels._init_worker(90, 132)
 def entries():
     return len(os.listdir(os.environ["TRITON_CACHE_DIR"]))
 warm_kernels._training_step("lenet", 2)
@@ -669,7 +695,7 @@ WARM_HOST_OVERHEAD = """
 import os, sys
 sys.path[:0] = ["benchmarks"]
 import warm_kernels
-warm_kernels._init_worker(90)
+warm_kernels._init_worker(90, 132)
 def entries():
     return len(os.listdir(os.environ["TRITON_CACHE_DIR"]))
 warm_kernels._host_overhead_calls()

@@ -2958,24 +2958,24 @@ MUTANTS = [
         "tests/test_gpu_run.py::test_kernel_warm_up_workers_compile_for_the_gpu_and_split_rows_as_it_does",
     ),
     Mutant(
-        "I19 warm_kernels' workers split rows as a GPU of 114 multiprocessors",
+        "I19 warm_kernels' workers split rows as a GPU of 132 multiprocessors, whatever it has",
         "benchmarks/warm_kernels.py",
+        "layout.PROGRAMS_PER_SM * multiprocessors",
         "layout.PROGRAMS_PER_SM * 132",
-        "layout.PROGRAMS_PER_SM * 114",
         "tests/test_gpu_run.py::test_kernel_warm_up_workers_compile_for_the_gpu_and_split_rows_as_it_does",
     ),
     Mutant(
         "I20 warm_kernels' workers split rows as a CPU (one program)",
         "benchmarks/warm_kernels.py",
-        "    layout.CPU_TARGET_PROGRAMS = layout.PROGRAMS_PER_SM * 132\n",
+        "    layout.CPU_TARGET_PROGRAMS = layout.PROGRAMS_PER_SM * multiprocessors\n",
         "",
         "tests/test_gpu_run.py::test_kernel_warm_up_workers_compile_for_the_gpu_and_split_rows_as_it_does",
     ),
     Mutant(
         "I21 warm_kernels' architecture drops the minor version",
         "benchmarks/warm_kernels.py",
-        "        arch = 10 * major + minor",
-        "        arch = 10 * major",
+        "10 * properties.major + properties.minor",
+        "10 * properties.major",
         "tests/test_gpu_run.py::test_kernel_warm_up_main_on_a_gpu",
     ),
     Mutant(
@@ -2995,7 +2995,7 @@ MUTANTS = [
     Mutant(
         "I24 warm_kernels' workers without the compile-only initializer",
         "benchmarks/warm_kernels.py",
-        "args.jobs, mp_context=context, initializer=_init_worker, initargs=(arch,)",
+        "args.jobs, mp_context=context, initializer=_init_worker, initargs=(arch, sms)",
         "args.jobs, mp_context=context",
         "tests/test_gpu_run.py::test_kernel_warm_up_main_on_a_gpu",
     ),
@@ -3124,6 +3124,13 @@ MUTANTS = [
         '"warmup": 10, "reps": 50}',
         '"warmup": 10, "reps": 5}',
         "tests/test_benchmarks.py::test_split_timing_on_a_gpu_times_its_shapes_and_each_k_on_the_device",
+    ),
+    Mutant(
+        "I43 warm_kernels takes an H200's 132 multiprocessors on any GPU (an H100 PCIe has 114)",
+        "benchmarks/warm_kernels.py",
+        "sms = properties.multi_processor_count if sms is None else sms",
+        "sms = 132 if sms is None else sms",
+        "tests/test_gpu_run.py::test_kernel_warm_up_target_is_as_given_else_the_gpus_else_an_h200s",
     ),
 ]
 

@@ -74,6 +74,8 @@ CASES = [
     ("MN eval", "ModeNorm2d", (8, 40, 5, 5), False, False, False),
     ("MN training, channels_last", "ModeNorm2d", (4, 8, 5, 3), True, False, False),
     ("MN training, samples split", "ModeNorm2d", (2048, 16, 2, 1), True, False, False),
+    # Long rows split across programs, as on a GPU (_merge_splits_kernel): see probe.
+    ("MN training, rows split", "ModeNorm2d", (2, 4, 64, 64), True, False, False),
     ("MN training, as captured", "ModeNorm2d", (32, 40, 3, 3), True, True, False),
     ("MN eval, as captured", "ModeNorm2d", (32, 40, 3, 3), False, True, False),
     ("MGN training", "ModeGroupNorm2d", (8, 16, 5, 5), True, False, False),
@@ -174,6 +176,26 @@ def same_launches(traced: list[Launch], eager: list[Launch]) -> bool:
     )
 
 
+def launch_problems(
+    traced: list[tuple[Launch, list]], expected: list[Launch], parameters: Callable[[str], set]
+) -> list[str]:
+    """How a case's recorded launches (traced_launches) fall short: not the eager calls'
+    launches (`expected`); an input among the arguments taken as written; an argument that
+    is not among the kernel's `parameters` (a compile option)."""
+    problems = []
+    if not same_launches([launch for launch, _ in traced], expected):
+        short = [launch[:2] for launch, _ in traced], [launch[:2] for launch in expected]
+        problems.append("traced launches differ from eager ones: {} against {}".format(*short))
+    for (kernel, _grid, arguments), written in traced:
+        inputs = sorted(set(written) - KERNEL_OUTPUTS[kernel])
+        if inputs:
+            problems.append(f"{kernel}: inputs taken as written (copied each call): {inputs}")
+        others = sorted(set(arguments) - parameters(kernel) - {"num_warps"})
+        if others:  # compile options (enable_fp_fusion) are not the kernel's to take
+            problems.append(f"{kernel}: recorded with arguments it does not take: {others}")
+    return problems
+
+
 def eager_launches(layer: torch.nn.Module, x: torch.Tensor, recorder: Recorder) -> list[Launch]:
     """The launches of the op bodies that the traced graphs hold, called as the compiled
     layer calls them (running estimates after the op in training; rows of one element
@@ -227,7 +249,19 @@ def _kept_whole(graphs: list[torch.fx.GraphModule]) -> int:
 
 
 def probe(case: tuple, recorder: Recorder, verbose: bool) -> list[str]:
-    """The case's mismatches (none: the traced graphs launch as eager calls do)."""
+    """The case's mismatches (none: the traced graphs launch as eager calls do). CPU tensors
+    never split a row across programs (layout.CPU_TARGET_PROGRAMS); a "rows split" case asks
+    for as many programs as an H200's 132 multiprocessors take, so long rows split as there."""
+    saved = layout.CPU_TARGET_PROGRAMS
+    if "rows split" in case[0]:
+        layout.CPU_TARGET_PROGRAMS = layout.PROGRAMS_PER_SM * 132
+    try:
+        return _probe(case, recorder, verbose)
+    finally:
+        layout.CPU_TARGET_PROGRAMS = saved
+
+
+def _probe(case: tuple, recorder: Recorder, verbose: bool) -> list[str]:
     name, kind, shape, training, captured, dynamic = case
     layer = getattr(mn_triton, kind)(shape[1], num_modes=2).train(training)
     channels_last = "channels_last" in name
@@ -241,16 +275,7 @@ def probe(case: tuple, recorder: Recorder, verbose: bool) -> list[str]:
     whole = _kept_whole(graphs)
     if whole != (2 if dynamic else 0):
         problems.append(f"{whole} calls of mn_triton's ops kept whole")
-    if not same_launches([launch for launch, _ in traced], expected):
-        short = [launch[:2] for launch, _ in traced], [launch[:2] for launch in expected]
-        problems.append("traced launches differ from eager ones: {} against {}".format(*short))
-    for (kernel, _grid, arguments), written in traced:
-        inputs = sorted(set(written) - KERNEL_OUTPUTS[kernel])
-        if inputs:
-            problems.append(f"{kernel}: inputs taken as written (copied each call): {inputs}")
-        others = sorted(set(arguments) - recorder.parameters(kernel) - {"num_warps"})
-        if others:  # compile options (enable_fp_fusion) are not the kernel's to take
-            problems.append(f"{kernel}: recorded with arguments it does not take: {others}")
+    problems += launch_problems(traced, expected, recorder.parameters)
     print(f"{name}, {kind} {tuple(shape)}: {len(graphs)} graphs, {len(traced)} launches, "
           f"{'ok' if not problems else 'MISMATCH'}")  # fmt: skip
     if verbose:

@@ -100,14 +100,23 @@ def test_kernel_outputs_are_what_the_traced_launches_write(probe_run):
 # The probe's checks on launches made up here: each mismatch is one.
 _CHECKS = r"""
 import contextlib, io, json, sys
+import torch
 import trace_probe as tp
+from mn_triton import backend
 
 out = {}
-eager = [("_row_moments_kernel", (5, 2, 1), {"BLOCK_ROWS": 64, "num_warps": 4}),
+# An eager launch as the recorder notes it: its numbers and choices by name, no tensor
+recorder = tp.Recorder()
+recorder.eager = []
+backend.row_moments(torch.randn(2, 3, 4), torch.float32)
+((kernel, grid, noted),), recorder.eager = recorder.eager, None
+out["eager"] = [kernel, grid, noted]
+
+eager = [("_row_moments_kernel", (5, 2, 1), {"length": 9, "BLOCK_ROWS": 64, "num_warps": 4}),
          ("_row_affine_kernel", (5, 1, 1), {"BLOCK_LEN": 32, "num_warps": 8})]
 
 def traced(launches):  # every argument by name, the compile-time choices among them
-    return [(k, g, {"X": None, "eps": 1e-5, **a}) for k, g, a in launches]
+    return [(k, g, {"X": None, **a}) for k, g, a in launches]
 
 moments, affine = eager
 out["same"] = tp.same_launches(traced(eager), eager)
@@ -115,6 +124,7 @@ out["differ"] = {name: tp.same_launches(traced(launches), eager) for name, launc
     "grid": [(moments[0], (5, 1, 1), moments[2]), affine],
     "kernel": [("_row_grad_sums_kernel", *moments[1:]), affine],
     "constexpr": [(*moments[:2], {**moments[2], "BLOCK_ROWS": 32}), affine],
+    "number": [(*moments[:2], {**moments[2], "length": 8}), affine],
     "num_warps": [moments, (*affine[:2], {"BLOCK_LEN": 32})],
     "missing": [moments],
     "extra": [moments, affine, affine],
@@ -151,13 +161,18 @@ print(json.dumps(out))
 
 
 def test_probe_checks_report_each_mismatch():
-    """same_launches and launch_problems, on made-up launches: another grid, kernel,
+    """The recorder notes an eager launch's numbers and compile-time choices by name;
+    same_launches and launch_problems, on made-up launches: another grid, kernel, number,
     compile-time choice, num_warps, a launch missing, one more or out of order; an input
     taken as written; a compile option passed; and main fails on any check's problem."""
     out = _run(_CHECKS)
     assert out["same"] is True
     assert out["differ"] == dict.fromkeys(out["differ"], False)
-    assert len(out["differ"]) == 7
+    assert len(out["differ"]) == 8
+    kernel, grid, noted = out["eager"]
+    assert (kernel, grid) == ("_row_moments_kernel", [1, 1, 1])
+    assert noted["rows_total"] == 6 and noted["length"] == 4 and noted["num_warps"] >= 1
+    assert {"X", "SHIFT", "MEAN", "VAR", "enable_fp_fusion"}.isdisjoint(noted)
     problems = out["problems"]
     assert problems["clean"] == []
     assert problems["input written"] == [

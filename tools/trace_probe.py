@@ -87,7 +87,8 @@ CASES = [
     ("MGN training, dynamic sizes", "ModeGroupNorm2d", (8, 16, 5, 5), True, False, True),
 ]
 
-# (kernel, grid, keyword arguments: the compile-time choices and num_warps)
+# (kernel, grid, arguments by name: eager ones give their sizes, strides and other numbers,
+# the compile-time choices and num_warps; traced ones every argument)
 Launch = tuple[str, tuple[int, int, int], dict]
 
 
@@ -110,7 +111,9 @@ class Recorder:
 
             def launch(*args: object, **kwargs: object) -> None:
                 options = {k: v for k, v in kwargs.items() if k != "enable_fp_fusion"}
-                self.eager.append((fn.fn.__name__, _grid3(grid), options))
+                numbers = {name: arg for name, arg in zip(fn.arg_names, args, strict=False)
+                           if not isinstance(arg, torch.Tensor)}  # fmt: skip
+                self.eager.append((fn.fn.__name__, _grid3(grid), {**numbers, **options}))
                 run(*args, **kwargs)
 
             return launch
@@ -169,7 +172,8 @@ def traced_launches(gm: torch.fx.GraphModule, recorder: Recorder) -> list[tuple[
 
 
 def same_launches(traced: list[Launch], eager: list[Launch]) -> bool:
-    """The same kernels on the same grids, with the same compile-time choices."""
+    """The same kernels on the same grids, with the same numbers (sizes, strides, eps, …)
+    and compile-time choices."""
     return len(traced) == len(eager) and all(
         t[:2] == e[:2] and all(t[2].get(k, "absent") == v for k, v in e[2].items())
         for t, e in zip(traced, eager, strict=True)

@@ -3132,6 +3132,145 @@ MUTANTS = [
         "sms = 132 if sms is None else sms",
         "tests/test_gpu_run.py::test_kernel_warm_up_target_is_as_given_else_the_gpus_else_an_h200s",
     ),
+    # --- the trace probe audit (tools/trace_probe.py's checks, and what they catch) ---
+    Mutant(
+        "O1 trace_probe: traced launches always the same as eager ones",
+        "tools/trace_probe.py",
+        "    return len(traced) == len(eager) and all(",
+        "    return True or all(",
+        "tests/test_trace_probe.py::test_probe_checks_report_each_mismatch",
+    ),
+    Mutant(
+        "O2 trace_probe: launches compared without their grids",
+        "tools/trace_probe.py",
+        "t[:2] == e[:2] and all(",
+        "t[0] == e[0] and all(",
+        "tests/test_trace_probe.py::test_probe_checks_report_each_mismatch",
+    ),
+    Mutant(
+        "O3 trace_probe: launches compared without their compile-time choices",
+        "tools/trace_probe.py",
+        'all(t[2].get(k, "absent") == v for k, v in e[2].items())',
+        "True",
+        "tests/test_trace_probe.py::test_probe_checks_report_each_mismatch",
+    ),
+    Mutant(
+        "O4 trace_probe: a launch more or less than eager calls make goes unseen",
+        "tools/trace_probe.py",
+        "    return len(traced) == len(eager) and all(\n"
+        '        t[:2] == e[:2] and all(t[2].get(k, "absent") == v for k, v in e[2].items())\n'
+        "        for t, e in zip(traced, eager, strict=True)\n",
+        "    return all(\n"
+        '        t[:2] == e[:2] and all(t[2].get(k, "absent") == v for k, v in e[2].items())\n'
+        "        for t, e in zip(traced, eager, strict=False)\n",
+        "tests/test_trace_probe.py::test_probe_checks_report_each_mismatch",
+    ),
+    Mutant(
+        "O19 trace_probe: eager launches noted without their numbers (sizes, strides, eps)",
+        "tools/trace_probe.py",
+        "_grid3(grid), {**numbers, **options}))",
+        "_grid3(grid), options))",
+        "tests/test_trace_probe.py::test_probe_checks_report_each_mismatch",
+    ),
+    Mutant(
+        "O5 trace_probe: inputs taken as written not reported",
+        "tools/trace_probe.py",
+        "        inputs = sorted(set(written) - KERNEL_OUTPUTS[kernel])",
+        "        inputs = []",
+        "tests/test_trace_probe.py::test_probe_checks_report_each_mismatch",
+    ),
+    Mutant(
+        "O6 trace_probe: compile options among a recorded launch's arguments not reported",
+        "tools/trace_probe.py",
+        '        others = sorted(set(arguments) - parameters(kernel) - {"num_warps"})',
+        "        others = []",
+        "tests/test_trace_probe.py::test_probe_checks_report_each_mismatch",
+    ),
+    Mutant(
+        "O7 trace_probe: exit status 0 whatever it finds",
+        "tools/trace_probe.py",
+        "    return 1 if problems else 0",
+        "    return 0",
+        "tests/test_trace_probe.py::test_probe_checks_report_each_mismatch",
+    ),
+    Mutant(
+        "O8 trace_probe: KERNEL_OUTPUTS takes an input for an output (its copy unreported)",
+        "tools/trace_probe.py",
+        '"_row_moments_kernel": {"SHIFT", "MEAN", "VAR"},',
+        '"_row_moments_kernel": {"SHIFT", "MEAN", "VAR", "X"},',
+        "tests/test_trace_probe.py::test_kernel_outputs_are_what_the_traced_launches_write",
+    ),
+    Mutant(
+        "O9 trace_probe: the arguments inductor takes as written not read from the graph",
+        "tools/trace_probe.py",
+        'found.append((launch, list(node.kwargs.get("tensors_to_clone", []))))',
+        "found.append((launch, []))",
+        "tests/test_trace_probe.py::test_kernel_outputs_are_what_the_traced_launches_write",
+    ),
+    Mutant(
+        "O10 trace_probe: launches recorded with the switch off not reported",
+        "tools/trace_probe.py",
+        "    return [] if (whole, recorded) == (2, 0) else",
+        "    return [] if True else",
+        "tests/test_trace_probe.py::test_probe_reports_launches_recorded_where_none_may_be",
+    ),
+    Mutant(
+        "O11 trace_probe: float64 launches recorded with float32 floats not reported",
+        "tools/trace_probe.py",
+        "        if (whole, recorded > 0) != ((0, True) if fp64_floats else (2, False)):",
+        "        if False:",
+        "tests/test_trace_probe.py::test_probe_reports_launches_recorded_where_none_may_be",
+    ),
+    Mutant(
+        "O12 trace_probe: launches recorded by torch.export not reported",
+        "tools/trace_probe.py",
+        "return [] if kept and not recorded else",
+        "return [] if True else",
+        "tests/test_trace_probe.py::test_probe_reports_launches_recorded_where_none_may_be",
+    ),
+    Mutant(
+        "O13 trace_probe: the as-captured training case traced and called as eager ones",
+        "tools/trace_probe.py",
+        '("MN training, as captured", "ModeNorm2d", (32, 40, 3, 3), True, True, False)',
+        '("MN training, as captured", "ModeNorm2d", (32, 40, 3, 3), True, False, False)',
+        "tests/test_trace_probe.py::test_traced_graphs_launch_as_eager_calls_and_copy_no_input",
+    ),
+    Mutant(
+        "O14 trace_probe: no case splits rows across programs (as GPU calls with long rows do)",
+        "tools/trace_probe.py",
+        "        layout.CPU_TARGET_PROGRAMS = layout.PROGRAMS_PER_SM * 132",
+        "        layout.CPU_TARGET_PROGRAMS = saved",
+        "tests/test_trace_probe.py::test_traced_graphs_launch_as_eager_calls_and_copy_no_input",
+    ),
+    Mutant(
+        "O15 the split rows' merge launched, not recorded, when traced",
+        "mn_triton/kernels/moments.py",
+        "launch(_merge_splits_kernel, (cdiv(rows, block_rows),))(",
+        "_merge_splits_kernel[(cdiv(rows, block_rows),)](",
+        "tests/test_trace_probe.py::test_traced_graphs_launch_as_eager_calls_and_copy_no_input",
+    ),
+    Mutant(
+        "O16 recorded launches pass the compile option as a kernel argument",
+        "mn_triton/kernels/layout.py",
+        "        recorded(*args, **kwargs)",
+        "        recorded(*args, enable_fp_fusion=enable_fp_fusion, **kwargs)",
+        "tests/test_trace_probe.py::test_traced_graphs_launch_as_eager_calls_and_copy_no_input",
+    ),
+    Mutant(
+        "O17 the apply kernel stores into an input (inductor then copies it before each launch)",
+        "mn_triton/kernels/apply.py",
+        "    tl.store(out_ptr, out.to(OUT.dtype.element_ty), mask=mask)\n",
+        "    tl.store(out_ptr, out.to(OUT.dtype.element_ty), mask=mask)\n"
+        "    tl.store(SHIFT + rows, shift, mask=row_ok)\n",
+        "tests/test_trace_probe.py::test_traced_graphs_launch_as_eager_calls_and_copy_no_input",
+    ),
+    Mutant(
+        "O18 recorded launches on their grid's first axis only",
+        "mn_triton/kernels/layout.py",
+        "    recorded = wrap_triton(kernel)[grid]",
+        "    recorded = wrap_triton(kernel)[grid[:1]]",
+        "tests/test_trace_probe.py::test_traced_graphs_launch_as_eager_calls_and_copy_no_input",
+    ),
 ]
 
 

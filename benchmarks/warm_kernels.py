@@ -158,7 +158,7 @@ def _compile_unit(unit: Unit) -> tuple[str, float, str]:
 
 
 def _target(arch: int | None, sms: int | None) -> tuple[int, int]:
-    """(compute capability as 90, multiprocessors) to compile for: as given, else the local
+    """(compute capability, 90 for 9.0; multiprocessors) to compile for: as given, else the local
     GPU's, else an H200's."""
     if torch.cuda.is_available() and (arch is None or sms is None):
         properties = torch.cuda.get_device_properties(0)

@@ -83,6 +83,23 @@ def _backend_left_as_found():
         pytest.fail(f"the test left the backend at {left!r}")
 
 
+@pytest.fixture(autouse=True)
+def _interpreter_variable_left_as_found():
+    """A test must leave TRITON_INTERPRET as it found it: the processes that later tests
+    start (test_sync's workers, test_mutants' pytest runs) read it when they import mn_triton,
+    and without it their kernels would not run on the CPU. (Importing tools/compile_check.py
+    sets it to 0: a test of the GPU run's warm-up once left it so for every test after it.)"""
+    before = os.environ.get("TRITON_INTERPRET")
+    yield
+    after = os.environ.get("TRITON_INTERPRET")
+    if after != before:
+        if before is None:
+            os.environ.pop("TRITON_INTERPRET", None)
+        else:
+            os.environ["TRITON_INTERPRET"] = before
+        pytest.fail(f"the test left TRITON_INTERPRET at {after!r} (it was {before!r})")
+
+
 @pytest.fixture(params=["triton", "torch"])
 def backend(request):
     """Run the test with the Triton kernels (interpreted on CPU) and with the torch-op path."""

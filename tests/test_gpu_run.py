@@ -503,12 +503,23 @@ def test_kernel_warm_up_units_run_their_own_calls_and_report_failures(monkeypatc
     assert all(seconds >= 0 for _, seconds, _ in results)
 
 
+def _compile_check(monkeypatch):
+    """tools/compile_check.py, imported here (warm_kernels put tools/ on sys.path). Its
+    import sets TRITON_INTERPRET=0 for its own runs, which need real JIT functions; that must
+    not outlive the test: processes that later tests start (test_sync's workers, test_mutants'
+    pytest) would import mn_triton without the interpreter."""
+    monkeypatch.setenv("TRITON_INTERPRET", os.environ["TRITON_INTERPRET"])  # put back after
+    import compile_check
+
+    return compile_check
+
+
 def test_kernel_warm_up_workers_compile_for_the_gpu_and_split_rows_as_it_does(monkeypatch):
     """A worker compiles for the architecture it is given and splits the rows of its meta
     tensors as a CUDA device of the multiprocessors it is given splits them: the kernels'
     grid, and with it their specialisations, as in the timed launches."""
     warm = _load_benchmark("warm_kernels", monkeypatch)
-    import compile_check  # (on sys.path: warm_kernels put tools/ there)
+    compile_check = _compile_check(monkeypatch)
 
     from mn_triton.kernels import layout
 
@@ -602,7 +613,7 @@ def test_kernel_warm_up_steps_run_forward_and_backward_of_the_models_layers(monk
     backward on meta tensors; a compiled step hands each of the model's layers, in order, its
     input from a forward without gradients at the benchmark's batch."""
     warm = _load_benchmark("warm_kernels", monkeypatch)
-    import compile_check
+    compile_check = _compile_check(monkeypatch)
     import models
 
     import mn_triton
@@ -638,7 +649,7 @@ def test_kernel_warm_up_of_host_overhead_is_its_layers_and_compiled_maps(monkeyp
     """host_overhead.py's calls: our layers' eager calls on both shapes (BatchNorm launches no
     Triton kernel), and their compiled calls on the maps that its --compiled times."""
     warm = _load_benchmark("warm_kernels", monkeypatch)
-    import compile_check
+    compile_check = _compile_check(monkeypatch)
     import host_overhead
 
     calls = []
@@ -724,7 +735,8 @@ def test_kernel_warm_up_compiles_what_host_overhead_launches(tmp_path):
 @pytest.mark.slow
 def test_kernel_warm_up_compiles_the_smoke_grid_for_sm_90():
     """The warm-up as gpu_run.sh calls it, on the smoke grid: its processes compile every
-    layer call for sm_90 (here without a GPU: the default architecture) and none fails."""
+    layer call for sm_90 and an H200's 132 multiprocessors (here without a GPU: the
+    defaults) and none fails."""
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     proc = subprocess.run(
         [sys.executable, "benchmarks/warm_kernels.py",
@@ -732,5 +744,6 @@ def test_kernel_warm_up_compiles_the_smoke_grid_for_sm_90():
         capture_output=True, text=True, timeout=600, cwd=REPO, env=env,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "for sm_90: 7 layer calls" in proc.stdout  # the smoke grid's 6 and host_overhead's
+    # the smoke grid's 6 calls and host_overhead's
+    assert "for sm_90 (132 multiprocessors): 7 layer calls" in proc.stdout
     assert "; 0 of 7 failed" in proc.stdout, proc.stdout[-2000:]

@@ -3132,6 +3132,13 @@ MUTANTS = [
         "sms = 132 if sms is None else sms",
         "tests/test_gpu_run.py::test_kernel_warm_up_target_is_as_given_else_the_gpus_else_an_h200s",
     ),
+    Mutant(
+        "I44 a warm-up test leaves TRITON_INTERPRET at compile_check's 0 for the tests after it",
+        "tests/test_gpu_run.py",
+        'monkeypatch.setenv("TRITON_INTERPRET", os.environ["TRITON_INTERPRET"])',
+        "None",
+        "tests/test_gpu_run.py::test_kernel_warm_up_workers_compile_for_the_gpu_and_split_rows_as_it_does",
+    ),
     # --- the trace probe audit (tools/trace_probe.py's checks, and what they catch) ---
     Mutant(
         "O1 trace_probe: traced launches always the same as eager ones",

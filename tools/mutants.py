@@ -3173,13 +3173,6 @@ MUTANTS = [
         "tests/test_trace_probe.py::test_probe_checks_report_each_mismatch",
     ),
     Mutant(
-        "O19 trace_probe: eager launches noted without their numbers (sizes, strides, eps)",
-        "tools/trace_probe.py",
-        "_grid3(grid), {**numbers, **options}))",
-        "_grid3(grid), options))",
-        "tests/test_trace_probe.py::test_probe_checks_report_each_mismatch",
-    ),
-    Mutant(
         "O5 trace_probe: inputs taken as written not reported",
         "tools/trace_probe.py",
         "        inputs = sorted(set(written) - KERNEL_OUTPUTS[kernel])",
@@ -3245,7 +3238,7 @@ MUTANTS = [
     Mutant(
         "O14 trace_probe: no case splits rows across programs (as GPU calls with long rows do)",
         "tools/trace_probe.py",
-        "        layout.CPU_TARGET_PROGRAMS = layout.PROGRAMS_PER_SM * 132",
+        "        layout.CPU_TARGET_PROGRAMS = layout.PROGRAMS_PER_SM * H100_SMS",
         "        layout.CPU_TARGET_PROGRAMS = saved",
         "tests/test_trace_probe.py::test_traced_graphs_launch_as_eager_calls_and_copy_no_input",
     ),
@@ -3277,6 +3270,13 @@ MUTANTS = [
         "    recorded = wrap_triton(kernel)[grid]",
         "    recorded = wrap_triton(kernel)[grid[:1]]",
         "tests/test_trace_probe.py::test_traced_graphs_launch_as_eager_calls_and_copy_no_input",
+    ),
+    Mutant(
+        "O19 trace_probe: eager launches noted without their numbers (sizes, strides, eps)",
+        "tools/trace_probe.py",
+        "_grid3(grid), {**numbers, **options}))",
+        "_grid3(grid), options))",
+        "tests/test_trace_probe.py::test_probe_checks_report_each_mismatch",
     ),
 ]
 

@@ -31,7 +31,7 @@ os.environ["TRITON_INTERPRET"] = "0"  # before triton or mn_triton: real JIT fun
 os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from compile_check import compile_instead_of_launch
+from compile_check import H100_SMS, compile_instead_of_launch
 
 compile_instead_of_launch()
 
@@ -255,10 +255,10 @@ def _kept_whole(graphs: list[torch.fx.GraphModule]) -> int:
 def probe(case: tuple, recorder: Recorder, verbose: bool) -> list[str]:
     """The case's mismatches (none: the traced graphs launch as eager calls do). CPU tensors
     never split a row across programs (layout.CPU_TARGET_PROGRAMS); a "rows split" case asks
-    for as many programs as an H200's 132 multiprocessors take, so long rows split as there."""
+    for as many programs as compile_check's GPU (H100_SMS) takes, so long rows split as there."""
     saved = layout.CPU_TARGET_PROGRAMS
     if "rows split" in case[0]:
-        layout.CPU_TARGET_PROGRAMS = layout.PROGRAMS_PER_SM * 132
+        layout.CPU_TARGET_PROGRAMS = layout.PROGRAMS_PER_SM * H100_SMS
     try:
         return _probe(case, recorder, verbose)
     finally:

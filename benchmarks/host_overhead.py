@@ -3,7 +3,7 @@ per normalization layer when kernel launches, not memory traffic, bound a step.
 
     python benchmarks/host_overhead.py [--device cuda|cpu] [--calls 500] [--compile-only]
                                        [--compiled [--compiled-input maps|features]]
-                                       [--points on|off]
+                                       [--points on|off] [--dtype float32|float16|bfloat16]
 
 On a GPU this times the Triton path's Python side (argument checks, planning, launches);
 on a CPU, mn_triton's torch-op path. With --compile-only (no GPU needed) it times the Triton
@@ -19,7 +19,8 @@ bodies run on every call (the default), and with ops.TRACE_KERNELS, inductor lau
 kernels from its own code. The second needs CUDA: inductor does not launch user Triton kernels
 for CPU tensors, so --compile-only shows the first only. `--compiled-input features` times them
 on the features instead; `--points off` turns off the path that rows of one element take
-(backend.POINT_ROWS), for what it saves.
+(backend.POINT_ROWS), for what it saves. `--dtype` gives the inputs another dtype (the layers'
+parameters stay float32, as under autocast).
 """
 
 from __future__ import annotations
@@ -129,6 +130,10 @@ def main() -> int:
         "--points", choices=["on", "off"], default="on",
         help="off: rows of one element keep their passes (backend.POINT_ROWS), to compare",
     )  # fmt: skip
+    p.add_argument(
+        "--dtype", choices=["float32", "float16", "bfloat16"], default="float32",
+        help="the inputs' dtype (the layers' parameters stay float32, as under autocast)",
+    )  # fmt: skip
     args = p.parse_args()
     backend.POINT_ROWS = args.points == "on"
     path = "torch ops" if args.device == "cpu" else "Triton"
@@ -145,25 +150,32 @@ def main() -> int:
             path = "Triton, without its launch path"
     elif args.skip_launch_path:
         p.error("--skip-launch-path needs --compile-only")
+    dtype = getattr(torch, args.dtype)
+    of_dtype = "" if dtype == torch.float32 else f" {args.dtype}"
     for dim, shape in SHAPES:
-        x = torch.randn(shape, device=args.device, requires_grad=True)
-        print(f"host time per forward+backward call, {args.device} ({path}), input {shape}:")
+        x = torch.randn(shape, device=args.device, dtype=dtype, requires_grad=True)
+        print(f"host time per forward+backward call, {args.device} ({path}), input {shape}"
+              f"{of_dtype}:")  # fmt: skip
         for name, layer in layers_for(dim).items():
             print(f"  {name:32s} {_per_call_us(layer.to(args.device), x, args.calls):8.1f} µs")
     if not args.compiled:
         return 0
     dim_and_shape = COMPILED_INPUTS[args.compiled_input]
-    print(f"under torch.compile, {args.device} ({path}), input {dim_and_shape[1]}:")
+    print(f"under torch.compile, {args.device} ({path}), input {dim_and_shape[1]}{of_dtype}:")
     traced_too = args.device.startswith("cuda") and not args.compile_only
-    return 1 if print_compiled(args.device, args.calls, traced_too, dim_and_shape) else 0
+    failed = print_compiled(args.device, args.calls, traced_too, dim_and_shape, dtype)
+    return 1 if failed else 0
 
 
-def print_compiled(device: str, calls: int, traced_too: bool, dim_and_shape: tuple) -> int:
+def print_compiled(
+    device: str, calls: int, traced_too: bool, dim_and_shape: tuple,
+    dtype: torch.dtype = torch.float32,
+) -> int:  # fmt: skip
     """Prints each layer's host time per compiled call (ours each way) on `dim_and_shape`'s
-    input; returns how many ways failed, each printed as FAILED with its error while the
-    others still run."""
+    input in `dtype`; returns how many ways failed, each printed as FAILED with its error
+    while the others still run."""
     dim, shape = dim_and_shape
-    x = torch.randn(shape, device=device, requires_grad=True)
+    x = torch.randn(shape, device=device, dtype=dtype, requires_grad=True)
     failures = 0
     for name, layer in layers_for(dim).items():
         layer = layer.to(device)

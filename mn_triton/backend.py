@@ -22,7 +22,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
-from reference._base import row_length, stat_dtype, update_running_stats
+from reference._base import row_length, update_running_stats
 
 from . import mix as _mix
 
@@ -42,16 +42,17 @@ INTERPRETING = os.environ.get("TRITON_INTERPRET", "0") == "1"
 # (benchmarks/NOTES.md).
 FUSED_MIX = True
 # Rows of one element (L = 1: ModeNorm1d and ModeGroupNorm1d on (N, C) features) are their
-# own statistics: s = x, x − s = 0, v = 0, and backward Σ dy = dy, Σ dy·(x − s) = 0. Where x
-# is such rows already, dense and in the statistics' dtype (a float32 (N, C) batch), and the
-# mix runs as Triton kernels, layer calls (eager or compiled) skip the passes that would
-# compute them (a moments pass writing three (N, C) statistics, 3·|x| in float32; a
-# gradient-sums pass): x and dy serve as s and Σ dy, the mix kernels take the zero
-# statistics as absent (None: nothing read), and y = (x − s)·scale + bias is the mix's
-# per-row bias (no apply pass); backward, dx = bias + dy·dy_scale, one torch op in place on
-# the mix backward's per-row bias (ops._dx; no apply pass either).
-# (16-bit inputs keep the passes: their statistics are float32 copies of x either way.)
-# A switch for tests, which compare both ways.
+# own statistics: s = x, x − s = 0, v = 0, and backward Σ dy = dy, Σ dy·(x − s) = 0. Where
+# the mix runs as Triton kernels, layer calls (eager or compiled) on such rows skip the
+# passes that would compute them (a moments pass writing three (N, C) statistics, 3·|x| in
+# float32; a gradient-sums pass): x and dy serve as s and Σ dy (as_rows: views where they
+# are dense (N, C) rows in the statistics' dtype, such as a float32 batch; else float32
+# copies, one torch op each, which move less than the passes and cost the host less than a
+# Triton launch), the mix kernels take the zero statistics as absent (None: nothing read),
+# and y = (x − s)·scale + bias is the mix's per-row bias (no apply pass; rows_like casts it
+# for 16-bit x); backward, dx = bias + dy·dy_scale, one torch op in place on the mix
+# backward's per-row bias (ops._dx; no apply pass either). A switch for tests, which
+# compare both ways.
 POINT_ROWS = True
 _BACKENDS = ("auto", "triton", "torch")
 _backend = "auto"
@@ -257,16 +258,13 @@ def _fused_mix(x: Tensor, gate_weight: Tensor) -> bool:
 
 def point_rows(x: Tensor, gate_weight: Tensor) -> bool:
     """Whether a layer call takes the one-element-row path (see POINT_ROWS): x holds one
-    element per row, as dense (N, C) rows in the statistics' dtype."""
-    if not POINT_ROWS or row_length(x) != 1 or x.dtype != stat_dtype(x.dtype):
-        return False
-    # (Dropping trailing dimensions of size 1 is always a view: this copies nothing.)
-    return x.reshape(x.shape[0], x.shape[1]).is_contiguous() and _fused_mix(x, gate_weight)
+    element per row (in any dtype and layout) and the mix runs as Triton kernels."""
+    return POINT_ROWS and row_length(x) == 1 and _fused_mix(x, gate_weight)
 
 
 def as_rows(t: Tensor, dtype: torch.dtype) -> Tensor:
     """A tensor of one element per row as dense (N, C) rows in `dtype`: a view where it is
-    one already (as x is on the point_rows path), else a copy."""
+    one already (a dense float32 batch), else a copy (16-bit or strided rows)."""
     return t.reshape(t.shape[0], t.shape[1]).to(dtype).contiguous()
 
 

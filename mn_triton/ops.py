@@ -15,12 +15,12 @@ otherwise. The forwards also return the
 per-row statistics (saved for the backward, which recomputes the small mix from them) and,
 for MN, the mode statistics: mean and variance for the running estimates, and in training
 the batch statistics packed for the backward, which takes them and the forward's gates
-rather than computing them again. Those extra outputs carry no gradient. On
-rows of one element that are dense float32 or float64 (backend.point_rows; 16-bit or
-strided ones take the passes) both skip the passes that compute row statistics (x is its
-own): the Function returns None for them, the custom ops (which the layer tells,
-as traced, with their `points` argument) empty tensors; the backward takes them from x again,
-and its dx is one torch op instead of the dx pass (`_dx`).
+rather than computing them again. Those extra outputs carry no gradient. On rows of one
+element (backend.point_rows) both skip the passes that compute row statistics (x is its
+own, or a float32 copy of it for 16-bit or strided x): the Function returns None for them,
+the custom ops (which the layer tells, as traced, with their `points` argument) empty
+tensors; the backward takes them from x again, and its dx is one torch op instead of the
+dx pass (`_dx`).
 Captured into CUDA graphs, the MN custom ops split the mix's samples across more programs
 and compute its gates once (`_with_capture_choices`), since a replay pays the GPU's
 time and no host time per launch. With TRACE_KERNELS (opt-in), torch.compile traces the

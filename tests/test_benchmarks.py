@@ -854,6 +854,30 @@ def test_host_overhead_refuses_options_it_cannot_honour(argv, message, monkeypat
     assert exited.value.code == 2 and message in capsys.readouterr().err
 
 
+def test_host_overhead_times_16_bit_inputs_on_float32_layers(monkeypatch, capsys) -> None:
+    """--dtype: every timed input (eager and compiled) in that dtype, said in the headers;
+    the layers' parameters stay float32, as under autocast."""
+    host = _load_benchmark("host_overhead", monkeypatch)
+    monkeypatch.setattr(host.backend, "POINT_ROWS", host.backend.POINT_ROWS)  # main sets it
+    timed = []
+
+    def per_call_us(layer, x, calls):
+        timed.append((x.dtype, {p.dtype for p in layer.parameters()}, x.requires_grad))
+        return 1.0
+
+    monkeypatch.setattr(host, "_per_call_us", per_call_us)
+    monkeypatch.setattr(
+        host, "_compiled_us", lambda layer, x, calls, traced: per_call_us(layer, x, calls)
+    )
+    argv = ["host_overhead.py", "--device", "cpu", "--dtype", "bfloat16", "--compiled"]
+    monkeypatch.setattr(sys, "argv", argv)
+    assert host.main() == 0
+    assert timed == [(torch.bfloat16, {torch.float32}, True)] * 9
+    out = capsys.readouterr().out
+    assert "input (2, 8, 4, 4) bfloat16:" in out and "input (2, 8) bfloat16:" in out
+    assert "under torch.compile, cpu (torch ops), input (2, 8, 4, 4) bfloat16:" in out
+
+
 @pytest.mark.parametrize("argv, device", [([], "cuda"), (["--device", "cuda:0"], "cuda:0")])
 def test_host_overhead_on_a_gpu_times_every_layer_there_and_the_traced_way(
     argv, device, monkeypatch, capsys
@@ -867,8 +891,9 @@ def test_host_overhead_on_a_gpu_times_every_layer_there_and_the_traced_way(
     monkeypatch.setattr(host.torch.cuda, "is_available", lambda: True)
     real_randn, inputs = torch.randn, []
 
-    def randn(shape, device, requires_grad):
+    def randn(shape, device, dtype, requires_grad):
         inputs.append(device)
+        assert dtype == torch.float32  # the default
         return real_randn(shape, requires_grad=requires_grad)
 
     monkeypatch.setattr(host.torch, "randn", randn)

@@ -31,6 +31,7 @@ from mn_triton.kernels import layout
 from mn_triton.kernels.apply import row_affine
 from mn_triton.kernels.mix import _own_samples, _row_offsets, _softmax_backward, _split_offset
 from mn_triton.kernels.moments import row_grad_sums, row_moments
+from reference._base import stat_dtype
 
 
 def _rows64(t: torch.Tensor) -> torch.Tensor:
@@ -1036,6 +1037,7 @@ def test_a_constant_channel_with_tiny_eps_keeps_gradients_finite(layer_class, nu
 # layers on such inputs. (37, 70) at K = 3: three channel blocks of MN's mix, its gates
 # computed once; (9, 6, 1): one block, the gates kernel fused; MGN a program per sample.
 # Channels-last (N, C, 1, 1) maps are dense rows too, with other strides for y to keep.
+# Transposed batches and 16-bit ones are not: s is a float32 copy of x there (as_rows).
 POINT_CASES = {
     "mn_2d": (mn_triton.ModeNorm1d, (37, 70), torch.float32, torch.contiguous_format),
     "mn_3d_float64": (mn_triton.ModeNorm1d, (9, 6, 1), torch.float64, torch.contiguous_format),
@@ -1044,6 +1046,16 @@ POINT_CASES = {
     "mgn_2d": (mn_triton.ModeGroupNorm1d, (37, 70), torch.float32, torch.contiguous_format),
     "mgn_4d": (mn_triton.ModeGroupNorm2d, (5, 6, 1, 1), torch.float32, torch.contiguous_format),
     "mn_one_channel": (mn_triton.ModeNorm1d, (7, 1), torch.float32, torch.contiguous_format),
+    "mn_2d_transposed": (mn_triton.ModeNorm1d, (37, 70), torch.float32, "transposed"),
+    "mgn_2d_transposed": (mn_triton.ModeGroupNorm1d, (9, 6), torch.float32, "transposed"),
+}  # fmt: skip
+# 16-bit rows of one element, against the same rows in float32 (see their test).
+POINT_CASES_16_BIT = {
+    "mn_2d_float16": (mn_triton.ModeNorm1d, (37, 70), torch.float16, torch.contiguous_format),
+    "mgn_2d_bfloat16": (mn_triton.ModeGroupNorm1d, (9, 6), torch.bfloat16,
+                        torch.contiguous_format),
+    "mn_4d_bfloat16_channels_last": (mn_triton.ModeNorm2d, (5, 6, 1, 1), torch.bfloat16,
+                                     torch.channels_last),
 }  # fmt: skip
 # dy as autograd may hand it over: dense, expanded from a sum (stride 0), transposed.
 DY_KINDS = {
@@ -1054,16 +1066,26 @@ DY_KINDS = {
 
 
 def _point_rows_step(case: str, training: bool, in_place: bool = False, dy: str = "dense",
-                     backward_backend: str = "triton"):  # fmt: skip
-    """A layer step on one-element rows: (y, dx, parameter gradients, buffers)."""
+                     backward_backend: str = "triton",
+                     as_dtype: torch.dtype | None = None):  # fmt: skip
+    """A layer step on one-element rows: (y, whether y has x's strides, dx, parameter
+    gradients, buffers). `as_dtype`: x and dy drawn in the case's dtype, then given to the
+    layer in this one (whose parameters stay float32 either way)."""
     from helpers import randomize
 
-    cls, shape, dtype, memory_format = POINT_CASES[case]
+    cls, shape, dtype, memory_format = {**POINT_CASES, **POINT_CASES_16_BIT}[case]
     torch.manual_seed(0)
-    layer = randomize(cls(shape[1], num_modes=3)).to(dtype).train(training)
+    layer = randomize(cls(shape[1], num_modes=3)).to(stat_dtype(dtype)).train(training)
     # (Not .contiguous(memory_format=…): a (5, 6, 1, 1) batch counts as channels-last as
     # it is, strides and all.)
-    x = torch.empty(shape, dtype=dtype, memory_format=memory_format).copy_(_data(*shape) * 2)
+    if memory_format == "transposed":
+        x = torch.empty(shape[::-1], dtype=dtype).t()
+    else:
+        x = torch.empty(shape, dtype=dtype, memory_format=memory_format)
+    x = x.copy_(_data(*shape) * 2)
+    grad_y = DY_KINDS[dy](shape, dtype)
+    if as_dtype is not None:
+        x, grad_y = torch.empty_like(x, dtype=as_dtype).copy_(x), grad_y.to(as_dtype)
     x.requires_grad_()
     with mn_triton.use_backend("triton"):
         y = layer(x)
@@ -1071,7 +1093,7 @@ def _point_rows_step(case: str, training: bool, in_place: bool = False, dy: str 
         if in_place:  # autograd refuses in-place changes to a view a custom Function returns
             y = torch.relu_(y)
     with mn_triton.use_backend(backward_backend):
-        y.backward(DY_KINDS[dy](shape, dtype))
+        y.backward(grad_y)
     grads = [p.grad for p in layer.parameters()]
     return out, y.stride() == x.stride(), x.grad, *grads, *layer.buffers()
 
@@ -1136,6 +1158,43 @@ def test_one_element_rows_skip_their_passes_with_the_same_bits(case, training, m
     assert_same_point_results(skipped, full, dx_index=2, dx_terms=dx_terms)
 
 
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("case", POINT_CASES_16_BIT)
+def test_16_bit_one_element_rows_skip_their_passes_as_float32_rows(case, training, monkeypatch):
+    """16-bit rows of one element take the path too, on float32 copies of x and dy (s and
+    Σ dy: one torch op each instead of a Triton pass): every result is the float32 path's
+    on the same values (x and dy converted exactly), y and dx rounded to x's dtype once,
+    bit for bit (the float32 path is held to the passes above). Against the passes
+    themselves only up to a rounding of y and dx: the interpreter's 16-bit stores truncate
+    where torch's casts round (on a GPU both round)."""
+    from mn_triton import backend
+
+    moments, apply = backend._moment_kernels, backend._apply_kernels
+    passes = {
+        name: spy_launches(monkeypatch, module, name)
+        for module, name in [(moments, "_row_moments_kernel"),
+                             (moments, "_row_grad_sums_kernel"), (apply, "_row_affine_kernel")]
+    }  # fmt: skip
+    dtype = POINT_CASES_16_BIT[case][2]
+    half = _point_rows_step(case, training)
+    assert [len(grids) for grids in passes.values()] == [0, 0, 0]
+    assert half[1], "y is not laid out as x"
+    assert half[0].dtype == half[2].dtype == dtype
+    single = _point_rows_step(case, training, as_dtype=torch.float32)
+    assert [len(grids) for grids in passes.values()] == [0, 0, 0]
+    rounded = [single[0].to(dtype), single[1], single[2].to(dtype), *single[3:]]
+    for i, (a, b) in enumerate(zip(half, rounded, strict=True)):
+        assert a is b or torch.equal(a, b), f"result {i} differs"
+    monkeypatch.setattr(backend, "POINT_ROWS", False)
+    full = _point_rows_step(case, training)
+    assert [len(grids) for grids in passes.values()] == [1, 1, 2]
+    for i in (0, 2):  # y and dx within a rounding (truncated or not) of the largest term
+        ulp = 2 * torch.finfo(dtype).eps * full[i].float().abs().max()
+        assert (half[i].float() - full[i].float()).abs().max() <= ulp, f"result {i}"
+    for i, (a, b) in enumerate(zip(half[3:], full[3:], strict=True)):
+        assert torch.equal(a, b), f"parameter gradient or buffer {i} differs"
+
+
 @pytest.mark.parametrize("dy", ["expanded", "transposed"])
 @pytest.mark.parametrize("case", ["mn_2d", "mgn_2d", "mn_one_channel"])
 def test_one_element_rows_take_any_dy_with_the_same_bits(case, dy, monkeypatch):
@@ -1177,10 +1236,10 @@ def test_one_element_rows_take_in_place_ops_after_the_layer(monkeypatch):
         assert_same_point_results(skipped, full, 2, dx_terms, what=f"{case}: ")
 
 
-def test_one_element_rows_path_only_where_x_is_its_own_statistics(monkeypatch):
-    """The path needs x as dense (N, C) rows in the statistics' dtype, and the mix kernels:
-    16-bit inputs (float32 statistics), transposed or strided batches, longer rows, the torch
-    ops, the torch-op mix and K beyond the mix kernels keep the passes."""
+def test_one_element_rows_path_wherever_the_mix_kernels_run(monkeypatch):
+    """The path needs rows of one element and the mix kernels, in any dtype and layout (s is
+    x, or a float32 copy of it): longer rows, the torch ops, the torch-op mix and K beyond
+    the mix kernels keep the passes."""
     from mn_triton import backend
     from mn_triton.kernels import mix
 
@@ -1189,13 +1248,14 @@ def test_one_element_rows_path_only_where_x_is_its_own_statistics(monkeypatch):
         "float32_2d": torch.randn(5, 4),
         "float64_3d": torch.randn(5, 4, 1, dtype=torch.float64),
         "float32_4d": torch.randn(5, 4, 1, 1),
-    }
-    keeps = {
         "float16": torch.randn(5, 4, dtype=torch.float16),
-        "bfloat16": torch.randn(5, 4, dtype=torch.bfloat16),
+        "bfloat16": torch.randn(5, 4, 1, 1, dtype=torch.bfloat16),
         "transposed": torch.randn(4, 5).t(),
         "strided": torch.randn(5, 8)[:, ::2],
+    }
+    keeps = {
         "rows_of_two": torch.randn(5, 4, 2),
+        "rows_of_none": torch.randn(5, 4, 0),
     }
     assert {k: backend.point_rows(x, gw) for k, x in takes.items()} == dict.fromkeys(takes, True)
     assert {k: backend.point_rows(x, gw) for k, x in keeps.items()} == dict.fromkeys(keeps, False)

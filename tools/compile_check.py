@@ -264,8 +264,9 @@ def sweep(quick: bool) -> list[tuple[str, Callable[[], None]]]:
             for kind in ("MN", "MGN")
             for label, case in (
                 ("resnet_cifar float32 K=2", _shape_case(kind, (128, 16, 32, 32), None, 2)),
-                ("fc bfloat16 K=3", _shape_case(kind, (32, 120), torch.bfloat16, 3)),
-                # float32 rows of one element: their own statistics (backend.POINT_ROWS)
+                # (bfloat16 rows of one element would take the float32 path's kernels)
+                ("rows of two bfloat16 K=3", _shape_case(kind, (32, 120, 2), torch.bfloat16, 3)),
+                # rows of one element: their own statistics (backend.POINT_ROWS)
                 ("fc float32 K=3", _shape_case(kind, (32, 120), None, 3)),
                 ("channels_last float16", _layout_case(kind, torch.float16, "cl")),
                 ("sliced float64", _layout_case(kind, torch.float64, "sliced")),

@@ -292,11 +292,9 @@ def verdict(e: OracleError) -> str:
 # Subsets of the draws a run may keep (--only): the rest are skipped, not checked.
 SUBSETS: dict[str, Callable[[Draw], bool]] = {
     "all": lambda d: True,
-    # float32 (N, C) features laid out densely: the path that skips the passes over x
+    # rows of one element, in any dtype and layout: the path that skips the passes over x
     # (mn_triton.backend.POINT_ROWS)
-    "one-element-rows": lambda d: (
-        len(d.shape) == 2 and d.dtype == "float32" and d.layout == "contiguous"
-    ),
+    "one-element-rows": lambda d: math.prod(d.shape[2:]) == 1,
     # a channel (MGN: a sample) of zeros, half of them with a tiny ε (see _dead_and_eps)
     "dead": lambda d: d.dead,
 }

@@ -290,6 +290,28 @@ MUTANTS = [
         "tests/test_kernels.py",
     ),
     Mutant(
+        "L21 one-element rows: only dense ones skip the passes (16-bit and strided keep them)",
+        "mn_triton/backend.py",
+        "    return POINT_ROWS and row_length(x) == 1 and _fused_mix(x, gate_weight)\n",
+        "    return POINT_ROWS and row_length(x) == 1 and x.is_contiguous()"
+        " and _fused_mix(x, gate_weight)\n",
+        "tests/test_kernels.py::test_one_element_rows_path_wherever_the_mix_kernels_run",
+    ),
+    Mutant(
+        "L22 one-element rows: y of 16-bit x left in the mix's float32",
+        "mn_triton/backend.py",
+        "    if y.dtype == x.dtype and y.stride() == x.stride():\n",
+        "    if y.stride() == x.stride():\n",
+        "tests/test_kernels.py::test_16_bit_one_element_rows_skip_their_passes_as_float32_rows",
+    ),
+    Mutant(
+        "L23 one-element rows: s of 16-bit x in x's dtype",
+        "mn_triton/backend.py",
+        "    return t.reshape(t.shape[0], t.shape[1]).to(dtype).contiguous()\n",
+        "    return t.reshape(t.shape[0], t.shape[1]).contiguous()\n",
+        "tests/test_kernels.py::test_16_bit_one_element_rows_skip_their_passes_as_float32_rows",
+    ),
+    Mutant(
         "M10 eval variance from running estimates in the input's precision",
         "mn_triton/kernels/mix.py",
         "var = _at_least(sq - r64 * r64, 0.0).to(pivot.dtype)",

@@ -1,9 +1,9 @@
 """The elementwise pass: out = (x − s)·a + b [+ dy·d], with per-row s, a, b, d.
 
 Forward it writes y (a = scale, b = bias term); backward it writes dx with the same
-kernel (a, b from the mix backward, d = the forward scale). Dense float32 or float64 rows of
-one element take neither pass (x − s = 0: y is b, dx = b + dy·d; ops._apply, ops._dx;
-backend.point_rows decides); 16-bit or strided ones still do. Working on x − s rather than
+kernel (a, b from the mix backward, d = the forward scale). Rows of one element take
+neither pass where the mix runs as kernels (x − s = 0: y is b, dx = b + dy·d, torch ops;
+ops._apply, ops._dx; backend.point_rows decides). Working on x − s rather than
 x keeps the result accurate when x carries a large common offset.
 """
 

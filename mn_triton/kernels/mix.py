@@ -29,8 +29,8 @@ GPU costs more in launches than the passes over x. Here:
   gradients come out as per-sample partials, summed by `_sum_partials_kernel` (one launch).
 
 Rows of one element (L = 1) are their own statistics: where backend.point_rows takes that
-path (dense float32 or float64 rows; 16-bit or strided ones run the passes), the callers
-pass x as s, dy as Σ dy, and None for the mean deviations, variances and Σ dy·(x − s),
+path, the callers pass x as s and dy as Σ dy (as float32 copies where they are 16-bit or
+not dense rows), and None for the mean deviations, variances and Σ dy·(x − s),
 which are 0 and which the kernels then do not read (_load_or_zero).
 """
 

@@ -222,6 +222,20 @@ def test_rows_of_one_element(layer, training):
     check_against_oracle(module, x)
 
 
+@pytest.mark.parametrize("kind", ["float16", "bfloat16", "transposed"])
+@pytest.mark.parametrize("layer", ["ModeNorm1d", "ModeGroupNorm1d"])
+def test_16_bit_and_transposed_rows_of_one_element(layer, kind):
+    """16-bit and transposed (N, C) features take the same path on float32 copies of x and
+    dy (backend.as_rows), y and dx cast back (rows_like): compiled and run, against float64
+    within their dtype's tolerance, y laid out as x."""
+    module = _on_gpu(randomize(getattr(mn_triton, layer)(120, num_modes=6)))
+    x = _input((64, 120))
+    x = x.t().contiguous().t() if kind == "transposed" else x.to(getattr(torch, kind))
+    assert mn_backend.point_rows(x, module.gate.weight)
+    assert module(x).stride() == x.stride()
+    _oracle_on_cpu(module, x)
+
+
 @pytest.mark.parametrize("layer", ["ModeNorm2d", "ModeGroupNorm2d"])
 def test_hundreds_of_modes(layer):
     """K = 300 (K_PAD = 512): the mix kernels far past the paper's K, compiled."""

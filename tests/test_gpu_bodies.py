@@ -29,6 +29,7 @@ BODIES = [
     ("test_full_oracle_check_small", ("ModeGroupNorm2d",)),
     ("test_layer_shapes", ((32, 3),)),
     ("test_rows_of_one_element", ("ModeGroupNorm1d", True)),
+    ("test_16_bit_and_transposed_rows_of_one_element", ("ModeNorm1d", "bfloat16")),
     ("test_large_offset", ()),
     ("test_hundreds_of_modes", ("ModeNorm2d",)),
     ("test_second_order_gradients", ("ModeGroupNorm2d",)),

@@ -251,22 +251,82 @@ def test_gpu_only_tools_refuse_a_machine_without_cuda_plainly(command) -> None:
     assert "Traceback" not in proc.stderr
 
 
-def test_gpu_diagnose_comparisons_run_on_the_interpreter(monkeypatch, capsys) -> None:
-    """The diagnostics' kernel-against-torch comparisons, on CPU tensors through Triton's
-    interpreter: they run to their printed errors (a renamed MixGrads field once crashed the
-    backward's, which only a GPU session would have met), and the errors are small."""
+FORWARD_PIECES = ["moments", "scale", "bias", "mean", "var", "gates"]
+BACKWARD_PIECES = ["dy_scale", "x_scale", "row_bias", "gate_weight", "gate_bias", "weight",
+                   "bias_param"]  # fmt: skip
+
+
+def _gpu_diagnose(monkeypatch):
+    """tools/gpu_diagnose.py, its tensors on the CPU (Triton's interpreter) and
+    torch.cuda.synchronize a no-op, for this test."""
     monkeypatch.syspath_prepend(str(REPO / "tools"))
     import gpu_diagnose
 
     monkeypatch.setattr(gpu_diagnose, "DEV", "cpu")
     monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: None)
+    return gpu_diagnose
+
+
+def _diagnosed_errors(line: str) -> list[tuple[str, float]]:
+    """A gpu_diagnose line's relative errors, (piece, error) in print order; nan and inf too."""
+    found = re.findall(r"(\w+) (nan|inf|\d\.\de[+-]\d\d)\b", line)
+    return [(name, float(error)) for name, error in found]
+
+
+def test_gpu_diagnose_comparisons_run_on_the_interpreter(monkeypatch, capsys) -> None:
+    """The diagnostics' kernel-against-torch comparisons, on CPU tensors through Triton's
+    interpreter: they run to their printed errors (a renamed MixGrads field once crashed the
+    backward's, which only a GPU session would have met), every piece's, and all are small
+    (not nan, not 1 or more)."""
+    gpu_diagnose = _gpu_diagnose(monkeypatch)
     for training in (True, False):
         gpu_diagnose.compare_forward(8, 8, 16, 2, training, "fwd")
         gpu_diagnose.compare_backward(8, 8, 16, 2, training, "bwd")
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 4, lines
-    errors = [float(word) for line in lines for word in line.split() if "e-" in word]
-    assert len(errors) >= 4 * 3 and max(errors) < 1e-4, lines
+    for line, pieces in zip(lines, [FORWARD_PIECES, BACKWARD_PIECES] * 2, strict=True):
+        errors = _diagnosed_errors(line)
+        assert [name for name, _ in errors] == pieces, line
+        assert all(error < 1e-4 for _, error in errors), line
+
+
+def test_gpu_diagnose_comparisons_show_a_wrong_kernel_result(monkeypatch, capsys) -> None:
+    """Each piece's error is that piece's kernel result against its own reference: with
+    every kernel result made wrong by its own factor (1 + i/100, i = 1, 2, ...), each piece
+    prints its own i/100 (the moments the worst of their three)."""
+    from mn_triton.kernels import mix as kmix
+    from mn_triton.kernels import moments as kmom
+
+    gpu_diagnose = _gpu_diagnose(monkeypatch)
+
+    def scaled(results):
+        return tuple(t * (1 + i / 100) for i, t in enumerate(results, 1))
+
+    real_moments, real_forward = kmom.row_moments, kmix.mode_norm_forward
+    real_backward, real_gates = kmix.mode_norm_backward, kmix._mn_gates_kernel
+    monkeypatch.setattr(kmom, "row_moments", lambda *a: scaled(real_moments(*a)))
+    monkeypatch.setattr(kmix, "mode_norm_forward", lambda *a: scaled(real_forward(*a)))
+    monkeypatch.setattr(kmix, "mode_norm_backward", lambda *a: scaled(real_backward(*a)))
+
+    class WrongGates:  # the diagnostics' own launch of the gates kernel, its gates made wrong
+        def __getitem__(self, grid):
+            def run(*args, **kwargs):
+                real_gates[grid](*args, **kwargs)
+                args[4].mul_(1.05)
+
+            return run
+
+    monkeypatch.setattr(kmix, "_mn_gates_kernel", WrongGates())
+    gpu_diagnose.compare_forward(8, 8, 16, 2, True, "fwd")
+    gpu_diagnose.compare_backward(8, 8, 16, 2, True, "bwd")
+    forward, backward = capsys.readouterr().out.strip().splitlines()
+    expected = [3, 1, 2, 3, 4, 5]  # moments: shift 1, mean deviation 2, variance 3
+    assert _diagnosed_errors(forward) == [
+        (name, pytest.approx(i / 100, rel=0.05)) for name, i in zip(FORWARD_PIECES, expected)
+    ], forward
+    assert _diagnosed_errors(backward) == [
+        (name, pytest.approx(i / 100, rel=0.05)) for i, name in enumerate(BACKWARD_PIECES, 1)
+    ], backward
 
 
 # ------------------------------------ the suite ----------------------------------------

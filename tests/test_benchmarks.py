@@ -329,6 +329,67 @@ def test_gpu_diagnose_comparisons_show_a_wrong_kernel_result(monkeypatch, capsys
     ], backward
 
 
+MIX_KERNELS = ["_mn_mix_forward_kernel", "_mn_batch_stats_kernel", "_mn_mix_backward_rows_kernel",
+               "_mn_mix_backward_gates_kernel", "_mn_gates_kernel"]  # fmt: skip
+
+
+def test_gpu_diagnose_variants_launch_every_kernel_they_change_then_put_it_back(
+    monkeypatch, capsys
+) -> None:
+    """Each variant (no fp fusion, blocks of 4 samples, 1 and 8 warps) compares the forward
+    and the backward, in eval and in training, with every mix kernel it changes launched as
+    it says (on a case whose samples split and whose channels span two programs: all five
+    run; noted, not run, their results not checked here); afterwards the kernels and
+    settings are as they were."""
+    from mn_triton.kernels import mix as kmix
+
+    gpu_diagnose = _gpu_diagnose(monkeypatch)
+    monkeypatch.setattr(gpu_diagnose, "VARIANT_CASES", [(8, 40, 4, 2)])
+    monkeypatch.setattr(kmix, "SPLIT_MIN_ROWS", 4)  # 8 samples: 2 splits
+    label, launches, compared = [None], [], set()
+
+    class Noted:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def __getitem__(self, grid):
+            def run(*args, **kwargs):
+                options = kwargs.get("num_warps"), kwargs["enable_fp_fusion"], kwargs["BLOCK_N"]
+                launches.append((label[0], self.name, *options))
+
+            return run
+
+    noted = {name: Noted(name) for name in MIX_KERNELS}
+    for name in MIX_KERNELS:
+        monkeypatch.setattr(kmix, name, noted[name])
+    for compare in ("compare_forward", "compare_backward"):
+
+        def note(*args, compare=compare, real=getattr(gpu_diagnose, compare)):
+            label[0] = args[5]
+            compared.add((args[5], compare, args[4]))
+            real(*args)
+
+        monkeypatch.setattr(gpu_diagnose, compare, note)
+    gpu_diagnose.variants()
+    labels = ["no fp fusion", "MN blocks of 4 samples", "num_warps 1", "num_warps 8"]
+    ways = [(compare, training) for compare in ("compare_forward", "compare_backward")
+            for training in (False, True)]  # fmt: skip
+    assert compared == {(lb, *way) for lb in labels for way in ways}
+    for lb in labels:
+        options = [launch[1:] for launch in launches if launch[0] == lb]
+        assert {name for name, *_ in options} == set(MIX_KERNELS), lb
+        assert {fusion for _, _, fusion, _ in options} == {lb != "no fp fusion"}, lb
+        assert {warps for _, warps, _, _ in options} == {
+            {"num_warps 1": 1, "num_warps 8": 8}.get(lb)
+        }, lb
+        block_n = max(block for *_, block in options)
+        assert block_n == 4 if lb == "MN blocks of 4 samples" else block_n == 8, lb
+    assert (kmix.FP_FUSION, kmix.MN_BLOCK_N) == (True, 8)
+    assert all(getattr(kmix, name) is noted[name] for name in MIX_KERNELS)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == len(labels) * len(ways) and "failed" not in "".join(lines), lines
+
+
 # ------------------------------------ the suite ----------------------------------------
 
 

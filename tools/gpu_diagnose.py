@@ -83,7 +83,7 @@ def compare_forward(n, c, length, k, training, label="", dtype=torch.float32):
     kg = torch.empty(n, k, device=DEV, dtype=dtype)
     kmix._mn_gates_kernel[(kmix.cdiv(n, bn),)](
         stats[0], stats[1], p["gw"], p["gb"], kg, n, c, k,
-        HAS_GATE_BIAS=True, BLOCK_N=bn, K_PAD=kp, CHUNK_C=cc, enable_fp_fusion=True,
+        HAS_GATE_BIAS=True, BLOCK_N=bn, K_PAD=kp, CHUNK_C=cc, enable_fp_fusion=kmix.FP_FUSION,
     )  # fmt: skip
     torch.cuda.synchronize()
     out += f" gates {rel(kg, gates):.1e} tiles {bn, bc, kp, cc}"
@@ -114,6 +114,9 @@ def compare_backward(n, c, length, k, training, label=""):
 
 
 CASES = [(16, 24, 143, 3), (15, 24, 143, 3), (4, 64, 3136, 2), (256, 64, 64, 2), (8, 8, 16, 2)]
+# The variants' cases: a CNN layer's, and a BatchNorm1d-like batch whose samples split (the
+# split's statistics kernel) and whose channels span two programs (the gates' backward kernel).
+VARIANT_CASES = [CASES[0], CASES[3], (4096, 64, 1, 2)]
 
 
 class Warps:
@@ -144,8 +147,10 @@ def variants() -> None:
         saved = (kmix.FP_FUSION, kmix.MN_BLOCK_N)
         setup()
         try:
-            for n, c, length, k in CASES[:1] + CASES[3:4]:
-                compare_forward(n, c, length, k, False, label)
+            for n, c, length, k in VARIANT_CASES:
+                for training in (False, True):
+                    compare_forward(n, c, length, k, training, label)
+                    compare_backward(n, c, length, k, training, label)
         except Exception as e:
             print(label, "failed:", repr(e)[:300], flush=True)
         kmix.FP_FUSION, kmix.MN_BLOCK_N = saved

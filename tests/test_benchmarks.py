@@ -390,6 +390,56 @@ def test_gpu_diagnose_variants_launch_every_kernel_they_change_then_put_it_back(
     assert len(lines) == len(labels) * len(ways) and "failed" not in "".join(lines), lines
 
 
+def _leaves(output: torch.Tensor) -> list[torch.Tensor]:
+    """The leaf tensors whose gradients a backward from `output` accumulates."""
+    leaves, seen, todo = [], set(), [output.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if hasattr(node, "variable"):  # AccumulateGrad
+            leaves.append(node.variable)
+        todo.extend(next_node for next_node, _ in node.next_functions)
+    return leaves
+
+
+def test_gpu_diagnose_host_timings_run_each_backward_from_no_gradients(monkeypatch, capsys):
+    """The host-time stages, the profile and the probe, on CPU tensors through the torch-op
+    backend (each timing, profile and table made two calls): every stage runs against the
+    backend's current signatures, and every timed backward starts from no gradients, as a
+    training step after zero_grad() does (else each call adds into the last one's: an add_
+    per leaf, 5 for ours against BatchNorm's 3, the bias benchmarks/NOTES.md removed from
+    host_overhead.py)."""
+    import mn_triton
+
+    gpu_diagnose = _gpu_diagnose(monkeypatch)
+    fresh, real_backward = [], torch.Tensor.backward
+
+    def backward(self, *args, **kwargs):
+        fresh.append([leaf.grad is None for leaf in _leaves(self)])
+        return real_backward(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "backward", backward)
+
+    def twice(fn, *_, **__) -> float:
+        fn()
+        fn()
+        return 1.0
+
+    for timing in ("_us_per_call", "_cprofile_top", "_op_table"):
+        monkeypatch.setattr(gpu_diagnose, timing, twice)
+    with mn_triton.use_backend("torch"):  # the same host code, without the interpreter
+        gpu_diagnose.host_stages()
+        gpu_diagnose.profile()
+        gpu_diagnose.host_probe()
+    # fwd+bwd: ModeNorm2d, BatchNorm2d, the no-op Function, the first two without the engine
+    # thread and in op tables; the profile's timing and cProfile: 9 stages, 2 calls each
+    assert len(fresh) == 18 and all(none and all(none) for none in fresh), fresh
+    out = capsys.readouterr().out
+    assert out.count(" us") == 16 + 2 + 4 + 12 + 1, out  # stages, engine thread, profile, probe
+
+
 # ------------------------------------ the suite ----------------------------------------
 
 

@@ -322,7 +322,8 @@ def test_gpu_diagnose_comparisons_show_a_wrong_kernel_result(monkeypatch, capsys
     forward, backward = capsys.readouterr().out.strip().splitlines()
     expected = [3, 1, 2, 3, 4, 5]  # moments: shift 1, mean deviation 2, variance 3
     assert _diagnosed_errors(forward) == [
-        (name, pytest.approx(i / 100, rel=0.05)) for name, i in zip(FORWARD_PIECES, expected)
+        (name, pytest.approx(i / 100, rel=0.05))
+        for name, i in zip(FORWARD_PIECES, expected, strict=True)
     ], forward
     assert _diagnosed_errors(backward) == [
         (name, pytest.approx(i / 100, rel=0.05)) for i, name in enumerate(BACKWARD_PIECES, 1)
@@ -362,12 +363,13 @@ def test_gpu_diagnose_variants_launch_every_kernel_they_change_then_put_it_back(
     noted = {name: Noted(name) for name in MIX_KERNELS}
     for name in MIX_KERNELS:
         monkeypatch.setattr(kmix, name, noted[name])
-    for compare in ("compare_forward", "compare_backward"):
+    real = {name: getattr(gpu_diagnose, name) for name in ("compare_forward", "compare_backward")}
+    for compare in real:
 
-        def note(*args, compare=compare, real=getattr(gpu_diagnose, compare)):
+        def note(*args, compare=compare):
             label[0] = args[5]
             compared.add((args[5], compare, args[4]))
-            real(*args)
+            real[compare](*args)
 
         monkeypatch.setattr(gpu_diagnose, compare, note)
     gpu_diagnose.variants()
@@ -438,6 +440,75 @@ def test_gpu_diagnose_host_timings_run_each_backward_from_no_gradients(monkeypat
     assert len(fresh) == 18 and all(none and all(none) for none in fresh), fresh
     out = capsys.readouterr().out
     assert out.count(" us") == 16 + 2 + 4 + 12 + 1, out  # stages, engine thread, profile, probe
+
+
+def test_gpu_diagnose_host_time_is_the_median_round_per_call_its_work_done(monkeypatch) -> None:
+    """_us_per_call: 20 warm-up calls, then 5 rounds of `calls` calls, each synchronised
+    before its clock stops (the calls' queued work inside the round); the median round, in µs
+    per call."""
+    gpu_diagnose = _gpu_diagnose(monkeypatch)
+    events: list[str] = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: events.append("sync"))
+    rounds_s = [3e-3, 1e-3, 5e-3, 2e-3, 4e-3]
+    ticks = iter([t for d in rounds_s for t in (10.0, 10.0 + d)])
+    clock = SimpleNamespace(perf_counter=lambda: events.append("clock") or next(ticks))
+    monkeypatch.setattr(gpu_diagnose, "time", clock)
+    us = gpu_diagnose._us_per_call(lambda: events.append("call"), calls=2)
+    assert us == pytest.approx(1500.0)  # 3 ms / 2 calls
+    one_round = ["clock", "call", "call", "sync", "clock"]
+    assert events == ["call"] * 20 + ["sync"] + one_round * 5
+
+
+BACKWARD_CASES = [(16, 24, 143, 3), (8192, 24, 1, 2), (4096, 64, 1, 2)]
+
+
+@pytest.mark.parametrize(
+    "argv, ran",
+    [
+        ([], ["comparisons", "variants"]),
+        (["--no-variants"], ["comparisons"]),
+        (["--profile"], ["comparisons", "variants", "profile"]),
+        (["--host-only"], ["launch_cost", "host_stages", "profile"]),
+        (["--host-probe"], ["host_probe"]),
+    ],
+)
+def test_gpu_diagnose_options_choose_what_runs(argv, ran, monkeypatch, capsys) -> None:
+    """On a machine with CUDA (faked): the GPU's name, then what each option says: the
+    comparisons (every case in eval and training, float64, the backward's cases, some of
+    whose samples split) and the variants unless --no-variants, the profile after them with
+    --profile; host times alone with --host-only, autograd's share alone with --host-probe."""
+    gpu_diagnose = _gpu_diagnose(monkeypatch)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "a faked GPU")
+    done, compared = [], []
+    for name in ("variants", "profile", "launch_cost", "host_stages", "host_probe"):
+        monkeypatch.setattr(gpu_diagnose, name, lambda name=name: done.append(name))
+    monkeypatch.setattr(gpu_diagnose, "compare_forward", lambda *a: compared.append(("fwd", *a)))
+    monkeypatch.setattr(gpu_diagnose, "compare_backward", lambda *a: compared.append(("bwd", *a)))
+    monkeypatch.setattr(sys, "argv", ["gpu_diagnose.py", *argv])
+    gpu_diagnose.main()
+    assert capsys.readouterr().out == "a faked GPU\n"
+    assert done == [name for name in ran if name != "comparisons"]
+    if "comparisons" not in ran:
+        assert compared == []
+        return
+    forward = [("fwd", *case, training) for case in gpu_diagnose.CASES for training in (0, 1)]
+    backward = [("bwd", *case, training) for case in BACKWARD_CASES for training in (0, 1)]
+    float64 = ("fwd", 16, 24, 143, 3, False, "float64", torch.float64)
+    assert compared == [*forward, float64, *backward]
+
+
+def test_gpu_diagnose_host_only_and_host_probe_exclude_each_other(monkeypatch, capsys) -> None:
+    """--host-only with --host-probe is refused, not run as --host-probe alone."""
+    gpu_diagnose = _gpu_diagnose(monkeypatch)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "a faked GPU")
+    for name in ("launch_cost", "host_stages", "profile", "host_probe"):
+        monkeypatch.setattr(gpu_diagnose, name, lambda name=name: pytest.fail(f"ran {name}"))
+    monkeypatch.setattr(sys, "argv", ["gpu_diagnose.py", "--host-only", "--host-probe"])
+    with pytest.raises(SystemExit) as exited:
+        gpu_diagnose.main()
+    assert exited.value.code == 2 and "not allowed with" in capsys.readouterr().err
 
 
 # ------------------------------------ the suite ----------------------------------------

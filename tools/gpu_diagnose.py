@@ -1,8 +1,9 @@
 """GPU diagnosis of the MN mix kernels against the torch-op mix, on identical inputs, and a
 cProfile of one layer call's host side. Usage on a GPU machine:
 
-    python tools/gpu_diagnose.py [--profile]
+    python tools/gpu_diagnose.py [--profile] [--no-variants]
     python tools/gpu_diagnose.py --host-only   # host time: per launch, per stage, cProfile
+    python tools/gpu_diagnose.py --host-probe  # autograd's share of a call's host time
 
 Prints relative-norm errors (kernel vs torch ops, float64 evaluation of the torch ops) of each
 piece: row moments, gates, forward coefficients, backward coefficients; then the same under
@@ -427,11 +428,13 @@ def _no_grad(module, x):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--profile", action="store_true")
-    ap.add_argument("--no-variants", action="store_true")
-    ap.add_argument("--host-only", action="store_true", help="launch cost and profile only")
-    ap.add_argument("--host-probe", action="store_true", help="autograd's share of host time")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--profile", action="store_true", help="the host profile after the errors")
+    ap.add_argument("--no-variants", action="store_true", help="the errors without the variants")
+    host = ap.add_mutually_exclusive_group()
+    host.add_argument("--host-only", action="store_true",
+                      help="host time only: launch cost, per stage, profile")  # fmt: skip
+    host.add_argument("--host-probe", action="store_true", help="autograd's share of host time")
     a = ap.parse_args()
     if not torch.cuda.is_available():
         ap.error("needs a CUDA device (this machine has none)")

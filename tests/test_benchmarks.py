@@ -511,6 +511,59 @@ def test_gpu_diagnose_host_only_and_host_probe_exclude_each_other(monkeypatch, c
     assert exited.value.code == 2 and "not allowed with" in capsys.readouterr().err
 
 
+def _split_experiment(argv: list[str], monkeypatch) -> list[tuple]:
+    """tools/split_experiment.py run as a script with `argv`, benchmarks/train_step.py's run
+    noted rather than made: (script, run name, its argv, the eager and captured split of a
+    32-sample batch of 8 channels as the run finds them); the rules put back after the test."""
+    import runpy
+
+    from mn_triton.kernels import mix
+
+    for rule in ("SPLIT_MIN_ROWS", "GRAPH_SPLIT_MIN_ROWS"):
+        monkeypatch.setattr(mix, rule, getattr(mix, rule))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(sys, "argv", ["split_experiment.py", *argv])
+    runs, run_script = [], runpy.run_path
+
+    def run_path(path, run_name):
+        with mix.as_captured():
+            captured = mix._mn_splits(32, 8, 8, 8)
+        runs.append((path, run_name, list(sys.argv), mix._mn_splits(32, 8, 8, 8), captured))
+
+    monkeypatch.setattr(runpy, "run_path", run_path)
+    run_script(str(REPO / "tools" / "split_experiment.py"), run_name="__main__")
+    return runs
+
+
+def test_split_experiment_runs_train_step_with_eager_and_captured_calls_split(monkeypatch):
+    """`split_experiment.py 8 OPTIONS`: train_step.py run as a script with OPTIONS alone,
+    eager and captured calls alike splitting 32 samples into 4 splits of 8 (by default eager
+    calls do not split them, captured ones split them in 2)."""
+    train_step = str(REPO / "benchmarks" / "train_step.py")
+    runs = _split_experiment(["8", "--models", "lenet", "--quick"], monkeypatch)
+    assert runs == [(train_step, "__main__", [train_step, "--models", "lenet", "--quick"],
+                     (4, 8), (4, 8))]  # fmt: skip
+
+
+@pytest.mark.parametrize("argv", [[], ["-8"], ["eight"], ["1e3"], ["²"], ["--models", "lenet"]])
+def test_split_experiment_refuses_anything_but_a_count_first(argv, monkeypatch) -> None:
+    """Without a count of samples (digits 0-9) first: the usage, status 1, nothing run (a
+    '²', which str.isdigit takes, once reached int() and a traceback)."""
+    with pytest.raises(SystemExit) as exited:
+        _split_experiment(argv, monkeypatch)
+    assert str(exited.value.code).startswith("usage: python tools/split_experiment.py MIN_ROWS")
+
+
+@pytest.mark.parametrize("flag", ["-h", "--help"])
+def test_split_experiment_help_is_not_an_error(flag, monkeypatch, capsys) -> None:
+    """--help prints the usage and what the script does, on stdout, status 0."""
+    with pytest.raises(SystemExit) as exited:
+        _split_experiment([flag], monkeypatch)
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python tools/split_experiment.py MIN_ROWS") and "NOTES" in out
+
+
 # ------------------------------------ the suite ----------------------------------------
 
 

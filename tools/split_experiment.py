@@ -1,8 +1,9 @@
-r"""benchmarks/train_step.py with the MN mix splitting batches from a given number of samples,
-eager and captured calls alike (kernels/mix.SPLIT_MIN_ROWS, 1024 by default: eager CNN
-batches are never split; GRAPH_SPLIT_MIN_ROWS, 16, for calls captured into CUDA graphs). An
-experiment, for benchmarks/NOTES.md: what splitting batches across programs from that size
-changes, eager and under CUDA graphs. Its rows are not report data: `--out` names a file in
+r"""benchmarks/train_step.py with the MN mix splitting batches of 2·MIN_ROWS samples or more
+into splits of at least MIN_ROWS, eager and captured calls alike (MIN_ROWS sets both
+kernels/mix.SPLIT_MIN_ROWS, 1024 by default: eager CNN batches are never split; and
+GRAPH_SPLIT_MIN_ROWS, 16, for calls captured into CUDA graphs). An experiment, for
+benchmarks/NOTES.md: what splitting batches across programs from that size changes, eager
+and under CUDA graphs. Its rows are not report data: `--out` names a file in
 $MN_REPORT_DATA (reports/data/ unless set, which the report reads), so point that elsewhere:
 
     MN_REPORT_DATA=reports/raw python tools/split_experiment.py 16 --models lenet,resnet20 \
@@ -14,9 +15,12 @@ import runpy
 import sys
 from pathlib import Path
 
-if len(sys.argv) < 2 or not sys.argv[1].isdigit():
-    usage = "python tools/split_experiment.py SPLIT_MIN_ROWS [train_step.py options]"
-    sys.exit(f"usage: {usage}\n\n{__doc__}")
+USAGE = "usage: python tools/split_experiment.py MIN_ROWS [train_step.py options]"
+if sys.argv[1:2] in (["-h"], ["--help"]):
+    print(f"{USAGE}\n\n{__doc__}")
+    sys.exit(0)
+if len(sys.argv) < 2 or not (sys.argv[1].isascii() and sys.argv[1].isdigit()):
+    sys.exit(f"{USAGE}\n\n{__doc__}")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 from mn_triton.kernels import mix  # noqa: E402

@@ -38,6 +38,8 @@ LAUNCHES = {
     # Rows of one element skip the four passes over x (dx is a torch op there).
     "MN training, rows of one element": 3,
     "MGN training, rows of one element": 3,
+    "MN training, bfloat16 rows of one element": 3,
+    "MGN training, transposed rows of one element": 3,
     # Symbolic sizes keep the ops whole: nothing recorded.
     "MN training, dynamic sizes": 0,
     "MGN training, dynamic sizes": 0,

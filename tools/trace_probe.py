@@ -82,10 +82,14 @@ CASES = [
     # Rows of one element: no moments, gradient-sums or apply pass (backend.POINT_ROWS).
     ("MN training, rows of one element", "ModeNorm1d", (16, 40), True, False, False),
     ("MGN training, rows of one element", "ModeGroupNorm1d", (16, 40), True, False, False),
+    # ... also in 16 bits or transposed (float32 copies of x and dy as s and Σ dy)
+    ("MN training, bfloat16 rows of one element", "ModeNorm1d", (16, 40), True, False, False),
+    ("MGN training, transposed rows of one element", "ModeGroupNorm1d", (16, 40), True, False,
+     False),
     # Symbolic sizes keep the ops whole: the host code plans from sizes.
     ("MN training, dynamic sizes", "ModeNorm2d", (8, 40, 5, 5), True, False, True),
     ("MGN training, dynamic sizes", "ModeGroupNorm2d", (8, 16, 5, 5), True, False, True),
-]
+]  # fmt: skip
 
 # (kernel, grid, arguments by name: eager ones give their sizes, strides and other numbers,
 # the compile-time choices and num_warps; traced ones every argument)
@@ -271,6 +275,10 @@ def _probe(case: tuple, recorder: Recorder, verbose: bool) -> list[str]:
     channels_last = "channels_last" in name
     layout_ = torch.channels_last if channels_last else torch.contiguous_format
     x = torch.randn(shape).to(memory_format=layout_)
+    if "transposed" in name:
+        x = x.t().contiguous().t()
+    if "bfloat16" in name:  # the layer's parameters stay float32, as under autocast
+        x = x.to(torch.bfloat16)
     graphs = compiled_graphs(layer, x, {"triton.cudagraphs": captured}, dynamic)
     traced = [launch for gm in graphs for launch in traced_launches(gm, recorder)]
     with backend.as_captured() if captured else nullcontext():

@@ -26,9 +26,9 @@ from torch.autograd.function import once_differentiable
 
 from reference._base import (
     MIN_MODE_MASS,
-    _check_eps,
     autocast_off,
     check_functional_momentum,
+    check_mode_norm_call,
     fx_leaf,
     row_length,
     stat_dtype,
@@ -276,9 +276,15 @@ class SyncModeNorm(ModeNorm):
                 f"__torch_dispatch__ (got {_subclass_names(*tensors)}), "
                 "whose storage its kernels and collectives cannot read"
             )
-        # ModeNorm's per-call checks of what may be set after construction, before the
-        # step is counted or anything is exchanged
-        _check_eps(self.eps, "SyncModeNorm: ")
+        # ModeNorm's per-call checks (of the parameters and estimates too: shapes, dtypes,
+        # devices; and of what may be set after construction), before the step is counted
+        # or anything is exchanged; the local batch may hold one value per channel
+        updated = self.track_running_stats
+        check_mode_norm_call(
+            x, gate_weight, gate_bias, self.running_mean if updated else None,
+            self.running_mean_sq if updated else None, weight, bias, True, self.eps,
+            "SyncModeNorm", check_batch=False,
+        )  # fmt: skip
         if self.momentum is not None:
             check_functional_momentum(self.momentum, "SyncModeNorm")
         momentum = self._count_batch()

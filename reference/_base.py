@@ -273,8 +273,13 @@ def check_mode_norm_call(
     training: bool,
     eps: float,
     fn: str = "mode_norm",
+    *,
+    check_batch: bool = True,
 ) -> None:
-    """Refuse, with a message naming the argument, what functional mode_norm cannot take."""
+    """Refuse, with a message naming the argument, what functional mode_norm cannot take.
+
+    `check_batch=False` leaves out BatchNorm's rule of more than one value per channel in
+    training (SyncModeNorm's synchronising path: a process's own batch may hold one)."""
     if not isinstance(training, bool):  # as F.batch_norm: "False", a string, would train
         raise TypeError(f"{fn}: training must be a bool, got {type(training).__name__}")
     _check_input(input, fn)
@@ -290,7 +295,8 @@ def check_mode_norm_call(
         _check_running_pair(running_mean, running_mean_sq, training, fn)
     _check_eps(eps, f"{fn}: ")
     if training:
-        check_batch_for_training(input, fn)
+        if check_batch:
+            check_batch_for_training(input, fn)
     elif running_mean is None:
         raise ValueError(f"{fn}: training=False needs running_mean and running_mean_sq")
 

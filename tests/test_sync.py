@@ -941,3 +941,36 @@ def test_synchronising_input_without_elements_as_mode_norm(
         assert torch.equal(grads_sync[name], grad), f"grad of {name}"
     for name, value in single.state_dict().items():
         assert torch.equal(sync.state_dict()[name], value), name
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "match"),
+    [
+        ("weight", torch.ones(5), r"weight must have shape \(4,\), got \(5,\)"),
+        ("bias", torch.zeros(3), r"bias must have shape \(4,\), got \(3,\)"),
+        ("gate.weight", torch.ones(2, 3), r"gate_weight must have shape \(2, 4\)"),
+        ("gate.bias", torch.zeros(3), r"gate_bias must have shape \(2,\)"),
+        ("weight", torch.ones(4, device="meta"), "weight is on meta but the input is on cpu"),
+    ],
+    ids=["weight", "bias", "gate_weight", "gate_bias", "weight_device"],
+)
+def test_synchronising_checks_the_parameters_as_mode_norm(
+    name, value, match, backend, synchronising_group_of_one
+):
+    """A parameter of the wrong shape, or on another device than the input, is refused by
+    name before anything runs or is exchanged, as ModeNorm refuses it (README: bad input
+    raises before any kernel runs). The synchronising path once passed them on unchecked: on
+    the kernels a bias one element short was read past its end (garbage, or an illegal access
+    on a GPU) and a gate of the wrong width taken without complaint; a weight on another
+    device failed deep inside (meta: "Cannot copy out of meta tensor")."""
+    layer = mn_triton.SyncModeNorm(4)
+    owner, attr = (layer.gate, name[5:]) if name.startswith("gate.") else (layer, name)
+    setattr(owner, attr, nn.Parameter(value))
+    with pytest.raises(ValueError, match=f"SyncModeNorm: {match}"):
+        layer(torch.randn(3, 4, 2, 2))
+    assert int(layer.num_batches_tracked) == 0
+    plain = mn_triton.ModeNorm(4)
+    owner, attr = (plain.gate, name[5:]) if name.startswith("gate.") else (plain, name)
+    setattr(owner, attr, nn.Parameter(value))
+    with pytest.raises(ValueError, match=match):
+        plain(torch.randn(3, 4, 2, 2))

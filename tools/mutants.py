@@ -3476,6 +3476,14 @@ MUTANTS = [
         "_grid3(grid), options))",
         "tests/test_trace_probe.py::test_probe_checks_report_each_mismatch",
     ),
+    # --- from the fresh-eyes review of the public layers (2026-12-07) ---
+    Mutant(
+        "Q4 SyncModeNorm's synchronising path leaves weight and bias unchecked",
+        "mn_triton/sync.py",
+        "            self.running_mean_sq if updated else None, weight, bias, True, self.eps,\n",
+        "            self.running_mean_sq if updated else None, None, None, True, self.eps,\n",
+        "tests/test_sync.py::test_synchronising_checks_the_parameters_as_mode_norm",
+    ),
 ]
 
 

@@ -202,6 +202,34 @@ def test_compiled_16_bit_and_transposed_one_element_rows_as_eager(norm, monkeypa
                               (x, *_mode_group_norm_args()[1:], True))  # fmt: skip
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("norm", ["ModeNorm1d", "ModeGroupNorm1d"])
+def test_opcheck_backward_on_transposed_rows_of_one_element(norm, dtype, backend):
+    """The backward ops on rows of one element that are not dense, 16-bit or not (Σ dy a
+    float32 copy of dy; dx = row_bias + dy·dy_scale cast back by backend.rows_like): dx laid
+    out as x, as their fake implementations say. A dense dx passes eager and aot_eager
+    steps (autograd takes any strides), but inductor asserts each op output's strides: a
+    compiled training step on transposed features would fail."""
+    x = torch.randn(4, 5).t().to(dtype)  # 4 channels
+    if norm == "ModeNorm1d":
+        _, gw, gb, w, b, rm, rms, training, eps = _mode_norm_args(True)
+        y, *rows, _, _, mode_stats, gates = ops.mode_norm_forward(
+            x, gw, gb, w, b, rm, rms, training, eps, True
+        )
+        op = ops.mode_norm_backward
+        args = (torch.randn_like(y), x, *rows, mode_stats, gates, gw.detach(), gb.detach(),
+                w.detach(), rm, rms, training, eps)  # fmt: skip
+    else:
+        _, gw, gb, w, b, eps = _mode_group_norm_args()
+        y, *rows = ops.mode_group_norm_forward(x, gw, gb, w, b, eps, True)
+        op = ops.mode_group_norm_backward
+        args = (torch.randn_like(y), x, *rows, gw.detach(), gb.detach(), w.detach(), eps)
+    assert [tuple(t.shape) for t in rows] == [(0,)] * 3
+    dx = op(*args)[0]
+    assert dx.dtype == dtype and dx.stride() == x.stride()
+    torch.library.opcheck(op, args)
+
+
 def test_compiled_one_element_rows_with_dynamic_batch_sizes(monkeypatch):
     """Symbolic batch sizes keep the one-element-row path (a 2-D input's rows hold one
     element whatever its sizes): one graph for every batch, results as eager."""

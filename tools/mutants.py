@@ -312,6 +312,14 @@ MUTANTS = [
         "tests/test_kernels.py::test_16_bit_one_element_rows_skip_their_passes_as_float32_rows",
     ),
     Mutant(
+        "L24 one-element rows: dx of transposed or 16-bit rows cast back dense, not as x",
+        "mn_triton/ops.py",
+        "        return backend.rows_like(grads.row_bias.addcmul_(dy_rows, grads.dy_scale), x)\n",
+        "        return grads.row_bias.addcmul_(dy_rows, grads.dy_scale)"
+        ".view(x.shape).to(x.dtype)\n",
+        "tests/test_compile.py::test_opcheck_backward_on_transposed_rows_of_one_element",
+    ),
+    Mutant(
         "M10 eval variance from running estimates in the input's precision",
         "mn_triton/kernels/mix.py",
         "var = _at_least(sq - r64 * r64, 0.0).to(pivot.dtype)",

@@ -566,7 +566,9 @@ mode_group_norm_forward.register_autograd(
 # (`record_kernels`, the ops' last argument, handed on to the backward op): dynamo then guards
 # on it, so switching recompiles, and the two ways make different graphs, so torch.compile's
 # on-disk caches never hand one way's compiled graph to the other (AOTAutograd's cache is
-# keyed by the graph as dynamo records it, before the ops' bodies are traced).
+# keyed by the graph as dynamo records it, before the ops' bodies are traced). That key
+# also leaves out what the bodies launch: a graph cached with the switch on keeps the
+# launches of the mn_triton and settings it was traced with (README: torch.compile).
 TRACE_KERNELS = os.environ.get("MN_TRITON_TRACE_KERNELS", "0") == "1"
 
 

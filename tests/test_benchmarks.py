@@ -521,6 +521,8 @@ def _split_experiment(argv: list[str], monkeypatch) -> list[tuple]:
 
     for rule in ("SPLIT_MIN_ROWS", "GRAPH_SPLIT_MIN_ROWS"):
         monkeypatch.setattr(mix, rule, getattr(mix, rule))
+    config = torch._functorch.config  # (put back by hand: monkeypatch's undo hides its options)
+    cached = config.enable_autograd_cache
     monkeypatch.setattr(sys, "path", list(sys.path))
     monkeypatch.setattr(sys, "argv", ["split_experiment.py", *argv])
     runs, run_script = [], runpy.run_path
@@ -529,9 +531,14 @@ def _split_experiment(argv: list[str], monkeypatch) -> list[tuple]:
         with mix.as_captured():
             captured = mix._mn_splits(32, 8, 8, 8)
         runs.append((path, run_name, list(sys.argv), mix._mn_splits(32, 8, 8, 8), captured))
+        # traced compiled steps read the rules: no graph from AOTAutograd's on-disk cache
+        assert not config.enable_autograd_cache
 
     monkeypatch.setattr(runpy, "run_path", run_path)
-    run_script(str(REPO / "tools" / "split_experiment.py"), run_name="__main__")
+    try:
+        run_script(str(REPO / "tools" / "split_experiment.py"), run_name="__main__")
+    finally:
+        config.enable_autograd_cache = cached
     return runs
 
 

@@ -3345,6 +3345,13 @@ MUTANTS = [
         "    sys.exit(1)\n",
         "tests/test_benchmarks.py::test_split_experiment_help_is_not_an_error",
     ),
+    Mutant(
+        "I70 split_experiment leaves AOTAutograd's cache on (graphs traced under other rules)",
+        "tools/split_experiment.py",
+        "torch._functorch.config.enable_autograd_cache = False\n",
+        "\n",
+        "tests/test_benchmarks.py::test_split_experiment_runs_train_step_with_eager_and_captured_calls_split",
+    ),
     # --- the trace probe audit (tools/trace_probe.py's checks, and what they catch) ---
     Mutant(
         "O1 trace_probe: traced launches always the same as eager ones",

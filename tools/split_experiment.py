@@ -23,9 +23,15 @@ if len(sys.argv) < 2 or not (sys.argv[1].isascii() and sys.argv[1].isdigit()):
     sys.exit(f"{USAGE}\n\n{__doc__}")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+import torch  # noqa: E402
+
 from mn_triton.kernels import mix  # noqa: E402
 
 mix.SPLIT_MIN_ROWS = mix.GRAPH_SPLIT_MIN_ROWS = int(sys.argv[1])
+# With MN_TRITON_TRACE_KERNELS=1, compiled steps trace the ops' bodies, which read these
+# rules; AOTAutograd's on-disk cache is keyed by the graph before that (README: torch.compile),
+# so it could hand back a graph traced under other rules. Compile afresh instead.
+torch._functorch.config.enable_autograd_cache = False
 script = str(ROOT / "benchmarks" / "train_step.py")
 sys.argv = [script, *sys.argv[2:]]
 runpy.run_path(script, run_name="__main__")

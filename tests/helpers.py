@@ -371,6 +371,18 @@ def spy_launches(monkeypatch, module, name: str, launch: bool = True) -> list:
     return grids
 
 
+def spy_row_passes(monkeypatch) -> list[list]:
+    """`spy_launches` on the three passes over x (moments, gradient sums, apply): their grids,
+    in that order, as the layers launch them."""
+    from mn_triton.kernels import apply, moments
+
+    return [
+        spy_launches(monkeypatch, module, name)
+        for module, name in [(moments, "_row_moments_kernel"),
+                             (moments, "_row_grad_sums_kernel"), (apply, "_row_affine_kernel")]
+    ]  # fmt: skip
+
+
 def record_guarded_launches(monkeypatch) -> list[tuple[str, bool]]:
     """Replace backend.on_device_of with a guard that only records being entered, and wrap
     every kernel entry point to note (its name, whether it ran inside such a guard); the

@@ -17,6 +17,7 @@ from helpers import (
     randomize,
     record_dx_terms,
     spy_launches,
+    spy_row_passes,
 )
 from mn_triton import ops
 
@@ -135,13 +136,8 @@ def test_compiled_one_element_rows_skip_their_passes_with_the_same_bits(norm, mo
     The same bits as with the passes (POINT_ROWS off); dynamo guards on the switch, so
     turning it off recompiles."""
     from mn_triton import backend as mn_backend
-    from mn_triton.kernels import apply, moments
 
-    passes = [
-        spy_launches(monkeypatch, module, name)
-        for module, name in [(moments, "_row_moments_kernel"),
-                             (moments, "_row_grad_sums_kernel"), (apply, "_row_affine_kernel")]
-    ]  # fmt: skip
+    passes = spy_row_passes(monkeypatch)
     torch._dynamo.reset()
     layer = randomize(getattr(mn_triton, norm)(70, num_modes=3))
     start = {k: v.clone() for k, v in layer.state_dict().items()}
@@ -168,13 +164,7 @@ def test_compiled_16_bit_and_transposed_one_element_rows_as_eager(norm, monkeypa
     of x): compiled as eager without the passes, bit for bit but for MN's running estimates
     (updated by other ops when compiled); the custom ops' outputs as their fake
     implementations say (opcheck: dtypes, strides)."""
-    from mn_triton.kernels import apply, moments
-
-    passes = [
-        spy_launches(monkeypatch, module, name)
-        for module, name in [(moments, "_row_moments_kernel"),
-                             (moments, "_row_grad_sums_kernel"), (apply, "_row_affine_kernel")]
-    ]  # fmt: skip
+    passes = spy_row_passes(monkeypatch)
     torch._dynamo.reset()
     layer = randomize(getattr(mn_triton, norm)(6, num_modes=3))
     start = {k: v.clone() for k, v in layer.state_dict().items()}

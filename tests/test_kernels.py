@@ -25,6 +25,7 @@ from helpers import (
     record_dx_terms,
     record_guarded_launches,
     spy_launches,
+    spy_row_passes,
     tiny_tiles,
 )
 from mn_triton.kernels import layout
@@ -1138,21 +1139,16 @@ def test_one_element_rows_skip_their_passes_with_the_same_bits(case, training, m
     (The layer oracle tests check these cases against float64 too.)"""
     from mn_triton import backend
 
-    moments, apply = backend._moment_kernels, backend._apply_kernels
-    passes = {
-        name: spy_launches(monkeypatch, module, name)
-        for module, name in [(moments, "_row_moments_kernel"),
-                             (moments, "_row_grad_sums_kernel"), (apply, "_row_affine_kernel")]
-    }  # fmt: skip
+    passes = spy_row_passes(monkeypatch)
     dx_terms = record_dx_terms(monkeypatch)
     coefficients = _spy_x_minus_s_coefficients(monkeypatch)
     skipped = _point_rows_step(case, training)
-    assert [len(grids) for grids in passes.values()] == [0, 0, 0]
+    assert [len(grids) for grids in passes] == [0, 0, 0]
     assert len(coefficients) == 2 and not any(given for _, given in coefficients), coefficients
     coefficients.clear()
     monkeypatch.setattr(backend, "POINT_ROWS", False)
     full = _point_rows_step(case, training)
-    assert [len(grids) for grids in passes.values()] == [1, 1, 2]
+    assert [len(grids) for grids in passes] == [1, 1, 2]
     assert len(coefficients) == 2 and all(given for _, given in coefficients), coefficients
     assert skipped[1] and full[1], "y is not laid out as x"
     assert_same_point_results(skipped, full, dx_index=2, dx_terms=dx_terms)
@@ -1169,25 +1165,20 @@ def test_16_bit_one_element_rows_skip_their_passes_as_float32_rows(case, trainin
     where torch's casts round (on a GPU both round)."""
     from mn_triton import backend
 
-    moments, apply = backend._moment_kernels, backend._apply_kernels
-    passes = {
-        name: spy_launches(monkeypatch, module, name)
-        for module, name in [(moments, "_row_moments_kernel"),
-                             (moments, "_row_grad_sums_kernel"), (apply, "_row_affine_kernel")]
-    }  # fmt: skip
+    passes = spy_row_passes(monkeypatch)
     dtype = POINT_CASES_16_BIT[case][2]
     half = _point_rows_step(case, training)
-    assert [len(grids) for grids in passes.values()] == [0, 0, 0]
+    assert [len(grids) for grids in passes] == [0, 0, 0]
     assert half[1], "y is not laid out as x"
     assert half[0].dtype == half[2].dtype == dtype
     single = _point_rows_step(case, training, as_dtype=torch.float32)
-    assert [len(grids) for grids in passes.values()] == [0, 0, 0]
+    assert [len(grids) for grids in passes] == [0, 0, 0]
     rounded = [single[0].to(dtype), single[1], single[2].to(dtype), *single[3:]]
     for i, (a, b) in enumerate(zip(half, rounded, strict=True)):
         assert a is b or torch.equal(a, b), f"result {i} differs"
     monkeypatch.setattr(backend, "POINT_ROWS", False)
     full = _point_rows_step(case, training)
-    assert [len(grids) for grids in passes.values()] == [1, 1, 2]
+    assert [len(grids) for grids in passes] == [1, 1, 2]
     for i in (0, 2):  # y and dx within a rounding (truncated or not) of the largest term
         ulp = 2 * torch.finfo(dtype).eps * full[i].float().abs().max()
         assert (half[i].float() - full[i].float()).abs().max() <= ulp, f"result {i}"

@@ -128,6 +128,15 @@ def _compiled_step(compiled: nn.Module, layer: nn.Module, x: torch.Tensor) -> li
     return [y.detach(), x.grad, *grads, *(b.clone() for b in layer.buffers())]
 
 
+def _compiled_layer(norm: str, channels: int) -> tuple[nn.Module, dict, nn.Module]:
+    """A randomized layer of K = 3, its state to start each step from, and the layer compiled
+    whole (aot_eager: the custom ops run as eager ones do), dynamo's caches reset first."""
+    torch._dynamo.reset()
+    layer = randomize(getattr(mn_triton, norm)(channels, num_modes=3))
+    start = {k: v.clone() for k, v in layer.state_dict().items()}
+    return layer, start, torch.compile(layer, fullgraph=True, backend="aot_eager")
+
+
 @pytest.mark.parametrize("norm", ["ModeNorm1d", "ModeGroupNorm1d"])
 def test_compiled_one_element_rows_skip_their_passes_with_the_same_bits(norm, monkeypatch):
     """Compiled layers on rows of one element skip the moments, gradient-sums and forward
@@ -138,10 +147,7 @@ def test_compiled_one_element_rows_skip_their_passes_with_the_same_bits(norm, mo
     from mn_triton import backend as mn_backend
 
     passes = spy_row_passes(monkeypatch)
-    torch._dynamo.reset()
-    layer = randomize(getattr(mn_triton, norm)(70, num_modes=3))
-    start = {k: v.clone() for k, v in layer.state_dict().items()}
-    compiled = torch.compile(layer, fullgraph=True, backend="aot_eager")
+    layer, start, compiled = _compiled_layer(norm, 70)
     x = torch.randn(37, 70) * 2 + 1
     # MN's ops run their first call of each signature twice (once as captured, for CUDA
     # graphs: ops._with_capture_choices), MGN's once.
@@ -162,13 +168,10 @@ def test_compiled_one_element_rows_skip_their_passes_with_the_same_bits(norm, mo
 def test_compiled_16_bit_and_transposed_one_element_rows_as_eager(norm, monkeypatch):
     """Rows of one element that are 16-bit or not dense take the path too (s a float32 copy
     of x): compiled as eager without the passes, bit for bit but for MN's running estimates
-    (updated by other ops when compiled); the custom ops' outputs as their fake
-    implementations say (opcheck: dtypes, strides)."""
+    (updated by other ops when compiled). (The ops' outputs against their fake
+    implementations: test_opcheck_on_transposed_rows_of_one_element.)"""
     passes = spy_row_passes(monkeypatch)
-    torch._dynamo.reset()
-    layer = randomize(getattr(mn_triton, norm)(6, num_modes=3))
-    start = {k: v.clone() for k, v in layer.state_dict().items()}
-    compiled = torch.compile(layer, fullgraph=True, backend="aot_eager")
+    layer, start, compiled = _compiled_layer(norm, 6)
     data = torch.randn(9, 6) * 2 + 1
     for x in (data.to(torch.bfloat16), data.t().contiguous().t(), data.half()):
         layer.load_state_dict(start)
@@ -183,38 +186,35 @@ def test_compiled_16_bit_and_transposed_one_element_rows_as_eager(norm, monkeypa
         for a, b in zip(traced[6:], eager[6:], strict=True):
             torch.testing.assert_close(a, b, rtol=1e-6, atol=0, msg=f"{what}: buffers")
     assert [len(grids) for grids in passes] == [0, 0, 0]
-    x = torch.randn(4, 5).t().half().requires_grad_()  # the ops' arguments: 4 channels
-    if norm == "ModeNorm1d":
-        args = (x, *_mode_norm_args(True)[1:], True)
-        torch.library.opcheck(ops.mode_norm_forward, args)
-    else:
-        torch.library.opcheck(ops.mode_group_norm_forward,
-                              (x, *_mode_group_norm_args()[1:], True))  # fmt: skip
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
 @pytest.mark.parametrize("norm", ["ModeNorm1d", "ModeGroupNorm1d"])
-def test_opcheck_backward_on_transposed_rows_of_one_element(norm, dtype, backend):
-    """The backward ops on rows of one element that are not dense, 16-bit or not (Σ dy a
-    float32 copy of dy; dx = row_bias + dy·dy_scale cast back by backend.rows_like): dx laid
-    out as x, as their fake implementations say. A dense dx passes eager and aot_eager
-    steps (autograd takes any strides), but inductor asserts each op output's strides: a
-    compiled training step on transposed features would fail."""
-    x = torch.randn(4, 5).t().to(dtype)  # 4 channels
+def test_opcheck_on_transposed_rows_of_one_element(norm, dtype, backend):
+    """The ops on rows of one element that are not dense, 16-bit or not (s and Σ dy float32
+    copies of x and dy; y and dx = row_bias + dy·dy_scale cast back by backend.rows_like):
+    y and dx laid out as x, as their fake implementations say. A dense dx passes eager and
+    aot_eager steps (autograd takes any strides), but inductor asserts each op output's
+    strides: a compiled training step on transposed features would fail."""
+    x = torch.randn(4, 5).t().to(dtype).requires_grad_()  # 4 channels
     if norm == "ModeNorm1d":
         _, gw, gb, w, b, rm, rms, training, eps = _mode_norm_args(True)
-        y, *rows, _, _, mode_stats, gates = ops.mode_norm_forward(
-            x, gw, gb, w, b, rm, rms, training, eps, True
-        )
+        forward = (x, gw, gb, w, b, rm, rms, training, eps, True)
+        torch.library.opcheck(ops.mode_norm_forward, forward)
+        y, *rows, _, _, mode_stats, gates = ops.mode_norm_forward(*forward)
         op = ops.mode_norm_backward
-        args = (torch.randn_like(y), x, *rows, mode_stats, gates, gw.detach(), gb.detach(),
+        args = (torch.randn_like(y), x.detach(), *rows, mode_stats, gates, gw.detach(), gb.detach(),
                 w.detach(), rm, rms, training, eps)  # fmt: skip
     else:
         _, gw, gb, w, b, eps = _mode_group_norm_args()
-        y, *rows = ops.mode_group_norm_forward(x, gw, gb, w, b, eps, True)
+        forward = (x, gw, gb, w, b, eps, True)
+        torch.library.opcheck(ops.mode_group_norm_forward, forward)
+        y, *rows = ops.mode_group_norm_forward(*forward)
         op = ops.mode_group_norm_backward
-        args = (torch.randn_like(y), x, *rows, gw.detach(), gb.detach(), w.detach(), eps)
+        args = (torch.randn_like(y), x.detach(), *rows, gw.detach(), gb.detach(), w.detach(),
+                eps)  # fmt: skip
     assert [tuple(t.shape) for t in rows] == [(0,)] * 3
+    assert y.dtype == dtype and y.stride() == x.stride()
     dx = op(*args)[0]
     assert dx.dtype == dtype and dx.stride() == x.stride()
     torch.library.opcheck(op, args)

@@ -1179,7 +1179,7 @@ def test_16_bit_one_element_rows_skip_their_passes_as_float32_rows(case, trainin
     monkeypatch.setattr(backend, "POINT_ROWS", False)
     full = _point_rows_step(case, training)
     assert [len(grids) for grids in passes] == [1, 1, 2]
-    for i in (0, 2):  # y and dx within a rounding (truncated or not) of the largest term
+    for i in (0, 2):  # y and dx within a rounding (truncated or not) of their largest value
         ulp = 2 * torch.finfo(dtype).eps * full[i].float().abs().max()
         assert (half[i].float() - full[i].float()).abs().max() <= ulp, f"result {i}"
     for i, (a, b) in enumerate(zip(half[3:], full[3:], strict=True)):

@@ -963,14 +963,12 @@ def test_synchronising_checks_the_parameters_as_mode_norm(
     the kernels a bias one element short was read past its end (garbage, or an illegal access
     on a GPU) and a gate of the wrong width taken without complaint; a weight on another
     device failed deep inside (meta: "Cannot copy out of meta tensor")."""
-    layer = mn_triton.SyncModeNorm(4)
-    owner, attr = (layer.gate, name[5:]) if name.startswith("gate.") else (layer, name)
-    setattr(owner, attr, nn.Parameter(value))
+    layer, plain = mn_triton.SyncModeNorm(4), mn_triton.ModeNorm(4)
+    for module in (layer, plain):  # "gate.weight" is the gate's own "weight"
+        owner, attr = (module.gate, name[5:]) if name.startswith("gate.") else (module, name)
+        setattr(owner, attr, nn.Parameter(value))
     with pytest.raises(ValueError, match=f"SyncModeNorm: {match}"):
         layer(torch.randn(3, 4, 2, 2))
     assert int(layer.num_batches_tracked) == 0
-    plain = mn_triton.ModeNorm(4)
-    owner, attr = (plain.gate, name[5:]) if name.startswith("gate.") else (plain, name)
-    setattr(owner, attr, nn.Parameter(value))
     with pytest.raises(ValueError, match=match):
         plain(torch.randn(3, 4, 2, 2))

@@ -228,6 +228,29 @@ JITFunction.__getitem__(fn, (1,))(torch.empty(4), meta, WHICH="h2")  # a CPU ten
 out["compiled"] = {h: vars(c) for h, c in recorder.compiled.items()}
 out["failures"] = [vars(f) for f in recorder.failures]
 
+# PTX digests, source positions aside; compare() against an earlier --json's "compiled"
+PTX = """.version 8.4
+.file 1 "/repo/mn_triton/kernels/mix.py"
+.visible .entry _k()
+{
+    .loc 1 420 5
+    mul.f32 %f3, %f1, %f2;
+    .loc 1 421 5
+    st.global.b32 [%rd1], %f3;
+    ret;
+}
+    .section .debug_abbrev
+    {
+.b8 1
+    }
+"""
+moved = PTX.replace("420", "433").replace("421", "434").replace("/repo", "/elsewhere")
+out["digests"] = [cc.ptx_digest(p) for p in (PTX, moved, PTX.replace("mul.f32", "add.f32"))]
+def spec(kernel, digest):
+    return Compiled(kernel, "x", "K=2", 4, 64, 0, 0, "", True, 0.1, digest)
+old = [vars(spec("_a", "1")), vars(spec("_b", "2")), vars(spec("_c", "3"))]
+out["compare"] = cc.compare([spec("_a", "1"), spec("_b", "9"), spec("_d", "4")], old)
+
 # main: its exit status and report, on sweeps that spill, fail in host code, or do neither
 made = []
 class Spy(cc.Recorder):
@@ -250,6 +273,7 @@ for name, thunks, argv in (
     ("spilled", [fake("_a", 0), fake("_b", 8)], []),
     ("spilled, --no-spills", [fake("_a", 0), fake("_b", 8)], ["--no-spills"]),
     ("host error", [fake("_a", 0), broken], ["--json", sys.argv[1]]),
+    ("compared", [fake("_a", 0), fake("_e", 0)], ["--compare", sys.argv[1]]),
 ):
     cc.sweep = lambda quick, thunks=thunks: [(f"case {i}", t) for i, t in enumerate(thunks)]
     text = io.StringIO()
@@ -316,6 +340,21 @@ def test_spills_fail_with_no_spills_and_failures_always(reporting):
     assert [c["kernel"] for c in report["compiled"]] == ["_a"]
     error = "RuntimeError('a host synchronisation')"
     assert report["failures"] == [{"kernel": "(host code)", "case": "case 1", "error": error}]
+
+
+def test_ptx_digests_leave_out_source_positions_and_compare_names_changes(reporting):
+    """--compare tells whether a change to the kernels changed what a GPU runs: their PTX
+    without .file, .loc and debug sections (which move with every edit above a line)."""
+    same, moved, changed = reporting["digests"]
+    assert same == moved != changed
+    assert reporting["compare"] == [
+        "differs: _b [K=2] in case 'x'",
+        "gone: _c [K=2] in case 'x'",
+        "new: _d [K=2] in case 'x'",
+    ]
+    status, text = reporting["main"]["compared"]
+    assert status == 0
+    assert "1 specialisations differ, new or gone" in text and "new: _e [] in case 'case 1'" in text
 
 
 def test_a_case_compiles_training_forward_and_backward_and_eval(reporting):

@@ -14,16 +14,20 @@ device, and a host synchronisation (`.item()` and the like raise on meta tensors
 It prints one line per compiled specialisation (registers, spills, shared memory) and
 exits with status 1 if any kernel failed to compile, would not launch (more shared memory
 or registers per block than the GPU has: CUDA refuses those at launch, not at compile
-time), or spilled with --no-spills.
+time), or spilled with --no-spills. With --compare OLD.json (an earlier --json, e.g. from
+before a change to the kernels) it lists the specialisations whose PTX differs from OLD's,
+line numbers aside: a change that leaves them all the same leaves what a GPU runs the same.
 
     python tools/compile_check.py              # sm_90 (H100/H200), the whole sweep
     python tools/compile_check.py --arch 80 --quick --json out.json
+    python tools/compile_check.py --arch 80 --quick --compare out.json   # after a change
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import json
 import os
 import re
@@ -137,6 +141,7 @@ class Compiled:
     global_loads: str  # load instructions by width, e.g. "8×v4.b32 1×b32": vectorised?
     fp_fusion: bool  # compiled with fused multiply-adds (layout.FP_FUSION)
     seconds: float
+    ptx_digest: str = ""  # of the PTX without source positions (see ptx_digest)
 
 
 @dataclass
@@ -187,6 +192,7 @@ class Recorder:
             usage.get("REG", -1), usage.get("STACK", 0) + usage.get("LOCAL", 0),
             kernel.metadata.shared,
             global_loads(kernel.asm["ptx"]), kernel.metadata.enable_fp_fusion, seconds,
+            ptx_digest(kernel.asm["ptx"]),
         )  # fmt: skip
         self.compiled[kernel.hash] = compiled
         limits = launch_limit_error(
@@ -194,6 +200,30 @@ class Recorder:
         )
         if limits:
             self.failures.append(Failure(compiled.kernel, self.case, f"would not launch: {limits}"))
+
+
+def ptx_digest(ptx: str) -> str:
+    """A digest of the PTX without its source positions (.file, .loc and the debug sections
+    after the code): moving a kernel's lines, or editing a comment, leaves it the same."""
+    code = re.sub(r"^\s*\.section\s+\.debug.*", "", ptx, flags=re.S | re.M)
+    lines = [line for line in code.splitlines() if not re.match(r"\s*\.(loc|file)\b", line)]
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+
+
+def compare(compiled: list[Compiled], old: list[dict]) -> list[str]:
+    """The specialisations (kernel, constexprs and case) whose PTX differs from `old`'s (the
+    "compiled" of an earlier --json), and those compiled in only one of the two sweeps."""
+
+    def key(c: dict) -> str:
+        return f"{c['kernel']} [{c['constexprs']}] in case '{c['case']}'"
+
+    before = {key(c): c.get("ptx_digest") for c in old}
+    now = {key(asdict(c)): c.ptx_digest for c in compiled}
+    return sorted(
+        [f"differs: {k}" for k in now.keys() & before.keys() if now[k] != before[k]]
+        + [f"new: {k}" for k in now.keys() - before.keys()]
+        + [f"gone: {k}" for k in before.keys() - now.keys()]
+    )
 
 
 def global_loads(ptx: str) -> str:
@@ -452,6 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smaller sweep")
     parser.add_argument("--no-spills", action="store_true", help="fail if a kernel spills")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--compare", type=Path, help="an earlier --json: whose PTX differs?")
     args = parser.parse_args(argv)
 
     compile_instead_of_launch(args.arch)
@@ -482,6 +513,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     for failure in recorder.failures:
         print(f"FAILED {failure.kernel} in case '{failure.case}':\n{failure.error}\n")
+    if args.compare:
+        old = json.loads(args.compare.read_text())["compiled"]
+        changes = compare(list(recorder.compiled.values()), old)
+        print(f"PTX against {args.compare}: {len(changes)} specialisations differ, new or gone "
+              "(source positions aside)")  # fmt: skip
+        for change in changes:
+            print(f"    {change}")
     if args.json:
         args.json.write_text(
             json.dumps(

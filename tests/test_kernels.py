@@ -1034,6 +1034,25 @@ def test_a_constant_channel_with_tiny_eps_keeps_gradients_finite(layer_class, nu
         check_against_oracle(layer, x)
 
 
+@pytest.mark.parametrize("backend", ["torch", "triton"])
+def test_eval_of_a_dead_channel_with_tiny_eps_forms_no_overflow(backend):
+    """Eval with running estimates of variance 0 where the channel is constant (0, its
+    running mean 0.5) and ε = 1e-30: r = 1e15 is finite and so is every gradient, but
+    ∂L/∂r·r³, which eval does not need (μ and σ² are constants there), overflows. The MN
+    backward kernel formed it anyway (inf, then inf·0 = NaN, both unused): none of that may
+    be computed, so NumPy's errors are raised here (the interpreter runs the kernels in it)."""
+    import numpy as np
+
+    torch.manual_seed(0)
+    layer = randomize(mn_triton.ModeNorm2d(3, num_modes=2, eps=1e-30)).eval()
+    layer.running_mean[:, 1] = 0.5
+    layer.running_mean_sq[:, 1] = 0.25
+    x = torch.randn(4, 3, 3, 3)
+    x[:, 1] = 0.0
+    with mn_triton.use_backend(backend), np.errstate(over="raise", invalid="raise"):
+        check_against_oracle(layer, x)
+
+
 # Rows of one element (L = 1) are their own statistics (backend.POINT_ROWS): cases of the
 # layers on such inputs. (37, 70) at K = 3: three channel blocks of MN's mix, its gates
 # computed once; (9, 6, 1): one block, the gates kernel fused; MGN a program per sample.

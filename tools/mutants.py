@@ -3499,6 +3499,28 @@ MUTANTS = [
         "            self.running_mean_sq if updated else None, None, None, True, self.eps,\n",
         "tests/test_sync.py::test_synchronising_checks_the_parameters_as_mode_norm",
     ),
+    # --- stop 51 (2026-12-07): eval's unused r³, compile_check --compare ---
+    Mutant(
+        "Q5 the MN backward kernel forms ∂L/∂σ² in eval too (r³ overflows for a dead channel)",
+        "mn_triton/kernels/mix.py",
+        "    if TRAINING:  # (in eval μ and σ² are constants;",
+        "    if True:  # (in eval μ and σ² are constants;",
+        "tests/test_kernels.py::test_eval_of_a_dead_channel_with_tiny_eps_forms_no_overflow",
+    ),
+    Mutant(
+        "J52 compile_check: PTX digests keep the source positions (every edit is a change)",
+        "tools/compile_check.py",
+        '    return hashlib.sha256("\\n".join(lines).encode()).hexdigest()[:16]',
+        "    return hashlib.sha256(ptx.encode()).hexdigest()[:16]",
+        "tests/test_gpu_compile.py::test_ptx_digests_leave_out_source_positions_and_compare_names_changes",
+    ),
+    Mutant(
+        "J53 compile_check: --compare misses specialisations that are gone",
+        "tools/compile_check.py",
+        '        + [f"gone: {k}" for k in before.keys() - now.keys()]\n',
+        "",
+        "tests/test_gpu_compile.py::test_ptx_digests_leave_out_source_positions_and_compare_names_changes",
+    ),
 ]
 
 

@@ -817,9 +817,10 @@ def _mn_backward_pass_2(
     gate gradients as well (this split's, at `split_row`), as _mn_mix_backward_gates_kernel
     computes them."""
     dtype = rstd.dtype
-    d_var = _var_grad(d_rstd, rstd)
-    # σ²'s derivative in μ, −2·Σ_n w·(m − μ), as in mix.mode_norm_backward.
-    d_mean = d_mean_via_b - 2.0 * d_var * sum_w_dev
+    if TRAINING:  # (in eval μ and σ² are constants; a dead channel's r³ may overflow there)
+        d_var = _var_grad(d_rstd, rstd)
+        # σ²'s derivative in μ, −2·Σ_n w·(m − μ), as in mix.mode_norm_backward.
+        d_mean = d_mean_via_b - 2.0 * d_var * sum_w_dev
     kc, kc_ok = _mode_channel_offsets(modes, mode_ok, cols, col_ok, C)
     if FUSE_GATES:
         w_gate = tl.load(GW + kc, mask=kc_ok, other=0.0).to(dtype)

@@ -248,8 +248,18 @@ moved = PTX.replace("420", "433").replace("421", "434").replace("/repo", "/elsew
 out["digests"] = [cc.ptx_digest(p) for p in (PTX, moved, PTX.replace("mul.f32", "add.f32"))]
 def spec(kernel, digest):
     return Compiled(kernel, "x", "K=2", 4, 64, 0, 0, "", True, 0.1, digest)
-old = [vars(spec("_a", "1")), vars(spec("_b", "2")), vars(spec("_c", "3"))]
-out["compare"] = cc.compare([spec("_a", "1"), spec("_b", "9"), spec("_d", "4")], old)
+old = [vars(spec(*kd)) for kd in (("_a", "1"), ("_b", "2"), ("_c", "3"), ("_t", "5"), ("_t", "6"))]
+new = [spec(*kd) for kd in (("_a", "1"), ("_b", "9"), ("_d", "4"), ("_t", "6"), ("_t", "5"))]
+out["compare"] = cc.compare(new, old)  # _t: twice (other alignments), in another order
+out["compare, one of two changed"] = cc.compare(new[:3] + [spec("_t", "6"), spec("_t", "7")], old)
+for name, text in (("no digests", json.dumps({"compiled": [{"kernel": "_a"}]})), ("no json", "{")):
+    with open(sys.argv[1] + ".old", "w") as f:
+        f.write(text)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()) as err:
+            cc.main(["--compare", sys.argv[1] + ".old"])
+    except SystemExit as exit:
+        out[name] = [exit.code, err.getvalue().splitlines()[-1]]
 
 # main: its exit status and report, on sweeps that spill, fail in host code, or do neither
 made = []
@@ -347,14 +357,20 @@ def test_ptx_digests_leave_out_source_positions_and_compare_names_changes(report
     without .file, .loc and debug sections (which move with every edit above a line)."""
     same, moved, changed = reporting["digests"]
     assert same == moved != changed
-    assert reporting["compare"] == [
-        "differs: _b [K=2] in case 'x'",
-        "gone: _c [K=2] in case 'x'",
-        "new: _d [K=2] in case 'x'",
-    ]
+    changes = ["differs: _b [K=2] in case 'x'", "gone: _c [K=2] in case 'x'",
+               "new: _d [K=2] in case 'x'"]  # fmt: skip
+    assert reporting["compare"] == changes
+    assert reporting["compare, one of two changed"] == sorted(
+        changes + ["differs: _t [K=2] in case 'x'"]
+    )
     status, text = reporting["main"]["compared"]
     assert status == 0
-    assert "1 specialisations differ, new or gone" in text and "new: _e [] in case 'case 1'" in text
+    assert "aside: 1 kernels (by constexprs and case) differ" in text
+    assert "new: _e [] in case 'case 1'" in text
+    status, error = reporting["no digests"]  # a file from before the digests: told, not compared
+    assert status == 2 and "holds no PTX digests (written before --compare existed)" in error
+    status, error = reporting["no json"]
+    assert status == 2 and "is not a compile_check --json file" in error
 
 
 def test_a_case_compiles_training_forward_and_backward_and_eval(reporting):

@@ -16,7 +16,8 @@ exits with status 1 if any kernel failed to compile, would not launch (more shar
 or registers per block than the GPU has: CUDA refuses those at launch, not at compile
 time), or spilled with --no-spills. With --compare OLD.json (an earlier --json, e.g. from
 before a change to the kernels) it lists the specialisations whose PTX differs from OLD's,
-line numbers aside: a change that leaves them all the same leaves what a GPU runs the same.
+source positions aside: a change that leaves them all the same leaves what a GPU runs the
+same.
 
     python tools/compile_check.py              # sm_90 (H100/H200), the whole sweep
     python tools/compile_check.py --arch 80 --quick --json out.json
@@ -214,11 +215,16 @@ def compare(compiled: list[Compiled], old: list[dict]) -> list[str]:
     """The specialisations (kernel, constexprs and case) whose PTX differs from `old`'s (the
     "compiled" of an earlier --json), and those compiled in only one of the two sweeps."""
 
-    def key(c: dict) -> str:
-        return f"{c['kernel']} [{c['constexprs']}] in case '{c['case']}'"
+    def digests(specs: list[dict]) -> dict[str, list[str]]:
+        # A case may compile one kernel and constexprs more than once (other argument
+        # alignments or dtypes), so each name holds the sorted digests of all of them.
+        found: dict[str, list[str]] = {}
+        for c in specs:
+            name = f"{c['kernel']} [{c['constexprs']}] in case '{c['case']}'"
+            found.setdefault(name, []).append(c["ptx_digest"])
+        return {name: sorted(d) for name, d in found.items()}
 
-    before = {key(c): c.get("ptx_digest") for c in old}
-    now = {key(asdict(c)): c.ptx_digest for c in compiled}
+    before, now = digests(old), digests([asdict(c) for c in compiled])
     return sorted(
         [f"differs: {k}" for k in now.keys() & before.keys() if now[k] != before[k]]
         + [f"new: {k}" for k in now.keys() - before.keys()]
@@ -476,6 +482,19 @@ def _layout_case(kind: str, dtype: torch.dtype, which: str) -> Callable[[], None
 # ------------------------------------- report -----------------------------------------
 
 
+def read_compared(path: Path) -> list[dict]:
+    """The "compiled" of an earlier --json; ValueError (before the sweep's minutes) if the
+    file is not one, or was written before compile_check kept PTX digests."""
+    try:
+        compiled = json.loads(path.read_text())["compiled"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path} is not a compile_check --json file: {error!r}") from None
+    if not all("ptx_digest" in c for c in compiled):
+        raise ValueError(f"{path} holds no PTX digests (written before --compare existed): "
+                         "write it again with --json at the kernels to compare with")  # fmt: skip
+    return compiled
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", type=int, default=90, help="compute capability, e.g. 90")
@@ -484,6 +503,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--compare", type=Path, help="an earlier --json: whose PTX differs?")
     args = parser.parse_args(argv)
+    try:
+        compared = read_compared(args.compare) if args.compare else None
+    except ValueError as error:
+        parser.error(f"--compare: {error}")
 
     compile_instead_of_launch(args.arch)
     recorder = Recorder(args.arch)
@@ -513,11 +536,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     for failure in recorder.failures:
         print(f"FAILED {failure.kernel} in case '{failure.case}':\n{failure.error}\n")
-    if args.compare:
-        old = json.loads(args.compare.read_text())["compiled"]
-        changes = compare(list(recorder.compiled.values()), old)
-        print(f"PTX against {args.compare}: {len(changes)} specialisations differ, new or gone "
-              "(source positions aside)")  # fmt: skip
+    if compared is not None:
+        changes = compare(list(recorder.compiled.values()), compared)
+        print(f"PTX against {args.compare}, source positions aside: {len(changes)} kernels "
+              "(by constexprs and case) differ, are new or are gone")  # fmt: skip
         for change in changes:
             print(f"    {change}")
     if args.json:

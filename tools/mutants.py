@@ -3521,6 +3521,20 @@ MUTANTS = [
         "",
         "tests/test_gpu_compile.py::test_ptx_digests_leave_out_source_positions_and_compare_names_changes",
     ),
+    Mutant(
+        "J54 compile_check: --compare keeps one of a case's specialisations of a kernel",
+        "tools/compile_check.py",
+        '            found.setdefault(name, []).append(c["ptx_digest"])',
+        '            found[name] = [c["ptx_digest"]]',
+        "tests/test_gpu_compile.py::test_ptx_digests_leave_out_source_positions_and_compare_names_changes",
+    ),
+    Mutant(
+        "J55 compile_check: --compare takes a file without digests (all would differ)",
+        "tools/compile_check.py",
+        '    if not all("ptx_digest" in c for c in compiled):',
+        "    if False:",
+        "tests/test_gpu_compile.py::test_ptx_digests_leave_out_source_positions_and_compare_names_changes",
+    ),
 ]
 
 

@@ -425,11 +425,10 @@ def test_gates_matter_unless_every_mode_sees_the_same_statistics():
 
 
 def _synced_as_one_process(perturb=None):
-    """A stand-in for fuzz_sync's mp.spawn: each rank holds its rows of one process's step
-    (what a right merge gives), then `perturb(step, rank, draw)` may spoil them."""
+    """A stand-in for fuzz_sync's run_processes: each rank holds its rows of one process's
+    step (what a right merge gives), then `perturb(step, rank, draw)` may spoil them."""
 
-    def spawn(worker, args, nprocs):
-        _, draws, backend, out_dir, _ = args
+    def spawn(worker, draws, backend, out_dir, merge, nprocs, deadline_s):
         for rank in range(nprocs):
             results = []
             for d in draws:
@@ -450,7 +449,7 @@ def test_sync_fuzzer_judges_every_quantity_and_nan(monkeypatch):
     """A merge that spoils only the running estimates' second moment, or makes one rank's
     output NaN, is OVER, and the replay names the draw (the processes stood in for)."""
     args = argparse.Namespace(draws=3, seed=5000, backend="torch", verbose=False)
-    monkeypatch.setattr(fuzz_sync.mp, "spawn", _synced_as_one_process())
+    monkeypatch.setattr(fuzz_sync, "run_processes", _synced_as_one_process())
     assert fuzz_sync.run(args, [].append) == 0  # the stand-in itself is right
 
     def spoil(step, rank, d):
@@ -459,7 +458,7 @@ def test_sync_fuzzer_judges_every_quantity_and_nan(monkeypatch):
         if d.seed == 5002 and rank == (0 if d.split else 1):
             step["output"] = step["output"].clone().fill_(torch.nan)
 
-    monkeypatch.setattr(fuzz_sync.mp, "spawn", _synced_as_one_process(spoil))
+    monkeypatch.setattr(fuzz_sync, "run_processes", _synced_as_one_process(spoil))
     lines = []
     assert fuzz_sync.run(args, lines.append) == 2
     text = "\n".join(lines)

@@ -3,14 +3,13 @@
 import contextlib
 import copy
 import os
-import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
 
 import memcheck
@@ -32,6 +31,7 @@ from helpers import (
     spy_launches,
 )
 from mn_triton.sync import _SyncModeNormFunction
+from processes import init_group, run_processes
 
 # Spawned workers import this module but not conftest: they set up its checks here.
 memcheck.install()
@@ -42,23 +42,16 @@ SPLITS = {"even": (3, 3), "uneven": (4, 2), "one_empty": (6, 0), "first_empty": 
           "all_empty": (0, 0)}  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def _process_group_of_one(dist_backend: str = "gloo") -> Iterator[None]:
     """The default process group as this process alone, destroyed on leaving."""
-    port = _free_port()
-    dist.init_process_group(
-        dist_backend, init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1
-    )
-    try:
-        yield
-    finally:
-        dist.destroy_process_group()
+    with tempfile.TemporaryDirectory(prefix="mn-group-") as folder:
+        store = f"file://{folder}/store"
+        dist.init_process_group(dist_backend, init_method=store, rank=0, world_size=1)
+        try:
+            yield
+        finally:
+            dist.destroy_process_group()
 
 
 @pytest.fixture
@@ -93,12 +86,10 @@ def _problem(layout: str, offset: float, channels: int):
     return x, dy, state
 
 
-def _worker(rank, port, split, layout, offset, channels, backend, out_dir):
+def _worker(rank, store, split, layout, offset, channels, backend, out_dir):
     os.environ.setdefault("TRITON_INTERPRET", "1")
     assert poison._installed and (memcheck._installed or not mn_triton.backend.INTERPRETING)
-    dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
-    )
+    init_group(rank, store, WORLD)
     try:
         mn_triton.set_backend(backend)
         if channels > 32:  # the mix kernels split the channels: share the gates between them
@@ -145,8 +136,7 @@ CASES = [("even", "nchw", 3.0, 5), ("uneven", "nchw", 3.0, 5), ("one_empty", "nc
 
 @pytest.mark.parametrize("split, layout, offset, channels", CASES)
 def test_two_processes_equal_one_process(split, layout, offset, channels, backend, tmp_path):
-    args = (_free_port(), split, layout, offset, channels, backend, str(tmp_path))
-    mp.spawn(_worker, args=args, nprocs=WORLD)
+    run_processes(_worker, split, layout, offset, channels, backend, str(tmp_path), nprocs=WORLD)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
 
     x, dy, state = _problem(layout, offset, channels)
@@ -248,11 +238,9 @@ PINNED = {
 }
 
 
-def _pinned_worker(rank, port, backend, case, out_dir):
+def _pinned_worker(rank, store, backend, case, out_dir):
     os.environ.setdefault("TRITON_INTERPRET", "1")
-    dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
-    )
+    init_group(rank, store, WORLD)
     try:
         mn_triton.set_backend(backend)
         single, x, dy, split = PINNED[case]()
@@ -279,8 +267,7 @@ def test_merge_as_accurate_as_one_process_pinned(case, backend, tmp_path):
       N_r / N; with the latter the running estimates of a mode without gate mass were off
       by the mode's coverage (N / tiny) again.
     Checked against the float64 oracle, and against one process's own error on the data."""
-    args = (_free_port(), backend, case, str(tmp_path))
-    mp.spawn(_pinned_worker, args=args, nprocs=WORLD)
+    run_processes(_pinned_worker, backend, case, str(tmp_path), nprocs=WORLD)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
     single, x, dy, _ = PINNED[case]()
     oracle = reference_twin(single)
@@ -519,10 +506,8 @@ def _train(model, batches, rows=slice(None)):
     return losses
 
 
-def _ddp_worker(rank, port, backend, out_dir):
-    dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
-    )
+def _ddp_worker(rank, store, backend, out_dir):
+    init_group(rank, store, WORLD)
     try:
         mn_triton.set_backend(backend)
         model = mn_triton.SyncModeNorm.convert_sync_modenorm(_resnet20())
@@ -538,7 +523,7 @@ def _ddp_worker(rank, port, backend, out_dir):
 
 
 def test_ddp_resnet20_with_sync_mode_norm_trains_like_one_process(backend, tmp_path):
-    mp.spawn(_ddp_worker, args=(_free_port(), backend, str(tmp_path)), nprocs=WORLD)
+    run_processes(_ddp_worker, backend, str(tmp_path), nprocs=WORLD)
     single = _resnet20()
     losses = torch.stack(_train(single, _ddp_batches()))
     for r in range(WORLD):
@@ -723,10 +708,8 @@ def test_convert_sync_modenorm_keeps_the_hyperparameters():
     assert not plain.affine and plain.weight is None
 
 
-def _frozen_worker(rank, port, out_dir):
-    dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
-    )
+def _frozen_worker(rank, store, out_dir):
+    init_group(rank, store, WORLD)
     try:
         torch.manual_seed(0)
         x = torch.randn(6, 3, 2, 2) + 1
@@ -741,7 +724,7 @@ def _frozen_worker(rank, port, out_dir):
 def test_frozen_sync_mode_norm_passes_the_input_gradient(tmp_path):
     """A SyncModeNorm whose parameters are frozen still gives its input the gradient that one
     process's ModeNorm over the whole batch gives (two gloo processes)."""
-    mp.spawn(_frozen_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD)
+    run_processes(_frozen_worker, str(tmp_path), nprocs=WORLD)
     got = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
     assert all(g is not None for g in got), "no input gradient through a frozen SyncModeNorm"
     torch.manual_seed(0)
@@ -779,10 +762,8 @@ def _sync_oracle_problem(case: str, step: int, seed: int):
     return layer, x, dy
 
 
-def _sync_oracle_worker(rank, port, backend, seed, out_dir):
-    dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
-    )
+def _sync_oracle_worker(rank, store, backend, seed, out_dir):
+    init_group(rank, store, WORLD)
     try:
         mn_triton.set_backend(backend)
         results = {}
@@ -816,8 +797,7 @@ def test_two_processes_in_16_bit_with_eps_and_cumulative_average_against_float64
     parameter gradient: a lost ε, a skipped cumulative update or parameter gradients rounded
     through the input's dtype there would pass them all."""
     seed = torch.initial_seed()  # the test's own (conftest._fresh_seed)
-    args = (_free_port(), backend, seed, str(tmp_path))
-    mp.spawn(_sync_oracle_worker, args=args, nprocs=WORLD)
+    run_processes(_sync_oracle_worker, backend, seed, str(tmp_path), nprocs=WORLD)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
     for case in SYNC_ORACLE_CASES:
         single, _, _ = _sync_oracle_problem(case, 0, seed)
@@ -861,8 +841,8 @@ def _subgroup_problem(pair: int):
     return randomize(mn_triton.ModeNorm2d(3, num_modes=2)), x, dy
 
 
-def _subgroup_worker(rank, port, out_dir):
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=4)
+def _subgroup_worker(rank, store, out_dir):
+    init_group(rank, store, 4)
     try:
         mn_triton.set_backend("torch")  # the group travels the same way on the kernels
         groups = [dist.new_group([0, 1]), dist.new_group([2, 3])]  # every process makes both
@@ -882,7 +862,7 @@ def test_statistics_span_the_process_group_only(tmp_path):
     own: each pair gives what one process holding the pair's batch gives. The other tests
     use the default group, where a world size, all_gather or all_reduce taken over the
     default group instead of process_group gives the same numbers."""
-    mp.spawn(_subgroup_worker, args=(_free_port(), str(tmp_path)), nprocs=4)
+    run_processes(_subgroup_worker, str(tmp_path), nprocs=4)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(4)]
     for pair in range(2):
         single, x, dy = _subgroup_problem(pair)

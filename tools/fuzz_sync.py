@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import socket
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -28,11 +27,13 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+from processes import DEADLINE_S, init_group, run_processes  # noqa: E402 (from tests/)
+
 SLACK = 10.0
+SECONDS_PER_DRAW = 10.0  # for the deadline on the processes: ample
 QUANTITIES = ("output", "grad of input", "running_mean", "running_mean_sq")
 
 
@@ -104,13 +105,13 @@ def _step(layer, x, dy) -> dict[str, torch.Tensor]:
     }
 
 
-def _worker(rank: int, port: int, draws: list[Draw], backend: str, out_dir: str, merge) -> None:
+def _worker(rank: int, store: str, draws: list[Draw], backend: str, out_dir: str, merge) -> None:
     import memcheck  # tests/: interpreted launches checked for bounds and races, as in tests
     import mn_triton
     import mn_triton.sync
 
     memcheck.install()
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    init_group(rank, store, 2)
     try:
         mn_triton.set_backend(backend)
         if merge is not None:  # tests: a wrong merge must be caught
@@ -127,12 +128,6 @@ def _worker(rank: int, port: int, draws: list[Draw], backend: str, out_dir: str,
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run(args: argparse.Namespace, out=print, merge=None) -> int:
     """Check the draws; returns how many have a quantity OVER. `merge` (a picklable function)
     replaces SyncModeNorm's merge of the processes' statistics in the two processes."""
@@ -142,7 +137,9 @@ def run(args: argparse.Namespace, out=print, merge=None) -> int:
     draws = [draw(args.seed + i) for i in range(args.draws)]
     out(f"{len(draws)} draws over 2 gloo processes ({args.backend})...")
     with tempfile.TemporaryDirectory() as tmp:
-        mp.spawn(_worker, args=(_free_port(), draws, args.backend, tmp, merge), nprocs=2)
+        # A draw takes well under a second with torch ops, a few in the interpreter.
+        deadline_s = DEADLINE_S + SECONDS_PER_DRAW * len(draws)
+        run_processes(_worker, draws, args.backend, tmp, merge, nprocs=2, deadline_s=deadline_s)
         ranks = [torch.load(Path(tmp) / f"rank{r}.pt") for r in range(2)]
     over, worst = 0, {q: (0.0, -1) for q in QUANTITIES}
     # (Not set_backend: this runs inside the tests too, where the backend must stay as it was.)

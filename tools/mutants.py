@@ -3535,6 +3535,20 @@ MUTANTS = [
         "    if False:",
         "tests/test_gpu_compile.py::test_ptx_digests_leave_out_source_positions_and_compare_names_changes",
     ),
+    Mutant(
+        "Y17 spawned test processes print no stacks at their deadline (SIGUSR1 just kills them)",
+        "tests/processes.py",
+        "    faulthandler.register(signal.SIGUSR1, all_threads=True)\n",
+        "",
+        "tests/test_processes.py",
+    ),
+    Mutant(
+        "Y18 the tests' gloo groups wait on a missing peer for torch's default 30 minutes",
+        "tests/processes.py",
+        "        timeout=PROCESS_GROUP_TIMEOUT,\n",
+        "",
+        "tests/test_processes.py",
+    ),
 ]
 
 

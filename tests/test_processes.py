@@ -58,7 +58,8 @@ def test_a_process_that_raises_ends_the_others_at_once():
 
 def test_groups_meet_through_a_file_on_loopback_and_time_out(monkeypatch):
     calls = []
-    monkeypatch.delenv("GLOO_SOCKET_IFNAME", raising=False)
+    environ = {name: value for name, value in os.environ.items() if name != "GLOO_SOCKET_IFNAME"}
+    monkeypatch.setattr(os, "environ", environ)  # what init_group sets stays in the test
     monkeypatch.setattr(dist, "init_process_group", lambda *a, **kw: calls.append((a, kw)))
     processes.init_group(1, "/some/folder/store", 4)
     [(args, kwargs)] = calls
@@ -68,4 +69,4 @@ def test_groups_meet_through_a_file_on_loopback_and_time_out(monkeypatch):
         "timeout": processes.PROCESS_GROUP_TIMEOUT,
     }  # fmt: skip
     assert processes.PROCESS_GROUP_TIMEOUT.total_seconds() < processes.DEADLINE_S
-    assert os.environ["GLOO_SOCKET_IFNAME"] == "lo"
+    assert environ["GLOO_SOCKET_IFNAME"] == "lo"

@@ -30,6 +30,18 @@ def test_mutant_names_are_unique_ids_chosen_exactly():
     assert [mutants.mutant_id(m) for m in mutants.select(["L1", "Y1"])] == ["L1", "Y1"]
 
 
+def test_a_run_resumes_from_a_mutant_in_list_order():
+    ids = [mutants.mutant_id(m) for m in mutants.MUTANTS]
+    assert mutants.select_from(ids[0]) == mutants.MUTANTS
+    assert [mutants.mutant_id(m) for m in mutants.select_from(ids[-2])] == ids[-2:]
+    assert mutants.select_from("no such id") == []
+    tool = [sys.executable, str(REPO / "tools" / "mutants.py")]
+    unknown = subprocess.run(tool + ["--from", "no such id"], capture_output=True, text=True)
+    assert unknown.returncode == 2 and ids[0] in unknown.stdout  # the list, to choose from
+    both = subprocess.run(tool + ["--only", "L7", "--from", "L7"], capture_output=True, text=True)
+    assert both.returncode == 2 and "exclude each other" in both.stderr
+
+
 @pytest.mark.slow
 def test_harness_reports_caught_and_surviving_mutants(tmp_path):
     copy = tmp_path / "tree"

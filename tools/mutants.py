@@ -5,8 +5,9 @@ below is a small edit of one line or two (a dropped term, an off-by-one mask, a 
 that a careless change could make. Each runs in a scratch copy of the working tree, with the
 tests that should notice it; the source here is never touched.
 
-    python tools/mutants.py                 # all mutants (~1.5 h on 2 cores: one at a time)
+    python tools/mutants.py                 # all mutants (hours: one at a time)
     python tools/mutants.py --only L7 M9    # some, by name
+    python tools/mutants.py --from I1       # from one on, in list order (resume a full run)
     python tools/mutants.py --list
 
 Most mutants are expected to be caught (a test fails). A few are expected to survive because
@@ -3606,13 +3607,22 @@ def select(ids: list[str]) -> list[Mutant]:
     return [m for m in MUTANTS if mutant_id(m) in ids]
 
 
+def select_from(first: str) -> list[Mutant]:
+    """The mutants from this id on, in list order (empty for an unknown id)."""
+    ids = [mutant_id(m) for m in MUTANTS]
+    return MUTANTS[ids.index(first) :] if first in ids else []
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--only", nargs="+", metavar="ID", help="those mutants, by id (exactly)")
+    p.add_argument("--from", dest="first", metavar="ID", help="the mutants from this one on")
     p.add_argument("--list", action="store_true", help="list the mutants and exit")
     p.add_argument("--timeout", type=float, default=1200, help="seconds per mutant's tests")
     args = p.parse_args()
-    chosen = select(args.only) if args.only else MUTANTS
+    if args.only and args.first:
+        p.error("--only and --from exclude each other")
+    chosen = select(args.only) if args.only else select_from(args.first) if args.first else MUTANTS
     if args.list or not chosen:
         for m in MUTANTS:
             print(f"{m.name}  [{m.file}; expect {m.expect}]")

@@ -59,18 +59,18 @@ def _mode_stats_like(x: Tensor, k: int, training: bool) -> Tensor:
 _SYMBOLIC_MODES = (torch._C._TorchDispatchModeKey.FAKE, torch._C._TorchDispatchModeKey.PROXY)
 
 
-def _tracing(x: Tensor) -> bool:
+def _tracing() -> bool:
     """Whether this call is recorded, or runs on tensors without data: torch.compile,
-    torch.jit.trace, make_fx (a proxy mode) and fake tensors (FakeTensorMode, shape
-    propagation, memory estimators). All of them need the custom ops, which they record as
-    one call each and which have fake implementations. (A tracer would record the
-    Function's inner torch ops as well as the Function, and so update running estimates
-    twice; it cannot see Triton launches at all; and kernels cannot run on fake tensors.)
-    Other dispatch modes (op recorders, FLOP counters) see the eager call as it runs."""
+    torch.jit.trace, make_fx (a proxy mode) and FakeTensorMode (shape propagation, memory
+    estimators). All of them need the custom ops, which they record as one call each and
+    which have fake implementations. (A tracer would record the Function's inner torch ops
+    as well as the Function, and so update running estimates twice; it cannot see Triton
+    launches at all; and kernels cannot run on fake tensors.) A fake tensor outside its mode
+    is a wrapper subclass, which `wraps_tensors` sends the same way. Other dispatch modes
+    (op recorders, FLOP counters) see the eager call as it runs."""
     return (
         torch.compiler.is_compiling()
         or torch.jit.is_tracing()
-        or isinstance(x, FakeTensor)
         or any(torch._C._get_dispatch_mode(key) is not None for key in _SYMBOLIC_MODES)
     )
 
@@ -81,11 +81,12 @@ _PLAIN_TENSOR_TYPES = (Tensor, torch.nn.Parameter)
 def _via_custom_ops(args: tuple) -> bool:
     """Whether a layer call goes through the custom ops rather than the eager Function: while
     tracing (`_tracing`), and where a tensor argument is a wrapper subclass (one with
-    `__torch_dispatch__`: DTensor, logging or debugging tensors, two-tensor pairs), whose
-    storage a kernel cannot read. Its `__torch_dispatch__` then sees each op as one call and
-    runs it on the plain tensors it wraps, as it does for BatchNorm's aten op. (A subclass
-    with `__torch_function__` alone is a plain tensor underneath: the Function takes it.)"""
-    return _tracing(args[0]) or wraps_tensors(args)
+    `__torch_dispatch__`: DTensor, logging or debugging tensors, two-tensor pairs, a fake
+    tensor outside its mode), whose storage a kernel cannot read. Its `__torch_dispatch__`
+    then sees each op as one call and runs it on the plain tensors it wraps, as it does for
+    BatchNorm's aten op. (A subclass with `__torch_function__` alone is a plain tensor
+    underneath: the Function takes it.)"""
+    return _tracing() or wraps_tensors(args)
 
 
 def wraps_tensors(args: tuple) -> bool:

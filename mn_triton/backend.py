@@ -206,15 +206,16 @@ def _row_grad_sums_torch(x: Tensor, dy: Tensor, shift: Tensor) -> tuple[Tensor, 
     return sum_dy, _minus_shift(_rows(x), shift).mul_(dy_rows).sum(dim=-1)
 
 
-def _row_affine_torch(x, shift, x_scale, bias, dy=None, dy_scale=None) -> Tensor:  # noqa: ANN001
+def _row_affine_torch(x, shift, x_scale, bias, dy=None, dy_scale=None, like=None) -> Tensor:  # noqa: ANN001
     nd = x.dim()
     value = _minus_shift(x, shift)
     value.mul_(_per_row(x_scale, nd)).add_(_per_row(bias, nd))
     if dy is not None:
         value.addcmul_(dy, _per_row(dy_scale, nd))  # in the statistics' dtype
-    if value.dtype == x.dtype and value.stride() == x.stride():
+    like = x if like is None else like
+    if value.dtype == like.dtype and value.stride() == like.stride():
         return value
-    return torch.empty_like(x).copy_(value)
+    return torch.empty_like(like).copy_(value)
 
 
 # ------------------------------------ dispatch ---------------------------------------
@@ -244,11 +245,28 @@ def row_affine(
     bias: Tensor,
     dy: Tensor | None = None,
     dy_scale: Tensor | None = None,
+    like: Tensor | None = None,
 ) -> Tensor:
-    """(x − s)·x_scale + bias [+ dy·dy_scale] per row, in x's dtype and layout."""
+    """(x − s)·x_scale + bias [+ dy·dy_scale] per row, in x's dtype and the layout of
+    `torch.empty_like(like)` (`like`: x by default; the op's input where x is the
+    `addressable` copy of it)."""
     if uses_kernels(x):
-        return _apply_kernels.row_affine(x, shift, x_scale, bias, dy, dy_scale)
-    return _row_affine_torch(x, shift, x_scale, bias, dy, dy_scale)
+        return _apply_kernels.row_affine(x, shift, x_scale, bias, dy, dy_scale, like)
+    return _row_affine_torch(x, shift, x_scale, bias, dy, dy_scale, like)
+
+
+def addressable(*tensors: Tensor) -> tuple[Tensor, ...]:
+    """Same-shaped tensors as an op call's passes read them: themselves, or, on the kernels,
+    contiguous copies where their layouts need three spatial levels together (a 3-D input
+    sliced in two spatial dims: layout.plan_rows). Copied once per op call here, rather than
+    by each pass over them (`layout.plan_rows_or_copy`): for a sliced x, forward 5·|x| of
+    traffic instead of 7, backward 7 instead of 9 (benchmarks/NOTES.md, 2026-12-07)."""
+    x = tensors[0]
+    if x.dim() <= 4 or x.numel() == 0 or not uses_kernels(x):  # ≤ 2 spatial dims: 2 levels
+        return tensors
+    if _layout.plan_rows(*tensors) is not None:
+        return tensors
+    return tuple(t.contiguous() for t in tensors)
 
 
 def _fused_mix(x: Tensor, gate_weight: Tensor) -> bool:

@@ -148,7 +148,8 @@ def _mode_norm_forward_updating(
     if x.numel() == 0:  # nothing to normalise; statistics are zeros (and go unused)
         return _empty_forward(x, gate_weight.shape[0], training)
     with backend.on_device_of(x), autocast_off(x):
-        shift, mean_dev, var_rows = _row_statistics(x, points)
+        (x_in,) = backend.addressable(x)  # what both passes read
+        shift, mean_dev, var_rows = _row_statistics(x_in, points)
         mode_stats = _mode_stats_like(x, gate_weight.shape[0], training)
         gates = _stats_like(x, x.shape[0], gate_weight.shape[0])
         scale, row_bias, mode_mean, mode_var = backend.mode_norm_mix_forward(
@@ -156,7 +157,7 @@ def _mode_norm_forward_updating(
             running_mean, running_mean_sq, training, eps, momentum=momentum,
             stats_out=mode_stats, gates_out=gates,
         )  # fmt: skip
-        y = _apply(x, shift, scale, row_bias, points)
+        y = _apply(x_in, shift, scale, row_bias, points, like=x)
     if points:
         return y, None, None, None, mode_mean, mode_var, mode_stats, gates
     return y, shift, mean_dev, var_rows, mode_mean, mode_var, mode_stats, gates
@@ -205,20 +206,29 @@ def _mode_norm_backward_impl(
         return _empty_backward(x, gate_weight)
     with backend.on_device_of(x), autocast_off(x):
         points = shift is None
-        shift, sum_dy, sum_dy_xs = _row_grad_sums(x, dy, shift)
+        x_in, dy_in = backend.addressable(x, dy)  # what both passes read
+        shift, sum_dy, sum_dy_xs = _row_grad_sums(x_in, dy_in, shift)
         grads = backend.mode_norm_mix_backward(
             x, sum_dy, sum_dy_xs, row_length(x), shift, mean_dev, var_rows, gate_weight,
             gate_bias, weight, running_mean, running_mean_sq, training, eps, stats=mode_stats,
             gates=gates,
         )  # fmt: skip
-        dx = _dx(x, shift, grads, dy, input_grad, sum_dy if points else None)
+        dx = _dx(x, shift, grads, dy_in, input_grad, sum_dy if points else None, x_in=x_in)
     return dx, grads.gate_weight, grads.gate_bias, grads.weight, grads.bias_param
 
 
 def _dx(
-    x: Tensor, shift: Tensor, grads: MixGrads, dy: Tensor, input_grad: bool, dy_rows: Tensor | None
+    x: Tensor,
+    shift: Tensor,
+    grads: MixGrads,
+    dy: Tensor,
+    input_grad: bool,
+    dy_rows: Tensor | None,
+    *,
+    x_in: Tensor,
 ) -> Tensor:
-    """The input's gradient, one pass over x and dy (3·|x| of the backward's 5), or, where x
+    """The input's gradient, one pass over x and dy (3·|x| of the backward's 5; `x_in` and
+    `dy` as that pass reads them, backend.addressable; dx is laid out as x), or, where x
     needs none (a norm on the input data, a frozen trunk before it), an empty tensor without
     that pass, as BatchNorm's backward leaves its input's out (a custom op returns tensors,
     never None: the autograd formula gives None for it).
@@ -232,7 +242,9 @@ def _dx(
         return x.new_empty(0)
     if dy_rows is not None:
         return backend.rows_like(grads.row_bias.addcmul_(dy_rows, grads.dy_scale), x)
-    return backend.row_affine(x, shift, grads.x_scale, grads.row_bias, dy, grads.dy_scale)
+    return backend.row_affine(
+        x_in, shift, grads.x_scale, grads.row_bias, dy, grads.dy_scale, like=x
+    )
 
 
 def _mode_norm_op_backward(*args):  # noqa: ANN002
@@ -446,11 +458,12 @@ def _mode_group_norm_forward_impl(
     if x.numel() == 0:
         return _empty_forward(x)
     with backend.on_device_of(x), autocast_off(x):
-        shift, mean_dev, var_rows = _row_statistics(x, points)
+        (x_in,) = backend.addressable(x)  # what both passes read
+        shift, mean_dev, var_rows = _row_statistics(x_in, points)
         scale, row_bias = backend.mode_group_norm_mix_forward(
             x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, eps
         )
-        y = _apply(x, shift, scale, row_bias, points)
+        y = _apply(x_in, shift, scale, row_bias, points, like=x)
     if points:
         return y, None, None, None
     return y, shift, mean_dev, var_rows
@@ -484,12 +497,13 @@ def _mode_group_norm_backward_impl(
         return _empty_backward(x, gate_weight)
     with backend.on_device_of(x), autocast_off(x):
         points = shift is None
-        shift, sum_dy, sum_dy_xs = _row_grad_sums(x, dy, shift)
+        x_in, dy_in = backend.addressable(x, dy)  # what both passes read
+        shift, sum_dy, sum_dy_xs = _row_grad_sums(x_in, dy_in, shift)
         grads = backend.mode_group_norm_mix_backward(
             x, sum_dy, sum_dy_xs, row_length(x), shift, mean_dev, var_rows, gate_weight,
             gate_bias, weight, eps,
         )  # fmt: skip
-        dx = _dx(x, shift, grads, dy, input_grad, sum_dy if points else None)
+        dx = _dx(x, shift, grads, dy_in, input_grad, sum_dy if points else None, x_in=x_in)
     return dx, grads.gate_weight, grads.gate_bias, grads.weight, grads.bias_param
 
 
@@ -751,13 +765,14 @@ def _row_statistics(x: Tensor, points: bool) -> tuple[Tensor, Tensor | None, Ten
 
 
 def _apply(
-    x: Tensor, shift: Tensor, scale: Tensor | None, row_bias: Tensor, points: bool
+    x: Tensor, shift: Tensor, scale: Tensor | None, row_bias: Tensor, points: bool, like: Tensor
 ) -> Tensor:
-    """y = (x − s)·scale + bias; with `points` x − s = 0, so y is the per-row bias (and the
+    """y = (x − s)·scale + bias, laid out as `like` (the op's input, of which x may be a
+    copy: backend.addressable); with `points` x − s = 0, so y is the per-row bias (and the
     mix kernels give no scale)."""
     if points:
-        return backend.rows_like(row_bias, x)
-    return backend.row_affine(x, shift, scale, row_bias)
+        return backend.rows_like(row_bias, like)
+    return backend.row_affine(x, shift, scale, row_bias, like=like)
 
 
 def _points_taken(points: bool, x: Tensor, gate_weight: Tensor) -> bool:

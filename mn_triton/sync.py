@@ -159,11 +159,12 @@ class _SyncModeNormFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, gate_weight, gate_bias, weight, bias, eps, group):  # noqa: ANN001, ANN205
         with backend.on_device_of(x), autocast_off(x):  # x's device; float32 statistics
-            shift, mean_dev, var_rows = _local_rows(x)
+            (x_in,) = backend.addressable(x)  # what both passes read
+            shift, mean_dev, var_rows = _local_rows(x_in)
             scale, row_bias, stats, gates = _mix_forward(
                 x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, eps, group
             )
-            y = backend.row_affine(x, shift, scale, row_bias) if x.numel() else x.clone()
+            y = backend.row_affine(x_in, shift, scale, row_bias, like=x) if x.numel() else x.clone()
             ctx.save_for_backward(
                 x, shift, mean_dev, var_rows, gate_weight, gate_bias, weight, bias, gates, stats
             )  # fmt: skip
@@ -184,8 +185,9 @@ class _SyncModeNormFunction(torch.autograd.Function):
         )
         (dy,) = backend.resolved(dy)
         with backend.on_device_of(x), autocast_off(x):
+            x_in, dy_in = backend.addressable(x, dy)  # what both passes read
             if x.numel():
-                sum_dy, sum_dy_xs = backend.row_grad_sums(x, dy, shift)
+                sum_dy, sum_dy_xs = backend.row_grad_sums(x_in, dy_in, shift)
             else:
                 sum_dy, sum_dy_xs = torch.zeros_like(shift), torch.zeros_like(shift)
             length = max(row_length(x), 1)
@@ -200,7 +202,9 @@ class _SyncModeNormFunction(torch.autograd.Function):
             dx = None
             if ctx.needs_input_grad[0]:
                 dx = (
-                    backend.row_affine(x, shift, grads.x_scale, grads.row_bias, dy, grads.dy_scale)
+                    backend.row_affine(
+                        x_in, shift, grads.x_scale, grads.row_bias, dy_in, grads.dy_scale, like=x
+                    )
                     if x.numel()
                     else torch.zeros_like(x)
                 )

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import mn_triton
 import reference
@@ -50,6 +51,39 @@ def embed(t: Tensor, pad: tuple[int, ...]) -> Tensor:
     view = big[tuple(slice(p, p + s) for s, p in zip(t.shape, pad, strict=True))]
     view.copy_(t)
     return view
+
+
+def spatially_permuted(t: Tensor) -> Tensor:
+    """Same values of a 5-D t, dense in memory order (D, N, H, C, W): no two spatial dims
+    merge, so the kernels would need three strided levels, and `torch.empty_like` keeps
+    that order (it copies a dense tensor's strides)."""
+    return t.permute(2, 0, 3, 1, 4).contiguous().permute(1, 3, 0, 2, 4)
+
+
+def three_level_input(x_layout: str, dy_layout: str) -> tuple[Tensor, Tensor]:
+    """x and dy of shape (2, 3, 3, 4, 5) laid out so that the kernels would need three strided
+    spatial levels to read x: x 'sliced' in two spatial dims (`embed`) or 'dense' in memory
+    order (D, N, H, C, W) (`spatially_permuted`); dy 'contiguous' or 'sliced'."""
+    shape = (2, 3, 3, 4, 5)
+    x = torch.randn(shape) * 2 + 1
+    x = embed(x, (0, 0, 1, 2, 1)) if x_layout == "sliced" else spatially_permuted(x)
+    dy = torch.randn(shape)
+    dy = dy if dy_layout == "contiguous" else embed(dy, (0, 0, 1, 1, 1))
+    assert layout.plan_rows(x) is None and (dy_layout == "contiguous") == dy.is_contiguous()
+    return x, dy
+
+
+class CountCopies(TorchDispatchMode):
+    """Counts the copies of `numel` elements that `.contiguous()` makes (aten.clone)."""
+
+    def __init__(self, numel: int) -> None:
+        super().__init__()
+        self.numel, self.count = numel, 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        self.count += func is torch.ops.aten.clone.default and out.numel() == self.numel
+        return out
 
 
 def batch_transposed(t: Tensor) -> Tensor:
@@ -441,10 +475,10 @@ def record_dx_terms(monkeypatch) -> list[float]:
     terms: list[float] = []
     original = ops._dx
 
-    def spy(x, shift, grads, dy, input_grad, dy_rows):
+    def spy(x, shift, grads, dy, input_grad, dy_rows, **kwargs):
         rows = dy.reshape(dy.shape[0], dy.shape[1]).to(grads.dy_scale.dtype)
         terms.append((grads.row_bias.abs() + (rows * grads.dy_scale).abs()).max().item())
-        return original(x, shift, grads, dy, input_grad, dy_rows)
+        return original(x, shift, grads, dy, input_grad, dy_rows, **kwargs)
 
     monkeypatch.setattr(ops, "_dx", spy)
     return terms

@@ -1292,7 +1292,9 @@ def test_an_input_without_gradient_skips_the_dx_pass(cls, compiled, backend, mon
     dx_passes = []  # the apply pass's backward form takes dy and its scale too
     apply = mn_backend.row_affine
     monkeypatch.setattr(
-        mn_backend, "row_affine", lambda *args: dx_passes.append(len(args) > 4) or apply(*args)
+        mn_backend,
+        "row_affine",
+        lambda *args, **kwargs: dx_passes.append(len(args) > 4) or apply(*args, **kwargs),
     )
     run = torch.compile(layer, backend="aot_eager", fullgraph=True) if compiled else layer
     grads = []

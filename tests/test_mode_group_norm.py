@@ -19,6 +19,7 @@ from helpers import (
     oracle_errors,
     randomize,
     reference_twin,
+    spatially_permuted,
 )
 from test_mode_norm import _input, materialize_parent_first
 
@@ -43,6 +44,7 @@ LAYOUTS = {
         2,
         lambda t: embed(t, (0, 0, 1, 2, 1)),
     ),
+    "5d_dense_three_levels": ("ModeGroupNorm3d", (2, 3, 3, 4, 5), 2, spatially_permuted),
     "single_sample": ("ModeGroupNorm", (1, 5, 4, 4), 2, lambda t: t),
     "k1": ("ModeGroupNorm2d", (4, 3, 2, 3), 1, lambda t: t),
     "many_modes": ("ModeGroupNorm2d", (3, 5, 2, 2), 16, lambda t: t),

@@ -13,6 +13,7 @@ import reference
 from helpers import (
     GATE_PARAMS,
     TOLERANCE,
+    CountCopies,
     assert_close,
     batch_transposed,
     check_against_oracle,
@@ -25,6 +26,8 @@ from helpers import (
     randomize,
     reference_twin,
     rel_err,
+    spatially_permuted,
+    three_level_input,
 )
 from mn_triton.kernels import layout
 
@@ -51,6 +54,7 @@ LAYOUTS = {
         lambda t: t.to(memory_format=torch.channels_last_3d),
     ),
     "5d_doubly_sliced": ("ModeNorm3d", (2, 3, 3, 4, 5), 2, lambda t: embed(t, (0, 0, 1, 2, 1))),
+    "5d_dense_three_levels": ("ModeNorm3d", (2, 3, 3, 4, 5), 2, spatially_permuted),
     "k1": ("ModeNorm2d", (4, 3, 2, 3), 1, lambda t: t),
     "many_modes": ("ModeNorm2d", (3, 5, 2, 2), 16, lambda t: t),
     # More modes than values per mode, K not a power of 2: K_PAD = 64 lanes, 14 of them padding.
@@ -326,6 +330,32 @@ def test_backward_copies_a_gradient_the_kernels_cannot_address(backend):
             assert err <= 1e-9 * grad.norm() + 1e-12 * scale, f"grad of {key}"
         else:
             assert_close(grads[key], grad, 1e-9, f"grad of {key}")
+
+
+@pytest.mark.parametrize("dy_layout", ["contiguous", "sliced"])
+@pytest.mark.parametrize("x_layout", ["sliced", "dense"])
+@pytest.mark.parametrize("name", ["ModeNorm3d", "ModeGroupNorm3d"])
+def test_a_layout_of_three_levels_is_copied_once_per_call(name, x_layout, dy_layout):
+    """x (and dy) laid out so that the kernels would need three strided spatial levels: one
+    contiguous copy of each per op call, which both of its passes read (backend.addressable;
+    before, each pass copied them again, and the apply pass also copied its output buffer,
+    unwritten), giving the same bits as a contiguous x. y and dx laid out as
+    torch.empty_like(x), as the ops' fake implementations say."""
+    x, dy = three_level_input(x_layout, dy_layout)
+    layer = randomize(fast_layer(name, 3, num_modes=2))
+    with mn_triton.use_backend("triton"):
+        x_ = x.detach().requires_grad_()
+        with CountCopies(x.numel()) as forward:
+            y = layer(x_)
+        with CountCopies(x.numel()) as backward:
+            y.backward(dy)
+        grads = {"input": x_.grad, **{n: p.grad for n, p in layer.named_parameters()}}
+        y_dense, grads_dense = forward_backward(layer, x.contiguous(), dy.contiguous())
+    assert (forward.count, backward.count) == (1, 1 + (dy_layout == "sliced"))
+    assert y.stride() == x_.grad.stride() == torch.empty_like(x).stride()
+    assert torch.equal(y, y_dense)
+    for key, grad in grads_dense.items():
+        assert torch.equal(grads[key], grad), key
 
 
 @pytest.mark.parametrize("given", ["weight", "bias"])

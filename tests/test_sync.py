@@ -20,6 +20,7 @@ from helpers import (
     GATE_SLACK,
     TOLERANCE,
     AbsParametrization,
+    CountCopies,
     assert_close,
     forward_backward,
     modes_far_from_sample_0,
@@ -29,6 +30,7 @@ from helpers import (
     reference_twin,
     rel_err,
     spy_launches,
+    three_level_input,
 )
 from mn_triton.sync import _SyncModeNormFunction
 from processes import init_group, run_processes
@@ -693,6 +695,31 @@ def test_lazily_negated_input_and_gradient_as_their_values(backend, synchronisin
         results.append((y, x_in.grad))
     for negated, plain in zip(*results, strict=True):
         torch.testing.assert_close(negated, plain, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("x_layout", ["sliced", "dense"])
+def test_synchronising_reads_a_three_level_layout_from_one_copy(
+    x_layout, synchronising_group_of_one
+):
+    """As ModeNorm's ops (tests/test_mode_norm.py, `..._copied_once_per_call`), through the
+    synchronising path: x and dy that the kernels would need three strided spatial levels
+    to read are copied once per call (x forward, x and dy backward), with the same bits as
+    contiguous ones; y and dx laid out as torch.empty_like(x)."""
+    x, dy = three_level_input(x_layout, "sliced")
+    layer = randomize(mn_triton.SyncModeNorm(3, num_modes=2))
+    with mn_triton.use_backend("triton"):
+        x_ = x.detach().requires_grad_()
+        with CountCopies(x.numel()) as forward:
+            y = layer(x_)
+        with CountCopies(x.numel()) as backward:
+            y.backward(dy)
+        grads = {"input": x_.grad, **{n: p.grad for n, p in layer.named_parameters()}}
+        y_dense, grads_dense = forward_backward(layer, x.contiguous(), dy.contiguous())
+    assert (forward.count, backward.count) == (1, 2)
+    assert y.stride() == x_.grad.stride() == torch.empty_like(x).stride()
+    assert torch.equal(y, y_dense)
+    for key, grad in grads_dense.items():
+        assert torch.equal(grads[key], grad), key
 
 
 def test_convert_sync_modenorm_keeps_the_hyperparameters():

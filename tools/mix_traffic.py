@@ -176,12 +176,12 @@ def _counting_torch_dx(counter: Counter) -> Iterator[None]:
     of one program moving its four (N, C) operands (three read, one written)."""
     original = ops._dx
 
-    def counted(x, shift, grads, dy, input_grad, dy_rows):
+    def counted(x, shift, grads, dy, input_grad, dy_rows, **kwargs):
         if input_grad and dy_rows is not None:
             launch = Launch(TORCH_DX, 1)
             launch.bytes_per_program[0] = 4 * grads.row_bias.numel() * grads.row_bias.element_size()
             counter.launches.append(launch)
-        return original(x, shift, grads, dy, input_grad, dy_rows)
+        return original(x, shift, grads, dy, input_grad, dy_rows, **kwargs)
 
     ops._dx = counted
     try:

@@ -133,7 +133,7 @@ MUTANTS = [
     Mutant(
         "A1 apply reads dy with x's strides",
         "mn_triton/kernels/apply.py",
-        "    dy_strides = strides[2] if dy is not None else strides[0]\n",
+        "    dy_strides = strides[1] if dy is not None else strides[0]\n",
         "    dy_strides = strides[0]\n",
     ),
     Mutant(
@@ -319,6 +319,41 @@ MUTANTS = [
         "        return grads.row_bias.addcmul_(dy_rows, grads.dy_scale)"
         ".view(x.shape).to(x.dtype)\n",
         "tests/test_compile.py::test_opcheck_on_transposed_rows_of_one_element",
+    ),
+    Mutant(
+        "L25 three-level layouts: copied again by each pass, not once per op call",
+        "mn_triton/backend.py",
+        "    return tuple(t.contiguous() for t in tensors)\n",
+        "    return tensors\n",
+        "tests/test_mode_norm.py::test_a_layout_of_three_levels_is_copied_once_per_call",
+    ),
+    Mutant(
+        "L26 three-level layouts: the apply pass copies its output buffer before writing it",
+        "mn_triton/kernels/layout.py",
+        "*(t if t.is_contiguous() else _contiguous_buffer(t) for t in tensors[read:]),",
+        "*(t.contiguous() for t in tensors[read:]),",
+        "tests/test_mode_norm.py::test_a_layout_of_three_levels_is_copied_once_per_call",
+    ),
+    Mutant(
+        "L27 three-level layouts: y and dx laid out as the contiguous copy, not as x",
+        "mn_triton/kernels/apply.py",
+        "    out = torch.empty_like(x if like is None else like)\n",
+        "    out = torch.empty_like(x)\n",
+        "tests/test_mode_norm.py::test_a_layout_of_three_levels_is_copied_once_per_call",
+    ),
+    Mutant(
+        "L28 three-level layouts: SyncModeNorm's backward passes copy x and dy again",
+        "mn_triton/sync.py",
+        "            x_in, dy_in = backend.addressable(x, dy)  # what both passes read\n",
+        "            x_in, dy_in = x, dy\n",
+        "tests/test_sync.py::test_synchronising_reads_a_three_level_layout_from_one_copy",
+    ),
+    Mutant(
+        "L29 three-level layouts: SyncModeNorm's y laid out as the contiguous copy, not as x",
+        "mn_triton/sync.py",
+        "backend.row_affine(x_in, shift, scale, row_bias, like=x)",
+        "backend.row_affine(x_in, shift, scale, row_bias)",
+        "tests/test_sync.py::test_synchronising_reads_a_three_level_layout_from_one_copy",
     ),
     Mutant(
         "M10 eval variance from running estimates in the input's precision",
@@ -1087,8 +1122,9 @@ MUTANTS = [
     Mutant(
         "D4 torch-op y in the strides arithmetic gives, not x's",
         "mn_triton/backend.py",
-        "    if value.dtype == x.dtype and value.stride() == x.stride():\n        return value\n",
-        "    if value.dtype == x.dtype:\n        return value\n",
+        "    if value.dtype == like.dtype and value.stride() == like.stride():\n"
+        "        return value\n",
+        "    if value.dtype == like.dtype:\n        return value\n",
         "tests/test_mode_norm.py::test_output_is_laid_out_as_the_input",
     ),
     # --- from the mutation audit of kernels/mix.py's newer code (2026-12-06) ---

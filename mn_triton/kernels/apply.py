@@ -64,25 +64,27 @@ def row_affine(
     bias: Tensor,
     dy: Tensor | None = None,
     dy_scale: Tensor | None = None,
+    like: Tensor | None = None,
 ) -> Tensor:
     """(x − shift)·x_scale + bias [+ dy·dy_scale], per-row coefficients of shape (N, C).
 
-    The result has x's dtype and `torch.empty_like(x)`'s layout.
+    The result has x's dtype and `torch.empty_like(like)`'s layout (`like`: x by default;
+    the op's own input where x is a copy of it, backend.addressable).
     """
     # The kernel indexes the per-row coefficients as dense (N, C) arrays.
     shift, x_scale, bias = shift.contiguous(), x_scale.contiguous(), bias.contiguous()
     dy_scale = x_scale if dy_scale is None else dy_scale.contiguous()
-    out = torch.empty_like(x)
-    tensors = (x, out) if dy is None else (x, out, dy)
-    (x_, out_, *dy_), plan, strides = plan_rows_or_copy(*tensors)
+    out = torch.empty_like(x if like is None else like)
+    tensors = (x, out) if dy is None else (x, dy, out)
+    (x_, *dy_, out_), plan, strides = plan_rows_or_copy(*tensors, written=1)
     dy_ = dy_[0] if dy_ else x_  # a placeholder pointer when there is no dy
-    dy_strides = strides[2] if dy is not None else strides[0]
+    dy_strides = strides[1] if dy is not None else strides[0]
     len_tiles = cdiv(plan.length, plan.block_len)
     launch(_row_affine_kernel, (cdiv(plan.rows, plan.block_rows) * len_tiles,))(
         x_, dy_, out_,
         shift, x_scale, bias, dy_scale,
         plan.rows, plan.channels, plan.length, plan.inner_size, len_tiles,
-        *_strides(strides[0]), *_strides(dy_strides), *_strides(strides[1]),
+        *_strides(strides[0]), *_strides(dy_strides), *_strides(strides[-1]),
         BLOCK_ROWS=plan.block_rows, BLOCK_LEN=plan.block_len,
         TWO_LEVEL=plan.two_level, HAS_DY=dy is not None,
         INDEX_64=needs_64_bit_indices(plan),

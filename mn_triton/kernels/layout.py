@@ -4,7 +4,8 @@ A row (n, c) starts at `n·stride_n + c·stride_c`. Its L elements are addressed
 most two strided spatial levels, `l = outer·inner_size + inner`, so contiguous (NCHW),
 channels_last, batch- or channel-sliced views and most spatially sliced views are read in
 place. Spatial dims are merged wherever every tensor of a call allows it; a layout that still
-needs three levels (a 3-D input sliced in two spatial dims) is copied to contiguous first.
+needs three levels (a 3-D input sliced in two spatial dims) is copied to contiguous first,
+once per op call (backend.addressable).
 
 The same plan also picks the tile shape and, for reductions, how many programs share a row.
 """
@@ -192,15 +193,29 @@ def _plan(
 
 
 def plan_rows_or_copy(
-    *tensors: Tensor,
+    *tensors: Tensor, written: int = 0
 ) -> tuple[tuple[Tensor, ...], RowPlan, tuple[RowStrides, ...]]:
-    """Like `plan_rows`, copying to contiguous the rare layouts the kernels cannot address."""
+    """Like `plan_rows`, copying to contiguous the rare layouts the kernels cannot address.
+
+    The last `written` tensors are outputs: where the others are copied, those of them not
+    contiguous already become new contiguous buffers (the caller copies them into its own),
+    not copies of contents that nothing has written yet.
+    """
     planned = plan_rows(*tensors)
     if planned is None:
-        tensors = tuple(t.contiguous() for t in tensors)
+        read = len(tensors) - written
+        tensors = (
+            *(t.contiguous() for t in tensors[:read]),
+            *(t if t.is_contiguous() else _contiguous_buffer(t) for t in tensors[read:]),
+        )
         planned = plan_rows(*tensors)
         assert planned is not None  # contiguous tensors merge into one spatial level
     return (tensors, *planned)
+
+
+def _contiguous_buffer(t: Tensor) -> Tensor:
+    """A new contiguous tensor of t's shape, dtype and device; its contents unwritten."""
+    return torch.empty_like(t, memory_format=torch.contiguous_format)
 
 
 @functools.lru_cache(maxsize=16)

@@ -73,7 +73,7 @@ def three_level_input(x_layout: str, dy_layout: str) -> tuple[Tensor, Tensor]:
     return x, dy
 
 
-class CountCopies(TorchDispatchMode):
+class _CountCopies(TorchDispatchMode):
     """Counts the copies of `numel` elements that `.contiguous()` makes (aten.clone)."""
 
     def __init__(self, numel: int) -> None:
@@ -84,6 +84,26 @@ class CountCopies(TorchDispatchMode):
         out = func(*args, **(kwargs or {}))
         self.count += func is torch.ops.aten.clone.default and out.numel() == self.numel
         return out
+
+
+def copies_per_three_level_call(layer: nn.Module, x: Tensor, dy: Tensor) -> tuple[int, int]:
+    """The copies of x's size that a forward and a backward of `layer` at (x, dy) from
+    `three_level_input` make on the kernels (what `.contiguous()` copies). Asserts that y and
+    every gradient are the same bits as at contiguous x and dy, and that y and dx are laid
+    out as `torch.empty_like(x)` (as the ops' fake implementations say)."""
+    with mn_triton.use_backend("triton"):
+        x_ = x.detach().requires_grad_()
+        with _CountCopies(x.numel()) as forward:
+            y = layer(x_)
+        with _CountCopies(x.numel()) as backward:
+            y.backward(dy)
+        grads = {"input": x_.grad, **{n: p.grad for n, p in layer.named_parameters()}}
+        y_dense, grads_dense = forward_backward(layer, x.contiguous(), dy.contiguous())
+    assert y.stride() == x_.grad.stride() == torch.empty_like(x).stride()
+    assert torch.equal(y, y_dense)
+    for key, grad in grads_dense.items():
+        assert torch.equal(grads[key], grad), key
+    return forward.count, backward.count
 
 
 def batch_transposed(t: Tensor) -> Tensor:

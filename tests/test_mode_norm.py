@@ -13,11 +13,11 @@ import reference
 from helpers import (
     GATE_PARAMS,
     TOLERANCE,
-    CountCopies,
     assert_close,
     batch_transposed,
     check_against_oracle,
     check_equals_native,
+    copies_per_three_level_call,
     embed,
     fast_layer,
     forward_backward,
@@ -343,19 +343,8 @@ def test_a_layout_of_three_levels_is_copied_once_per_call(name, x_layout, dy_lay
     torch.empty_like(x), as the ops' fake implementations say."""
     x, dy = three_level_input(x_layout, dy_layout)
     layer = randomize(fast_layer(name, 3, num_modes=2))
-    with mn_triton.use_backend("triton"):
-        x_ = x.detach().requires_grad_()
-        with CountCopies(x.numel()) as forward:
-            y = layer(x_)
-        with CountCopies(x.numel()) as backward:
-            y.backward(dy)
-        grads = {"input": x_.grad, **{n: p.grad for n, p in layer.named_parameters()}}
-        y_dense, grads_dense = forward_backward(layer, x.contiguous(), dy.contiguous())
-    assert (forward.count, backward.count) == (1, 1 + (dy_layout == "sliced"))
-    assert y.stride() == x_.grad.stride() == torch.empty_like(x).stride()
-    assert torch.equal(y, y_dense)
-    for key, grad in grads_dense.items():
-        assert torch.equal(grads[key], grad), key
+    copies = copies_per_three_level_call(layer, x, dy)
+    assert copies == (1, 1 + (dy_layout == "sliced"))
 
 
 @pytest.mark.parametrize("given", ["weight", "bias"])

@@ -20,8 +20,8 @@ from helpers import (
     GATE_SLACK,
     TOLERANCE,
     AbsParametrization,
-    CountCopies,
     assert_close,
+    copies_per_three_level_call,
     forward_backward,
     modes_far_from_sample_0,
     negated_view,
@@ -707,19 +707,7 @@ def test_synchronising_reads_a_three_level_layout_from_one_copy(
     contiguous ones; y and dx laid out as torch.empty_like(x)."""
     x, dy = three_level_input(x_layout, "sliced")
     layer = randomize(mn_triton.SyncModeNorm(3, num_modes=2))
-    with mn_triton.use_backend("triton"):
-        x_ = x.detach().requires_grad_()
-        with CountCopies(x.numel()) as forward:
-            y = layer(x_)
-        with CountCopies(x.numel()) as backward:
-            y.backward(dy)
-        grads = {"input": x_.grad, **{n: p.grad for n, p in layer.named_parameters()}}
-        y_dense, grads_dense = forward_backward(layer, x.contiguous(), dy.contiguous())
-    assert (forward.count, backward.count) == (1, 2)
-    assert y.stride() == x_.grad.stride() == torch.empty_like(x).stride()
-    assert torch.equal(y, y_dense)
-    for key, grad in grads_dense.items():
-        assert torch.equal(grads[key], grad), key
+    assert copies_per_three_level_call(layer, x, dy) == (1, 2)
 
 
 def test_convert_sync_modenorm_keeps_the_hyperparameters():

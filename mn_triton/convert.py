@@ -119,8 +119,9 @@ def convert_to_mode_norm(
     (a new one if `module` itself is a BatchNorm). A norm used at several places becomes one
     layer used at all of them. Running estimates start, for every mode, from BatchNorm's.
     SyncBatchNorm becomes SyncModeNorm. With `group_norm=True`, every GroupNorm becomes a
-    ModeGroupNorm (its groups give way to `num_modes` modes; affine weights are kept).
-    Gates start freshly initialised. A norm without parameters or running estimates gets
+    ModeGroupNorm (its groups give way to `num_modes` modes; affine weights are kept; it
+    takes inputs of 0 to 3 spatial dimensions, where GroupNorm takes any). Gates start
+    freshly initialised. A norm without parameters or running estimates gets
     the device and dtype of `module`'s first floating-point parameter (or buffer; torch's
     defaults if it has none). Lazy norms must have seen a forward pass first.
     """

@@ -72,7 +72,9 @@ def mode_norm(
     input, gate_weight, gate_bias, weight, bias = backend.resolved(
         input, gate_weight, gate_bias, weight, bias
     )
-    if _needs_reference_formulas(input, gate_weight, gate_bias, weight, bias):
+    if _needs_reference_formulas(input, gate_weight, gate_bias, weight, bias) or (
+        _differentiates_estimates(training, running_mean, running_mean_sq)
+    ):
         return reference_functional.mode_norm(
             input, gate_weight, gate_bias, running_mean, running_mean_sq, weight, bias,
             training, momentum, float(eps),
@@ -83,6 +85,18 @@ def mode_norm(
         training, float(eps), momentum=momentum,
     )  # fmt: skip
     return y
+
+
+def _differentiates_estimates(
+    training: bool, running_mean: Tensor | None, running_mean_sq: Tensor | None
+) -> bool:
+    """Whether autograd is to differentiate the running estimates: in eval the output depends
+    on them, and where they require grad (statistics learned as parameters, say) the
+    reference's formulas give them their gradients, which the ops do not (F.batch_norm
+    refuses such estimates; training only updates them, under no_grad)."""
+    if training or running_mean is None or not torch.is_grad_enabled():
+        return False
+    return running_mean.requires_grad or running_mean_sq.requires_grad
 
 
 def _check_not_negated(running_mean: Tensor | None, running_mean_sq: Tensor | None, fn: str):

@@ -17,7 +17,9 @@ class ModeNorm(ModeNormBase):
 
     @fx_leaf
     def forward(self, input: Tensor) -> Tensor:
-        return functional.mode_norm(input, **self._functional_args(input))
+        y = functional.mode_norm(input, **self._functional_args(input))
+        self._count_step()  # after the call: a refused call counts no step
+        return y
 
 
 ModeNorm1d, ModeNorm2d, ModeNorm3d = rank_variants(ModeNorm)

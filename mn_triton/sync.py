@@ -281,8 +281,8 @@ class SyncModeNorm(ModeNorm):
                 "whose storage its kernels and collectives cannot read"
             )
         # ModeNorm's per-call checks (of the parameters and estimates too: shapes, dtypes,
-        # devices; and of what may be set after construction), before the step is counted
-        # or anything is exchanged; the local batch may hold one value per channel
+        # devices; and of what may be set after construction), before anything is exchanged;
+        # the local batch may hold one value per channel
         updated = self.track_running_stats
         check_mode_norm_call(
             x, gate_weight, gate_bias, self.running_mean if updated else None,
@@ -291,7 +291,7 @@ class SyncModeNorm(ModeNorm):
         )  # fmt: skip
         if self.momentum is not None:
             check_functional_momentum(self.momentum, "SyncModeNorm")
-        momentum = self._count_batch()
+        momentum = self._step_weight()
         apply = _synchronise_eagerly if backend.uses_kernels(x) else _SyncModeNormFunction.apply
         y, mode_mean, mode_var, sampled = apply(
             x, gate_weight, gate_bias, weight, bias, self.eps, self.process_group
@@ -303,6 +303,7 @@ class SyncModeNorm(ModeNorm):
             update_running_stats(
                 self.running_mean, self.running_mean_sq, mode_mean, mode_var, momentum
             )
+        self._count_step()  # after the call, as ModeNorm's: a refused call counts no step
         return y
 
     @classmethod

@@ -633,32 +633,36 @@ class ModeNormBase(_ModeNormCommon):
     def _uses_batch_stats(self) -> bool:
         return self.training or self.running_mean is None
 
-    def _count_batch(self) -> float | Tensor | None:
-        """Count a training step; return its running-estimate weight λ (None: no update).
+    def _step_weight(self) -> float | Tensor | None:
+        """This training step's running-estimate weight λ (None: no update).
 
-        Counts the step in `num_batches_tracked`, as BatchNorm does. With
-        `momentum=None` the weight is 1/num_batches_tracked (a cumulative average), kept as
-        a tensor so that no host synchronisation is needed.
+        With `momentum=None` it is 1/t for the t-th counted step (a cumulative average, as
+        BatchNorm's), kept as a tensor so that no host synchronisation is needed. The step
+        itself is counted by `_count_step` once the call has returned, so that a call refused
+        by its checks leaves the layer as it was (BatchNorm counts first).
         """
         if not (self.training and self.track_running_stats):
             return None
-        counted = self.num_batches_tracked is not None  # (the count may be dropped too)
-        if counted:
-            self.num_batches_tracked.add_(1)
         if self.running_mean is None:  # estimates dropped, as BatchNorm allows: nothing to update
             return None
         if self.momentum is None:
-            if not counted:  # no count to average over: BatchNorm's weight is then 0
+            if self.num_batches_tracked is None:  # no count to average: BatchNorm's λ is 0 then
                 return None
             # 1/t in the estimates' precision, at least float32: `1.0 / count` alone would be
             # the default dtype's, bfloat16's 8 bits under a 16-bit default (weights off by
             # up to 0.4 %), or float32's where the estimates are float64 (~1e-9).
             weight_dtype = torch.promote_types(self.running_mean.dtype, torch.float32)
-            return 1.0 / self.num_batches_tracked.to(weight_dtype)
+            return 1.0 / (self.num_batches_tracked.to(weight_dtype) + 1)
         return self.momentum
 
+    def _count_step(self) -> None:
+        """Count a training step in `num_batches_tracked`, as BatchNorm does (the count may
+        be dropped too; estimates set to None still count their steps, as in BatchNorm)."""
+        if self.training and self.track_running_stats and self.num_batches_tracked is not None:
+            self.num_batches_tracked.add_(1)
+
     def _check_vmap(self, x: Tensor, gate_weight: Tensor, gate_bias: Tensor | None) -> None:
-        """Refuse, before counting the step, a torch.vmap whose calls would all update one
+        """Refuse, before anything runs, a torch.vmap whose calls would all update one
         set of running estimates in place (BatchNorm fails there too, less clearly)."""
         if not (self.training and self.running_mean is not None):
             return
@@ -679,7 +683,8 @@ class ModeNormBase(_ModeNormCommon):
             )
 
     def _functional_args(self, x: Tensor) -> dict[str, Any]:
-        """Check `x` for this layer's mode and state; count the step; build the call's arguments.
+        """Check `x` for this layer's mode and state; build the call's arguments (the caller
+        counts the step once the call has returned: `_count_step`).
 
         Mirrors `nn.BatchNorm`: batch statistics in training (or when no running estimates
         are kept), running estimates passed whenever they are used or updated.
@@ -690,7 +695,7 @@ class ModeNormBase(_ModeNormCommon):
             check_batch_for_training(x, type(self).__name__)
         gate_weight, gate_bias = self._gate_parameters()
         self._check_vmap(x, gate_weight, gate_bias)
-        momentum = self._count_batch()
+        momentum = self._step_weight()
         keep_running = not self.training or self.track_running_stats
         return {
             "gate_weight": gate_weight,

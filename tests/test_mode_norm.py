@@ -491,6 +491,60 @@ def test_estimates_dropped_still_count_steps_as_batch_norm(package, backend):
     assert int(layer.num_batches_tracked) == int(bn.num_batches_tracked) == 2
 
 
+_REFUSALS = {
+    "momentum": lambda layer: setattr(layer, "momentum", 1.5),
+    "eps": lambda layer: setattr(layer, "eps", -1.0),
+    "gate": lambda layer: setattr(layer.gate, "weight", nn.Parameter(torch.randn(2, 5))),
+}
+
+
+@pytest.mark.parametrize("package", [mn_triton, reference])
+@pytest.mark.parametrize("refusal", list(_REFUSALS))
+def test_a_refused_call_counts_no_step(package, refusal, backend):
+    """A training call that its checks refuse leaves the layer as it was: no step counted
+    (which would weigh every later momentum=None update wrongly), estimates untouched."""
+    layer = package.ModeNorm2d(4, num_modes=2, momentum=None)
+    x = _input((4, 4, 3, 3))
+    layer(x)
+    buffers = {key: value.clone() for key, value in layer.named_buffers()}
+    _REFUSALS[refusal](layer)
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            layer(x)
+    for key, value in layer.named_buffers():
+        assert torch.equal(value, buffers[key]), f"{key} changed"
+    assert int(layer.num_batches_tracked) == 1
+
+
+def test_running_estimates_that_require_grad_get_their_gradients_in_eval(backend):
+    """In eval the output depends on the running estimates; where they require grad
+    (statistics learned as parameters) they get their gradients, checked against finite
+    differences (F.batch_norm refuses such estimates; the reference differentiates them)."""
+    c, k = 3, 2
+    layer = randomize(mn_triton.ModeNorm2d(c, num_modes=k, dtype=torch.float64))
+    x = torch.randn(3, c, 2, 2, dtype=torch.float64) * 1.5 + 0.5
+    rm = torch.randn(k, c, dtype=torch.float64)
+    rms = rm**2 + 0.5 + torch.rand(k, c, dtype=torch.float64)
+    inputs = [t.clone().requires_grad_() for t in (x, rm, rms)]
+
+    def fn(x, rm, rms):
+        return mn_triton.functional.mode_norm(
+            x, layer.gate.weight, layer.gate.bias, rm, rms, layer.weight, layer.bias,
+            training=False,
+        )  # fmt: skip
+
+    assert gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-5)
+    layer.eval()
+    with torch.no_grad():
+        layer.running_mean_sq.copy_(rms)
+    twin = reference_twin(layer)
+    for module in (layer, twin):  # a layer's estimates learned as parameters
+        module.running_mean = nn.Parameter(rm.clone())
+        module(x).square().sum().backward()
+    assert layer.running_mean.grad.abs().max() > 0
+    assert_close(layer.running_mean.grad, twin.running_mean.grad, 1e-10, "running_mean grad")
+
+
 def test_affine_false(backend):
     layer = randomize(mn_triton.ModeNorm2d(4, num_modes=2, affine=False))
     assert layer.weight is None and layer.bias is None

@@ -635,8 +635,8 @@ MUTANTS = [
     Mutant(
         "S4 cumulative average as 1/(t+1)",
         "reference/_base.py",
-        "            return 1.0 / self.num_batches_tracked.to(weight_dtype)\n",
-        "            return 1.0 / (self.num_batches_tracked + 1).to(weight_dtype)\n",
+        "            return 1.0 / (self.num_batches_tracked.to(weight_dtype) + 1)\n",
+        "            return 1.0 / (self.num_batches_tracked.to(weight_dtype) + 2)\n",
         "tests/test_mode_norm.py tests/test_reference.py",
     ),
     Mutant(
@@ -1078,8 +1078,8 @@ MUTANTS = [
     Mutant(
         "U2 steps not counted where the running estimates were set to None",
         "reference/_base.py",
-        "        if counted:\n",
-        "        if counted and self.running_mean is not None:\n",
+        "self.track_running_stats and self.num_batches_tracked is not None:\n",
+        "self.track_running_stats and self.running_mean is not None:\n",
         "tests/test_mode_norm.py",
     ),
     Mutant(
@@ -2895,6 +2895,30 @@ MUTANTS = [
         "    if x.size(1) != num_features:",
         "    if x.size(1) != num_features and x.size(-1) != num_features:",
         "tests/test_errors.py::test_channel_count_mismatch",
+    ),
+    Mutant(
+        "U13 a training call refused by its checks counts its step anyway",
+        "mn_triton/modules.py",
+        "        y = functional.mode_norm(input, **self._functional_args(input))\n"
+        "        self._count_step()",
+        "        args = self._functional_args(input)\n"
+        "        self._count_step()\n"
+        "        y = functional.mode_norm(input, **args)",
+        "tests/test_mode_norm.py::test_a_refused_call_counts_no_step",
+    ),
+    Mutant(
+        "U14 SyncModeNorm counts its step before its checks",
+        "mn_triton/sync.py",
+        "        self._check_input(input)\n        x, gate_weight",
+        "        self._count_step()\n        self._check_input(input)\n        x, gate_weight",
+        "tests/test_sync.py::test_synchronising_checks_what_is_set_after_construction",
+    ),
+    Mutant(
+        "U15 eval running estimates that require grad left without their gradients",
+        "mn_triton/functional.py",
+        "    return running_mean.requires_grad or running_mean_sq.requires_grad\n",
+        "    return False\n",
+        "tests/test_mode_norm.py::test_running_estimates_that_require_grad_get_their_gradients_in_eval",
     ),
     # --- from the mutation audit of the GPU-only benchmark scripts (host_overhead.py,
     # warm_kernels.py, split_timing.py; 2026-12-06): their GPU side, faked on the CPU ---

@@ -148,12 +148,20 @@ def main(argv: list[str] | None = None) -> int:
         help="step profiles' folder (default: profiles/ beside the data folder)",
     )  # fmt: skip
     args = parser.parse_args(argv)
+    # Refused before anything is written: a mistyped folder would overwrite the committed
+    # report with an empty one.
+    if not args.data.is_dir() and args.profiles is None:
+        parser.error(f"--data {args.data}: no such folder (step profiles alone: --profiles)")
+    if args.out.exists() and not args.out.is_dir():
+        parser.error(f"--out {args.out}: not a folder (it gets README.md and figures/)")
     profiles_dir = args.profiles or args.data.parent / "profiles"
-    if not args.data.is_dir() and not profiles_dir.is_dir():
-        # nothing to render: a mistyped folder would overwrite the report with an empty one
-        parser.error(f"--data {args.data}: no such folder (and no {profiles_dir})")
     df = load(args.data)
     profiles = load_profiles(profiles_dir)
+    if df.empty and profiles.empty:
+        parser.error(
+            f"--data {args.data}: no usable rows, and no step profiles in {profiles_dir}: "
+            f"nothing to render ({args.out} left as it is)"
+        )
     n_files = len(list(args.data.glob("*.csv")))
     args.out.mkdir(parents=True, exist_ok=True)
     # The figures get whole run groups: each pairs within a part and counts a case once.

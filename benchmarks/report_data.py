@@ -43,8 +43,12 @@ def read_rows(path: Path) -> pd.DataFrame:
     """One CSV file as strings; rows with another field count than the header (a row cut short
     by a killed writer, or two glued together) are dropped with a warning. How many rows the
     file held, whole or not: `.attrs["rows_read"]`."""
-    with path.open(newline="") as f:
-        lines = list(csv.reader(f))
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            lines = list(csv.reader(f))
+    except UnicodeDecodeError as error:  # not a CSV the writers wrote (a binary file, say)
+        _warn(f"{path.name}: not UTF-8 text, skipped ({error.reason} at byte {error.start})")
+        return pd.DataFrame()
     if not lines:  # a zero-byte file: a writer killed before its first write
         return pd.DataFrame()
     header, body = lines[0], lines[1:]

@@ -962,9 +962,16 @@ def test_report_without_gpu_rows_says_so(tmp_path: Path) -> None:
     assert "No GPU data yet" in text and FIXTURE_GPU not in text
 
 
-def test_report_with_no_data(tmp_path: Path) -> None:
-    data = tmp_path / "empty"
+def test_report_with_no_layer_rows(tmp_path: Path) -> None:
+    data = tmp_path / "data"
     data.mkdir()
+    lines = FIXTURE.read_text().splitlines()
+    columns = lines[0].split(",")
+    op = columns.index("op")
+    steps = [line for line in lines[1:] if line.split(",")[op] == "train_step"]
+    cpu_steps = [line for line in steps if FIXTURE_GPU not in line]
+    assert cpu_steps
+    (data / "steps.csv").write_text("\n".join([lines[0], *cpu_steps]) + "\n")
     text = _report(data, tmp_path / "out")
     assert "No GPU data yet" in text and "No layer rows yet" in text
 

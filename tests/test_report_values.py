@@ -919,6 +919,15 @@ def test_load_skips_empty_files_and_drops_incomplete_rows(tmp_path: Path, capsys
     assert "No GPU data yet" in report.render(df, 3, "d")
 
 
+def test_a_file_that_is_not_utf8_text_is_skipped_with_a_warning(tmp_path: Path, capsys):
+    """A binary file among the CSVs: skipped by name, as an empty one, not a traceback."""
+    (tmp_path / "a-junk.csv").write_bytes(b"\xa1\xff\x00binary")
+    (tmp_path / "b.csv").write_text(f"{HEADER}\n{_csv_line(device='cpu')}\n")
+    df = report_data.load(tmp_path)
+    assert df["device"].tolist() == ["cpu"]
+    assert "a-junk.csv: not UTF-8 text, skipped" in capsys.readouterr().err
+
+
 def test_impossible_timings_are_dropped_and_counted_in_the_readme(tmp_path: Path, capsys):
     """A zero time would read as an infinite speed-up and meet every goal (a reviewer's
     repro: one zeroed case turned the BatchNorm goal to "met" and hid the real worst case);
@@ -1013,13 +1022,29 @@ def test_report_data_folder_follows_mn_report_data(tmp_path: Path, monkeypatch):
     assert "run `moved`" in (tmp_path / "out" / "README.md").read_text()
 
 
-def test_a_missing_data_folder_is_refused_before_anything_is_written(tmp_path: Path, capsys):
-    """A mistyped --data rendered a report of 0 rows over the committed one: refused."""
-    out = tmp_path / "out"
+@pytest.mark.parametrize("case", ["typo", "typo_beside_profiles", "no_rows", "out_is_a_file"])
+def test_nothing_to_render_is_refused_before_anything_is_written(tmp_path: Path, capsys, case):
+    """A mistyped --data rendered a report of 0 rows over the committed one (also where a
+    profiles/ folder sat beside it, as in reports/), as did a folder of no usable rows
+    (--data reports, whose run_notes.csv has none); an --out that is a file gave a
+    traceback: all refused, with exit status 2, before anything is written."""
+    data, out = tmp_path / "data", tmp_path / "out"
+    (tmp_path / "profiles").mkdir()  # beside data, as reports/profiles
+    if case == "no_rows":
+        data.mkdir()
+        (data / "run_notes.csv").write_text("run,note\nr1,a note\n")
+    elif case == "out_is_a_file":
+        data.mkdir()
+        (data / "b.csv").write_text(f"{HEADER}\n{_csv_line(device='cpu')}\n")
+        out.write_text("a file")
+    elif case == "typo":
+        (tmp_path / "profiles").rmdir()
     with pytest.raises(SystemExit) as exit_:
-        report.main(["--data", str(tmp_path / "typo"), "--out", str(out)])
-    assert exit_.value.code == 2 and "no such folder" in capsys.readouterr().err
-    assert not out.exists()
+        report.main(["--data", str(data), "--out", str(out)])
+    expected = {"typo": "no such folder", "typo_beside_profiles": "no such folder",
+                "no_rows": "nothing to render", "out_is_a_file": "not a folder"}  # fmt: skip
+    assert exit_.value.code == 2 and expected[case] in capsys.readouterr().err
+    assert out.is_file() if case == "out_is_a_file" else not out.exists()
 
 
 # ------------------------------ a run in two parts -------------------------------------

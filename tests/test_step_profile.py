@@ -206,7 +206,8 @@ def test_cli_on_a_cpu_writes_profiles_that_the_report_shows(tmp_path):
         assert r["device"] == "cpu" and r["run_id"] == "profile-smoke" and r["batch"] == "8"
         assert float(r["step_ms"]) > 0 and float(r["aten_ops"]) > 0 and r["kernels"] == ""
     assert not (tmp_path / "data").exists()  # no benchmark rows: those are train_step.py's
-    assert report.main(["--data", str(tmp_path / "data"), "--out", str(tmp_path / "out")]) == 0
+    args = ["--data", str(tmp_path / "data"), "--profiles", str(tmp_path / "profiles")]
+    assert report.main([*args, "--out", str(tmp_path / "out")]) == 0
     text = (tmp_path / "out" / "README.md").read_text()
     assert "## Where a training step's time goes" in text
     assert "### cpu (pipeline check, no device kernels)" in text

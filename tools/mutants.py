@@ -2830,6 +2830,34 @@ MUTANTS = [
         '    on = ["model", "exec"]  # each profile',
         "tests/test_report_values.py::test_profile_extras_are_against_batchnorm_of_the_same_run",
     ),
+    Mutant(
+        "Z32 a mistyped data folder beside a profiles/ folder rendered as an empty report",
+        "benchmarks/report.py",
+        "    if not args.data.is_dir() and args.profiles is None:",
+        "    if not args.data.is_dir() and not (args.data.parent / 'profiles').is_dir():",
+        "tests/test_report_values.py::test_nothing_to_render_is_refused_before_anything_is_written",
+    ),
+    Mutant(
+        "Z33 a data folder of no usable rows rendered over the report",
+        "benchmarks/report.py",
+        "    if df.empty and profiles.empty:",
+        "    if False:",
+        "tests/test_report_values.py::test_nothing_to_render_is_refused_before_anything_is_written",
+    ),
+    Mutant(
+        "Z34 an --out that is a file not refused",
+        "benchmarks/report.py",
+        "    if args.out.exists() and not args.out.is_dir():",
+        "    if False:",
+        "tests/test_report_values.py::test_nothing_to_render_is_refused_before_anything_is_written",
+    ),
+    Mutant(
+        "Z35 a CSV that is not UTF-8 text stops the report",
+        "benchmarks/report_data.py",
+        "    except UnicodeDecodeError as error:",
+        "    except KeyError as error:",
+        "tests/test_report_values.py::test_a_file_that_is_not_utf8_text_is_skipped_with_a_warning",
+    ),
     # --- GPU-only test code, run on the CPU by tests/test_gpu_bodies.py (2026-12-06) ---
     Mutant(
         "Q3 test_gpu's mix check reads a MixGrads field by a name it no longer has",

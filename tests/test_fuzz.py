@@ -265,7 +265,8 @@ def test_sync_fuzzer_catches_a_wrong_merge():
     assert fuzz_sync.run(args, lines.append, merge=_merge_off_by_1e_4_sigma) > 0
     assert any(line.startswith("OVER") for line in lines)
     assert any("output" in line and "one process" in line and "OVER" in line for line in lines)
-    assert any("replay: python tools/fuzz_sync.py --draws 1 --seed" in line for line in lines)
+    replays = [line for line in lines if "replay: python tools/fuzz_sync.py --draws 1" in line]
+    assert replays and all(line.endswith(" --backend torch -v") for line in replays)
 
 
 # --- the tools' own judgement and bookkeeping (the layers stubbed out: fast) ---
@@ -347,7 +348,7 @@ def test_run_counts_labels_and_replays_the_draw_that_was_over(monkeypatch):
     assert fuzz.run(_args(seed=40, draws=5), lines.append) == 2
     assert [d.seed for d in seen] == [40, 41, 42, 43, 44]
     text = "\n".join(lines)
-    assert "5 draws (torch on cpu): 2 over a bound, 0 ill-conditioned" in text
+    assert "5 draws (torch on cpu): 2 over a bound, 0 raised, 0 ill-conditioned" in text
     assert "OVER: Draw(seed=42," in text and "OVER: Draw(seed=43," in text
     replays = [line.strip() for line in lines if line.strip().startswith("replay:")]
     assert replays == [
@@ -359,6 +360,66 @@ def test_run_counts_labels_and_replays_the_draw_that_was_over(monkeypatch):
     worst = {line[:40].strip(): line[40:].split() for line in table}
     assert worst["grad of input"] == ["100", "(42)"]
     assert worst["grad of bias"] == ["inf", "(43)"]
+
+
+def test_a_draw_that_raises_is_named_counted_and_the_run_goes_on(monkeypatch):
+    """An exception in a draw (memcheck's bounds errors are IndexErrors) names the draw and
+    its replay, counts like an OVER, and the later draws are still checked (it stopped the
+    run with a bare traceback)."""
+
+    def errors_of(d):
+        if d.seed == 11:
+            raise IndexError("out of bounds\nsecond line")
+        return []
+
+    seen = _check_stub(monkeypatch, errors_of)
+    lines = []
+    assert fuzz.run(_args(seed=10, draws=3), lines.append) == 1
+    assert [d.seed for d in seen] == [10, 11, 12]
+    text = "\n".join(lines)
+    assert "RAISED: Draw(seed=11," in text and "    IndexError: out of bounds\n" in text
+    assert "replay: python tools/fuzz.py --seed 11 --draws 1 --backend torch" in text
+    assert "3 draws (torch on cpu): 0 over a bound, 1 raised," in text
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--draws", "0"], "--draws must be at least 1"),
+        (["--draws", "-5"], "--draws must be at least 1"),
+        (["--seconds", "-1"], "--seconds must be 0 (no limit) or more"),
+        (["--seconds", "nan"], "--seconds must be 0 (no limit) or more"),
+        (["--seed", "-3"], "--seed must lie in 0"),  # random.Random(-3) would redraw seed 3
+        (["--seed", str(2**64)], "--seed must lie in 0"),  # torch.manual_seed's overflow
+    ],
+)
+def test_counts_that_check_nothing_or_fail_later_are_refused(monkeypatch, options, message):
+    """An empty run passed (exit 0); a seed past torch's range failed with a traceback."""
+    monkeypatch.setattr(fuzz, "run", lambda args: pytest.fail("ran"))
+    monkeypatch.setattr(sys, "argv", ["fuzz.py", "--backend", "torch", *options])
+    with pytest.raises(SystemExit) as exit_:
+        fuzz.main()
+    assert exit_.value.code == 2
+
+
+def test_the_refusals_say_why(capsys):
+    p = argparse.ArgumentParser()
+    with pytest.raises(SystemExit):
+        fuzz.check_counts(p, argparse.Namespace(draws=0, seconds=0.0, seed=0), 200)
+    assert "--draws must be at least 1, not 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        fuzz.check_counts(p, argparse.Namespace(draws=None, seconds=0.0, seed=-1), 200)
+    assert "--seed must lie in 0 … 2**62 - 1, not -1" in capsys.readouterr().err
+
+
+def test_seconds_alone_draw_until_the_time_is_up():
+    """--seconds without --draws is not capped at the 200 draws of a plain run (the docstring's
+    `--only dead --seconds 300` stopped after 18 draws in 2 s)."""
+    p = argparse.ArgumentParser()
+    for seconds, draws, expected in ((0.0, None, 200), (60.0, None, fuzz.MAX_SEED), (60.0, 7, 7)):
+        args = argparse.Namespace(draws=draws, seconds=seconds, seed=5)
+        fuzz.check_counts(p, args, default_draws=200)
+        assert args.draws == expected
 
 
 def test_only_keeps_its_subset(monkeypatch):
@@ -465,9 +526,35 @@ def test_sync_fuzzer_judges_every_quantity_and_nan(monkeypatch):
     assert "OVER: Draw(seed=5001," in text and "OVER: Draw(seed=5002," in text
     assert "    running_mean_sq: " in text and "    output: nan" in text
     replays = [line.strip() for line in lines if "replay:" in line]
-    assert replays == [
-        f"replay: python tools/fuzz_sync.py --draws 1 --seed {s} -v" for s in (5001, 5002)
+    assert replays == [  # on the backend that was over (the replay ran torch's, whatever it was)
+        f"replay: python tools/fuzz_sync.py --draws 1 --seed {s} --backend torch -v"
+        for s in (5001, 5002)
     ]
+
+
+def _merge_that_raises(local, k, c, group, on_kernels=False):  # picklable, as above
+    raise IndexError("out of bounds")
+
+
+def test_sync_fuzzer_names_the_draw_a_process_raised_on():
+    """An exception in a process (memcheck's bounds errors are IndexErrors) names the draw
+    and its replay, on the backend run (it said only which exception)."""
+    args = argparse.Namespace(draws=2, seed=5000, backend="triton", verbose=False)
+    with pytest.raises(Exception) as raised:
+        fuzz_sync.run(args, [].append, merge=_merge_that_raises)
+    text = str(raised.value)
+    assert "rank 0 raised on Draw(seed=5000," in text or "rank 1 raised on Draw(seed=5000," in text
+    assert "replay: python tools/fuzz_sync.py --draws 1 --seed 5000 --backend triton -v" in text
+    assert "IndexError: out of bounds" in text
+
+
+def test_sync_fuzzer_refuses_counts_that_check_nothing(monkeypatch):
+    monkeypatch.setattr(fuzz_sync, "run", lambda args: pytest.fail("ran"))
+    for options in (["--draws", "0"], ["--seed", "-1"]):
+        monkeypatch.setattr(sys, "argv", ["fuzz_sync.py", *options])
+        with pytest.raises(SystemExit) as exit_:
+            fuzz_sync.main()
+        assert exit_.value.code == 2, options
 
 
 def test_sync_draws_reach_their_cases_and_build_them():

@@ -290,6 +290,13 @@ for name, thunks, argv in (
     with contextlib.redirect_stdout(text), contextlib.redirect_stderr(io.StringIO()):
         status = cc.main(argv)
     out["main"][name] = [status, text.getvalue()]
+# refused before the sweep (here a fake one): an arch LLVM aborts on, a --json nowhere to go
+for name, argv in (("arch", ["--arch", "71"]), ("json", ["--json", "/no-such-dir/x.json"])):
+    try:
+        with contextlib.redirect_stderr(io.StringIO()) as err:
+            out["refused " + name] = [cc.main(argv), "ran"]
+    except SystemExit as exit:
+        out["refused " + name] = [exit.code, err.getvalue().splitlines()[-1]]
 print(json.dumps(out))
 '''
 
@@ -371,6 +378,15 @@ def test_ptx_digests_leave_out_source_positions_and_compare_names_changes(report
     assert status == 2 and "holds no PTX digests (written before --compare existed)" in error
     status, error = reporting["no json"]
     assert status == 2 and "is not a compile_check --json file" in error
+
+
+def test_an_arch_llvm_aborts_on_and_a_json_nowhere_are_refused_first(reporting):
+    """--arch 71 aborted the process inside LLVM (status 134, no summary) and --json into a
+    missing folder raised after the whole sweep: both are refused before it."""
+    status, error = reporting["refused arch"]
+    assert status == 2 and "argument --arch: invalid choice: 71 (choose from 70, 72" in error
+    status, error = reporting["refused json"]
+    assert status == 2 and "--json /no-such-dir/x.json: not a file in an existing folder" in error
 
 
 def test_a_case_compiles_training_forward_and_backward_and_eval(reporting):

@@ -202,3 +202,22 @@ def test_the_command_line_sets_what_it_says_and_adds_up_the_launches():
     programs = [[row[2] for row in launches if row[1] == "_mn_mix_forward_kernel"]
                 for launches, _ in (unsplit, captured)]  # fmt: skip
     assert programs == [[2], [4]]  # one per channel block, and per split of the samples
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--shape", "0", "4", "1"], "--shape 0 4 1: N, C and L must be 1 or more"),  # memcheck
+        (["--shape", "4", "0", "1"], "--shape 4 0 1: N, C and L must be 1 or more"),  # ÷ 0
+        (["--shape", "4", "4", "0"], "--shape 4 4 0: N, C and L must be 1 or more"),  # a table
+        (["--shape", "1", "4", "1", "--layer"], "and N·L 2 or more with --layer"),
+        (["--k", "0"], "--k 0: a layer has 1 mode or more"),  # a table of nothing
+    ],
+)
+def test_shapes_and_modes_that_count_nothing_are_refused(argv, message):
+    """Refused before anything runs (they gave a memcheck error, a ZeroDivisionError or a
+    table of meaningless numbers)."""
+    result = subprocess.run([sys.executable, "tools/mix_traffic.py", *argv], cwd=REPO,
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
+    assert "KiB" not in result.stdout

@@ -42,6 +42,19 @@ def test_a_run_resumes_from_a_mutant_in_list_order():
     assert both.returncode == 2 and "exclude each other" in both.stderr
 
 
+def test_unknown_ids_and_a_timeout_of_nothing_are_refused():
+    """An id no mutant has is named, not dropped (--only L7 NOSUCH ran L7 alone, exit 0),
+    and --timeout 0 is refused: a timeout counts as caught, so it passed every mutant."""
+    tool = [sys.executable, str(REPO / "tools" / "mutants.py")]
+    for ids in (["L7", "NOSUCH"], ["NOSUCH"]):
+        run = subprocess.run(tool + ["--only", *ids], capture_output=True, text=True)
+        assert run.returncode == 2 and "no mutant has the id NOSUCH" in run.stderr, ids
+        assert "[1/" not in run.stdout  # nothing ran (the list is printed, to choose from)
+    for seconds in ("0", "-5", "nan"):
+        run = subprocess.run(tool + ["--only", "L7", "--timeout", seconds], capture_output=True)
+        assert run.returncode == 2 and b"--timeout must be a positive" in run.stderr, seconds
+
+
 @pytest.mark.slow
 def test_harness_reports_caught_and_surviving_mutants(tmp_path):
     copy = tmp_path / "tree"

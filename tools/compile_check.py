@@ -495,9 +495,17 @@ def read_compared(path: Path) -> list[dict]:
     return compiled
 
 
+# Compute capabilities of NVIDIA GPUs from Volta on that Triton 3.9's LLVM compiles for (each
+# checked on 2026-12-07). Another number can abort the whole process inside LLVM (71, 101,
+# 130: "Cannot select"), after a sweep's worth of work, with no summary.
+ARCHS = (70, 72, 75, 80, 86, 87, 89, 90, 100, 103, 110, 120, 121)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--arch", type=int, default=90, help="compute capability, e.g. 90")
+    archs = ", ".join(map(str, ARCHS))
+    parser.add_argument("--arch", type=int, default=90, choices=ARCHS, metavar="ARCH",
+                        help=f"compute capability, one of {archs}")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="a smaller sweep")
     parser.add_argument("--no-spills", action="store_true", help="fail if a kernel spills")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -507,6 +515,8 @@ def main(argv: list[str] | None = None) -> int:
         compared = read_compared(args.compare) if args.compare else None
     except ValueError as error:
         parser.error(f"--compare: {error}")
+    if args.json and (args.json.is_dir() or not args.json.parent.is_dir()):
+        parser.error(f"--json {args.json}: not a file in an existing folder")  # before the sweep
 
     compile_instead_of_launch(args.arch)
     recorder = Recorder(args.arch)

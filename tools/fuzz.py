@@ -8,11 +8,14 @@ OVER, printed with the command that replays it, and the exit status 1.
 
     python tools/fuzz.py                       # 200 draws, Triton kernels (interpreted on CPU)
     python tools/fuzz.py --backend torch --draws 2000
-    python tools/fuzz.py --device cuda --seconds 60    # the real kernels on a GPU
+    python tools/fuzz.py --device cuda --seconds 60    # the real kernels on a GPU, for 60 s
     python tools/fuzz.py --compile aot_eager           # the custom ops, as torch.compile runs them
     python tools/fuzz.py --seed 1234 --draws 1 -v      # replay one draw, every error shown
     python tools/fuzz.py --only one-element-rows --draws 20000 --seconds 600
     python tools/fuzz.py --only dead --seconds 300     # zero channels, tiny ε
+
+--seconds without --draws draws until the time is up. A draw that raises (memcheck's bounds
+and race checks included) is printed with its replay and counted like one OVER.
 
 Some data are ill-conditioned for any float32 evaluation (README, "Accuracy"): draws where
 ours misses the bound by no more than a float32 evaluation of the reference can explain are
@@ -301,18 +304,24 @@ SUBSETS: dict[str, Callable[[Draw], bool]] = {
 
 
 def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
-    """Check args.draws draws (or as many as args.seconds allow); the number with an OVER."""
+    """Check args.draws draws (or as many as args.seconds allow); the number OVER or raised."""
     start, counts = time.perf_counter(), {"OVER": 0, "ill-conditioned": 0, "gate tail": 0}
     worst: dict[str, tuple[float, int]] = {}
-    checked = 0
+    checked = raised = 0
     for i in range(args.draws):
         if args.seconds and time.perf_counter() - start > args.seconds:
             break
         d = draw(args.seed + i)
         if not SUBSETS[args.only](d):
             continue
-        errors = check(d, args.backend, args.device, args.compile)
         checked += 1
+        try:
+            errors = check(d, args.backend, args.device, args.compile)
+        except Exception as exc:  # (memcheck's bounds and race errors too): name the draw, go on
+            raised += 1
+            out(f"RAISED: {d}\n    {type(exc).__name__}: {(str(exc) or '-').splitlines()[0]}")
+            out(f"    replay: {_replay(d, args)}")
+            continue
         verdicts = [verdict(e) for e in errors]
         for e in errors:
             if excess(e) > worst.get(e.what, (-1.0, 0))[0]:
@@ -334,16 +343,31 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
             out(f"{checked} draws, {counts['OVER']} over a bound, {elapsed:.0f} s")
     how = "" if args.compile == "none" else f", compiled by {args.compile}"
     out(f"{checked} draws ({args.backend} on {args.device}{how}): {counts['OVER']} over a bound, "
-        f"{counts['ill-conditioned']} ill-conditioned, {counts['gate tail']} in the gate tail; "
-        "worst error / bound (seed), as judged (see verdict):")  # fmt: skip
+        f"{raised} raised, {counts['ill-conditioned']} ill-conditioned, {counts['gate tail']} in "
+        "the gate tail; worst error / bound (seed), as judged (see verdict):")  # fmt: skip
     for what, (ratio, seed) in sorted(worst.items(), key=lambda kv: -kv[1][0]):
         out(f"    {what:36s} {ratio:10.3g}  ({seed})")
-    return counts["OVER"]
+    return counts["OVER"] + raised
+
+
+MAX_SEED = 2**62  # torch.manual_seed takes < 2**64; random.Random(-s) would redraw seed s
+
+
+def check_counts(p: argparse.ArgumentParser, args: argparse.Namespace, default_draws: int):
+    """Refuse (exit 2) counts that would check nothing or fail later; fill in --draws."""
+    if args.draws is None:
+        args.draws = MAX_SEED if getattr(args, "seconds", 0) else default_draws
+    if args.draws < 1:
+        p.error(f"--draws must be at least 1, not {args.draws}")
+    if not getattr(args, "seconds", 0) >= 0:
+        p.error(f"--seconds must be 0 (no limit) or more, not {args.seconds}")
+    if not 0 <= args.seed < MAX_SEED:
+        p.error(f"--seed must lie in 0 … 2**62 - 1, not {args.seed}")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--draws", type=int, default=200)
+    p.add_argument("--draws", type=int, help="how many (200; with --seconds, no limit)")
     p.add_argument("--seconds", type=float, default=0.0, help="stop starting draws after this")
     p.add_argument("--seed", type=int, default=0, help="draw i uses seed + i")
     p.add_argument("--backend", choices=("triton", "torch"), default="triton")
@@ -360,6 +384,7 @@ def main() -> None:
     )
     p.add_argument("-v", "--verbose", action="store_true", help="every draw and error")
     args = p.parse_args()
+    check_counts(p, args, default_draws=200)
     import torch  # (mn_triton only after TRITON_INTERPRET below: it decorates the kernels)
 
     if args.device == "cuda" and not torch.cuda.is_available():

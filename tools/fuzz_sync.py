@@ -13,6 +13,10 @@ process misses the bound too) therefore do not fail the run unless the merge add
     python tools/fuzz_sync.py                        # 300 draws, torch ops
     python tools/fuzz_sync.py --draws 2000 --seed 5000
     python tools/fuzz_sync.py --backend triton       # the kernels (interpreted on CPU): slower
+
+The processes run every draw first (the first prints progress to stderr), then each is
+checked here. A draw that raises in a process stops the run, named with its replay: the
+processes' collectives are out of step after it.
 """
 
 from __future__ import annotations
@@ -30,10 +34,13 @@ import torch.distributed as dist
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-from processes import DEADLINE_S, init_group, run_processes  # noqa: E402 (from tests/)
+from fuzz import check_counts  # noqa: E402 (tools/, beside this file)
+
+from processes import DEADLINE_S, init_group, run_processes  # noqa: E402 (tests/)
 
 SLACK = 10.0
 SECONDS_PER_DRAW = 2.0  # for the processes' deadline: ~8× a draw in the interpreter
+PROGRESS_EVERY = 50  # draws between the processes' progress lines (interpreter: ~15 s)
 QUANTITIES = ("output", "grad of input", "running_mean", "running_mean_sq")
 
 
@@ -117,15 +124,24 @@ def _worker(rank: int, store: str, draws: list[Draw], backend: str, out_dir: str
         if merge is not None:  # tests: a wrong merge must be caught
             mn_triton.sync._merge_across_processes = merge
         results = []
-        for d in draws:
+        for i, d in enumerate(draws):
             single, x, dy = build(d)
             layer = mn_triton.SyncModeNorm(d.c, num_modes=d.num_modes)
             layer.load_state_dict(single.state_dict())
             rows = slice(0, d.split) if rank == 0 else slice(d.split, None)
-            results.append(_step(layer, x[rows], dy[rows]))
+            try:
+                results.append(_step(layer, x[rows], dy[rows]))
+            except Exception as exc:  # the processes are out of step now: stop, naming the draw
+                raise RuntimeError(f"rank {rank} raised on {d}; {_replay(d, backend)}") from exc
+            if rank == 0 and (i + 1) % PROGRESS_EVERY == 0:  # (the check below is quick)
+                print(f"{i + 1} of {len(draws)} draws run", file=sys.stderr, flush=True)
         torch.save(results, Path(out_dir) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
+
+
+def _replay(d: Draw, backend: str) -> str:
+    return f"replay: python tools/fuzz_sync.py --draws 1 --seed {d.seed} --backend {backend} -v"
 
 
 def run(args: argparse.Namespace, out=print, merge=None) -> int:
@@ -163,7 +179,7 @@ def run(args: argparse.Namespace, out=print, merge=None) -> int:
             if bad or args.verbose:
                 out(f"{'OVER' if bad else 'ok'}: {d}\n" + "\n".join(lines))
             if bad:
-                out(f"    replay: python tools/fuzz_sync.py --draws 1 --seed {d.seed} -v")
+                out(f"    {_replay(d, args.backend)}")
             if (i + 1) % 250 == 0:
                 out(f"{i + 1} draws checked, {over} over")
     out(f"{len(draws)} draws: {over} over; worst error / one process's error (seed):")
@@ -174,11 +190,12 @@ def run(args: argparse.Namespace, out=print, merge=None) -> int:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--draws", type=int, default=300)
+    p.add_argument("--draws", type=int, help="how many (300)")
     p.add_argument("--seed", type=int, default=0, help="draw i uses seed + i")
     p.add_argument("--backend", choices=("torch", "triton"), default="torch")
     p.add_argument("-v", "--verbose", action="store_true", help="every draw and error")
     args = p.parse_args()
+    check_counts(p, args, default_draws=300)
     if args.backend == "triton":
         os.environ.setdefault("TRITON_INTERPRET", "1")  # before the kernels are decorated
     sys.exit(1 if run(args) else 0)

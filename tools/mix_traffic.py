@@ -223,6 +223,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="the mix's choices for calls captured into CUDA graphs "
                         "(kernels/mix.as_captured: splits of 16 samples, gates once)")  # fmt: skip
     args = parser.parse_args(argv)
+    for n, c, length in args.shape or ():
+        if min(n, c, length) < 1 or (args.layer and n * length < 2):
+            parser.error(f"--shape {n} {c} {length}: N, C and L must be 1 or more (and N·L 2 "
+                         "or more with --layer: a training step's statistics)")  # fmt: skip
+    if min(args.k) < 1:
+        parser.error(f"--k {min(args.k)}: a layer has 1 mode or more")
     if args.gates != "default":
         mix.GATES_KERNEL_MIN_ELEMENTS = 2**62 if args.gates == "inline" else 0
     if args.split == "off":  # eager and captured calls split from different batch sizes

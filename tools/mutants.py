@@ -6,7 +6,7 @@ that a careless change could make. Each runs in a scratch copy of the working tr
 tests that should notice it; the source here is never touched.
 
     python tools/mutants.py                 # all mutants (hours: one at a time)
-    python tools/mutants.py --only L7 M9    # some, by name
+    python tools/mutants.py --only L7 M9    # some, by id (the name's first word)
     python tools/mutants.py --from I1       # from one on, in list order (resume a full run)
     python tools/mutants.py --list
 
@@ -2041,8 +2041,8 @@ MUTANTS = [
     Mutant(
         "J23 fuzz_sync: the replay command names the run's first seed",
         "tools/fuzz_sync.py",
-        "--draws 1 --seed {d.seed} -v",
-        "--draws 1 --seed {args.seed} -v",
+        '                out(f"    {_replay(d, args.backend)}")',
+        '                out(f"    {_replay(draws[0], args.backend)}")',
         "tests/test_fuzz.py::test_sync_fuzzer_judges_every_quantity_and_nan",
     ),
     Mutant(
@@ -3624,6 +3624,133 @@ MUTANTS = [
         "    if False:",
         "tests/test_gpu_compile.py::test_ptx_digests_leave_out_source_positions_and_compare_names_changes",
     ),
+    # --- from the audit of tools/ (2026-12-07): refusals, replays, raised draws ---
+    Mutant(
+        "J56 fuzz_sync: the replay command leaves out the backend (replays torch's)",
+        "tools/fuzz_sync.py",
+        "--seed {d.seed} --backend {backend} -v",
+        "--seed {d.seed} -v",
+        "tests/test_fuzz.py::test_sync_fuzzer_judges_every_quantity_and_nan",
+    ),
+    Mutant(
+        "J57 fuzz: a draw that raises is skipped without a count",
+        "tools/fuzz.py",
+        "            raised += 1\n",
+        "",
+        "tests/test_fuzz.py::test_a_draw_that_raises_is_named_counted_and_the_run_goes_on",
+    ),
+    Mutant(
+        "J58 fuzz: a draw that raises stops the run (no draw named)",
+        "tools/fuzz.py",
+        "        except Exception as exc:",
+        "        except ArithmeticError as exc:",
+        "tests/test_fuzz.py::test_a_draw_that_raises_is_named_counted_and_the_run_goes_on",
+    ),
+    Mutant(
+        "J59 fuzz, fuzz_sync: --draws 0 passes as an empty run",
+        "tools/fuzz.py",
+        "    if args.draws < 1:",
+        "    if args.draws < 0:",
+        "tests/test_fuzz.py",
+    ),
+    Mutant(
+        "J60 fuzz, fuzz_sync: a negative seed is taken (random.Random redraws its absolute value)",
+        "tools/fuzz.py",
+        "    if not 0 <= args.seed < MAX_SEED:",
+        "    if not args.seed < MAX_SEED:",
+        "tests/test_fuzz.py",
+    ),
+    Mutant(
+        "J61 fuzz: --seconds alone still stops at 200 draws",
+        "tools/fuzz.py",
+        '        args.draws = MAX_SEED if getattr(args, "seconds", 0) else default_draws',
+        "        args.draws = default_draws",
+        "tests/test_fuzz.py::test_seconds_alone_draw_until_the_time_is_up",
+    ),
+    Mutant(
+        "J62 fuzz_sync: a process that raises does not name its draw",
+        "tools/fuzz_sync.py",
+        "raised on {d}; {_replay(d, backend)}",
+        "raised",
+        "tests/test_fuzz.py::test_sync_fuzzer_names_the_draw_a_process_raised_on",
+    ),
+    Mutant(
+        "J63 fuzz_sync: its counts go unchecked",
+        "tools/fuzz_sync.py",
+        "    check_counts(p, args, default_draws=300)\n",
+        "    args.draws = args.draws or 300\n",
+        "tests/test_fuzz.py::test_sync_fuzzer_refuses_counts_that_check_nothing",
+    ),
+    Mutant(
+        "J64 mutants: --timeout 0 taken (every mutant 'caught' by its timeout)",
+        "tools/mutants.py",
+        "    if not args.timeout\x20> 0:",  # (\x20: this line is not its own target)
+        "    if args.timeout < 0:",
+        "tests/test_mutants.py::test_unknown_ids_and_a_timeout_of_nothing_are_refused",
+    ),
+    Mutant(
+        "J65 mutants: unknown ids beside known ones dropped without a word",
+        "tools/mutants.py",
+        "    unknown = [i for i in asked\x20if i not in known]",  # (likewise)
+        "    unknown = [] if set(asked) & known else asked",
+        "tests/test_mutants.py::test_unknown_ids_and_a_timeout_of_nothing_are_refused",
+    ),
+    Mutant(
+        "J66 compile_check: any --arch taken (LLVM aborts on some, after the sweep began)",
+        "tools/compile_check.py",
+        "default=90, choices=ARCHS,",
+        "default=90,",
+        "tests/test_gpu_compile.py::test_an_arch_llvm_aborts_on_and_a_json_nowhere_are_refused_first",
+    ),
+    Mutant(
+        "J67 compile_check: --json into a missing folder found only after the sweep",
+        "tools/compile_check.py",
+        "    if args.json and (args.json.is_dir() or not args.json.parent.is_dir()):",
+        "    if args.json and args.json.is_dir():",
+        "tests/test_gpu_compile.py::test_an_arch_llvm_aborts_on_and_a_json_nowhere_are_refused_first",
+    ),
+    Mutant(
+        "J68 mix_traffic: a shape of zeros counted",
+        "tools/mix_traffic.py",
+        "        if min(n, c, length) < 1 or (args.layer and n * length < 2):",
+        "        if args.layer and n * length < 2:",
+        "tests/test_mix_traffic.py",
+    ),
+    Mutant(
+        "J69 mix_traffic: --k 0 counted",
+        "tools/mix_traffic.py",
+        "    if min(args.k) < 1:",
+        "    if min(args.k) < 0:",
+        "tests/test_mix_traffic.py::test_shapes_and_modes_that_count_nothing_are_refused",
+    ),
+    Mutant(
+        "J70 setup.sh: TORCH_SPEC ignored where a torch is there",
+        "tools/setup.sh",
+        'if [ -n "${TORCH_SPEC:-}" ]; then',
+        'if [ -n "${TORCH_SPEC:-}" ] && ! python -c "import torch" 2>/dev/null; then',
+        "tests/test_setup_sh.py",
+    ),
+    Mutant(
+        "J71 setup.sh: installs without pinning the torch there",
+        "tools/setup.sh",
+        'python -m pip install -q -e ".[bench,dev]" "torch==$torch_version"',
+        'python -m pip install -q -e ".[bench,dev]"',
+        "tests/test_setup_sh.py",
+    ),
+    Mutant(
+        "J72 setup.sh: .venv's python not put first on PATH (activate's folder instead)",
+        "tools/setup.sh",
+        'export VIRTUAL_ENV="$PWD/.venv" PATH="$PWD/.venv/bin:$PATH"',
+        'export VIRTUAL_ENV="$PWD/.venv"',
+        "tests/test_setup_sh.py",
+    ),
+    Mutant(
+        "J73 setup.sh: sourced into an interactive shell, it runs (set -e stays there)",
+        "tools/setup.sh",
+        "*i*) # sourced",
+        "*NEVER*) # sourced",
+        "tests/test_setup_sh.py",
+    ),
     Mutant(
         "Y17 spawned test processes print no stacks at their deadline (SIGUSR1 just kills them)",
         "tests/processes.py",
@@ -3710,11 +3837,18 @@ def main() -> int:
     args = p.parse_args()
     if args.only and args.first:
         p.error("--only and --from exclude each other")
+    if not args.timeout > 0:  # (a timeout counts as caught: 0 s would pass every mutant)
+        p.error(f"--timeout must be a positive number of seconds, not {args.timeout}")
+    known = {mutant_id(m) for m in MUTANTS}
+    asked = args.only or ([args.first] if args.first else [])
+    unknown = [i for i in asked if i not in known]
     chosen = select(args.only) if args.only else select_from(args.first) if args.first else MUTANTS
-    if args.list or not chosen:
+    if args.list or unknown:
         for m in MUTANTS:
             print(f"{m.name}  [{m.file}; expect {m.expect}]")
-        return 0 if chosen or args.list else 2
+        if unknown:  # after the list, to choose from
+            print(f"no mutant has the id {', '.join(unknown)} (ids above)", file=sys.stderr)
+        return 2 if unknown else 0
     stale = [m.name for m in chosen if target_count(m) != 1]
     if stale:
         print("target text not found exactly once (update the mutant):", *stale, sep="\n  ")

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . tools/setup.sh
 echo "== ruff"
-ruff check .
-ruff format --check .
+python -m ruff check .
+python -m ruff format --check .
 echo "== pytest"
 python -m pytest -q "$@"

@@ -7,8 +7,9 @@ wrapper tensor subclasses, which run them on the tensors they wrap).
 
 Inside torch.func transforms (grad, vjp, jacrev, vmap, ...), and for inputs carrying
 forward-mode tangents (torch.autograd.forward_ad), neither of which can see through the
-kernels' autograd.Function, the layers compute with the reference formulas instead: the same
-function, at the eager reference's speed. Like BatchNorm's, training with running estimates
+kernels' autograd.Function, the layers compute with the reference formulas instead, in
+float64 (ops.reference_in_float64: in float32 they cancel at a large offset): the same
+function, at about the eager reference's speed. Like BatchNorm's, training with running estimates
 then fails on their in-place update (torch.func refuses it); evaluate, or switch the
 estimates off (`track_running_stats=False`), as torch.func's documentation advises for
 BatchNorm.
@@ -75,10 +76,10 @@ def mode_norm(
     if _needs_reference_formulas(input, gate_weight, gate_bias, weight, bias) or (
         _differentiates_estimates(training, running_mean, running_mean_sq)
     ):
-        return reference_functional.mode_norm(
-            input, gate_weight, gate_bias, running_mean, running_mean_sq, weight, bias,
-            training, momentum, float(eps),
-        )  # fmt: skip
+        return ops.reference_in_float64(
+            reference_functional.mode_norm, input, gate_weight, gate_bias, running_mean,
+            running_mean_sq, weight, bias, training, momentum, float(eps),
+        ).to(input.dtype)  # fmt: skip
     # In training the op also updates the running estimates, in place.
     y, *_ = ops.mode_norm(
         input, gate_weight, gate_bias, weight, bias, running_mean, running_mean_sq,
@@ -142,9 +143,10 @@ def mode_group_norm(
         input, gate_weight, gate_bias, weight, bias
     )
     if _needs_reference_formulas(input, gate_weight, gate_bias, weight, bias):
-        return reference_functional.mode_group_norm(
-            input, gate_weight, gate_bias, weight, bias, float(eps)
-        )
+        return ops.reference_in_float64(
+            reference_functional.mode_group_norm, input, gate_weight, gate_bias, weight, bias,
+            float(eps),
+        ).to(input.dtype)  # fmt: skip
     y, *_ = ops.mode_group_norm(input, gate_weight, gate_bias, weight, bias, float(eps))
     return y
 

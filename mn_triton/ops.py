@@ -684,13 +684,28 @@ def mode_group_norm(*args) -> tuple[Tensor | None, ...]:  # noqa: ANN002
 # ------------------------- backward with create_graph=True ---------------------------
 # The kernels' backward is not itself differentiable. Where autograd asks for a backward it
 # can differentiate again (create_graph=True: gradient penalties, MAML's second-order
-# gradients), the eager layers differentiate the reference formulas (reference.functional)
-# at the saved inputs instead: the same function, so the same gradients up to rounding, at the
-# reference's speed and memory (tensors the size of x per mode), for those calls only. The
+# gradients), the eager layers differentiate the reference formulas (reference.functional,
+# in float64: reference_in_float64) at the saved inputs instead: the same function, so the
+# same gradients up to rounding, at the reference's speed and twice its memory (float64
+# tensors the size of x per mode), for those calls only. The
 # running estimates are not touched again. Under torch.compile, which does not support double
 # backward, the custom ops keep the kernels' backward. Batched gradients (a vmapped dy, as
 # autograd.functional.jacobian(vectorize=True) and grad(is_grads_batched=True) pass) take the
 # same path: a kernel cannot read a batched tensor's storage, and vmap batches torch ops.
+
+
+def reference_in_float64(
+    formula: Callable[..., Tensor], x: Tensor, *args: object, **kwargs: object
+) -> Tensor:
+    """`formula` (reference.functional's mode_norm or mode_group_norm) at x in float64; the
+    result in float64, differentiable to any order back to x's dtype.
+
+    The paper's formulas, evaluated in float32, cancel at a large offset (SPEC §5's 1e4 +
+    randn): a training mean is a plain gate-weighted sum of x, eval's σ² is ⟨x²⟩ − ⟨x⟩², and
+    MGN's gates see the logits' rounding (dx off by up to 5e-4 there, against 1e-5). In
+    float64 they keep float32 data to ~1e-12, as the kernels keep them to an ulp. Float64
+    doubles these calls' temporaries, which are rare calls, at the reference's speed anyway."""
+    return formula(x.to(torch.float64), *args, **kwargs)
 
 
 def _needs_torch_backward(dy: Tensor | None) -> bool:
@@ -708,9 +723,10 @@ def _mode_norm_differentiable_backward(ctx, dy: Tensor) -> list[Tensor | None]: 
     x, *_, gate_weight, gate_bias, weight, rm, rms = ctx.saved_tensors
 
     def forward(x: Tensor, gate_weight: Tensor, gate_bias: Tensor | None, weight: Tensor | None):
-        return reference_functional.mode_norm(
-            x, gate_weight, gate_bias, rm, rms, weight, None, training=ctx.training, eps=ctx.eps
-        )
+        return reference_in_float64(
+            reference_functional.mode_norm, x, gate_weight, gate_bias, rm, rms, weight, None,
+            training=ctx.training, eps=ctx.eps,
+        )  # fmt: skip
 
     return _differentiable_grads(ctx, dy, forward, (x, gate_weight, gate_bias, weight))
 
@@ -719,9 +735,10 @@ def _mode_group_norm_differentiable_backward(ctx, dy: Tensor) -> list[Tensor | N
     x, *_, gate_weight, gate_bias, weight = ctx.saved_tensors
 
     def forward(x: Tensor, gate_weight: Tensor, gate_bias: Tensor | None, weight: Tensor | None):
-        return reference_functional.mode_group_norm(
-            x, gate_weight, gate_bias, weight, None, eps=ctx.eps
-        )
+        return reference_in_float64(
+            reference_functional.mode_group_norm, x, gate_weight, gate_bias, weight, None,
+            eps=ctx.eps,
+        )  # fmt: skip
 
     return _differentiable_grads(ctx, dy, forward, (x, gate_weight, gate_bias, weight))
 
@@ -743,8 +760,9 @@ def _differentiable_grads(
         with torch.enable_grad():
             y = forward(*inputs)
         found = torch.autograd.grad(
-            y, [inputs[i] for i in wanted], dy, create_graph=create_graph, allow_unused=True
-        )
+            y, [inputs[i] for i in wanted], dy.to(y.dtype), create_graph=create_graph,
+            allow_unused=True,
+        )  # fmt: skip
         for i, g in zip(wanted, found, strict=True):
             grads[i] = torch.zeros_like(inputs[i]) if g is None else g
     if needed[4]:  # the bias adds dy's sum per channel

@@ -1049,8 +1049,8 @@ MUTANTS = [
     Mutant(
         "T5 MGN under torch.func with the default eps",
         "mn_triton/functional.py",
-        "input, gate_weight, gate_bias, weight, bias, float(eps)\n        )",
-        "input, gate_weight, gate_bias, weight, bias, 1e-5\n        )",
+        "            float(eps),\n        ).to(input.dtype)",
+        "            1e-5,\n        ).to(input.dtype)",
         "tests/test_ecosystem.py",
     ),
     Mutant(
@@ -2947,6 +2947,21 @@ MUTANTS = [
         "    return running_mean.requires_grad or running_mean_sq.requires_grad\n",
         "    return False\n",
         "tests/test_mode_norm.py::test_running_estimates_that_require_grad_get_their_gradients_in_eval",
+    ),
+    # --- from the numerical audit (2026-12-07): the reference formulas' paths, MGN's pivot ---
+    Mutant(
+        "U16 create_graph, torch.func and forward-mode AD take the reference formulas in float32",
+        "mn_triton/ops.py",
+        "    return formula(x.to(torch.float64), *args, **kwargs)",
+        "    return formula(x, *args, **kwargs)",
+        "tests/test_double_backward.py::test_paths_through_the_reference_formulas_keep_the_bound_at_a_large_offset",
+    ),
+    Mutant(
+        "U17 MN under torch.func returns float64 for float32 inputs",
+        "mn_triton/functional.py",
+        "momentum, float(eps),\n        ).to(input.dtype)",
+        "momentum, float(eps),\n        )",
+        "tests/test_double_backward.py::test_paths_through_the_reference_formulas_keep_the_bound_at_a_large_offset",
     ),
     # --- from the mutation audit of the GPU-only benchmark scripts (host_overhead.py,
     # warm_kernels.py, split_timing.py; 2026-12-06): their GPU side, faked on the CPU ---

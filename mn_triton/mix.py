@@ -7,8 +7,9 @@ reduction pass, Σ dy and Σ dy·(x − s), to the coefficients of dx = dy·scal
 and to the parameter gradients. Nothing here is larger than (K, N, C).
 
 Precision: means are kept relative to a pivot (MN: sample 0's shift of each channel; MGN:
-channel 0's shift of each sample), so deviations such as m − μ_k are formed from small,
-exactly representable differences even when the data carry a large common offset. Both
+per sample, the shift nearest the mean of its channels' shifts, `_mgn_pivots`), so deviations
+such as m − μ_k are formed from small, exactly representable differences even when the data
+carry a large common offset. Both
 then form m − μ_k around a pivot of each mode's own (ModeStats, _mgn_deviations),
 so that a pivot far from a mode's rows costs no digits either.
 
@@ -27,6 +28,7 @@ same order. On a CPU a fresh tensor of that size costs its page faults, ~0.1 ms 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -450,6 +452,23 @@ def _mgn_gates_and_weights(
     return (offset + ell).exp_(), torch.softmax(ell, dim=-1)
 
 
+def _mgn_pivots(shift: Tensor) -> Tensor:
+    """Each sample's pivot p, (N, 1): of its channels' shifts, the one nearest their mean
+    (the first of equals; channel 0's where no distance is a number, as with an inf).
+
+    The gates' logits are formed as A_k + w_k·(m − p) (_mgn_gates_and_weights), and m − p
+    rounds at the size of |m − p|: every channel far from p puts that rounding into its
+    gates, and through them into every output and gradient. Channel 0's shift, the pivot
+    before, could be an outlier itself: one hot value of 1e6 there, among channels near 0,
+    put dx off by 3e-2 (a float32 evaluation of the reference: 2e-7). The shift nearest
+    the mean lies with most channels wherever most channels lie together, and among them
+    wherever the data carry a common offset. Any value is right up to rounding: this only
+    decides which channels' rounding is least (kernels/mix._mgn_pivot picks the same)."""
+    distance = (shift - shift.mean(dim=1, keepdim=True)).abs_()
+    distance.masked_fill_(distance.isnan(), math.inf)  # argmin would take a NaN as least
+    return shift.gather(1, distance.argmin(dim=1, keepdim=True))
+
+
 def _mode_group_norm_state(
     shift: Tensor,
     mean_dev: Tensor,
@@ -459,7 +478,7 @@ def _mode_group_norm_state(
     eps: float,
 ) -> _ModeState:
     m = shift + mean_dev
-    pivot = shift[:, :1]  # (N, 1)
+    pivot = _mgn_pivots(shift)  # (N, 1)
     m_rel = (shift - pivot) + mean_dev
     gates, weights = _mgn_gates_and_weights(m_rel, pivot, gate_weight, gate_bias)
     mean = _sum_over_channels(weights, m_rel)

@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.distributed as dist
 from test_double_backward import _penalty_grads
+from test_kernels import check_mgn_pivots
 from test_sync import _process_group_of_one, check_group_of_one_matches_mode_norm
 from torch import nn
 from torch._dynamo.utils import counters
@@ -200,6 +201,13 @@ def test_mode_norm_mix_kernels_match_the_torch_mix(n, c, length, k, training):
         # interpreter at (32, 16) K = 2 eval, 3.5e-4 for the gate weight there in training.
         bound = max(1e-4, GATE_SLACK * rel_err(getattr(float32, field), w))
         assert_close(g.cpu(), w.cpu(), bound, what)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_mgn_pivots_match_the_torch_mix(dtype):
+    """The compiled _mgn_pivot chooses as mix._mgn_pivots, the first of equals within a
+    block included (the interpreter's argmin takes the first whatever tie_break_left says)."""
+    check_mgn_pivots(CUDA, dtype)
 
 
 @pytest.mark.parametrize("layer", ["ModeNorm2d", "ModeGroupNorm2d"])

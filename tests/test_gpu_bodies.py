@@ -27,6 +27,7 @@ BODIES = [
     ("test_matches_oracle", ("ModeGroupNorm2d", False, torch.float32, False)),
     ("test_float64_end_to_end", ("ModeNorm2d",)),
     ("test_full_oracle_check_small", ("ModeGroupNorm2d",)),
+    ("test_mgn_pivots_match_the_torch_mix", (torch.float32,)),
     ("test_layer_shapes", ((32, 3),)),
     ("test_rows_of_one_element", ("ModeGroupNorm1d", True)),
     ("test_16_bit_and_transposed_rows_of_one_element", ("ModeNorm1d", "bfloat16")),

@@ -355,6 +355,22 @@ def test_mode_far_from_the_pivot_pinned(backend):
     assert_close(grads["input"], grads_ref["input"], 4e-6, "grad of input")
 
 
+@pytest.mark.parametrize("shape", [(2, 5, 16), (4, 5)], ids=["rows", "features"])
+def test_an_outlying_first_channel_is_no_pivot(backend, shape):
+    """Channel 0's first value lies 1e6 from the rest: as each sample's pivot (its shift,
+    the pivot before), every other channel's m − p rounded at 1e6's ulp, which reached their
+    gates: dx off by 3e-2, where a float32 evaluation of the reference loses 2e-7. The pivot
+    is now the shift nearest the mean of a sample's shifts (mix._mgn_pivots and
+    kernels/mix._mgn_pivot: test_kernels.py), with the other channels here; any gates."""
+    torch.manual_seed(3)
+    layer = randomize(mn_triton.ModeGroupNorm1d(5, num_modes=3), gate_scale=3.0)
+    x = torch.randn(shape)
+    x[(slice(None), 0) + (0,) * (len(shape) - 2)] = 1e6  # the outlier: channel 0's shift
+    check_against_oracle(layer, x)
+    if len(shape) == 3:  # the same values in the middle of channel 0: never a pivot
+        check_against_oracle(layer, x.roll(5, dims=2))
+
+
 def test_affine_false(backend):
     layer = randomize(mn_triton.ModeGroupNorm2d(4, num_modes=2, affine=False))
     check_against_oracle(layer, _input((3, 4, 3, 3)))

@@ -2963,6 +2963,48 @@ MUTANTS = [
         "momentum, float(eps),\n        )",
         "tests/test_double_backward.py::test_paths_through_the_reference_formulas_keep_the_bound_at_a_large_offset",
     ),
+    Mutant(
+        "U18 MGN's pivot is channel 0's shift again (torch ops)",
+        "mn_triton/mix.py",
+        "    pivot = _mgn_pivots(shift)  # (N, 1)",
+        "    pivot = shift[:, :1]  # (N, 1)",
+        "tests/test_mode_group_norm.py::test_an_outlying_first_channel_is_no_pivot",
+    ),
+    Mutant(
+        "U19 MGN's pivot is channel 0's shift again (kernels)",
+        "mn_triton/kernels/mix.py",
+        "        pivot = tl.where(block_least < least, value, pivot)",
+        "        pivot = first",
+        "tests/test_mode_group_norm.py::test_an_outlying_first_channel_is_no_pivot",
+    ),
+    Mutant(
+        "U20 MGN's pivot may be a padded lane past C (kernels)",
+        "mn_triton/kernels/mix.py",
+        "distance = tl.where(c_ok & (distance == distance), distance,",
+        "distance = tl.where(distance == distance, distance,",
+        "tests/test_kernels.py::test_mgn_pivots_are_the_shifts_nearest_the_mean_in_both_mixes",
+    ),
+    Mutant(
+        "U21 MGN's pivot may be a NaN distance's shift (kernels)",
+        "mn_triton/kernels/mix.py",
+        "distance = tl.where(c_ok & (distance == distance), distance,",
+        "distance = tl.where(c_ok, distance,",
+        "tests/test_kernels.py::test_mgn_pivots_are_the_shifts_nearest_the_mean_in_both_mixes",
+    ),
+    Mutant(
+        "U22 MGN's pivot may be a NaN distance's shift (torch ops)",
+        "mn_triton/mix.py",
+        "    distance.masked_fill_(distance.isnan(), math.inf)",
+        "    pass",
+        "tests/test_kernels.py::test_mgn_pivots_are_the_shifts_nearest_the_mean_in_both_mixes",
+    ),
+    Mutant(
+        "U23 MGN's pivot is the last of equals across blocks (kernels)",
+        "mn_triton/kernels/mix.py",
+        "        pivot = tl.where(block_least < least, value, pivot)",
+        "        pivot = tl.where(block_least <= least, value, pivot)",
+        "tests/test_kernels.py::test_mgn_pivots_are_the_shifts_nearest_the_mean_in_both_mixes",
+    ),
     # --- from the mutation audit of the GPU-only benchmark scripts (host_overhead.py,
     # warm_kernels.py, split_timing.py; 2026-12-06): their GPU side, faked on the CPU ---
     Mutant(

@@ -1300,6 +1300,33 @@ def mode_norm_backward(
 
 
 @triton.jit
+def _mgn_pivot(SHIFT, base, C, CHUNK_C: tl.constexpr):
+    """The sample's pivot p: of its channels' shifts, the one nearest their mean (the first
+    of equals; channel 0's where no distance is a number). Two walks over C shifts, beside
+    the statistics' walks over three (C,) rows each. Why not channel 0's: mix._mgn_pivots."""
+    first = tl.load(SHIFT + base)
+    total = tl.zeros([CHUNK_C], dtype=first.dtype)
+    for c0 in range(0, C, CHUNK_C):
+        cc = c0 + tl.arange(0, CHUNK_C)
+        total += tl.load(SHIFT + base + cc, mask=cc < C, other=0.0)
+    mean = tl.sum(total, axis=0) / C
+    pivot = first
+    least = tl.full([], float("inf"), first.dtype)
+    for c0 in range(0, C, CHUNK_C):
+        cc = c0 + tl.arange(0, CHUNK_C)
+        c_ok = cc < C
+        s = tl.load(SHIFT + base + cc, mask=c_ok, other=0.0)
+        distance = tl.abs(s - mean)
+        distance = tl.where(c_ok & (distance == distance), distance, float("inf"))  # no NaN
+        nearest = tl.argmin(distance, axis=0, tie_break_left=True)
+        block_least = tl.min(distance, axis=0)
+        value = tl.sum(tl.where(cc == c0 + nearest, s, 0.0), axis=0)
+        pivot = tl.where(block_least < least, value, pivot)
+        least = tl.minimum(least, block_least)
+    return pivot
+
+
+@triton.jit
 def _mgn_gate_terms(GW, GB, pivot, modes, mode_ok, HAS_GATE_BIAS: tl.constexpr):
     """The gate's slopes w_k and offsets D_k = A_k − max_j A_j, A_k = w_k·p + b_k (p: the
     sample's pivot), [K_PAD] each: a channel's logits w_k·m + b_k are A_k + w_k·(m − p).
@@ -1366,7 +1393,7 @@ def _mgn_stats(
 
     As in mix._mgn_deviations, m − μ_k is formed as (s − P_k) + md − ρ_k, exact near the
     mode's channels, rather than from m − pivot, which carries the rounding of values as far
-    from the sample's pivot (channel 0) as the data reach. Two passes over the channels: M_k
+    from the sample's pivot (_mgn_pivot) as the data reach. Two passes over the channels: M_k
     and μ_k relative to the pivot (merged block by block, rescaling the sums so far where
     M_k grows), then ρ_k and σ²_k.
     """
@@ -1415,7 +1442,7 @@ def _mgn_mix_forward_kernel(
     base = tl.program_id(0).to(tl.int64) * C
     modes = tl.arange(0, K_PAD)
     mode_ok = modes < K
-    pivot = tl.load(SHIFT + base)
+    pivot = _mgn_pivot(SHIFT, base, C, CHUNK_C)
     eps = _as(eps, pivot.dtype)
     slope, offset = _mgn_gate_terms(GW, GB, pivot, modes, mode_ok, HAS_GATE_BIAS)
     # (Not `_` for the unused values: the loop below rebinds `_` to another shape, which the
@@ -1453,7 +1480,7 @@ def _mgn_mix_backward_kernel(
     partial_row = PARTIAL + n * (2 * C + 2 * K)
     modes = tl.arange(0, K_PAD)
     mode_ok = modes < K
-    pivot = tl.load(SHIFT + base)
+    pivot = _mgn_pivot(SHIFT, base, C, CHUNK_C)
     dtype = pivot.dtype
     eps, inv_length = _as(eps, dtype), _as(inv_length, dtype)
     slope, offset = _mgn_gate_terms(GW, GB, pivot, modes, mode_ok, HAS_GATE_BIAS)

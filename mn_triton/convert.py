@@ -56,8 +56,17 @@ def take_parameter(out: nn.Module, old: nn.Module, name: str) -> None:
     if parametrize.is_parametrized(old, name):
         parametrize.register_parametrization(out, name, nn.Identity(), unsafe=True)
         out.parametrizations[name] = old.parametrizations[name]
-    else:
-        setattr(out, name, getattr(old, name))
+        return
+    value = getattr(old, name)
+    if value is not None and not isinstance(value, nn.Parameter):
+        # (assigned as a parameter, it raised a TypeError that named no submodule)
+        raise ValueError(
+            f"convert_to_mode_norm: {name} is a plain tensor, not a Parameter: a forward "
+            "pre-hook recomputes it (torch.nn.utils.prune, or the hook-based weight_norm or "
+            f"spectral_norm); remove it first (prune.remove(module, {name!r})), or use "
+            "torch.nn.utils.parametrize, whose parametrizations move with the conversion"
+        )
+    setattr(out, name, value)
 
 
 def _mode_norm_like(

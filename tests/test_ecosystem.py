@@ -355,6 +355,20 @@ def test_convert_keeps_a_parametrized_weight(norm):
     assert original.grad is not None
 
 
+@pytest.mark.parametrize("norm", [nn.BatchNorm2d(4), nn.GroupNorm(2, 4)], ids=["bn", "gn"])
+def test_convert_names_a_pruned_weight_and_what_to_do(norm):
+    """torch.nn.utils.prune leaves `weight` a plain tensor that a forward pre-hook recomputes:
+    converting raised a TypeError (cannot assign as parameter) that named no submodule."""
+    nn.utils.prune.l1_unstructured(norm, "weight", amount=0.5)
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), norm)
+    with pytest.raises(ValueError, match=r"weight is a plain tensor, not a Parameter.*prune") as e:
+        mn_triton.convert_to_mode_norm(model, group_norm=True)
+    assert "prune.remove(module, 'weight')" in str(e.value) and "submodule '1'" in str(e.value)
+    nn.utils.prune.remove(norm, "weight")  # as it says: then it converts
+    layer = mn_triton.convert_to_mode_norm(model, group_norm=True)[1]
+    assert isinstance(layer.weight, nn.Parameter) and int((layer.weight == 0).sum()) == 2
+
+
 class _Scaled(nn.Module):
     """A parametrization with state, which its right_inverse sets."""
 

@@ -3005,6 +3005,13 @@ MUTANTS = [
         "        pivot = tl.where(block_least <= least, value, pivot)",
         "tests/test_kernels.py::test_mgn_pivots_are_the_shifts_nearest_the_mean_in_both_mixes",
     ),
+    Mutant(
+        "U24 convert assigns a pruned norm's plain-tensor weight as a parameter (TypeError)",
+        "mn_triton/convert.py",
+        "    if value is not None and not isinstance(value, nn.Parameter):",
+        "    if False:",
+        "tests/test_ecosystem.py::test_convert_names_a_pruned_weight_and_what_to_do",
+    ),
     # --- from the mutation audit of the GPU-only benchmark scripts (host_overhead.py,
     # warm_kernels.py, split_timing.py; 2026-12-06): their GPU side, faked on the CPU ---
     Mutant(

@@ -61,9 +61,9 @@ def take_parameter(out: nn.Module, old: nn.Module, name: str) -> None:
     if value is not None and not isinstance(value, nn.Parameter):
         # (assigned as a parameter, it raised a TypeError that named no submodule)
         raise ValueError(
-            f"convert_to_mode_norm: {name} is a plain tensor, not a Parameter: a forward "
-            "pre-hook recomputes it (torch.nn.utils.prune, or the hook-based weight_norm or "
-            f"spectral_norm); remove it first (prune.remove(module, {name!r})), or use "
+            f"{name} is a plain tensor, not a Parameter: a forward pre-hook recomputes it "
+            f"(torch.nn.utils.prune: prune.remove(module, {name!r}) first; the hook-based "
+            "weight_norm or spectral_norm: remove_weight_norm or remove_spectral_norm), or use "
             "torch.nn.utils.parametrize, whose parametrizations move with the conversion"
         )
     setattr(out, name, value)

@@ -411,10 +411,10 @@ def _mgn_deviations(
 
     μ_k = Σ_c w·m = pivot + mean (Σ_c w = 1). Formed as m_rel − mean, m − μ_k would carry
     the rounding of m_rel = s − pivot, which is |m − pivot|/|m| times the rounding of m
-    itself: 9× where the pivot (channel 0) lies far out and a mode's channels close
-    together, and dx then lost 2e-5. So each mode gets a pivot of its own, P_k = μ_k
-    rounded, near its channels (s − P_k is exact there), and the residual
-    ρ_k = μ_k − P_k = Σ_c w·(m − P_k).
+    itself: 9× where the sample's pivot (once channel 0's shift; _mgn_pivots) lies far out
+    and a mode's channels close together, and dx then lost 2e-5. So each mode gets a pivot
+    of its own, P_k = μ_k rounded, near its channels (s − P_k is exact there), and the
+    residual ρ_k = μ_k − P_k = Σ_c w·(m − P_k).
     """
     mode_pivot = (pivot + mean).unsqueeze(-1)  # P_k, (N, K, 1)
     raw = (shift.unsqueeze(1) - mode_pivot).add_(mean_dev.unsqueeze(1))  # m − P_k
@@ -463,7 +463,9 @@ def _mgn_pivots(shift: Tensor) -> Tensor:
     put dx off by 3e-2 (a float32 evaluation of the reference: 2e-7). The shift nearest
     the mean lies with most channels wherever most channels lie together, and among them
     wherever the data carry a common offset. Any value is right up to rounding: this only
-    decides which channels' rounding is least (kernels/mix._mgn_pivot picks the same)."""
+    decides which channels' rounding is least. kernels/mix._mgn_pivot picks the same, up to
+    the rounding of the mean (summed in another order): where two shifts lie almost equally
+    near it, the two mixes may take different ones, to the same effect."""
     distance = (shift - shift.mean(dim=1, keepdim=True)).abs_()
     distance.masked_fill_(distance.isnan(), math.inf)  # argmin would take a NaN as least
     return shift.gather(1, distance.argmin(dim=1, keepdim=True))

@@ -367,6 +367,10 @@ def test_convert_names_a_pruned_weight_and_what_to_do(norm):
     nn.utils.prune.remove(norm, "weight")  # as it says: then it converts
     layer = mn_triton.convert_to_mode_norm(model, group_norm=True)[1]
     assert isinstance(layer.weight, nn.Parameter) and int((layer.weight == 0).sum()) == 2
+    with pytest.warns(FutureWarning):  # the hook-based weight_norm: its own remover named
+        nn.utils.weight_norm(norm)
+    with pytest.raises(ValueError, match=r"weight_norm or spectral_norm: remove_weight_norm"):
+        mn_triton.convert_to_mode_norm(nn.Sequential(norm), group_norm=True)
 
 
 class _Scaled(nn.Module):

@@ -380,6 +380,10 @@ def test_a_draw_that_raises_is_named_counted_and_the_run_goes_on(monkeypatch):
     assert "RAISED: Draw(seed=11," in text and "    IndexError: out of bounds\n" in text
     assert "replay: python tools/fuzz.py --seed 11 --draws 1 --backend torch" in text
     assert "3 draws (torch on cpu): 0 over a bound, 1 raised," in text
+    assert "Traceback" not in text
+    lines.clear()  # with -v, as the replay runs: the traceback too
+    fuzz.run(_args(seed=11, draws=1, verbose=True), lines.append)
+    assert "Traceback (most recent call last)" in "\n".join(lines)
 
 
 @pytest.mark.parametrize(
@@ -393,13 +397,13 @@ def test_a_draw_that_raises_is_named_counted_and_the_run_goes_on(monkeypatch):
         (["--seed", str(2**64)], "--seed must lie in 0"),  # torch.manual_seed's overflow
     ],
 )
-def test_counts_that_check_nothing_or_fail_later_are_refused(monkeypatch, options, message):
+def test_counts_that_would_check_nothing_are_refused(monkeypatch, capsys, options, message):
     """An empty run passed (exit 0); a seed past torch's range failed with a traceback."""
     monkeypatch.setattr(fuzz, "run", lambda args: pytest.fail("ran"))
     monkeypatch.setattr(sys, "argv", ["fuzz.py", "--backend", "torch", *options])
     with pytest.raises(SystemExit) as exit_:
         fuzz.main()
-    assert exit_.value.code == 2
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_the_refusals_say_why(capsys):

@@ -321,7 +321,9 @@ def check_mgn_pivots(device: str, dtype: torch.dtype) -> None:
     """MGN's pivot per sample: of its channels' shifts, the one nearest their mean (the
     first of equals, within a block of channels and across blocks); channel 0's where no
     distance is a number (a NaN or inf shift); never a padded lane past C. The torch ops'
-    mix (mix._mgn_pivots) and the kernels' (_mgn_pivot, 2 channels a block) alike."""
+    mix (mix._mgn_pivots) and the kernels' (_mgn_pivot, 2 channels a block) alike, on rows
+    without a near tie (elsewhere the means, summed in another order, may round apart and
+    a near tie go the other way)."""
     from mn_triton import mix as torch_mix
 
     inf, nan = float("inf"), float("nan")

@@ -327,9 +327,10 @@ def test_mode_dominated_by_one_channel_pinned(backend):
 
 def test_mode_far_from_the_pivot_pinned(backend):
     """Sample 1: channel 0 lies far out (mode 0 nearly its alone), channels 1 and 2 a hair
-    apart in mode 1. Formed from m − pivot (the pivot being channel 0's value, 13 away),
-    their m − μ_1 carried 9× their own rounding, and dx lost 1.3e-5; each mode's deviations
-    now come from a pivot of its own. (tools/fuzz.py draw 112205, rounded to 4 decimals.)"""
+    apart in mode 1. Formed from m − pivot (the pivot then being channel 0's value, 13
+    away), their m − μ_1 carried 9× their own rounding, and dx lost 1.3e-5; each mode's
+    deviations now come from a pivot of its own (and the sample's pivot is no longer
+    channel 0's: mix._mgn_pivots). (tools/fuzz.py draw 112205, rounded to 4 decimals.)"""
     layer = mn_triton.ModeGroupNorm1d(4, num_modes=2)
     with torch.no_grad():
         layer.gate.weight.copy_(torch.tensor([[-3.2021], [0.001]]))

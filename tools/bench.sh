@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if [ "${MN_NO_SETUP:-0}" != 1 ]; then
     . tools/setup.sh
-    PY=python  # the venv's: tools/setup.sh activated it ($PYTHON only made the venv)
+    PY=python  # the venv's: tools/setup.sh put it first on PATH ($PYTHON only made the venv)
 elif [ -n "${PYTHON:-}" ]; then
     PY=$PYTHON
 elif command -v python >/dev/null 2>&1; then

@@ -31,6 +31,7 @@ import os
 import random
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -303,6 +304,34 @@ SUBSETS: dict[str, Callable[[Draw], bool]] = {
 }
 
 
+def _judge(
+    d: Draw,
+    errors: list[OracleError],
+    args: argparse.Namespace,
+    counts: dict[str, int],
+    worst: dict[str, tuple[float, int]],
+    out: Callable[[str], None],
+) -> None:
+    """Count a checked draw by its worst verdict, keep each quantity's worst error, and
+    print the draw unless it is ok (every draw with -v), with its replay if OVER."""
+    verdicts = [verdict(e) for e in errors]
+    for e in errors:
+        if excess(e) > worst.get(e.what, (-1.0, 0))[0]:
+            worst[e.what] = (excess(e), d.seed)
+    label = next((v for v in ("OVER", "ill-conditioned", "gate tail") if v in verdicts), "ok")
+    if label != "ok":
+        counts[label] += 1
+    if label != "ok" or args.verbose:
+        out(f"{label}: {d}")
+        for e, v in zip(errors, verdicts, strict=True):
+            if v != "ok" or args.verbose:
+                lp = "" if e.float32_err is None else f", float32 reference {e.float32_err:.2e}"
+                sc = "" if e.scale_err is None else f", {e.scale_err:.1e} of its scale"
+                out(f"    {e.what}: {e.err:.2e} (bound {e.bound:.1e}{lp}{sc}) {v}")
+        if label == "OVER":
+            out(f"    replay: {_replay(d, args)}")
+
+
 def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
     """Check args.draws draws (or as many as args.seconds allow); the number OVER or raised."""
     start, counts = time.perf_counter(), {"OVER": 0, "ill-conditioned": 0, "gate tail": 0}
@@ -320,27 +349,14 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
         except Exception as exc:  # (memcheck's bounds and race errors too): name the draw, go on
             raised += 1
             out(f"RAISED: {d}\n    {type(exc).__name__}: {(str(exc) or '-').splitlines()[0]}")
+            if args.verbose:  # (as the replay runs) the traceback too
+                out(traceback.format_exc().rstrip())
             out(f"    replay: {_replay(d, args)}")
-            continue
-        verdicts = [verdict(e) for e in errors]
-        for e in errors:
-            if excess(e) > worst.get(e.what, (-1.0, 0))[0]:
-                worst[e.what] = (excess(e), d.seed)
-        label = next((v for v in ("OVER", "ill-conditioned", "gate tail") if v in verdicts), "ok")
-        if label != "ok":
-            counts[label] += 1
-        if label != "ok" or args.verbose:
-            out(f"{label}: {d}")
-            for e, v in zip(errors, verdicts, strict=True):
-                if v != "ok" or args.verbose:
-                    lp = "" if e.float32_err is None else f", float32 reference {e.float32_err:.2e}"
-                    sc = "" if e.scale_err is None else f", {e.scale_err:.1e} of its scale"
-                    out(f"    {e.what}: {e.err:.2e} (bound {e.bound:.1e}{lp}{sc}) {v}")
-            if label == "OVER":
-                out(f"    replay: {_replay(d, args)}")
+        else:
+            _judge(d, errors, args, counts, worst, out)
         if checked % 25 == 0:
             elapsed = time.perf_counter() - start
-            out(f"{checked} draws, {counts['OVER']} over a bound, {elapsed:.0f} s")
+            out(f"{checked} draws, {counts['OVER']} over a bound, {raised} raised, {elapsed:.0f} s")
     how = "" if args.compile == "none" else f", compiled by {args.compile}"
     out(f"{checked} draws ({args.backend} on {args.device}{how}): {counts['OVER']} over a bound, "
         f"{raised} raised, {counts['ill-conditioned']} ill-conditioned, {counts['gate tail']} in "

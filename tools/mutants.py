@@ -3816,6 +3816,13 @@ MUTANTS = [
         "tests/test_setup_sh.py",
     ),
     Mutant(
+        "J74 fuzz: -v (as a replay runs) prints no traceback of a draw that raised",
+        "tools/fuzz.py",
+        "            if args.verbose:  # (as the replay runs) the traceback too",
+        "            if False:",
+        "tests/test_fuzz.py::test_a_draw_that_raises_is_named_counted_and_the_run_goes_on",
+    ),
+    Mutant(
         "Y17 spawned test processes print no stacks at their deadline (SIGUSR1 just kills them)",
         "tests/processes.py",
         "    faulthandler.register(signal.SIGUSR1, all_threads=True)\n",

@@ -189,9 +189,23 @@ def _minus_shift(t: Tensor, shift: Tensor) -> Tensor:
     return converted - s if converted is t else converted.sub_(s)
 
 
+def _row_shift_torch(rows: Tensor, dtype: torch.dtype) -> Tensor:
+    """The median of each row's values at positions 0, L // 2 and L − 1 (for float64
+    statistics, the first), in x's dtype (why: kernels/moments._row_shift, which takes the
+    same one)."""
+    length = rows.shape[-1]
+    if dtype == torch.float64:
+        return rows[:, :, 0]
+    first, middle, last = rows[:, :, 0], rows[:, :, length // 2], rows[:, :, length - 1]
+    return torch.maximum(
+        torch.minimum(first, middle), torch.minimum(torch.maximum(first, middle), last)
+    )
+
+
 def _row_moments_torch(x: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
     rows = _rows(x)
-    shift = rows[:, :, 0].to(dtype, memory_format=torch.contiguous_format, copy=True)
+    shift = _row_shift_torch(rows, dtype)
+    shift = shift.to(dtype, memory_format=torch.contiguous_format, copy=True)
     dev = _minus_shift(rows, shift)
     mean_dev = dev.mean(dim=-1)
     # Two passes over the deviations, centred and squared in place: on CPU 3-20x faster than
@@ -222,7 +236,8 @@ def _row_affine_torch(x, shift, x_scale, bias, dy=None, dy_scale=None, like=None
 
 
 def row_moments(x: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-row (n, c) shift s = x[n, c, 0], mean of x − s, biased variance; each (N, C).
+    """Per-row (n, c) shift s (the median of x[n, c, 0], the middle and the last value;
+    float64 statistics: x[n, c, 0]), mean of x − s, biased variance; each (N, C).
 
     Like the other primitives, needs an input with at least one element.
     """

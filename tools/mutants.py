@@ -67,7 +67,8 @@ MUTANTS = [
     Mutant(
         "L7 moments without a shift",
         "mn_triton/kernels/moments.py",
-        "    shift = tl.load(row_ptr, mask=row_ok, other=0.0).to(acc_dtype)\n",
+        "    shift = _row_shift(row_ptr, row_ok, length, inner_size, stride_outer, stride_inner,\n"
+        "                       TWO_LEVEL, ACC_FP64)  # fmt: skip\n",
         "    shift = tl.zeros([BLOCK_ROWS], dtype=acc_dtype)\n",
         "tests/test_kernels.py",
     ),
@@ -1625,6 +1626,27 @@ MUTANTS = [
         "shift, x_scale, bias = shift.contiguous(), x_scale.contiguous(), bias.contiguous()",
         "shift, x_scale, bias = shift.contiguous(), x_scale.contiguous(), bias",
         "tests/test_kernels.py::test_row_affine_takes_strided_coefficients",
+    ),
+    Mutant(
+        "V4 the rows' shift is their first value again (kernels)",
+        "mn_triton/kernels/moments.py",
+        "        shift = tl.maximum(low, tl.minimum(high, last))",
+        "        shift = first",
+        "tests/test_mode_norm.py::test_an_outlying_value_where_the_shift_is_taken_costs_no_digits",
+    ),
+    Mutant(
+        "V5 the rows' shift is their first value again (torch ops)",
+        "mn_triton/backend.py",
+        "        torch.minimum(first, middle), torch.minimum(torch.maximum(first, middle), last)",
+        "        first, first",
+        "tests/test_mode_norm.py::test_an_outlying_value_where_the_shift_is_taken_costs_no_digits",
+    ),
+    Mutant(
+        "V6 the rows' shift reads the middle value one position off (kernels)",
+        "mn_triton/kernels/moments.py",
+        "    positions = tl.where(probe == 0, length // 2, length - 1)",
+        "    positions = tl.where(probe == 0, length // 2 + 1, length - 1)",
+        "tests/test_kernels.py",
     ),
     # --- from the mutation audit of the tests' yardstick (tests/helpers.py, conftest;
     # 2026-12-06) ---

@@ -1,9 +1,10 @@
 """Row reductions: the one pass over x forward, and the one pass over (x, dy) backward.
 
-Forward, per row (n, c): a shift s = x[n, c, 0] (a value of the row itself, so x − s is
-exact for nearby values and small for data with a large common offset), the mean of x − s,
-and the biased variance. The variance is accumulated tile by tile with Chan et al.'s merge
-of (count, mean, M2) triples, never as E[x²] − E[x]².
+Forward, per row (n, c): a shift s, the median of the row's first, middle and last values
+(`_row_shift`; float64 statistics: its first value), so a value of the row itself: x − s is
+exact for nearby values and small for data with a large common offset, and one outlying
+value there is not the shift. Then the mean of x − s and the biased variance, accumulated
+tile by tile with Chan et al.'s merge of (count, mean, M2) triples, never as E[x²] − E[x]².
 
 Backward, per row: Σ dy and Σ dy·(x − s).
 
@@ -33,6 +34,38 @@ from .layout import strides_tuple as _strides
 
 
 @triton.jit
+def _row_shift(row_ptr, row_ok, length, inner_size, stride_outer, stride_inner,
+               TWO_LEVEL: tl.constexpr, ACC_FP64: tl.constexpr):  # fmt: skip
+    """Each row's shift: the median of its values at positions 0, L // 2 and L − 1 (with
+    float64 statistics, its first value).
+
+    Not x[n, c, 0] alone: the passes work with x − s, whose rounding grows with s's distance
+    from the row, and the mean of x − s sums L such values; one outlying first value (a hot
+    pixel in a corner, 1e4 in 128×128 rows of randn) put 8.5e-4 into the mean and 3.6e-5
+    into the affine weight's gradient, where a float32 evaluation of the reference keeps
+    1.7e-7. Two of the three values must lie out for the shift to. Float64 sums keep such
+    means to ~1e-12, and there the median's registers made the 2-level float64 moments
+    kernel spill (sm_90: 230 → 255 registers, 56 bytes). Returned in the accumulators'
+    dtype (compared there: the interpreter's 16-bit arithmetic is not to be trusted),
+    exactly the value of the row."""
+    first = tl.load(row_ptr, mask=row_ok, other=0.0)
+    if ACC_FP64:  # float64 keeps such sums to ~1e-12; and the median spilled (sm_90, 2-level)
+        shift = first.to(tl.float64)
+    else:
+        first = first.to(tl.float32)
+        probe = tl.arange(0, 2)
+        positions = tl.where(probe == 0, length // 2, length - 1)
+        offs = position_offsets(positions, inner_size, stride_outer, stride_inner, TWO_LEVEL)
+        pair = tl.load(row_ptr[:, None] + offs[None, :], mask=row_ok[:, None], other=0.0)
+        pair = pair.to(tl.float32)
+        middle = tl.sum(tl.where(probe[None, :] == 0, pair, 0.0), axis=1)
+        last = tl.sum(tl.where(probe[None, :] == 1, pair, 0.0), axis=1)
+        low, high = tl.minimum(first, middle), tl.maximum(first, middle)
+        shift = tl.maximum(low, tl.minimum(high, last))
+    return shift
+
+
+@triton.jit
 def _row_moments_kernel(
     X, SHIFT, MEAN, VAR,
     rows_total, channels, length, inner_size,
@@ -47,7 +80,8 @@ def _row_moments_kernel(
     rows = pid_rows * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
     row_ok = rows < rows_total
     row_ptr = X + row_offsets(rows, channels, stride_n, stride_c)
-    shift = tl.load(row_ptr, mask=row_ok, other=0.0).to(acc_dtype)
+    shift = _row_shift(row_ptr, row_ok, length, inner_size, stride_outer, stride_inner,
+                       TWO_LEVEL, ACC_FP64)  # fmt: skip
 
     start = pid_split * split_len
     stop = tl.minimum(start + split_len, length)
@@ -182,7 +216,7 @@ def _merge_splits(
 
 
 def row_moments(x: Tensor, stat_dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-row shift s = x[n, c, 0], mean of x − s and biased variance, each of shape (N, C)."""
+    """Per-row shift s (`_row_shift`), mean of x − s and biased variance, each (N, C)."""
     (x,), plan, (strides,) = plan_rows_or_copy(x)
     n, c = x.shape[:2]
     split_len, num_splits = reduction_split(plan, x.device)

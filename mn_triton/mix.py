@@ -9,9 +9,8 @@ and to the parameter gradients. Nothing here is larger than (K, N, C).
 Precision: means are kept relative to a pivot (MN: sample 0's shift of each channel; MGN:
 per sample, the shift nearest the mean of its channels' shifts, `_mgn_pivots`), so deviations
 such as m − μ_k are formed from small, exactly representable differences even when the data
-carry a large common offset. Both
-then form m − μ_k around a pivot of each mode's own (ModeStats, _mgn_deviations),
-so that a pivot far from a mode's rows costs no digits either.
+carry a large common offset. Both then form m − μ_k around a pivot of each mode's own
+(ModeStats, _mgn_deviations), so that a pivot far from a mode's rows costs no digits either.
 
 Notation (SPEC §1–2): m row means, g gates, w = g / N_k normalised gate weights, μ and σ²
 mode statistics, r = (σ² + ε)^-½, and per row a = Σ_k g·r, b = Σ_k g·(m − μ_k)·r (MN) or

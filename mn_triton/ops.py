@@ -701,10 +701,10 @@ def reference_in_float64(
     result in float64, differentiable to any order back to x's dtype.
 
     The paper's formulas, evaluated in float32, cancel at a large offset (SPEC §5's 1e4 +
-    randn): a training mean is a plain gate-weighted sum of x, eval's σ² is ⟨x²⟩ − ⟨x⟩², and
-    MGN's gates see the logits' rounding (dx off by up to 5e-4 there, against 1e-5). In
-    float64 they keep float32 data to ~1e-12, as the kernels keep them to an ulp. Float64
-    doubles these calls' temporaries, which are rare calls, at the reference's speed anyway."""
+    randn): a training mean is a plain gate-weighted sum of x, and eval's σ² is ⟨x²⟩ − ⟨x⟩²
+    (dx off by up to 5e-4 there, against 1e-5). In float64 they keep float32 data to
+    ~1e-12, as the kernels keep them to an ulp. Float64 doubles these calls' temporaries,
+    which are rare calls, at the reference's speed anyway."""
     return formula(x.to(torch.float64), *args, **kwargs)
 
 

@@ -171,12 +171,14 @@ def test_dtypes(dtype):
 def test_large_offset_and_outliers_keep_variance_accurate():
     """No E[x²] − E[x]²: a 1e4 offset, and rows whose first, middle or last value is a huge
     outlier (the median of the three is the shift: never the outlier, whose distance from
-    the rest, were it the shift, every x − s would carry into the sums)."""
+    the rest, were it the shift, every x − s would carry into the sums), and a row where two
+    of them are, whose shift is then an outlier: still no E[x²] − E[x]²."""
     x = torch.randn(2, 3, 64, 64) + 1e4
     x[1, 2, 0, 0] = x[0, 1, 32, 0] = x[1, 0, -1, -1] = 1e6
+    x[0, 2, 0, 0] = x[0, 2, 32, 0] = 1e6  # two of the three: this row's shift is an outlier
     shift, mean_dev, var = row_moments(x, torch.float32)
     rows = _rows64(x)
-    assert shift.max() < 2e4
+    assert shift[0, 2] == 1e6 and shift[:, :2].max() < 2e4 and shift[1].max() < 2e4
     assert_close(var, rows.var(-1, correction=0), 1e-6, "variance")
     assert_close(mean_dev.double(), rows.mean(-1) - shift.double(), 1e-6, "mean − shift")
 

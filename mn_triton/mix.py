@@ -185,7 +185,8 @@ def _sum_over_group_modes(weights: Tensor, v: Tensor) -> Tensor:
 class ModeStats:
     """MN's statistics per (mode, channel): what SyncModeNorm merges across processes.
 
-    Each mean μ is held as a pivot of the mode's own, P = μ rounded, and the rest, μ − P:
+    Each mean μ is held as a pivot of the mode's own, P = μ as its sum rounds (within
+    ~ε·(|μ| + σ) of μ), and the rest, μ − P:
     m − μ is then formed as (s − P) + md − (μ − P), exact for the rows near the mode. Formed
     as (m − p) − (μ − p) around one pivot p per channel (say sample 0), it would carry the
     rounding of values as far from p as the data reach.
@@ -237,18 +238,17 @@ def mode_norm_gates(
 
 def batch_mode_stats(gates: Tensor, shift: Tensor, mean_dev: Tensor, var_rows: Tensor) -> ModeStats:
     """μ = Σ_n w·m and σ² = Σ_n w·(v + (m − μ)²), with w = g / N_k (SPEC §1, step 3)."""
-    # (An empty batch occurs only in SyncModeNorm, on a process that holds no samples.)
-    pivot = shift[:1] if shift.shape[0] > 0 else shift.new_zeros((1, shift.shape[1]))
-    m_rel = (shift - pivot) + mean_dev
     mass = gates.sum(dim=0)
     weights = gates / mass.clamp_min(MIN_MODE_MASS)
-    mean = weights.T @ m_rel  # (K, C)
-    # Each mode's own pivot P = μ rounded, and μ − P = Σ_n w·(m − P) − (1 − Σ_n w)·P from the
-    # rows (see ModeStats): μ to about an ulp of the mode's own rows. Where a mode
-    # is nearly one sample's alone, m − μ is all rounding and σ² tiny, so μ's last bits
-    # reach dx; where sample 0 lies far from a mode, m − pivot would lose them.
+    # Each mode's own pivot P = Σ_n w·m as it rounds, within ~ε·(|μ| + σ) of μ whatever the
+    # other samples hold; μ − P = Σ_n w·(m − P) − (1 − Σ_n w)·P from the rows (see
+    # ModeStats) then brings μ to about an ulp of the mode's own rows. Where a mode is nearly
+    # one sample's alone, m − μ is all rounding and σ² tiny, so μ's last bits reach dx.
+    # (Summed as Σ_n w·(m − p) around one pivot p of all modes, say sample 0's shift, P
+    # missed μ by the rounding of values as far from p as the data reach: with sample 0 at
+    # 1e8 and a mode of the others spread by 0.1, by ~4, and σ² then lost 1e-4.)
+    center = weights.T @ (shift + mean_dev)  # (K, C); 0 in an empty batch (SyncModeNorm)
     coverage = _coverage(mass).unsqueeze(1)
-    center = pivot * coverage + mean
     raw = _mn_deviations(shift, mean_dev, center)  # m − P
     residual = _sum_over_samples(weights, raw) - (1.0 - coverage) * center
     # v + (m − μ)², formed in place of m − P (nothing reads that again)

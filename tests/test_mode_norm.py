@@ -688,11 +688,12 @@ def test_modes_far_from_sample_0_pinned(backend):
 
 def test_running_mean_of_a_mode_far_from_sample_0(backend):
     """Sample 0 lies 1000 below the others and has mode 0 to itself; mode 1 holds the
-    others, near 0. Its μ summed relative to sample 0's shift (the kernels' first pass) is
-    off by the rounding of values 1000 away, ~3e-5 here; the running mean must take the
-    mode's own residual too, as the output does, or eval normalises with a mean that far
-    off. Errors are in units of each mode's σ, the scale eval divides by (a float32
-    evaluation gets ~5e-8; without the residual the kernels were off by 3e-5 to 1.3e-4)."""
+    others, near 0. Its μ summed relative to sample 0's shift (the kernels' first pass, as
+    it was then) was off by the rounding of values 1000 away, ~3e-5 here; the running mean
+    must take the mode's own residual too, as the output does, or eval normalises with a
+    mean that far off (the pivot, P = Σ w·m as it now rounds, is still off by an ulp).
+    Errors are in units of each mode's σ, the scale eval divides by (a float32 evaluation
+    gets ~5e-8; without the residual the kernels were off by 3e-5 to 1.3e-4)."""
     generator = torch.Generator().manual_seed(0)
     for _ in range(3):
         layer = mn_triton.ModeNorm1d(3, num_modes=2, momentum=1.0)
@@ -1184,3 +1185,33 @@ def test_an_outlying_value_where_the_shift_is_taken_costs_no_digits(backend, nam
     ):
         bound = max(1e-6, 8 * rel_err(float32, exact))
         assert_close(ours, exact, bound, what)
+
+
+@pytest.mark.parametrize(("far", "spread"), [(1e8, 0.1), (1e6, 0.005)])
+def test_a_mode_far_from_sample_0_keeps_its_digits(backend, far, spread):
+    """Sample 0 at 1e8, the others spread by 0.1 around 0, a mode of their own. When each
+    mode's pivot was summed relative to sample 0's shift, it missed that mode's μ by the
+    rounding of Σ w·(m − s₀) at 1e8 (up to ~8, 80σ) in about half the batches, and the σ²
+    expanded around it cancelled: y and dx off by up to 6e-4 on the kernels, and by 3e-6 to
+    8e-6 on the torch ops, where a float32 evaluation of the reference loses 1e-7 (1e6 and
+    0.005 did so too, less). The pivot is now Σ w·m itself; ours stay within a few times
+    the float32 reference's errors, on eight batches (so that the defect, were it back,
+    would show in one of them but once in 256 draws)."""
+    layer = randomize(fast_layer("ModeNorm2d", 8, num_modes=2))
+    with torch.no_grad():  # sample 0 all mode 0's; the others mostly mode 1's, softly
+        layer.gate.weight.copy_(torch.tensor([[1e-3] * 8, [-0.3 / spread] * 8]))
+        layer.gate.bias.copy_(torch.tensor([-2.0, 0.0]))
+    for _ in range(8):
+        x = torch.randn(16, 8, 2, 2) * spread
+        x[0] += far
+        dy = torch.randn(x.shape)
+        y, grads = forward_backward(layer, x, dy)
+        y64, grads64 = forward_backward(reference_twin(layer), x.double(), dy.double())
+        y32, grads32 = forward_backward(reference_twin(layer, torch.float32), x, dy)
+        for what, ours, exact, float32 in (
+            ("output", y, y64, y32),
+            ("grad of input", grads["input"], grads64["input"], grads32["input"]),
+            ("grad of weight", grads["weight"], grads64["weight"], grads32["weight"]),
+        ):
+            bound = max(1e-6, 8 * rel_err(float32, exact))
+            assert_close(ours, exact, bound, what)

@@ -321,10 +321,12 @@ def _nonzero(mass):
 
 @triton.jit
 def _around_mode_pivot(sum_raw, sum_sq, mode_pivot, coverage):
-    """(μ − P, σ²) from Σ w·(m − P) and Σ w·(v + (m − P)²), P a mode's own pivot (μ rounded)
-    and Σ w = `coverage` (see mix.ModeStats): μ − P = Σ w·(m − P) − (1 − Σ w)·P and
-    σ² = Σ w·(v + (m − μ)²) expanded around P. The expansion loses digits only where
-    σ < |μ − P| ≤ ulp(μ)/2, below anything float32 data can resolve; it saves a walk."""
+    """(μ − P, σ²) from Σ w·(m − P) and Σ w·(v + (m − P)²), P a mode's own pivot (μ as a
+    sum rounds it) and Σ w = `coverage` (see mix.ModeStats): μ − P = Σ w·(m − P) −
+    (1 − Σ w)·P and σ² = Σ w·(v + (m − μ)²) expanded around P. The expansion cancels
+    (μ − P)² / σ² of σ²'s digits: nothing while P lies within σ of μ, which a P within a few
+    ulps of the mode's own values is, for any σ that float32 data can resolve; it saves a
+    walk. (It cost 1e-4 of σ² when P missed μ by ~40σ: see _mn_batch_stats.)"""
     residual = sum_raw - (1.0 - coverage) * mode_pivot
     var = sum_sq - 2.0 * residual * sum_raw + residual * residual * coverage
     return residual, _at_least(var, 0.0)
@@ -362,18 +364,21 @@ def _mn_block(
 
 @triton.jit
 def _mn_batch_stats(
-    SHIFT, MDEV, VAR, GW, GB, GATES, pivot, cols, col_ok, modes, mode_ok, start, stop, C, K,
+    SHIFT, MDEV, VAR, GW, GB, GATES, cols, col_ok, modes, mode_ok, start, stop, C, K,
     HAS_GATE_BIAS: tl.constexpr, GATES_GIVEN: tl.constexpr, BLOCK_N: tl.constexpr,
     BLOCK_C: tl.constexpr, K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
     """(N_k, P_k, μ_k − P_k, σ²_k) for this program's channels: the mode's own pivot P_k
-    (μ_k rounded) and the rest, as in mix.batch_mode_stats (see mix.ModeStats), over the
-    samples [start, stop).
+    (μ_k as its sum rounds) and the rest, as in mix.batch_mode_stats (see mix.ModeStats),
+    over the samples [start, stop).
 
-    Two passes over the samples: μ_k relative to sample 0's shift, merged tile by tile;
-    then Σ w·(m − P_k) and Σ w·(v + (m − P_k)²), from which μ_k − P_k and σ²_k around μ_k.
+    Two passes over the samples: μ_k = Σ w·m, merged tile by tile; then Σ w·(m − P_k) and
+    Σ w·(v + (m − P_k)²), from which μ_k − P_k and σ²_k around μ_k. (μ_k summed relative to
+    sample 0's shift, as it once was, missed μ_k by the rounding of values as far from that
+    shift as the data reach: with sample 0 at 1e8 and a mode of the others spread by 0.1,
+    by ~4, and _around_mode_pivot's σ² then lost 1e-4.)
     """
-    dtype = pivot.dtype
+    dtype = SHIFT.dtype.element_ty
     mass = tl.zeros([K_PAD], dtype=dtype)
     mean = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
     for n0 in range(start, stop, BLOCK_N):
@@ -382,10 +387,10 @@ def _mn_batch_stats(
             SHIFT, MDEV, GW, GB, GATES, rows, row_ok, C, K, cols, col_ok, modes, mode_ok,
             HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, K_PAD, CHUNK_C,
         )  # fmt: skip
-        m_rel = tl.where(mask, (shift - pivot[None, :]) + mdev, 0.0)
+        m = tl.where(mask, shift + mdev, 0.0)
         # The block's own mean, merged into the running one (Chan).
         b_mass = tl.sum(g, axis=0)
-        b_mean = tl.sum(g[:, :, None] * m_rel[:, None, :], axis=0) / _nonzero(b_mass)[:, None]
+        b_mean = tl.sum(g[:, :, None] * m[:, None, :], axis=0) / _nonzero(b_mass)[:, None]
         total = mass + b_mass
         mean += (b_mean - mean) * (b_mass / _nonzero(total))[:, None]
         mass = total
@@ -393,7 +398,7 @@ def _mn_batch_stats(
     # μ_k is the exact weighted mean times Σ w = N_k / tiny, and σ²_k is taken around that.
     clamped = _at_least(mass, _TINY)
     coverage = (mass / clamped)[:, None]
-    center = (pivot[None, :] + mean) * coverage
+    center = mean * coverage
     sum_raw = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
     sum_sq = tl.zeros([K_PAD, BLOCK_C], dtype=dtype)
     for n0 in range(start, stop, BLOCK_N):
@@ -436,8 +441,8 @@ def _mn_dev(s, mdev, mask, center, residual):
 
 @triton.jit
 def _mn_mode_stats(
-    SHIFT, MDEV, VAR, GW, GB, GATES, RMEAN, RMEAN_SQ, GIVEN, pivot, cols, col_ok, modes,
-    mode_ok, start, stop, C, K,
+    SHIFT, MDEV, VAR, GW, GB, GATES, RMEAN, RMEAN_SQ, GIVEN, cols, col_ok, modes, mode_ok,
+    start, stop, C, K,
     TRAINING: tl.constexpr, GIVEN_STATS: tl.constexpr, HAS_GATE_BIAS: tl.constexpr,
     GATES_GIVEN: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
     K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
@@ -452,19 +457,20 @@ def _mn_mode_stats(
         mass, center, residual, var = _load_mode_stats(GIVEN, kc, kc_ok, modes, mode_ok, K, C)
     elif TRAINING:
         mass, center, residual, var = _mn_batch_stats(
-            SHIFT, MDEV, VAR, GW, GB, GATES, pivot, cols, col_ok, modes, mode_ok, start, stop,
-            C, K, HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
+            SHIFT, MDEV, VAR, GW, GB, GATES, cols, col_ok, modes, mode_ok, start, stop, C, K,
+            HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
         )  # fmt: skip
     else:
+        dtype = SHIFT.dtype.element_ty
         kc, kc_ok = _mode_channel_offsets(modes, mode_ok, cols, col_ok, C)
         running = tl.load(RMEAN + kc, mask=kc_ok, other=0.0)
         # σ² = ⟨x²⟩ − ⟨x⟩² in float64, as in mix.running_mode_stats.
         r64 = running.to(tl.float64)
         sq = tl.load(RMEAN_SQ + kc, mask=kc_ok, other=0.0).to(tl.float64)
-        var = _at_least(sq - r64 * r64, 0.0).to(pivot.dtype)
-        center = running.to(pivot.dtype)
+        var = _at_least(sq - r64 * r64, 0.0).to(dtype)
+        center = running.to(dtype)
         residual = tl.zeros_like(center)
-        mass = tl.full([K_PAD], 1.0, dtype=pivot.dtype)
+        mass = tl.full([K_PAD], 1.0, dtype=dtype)
     return mass, center, residual, var
 
 
@@ -533,10 +539,10 @@ def _mn_mix_forward_kernel(
     modes = tl.arange(0, K_PAD)
     mode_ok = modes < K
     start, stop = _own_samples(N, ROWS_PER_SPLIT)
-    pivot = tl.load(SHIFT + cols, mask=col_ok, other=0.0)  # sample 0's shifts
-    eps, momentum = _as(eps, pivot.dtype), _as(momentum, pivot.dtype)
+    dtype = SHIFT.dtype.element_ty
+    eps, momentum = _as(eps, dtype), _as(momentum, dtype)
     mass, center, residual, var = _mn_mode_stats(
-        SHIFT, MDEV, VAR, GW, GB, GATES, RMEAN, RMEAN_SQ, GIVEN, pivot, cols, col_ok, modes,
+        SHIFT, MDEV, VAR, GW, GB, GATES, RMEAN, RMEAN_SQ, GIVEN, cols, col_ok, modes,
         mode_ok, start, stop, C, K, TRAINING, GIVEN_STATS, HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N,
         BLOCK_C, K_PAD, CHUNK_C,
     )  # fmt: skip
@@ -553,8 +559,8 @@ def _mn_mix_forward_kernel(
                             kc_ok, MOMENTUM_IN_TENSOR)  # fmt: skip
 
     rstd = _padded_as_zero(1.0 / tl.sqrt(var + eps), mode_ok, col_ok)
-    alpha = _load_or(ALPHA, cols, col_ok, 1.0, pivot.dtype, HAS_WEIGHT)
-    beta = _load_or(BETA, cols, col_ok, 0.0, pivot.dtype, HAS_BIAS)
+    alpha = _load_or(ALPHA, cols, col_ok, 1.0, dtype, HAS_WEIGHT)
+    beta = _load_or(BETA, cols, col_ok, 0.0, dtype, HAS_BIAS)
     for n0 in range(start, stop, BLOCK_N):
         rows, row_ok = _sample_rows(n0, stop, BLOCK_N)
         mask, g, shift, mdev = _mn_block(
@@ -614,10 +620,9 @@ def _mn_batch_stats_kernel(
     modes = tl.arange(0, K_PAD)
     mode_ok = modes < K
     start, stop = _own_samples(N, ROWS_PER_SPLIT)
-    pivot = tl.load(SHIFT + cols, mask=col_ok, other=0.0)
     mass, center, residual, var = _mn_batch_stats(
-        SHIFT, MDEV, VAR, GW, GB, GATES, pivot, cols, col_ok, modes, mode_ok, start, stop,
-        C, K, HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
+        SHIFT, MDEV, VAR, GW, GB, GATES, cols, col_ok, modes, mode_ok, start, stop, C, K,
+        HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
     )  # fmt: skip
     kc, kc_ok = _mode_channel_offsets(modes, mode_ok, cols, col_ok, C)
     stats_row = STATS + _split_offset(SPLIT_STRIDE)
@@ -748,11 +753,10 @@ def _mn_mix_backward_rows_kernel(
     mode_ok = modes < K
     start, stop = _own_samples(N, ROWS_PER_SPLIT)
     split_row = _split_offset(SPLIT_STRIDE)
-    pivot = tl.load(SHIFT + cols, mask=col_ok, other=0.0)
-    dtype = pivot.dtype
+    dtype = SHIFT.dtype.element_ty
     eps, inv_length = _as(eps, dtype), _as(inv_length, dtype)
     mass, center, residual, var = _mn_mode_stats(
-        SHIFT, MDEV, VAR, GW, GB, GATES, RMEAN, RMEAN_SQ, GIVEN, pivot, cols, col_ok, modes,
+        SHIFT, MDEV, VAR, GW, GB, GATES, RMEAN, RMEAN_SQ, GIVEN, cols, col_ok, modes,
         mode_ok, start, stop, C, K, TRAINING, GIVEN_STATS, HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N,
         BLOCK_C, K_PAD, CHUNK_C,
     )  # fmt: skip

@@ -6,11 +6,12 @@ apply pass, y = (x − s)·scale + bias. The backward maps the per-row sums of t
 reduction pass, Σ dy and Σ dy·(x − s), to the coefficients of dx = dy·scale + (x − s)·e + f
 and to the parameter gradients. Nothing here is larger than (K, N, C).
 
-Precision: means are kept relative to a pivot (MN: sample 0's shift of each channel; MGN:
-per sample, the shift nearest the mean of its channels' shifts, `_mgn_pivots`), so deviations
-such as m − μ_k are formed from small, exactly representable differences even when the data
-carry a large common offset. Both then form m − μ_k around a pivot of each mode's own
-(ModeStats, _mgn_deviations), so that a pivot far from a mode's rows costs no digits either.
+Precision: each mode's mean is held as a pivot of the mode's own, P_k = μ_k as its sum
+rounds, and the rest, μ_k − P_k (ModeStats, _mgn_deviations), so m − μ_k is formed from
+small, exactly representable differences near the mode, wherever the other rows lie. MN
+sums P_k from the row means themselves (batch_mode_stats); MGN sums its means relative to
+a pivot per sample (of its channels' shifts, the one nearest 0: `_mgn_pivots`),
+which its gates' logits need too (_mgn_gates_and_weights).
 
 Notation (SPEC §1–2): m row means, g gates, w = g / N_k normalised gate weights, μ and σ²
 mode statistics, r = (σ² + ε)^-½, and per row a = Σ_k g·r, b = Σ_k g·(m − μ_k)·r (MN) or
@@ -452,22 +453,23 @@ def _mgn_gates_and_weights(
 
 
 def _mgn_pivots(shift: Tensor) -> Tensor:
-    """Each sample's pivot p, (N, 1): of its channels' shifts, the one nearest their mean
-    (the first of equals; channel 0's where no distance is a number, as with an inf).
+    """Each sample's pivot p, (N, 1): of its channels' shifts, the one nearest 0 (the first
+    of equals, a NaN never; channel 0's where no magnitude is a number).
 
     The gates' logits are formed as A_k + w_k·(m − p) (_mgn_gates_and_weights), and m − p
     rounds at the size of |m − p|: every channel far from p puts that rounding into its
-    gates, and through them into every output and gradient. Channel 0's shift, the pivot
-    before, could be an outlier itself: one hot value of 1e6 there, among channels near 0,
-    put dx off by 3e-2 (a float32 evaluation of the reference: 2e-7). The shift nearest
-    the mean lies with most channels wherever most channels lie together, and among them
-    wherever the data carry a common offset. Any value is right up to rounding: this only
-    decides which channels' rounding is least. kernels/mix._mgn_pivot picks the same, up to
-    the rounding of the mean (summed in another order): where two shifts lie almost equally
-    near it, the two mixes may take different ones, to the same effect."""
-    distance = (shift - shift.mean(dim=1, keepdim=True)).abs_()
-    distance.masked_fill_(distance.isnan(), math.inf)  # argmin would take a NaN as least
-    return shift.gather(1, distance.argmin(dim=1, keepdim=True))
+    gates, and through them into every output and gradient. With |p| the least of the
+    shifts, |m − p| ≤ |m| + |s| for every channel: no channel's logits round much worse
+    than the reference's own w_k·m + b_k, wherever the others lie, and under a common
+    offset p lies with the channels (m − p small, better than the reference). Two pivots
+    before failed where channels lie apart: channel 0's shift, an outlier of 1e6 among
+    channels near 0 (dx off by 3e-2, where a float32 evaluation of the reference loses
+    2e-7), and the shift nearest the mean of the shifts, half the channels at 1e4 and half
+    at 0 (the pivot with the far half: dx off by 3e-4, against 3e-7). Any value is right
+    up to rounding: this only decides which channels' rounding is least."""
+    size = shift.abs()
+    size.masked_fill_(size.isnan(), math.inf)  # argmin would take a NaN as least
+    return shift.gather(1, size.argmin(dim=1, keepdim=True))
 
 
 def _mode_group_norm_state(

@@ -336,35 +336,37 @@ def _mgn_pivot_kernel(SHIFT, OUT, C, CHUNK_C: tl.constexpr):
 
 
 def check_mgn_pivots(device: str, dtype: torch.dtype) -> None:
-    """MGN's pivot per sample: of its channels' shifts, the one nearest their mean (the
-    first of equals, within a block of channels and across blocks); channel 0's where no
-    distance is a number (a NaN or inf shift); never a padded lane past C. The torch ops'
-    mix (mix._mgn_pivots) and the kernels' (_mgn_pivot, 2 channels a block) alike, on rows
-    without a near tie (elsewhere the means, summed in another order, may round apart and
-    a near tie go the other way)."""
+    """MGN's pivot per sample: of its channels' shifts, the one nearest 0 (the first of
+    equals, within a block of channels and across blocks; never a NaN); channel 0's where
+    no magnitude is a number (every shift NaN); never a padded lane past C. The torch ops'
+    mix (mix._mgn_pivots) and the kernels' (_mgn_pivot, 2 channels a block) alike."""
     from mn_triton import mix as torch_mix
 
     inf, nan = float("inf"), float("nan")
     rows = [  # (shifts, pivot)
-        ([1e6, 0.3, 1.1, -0.5, 0.7], 1.1),  # an outlier at channel 0, the pivot before
-        ([5.0, 1.0, -3.0, 3.0, 4.0], 1.0),  # mean 2: 1 and 3 equally near, blocks apart
-        ([5.0, -3.0, 1.0, 3.0, 4.0], 1.0),  # the same within a block
-        ([10.0, -10.0, 9.0, -9.0, 5.0], 5.0),  # mean 1: a padded lane's 0 would be nearer
-        ([7.0, nan, 1.0, 2.0, 3.0], 7.0),
-        ([1.0, inf, 2.0, 3.0, 4.0], 1.0),  # |inf − inf| is NaN, the rest inf
-        ([inf, 1.0, 2.0, 3.0, 4.0], inf),
+        ([1e6, 0.3, 1.1, -0.5, 0.7], 0.3),  # an outlier at channel 0, the pivot once
+        ([1e4, 1e4, 1e4, 1.5, -2.0], 1.5),  # most channels far: nearest their mean once
+        ([5.0, 1.0, 3.0, -1.0, 4.0], 1.0),  # 1 and −1 equally near, blocks apart
+        ([5.0, 3.0, -1.0, 1.0, 4.0], -1.0),  # the same within a block
+        ([10.0, -10.0, 9.0, -9.0, 5.0], 5.0),  # a padded lane's 0 would be nearer
+        ([-7.0, nan, 2.0, 3.0, 4.0], 2.0),  # a NaN is no magnitude
+        ([nan, 1.0, 2.0, 3.0, 4.0], 1.0),
+        ([inf, 1.0, 2.0, 3.0, 4.0], 1.0),
+        ([-inf, nan, inf, nan, inf], -inf),  # no finite shift: the first non-NaN
+        ([nan, nan, nan, nan, nan], nan),  # no magnitude at all: channel 0's
     ]
     shift = torch.tensor([r for r, _ in rows], dtype=dtype, device=device)
     expected = torch.tensor([p for _, p in rows], dtype=dtype, device=device)
     kernels = torch.empty(len(rows), dtype=dtype, device=device)
     _mgn_pivot_kernel[(len(rows),)](shift, kernels, shift.shape[1], CHUNK_C=2)
-    assert torch.equal(kernels, expected), kernels
-    assert torch.equal(torch_mix._mgn_pivots(shift).flatten(), expected)
+    exactly = {"rtol": 0, "atol": 0, "equal_nan": True}
+    torch.testing.assert_close(kernels, expected, **exactly)
+    torch.testing.assert_close(torch_mix._mgn_pivots(shift).flatten(), expected, **exactly)
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered")  # inf − inf, as meant
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_mgn_pivots_are_the_shifts_nearest_the_mean_in_both_mixes(dtype):
+def test_mgn_pivots_are_the_shifts_nearest_0_in_both_mixes(dtype):
     """(check_mgn_pivots. The interpreter's argmin takes the first of equals whatever its
     tie_break_left says, so a block's first of equals is the compiler's to check:
     tests/test_gpu.py runs this on a GPU too.)"""

@@ -361,7 +361,7 @@ def test_an_outlying_first_channel_is_no_pivot(backend, shape):
     """Channel 0's first value lies 1e6 from the rest: as each sample's pivot (its shift,
     the pivot before), every other channel's m − p rounded at 1e6's ulp, which reached their
     gates: dx off by 3e-2, where a float32 evaluation of the reference loses 2e-7. The pivot
-    is now the shift nearest the mean of a sample's shifts (mix._mgn_pivots and
+    is now the shift nearest 0 of a sample's shifts (mix._mgn_pivots and
     kernels/mix._mgn_pivot: test_kernels.py), with the other channels here; any gates."""
     torch.manual_seed(3)
     layer = randomize(mn_triton.ModeGroupNorm1d(5, num_modes=3), gate_scale=3.0)
@@ -370,6 +370,21 @@ def test_an_outlying_first_channel_is_no_pivot(backend, shape):
     check_against_oracle(layer, x)
     if len(shape) == 3:  # the same values in the middle of channel 0: never a pivot
         check_against_oracle(layer, x.roll(5, dims=2))
+
+
+@pytest.mark.parametrize(("far", "spread"), [(1e4, 1.0), (1e6, 0.01)])
+@pytest.mark.parametrize("shape", [(3, 6, 16), (4, 6)], ids=["rows", "features"])
+def test_channels_in_two_far_clusters_keep_their_digits(backend, shape, far, spread):
+    """Four channels at 1e4, two near 0, every sample (or 1e6 and 0.01 apart). As the pivot,
+    the shift nearest the mean of the shifts lay with the far four, and the near channels'
+    m − p rounded at 1e4's ulp, into their gates, the soft ones (the far channels' logits
+    lie ~1e4 apart): y off by 1e-5 to 2e-3 and dx up to 2.5e-4, both paths, where a
+    float32 evaluation of the reference loses ~1e-7. The pivot is now the shift nearest 0
+    (mix._mgn_pivots), with the near two."""
+    layer = randomize(mn_triton.ModeGroupNorm1d(6, num_modes=3), gate_scale=3.0)
+    x = torch.randn(shape) * spread
+    x[:, :4] += far
+    check_against_oracle(layer, x)
 
 
 def test_affine_false(backend):

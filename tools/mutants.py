@@ -1672,6 +1672,20 @@ MUTANTS = [
         " / _nonzero(b_mass)[:, None]",
         "tests/test_mode_norm.py::test_a_mode_far_from_sample_0_keeps_its_digits",
     ),
+    Mutant(
+        "V9 MGN's pivot is the shift nearest the mean of the shifts again (torch ops)",
+        "mn_triton/mix.py",
+        "    size = shift.abs()",
+        "    size = (shift - shift.mean(dim=1, keepdim=True)).abs_()",
+        "tests/test_mode_group_norm.py::test_channels_in_two_far_clusters_keep_their_digits",
+    ),
+    Mutant(
+        "V10 MGN's pivot is the shift farthest from 0 (kernels)",
+        "mn_triton/kernels/mix.py",
+        "        size = tl.abs(s)",
+        "        size = -tl.abs(s)",
+        "tests/test_mode_group_norm.py::test_channels_in_two_far_clusters_keep_their_digits",
+    ),
     # --- from the mutation audit of the tests' yardstick (tests/helpers.py, conftest;
     # 2026-12-06) ---
     Mutant(
@@ -3026,30 +3040,30 @@ MUTANTS = [
     Mutant(
         "U20 MGN's pivot may be a padded lane past C (kernels)",
         "mn_triton/kernels/mix.py",
-        "distance = tl.where(c_ok & (distance == distance), distance,",
-        "distance = tl.where(distance == distance, distance,",
-        "tests/test_kernels.py::test_mgn_pivots_are_the_shifts_nearest_the_mean_in_both_mixes",
+        "size = tl.where(c_ok & (size == size), size,",
+        "size = tl.where(size == size, size,",
+        "tests/test_kernels.py::test_mgn_pivots_are_the_shifts_nearest_0_in_both_mixes",
     ),
     Mutant(
-        "U21 MGN's pivot may be a NaN distance's shift (kernels)",
+        "U21 MGN's pivot may be a NaN shift (kernels)",
         "mn_triton/kernels/mix.py",
-        "distance = tl.where(c_ok & (distance == distance), distance,",
-        "distance = tl.where(c_ok, distance,",
-        "tests/test_kernels.py::test_mgn_pivots_are_the_shifts_nearest_the_mean_in_both_mixes",
+        "size = tl.where(c_ok & (size == size), size,",
+        "size = tl.where(c_ok, size,",
+        "tests/test_kernels.py::test_mgn_pivots_are_the_shifts_nearest_0_in_both_mixes",
     ),
     Mutant(
-        "U22 MGN's pivot may be a NaN distance's shift (torch ops)",
+        "U22 MGN's pivot may be a NaN shift (torch ops)",
         "mn_triton/mix.py",
-        "    distance.masked_fill_(distance.isnan(), math.inf)",
+        "    size.masked_fill_(size.isnan(), math.inf)",
         "    pass",
-        "tests/test_kernels.py::test_mgn_pivots_are_the_shifts_nearest_the_mean_in_both_mixes",
+        "tests/test_kernels.py::test_mgn_pivots_are_the_shifts_nearest_0_in_both_mixes",
     ),
     Mutant(
         "U23 MGN's pivot is the last of equals across blocks (kernels)",
         "mn_triton/kernels/mix.py",
         "        pivot = tl.where(block_least < least, value, pivot)",
         "        pivot = tl.where(block_least <= least, value, pivot)",
-        "tests/test_kernels.py::test_mgn_pivots_are_the_shifts_nearest_the_mean_in_both_mixes",
+        "tests/test_kernels.py::test_mgn_pivots_are_the_shifts_nearest_0_in_both_mixes",
     ),
     Mutant(
         "U24 convert assigns a pruned norm's plain-tensor weight as a parameter (TypeError)",

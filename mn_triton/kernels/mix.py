@@ -1305,25 +1305,20 @@ def mode_norm_backward(
 
 @triton.jit
 def _mgn_pivot(SHIFT, base, C, CHUNK_C: tl.constexpr):
-    """The sample's pivot p: of its channels' shifts, the one nearest their mean (the first
-    of equals; channel 0's where no distance is a number). Two walks over C shifts, beside
-    the statistics' walks over three (C,) rows each. Why not channel 0's: mix._mgn_pivots."""
+    """The sample's pivot p: of its channels' shifts, the one nearest 0 (the first of
+    equals; channel 0's where no magnitude is a number). One walk over C shifts, beside the
+    statistics' walks over three (C,) rows each. Why this one: mix._mgn_pivots."""
     first = tl.load(SHIFT + base)
-    total = tl.zeros([CHUNK_C], dtype=first.dtype)
-    for c0 in range(0, C, CHUNK_C):
-        cc = c0 + tl.arange(0, CHUNK_C)
-        total += tl.load(SHIFT + base + cc, mask=cc < C, other=0.0)
-    mean = tl.sum(total, axis=0) / C
     pivot = first
     least = tl.full([], float("inf"), first.dtype)
     for c0 in range(0, C, CHUNK_C):
         cc = c0 + tl.arange(0, CHUNK_C)
         c_ok = cc < C
         s = tl.load(SHIFT + base + cc, mask=c_ok, other=0.0)
-        distance = tl.abs(s - mean)
-        distance = tl.where(c_ok & (distance == distance), distance, float("inf"))  # no NaN
-        nearest = tl.argmin(distance, axis=0, tie_break_left=True)
-        block_least = tl.min(distance, axis=0)
+        size = tl.abs(s)
+        size = tl.where(c_ok & (size == size), size, float("inf"))  # no NaN, no padding
+        nearest = tl.argmin(size, axis=0, tie_break_left=True)
+        block_least = tl.min(size, axis=0)
         value = tl.sum(tl.where(cc == c0 + nearest, s, 0.0), axis=0)
         pivot = tl.where(block_least < least, value, pivot)
         least = tl.minimum(least, block_least)

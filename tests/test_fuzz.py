@@ -305,7 +305,7 @@ def test_build_makes_the_layer_and_data_drawn():
             assert layer.momentum == d.momentum, d
             assert layer.track_running_stats == d.track_running_stats, d
         x = x.double()
-        if d.offset >= 10 and not d.dead:
+        if d.offset >= 10 and not d.dead and not d.far_rows:
             offsets += 1
             assert abs(x.mean().item() - d.offset) < 4, d
         if d.outlier_gap and not d.dead:  # sample 0 (MGN: channel 0) far below the rest
@@ -319,6 +319,32 @@ def test_build_makes_the_layer_and_data_drawn():
             small_gates += 1
             assert layer.gate.weight.abs().max() < 6 * d.gate_scale, d
     assert min(outliers, offsets, small_gates) >= 3
+
+
+def test_cluster_draws_move_their_rows_apart(monkeypatch):
+    """Two groups of rows far apart (fuzz._clusters): MN's far samples, MGN's far channels
+    of every sample, cluster_gap above the rest; only in float32 draws without an outlier,
+    from a stream of their own (so the draws without them are the draws they were)."""
+    draws = [fuzz.draw(seed) for seed in range(600)]
+    clustered = [d for d in draws if d.far_rows]
+    for kind in ("ModeNorm", "ModeGroupNorm"):
+        assert sum(d.layer.rstrip("123d") == kind for d in clustered) >= 3, kind
+    assert all(d.dtype == "float32" and not d.outlier_gap for d in clustered)
+    assert {d.cluster_gap > 1e4 for d in clustered} == {True, False}
+    for d in clustered[:12]:
+        rows = d.shape[1] if d.layer.startswith("ModeGroupNorm") else d.shape[0]
+        assert 0 < len(d.far_rows) < rows, d
+        if d.dead:  # a zeroed row would pull a group's mean
+            continue
+        _layer, x = fuzz.build(d, "cpu")
+        x = x.double().transpose(0, 1) if d.layer.startswith("ModeGroupNorm") else x.double()
+        far = torch.zeros(rows, dtype=torch.bool)
+        far[list(d.far_rows)] = True
+        gap = x[far].mean() - x[~far].mean()
+        assert abs(gap.item() - d.cluster_gap) < 4, d  # randn·2
+    monkeypatch.setattr(fuzz, "_clusters", lambda *args: {})
+    for d in clustered:
+        assert fuzz.draw(d.seed) == dataclasses.replace(d, far_rows=(), cluster_gap=0.0)
 
 
 def _check_stub(monkeypatch, errors_of):

@@ -10,8 +10,8 @@ Precision: each mode's mean is held as a pivot of the mode's own, P_k = μ_k as 
 rounds, and the rest, μ_k − P_k (ModeStats, _mgn_deviations), so m − μ_k is formed from
 small, exactly representable differences near the mode, wherever the other rows lie. MN
 sums P_k from the row means themselves (batch_mode_stats); MGN sums its means relative to
-a pivot per sample (of its channels' shifts, the one nearest 0: `_mgn_pivots`),
-which its gates' logits need too (_mgn_gates_and_weights).
+a pivot per sample (of its channels' shifts, the one nearest 0: `_mgn_pivots`), which its
+gates' logits need too (_mgn_gates_and_weights).
 
 Notation (SPEC §1–2): m row means, g gates, w = g / N_k normalised gate weights, μ and σ²
 mode statistics, r = (σ² + ε)^-½, and per row a = Σ_k g·r, b = Σ_k g·(m − μ_k)·r (MN) or
@@ -187,10 +187,10 @@ class ModeStats:
     """MN's statistics per (mode, channel): what SyncModeNorm merges across processes.
 
     Each mean μ is held as a pivot of the mode's own, P = μ as its sum rounds (within
-    ~ε·(|μ| + σ) of μ), and the rest, μ − P:
-    m − μ is then formed as (s − P) + md − (μ − P), exact for the rows near the mode. Formed
-    as (m − p) − (μ − p) around one pivot p per channel (say sample 0), it would carry the
-    rounding of values as far from p as the data reach.
+    ~ε·(|μ| + σ) of μ), and the rest, μ − P: m − μ is then formed as (s − P) + md − (μ − P),
+    exact for the rows near the mode. Formed as (m − p) − (μ − p) around one pivot p per
+    channel (say sample 0), it would carry the rounding of values as far from p as the data
+    reach.
     """
 
     center: Tensor  # P, (K, C)
@@ -247,7 +247,7 @@ def batch_mode_stats(gates: Tensor, shift: Tensor, mean_dev: Tensor, var_rows: T
     # one sample's alone, m − μ is all rounding and σ² tiny, so μ's last bits reach dx.
     # (Summed as Σ_n w·(m − p) around one pivot p of all modes, say sample 0's shift, P
     # missed μ by the rounding of values as far from p as the data reach: with sample 0 at
-    # 1e8 and a mode of the others spread by 0.1, by ~4, and σ² then lost 1e-4.)
+    # 1e8 and a mode of the others spread by 0.1, by up to ~10 (100σ), and σ² lost 1e-4.)
     center = weights.T @ (shift + mean_dev)  # (K, C); 0 in an empty batch (SyncModeNorm)
     coverage = _coverage(mass).unsqueeze(1)
     raw = _mn_deviations(shift, mean_dev, center)  # m − P

@@ -1197,7 +1197,7 @@ def test_an_outlying_value_where_the_shift_is_taken_costs_no_digits(backend, nam
 def test_a_mode_far_from_sample_0_keeps_its_digits(backend, far, spread):
     """Sample 0 at 1e8, the others spread by 0.1 around 0, a mode of their own. When each
     mode's pivot was summed relative to sample 0's shift, it missed that mode's μ by the
-    rounding of Σ w·(m − s₀) at 1e8 (up to ~8, 80σ) in about half the batches, and the σ²
+    rounding of Σ w·(m − s₀) at 1e8 (up to ~10, 100σ) in about half the batches, and the σ²
     expanded around it cancelled: y and dx off by up to 6e-4 on the kernels, and by 3e-6 to
     8e-6 on the torch ops, where a float32 evaluation of the reference loses 1e-7 (1e6 and
     0.005 did so too, less). The pivot is now Σ w·m itself; ours stay within a few times

@@ -326,7 +326,7 @@ def _around_mode_pivot(sum_raw, sum_sq, mode_pivot, coverage):
     (1 − Σ w)·P and σ² = Σ w·(v + (m − μ)²) expanded around P. The expansion cancels
     (μ − P)² / σ² of σ²'s digits: nothing while P lies within σ of μ, which a P within a few
     ulps of the mode's own values is, for any σ that float32 data can resolve; it saves a
-    walk. (It cost 1e-4 of σ² when P missed μ by ~40σ: see _mn_batch_stats.)"""
+    walk. (It cost 1e-4 of σ² when P missed μ by ~100σ: see _mn_batch_stats.)"""
     residual = sum_raw - (1.0 - coverage) * mode_pivot
     var = sum_sq - 2.0 * residual * sum_raw + residual * residual * coverage
     return residual, _at_least(var, 0.0)
@@ -376,7 +376,7 @@ def _mn_batch_stats(
     Σ w·(v + (m − P_k)²), from which μ_k − P_k and σ²_k around μ_k. (μ_k summed relative to
     sample 0's shift, as it once was, missed μ_k by the rounding of values as far from that
     shift as the data reach: with sample 0 at 1e8 and a mode of the others spread by 0.1,
-    by ~4, and _around_mode_pivot's σ² then lost 1e-4.)
+    by up to ~10 (100σ), and _around_mode_pivot's σ² then lost 1e-4.)
     """
     dtype = SHIFT.dtype.element_ty
     mass = tl.zeros([K_PAD], dtype=dtype)

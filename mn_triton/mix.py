@@ -117,6 +117,24 @@ def _dx_coefficients(dm: Tensor, dv: Tensor, mean_dev: Tensor, length: int):
     return e, dm / length - mean_dev * e
 
 
+def _own_terms_of_one_element_rows(
+    gates: Tensor, weights: Tensor, db: Tensor, g_db: Tensor, rstd: Tensor
+) -> Tensor:
+    """Σ_k (g·db − w·Σ_n g·db)·r, (N, C): on rows of one element, what x receives through
+    its own term in b = Σ_k g·(m − μ)·r and through μ, mode by mode.
+
+    Summed over the modes first (dy·α·a as dx's dy_scale, −Σ_k w·(Σ_n g·db)·r in its bias),
+    the two cancel only as a whole: where a mode is one sample's alone (the others' gates
+    0), they are each ~r·g·db (r ≈ ε^-½ there, σ² = 0) and their difference, 0 exactly,
+    came out as their rounding: dx off by 0.26 on a fuzzer draw (ε = 3e-9) where a float32
+    evaluation of the reference, whose autograd subtracts each mode's term as it is formed,
+    loses 1e-2. Mode by mode, w = 1 and Σ_n g·db = g·db exactly there, and each difference is
+    0."""
+    own = gates.T.unsqueeze(-1) * db.unsqueeze(0)  # (K, N, C)
+    own -= weights.T.unsqueeze(-1) * g_db.unsqueeze(1)
+    return own.mul_(rstd.unsqueeze(1)).sum(dim=0)
+
+
 def _softmax_backward(gates: Tensor, g_dg: Tensor, modes_dim: int = -1) -> Tensor:
     """Gradient w.r.t. the logits, given gates g and g ⊙ ∂L/∂g (modes in the last dim, or
     with `modes_dim=-2` in the one before).
@@ -364,18 +382,25 @@ def mode_norm_backward(
     g_dg = g * (da @ s.rstd.T + _sum_over_mode_channels(s.rstd, dev_db))
     if training:
         w = s.weights
-        d_mean = -(g.T @ db) * s.rstd
+        g_db = g.T @ db  # Σ_n g·db: μ's gradient through b is −(that)·r
         # σ²'s derivative in μ, −2·Σ_n w·(m − μ): 0 in exact arithmetic, but computed it
         # cancels μ's rounding in what m receives, as in MGN (mode_group_norm_backward).
         sum_w_dev = _sum_over_samples(w, s.dev)
         if sum_over_batch is not None:  # the three (K, C) sums over the batch, in one call
-            sums = sum_over_batch(torch.stack([d_rstd, d_mean, sum_w_dev]))
-            d_rstd, d_mean, sum_w_dev = sums.unbind(0)
+            sums = sum_over_batch(torch.stack([d_rstd, g_db, sum_w_dev]))
+            d_rstd, g_db, sum_w_dev = sums.unbind(0)
         # μ = Σ_n w·m and σ² = Σ_n w·(v + (m − μ)²), with w = g / N_k.
         d_var = _var_grad(d_rstd, s.rstd)
-        d_mean = d_mean - 2.0 * d_var * sum_w_dev
+        d_mean_via_var = -2.0 * d_var * sum_w_dev
+        d_mean = d_mean_via_var - g_db * s.rstd
         dv = w @ d_var
-        dm = dm + 2.0 * _sum_over_modes(w, s.dev, d_var) + w @ d_mean
+        dm_via_var = 2.0 * _sum_over_modes(w, s.dev, d_var)
+        if length == 1:  # x − m = 0: x reaches y through m alone
+            own = _own_terms_of_one_element_rows(g, w, db, g_db, s.rstd)
+            dm = own + dm_via_var + w @ d_mean_via_var
+            scale = torch.zeros_like(scale)
+        else:
+            dm = dm + dm_via_var + w @ d_mean
         spread = (s.dev * s.dev).add_(var_rows.unsqueeze(0)).sub_(s.var.unsqueeze(1))
         g_dg = g_dg + w * (
             _sum_over_mode_channels(d_mean, s.dev) + _sum_over_mode_channels(d_var, spread)

@@ -1176,6 +1176,27 @@ def check_within_8x_the_float32_reference(layer: nn.Module, x: torch.Tensor) -> 
         assert_close(ours, exact, bound, what)
 
 
+@pytest.mark.parametrize("eps", [1e-5, 3e-9])
+def test_modes_one_feature_sample_holds_alone_keep_its_gradient(backend, eps):
+    """ModeNorm1d on (N, C) features, sample 0 near 0 and the others at 1e4: the gates give
+    modes 0 and 1 to sample 0 alone (the others' gates 0 in float32), so σ² = 0 there and
+    r = ε^-½. Rows of one element get x − m = 0, and x reaches y through m alone: its own
+    term in b and μ's cancel mode by mode. Summed over the modes first (dy·α·a as dx's
+    dy_scale, −Σ_k w·(Σ_n g·db)·r in its bias), they cancelled only as a whole, each
+    ~r·|dy|: dx lost 4e-4 to 8e-3 at ε = 1e-5 and 1e-2 to 0.4 at 3e-9, on both paths,
+    where a float32 evaluation of the reference loses 4e-6 to 2e-3. Formed mode by mode
+    (mix._own_terms_of_one_element_rows), ours lose 1e-8 to 2e-6."""
+    torch.manual_seed(0)
+    layer = randomize(fast_layer("ModeNorm1d", 4, num_modes=3, eps=eps))
+    with torch.no_grad():  # logits ±400 apart at 1e4: the far samples' gates all mode 2's
+        layer.gate.weight.copy_(torch.tensor([[-0.01] * 4, [-0.01] * 4, [0.01] * 4]))
+        layer.gate.bias.copy_(torch.tensor([0.5, -0.5, 0.0]))
+    for _ in range(4):
+        x = torch.randn(8, 4)
+        x[1:] += 1e4
+        check_within_8x_the_float32_reference(layer, x)
+
+
 @pytest.mark.parametrize("where", ["first", "middle", "last"])
 @pytest.mark.parametrize("name", ["ModeNorm2d", "ModeGroupNorm2d"])
 def test_an_outlying_value_where_the_shift_is_taken_costs_no_digits(backend, name, where):

@@ -391,8 +391,8 @@ MUTANTS = [
     Mutant(
         "M1 MN backward drops σ²'s derivative in μ (kernels)",
         "mn_triton/kernels/mix.py",
-        "d_mean = d_mean_via_b - 2.0 * d_var * sum_w_dev",
-        "d_mean = d_mean_via_b",
+        "        d_mean_via_var = -2.0 * d_var * sum_w_dev\n",
+        "        d_mean_via_var = 0.0 * sum_w_dev\n",
         expect="equivalent",
         why=ZERO_IN_EXACT_ARITHMETIC,
     ),
@@ -439,8 +439,8 @@ MUTANTS = [
     Mutant(
         "T1 MN backward drops σ²'s derivative in μ (torch ops)",
         "mn_triton/mix.py",
-        "        d_mean = d_mean - 2.0 * d_var * sum_w_dev\n",
-        "        d_mean = d_mean\n",
+        "        d_mean_via_var = -2.0 * d_var * sum_w_dev\n",
+        "        d_mean_via_var = 0.0 * sum_w_dev\n",
         "tests/test_mode_norm.py tests/test_kernels.py",
         expect="equivalent",
         why=ZERO_IN_EXACT_ARITHMETIC,
@@ -1685,6 +1685,27 @@ MUTANTS = [
         "        size = tl.abs(s)",
         "        size = -tl.abs(s)",
         "tests/test_mode_group_norm.py::test_channels_in_two_far_clusters_keep_their_digits",
+    ),
+    Mutant(
+        "V11 rows of one element: dx's terms summed over the modes first again (torch ops)",
+        "mn_triton/mix.py",
+        "        if length == 1:  # x − m = 0",
+        "        if length == 0:  # x − m = 0",
+        "tests/test_mode_norm.py::test_modes_one_feature_sample_holds_alone_keep_its_gradient",
+    ),
+    Mutant(
+        "V12 rows of one element: dx's terms summed over the modes first again (kernels)",
+        "mn_triton/kernels/mix.py",
+        "            if ONE_ELEMENT:  # x − m = 0",
+        "            if ONE_ELEMENT and False:  # x − m = 0",
+        "tests/test_mode_norm.py::test_modes_one_feature_sample_holds_alone_keep_its_gradient",
+    ),
+    Mutant(
+        "V13 rows of one element: the kernels' own terms add w·Σ g·db instead of subtracting",
+        "mn_triton/kernels/mix.py",
+        "    own = tl.fma(-w[:, :, None], g_db[None, :, :], g[:, :, None] * db[:, None, :])",
+        "    own = tl.fma(w[:, :, None], g_db[None, :, :], g[:, :, None] * db[:, None, :])",
+        "tests/test_mode_norm.py::test_modes_one_feature_sample_holds_alone_keep_its_gradient",
     ),
     # --- from the mutation audit of the tests' yardstick (tests/helpers.py, conftest;
     # 2026-12-06) ---

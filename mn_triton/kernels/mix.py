@@ -727,13 +727,13 @@ def _mn_backward_block(
 @triton.jit
 def _mn_mix_backward_rows_kernel(
     SHIFT, MDEV, VAR, SUM_DY, SUM_DY_XS, GW, GB, GATES, ALPHA, RMEAN, RMEAN_SQ, GIVEN,
-    SUM_D_RSTD, SUM_D_MEAN, SUM_W_DEV,
+    SUM_D_RSTD, SUM_G_DB, SUM_W_DEV,
     DY_SCALE, X_SCALE, ROW_BIAS, GDG_PARTIAL, D_WEIGHT, D_BIAS, D_GATE_W, D_GATE_B,
     N, C, K, ROWS_PER_SPLIT, SPLIT_STRIDE, eps: tl.float64, inv_length: tl.float64,
     TRAINING: tl.constexpr, GIVEN_STATS: tl.constexpr, PASSES: tl.constexpr,
-    FUSE_GATES: tl.constexpr, HAS_GATE_BIAS: tl.constexpr, GATES_GIVEN: tl.constexpr,
-    HAS_WEIGHT: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
-    K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
+    FUSE_GATES: tl.constexpr, ONE_ELEMENT: tl.constexpr, HAS_GATE_BIAS: tl.constexpr,
+    GATES_GIVEN: tl.constexpr, HAS_WEIGHT: tl.constexpr, BLOCK_N: tl.constexpr,
+    BLOCK_C: tl.constexpr, K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
     """Everything but the gates' share: sums over samples, per-row dx terms without the
     gate term, and this program's channels' part of g ⊙ ∂L/∂g per sample.
@@ -745,7 +745,9 @@ def _mn_mix_backward_rows_kernel(
     and D_BIAS in its row of SPLIT_STRIDE elements, and the host adds them up.
 
     FUSE_GATES: one program holds every channel, so each sample's g ⊙ ∂L/∂g is complete in
-    pass 2, and the gates kernel's work is done there (one launch fewer, same results)."""
+    pass 2, and the gates kernel's work is done there (one launch fewer, same results).
+    ONE_ELEMENT: rows of one element (L = 1), whose dx pass 2 forms whole, in ROW_BIAS
+    (DY_SCALE 0), as mix.mode_norm_backward does."""
     pid = tl.program_id(0)
     cols = pid * BLOCK_C + tl.arange(0, BLOCK_C)
     col_ok = cols < C
@@ -762,7 +764,8 @@ def _mn_mix_backward_rows_kernel(
     )  # fmt: skip
     rstd = _padded_as_zero(1.0 / tl.sqrt(var + eps), mode_ok, col_ok)
     alpha = _load_or(ALPHA, cols, col_ok, 1.0, dtype, HAS_WEIGHT)
-    inv_mass = 1.0 / _at_least(mass, _TINY)
+    held = _at_least(mass, _TINY)
+    inv_mass = 1.0 / held
     kc, kc_ok = _mode_channel_offsets(modes, mode_ok, cols, col_ok, C)
 
     if PASSES != 2:  # pass 1 over samples: the sums over the batch
@@ -786,35 +789,50 @@ def _mn_mix_backward_rows_kernel(
                 sum_g_dev += tl.sum(g[:, :, None] * dev, axis=0)
         tl.store(D_WEIGHT + split_row + cols, d_weight, mask=col_ok)
         tl.store(D_BIAS + split_row + cols, d_bias, mask=col_ok)
-        d_mean_via_b = -g_db * rstd  # μ's gradient through b = Σ_k g·(m − μ)·r
         sum_w_dev = sum_g_dev * inv_mass[:, None]
         if PASSES == 1:
             tl.store(SUM_D_RSTD + split_row + kc, d_rstd, mask=kc_ok)
-            tl.store(SUM_D_MEAN + split_row + kc, d_mean_via_b, mask=kc_ok)
+            tl.store(SUM_G_DB + split_row + kc, g_db, mask=kc_ok)
             tl.store(SUM_W_DEV + split_row + kc, sum_w_dev, mask=kc_ok)
     else:  # the sums of pass 1, completed across processes (and splits of the samples)
         d_rstd = tl.load(SUM_D_RSTD + kc, mask=kc_ok, other=0.0)
-        d_mean_via_b = tl.load(SUM_D_MEAN + kc, mask=kc_ok, other=0.0)
+        g_db = tl.load(SUM_G_DB + kc, mask=kc_ok, other=0.0)
         sum_w_dev = tl.load(SUM_W_DEV + kc, mask=kc_ok, other=0.0)
 
     if PASSES != 1:  # pass 2 over samples: per-row terms and these channels' gate shares
         _mn_backward_pass_2(
             SHIFT, MDEV, VAR, SUM_DY, SUM_DY_XS, GW, GB, GATES, DY_SCALE, X_SCALE, ROW_BIAS,
             GDG_PARTIAL, D_GATE_W, D_GATE_B, pid, N, start, stop, split_row, C, K, cols, col_ok,
-            modes, mode_ok, center, residual, var, rstd, alpha, inv_mass, d_rstd, d_mean_via_b,
-            sum_w_dev, inv_length, TRAINING, FUSE_GATES, HAS_GATE_BIAS, GATES_GIVEN, BLOCK_N,
-            BLOCK_C, K_PAD, CHUNK_C,
+            modes, mode_ok, center, residual, var, rstd, alpha, held, inv_mass, d_rstd, g_db,
+            sum_w_dev, inv_length, TRAINING, FUSE_GATES, ONE_ELEMENT, HAS_GATE_BIAS, GATES_GIVEN,
+            BLOCK_N, BLOCK_C, K_PAD, CHUNK_C,
         )  # fmt: skip
+
+
+@triton.jit
+def _own_terms_of_one_element_rows(g, held, db, g_db, rstd):
+    """Σ_k (g·db − w·Σ_n g·db)·r per row, mode by mode, as mix._own_terms_of_one_element_rows
+    (which says why): where a mode is one sample's alone, each difference is 0 exactly. For
+    that, w = g / N_k is divided correctly rounded (g / g = 1; g·(1/N_k) need not be), and
+    the difference is one explicit fused multiply-add of the rounded g·db: left to the
+    compiler's fusion (FP_FUSION), g·db − w·Σ g·db could become fma(g, db, −w·Σ g·db), the
+    rounding of g·db, which r (≈ ε^-½ there) would multiply."""
+    if g.dtype == tl.float64:  # noqa: SIM108 (a constexpr branch, as Triton compiles it)
+        w = g / held[None, :]  # (float64's division rounds correctly)
+    else:
+        w = tl.div_rn(g, held[None, :])  # (float32's `/` need not: div.full, 2 ulps)
+    own = tl.fma(-w[:, :, None], g_db[None, :, :], g[:, :, None] * db[:, None, :])
+    return tl.sum(own * rstd[None, :, :], axis=1)
 
 
 @triton.jit
 def _mn_backward_pass_2(
     SHIFT, MDEV, VAR, SUM_DY, SUM_DY_XS, GW, GB, GATES, DY_SCALE, X_SCALE, ROW_BIAS, GDG_PARTIAL,
     D_GATE_W, D_GATE_B, pid, N, start, stop, split_row, C, K, cols, col_ok, modes, mode_ok, center,
-    residual, var, rstd, alpha, inv_mass, d_rstd, d_mean_via_b, sum_w_dev, inv_length,
-    TRAINING: tl.constexpr, FUSE_GATES: tl.constexpr, HAS_GATE_BIAS: tl.constexpr,
-    GATES_GIVEN: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
-    K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
+    residual, var, rstd, alpha, held, inv_mass, d_rstd, g_db, sum_w_dev, inv_length,
+    TRAINING: tl.constexpr, FUSE_GATES: tl.constexpr, ONE_ELEMENT: tl.constexpr,
+    HAS_GATE_BIAS: tl.constexpr, GATES_GIVEN: tl.constexpr, BLOCK_N: tl.constexpr,
+    BLOCK_C: tl.constexpr, K_PAD: tl.constexpr, CHUNK_C: tl.constexpr,
 ):  # fmt: skip
     """Per-row dx terms without the gate term, and these channels' part of g ⊙ ∂L/∂g, for
     the samples [start, stop); with FUSE_GATES (all channels here), the gate term and the
@@ -823,8 +841,10 @@ def _mn_backward_pass_2(
     dtype = rstd.dtype
     if TRAINING:  # (in eval μ and σ² are constants; a dead channel's r³ may overflow there)
         d_var = _var_grad(d_rstd, rstd)
+        d_mean_via_b = -g_db * rstd  # μ's gradient through b = Σ_k g·(m − μ)·r
         # σ²'s derivative in μ, −2·Σ_n w·(m − μ), as in mix.mode_norm_backward.
-        d_mean = d_mean_via_b - 2.0 * d_var * sum_w_dev
+        d_mean_via_var = -2.0 * d_var * sum_w_dev
+        d_mean = d_mean_via_b + d_mean_via_var
     kc, kc_ok = _mode_channel_offsets(modes, mode_ok, cols, col_ok, C)
     if FUSE_GATES:
         w_gate = tl.load(GW + kc, mask=kc_ok, other=0.0).to(dtype)
@@ -844,7 +864,15 @@ def _mn_backward_pass_2(
         if TRAINING:
             w = g * inv_mass[None, :]
             dv = tl.sum(w[:, :, None] * d_var[None, :, :], axis=1)
-            dm += tl.sum(w[:, :, None] * (2.0 * dev * d_var[None, :, :] + d_mean[None, :, :]), 1)
+            if ONE_ELEMENT:  # x − m = 0: x reaches y through m alone (see below)
+                dm = _own_terms_of_one_element_rows(g, held, db, g_db, rstd)
+                dm += tl.sum(w[:, :, None] * (2.0 * dev * d_var[None, :, :]
+                                              + d_mean_via_var[None, :, :]), 1)  # fmt: skip
+                scale = tl.zeros_like(scale)
+            else:
+                dm += tl.sum(
+                    w[:, :, None] * (2.0 * dev * d_var[None, :, :] + d_mean[None, :, :]), 1
+                )
             v = _load_or_zero(VAR, _row_offsets(rows, cols, C), mask, mdev)
             spread = v[:, None, :] + dev * dev - var[None, :, :]
             inner = d_mean[None, :, :] * dev + d_var[None, :, :] * spread
@@ -1272,7 +1300,8 @@ def mode_norm_backward(
             dy_scale, x_scale, row_bias, _or(g_dg_partial, gw), *param_out,
             n, c, k, rows, split_stride, eps, 1.0 / length,
             TRAINING=training, GIVEN_STATS=stats is not None, PASSES=passes,
-            FUSE_GATES=fuse_gates, HAS_WEIGHT=weight is not None, **common,
+            FUSE_GATES=fuse_gates, ONE_ELEMENT=length == 1, HAS_WEIGHT=weight is not None,
+            **common,
             enable_fp_fusion=FP_FUSION,
         )  # fmt: skip
 

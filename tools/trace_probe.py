@@ -59,7 +59,7 @@ KERNEL_OUTPUTS = {
         "SCALE", "BIAS", "MODE_MEAN", "MODE_VAR", "STATS_OUT", "GATES_OUT", "RMEAN", "RMEAN_SQ",
     },
     "_mn_mix_backward_rows_kernel": {
-        "SUM_D_RSTD", "SUM_D_MEAN", "SUM_W_DEV", "DY_SCALE", "X_SCALE", "ROW_BIAS",
+        "SUM_D_RSTD", "SUM_G_DB", "SUM_W_DEV", "DY_SCALE", "X_SCALE", "ROW_BIAS",
         "GDG_PARTIAL", "D_WEIGHT", "D_BIAS", "D_GATE_W", "D_GATE_B",
     },
     "_mn_mix_backward_gates_kernel": {"ROW_BIAS", "D_GATE_W", "D_GATE_B"},

@@ -864,7 +864,7 @@ def _mn_backward_pass_2(
         if TRAINING:
             w = g * inv_mass[None, :]
             dv = tl.sum(w[:, :, None] * d_var[None, :, :], axis=1)
-            if ONE_ELEMENT:  # x − m = 0: x reaches y through m alone (see below)
+            if ONE_ELEMENT:  # x − m = 0: see _own_terms_of_one_element_rows
                 dm = _own_terms_of_one_element_rows(g, held, db, g_db, rstd)
                 dm += tl.sum(w[:, :, None] * (2.0 * dev * d_var[None, :, :]
                                               + d_mean_via_var[None, :, :]), 1)  # fmt: skip

@@ -255,21 +255,21 @@ def test_sync_fuzzer_passes():
 
 
 def test_sync_cluster_draws_move_their_samples_apart(monkeypatch):
-    """Two groups of samples far apart (fuzz_sync._clusters): the far ones cluster_gap above
-    the rest, either process holding either group or both; only in float32 draws without an
-    outlier, from a stream of their own (so the draws without them are the draws they
-    were); `--only clusters` runs those alone."""
+    """Two groups of samples far apart (fuzz._clusters, as fuzz_sync draws them): the far
+    ones cluster_gap above the rest, either process holding either group or both; only in
+    float32 draws without an outlier, from a stream of their own (so the draws without them
+    are the draws they were); `--only clusters` runs those alone."""
     draws = [fuzz_sync.draw(seed) for seed in range(600)]
-    clustered = [d for d in draws if d.far_samples]
+    clustered = [d for d in draws if d.far_rows]
     assert len(clustered) >= 10
     assert all(d.dtype == "float32" and not d.outlier for d in clustered)
     assert {d.cluster_gap > 1e4 for d in clustered} == {True, False}
     assert {0 < d.split < d.n for d in clustered} == {True, False}  # split, and not
     for d in clustered[:12]:
-        assert 0 < len(d.far_samples) < d.n and d.cluster_gap >= 100, d
+        assert 0 < len(d.far_rows) < d.n and d.cluster_gap >= 100, d
         _layer, x, _dy = fuzz_sync.build(d)
         far = torch.zeros(d.n, dtype=torch.bool)
-        far[list(d.far_samples)] = True
+        far[list(d.far_rows)] = True
         gap = x.double()[far].mean() - x.double()[~far].mean()
         assert abs(gap.item() - d.cluster_gap) < 20, d  # randn·(0.5 … 2.5)
     lines = []
@@ -279,7 +279,7 @@ def test_sync_cluster_draws_move_their_samples_apart(monkeypatch):
     assert sum(line.startswith("ok: Draw(seed=") for line in lines) == 2
     monkeypatch.setattr(fuzz_sync, "_clusters", lambda *args: {})
     for d in clustered:
-        assert fuzz_sync.draw(d.seed) == dataclasses.replace(d, far_samples=(), cluster_gap=0.0)
+        assert fuzz_sync.draw(d.seed) == dataclasses.replace(d, far_rows=(), cluster_gap=0.0)
 
 
 def _merge_off_by_1e_4_sigma(local, k, c, group, on_kernels=False):  # picklable (the fuzzer's

@@ -37,7 +37,7 @@ import torch.distributed as dist
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-from fuzz import check_counts  # noqa: E402 (tools/, beside this file)
+from fuzz import _clusters, check_counts  # noqa: E402 (tools/, beside this file)
 
 from processes import DEADLINE_S, init_group, run_processes  # noqa: E402 (tests/)
 
@@ -60,7 +60,7 @@ class Draw:
     split: int  # samples on process 0; the rest on process 1
     dtype: str
     channels_last: bool
-    far_samples: tuple[int, ...] = ()  # samples moved cluster_gap away from the rest
+    far_rows: tuple[int, ...] = ()  # samples moved cluster_gap away from the rest
     cluster_gap: float = 0.0
 
 
@@ -84,21 +84,12 @@ def draw(seed: int) -> Draw:
         dtype=dtype,
         channels_last=len(spatial) == 2 and rng.random() < 0.5,
     )
-    return dataclasses.replace(d, **_clusters(seed, n, dtype, d.outlier))
-
-
-def _clusters(seed: int, n: int, dtype: str, outlier: float) -> dict[str, object]:
-    """In 15 % of the float32 draws without an outlier, a random part of the samples moved
-    1e2 … 1e6 away from the rest, as tools/fuzz.py's _clusters: two groups far apart, which
-    the split may put in either process or both. Merged around process 0's pivot (P = P_0,
-    not Σ_r u_r·P_r), 3 of 767 such draws went over a bound (`--only clusters --draws 20000
-    --seed 59400000`: dx up to 143× one process's error); as merged, 0. From a stream of
-    its own: a seed draws the same case as before, but for these."""
-    rng = random.Random(f"clusters-{seed}")
-    if dtype != "float32" or outlier or rng.random() >= 0.15:
-        return {}
-    far = tuple(sorted(rng.sample(range(n), rng.randint(1, n - 1))))
-    return {"far_samples": far, "cluster_gap": 10 ** rng.uniform(2.0, 6.0)}
+    # Two groups of samples far apart, drawn as tools/fuzz.py draws them for MN (its own
+    # random stream: a seed draws the same case as before, but for these), which the split
+    # may put in either process or both. Merged around process 0's pivot (P = P_0, not
+    # Σ_r u_r·P_r), 3 of 767 such draws went over a bound (`--only clusters --draws 20000
+    # --seed 59400000`: dx up to 143× one process's error); as merged, 0.
+    return dataclasses.replace(d, **_clusters(seed, False, n, d.c, dtype, d.outlier))
 
 
 def build(d: Draw):
@@ -111,8 +102,8 @@ def build(d: Draw):
     x += d.offset
     if d.outlier:
         x[int(torch.randint(d.n, (1,), generator=gen))] += d.outlier
-    if d.far_samples:  # (x[far] would be a copy: assigned, not added to in place)
-        x[list(d.far_samples)] += d.cluster_gap
+    if d.far_rows:  # (x[far] would be a copy: assigned, not added to in place)
+        x[list(d.far_rows)] += d.cluster_gap
     dy = torch.randn(x.shape, generator=gen)
     x, dy = x.to(getattr(torch, d.dtype)), dy.to(getattr(torch, d.dtype))
     if d.channels_last:
@@ -174,7 +165,7 @@ def run(args: argparse.Namespace, out=print, merge=None) -> int:
 
     draws = [draw(args.seed + i) for i in range(args.draws)]
     if getattr(args, "only", "all") == "clusters":  # (the tests' Namespaces leave it out)
-        draws = [d for d in draws if d.far_samples]
+        draws = [d for d in draws if d.far_rows]
     out(f"{len(draws)} draws over 2 gloo processes ({args.backend})...")
     with tempfile.TemporaryDirectory() as tmp:
         # 2 cores: 200 draws in 53 s in the interpreter (--backend triton), 100 in 6 s in torch.
